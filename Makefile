@@ -1,0 +1,117 @@
+# moonhub build. `make` builds ./moonhub and the C test programs;
+# `make test` and `make demo` first install missing Debian packages (deps).
+# Sources are picked up by wildcard: a new engine/<area>/*.c needs no edit here.
+# Files named *_avx2.c / *_avx512.c are compiled for that ISA only; the
+# kernels they hold are chosen at run time by cpuid (engine/core/cpu.c).
+
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+VERSION  := 0.1.0
+BUILD    ?= build
+
+CC       ?= cc
+PKGS     := lua5.4 openblas libedit libcjson libpcre2-8 libutf8proc sqlite3 libcurl libevent libcrypto
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CFLAGS   ?= -O2 -g
+CFLAGS   += -std=c11 -Wall -Wextra -D_GNU_SOURCE -Iengine/include $(PKG_CFLAGS) \
+            -DMH_VERSION='"$(VERSION)"' -DMH_PREFIX='"$(PREFIX)"' -fno-math-errno
+LDLIBS   += $(PKG_LIBS) -lm -lpthread
+
+AVX2_FLAGS   := -mavx2 -mfma -mf16c
+AVX512_FLAGS := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx512bf16 -mfma -mf16c -mavx2
+
+ENGINE_SRC := $(filter-out engine/host/% engine/bind/%,$(wildcard engine/*/*.c engine/*/*/*.c))
+BIND_SRC   := $(wildcard engine/bind/*.c)
+HOST_SRC   := $(wildcard engine/host/*.c)
+TEST_SRC   := $(wildcard tests/c/test_*.c)
+BENCH_SRC  := $(wildcard bench/*.c)
+
+ENGINE_OBJ := $(ENGINE_SRC:%.c=$(BUILD)/%.o)
+APP_OBJ    := $(BIND_SRC:%.c=$(BUILD)/%.o) $(HOST_SRC:%.c=$(BUILD)/%.o)
+TEST_BIN   := $(TEST_SRC:tests/c/%.c=$(BUILD)/tests/%)
+BENCH_BIN  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+LIBMH      := $(BUILD)/libmh.a
+
+.PHONY: all deps test test-c test-lua demo asan lint bench install uninstall clean
+all: moonhub $(TEST_BIN)
+
+deps:
+	@sh deps/install.sh
+
+moonhub: $(BUILD)/moonhub
+	@ln -sf $(BUILD)/moonhub moonhub
+
+$(BUILD)/moonhub: $(APP_OBJ) $(LIBMH)
+	$(CC) $(CFLAGS) -o $@ $(APP_OBJ) $(LIBMH) $(LDFLAGS) $(LDLIBS)
+
+$(LIBMH): $(ENGINE_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/%_avx2.o: %_avx2.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(AVX2_FLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/%_avx512.o: %_avx512.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(AVX512_FLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/tests/%: tests/c/%.c tests/c/harness.h $(LIBMH)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests/c -o $@ $< $(LIBMH) $(LDFLAGS) $(LDLIBS)
+
+$(BUILD)/bench/%: bench/%.c $(LIBMH)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(LIBMH) $(LDFLAGS) $(LDLIBS)
+
+# ===== tests =====
+test: deps
+	@$(MAKE) --no-print-directory all
+	@sh tests/run.sh $(BUILD)
+
+test-c: all
+	@sh tests/run.sh $(BUILD) c
+
+test-lua: all
+	@sh tests/run.sh $(BUILD) lua
+
+asan:
+	@$(MAKE) --no-print-directory BUILD=build-asan \
+	    CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+	    LDFLAGS="-fsanitize=address,undefined" all
+	@ASAN_OPTIONS=detect_leaks=1 sh tests/run.sh build-asan c
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	./moonhub run examples/tour.lua
+
+lint:
+	luacheck --no-config --std lua54 --no-global --codes -q lua recipes examples tests/spec
+	@if grep -rnE 'require[ (]*["'"'"']moonhub\.core' recipes; then \
+	    echo "lint: recipes must not require moonhub.core.* (use the public moonhub API)"; exit 1; fi
+	@echo "lint: ok"
+
+bench: all $(BENCH_BIN)
+	@sh bench/run.sh $(BUILD)
+
+# ===== install =====
+SHAREDIR := $(DESTDIR)$(PREFIX)/share/moonhub
+install: moonhub
+	install -d $(DESTDIR)$(PREFIX)/bin $(SHAREDIR)/lua/moonhub $(SHAREDIR)/recipes
+	install -m 755 $(BUILD)/moonhub $(DESTDIR)$(PREFIX)/bin/moonhub
+	cd lua && find . -name '*.lua' -exec install -D -m 644 {} $(SHAREDIR)/lua/{} \;
+	cd recipes && find . -name '*.lua' -exec install -D -m 644 {} $(SHAREDIR)/recipes/{} \;
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/moonhub
+	rm -rf $(SHAREDIR)
+
+clean:
+	rm -rf build build-asan moonhub
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,17 @@
+#!/bin/sh
+# Installs the Debian packages in deps/debian.txt that dpkg says are missing.
+# Idempotent: with everything present it installs nothing and needs no root.
+set -eu
+list="$(dirname "$0")/debian.txt"
+missing=""
+for p in $(grep -v '^#' "$list" | tr -s ' \t' '\n' | grep .); do
+    st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+    case "$st" in *"ok installed"*) ;; *) missing="$missing $p" ;; esac
+done
+[ -z "$missing" ] && exit 0
+echo "deps: installing$missing"
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends $missing

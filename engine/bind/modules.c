@@ -1,0 +1,10 @@
+/* modules.c: the C modules the host preloads as moonhub.core.<name>.
+ * One line per module; each binding file defines its luaopen_ function. */
+#include "bind.h"
+
+int luaopen_moonhub_core_sys(lua_State *L);
+
+const mh_lua_module mh_lua_modules[] = {
+    { "moonhub.core.sys", luaopen_moonhub_core_sys },
+    { NULL, NULL },
+};

@@ -1,0 +1,20 @@
+-- moonhub: the public Lua API. Layer: lua/moonhub (wraps moonhub.core.*).
+-- Submodules load on first use: mh.tensor, mh.sys, ...
+local M = {}
+
+local lazy = {
+   tensor = "moonhub.tensor",
+   sys = "moonhub.core.sys",
+}
+
+M.version = require("moonhub.core.sys").version
+
+return setmetatable(M, {
+   __index = function(t, k)
+      local name = lazy[k]
+      if not name then return nil end
+      local mod = require(name)
+      rawset(t, k, mod)
+      return mod
+   end,
+})
