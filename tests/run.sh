@@ -29,7 +29,7 @@ fi
 
 if [ "$which" != c ]; then
     echo "== busted tests/spec"
-    ./moonhub run tests/busted.lua -o tests/summary_handler.lua "$@" >"$out" 2>&1; rc=$?
+    ./moonhub run tests/run_busted.lua -o tests/summary_handler.lua ${BUSTED_ARGS:-} tests/spec >"$out" 2>&1; rc=$?
     cat "$out"
     count busted
     [ $rc -eq 0 ] || case "$bad" in *busted*) ;; *) failed=$((failed + 1)); bad="$bad busted(rc=$rc)";; esac
