@@ -20,4 +20,14 @@ int mh_lua_raise(lua_State *L, const char *fname, const mh_err *err);
 /* Pushes nil, "<err->msg>" and returns 2 (environmental failures). */
 int mh_lua_fail(lua_State *L, const mh_err *err);
 
+/* ===== tensors across bindings (defined in l_tensor.c) ===== */
+struct mh_tensor;
+/* Pushes a Lua tensor that takes over the caller's reference to t; when t is
+ * NULL raises "fname: err->msg". */
+void mh_lua_push_tensor(lua_State *L, struct mh_tensor *t, const char *fname, const mh_err *err);
+/* The tensor at idx (borrowed; raises a clear error if it is not one). */
+struct mh_tensor *mh_lua_check_tensor(lua_State *L, int idx);
+/* The tensor at idx or NULL. */
+struct mh_tensor *mh_lua_to_tensor(lua_State *L, int idx);
+
 #endif
