@@ -14,7 +14,8 @@ PKGS     := lua5.4 openblas libedit libcjson libpcre2-8 libutf8proc sqlite3 libc
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CFLAGS   ?= -O2 -g
-CFLAGS   += -std=c11 -Wall -Wextra -D_GNU_SOURCE -Iengine/include $(PKG_CFLAGS) \
+# MH_CFLAGS is not meant to be overridden (make asan passes its own CFLAGS)
+MH_CFLAGS := -std=c11 -Wall -Wextra -D_GNU_SOURCE -Iengine/include $(PKG_CFLAGS) \
             -DMH_VERSION='"$(VERSION)"' -DMH_PREFIX='"$(PREFIX)"' -fno-math-errno
 LDLIBS   += $(PKG_LIBS) -lm -lpthread
 
@@ -43,7 +44,7 @@ moonhub: $(BUILD)/moonhub
 	@ln -sf $(BUILD)/moonhub moonhub
 
 $(BUILD)/moonhub: $(APP_OBJ) $(LIBMH)
-	$(CC) $(CFLAGS) -o $@ $(APP_OBJ) $(LIBMH) $(LDFLAGS) $(LDLIBS)
+	$(CC) $(CFLAGS) $(MH_CFLAGS) -o $@ $(APP_OBJ) $(LIBMH) $(LDFLAGS) $(LDLIBS)
 
 $(LIBMH): $(ENGINE_OBJ)
 	@rm -f $@
@@ -51,23 +52,23 @@ $(LIBMH): $(ENGINE_OBJ)
 
 $(BUILD)/%_avx2.o: %_avx2.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(AVX2_FLAGS) -MMD -MP -c -o $@ $<
+	$(CC) $(CFLAGS) $(MH_CFLAGS) $(AVX2_FLAGS) -MMD -MP -c -o $@ $<
 
 $(BUILD)/%_avx512.o: %_avx512.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(AVX512_FLAGS) -MMD -MP -c -o $@ $<
+	$(CC) $(CFLAGS) $(MH_CFLAGS) $(AVX512_FLAGS) -MMD -MP -c -o $@ $<
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+	$(CC) $(CFLAGS) $(MH_CFLAGS) -MMD -MP -c -o $@ $<
 
 $(BUILD)/tests/%: tests/c/%.c tests/c/harness.h $(LIBMH)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests/c -o $@ $< $(LIBMH) $(LDFLAGS) $(LDLIBS)
+	$(CC) $(CFLAGS) $(MH_CFLAGS) -Itests/c -o $@ $< $(LIBMH) $(LDFLAGS) $(LDLIBS)
 
 $(BUILD)/bench/%: bench/%.c $(LIBMH)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< $(LIBMH) $(LDFLAGS) $(LDLIBS)
+	$(CC) $(CFLAGS) $(MH_CFLAGS) -o $@ $< $(LIBMH) $(LDFLAGS) $(LDLIBS)
 
 # ===== tests =====
 test: deps
@@ -91,7 +92,7 @@ demo: deps
 	./moonhub run examples/tour.lua
 
 lint:
-	luacheck --no-config --std lua54 --no-global --codes -q lua recipes examples tests/spec
+	luacheck -q lua recipes examples bench tests
 	@if grep -rnE 'require[ (]*["'"'"']moonhub\.core' recipes; then \
 	    echo "lint: recipes must not require moonhub.core.* (use the public moonhub API)"; exit 1; fi
 	@echo "lint: ok"

@@ -1,5 +1,6 @@
 /* l_sys.c: moonhub.core.sys — version, home directory, CPU path and threads.
  * Layer: engine/bind. */
+#include <time.h>
 #include "bind.h"
 #include "mh/cpu.h"
 #include "mh/threadpool.h"
@@ -22,11 +23,22 @@ static int l_threads(lua_State *L)
     return 1;
 }
 
+/* now() -> seconds from a monotonic clock (benchmarks, timeouts); wall time
+ * across threads, which os.clock (CPU time of the process) is not */
+static int l_now(lua_State *L)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec * 1e-9);
+    return 1;
+}
+
 int luaopen_moonhub_core_sys(lua_State *L)
 {
     static const luaL_Reg fns[] = {
         { "cpu", l_cpu },
         { "threads", l_threads },
+        { "now", l_now },
         { NULL, NULL },
     };
     luaL_newlib(L, fns);

@@ -1,13 +1,165 @@
-/* threadpool.c: placeholder serial pool; replaced by the real pool. */
+/* threadpool.c: the kernels' pthread pool (mh/threadpool.h). Layer:
+ * engine/core; uses pthreads and OpenBLAS's thread setting only.
+ * One job at a time: the caller runs chunks alongside n-1 workers, chunks
+ * are taken from an atomic counter. A call made while a job runs (from a
+ * worker, or from another thread) runs inline, so nesting cannot deadlock. */
+#include <stdlib.h>
+#include <stdbool.h>
+#include <stdatomic.h>
+#include <pthread.h>
+#include <unistd.h>
+#include <cblas.h>
 #include "mh/threadpool.h"
 
-static int g_threads = 1;
+typedef struct pool {
+    pthread_mutex_t mu;
+    pthread_cond_t work, done;
+    pthread_t tids[256];
+    int nworkers;              /* threads - 1 */
+    bool stop;
+    uint64_t gen;              /* bumped per job */
+    int active;                /* workers not yet checked out of the job */
+    mh_range_fn fn;
+    void *ctx;
+    int64_t n, chunk, nchunks;
+    _Atomic int64_t next;
+} pool;
+
+static pool g = {.mu = PTHREAD_MUTEX_INITIALIZER, .work = PTHREAD_COND_INITIALIZER,
+                 .done = PTHREAD_COND_INITIALIZER};
+static pthread_mutex_t g_run = PTHREAD_MUTEX_INITIALIZER;   /* one job at a time */
+static int g_threads = 0;                                    /* 0: not decided yet */
+static bool g_started = false;
+static _Thread_local bool tl_worker = false;
+
+static int default_threads(void)
+{
+    const char *env = getenv("MOONHUB_THREADS");
+    long n = env && *env ? strtol(env, NULL, 10) : 0;
+    if (n < 1) n = sysconf(_SC_NPROCESSORS_ONLN);
+    if (n < 1) n = 1;
+    return n > 256 ? 256 : (int)n;
+}
+
+static void run_chunks(void)
+{
+    for (;;) {
+        int64_t c = atomic_fetch_add_explicit(&g.next, 1, memory_order_relaxed);
+        if (c >= g.nchunks) return;
+        int64_t b = c * g.chunk, e = b + g.chunk < g.n ? b + g.chunk : g.n;
+        g.fn(g.ctx, b, e);
+    }
+}
+
+static void *worker(void *arg)
+{
+    (void)arg;
+    tl_worker = true;
+    uint64_t seen = 0;
+    pthread_mutex_lock(&g.mu);
+    for (;;) {
+        while (!g.stop && g.gen == seen) pthread_cond_wait(&g.work, &g.mu);
+        if (g.stop) break;
+        seen = g.gen;
+        pthread_mutex_unlock(&g.mu);
+        run_chunks();
+        pthread_mutex_lock(&g.mu);
+        if (--g.active == 0) pthread_cond_signal(&g.done);
+    }
+    pthread_mutex_unlock(&g.mu);
+    return NULL;
+}
+
+/* starts the workers; called with g_run held */
+static void pool_start(void)
+{
+    int want = g_threads - 1;
+    g.stop = false;
+    g.nworkers = 0;
+    for (int i = 0; i < want; i++) {
+        if (pthread_create(&g.tids[i], NULL, worker, NULL)) break;   /* fewer workers still work */
+        g.nworkers++;
+    }
+    g_started = true;
+}
+
+/* joins the workers; called with g_run held */
+static void pool_stop(void)
+{
+    if (!g_started) return;
+    pthread_mutex_lock(&g.mu);
+    g.stop = true;
+    pthread_cond_broadcast(&g.work);
+    pthread_mutex_unlock(&g.mu);
+    for (int i = 0; i < g.nworkers; i++) pthread_join(g.tids[i], NULL);
+    g.nworkers = 0;
+    g.gen = 0;
+    g_started = false;
+}
+
+static void ensure_threads(void)
+{
+    if (g_threads == 0) {
+        g_threads = default_threads();
+        openblas_set_num_threads(g_threads);
+    }
+}
 
 void mh_parallel_for(int64_t n, int64_t min_chunk, mh_range_fn fn, void *ctx)
 {
-    (void)min_chunk;
-    if (n > 0) fn(ctx, 0, n);
+    if (n <= 0) return;
+    if (min_chunk < 1) min_chunk = 1;
+    if (tl_worker || n <= min_chunk || pthread_mutex_trylock(&g_run) != 0) {
+        fn(ctx, 0, n);
+        return;
+    }
+    ensure_threads();
+    if (g_threads == 1) {
+        pthread_mutex_unlock(&g_run);
+        fn(ctx, 0, n);
+        return;
+    }
+    if (!g_started) pool_start();
+    int64_t maxc = (int64_t)(g.nworkers + 1) * 4, nch = (n + min_chunk - 1) / min_chunk;
+    if (nch > maxc) nch = maxc;
+    pthread_mutex_lock(&g.mu);
+    g.fn = fn;
+    g.ctx = ctx;
+    g.n = n;
+    g.chunk = (n + nch - 1) / nch;
+    g.nchunks = (n + g.chunk - 1) / g.chunk;
+    atomic_store(&g.next, 0);
+    g.active = g.nworkers;
+    g.gen++;
+    pthread_cond_broadcast(&g.work);
+    pthread_mutex_unlock(&g.mu);
+    tl_worker = true;                      /* nested calls from fn run inline */
+    run_chunks();
+    tl_worker = false;
+    pthread_mutex_lock(&g.mu);
+    while (g.active > 0) pthread_cond_wait(&g.done, &g.mu);
+    pthread_mutex_unlock(&g.mu);
+    pthread_mutex_unlock(&g_run);
 }
 
-int mh_threads_get(void) { return g_threads; }
-void mh_threads_set(int n) { g_threads = n; }
+int mh_threads_get(void)
+{
+    pthread_mutex_lock(&g_run);
+    ensure_threads();
+    int n = g_threads;
+    pthread_mutex_unlock(&g_run);
+    return n;
+}
+
+void mh_threads_set(int n)
+{
+    if (n < 1) n = default_threads();
+    if (n > 256) n = 256;
+    pthread_mutex_lock(&g_run);
+    if (n != g_threads) {
+        pool_stop();                       /* restarted lazily at the next job */
+        g_threads = n;
+    }
+    openblas_set_num_threads(n);
+    pthread_mutex_unlock(&g_run);
+}

@@ -1,6 +1,7 @@
-/* main.c: the moonhub host — one Lua 5.4 state, protected main, dispatch.
- * Layer: engine/host (may include lua.h). Minimal bootstrap: `run FILE`
- * and `-e CODE`; the REPL and verbs are added by host work. */
+/* main.c: the moonhub host — one Lua 5.4 state, protected main, dispatch of
+ * the command line (REPL, run FILE, -e CODE, - , --version, VERB).
+ * Layer: engine/host (may include lua.h). Verbs are recipes found and run by
+ * lua/moonhub/cli.lua; this file only hands them the arguments. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,33 +10,49 @@
 #include <lualib.h>
 #include <lauxlib.h>
 #include "../bind/bind.h"
+#include "mh/cpu.h"
+#include "mh/threadpool.h"
+#include "host.h"
 
-static int traceback(lua_State *L)
+#define EXIT_USAGE 2
+
+static const char usage[] =
+    "usage: moonhub                    start the REPL\n"
+    "       moonhub run FILE [args]    run a Lua script\n"
+    "       moonhub -e CODE [args]     run a string of Lua\n"
+    "       moonhub - [args]           run a script read from stdin\n"
+    "       moonhub VERB [args]        run a recipe (see 'moonhub help')\n"
+    "       moonhub --version\n";
+
+/* ===== before the state: OpenBLAS core type, threads ===== */
+
+/* Debian's OpenBLAS picks its kernels in a load-time constructor and takes
+ * AVX-512 Zen 5 for Haswell (half the GEMM speed). setenv() in main is too
+ * late, so set OPENBLAS_CORETYPE and exec ourselves again; the variable
+ * being set is the loop guard. A failed exec just runs on with AVX2 BLAS. */
+static void choose_blas_core(char **argv)
 {
-    const char *msg = lua_tostring(L, 1);
-    if (!msg) msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
-    luaL_traceback(L, L, msg, 1);
-    return 1;
+    const char *ct = getenv("OPENBLAS_CORETYPE");
+    if (ct && *ct) return;
+    if (mh_cpu_detect() != MH_CPU_AVX512) return;
+    if (setenv("OPENBLAS_CORETYPE", "SkylakeX", 1) != 0) return;
+    execv("/proc/self/exe", argv);
 }
 
-static int report(lua_State *L, int status)
+static void set_threads(void)
 {
-    if (status != LUA_OK) {
-        fprintf(stderr, "moonhub: %s\n", lua_tostring(L, -1));
-        lua_pop(L, 1);
+    const char *s = getenv("MOONHUB_THREADS");
+    if (!s || !*s) return;
+    char *end;
+    long n = strtol(s, &end, 10);
+    if (*end || n < 1 || n > 1024) {
+        fprintf(stderr, "moonhub: ignoring MOONHUB_THREADS='%s' (want 1..1024)\n", s);
+        return;
     }
-    return status;
+    mh_threads_set((int)n);
 }
 
-static int docall(lua_State *L, int narg, int nres)
-{
-    int base = lua_gettop(L) - narg;
-    lua_pushcfunction(L, traceback);
-    lua_insert(L, base);
-    int status = lua_pcall(L, narg, nres, base);
-    lua_remove(L, base);
-    return status;
-}
+/* ===== the state ===== */
 
 static void preload_modules(lua_State *L)
 {
@@ -47,50 +64,8 @@ static void preload_modules(lua_State *L)
     lua_pop(L, 1);
 }
 
-static int file_exists(const char *p) { return access(p, R_OK) == 0; }
-
-/* Finds the folder holding lua/moonhub/init.lua: next to the binary (source
- * tree: build/.. ), or PREFIX/share/moonhub relative to it when installed. */
-static void set_paths(lua_State *L)
-{
-    char exe[4096], cand[4200];
-    const char *env = getenv("MOONHUB_LUA_ROOT");
-    const char *root = NULL;
-    static char found[4200];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (env && *env) {
-        root = env;
-    } else if (n > 0) {
-        exe[n] = 0;
-        char *slash = strrchr(exe, '/');
-        if (slash) *slash = 0;
-        const char *rel[] = { "", "/..", "/../share/moonhub", NULL };
-        for (int i = 0; rel[i]; i++) {
-            snprintf(cand, sizeof cand, "%s%s/lua/moonhub/init.lua", exe, rel[i]);
-            if (file_exists(cand)) {
-                snprintf(found, sizeof found, "%s%s", exe, rel[i]);
-                root = found;
-                break;
-            }
-        }
-    }
-    if (!root) root = MH_PREFIX "/share/moonhub";
-    lua_getglobal(L, "package");
-    lua_pushfstring(L, "%s/lua/?.lua;%s/lua/?/init.lua;", root, root);
-    lua_getfield(L, -2, "path");
-    lua_concat(L, 2);
-    lua_setfield(L, -2, "path");
-    lua_pop(L, 1);
-    luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
-    lua_newtable(L);
-    lua_pushstring(L, root);
-    lua_setfield(L, -2, "root");
-    lua_pushfstring(L, "%s/recipes", root);
-    lua_setfield(L, -2, "recipes");
-    lua_setfield(L, -2, "moonhub.core.host");
-    lua_pop(L, 1);
-}
-
+/* Global `arg` as lua.c makes it: arg[0] = argv[script], the arguments after
+ * it at 1.., the interpreter part at negative indices. */
 static void create_arg(lua_State *L, char **argv, int argc, int script)
 {
     lua_createtable(L, argc - script - 1, script + 1);
@@ -101,37 +76,89 @@ static void create_arg(lua_State *L, char **argv, int argc, int script)
     lua_setglobal(L, "arg");
 }
 
+/* Calls the chunk on the stack with argv[first..] as its varargs. */
+static int call_chunk(lua_State *L, char **argv, int argc, int first)
+{
+    luaL_checkstack(L, argc, "too many arguments to script");
+    for (int i = first; i < argc; i++) lua_pushstring(L, argv[i]);
+    return mh_host_docall(L, argc > first ? argc - first : 0, 0);
+}
+
+/* run FILE / - (FILE NULL = stdin) / -e CODE: argv[script] is arg[0]. */
+static int run_script(lua_State *L, char **argv, int argc, int script, const char *code)
+{
+    create_arg(L, argv, argc, script);
+    int status;
+    if (code) status = luaL_loadbuffer(L, code, strlen(code), "=(command line)");
+    else if (!strcmp(argv[script], "-")) status = luaL_loadfile(L, NULL);
+    else status = luaL_loadfile(L, argv[script]);
+    if (status == LUA_OK) status = call_chunk(L, argv, argc, script + 1);
+    return mh_host_report(L, status) == LUA_OK ? 0 : 1;
+}
+
+/* VERB args: require("moonhub.cli").main(VERB, args...) -> exit code. */
+static int run_verb(lua_State *L, char **argv, int argc)
+{
+    create_arg(L, argv, argc, 1);
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "moonhub.cli");
+    int status = mh_host_docall(L, 1, 1);
+    if (status != LUA_OK) return mh_host_report(L, status), 1;
+    lua_getfield(L, -1, "main");
+    lua_remove(L, -2);
+    luaL_checkstack(L, argc, "too many arguments to recipe");
+    for (int i = 1; i < argc; i++) lua_pushstring(L, argv[i]);
+    status = mh_host_docall(L, argc - 1, 1);
+    if (status != LUA_OK) return mh_host_report(L, status), 1;
+    int isnum;
+    lua_Integer code = lua_tointegerx(L, -1, &isnum);
+    lua_pop(L, 1);
+    return isnum ? (int)(code & 0xff) : 0;
+}
+
+static int dispatch(lua_State *L, char **argv, int argc)
+{
+    const char *a = argc > 1 ? argv[1] : NULL;
+    if (!a) return mh_host_repl(L);
+    if (!strcmp(a, "-v") || !strcmp(a, "--version")) {
+        printf("moonhub %s (%s)\n", MH_VERSION, LUA_RELEASE);
+        return 0;
+    }
+    if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+        fputs(usage, stdout);
+        return 0;
+    }
+    if (!strcmp(a, "-e") || !strcmp(a, "run")) {
+        if (argc < 3) {
+            fprintf(stderr, "moonhub: '%s' needs an argument\n%s", a, usage);
+            return EXIT_USAGE;
+        }
+        return run_script(L, argv, argc, 2, a[0] == '-' ? argv[2] : NULL);
+    }
+    if (!strcmp(a, "-")) return run_script(L, argv, argc, 1, NULL);
+    if (a[0] == '-') {
+        fprintf(stderr, "moonhub: unknown option '%s' (see 'moonhub help')\n", a);
+        return EXIT_USAGE;
+    }
+    return run_verb(L, argv, argc);
+}
+
 static int pmain(lua_State *L)
 {
     int argc = (int)lua_tointeger(L, 1);
     char **argv = (char **)lua_touserdata(L, 2);
+    lua_settop(L, 0);
     luaL_openlibs(L);
     preload_modules(L);
-    set_paths(L);
-    int status;
-    if (argc >= 3 && !strcmp(argv[1], "-e")) {
-        create_arg(L, argv, argc, 2);
-        status = luaL_loadbuffer(L, argv[2], strlen(argv[2]), "=(command line)");
-        if (status == LUA_OK) status = docall(L, 0, 0);
-    } else if (argc >= 3 && !strcmp(argv[1], "run")) {
-        create_arg(L, argv, argc, 2);
-        int nargs = argc - 3;
-        status = luaL_loadfile(L, argv[2]);
-        if (status == LUA_OK) {
-            for (int i = 3; i < argc; i++) lua_pushstring(L, argv[i]);
-            status = docall(L, nargs, 0);
-        }
-    } else {
-        fprintf(stderr, "usage: moonhub run FILE [args] | moonhub -e CODE\n");
-        lua_pushboolean(L, 0);
-        return 1;
-    }
-    lua_pushboolean(L, report(L, status) == LUA_OK);
+    mh_host_set_paths(L);
+    lua_pushinteger(L, dispatch(L, argv, argc));
     return 1;
 }
 
 int main(int argc, char **argv)
 {
+    choose_blas_core(argv);
+    set_threads();
     lua_State *L = luaL_newstate();
     if (!L) {
         fprintf(stderr, "moonhub: cannot create Lua state: not enough memory\n");
@@ -141,8 +168,8 @@ int main(int argc, char **argv)
     lua_pushinteger(L, argc);
     lua_pushlightuserdata(L, argv);
     int status = lua_pcall(L, 2, 1, 0);
-    int ok = lua_toboolean(L, -1);
-    report(L, status);
+    int code = status == LUA_OK ? (int)lua_tointeger(L, -1) : 1;
+    if (status != LUA_OK) mh_host_report(L, status);
     lua_close(L);
-    return (status == LUA_OK && ok) ? 0 : 1;
+    return code;
 }

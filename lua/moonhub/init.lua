@@ -8,6 +8,7 @@ local lazy = {
 }
 
 M.version = require("moonhub.core.sys").version
+function M.home() return require("moonhub.core.host").home end   -- $MOONHUB_HOME
 
 return setmetatable(M, {
    __index = function(t, k)

@@ -1,0 +1,92 @@
+/* call.c: protected calls for the host — traceback handler, Ctrl-C hook,
+ * error reporting. Layer: engine/host. The SIGINT handler only arms a Lua
+ * hook (as lua.c's laction does); the hook raises "interrupted!" at the next
+ * Lua instruction, so C code is never cut off midway. */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <lua.h>
+#include <lauxlib.h>
+#include "host.h"
+
+static lua_State *volatile g_running;   /* state inside mh_host_docall */
+static volatile sig_atomic_t g_armed;   /* laction set the hook */
+
+/* ===== Ctrl-C ===== */
+
+static void set_sigint(void (*handler)(int))
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = handler;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+}
+
+static void lstop(lua_State *L, lua_Debug *ar)
+{
+    (void)ar;
+    lua_sethook(L, NULL, 0, 0);   /* one shot */
+    luaL_error(L, "interrupted!");
+}
+
+static void laction(int sig)
+{
+    (void)sig;
+    /* A second Ctrl-C before the hook fires (stuck in C) kills the process. */
+    set_sigint(SIG_DFL);
+    if (g_running) {
+        g_armed = 1;
+        lua_sethook(g_running, lstop,
+                    LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT, 1);
+    }
+}
+
+/* ===== calls ===== */
+
+static int traceback(lua_State *L)
+{
+    const char *msg = lua_tostring(L, 1);
+    if (!msg) {
+        if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
+            msg = lua_tostring(L, -1);   /* error object with its own text */
+        else
+            msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+    }
+    luaL_traceback(L, L, msg, 1);
+    return 1;
+}
+
+int mh_host_docall(lua_State *L, int narg, int nres)
+{
+    int base = lua_gettop(L) - narg;   /* function index */
+    lua_pushcfunction(L, traceback);
+    lua_insert(L, base);
+    lua_State *prev = g_running;
+    struct sigaction old;
+    sigaction(SIGINT, NULL, &old);
+    g_running = L;
+    set_sigint(laction);
+    int status = lua_pcall(L, narg, nres, base);
+    sigaction(SIGINT, &old, NULL);   /* back to what the caller had */
+    g_running = prev;
+    if (g_armed) {                   /* armed too late to fire: must not linger */
+        g_armed = 0;
+        lua_sethook(L, NULL, 0, 0);
+    }
+    lua_remove(L, base);
+    return status;
+}
+
+int mh_host_report(lua_State *L, int status)
+{
+    if (status != LUA_OK) {
+        const char *msg = lua_tostring(L, -1);
+        if (!msg) msg = "(error object is not a string)";
+        fflush(stdout);              /* keep order when both go to one file */
+        fprintf(stderr, "moonhub: %s\n", msg);
+        fflush(stderr);
+        lua_pop(L, 1);
+    }
+    return status;
+}

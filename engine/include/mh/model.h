@@ -1,0 +1,75 @@
+/* model.h: llama-family decoder models (llama, mistral, smollm, tinyllama,
+ * qwen2) loaded from GGUF, their KV cache and the forward pass.
+ * Layer: engine/model (pure C11). Weights are zero-copy views into the
+ * mmapped file; activations and KV memory belong to the cache/context. */
+#ifndef MH_MODEL_H
+#define MH_MODEL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "mh/err.h"
+#include "mh/dtype.h"
+
+typedef enum mh_arch { MH_ARCH_LLAMA = 0, MH_ARCH_QWEN2 } mh_arch;
+
+typedef struct mh_hparams {
+    mh_arch arch;
+    char arch_name[32];
+    int64_t n_vocab, n_embd, n_layer, n_head, n_head_kv, head_dim, n_ff, n_ctx_train;
+    int64_t n_rot;            /* rotary dims (head_dim unless the file says otherwise) */
+    float rope_base;          /* theta */
+    float rms_eps;
+    bool rope_neox;           /* pairs (i, i + n_rot/2) instead of (2i, 2i+1) */
+    bool tied_embeddings;     /* output projection = token embedding */
+} mh_hparams;
+
+/* A 2-D weight (rows, cols), row-major, rows = output features. */
+typedef struct mh_weight {
+    mh_dtype dtype;
+    const void *data;         /* in the mapping, or owned by the model */
+    int64_t rows, cols;
+} mh_weight;
+
+typedef struct mh_layer {
+    const float *attn_norm;                 /* (n_embd) */
+    mh_weight wq, wk, wv, wo;               /* (n_head*hd, n_embd) ... (n_embd, n_head*hd) */
+    const float *bq, *bk, *bv;              /* qwen2 biases or NULL */
+    const float *ffn_norm;                  /* (n_embd) */
+    mh_weight w_gate, w_up, w_down;         /* (n_ff, n_embd) (n_ff, n_embd) (n_embd, n_ff) */
+} mh_layer;
+
+typedef struct mh_model mh_model;
+
+/* Loads a GGUF model; *out owns the mapping. Unknown architecture, missing
+ * or mis-shaped tensors -> MH_EFORMAT naming them. */
+int mh_model_load(const char *path, mh_model **out, mh_err *err);
+void mh_model_free(mh_model *m);               /* NULL is a no-op */
+const mh_hparams *mh_model_hparams(const mh_model *m);
+const mh_layer *mh_model_layer(const mh_model *m, int64_t i);
+struct mh_gguf *mh_model_gguf(const mh_model *m);   /* borrowed */
+int64_t mh_model_n_params(const mh_model *m);
+size_t mh_model_weight_bytes(const mh_model *m);
+/* Bytes a cache of n_ctx positions takes (K and V, f32). */
+size_t mh_model_kv_bytes(const mh_model *m, int64_t n_ctx);
+
+/* ===== KV cache: one sequence, positions 0..n_past-1 ===== */
+typedef struct mh_kv_cache mh_kv_cache;
+mh_kv_cache *mh_kv_cache_new(const mh_model *m, int64_t n_ctx, mh_err *err);
+void mh_kv_cache_free(mh_kv_cache *c);
+int64_t mh_kv_cache_n_past(const mh_kv_cache *c);
+int64_t mh_kv_cache_n_ctx(const mh_kv_cache *c);
+/* Forgets positions >= n (n <= n_past): rewinds for a new suffix. */
+void mh_kv_cache_truncate(mh_kv_cache *c, int64_t n);
+
+/* Runs tokens[0..n-1] at positions n_past.. and appends them to the cache.
+ * logits: (n, n_vocab) when all_logits, else (1, n_vocab) for the last
+ * token; NULL skips the output projection. Fails with MH_ERANGE when the
+ * cache would overflow and MH_EINVAL for a token id outside the vocab,
+ * leaving the cache unchanged. */
+int mh_model_forward(mh_model *m, mh_kv_cache *c, const int32_t *tokens, int64_t n,
+                     float *logits, bool all_logits, mh_err *err);
+
+/* y: (T, w->rows) = x: (T, w->cols) @ w^T, any weight dtype with kernels. */
+int mh_linear(const mh_weight *w, const float *x, int64_t T, float *y, mh_err *err);
+
+#endif

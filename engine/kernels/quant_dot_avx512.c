@@ -1,0 +1,264 @@
+/* quant_dot_avx512.c: AVX-512 (F/BW/VL/DQ) vec-dot kernels for f32, f16,
+ * bf16, q8_0, q4_0, q4_K and q6_K, each integer one in a plain and a VNNI
+ * variant (vpdpbusd / vpdpwssd). Layer: engine/kernels; compiled with the
+ * AVX-512 flags and chosen at run time by quant_traits.c. The 32-blocks go
+ * two per 512-bit register; the k-quants 64 levels at a time. */
+#include <stdbool.h>
+#include <immintrin.h>
+#include "quant_kernels.h"
+
+#define INLINE static inline __attribute__((always_inline))
+
+INLINE float h2f(uint16_t h) { return _cvtsh_ss(h); }
+
+INLINE __m512i join256(__m256i lo, __m256i hi)
+{
+    return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+}
+
+/* ===== float weights (masked loads do the tail) ===== */
+
+static inline __mmask16 tail_mask(int64_t left) { return (__mmask16)((1u << left) - 1); }
+
+void mh_k_vec_dot_f32_avx512(int64_t n, const void *w, const void *x, float *out)
+{
+    const float *a = w, *b = x;
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), acc0);
+        acc1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16), acc1);
+    }
+    for (; i < n; i += 16) {
+        const __mmask16 m = n - i >= 16 ? (__mmask16)0xFFFF : tail_mask(n - i);
+        acc0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i), acc0);
+    }
+    *out = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+}
+
+void mh_k_vec_dot_f16_avx512(int64_t n, const void *w, const void *x, float *out)
+{
+    const uint16_t *a = w;
+    const float *b = x;
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        __m512 w0 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(a + i)));
+        __m512 w1 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(a + i + 16)));
+        acc0 = _mm512_fmadd_ps(w0, _mm512_loadu_ps(b + i), acc0);
+        acc1 = _mm512_fmadd_ps(w1, _mm512_loadu_ps(b + i + 16), acc1);
+    }
+    for (; i < n; i += 16) {
+        const __mmask16 m = n - i >= 16 ? (__mmask16)0xFFFF : tail_mask(n - i);
+        __m512 wv = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, a + i));
+        acc0 = _mm512_fmadd_ps(wv, _mm512_maskz_loadu_ps(m, b + i), acc0);
+    }
+    *out = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+}
+
+void mh_k_vec_dot_bf16_avx512(int64_t n, const void *w, const void *x, float *out)
+{
+    const uint16_t *a = w;
+    const float *b = x;
+    __m512 acc = _mm512_setzero_ps();
+    for (int64_t i = 0; i < n; i += 16) {   /* bf16 is the top half of an f32 */
+        const __mmask16 m = n - i >= 16 ? (__mmask16)0xFFFF : tail_mask(n - i);
+        __m512i u = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, a + i));
+        __m512 wv = _mm512_castsi512_ps(_mm512_slli_epi32(u, 16));
+        acc = _mm512_fmadd_ps(wv, _mm512_maskz_loadu_ps(m, b + i), acc);
+    }
+    *out = _mm512_reduce_add_ps(acc);
+}
+
+/* ===== 32-element blocks against q8_0, two blocks per register ===== */
+
+/* s8 . s8 in 16 lanes of 4-products: |a| times b carrying a's sign */
+INLINE __m512i dot_s8(__m512i a, __m512i b, bool vnni)
+{
+    const __mmask64 neg = _mm512_movepi8_mask(a);
+    const __m512i ua = _mm512_abs_epi8(a);
+    const __m512i sb = _mm512_mask_sub_epi8(b, neg, _mm512_setzero_si512(), b);
+    if (vnni) return _mm512_dpbusd_epi32(_mm512_setzero_si512(), ua, sb);
+    return _mm512_madd_epi16(_mm512_maddubs_epi16(ua, sb), _mm512_set1_epi16(1));
+}
+
+/* d0 in the low 8 lanes, d1 in the high 8 */
+INLINE __m512 scales2_ps(float d0, float d1)
+{
+    return _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_set1_ps(d0)), _mm256_set1_ps(d1), 1);
+}
+
+INLINE __m256i load_q8_0(const mh_block_q8_0 *b) { return _mm256_loadu_si256((const __m256i *)b->qs); }
+
+INLINE __m256i load_q4_0(const mh_block_q4_0 *b)
+{
+    const __m128i t = _mm_loadu_si128((const __m128i *)b->qs);
+    const __m256i v = _mm256_inserti128_si256(_mm256_castsi128_si256(t), _mm_srli_epi16(t, 4), 1);
+    return _mm256_sub_epi8(_mm256_and_si256(v, _mm256_set1_epi8(0x0F)), _mm256_set1_epi8(8));
+}
+
+INLINE float q8_0_dot(int64_t n, const mh_block_q8_0 *a, const mh_block_q8_0 *b, bool vnni)
+{
+    const int64_t nb = n / MH_QK;
+    __m512 acc = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 2 <= nb; i += 2) {
+        const __m512i qa = join256(load_q8_0(&a[i]), load_q8_0(&a[i + 1]));
+        const __m512i qb = join256(load_q8_0(&b[i]), load_q8_0(&b[i + 1]));
+        const __m512 d = scales2_ps(h2f(a[i].d) * h2f(b[i].d), h2f(a[i + 1].d) * h2f(b[i + 1].d));
+        acc = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(dot_s8(qa, qb, vnni)), acc);
+    }
+    if (i < nb) {   /* odd block: upper half zero */
+        const __m512i qa = join256(load_q8_0(&a[i]), _mm256_setzero_si256());
+        const __m512i qb = join256(load_q8_0(&b[i]), _mm256_setzero_si256());
+        const __m512 d = scales2_ps(h2f(a[i].d) * h2f(b[i].d), 0.0f);
+        acc = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(dot_s8(qa, qb, vnni)), acc);
+    }
+    return _mm512_reduce_add_ps(acc);
+}
+
+INLINE float q4_0_dot(int64_t n, const mh_block_q4_0 *a, const mh_block_q8_0 *b, bool vnni)
+{
+    const int64_t nb = n / MH_QK;
+    __m512 acc = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 2 <= nb; i += 2) {
+        const __m512i qa = join256(load_q4_0(&a[i]), load_q4_0(&a[i + 1]));
+        const __m512i qb = join256(load_q8_0(&b[i]), load_q8_0(&b[i + 1]));
+        const __m512 d = scales2_ps(h2f(a[i].d) * h2f(b[i].d), h2f(a[i + 1].d) * h2f(b[i + 1].d));
+        acc = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(dot_s8(qa, qb, vnni)), acc);
+    }
+    if (i < nb) {
+        const __m512i qa = join256(load_q4_0(&a[i]), _mm256_setzero_si256());
+        const __m512i qb = join256(load_q8_0(&b[i]), _mm256_setzero_si256());
+        const __m512 d = scales2_ps(h2f(a[i].d) * h2f(b[i].d), 0.0f);
+        acc = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(dot_s8(qa, qb, vnni)), acc);
+    }
+    return _mm512_reduce_add_ps(acc);
+}
+
+void mh_k_vec_dot_q8_0_avx512(int64_t n, const void *w, const void *x, float *out)
+{
+    *out = q8_0_dot(n, w, x, false);
+}
+
+void mh_k_vec_dot_q8_0_avx512vnni(int64_t n, const void *w, const void *x, float *out)
+{
+    *out = q8_0_dot(n, w, x, true);
+}
+
+void mh_k_vec_dot_q4_0_avx512(int64_t n, const void *w, const void *x, float *out)
+{
+    *out = q4_0_dot(n, w, x, false);
+}
+
+void mh_k_vec_dot_q4_0_avx512vnni(int64_t n, const void *w, const void *x, float *out)
+{
+    *out = q4_0_dot(n, w, x, true);
+}
+
+/* ===== k-quants against q8_K ===== */
+
+/* acc += sum over pairs of (u8 levels . s8 x) * 16-bit group scales */
+INLINE __m512i acc_scaled(__m512i acc, __m512i q, __m512i xv, __m512i sc16, bool vnni)
+{
+    const __m512i p = _mm512_maddubs_epi16(q, xv);
+    if (vnni) return _mm512_dpwssd_epi32(acc, p, sc16);
+    return _mm512_add_epi32(acc, _mm512_madd_epi16(p, sc16));
+}
+
+INLINE float q4_K_dot(int64_t n, const mh_block_q4_K *a, const mh_block_q8_K *b, bool vnni)
+{
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    const __m128i dup = _mm_setr_epi8(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+    __m512 acc = _mm512_setzero_ps();   /* per-block integer sums, scaled */
+    __m256 mins = _mm256_setzero_ps();  /* m_j * (sum of x over group j), scaled */
+    for (int64_t i = 0; i < n / MH_QK_K; i++) {
+        uint8_t sc[16];   /* scales, then mins */
+        mh_k_scales_mins_k4(a[i].scales, sc);
+        const __m128i m8 = _mm_loadl_epi64((const __m128i *)(sc + 8));
+        const __m256i m16 = _mm256_cvtepu8_epi16(_mm_shuffle_epi8(m8, dup));
+        const __m256i summ = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)b[i].bsums), m16);
+        __m512i sumi = _mm512_setzero_si512();
+        for (int j = 0; j < 4; j++) {   /* low nibbles: group 2j, high: 2j+1; x is contiguous */
+            const __m256i q4 = _mm256_loadu_si256((const __m256i *)(a[i].qs + 32 * j));
+            const __m512i q = _mm512_and_si512(join256(q4, _mm256_srli_epi16(q4, 4)), m4);
+            const __m512i xv = _mm512_loadu_si512((const void *)(b[i].qs + 64 * j));
+            const __m512i sc16 = join256(_mm256_set1_epi16(sc[2 * j]), _mm256_set1_epi16(sc[2 * j + 1]));
+            sumi = acc_scaled(sumi, q, xv, sc16, vnni);
+        }
+        acc = _mm512_fmadd_ps(_mm512_set1_ps(b[i].d * h2f(a[i].d)), _mm512_cvtepi32_ps(sumi), acc);
+        mins = _mm256_fmadd_ps(_mm256_set1_ps(b[i].d * h2f(a[i].dmin)), _mm256_cvtepi32_ps(summ), mins);
+    }
+    return _mm512_reduce_add_ps(_mm512_sub_ps(acc, _mm512_insertf32x8(_mm512_setzero_ps(), mins, 0)));
+}
+
+void mh_k_vec_dot_q4_K_avx512(int64_t n, const void *w, const void *x, float *out)
+{
+    *out = q4_K_dot(n, w, x, false);
+}
+
+void mh_k_vec_dot_q4_K_avx512vnni(int64_t n, const void *w, const void *x, float *out)
+{
+    *out = q4_K_dot(n, w, x, true);
+}
+
+/* word indices spreading scale k of 4 over each 128-bit lane (8 words) */
+static const uint8_t g_q6_lane_idx[4][32] = {
+    {0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3},
+    {4, 4, 4, 4, 4, 4, 4, 4, 5, 5, 5, 5, 5, 5, 5, 5, 6, 6, 6, 6, 6, 6, 6, 6, 7, 7, 7, 7, 7, 7, 7, 7},
+    {8, 8, 8, 8, 8, 8, 8, 8, 9, 9, 9, 9, 9, 9, 9, 9,
+     10, 10, 10, 10, 10, 10, 10, 10, 11, 11, 11, 11, 11, 11, 11, 11},
+    {12, 12, 12, 12, 12, 12, 12, 12, 13, 13, 13, 13, 13, 13, 13, 13,
+     14, 14, 14, 14, 14, 14, 14, 14, 15, 15, 15, 15, 15, 15, 15, 15},
+};
+
+/* 64 6-bit levels: 4 bits of l, 2 bits of h shifted by sh (per 16-bit word) */
+INLINE __m512i q6_levels(__m512i l, __m512i h, __m512i sh)
+{
+    const __m512i hb = _mm512_and_si512(_mm512_srlv_epi16(h, sh), _mm512_set1_epi8(3));
+    return _mm512_or_si512(_mm512_and_si512(l, _mm512_set1_epi8(0x0F)), _mm512_slli_epi16(hb, 4));
+}
+
+INLINE float q6_K_dot(int64_t n, const mh_block_q6_K *a, const mh_block_q8_K *b, bool vnni)
+{
+    __m512i idx[4];
+    for (int k = 0; k < 4; k++) idx[k] = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)g_q6_lane_idx[k]));
+    /* qh shift: 0 for q1 / 2 for q2 (first pair), 4 / 6 for q3 / q4 */
+    const __m512i sh01 = join256(_mm256_set1_epi16(0), _mm256_set1_epi16(2));
+    const __m512i sh23 = join256(_mm256_set1_epi16(4), _mm256_set1_epi16(6));
+    __m512 acc = _mm512_setzero_ps();
+    float s = 0.0f;   /* the -32 corrections */
+    for (int64_t i = 0; i < n / MH_QK_K; i++) {
+        const __m512i sc = _mm512_castsi256_si512(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)a[i].scales)));
+        __m512i sumi = _mm512_setzero_si512();
+        for (int half = 0; half < 2; half++) {
+            const __m256i h256 = _mm256_loadu_si256((const __m256i *)(a[i].qh + 32 * half));
+            const __m512i h = join256(h256, h256);
+            const __m512i l = _mm512_loadu_si512((const void *)(a[i].ql + 64 * half));
+            const int8_t *xq = b[i].qs + 128 * half;
+            const __m512i q01 = q6_levels(l, h, sh01);
+            const __m512i q23 = q6_levels(_mm512_srli_epi16(l, 4), h, sh23);
+            sumi = acc_scaled(sumi, q01, _mm512_loadu_si512((const void *)xq),
+                              _mm512_permutexvar_epi16(idx[2 * half], sc), vnni);
+            sumi = acc_scaled(sumi, q23, _mm512_loadu_si512((const void *)(xq + 64)),
+                              _mm512_permutexvar_epi16(idx[2 * half + 1], sc), vnni);
+        }
+        int corr = 0;   /* the -32 of every level: sum_g sc_g * 32 * sum(x over g) */
+        for (int g = 0; g < 16; g++) corr += a[i].scales[g] * b[i].bsums[g];
+        const float d = b[i].d * h2f(a[i].d);
+        acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc);
+        s -= d * (32 * corr);
+    }
+    return _mm512_reduce_add_ps(acc) + s;
+}
+
+void mh_k_vec_dot_q6_K_avx512(int64_t n, const void *w, const void *x, float *out)
+{
+    *out = q6_K_dot(n, w, x, false);
+}
+
+void mh_k_vec_dot_q6_K_avx512vnni(int64_t n, const void *w, const void *x, float *out)
+{
+    *out = q6_K_dot(n, w, x, true);
+}

@@ -1,0 +1,104 @@
+/* quant_kernels.h: private declarations of the quantization kernels that
+ * the trait table in quant_traits.c wires together. Layer: engine/kernels.
+ * Names: mh_k_<op>_<dtype>_<isa>; the _ref ones are always built, the
+ * _avx2 / _avx512 ones live in files compiled for that ISA only. */
+#ifndef MH_QUANT_KERNELS_H
+#define MH_QUANT_KERNELS_H
+
+#include <string.h>
+#include "mh/quant.h"
+
+/* ===== dequantize (quant_blocks.c): src (n) -> dst (n) f32 ===== */
+void mh_k_dequant_f32_ref(const void *src, float *dst, int64_t n);
+void mh_k_dequant_f16_ref(const void *src, float *dst, int64_t n);
+void mh_k_dequant_bf16_ref(const void *src, float *dst, int64_t n);
+void mh_k_dequant_q8_0_ref(const void *src, float *dst, int64_t n);
+void mh_k_dequant_q4_0_ref(const void *src, float *dst, int64_t n);
+void mh_k_dequant_q4_1_ref(const void *src, float *dst, int64_t n);
+void mh_k_dequant_q5_0_ref(const void *src, float *dst, int64_t n);
+void mh_k_dequant_q5_1_ref(const void *src, float *dst, int64_t n);
+void mh_k_dequant_q2_K_ref(const void *src, float *dst, int64_t n);
+void mh_k_dequant_q3_K_ref(const void *src, float *dst, int64_t n);
+void mh_k_dequant_q4_K_ref(const void *src, float *dst, int64_t n);
+void mh_k_dequant_q5_K_ref(const void *src, float *dst, int64_t n);
+void mh_k_dequant_q6_K_ref(const void *src, float *dst, int64_t n);
+void mh_k_dequant_q8_K_ref(const void *src, float *dst, int64_t n);
+
+/* 6-bit scale and min j (0..7) of a q4_K / q5_K scales[12] array */
+static inline void mh_k_scale_min_k4(int j, const uint8_t *q, uint8_t *sc, uint8_t *m)
+{
+    if (j < 4) {
+        *sc = q[j] & 63;
+        *m = q[j + 4] & 63;
+    } else {
+        *sc = (uint8_t)((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
+        *m = (uint8_t)((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
+    }
+}
+
+/* All 8 scales (out[0..7]) and mins (out[8..15]) at once, by 32-bit
+ * word operations: same result as mh_k_scale_min_k4, for the SIMD loops. */
+static inline void mh_k_scales_mins_k4(const uint8_t q[12], uint8_t out[16])
+{
+    const uint32_t km1 = 0x3f3f3f3f, km2 = 0x0f0f0f0f, km3 = 0x03030303;
+    uint32_t u[3], r[4];
+    memcpy(u, q, 12);
+    r[0] = u[0] & km1;
+    r[1] = (u[2] & km2) | (((u[0] >> 6) & km3) << 4);
+    r[2] = u[1] & km1;
+    r[3] = ((u[2] >> 4) & km2) | (((u[1] >> 6) & km3) << 4);
+    memcpy(out, r, 16);
+}
+
+/* ===== quantize (quant_quantize.c): src (n) f32 -> blocks ===== */
+void mh_k_quant_f32_ref(const float *src, void *dst, int64_t n);
+void mh_k_quant_f16_ref(const float *src, void *dst, int64_t n);
+void mh_k_quant_bf16_ref(const float *src, void *dst, int64_t n);
+void mh_k_quant_q8_0_ref(const float *src, void *dst, int64_t n);
+void mh_k_quant_q4_0_ref(const float *src, void *dst, int64_t n);
+void mh_k_quant_q4_1_ref(const float *src, void *dst, int64_t n);
+void mh_k_quant_q5_0_ref(const float *src, void *dst, int64_t n);
+void mh_k_quant_q5_1_ref(const float *src, void *dst, int64_t n);
+void mh_k_quant_q4_K_ref(const float *src, void *dst, int64_t n);
+void mh_k_quant_q5_K_ref(const float *src, void *dst, int64_t n);
+void mh_k_quant_q6_K_ref(const float *src, void *dst, int64_t n);
+void mh_k_quant_q8_K_ref(const float *src, void *dst, int64_t n);
+
+/* ===== vec dot (quant_dot*.c): *out = w (n) . x (n) ===== */
+#define MH_K_DOT(name) void name(int64_t n, const void *w, const void *x, float *out)
+MH_K_DOT(mh_k_vec_dot_f32_ref);
+MH_K_DOT(mh_k_vec_dot_f16_ref);
+MH_K_DOT(mh_k_vec_dot_bf16_ref);
+MH_K_DOT(mh_k_vec_dot_q8_0_ref);
+MH_K_DOT(mh_k_vec_dot_q4_0_ref);
+MH_K_DOT(mh_k_vec_dot_q4_1_ref);
+MH_K_DOT(mh_k_vec_dot_q5_0_ref);
+MH_K_DOT(mh_k_vec_dot_q5_1_ref);
+MH_K_DOT(mh_k_vec_dot_q2_K_ref);
+MH_K_DOT(mh_k_vec_dot_q3_K_ref);
+MH_K_DOT(mh_k_vec_dot_q4_K_ref);
+MH_K_DOT(mh_k_vec_dot_q5_K_ref);
+MH_K_DOT(mh_k_vec_dot_q6_K_ref);
+
+MH_K_DOT(mh_k_vec_dot_f32_avx2);
+MH_K_DOT(mh_k_vec_dot_f16_avx2);
+MH_K_DOT(mh_k_vec_dot_bf16_avx2);
+MH_K_DOT(mh_k_vec_dot_q8_0_avx2);
+MH_K_DOT(mh_k_vec_dot_q4_0_avx2);
+MH_K_DOT(mh_k_vec_dot_q4_K_avx2);
+MH_K_DOT(mh_k_vec_dot_q5_K_avx2);
+MH_K_DOT(mh_k_vec_dot_q6_K_avx2);
+
+MH_K_DOT(mh_k_vec_dot_f32_avx512);
+MH_K_DOT(mh_k_vec_dot_f16_avx512);
+MH_K_DOT(mh_k_vec_dot_bf16_avx512);
+MH_K_DOT(mh_k_vec_dot_q8_0_avx512);
+MH_K_DOT(mh_k_vec_dot_q8_0_avx512vnni);
+MH_K_DOT(mh_k_vec_dot_q4_0_avx512);
+MH_K_DOT(mh_k_vec_dot_q4_0_avx512vnni);
+MH_K_DOT(mh_k_vec_dot_q4_K_avx512);
+MH_K_DOT(mh_k_vec_dot_q4_K_avx512vnni);
+MH_K_DOT(mh_k_vec_dot_q6_K_avx512);
+MH_K_DOT(mh_k_vec_dot_q6_K_avx512vnni);
+
+#endif

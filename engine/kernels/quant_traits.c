@@ -1,0 +1,165 @@
+/* quant_traits.c: the one per-dtype kernel table (to_float, from_float,
+ * vec_dot, vec_dot_type) for each CPU level, the row (de)quantizers and
+ * the quantized matvec built on them. Layer: engine/kernels; uses the
+ * thread pool (mh/threadpool.h). Levels inherit the kernels of the level
+ * below for every dtype that has no faster version. */
+#include <stdlib.h>
+#include "mh/err.h"
+#include "mh/threadpool.h"
+#include "quant_kernels.h"
+
+/* ===== the tables ===== */
+
+#define DOT_F   MH_DTYPE_F32
+#define DOT_Q8  MH_DTYPE_Q8_0
+#define DOT_QK  MH_DTYPE_Q8_K
+
+/* Entries shared by every level: conversions are scalar everywhere (they
+ * run once per row or at load time, not in the inner loop). */
+#define ROW_F32(dot)  [MH_DTYPE_F32]  = {mh_k_dequant_f32_ref,  mh_k_quant_f32_ref,  dot, DOT_F}
+#define ROW_F16(dot)  [MH_DTYPE_F16]  = {mh_k_dequant_f16_ref,  mh_k_quant_f16_ref,  dot, DOT_F}
+#define ROW_BF16(dot) [MH_DTYPE_BF16] = {mh_k_dequant_bf16_ref, mh_k_quant_bf16_ref, dot, DOT_F}
+#define ROW_Q8_0(dot) [MH_DTYPE_Q8_0] = {mh_k_dequant_q8_0_ref, mh_k_quant_q8_0_ref, dot, DOT_Q8}
+#define ROW_Q4_0(dot) [MH_DTYPE_Q4_0] = {mh_k_dequant_q4_0_ref, mh_k_quant_q4_0_ref, dot, DOT_Q8}
+#define ROW_Q4_K(dot) [MH_DTYPE_Q4_K] = {mh_k_dequant_q4_K_ref, mh_k_quant_q4_K_ref, dot, DOT_QK}
+#define ROW_Q5_K(dot) [MH_DTYPE_Q5_K] = {mh_k_dequant_q5_K_ref, mh_k_quant_q5_K_ref, dot, DOT_QK}
+#define ROW_Q6_K(dot) [MH_DTYPE_Q6_K] = {mh_k_dequant_q6_K_ref, mh_k_quant_q6_K_ref, dot, DOT_QK}
+/* the types with scalar kernels only, identical at every level */
+#define ROWS_SCALAR \
+    [MH_DTYPE_Q4_1] = {mh_k_dequant_q4_1_ref, mh_k_quant_q4_1_ref, mh_k_vec_dot_q4_1_ref, DOT_Q8}, \
+    [MH_DTYPE_Q5_0] = {mh_k_dequant_q5_0_ref, mh_k_quant_q5_0_ref, mh_k_vec_dot_q5_0_ref, DOT_Q8}, \
+    [MH_DTYPE_Q5_1] = {mh_k_dequant_q5_1_ref, mh_k_quant_q5_1_ref, mh_k_vec_dot_q5_1_ref, DOT_Q8}, \
+    [MH_DTYPE_Q2_K] = {mh_k_dequant_q2_K_ref, NULL, mh_k_vec_dot_q2_K_ref, DOT_QK}, \
+    [MH_DTYPE_Q3_K] = {mh_k_dequant_q3_K_ref, NULL, mh_k_vec_dot_q3_K_ref, DOT_QK}, \
+    [MH_DTYPE_Q8_K] = {mh_k_dequant_q8_K_ref, mh_k_quant_q8_K_ref, NULL, DOT_QK}
+
+static const mh_quant_traits g_ref[MH_DTYPE_COUNT] = {
+    ROW_F32(mh_k_vec_dot_f32_ref), ROW_F16(mh_k_vec_dot_f16_ref), ROW_BF16(mh_k_vec_dot_bf16_ref),
+    ROW_Q8_0(mh_k_vec_dot_q8_0_ref), ROW_Q4_0(mh_k_vec_dot_q4_0_ref),
+    ROW_Q4_K(mh_k_vec_dot_q4_K_ref), ROW_Q5_K(mh_k_vec_dot_q5_K_ref), ROW_Q6_K(mh_k_vec_dot_q6_K_ref),
+    ROWS_SCALAR,
+};
+
+static const mh_quant_traits g_avx2[MH_DTYPE_COUNT] = {
+    ROW_F32(mh_k_vec_dot_f32_avx2), ROW_F16(mh_k_vec_dot_f16_avx2), ROW_BF16(mh_k_vec_dot_bf16_avx2),
+    ROW_Q8_0(mh_k_vec_dot_q8_0_avx2), ROW_Q4_0(mh_k_vec_dot_q4_0_avx2),
+    ROW_Q4_K(mh_k_vec_dot_q4_K_avx2), ROW_Q5_K(mh_k_vec_dot_q5_K_avx2), ROW_Q6_K(mh_k_vec_dot_q6_K_avx2),
+    ROWS_SCALAR,
+};
+
+static const mh_quant_traits g_avx512[MH_DTYPE_COUNT] = {
+    ROW_F32(mh_k_vec_dot_f32_avx512), ROW_F16(mh_k_vec_dot_f16_avx512),
+    ROW_BF16(mh_k_vec_dot_bf16_avx512),
+    ROW_Q8_0(mh_k_vec_dot_q8_0_avx512), ROW_Q4_0(mh_k_vec_dot_q4_0_avx512),
+    ROW_Q4_K(mh_k_vec_dot_q4_K_avx512), ROW_Q5_K(mh_k_vec_dot_q5_K_avx2),
+    ROW_Q6_K(mh_k_vec_dot_q6_K_avx512),
+    ROWS_SCALAR,
+};
+
+static const mh_quant_traits g_avx512vnni[MH_DTYPE_COUNT] = {
+    ROW_F32(mh_k_vec_dot_f32_avx512), ROW_F16(mh_k_vec_dot_f16_avx512),
+    ROW_BF16(mh_k_vec_dot_bf16_avx512),
+    ROW_Q8_0(mh_k_vec_dot_q8_0_avx512vnni), ROW_Q4_0(mh_k_vec_dot_q4_0_avx512vnni),
+    ROW_Q4_K(mh_k_vec_dot_q4_K_avx512vnni), ROW_Q5_K(mh_k_vec_dot_q5_K_avx2),
+    ROW_Q6_K(mh_k_vec_dot_q6_K_avx512vnni),
+    ROWS_SCALAR,
+};
+
+static const mh_quant_traits g_none = {NULL, NULL, NULL, MH_DTYPE_F32};
+
+const mh_quant_traits *mh_quant_traits_for(mh_dtype t, mh_cpu_level level)
+{
+    if ((unsigned)t >= MH_DTYPE_COUNT) return &g_none;
+    mh_cpu_level best = mh_cpu_detect();
+    if (level > best) level = best;
+    switch (level) {
+    case MH_CPU_AVX512: return mh_cpu_has_avx512_vnni() ? &g_avx512vnni[t] : &g_avx512[t];
+    case MH_CPU_AVX2: return &g_avx2[t];
+    default: return &g_ref[t];
+    }
+}
+
+const mh_quant_traits *mh_quant_traits_avx512_novnni(mh_dtype t)
+{
+    if ((unsigned)t >= MH_DTYPE_COUNT) return &g_none;
+    return mh_cpu_detect() >= MH_CPU_AVX512 ? &g_avx512[t] : mh_quant_traits_for(t, MH_CPU_AVX512);
+}
+
+const mh_quant_traits *mh_quant_traits_get(mh_dtype t)
+{
+    return mh_quant_traits_for(t, mh_cpu_level_get());
+}
+
+/* ===== rows ===== */
+
+static int check_row(mh_dtype t, int64_t n)
+{
+    if ((unsigned)t >= MH_DTYPE_COUNT || n < 0) return MH_EINVAL;
+    if (n % mh_dtype_info(t)->block_size) return MH_EINVAL;
+    return MH_OK;
+}
+
+int mh_dequantize_row(mh_dtype t, const void *src, float *dst, int64_t n)
+{
+    int rc = check_row(t, n);
+    if (rc) return rc;
+    const mh_quant_traits *tr = &g_ref[t];
+    if (!tr->to_float) return MH_ETYPE;
+    if (n && (!src || !dst)) return MH_EINVAL;
+    if (n) tr->to_float(src, dst, n);
+    return MH_OK;
+}
+
+int mh_quantize_row(mh_dtype t, const float *src, void *dst, int64_t n)
+{
+    int rc = check_row(t, n);
+    if (rc) return rc;
+    const mh_quant_traits *tr = &g_ref[t];
+    if (!tr->from_float) return MH_ETYPE;
+    if (n && (!src || !dst)) return MH_EINVAL;
+    if (n) tr->from_float(src, dst, n);
+    return MH_OK;
+}
+
+/* ===== matvec ===== */
+
+typedef struct matvec_job {
+    mh_vec_dot_fn dot;
+    const uint8_t *w;   /* (rows, row_bytes) */
+    size_t row_bytes;
+    int64_t n;
+    const void *xq;     /* x in the vec_dot_type */
+    float *y;           /* (rows) */
+} matvec_job;
+
+static void matvec_range(void *ctx, int64_t begin, int64_t end)
+{
+    const matvec_job *job = ctx;
+    for (int64_t r = begin; r < end; r++)
+        job->dot(job->n, job->w + (size_t)r * job->row_bytes, job->xq, &job->y[r]);
+}
+
+int mh_quant_matvec(mh_dtype t, const void *w, int64_t rows, int64_t n,
+                    const float *x, float *y)
+{
+    int rc = check_row(t, n);
+    if (rc || rows < 0) return MH_EINVAL;
+    const mh_quant_traits *tr = mh_quant_traits_get(t);
+    if (!tr->vec_dot) return MH_ETYPE;
+    if (rows == 0) return MH_OK;
+    if (!w || !x || !y) return MH_EINVAL;
+    mh_dtype vt = tr->vec_dot_type;
+    if (n % mh_dtype_info(vt)->block_size) return MH_EINVAL;
+    void *xq = NULL;
+    if (vt != MH_DTYPE_F32) {   /* quantize x once for all rows */
+        xq = malloc(mh_dtype_row_size(vt, n) + 1);
+        if (!xq) return MH_ENOMEM;
+        mh_quant_traits_get(vt)->from_float(x, xq, n);
+    }
+    matvec_job job = {tr->vec_dot, w, mh_dtype_row_size(t, n), n, xq ? xq : (const void *)x, y};
+    /* chunks of at least ~64K multiply-adds keep the pool overhead small */
+    int64_t min_chunk = n > 0 ? 65536 / n : rows;
+    mh_parallel_for(rows, min_chunk > 0 ? min_chunk : 1, matvec_range, &job);
+    free(xq);
+    return MH_OK;
+}

@@ -1,0 +1,72 @@
+/* linear.c: y = x @ W^T for any weight dtype — the matmul of inference.
+ * Layer: engine/model. One token: a matvec through the quant trait table.
+ * Several tokens: f32 weights go to OpenBLAS sgemm; other types quantize
+ * the activations once and walk weight rows in parallel, each row reused
+ * for every token while it sits in cache (weights are read once). */
+#include <stdlib.h>
+#include <string.h>
+#include <cblas.h>
+#include "mh/model.h"
+#include "mh/quant.h"
+#include "mh/threadpool.h"
+
+typedef struct linear_job {
+    const mh_weight *w;
+    const mh_quant_traits *tr;
+    const uint8_t *xq;       /* (T, xq_row) activations in vec_dot_type */
+    size_t xq_row, w_row;    /* bytes per row */
+    int64_t T;
+    float *y;                /* (T, rows) */
+} linear_job;
+
+static void linear_rows(void *ctx, int64_t r0, int64_t r1)
+{
+    const linear_job *j = ctx;
+    const uint8_t *w = j->w->data;
+    int64_t rows = j->w->rows, n = j->w->cols;
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *wr = w + (size_t)r * j->w_row;
+        for (int64_t t = 0; t < j->T; t++)
+            j->tr->vec_dot(n, wr, j->xq + (size_t)t * j->xq_row, &j->y[t * rows + r]);
+    }
+}
+
+int mh_linear(const mh_weight *w, const float *x, int64_t T, float *y, mh_err *err)
+{
+    int64_t n = w->cols, rows = w->rows;
+    if (T <= 0) return MH_OK;
+    if (w->dtype == MH_DTYPE_F32 && T > 1) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)rows, (int)n,
+                    1.0f, x, (int)n, w->data, (int)n, 0.0f, y, (int)rows);
+        return MH_OK;
+    }
+    const mh_quant_traits *tr = mh_quant_traits_get(w->dtype);
+    if (!tr->vec_dot)
+        return mh_err_set(err, MH_ETYPE, "linear: no kernel for weight type %s",
+                          mh_dtype_info(w->dtype)->name);
+    if (T == 1) {
+        int st = mh_quant_matvec(w->dtype, w->data, rows, n, x, y);
+        return st ? mh_err_set(err, st, "linear: matvec of (%lld,%lld) %s failed",
+                               (long long)rows, (long long)n, mh_dtype_info(w->dtype)->name)
+                  : MH_OK;
+    }
+    mh_dtype vt = tr->vec_dot_type;
+    int bs = mh_dtype_info(vt)->block_size;
+    if (n % bs)
+        return mh_err_set(err, MH_ESHAPE, "linear: row length %lld is not a multiple of %d",
+                          (long long)n, bs);
+    size_t xq_row = mh_dtype_row_size(vt, n);
+    uint8_t *xq = NULL;
+    const uint8_t *xin = (const uint8_t *)x;
+    if (vt != MH_DTYPE_F32) {
+        xq = malloc(xq_row * (size_t)T);
+        if (!xq) return mh_err_set(err, MH_ENOMEM, "linear: out of memory");
+        for (int64_t t = 0; t < T; t++)
+            mh_quantize_row(vt, x + t * n, xq + (size_t)t * xq_row, n);
+        xin = xq;
+    }
+    linear_job j = { w, tr, xin, xq_row, mh_dtype_row_size(w->dtype, n), T, y };
+    mh_parallel_for(rows, 16, linear_rows, &j);
+    free(xq);
+    return MH_OK;
+}

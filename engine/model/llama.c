@@ -1,0 +1,230 @@
+/* llama.c: the forward pass of llama-family decoders and their KV cache.
+ * Layer: engine/model. Reads top to bottom like llama2.c's run.c: cache,
+ * small kernels (rmsnorm, rope, attention), then forward(). Activations
+ * are f32; the cache is f32 (n_layer, n_ctx, kv_dim). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "mh/quant.h"
+#include "mh/threadpool.h"
+#include "model_internal.h"
+
+/* ===== KV cache ===== */
+
+mh_kv_cache *mh_kv_cache_new(const mh_model *m, int64_t n_ctx, mh_err *err)
+{
+    if (n_ctx <= 0) {
+        mh_err_set(err, MH_EINVAL, "kv cache: n_ctx must be positive, got %lld", (long long)n_ctx);
+        return NULL;
+    }
+    mh_kv_cache *c = calloc(1, sizeof *c);
+    size_t per = (size_t)m->hp.n_layer * (size_t)n_ctx * (size_t)(m->hp.n_head_kv * m->hp.head_dim);
+    if (c) {
+        c->k = malloc(per * sizeof(float));
+        c->v = malloc(per * sizeof(float));
+    }
+    if (!c || !c->k || !c->v) {
+        mh_kv_cache_free(c);
+        mh_err_set(err, MH_ENOMEM, "kv cache: out of memory for %lld positions (%.1f MiB)",
+                   (long long)n_ctx, 2.0 * (double)per * sizeof(float) / (1 << 20));
+        return NULL;
+    }
+    c->n_ctx = n_ctx;
+    c->kv_dim = m->hp.n_head_kv * m->hp.head_dim;
+    c->n_layer = m->hp.n_layer;
+    return c;
+}
+
+void mh_kv_cache_free(mh_kv_cache *c)
+{
+    if (!c) return;
+    free(c->k);
+    free(c->v);
+    free(c);
+}
+
+int64_t mh_kv_cache_n_past(const mh_kv_cache *c) { return c->n_past; }
+int64_t mh_kv_cache_n_ctx(const mh_kv_cache *c) { return c->n_ctx; }
+
+void mh_kv_cache_truncate(mh_kv_cache *c, int64_t n)
+{
+    if (n >= 0 && n < c->n_past) c->n_past = n;
+}
+
+/* ===== small kernels ===== */
+
+/* y = x / rms(x) * w, row by row: x, y (T, n) */
+static void rmsnorm(float *y, const float *x, const float *w, int64_t T, int64_t n, float eps)
+{
+    for (int64_t t = 0; t < T; t++) {
+        const float *xr = x + t * n;
+        float *yr = y + t * n;
+        double ss = 0;
+        for (int64_t i = 0; i < n; i++) ss += (double)xr[i] * xr[i];
+        float s = 1.0f / sqrtf((float)(ss / (double)n) + eps);
+        for (int64_t i = 0; i < n; i++) yr[i] = xr[i] * s * w[i];
+    }
+}
+
+/* Rotates each head of v: (T, n_heads * hd) in place at positions pos0.. */
+static void rope(const mh_model *m, float *v, int64_t T, int64_t n_heads, int64_t pos0)
+{
+    const mh_hparams *hp = &m->hp;
+    int64_t hd = hp->head_dim, half = hp->n_rot / 2;
+    for (int64_t i = 0; i < half; i++) {
+        float freq = powf(hp->rope_base, -2.0f * (float)i / (float)hp->n_rot);
+        if (m->rope_freqs) freq /= m->rope_freqs[i];
+        for (int64_t t = 0; t < T; t++) {
+            float theta = (float)(pos0 + t) * freq, c = cosf(theta), s = sinf(theta);
+            for (int64_t h = 0; h < n_heads; h++) {
+                float *x = v + t * n_heads * hd + h * hd;
+                int64_t a = hp->rope_neox ? i : 2 * i, b = hp->rope_neox ? i + half : 2 * i + 1;
+                float x0 = x[a], x1 = x[b];
+                x[a] = x0 * c - x1 * s;
+                x[b] = x0 * s + x1 * c;
+            }
+        }
+    }
+}
+
+typedef struct attn_job {
+    const mh_hparams *hp;
+    const float *q;          /* (T, n_head * hd) */
+    const float *k, *v;      /* this layer's cache: (n_ctx, kv_dim) */
+    float *out;              /* (T, n_head * hd) */
+    int64_t pos0, kv_dim;
+} attn_job;
+
+/* Causal attention for work items (t, h) in [i0, i1). */
+static void attn_items(void *ctx, int64_t i0, int64_t i1)
+{
+    const attn_job *j = ctx;
+    const mh_hparams *hp = j->hp;
+    int64_t hd = hp->head_dim, group = hp->n_head / hp->n_head_kv;
+    float scale = 1.0f / sqrtf((float)hd);
+    float *att = malloc(sizeof(float) * (size_t)(j->pos0 + (i1 - 1) / hp->n_head + 1));
+    if (!att) return;   /* cannot happen for sane sizes; leaves zeros */
+    for (int64_t it = i0; it < i1; it++) {
+        int64_t t = it / hp->n_head, h = it % hp->n_head, kvh = h / group;
+        int64_t n = j->pos0 + t + 1;
+        const float *q = j->q + t * hp->n_head * hd + h * hd;
+        float mx = -INFINITY;
+        for (int64_t p = 0; p < n; p++) {
+            const float *k = j->k + p * j->kv_dim + kvh * hd;
+            float s = 0;
+            for (int64_t d = 0; d < hd; d++) s += q[d] * k[d];
+            att[p] = s * scale;
+            if (att[p] > mx) mx = att[p];
+        }
+        float sum = 0;
+        for (int64_t p = 0; p < n; p++) sum += (att[p] = expf(att[p] - mx));
+        float *o = j->out + t * hp->n_head * hd + h * hd;
+        memset(o, 0, sizeof(float) * (size_t)hd);
+        for (int64_t p = 0; p < n; p++) {
+            const float *v = j->v + p * j->kv_dim + kvh * hd;
+            float a = att[p] / sum;
+            for (int64_t d = 0; d < hd; d++) o[d] += a * v[d];
+        }
+    }
+    free(att);
+}
+
+static void add_bias(float *x, const float *b, int64_t T, int64_t n)
+{
+    if (!b) return;
+    for (int64_t t = 0; t < T; t++)
+        for (int64_t i = 0; i < n; i++) x[t * n + i] += b[i];
+}
+
+/* ===== forward ===== */
+
+typedef struct scratch {
+    float *x, *xn, *q, *k, *v, *att, *tmp, *gate, *up;
+} scratch;
+
+static int scratch_alloc(scratch *s, const mh_hparams *hp, int64_t T)
+{
+    size_t E = (size_t)hp->n_embd, qd = (size_t)(hp->n_head * hp->head_dim),
+           kvd = (size_t)(hp->n_head_kv * hp->head_dim), F = (size_t)hp->n_ff, t = (size_t)T;
+    float *base = malloc(sizeof(float) * t * (3 * E + 2 * qd + 2 * kvd + 2 * F));
+    if (!base) return MH_ENOMEM;
+    s->x = base;
+    s->xn = s->x + t * E;
+    s->tmp = s->xn + t * E;
+    s->q = s->tmp + t * E;
+    s->att = s->q + t * qd;
+    s->k = s->att + t * qd;
+    s->v = s->k + t * kvd;
+    s->gate = s->v + t * kvd;
+    s->up = s->gate + t * F;
+    return MH_OK;
+}
+
+static int layer_forward(mh_model *m, mh_kv_cache *c, int64_t l, scratch *s, int64_t T, mh_err *err)
+{
+    const mh_hparams *hp = &m->hp;
+    const mh_layer *L = &m->layers[l];
+    int64_t E = hp->n_embd, qd = hp->n_head * hp->head_dim, kvd = c->kv_dim, F = hp->n_ff;
+    int64_t pos0 = c->n_past;
+    int st;
+    rmsnorm(s->xn, s->x, L->attn_norm, T, E, hp->rms_eps);
+    if ((st = mh_linear(&L->wq, s->xn, T, s->q, err)) ||
+        (st = mh_linear(&L->wk, s->xn, T, s->k, err)) ||
+        (st = mh_linear(&L->wv, s->xn, T, s->v, err)))
+        return st;
+    add_bias(s->q, L->bq, T, qd);
+    add_bias(s->k, L->bk, T, kvd);
+    add_bias(s->v, L->bv, T, kvd);
+    rope(m, s->q, T, hp->n_head, pos0);
+    rope(m, s->k, T, hp->n_head_kv, pos0);
+    float *kc = c->k + (size_t)l * (size_t)(c->n_ctx * kvd), *vc = c->v + (size_t)l * (size_t)(c->n_ctx * kvd);
+    memcpy(kc + pos0 * kvd, s->k, sizeof(float) * (size_t)(T * kvd));
+    memcpy(vc + pos0 * kvd, s->v, sizeof(float) * (size_t)(T * kvd));
+    attn_job aj = { hp, s->q, kc, vc, s->att, pos0, kvd };
+    mh_parallel_for(T * hp->n_head, 1, attn_items, &aj);
+    if ((st = mh_linear(&L->wo, s->att, T, s->tmp, err))) return st;
+    for (int64_t i = 0; i < T * E; i++) s->x[i] += s->tmp[i];
+    rmsnorm(s->xn, s->x, L->ffn_norm, T, E, hp->rms_eps);
+    if ((st = mh_linear(&L->w_gate, s->xn, T, s->gate, err)) ||
+        (st = mh_linear(&L->w_up, s->xn, T, s->up, err)))
+        return st;
+    for (int64_t i = 0; i < T * F; i++) {
+        float g = s->gate[i];
+        s->gate[i] = g / (1.0f + expf(-g)) * s->up[i];
+    }
+    if ((st = mh_linear(&L->w_down, s->gate, T, s->tmp, err))) return st;
+    for (int64_t i = 0; i < T * E; i++) s->x[i] += s->tmp[i];
+    return MH_OK;
+}
+
+int mh_model_forward(mh_model *m, mh_kv_cache *c, const int32_t *tokens, int64_t T,
+                     float *logits, bool all_logits, mh_err *err)
+{
+    const mh_hparams *hp = &m->hp;
+    if (T <= 0) return mh_err_set(err, MH_EINVAL, "forward: no tokens");
+    if (c->n_past + T > c->n_ctx)
+        return mh_err_set(err, MH_ERANGE, "forward: context full: %lld + %lld tokens exceed n_ctx %lld",
+                          (long long)c->n_past, (long long)T, (long long)c->n_ctx);
+    for (int64_t t = 0; t < T; t++)
+        if (tokens[t] < 0 || tokens[t] >= hp->n_vocab)
+            return mh_err_set(err, MH_EINVAL, "forward: token id %d outside the vocabulary (0..%lld)",
+                              tokens[t], (long long)hp->n_vocab - 1);
+    scratch s;
+    if (scratch_alloc(&s, hp, T)) return mh_err_set(err, MH_ENOMEM, "forward: out of memory for %lld tokens", (long long)T);
+    int64_t E = hp->n_embd;
+    size_t erow = mh_dtype_row_size(m->tok_embd.dtype, E);
+    int st = MH_OK;
+    for (int64_t t = 0; t < T && !st; t++)
+        st = mh_dequantize_row(m->tok_embd.dtype, (const uint8_t *)m->tok_embd.data + (size_t)tokens[t] * erow,
+                               s.x + t * E, E);
+    if (st) st = mh_err_set(err, st, "forward: cannot read the token embedding");
+    for (int64_t l = 0; l < hp->n_layer && !st; l++) st = layer_forward(m, c, l, &s, T, err);
+    if (!st && logits) {
+        int64_t first = all_logits ? 0 : T - 1, n = all_logits ? T : 1;
+        rmsnorm(s.xn, s.x + first * E, m->output_norm, n, E, hp->rms_eps);
+        st = mh_linear(&m->output, s.xn, n, logits, err);
+    }
+    if (!st) c->n_past += T;
+    free(s.x);
+    return st;
+}

@@ -1,0 +1,29 @@
+/* model_internal.h: the model and cache structs shared by the files of
+ * engine/model (not part of the public API). */
+#ifndef MH_MODEL_INTERNAL_H
+#define MH_MODEL_INTERNAL_H
+
+#include "mh/model.h"
+
+struct mh_gguf;
+
+struct mh_model {
+    mh_hparams hp;
+    struct mh_gguf *gguf;       /* owns the mapping */
+    mh_weight tok_embd;         /* (n_vocab, n_embd) */
+    const float *output_norm;   /* (n_embd) */
+    mh_weight output;           /* (n_vocab, n_embd); = tok_embd when tied */
+    const float *rope_freqs;    /* (n_rot/2) llama3 frequency factors or NULL */
+    mh_layer *layers;           /* (n_layer) */
+    void **owned;               /* f32 copies of non-f32 vectors */
+    int n_owned;
+    int64_t n_params;
+    size_t weight_bytes;
+};
+
+struct mh_kv_cache {
+    int64_t n_ctx, n_past, kv_dim, n_layer;
+    float *k, *v;               /* (n_layer, n_ctx, kv_dim) each */
+};
+
+#endif

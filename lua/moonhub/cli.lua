@@ -1,0 +1,143 @@
+-- moonhub.cli: verb discovery, dispatch and help for `moonhub VERB [args]`.
+-- Layer: lua/moonhub (uses moonhub.core.host for paths and directory lists).
+-- A verb is a top-level recipes/VERB.lua whose first line is
+-- `-- <one-line description>`; $MOONHUB_HOME/recipes/VERB.lua wins over the
+-- bundled one. See docs/cli.md.
+local host = require "moonhub.core.host"
+
+local M = {}
+
+local USAGE = [[
+usage: moonhub                    start the REPL
+       moonhub run FILE [args]    run a Lua script (arg and ... as in lua)
+       moonhub -e CODE [args]     run a string of Lua
+       moonhub - [args]           run a script read from stdin
+       moonhub VERB [args]        run a recipe
+       moonhub help [VERB]        list verbs, or show one verb's help
+       moonhub --version]]
+
+-- Verb names are plain words: no path tricks, no hidden files.
+local function valid_name(verb)
+   return type(verb) == "string" and verb:match("^[%w][%w_%-]*$") ~= nil
+end
+
+--- Folders searched for recipes, highest precedence first.
+function M.dirs()
+   return { host.user_recipes, host.recipes }
+end
+
+--- The installed moonhub tree (lua/, recipes/).
+function M.root()
+   return host.root
+end
+
+local function readable(path)
+   local f = io.open(path, "r")
+   if f then f:close() end
+   return f ~= nil
+end
+
+--- Path of the recipe for verb, or nil.
+function M.find(verb)
+   if not valid_name(verb) then return nil end
+   for _, dir in ipairs(M.dirs()) do
+      local path = dir .. "/" .. verb .. ".lua"
+      if readable(path) then return path end
+   end
+   return nil
+end
+
+--- The one-line description: the recipe's first line `-- text`, or "".
+function M.describe(path)
+   local f = io.open(path, "r")
+   if not f then return "" end
+   local first = f:read("l") or ""
+   f:close()
+   return first:match("^%-%-+%s*(.-)%s*$") or ""
+end
+
+--- Every verb, sorted by name: { name, path, description, user }.
+function M.verbs()
+   local seen, list = {}, {}
+   for i, dir in ipairs(M.dirs()) do
+      for _, file in ipairs(host.listdir(dir) or {}) do
+         local name = file:match("^(.+)%.lua$")
+         if name and valid_name(name) and not seen[name] then
+            seen[name] = true
+            local path = dir .. "/" .. file
+            list[#list + 1] = { name = name, path = path, user = (i == 1),
+                                description = M.describe(path) }
+         end
+      end
+   end
+   table.sort(list, function(a, b) return a.name < b.name end)
+   return list
+end
+
+--- The text `moonhub help` prints.
+function M.help_text()
+   local verbs = M.verbs()
+   local width = 4
+   for _, v in ipairs(verbs) do width = math.max(width, #v.name) end
+   local out = { USAGE, "", "verbs:" }
+   for _, v in ipairs(verbs) do
+      local note = v.user and "  [" .. v.path .. "]" or ""
+      out[#out + 1] = string.format("  %-" .. width .. "s  %s%s", v.name, v.description, note)
+   end
+   out[#out + 1] = ""
+   out[#out + 1] = "'moonhub help VERB' shows one verb's help."
+   return table.concat(out, "\n")
+end
+
+local function unknown(verb)
+   io.stderr:write(string.format("moonhub: unknown command '%s' (see 'moonhub help')\n",
+                                 tostring(verb)))
+   return 2
+end
+
+-- A recipe takes --help itself when it says so or parses with argparse
+-- (which answers --help on its own); otherwise its description is the help.
+local function handles_help(path)
+   local f = io.open(path, "r")
+   if not f then return false end
+   local src = f:read("a")
+   f:close()
+   return src:find("--help", 1, true) ~= nil or src:find("argparse", 1, true) ~= nil
+end
+
+-- Recipe return value -> exit code: nothing/true 0, false 1, integer itself.
+local function exit_code(ret)
+   if ret == false then return 1 end
+   if math.type(ret) == "integer" then return ret end
+   return 0
+end
+
+--- Runs recipe `verb` with args as its `...`; returns the exit code.
+-- The global `arg` is set by the host (arg[0] = verb); errors propagate.
+function M.main(verb, ...)
+   local path = M.find(verb)
+   if not path then return unknown(verb) end
+   local chunk, err = loadfile(path)
+   if not chunk then error(err, 0) end
+   return exit_code(chunk(...))
+end
+
+--- `moonhub help [VERB]`; returns an exit code.
+function M.help(verb)
+   if verb == nil or verb == "--help" or verb == "-h" then
+      print(M.help_text())
+      return 0
+   end
+   local path = M.find(verb)
+   if not path then return unknown(verb) end
+   if handles_help(path) then
+      _G.arg = { [0] = verb, "--help" }   -- as if run as `moonhub VERB --help`
+      return M.main(verb, "--help")
+   end
+   local desc = M.describe(path)
+   print(string.format("moonhub %s: %s", verb, desc ~= "" and desc or "(no description)"))
+   print(string.format("recipe: %s", path))
+   return 0
+end
+
+return M

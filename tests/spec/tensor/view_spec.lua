@@ -1,0 +1,118 @@
+-- tests/spec/tensor/view_spec.lua: views share storage with their base, and
+-- Torch-style 1-based indexing reads and writes (moonhub.tensor).
+local T = require("moonhub").tensor
+
+describe("tensor views #unit", function()
+   it("view/reshape keep the elements in row-major order", function()
+      local t = T.arange(6)
+      assert.are.same({{0, 1, 2}, {3, 4, 5}}, t:view(2, 3):totable())
+      assert.are.same({{0, 1}, {2, 3}, {4, 5}}, t:view({3, -1}):totable())
+      assert.are.same({6}, t:view(2, 3):reshape(-1):shape())
+      assert.are.same({0, 3, 1, 4, 2, 5}, t:view(2, 3):t():reshape(6):totable())
+      assert.are.same({0, 3, 1, 4, 2, 5}, t:view(2, 3):t():flatten():totable())
+   end)
+
+   it("writes through a view show in the base", function()
+      local base = T.zeros(3, 4)
+      base:view(12)[5] = 9                    -- element (2,1)
+      assert.are.equal(9, base[{2, 1}])
+      base:narrow(2, 2, 2):fill_(1)           -- columns 2..3
+      assert.are.same({0, 1, 1, 0}, base[1]:totable())
+      base:select(1, 3):copy_(T.tensor({4, 5, 6, 7}))
+      assert.are.same({4, 5, 6, 7}, base[3]:totable())
+      base:t()[{4, 1}] = -1                   -- base (1,4)
+      assert.are.equal(-1, base[{1, 4}])
+      local row = base[2]
+      row[4] = 8
+      assert.are.equal(8, base[{2, 4}])
+      base:slice(1, 2, 3):mul_(0)
+      assert.are.same({{0, 0, 0, 0}, {0, 0, 0, 0}}, base:slice(1, 2):totable())
+   end)
+
+   it("narrow, slice and select pick the documented ranges", function()
+      local t = T.arange(10)
+      assert.are.same({2, 3, 4}, t:narrow(1, 3, 3):totable())
+      assert.are.same({2, 3, 4}, t:slice(1, 3, 5):totable())
+      assert.are.same({7, 8, 9}, t:slice(1, -3):totable())
+      assert.are.same({}, t:slice(1, 4, 3):totable())
+      local m = T.arange(12):view(3, 4)
+      assert.are.same({1, 5, 9}, m:select(2, 2):totable())
+      assert.are.same({8, 9, 10, 11}, m:select(1, -1):totable())
+   end)
+
+   it("transpose, permute, squeeze, unsqueeze and expand", function()
+      local t = T.arange(24):view(2, 3, 4)
+      local p = t:permute(3, 1, 2)
+      assert.are.same({4, 2, 3}, p:shape())
+      assert.are.equal(t[{2, 3, 4}], p[{4, 2, 3}])
+      assert.is_false(p:is_contiguous())
+      assert.is_true(p:contiguous():is_contiguous())
+      assert.are.same(p:totable(), p:contiguous():totable())
+      assert.are.same({4, 3, 2}, t:transpose(1, 3):shape())
+      assert.are.same({2, 1, 3, 4}, t:unsqueeze(2):shape())
+      assert.are.same({2, 3, 4, 1}, t:unsqueeze(-1):shape())
+      assert.are.same({2, 3, 4}, t:unsqueeze(2):squeeze():shape())
+      assert.are.same({1, 3}, T.zeros(1, 1, 3):squeeze(1):shape())
+      local e = T.tensor({{1}, {2}}):expand(2, 3)
+      assert.are.same({{1, 1, 1}, {2, 2, 2}}, e:totable())
+      assert.are.same({{1, 1, 1}, {2, 2, 2}}, T.tensor({{1}, {2}}):expand({-1, 3}):totable())
+   end)
+
+   it("clone copies, contiguous of a contiguous tensor shares", function()
+      local t = T.ones(2, 2)
+      local c = t:clone()
+      c[{1, 1}] = 5
+      assert.are.equal(1, t[{1, 1}])
+      local s = t:contiguous()
+      s[{1, 1}] = 5
+      assert.are.equal(5, t[{1, 1}])
+   end)
+end)
+
+describe("tensor indexing #unit", function()
+   local m
+   before_each(function() m = T.arange(1, 13):view(3, 4) end)
+
+   it("t[i] is a number on 1-D tensors and a row view otherwise", function()
+      local v = T.tensor({10, 20, 30})
+      assert.are.equal(10, v[1])
+      assert.are.equal(30, v[-1])
+      assert.are.same({5, 6, 7, 8}, m[2]:totable())
+      assert.are.same({4}, m[2]:shape())
+   end)
+
+   it("t[{i, j}] reads and writes one element", function()
+      assert.are.equal(7, m[{2, 3}])
+      assert.are.equal(12, m[{-1, -1}])
+      m[{1, 2}] = 5
+      assert.are.equal(5, m[{1, 2}])
+      m[{3, 1}] = T.tensor(42)
+      assert.are.equal(42, m[{3, 1}])
+   end)
+
+   it("ranges {a, b}, {i} and {} narrow like Torch", function()
+      assert.are.same({{2, 3}, {6, 7}}, m[{{1, 2}, {2, 3}}]:totable())
+      assert.are.same({3, 7, 11}, m[{{}, 3}]:totable())
+      assert.are.same({{9, 10, 11, 12}}, m[{{3}}]:totable())
+      assert.are.same({{3, 4}, {7, 8}, {11, 12}}, m[{{}, {3, -1}}]:totable())
+      assert.are.same({5, 6}, m[{2, {1, 2}}]:totable())
+      assert.are.same({3, 4}, m[{}]:shape())
+   end)
+
+   it("assigning to a range fills or copies with broadcasting", function()
+      m[{{}, 1}] = 0
+      assert.are.same({0, 0, 0}, m[{{}, 1}]:totable())
+      m[{{1, 2}, {3, 4}}] = T.tensor({{-1, -2}, {-3, -4}})
+      assert.are.same({{0, 2, -1, -2}, {0, 6, -3, -4}}, m[{{1, 2}}]:totable())
+      m[3] = T.tensor({7, 8, 9, 10})
+      assert.are.same({7, 8, 9, 10}, m[3]:totable())
+      m[2] = T.tensor({1})
+      assert.are.same({1, 1, 1, 1}, m[2]:totable())
+   end)
+
+   it("methods and indexing coexist", function()
+      assert.is_function(m.sum)
+      assert.is_nil(m.no_such_method)
+      assert.are.equal(3, #m)
+   end)
+end)
