@@ -3,11 +3,15 @@
 #include "bind.h"
 
 int luaopen_moonhub_core_sys(lua_State *L);
+int luaopen_moonhub_core_gguf(lua_State *L);
+int luaopen_moonhub_core_tokenizer(lua_State *L);
 int luaopen_moonhub_core_tensor(lua_State *L);
 int luaopen_moonhub_core_safetensors(lua_State *L);
 
 const mh_lua_module mh_lua_modules[] = {
     { "moonhub.core.sys", luaopen_moonhub_core_sys },
+    { "moonhub.core.gguf", luaopen_moonhub_core_gguf },
+    { "moonhub.core.tokenizer", luaopen_moonhub_core_tokenizer },
     { "moonhub.core.tensor", luaopen_moonhub_core_tensor },
     { "moonhub.core.safetensors", luaopen_moonhub_core_safetensors },
     { NULL, NULL },

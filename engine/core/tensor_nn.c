@@ -121,6 +121,7 @@ static int mm_batched(mh_tensor *a, mh_tensor *b, int nb, const int64_t *batch, 
 mh_tensor *mh_tensor_matmul(const mh_tensor *a, const mh_tensor *b, mh_err *err)
 {
     if (!need_float("matmul", a, err) || !need_float("matmul", b, err)) return NULL;
+    mh_threads_get();                      /* OpenBLAS gets our thread count before its first use */
     int nb;
     int64_t batch[MH_MAX_DIMS];
     if (!mm_shapes(a, b, &nb, batch, err)) return NULL;

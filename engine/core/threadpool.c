@@ -28,7 +28,8 @@ typedef struct pool {
 static pool g = {.mu = PTHREAD_MUTEX_INITIALIZER, .work = PTHREAD_COND_INITIALIZER,
                  .done = PTHREAD_COND_INITIALIZER};
 static pthread_mutex_t g_run = PTHREAD_MUTEX_INITIALIZER;   /* one job at a time */
-static int g_threads = 0;                                    /* 0: not decided yet */
+static _Atomic int g_threads = 0;                            /* 0: not decided yet */
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 static bool g_started = false;
 static _Thread_local bool tl_worker = false;
 
@@ -97,13 +98,15 @@ static void pool_stop(void)
     g_started = false;
 }
 
-static void ensure_threads(void)
+static void init_threads(void)
 {
-    if (g_threads == 0) {
+    if (g_threads == 0) {              /* mh_threads_set may have run first */
         g_threads = default_threads();
         openblas_set_num_threads(g_threads);
     }
 }
+
+static void ensure_threads(void) { pthread_once(&g_once, init_threads); }
 
 void mh_parallel_for(int64_t n, int64_t min_chunk, mh_range_fn fn, void *ctx)
 {
@@ -144,17 +147,15 @@ void mh_parallel_for(int64_t n, int64_t min_chunk, mh_range_fn fn, void *ctx)
 
 int mh_threads_get(void)
 {
-    pthread_mutex_lock(&g_run);
-    ensure_threads();
-    int n = g_threads;
-    pthread_mutex_unlock(&g_run);
-    return n;
+    ensure_threads();                      /* no lock: must not wait for a running job */
+    return g_threads;
 }
 
 void mh_threads_set(int n)
 {
     if (n < 1) n = default_threads();
     if (n > 256) n = 256;
+    ensure_threads();
     pthread_mutex_lock(&g_run);
     if (n != g_threads) {
         pool_stop();                       /* restarted lazily at the next job */

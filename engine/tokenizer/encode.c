@@ -206,6 +206,15 @@ static int piece_normal(const mh_tokenizer *t, const char *s, size_t n, mh_tok_b
     return rc;
 }
 
+/* One non-ASCII character of the byte map: some vocabularies (deepseek)
+ * hold the bytes that never occur in UTF-8 as added tokens; they still
+ * stand for one byte. */
+static bool is_byte_char(const char *s, size_t n)
+{
+    return n == 2 && tok_utf8_valid((const unsigned char *)s, 2) == 2 &&
+           tok_cp_to_byte(((uint32_t)(s[0] & 0x1F) << 6) | (s[1] & 0x3F)) >= 0x80;
+}
+
 int mh_tokenizer_piece(const mh_tokenizer *t, int32_t id, bool special, mh_tok_buf *out, mh_err *err)
 {
     if (id < 0 || id >= t->n_vocab)
@@ -214,7 +223,7 @@ int mh_tokenizer_piece(const mh_tokenizer *t, int32_t id, bool special, mh_tok_b
     size_t n = t->len[id];
     int rc, a = t->attr[id];
     if (a == MH_TOKEN_CONTROL || a == MH_TOKEN_UNKNOWN) rc = special ? tok_buf_put(out, s, n) : MH_OK;
-    else if (a == MH_TOKEN_USER_DEFINED) rc = tok_buf_put(out, s, n);
+    else if (a == MH_TOKEN_USER_DEFINED && !(t->byte_level && is_byte_char(s, n))) rc = tok_buf_put(out, s, n);
     else if (a == MH_TOKEN_BYTE && n == 6 && hexval(s[3]) >= 0 && hexval(s[4]) >= 0) {
         char c = (char)(hexval(s[3]) * 16 + hexval(s[4]));
         rc = tok_buf_put(out, &c, 1);

@@ -95,8 +95,7 @@ static void load_specials(mh_tokenizer *t, const mh_gguf *g)
     if (s->eot < 0) {
         static const char *const eot[] = { "<|eot_id|>", "<|im_end|>", "<end_of_turn>", "<|end|>",
                                            "<|endoftext|>", NULL };
-        int32_t id = find_control(t, eot);
-        if (id != s->eos) s->eot = id;
+        s->eot = find_control(t, eot);
     }
     if (s->eom < 0) {
         static const char *const eom[] = { "<|eom_id|>", NULL };

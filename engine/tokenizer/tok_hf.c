@@ -239,11 +239,29 @@ static void load_post(mh_tokenizer *t, const cJSON *post)
     if (last && (id = id_of(t, jstr(last, "id"))) >= 0) { t->add_eos = true; t->sp.eos = id; }
 }
 
+/* config.json's bos_token_id / eos_token_id (the model's own view). */
+static void load_model_config(mh_tokenizer *t, const char *dir, int dl)
+{
+    char p[4096];
+    snprintf(p, sizeof p, "%.*sconfig.json", dl, dir);
+    cJSON *c = read_json(p, NULL, false);
+    const char *keys[2] = { "bos_token_id", "eos_token_id" };
+    int32_t *dst[2] = { &t->sp.bos, &t->sp.eos };
+    for (int i = 0; c && i < 2; i++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(c, keys[i]);
+        if (cJSON_IsArray(v)) v = cJSON_GetArrayItem(v, 0);
+        if (cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble < t->n_vocab)
+            *dst[i] = (int32_t)v->valuedouble;
+    }
+    cJSON_Delete(c);
+}
+
 static void load_config(mh_tokenizer *t, const char *json_path)
 {
     char p[4096];
     const char *slash = strrchr(json_path, '/');
     int dl = slash ? (int)(slash - json_path) + 1 : 0;
+    load_model_config(t, json_path, dl);
     snprintf(p, sizeof p, "%.*stokenizer_config.json", dl, json_path);
     cJSON *c = read_json(p, NULL, false);
     if (!c) return;

@@ -159,7 +159,12 @@ static int build_strmap(mh_tokenizer *t, mh_err *err)
             int32_t o = (int32_t)v - 1;
             if (t->len[o] == t->len[id] && !memcmp(t->blob + t->off[o], s, t->len[id])) break;
         }
-        t->vocab.slot[i] = (uint32_t)id + 1;   /* a repeated text: the last id wins */
+        /* a repeated text: the last id wins (llama.cpp), except that an
+         * added token never shadows a normal one (deepseek repeats "ÿ"...),
+         * so raw bytes keep mapping to byte tokens and decode back */
+        uint32_t old = t->vocab.slot[i];
+        if (!old || t->attr[old - 1] != MH_TOKEN_NORMAL || t->attr[id] == MH_TOKEN_NORMAL)
+            t->vocab.slot[i] = (uint32_t)id + 1;
     }
     return MH_OK;
 }

@@ -5,6 +5,8 @@ local M = {}
 local lazy = {
    tensor = "moonhub.tensor",
    sys = "moonhub.core.sys",
+   tokenizer = "moonhub.tokenizer",
+   gguf = "moonhub.gguf",
 }
 
 M.version = require("moonhub.core.sys").version

@@ -20,7 +20,7 @@ static uint32_t next32(void)
 static float unif(float lo, float hi) { return lo + (hi - lo) * (float)(next32() & 0xffffff) / 16777216.0f; }
 static void fill(float *x, int64_t n, float lo, float hi) { for (int64_t i = 0; i < n; i++) x[i] = unif(lo, hi); }
 
-static float xa[NMAX], xb[NMAX], ya[NMAX], yb[NMAX], w[NMAX];
+static float xa[NMAX + 1], xb[NMAX + 1], ya[NMAX + 1], yb[NMAX + 1], w[NMAX + 1];   /* +1: sentinel */
 
 static bool close_arr(const float *got, const float *want, int64_t n, double atol, double rtol, const char *what,
                       int level, int64_t size)

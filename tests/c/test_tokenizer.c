@@ -186,12 +186,16 @@ static void roundtrip_bytes(mh_tokenizer *t, const char *s, size_t n)
 static void test_invalid_utf8(void)
 {
     static const char bad[] = "ok \xff\xfe caf\xc3 \xe2\x82 x\xf0\x9f\x98 \xc0\xaf end\x80";
+    /* bytes that never occur in UTF-8 (C0 C1 F5..FF) are missing from some
+     * byte-level vocabularies (SmolLM2's), so those get the partial string */
+    static const char partial[] = "caf\xc3 \xe2\x82 x\xf0\x9f\x98 end\x80\xbf";
     const char *vocabs[] = { VEC "ggml-vocab-llama-spm.gguf", VEC "ggml-vocab-gpt-2.gguf",
                              VEC "ggml-vocab-deepseek-llm.gguf", VEC "hf-smollm2/tokenizer.json", NULL };
     for (int i = 0; vocabs[i]; i++) {
         mh_tokenizer *t = load_rel(vocabs[i]);
         if (!t) TEST_SKIP(vocabs[i]);
-        roundtrip_bytes(t, bad, sizeof bad - 1);
+        roundtrip_bytes(t, partial, sizeof partial - 1);
+        if (i < 3) roundtrip_bytes(t, bad, sizeof bad - 1);
         mh_tokenizer_free(t);
         if (test_case_failed) return;
     }
