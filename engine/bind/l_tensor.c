@@ -19,10 +19,21 @@ mh_tensor **mh_lt_newbox(lua_State *L)
     return box;
 }
 
+/* Lua's collector sees only the small box, not the tensor's memory: for a
+ * fresh large storage, step the collector as if that much were allocated,
+ * so loops that make big temporaries do not grow without bound. */
+static void gc_pressure(lua_State *L, const mh_tensor *t)
+{
+    size_t n = t->st->nbytes;
+    if (n >= ((size_t)1 << 20) && atomic_load(&t->st->refs) == 1)
+        lua_gc(L, LUA_GCSTEP, (int)(n >> 10 > 1 << 30 ? 1 << 30 : n >> 10));
+}
+
 void mh_lt_set(lua_State *L, mh_tensor **box, mh_tensor *t, const char *fname, const mh_err *err)
 {
     if (!t) mh_lt_raise(L, fname, err);
     *box = t;
+    gc_pressure(L, t);
 }
 
 /* __gc and __close: one idempotent release (liolib's f_gc) */
@@ -42,6 +53,7 @@ void mh_lua_push_tensor(lua_State *L, struct mh_tensor *t, const char *fname, co
     if (!t) mh_lt_raise(L, fname, err);
     mh_tensor **box = mh_lt_newbox(L);
     *box = t;
+    gc_pressure(L, t);
 }
 
 struct mh_tensor *mh_lua_to_tensor(lua_State *L, int idx)

@@ -7,6 +7,7 @@ int luaopen_moonhub_core_gguf(lua_State *L);
 int luaopen_moonhub_core_tokenizer(lua_State *L);
 int luaopen_moonhub_core_tensor(lua_State *L);
 int luaopen_moonhub_core_safetensors(lua_State *L);
+int luaopen_moonhub_core_sqlite(lua_State *L);
 
 const mh_lua_module mh_lua_modules[] = {
     { "moonhub.core.sys", luaopen_moonhub_core_sys },
@@ -14,5 +15,6 @@ const mh_lua_module mh_lua_modules[] = {
     { "moonhub.core.tokenizer", luaopen_moonhub_core_tokenizer },
     { "moonhub.core.tensor", luaopen_moonhub_core_tensor },
     { "moonhub.core.safetensors", luaopen_moonhub_core_safetensors },
+    { "moonhub.core.sqlite", luaopen_moonhub_core_sqlite },
     { NULL, NULL },
 };

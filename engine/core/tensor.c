@@ -8,12 +8,6 @@
 
 /* ===== allocation ===== */
 
-static void free_malloc(void *data, size_t nbytes, void *ud)
-{
-    (void)nbytes; (void)ud;
-    free(data);
-}
-
 static bool shape_ok(const char *fn, int ndim, const int64_t *shape, int64_t *numel, mh_err *err)
 {
     if (ndim < 0 || ndim > MH_MAX_DIMS) {
@@ -53,19 +47,7 @@ static mh_tensor *alloc_tensor(mh_dtype dt, int ndim, const int64_t *shape, bool
         return NULL;
     }
     size_t nbytes = mh_dtype_row_size(dt, n);
-    mh_storage *st;
-    if (zero) {
-        st = mh_storage_new(nbytes, err);
-    } else {
-        size_t rounded = (nbytes + 63) & ~(size_t)63;
-        void *p = aligned_alloc(64, rounded ? rounded : 64);
-        if (!p) {
-            mh_err_set(err, MH_ENOMEM, "out of memory allocating %zu bytes", nbytes);
-            return NULL;
-        }
-        st = mh_storage_wrap(p, nbytes, free_malloc, NULL, err);
-        if (!st) free(p);
-    }
+    mh_storage *st = zero ? mh_storage_new(nbytes, err) : mh_storage_new_uninit(nbytes, err);
     if (!st) return NULL;
     mh_tensor *t = mh__tensor_header(st, 0, dt, ndim, shape, NULL, err);
     mh_storage_release(st);

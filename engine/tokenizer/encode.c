@@ -286,7 +286,7 @@ int mh_tok_stream_push(mh_tok_stream *s, int32_t id, mh_tok_buf *out, mh_err *er
     size_t keep = incomplete_tail((const unsigned char *)s->pending.p, s->pending.n);
     size_t emit = s->pending.n - keep;
     if (tok_buf_put(out, s->pending.p, emit)) return mh_err_set(err, MH_ENOMEM, "tokenizer: out of memory");
-    memmove(s->pending.p, s->pending.p + emit, keep);
+    if (keep) memmove(s->pending.p, s->pending.p + emit, keep);
     s->pending.n = keep;
     return MH_OK;
 }

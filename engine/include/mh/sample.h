@@ -109,7 +109,7 @@ typedef struct mh_stop_matcher mh_stop_matcher;
 mh_stop_matcher *mh_stop_new(const char *const *stops, int n, mh_err *err);
 void mh_stop_free(mh_stop_matcher *m);
 
-/* Appends piece (len bytes). *emit/*emit_len: text safe to show now
+/* Appends piece (len bytes). *emit, *emit_len: text safe to show now
  * (borrowed, valid until the next call on m). *stopped: a stop string was
  * completed; *emit then ends right before it and later pushes emit nothing.
  * Returns MH_OK, MH_EINVAL or MH_ENOMEM (err set). */

@@ -23,6 +23,9 @@ mh_storage *mh_storage_new(size_t nbytes, mh_err *err);
  * Returns a new reference. */
 mh_storage *mh_storage_wrap(void *data, size_t nbytes, mh_free_fn free_fn,
                             void *ud, mh_err *err);
+/* A new storage over UNINITIALIZED memory (for results about to be written
+ * whole). Returns a new reference. */
+mh_storage *mh_storage_new_uninit(size_t nbytes, mh_err *err);
 void mh_storage_retain(mh_storage *s);
 void mh_storage_release(mh_storage *s);   /* NULL is a no-op */
 
