@@ -7,6 +7,8 @@ local lazy = {
    sys = "moonhub.core.sys",
    tokenizer = "moonhub.tokenizer",
    gguf = "moonhub.gguf",
+   db = "moonhub.db",
+   registry = "moonhub.registry",
 }
 
 M.version = require("moonhub.core.sys").version
