@@ -122,6 +122,8 @@ static int bind_value(lua_State *L, sqlite3_stmt *st, int i, int idx)
 
 static void bind_checked(lua_State *L, stmt_box *s, int i, int idx, const char *fname)
 {
+    if (sqlite3_stmt_busy(s->st))   /* sqlite would only say "API misuse" */
+        luaL_error(L, "%s: the statement is running; reset() it before binding", fname);
     int rc = bind_value(L, s->st, i, idx);
     if (rc == SQLITE_OK) return;
     if (rc == -1)

@@ -11,8 +11,21 @@
 
 /* ===== the box ===== */
 
+/* Tensors made by other bindings (model logits...) may appear before any
+ * script required the tensor module: load it so the metatable exists. */
+static void ensure_tensor_module(lua_State *L)
+{
+    if (luaL_getmetatable(L, MH_TENSOR_MT) == LUA_TNIL) {
+        lua_getglobal(L, "require");
+        lua_pushliteral(L, "moonhub.tensor");
+        lua_call(L, 1, 0);
+    }
+    lua_pop(L, 1);
+}
+
 mh_tensor **mh_lt_newbox(lua_State *L)
 {
+    ensure_tensor_module(L);
     mh_tensor **box = lua_newuserdatauv(L, sizeof *box, 0);
     *box = NULL;                           /* empty until the tensor exists */
     luaL_setmetatable(L, MH_TENSOR_MT);

@@ -9,7 +9,13 @@ int luaopen_moonhub_core_tensor(lua_State *L);
 int luaopen_moonhub_core_safetensors(lua_State *L);
 int luaopen_moonhub_core_sqlite(lua_State *L);
 
+int luaopen_moonhub_core_model(lua_State *L);
+
+int luaopen_moonhub_core_sample(lua_State *L);
+
 const mh_lua_module mh_lua_modules[] = {
+    { "moonhub.core.sample", luaopen_moonhub_core_sample },
+    { "moonhub.core.model", luaopen_moonhub_core_model },
     { "moonhub.core.sys", luaopen_moonhub_core_sys },
     { "moonhub.core.gguf", luaopen_moonhub_core_gguf },
     { "moonhub.core.tokenizer", luaopen_moonhub_core_tokenizer },

@@ -9,9 +9,13 @@ local lazy = {
    gguf = "moonhub.gguf",
    db = "moonhub.db",
    registry = "moonhub.registry",
+   model = "moonhub.model",
+   sample = "moonhub.core.sample",
 }
 
 M.version = require("moonhub.core.sys").version
+-- load(path, opts) -> model | nil, msg (see moonhub.model)
+function M.load(...) return require("moonhub.model").load(...) end
 function M.home() return require("moonhub.core.host").home end   -- $MOONHUB_HOME
 
 return setmetatable(M, {

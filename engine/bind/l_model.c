@@ -1,0 +1,182 @@
+/* l_model.c: moonhub.core.model — llama-family models and their KV caches.
+ * Layer: engine/bind (calls mh/model.h). A cache keeps its model alive via
+ * its user value; forward returns logits as an f32 tensor. */
+#include <string.h>
+#include "bind.h"
+#include "mh/model.h"
+#include "mh/tensor.h"
+
+#define MODEL_MT "moonhub.model"
+#define CACHE_MT "moonhub.kv_cache"
+
+typedef struct cache_box { mh_kv_cache *c; mh_model *m; } cache_box;
+
+static mh_model *check_model(lua_State *L, int idx)
+{
+    mh_model **box = luaL_checkudata(L, idx, MODEL_MT);
+    if (!*box) luaL_argerror(L, idx, "model has been closed");
+    return *box;
+}
+
+static cache_box *check_cache(lua_State *L, int idx)
+{
+    cache_box *cb = luaL_checkudata(L, idx, CACHE_MT);
+    if (!cb->c) luaL_argerror(L, idx, "cache has been freed");
+    return cb;
+}
+
+/* load(path) -> model | nil, msg */
+static int l_load(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    mh_model **box = lua_newuserdatauv(L, sizeof *box, 0);
+    *box = NULL;
+    luaL_setmetatable(L, MODEL_MT);
+    mh_err err = {0};
+    if (mh_model_load(path, box, &err)) return mh_lua_fail(L, &err);
+    return 1;
+}
+
+static int m_close(lua_State *L)
+{
+    mh_model **box = luaL_checkudata(L, 1, MODEL_MT);
+    mh_model_free(*box);
+    *box = NULL;
+    return 0;
+}
+
+static void set_int(lua_State *L, const char *k, int64_t v) { lua_pushinteger(L, v); lua_setfield(L, -2, k); }
+
+static int m_hparams(lua_State *L)
+{
+    mh_model *m = check_model(L, 1);
+    const mh_hparams *hp = mh_model_hparams(m);
+    lua_newtable(L);
+    lua_pushstring(L, hp->arch_name); lua_setfield(L, -2, "arch");
+    set_int(L, "n_vocab", hp->n_vocab);
+    set_int(L, "n_embd", hp->n_embd);
+    set_int(L, "n_layer", hp->n_layer);
+    set_int(L, "n_head", hp->n_head);
+    set_int(L, "n_head_kv", hp->n_head_kv);
+    set_int(L, "head_dim", hp->head_dim);
+    set_int(L, "n_ff", hp->n_ff);
+    set_int(L, "n_ctx_train", hp->n_ctx_train);
+    set_int(L, "n_rot", hp->n_rot);
+    lua_pushnumber(L, hp->rope_base); lua_setfield(L, -2, "rope_base");
+    lua_pushnumber(L, hp->rms_eps); lua_setfield(L, -2, "rms_eps");
+    lua_pushboolean(L, hp->rope_neox); lua_setfield(L, -2, "rope_neox");
+    lua_pushboolean(L, hp->tied_embeddings); lua_setfield(L, -2, "tied_embeddings");
+    set_int(L, "n_params", mh_model_n_params(m));
+    set_int(L, "weight_bytes", (int64_t)mh_model_weight_bytes(m));
+    return 1;
+}
+
+static int m_kv_bytes(lua_State *L)
+{
+    mh_model *m = check_model(L, 1);
+    lua_Integer n = luaL_checkinteger(L, 2);
+    luaL_argcheck(L, n > 0, 2, "n_ctx must be positive");
+    lua_pushinteger(L, (lua_Integer)mh_model_kv_bytes(m, n));
+    return 1;
+}
+
+/* m:new_cache(n_ctx) -> cache */
+static int m_new_cache(lua_State *L)
+{
+    mh_model *m = check_model(L, 1);
+    lua_Integer n = luaL_checkinteger(L, 2);
+    luaL_argcheck(L, n > 0 && n <= (1 << 24), 2, "n_ctx must be in 1..16777216");
+    cache_box *cb = lua_newuserdatauv(L, sizeof *cb, 1);
+    cb->c = NULL;
+    cb->m = m;
+    luaL_setmetatable(L, CACHE_MT);
+    lua_pushvalue(L, 1);
+    lua_setiuservalue(L, -2, 1);          /* the cache keeps its model alive */
+    mh_err err = {0};
+    cb->c = mh_kv_cache_new(m, n, &err);
+    if (!cb->c) return mh_lua_raise(L, "model.new_cache", &err);
+    return 1;
+}
+
+/* m:forward(cache, ids, all_logits) -> logits tensor (n or 1, n_vocab) */
+static int m_forward(lua_State *L)
+{
+    mh_model *m = check_model(L, 1);
+    cache_box *cb = check_cache(L, 2);
+    luaL_argcheck(L, cb->m == m, 2, "cache belongs to another model");
+    luaL_checktype(L, 3, LUA_TTABLE);
+    bool all = lua_toboolean(L, 4);
+    lua_Integer n = luaL_len(L, 3);
+    luaL_argcheck(L, n > 0, 3, "no token ids");
+    int32_t *ids = lua_newuserdatauv(L, sizeof(int32_t) * (size_t)n, 0);   /* freed by the GC */
+    for (lua_Integer i = 0; i < n; i++) {
+        lua_geti(L, 3, i + 1);
+        int isnum;
+        lua_Integer v = lua_tointegerx(L, -1, &isnum);
+        if (!isnum) return luaL_error(L, "model.forward: token %d is not an integer", (int)(i + 1));
+        if (v < 0 || v > INT32_MAX) return luaL_error(L, "model.forward: token id %d out of range", (int)v);
+        ids[i] = (int32_t)v;
+        lua_pop(L, 1);
+    }
+    int64_t shape[2] = { all ? n : 1, mh_model_hparams(m)->n_vocab };
+    mh_err err = {0};
+    mh_tensor *t = mh_tensor_new(MH_DTYPE_F32, 2, shape, &err);
+    if (!t) return mh_lua_raise(L, "model.forward", &err);
+    int st = mh_model_forward(m, cb->c, ids, n, mh_tensor_data(t), all, &err);
+    if (st) {
+        mh_tensor_release(t);
+        return mh_lua_raise(L, "model.forward", &err);
+    }
+    mh_lua_push_tensor(L, t, "model.forward", &err);
+    return 1;
+}
+
+static int c_free(lua_State *L)
+{
+    cache_box *cb = luaL_checkudata(L, 1, CACHE_MT);
+    mh_kv_cache_free(cb->c);
+    cb->c = NULL;
+    return 0;
+}
+
+static int c_n_past(lua_State *L) { lua_pushinteger(L, mh_kv_cache_n_past(check_cache(L, 1)->c)); return 1; }
+static int c_n_ctx(lua_State *L) { lua_pushinteger(L, mh_kv_cache_n_ctx(check_cache(L, 1)->c)); return 1; }
+
+static int c_truncate(lua_State *L)
+{
+    cache_box *cb = check_cache(L, 1);
+    lua_Integer n = luaL_checkinteger(L, 2);
+    luaL_argcheck(L, n >= 0 && n <= mh_kv_cache_n_past(cb->c), 2, "position beyond the cached tokens");
+    mh_kv_cache_truncate(cb->c, n);
+    return 0;
+}
+
+static void new_class(lua_State *L, const char *mt, const luaL_Reg *methods, lua_CFunction gc)
+{
+    luaL_newmetatable(L, mt);
+    lua_newtable(L);
+    luaL_setfuncs(L, methods, 0);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, gc);
+    lua_setfield(L, -2, "__close");
+    lua_pop(L, 1);
+}
+
+int luaopen_moonhub_core_model(lua_State *L)
+{
+    static const luaL_Reg model_methods[] = {
+        { "hparams", m_hparams }, { "kv_bytes", m_kv_bytes }, { "new_cache", m_new_cache },
+        { "forward", m_forward }, { "close", m_close }, { NULL, NULL },
+    };
+    static const luaL_Reg cache_methods[] = {
+        { "n_past", c_n_past }, { "n_ctx", c_n_ctx }, { "truncate", c_truncate },
+        { "free", c_free }, { NULL, NULL },
+    };
+    static const luaL_Reg fns[] = { { "load", l_load }, { NULL, NULL } };
+    new_class(L, MODEL_MT, model_methods, m_close);
+    new_class(L, CACHE_MT, cache_methods, c_free);
+    luaL_newlib(L, fns);
+    return 1;
+}
