@@ -4,6 +4,7 @@
  * before use, so truncated or corrupt files fail with MH_EFORMAT. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <errno.h>
 #include <string.h>
 #include <fcntl.h>
 #include <unistd.h>
@@ -314,7 +315,7 @@ static int parse_tensors(mh_gguf *g, cursor *c)
 static int map_file(const char *path, mh_gguf *g, mh_err *err)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return mh_err_set(err, MH_EIO, "gguf: cannot open %s", path);
+    if (fd < 0) return mh_err_set(err, MH_EIO, "gguf: cannot open %s: %s", path, strerror(errno));
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         close(fd);

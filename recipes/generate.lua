@@ -1,0 +1,54 @@
+-- generate text from a prompt with a model, streaming it, then a stats line
+-- Layer: recipes (uses the public moonhub API only).
+-- Usage: moonhub generate MODEL "prompt" [--max-tokens N] [--temp T] [--seed S] ...
+local argparse = require "argparse"
+local mh = require "moonhub"
+
+local p = argparse("moonhub generate", "Generate text from a prompt; the stats line goes to stderr.")
+p:argument("model", "a GGUF file or a Hugging Face model folder")
+p:argument("prompt", "the prompt text")
+p:option("-n --max-tokens", "tokens to generate", "128"):convert(math.tointeger)
+p:option("--temp --temperature", "sampling temperature (0 = greedy)", "0.8"):convert(tonumber)
+p:option("--seed", "random seed (same seed, same text)"):convert(math.tointeger)
+p:option("--top-k", "keep the k most likely tokens (0 = off)", "40"):convert(math.tointeger)
+p:option("--top-p", "nucleus sampling threshold (1 = off)", "0.95"):convert(tonumber)
+p:option("--min-p", "drop tokens below min-p times the top probability", "0.05"):convert(tonumber)
+p:option("--repeat-penalty", "penalty for recently seen tokens (1 = off)", "1.0"):convert(tonumber)
+p:option("--presence-penalty", "OpenAI presence penalty", "0"):convert(tonumber)
+p:option("--frequency-penalty", "OpenAI frequency penalty", "0"):convert(tonumber)
+p:option("--stop", "stop string (repeatable)"):count("*")
+p:option("--ctx", "context length", nil):convert(math.tointeger)
+p:option("--threads", "compute threads"):convert(math.tointeger)
+p:option("--mem-limit", "refuse to load past this many MiB"):convert(tonumber)
+p:flag("--special", "let control tokens in the prompt be matched")
+p:flag("--ignore-eos", "keep going past end-of-generation tokens")
+
+local ok, a = p:pparse(arg)
+if not ok then
+   io.stderr:write(a, "\n", p:get_usage(), "\n")
+   return 2
+end
+
+local model, err = mh.load(a.model, {
+   ctx = a.ctx, threads = a.threads, mem_limit = a.mem_limit and a.mem_limit * 2^20,
+})
+if not model then
+   io.stderr:write("moonhub generate: ", err, "\n")
+   return 1
+end
+
+local step, st = model:stream(a.prompt, {
+   max_tokens = a.max_tokens, temperature = a.temp, seed = a.seed, top_k = a.top_k,
+   top_p = a.top_p, min_p = a.min_p, repeat_penalty = a.repeat_penalty,
+   presence_penalty = a.presence_penalty, frequency_penalty = a.frequency_penalty,
+   stop = a.stop, special = a.special, ignore_eos = a.ignore_eos,
+})
+for piece in step do
+   io.write(piece)
+   io.stdout:flush()
+end
+io.write("\n")
+io.stderr:write(string.format(
+   "prompt %d tokens, %.1f tok/s | generated %d tokens, %.1f tok/s | first token %.0f ms | %s\n",
+   st.prompt_tokens, st.prompt_tps, st.generated, st.gen_tps, st.ttft_s * 1000, st.finish_reason))
+return 0

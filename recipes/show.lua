@@ -1,0 +1,93 @@
+-- show a model's architecture, size, quantization, tokenizer, template and memory needs
+-- Layer: recipes (uses the public moonhub API only).
+-- Usage: moonhub show MODEL [--ctx N] [--json]
+local argparse = require "argparse"
+local mh = require "moonhub"
+
+local p = argparse("moonhub show", "Show what a model file is and what it needs.")
+p:argument("model", "a GGUF file or a Hugging Face model folder")
+p:option("--ctx", "context length for the memory estimate", "4096"):convert(math.tointeger)
+p:flag("--json", "print the facts as JSON")
+
+local ok, a = p:pparse(arg)
+if not ok then
+   io.stderr:write(a, "\n", p:get_usage(), "\n")
+   return 2
+end
+
+local model, err = mh.load(a.model, { ctx = a.ctx, mem_limit = math.huge })
+if not model then
+   io.stderr:write("moonhub show: ", err, "\n")
+   return 1
+end
+local info, tok = model.info, model.tokenizer
+
+local function human(n)
+   for _, u in ipairs({ { 2^30, "GiB" }, { 2^20, "MiB" }, { 2^10, "KiB" } }) do
+      if n >= u[1] then return string.format("%.2f %s", n / u[1], u[2]) end
+   end
+   return n .. " B"
+end
+
+local function count(n)
+   if n >= 1e9 then return string.format("%.2fB", n / 1e9) end
+   if n >= 1e6 then return string.format("%.1fM", n / 1e6) end
+   return string.format("%.1fK", n / 1e3)
+end
+
+-- tensor types by count, from the GGUF (a folder's safetensors are all float)
+local types, meta, template_src = {}, {}, nil
+local gf = mh.gguf.open(a.model)
+if gf then
+   meta = gf.metadata
+   for _, t in ipairs(gf:tensors()) do types[t.dtype] = (types[t.dtype] or 0) + 1 end
+   gf:close()
+   template_src = meta["tokenizer.chat_template"]
+end
+local type_list = {}
+for name, n in pairs(types) do type_list[#type_list + 1] = string.format("%s x%d", name, n) end
+table.sort(type_list)
+
+local template_name = "none (raw prompts)"
+if type(template_src) == "string" then
+   template_name = "embedded Jinja chat template"
+   local tok_ok, template = pcall(require, "moonhub.template")
+   if tok_ok and template.detect then
+      local name = template.detect(template_src)
+      if name then template_name = "built-in '" .. name .. "' (matches the embedded template)" end
+   end
+end
+
+local facts = {
+   path = a.model, name = meta["general.name"], arch = info.arch, params = info.n_params,
+   layers = info.n_layer, embedding = info.n_embd, heads = info.n_head, kv_heads = info.n_head_kv,
+   ffn = info.n_ff, vocab = info.n_vocab, context_length = info.n_ctx_train,
+   rope_base = info.rope_base, tied_embeddings = info.tied_embeddings,
+   tensor_types = type_list, weights_bytes = info.weight_bytes,
+   tokenizer = tok.kind .. (tok.pre and tok.pre ~= "" and (" / " .. tok.pre) or ""),
+   bos = tok.bos, eos = tok.eos, chat_template = template_name,
+   memory = { ctx = a.ctx, kv_bytes = model._h:kv_bytes(a.ctx), total_bytes = model:memory_needed(a.ctx) },
+}
+
+if a.json then
+   io.write(require("dkjson").encode(facts, { indent = true }), "\n")
+   return 0
+end
+
+local rows = {
+   { "model", facts.path },
+   { "name", facts.name or "-" },
+   { "architecture", facts.arch },
+   { "parameters", count(facts.params) .. string.format(" (%d)", facts.params) },
+   { "shape", string.format("%d layers, %d embd, %d heads (%d kv), ffn %d, vocab %d",
+      facts.layers, facts.embedding, facts.heads, facts.kv_heads, facts.ffn, facts.vocab) },
+   { "context length", tostring(facts.context_length) },
+   { "quantization", #type_list > 0 and table.concat(type_list, ", ") or "safetensors (float)" },
+   { "weights", human(facts.weights_bytes) },
+   { "tokenizer", string.format("%s (bos %s, eos %s)", facts.tokenizer, tostring(tok.bos), tostring(tok.eos)) },
+   { "chat template", template_name },
+   { "memory at ctx " .. a.ctx, string.format("%s (weights %s + KV cache %s + scratch)",
+      human(facts.memory.total_bytes), human(facts.weights_bytes), human(facts.memory.kv_bytes)) },
+}
+for _, r in ipairs(rows) do io.write(string.format("  %-18s %s\n", r[1], r[2])) end
+return 0
