@@ -211,6 +211,16 @@ static int l_blob(lua_State *L)
     return 1;
 }
 
+/* sleep(ms): sqlite3_sleep, for retry loops where sqlite's busy handler
+ * does not apply (switching the journal mode returns SQLITE_BUSY at once) */
+static int l_sleep(lua_State *L)
+{
+    lua_Integer ms = luaL_checkinteger(L, 1);
+    luaL_argcheck(L, ms >= 0 && ms <= 60000, 1, "sleep takes 0..60000 ms");
+    sqlite3_sleep((int)ms);
+    return 0;
+}
+
 static int l_is_blob(lua_State *L)
 {
     lua_pushboolean(L, is_blob(L, 1));
@@ -512,7 +522,8 @@ int luaopen_moonhub_core_sqlite(lua_State *L)
         { "__tostring", blob_tostring }, { "__len", blob_len }, { NULL, NULL },
     };
     static const luaL_Reg fns[] = {
-        { "open", l_open }, { "blob", l_blob }, { "is_blob", l_is_blob }, { NULL, NULL },
+        { "open", l_open }, { "blob", l_blob }, { "is_blob", l_is_blob },
+        { "sleep", l_sleep }, { NULL, NULL },
     };
     new_class(L, CONN_MT, conn_methods, conn_meta);
     new_class(L, STMT_MT, stmt_methods, stmt_meta);

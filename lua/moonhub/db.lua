@@ -14,6 +14,7 @@ local M = {}
 M.null = core.null            -- binds as NULL where nil cannot stand (named params)
 M.blob = core.blob            -- M.blob(s) binds s as BLOB; plain strings bind as TEXT
 M.is_blob = core.is_blob
+M.sleep = core.sleep          -- sleep(ms), for retries the busy timeout does not cover
 
 local CACHE_MAX = 64          -- prepared statements kept per connection
 

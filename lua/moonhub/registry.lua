@@ -154,6 +154,25 @@ local function foreign(conn, path)
       #names > 0 and table.concat(names, ", ") or "none")
 end
 
+-- Switching to WAL needs the file to itself, and sqlite answers "locked" at
+-- once instead of waiting (its busy handler does not cover it), so a second
+-- process opening a fresh home at the same moment retries here.
+local function use_wal(conn, timeout_ms)
+   local waited = 0
+   while true do
+      local ok, mode = pcall(conn.first, conn, "PRAGMA journal_mode = WAL")
+      if ok and mode and mode.journal_mode == "wal" then return end
+      if not ok and not tostring(mode):find("locked", 1, true) and not tostring(mode):find("busy", 1, true) then
+         error(mode, 0)
+      end
+      if waited >= timeout_ms then
+         error(ok and "cannot switch to WAL mode" or mode, 0)
+      end
+      db.sleep(10)
+      waited = waited + 10
+   end
+end
+
 local function migrate(conn)
    conn:transaction(function()
       -- re-read under the write lock: another process may have migrated
@@ -178,7 +197,8 @@ function M.open(home, opts)
    local path = home .. "/" .. M.FILE
    local bad = check_header(path)
    if bad then return nil, bad end
-   local conn, msg = db.open(path, { busy_timeout_ms = opts and opts.busy_timeout_ms or 10000 })
+   local timeout = opts and opts.busy_timeout_ms or 10000
+   local conn, msg = db.open(path, { busy_timeout_ms = timeout })
    if not conn then return nil, "registry: " .. msg end
    local ok, why = pcall(foreign, conn, path)
    if not ok or why then
@@ -186,7 +206,7 @@ function M.open(home, opts)
       return nil, ok and why or ("registry: cannot read " .. path .. ": " .. tostring(why))
    end
    ok, why = pcall(function()
-      if pragma(conn, "journal_mode") ~= "wal" then conn:first("PRAGMA journal_mode = WAL") end
+      if pragma(conn, "journal_mode") ~= "wal" then use_wal(conn, timeout) end
       conn:exec("PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL")
       migrate(conn)
    end)

@@ -29,16 +29,19 @@ static mh_sampler *make(mh_sampler_params *p, int64_t n)
     return s;
 }
 
+static int cmp_id(const void *a, const void *b)
+{
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    return (x > y) - (x < y);
+}
+
 /* sorted copy of the last candidate ids, for set comparisons */
 static int64_t cand_set(mh_sampler *s, int32_t *out)
 {
     const int32_t *ids;
     int64_t c = mh_sampler_candidates(s, &ids, NULL);
     memcpy(out, ids, (size_t)c * sizeof *out);
-    for (int64_t i = 1; i < c; i++)
-        for (int64_t j = i; j > 0 && out[j - 1] > out[j]; j--) {
-            int32_t t = out[j]; out[j] = out[j - 1]; out[j - 1] = t;
-        }
+    qsort(out, (size_t)c, sizeof *out, cmp_id);
     return c;
 }
 
@@ -361,7 +364,7 @@ static void test_seeds(void)
     for (int i = 0; i < 12; i++) { float c2[10]; memcpy(c2, u, sizeof u); first[i] = mh_sampler_sample(s, c2, NULL); }
     mh_sampler_reset(s);   /* replays the stream */
     for (int i = 0; i < 12; i++) { float c2[10]; memcpy(c2, u, sizeof u); CHECK(mh_sampler_sample(s, c2, NULL) == first[i]); }
-    static const int32_t golden[12] = {GOLDEN_SEQ};
+    static const int32_t golden[12] = {0, 8, 6, 8, 1, 8, 4, 2, 5, 6, 5, 2};
     for (int i = 0; i < 12; i++) CHECK_MSG(first[i] == golden[i], "draw %d: %d, want %d", i, first[i], golden[i]);
     CHECK(mh_sampler_seed(s) == 1234);
     mh_sampler_free(s);
@@ -595,8 +598,7 @@ static void test_stop_multi_overlap(void)
     const char *s4[] = {"###", "\n\nUser:"};
     const char *p4[] = {"ok", "\n", "\nUse", "d #", "#"};
     CHECK(FEED(s4, p4, &o) == 0);   /* both were false alarms */
-    CHECK(!o.stopped && o.n == 12 && !memcmp(o.text, "ok\n\nUsed ###", 12) == false);
-    CHECK(o.n == 10 && !memcmp(o.text, "ok\n\nUsed #", 10));
+    CHECK(!o.stopped && o.n == 11 && !memcmp(o.text, "ok\n\nUsed ##", 11));
 }
 
 static void test_stop_utf8(void)
@@ -640,6 +642,7 @@ static void test_stop_utf8(void)
 
 int main(void)
 {
+    (void)test_skipped;   /* no case here needs shared data */
     TEST_RUN(test_params_errors);
     TEST_RUN(test_greedy_ties);
     TEST_RUN(test_all_inf);
