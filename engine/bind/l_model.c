@@ -71,21 +71,32 @@ static int m_hparams(lua_State *L)
     return 1;
 }
 
+/* A KV cache type name at arg: "f16" (default), "q8_0" or "f32". */
+static mh_dtype check_kv_type(lua_State *L, int arg)
+{
+    const char *name = luaL_optstring(L, arg, "f16");
+    int t = mh_dtype_from_name(name);
+    if (t != MH_DTYPE_F16 && t != MH_DTYPE_Q8_0 && t != MH_DTYPE_F32)
+        luaL_argerror(L, arg, lua_pushfstring(L, "KV cache type must be f16, q8_0 or f32, got '%s'", name));
+    return (mh_dtype)t;
+}
+
 static int m_kv_bytes(lua_State *L)
 {
     mh_model *m = check_model(L, 1);
     lua_Integer n = luaL_checkinteger(L, 2);
     luaL_argcheck(L, n > 0, 2, "n_ctx must be positive");
-    lua_pushinteger(L, (lua_Integer)mh_model_kv_bytes(m, n));
+    lua_pushinteger(L, (lua_Integer)mh_model_kv_bytes_type(m, n, check_kv_type(L, 3)));
     return 1;
 }
 
-/* m:new_cache(n_ctx) -> cache */
+/* m:new_cache(n_ctx[, type]) -> cache */
 static int m_new_cache(lua_State *L)
 {
     mh_model *m = check_model(L, 1);
     lua_Integer n = luaL_checkinteger(L, 2);
     luaL_argcheck(L, n > 0 && n <= (1 << 24), 2, "n_ctx must be in 1..16777216");
+    mh_dtype type = check_kv_type(L, 3);
     cache_box *cb = lua_newuserdatauv(L, sizeof *cb, 1);
     cb->c = NULL;
     cb->m = m;
@@ -93,7 +104,7 @@ static int m_new_cache(lua_State *L)
     lua_pushvalue(L, 1);
     lua_setiuservalue(L, -2, 1);          /* the cache keeps its model alive */
     mh_err err = {0};
-    cb->c = mh_kv_cache_new(m, n, &err);
+    cb->c = mh_kv_cache_new_type(m, n, type, &err);
     if (!cb->c) return mh_lua_raise(L, "model.new_cache", &err);
     return 1;
 }

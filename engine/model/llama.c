@@ -11,28 +11,45 @@
 
 /* ===== KV cache ===== */
 
-mh_kv_cache *mh_kv_cache_new(const mh_model *m, int64_t n_ctx, mh_err *err)
+mh_kv_cache *mh_kv_cache_new_type(const mh_model *m, int64_t n_ctx, mh_dtype type, mh_err *err)
 {
+    const mh_hparams *hp = &m->hp;
     if (n_ctx <= 0) {
         mh_err_set(err, MH_EINVAL, "kv cache: n_ctx must be positive, got %lld", (long long)n_ctx);
         return NULL;
     }
-    mh_kv_cache *c = calloc(1, sizeof *c);
-    size_t per = (size_t)m->hp.n_layer * (size_t)n_ctx * (size_t)(m->hp.n_head_kv * m->hp.head_dim);
-    if (c) {
-        c->k = malloc(per * sizeof(float));
-        c->v = malloc(per * sizeof(float));
-    }
-    if (!c || !c->k || !c->v) {
-        mh_kv_cache_free(c);
-        mh_err_set(err, MH_ENOMEM, "kv cache: out of memory for %lld positions (%.1f MiB)",
-                   (long long)n_ctx, 2.0 * (double)per * sizeof(float) / (1 << 20));
+    if (type != MH_DTYPE_F32 && type != MH_DTYPE_F16 && type != MH_DTYPE_Q8_0) {
+        mh_err_set(err, MH_ETYPE, "kv cache: type %s not supported (f32, f16, q8_0)",
+                   mh_dtype_info(type)->name);
         return NULL;
     }
+    if (hp->head_dim % mh_dtype_info(type)->block_size) {
+        mh_err_set(err, MH_ETYPE, "kv cache: %s needs head_dim a multiple of %d, got %lld",
+                   mh_dtype_info(type)->name, mh_dtype_info(type)->block_size, (long long)hp->head_dim);
+        return NULL;
+    }
+    mh_kv_cache *c = calloc(1, sizeof *c);
+    if (!c) goto oom;
+    c->type = type;
+    c->kv_dim = hp->n_head_kv * hp->head_dim;
+    c->row_bytes = mh_dtype_row_size(type, c->kv_dim);
+    size_t per = c->row_bytes * (size_t)hp->n_layer * (size_t)n_ctx;
+    c->k = malloc(per);
+    c->v = malloc(per);
+    if (!c->k || !c->v) goto oom;
     c->n_ctx = n_ctx;
-    c->kv_dim = m->hp.n_head_kv * m->hp.head_dim;
-    c->n_layer = m->hp.n_layer;
+    c->n_layer = hp->n_layer;
     return c;
+oom:
+    mh_kv_cache_free(c);
+    mh_err_set(err, MH_ENOMEM, "kv cache: out of memory for %lld positions (%.1f MiB)",
+               (long long)n_ctx, (double)mh_model_kv_bytes_type(m, n_ctx, type) / (1 << 20));
+    return NULL;
+}
+
+mh_kv_cache *mh_kv_cache_new(const mh_model *m, int64_t n_ctx, mh_err *err)
+{
+    return mh_kv_cache_new_type(m, n_ctx, MH_DTYPE_F16, err);
 }
 
 void mh_kv_cache_free(mh_kv_cache *c)
@@ -45,6 +62,7 @@ void mh_kv_cache_free(mh_kv_cache *c)
 
 int64_t mh_kv_cache_n_past(const mh_kv_cache *c) { return c->n_past; }
 int64_t mh_kv_cache_n_ctx(const mh_kv_cache *c) { return c->n_ctx; }
+mh_dtype mh_kv_cache_type(const mh_kv_cache *c) { return c->type; }
 
 void mh_kv_cache_truncate(mh_kv_cache *c, int64_t n)
 {
@@ -89,31 +107,40 @@ static void rope(const mh_model *m, float *v, int64_t T, int64_t n_heads, int64_
 
 typedef struct attn_job {
     const mh_hparams *hp;
+    const mh_kv_cache *c;
     const float *q;          /* (T, n_head * hd) */
-    const float *k, *v;      /* this layer's cache: (n_ctx, kv_dim) */
+    const uint8_t *k, *v;    /* this layer's cache rows: (n_ctx, row_bytes) */
     float *out;              /* (T, n_head * hd) */
-    int64_t pos0, kv_dim;
+    int64_t pos0;
 } attn_job;
 
-/* Causal attention for work items (t, h) in [i0, i1). */
+/* Causal attention for work items (t, h) in [i0, i1): scores through the
+ * cache type's vec_dot (q converted once to its vec_dot_type), values
+ * dequantized a head slice at a time and accumulated in f32. */
 static void attn_items(void *ctx, int64_t i0, int64_t i1)
 {
     const attn_job *j = ctx;
     const mh_hparams *hp = j->hp;
     int64_t hd = hp->head_dim, group = hp->n_head / hp->n_head_kv;
+    const mh_quant_traits *tr = mh_quant_traits_get(j->c->type);
+    mh_dtype qt = tr->vec_dot_type;
+    size_t head_off = mh_dtype_row_size(j->c->type, hd), qbytes = mh_dtype_row_size(qt, hd);
     float scale = 1.0f / sqrtf((float)hd);
-    float *att = malloc(sizeof(float) * (size_t)(j->pos0 + (i1 - 1) / hp->n_head + 1));
-    if (!att) return;   /* cannot happen for sane sizes; leaves zeros */
+    int64_t n_max = j->pos0 + (i1 - 1) / hp->n_head + 1;
+    float *att = malloc(sizeof(float) * (size_t)(n_max + hd));
+    uint8_t *qq = malloc(qbytes);
+    if (!att || !qq) { free(att); free(qq); return; }   /* cannot happen for sane sizes */
+    float *vrow = att + n_max;
     for (int64_t it = i0; it < i1; it++) {
         int64_t t = it / hp->n_head, h = it % hp->n_head, kvh = h / group;
         int64_t n = j->pos0 + t + 1;
         const float *q = j->q + t * hp->n_head * hd + h * hd;
+        const void *qx = q;
+        if (qt != MH_DTYPE_F32) { mh_quantize_row(qt, q, qq, hd); qx = qq; }
         float mx = -INFINITY;
         for (int64_t p = 0; p < n; p++) {
-            const float *k = j->k + p * j->kv_dim + kvh * hd;
-            float s = 0;
-            for (int64_t d = 0; d < hd; d++) s += q[d] * k[d];
-            att[p] = s * scale;
+            tr->vec_dot(hd, j->k + (size_t)p * j->c->row_bytes + (size_t)kvh * head_off, qx, &att[p]);
+            att[p] *= scale;
             if (att[p] > mx) mx = att[p];
         }
         float sum = 0;
@@ -121,12 +148,15 @@ static void attn_items(void *ctx, int64_t i0, int64_t i1)
         float *o = j->out + t * hp->n_head * hd + h * hd;
         memset(o, 0, sizeof(float) * (size_t)hd);
         for (int64_t p = 0; p < n; p++) {
-            const float *v = j->v + p * j->kv_dim + kvh * hd;
+            const uint8_t *vp = j->v + (size_t)p * j->c->row_bytes + (size_t)kvh * head_off;
+            const float *vf = (const float *)vp;
+            if (j->c->type != MH_DTYPE_F32) { tr->to_float(vp, vrow, hd); vf = vrow; }
             float a = att[p] / sum;
-            for (int64_t d = 0; d < hd; d++) o[d] += a * v[d];
+            for (int64_t d = 0; d < hd; d++) o[d] += a * vf[d];
         }
     }
     free(att);
+    free(qq);
 }
 
 static void add_bias(float *x, const float *b, int64_t T, int64_t n)
@@ -177,10 +207,13 @@ static int layer_forward(mh_model *m, mh_kv_cache *c, int64_t l, scratch *s, int
     add_bias(s->v, L->bv, T, kvd);
     rope(m, s->q, T, hp->n_head, pos0);
     rope(m, s->k, T, hp->n_head_kv, pos0);
-    float *kc = c->k + (size_t)l * (size_t)(c->n_ctx * kvd), *vc = c->v + (size_t)l * (size_t)(c->n_ctx * kvd);
-    memcpy(kc + pos0 * kvd, s->k, sizeof(float) * (size_t)(T * kvd));
-    memcpy(vc + pos0 * kvd, s->v, sizeof(float) * (size_t)(T * kvd));
-    attn_job aj = { hp, s->q, kc, vc, s->att, pos0, kvd };
+    size_t layer_bytes = c->row_bytes * (size_t)c->n_ctx;
+    uint8_t *kc = c->k + (size_t)l * layer_bytes, *vc = c->v + (size_t)l * layer_bytes;
+    for (int64_t t = 0; t < T; t++) {
+        mh_quantize_row(c->type, s->k + t * kvd, kc + (size_t)(pos0 + t) * c->row_bytes, kvd);
+        mh_quantize_row(c->type, s->v + t * kvd, vc + (size_t)(pos0 + t) * c->row_bytes, kvd);
+    }
+    attn_job aj = { hp, c, s->q, kc, vc, s->att, pos0 };
     mh_parallel_for(T * hp->n_head, 1, attn_items, &aj);
     if ((st = mh_linear(&L->wo, s->att, T, s->tmp, err))) return st;
     for (int64_t i = 0; i < T * E; i++) s->x[i] += s->tmp[i];

@@ -197,9 +197,14 @@ struct mh_gguf *mh_model_gguf(const mh_model *m) { return m->gguf; }
 int64_t mh_model_n_params(const mh_model *m) { return m->n_params; }
 size_t mh_model_weight_bytes(const mh_model *m) { return m->weight_bytes; }
 
-size_t mh_model_kv_bytes(const mh_model *m, int64_t n_ctx)
+size_t mh_model_kv_bytes_type(const mh_model *m, int64_t n_ctx, mh_dtype type)
 {
     const mh_hparams *hp = &m->hp;
-    return (size_t)2 * sizeof(float) * (size_t)hp->n_layer * (size_t)n_ctx *
-           (size_t)(hp->n_head_kv * hp->head_dim);
+    return 2 * mh_dtype_row_size(type, hp->n_head_kv * hp->head_dim) * (size_t)hp->n_layer *
+           (size_t)n_ctx;
+}
+
+size_t mh_model_kv_bytes(const mh_model *m, int64_t n_ctx)
+{
+    return mh_model_kv_bytes_type(m, n_ctx, MH_DTYPE_F16);
 }

@@ -23,7 +23,9 @@ struct mh_model {
 
 struct mh_kv_cache {
     int64_t n_ctx, n_past, kv_dim, n_layer;
-    float *k, *v;               /* (n_layer, n_ctx, kv_dim) each */
+    mh_dtype type;              /* f32, f16 or q8_0 rows */
+    size_t row_bytes;           /* bytes of one position's kv_dim values */
+    uint8_t *k, *v;             /* (n_layer, n_ctx, kv_dim) each, in type */
 };
 
 #endif

@@ -157,6 +157,21 @@ static int emit_fallback(const mh_tokenizer *t, const char *s, int32_t n, mh_tok
     return MH_OK;
 }
 
+#define MARK "\xE2\x96\x81"           /* U+2581, SentencePiece's visible space */
+
+/* Merges one piece of a word and appends its ids. */
+static int merge_piece(const mh_tokenizer *t, tok_merge_ctx *c, const char *w, size_t n,
+                       mh_tok_ids *out, mh_err *err)
+{
+    int rc = init_syms(t, c, w, n);
+    if (!rc) rc = run_merges(t, c, w);
+    for (int32_t i = 0; !rc && c->nsym && i >= 0; i = c->sym[i].next) {
+        const tok_sym *s = &c->sym[i];
+        rc = s->id >= 0 ? tok_ids_push(out, s->id) : emit_fallback(t, w + s->start, s->len, out);
+    }
+    return rc ? mh_err_set(err, MH_ENOMEM, "tokenizer: out of memory") : MH_OK;
+}
+
 int tok_merge_word(const mh_tokenizer *t, tok_merge_ctx *c, const char *w, size_t n,
                    mh_tok_ids *out, mh_err *err)
 {
@@ -167,11 +182,15 @@ int tok_merge_word(const mh_tokenizer *t, tok_merge_ctx *c, const char *w, size_
         int32_t id = tok_find(t, w, n);
         if (id >= 0) return tok_ids_push(out, id) ? mh_err_set(err, MH_ENOMEM, "tokenizer: out of memory") : MH_OK;
     }
-    int rc = init_syms(t, c, w, n);
-    if (!rc) rc = run_merges(t, c, w);
-    for (int32_t i = 0; !rc && c->nsym && i >= 0; i = c->sym[i].next) {
-        const tok_sym *s = &c->sym[i];
-        rc = s->id >= 0 ? tok_ids_push(out, s->id) : emit_fallback(t, w + s->start, s->len, out);
+    int rc = MH_OK;
+    if (!t->mark_splits || t->byte_level) return merge_piece(t, c, w, n, out, err);
+    /* cut before each U+2581 that follows another character (see mark_splits) */
+    size_t start = 0;
+    for (size_t i = 3; !rc && i + 3 <= n; i++) {
+        if (memcmp(w + i, MARK, 3) || !memcmp(w + i - 3, MARK, 3)) continue;
+        rc = merge_piece(t, c, w + start, i - start, out, err);
+        start = i;
+        i += 2;
     }
-    return rc ? mh_err_set(err, MH_ENOMEM, "tokenizer: out of memory") : MH_OK;
+    return rc ? rc : merge_piece(t, c, w + start, n - start, out, err);
 }

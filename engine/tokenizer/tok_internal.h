@@ -39,6 +39,8 @@ struct mh_tokenizer {
     bool add_space_prefix;      /* SPM dummy prefix before each text fragment */
     bool escape_spaces;         /* ' ' -> U+2581 before merging (SPM) */
     bool strip_first_space;     /* decode drops the dummy prefix */
+    bool mark_splits;           /* no token has U+2581 after another character, so a
+                                   word can be merged in pieces cut before each U+2581 */
     bool add_bos, add_eos;
     int32_t byte_tok[256];      /* id for each byte (byte map or <0xNN>), -1 */
     int32_t *specials;          /* control/user/unknown ids, longest text first */

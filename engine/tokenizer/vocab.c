@@ -250,11 +250,30 @@ static void build_byte_table(mh_tokenizer *t)
     }
 }
 
+/* True when no token holds U+2581 right after a character other than
+ * U+2581: then no merge can join the text before a space mark with the
+ * mark, and merging each piece cut there gives the same ids as merging the
+ * whole text (which, for SentencePiece's unsplit text, would put every
+ * pair of a long input in one heap). */
+static bool marks_only_lead(const mh_tokenizer *t)
+{
+    for (int32_t id = 0; id < t->n_vocab; id++) {
+        const char *s = t->blob + t->off[id];
+        uint32_t n = t->len[id];
+        for (uint32_t i = 1; i + 3 <= n; i++) {
+            if (memcmp(s + i, "\xE2\x96\x81", 3)) continue;
+            if (i < 3 || memcmp(s + i - 3, "\xE2\x96\x81", 3)) return false;
+        }
+    }
+    return true;
+}
+
 int tok_vocab_finish(mh_tokenizer *t, mh_err *err)
 {
     int rc = build_strmap(t, err);
     if (!rc) rc = build_specials(t, err);
     if (!rc) build_byte_table(t);
+    if (!rc) t->mark_splits = marks_only_lead(t);
     return rc;
 }
 

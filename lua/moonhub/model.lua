@@ -29,12 +29,13 @@ function Model:memory_needed(n_ctx)
    local hp = self.info
    local scratch = 4 * 512 * (3 * hp.n_embd + 4 * hp.n_head * hp.head_dim + 2 * hp.n_ff)
       + 4 * 512 * hp.n_vocab
-   return hp.weight_bytes + self._h:kv_bytes(n_ctx or self.ctx) + scratch
+   return hp.weight_bytes + self._h:kv_bytes(n_ctx or self.ctx, self.kv_type) + scratch
 end
 
 -- ===== loading =====
 
--- load(path, {ctx =, threads =, mem_limit = bytes}) -> model | nil, msg
+-- load(path, {ctx =, threads =, mem_limit = bytes, kv_type = "f16"|"q8_0"|"f32"})
+--   -> model | nil, msg
 function M.load(path, opts)
    if type(path) ~= "string" or path == "" then
       error("moonhub.load: path must be a non-empty string, got " .. type(path), 2)
@@ -50,7 +51,8 @@ function M.load(path, opts)
    if opts.threads then sys.threads(opts.threads) end
    local info = h:hparams()
    info.path = path
-   local self = setmetatable({ _h = h, tokenizer = tok, info = info, path = path }, Model)
+   local self = setmetatable({ _h = h, tokenizer = tok, info = info, path = path,
+      kv_type = opts.kv_type or "f16" }, Model)
    self.ctx = opts.ctx or math.min(info.n_ctx_train, 4096)
    if math.type(self.ctx) ~= "integer" or self.ctx < 1 then
       h:close()
@@ -75,7 +77,7 @@ end
 
 -- new_cache(n_ctx?) -> a KV cache for one sequence
 function Model:new_cache(n_ctx)
-   return self._h:new_cache(n_ctx or self.ctx)
+   return self._h:new_cache(n_ctx or self.ctx, self.kv_type)
 end
 
 -- forward(ids, cache?, {all = bool}) -> logits (n or 1, n_vocab)

@@ -49,12 +49,18 @@ const mh_layer *mh_model_layer(const mh_model *m, int64_t i);
 struct mh_gguf *mh_model_gguf(const mh_model *m);   /* borrowed */
 int64_t mh_model_n_params(const mh_model *m);
 size_t mh_model_weight_bytes(const mh_model *m);
-/* Bytes a cache of n_ctx positions takes (K and V, f32). */
+/* Bytes a cache of n_ctx positions takes (K and V in f16). */
 size_t mh_model_kv_bytes(const mh_model *m, int64_t n_ctx);
+/* The same for a cache of the given type (f32, f16 or q8_0). */
+size_t mh_model_kv_bytes_type(const mh_model *m, int64_t n_ctx, mh_dtype type);
 
-/* ===== KV cache: one sequence, positions 0..n_past-1 ===== */
+/* ===== KV cache: one sequence, positions 0..n_past-1 =====
+ * Rows are stored in f16 by default (as llama.cpp does); q8_0 halves that
+ * again where head_dim is a multiple of 32; f32 is exact. */
 typedef struct mh_kv_cache mh_kv_cache;
-mh_kv_cache *mh_kv_cache_new(const mh_model *m, int64_t n_ctx, mh_err *err);
+mh_kv_cache *mh_kv_cache_new(const mh_model *m, int64_t n_ctx, mh_err *err);   /* f16 */
+mh_kv_cache *mh_kv_cache_new_type(const mh_model *m, int64_t n_ctx, mh_dtype type, mh_err *err);
+mh_dtype mh_kv_cache_type(const mh_kv_cache *c);
 void mh_kv_cache_free(mh_kv_cache *c);
 int64_t mh_kv_cache_n_past(const mh_kv_cache *c);
 int64_t mh_kv_cache_n_ctx(const mh_kv_cache *c);

@@ -28,10 +28,13 @@ describe("moonhub.db #unit", function()
 
    it("each finalizes its statement on break, so the loop can run again", function()
       for _ = 1, 3 do
+         local seen = 0
          for row in d:each("SELECT 1 AS x UNION ALL SELECT 2") do
+            seen = seen + 1
             assert.equal(1, row.x)
-            break
+            if seen == 1 then break end
          end
+         assert.equal(1, seen)
       end
       -- a write after an abandoned read loop is not blocked by it
       assert.equal(1, d:exec("INSERT INTO t (name) VALUES (?)", "z"))
