@@ -5,6 +5,8 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <cblas.h>
+#include "mh/kernels.h"
 #include "mh/quant.h"
 #include "mh/threadpool.h"
 #include "model_internal.h"
@@ -159,6 +161,66 @@ static void attn_items(void *ctx, int64_t i0, int64_t i1)
     free(qq);
 }
 
+/* ===== batched attention: per head, S = Q K^T (sgemm), causal softmax,
+ * O = P V (sgemm). For prompts; the cache rows are first widened to f32. */
+
+typedef struct softmax_job { float *S; int64_t n, pos0; float scale; } softmax_job;
+
+static void causal_softmax_rows(void *ctx, int64_t r0, int64_t r1)
+{
+    const softmax_job *j = ctx;
+    const mh_kernels *k = mh_kernels_get();
+    for (int64_t t = r0; t < r1; t++) {
+        float *row = j->S + t * j->n;
+        int64_t live = j->pos0 + t + 1;         /* positions this token may see */
+        k->scale(live, row, j->scale, row);
+        k->softmax_row(live, row, row, false);
+        memset(row + live, 0, sizeof(float) * (size_t)(j->n - live));
+    }
+}
+
+typedef struct widen_job { const mh_kv_cache *c; const uint8_t *k, *v; float *kf, *vf; } widen_job;
+
+static void widen_rows(void *ctx, int64_t p0, int64_t p1)
+{
+    const widen_job *j = ctx;
+    for (int64_t p = p0; p < p1; p++) {
+        mh_dequantize_row(j->c->type, j->k + (size_t)p * j->c->row_bytes, j->kf + p * j->c->kv_dim, j->c->kv_dim);
+        mh_dequantize_row(j->c->type, j->v + (size_t)p * j->c->row_bytes, j->vf + p * j->c->kv_dim, j->c->kv_dim);
+    }
+}
+
+static int attn_gemm(const mh_hparams *hp, const mh_kv_cache *c, const float *q /* (T, n_head*hd) */,
+                     const uint8_t *k, const uint8_t *v, float *out /* (T, n_head*hd) */,
+                     int64_t T, int64_t pos0, mh_err *err)
+{
+    int64_t hd = hp->head_dim, n = pos0 + T, kvd = c->kv_dim, qd = hp->n_head * hd;
+    int64_t group = hp->n_head / hp->n_head_kv;
+    float *kf = (float *)k, *vf = (float *)v, *wide = NULL;
+    if (c->type != MH_DTYPE_F32) {
+        wide = malloc(sizeof(float) * (size_t)(2 * n * kvd));
+        if (!wide) return mh_err_set(err, MH_ENOMEM, "attention: out of memory");
+        kf = wide;
+        vf = wide + n * kvd;
+        widen_job wj = { c, k, v, kf, vf };
+        mh_parallel_for(n, 16, widen_rows, &wj);
+    }
+    float *S = malloc(sizeof(float) * (size_t)(T * n));
+    if (!S) { free(wide); return mh_err_set(err, MH_ENOMEM, "attention: out of memory"); }
+    for (int64_t h = 0; h < hp->n_head; h++) {
+        int64_t kvh = h / group;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)n, (int)hd, 1.0f,
+                    q + h * hd, (int)qd, kf + kvh * hd, (int)kvd, 0.0f, S, (int)n);
+        softmax_job sj = { S, n, pos0, 1.0f / sqrtf((float)hd) };
+        mh_parallel_for(T, 8, causal_softmax_rows, &sj);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)T, (int)hd, (int)n, 1.0f,
+                    S, (int)n, vf + kvh * hd, (int)kvd, 0.0f, out + h * hd, (int)qd);
+    }
+    free(S);
+    free(wide);
+    return MH_OK;
+}
+
 static void add_bias(float *x, const float *b, int64_t T, int64_t n)
 {
     if (!b) return;
@@ -213,8 +275,12 @@ static int layer_forward(mh_model *m, mh_kv_cache *c, int64_t l, scratch *s, int
         mh_quantize_row(c->type, s->k + t * kvd, kc + (size_t)(pos0 + t) * c->row_bytes, kvd);
         mh_quantize_row(c->type, s->v + t * kvd, vc + (size_t)(pos0 + t) * c->row_bytes, kvd);
     }
-    attn_job aj = { hp, c, s->q, kc, vc, s->att, pos0 };
-    mh_parallel_for(T * hp->n_head, 1, attn_items, &aj);
+    if (T >= 8) {
+        if ((st = attn_gemm(hp, c, s->q, kc, vc, s->att, T, pos0, err))) return st;
+    } else {
+        attn_job aj = { hp, c, s->q, kc, vc, s->att, pos0 };
+        mh_parallel_for(T * hp->n_head, 1, attn_items, &aj);
+    }
     if ((st = mh_linear(&L->wo, s->att, T, s->tmp, err))) return st;
     for (int64_t i = 0; i < T * E; i++) s->x[i] += s->tmp[i];
     rmsnorm(s->xn, s->x, L->ffn_norm, T, E, hp->rms_eps);
