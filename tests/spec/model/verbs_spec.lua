@@ -15,8 +15,10 @@ describe("moonhub generate / show #integration", function()
          .. " 'Once upon a time' --max-tokens 24 --temp 0.7 --seed 1")
       assert.are.equal(0, code)
       assert.is_true(#out > 20)
-      assert.matches("prompt %d+ tokens, [%d.]+ tok/s | generated 24 tokens, [%d.]+ tok/s | first token %d+ ms", err)
-      local out2 = host.run(home, "generate " .. host.q(model) .. " 'Once upon a time' --max-tokens 24 --temp 0.7 --seed 1")
+      assert.matches("prompt %d+ tokens, [%d.]+ tok/s | generated 24 tokens, [%d.]+ tok/s | "
+         .. "first token %d+ ms", err)
+      local out2 = host.run(home, "generate " .. host.q(model)
+         .. " 'Once upon a time' --max-tokens 24 --temp 0.7 --seed 1")
       assert.are.equal(out, out2)
    end)
 
