@@ -252,12 +252,38 @@ static int scratch_alloc(scratch *s, const mh_hparams *hp, int64_t T)
     return MH_OK;
 }
 
-static int layer_forward(mh_model *m, mh_kv_cache *c, int64_t l, scratch *s, int64_t T, mh_err *err)
+/* Attention of one sequence's rows [r0, r0+T) in layer l: stores its K/V
+ * rows in its cache, then attends over everything the cache holds. */
+static int seq_attention(const mh_model *m, const mh_batch_seq *q, int64_t l, scratch *s,
+                         int64_t r0, mh_err *err)
+{
+    const mh_hparams *hp = &m->hp;
+    mh_kv_cache *c = q->cache;
+    int64_t T = q->n, kvd = c->kv_dim, qd = hp->n_head * hp->head_dim, pos0 = c->n_past;
+    float *qr = s->q + r0 * qd, *kr = s->k + r0 * kvd, *vr = s->v + r0 * kvd, *out = s->att + r0 * qd;
+    rope(m, qr, T, hp->n_head, pos0);
+    rope(m, kr, T, hp->n_head_kv, pos0);
+    size_t layer_bytes = c->row_bytes * (size_t)c->n_ctx;
+    uint8_t *kc = c->k + (size_t)l * layer_bytes, *vc = c->v + (size_t)l * layer_bytes;
+    for (int64_t t = 0; t < T; t++) {
+        mh_quantize_row(c->type, kr + t * kvd, kc + (size_t)(pos0 + t) * c->row_bytes, kvd);
+        mh_quantize_row(c->type, vr + t * kvd, vc + (size_t)(pos0 + t) * c->row_bytes, kvd);
+    }
+    if (T >= 8) return attn_gemm(hp, c, qr, kc, vc, out, T, pos0, err);
+    attn_job aj = { hp, c, qr, kc, vc, out, pos0 };
+    mh_parallel_for(T * hp->n_head, 1, attn_items, &aj);
+    return MH_OK;
+}
+
+/* One layer over all T rows of the batch: the matmuls see every sequence's
+ * rows at once (weights read once); attention runs per sequence. */
+static int layer_forward(mh_model *m, const mh_batch_seq *seqs, int n_seqs, int64_t l, scratch *s,
+                         int64_t T, mh_err *err)
 {
     const mh_hparams *hp = &m->hp;
     const mh_layer *L = &m->layers[l];
-    int64_t E = hp->n_embd, qd = hp->n_head * hp->head_dim, kvd = c->kv_dim, F = hp->n_ff;
-    int64_t pos0 = c->n_past;
+    int64_t E = hp->n_embd, qd = hp->n_head * hp->head_dim, kvd = hp->n_head_kv * hp->head_dim;
+    int64_t F = hp->n_ff;
     int st;
     rmsnorm(s->xn, s->x, L->attn_norm, T, E, hp->rms_eps);
     if ((st = mh_linear(&L->wq, s->xn, T, s->q, err)) ||
@@ -267,20 +293,8 @@ static int layer_forward(mh_model *m, mh_kv_cache *c, int64_t l, scratch *s, int
     add_bias(s->q, L->bq, T, qd);
     add_bias(s->k, L->bk, T, kvd);
     add_bias(s->v, L->bv, T, kvd);
-    rope(m, s->q, T, hp->n_head, pos0);
-    rope(m, s->k, T, hp->n_head_kv, pos0);
-    size_t layer_bytes = c->row_bytes * (size_t)c->n_ctx;
-    uint8_t *kc = c->k + (size_t)l * layer_bytes, *vc = c->v + (size_t)l * layer_bytes;
-    for (int64_t t = 0; t < T; t++) {
-        mh_quantize_row(c->type, s->k + t * kvd, kc + (size_t)(pos0 + t) * c->row_bytes, kvd);
-        mh_quantize_row(c->type, s->v + t * kvd, vc + (size_t)(pos0 + t) * c->row_bytes, kvd);
-    }
-    if (T >= 8) {
-        if ((st = attn_gemm(hp, c, s->q, kc, vc, s->att, T, pos0, err))) return st;
-    } else {
-        attn_job aj = { hp, c, s->q, kc, vc, s->att, pos0 };
-        mh_parallel_for(T * hp->n_head, 1, attn_items, &aj);
-    }
+    for (int i = 0, r0 = 0; i < n_seqs; r0 += (int)seqs[i].n, i++)
+        if ((st = seq_attention(m, &seqs[i], l, s, r0, err))) return st;
     if ((st = mh_linear(&L->wo, s->att, T, s->tmp, err))) return st;
     for (int64_t i = 0; i < T * E; i++) s->x[i] += s->tmp[i];
     rmsnorm(s->xn, s->x, L->ffn_norm, T, E, hp->rms_eps);
@@ -296,34 +310,82 @@ static int layer_forward(mh_model *m, mh_kv_cache *c, int64_t l, scratch *s, int
     return MH_OK;
 }
 
+static int check_batch(const mh_model *m, const mh_batch_seq *seqs, int n_seqs, int64_t *T, mh_err *err)
+{
+    const mh_hparams *hp = &m->hp;
+    *T = 0;
+    if (n_seqs <= 0) return mh_err_set(err, MH_EINVAL, "forward: no sequences");
+    for (int i = 0; i < n_seqs; i++) {
+        const mh_batch_seq *q = &seqs[i];
+        if (q->n <= 0) return mh_err_set(err, MH_EINVAL, "forward: no tokens");
+        if (q->cache->n_past + q->n > q->cache->n_ctx)
+            return mh_err_set(err, MH_ERANGE, "forward: context full: %lld + %lld tokens exceed n_ctx %lld",
+                              (long long)q->cache->n_past, (long long)q->n, (long long)q->cache->n_ctx);
+        if (q->cache->n_layer != hp->n_layer || q->cache->kv_dim != hp->n_head_kv * hp->head_dim)
+            return mh_err_set(err, MH_EINVAL, "forward: cache %d was made for another model", i);
+        for (int j = 0; j < i; j++)
+            if (seqs[j].cache == q->cache)
+                return mh_err_set(err, MH_EINVAL, "forward: cache used twice in one batch");
+        for (int64_t t = 0; t < q->n; t++)
+            if (q->tokens[t] < 0 || q->tokens[t] >= hp->n_vocab)
+                return mh_err_set(err, MH_EINVAL, "forward: token id %d outside the vocabulary (0..%lld)",
+                                  q->tokens[t], (long long)hp->n_vocab - 1);
+        *T += q->n;
+    }
+    return MH_OK;
+}
+
+int mh_model_forward_batch(mh_model *m, mh_batch_seq *seqs, int n_seqs, mh_err *err)
+{
+    const mh_hparams *hp = &m->hp;
+    int64_t T, E = hp->n_embd;
+    int st = check_batch(m, seqs, n_seqs, &T, err);
+    if (st) return st;
+    scratch s;
+    if (scratch_alloc(&s, hp, T))
+        return mh_err_set(err, MH_ENOMEM, "forward: out of memory for %lld tokens", (long long)T);
+    size_t erow = mh_dtype_row_size(m->tok_embd.dtype, E);
+    for (int i = 0, r = 0; i < n_seqs && !st; i++)
+        for (int64_t t = 0; t < seqs[i].n && !st; t++, r++)
+            st = mh_dequantize_row(m->tok_embd.dtype,
+                                   (const uint8_t *)m->tok_embd.data + (size_t)seqs[i].tokens[t] * erow,
+                                   s.x + r * E, E);
+    if (st) st = mh_err_set(err, st, "forward: cannot read the token embedding");
+    for (int64_t l = 0; l < hp->n_layer && !st; l++) st = layer_forward(m, seqs, n_seqs, l, &s, T, err);
+    /* gather the rows whose logits were asked for, then one output matmul */
+    int64_t n_out = 0;
+    for (int i = 0, r = 0; i < n_seqs && !st; r += (int)seqs[i].n, i++) {
+        if (!seqs[i].logits) continue;
+        int64_t first = seqs[i].all_logits ? 0 : seqs[i].n - 1;
+        for (int64_t t = first; t < seqs[i].n; t++, n_out++)
+            memcpy(s.tmp + n_out * E, s.x + (r + t) * E, sizeof(float) * (size_t)E);
+    }
+    float *out = NULL;
+    if (!st && n_out) {
+        out = malloc(sizeof(float) * (size_t)(n_out * hp->n_vocab));
+        if (!out) st = mh_err_set(err, MH_ENOMEM, "forward: out of memory for logits");
+    }
+    if (!st && n_out) {
+        rmsnorm(s.xn, s.tmp, m->output_norm, n_out, E, hp->rms_eps);
+        st = mh_linear(&m->output, s.xn, n_out, out, err);
+    }
+    for (int i = 0, o = 0; i < n_seqs && !st; i++) {
+        if (seqs[i].logits) {
+            int64_t k = seqs[i].all_logits ? seqs[i].n : 1;
+            memcpy(seqs[i].logits, out + (size_t)o * (size_t)hp->n_vocab, sizeof(float) * (size_t)(k * hp->n_vocab));
+            o += (int)k;
+        }
+    }
+    if (!st)
+        for (int i = 0; i < n_seqs; i++) seqs[i].cache->n_past += seqs[i].n;
+    free(out);
+    free(s.x);
+    return st;
+}
+
 int mh_model_forward(mh_model *m, mh_kv_cache *c, const int32_t *tokens, int64_t T,
                      float *logits, bool all_logits, mh_err *err)
 {
-    const mh_hparams *hp = &m->hp;
-    if (T <= 0) return mh_err_set(err, MH_EINVAL, "forward: no tokens");
-    if (c->n_past + T > c->n_ctx)
-        return mh_err_set(err, MH_ERANGE, "forward: context full: %lld + %lld tokens exceed n_ctx %lld",
-                          (long long)c->n_past, (long long)T, (long long)c->n_ctx);
-    for (int64_t t = 0; t < T; t++)
-        if (tokens[t] < 0 || tokens[t] >= hp->n_vocab)
-            return mh_err_set(err, MH_EINVAL, "forward: token id %d outside the vocabulary (0..%lld)",
-                              tokens[t], (long long)hp->n_vocab - 1);
-    scratch s;
-    if (scratch_alloc(&s, hp, T)) return mh_err_set(err, MH_ENOMEM, "forward: out of memory for %lld tokens", (long long)T);
-    int64_t E = hp->n_embd;
-    size_t erow = mh_dtype_row_size(m->tok_embd.dtype, E);
-    int st = MH_OK;
-    for (int64_t t = 0; t < T && !st; t++)
-        st = mh_dequantize_row(m->tok_embd.dtype, (const uint8_t *)m->tok_embd.data + (size_t)tokens[t] * erow,
-                               s.x + t * E, E);
-    if (st) st = mh_err_set(err, st, "forward: cannot read the token embedding");
-    for (int64_t l = 0; l < hp->n_layer && !st; l++) st = layer_forward(m, c, l, &s, T, err);
-    if (!st && logits) {
-        int64_t first = all_logits ? 0 : T - 1, n = all_logits ? T : 1;
-        rmsnorm(s.xn, s.x + first * E, m->output_norm, n, E, hp->rms_eps);
-        st = mh_linear(&m->output, s.xn, n, logits, err);
-    }
-    if (!st) c->n_past += T;
-    free(s.x);
-    return st;
+    mh_batch_seq q = { c, tokens, T, logits, all_logits };
+    return mh_model_forward_batch(m, &q, 1, err);
 }

@@ -154,6 +154,7 @@ static int load_layers(mh_model *m, mh_err *err)
 int mh_model_load(const char *path, mh_model **out, mh_err *err)
 {
     *out = NULL;
+    if (mh_model_is_hf_path(path)) return mh_model_load_hf(path, out, err);
     mh_model *m = calloc(1, sizeof *m);
     if (!m) return mh_err_set(err, MH_ENOMEM, "model: out of memory");
     int st = mh_gguf_open(path, &m->gguf, err);
@@ -188,6 +189,7 @@ void mh_model_free(mh_model *m)
     free(m->owned);
     free(m->layers);
     mh_gguf_close(m->gguf);
+    mh_model_hf_release(m);
     free(m);
 }
 

@@ -6,6 +6,8 @@
 #include "mh/model.h"
 
 struct mh_gguf;
+struct mh_safetensors;
+struct mh_tensor;
 
 struct mh_model {
     mh_hparams hp;
@@ -17,6 +19,9 @@ struct mh_model {
     mh_layer *layers;           /* (n_layer) */
     void **owned;               /* f32 copies of non-f32 vectors */
     int n_owned;
+    struct mh_safetensors *st;  /* HF checkpoint: owns the mappings (NULL for GGUF) */
+    struct mh_tensor **held;    /* views taken from st, one reference each */
+    int n_held;
     int64_t n_params;
     size_t weight_bytes;
 };
@@ -27,5 +32,10 @@ struct mh_kv_cache {
     size_t row_bytes;           /* bytes of one position's kv_dim values */
     uint8_t *k, *v;             /* (n_layer, n_ctx, kv_dim) each, in type */
 };
+
+/* llama_hf.c: Hugging Face checkpoint directories (config.json + safetensors). */
+bool mh_model_is_hf_path(const char *path);     /* a directory or a config.json */
+int mh_model_load_hf(const char *path, mh_model **out, mh_err *err);
+void mh_model_hf_release(mh_model *m);          /* held views and st; from mh_model_free */
 
 #endif

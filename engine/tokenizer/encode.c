@@ -48,6 +48,34 @@ static int split_on(const mh_tokenizer *t, const char *text, int32_t id, frags *
     return MH_OK;
 }
 
+/* The byte pairs (and bytes) present in a text: a special whose pairs are
+ * not all present cannot occur, so its search is skipped. Deepseek's
+ * vocabularies have ~2400 added words; searching each in a long text
+ * would otherwise dominate encoding. */
+typedef struct { uint64_t pair[65536 / 64]; uint64_t byte[4]; } gram_set;
+
+static void grams_build(gram_set *g, const unsigned char *s, size_t n)
+{
+    memset(g, 0, sizeof *g);
+    for (size_t i = 0; i < n; i++) {
+        g->byte[s[i] >> 6] |= 1ull << (s[i] & 63);
+        if (i + 1 < n) {
+            unsigned k = (unsigned)s[i] << 8 | s[i + 1];
+            g->pair[k >> 6] |= 1ull << (k & 63);
+        }
+    }
+}
+
+static bool grams_may_hold(const gram_set *g, const unsigned char *s, size_t n)
+{
+    if (n == 1) return g->byte[s[0] >> 6] >> (s[0] & 63) & 1;
+    for (size_t i = 0; i + 1 < n; i++) {
+        unsigned k = (unsigned)s[i] << 8 | s[i + 1];
+        if (!(g->pair[k >> 6] >> (k & 63) & 1)) return false;
+    }
+    return true;
+}
+
 /* Longest special texts first, like llama.cpp. Without parse_special only
  * user-defined tokens (plain added words) are matched: control tokens such
  * as <|im_start|> in user text stay text, so input cannot forge them. */
@@ -55,12 +83,16 @@ static int partition(const mh_tokenizer *t, const char *text, size_t len, bool p
                      frags *f)
 {
     frags tmp = {0};
+    gram_set *g = t->n_specials > 8 ? malloc(sizeof *g) : NULL;   /* NULL: no filter */
+    if (g) grams_build(g, (const unsigned char *)text, len);
     int rc = frag_add(f, -1, 0, len);
     for (int i = 0; !rc && i < t->n_specials; i++) {
         int32_t id = t->specials[i];
         if (!parse_special && t->attr[id] != MH_TOKEN_USER_DEFINED) continue;
+        if (g && !grams_may_hold(g, (const unsigned char *)t->blob + t->off[id], t->len[id])) continue;
         rc = split_on(t, text, id, f, &tmp);
     }
+    free(g);
     free(tmp.v);
     return rc;
 }
@@ -206,15 +238,6 @@ static int piece_normal(const mh_tokenizer *t, const char *s, size_t n, mh_tok_b
     return rc;
 }
 
-/* One non-ASCII character of the byte map: some vocabularies (deepseek)
- * hold the bytes that never occur in UTF-8 as added tokens; they still
- * stand for one byte. */
-static bool is_byte_char(const char *s, size_t n)
-{
-    return n == 2 && tok_utf8_valid((const unsigned char *)s, 2) == 2 &&
-           tok_cp_to_byte(((uint32_t)(s[0] & 0x1F) << 6) | (s[1] & 0x3F)) >= 0x80;
-}
-
 int mh_tokenizer_piece(const mh_tokenizer *t, int32_t id, bool special, mh_tok_buf *out, mh_err *err)
 {
     if (id < 0 || id >= t->n_vocab)
@@ -223,7 +246,11 @@ int mh_tokenizer_piece(const mh_tokenizer *t, int32_t id, bool special, mh_tok_b
     size_t n = t->len[id];
     int rc, a = t->attr[id];
     if (a == MH_TOKEN_CONTROL || a == MH_TOKEN_UNKNOWN) rc = special ? tok_buf_put(out, s, n) : MH_OK;
-    else if (a == MH_TOKEN_USER_DEFINED && !(t->byte_level && is_byte_char(s, n))) rc = tok_buf_put(out, s, n);
+    /* An added word is its own text. Deepseek's vocabularies hold some byte-map
+     * characters only as added words ("ú" for byte 0xFA, "ÿ" for 0xFF...):
+     * matched in text they stand for the character, so they decode to it,
+     * and a stray byte that never occurs in UTF-8 comes back as it. */
+    else if (a == MH_TOKEN_USER_DEFINED) rc = tok_buf_put(out, s, n);
     else if (a == MH_TOKEN_BYTE && n == 6 && hexval(s[3]) >= 0 && hexval(s[4]) >= 0) {
         char c = (char)(hexval(s[3]) * 16 + hexval(s[4]));
         rc = tok_buf_put(out, &c, 1);

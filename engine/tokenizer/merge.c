@@ -140,14 +140,16 @@ static int run_merges(const mh_tokenizer *t, tok_merge_ctx *c, const char *w)
     return MH_OK;
 }
 
-/* A symbol with no token of its own: its bytes as byte tokens, else unk. */
+/* A symbol with no token of its own: its bytes as byte tokens, else unk.
+ * Byte-level BPE drops a byte its byte map lacks (SmolLM2 has no token for
+ * 0x04, for instance), as llama.cpp does, rather than emit unk. */
 static int emit_fallback(const mh_tokenizer *t, const char *s, int32_t n, mh_tok_ids *out)
 {
     for (int32_t i = 0; i < n; i++) {
         int32_t id = t->byte_tok[(unsigned char)s[i]];
         if (id < 0 && !t->byte_level) id = tok_find(t, s + i, 1);
         if (id < 0) {
-            if (t->sp.unk < 0) continue;          /* nothing to stand for it */
+            if (t->sp.unk < 0 || t->byte_level) continue;   /* nothing to stand for it */
             if (tok_ids_push(out, t->sp.unk)) return MH_ENOMEM;
             if (!t->byte_fallback) return MH_OK;  /* one unk per symbol */
             continue;

@@ -170,6 +170,48 @@ static void test_batch_vs_steps(void)
     mh_model_free(m);
 }
 
+/* Several sequences in one batched step give what each gives alone. */
+static void test_forward_batch(void)
+{
+    char mp[4096];
+    if (!test_data_path("models/stories260K.gguf", mp)) TEST_SKIP("models/stories260K.gguf missing");
+    mh_model *m; mh_err err;
+    CHECK(mh_model_load(mp, &m, &err) == MH_OK);
+    int64_t V = mh_model_hparams(m)->n_vocab;
+    int32_t a[] = { 1, 403, 407, 261, 378, 432, 383, 286, 261, 376 }, b[] = { 1, 385, 410 }, c1[] = { 300 };
+    mh_kv_cache *ca = mh_kv_cache_new(m, 64, &err), *cb = mh_kv_cache_new(m, 64, &err);
+    mh_kv_cache *ra = mh_kv_cache_new(m, 64, &err), *rb = mh_kv_cache_new(m, 64, &err);
+    float *la = malloc(sizeof(float) * 10 * V), *lb = malloc(sizeof(float) * V);
+    float *xa = malloc(sizeof(float) * 10 * V), *xb = malloc(sizeof(float) * V);
+    mh_batch_seq seqs[2] = { { ca, a, 10, la, true }, { cb, b, 3, lb, false } };
+    CHECK(mh_model_forward_batch(m, seqs, 2, &err) == MH_OK);
+    CHECK(mh_model_forward(m, ra, a, 10, xa, true, &err) == MH_OK);
+    CHECK(mh_model_forward(m, rb, b, 3, xb, false, &err) == MH_OK);
+    double md = 0;
+    for (int64_t j = 0; j < 10 * V; j++) md = fmax(md, fabs(la[j] - xa[j]));
+    for (int64_t j = 0; j < V; j++) md = fmax(md, fabs(lb[j] - xb[j]));
+    CHECK_CLOSE(md, 0, 1e-4, 0);
+    /* a decode step of both: one token each */
+    mh_batch_seq step[2] = { { ca, c1, 1, la, false }, { cb, c1, 1, lb, false } };
+    CHECK(mh_model_forward_batch(m, step, 2, &err) == MH_OK);
+    CHECK(mh_model_forward(m, ra, c1, 1, xa, false, &err) == MH_OK);
+    CHECK(mh_model_forward(m, rb, c1, 1, xb, false, &err) == MH_OK);
+    md = 0;
+    for (int64_t j = 0; j < V; j++) md = fmax(md, fmax(fabs(la[j] - xa[j]), fabs(lb[j] - xb[j])));
+    CHECK_CLOSE(md, 0, 1e-4, 0);
+    CHECK(mh_kv_cache_n_past(ca) == 11 && mh_kv_cache_n_past(cb) == 4);
+    /* a bad sequence leaves every cache untouched */
+    int32_t bad[] = { (int32_t)V };
+    mh_batch_seq badb[2] = { { ca, c1, 1, la, false }, { cb, bad, 1, lb, false } };
+    CHECK(mh_model_forward_batch(m, badb, 2, &err) == MH_EINVAL);
+    CHECK(mh_kv_cache_n_past(ca) == 11 && mh_kv_cache_n_past(cb) == 4);
+    mh_batch_seq twice[2] = { { ca, c1, 1, la, false }, { ca, c1, 1, lb, false } };
+    CHECK(mh_model_forward_batch(m, twice, 2, &err) == MH_EINVAL);
+    mh_kv_cache_free(ca); mh_kv_cache_free(cb); mh_kv_cache_free(ra); mh_kv_cache_free(rb);
+    free(la); free(lb); free(xa); free(xb);
+    mh_model_free(m);
+}
+
 static void test_bad_files(void)
 {
     mh_model *m = NULL; mh_err err = {0};
@@ -196,6 +238,7 @@ int main(void)
     TEST_RUN(test_qwen2_bf16);
     TEST_RUN(test_qwen2_q8_0);
     TEST_RUN(test_batch_vs_steps);
+    TEST_RUN(test_forward_batch);
     TEST_RUN(test_bad_files);
     return TEST_REPORT();
 }

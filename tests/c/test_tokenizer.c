@@ -195,7 +195,9 @@ static void test_invalid_utf8(void)
         mh_tokenizer *t = load_rel(vocabs[i]);
         if (!t) TEST_SKIP(vocabs[i]);
         roundtrip_bytes(t, partial, sizeof partial - 1);
-        if (i < 3) roundtrip_bytes(t, bad, sizeof bad - 1);
+        /* deepseek-llm: C0 C1 F5..FF have only added-word tokens ("ÿ"), which
+         * decode as their text, so only the first two take every byte */
+        if (i < 2) roundtrip_bytes(t, bad, sizeof bad - 1);
         mh_tokenizer_free(t);
         if (test_case_failed) return;
     }

@@ -75,6 +75,20 @@ void mh_kv_cache_truncate(mh_kv_cache *c, int64_t n);
 int mh_model_forward(mh_model *m, mh_kv_cache *c, const int32_t *tokens, int64_t n,
                      float *logits, bool all_logits, mh_err *err);
 
+/* One step over several sequences at once (continuous batching): sequence
+ * i appends tokens[0..n-1] to its own cache; the matmuls run over all rows
+ * together, so the weights are read once per step. logits (when non-NULL):
+ * (n, n_vocab) when all_logits, else (1, n_vocab). Checks every sequence
+ * before touching any cache; on failure no cache advances. */
+typedef struct mh_batch_seq {
+    mh_kv_cache *cache;
+    const int32_t *tokens;
+    int64_t n;
+    float *logits;
+    bool all_logits;
+} mh_batch_seq;
+int mh_model_forward_batch(mh_model *m, mh_batch_seq *seqs, int n_seqs, mh_err *err);
+
 /* y: (T, w->rows) = x: (T, w->cols) @ w^T, any weight dtype with kernels. */
 int mh_linear(const mh_weight *w, const float *x, int64_t T, float *y, mh_err *err);
 

@@ -16,12 +16,16 @@ local function line_of(src, pos)
 end
 
 -- Finds the end of a tag body starting at pos, skipping quoted strings so
--- that `{{ '}}' }}` works. Returns the index of the closing delimiter.
+-- that `{{ '}}' }}` works, and braces of dict literals inside {{ }}. Returns the index of the closing delimiter.
 local function find_close(src, pos, close)
-   local i, n = pos, #src
+   local i, n, depth = pos, #src, 0
    while i <= n do
       local c = src:sub(i, i)
-      if c == "'" or c == '"' then
+      if close == "}}" and c == "{" then
+         depth, i = depth + 1, i + 1
+      elseif close == "}}" and c == "}" and depth > 0 then
+         depth, i = depth - 1, i + 1
+      elseif c == "'" or c == '"' then
          local j = i + 1
          while j <= n and src:sub(j, j) ~= c do
             if src:sub(j, j) == "\\" then j = j + 1 end

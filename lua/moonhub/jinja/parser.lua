@@ -151,7 +151,7 @@ function P:primary()
    elseif t.t == "num" then
       return self:node("lit", { v = t.v })
    elseif t.t == "op" and t.v == "(" then
-      if self:accept("op", ")") then return self:node("list", { items = {} }) end
+      if self:accept("op", ")") then return self:node("list", { items = {}, tuple = true }) end
       local e = self:expr()
       if self:is("op", ",") then
          local items = { e }
@@ -159,7 +159,7 @@ function P:primary()
             if self:is("op", ")") then break end
             items[#items + 1] = self:expr()
          end
-         e = self:node("list", { items = items })
+         e = self:node("list", { items = items, tuple = true })
       end
       self:expect("op", ")")
       return e
@@ -310,7 +310,7 @@ local function body(st, ends)
       local t = st.toks[st.i]
       if not t then
          if ends then
-            fail(st.last_line or 1, "missing " .. table.concat(ends, "/") .. " (template ended)")
+            fail(st.last_line or 1, "missing '" .. ends[#ends] .. "' (template ended)")
          end
          return nodes
       end

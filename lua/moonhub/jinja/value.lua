@@ -47,6 +47,10 @@ local kind = M.kind
 local LIST_MT = { __jsontype = "array" }
 function M.list(t) return setmetatable(t or {}, LIST_MT) end
 
+--- A tuple: a list that prints as (a, b).
+local TUPLE_MT = { __jsontype = "array", __tuple = true }
+function M.tuple(t) return setmetatable(t or {}, TUPLE_MT) end
+
 --- A dict with the given key order.
 function M.dict(t, order)
    return setmetatable(t or {}, { __jsontype = "object", __jsonorder = order or {} })
@@ -149,6 +153,9 @@ repr = function(v)
    if k == "list" then
       local parts = {}
       for i = 1, #v do parts[i] = repr(v[i]) end
+      if getmetatable(v) == TUPLE_MT then
+         return "(" .. table.concat(parts, ", ") .. (#v == 1 and ",)" or ")")
+      end
       return "[" .. table.concat(parts, ", ") .. "]"
    end
    if k == "dict" then

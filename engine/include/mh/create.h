@@ -1,0 +1,56 @@
+/* create.h: writes a randomly initialized llama/qwen2 model as GGUF, with
+ * the tokenizer metadata of a chosen vocabulary, for tests and benchmarks.
+ * Layer: engine/model (pure C11). Weights come from a counter-based RNG
+ * (same seed, same bytes) and stream to disk tensor by tensor. */
+#ifndef MH_CREATE_H
+#define MH_CREATE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "mh/dtype.h"
+#include "mh/err.h"
+#include "mh/quantize.h"
+
+typedef struct mh_create_config {
+    char arch[16];             /* "llama" or "qwen2" */
+    char name[64];             /* general.name */
+    int64_t n_layer, n_embd, n_ff, n_head, n_head_kv;
+    int64_t n_vocab;           /* wanted; the tokenizer's own size wins (see stats) */
+    int64_t n_ctx;             /* context_length */
+    double rope_base, rms_eps;
+    bool tied;                 /* no output.weight: token_embd is the output */
+    bool qkv_bias;             /* attn_q/k/v biases (qwen2) */
+    double rope_factor;        /* > 0: llama3 rope scaling, written as rope_freqs */
+    double rope_low_freq, rope_high_freq;
+    int64_t rope_orig_ctx;
+    double std;                /* matrices ~ N(0, std); 0 means 0.02 */
+} mh_create_config;
+
+typedef struct mh_create_opts {
+    mh_ftype ftype;            /* type of the 2-D weights, with llama.cpp's mixes */
+    uint64_t seed;
+    /* vocab GGUF (its tokenizer.* keys are copied), tokenizer.json (byte-level
+     * BPE only), or NULL for a built-in 259-token byte vocabulary */
+    const char *tokenizer;
+} mh_create_opts;
+
+typedef struct mh_create_stats {
+    int64_t n_params, n_tensors, n_vocab;
+    bool vocab_changed;        /* n_vocab taken from the tokenizer, not the config */
+    int64_t n_by_type[MH_DTYPE_COUNT];
+    uint64_t file_bytes;
+    double seconds;
+} mh_create_stats;
+
+/* Checks cfg (positive sizes, heads dividing the width, known arch...);
+ * MH_EINVAL with a message naming the field. */
+int mh_create_check(const mh_create_config *cfg, mh_err *err);
+/* Writes the model to out_path (atomically). stats may be NULL. */
+int mh_create_model(const mh_create_config *cfg, const mh_create_opts *opts,
+                    const char *out_path, mh_create_stats *stats, mh_err *err);
+
+/* The counter-based normal generator: element i of stream `stream` for seed,
+ * N(0, 1). dst[k] = value of element first + k. */
+void mh_create_randn(uint64_t seed, uint64_t stream, uint64_t first, float *dst, int64_t n);
+
+#endif
