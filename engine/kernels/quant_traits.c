@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include "mh/err.h"
 #include "mh/threadpool.h"
+#include "mh/kernels.h"
 #include "quant_kernels.h"
 
 /* ===== the tables ===== */
@@ -14,10 +15,12 @@
 #define DOT_Q8  MH_DTYPE_Q8_0
 #define DOT_QK  MH_DTYPE_Q8_K
 
-/* Entries shared by every level: conversions are scalar everywhere (they
- * run once per row or at load time, not in the inner loop). */
+/* Entries shared by every level: conversions are scalar (they run once per
+ * row or at load time), except f16/bf16, which the f16 KV cache converts in
+ * the attention loop: those use the SIMD row kernels of mh/kernels.h. */
 #define ROW_F32(dot)  [MH_DTYPE_F32]  = {mh_k_dequant_f32_ref,  mh_k_quant_f32_ref,  dot, DOT_F}
 #define ROW_F16(dot)  [MH_DTYPE_F16]  = {mh_k_dequant_f16_ref,  mh_k_quant_f16_ref,  dot, DOT_F}
+#define ROW_F16_SIMD(dot) [MH_DTYPE_F16] = {f16_to_f32_simd, f32_to_f16_simd, dot, DOT_F}
 #define ROW_BF16(dot) [MH_DTYPE_BF16] = {mh_k_dequant_bf16_ref, mh_k_quant_bf16_ref, dot, DOT_F}
 #define ROW_Q8_0(dot) [MH_DTYPE_Q8_0] = {mh_k_dequant_q8_0_ref, mh_k_quant_q8_0_ref, dot, DOT_Q8}
 #define ROW_Q4_0(dot) [MH_DTYPE_Q4_0] = {mh_k_dequant_q4_0_ref, mh_k_quant_q4_0_ref, dot, DOT_Q8}
@@ -33,6 +36,18 @@
     [MH_DTYPE_Q3_K] = {mh_k_dequant_q3_K_ref, NULL, mh_k_vec_dot_q3_K_ref, DOT_QK}, \
     [MH_DTYPE_Q8_K] = {mh_k_dequant_q8_K_ref, mh_k_quant_q8_K_ref, NULL, DOT_QK}
 
+/* Exact either way (F16C rounds to nearest even, as the scalar code does);
+ * the kernels table in force is at least AVX2 wherever these are used. */
+static void f16_to_f32_simd(const void *src, float *dst, int64_t n)
+{
+    mh_kernels_get()->f16_to_f32(n, src, dst);
+}
+
+static void f32_to_f16_simd(const float *src, void *dst, int64_t n)
+{
+    mh_kernels_get()->f32_to_f16(n, src, dst);
+}
+
 static const mh_quant_traits g_ref[MH_DTYPE_COUNT] = {
     ROW_F32(mh_k_vec_dot_f32_ref), ROW_F16(mh_k_vec_dot_f16_ref), ROW_BF16(mh_k_vec_dot_bf16_ref),
     ROW_Q8_0(mh_k_vec_dot_q8_0_ref), ROW_Q4_0(mh_k_vec_dot_q4_0_ref),
@@ -41,14 +56,14 @@ static const mh_quant_traits g_ref[MH_DTYPE_COUNT] = {
 };
 
 static const mh_quant_traits g_avx2[MH_DTYPE_COUNT] = {
-    ROW_F32(mh_k_vec_dot_f32_avx2), ROW_F16(mh_k_vec_dot_f16_avx2), ROW_BF16(mh_k_vec_dot_bf16_avx2),
+    ROW_F32(mh_k_vec_dot_f32_avx2), ROW_F16_SIMD(mh_k_vec_dot_f16_avx2), ROW_BF16(mh_k_vec_dot_bf16_avx2),
     ROW_Q8_0(mh_k_vec_dot_q8_0_avx2), ROW_Q4_0(mh_k_vec_dot_q4_0_avx2),
     ROW_Q4_K(mh_k_vec_dot_q4_K_avx2), ROW_Q5_K(mh_k_vec_dot_q5_K_avx2), ROW_Q6_K(mh_k_vec_dot_q6_K_avx2),
     ROWS_SCALAR,
 };
 
 static const mh_quant_traits g_avx512[MH_DTYPE_COUNT] = {
-    ROW_F32(mh_k_vec_dot_f32_avx512), ROW_F16(mh_k_vec_dot_f16_avx512),
+    ROW_F32(mh_k_vec_dot_f32_avx512), ROW_F16_SIMD(mh_k_vec_dot_f16_avx512),
     ROW_BF16(mh_k_vec_dot_bf16_avx512),
     ROW_Q8_0(mh_k_vec_dot_q8_0_avx512), ROW_Q4_0(mh_k_vec_dot_q4_0_avx512),
     ROW_Q4_K(mh_k_vec_dot_q4_K_avx512), ROW_Q5_K(mh_k_vec_dot_q5_K_avx2),
@@ -57,7 +72,7 @@ static const mh_quant_traits g_avx512[MH_DTYPE_COUNT] = {
 };
 
 static const mh_quant_traits g_avx512vnni[MH_DTYPE_COUNT] = {
-    ROW_F32(mh_k_vec_dot_f32_avx512), ROW_F16(mh_k_vec_dot_f16_avx512),
+    ROW_F32(mh_k_vec_dot_f32_avx512), ROW_F16_SIMD(mh_k_vec_dot_f16_avx512),
     ROW_BF16(mh_k_vec_dot_bf16_avx512),
     ROW_Q8_0(mh_k_vec_dot_q8_0_avx512vnni), ROW_Q4_0(mh_k_vec_dot_q4_0_avx512vnni),
     ROW_Q4_K(mh_k_vec_dot_q4_K_avx512vnni), ROW_Q5_K(mh_k_vec_dot_q5_K_avx2),

@@ -53,7 +53,8 @@ const char *mh_http_req_remote(const mh_http_req *req);   /* "ip:port" */
 /* The i-th header (0-based) into *name/*value; 0 past the last one (or once
  * the client has gone). Borrowed strings, valid until the response starts. */
 int mh_http_req_header(const mh_http_req *req, int i, const char **name, const char **value);
-/* The body, NUL-terminated; NULL with *len 0 once the client has gone. */
+/* The body (len bytes, not NUL-terminated); NULL with *len 0 once the
+ * client has gone. */
 const char *mh_http_req_body(mh_http_req *req, size_t *len);
 int mh_http_req_closed(const mh_http_req *req);            /* client gone */
 /* 0 nothing sent, 1 streaming (started), 2 response sent or finished. */

@@ -1,0 +1,469 @@
+/* create.c: random-initialized llama/qwen2 GGUF models (moonhub create).
+ * Layer: engine/model (pure C11 + cjson for tokenizer.json merges). Each
+ * tensor is generated in row chunks from a counter-based RNG, quantized on
+ * the thread pool and appended to the writer, so even 1B-parameter shapes
+ * never hold more than a chunk of f32 values. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <cJSON.h>
+#include "mh/create.h"
+#include "mh/gguf.h"
+#include "mh/gguf_write.h"
+#include "mh/quant.h"
+#include "mh/threadpool.h"
+#include "mh/tokenizer.h"
+
+#define CHUNK_ELEMS (1 << 22)
+
+/* ===== counter-based RNG ===== */
+
+static uint64_t mix64(uint64_t x)   /* splitmix64's finalizer: a bijective hash */
+{
+    x += 0x9e3779b97f4a7c15ULL;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+}
+
+/* Pair j of a stream gives two normals (Box-Muller on one 64-bit hash), so
+ * any element can be computed alone: chunks and threads cannot change it. */
+static void normal_pair(uint64_t key, uint64_t j, double *z0, double *z1)
+{
+    uint64_t h = mix64(key ^ mix64(j));
+    double u1 = ((double)(h >> 32) + 1.0) / 4294967296.0;      /* (0, 1] */
+    double u2 = (double)(h & 0xffffffffu) / 4294967296.0;      /* [0, 1) */
+    double r = sqrt(-2.0 * log(u1)), a = 6.283185307179586 * u2;
+    *z0 = r * cos(a);
+    *z1 = r * sin(a);
+}
+
+void mh_create_randn(uint64_t seed, uint64_t stream, uint64_t first, float *dst, int64_t n)
+{
+    uint64_t key = mix64(seed * 0x2545f4914f6cdd1dULL + mix64(stream + 1));
+    for (int64_t k = 0; k < n; ) {
+        uint64_t i = first + (uint64_t)k;
+        double z0, z1;
+        normal_pair(key, i >> 1, &z0, &z1);
+        if (i & 1) { dst[k++] = (float)z1; continue; }
+        dst[k++] = (float)z0;
+        if (k < n) dst[k++] = (float)z1;
+    }
+}
+
+/* ===== config ===== */
+
+int mh_create_check(const mh_create_config *c, mh_err *err)
+{
+    if (strcmp(c->arch, "llama") && strcmp(c->arch, "qwen2"))
+        return mh_err_set(err, MH_EINVAL, "create: arch must be llama or qwen2, got '%s'", c->arch);
+    struct { const char *name; int64_t v, max; } f[] = {
+        {"n_layer", c->n_layer, 1024}, {"n_embd", c->n_embd, 1 << 16}, {"n_ff", c->n_ff, 1 << 18},
+        {"n_head", c->n_head, 1024}, {"n_head_kv", c->n_head_kv, 1024},
+        {"n_vocab", c->n_vocab, 1 << 22}, {"n_ctx", c->n_ctx, 1 << 24},
+    };
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
+        if (f[i].v <= 0 || f[i].v > f[i].max)
+            return mh_err_set(err, MH_EINVAL, "create: %s must be in 1..%lld, got %lld", f[i].name,
+                              (long long)f[i].max, (long long)f[i].v);
+    if (c->n_embd % c->n_head || (c->n_embd / c->n_head) % 2)
+        return mh_err_set(err, MH_EINVAL, "create: n_embd %lld must split into %lld heads of an "
+                          "even size", (long long)c->n_embd, (long long)c->n_head);
+    if (c->n_head % c->n_head_kv)
+        return mh_err_set(err, MH_EINVAL, "create: n_head %lld is not a multiple of n_head_kv %lld",
+                          (long long)c->n_head, (long long)c->n_head_kv);
+    if (!(c->rope_base > 0) || !(c->rms_eps > 0) || c->std < 0 || c->std > 10)
+        return mh_err_set(err, MH_EINVAL, "create: rope_base and rms_eps must be > 0, std in [0, 10]");
+    if (c->rope_factor > 0 && (!(c->rope_high_freq > c->rope_low_freq) || c->rope_low_freq <= 0 ||
+                               c->rope_orig_ctx <= 0))
+        return mh_err_set(err, MH_EINVAL, "create: llama3 rope scaling needs 0 < low_freq_factor "
+                          "< high_freq_factor and original_max_position_embeddings > 0");
+    return MH_OK;
+}
+
+/* ===== tokenizer metadata ===== */
+
+/* tokenizer.* keys of a vocab GGUF (or a full model). */
+static int vocab_from_gguf(const char *path, mh_gguf_writer *w, int64_t *n_vocab, mh_err *err)
+{
+    mh_gguf *g = NULL;
+    int rc = mh_gguf_open(path, &g, err);
+    if (rc) return rc;
+    const mh_gguf_kv *toks = mh_gguf_get_arr(g, "tokenizer.ggml.tokens", MH_GGUF_STRING);
+    if (!toks || toks->n == 0) {
+        mh_gguf_close(g);
+        return mh_err_set(err, MH_EFORMAT, "create: %s has no tokenizer.ggml.tokens", path);
+    }
+    *n_vocab = (int64_t)toks->n;
+    for (int64_t i = 0; i < mh_gguf_n_kv(g) && !rc; i++) {
+        const mh_gguf_kv *kv = mh_gguf_kv_at(g, i);
+        if (!strncmp(kv->key, "tokenizer.", 10)) rc = mh_gguf_writer_copy_kv(w, kv, err);
+    }
+    mh_gguf_close(g);
+    return rc;
+}
+
+/* A SentencePiece-style vocabulary of <unk>, <s>, </s> and the 256 byte
+ * tokens: text round-trips through byte fallback, nothing else needed. */
+static int vocab_builtin(mh_gguf_writer *w, int64_t *n_vocab, mh_err *err)
+{
+    enum { N = 259 };
+    static char bytes[256][7];
+    const char *strs[N];
+    size_t lens[N];
+    float scores[N] = {0};
+    int32_t types[N];
+    strs[0] = "<unk>"; strs[1] = "<s>"; strs[2] = "</s>";
+    types[0] = MH_TOKEN_UNKNOWN; types[1] = types[2] = MH_TOKEN_CONTROL;
+    for (int b = 0; b < 256; b++) {
+        snprintf(bytes[b], sizeof bytes[b], "<0x%02X>", b);
+        strs[3 + b] = bytes[b];
+        types[3 + b] = MH_TOKEN_BYTE;
+    }
+    for (int i = 0; i < N; i++) lens[i] = strlen(strs[i]);
+    *n_vocab = N;
+    int rc = mh_gguf_writer_set_str(w, "tokenizer.ggml.model", "llama", 5, err);
+    if (!rc) rc = mh_gguf_writer_set_str(w, "tokenizer.ggml.pre", "default", 7, err);
+    if (!rc) rc = mh_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", strs, lens, N, err);
+    if (!rc) rc = mh_gguf_writer_set_arr(w, "tokenizer.ggml.scores", MH_GGUF_FLOAT32, scores, N, err);
+    if (!rc) rc = mh_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", MH_GGUF_INT32, types, N, err);
+    if (!rc) rc = mh_gguf_writer_set_int(w, "tokenizer.ggml.unknown_token_id", MH_GGUF_UINT32, 0, err);
+    if (!rc) rc = mh_gguf_writer_set_int(w, "tokenizer.ggml.bos_token_id", MH_GGUF_UINT32, 1, err);
+    if (!rc) rc = mh_gguf_writer_set_int(w, "tokenizer.ggml.eos_token_id", MH_GGUF_UINT32, 2, err);
+    if (!rc) rc = mh_gguf_writer_set_int(w, "tokenizer.ggml.add_bos_token", MH_GGUF_BOOL, 1, err);
+    return rc;
+}
+
+/* model.merges of tokenizer.json: "a b" strings or ["a", "b"] pairs. */
+static int hf_merges(const char *path, mh_gguf_writer *w, mh_err *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return mh_err_set(err, MH_EIO, "create: cannot open %s", path);
+    fseek(f, 0, SEEK_END);
+    long sz = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = sz > 0 ? malloc((size_t)sz + 1) : NULL;
+    size_t got = buf ? fread(buf, 1, (size_t)sz, f) : 0;
+    fclose(f);
+    if (!buf || got != (size_t)sz) {
+        free(buf);
+        return mh_err_set(err, MH_EIO, "create: cannot read %s", path);
+    }
+    buf[sz] = 0;
+    cJSON *root = cJSON_Parse(buf);
+    free(buf);
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(root, "model"), "merges");
+    int n = cJSON_GetArraySize(m), rc = MH_OK;
+    char **strs = calloc((size_t)n + 1, sizeof *strs);
+    size_t *lens = calloc((size_t)n + 1, sizeof *lens);
+    if (!root || !cJSON_IsArray(m) || !strs || !lens)
+        rc = mh_err_set(err, MH_EFORMAT, "create: %s has no model.merges list", path);
+    int i = 0;
+    for (const cJSON *e = m ? m->child : NULL; e && !rc; e = e->next, i++) {
+        const char *a = cJSON_GetStringValue(e), *b = NULL;
+        if (cJSON_IsArray(e) && cJSON_GetArraySize(e) == 2) {
+            a = cJSON_GetStringValue(cJSON_GetArrayItem(e, 0));
+            b = cJSON_GetStringValue(cJSON_GetArrayItem(e, 1));
+        }
+        if (!a || (cJSON_IsArray(e) && !b)) {
+            rc = mh_err_set(err, MH_EFORMAT, "create: %s: merge %d is malformed", path, i);
+            break;
+        }
+        size_t la = strlen(a), lb = b ? strlen(b) : 0;
+        if (!(strs[i] = malloc(la + lb + 2))) { rc = mh_err_set(err, MH_ENOMEM, "create: out of memory"); break; }
+        memcpy(strs[i], a, la);
+        if (b) { strs[i][la] = ' '; memcpy(strs[i] + la + 1, b, lb); }
+        lens[i] = b ? la + lb + 1 : la;
+    }
+    if (!rc) rc = mh_gguf_writer_set_arr_str(w, "tokenizer.ggml.merges", (const char *const *)strs,
+                                             lens, (uint64_t)n, err);
+    for (int k = 0; strs && k < n; k++) free(strs[k]);
+    free(strs);
+    free(lens);
+    cJSON_Delete(root);
+    return rc;
+}
+
+static int set_special(mh_gguf_writer *w, const char *key, int32_t id, mh_err *err)
+{
+    return id < 0 ? MH_OK : mh_gguf_writer_set_int(w, key, MH_GGUF_UINT32, id, err);
+}
+
+/* A byte-level BPE tokenizer.json as GGUF "gpt2" metadata. */
+static int vocab_from_hf(const char *path, mh_gguf_writer *w, int64_t *n_vocab, mh_err *err)
+{
+    mh_tokenizer *t = NULL;
+    int rc = mh_tokenizer_from_hf(path, &t, err);
+    if (rc) return rc;
+    if (mh_tokenizer_kind(t) != MH_TOK_BPE) {
+        mh_tokenizer_free(t);
+        return mh_err_set(err, MH_EINVAL, "create: %s is a %s tokenizer; only byte-level BPE "
+                          "tokenizer.json files convert (use a vocab GGUF)", path,
+                          mh_tokenizer_kind_name(t));
+    }
+    int32_t n = mh_tokenizer_n_vocab(t);
+    const char **strs = calloc((size_t)n, sizeof *strs);
+    size_t *lens = calloc((size_t)n, sizeof *lens);
+    int32_t *types = calloc((size_t)n, sizeof *types);
+    if (!strs || !lens || !types) rc = mh_err_set(err, MH_ENOMEM, "create: out of memory");
+    for (int32_t i = 0; i < n && !rc; i++) {
+        strs[i] = mh_tokenizer_text(t, i, &lens[i]);
+        types[i] = mh_tokenizer_attr(t, i);
+        if (!strs[i]) { strs[i] = ""; lens[i] = 0; types[i] = MH_TOKEN_UNUSED; }  /* id gap */
+    }
+    const mh_tok_special *sp = mh_tokenizer_special(t);
+    const char *pre = mh_tokenizer_pre(t), *tmpl = mh_tokenizer_chat_template(t);
+    if (!rc) rc = mh_gguf_writer_set_str(w, "tokenizer.ggml.model", "gpt2", 4, err);
+    if (!rc && pre) rc = mh_gguf_writer_set_str(w, "tokenizer.ggml.pre", pre, strlen(pre), err);
+    if (!rc) rc = mh_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", strs, lens, (uint64_t)n, err);
+    if (!rc) rc = mh_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", MH_GGUF_INT32, types, (uint64_t)n, err);
+    if (!rc) rc = hf_merges(path, w, err);
+    if (!rc) rc = set_special(w, "tokenizer.ggml.bos_token_id", sp->bos, err);
+    if (!rc) rc = set_special(w, "tokenizer.ggml.eos_token_id", sp->eos, err);
+    if (!rc) rc = set_special(w, "tokenizer.ggml.unknown_token_id", sp->unk, err);
+    if (!rc) rc = set_special(w, "tokenizer.ggml.padding_token_id", sp->pad, err);
+    if (!rc) rc = mh_gguf_writer_set_int(w, "tokenizer.ggml.add_bos_token", MH_GGUF_BOOL,
+                                         mh_tokenizer_add_bos(t), err);
+    if (!rc && tmpl) rc = mh_gguf_writer_set_str(w, "tokenizer.chat_template", tmpl, strlen(tmpl), err);
+    *n_vocab = n;
+    free(strs);
+    free(lens);
+    free(types);
+    mh_tokenizer_free(t);
+    return rc;
+}
+
+static int add_vocab(const char *path, mh_gguf_writer *w, int64_t *n_vocab, mh_err *err)
+{
+    if (!path || !*path) return vocab_builtin(w, n_vocab, err);
+    size_t n = strlen(path);
+    if (n >= 5 && !strcmp(path + n - 5, ".json")) return vocab_from_hf(path, w, n_vocab, err);
+    return vocab_from_gguf(path, w, n_vocab, err);
+}
+
+/* ===== hyperparameters ===== */
+
+static int set_u32(mh_gguf_writer *w, const char *arch, const char *k, int64_t v, mh_err *err)
+{
+    char key[128];
+    snprintf(key, sizeof key, "%s.%s", arch, k);
+    return mh_gguf_writer_set_int(w, key, MH_GGUF_UINT32, v, err);
+}
+
+static int set_f32(mh_gguf_writer *w, const char *arch, const char *k, double v, mh_err *err)
+{
+    char key[128];
+    snprintf(key, sizeof key, "%s.%s", arch, k);
+    return mh_gguf_writer_set_float(w, key, MH_GGUF_FLOAT32, v, err);
+}
+
+static int add_hparams(const mh_create_config *c, const mh_create_opts *o, int64_t n_vocab,
+                       mh_gguf_writer *w, mh_err *err)
+{
+    const char *a = c->arch;
+    char desc[128];
+    snprintf(desc, sizeof desc, "random weights from moonhub create (seed %llu)",
+             (unsigned long long)o->seed);
+    int rc = mh_gguf_writer_set_str(w, "general.architecture", a, strlen(a), err);
+    if (!rc) rc = mh_gguf_writer_set_str(w, "general.type", "model", 5, err);
+    if (!rc) rc = mh_gguf_writer_set_str(w, "general.name", c->name, strlen(c->name), err);
+    if (!rc) rc = mh_gguf_writer_set_str(w, "general.description", desc, strlen(desc), err);
+    if (!rc) rc = set_u32(w, a, "block_count", c->n_layer, err);
+    if (!rc) rc = set_u32(w, a, "context_length", c->n_ctx, err);
+    if (!rc) rc = set_u32(w, a, "embedding_length", c->n_embd, err);
+    if (!rc) rc = set_u32(w, a, "feed_forward_length", c->n_ff, err);
+    if (!rc) rc = set_u32(w, a, "attention.head_count", c->n_head, err);
+    if (!rc) rc = set_u32(w, a, "attention.head_count_kv", c->n_head_kv, err);
+    if (!rc) rc = set_f32(w, a, "rope.freq_base", c->rope_base, err);
+    if (!rc) rc = set_f32(w, a, "attention.layer_norm_rms_epsilon", c->rms_eps, err);
+    if (!rc) rc = set_u32(w, a, "rope.dimension_count", c->n_embd / c->n_head, err);
+    if (!rc) rc = set_u32(w, a, "vocab_size", n_vocab, err);
+    if (!rc) rc = mh_gguf_writer_set_int(w, "general.file_type", MH_GGUF_UINT32, o->ftype, err);
+    if (!rc) rc = mh_gguf_writer_set_int(w, "general.quantization_version", MH_GGUF_UINT32, 2, err);
+    return rc;
+}
+
+/* ===== tensors ===== */
+
+enum { FILL_RANDN, FILL_ONES, FILL_ZEROS, FILL_ROPE };
+
+typedef struct ctensor {
+    char name[64];
+    int n_dims;
+    int64_t ne[4];
+    int fill;
+    mh_dtype type;
+} ctensor;
+
+typedef struct cplan {
+    ctensor *t;
+    int64_t n;
+} cplan;
+
+static void plan_add(cplan *p, const char *name, int64_t ne0, int64_t ne1, int fill)
+{
+    ctensor *t = &p->t[p->n++];
+    snprintf(t->name, sizeof t->name, "%s", name);
+    t->n_dims = ne1 > 0 ? 2 : 1;
+    t->ne[0] = ne0;
+    t->ne[1] = ne1 > 0 ? ne1 : 1;
+    t->ne[2] = t->ne[3] = 1;
+    t->fill = fill;
+}
+
+/* Tensors in llama.cpp's order: globals, then each layer. */
+static void plan_tensors(const mh_create_config *c, int64_t V, cplan *p)
+{
+    int64_t E = c->n_embd, hd = E / c->n_head, kv = hd * c->n_head_kv;
+    char n[64];
+    plan_add(p, "token_embd.weight", E, V, FILL_RANDN);
+    plan_add(p, "output_norm.weight", E, 0, FILL_ONES);
+    if (!c->tied) plan_add(p, "output.weight", E, V, FILL_RANDN);
+    if (c->rope_factor > 0) plan_add(p, "rope_freqs.weight", hd / 2, 0, FILL_ROPE);
+    for (int64_t i = 0; i < c->n_layer; i++) {
+#define ADD(suffix, ne0, ne1, fill) \
+        (snprintf(n, sizeof n, "blk.%lld." suffix, (long long)i), plan_add(p, n, ne0, ne1, fill))
+        ADD("attn_norm.weight", E, 0, FILL_ONES);
+        ADD("attn_q.weight", E, E, FILL_RANDN);
+        ADD("attn_k.weight", E, kv, FILL_RANDN);
+        ADD("attn_v.weight", E, kv, FILL_RANDN);
+        if (c->qkv_bias) {
+            ADD("attn_q.bias", E, 0, FILL_ZEROS);
+            ADD("attn_k.bias", kv, 0, FILL_ZEROS);
+            ADD("attn_v.bias", kv, 0, FILL_ZEROS);
+        }
+        ADD("attn_output.weight", E, E, FILL_RANDN);
+        ADD("ffn_norm.weight", E, 0, FILL_ONES);
+        ADD("ffn_gate.weight", E, c->n_ff, FILL_RANDN);
+        ADD("ffn_up.weight", E, c->n_ff, FILL_RANDN);
+        ADD("ffn_down.weight", c->n_ff, E, FILL_RANDN);
+#undef ADD
+    }
+}
+
+/* llama3 rope scaling: per-frequency divisors, as Meta's reference defines. */
+static void rope_factors(const mh_create_config *c, float *out, int64_t n)
+{
+    int64_t dim = n * 2;
+    double lo_wave = (double)c->rope_orig_ctx / c->rope_low_freq;
+    double hi_wave = (double)c->rope_orig_ctx / c->rope_high_freq;
+    for (int64_t i = 0; i < n; i++) {
+        double freq = 1.0 / pow(c->rope_base, (double)(2 * i) / (double)dim);
+        double wave = 2 * 3.141592653589793 / freq;
+        if (wave < hi_wave) out[i] = 1.0f;
+        else if (wave > lo_wave) out[i] = (float)c->rope_factor;
+        else {
+            double s = ((double)c->rope_orig_ctx / wave - c->rope_low_freq) /
+                       (c->rope_high_freq - c->rope_low_freq);
+            out[i] = (float)(1.0 / ((1 - s) / c->rope_factor + s));
+        }
+    }
+}
+
+typedef struct { uint64_t seed, stream, first; float *dst; int64_t ne0; float std; } gen_job;
+
+static void gen_fn(void *ctx, int64_t begin, int64_t end)
+{
+    gen_job *j = ctx;
+    float *d = j->dst + begin * j->ne0;
+    int64_t n = (end - begin) * j->ne0;
+    mh_create_randn(j->seed, j->stream, j->first + (uint64_t)(begin * j->ne0), d, n);
+    for (int64_t k = 0; k < n; k++) d[k] *= j->std;
+}
+
+typedef struct {
+    float *f32;
+    uint8_t *q;
+} cbufs;
+
+static int write_tensor(const mh_create_config *c, uint64_t seed, int64_t idx, const ctensor *t,
+                        cbufs *b, mh_gguf_writer *w, mh_err *err)
+{
+    int64_t ne0 = t->ne[0], rows = t->ne[1];
+    int64_t chunk = CHUNK_ELEMS / ne0 > 0 ? CHUNK_ELEMS / ne0 : 1;
+    size_t row_bytes = mh_dtype_row_size(t->type, ne0);
+    float std = (float)(c->std > 0 ? c->std : 0.02);
+    for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
+        int64_t nr = rows - r0 < chunk ? rows - r0 : chunk;
+        if (t->fill == FILL_RANDN) {
+            gen_job j = { seed, (uint64_t)idx, (uint64_t)(r0 * ne0), b->f32, ne0, std };
+            mh_parallel_for(nr, 1 + (1 << 14) / ne0, gen_fn, &j);
+        } else if (t->fill == FILL_ROPE) {
+            rope_factors(c, b->f32, ne0);
+        } else {
+            for (int64_t k = 0; k < nr * ne0; k++) b->f32[k] = t->fill == FILL_ONES ? 1.0f : 0.0f;
+        }
+        int rc = mh_quantize_rows(t->type, b->f32, b->q, nr, ne0);
+        if (rc) return mh_err_set(err, rc, "create: tensor '%s': cannot convert to %s", t->name,
+                                  mh_dtype_info(t->type)->name);
+        if ((rc = mh_gguf_writer_write_data(w, b->q, (size_t)nr * row_bytes, err))) return rc;
+    }
+    return MH_OK;
+}
+
+static int declare_tensors(const mh_create_config *c, const mh_create_opts *o, cplan *p,
+                           mh_gguf_writer *w, mh_create_stats *st, mh_err *err)
+{
+    mh_quant_model_info mi = { (int)c->n_layer, !c->tied };
+    for (int64_t i = 0; i < p->n; i++) {
+        ctensor *t = &p->t[i];
+        t->type = MH_DTYPE_F32;
+        if (mh_quantize_wants(t->name, t->n_dims))
+            t->type = mh_quantize_pick_type(o->ftype, t->name, t->ne[0], &mi, NULL);
+        int rc = mh_gguf_writer_add_tensor(w, t->name, t->n_dims, t->ne, t->type, err);
+        if (rc) return rc;
+        st->n_by_type[t->type]++;
+        if (t->fill != FILL_ROPE) st->n_params += t->ne[0] * t->ne[1];
+    }
+    st->n_tensors = p->n;
+    return MH_OK;
+}
+
+static int build(const mh_create_config *c, const mh_create_opts *o, const char *out,
+                 mh_gguf_writer *w, mh_create_stats *st, mh_err *err)
+{
+    int64_t V = 0;
+    int rc = add_vocab(o->tokenizer, w, &V, err);
+    if (rc) return rc;
+    st->n_vocab = V;
+    st->vocab_changed = V != c->n_vocab;
+    if ((rc = add_hparams(c, o, V, w, err))) return rc;
+    cplan p = { calloc((size_t)(4 + 12 * c->n_layer), sizeof(ctensor)), 0 };
+    size_t fcap = (size_t)CHUNK_ELEMS + (size_t)(c->n_ff > c->n_embd ? c->n_ff : c->n_embd);
+    cbufs b = { malloc(fcap * sizeof(float)), malloc(fcap * sizeof(float)) };
+    if (!p.t || !b.f32 || !b.q) rc = mh_err_set(err, MH_ENOMEM, "create: out of memory");
+    if (!rc) plan_tensors(c, V, &p);
+    if (!rc) rc = declare_tensors(c, o, &p, w, st, err);
+    if (!rc) rc = mh_gguf_writer_begin(w, out, err);
+    for (int64_t i = 0; i < p.n && !rc; i++) rc = write_tensor(c, o->seed, i, &p.t[i], &b, w, err);
+    if (!rc) rc = mh_gguf_writer_finish(w, err);
+    st->file_bytes = mh_gguf_writer_bytes(w);
+    free(p.t);
+    free(b.f32);
+    free(b.q);
+    return rc;
+}
+
+int mh_create_model(const mh_create_config *cfg, const mh_create_opts *opts,
+                    const char *out_path, mh_create_stats *stats, mh_err *err)
+{
+    mh_create_stats local;
+    mh_create_stats *st = stats ? stats : &local;
+    memset(st, 0, sizeof *st);
+    int rc = mh_create_check(cfg, err);
+    if (rc) return rc;
+    if (!strcmp(mh_ftype_name(opts->ftype), "?"))
+        return mh_err_set(err, MH_EINVAL, "create: unsupported file type %d (supported: %s)",
+                          (int)opts->ftype, mh_ftype_names());
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    mh_gguf_writer *w = mh_gguf_writer_new();
+    if (!w) return mh_err_set(err, MH_ENOMEM, "create: out of memory");
+    rc = build(cfg, opts, out_path, w, st, err);
+    mh_gguf_writer_free(w);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    st->seconds = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9;
+    return rc;
+}

@@ -1,0 +1,176 @@
+-- moonhub.template: the prompt-template registry. Built-ins live in
+-- recipes/templates/NAME.lua, user templates in $MOONHUB_HOME/templates/
+-- NAME.lua (a user file wins over a built-in of the same name). Each returns
+-- { name, description, render(messages, opts) -> string, stop = {...},
+--   detect(chat_template_string) -> bool }.
+-- Layer: lua/moonhub (uses moonhub.core.host for paths, moonhub.jinja).
+local jinja = require "moonhub.jinja"
+
+local M = {}
+
+-- Detection order: the most specific markers first; chatml last because
+-- many templates mention <|im_start|> in passing.
+M.DETECT_ORDER = { "deepseek", "llama3", "gemma", "phi3", "llama2", "mistral-tekken",
+                   "mistral-instruct", "zephyr", "chatml" }
+
+local function host() return package.loaded["moonhub.core.host"] or require("moonhub.core.host") end
+
+--- Folders searched, highest precedence first: { dir, user }.
+function M.dirs()
+   local h = host()
+   local home = require("moonhub").home()
+   local out = {}
+   if home and home ~= "" then out[#out + 1] = { dir = home .. "/templates", user = true } end
+   out[#out + 1] = { dir = h.recipes .. "/templates", user = false }
+   return out
+end
+
+local function valid_name(name)
+   return type(name) == "string" and name:match("^[%w][%w_%-%.]*$") ~= nil and not name:find("..", 1, true)
+end
+
+local function readable(path)
+   local f = io.open(path, "r")
+   if f then f:close() end
+   return f ~= nil
+end
+
+local loaded = {}   -- path -> recipe table
+
+local function load_recipe(path)
+   if loaded[path] then return loaded[path] end
+   local chunk, err = loadfile(path, "t")
+   if not chunk then return nil, "template: cannot load " .. path .. ": " .. err end
+   local ok, spec = pcall(chunk)
+   if not ok then return nil, "template: " .. path .. " failed: " .. tostring(spec) end
+   if type(spec) ~= "table" or type(spec.render) ~= "function" then
+      return nil, "template: " .. path .. " must return a table with a render function"
+   end
+   spec.name = spec.name or path:match("([^/]+)%.lua$")
+   spec.stop = spec.stop or {}
+   spec.description = spec.description or ""
+   spec.path = path
+   loaded[path] = spec
+   return spec
+end
+
+--- The recipe named name, or nil and a message.
+function M.get(name)
+   if not valid_name(name) then return nil, "template.get: bad template name " .. tostring(name) end
+   for _, d in ipairs(M.dirs()) do
+      local path = d.dir .. "/" .. name .. ".lua"
+      if readable(path) then
+         local spec, err = load_recipe(path)
+         if spec then spec.user = d.user end
+         return spec, err
+      end
+   end
+   return nil, "template: unknown template '" .. name .. "'"
+end
+
+--- Every template, sorted: { name, description, path, user }.
+function M.list()
+   local seen, out = {}, {}
+   for _, d in ipairs(M.dirs()) do
+      for _, file in ipairs(host().listdir(d.dir) or {}) do
+         local name = file:match("^(.+)%.lua$")
+         if name and valid_name(name) and not seen[name] then
+            seen[name] = true
+            local spec, err = load_recipe(d.dir .. "/" .. file)
+            out[#out + 1] = { name = name, path = d.dir .. "/" .. file, user = d.user,
+                              description = spec and spec.description or ("(broken: " .. err .. ")") }
+         end
+      end
+   end
+   table.sort(out, function(a, b) return a.name < b.name end)
+   return out
+end
+
+--- The template whose detect() accepts a model's Jinja chat template:
+--- user templates first, then built-ins in DETECT_ORDER. nil if none.
+function M.detect(chat_template)
+   if type(chat_template) ~= "string" then
+      error("template.detect: chat template must be a string, got " .. type(chat_template), 2)
+   end
+   local candidates, seen = {}, {}
+   for _, t in ipairs(M.list()) do
+      if t.user then candidates[#candidates + 1] = t.name; seen[t.name] = true end
+   end
+   for _, name in ipairs(M.DETECT_ORDER) do
+      if not seen[name] then candidates[#candidates + 1] = name end
+   end
+   for _, name in ipairs(candidates) do
+      local spec = M.get(name)
+      if spec and spec.detect and spec.detect(chat_template) then return name end
+   end
+   return nil
+end
+
+local function looks_like_jinja(s)
+   return s:find("{%", 1, true) ~= nil or s:find("{{", 1, true) ~= nil
+end
+
+-- Jinja context as HF's apply_chat_template builds it: the messages, tools,
+-- add_generation_prompt, special tokens and any extra template kwargs.
+local function jinja_context(messages, opts)
+   local ctx = {}
+   for k, v in pairs(opts) do ctx[k] = v end
+   ctx.messages = messages
+   ctx.add_generation_prompt = opts.add_generation_prompt and true or false
+   return ctx
+end
+
+--- Renders messages with a recipe table, a template name, or a Jinja
+--- source string. opts: add_generation_prompt, tools, bos_token,
+--- eos_token and template kwargs (date_string, enable_thinking, ...).
+function M.render(spec, messages, opts)
+   opts = opts or {}
+   if type(messages) ~= "table" then
+      error("template.render: messages must be a list of tables, got " .. type(messages), 2)
+   end
+   if type(opts) ~= "table" then error("template.render: opts must be a table, got " .. type(opts), 2) end
+   if type(spec) == "string" then
+      if looks_like_jinja(spec) then return jinja.render(spec, jinja_context(messages, opts)) end
+      local s, err = M.get(spec)
+      if not s then error(err, 2) end
+      spec = s
+   end
+   if type(spec) ~= "table" or type(spec.render) ~= "function" then
+      error("template.render: expected a template name, recipe table or Jinja source, got " .. type(spec), 2)
+   end
+   return spec.render(messages, opts)
+end
+
+-- ===== helpers for template recipes =====
+
+--- A message's text: strings as they are, a list of {type="text", text}
+--- parts joined, nothing (nil/null) as "".
+function M.text(content)
+   if type(content) == "string" then return content end
+   if type(content) == "table" and content ~= jinja.null then
+      local parts = {}
+      for _, p in ipairs(content) do
+         if type(p) == "table" and p.type == "text" then parts[#parts + 1] = p.text or "" end
+      end
+      return table.concat(parts)
+   end
+   return ""
+end
+
+--- Python str.strip() of a message's text.
+function M.trim(s) return (M.text(s):gsub("^%s+", ""):gsub("%s+$", "")) end
+
+--- Option with a default (opts.bos_token and the like).
+function M.opt(opts, key, default)
+   local v = opts[key]
+   if v == nil or v == jinja.null then return default end
+   return v
+end
+
+--- Raises like a template's raise_exception.
+function M.fail(msg) error(msg, 0) end
+
+M.tojson = jinja.tojson
+M.null = jinja.null
+
+return M
