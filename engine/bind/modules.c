@@ -12,9 +12,11 @@ int luaopen_moonhub_core_sqlite(lua_State *L);
 int luaopen_moonhub_core_model(lua_State *L);
 
 int luaopen_moonhub_core_sample(lua_State *L);
+int luaopen_moonhub_core_gguf_write(lua_State *L);
 
 const mh_lua_module mh_lua_modules[] = {
     { "moonhub.core.sample", luaopen_moonhub_core_sample },
+    { "moonhub.core.gguf_write", luaopen_moonhub_core_gguf_write },
     { "moonhub.core.model", luaopen_moonhub_core_model },
     { "moonhub.core.sys", luaopen_moonhub_core_sys },
     { "moonhub.core.gguf", luaopen_moonhub_core_gguf },

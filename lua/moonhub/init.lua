@@ -11,6 +11,8 @@ local lazy = {
    registry = "moonhub.registry",
    model = "moonhub.model",
    sample = "moonhub.core.sample",
+   quantize = "moonhub.quantize",
+   create = "moonhub.create",
 }
 
 M.version = require("moonhub.core.sys").version

@@ -27,6 +27,7 @@ M.dict = value.dict
 M.list = value.list
 M.tojson = value.tojson
 M.str = value.str
+M.keys = value.keys
 M.filters = library.filters
 M.tests = library.tests
 

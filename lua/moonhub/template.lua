@@ -171,6 +171,8 @@ end
 function M.fail(msg) error(msg, 0) end
 
 M.tojson = jinja.tojson
+M.str = jinja.str     -- Python str() of a value
+M.keys = jinja.keys   -- a dict's keys in order
 M.null = jinja.null
 
 return M

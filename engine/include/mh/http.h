@@ -50,7 +50,7 @@ const char *mh_http_req_method(const mh_http_req *req);   /* "GET" ... */
 const char *mh_http_req_path(const mh_http_req *req);     /* raw, e.g. "/v1/x" */
 const char *mh_http_req_query(const mh_http_req *req);    /* raw or "" */
 const char *mh_http_req_remote(const mh_http_req *req);   /* "ip:port" */
-/* The i-th header (0-based) into *name/*value; 0 past the last one (or once
+/* The i-th header (0-based) into *name and *value; 0 past the last one (or once
  * the client has gone). Borrowed strings, valid until the response starts. */
 int mh_http_req_header(const mh_http_req *req, int i, const char **name, const char **value);
 /* The body (len bytes, not NUL-terminated); NULL with *len 0 once the

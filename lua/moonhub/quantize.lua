@@ -1,0 +1,34 @@
+-- moonhub.quantize: convert a GGUF model to another quantization, with
+-- llama.cpp's per-tensor type rules (Q4_K_M and Q5_K_M mixes, fallbacks).
+-- Layer: lua/moonhub (wraps moonhub.core.gguf_write).
+--
+--   local st = assert(mh.quantize.file("m-F16.gguf", "m-Q4_K_M.gguf", "Q4_K_M"))
+--   print(st.types.q4_K, st.bytes_in, st.bytes_out, st.seconds)
+local core = require "moonhub.core.gguf_write"
+
+local M = {}
+
+-- The accepted type names ("Q8_0", "Q4_K_M", ..., "F16", "BF16", "F32").
+M.types = core.ftypes()
+
+local known = {}
+for _, t in ipairs(M.types) do known[t:upper()] = t end
+
+-- file(input, output, type) -> stats | nil, msg
+-- stats: {tensors, types = {q8_0 = n, ...}, bytes_in, bytes_out,
+--         file_bytes, fallbacks, seconds, type}
+function M.file(input, output, qtype)
+   for i, v in ipairs({ input, output }) do
+      if type(v) ~= "string" or v == "" then
+         error(string.format("quantize.file: argument #%d must be a non-empty path, got %s",
+            i, type(v)), 2)
+      end
+   end
+   if type(qtype) ~= "string" or not known[qtype:upper()] then
+      error("quantize.file: type must be one of " .. table.concat(M.types, ", ")
+         .. ", got " .. tostring(qtype), 2)
+   end
+   return core.quantize(input, output, known[qtype:upper()])
+end
+
+return setmetatable(M, { __call = function(_, ...) return M.file(...) end })
