@@ -30,4 +30,13 @@ struct mh_tensor *mh_lua_check_tensor(lua_State *L, int idx);
 /* The tensor at idx or NULL. */
 struct mh_tensor *mh_lua_to_tensor(lua_State *L, int idx);
 
+/* ===== the event loop across bindings (defined in l_http.c) ===== */
+struct mh_loop;
+struct mh_chan;
+/* The loop of this state (moonhub.core.http's), loading that module first. */
+struct mh_loop *mh_lua_loop(lua_State *L);
+/* Pushes a channel (ch:recv, ch:close...) that takes over the caller's
+ * reference to ch, made on mh_lua_loop(L); C threads push into it. */
+void mh_lua_push_chan(lua_State *L, struct mh_chan *ch);
+
 #endif

@@ -8,13 +8,14 @@
 #include "mh/gguf_write.h"
 #include "mh/quantize.h"
 
+/* {q4_K = n, f32 = n, ...}: counts under GGUF's type names (as gguf:tensors()) */
 static void push_types(lua_State *L, const int64_t *n_by_type)
 {
     lua_newtable(L);
     for (int t = 0; t < MH_DTYPE_COUNT; t++)
         if (n_by_type[t]) {
             lua_pushinteger(L, n_by_type[t]);
-            lua_setfield(L, -2, mh_dtype_info((mh_dtype)t)->name);
+            lua_setfield(L, -2, mh_gguf_ggml_type_name((uint32_t)mh_gguf_ggml_type_of((mh_dtype)t)));
         }
 }
 

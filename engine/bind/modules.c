@@ -12,6 +12,7 @@ int luaopen_moonhub_core_sqlite(lua_State *L);
 int luaopen_moonhub_core_model(lua_State *L);
 
 int luaopen_moonhub_core_sample(lua_State *L);
+int luaopen_moonhub_core_http(lua_State *L);
 int luaopen_moonhub_core_gguf_write(lua_State *L);
 
 const mh_lua_module mh_lua_modules[] = {
@@ -24,5 +25,6 @@ const mh_lua_module mh_lua_modules[] = {
     { "moonhub.core.tensor", luaopen_moonhub_core_tensor },
     { "moonhub.core.safetensors", luaopen_moonhub_core_safetensors },
     { "moonhub.core.sqlite", luaopen_moonhub_core_sqlite },
+    { "moonhub.core.http", luaopen_moonhub_core_http },
     { NULL, NULL },
 };

@@ -136,29 +136,37 @@ static int vocab_builtin(mh_gguf_writer *w, int64_t *n_vocab, mh_err *err)
     return rc;
 }
 
-/* model.merges of tokenizer.json: "a b" strings or ["a", "b"] pairs. */
-static int hf_merges(const char *path, mh_gguf_writer *w, mh_err *err)
+static cJSON *read_json(const char *path, mh_err *err)
 {
     FILE *f = fopen(path, "rb");
-    if (!f) return mh_err_set(err, MH_EIO, "create: cannot open %s", path);
+    if (!f) {
+        mh_err_set(err, MH_EIO, "create: cannot open %s", path);
+        return NULL;
+    }
     fseek(f, 0, SEEK_END);
     long sz = ftell(f);
     fseek(f, 0, SEEK_SET);
     char *buf = sz > 0 ? malloc((size_t)sz + 1) : NULL;
     size_t got = buf ? fread(buf, 1, (size_t)sz, f) : 0;
     fclose(f);
-    if (!buf || got != (size_t)sz) {
-        free(buf);
-        return mh_err_set(err, MH_EIO, "create: cannot read %s", path);
+    cJSON *root = NULL;
+    if (buf && got == (size_t)sz) {
+        buf[sz] = 0;
+        root = cJSON_Parse(buf);
     }
-    buf[sz] = 0;
-    cJSON *root = cJSON_Parse(buf);
     free(buf);
+    if (!root) mh_err_set(err, MH_EFORMAT, "create: cannot read %s as JSON", path);
+    return root;
+}
+
+/* model.merges of tokenizer.json: "a b" strings or ["a", "b"] pairs. */
+static int hf_merges(const cJSON *root, const char *path, mh_gguf_writer *w, mh_err *err)
+{
     const cJSON *m = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(root, "model"), "merges");
     int n = cJSON_GetArraySize(m), rc = MH_OK;
     char **strs = calloc((size_t)n + 1, sizeof *strs);
     size_t *lens = calloc((size_t)n + 1, sizeof *lens);
-    if (!root || !cJSON_IsArray(m) || !strs || !lens)
+    if (!cJSON_IsArray(m) || !strs || !lens)
         rc = mh_err_set(err, MH_EFORMAT, "create: %s has no model.merges list", path);
     int i = 0;
     for (const cJSON *e = m ? m->child : NULL; e && !rc; e = e->next, i++) {
@@ -182,8 +190,30 @@ static int hf_merges(const char *path, mh_gguf_writer *w, mh_err *err)
     for (int k = 0; strs && k < n; k++) free(strs[k]);
     free(strs);
     free(lens);
-    cJSON_Delete(root);
     return rc;
+}
+
+/* Walks a pre_tokenizer object: Split regexes and a Digits splitter. */
+static void scan_pre(const cJSON *j, bool *n13, bool *qwen, bool *digits)
+{
+    for (const cJSON *e = j ? j->child : NULL; e; e = e->next) {
+        const char *s = e->string && !strcmp(e->string, "Regex") ? cJSON_GetStringValue(e) : NULL;
+        if (s && strstr(s, "\\p{N}{1,3}")) *n13 = true;
+        if (s && strstr(s, "[^\\r\\n\\p{L}\\p{N}]?\\p{L}+")) *qwen = true;
+        if (e->string && !strcmp(e->string, "individual_digits") && cJSON_IsTrue(e)) *digits = true;
+        if (cJSON_IsObject(e) || cJSON_IsArray(e)) scan_pre(e, n13, qwen, digits);
+    }
+}
+
+/* The tokenizer.ggml.pre name whose regexes match this tokenizer.json. */
+static const char *hf_pre_name(const cJSON *root)
+{
+    bool n13 = false, qwen = false, digits = false;
+    scan_pre(cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer"), &n13, &qwen, &digits);
+    if (n13) return "llama3";
+    if (qwen) return "qwen2";
+    if (digits) return "smollm";
+    return "gpt-2";
 }
 
 static int set_special(mh_gguf_writer *w, const char *key, int32_t id, mh_err *err)
@@ -214,12 +244,14 @@ static int vocab_from_hf(const char *path, mh_gguf_writer *w, int64_t *n_vocab, 
         if (!strs[i]) { strs[i] = ""; lens[i] = 0; types[i] = MH_TOKEN_UNUSED; }  /* id gap */
     }
     const mh_tok_special *sp = mh_tokenizer_special(t);
-    const char *pre = mh_tokenizer_pre(t), *tmpl = mh_tokenizer_chat_template(t);
+    cJSON *root = rc ? NULL : read_json(path, err);
+    if (!rc && !root) rc = err ? err->code : MH_EFORMAT;
+    const char *pre = root ? hf_pre_name(root) : NULL, *tmpl = mh_tokenizer_chat_template(t);
     if (!rc) rc = mh_gguf_writer_set_str(w, "tokenizer.ggml.model", "gpt2", 4, err);
     if (!rc && pre) rc = mh_gguf_writer_set_str(w, "tokenizer.ggml.pre", pre, strlen(pre), err);
     if (!rc) rc = mh_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", strs, lens, (uint64_t)n, err);
     if (!rc) rc = mh_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", MH_GGUF_INT32, types, (uint64_t)n, err);
-    if (!rc) rc = hf_merges(path, w, err);
+    if (!rc) rc = hf_merges(root, path, w, err);
     if (!rc) rc = set_special(w, "tokenizer.ggml.bos_token_id", sp->bos, err);
     if (!rc) rc = set_special(w, "tokenizer.ggml.eos_token_id", sp->eos, err);
     if (!rc) rc = set_special(w, "tokenizer.ggml.unknown_token_id", sp->unk, err);
@@ -228,6 +260,7 @@ static int vocab_from_hf(const char *path, mh_gguf_writer *w, int64_t *n_vocab, 
                                          mh_tokenizer_add_bos(t), err);
     if (!rc && tmpl) rc = mh_gguf_writer_set_str(w, "tokenizer.chat_template", tmpl, strlen(tmpl), err);
     *n_vocab = n;
+    cJSON_Delete(root);
     free(strs);
     free(lens);
     free(types);

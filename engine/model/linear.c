@@ -10,6 +10,8 @@
 #include "mh/quant.h"
 #include "mh/threadpool.h"
 
+static int linear_rows_any(const mh_weight *w, const float *x, int64_t T, float *y, mh_err *err);
+
 typedef struct linear_job {
     const mh_weight *w;
     const mh_quant_traits *tr;
@@ -31,10 +33,39 @@ static void linear_rows(void *ctx, int64_t r0, int64_t r1)
     }
 }
 
+void mh_round_to(mh_dtype t, float *x, int64_t n)
+{
+    uint16_t buf[256];
+    for (int64_t i = 0; i < n; i += 256) {
+        int64_t k = n - i < 256 ? n - i : 256;
+        mh_quantize_row(t, x + i, buf, k);
+        mh_dequantize_row(t, buf, x + i, k);
+    }
+}
+
 int mh_linear(const mh_weight *w, const float *x, int64_t T, float *y, mh_err *err)
 {
-    int64_t n = w->cols, rows = w->rows;
+    int64_t n = w->cols;
     if (T <= 0) return MH_OK;
+    if (w->dtype == MH_DTYPE_F16 || w->dtype == MH_DTYPE_BF16) {
+        /* f16/bf16 weights see activations on their own grid, as llama.cpp's
+         * vec_dot_type does: results then match it bit for bit upstream of
+         * any int8 activation quantization, which amplifies tiny differences */
+        float *xr = malloc(sizeof(float) * (size_t)(T * n));
+        if (!xr) return mh_err_set(err, MH_ENOMEM, "linear: out of memory");
+        memcpy(xr, x, sizeof(float) * (size_t)(T * n));
+        mh_round_to(w->dtype, xr, T * n);
+        mh_weight f = *w;
+        int st = linear_rows_any(&f, xr, T, y, err);
+        free(xr);
+        return st;
+    }
+    return linear_rows_any(w, x, T, y, err);
+}
+
+static int linear_rows_any(const mh_weight *w, const float *x, int64_t T, float *y, mh_err *err)
+{
+    int64_t n = w->cols, rows = w->rows;
     if (w->dtype == MH_DTYPE_F32 && T > 1) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)rows, (int)n,
                     1.0f, x, (int)n, w->data, (int)n, 0.0f, y, (int)rows);

@@ -126,7 +126,7 @@ static void attn_items(void *ctx, int64_t i0, int64_t i1)
     int64_t hd = hp->head_dim, group = hp->n_head / hp->n_head_kv;
     const mh_quant_traits *tr = mh_quant_traits_get(j->c->type);
     mh_dtype qt = tr->vec_dot_type;
-    size_t head_off = mh_dtype_row_size(j->c->type, hd), qbytes = mh_dtype_row_size(qt, hd);
+    size_t head_off = mh_dtype_row_size(j->c->type, hd), qbytes = sizeof(float) * (size_t)hd;
     float scale = 1.0f / sqrtf((float)hd);
     int64_t n_max = j->pos0 + (i1 - 1) / hp->n_head + 1;
     float *att = malloc(sizeof(float) * (size_t)(n_max + hd));
@@ -138,22 +138,32 @@ static void attn_items(void *ctx, int64_t i0, int64_t i1)
         int64_t n = j->pos0 + t + 1;
         const float *q = j->q + t * hp->n_head * hd + h * hd;
         const void *qx = q;
-        if (qt != MH_DTYPE_F32) { mh_quantize_row(qt, q, qq, hd); qx = qq; }
+        if (qt != MH_DTYPE_F32) {
+            mh_quantize_row(qt, q, qq, hd);
+            qx = qq;
+        } else if (j->c->type != MH_DTYPE_F32) {   /* q on the cache's grid, as llama.cpp */
+            memcpy(qq, q, sizeof(float) * (size_t)hd);
+            mh_round_to(j->c->type, (float *)qq, hd);
+            qx = qq;
+        }
         float mx = -INFINITY;
         for (int64_t p = 0; p < n; p++) {
             tr->vec_dot(hd, j->k + (size_t)p * j->c->row_bytes + (size_t)kvh * head_off, qx, &att[p]);
             att[p] *= scale;
             if (att[p] > mx) mx = att[p];
         }
-        float sum = 0;
+        double sum = 0;                      /* as ggml: double sum, one scale */
         for (int64_t p = 0; p < n; p++) sum += (att[p] = expf(att[p] - mx));
+        float inv = (float)(1.0 / sum);
+        for (int64_t p = 0; p < n; p++) att[p] *= inv;
+        if (j->c->type != MH_DTYPE_F32) mh_round_to(MH_DTYPE_F16, att, n);
         float *o = j->out + t * hp->n_head * hd + h * hd;
         memset(o, 0, sizeof(float) * (size_t)hd);
         for (int64_t p = 0; p < n; p++) {
             const uint8_t *vp = j->v + (size_t)p * j->c->row_bytes + (size_t)kvh * head_off;
             const float *vf = (const float *)vp;
             if (j->c->type != MH_DTYPE_F32) { tr->to_float(vp, vrow, hd); vf = vrow; }
-            float a = att[p] / sum;
+            float a = att[p];
             for (int64_t d = 0; d < hd; d++) o[d] += a * vf[d];
         }
     }
@@ -164,7 +174,7 @@ static void attn_items(void *ctx, int64_t i0, int64_t i1)
 /* ===== batched attention: per head, S = Q K^T (sgemm), causal softmax,
  * O = P V (sgemm). For prompts; the cache rows are first widened to f32. */
 
-typedef struct softmax_job { float *S; int64_t n, pos0; float scale; } softmax_job;
+typedef struct softmax_job { float *S; int64_t n, pos0; float scale; bool round_f16; } softmax_job;
 
 static void causal_softmax_rows(void *ctx, int64_t r0, int64_t r1)
 {
@@ -175,6 +185,7 @@ static void causal_softmax_rows(void *ctx, int64_t r0, int64_t r1)
         int64_t live = j->pos0 + t + 1;         /* positions this token may see */
         k->scale(live, row, j->scale, row);
         k->softmax_row(live, row, row, false);
+        if (j->round_f16) mh_round_to(MH_DTYPE_F16, row, live);
         memset(row + live, 0, sizeof(float) * (size_t)(j->n - live));
     }
 }
@@ -205,13 +216,19 @@ static int attn_gemm(const mh_hparams *hp, const mh_kv_cache *c, const float *q 
         widen_job wj = { c, k, v, kf, vf };
         mh_parallel_for(n, 16, widen_rows, &wj);
     }
-    float *S = malloc(sizeof(float) * (size_t)(T * n));
+    float *S = malloc(sizeof(float) * (size_t)(T * n + T * qd));
     if (!S) { free(wide); return mh_err_set(err, MH_ENOMEM, "attention: out of memory"); }
+    if (c->type != MH_DTYPE_F32) {   /* q and the probabilities on the cache's grid, as llama.cpp */
+        float *qr = S + T * n;
+        memcpy(qr, q, sizeof(float) * (size_t)(T * qd));
+        mh_round_to(MH_DTYPE_F16, qr, T * qd);
+        q = qr;
+    }
     for (int64_t h = 0; h < hp->n_head; h++) {
         int64_t kvh = h / group;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)n, (int)hd, 1.0f,
                     q + h * hd, (int)qd, kf + kvh * hd, (int)kvd, 0.0f, S, (int)n);
-        softmax_job sj = { S, n, pos0, 1.0f / sqrtf((float)hd) };
+        softmax_job sj = { S, n, pos0, 1.0f / sqrtf((float)hd), c->type != MH_DTYPE_F32 };
         mh_parallel_for(T, 8, causal_softmax_rows, &sj);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)T, (int)hd, (int)n, 1.0f,
                     S, (int)n, vf + kvh * hd, (int)kvd, 0.0f, out + h * hd, (int)qd);

@@ -202,6 +202,7 @@ static void on_request(struct evhttp_request *ev, void *arg)
 
 /* ===== server ===== */
 
+/* A listening non-blocking socket (its fd) or -1 with err set. */
 static int open_listener(const char *host, int port, int *bound_port, mh_err *err)
 {
     char ps[16];
@@ -210,8 +211,10 @@ static int open_listener(const char *host, int port, int *bound_port, mh_err *er
                               .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
     struct addrinfo *ai = NULL;
     int rc = getaddrinfo(host, ps, &hints, &ai);
-    if (rc != 0)
-        return mh_err_set(err, MH_EINVAL, "http: cannot resolve host '%s': %s", host, gai_strerror(rc));
+    if (rc != 0) {
+        mh_err_set(err, MH_EINVAL, "http: cannot resolve host '%s': %s", host, gai_strerror(rc));
+        return -1;
+    }
     int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     int one = 1;
     if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
@@ -219,7 +222,8 @@ static int open_listener(const char *host, int port, int *bound_port, mh_err *er
         int e = errno;
         if (fd >= 0) close(fd);
         freeaddrinfo(ai);
-        return mh_err_set(err, MH_EIO, "http: cannot listen on %s:%d: %s", host, port, strerror(e));
+        mh_err_set(err, MH_EIO, "http: cannot listen on %s:%d: %s", host, port, strerror(e));
+        return -1;
     }
     freeaddrinfo(ai);
     struct sockaddr_storage ss;

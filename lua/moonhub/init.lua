@@ -5,12 +5,15 @@ local M = {}
 local lazy = {
    tensor = "moonhub.tensor",
    sys = "moonhub.core.sys",
+   jinja = "moonhub.jinja",
+   template = "moonhub.template",
    tokenizer = "moonhub.tokenizer",
    gguf = "moonhub.gguf",
    db = "moonhub.db",
    registry = "moonhub.registry",
    model = "moonhub.model",
    sample = "moonhub.core.sample",
+   http = "moonhub.http",
    quantize = "moonhub.quantize",
    create = "moonhub.create",
 }

@@ -43,7 +43,9 @@ function M.load(path, opts)
    opts = opts or {}
    local h, msg = core.load(path)
    if not h then return nil, msg end
-   local tok, terr = tokenizer.load(path)
+   -- an HF checkpoint named by its config.json keeps tokenizer.json beside it
+   local tok, terr = tokenizer.load(path:match("^(.*)/config%.json$")
+      or (path == "config.json" and ".") or path)
    if not tok then
       h:close()
       return nil, "moonhub.load: " .. path .. ": tokenizer: " .. tostring(terr)

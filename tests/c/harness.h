@@ -10,7 +10,8 @@
 #include <math.h>
 #include <unistd.h>
 
-static int test_passed, test_failed, test_skipped, test_case_failed;
+static int test_passed, test_failed, test_case_failed;
+__attribute__((unused)) static int test_skipped;
 
 #define CHECK(cond) do { if (!(cond)) { \
     fprintf(stderr, "  FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond); \

@@ -105,9 +105,11 @@ static int check_model(const char *model_rel, const char *ref_rel, ref_stats *rs
     return bad;
 }
 
-/* Quantized files (quant = 1) are held to max <= 1.0 only: their mean
- * |d| (0.05-0.16) is still above the 0.03 target and greedy runs can part
- * from the reference early; see docs/performance.md "known gaps". */
+/* quant = 1: held to max <= 1.0 only. On the mh-smol and mh-tiny-qwen2
+ * quantized files the mean |d| is 0.07-0.11, above the 0.03 target: int8
+ * activation quantization turns ulp-level differences in attention
+ * (ggml's summation order and exp) into whole quantization steps; see
+ * docs/performance.md "Agreement with llama.cpp". */
 /* Tolerances from the issue (derived from llama.cpp's own variation): max
  * |d| about 0.05 for F32/F16 and 0.2 for BF16; quantized mean <= 0.03 and
  * max about 1.0. Greedy ids must match up to the first reference near-tie. */
@@ -129,8 +131,8 @@ static void fn(void) { \
 REF_CASE(test_stories_f32, "stories260K", 0.05, 0.01, 0)
 REF_CASE(test_stories_f16, "stories260K-F16", 0.06, 0.01, 0)
 REF_CASE(test_stories_bf16, "stories260K-BF16", 0.2, 0.03, 0)
-REF_CASE(test_stories_q8_0, "stories260K-Q8_0", 1.0, 0.03, 1)
-REF_CASE(test_stories_q4_0, "stories260K-Q4_0", 1.0, 0.03, 1)
+REF_CASE(test_stories_q8_0, "stories260K-Q8_0", 1.0, 0.03, 0)
+REF_CASE(test_stories_q4_0, "stories260K-Q4_0", 1.0, 0.03, 0)
 REF_CASE(test_tiny_random, "llama-2-tiny-random", 0.05, 0.01, 0)
 REF_CASE(test_smol_f16, "mh-smol-llama-17m-F16", 0.05, 0.01, 0)
 REF_CASE(test_smol_q8_0, "mh-smol-llama-17m-Q8_0", 1.0, 0.03, 1)
@@ -190,7 +192,9 @@ static void test_forward_batch(void)
     double md = 0;
     for (int64_t j = 0; j < 10 * V; j++) md = fmax(md, fabs(la[j] - xa[j]));
     for (int64_t j = 0; j < V; j++) md = fmax(md, fabs(lb[j] - xb[j]));
-    CHECK_CLOSE(md, 0, 1e-4, 0);
+    /* not bit-equal: sgemm blocks 13 rows differently from 10, and q and the
+     * attention weights are rounded to f16 (as llama.cpp), which can flip */
+    CHECK_CLOSE(md, 0, 2e-3, 0);
     /* a decode step of both: one token each */
     mh_batch_seq step[2] = { { ca, c1, 1, la, false }, { cb, c1, 1, lb, false } };
     CHECK(mh_model_forward_batch(m, step, 2, &err) == MH_OK);
@@ -198,7 +202,7 @@ static void test_forward_batch(void)
     CHECK(mh_model_forward(m, rb, c1, 1, xb, false, &err) == MH_OK);
     md = 0;
     for (int64_t j = 0; j < V; j++) md = fmax(md, fmax(fabs(la[j] - xa[j]), fabs(lb[j] - xb[j])));
-    CHECK_CLOSE(md, 0, 1e-4, 0);
+    CHECK_CLOSE(md, 0, 2e-3, 0);
     CHECK(mh_kv_cache_n_past(ca) == 11 && mh_kv_cache_n_past(cb) == 4);
     /* a bad sequence leaves every cache untouched */
     int32_t bad[] = { (int32_t)V };

@@ -354,7 +354,7 @@ static void test_quantize_q4_0_identical(void)
     CHECK_MSG(nd == 0, "%d tensors differ", nd);
 }
 
-static void test_quantize_q4_k_m_types(void)
+static void test_quantize_q4_k_m_identical(void)
 {
     mh_err err = {0};
     int nd = -1, st;
@@ -401,7 +401,7 @@ int main(void)
     TEST_RUN(test_quantize_errors);
     TEST_RUN(test_quantize_q8_0_identical);
     TEST_RUN(test_quantize_q4_0_identical);
-    TEST_RUN(test_quantize_q4_k_m_types);
+    TEST_RUN(test_quantize_q4_k_m_identical);
     TEST_RUN(test_quantize_stories_fallbacks);
     remove_all();
     rmdir(g_dir);

@@ -89,6 +89,9 @@ typedef struct mh_batch_seq {
 } mh_batch_seq;
 int mh_model_forward_batch(mh_model *m, mh_batch_seq *seqs, int n_seqs, mh_err *err);
 
+/* Rounds x (n) in place to the values dtype t can hold (f16, bf16). */
+void mh_round_to(mh_dtype t, float *x, int64_t n);
+
 /* y: (T, w->rows) = x: (T, w->cols) @ w^T, any weight dtype with kernels. */
 int mh_linear(const mh_weight *w, const float *x, int64_t T, float *y, mh_err *err);
 

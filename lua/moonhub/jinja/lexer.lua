@@ -72,7 +72,7 @@ local function scan(src)
       pos = e + 2
       if kind == "block" and tok.body:match("^%s*raw%s*$") then
          -- everything up to {% endraw %} is literal text
-         local rs, re_, inner_l, inner_r = nil, nil, nil, nil
+         local rs, re_, inner_l, inner_r
          local p = pos
          while true do
             rs = src:find("{%", p, true)

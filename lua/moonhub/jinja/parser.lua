@@ -191,7 +191,9 @@ function P:args()
    while not self:accept("op", ")") do
       if #args > 0 or next(kw) then self:expect("op", ",") end
       if self:accept("op", ")") then break end
-      if self:is("op", "*") or self:is("op", "**") then fail(self.line, "unsupported construct: *args/**kwargs in call") end
+      if self:is("op", "*") or self:is("op", "**") then
+         fail(self.line, "unsupported construct: *args/**kwargs in call")
+      end
       if self:is("name") and self:is("op", "=", 1) then
          local name = self:next().v
          self:next()

@@ -196,7 +196,9 @@ local function assign(st, scope, target, v, line)
       scope.vars[target.name] = v
    elseif target.ns then
       local ns = lookup(st, scope, target.ns)
-      if kind(ns) ~= "ns" then fail(st, line, "cannot assign attribute on non-namespace object '" .. target.ns .. "'") end
+      if kind(ns) ~= "ns" then
+         fail(st, line, "cannot assign attribute on non-namespace object '" .. target.ns .. "'")
+      end
       ns.attrs[target.attr] = v
    else
       local k = kind(v)

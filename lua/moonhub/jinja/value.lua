@@ -269,6 +269,9 @@ end
 
 --- json.dumps(v, ensure_ascii=False, indent=, separators=, sort_keys=).
 function M.tojson(v, opts)
+   if opts ~= nil and type(opts) ~= "table" then
+      error("jinja.tojson: opts must be a table, got " .. type(opts), 2)
+   end
    opts = opts or {}
    local o = { sort_keys = opts.sort_keys }
    local ind = opts.indent
@@ -285,8 +288,9 @@ function M.tojson(v, opts)
 end
 
 --- Decodes JSON keeping each object's key order (as __jsonorder) and
---- JSON null as dkjson.null. Returns value or nil, message.
-function M.decode(str)
+--- JSON null as dkjson.null, from pos (default 1). Returns the value and
+--- the position after it, or nil, message.
+function M.decode(str, pos)
    local orders = setmetatable({}, { __mode = "k" })
    local objmeta = {
       __jsontype = "object",
@@ -297,8 +301,9 @@ function M.decode(str)
          rawset(t, key, val)
       end,
    }
-   local val, _, err = json.decode(str, 1, NULL, objmeta, LIST_MT)
+   local val, nextpos, err = json.decode(str, pos or 1, NULL, objmeta, LIST_MT)
    if err then return nil, err end
+   if val == nil then return nil, "no JSON value" end
    local function fix(t)
       if type(t) ~= "table" or t == NULL then return end
       if getmetatable(t) == objmeta then
@@ -307,7 +312,7 @@ function M.decode(str)
       for _, x in pairs(t) do fix(x) end
    end
    fix(val)
-   return val
+   return val, nextpos
 end
 
 return M

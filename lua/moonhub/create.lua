@@ -1,0 +1,128 @@
+-- moonhub.create: write a randomly initialized llama/qwen2 model as GGUF
+-- (real shapes of known models, or a config), for tests and benchmarks.
+-- Layer: lua/moonhub (wraps moonhub.core.gguf_write; dkjson for config files).
+--
+--   local st = assert(mh.create.model({preset = "smollm2-135m", type = "Q8_0",
+--      tokenizer = "vocab.gguf", seed = 1, out = "smol-random.gguf"}))
+local core = require "moonhub.core.gguf_write"
+
+local M = {}
+
+-- Shapes of public models (weights are random; only the shapes are real).
+-- n_vocab is what the model has; the tokenizer's own size is used when it
+-- differs (the result says so in stats.vocab_changed).
+M.presets = {
+   tiny = { arch = "llama", n_layer = 2, n_embd = 64, n_ff = 128, n_head = 4, n_head_kv = 2,
+            n_vocab = 259, n_ctx = 512, rope_base = 10000, rms_eps = 1e-5, tied = true },
+   ["smollm2-135m"] = { arch = "llama", n_layer = 30, n_embd = 576, n_ff = 1536, n_head = 9,
+            n_head_kv = 3, n_vocab = 49152, n_ctx = 8192, rope_base = 1e5, rms_eps = 1e-5,
+            tied = true },
+   ["smollm2-360m"] = { arch = "llama", n_layer = 32, n_embd = 960, n_ff = 2560, n_head = 15,
+            n_head_kv = 5, n_vocab = 49152, n_ctx = 8192, rope_base = 1e5, rms_eps = 1e-5,
+            tied = true },
+   ["qwen2.5-0.5b"] = { arch = "qwen2", n_layer = 24, n_embd = 896, n_ff = 4864, n_head = 14,
+            n_head_kv = 2, n_vocab = 151936, n_ctx = 32768, rope_base = 1e6, rms_eps = 1e-6,
+            tied = true, qkv_bias = true },
+   ["llama-3.2-1b"] = { arch = "llama", n_layer = 16, n_embd = 2048, n_ff = 8192, n_head = 32,
+            n_head_kv = 8, n_vocab = 128256, n_ctx = 131072, rope_base = 5e5, rms_eps = 1e-5,
+            tied = true, rope_factor = 32, rope_low_freq = 1, rope_high_freq = 4,
+            rope_orig_ctx = 8192 },
+   ["tinyllama-1.1b"] = { arch = "llama", n_layer = 22, n_embd = 2048, n_ff = 5632, n_head = 32,
+            n_head_kv = 4, n_vocab = 32000, n_ctx = 2048, rope_base = 10000, rms_eps = 1e-5,
+            tied = false },
+}
+
+-- Sorted preset names.
+function M.preset_names()
+   local names = {}
+   for k in pairs(M.presets) do names[#names + 1] = k end
+   table.sort(names)
+   return names
+end
+
+local function copy(t)
+   local c = {}
+   for k, v in pairs(t) do c[k] = v end
+   return c
+end
+
+-- from_hf(cfg) -> config: a Hugging Face config.json table (LlamaConfig,
+-- Qwen2Config) in this module's terms; raw configs of ours pass through.
+function M.from_hf(h)
+   if type(h) ~= "table" then error("create.from_hf: config must be a table", 2) end
+   if h.n_layer then return copy(h) end
+   local mt = h.model_type or "llama"
+   if mt ~= "llama" and mt ~= "qwen2" and mt ~= "mistral" then
+      return nil, "create: model_type '" .. tostring(mt) .. "' is not supported (llama, qwen2, mistral)"
+   end
+   local c = {
+      arch = mt == "qwen2" and "qwen2" or "llama",
+      n_layer = h.num_hidden_layers, n_embd = h.hidden_size, n_ff = h.intermediate_size,
+      n_head = h.num_attention_heads, n_head_kv = h.num_key_value_heads or h.num_attention_heads,
+      n_vocab = h.vocab_size, n_ctx = h.max_position_embeddings or 2048,
+      rope_base = h.rope_theta or 10000, rms_eps = h.rms_norm_eps or 1e-5,
+      tied = h.tie_word_embeddings == true, qkv_bias = mt == "qwen2",
+   }
+   local rs = h.rope_scaling
+   if type(rs) == "table" and rs.rope_type == "llama3" then
+      c.rope_factor, c.rope_low_freq = rs.factor, rs.low_freq_factor
+      c.rope_high_freq, c.rope_orig_ctx = rs.high_freq_factor, rs.original_max_position_embeddings
+   end
+   for _, k in ipairs({ "n_layer", "n_embd", "n_ff", "n_head", "n_vocab" }) do
+      if math.type(c[k]) ~= "integer" then
+         return nil, "create: config is missing an integer for " .. k
+      end
+   end
+   return c
+end
+
+-- load_config(path) -> config | nil, msg (a config.json file)
+function M.load_config(path)
+   local f, err = io.open(path, "rb")
+   if not f then return nil, "create: " .. err end
+   local text = f:read("a")
+   f:close()
+   local obj, _, jerr = require("dkjson").decode(text)
+   if type(obj) ~= "table" then
+      return nil, "create: " .. path .. " is not a JSON object" .. (jerr and (": " .. jerr) or "")
+   end
+   return M.from_hf(obj)
+end
+
+-- model(opts) -> stats | nil, msg
+-- opts: preset = NAME or config = TABLE|PATH; out = PATH (required);
+-- type = "Q8_0" (default), seed = 0, tokenizer = vocab GGUF / tokenizer.json
+-- (default: a built-in 259-token byte vocabulary), name = general.name.
+-- stats: {params, tensors, vocab, vocab_changed, types, file_bytes, seconds, type}
+function M.model(opts)
+   if type(opts) ~= "table" then error("create.model: expected an options table", 2) end
+   if type(opts.out) ~= "string" or opts.out == "" then
+      error("create.model: opts.out must be the output path", 2)
+   end
+   if opts.seed ~= nil and math.type(opts.seed) ~= "integer" then
+      error("create.model: opts.seed must be an integer", 2)
+   end
+   local cfg, err
+   if opts.preset then
+      local p = M.presets[opts.preset]
+      if not p then
+         error("create.model: unknown preset '" .. tostring(opts.preset) .. "' (have: "
+            .. table.concat(M.preset_names(), ", ") .. ")", 2)
+      end
+      cfg = copy(p)
+      cfg.name = cfg.name or (opts.preset .. "-random")
+   elseif type(opts.config) == "table" then
+      cfg, err = M.from_hf(opts.config)
+   elseif type(opts.config) == "string" then
+      cfg, err = M.load_config(opts.config)
+   else
+      error("create.model: give opts.preset or opts.config", 2)
+   end
+   if not cfg then return nil, err end
+   if opts.name then cfg.name = opts.name end
+   cfg.name = cfg.name or "random"
+   return core.create(cfg, { type = opts.type or "Q8_0", seed = opts.seed or 0,
+      tokenizer = opts.tokenizer }, opts.out)
+end
+
+return M

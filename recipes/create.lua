@@ -1,0 +1,77 @@
+-- create a random-initialized model (real shapes of known models) as GGUF
+-- Layer: recipes (uses the public moonhub API only).
+-- Usage: moonhub create (--preset NAME | --config FILE.json) --out FILE.gguf [--type Q8_0] ...
+local argparse = require "argparse"
+local mh = require "moonhub"
+
+local presets = mh.create.preset_names()
+local p = argparse("moonhub create",
+   "Write a model with random weights: for tests, benchmarks and memory planning. "
+   .. "Presets: " .. table.concat(presets, ", ") .. ".")
+p:mutex(
+   p:option("--preset", "a known model shape"),
+   p:option("--config", "a Hugging Face config.json (llama, mistral, qwen2)")
+)
+p:option("--out", "the GGUF file to write (required)")
+p:option("--type", "weight type: " .. table.concat(mh.quantize.types, ", "), "Q8_0")
+p:option("--tokenizer", "vocab GGUF or tokenizer.json to copy the tokenizer from "
+   .. "(default: a built-in 259-token byte vocabulary)")
+p:option("--seed", "random seed (same seed, same bytes)", "0"):convert(math.tointeger)
+p:option("--name", "general.name to record")
+p:flag("--list", "list the presets and exit")
+
+local ok, a = p:pparse(arg)
+if not ok then
+   io.stderr:write(a, "\n", p:get_usage(), "\n")
+   return 2
+end
+if a.list then
+   for _, n in ipairs(presets) do
+      local c = mh.create.presets[n]
+      io.write(string.format("  %-16s %s L%d d%d ff%d h%d kv%d vocab %d%s\n", n, c.arch, c.n_layer,
+         c.n_embd, c.n_ff, c.n_head, c.n_head_kv, c.n_vocab, c.tied and " tied" or ""))
+   end
+   return 0
+end
+if not a.out then
+   io.stderr:write("moonhub create: --out FILE.gguf is required\n", p:get_usage(), "\n")
+   return 2
+end
+if not a.preset and not a.config then
+   io.stderr:write("moonhub create: give --preset NAME or --config FILE.json\n", p:get_usage(), "\n")
+   return 2
+end
+if a.preset and not mh.create.presets[a.preset] then
+   io.stderr:write("moonhub create: unknown preset '", a.preset, "' (have: ",
+      table.concat(presets, ", "), ")\n")
+   return 2
+end
+local known = {}
+for _, t in ipairs(mh.quantize.types) do known[t:upper()] = true end
+if not known[a.type:upper()] then
+   io.stderr:write("moonhub create: unknown type '", a.type, "' (expected one of ",
+      table.concat(mh.quantize.types, ", "), ")\n")
+   return 2
+end
+if not a.seed then
+   io.stderr:write("moonhub create: --seed must be an integer\n")
+   return 2
+end
+
+local st, err = mh.create.model({ preset = a.preset, config = a.config, out = a.out,
+   type = a.type, seed = a.seed, tokenizer = a.tokenizer, name = a.name })
+if not st then
+   io.stderr:write("moonhub create: ", err, "\n")
+   return 1
+end
+local want = a.preset and mh.create.presets[a.preset].n_vocab
+if st.vocab_changed and want then
+   io.stderr:write(string.format("moonhub create: note: vocab size %d from the tokenizer "
+      .. "(the preset has %d)\n", st.vocab, want))
+end
+local parts = {}
+for t, n in pairs(st.types) do parts[#parts + 1] = string.format("%s x%d", t, n) end
+table.sort(parts)
+io.write(string.format("created %s: %.1fM params, vocab %d, %s, %.2f MiB in %.2f s\n", a.out,
+   st.params / 1e6, st.vocab, table.concat(parts, ", "), st.file_bytes / 2^20, st.seconds))
+return 0

@@ -1,0 +1,49 @@
+-- quantize a GGUF model to Q8_0, Q4_0, Q4_K_M, Q5_K_M, Q6_K, F16, BF16 or F32
+-- Layer: recipes (uses the public moonhub API only).
+-- Usage: moonhub quantize IN.gguf OUT.gguf TYPE
+local argparse = require "argparse"
+local mh = require "moonhub"
+
+local p = argparse("moonhub quantize",
+   "Convert a GGUF model to another quantization, choosing each tensor's type as llama-quantize does.")
+p:argument("input", "the model to read (GGUF)")
+p:argument("output", "the file to write (written to a temporary name, then renamed)")
+p:argument("type", "target type: " .. table.concat(mh.quantize.types, ", "))
+
+local ok, a = p:pparse(arg)
+if not ok then
+   io.stderr:write(a, "\n", p:get_usage(), "\n")
+   return 2
+end
+
+local known = {}
+for _, t in ipairs(mh.quantize.types) do known[t:upper()] = true end
+if not known[a.type:upper()] then
+   io.stderr:write("moonhub quantize: unknown type '", a.type, "' (expected one of ",
+      table.concat(mh.quantize.types, ", "), ")\n")
+   return 2
+end
+
+local st, err = mh.quantize.file(a.input, a.output, a.type)
+if not st then
+   io.stderr:write("moonhub quantize: ", err, "\n")
+   return 1
+end
+
+local names = {}
+for t in pairs(st.types) do names[#names + 1] = t end
+table.sort(names, function(x, y)
+   if st.types[x] ~= st.types[y] then return st.types[x] > st.types[y] end
+   return x < y
+end)
+local parts = {}
+for _, t in ipairs(names) do parts[#parts + 1] = string.format("%s x%d", t, st.types[t]) end
+local mib = 1024 * 1024
+io.write(string.format("quantized %s -> %s (%s)\n", a.input, a.output, st.type))
+io.write(string.format("  tensors   %d: %s%s\n", st.tensors, table.concat(parts, ", "),
+   st.fallbacks > 0 and string.format(" (%d fell back: rows not a multiple of the block)", st.fallbacks) or ""))
+io.write(string.format("  size      %.2f MiB -> %.2f MiB (%.1f%%), file %.2f MiB\n",
+   st.bytes_in / mib, st.bytes_out / mib, 100 * st.bytes_out / math.max(st.bytes_in, 1),
+   st.file_bytes / mib))
+io.write(string.format("  time      %.2f s\n", st.seconds))
+return 0

@@ -1,0 +1,131 @@
+-- list, show and render prompt templates (built-in, user, Jinja, GGUF)
+-- Layer: recipes (uses the public moonhub API only).
+-- Usage: moonhub template list | show NAME | render SPEC MESSAGES.json
+-- SPEC: a template name, --jinja FILE, or a .gguf file (its chat template).
+local mh = require "moonhub"
+
+local USAGE = [[
+usage: moonhub template list
+       moonhub template show NAME
+       moonhub template render (NAME | --jinja FILE | MODEL.gguf) MESSAGES.json [options]
+
+render prints the exact prompt string. MESSAGES.json holds a list of
+{"role", "content"} messages, or {"messages": [...], "tools": [...]}.
+options:
+  --no-generation-prompt   leave out the assistant header at the end
+  --bos TEXT, --eos TEXT   bos_token / eos_token for the template
+  --set KEY=VALUE          extra template variable (VALUE parsed as JSON
+                           when it is valid JSON, else kept as a string)
+  --detect                 with a .gguf or --jinja: use the matching
+                           built-in instead of the Jinja source]]
+
+local function die(msg)
+   io.stderr:write("moonhub template: ", msg, "\n")
+   return 2
+end
+
+local function slurp(path)
+   local f, err = io.open(path, "rb")
+   if not f then return nil, err end
+   local s = f:read("a")
+   f:close()
+   return s
+end
+
+local function list()
+   for _, t in ipairs(mh.template.list()) do
+      print(string.format("%-18s %s%s", t.name, t.description, t.user and "  [" .. t.path .. "]" or ""))
+   end
+   return 0
+end
+
+local function show(name)
+   if not name then return die("show needs a template NAME") end
+   local spec, err = mh.template.get(name)
+   if not spec then return die(err) end
+   print("name:        " .. spec.name)
+   print("description: " .. spec.description)
+   print("file:        " .. spec.path)
+   local stops = {}
+   for i, s in ipairs(spec.stop) do stops[i] = string.format("%q", s) end
+   print("stop:        " .. table.concat(stops, " "))
+   print("")
+   io.write(slurp(spec.path) or "")
+   return 0
+end
+
+-- The template spec: a name, Jinja source from a file or a GGUF model.
+local function resolve(spec_arg, jinja_file, detect)
+   local src
+   if jinja_file then
+      local s, err = slurp(jinja_file)
+      if not s then return nil, err end
+      src = s
+   elseif spec_arg and spec_arg:match("%.gguf$") then
+      local ok, g = pcall(mh.gguf.open, spec_arg)
+      if not ok then return nil, tostring(g) end
+      src = g.metadata["tokenizer.chat_template"]
+      if type(src) ~= "string" then return nil, spec_arg .. " has no tokenizer.chat_template" end
+   else
+      return spec_arg
+   end
+   if detect then
+      local name = mh.template.detect(src)
+      if not name then return nil, "no built-in template matches this chat template" end
+      io.stderr:write("template: using built-in '" .. name .. "'\n")
+      return name
+   end
+   return src
+end
+
+local function render(args)
+   local opts = { add_generation_prompt = true }
+   local pos, jinja_file, detect = {}, nil, false
+   local i = 1
+   while i <= #args do
+      local a = args[i]
+      if a == "--jinja" then jinja_file, i = args[i + 1], i + 1
+      elseif a == "--no-generation-prompt" then opts.add_generation_prompt = false
+      elseif a == "--bos" then opts.bos_token, i = args[i + 1], i + 1
+      elseif a == "--eos" then opts.eos_token, i = args[i + 1], i + 1
+      elseif a == "--detect" then detect = true
+      elseif a == "--set" then
+         local k, v = (args[i + 1] or ""):match("^([%w_]+)=(.*)$")
+         if not k then return die("--set needs KEY=VALUE") end
+         local parsed = mh.jinja.decode(v)
+         if parsed == nil then parsed = v end
+         opts[k], i = parsed, i + 1
+      elseif a:match("^%-%-") then return die("unknown option " .. a)
+      else pos[#pos + 1] = a end
+      i = i + 1
+   end
+   local spec_arg, msg_file = pos[1], pos[2]
+   if jinja_file then spec_arg, msg_file = nil, pos[1] end
+   if not msg_file or (not spec_arg and not jinja_file) then return die("render needs a template and MESSAGES.json") end
+   local spec, err = resolve(spec_arg, jinja_file, detect)
+   if not spec then return die(err) end
+   local text, rerr = slurp(msg_file)
+   if not text then return die(rerr) end
+   local doc, derr = mh.jinja.decode(text)
+   if doc == nil then return die(msg_file .. ": " .. tostring(derr)) end
+   local messages = doc
+   if doc.messages ~= nil then
+      messages = doc.messages
+      if doc.tools ~= nil then opts.tools = doc.tools end
+   end
+   local ok, out = pcall(mh.template.render, spec, messages, opts)
+   if not ok then return die(tostring(out)) end
+   io.write(out)
+   return 0
+end
+
+local cmd = ...
+local rest = { select(2, ...) }
+if cmd == nil or cmd == "--help" or cmd == "-h" or cmd == "help" then
+   print(USAGE)
+   return cmd ~= nil and 0 or 2
+elseif cmd == "list" then return list()
+elseif cmd == "show" then return show(rest[1])
+elseif cmd == "render" then return render(rest)
+end
+return die("unknown subcommand '" .. tostring(cmd) .. "' (see moonhub template --help)")

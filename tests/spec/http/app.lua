@@ -1,0 +1,101 @@
+-- app.lua: the HTTP test server the http specs start as a child process
+-- (`moonhub run tests/spec/http/app.lua PORTFILE [max_body]`). Layer: tests.
+-- Routes exercise every part of moonhub.http; the port goes to PORTFILE.
+local mh = require "moonhub"
+local http = mh.http
+
+local portfile, max_body = arg[1], tonumber(arg[2]) or 1024
+local srv = assert(http.server{ port = 0, max_body = max_body })
+local state = { gone = 0, closecb = 0, go = nil }
+
+local routes = {}
+
+routes["/hello"] = function(req)
+   req:respond(200, { ["Content-Type"] = "text/plain" }, "hello " .. (req.args.name or "world"))
+end
+
+routes["/echo"] = function(req)
+   local keys = {}
+   for k in pairs(req.args) do keys[#keys + 1] = k end
+   table.sort(keys)
+   return 200, { ["X-Method"] = req.method, ["X-Remote-Ok"] = tostring(req.remote:match("^127%.0%.0%.1:%d+$") ~= nil) },
+      string.format("%s|%s|%s|%s|%d|%s", req.method, req.path, req.query,
+                    req.headers["x-test"] or "-", #req.body, req.body)
+end
+
+routes["/error"] = function() error("boom in handler") end
+
+routes["/noresponse"] = function() end
+
+routes["/slow"] = function(req)
+   http.sleep(tonumber(req.args.s) or 1)
+   req:respond(200, nil, "slow done")
+end
+
+routes["/fast"] = function(req) req:respond(200, nil, "fast done") end
+
+-- SSE: chunk 1 at once, then waits for /go before chunks 2 and 3
+routes["/stream"] = function(req)
+   req:start(200, { ["Content-Type"] = "text/event-stream", ["Cache-Control"] = "no-cache" })
+   req:write("data: chunk1\n\n")
+   local ch = http.channel()
+   state.go = ch
+   ch:recv()
+   req:write("data: chunk2\n\n")
+   http.sleep(0.05)
+   req:write("data: chunk3\n\n")
+   req:write("data: [DONE]\n\n")
+   req:finish()
+end
+
+routes["/go"] = function(req)
+   if state.go then state.go:push("go") end
+   req:respond(200, nil, state.go and "went" or "nothing")
+end
+
+-- streams until the client goes away
+routes["/endless"] = function(req)
+   req:on_close(function() state.closecb = state.closecb + 1 end)
+   req:start(200, { ["Content-Type"] = "text/event-stream" })
+   for i = 1, 400 do
+      if not req:write("data: " .. i .. "\n\n") then
+         state.gone = state.gone + 1
+         return
+      end
+      http.sleep(0.025)
+   end
+   req:finish()
+end
+
+-- waits for a message a C thread pushes
+routes["/thread"] = function(req)
+   local ch = http.channel()
+   ch:push_later_from_thread("from-thread", tonumber(req.args.ms) or 50, 42)
+   local msg, tag = ch:recv()
+   req:respond(200, nil, msg .. ":" .. tag)
+end
+
+routes["/status"] = function(req)
+   req:respond(200, nil, string.format("gone=%d closecb=%d", state.gone, state.closecb))
+end
+
+routes["/stop"] = function(req)
+   req:respond(200, nil, "stopping")
+   http.stop()
+end
+
+srv:handle(function(req)
+   local route = routes[req.path]
+   if not route then
+      return 404, { ["Content-Type"] = "application/json" },
+         http.error_body("no route " .. req.path, "not_found")
+   end
+   return route(req)
+end)
+
+local f = assert(io.open(portfile .. ".tmp", "w"))
+f:write(srv.port, "\n")
+f:close()
+os.rename(portfile .. ".tmp", portfile)
+http.run()
+io.stderr:write("app: loop ended\n")

@@ -1,0 +1,59 @@
+-- `moonhub template` verb: list, show, render by name, --jinja, .gguf,
+-- and user templates from $MOONHUB_HOME/templates. Runs the real binary.
+-- Layer: tests for recipes/template.lua.
+local H = require "helpers.host"
+local data = require "helpers.data"
+
+describe("moonhub template verb #integration", function()
+   local home
+   before_each(function()
+      home = H.tmpdir()
+      H.write(home .. "/m.json", '[{"role": "system", "content": "S"}, {"role": "user", "content": "Hi"}]')
+   end)
+   after_each(function() H.rmdir(home) end)
+
+   it("lists built-ins and a user template", function()
+      os.execute("mkdir -p " .. H.q(home .. "/templates"))
+      H.write(home .. "/templates/mine.lua",
+              'return { description = "my own", render = function() return "X" end }\n')
+      local out, _, code = H.run(home, "template list")
+      assert.are.equal(0, code)
+      assert.matches("chatml%s+ChatML", out)
+      assert.matches("mine%s+my own", out)
+      out = H.run(home, "template render mine " .. H.q(home .. "/m.json"))
+      assert.are.equal("X", out)
+   end)
+
+   it("shows a template", function()
+      local out, _, code = H.run(home, "template show gemma")
+      assert.are.equal(0, code)
+      assert.matches('stop:%s+"<end_of_turn>"', out)
+   end)
+
+   it("renders by name, exactly", function()
+      local out, _, code = H.run(home, "template render chatml " .. H.q(home .. "/m.json") .. " --no-generation-prompt")
+      assert.are.equal(0, code)
+      assert.are.equal("<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n", out)
+   end)
+
+   it("renders a Jinja file with --bos", function()
+      H.write(home .. "/t.jinja", "{{ bos_token }}{% for m in messages %}{{ m.content }};{% endfor %}")
+      local out = H.run(home, "template render --jinja " .. H.q(home .. "/t.jinja") .. " "
+                        .. H.q(home .. "/m.json") .. " --bos B")
+      assert.are.equal("BS;Hi;", out)
+   end)
+
+   it("renders a GGUF model's chat template", function()
+      local path = data.need("models/mh-smol-llama-17m-Q8_0.gguf", pending)
+      if not path then return end
+      local out, err, code = H.run(home, "template render " .. H.q(path) .. " " .. H.q(home .. "/m.json"))
+      assert.are.equal(0, code, err)
+      assert.are.equal("<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n", out)
+   end)
+
+   it("fails clearly on an unknown template", function()
+      local _, err, code = H.run(home, "template render nope " .. H.q(home .. "/m.json"))
+      assert.are.equal(2, code)
+      assert.matches("unknown template 'nope'", err, 1, true)
+   end)
+end)
