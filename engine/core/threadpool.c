@@ -2,7 +2,10 @@
  * engine/core; uses pthreads and OpenBLAS's thread setting only.
  * One job at a time: the caller runs chunks alongside n-1 workers, chunks
  * are taken from an atomic counter. A call made while a job runs (from a
- * worker, or from another thread) runs inline, so nesting cannot deadlock. */
+ * worker, or from another thread) runs inline, so nesting cannot deadlock.
+ * Token generation issues hundreds of small jobs per token, so workers and
+ * the caller spin briefly (~100 us) on atomics before sleeping on the
+ * condition variable: a futex wake-up per job cost more than the job. */
 #include <stdlib.h>
 #include <stdbool.h>
 #include <stdatomic.h>
@@ -11,14 +14,18 @@
 #include <cblas.h>
 #include "mh/threadpool.h"
 
+#define SPIN_ITERS 20000       /* pause loops before sleeping (~100 us) */
+
 typedef struct pool {
     pthread_mutex_t mu;
     pthread_cond_t work, done;
     pthread_t tids[256];
     int nworkers;              /* threads - 1 */
-    bool stop;
-    uint64_t gen;              /* bumped per job */
-    int active;                /* workers not yet checked out of the job */
+    _Atomic bool stop;
+    _Atomic uint64_t gen;      /* bumped per job */
+    _Atomic int active;        /* workers not yet checked out of the job */
+    _Atomic int sleepers;      /* workers waiting on `work` */
+    _Atomic bool caller_sleeps;
     mh_range_fn fn;
     void *ctx;
     int64_t n, chunk, nchunks;
@@ -52,22 +59,43 @@ static void run_chunks(void)
     }
 }
 
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+/* Waits until gen moves past seen (or stop): spins, then sleeps. */
+static void wait_for_job(uint64_t seen)
+{
+    for (int i = 0; i < SPIN_ITERS; i++) {
+        if (atomic_load(&g.gen) != seen || atomic_load(&g.stop)) return;
+        cpu_relax();
+    }
+    pthread_mutex_lock(&g.mu);
+    atomic_fetch_add(&g.sleepers, 1);      /* seq_cst: the caller's gen bump is seen or it sees us */
+    while (atomic_load(&g.gen) == seen && !atomic_load(&g.stop)) pthread_cond_wait(&g.work, &g.mu);
+    atomic_fetch_sub(&g.sleepers, 1);
+    pthread_mutex_unlock(&g.mu);
+}
+
 static void *worker(void *arg)
 {
     (void)arg;
     tl_worker = true;
     uint64_t seen = 0;
-    pthread_mutex_lock(&g.mu);
     for (;;) {
-        while (!g.stop && g.gen == seen) pthread_cond_wait(&g.work, &g.mu);
-        if (g.stop) break;
-        seen = g.gen;
-        pthread_mutex_unlock(&g.mu);
+        wait_for_job(seen);
+        if (atomic_load(&g.stop)) break;
+        seen = atomic_load(&g.gen);
         run_chunks();
-        pthread_mutex_lock(&g.mu);
-        if (--g.active == 0) pthread_cond_signal(&g.done);
+        if (atomic_fetch_sub(&g.active, 1) == 1 && atomic_load(&g.caller_sleeps)) {
+            pthread_mutex_lock(&g.mu);
+            pthread_cond_signal(&g.done);
+            pthread_mutex_unlock(&g.mu);
+        }
     }
-    pthread_mutex_unlock(&g.mu);
     return NULL;
 }
 
@@ -75,7 +103,7 @@ static void *worker(void *arg)
 static void pool_start(void)
 {
     int want = g_threads - 1;
-    g.stop = false;
+    atomic_store(&g.stop, false);
     g.nworkers = 0;
     for (int i = 0; i < want; i++) {
         if (pthread_create(&g.tids[i], NULL, worker, NULL)) break;   /* fewer workers still work */
@@ -89,12 +117,12 @@ static void pool_stop(void)
 {
     if (!g_started) return;
     pthread_mutex_lock(&g.mu);
-    g.stop = true;
+    atomic_store(&g.stop, true);
     pthread_cond_broadcast(&g.work);
     pthread_mutex_unlock(&g.mu);
     for (int i = 0; i < g.nworkers; i++) pthread_join(g.tids[i], NULL);
     g.nworkers = 0;
-    g.gen = 0;
+    atomic_store(&g.gen, 0);
     g_started = false;
 }
 
@@ -125,23 +153,30 @@ void mh_parallel_for(int64_t n, int64_t min_chunk, mh_range_fn fn, void *ctx)
     if (!g_started) pool_start();
     int64_t maxc = (int64_t)(g.nworkers + 1) * 4, nch = (n + min_chunk - 1) / min_chunk;
     if (nch > maxc) nch = maxc;
-    pthread_mutex_lock(&g.mu);
     g.fn = fn;
     g.ctx = ctx;
     g.n = n;
     g.chunk = (n + nch - 1) / nch;
     g.nchunks = (n + g.chunk - 1) / g.chunk;
     atomic_store(&g.next, 0);
-    g.active = g.nworkers;
-    g.gen++;
-    pthread_cond_broadcast(&g.work);
-    pthread_mutex_unlock(&g.mu);
+    atomic_store(&g.active, g.nworkers);
+    atomic_fetch_add(&g.gen, 1);           /* publishes the job (seq_cst) */
+    if (atomic_load(&g.sleepers) > 0) {
+        pthread_mutex_lock(&g.mu);
+        pthread_cond_broadcast(&g.work);
+        pthread_mutex_unlock(&g.mu);
+    }
     tl_worker = true;                      /* nested calls from fn run inline */
     run_chunks();
     tl_worker = false;
-    pthread_mutex_lock(&g.mu);
-    while (g.active > 0) pthread_cond_wait(&g.done, &g.mu);
-    pthread_mutex_unlock(&g.mu);
+    for (int i = 0; i < SPIN_ITERS && atomic_load(&g.active) > 0; i++) cpu_relax();
+    if (atomic_load(&g.active) > 0) {
+        pthread_mutex_lock(&g.mu);
+        atomic_store(&g.caller_sleeps, true);
+        while (atomic_load(&g.active) > 0) pthread_cond_wait(&g.done, &g.mu);
+        atomic_store(&g.caller_sleeps, false);
+        pthread_mutex_unlock(&g.mu);
+    }
     pthread_mutex_unlock(&g_run);
 }
 

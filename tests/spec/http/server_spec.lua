@@ -4,6 +4,7 @@
 local H = require "helpers.host"
 local http = require("moonhub").http
 local now = require("moonhub.core.sys").now
+local json = require "dkjson"
 local q = H.q
 
 local APP = "tests/spec/http/app.lua"
@@ -26,7 +27,11 @@ local function start_app(dir)
    return { pid = pid, port = port, dir = dir, base = "http://127.0.0.1:" .. port }
 end
 
-local function alive(pid) return sh("kill -0 " .. pid .. " 2>/dev/null") end
+-- A zombie counts as ended: the reaper of orphans may be slow to collect it.
+local function alive(pid)
+   local stat = H.read("/proc/" .. pid .. "/stat")
+   return stat ~= nil and stat:match("^%d+ %b() (%a)") ~= "Z"
+end
 
 -- Waits up to secs for the process to end; kills it if it does not.
 local function reap(app, secs)
@@ -90,7 +95,8 @@ describe("HTTP server end to end #integration", function()
    it("404 from the Lua router with an OpenAI-shaped body", function()
       local code, body, hdr = curl(app, "/nope")
       assert.equal(404, code)
-      assert.equal('{"error":{"type":"not_found","message":"no route /nope"}}', body)
+      assert.same({ error = { type = "not_found", message = "no route /nope" } },
+                  json.decode(body))
       assert.matches("application/json", hdr)
    end)
 
@@ -107,8 +113,9 @@ describe("HTTP server end to end #integration", function()
    it("a handler error is 500 JSON, logged to stderr, and the server goes on", function()
       local code, body, hdr = curl(app, "/error")
       assert.equal(500, code)
-      assert.matches('^{"error":{.*"type":"server_error"', body)
-      assert.matches('"message":"[^"]*boom in handler"', body)
+      local e = json.decode(body).error
+      assert.equal("server_error", e.type)
+      assert.equal("tests/spec/http/app.lua:26: boom in handler", e.message)
       assert.matches("application/json", hdr)
       assert.matches("boom in handler\nstack traceback:", H.read(app.dir .. "/err"))
       assert.equal(200, (curl(app, "/hello")))
@@ -152,7 +159,7 @@ describe("HTTP server end to end #integration", function()
       local dt = now() - t0
       assert.equal(200, code)
       assert.equal("fast done", body)
-      assert.is_true(dt < 0.5, "fast took " .. dt)
+      assert.is_true(dt < 0.8, "fast took " .. dt)
       assert.equal("", H.read(f) or "")            -- the slow one is still sleeping
       assert.is_true(eventually(function() return H.read(f) == "slow done" end))
    end)
