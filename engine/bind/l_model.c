@@ -142,6 +142,34 @@ static int m_forward(lua_State *L)
     return 1;
 }
 
+/* m:embed(ids) -> f32 tensor (n_embd): mean-pooled, L2-normalized */
+static int m_embed(lua_State *L)
+{
+    mh_model *m = check_model(L, 1);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lua_Integer n = luaL_len(L, 2);
+    luaL_argcheck(L, n > 0, 2, "no token ids");
+    int32_t *ids = lua_newuserdatauv(L, sizeof(int32_t) * (size_t)n, 0);   /* freed by the GC */
+    for (lua_Integer i = 0; i < n; i++) {
+        lua_geti(L, 2, i + 1);
+        int isnum;
+        lua_Integer v = lua_tointegerx(L, -1, &isnum);
+        if (!isnum || v < 0 || v > INT32_MAX) return luaL_error(L, "model.embed: token %d is not a valid id", (int)(i + 1));
+        ids[i] = (int32_t)v;
+        lua_pop(L, 1);
+    }
+    int64_t shape[1] = { mh_model_hparams(m)->n_embd };
+    mh_err err = {0};
+    mh_tensor *t = mh_tensor_new(MH_DTYPE_F32, 1, shape, &err);
+    if (!t) return mh_lua_raise(L, "model.embed", &err);
+    if (mh_model_embed(m, ids, n, mh_tensor_data(t), &err)) {
+        mh_tensor_release(t);
+        return mh_lua_raise(L, "model.embed", &err);
+    }
+    mh_lua_push_tensor(L, t, "model.embed", &err);
+    return 1;
+}
+
 static int c_free(lua_State *L)
 {
     cache_box *cb = luaL_checkudata(L, 1, CACHE_MT);
@@ -179,7 +207,7 @@ int luaopen_moonhub_core_model(lua_State *L)
 {
     static const luaL_Reg model_methods[] = {
         { "hparams", m_hparams }, { "kv_bytes", m_kv_bytes }, { "new_cache", m_new_cache },
-        { "forward", m_forward }, { "close", m_close }, { NULL, NULL },
+        { "forward", m_forward }, { "embed", m_embed }, { "close", m_close }, { NULL, NULL },
     };
     static const luaL_Reg cache_methods[] = {
         { "n_past", c_n_past }, { "n_ctx", c_n_ctx }, { "truncate", c_truncate },

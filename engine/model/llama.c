@@ -369,6 +369,9 @@ int mh_model_forward_batch(mh_model *m, mh_batch_seq *seqs, int n_seqs, mh_err *
                                    s.x + r * E, E);
     if (st) st = mh_err_set(err, st, "forward: cannot read the token embedding");
     for (int64_t l = 0; l < hp->n_layer && !st; l++) st = layer_forward(m, seqs, n_seqs, l, &s, T, err);
+    for (int i = 0, r = 0; i < n_seqs && !st; r += (int)seqs[i].n, i++)
+        if (seqs[i].hidden)
+            rmsnorm(seqs[i].hidden, s.x + (int64_t)r * E, m->output_norm, seqs[i].n, E, hp->rms_eps);
     /* gather the rows whose logits were asked for, then one output matmul */
     int64_t n_out = 0;
     for (int i = 0, r = 0; i < n_seqs && !st; r += (int)seqs[i].n, i++) {
@@ -403,6 +406,33 @@ int mh_model_forward_batch(mh_model *m, mh_batch_seq *seqs, int n_seqs, mh_err *
 int mh_model_forward(mh_model *m, mh_kv_cache *c, const int32_t *tokens, int64_t T,
                      float *logits, bool all_logits, mh_err *err)
 {
-    mh_batch_seq q = { c, tokens, T, logits, all_logits };
+    mh_batch_seq q = { c, tokens, T, logits, all_logits, NULL };
     return mh_model_forward_batch(m, &q, 1, err);
+}
+
+int mh_model_embed(mh_model *m, const int32_t *tokens, int64_t n, float *out, mh_err *err)
+{
+    int64_t E = m->hp.n_embd;
+    if (n <= 0) return mh_err_set(err, MH_EINVAL, "embed: no tokens");
+    mh_kv_cache *c = mh_kv_cache_new_type(m, n, MH_DTYPE_F32, err);
+    float *h = malloc(sizeof(float) * (size_t)(n * E));
+    int st = !c ? err->code : !h ? mh_err_set(err, MH_ENOMEM, "embed: out of memory") : MH_OK;
+    if (!st) {
+        mh_batch_seq q = { c, tokens, n, NULL, false, h };
+        st = mh_model_forward_batch(m, &q, 1, err);
+    }
+    if (!st) {
+        double norm = 0;
+        for (int64_t i = 0; i < E; i++) {
+            double sum = 0;
+            for (int64_t t = 0; t < n; t++) sum += h[t * E + i];
+            out[i] = (float)(sum / (double)n);
+            norm += (double)out[i] * out[i];
+        }
+        float inv = norm > 0 ? (float)(1.0 / sqrt(norm)) : 0.0f;
+        for (int64_t i = 0; i < E; i++) out[i] *= inv;
+    }
+    free(h);
+    mh_kv_cache_free(c);
+    return st;
 }

@@ -107,6 +107,14 @@ end
 
 local cache_tokens = setmetatable({}, { __mode = "k" })  -- cache -> ids it holds
 
+-- embed(text_or_ids) -> f32 tensor (n_embd): mean-pooled final hidden
+-- states, L2-normalized (sentence embeddings from a decoder model)
+function Model:embed(input)
+   local ids = type(input) == "table" and input or self.tokenizer:encode(input)
+   if #ids == 0 then error("embed: the input has no tokens", 2) end
+   return self._h:embed(ids)
+end
+
 -- Feeds ids into cache, reusing the longest prefix it already holds; returns
 -- the logits of the last id and how many prompt tokens were processed.
 local function prefill(self, cache, ids)

@@ -185,7 +185,7 @@ static void test_forward_batch(void)
     mh_kv_cache *ra = mh_kv_cache_new(m, 64, &err), *rb = mh_kv_cache_new(m, 64, &err);
     float *la = malloc(sizeof(float) * 10 * V), *lb = malloc(sizeof(float) * V);
     float *xa = malloc(sizeof(float) * 10 * V), *xb = malloc(sizeof(float) * V);
-    mh_batch_seq seqs[2] = { { ca, a, 10, la, true }, { cb, b, 3, lb, false } };
+    mh_batch_seq seqs[2] = { { ca, a, 10, la, true, NULL }, { cb, b, 3, lb, false, NULL } };
     CHECK(mh_model_forward_batch(m, seqs, 2, &err) == MH_OK);
     CHECK(mh_model_forward(m, ra, a, 10, xa, true, &err) == MH_OK);
     CHECK(mh_model_forward(m, rb, b, 3, xb, false, &err) == MH_OK);
@@ -196,7 +196,7 @@ static void test_forward_batch(void)
      * attention weights are rounded to f16 (as llama.cpp), which can flip */
     CHECK_CLOSE(md, 0, 2e-3, 0);
     /* a decode step of both: one token each */
-    mh_batch_seq step[2] = { { ca, c1, 1, la, false }, { cb, c1, 1, lb, false } };
+    mh_batch_seq step[2] = { { ca, c1, 1, la, false, NULL }, { cb, c1, 1, lb, false, NULL } };
     CHECK(mh_model_forward_batch(m, step, 2, &err) == MH_OK);
     CHECK(mh_model_forward(m, ra, c1, 1, xa, false, &err) == MH_OK);
     CHECK(mh_model_forward(m, rb, c1, 1, xb, false, &err) == MH_OK);
@@ -206,13 +206,38 @@ static void test_forward_batch(void)
     CHECK(mh_kv_cache_n_past(ca) == 11 && mh_kv_cache_n_past(cb) == 4);
     /* a bad sequence leaves every cache untouched */
     int32_t bad[] = { (int32_t)V };
-    mh_batch_seq badb[2] = { { ca, c1, 1, la, false }, { cb, bad, 1, lb, false } };
+    mh_batch_seq badb[2] = { { ca, c1, 1, la, false, NULL }, { cb, bad, 1, lb, false, NULL } };
     CHECK(mh_model_forward_batch(m, badb, 2, &err) == MH_EINVAL);
     CHECK(mh_kv_cache_n_past(ca) == 11 && mh_kv_cache_n_past(cb) == 4);
-    mh_batch_seq twice[2] = { { ca, c1, 1, la, false }, { ca, c1, 1, lb, false } };
+    mh_batch_seq twice[2] = { { ca, c1, 1, la, false, NULL }, { ca, c1, 1, lb, false, NULL } };
     CHECK(mh_model_forward_batch(m, twice, 2, &err) == MH_EINVAL);
     mh_kv_cache_free(ca); mh_kv_cache_free(cb); mh_kv_cache_free(ra); mh_kv_cache_free(rb);
     free(la); free(lb); free(xa); free(xb);
+    mh_model_free(m);
+}
+
+/* Embeddings: unit length, deterministic, and texts that share more are closer. */
+static void test_embed(void)
+{
+    char mp[4096];
+    if (!test_data_path("models/stories260K.gguf", mp)) TEST_SKIP("models/stories260K.gguf missing");
+    mh_model *m; mh_err err;
+    CHECK(mh_model_load(mp, &m, &err) == MH_OK);
+    int64_t E = mh_model_hparams(m)->n_embd;
+    float a[64], b[64], c[64];
+    int32_t ta[] = { 1, 403, 407, 261, 378 }, tb[] = { 1, 403, 407, 261, 376 }, tc[] = { 1, 300, 301 };
+    CHECK(E == 64);
+    CHECK(mh_model_embed(m, ta, 5, a, &err) == MH_OK);
+    CHECK(mh_model_embed(m, tb, 5, b, &err) == MH_OK);
+    CHECK(mh_model_embed(m, tc, 3, c, &err) == MH_OK);
+    double na = 0, ab = 0, ac = 0;
+    for (int i = 0; i < 64; i++) { na += a[i] * a[i]; ab += a[i] * b[i]; ac += a[i] * c[i]; }
+    CHECK_CLOSE(na, 1.0, 1e-5, 0);
+    CHECK(ab > ac);
+    float a2[64];
+    CHECK(mh_model_embed(m, ta, 5, a2, &err) == MH_OK);
+    CHECK(memcmp(a, a2, sizeof a) == 0);
+    CHECK(mh_model_embed(m, ta, 0, a2, &err) == MH_EINVAL);
     mh_model_free(m);
 }
 
@@ -243,6 +268,7 @@ int main(void)
     TEST_RUN(test_qwen2_q8_0);
     TEST_RUN(test_batch_vs_steps);
     TEST_RUN(test_forward_batch);
+    TEST_RUN(test_embed);
     TEST_RUN(test_bad_files);
     return TEST_REPORT();
 }

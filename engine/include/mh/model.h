@@ -86,8 +86,14 @@ typedef struct mh_batch_seq {
     int64_t n;
     float *logits;
     bool all_logits;
+    float *hidden;            /* (n, n_embd) final normed hidden states, or NULL */
 } mh_batch_seq;
 int mh_model_forward_batch(mh_model *m, mh_batch_seq *seqs, int n_seqs, mh_err *err);
+
+/* Sentence embedding of tokens[0..n-1] (decoder models): the final normed
+ * hidden states, mean-pooled over positions and L2-normalized into out
+ * (n_embd). Runs on a private cache; MH_EINVAL for bad ids or n <= 0. */
+int mh_model_embed(mh_model *m, const int32_t *tokens, int64_t n, float *out, mh_err *err);
 
 /* Rounds x (n) in place to the values dtype t can hold (f16, bf16). */
 void mh_round_to(mh_dtype t, float *x, int64_t n);
