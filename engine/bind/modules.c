@@ -14,6 +14,7 @@ int luaopen_moonhub_core_model(lua_State *L);
 int luaopen_moonhub_core_sample(lua_State *L);
 int luaopen_moonhub_core_http(lua_State *L);
 int luaopen_moonhub_core_gguf_write(lua_State *L);
+int luaopen_moonhub_core_fetch(lua_State *L);
 
 const mh_lua_module mh_lua_modules[] = {
     { "moonhub.core.sample", luaopen_moonhub_core_sample },
@@ -26,5 +27,6 @@ const mh_lua_module mh_lua_modules[] = {
     { "moonhub.core.safetensors", luaopen_moonhub_core_safetensors },
     { "moonhub.core.sqlite", luaopen_moonhub_core_sqlite },
     { "moonhub.core.http", luaopen_moonhub_core_http },
+    { "moonhub.core.fetch", luaopen_moonhub_core_fetch },
     { NULL, NULL },
 };

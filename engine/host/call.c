@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 #include <lua.h>
 #include <lauxlib.h>
 #include "host.h"
@@ -40,6 +41,25 @@ static void laction(int sig)
         lua_sethook(g_running, lstop,
                     LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT, 1);
     }
+}
+
+/* host.rearm_interrupt() -> bool: Lua code that caught "interrupted!" and
+ * goes on (moonhub chat) calls it so the next Ctrl-C is caught too, since
+ * laction fell back to SIG_DFL. False outside mh_host_docall. */
+int mh_host_l_rearm_interrupt(lua_State *L)
+{
+    int inside = g_running != NULL;
+    if (inside) set_sigint(laction);
+    lua_pushboolean(L, inside);
+    return 1;
+}
+
+/* host.isatty(fd) -> bool: whether fd (0 stdin, 1 stdout, 2 stderr) is a terminal */
+int mh_host_l_isatty(lua_State *L)
+{
+    lua_Integer fd = luaL_checkinteger(L, 1);
+    lua_pushboolean(L, fd >= 0 && fd <= 1024 && isatty((int)fd));
+    return 1;
 }
 
 /* ===== calls ===== */

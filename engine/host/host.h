@@ -14,6 +14,9 @@ int mh_host_docall(lua_State *L, int narg, int nres);
 /* Prints the error at the top of the stack to stderr ("moonhub: msg") and
  * pops it; returns status unchanged. */
 int mh_host_report(lua_State *L, int status);
+/* Lua functions published in moonhub.core.host: rearm_interrupt(), isatty(fd). */
+int mh_host_l_rearm_interrupt(lua_State *L);
+int mh_host_l_isatty(lua_State *L);
 
 /* ===== paths.c ===== */
 /* Prepends the moonhub Lua folders to package.path, creates $MOONHUB_HOME

@@ -161,6 +161,10 @@ void mh_host_set_paths(lua_State *L)
     set_field(L, "exe", exe);
     lua_pushcfunction(L, l_listdir);
     lua_setfield(L, -2, "listdir");
+    lua_pushcfunction(L, mh_host_l_rearm_interrupt);
+    lua_setfield(L, -2, "rearm_interrupt");
+    lua_pushcfunction(L, mh_host_l_isatty);
+    lua_setfield(L, -2, "isatty");
     lua_setfield(L, -2, "moonhub.core.host");
     lua_pop(L, 1);
 }

@@ -89,13 +89,13 @@ function Model:forward(ids, cache, opts)
 end
 
 -- The token ids of a prompt: a string, a table of ids, or {messages = ...}
--- rendered through the model's chat template (moonhub.template).
+-- rendered through the model's chat template (moonhub.template: opts.template
+-- names one, else the model's own; opts.tools, opts.template_kwargs).
 function Model:prompt_ids(prompt, opts)
    if type(prompt) == "table" and prompt.messages then
-      local ok, template = pcall(require, "moonhub.template")
-      if not ok then error("generate: chat messages need moonhub.template: " .. template, 3) end
-      local text = template.render_for_model(self, prompt.messages, opts)
-      return self.tokenizer:encode(text, { special = true })
+      -- second result: the template choice (its stop strings join opts.stop)
+      local text, enc, choice = require("moonhub.template").render_for_model(self, prompt.messages, opts)
+      return self.tokenizer:encode(text, enc), choice
    elseif type(prompt) == "table" then
       return prompt
    elseif type(prompt) == "string" then
@@ -119,8 +119,10 @@ end
 -- the logits of the last id and how many prompt tokens were processed.
 local function prefill(self, cache, ids)
    local held = cache_tokens[cache] or {}
-   local keep = 0
-   while keep < #held and keep < #ids and held[keep + 1] == ids[keep + 1] do keep = keep + 1 end
+   -- An interrupted stream can leave held one token ahead of the cache (or
+   -- behind it): only positions the cache really has count as reusable.
+   local keep, limit = 0, math.min(#held, cache:n_past())
+   while keep < limit and keep < #ids and held[keep + 1] == ids[keep + 1] do keep = keep + 1 end
    if keep == #ids then keep = keep - 1 end             -- need the last token's logits
    if keep < cache:n_past() then cache:truncate(keep) end
    local rest = table.move(ids, keep + 1, #ids, 1, {})
@@ -144,7 +146,7 @@ local function start(self, prompt, opts)
    local max_tokens
    opts, max_tokens = check_opts(opts)
    local t0 = sys.now()
-   local ids = self:prompt_ids(prompt, opts)
+   local ids, chat_template = self:prompt_ids(prompt, opts)
    if #ids == 0 then error("generate: the prompt has no tokens", 3) end
    local cache = opts.cache or self:new_cache(math.min(self.ctx, #ids + max_tokens))
    if #ids + max_tokens > cache:n_ctx() then max_tokens = cache:n_ctx() - #ids end
@@ -160,6 +162,7 @@ local function start(self, prompt, opts)
       frequency_penalty = opts.frequency_penalty, seed = opts.seed, logit_bias = opts.logit_bias,
    })
    local stops = type(opts.stop) == "string" and { opts.stop } or opts.stop or {}
+   if chat_template then stops = chat_template:stops(stops) end
    local stopper = sample.stop(stops)
    local decoder = self.tokenizer:decoder()
    local logits, processed, held = prefill(self, cache, ids)

@@ -175,4 +175,143 @@ M.str = jinja.str     -- Python str() of a value
 M.keys = jinja.keys   -- a dict's keys in order
 M.null = jinja.null
 
+-- ===== the template a model's chat prompts use =====
+--
+-- A choice is { name, how, label, spec, stop, jinja_src? }: how is
+-- "explicit" (--template), "detected" (a recipe whose detect() accepts the
+-- model's embedded template), "embedded" (that Jinja source rendered by
+-- moonhub.jinja) or "raw" (no template). label is what `moonhub show`
+-- prints. One function for generate, chat and serve so they all agree.
+
+local Choice = {}
+Choice.__index = Choice
+
+--- Generation stop strings: extra (a list, or nil) then the template's own.
+function Choice:stops(extra)
+   local out, seen = {}, {}
+   for _, list in ipairs({ extra or {}, self.stop }) do
+      for _, s in ipairs(list) do
+         if not seen[s] then seen[s] = true; out[#out + 1] = s end
+      end
+   end
+   return out
+end
+
+local function new_choice(t) return setmetatable(t, Choice) end
+
+local function slurp(path)
+   local f = io.open(path, "rb")
+   if not f then return nil end
+   local s = f:read("a")
+   f:close()
+   return s
+end
+
+-- A recipe table that renders Jinja source the way apply_chat_template does.
+local function jinja_spec(name, src)
+   return {
+      name = name, description = "Jinja chat template", stop = {},
+      render = function(messages, opts) return jinja.render(src, jinja_context(messages, opts)) end,
+   }
+end
+
+-- The model's embedded chat template (GGUF tokenizer.chat_template or the
+-- HF folder's tokenizer_config.json; the tokenizer reads both), or nil.
+local function embedded_source(model)
+   local src = model.tokenizer and model.tokenizer.chat_template
+   if type(src) == "string" and src ~= "" then return src end
+   return nil
+end
+
+local function explicit(name)
+   if type(name) ~= "string" or name == "" then
+      return nil, "template: the template name must be a non-empty string, got " .. tostring(name)
+   end
+   if name:match("%.jinja$") or name:find("/", 1, true) then
+      local src = slurp(name)
+      if not src then return nil, "template: cannot read Jinja template file " .. name end
+      local ok, err = pcall(jinja.compile, src)
+      if not ok then return nil, "template: " .. name .. ": " .. tostring(err) end
+      return new_choice({ name = name, how = "explicit", spec = jinja_spec(name, src), stop = {},
+                          jinja_src = src, label = "Jinja file " .. name .. " (--template)" })
+   end
+   local spec, err = M.get(name)
+   if not spec then
+      local names = {}
+      for _, t in ipairs(M.list()) do names[#names + 1] = t.name end
+      return nil, (err or "template: unknown template '" .. name .. "'")
+         .. " (known: " .. table.concat(names, ", ") .. "; or a path to a .jinja file)"
+   end
+   return new_choice({ name = spec.name, how = "explicit", spec = spec, stop = spec.stop,
+      label = (spec.user and "user " or "built-in ") .. spec.name .. " (--template)" })
+end
+
+local auto = setmetatable({}, { __mode = "k" })   -- model -> its default choice
+
+local function automatic(model)
+   if auto[model] then return auto[model] end
+   local src, choice = embedded_source(model), nil
+   local name = src and M.detect(src)
+   if name then
+      local spec = assert(M.get(name))
+      choice = { name = name, how = "detected", spec = spec, stop = spec.stop,
+                 label = (spec.user and "user " or "built-in ") .. name .. " (detected)" }
+   elseif src then
+      local ok, err = pcall(jinja.compile, src)
+      if ok then
+         choice = { name = "embedded", how = "embedded", spec = jinja_spec("embedded", src),
+                    stop = {}, jinja_src = src, label = "embedded Jinja" }
+      else
+         -- a template our Jinja subset cannot parse: raw, and say why
+         choice = { note = "embedded Jinja does not compile: " .. tostring(err) }
+      end
+   end
+   if not choice or not choice.spec then
+      local spec = assert(M.get("raw"))
+      choice = { name = "raw", how = "raw", spec = spec, stop = spec.stop,
+                 label = "raw" .. (choice and choice.note and " (" .. choice.note .. ")" or "") }
+   end
+   auto[model] = new_choice(choice)
+   return auto[model]
+end
+
+--- The template for model's chat prompts: name (a built-in or user
+--- template, or a .jinja path) when given, else the model's own (see the
+--- top of this section). Returns a choice or nil, msg.
+function M.for_model(model, name)
+   if type(model) ~= "table" or type(model.tokenizer) ~= "table" then
+      error("template.for_model: model must be a loaded model, got " .. type(model), 2)
+   end
+   if getmetatable(name) == Choice then return name end
+   if name ~= nil then return explicit(name) end
+   return automatic(model)
+end
+
+--- The special-token texts a template needs, from the model's tokenizer.
+function M.special_tokens(model)
+   local tok = model.tokenizer
+   local function piece(id) return id and tok:text(id) or "" end
+   return { bos_token = piece(tok.bos), eos_token = piece(tok.eos) }
+end
+
+--- Renders messages for model. opts: template (name or choice),
+--- add_generation_prompt (default true), tools, template_kwargs (extra
+--- variables). Returns text, tokenizer encode options, choice. The text is
+--- tokenized with special = true (see docs/chat.md); a BOS the template
+--- wrote itself is not added a second time.
+function M.render_for_model(model, messages, opts)
+   opts = opts or {}
+   local choice, err = M.for_model(model, opts.template)
+   if not choice then error(err, 2) end
+   local ropts = M.special_tokens(model)
+   for k, v in pairs(opts.template_kwargs or {}) do ropts[k] = v end
+   ropts.add_generation_prompt = opts.add_generation_prompt ~= false
+   ropts.tools = opts.tools
+   local text = M.render(choice.spec, messages, ropts)
+   local enc = { special = true }
+   local bos = ropts.bos_token
+   if bos ~= "" and model.tokenizer.add_bos and text:sub(1, #bos) == bos then enc.bos = false end
+   return text, enc, choice
+end
+
 return M

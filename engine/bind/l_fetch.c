@@ -1,0 +1,292 @@
+/* l_fetch.c: moonhub.core.fetch — HTTP requests (mh/fetch.h) from Lua, the
+ * SHA-256 of a file, and the few file-system calls downloads need (stat,
+ * mkdirs, symlink, free space, isatty for the progress bar).
+ * Layer: engine/bind. The progress callback runs Lua under pcall: an error
+ * in it stops the transfer and is re-raised once curl has cleaned up. */
+#include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+#include "bind.h"
+#include "mh/fetch.h"
+
+#define MAX_HEADERS 64
+
+/* ===== request ===== */
+
+typedef struct progress_ctx {
+    lua_State *L;
+    int fn;          /* stack index of the Lua callback */
+    int failed;      /* the callback raised; its error is on the stack */
+} progress_ctx;
+
+static int call_progress(void *ud, int64_t done, int64_t total)
+{
+    progress_ctx *p = ud;
+    lua_State *L = p->L;
+    lua_pushvalue(L, p->fn);
+    lua_pushinteger(L, (lua_Integer)done);
+    if (total >= 0) lua_pushinteger(L, (lua_Integer)total);
+    else lua_pushnil(L);
+    if (lua_pcall(L, 2, 1, 0) != LUA_OK) {
+        p->failed = 1;              /* leave the error value on the stack */
+        return 1;
+    }
+    int stop = lua_isboolean(L, -1) && !lua_toboolean(L, -1);   /* returning false stops */
+    lua_pop(L, 1);
+    return stop;
+}
+
+static lua_Integer opt_int_field(lua_State *L, int t, const char *k, lua_Integer dflt,
+                                 lua_Integer lo)
+{
+    int ty = lua_getfield(L, t, k);
+    lua_Integer v = dflt;
+    if (ty != LUA_TNIL) {
+        int ok;
+        v = lua_tointegerx(L, -1, &ok);
+        if (!ok || v < lo)
+            luaL_error(L, "fetch.request: option '%s' must be an integer >= %d", k, (int)lo);
+    }
+    lua_pop(L, 1);
+    return v;
+}
+
+static const char *opt_str_field(lua_State *L, int t, const char *k)
+{
+    int ty = lua_getfield(L, t, k);
+    if (ty == LUA_TNIL) { lua_pop(L, 1); return NULL; }
+    if (ty != LUA_TSTRING) luaL_error(L, "fetch.request: option '%s' must be a string", k);
+    const char *s = lua_tostring(L, -1);
+    lua_pop(L, 1);                  /* still referenced by the options table */
+    return s;
+}
+
+/* headers = {Name = "value", ...} -> "Name: value" strings pushed on the
+ * stack (kept alive there) and pointed to from out[]. */
+static int collect_headers(lua_State *L, int t, const char **out)
+{
+    int n = 0;
+    if (lua_getfield(L, t, "headers") == LUA_TNIL) { lua_pop(L, 1); out[0] = NULL; return 0; }
+    if (!lua_istable(L, -1)) luaL_error(L, "fetch.request: option 'headers' must be a table");
+    int h = lua_gettop(L);
+    lua_pushnil(L);
+    while (lua_next(L, h)) {
+        if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
+            luaL_error(L, "fetch.request: headers must map names to string values");
+        const char *k = lua_tostring(L, -2), *v = lua_tostring(L, -1);
+        if (strpbrk(k, "\r\n: ") || strpbrk(v, "\r\n") || !*k)
+            luaL_error(L, "fetch.request: header '%s' has a bad name or a line break in its value", k);
+        if (n >= MAX_HEADERS) luaL_error(L, "fetch.request: more than %d headers", MAX_HEADERS);
+        luaL_checkstack(L, 4, "fetch.request: headers");
+        lua_pushfstring(L, "%s: %s", k, v);
+        lua_insert(L, h);           /* below the table: survives the traversal */
+        h++;
+        out[n++] = lua_tostring(L, h - 1);
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    out[n] = NULL;
+    return n;
+}
+
+/* headers of the final response -> {["content-length"] = "12", ...} */
+static void push_headers(lua_State *L, const char *raw, size_t len)
+{
+    lua_newtable(L);
+    const char *p = raw, *end = raw + len;
+    while (p && p < end) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        const char *stop = eol ? eol : end;
+        const char *colon = memchr(p, ':', (size_t)(stop - p));
+        if (colon && colon > p) {
+            luaL_Buffer b;
+            luaL_buffinit(L, &b);
+            for (const char *c = p; c < colon; c++) luaL_addchar(&b, (char)(*c >= 'A' && *c <= 'Z' ? *c + 32 : *c));
+            luaL_pushresult(&b);
+            const char *v = colon + 1, *ve = stop;
+            while (v < ve && (*v == ' ' || *v == '\t')) v++;
+            while (ve > v && (ve[-1] == '\r' || ve[-1] == ' ')) ve--;
+            lua_pushlstring(L, v, (size_t)(ve - v));
+            lua_settable(L, -3);
+        }
+        p = eol ? eol + 1 : NULL;
+    }
+}
+
+static void push_result(lua_State *L, const mh_fetch_res *res)
+{
+    lua_createtable(L, 0, 6);
+    lua_pushinteger(L, res->status);
+    lua_setfield(L, -2, "status");
+    lua_pushinteger(L, (lua_Integer)res->written);
+    lua_setfield(L, -2, "written");
+    lua_pushboolean(L, res->ranged);
+    lua_setfield(L, -2, "ranged");
+    lua_pushlstring(L, res->body ? res->body : "", res->body_len);
+    lua_setfield(L, -2, "body");
+    if (res->url) {
+        lua_pushstring(L, res->url);
+        lua_setfield(L, -2, "url");
+    }
+    push_headers(L, res->headers ? res->headers : "", res->headers_len);
+    lua_setfield(L, -2, "headers");
+}
+
+/* request{url=, method="GET"|"HEAD", headers={}, path=, resume_from=,
+ * connect_timeout=, stall_timeout=, timeout=, max_body=, progress=fn}
+ * -> {status, headers, body, written, ranged, url} | nil, msg, code */
+static int l_request(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    mh_fetch_req req = {0};
+    req.url = opt_str_field(L, 1, "url");
+    if (!req.url) return luaL_error(L, "fetch.request: option 'url' (a string) is required");
+    const char *method = opt_str_field(L, 1, "method");
+    if (method && strcmp(method, "GET") && strcmp(method, "HEAD"))
+        return luaL_error(L, "fetch.request: method must be \"GET\" or \"HEAD\", got \"%s\"", method);
+    req.head = method && !strcmp(method, "HEAD");
+    req.path = opt_str_field(L, 1, "path");
+    req.resume_from = opt_int_field(L, 1, "resume_from", 0, 0);
+    req.connect_timeout_s = (long)opt_int_field(L, 1, "connect_timeout", 0, 0);
+    req.stall_timeout_s = (long)opt_int_field(L, 1, "stall_timeout", 0, 0);
+    req.timeout_s = (long)opt_int_field(L, 1, "timeout", 0, 0);
+    req.max_body = (size_t)opt_int_field(L, 1, "max_body", 0, 0);
+    const char *hdrs[MAX_HEADERS + 1];
+    collect_headers(L, 1, hdrs);
+    req.headers = hdrs;
+    progress_ctx pc = { L, 0, 0 };
+    int ty = lua_getfield(L, 1, "progress");
+    if (ty != LUA_TNIL) {
+        if (ty != LUA_TFUNCTION) return luaL_error(L, "fetch.request: option 'progress' must be a function");
+        pc.fn = lua_gettop(L);
+        req.progress = call_progress;
+        req.ud = &pc;
+    }
+    mh_fetch_res res;
+    mh_err err = {0};
+    int st = mh_fetch_perform(&req, &res, &err);
+    if (pc.failed) {                /* the callback's error is on top of the stack */
+        mh_fetch_res_free(&res);
+        return lua_error(L);
+    }
+    if (st == MH_EINVAL) {
+        mh_fetch_res_free(&res);
+        return luaL_error(L, "fetch.request: %s", err.msg);
+    }
+    if (st) {
+        mh_fetch_res_free(&res);
+        lua_pushnil(L);
+        lua_pushstring(L, err.msg);
+        lua_pushstring(L, mh_status_name(st));
+        return 3;
+    }
+    push_result(L, &res);
+    mh_fetch_res_free(&res);
+    return 1;
+}
+
+/* ===== files ===== */
+
+static int l_sha256_file(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    char hex[65];
+    mh_err err = {0};
+    if (mh_fetch_sha256_file(path, hex, &err)) return mh_lua_fail(L, &err);
+    lua_pushstring(L, hex);
+    return 1;
+}
+
+static const char *kind_name(mode_t m)
+{
+    if (S_ISREG(m)) return "file";
+    if (S_ISDIR(m)) return "dir";
+    if (S_ISLNK(m)) return "link";
+    return "other";
+}
+
+/* stat(path) -> {type = "file"|"dir"|"other", size =, mtime =, link = bool} | nil, msg */
+static int l_stat(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    struct stat st, lst;
+    if (stat(path, &st) != 0) return luaL_fileresult(L, 0, path);
+    int is_link = lstat(path, &lst) == 0 && S_ISLNK(lst.st_mode);
+    lua_createtable(L, 0, 4);
+    lua_pushstring(L, kind_name(st.st_mode));
+    lua_setfield(L, -2, "type");
+    lua_pushinteger(L, (lua_Integer)st.st_size);
+    lua_setfield(L, -2, "size");
+    lua_pushinteger(L, (lua_Integer)st.st_mtime);
+    lua_setfield(L, -2, "mtime");
+    lua_pushboolean(L, is_link);
+    lua_setfield(L, -2, "link");
+    return 1;
+}
+
+/* mkdirs(path) -> true | nil, msg: mkdir -p */
+static int l_mkdirs(lua_State *L)
+{
+    size_t n;
+    const char *path = luaL_checklstring(L, 1, &n);
+    luaL_argcheck(L, n > 0 && n < 4096, 1, "fetch.mkdirs: path must be 1..4095 bytes");
+    char buf[4096];
+    memcpy(buf, path, n + 1);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST) return luaL_fileresult(L, 0, buf);
+        *p = '/';
+    }
+    if (mkdir(buf, 0755) != 0 && errno != EEXIST) return luaL_fileresult(L, 0, path);
+    struct stat st;
+    if (stat(buf, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        errno = ENOTDIR;
+        return luaL_fileresult(L, 0, path);
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int l_symlink(lua_State *L)
+{
+    const char *target = luaL_checkstring(L, 1);
+    const char *link = luaL_checkstring(L, 2);
+    return luaL_fileresult(L, symlink(target, link) == 0, link);
+}
+
+/* free_bytes(path) -> bytes available to us on path's file system | nil, msg */
+static int l_free_bytes(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    struct statvfs vs;
+    if (statvfs(path, &vs) != 0) return luaL_fileresult(L, 0, path);
+    lua_pushinteger(L, (lua_Integer)((unsigned long long)vs.f_bavail * vs.f_frsize));
+    return 1;
+}
+
+static int l_isatty(lua_State *L)
+{
+    lua_Integer fd = luaL_checkinteger(L, 1);
+    luaL_argcheck(L, fd >= 0 && fd <= 2, 1, "fetch.isatty: fd must be 0, 1 or 2");
+    lua_pushboolean(L, isatty((int)fd));
+    return 1;
+}
+
+int luaopen_moonhub_core_fetch(lua_State *L)
+{
+    static const luaL_Reg fns[] = {
+        { "request", l_request },
+        { "sha256_file", l_sha256_file },
+        { "stat", l_stat },
+        { "mkdirs", l_mkdirs },
+        { "symlink", l_symlink },
+        { "free_bytes", l_free_bytes },
+        { "isatty", l_isatty },
+        { NULL, NULL },
+    };
+    luaL_newlib(L, fns);
+    return 1;
+}

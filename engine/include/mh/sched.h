@@ -1,0 +1,121 @@
+/* sched.h: the request scheduler: one compute thread owns a model and the KV
+ * caches of n_parallel slots and runs every active sequence in one batched
+ * forward per step (continuous batching), prefilling prompts in chunks.
+ * Layer: engine/sched (pure C11 + pthreads; mh/model.h, mh/sample.h,
+ * mh/loop.h channels for the results). See docs/sched.md. */
+#ifndef MH_SCHED_H
+#define MH_SCHED_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "mh/err.h"
+#include "mh/dtype.h"
+#include "mh/model.h"
+#include "mh/sample.h"
+#include "mh/loop.h"
+
+#define MH_SCHED_MAX_TOP 20       /* most top logprobs per token */
+#define MH_SCHED_MAX_PARALLEL 256
+
+typedef struct mh_sched mh_sched;
+
+typedef struct mh_sched_params {
+    int n_parallel;               /* slots: sequences decoded together (1..256) */
+    int64_t n_ctx;                /* positions per slot (prompt + generated) */
+    mh_dtype kv_type;             /* MH_DTYPE_F16 (default), _Q8_0 or _F32 */
+    int64_t prefill_chunk;        /* most prompt tokens fed per step, all slots */
+    bool prefix_cache;            /* reuse a slot's cached prefix */
+    size_t mem_limit;             /* bytes the KV caches may take; 0: no limit */
+} mh_sched_params;
+
+/* n_parallel 1, n_ctx 2048, f16, chunk 256, prefix cache on, no limit. */
+void mh_sched_params_init(mh_sched_params *p);
+
+/* Constrained decoding hook (e.g. a JSON-schema grammar). mask runs on the
+ * compute thread before sampling and may set logits (n_vocab) to -INFINITY;
+ * accept is told the chosen id. Nonzero from either ends the request with
+ * an "error" event. free(ud) is called once when the request ends. */
+typedef struct mh_sched_constraint {
+    void *ud;
+    int (*mask)(void *ud, float *logits, int64_t n_vocab);
+    int (*accept)(void *ud, int32_t id);
+    void (*free)(void *ud);
+} mh_sched_constraint;
+
+typedef struct mh_sched_request {
+    const int32_t *tokens;        /* (n_tokens) prompt; borrowed, copied */
+    int64_t n_tokens;             /* >= 1 */
+    mh_sampler_params sampler;    /* its bias list is the logit bias */
+    int64_t max_tokens;           /* >= 1; n_tokens + max_tokens <= n_ctx */
+    const int32_t *eog;           /* (n_eog) ids that end generation; copied */
+    int n_eog;
+    int n_top;                    /* top logprobs per token, 0..MH_SCHED_MAX_TOP */
+    bool logprobs;                /* report the chosen token's logprob */
+    mh_sched_constraint constraint;   /* all NULL: none */
+} mh_sched_request;
+
+/* ===== events, pushed to the request's channel =====
+ * tag MH_SCHED_EV_TOKEN: data is an mh_sched_token_ev (whole struct);
+ * tag MH_SCHED_EV_DONE: an mh_sched_done_ev, the last event; the channel
+ * is closed after it. */
+enum { MH_SCHED_EV_TOKEN = 1, MH_SCHED_EV_DONE = 2 };
+enum { MH_SCHED_STOP = 0, MH_SCHED_LENGTH, MH_SCHED_CANCEL, MH_SCHED_ERROR };
+
+typedef struct mh_sched_token_ev {
+    int32_t id;
+    float logprob;                /* 0 unless logprobs or n_top was asked */
+    int32_t n_top;
+    int32_t top_ids[MH_SCHED_MAX_TOP];
+    float top_logprobs[MH_SCHED_MAX_TOP];
+} mh_sched_token_ev;
+
+typedef struct mh_sched_done_ev {
+    int32_t reason;               /* MH_SCHED_STOP ... MH_SCHED_ERROR */
+    int64_t prompt_tokens, cached_tokens, completion_tokens;
+    double queue_ms;              /* submit -> slot */
+    double prefill_ms;            /* slot -> prompt processed */
+    double ttft_ms;               /* submit -> first token (or end) */
+    double decode_tps;            /* tokens after the first / their time */
+    char message[240];            /* the error for MH_SCHED_ERROR */
+} mh_sched_done_ev;
+
+/* "stop", "length", "cancel", "error" */
+const char *mh_sched_reason_name(int reason);
+
+/* ===== scheduler ===== */
+
+/* Allocates every slot's KV cache and starts the compute thread. The model
+ * is borrowed and must outlive the scheduler; nothing else may run it while
+ * the scheduler exists (the thread calls mh_model_forward_batch at any
+ * time). NULL with err: MH_EINVAL for bad params, MH_ENOMEM (naming the
+ * bytes) when the caches exceed mem_limit or cannot be allocated. */
+mh_sched *mh_sched_new(mh_model *m, const mh_sched_params *p, mh_err *err);
+
+/* Queues r (FIFO when all slots are busy); events go to out, which the
+ * scheduler retains until the final event. Returns the request id (> 0) or
+ * -1 with err: MH_EINVAL for a bad request, MH_ERANGE when the prompt plus
+ * max_tokens exceed n_ctx. On success the scheduler owns the constraint
+ * (calls its free); on failure the caller still does. Any thread. */
+int64_t mh_sched_submit(mh_sched *s, const mh_sched_request *r, mh_chan *out, mh_err *err);
+
+/* Asks request id to end: at the next step its slot is freed and a "cancel"
+ * final event pushed. Returns 1 when the request was live, 0 otherwise.
+ * Any thread. */
+int mh_sched_cancel(mh_sched *s, int64_t id);
+
+typedef struct mh_sched_stats {
+    int running, waiting, n_parallel;
+    int64_t kv_used, kv_total;            /* cells (positions) over all slots */
+    int64_t prefix_hits, prefix_tokens;   /* requests that reused a prefix, tokens reused */
+    int64_t prompt_tokens, generated_tokens, requests_done;
+    int64_t steps;                        /* batched forwards run */
+} mh_sched_stats;
+
+/* A consistent snapshot. Any thread. */
+void mh_sched_stats_get(mh_sched *s, mh_sched_stats *st);
+
+/* Stops the thread (every live request gets a "cancel" event), joins it and
+ * frees the caches. NULL is a no-op. */
+void mh_sched_free(mh_sched *s);
+
+#endif

@@ -1,0 +1,287 @@
+/* sched.c: the scheduler's life cycle and its any-thread entry points:
+ * new (slots and caches allocated up front), submit (checked, queued FIFO),
+ * cancel, stats and free. The step loop is in sched_step.c.
+ * Layer: engine/sched (pure C11 + pthreads; mh/model.h, mh/sample.h, mh/loop.h). */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "sched_internal.h"
+
+double mh_sched_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
+}
+
+const char *mh_sched_reason_name(int reason)
+{
+    static const char *const names[] = { "stop", "length", "cancel", "error" };
+    return reason >= 0 && reason <= MH_SCHED_ERROR ? names[reason] : "unknown";
+}
+
+void mh_sched_params_init(mh_sched_params *p)
+{
+    *p = (mh_sched_params){ .n_parallel = 1, .n_ctx = 2048, .kv_type = MH_DTYPE_F16,
+                            .prefill_chunk = 256, .prefix_cache = true, .mem_limit = 0 };
+}
+
+/* ===== new / free ===== */
+
+static int check_params(const mh_model *m, const mh_sched_params *p, mh_err *err)
+{
+    if (!m || !p) return mh_err_set(err, MH_EINVAL, "sched: model and params are required");
+    if (p->n_parallel < 1 || p->n_parallel > MH_SCHED_MAX_PARALLEL)
+        return mh_err_set(err, MH_EINVAL, "sched: parallel must be in 1..%d, got %d",
+                          MH_SCHED_MAX_PARALLEL, p->n_parallel);
+    if (p->n_ctx < 2 || p->n_ctx > (1 << 24))
+        return mh_err_set(err, MH_EINVAL, "sched: ctx must be in 2..16777216, got %lld",
+                          (long long)p->n_ctx);
+    if (p->prefill_chunk < 1)
+        return mh_err_set(err, MH_EINVAL, "sched: prefill_chunk must be positive, got %lld",
+                          (long long)p->prefill_chunk);
+    size_t per = mh_model_kv_bytes_type(m, p->n_ctx, p->kv_type);
+    double need = (double)per * p->n_parallel;
+    if (p->mem_limit && need > (double)p->mem_limit)
+        return mh_err_set(err, MH_ENOMEM, "sched: KV caches of %d slots x ctx %lld need %.1f MiB "
+                          "but the limit is %.1f MiB; lower parallel or ctx, or use kv_type q8_0",
+                          p->n_parallel, (long long)p->n_ctx, need / (1 << 20),
+                          (double)p->mem_limit / (1 << 20));
+    return MH_OK;
+}
+
+static int alloc_slots(mh_sched *s, mh_err *err)
+{
+    int P = s->p.n_parallel;
+    s->slots = calloc((size_t)P, sizeof *s->slots);
+    s->seqs = calloc((size_t)P, sizeof *s->seqs);
+    s->seq_slot = calloc((size_t)P, sizeof *s->seq_slot);
+    if (!s->slots || !s->seqs || !s->seq_slot)
+        return mh_err_set(err, MH_ENOMEM, "sched: out of memory for %d slots", P);
+    for (int i = 0; i < P; i++) {
+        sched_slot *sl = &s->slots[i];
+        sl->cache = mh_kv_cache_new_type(s->m, s->p.n_ctx, s->p.kv_type, err);
+        if (!sl->cache) return err ? err->code : MH_ENOMEM;
+        sl->hist = malloc(sizeof(int32_t) * (size_t)s->p.n_ctx);
+        sl->logits = malloc(sizeof(float) * (size_t)s->n_vocab);
+        if (!sl->hist || !sl->logits)
+            return mh_err_set(err, MH_ENOMEM, "sched: out of memory for slot %d", i);
+    }
+    return MH_OK;
+}
+
+static void free_slots(mh_sched *s)
+{
+    for (int i = 0; s->slots && i < s->p.n_parallel; i++) {
+        mh_kv_cache_free(s->slots[i].cache);
+        free(s->slots[i].hist);
+        free(s->slots[i].logits);
+    }
+    free(s->slots);
+    free(s->seqs);
+    free(s->seq_slot);
+}
+
+mh_sched *mh_sched_new(mh_model *m, const mh_sched_params *p, mh_err *err)
+{
+    if (check_params(m, p, err)) return NULL;
+    mh_sched *s = calloc(1, sizeof *s);
+    if (!s) { mh_err_set(err, MH_ENOMEM, "sched: out of memory"); return NULL; }
+    s->m = m;
+    s->p = *p;
+    s->n_vocab = mh_model_hparams(m)->n_vocab;
+    s->next_id = 1;
+    s->st.n_parallel = p->n_parallel;
+    s->st.kv_total = p->n_parallel * p->n_ctx;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+    if (alloc_slots(s, err) == MH_OK) {
+        if (pthread_create(&s->th, NULL, mh_sched_main, s) == 0) {
+            s->th_started = true;
+            return s;
+        }
+        mh_err_set(err, MH_EIO, "sched: cannot start the compute thread");
+    }
+    mh_sched_free(s);
+    return NULL;
+}
+
+void mh_sched_free(mh_sched *s)
+{
+    if (!s) return;
+    pthread_mutex_lock(&s->mu);
+    s->stop = true;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    if (s->th_started) pthread_join(s->th, NULL);
+    /* the thread is gone: whatever is left ends as cancelled */
+    for (int i = 0; s->slots && i < s->p.n_parallel; i++)
+        if (s->slots[i].r) mh_sched_finish(s, &s->slots[i], s->slots[i].r, MH_SCHED_CANCEL, NULL);
+    while (s->q_head) {
+        sched_req *r = s->q_head;
+        s->q_head = r->qnext;
+        mh_sched_finish(s, NULL, r, MH_SCHED_CANCEL, NULL);
+    }
+    free_slots(s);
+    pthread_cond_destroy(&s->cv);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+}
+
+/* ===== submit ===== */
+
+static int check_request(const mh_sched *s, const mh_sched_request *r, mh_err *err)
+{
+    if (!r->tokens || r->n_tokens < 1)
+        return mh_err_set(err, MH_EINVAL, "sched: the prompt has no tokens");
+    for (int64_t i = 0; i < r->n_tokens; i++)
+        if (r->tokens[i] < 0 || r->tokens[i] >= s->n_vocab)
+            return mh_err_set(err, MH_EINVAL, "sched: prompt token %lld is %d, outside the vocabulary of %lld",
+                              (long long)i + 1, r->tokens[i], (long long)s->n_vocab);
+    if (r->max_tokens < 1)
+        return mh_err_set(err, MH_EINVAL, "sched: max_tokens must be at least 1, got %lld",
+                          (long long)r->max_tokens);
+    if (r->n_tokens + r->max_tokens > s->p.n_ctx)
+        return mh_err_set(err, MH_ERANGE, "sched: prompt of %lld tokens + max_tokens %lld exceeds "
+                          "the context of %lld tokens per slot", (long long)r->n_tokens,
+                          (long long)r->max_tokens, (long long)s->p.n_ctx);
+    if (r->n_top < 0 || r->n_top > MH_SCHED_MAX_TOP)
+        return mh_err_set(err, MH_EINVAL, "sched: top logprobs must be in 0..%d, got %d",
+                          MH_SCHED_MAX_TOP, r->n_top);
+    if (r->n_eog < 0 || (r->n_eog > 0 && !r->eog))
+        return mh_err_set(err, MH_EINVAL, "sched: bad end-of-generation list");
+    for (int i = 0; i < r->n_eog; i++)
+        if (r->eog[i] < 0 || r->eog[i] >= s->n_vocab)
+            return mh_err_set(err, MH_EINVAL, "sched: end-of-generation id %d outside the vocabulary",
+                              r->eog[i]);
+    return MH_OK;
+}
+
+static void req_free_parts(sched_req *q)
+{
+    mh_sampler_free(q->sampler);
+    free(q->tokens);
+    free(q->eog);
+    free(q);
+}
+
+static sched_req *req_new(const mh_sched *s, const mh_sched_request *r, mh_err *err)
+{
+    sched_req *q = calloc(1, sizeof *q);
+    if (!q) { mh_err_set(err, MH_ENOMEM, "sched: out of memory"); return NULL; }
+    q->tokens = malloc(sizeof(int32_t) * (size_t)r->n_tokens);
+    q->eog = malloc(sizeof(int32_t) * (size_t)(r->n_eog + 1));
+    if (!q->tokens || !q->eog) {
+        mh_err_set(err, MH_ENOMEM, "sched: out of memory for a %lld-token prompt", (long long)r->n_tokens);
+        req_free_parts(q);
+        return NULL;
+    }
+    q->sampler = mh_sampler_new(&r->sampler, s->n_vocab, err);
+    if (!q->sampler) { req_free_parts(q); return NULL; }
+    memcpy(q->tokens, r->tokens, sizeof(int32_t) * (size_t)r->n_tokens);
+    if (r->n_eog) memcpy(q->eog, r->eog, sizeof(int32_t) * (size_t)r->n_eog);
+    q->n_tokens = r->n_tokens;
+    q->max_tokens = r->max_tokens;
+    q->n_eog = r->n_eog;
+    q->n_top = r->n_top;
+    q->logprobs = r->logprobs || r->n_top > 0;
+    q->con = r->constraint;
+    q->t_submit = mh_sched_now_ms();
+    return q;
+}
+
+int64_t mh_sched_submit(mh_sched *s, const mh_sched_request *r, mh_chan *out, mh_err *err)
+{
+    if (!s || !r || !out) { mh_err_set(err, MH_EINVAL, "sched: submit needs a scheduler, a request and a channel"); return -1; }
+    if (check_request(s, r, err)) return -1;
+    sched_req *q = req_new(s, r, err);
+    if (!q) return -1;
+    pthread_mutex_lock(&s->mu);
+    if (s->stop) {
+        pthread_mutex_unlock(&s->mu);
+        req_free_parts(q);
+        mh_err_set(err, MH_EINVAL, "sched: the scheduler is shutting down");
+        return -1;
+    }
+    q->out = mh_chan_retain(out);
+    q->id = s->next_id++;
+    if (s->q_tail) s->q_tail->qnext = q;
+    else s->q_head = q;
+    s->q_tail = q;
+    q->next = s->live;
+    if (s->live) s->live->prev = q;
+    s->live = q;
+    s->st.waiting++;
+    int64_t id = q->id;
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    return id;
+}
+
+/* ===== cancel / stats ===== */
+
+int mh_sched_cancel(mh_sched *s, int64_t id)
+{
+    if (!s) return 0;
+    int found = 0;
+    pthread_mutex_lock(&s->mu);
+    for (sched_req *q = s->live; q; q = q->next) {
+        if (q->id != id) continue;
+        found = !q->cancelled;
+        q->cancelled = 1;
+        break;
+    }
+    if (found) pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    return found;
+}
+
+void mh_sched_stats_get(mh_sched *s, mh_sched_stats *st)
+{
+    pthread_mutex_lock(&s->mu);
+    *st = s->st;
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* ===== finishing a request ===== */
+
+static void fill_done(const sched_req *r, int reason, const char *msg, mh_sched_done_ev *ev)
+{
+    double now = mh_sched_now_ms();
+    memset(ev, 0, sizeof *ev);
+    ev->reason = reason;
+    ev->prompt_tokens = r->n_tokens;
+    ev->cached_tokens = r->cached;
+    ev->completion_tokens = r->n_gen;
+    ev->queue_ms = r->t_admit > 0 ? r->t_admit - r->t_submit : now - r->t_submit;
+    ev->prefill_ms = r->t_prefilled > 0 ? r->t_prefilled - r->t_admit : 0;
+    ev->ttft_ms = (r->t_first > 0 ? r->t_first : now) - r->t_submit;
+    if (r->n_gen > 1 && now > r->t_first)
+        ev->decode_tps = (double)(r->n_gen - 1) / ((now - r->t_first) / 1e3);
+    if (msg) snprintf(ev->message, sizeof ev->message, "%s", msg);
+}
+
+void mh_sched_finish(mh_sched *s, sched_slot *slot, sched_req *r, int reason, const char *msg)
+{
+    mh_sched_done_ev ev;
+    fill_done(r, reason, msg, &ev);
+    mh_chan_push(r->out, MH_SCHED_EV_DONE, &ev, sizeof ev, NULL);   /* a closed channel: nobody listens */
+    mh_chan_close(r->out);
+    mh_chan_release(r->out);
+    if (r->con.free) r->con.free(r->con.ud);
+    pthread_mutex_lock(&s->mu);
+    if (r->prev) r->prev->next = r->next;
+    else s->live = r->next;
+    if (r->next) r->next->prev = r->prev;
+    if (slot) {
+        slot->r = NULL;
+        slot->decoding = false;
+        slot->last_used = mh_sched_now_ms();
+        s->st.running--;
+    } else {
+        s->st.waiting--;
+    }
+    s->st.requests_done++;
+    pthread_mutex_unlock(&s->mu);
+    req_free_parts(r);
+}
