@@ -29,6 +29,8 @@ end
 
 function App:attach(model, sched)
    self.model, self.sched = model, sched
+   self.ctx = model.ctx
+   self.created = os.time()
 end
 
 function App:next_id(prefix)
