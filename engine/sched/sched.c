@@ -2,6 +2,7 @@
  * new (slots and caches allocated up front), submit (checked, queued FIFO),
  * cancel, stats and free. The step loop is in sched_step.c.
  * Layer: engine/sched (pure C11 + pthreads; mh/model.h, mh/sample.h, mh/loop.h). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>

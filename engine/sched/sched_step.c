@@ -1,0 +1,248 @@
+/* sched_step.c: the scheduler's compute thread. Each step: end cancelled
+ * requests, admit waiting ones into free slots (longest cached prefix
+ * first), run ONE mh_model_forward_batch over every decoding slot's last
+ * token plus a chunk of pending prompt tokens, then sample each slot.
+ * Layer: engine/sched (pure C11 + pthreads). Only this thread runs the model. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "sched_internal.h"
+
+/* ===== admission (under s->mu) ===== */
+
+static int64_t common_prefix(const int32_t *a, int64_t na, const int32_t *b, int64_t nb)
+{
+    int64_t n = na < nb ? na : nb, i = 0;
+    while (i < n && a[i] == b[i]) i++;
+    return i;
+}
+
+/* The free slot to give r: the longest shared prefix, ties to the slot
+ * unused longest (so recent histories stay for their followers). */
+static sched_slot *pick_slot(mh_sched *s, const sched_req *r, int64_t *common)
+{
+    sched_slot *best = NULL;
+    int64_t best_n = -1;
+    for (int i = 0; i < s->p.n_parallel; i++) {
+        sched_slot *sl = &s->slots[i];
+        if (sl->r) continue;
+        int64_t n = s->p.prefix_cache ? common_prefix(sl->hist, sl->n_hist, r->tokens, r->n_tokens) : 0;
+        if (n > best_n || (n == best_n && sl->last_used < best->last_used)) { best = sl; best_n = n; }
+    }
+    *common = best_n;
+    return best;
+}
+
+static void admit_one(mh_sched *s, sched_slot *sl, sched_req *r, int64_t common)
+{
+    /* at least the last prompt token runs again: its logits start decoding */
+    int64_t keep = common < r->n_tokens - 1 ? common : r->n_tokens - 1;
+    mh_kv_cache_truncate(sl->cache, keep);
+    sl->n_hist = keep;
+    sl->r = r;
+    sl->fed = keep;
+    sl->decoding = false;
+    r->cached = keep;
+    r->t_admit = mh_sched_now_ms();
+    s->st.waiting--;
+    s->st.running++;
+    s->st.prompt_tokens += r->n_tokens;
+    if (keep > 0) { s->st.prefix_hits++; s->st.prefix_tokens += keep; }
+}
+
+/* Moves cancelled waiting requests to *doomed and admits the queue's head
+ * while a slot is free. */
+static void admit(mh_sched *s, sched_req **doomed)
+{
+    for (sched_req **pp = &s->q_head; *pp;) {
+        sched_req *q = *pp;
+        if (!q->cancelled) { pp = &q->qnext; continue; }
+        *pp = q->qnext;
+        q->qnext = *doomed;
+        *doomed = q;
+    }
+    s->q_tail = NULL;
+    for (sched_req *q = s->q_head; q; q = q->qnext) s->q_tail = q;
+    while (s->q_head) {
+        int64_t common;
+        sched_slot *sl = pick_slot(s, s->q_head, &common);
+        if (!sl) break;
+        sched_req *q = s->q_head;
+        s->q_head = q->qnext;
+        if (!s->q_head) s->q_tail = NULL;
+        q->qnext = NULL;
+        admit_one(s, sl, q, common);
+    }
+}
+
+/* Waits for work; returns false when the scheduler stops. Ends cancelled
+ * requests and admits new ones. */
+static bool next_round(mh_sched *s)
+{
+    sched_req *doomed = NULL;
+    int cancel_slot[MH_SCHED_MAX_PARALLEL], n_cancel = 0;
+    pthread_mutex_lock(&s->mu);
+    while (!s->stop && s->st.running == 0 && s->st.waiting == 0) pthread_cond_wait(&s->cv, &s->mu);
+    if (s->stop) { pthread_mutex_unlock(&s->mu); return false; }
+    for (int i = 0; i < s->p.n_parallel; i++)
+        if (s->slots[i].r && s->slots[i].r->cancelled) cancel_slot[n_cancel++] = i;
+    admit(s, &doomed);
+    pthread_mutex_unlock(&s->mu);
+    for (int k = 0; k < n_cancel; k++) {
+        sched_slot *sl = &s->slots[cancel_slot[k]];
+        mh_sched_finish(s, sl, sl->r, MH_SCHED_CANCEL, NULL);
+    }
+    while (doomed) {
+        sched_req *q = doomed;
+        doomed = q->qnext;
+        mh_sched_finish(s, NULL, q, MH_SCHED_CANCEL, NULL);
+    }
+    if (n_cancel) {                 /* their slots are free now: fill them */
+        pthread_mutex_lock(&s->mu);
+        admit(s, &doomed);
+        pthread_mutex_unlock(&s->mu);
+        while (doomed) {
+            sched_req *q = doomed;
+            doomed = q->qnext;
+            mh_sched_finish(s, NULL, q, MH_SCHED_CANCEL, NULL);
+        }
+    }
+    return true;
+}
+
+/* ===== sampling ===== */
+
+static bool is_eog(const sched_req *r, int32_t id)
+{
+    for (int i = 0; i < r->n_eog; i++)
+        if (r->eog[i] == id) return true;
+    return false;
+}
+
+/* Picks r's next token from sl->logits and reports it. Returns the token
+ * event count (0 or 1) or -1 when the request ended. */
+static int sample_next(mh_sched *s, sched_slot *sl)
+{
+    sched_req *r = sl->r;
+    float *lg = sl->logits;
+    mh_err err = { 0 };
+    if (r->con.mask && r->con.mask(r->con.ud, lg, s->n_vocab)) {
+        mh_sched_finish(s, sl, r, MH_SCHED_ERROR, "the constraint rejected every token (mask failed)");
+        return -1;
+    }
+    int32_t id = mh_sampler_sample(r->sampler, lg, &err);
+    if (id < 0) { mh_sched_finish(s, sl, r, MH_SCHED_ERROR, err.msg); return -1; }
+    mh_sched_token_ev ev = { .id = id };
+    if (r->logprobs) {
+        int n = mh_logprobs_top(lg, s->n_vocab, r->n_top, id, &ev.logprob, ev.top_ids, ev.top_logprobs, &err);
+        if (n < 0) { mh_sched_finish(s, sl, r, MH_SCHED_ERROR, err.msg); return -1; }
+        ev.n_top = n;
+    }
+    if (r->con.accept && r->con.accept(r->con.ud, id)) {
+        mh_sched_finish(s, sl, r, MH_SCHED_ERROR, "the constraint refused the sampled token");
+        return -1;
+    }
+    mh_sampler_accept(r->sampler, id, NULL);
+    if (r->t_first <= 0) r->t_first = mh_sched_now_ms();
+    if (is_eog(r, id)) { mh_sched_finish(s, sl, r, MH_SCHED_STOP, NULL); return -1; }
+    if (mh_chan_push(r->out, MH_SCHED_EV_TOKEN, &ev, sizeof ev, NULL) != MH_OK) {
+        mh_sched_finish(s, sl, r, MH_SCHED_CANCEL, NULL);   /* the reader closed its channel */
+        return -1;
+    }
+    r->n_gen++;
+    if (r->n_gen >= r->max_tokens) { mh_sched_finish(s, sl, r, MH_SCHED_LENGTH, NULL); return 1; }
+    sl->last = id;
+    sl->decoding = true;
+    return 1;
+}
+
+/* ===== one step ===== */
+
+/* Adds the decoding slots (one token each), then prompt chunks of the
+ * prefilling slots, oldest request first, within prefill_chunk tokens. */
+static int build_batch(mh_sched *s)
+{
+    int n = 0;
+    for (int i = 0; i < s->p.n_parallel; i++) {
+        sched_slot *sl = &s->slots[i];
+        if (!sl->r || !sl->decoding) continue;
+        s->seqs[n] = (mh_batch_seq){ .cache = sl->cache, .tokens = &sl->last, .n = 1, .logits = sl->logits };
+        s->seq_slot[n++] = i;
+    }
+    int64_t budget = s->p.prefill_chunk;
+    bool taken[MH_SCHED_MAX_PARALLEL] = { 0 };
+    while (budget > 0) {
+        int pick = -1;
+        for (int i = 0; i < s->p.n_parallel; i++) {
+            sched_slot *sl = &s->slots[i];
+            if (!sl->r || sl->decoding || taken[i]) continue;
+            if (pick < 0 || sl->r->id < s->slots[pick].r->id) pick = i;
+        }
+        if (pick < 0) break;
+        taken[pick] = true;
+        sched_slot *sl = &s->slots[pick];
+        int64_t left = sl->r->n_tokens - sl->fed, take = left < budget ? left : budget;
+        s->seqs[n] = (mh_batch_seq){ .cache = sl->cache, .tokens = sl->r->tokens + sl->fed, .n = take,
+                                     .logits = take == left ? sl->logits : NULL };
+        s->seq_slot[n++] = pick;
+        budget -= take;
+    }
+    return n;
+}
+
+/* After row k ran: its tokens are in the cache; sample where logits came. */
+static int64_t after_row(mh_sched *s, int k)
+{
+    sched_slot *sl = &s->slots[s->seq_slot[k]];
+    const mh_batch_seq *q = &s->seqs[k];
+    memcpy(sl->hist + sl->n_hist, q->tokens, sizeof(int32_t) * (size_t)q->n);
+    sl->n_hist += q->n;
+    if (!sl->decoding) {
+        sl->fed += q->n;
+        if (sl->fed < sl->r->n_tokens) return 0;
+        sl->r->t_prefilled = mh_sched_now_ms();
+    }
+    return sample_next(s, sl) > 0;
+}
+
+/* The batch failed: run each row alone so only the culprit gets the error. */
+static int64_t run_rows_alone(mh_sched *s, int n)
+{
+    int64_t gen = 0;
+    for (int k = 0; k < n; k++) {
+        mh_err err = { 0 };
+        sched_slot *sl = &s->slots[s->seq_slot[k]];
+        if (mh_model_forward_batch(s->m, &s->seqs[k], 1, &err) == MH_OK) { gen += after_row(s, k); continue; }
+        mh_kv_cache_truncate(sl->cache, 0);        /* forget a cache that may be half-written */
+        sl->n_hist = 0;
+        mh_sched_finish(s, sl, sl->r, MH_SCHED_ERROR, err.msg);
+    }
+    return gen;
+}
+
+static void step(mh_sched *s)
+{
+    int n = build_batch(s);
+    int64_t gen = 0;
+    if (n > 0) {
+        mh_err err = { 0 };
+        if (mh_model_forward_batch(s->m, s->seqs, n, &err) == MH_OK)
+            for (int k = 0; k < n; k++) gen += after_row(s, k);
+        else
+            gen = run_rows_alone(s, n);
+    }
+    int64_t used = 0;
+    for (int i = 0; i < s->p.n_parallel; i++) used += mh_kv_cache_n_past(s->slots[i].cache);
+    pthread_mutex_lock(&s->mu);
+    s->st.generated_tokens += gen;
+    s->st.kv_used = used;
+    s->st.steps += n > 0;
+    pthread_mutex_unlock(&s->mu);
+}
+
+void *mh_sched_main(void *arg)
+{
+    mh_sched *s = arg;
+    while (next_round(s)) step(s);
+    return NULL;
+}
