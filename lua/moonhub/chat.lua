@@ -199,7 +199,8 @@ local function stats_line(t)
       t.generated, t.tps, t.prompt_processed, t.prompt_tokens, t.interrupted and ", interrupted" or "")
 end
 
--- Streams the answer to ids; Ctrl-C inside ("interrupted!") ends it early.
+-- Streams the answer to ids -> answer, stats | nil, msg. Ctrl-C inside
+-- ("interrupted!") ends it early and keeps what was said.
 function Session:stream_answer(ids)
    local s, pieces, st, t1 = self.settings, {}, nil, nil
    local ok, err = pcall(function()
@@ -215,7 +216,7 @@ function Session:stream_answer(ids)
          self.write(piece)
       end
    end)
-   if not ok and not is_interrupt(err) then error(err, 0) end
+   if not ok and not is_interrupt(err) then return nil, tostring(err) end
    if not ok then M.rearm() end
    local gen_s = t1 and sys.now() - t1 or 0
    local generated = st and st.generated or 0
@@ -240,6 +241,11 @@ function Session:send(text)
          dropped, self.cache:n_ctx()))
    end
    local answer, st = self:stream_answer(ids)
+   if not answer then
+      table.remove(self.messages)
+      self.write("\n")
+      return nil, st
+   end
    if st.interrupted and answer == "" then
       table.remove(self.messages)    -- nothing said yet: as if never asked
    else
