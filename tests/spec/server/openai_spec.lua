@@ -33,7 +33,8 @@ describe("openai request checks #unit", function()
       assert.are.equal("temperature", e.param)
       assert.matches("between 0 and 2", e.message)
       assert.are.equal("max_tokens", err_of(function() oa.sampling({ max_tokens = 0 }, 100, 512) end).param)
-      assert.are.equal("stop", err_of(function() oa.sampling({ stop = { "a", "b", "c", "d", "e" } }, 100, 512) end).param)
+      local too_many = { stop = { "a", "b", "c", "d", "e" } }
+      assert.are.equal("stop", err_of(function() oa.sampling(too_many, 100, 512) end).param)
       local lb = oa.sampling(oa.decode('{"logit_bias": {"5": -100, "7": 2.5}}'), 100, 512).logit_bias
       assert.are.equal(-math.huge, lb[5])
       assert.are.equal(2.5, lb[7])
