@@ -20,6 +20,9 @@ p:option("--stop", "stop string (repeatable)"):count("*")
 p:option("--ctx", "context length", nil):convert(math.tointeger)
 p:option("--threads", "compute threads"):convert(math.tointeger)
 p:option("--mem-limit", "refuse to load past this many MiB"):convert(tonumber)
+p:option("--template", "send the prompt as a chat message through this template "
+   .. "(a built-in or user name, a .jinja file, or 'auto' for the model's own)")
+p:option("--system", "system prompt (with --template)")
 p:flag("--special", "let control tokens in the prompt be matched")
 p:flag("--ignore-eos", "keep going past end-of-generation tokens")
 
@@ -37,11 +40,28 @@ if not model then
    return 1
 end
 
-local step, st = model:stream(a.prompt, {
+-- With --template the prompt is one user message rendered by the chat
+-- template, whose stop strings join --stop.
+local prompt = a.prompt
+if a.template then
+   local choice, terr = mh.template.for_model(model, a.template ~= "auto" and a.template or nil)
+   if not choice then
+      io.stderr:write("moonhub generate: ", terr, "\n")
+      return 2
+   end
+   prompt = { messages = { { role = "user", content = a.prompt } } }
+   if a.system then table.insert(prompt.messages, 1, { role = "system", content = a.system }) end
+   a.template = choice
+elseif a.system then
+   io.stderr:write("moonhub generate: --system needs --template (NAME or auto)\n")
+   return 2
+end
+
+local step, st = model:stream(prompt, {
    max_tokens = a.max_tokens, temperature = a.temp, seed = a.seed, top_k = a.top_k,
    top_p = a.top_p, min_p = a.min_p, repeat_penalty = a.repeat_penalty,
    presence_penalty = a.presence_penalty, frequency_penalty = a.frequency_penalty,
-   stop = a.stop, special = a.special, ignore_eos = a.ignore_eos,
+   stop = a.stop, special = a.special, ignore_eos = a.ignore_eos, template = a.template,
 })
 for piece in step do
    io.write(piece)

@@ -6,7 +6,7 @@ local mh = require "moonhub"
 
 local p = argparse("moonhub quantize",
    "Convert a GGUF model to another quantization, choosing each tensor's type as llama-quantize does.")
-p:argument("input", "the model to read (GGUF)")
+p:argument("input", "the model to read (a GGUF file or a registered NAME[:TAG])")
 p:argument("output", "the file to write (written to a temporary name, then renamed)")
 p:argument("type", "target type: " .. table.concat(mh.quantize.types, ", "))
 
@@ -24,7 +24,12 @@ if not known[a.type:upper()] then
    return 2
 end
 
-local st, err = mh.quantize.file(a.input, a.output, a.type)
+local input, rerr = mh.models.resolve(a.input)   -- a registry name or a path
+if not input then
+   io.stderr:write("moonhub quantize: ", rerr, "\n")
+   return 1
+end
+local st, err = mh.quantize.file(input, a.output, a.type)
 if not st then
    io.stderr:write("moonhub quantize: ", err, "\n")
    return 1

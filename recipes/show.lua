@@ -5,8 +5,9 @@ local argparse = require "argparse"
 local mh = require "moonhub"
 
 local p = argparse("moonhub show", "Show what a model file is and what it needs.")
-p:argument("model", "a GGUF file or a Hugging Face model folder")
+p:argument("model", "a registered NAME[:TAG], a GGUF file or a Hugging Face model folder")
 p:option("--ctx", "context length for the memory estimate", "4096"):convert(math.tointeger)
+p:option("--template", "show this template (name or .jinja file) as the one chat would use")
 p:flag("--json", "print the facts as JSON")
 
 local ok, a = p:pparse(arg)
@@ -15,7 +16,13 @@ if not ok then
    return 2
 end
 
-local model, err = mh.load(a.model, { ctx = a.ctx, mem_limit = math.huge })
+-- a registry name shows its registry record too (tags, source, lineage)
+local path, entry = mh.models.resolve(a.model)
+if not path then
+   io.stderr:write("moonhub show: ", entry, "\n")
+   return 1
+end
+local model, err = mh.load(path, { ctx = a.ctx, mem_limit = math.huge })
 if not model then
    io.stderr:write("moonhub show: ", err, "\n")
    return 1
@@ -36,30 +43,27 @@ local function count(n)
 end
 
 -- tensor types by count, from the GGUF (a folder's safetensors are all float)
-local types, meta, template_src = {}, {}, nil
-local gf = mh.gguf.open(a.model)
+local types, meta = {}, {}
+local gf = mh.gguf.open(path)
 if gf then
    meta = gf.metadata
    for _, t in ipairs(gf:tensors()) do types[t.dtype] = (types[t.dtype] or 0) + 1 end
    gf:close()
-   template_src = meta["tokenizer.chat_template"]
 end
 local type_list = {}
 for name, n in pairs(types) do type_list[#type_list + 1] = string.format("%s x%d", name, n) end
 table.sort(type_list)
 
-local template_name = "none (raw prompts)"
-if type(template_src) == "string" then
-   template_name = "embedded Jinja chat template"
-   local tok_ok, template = pcall(require, "moonhub.template")
-   if tok_ok and template.detect then
-      local name = template.detect(template_src)
-      if name then template_name = "built-in '" .. name .. "' (matches the embedded template)" end
-   end
+-- the template chat, generate --template auto and serve use (moonhub.template.for_model)
+local choice, terr = mh.template.for_model(model, a.template)
+if not choice then
+   io.stderr:write("moonhub show: ", terr, "\n")
+   return 2
 end
+local template_name = choice.label
 
 local facts = {
-   path = a.model, name = meta["general.name"], arch = info.arch, params = info.n_params,
+   path = path, name = meta["general.name"], arch = info.arch, params = info.n_params,
    layers = info.n_layer, embedding = info.n_embd, heads = info.n_head, kv_heads = info.n_head_kv,
    ffn = info.n_ff, vocab = info.n_vocab, context_length = info.n_ctx_train,
    rope_base = info.rope_base, tied_embeddings = info.tied_embeddings,
@@ -69,6 +73,10 @@ local facts = {
    memory = { ctx = a.ctx, kv_bytes = model._h:kv_bytes(a.ctx, model.kv_type),
       total_bytes = model:memory_needed(a.ctx) },
 }
+
+local record, record_rows
+if entry then record, record_rows = mh.models.describe(entry) end
+facts.registry = record
 
 if a.json then
    io.write(require("dkjson").encode(facts, { indent = true }), "\n")
@@ -90,5 +98,6 @@ local rows = {
    { "memory at ctx " .. a.ctx, string.format("%s (weights %s + KV cache %s + scratch)",
       human(facts.memory.total_bytes), human(facts.weights_bytes), human(facts.memory.kv_bytes)) },
 }
+for _, r in ipairs(record_rows or {}) do rows[#rows + 1] = r end
 for _, r in ipairs(rows) do io.write(string.format("  %-18s %s\n", r[1], r[2])) end
 return 0

@@ -73,7 +73,12 @@ end
 local function main(...)
    local o = parse({ ... })
    if o.help then print(usage) return 0 end
-   local tok, err = mh.tokenizer.load(o.model)
+   local path, rerr = mh.models.resolve(o.model)   -- a registry name or a path
+   if not path then
+      io.stderr:write("tokenize: ", rerr, "\n")
+      return 1
+   end
+   local tok, err = mh.tokenizer.load(path)
    if not tok then
       io.stderr:write("tokenize: ", err, "\n")
       return 1

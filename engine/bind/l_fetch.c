@@ -1,9 +1,10 @@
 /* l_fetch.c: moonhub.core.fetch — HTTP requests (mh/fetch.h) from Lua, the
  * SHA-256 of a file, and the few file-system calls downloads need (stat,
- * mkdirs, symlink, free space, isatty for the progress bar).
+ * mkdirs, symlink, readlink, realpath, free space, isatty for the progress bar).
  * Layer: engine/bind. The progress callback runs Lua under pcall: an error
  * in it stops the transfer and is re-raised once curl has cleaned up. */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -257,6 +258,28 @@ static int l_symlink(lua_State *L)
     return luaL_fileresult(L, symlink(target, link) == 0, link);
 }
 
+/* readlink(path) -> the link's target | nil, msg */
+static int l_readlink(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    char buf[4096];
+    ssize_t n = readlink(path, buf, sizeof buf - 1);
+    if (n < 0) return luaL_fileresult(L, 0, path);
+    lua_pushlstring(L, buf, (size_t)n);
+    return 1;
+}
+
+/* realpath(path) -> the absolute path, links resolved | nil, msg */
+static int l_realpath(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    char *r = realpath(path, NULL);
+    if (!r) return luaL_fileresult(L, 0, path);
+    lua_pushstring(L, r);
+    free(r);
+    return 1;
+}
+
 /* free_bytes(path) -> bytes available to us on path's file system | nil, msg */
 static int l_free_bytes(lua_State *L)
 {
@@ -283,6 +306,8 @@ int luaopen_moonhub_core_fetch(lua_State *L)
         { "stat", l_stat },
         { "mkdirs", l_mkdirs },
         { "symlink", l_symlink },
+        { "readlink", l_readlink },
+        { "realpath", l_realpath },
         { "free_bytes", l_free_bytes },
         { "isatty", l_isatty },
         { NULL, NULL },

@@ -14,7 +14,7 @@ typedef struct cache_box { mh_kv_cache *c; mh_model *m; } cache_box;
 static mh_model *check_model(lua_State *L, int idx)
 {
     mh_model **box = luaL_checkudata(L, idx, MODEL_MT);
-    if (!*box) luaL_argerror(L, idx, "model has been closed");
+    if (!*box) luaL_argerror(L, idx, "model has been closed, or a scheduler runs on it (close the scheduler first)");
     return *box;
 }
 

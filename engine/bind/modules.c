@@ -13,12 +13,15 @@ int luaopen_moonhub_core_model(lua_State *L);
 
 int luaopen_moonhub_core_sample(lua_State *L);
 int luaopen_moonhub_core_http(lua_State *L);
+int luaopen_moonhub_core_sched(lua_State *L);
 int luaopen_moonhub_core_gguf_write(lua_State *L);
+int luaopen_moonhub_core_grammar(lua_State *L);
 int luaopen_moonhub_core_fetch(lua_State *L);
 
 const mh_lua_module mh_lua_modules[] = {
     { "moonhub.core.sample", luaopen_moonhub_core_sample },
     { "moonhub.core.gguf_write", luaopen_moonhub_core_gguf_write },
+    { "moonhub.core.grammar", luaopen_moonhub_core_grammar },
     { "moonhub.core.model", luaopen_moonhub_core_model },
     { "moonhub.core.sys", luaopen_moonhub_core_sys },
     { "moonhub.core.gguf", luaopen_moonhub_core_gguf },
@@ -27,6 +30,7 @@ const mh_lua_module mh_lua_modules[] = {
     { "moonhub.core.safetensors", luaopen_moonhub_core_safetensors },
     { "moonhub.core.sqlite", luaopen_moonhub_core_sqlite },
     { "moonhub.core.http", luaopen_moonhub_core_http },
+    { "moonhub.core.sched", luaopen_moonhub_core_sched },
     { "moonhub.core.fetch", luaopen_moonhub_core_fetch },
     { NULL, NULL },
 };

@@ -100,5 +100,37 @@ MH_K_DOT(mh_k_vec_dot_q4_K_avx512);
 MH_K_DOT(mh_k_vec_dot_q4_K_avx512vnni);
 MH_K_DOT(mh_k_vec_dot_q6_K_avx512);
 MH_K_DOT(mh_k_vec_dot_q6_K_avx512vnni);
+/* q5_0 SIMD vec dots: the 1 x 1 tile of its gemm (quant_gemm_avx*.c) */
+MH_K_DOT(mh_k_vec_dot_q5_0_avx2);
+MH_K_DOT(mh_k_vec_dot_q5_0_avx512);
+MH_K_DOT(mh_k_vec_dot_q5_0_avx512vnni);
+
+/* ===== tiled gemm (quant_gemm*.c): y (C, ldy) = x (C, n) . w (R, n)^T =====
+ * The _ref ones loop the _ref vec_dot; SIMD ones match their level's
+ * vec_dot bit for bit (see mh_gemm_fn in mh/quant.h). */
+#define MH_K_GEMM(name) void name(int64_t n, const void *w, size_t w_row, int64_t R, \
+                                  const void *x, size_t x_row, int64_t C, float *y, int64_t ldy)
+MH_K_GEMM(mh_k_gemm_q8_0_ref);
+MH_K_GEMM(mh_k_gemm_q4_0_ref);
+MH_K_GEMM(mh_k_gemm_q5_0_ref);
+MH_K_GEMM(mh_k_gemm_q4_K_ref);
+MH_K_GEMM(mh_k_gemm_q6_K_ref);
+
+MH_K_GEMM(mh_k_gemm_q8_0_avx2);
+MH_K_GEMM(mh_k_gemm_q4_0_avx2);
+MH_K_GEMM(mh_k_gemm_q5_0_avx2);
+MH_K_GEMM(mh_k_gemm_q4_K_avx2);
+MH_K_GEMM(mh_k_gemm_q6_K_avx2);
+
+MH_K_GEMM(mh_k_gemm_q8_0_avx512);
+MH_K_GEMM(mh_k_gemm_q8_0_avx512vnni);
+MH_K_GEMM(mh_k_gemm_q4_0_avx512);
+MH_K_GEMM(mh_k_gemm_q4_0_avx512vnni);
+MH_K_GEMM(mh_k_gemm_q5_0_avx512);
+MH_K_GEMM(mh_k_gemm_q5_0_avx512vnni);
+MH_K_GEMM(mh_k_gemm_q4_K_avx512);
+MH_K_GEMM(mh_k_gemm_q4_K_avx512vnni);
+MH_K_GEMM(mh_k_gemm_q6_K_avx512);
+MH_K_GEMM(mh_k_gemm_q6_K_avx512vnni);
 
 #endif

@@ -1,5 +1,5 @@
 /* quant_traits.c: the one per-dtype kernel table (to_float, from_float,
- * vec_dot, vec_dot_type) for each CPU level, the row (de)quantizers and
+ * vec_dot, vec_dot_type, gemm) for each CPU level, the row (de)quantizers and
  * the quantized matvec built on them. Layer: engine/kernels; uses the
  * thread pool (mh/threadpool.h). Levels inherit the kernels of the level
  * below for every dtype that has no faster version. */
@@ -18,23 +18,24 @@
 /* Entries shared by every level: conversions are scalar (they run once per
  * row or at load time), except f16/bf16, which the f16 KV cache converts in
  * the attention loop: those use the SIMD row kernels of mh/kernels.h. */
-#define ROW_F32(dot)  [MH_DTYPE_F32]  = {mh_k_dequant_f32_ref,  mh_k_quant_f32_ref,  dot, DOT_F}
-#define ROW_F16(dot)  [MH_DTYPE_F16]  = {mh_k_dequant_f16_ref,  mh_k_quant_f16_ref,  dot, DOT_F}
-#define ROW_F16_SIMD(dot) [MH_DTYPE_F16] = {f16_to_f32_simd, f32_to_f16_simd, dot, DOT_F}
-#define ROW_BF16(dot) [MH_DTYPE_BF16] = {mh_k_dequant_bf16_ref, mh_k_quant_bf16_ref, dot, DOT_F}
-#define ROW_Q8_0(dot) [MH_DTYPE_Q8_0] = {mh_k_dequant_q8_0_ref, mh_k_quant_q8_0_ref, dot, DOT_Q8}
-#define ROW_Q4_0(dot) [MH_DTYPE_Q4_0] = {mh_k_dequant_q4_0_ref, mh_k_quant_q4_0_ref, dot, DOT_Q8}
-#define ROW_Q4_K(dot) [MH_DTYPE_Q4_K] = {mh_k_dequant_q4_K_ref, mh_k_quant_q4_K_ref, dot, DOT_QK}
-#define ROW_Q5_K(dot) [MH_DTYPE_Q5_K] = {mh_k_dequant_q5_K_ref, mh_k_quant_q5_K_ref, dot, DOT_QK}
-#define ROW_Q6_K(dot) [MH_DTYPE_Q6_K] = {mh_k_dequant_q6_K_ref, mh_k_quant_q6_K_ref, dot, DOT_QK}
+#define ROW_F32(dot)  [MH_DTYPE_F32]  = {mh_k_dequant_f32_ref,  mh_k_quant_f32_ref,  dot, DOT_F, NULL}
+#define ROW_F16(dot)  [MH_DTYPE_F16]  = {mh_k_dequant_f16_ref,  mh_k_quant_f16_ref,  dot, DOT_F, NULL}
+#define ROW_F16_SIMD(dot) [MH_DTYPE_F16] = {f16_to_f32_simd, f32_to_f16_simd, dot, DOT_F, NULL}
+#define ROW_BF16(dot) [MH_DTYPE_BF16] = {mh_k_dequant_bf16_ref, mh_k_quant_bf16_ref, dot, DOT_F, NULL}
+/* the types with a tiled gemm (quant_gemm*.c) for prompt processing */
+#define ROW_Q8_0(dot, gemm) [MH_DTYPE_Q8_0] = {mh_k_dequant_q8_0_ref, mh_k_quant_q8_0_ref, dot, DOT_Q8, gemm}
+#define ROW_Q4_0(dot, gemm) [MH_DTYPE_Q4_0] = {mh_k_dequant_q4_0_ref, mh_k_quant_q4_0_ref, dot, DOT_Q8, gemm}
+#define ROW_Q5_0(dot, gemm) [MH_DTYPE_Q5_0] = {mh_k_dequant_q5_0_ref, mh_k_quant_q5_0_ref, dot, DOT_Q8, gemm}
+#define ROW_Q4_K(dot, gemm) [MH_DTYPE_Q4_K] = {mh_k_dequant_q4_K_ref, mh_k_quant_q4_K_ref, dot, DOT_QK, gemm}
+#define ROW_Q5_K(dot) [MH_DTYPE_Q5_K] = {mh_k_dequant_q5_K_ref, mh_k_quant_q5_K_ref, dot, DOT_QK, NULL}
+#define ROW_Q6_K(dot, gemm) [MH_DTYPE_Q6_K] = {mh_k_dequant_q6_K_ref, mh_k_quant_q6_K_ref, dot, DOT_QK, gemm}
 /* the types with scalar kernels only, identical at every level */
 #define ROWS_SCALAR \
-    [MH_DTYPE_Q4_1] = {mh_k_dequant_q4_1_ref, mh_k_quant_q4_1_ref, mh_k_vec_dot_q4_1_ref, DOT_Q8}, \
-    [MH_DTYPE_Q5_0] = {mh_k_dequant_q5_0_ref, mh_k_quant_q5_0_ref, mh_k_vec_dot_q5_0_ref, DOT_Q8}, \
-    [MH_DTYPE_Q5_1] = {mh_k_dequant_q5_1_ref, mh_k_quant_q5_1_ref, mh_k_vec_dot_q5_1_ref, DOT_Q8}, \
-    [MH_DTYPE_Q2_K] = {mh_k_dequant_q2_K_ref, NULL, mh_k_vec_dot_q2_K_ref, DOT_QK}, \
-    [MH_DTYPE_Q3_K] = {mh_k_dequant_q3_K_ref, NULL, mh_k_vec_dot_q3_K_ref, DOT_QK}, \
-    [MH_DTYPE_Q8_K] = {mh_k_dequant_q8_K_ref, mh_k_quant_q8_K_ref, NULL, DOT_QK}
+    [MH_DTYPE_Q4_1] = {mh_k_dequant_q4_1_ref, mh_k_quant_q4_1_ref, mh_k_vec_dot_q4_1_ref, DOT_Q8, NULL}, \
+    [MH_DTYPE_Q5_1] = {mh_k_dequant_q5_1_ref, mh_k_quant_q5_1_ref, mh_k_vec_dot_q5_1_ref, DOT_Q8, NULL}, \
+    [MH_DTYPE_Q2_K] = {mh_k_dequant_q2_K_ref, NULL, mh_k_vec_dot_q2_K_ref, DOT_QK, NULL}, \
+    [MH_DTYPE_Q3_K] = {mh_k_dequant_q3_K_ref, NULL, mh_k_vec_dot_q3_K_ref, DOT_QK, NULL}, \
+    [MH_DTYPE_Q8_K] = {mh_k_dequant_q8_K_ref, mh_k_quant_q8_K_ref, NULL, DOT_QK, NULL}
 
 /* Exact either way (F16C rounds to nearest even, as the scalar code does);
  * the kernels table in force is at least AVX2 wherever these are used. */
@@ -50,37 +51,45 @@ static void f32_to_f16_simd(const float *src, void *dst, int64_t n)
 
 static const mh_quant_traits g_ref[MH_DTYPE_COUNT] = {
     ROW_F32(mh_k_vec_dot_f32_ref), ROW_F16(mh_k_vec_dot_f16_ref), ROW_BF16(mh_k_vec_dot_bf16_ref),
-    ROW_Q8_0(mh_k_vec_dot_q8_0_ref), ROW_Q4_0(mh_k_vec_dot_q4_0_ref),
-    ROW_Q4_K(mh_k_vec_dot_q4_K_ref), ROW_Q5_K(mh_k_vec_dot_q5_K_ref), ROW_Q6_K(mh_k_vec_dot_q6_K_ref),
+    ROW_Q8_0(mh_k_vec_dot_q8_0_ref, mh_k_gemm_q8_0_ref), ROW_Q4_0(mh_k_vec_dot_q4_0_ref, mh_k_gemm_q4_0_ref),
+    ROW_Q5_0(mh_k_vec_dot_q5_0_ref, mh_k_gemm_q5_0_ref),
+    ROW_Q4_K(mh_k_vec_dot_q4_K_ref, mh_k_gemm_q4_K_ref), ROW_Q5_K(mh_k_vec_dot_q5_K_ref),
+    ROW_Q6_K(mh_k_vec_dot_q6_K_ref, mh_k_gemm_q6_K_ref),
     ROWS_SCALAR,
 };
 
 static const mh_quant_traits g_avx2[MH_DTYPE_COUNT] = {
     ROW_F32(mh_k_vec_dot_f32_avx2), ROW_F16_SIMD(mh_k_vec_dot_f16_avx2), ROW_BF16(mh_k_vec_dot_bf16_avx2),
-    ROW_Q8_0(mh_k_vec_dot_q8_0_avx2), ROW_Q4_0(mh_k_vec_dot_q4_0_avx2),
-    ROW_Q4_K(mh_k_vec_dot_q4_K_avx2), ROW_Q5_K(mh_k_vec_dot_q5_K_avx2), ROW_Q6_K(mh_k_vec_dot_q6_K_avx2),
+    ROW_Q8_0(mh_k_vec_dot_q8_0_avx2, mh_k_gemm_q8_0_avx2), ROW_Q4_0(mh_k_vec_dot_q4_0_avx2, mh_k_gemm_q4_0_avx2),
+    ROW_Q5_0(mh_k_vec_dot_q5_0_avx2, mh_k_gemm_q5_0_avx2),
+    ROW_Q4_K(mh_k_vec_dot_q4_K_avx2, mh_k_gemm_q4_K_avx2), ROW_Q5_K(mh_k_vec_dot_q5_K_avx2),
+    ROW_Q6_K(mh_k_vec_dot_q6_K_avx2, mh_k_gemm_q6_K_avx2),
     ROWS_SCALAR,
 };
 
 static const mh_quant_traits g_avx512[MH_DTYPE_COUNT] = {
     ROW_F32(mh_k_vec_dot_f32_avx512), ROW_F16_SIMD(mh_k_vec_dot_f16_avx512),
     ROW_BF16(mh_k_vec_dot_bf16_avx512),
-    ROW_Q8_0(mh_k_vec_dot_q8_0_avx512), ROW_Q4_0(mh_k_vec_dot_q4_0_avx512),
-    ROW_Q4_K(mh_k_vec_dot_q4_K_avx512), ROW_Q5_K(mh_k_vec_dot_q5_K_avx2),
-    ROW_Q6_K(mh_k_vec_dot_q6_K_avx512),
+    ROW_Q8_0(mh_k_vec_dot_q8_0_avx512, mh_k_gemm_q8_0_avx512),
+    ROW_Q4_0(mh_k_vec_dot_q4_0_avx512, mh_k_gemm_q4_0_avx512),
+    ROW_Q5_0(mh_k_vec_dot_q5_0_avx512, mh_k_gemm_q5_0_avx512),
+    ROW_Q4_K(mh_k_vec_dot_q4_K_avx512, mh_k_gemm_q4_K_avx512), ROW_Q5_K(mh_k_vec_dot_q5_K_avx2),
+    ROW_Q6_K(mh_k_vec_dot_q6_K_avx512, mh_k_gemm_q6_K_avx512),
     ROWS_SCALAR,
 };
 
 static const mh_quant_traits g_avx512vnni[MH_DTYPE_COUNT] = {
     ROW_F32(mh_k_vec_dot_f32_avx512), ROW_F16_SIMD(mh_k_vec_dot_f16_avx512),
     ROW_BF16(mh_k_vec_dot_bf16_avx512),
-    ROW_Q8_0(mh_k_vec_dot_q8_0_avx512vnni), ROW_Q4_0(mh_k_vec_dot_q4_0_avx512vnni),
-    ROW_Q4_K(mh_k_vec_dot_q4_K_avx512vnni), ROW_Q5_K(mh_k_vec_dot_q5_K_avx2),
-    ROW_Q6_K(mh_k_vec_dot_q6_K_avx512vnni),
+    ROW_Q8_0(mh_k_vec_dot_q8_0_avx512vnni, mh_k_gemm_q8_0_avx512vnni),
+    ROW_Q4_0(mh_k_vec_dot_q4_0_avx512vnni, mh_k_gemm_q4_0_avx512vnni),
+    ROW_Q5_0(mh_k_vec_dot_q5_0_avx512vnni, mh_k_gemm_q5_0_avx512vnni),
+    ROW_Q4_K(mh_k_vec_dot_q4_K_avx512vnni, mh_k_gemm_q4_K_avx512vnni), ROW_Q5_K(mh_k_vec_dot_q5_K_avx2),
+    ROW_Q6_K(mh_k_vec_dot_q6_K_avx512vnni, mh_k_gemm_q6_K_avx512vnni),
     ROWS_SCALAR,
 };
 
-static const mh_quant_traits g_none = {NULL, NULL, NULL, MH_DTYPE_F32};
+static const mh_quant_traits g_none = {NULL, NULL, NULL, MH_DTYPE_F32, NULL};
 
 const mh_quant_traits *mh_quant_traits_for(mh_dtype t, mh_cpu_level level)
 {

@@ -51,11 +51,15 @@ static int append_mem(char **buf, size_t *len, const char *p, size_t n, size_t c
 
 /* A status line starts a new response (redirect hops, 100 Continue): the
  * headers kept are those of the last one. */
+static long current_status(xfer *x);
+
 static size_t on_header(char *p, size_t size, size_t n, void *ud)
 {
     xfer *x = ud;
     size_t len = size * n;
     if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) x->res->headers_len = 0;
+    /* end of a header block: progress counts from the resume point at once */
+    if (len <= 2 && current_status(x) == 206 && x->req->resume_from > 0) x->base = x->req->resume_from;
     if (append_mem(&x->res->headers, &x->res->headers_len, p, len, 1u << 20)) return 0;
     return len;
 }

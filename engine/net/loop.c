@@ -76,11 +76,16 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
     pthread_mutex_lock(&loop->mu);
     mh_chan *list = loop->ready;
     loop->ready = NULL;
-    for (mh_chan *c = list; c; c = c->next_ready) c->queued = 0;
     pthread_mutex_unlock(&loop->mu);
     while (list) {
         mh_chan *c = list;
+        /* next_ready is read and queued cleared under the lock, one channel
+         * at a time: once queued is 0 a push from another thread relinks c
+         * into the new ready list, rewriting next_ready */
+        pthread_mutex_lock(&loop->mu);
         list = c->next_ready;
+        c->queued = 0;
+        pthread_mutex_unlock(&loop->mu);
         chan_notify(c);
         mh_chan_release(c);
     }

@@ -266,9 +266,8 @@ void mh_sched_finish(mh_sched *s, sched_slot *slot, sched_req *r, int reason, co
 {
     mh_sched_done_ev ev;
     fill_done(r, reason, msg, &ev);
-    mh_chan_push(r->out, MH_SCHED_EV_DONE, &ev, sizeof ev, NULL);   /* a closed channel: nobody listens */
-    mh_chan_close(r->out);
-    mh_chan_release(r->out);
+    /* everything is settled before the final event goes out: whoever reads
+     * it may free what the constraint's ud points to, or read the stats */
     if (r->con.free) r->con.free(r->con.ud);
     pthread_mutex_lock(&s->mu);
     if (r->prev) r->prev->next = r->next;
@@ -282,7 +281,11 @@ void mh_sched_finish(mh_sched *s, sched_slot *slot, sched_req *r, int reason, co
     } else {
         s->st.waiting--;
     }
+    s->st.generated_tokens += r->n_gen - r->n_counted;
     s->st.requests_done++;
     pthread_mutex_unlock(&s->mu);
+    mh_chan_push(r->out, MH_SCHED_EV_DONE, &ev, sizeof ev, NULL);   /* a closed channel: nobody listens */
+    mh_chan_close(r->out);
+    mh_chan_release(r->out);
     req_free_parts(r);
 }

@@ -22,6 +22,7 @@ typedef struct sched_req {
     mh_chan *out;                 /* retained until the final event */
     int cancelled;                /* s->mu */
     int64_t cached, n_gen;
+    int64_t n_counted;            /* of n_gen, in st.generated_tokens (s->mu) */
     double t_submit, t_admit, t_prefilled, t_first;
     struct sched_req *prev, *next;    /* live list (s->mu) */
     struct sched_req *qnext;          /* waiting queue (s->mu) */

@@ -119,41 +119,40 @@ static bool is_eog(const sched_req *r, int32_t id)
     return false;
 }
 
-/* Picks r's next token from sl->logits and reports it. Returns the token
- * event count (0 or 1) or -1 when the request ended. */
-static int sample_next(mh_sched *s, sched_slot *sl)
+/* Picks r's next token from sl->logits and reports it; ends the request on
+ * eog, max_tokens, a closed channel or an error. */
+static void sample_next(mh_sched *s, sched_slot *sl)
 {
     sched_req *r = sl->r;
     float *lg = sl->logits;
     mh_err err = { 0 };
     if (r->con.mask && r->con.mask(r->con.ud, lg, s->n_vocab)) {
         mh_sched_finish(s, sl, r, MH_SCHED_ERROR, "the constraint rejected every token (mask failed)");
-        return -1;
+        return;
     }
     int32_t id = mh_sampler_sample(r->sampler, lg, &err);
-    if (id < 0) { mh_sched_finish(s, sl, r, MH_SCHED_ERROR, err.msg); return -1; }
+    if (id < 0) { mh_sched_finish(s, sl, r, MH_SCHED_ERROR, err.msg); return; }
     mh_sched_token_ev ev = { .id = id };
     if (r->logprobs) {
         int n = mh_logprobs_top(lg, s->n_vocab, r->n_top, id, &ev.logprob, ev.top_ids, ev.top_logprobs, &err);
-        if (n < 0) { mh_sched_finish(s, sl, r, MH_SCHED_ERROR, err.msg); return -1; }
+        if (n < 0) { mh_sched_finish(s, sl, r, MH_SCHED_ERROR, err.msg); return; }
         ev.n_top = n;
     }
     if (r->con.accept && r->con.accept(r->con.ud, id)) {
         mh_sched_finish(s, sl, r, MH_SCHED_ERROR, "the constraint refused the sampled token");
-        return -1;
+        return;
     }
     mh_sampler_accept(r->sampler, id, NULL);
     if (r->t_first <= 0) r->t_first = mh_sched_now_ms();
-    if (is_eog(r, id)) { mh_sched_finish(s, sl, r, MH_SCHED_STOP, NULL); return -1; }
+    if (is_eog(r, id)) { mh_sched_finish(s, sl, r, MH_SCHED_STOP, NULL); return; }
     if (mh_chan_push(r->out, MH_SCHED_EV_TOKEN, &ev, sizeof ev, NULL) != MH_OK) {
         mh_sched_finish(s, sl, r, MH_SCHED_CANCEL, NULL);   /* the reader closed its channel */
-        return -1;
+        return;
     }
     r->n_gen++;
-    if (r->n_gen >= r->max_tokens) { mh_sched_finish(s, sl, r, MH_SCHED_LENGTH, NULL); return 1; }
+    if (r->n_gen >= r->max_tokens) { mh_sched_finish(s, sl, r, MH_SCHED_LENGTH, NULL); return; }
     sl->last = id;
     sl->decoding = true;
-    return 1;
 }
 
 /* ===== one step ===== */
@@ -191,7 +190,7 @@ static int build_batch(mh_sched *s)
 }
 
 /* After row k ran: its tokens are in the cache; sample where logits came. */
-static int64_t after_row(mh_sched *s, int k)
+static void after_row(mh_sched *s, int k)
 {
     sched_slot *sl = &s->slots[s->seq_slot[k]];
     const mh_batch_seq *q = &s->seqs[k];
@@ -199,42 +198,44 @@ static int64_t after_row(mh_sched *s, int k)
     sl->n_hist += q->n;
     if (!sl->decoding) {
         sl->fed += q->n;
-        if (sl->fed < sl->r->n_tokens) return 0;
+        if (sl->fed < sl->r->n_tokens) return;
         sl->r->t_prefilled = mh_sched_now_ms();
     }
-    return sample_next(s, sl) > 0;
+    sample_next(s, sl);
 }
 
 /* The batch failed: run each row alone so only the culprit gets the error. */
-static int64_t run_rows_alone(mh_sched *s, int n)
+static void run_rows_alone(mh_sched *s, int n)
 {
-    int64_t gen = 0;
     for (int k = 0; k < n; k++) {
         mh_err err = { 0 };
         sched_slot *sl = &s->slots[s->seq_slot[k]];
-        if (mh_model_forward_batch(s->m, &s->seqs[k], 1, &err) == MH_OK) { gen += after_row(s, k); continue; }
+        if (mh_model_forward_batch(s->m, &s->seqs[k], 1, &err) == MH_OK) { after_row(s, k); continue; }
         mh_kv_cache_truncate(sl->cache, 0);        /* forget a cache that may be half-written */
         sl->n_hist = 0;
         mh_sched_finish(s, sl, sl->r, MH_SCHED_ERROR, err.msg);
     }
-    return gen;
 }
 
 static void step(mh_sched *s)
 {
     int n = build_batch(s);
-    int64_t gen = 0;
     if (n > 0) {
         mh_err err = { 0 };
         if (mh_model_forward_batch(s->m, s->seqs, n, &err) == MH_OK)
-            for (int k = 0; k < n; k++) gen += after_row(s, k);
+            for (int k = 0; k < n; k++) after_row(s, k);
         else
-            gen = run_rows_alone(s, n);
+            run_rows_alone(s, n);
     }
     int64_t used = 0;
     for (int i = 0; i < s->p.n_parallel; i++) used += mh_kv_cache_n_past(s->slots[i].cache);
     pthread_mutex_lock(&s->mu);
-    s->st.generated_tokens += gen;
+    for (int i = 0; i < s->p.n_parallel; i++) {
+        sched_req *r = s->slots[i].r;
+        if (!r) continue;
+        s->st.generated_tokens += r->n_gen - r->n_counted;
+        r->n_counted = r->n_gen;
+    }
     s->st.kv_used = used;
     s->st.steps += n > 0;
     pthread_mutex_unlock(&s->mu);

@@ -347,8 +347,8 @@ function Session:input(line)
 end
 
 function Session:message(text)
-   local _, err = self:send(text)
-   if err then self.warn("error: " .. err .. "\n") end
+   local answer, err = self:send(text)
+   if answer == nil then self.warn("error: " .. err .. "\n") end
    return nil
 end
 

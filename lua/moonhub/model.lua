@@ -34,13 +34,17 @@ end
 
 -- ===== loading =====
 
--- load(path, {ctx =, threads =, mem_limit = bytes, kv_type = "f16"|"q8_0"|"f32"})
+-- load(path or "name[:tag]", {ctx =, threads =, mem_limit = bytes, kv_type = "f16"|"q8_0"|"f32"})
 --   -> model | nil, msg
 function M.load(path, opts)
    if type(path) ~= "string" or path == "" then
       error("moonhub.load: path must be a non-empty string, got " .. type(path), 2)
    end
    opts = opts or {}
+   -- not a file or folder: a registry name "name[:tag]" (moonhub.models)
+   local resolved, rerr = require("moonhub.models").resolve(path)
+   if not resolved then return nil, "moonhub.load: " .. rerr end
+   path = resolved
    local h, msg = core.load(path)
    if not h then return nil, msg end
    -- an HF checkpoint named by its config.json keeps tokenizer.json beside it
@@ -90,12 +94,13 @@ end
 
 -- The token ids of a prompt: a string, a table of ids, or {messages = ...}
 -- rendered through the model's chat template (moonhub.template: opts.template
--- names one, else the model's own; opts.tools, opts.template_kwargs).
+-- names one, else the model's own; opts.tools, opts.template_kwargs); for
+-- messages also the template's stop strings and its choice (ids, stops, choice).
 function Model:prompt_ids(prompt, opts)
    if type(prompt) == "table" and prompt.messages then
-      -- second result: the template choice (its stop strings join opts.stop)
+      -- more results: the template's stop strings (they join opts.stop), its choice
       local text, enc, choice = require("moonhub.template").render_for_model(self, prompt.messages, opts)
-      return self.tokenizer:encode(text, enc), choice
+      return self.tokenizer:encode(text, enc), choice:stops(), choice
    elseif type(prompt) == "table" then
       return prompt
    elseif type(prompt) == "string" then
@@ -146,7 +151,7 @@ local function start(self, prompt, opts)
    local max_tokens
    opts, max_tokens = check_opts(opts)
    local t0 = sys.now()
-   local ids, chat_template = self:prompt_ids(prompt, opts)
+   local ids, chat_stops = self:prompt_ids(prompt, opts)
    if #ids == 0 then error("generate: the prompt has no tokens", 3) end
    local cache = opts.cache or self:new_cache(math.min(self.ctx, #ids + max_tokens))
    if #ids + max_tokens > cache:n_ctx() then max_tokens = cache:n_ctx() - #ids end
@@ -162,7 +167,10 @@ local function start(self, prompt, opts)
       frequency_penalty = opts.frequency_penalty, seed = opts.seed, logit_bias = opts.logit_bias,
    })
    local stops = type(opts.stop) == "string" and { opts.stop } or opts.stop or {}
-   if chat_template then stops = chat_template:stops(stops) end
+   if chat_stops then   -- the template's stops after the caller's (copied: opts.stop is theirs)
+      local all = table.move(stops, 1, #stops, 1, {})
+      stops = table.move(chat_stops, 1, #chat_stops, #all + 1, all)
+   end
    local stopper = sample.stop(stops)
    local decoder = self.tokenizer:decoder()
    local logits, processed, held = prefill(self, cache, ids)

@@ -6,6 +6,7 @@
 #define MH_QUANT_H
 
 #include <assert.h>
+#include <stddef.h>
 #include <stdint.h>
 #include "mh/cpu.h"
 #include "mh/dtype.h"
@@ -89,12 +90,20 @@ typedef void (*mh_from_float_fn)(const float *src, void *dst, int64_t n);
 /* *out = dot(w, x) over n elements; w: one row of the weight dtype,
  * x: the activation already converted to the trait's vec_dot_type */
 typedef void (*mh_vec_dot_fn)(int64_t n, const void *w, const void *x, float *out);
+/* Tiled product of R weight rows and C activation rows (prompt processing):
+ * y[c * ldy + r] = dot(w row r, x row c) for r < R, c < C, equal to the
+ * level's vec_dot per pair (same per-block order). w: (R, n) in the weight
+ * dtype, rows w_row bytes apart; x: (C, n) in vec_dot_type, rows x_row bytes
+ * apart; y: (C, ldy) f32, ldy >= R. Any R, C >= 0 (edge tiles inside). */
+typedef void (*mh_gemm_fn)(int64_t n, const void *w, size_t w_row, int64_t R,
+                           const void *x, size_t x_row, int64_t C, float *y, int64_t ldy);
 
 typedef struct mh_quant_traits {
     mh_to_float_fn to_float;      /* NULL: not a float-convertible type */
     mh_from_float_fn from_float;  /* NULL: no quantizer for this type */
     mh_vec_dot_fn vec_dot;        /* NULL: not usable as a matvec weight */
     mh_dtype vec_dot_type;        /* what x must be converted to for vec_dot */
+    mh_gemm_fn gemm;              /* NULL: multi-token callers loop vec_dot */
 } mh_quant_traits;
 
 /* Kernels for t at the level in force (mh_cpu_level_get()); never NULL

@@ -1,0 +1,261 @@
+/* quant_gemm_avx2.c: AVX2/FMA/F16C tiled quantized GEMM (prompt processing)
+ * for q8_0, q4_0, q5_0 (against q8_0 x) and q4_K, q6_K (against q8_K x).
+ * Layer: engine/kernels; compiled with -mavx2, chosen at run time by
+ * quant_traits.c. Same scheme as quant_gemm_avx512.c with 16 registers:
+ * smaller tiles, one 32-block per register, lanes and float order of
+ * quant_dot_avx2.c (bit-identical per pair to that level's vec_dot). */
+#include <stdbool.h>
+#include <immintrin.h>
+#include "quant_kernels.h"
+
+#define INLINE static inline __attribute__((always_inline))
+#define UNROLL _Pragma("GCC unroll 8")
+
+INLINE float h2f(uint16_t h) { return _cvtsh_ss(h); }
+
+INLINE float hsum_ps(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* acc + u8 . s8 in 8 lanes of 4-products (u <= 127: no maddubs saturation) */
+INLINE __m256i dot_us(__m256i acc, __m256i u, __m256i s)
+{
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)));
+}
+
+/* the tiling loop: full RM x CN tiles, then the last tokens one at a time;
+ * rows past R repeat the last row inside the tile and are not stored */
+#define GEMM_TILED(name, TILE, RM, CN, ...)                                                   \
+    void name(int64_t n, const void *w, size_t w_row, int64_t R, const void *x, size_t x_row, \
+              int64_t C, float *y, int64_t ldy)                                               \
+    {                                                                                         \
+        const uint8_t *wb = w, *xb = x;                                                       \
+        for (int64_t r = 0; r < R; r += RM) {                                                 \
+            const int rm = R - r < RM ? (int)(R - r) : RM;                                    \
+            const uint8_t *wt = wb + (size_t)r * w_row;                                       \
+            int64_t c = 0;                                                                    \
+            for (; c + CN <= C; c += CN)                                                      \
+                TILE(__VA_ARGS__, RM, CN, n, wt, w_row, xb + (size_t)c * x_row, x_row,        \
+                     y + c * ldy + r, ldy, rm);                                               \
+            for (; c < C; c++)                                                                \
+                TILE(__VA_ARGS__, RM, 1, n, wt, w_row, xb + (size_t)c * x_row, x_row,         \
+                     y + c * ldy + r, ldy, rm);                                               \
+        }                                                                                     \
+    }
+
+/* ===== 32-element blocks against q8_0 x =====
+ * q4_0 / q5_0 weights stay unsigned (raw 4 / 5-bit levels) and the bias
+ * comes back as -bias * sum(x), once per token and block; q8_0 uses |w|
+ * against x carrying w's sign (its levels + 128 would saturate maddubs). */
+
+enum { K_Q8_0, K_Q4_0, K_Q5_0, K_Q4_K, K_Q6_K };   /* the tiles' first argument */
+
+/* 32 levels of block i of a weight row: q8_0 signed raw, else unsigned */
+INLINE __m256i w_levels(int kind, const uint8_t *row, int64_t i, float *d)
+{
+    if (kind == K_Q8_0) {
+        const mh_block_q8_0 *b = (const mh_block_q8_0 *)row + i;
+        *d = h2f(b->d);
+        return _mm256_loadu_si256((const __m256i *)b->qs);
+    }
+    const uint8_t *qs = kind == K_Q4_0 ? ((const mh_block_q4_0 *)row + i)->qs : ((const mh_block_q5_0 *)row + i)->qs;
+    const __m128i t = _mm_loadu_si128((const __m128i *)qs);
+    const __m256i v = _mm256_inserti128_si256(_mm256_castsi128_si256(t), _mm_srli_epi16(t, 4), 1);
+    const __m256i lo = _mm256_and_si256(v, _mm256_set1_epi8(0x0F));
+    if (kind == K_Q4_0) {
+        *d = h2f(((const mh_block_q4_0 *)row + i)->d);
+        return lo;
+    }
+    const mh_block_q5_0 *b = (const mh_block_q5_0 *)row + i;
+    uint32_t qh;
+    memcpy(&qh, b->qh, 4);
+    *d = h2f(b->d);
+    /* byte j takes byte j / 8 of qh, then tests bit j % 8 */
+    const __m256i shuf = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
+                                          2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+    const __m256i bits = _mm256_set1_epi64x((long long)0x8040201008040201ull);
+    const __m256i hv = _mm256_shuffle_epi8(_mm256_set1_epi32((int)qh), shuf);
+    const __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(hv, bits), bits);
+    return _mm256_or_si256(lo, _mm256_and_si256(set, _mm256_set1_epi8(16)));
+}
+
+#define RM32 4
+#define CN32 2
+
+INLINE void tile32(int kind, int TR, int TC, int64_t n, const uint8_t *w, size_t w_row,
+                   const uint8_t *x, size_t x_row, float *y, int64_t ldy, int rm)
+{
+    const int64_t nb = n / MH_QK;
+    const __m256i bias = _mm256_set1_epi8(kind == K_Q4_0 ? 8 : 16);
+    const uint8_t *wr[RM32];
+    __m256 acc[RM32][CN32];
+    UNROLL for (int r = 0; r < TR; r++) {
+        wr[r] = w + (size_t)(r < rm ? r : rm - 1) * w_row;
+        UNROLL for (int c = 0; c < TC; c++) acc[r][c] = _mm256_setzero_ps();
+    }
+    for (int64_t i = 0; i < nb; i++) {
+        __m256i u[RM32];
+        float dw[RM32];
+        UNROLL for (int r = 0; r < TR; r++) u[r] = w_levels(kind, wr[r], i, &dw[r]);
+        UNROLL for (int c = 0; c < TC; c++) {
+            const mh_block_q8_0 *xb = (const mh_block_q8_0 *)(x + (size_t)c * x_row) + i;
+            const __m256i xv = _mm256_loadu_si256((const __m256i *)xb->qs);
+            const float dx = h2f(xb->d);
+            __m256i corr = _mm256_setzero_si256();
+            if (kind != K_Q8_0) corr = _mm256_sub_epi32(corr, dot_us(corr, bias, xv));
+            UNROLL for (int r = 0; r < TR; r++) {
+                const __m256i p = kind == K_Q8_0
+                    ? dot_us(_mm256_setzero_si256(), _mm256_sign_epi8(u[r], u[r]), _mm256_sign_epi8(xv, u[r]))
+                    : dot_us(corr, u[r], xv);
+                acc[r][c] = _mm256_fmadd_ps(_mm256_set1_ps(dw[r] * dx), _mm256_cvtepi32_ps(p), acc[r][c]);
+            }
+        }
+    }
+    UNROLL for (int c = 0; c < TC; c++)
+        UNROLL for (int r = 0; r < TR; r++)
+            if (r < rm) y[c * ldy + r] = hsum_ps(acc[r][c]);
+}
+
+GEMM_TILED(mh_k_gemm_q8_0_avx2, tile32, RM32, CN32, K_Q8_0)
+GEMM_TILED(mh_k_gemm_q4_0_avx2, tile32, RM32, CN32, K_Q4_0)
+GEMM_TILED(mh_k_gemm_q5_0_avx2, tile32, RM32, CN32, K_Q5_0)
+
+/* q5_0 has no other SIMD vec_dot: the 1 x 1 tile is one (token generation) */
+void mh_k_vec_dot_q5_0_avx2(int64_t n, const void *w, const void *x, float *out)
+{
+    tile32(K_Q5_0, 1, 1, n, w, 0, x, 0, out, 1, 1);
+}
+
+/* ===== k-quants against q8_K x ===== */
+
+#define RMK 2
+#define CNK 2
+
+INLINE void tile_q4_K(int kind, int TR, int TC, int64_t n, const uint8_t *w, size_t w_row,
+                      const uint8_t *x, size_t x_row, float *y, int64_t ldy, int rm)
+{
+    (void)kind;   /* always K_Q4_K */
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    const __m128i dup = _mm_setr_epi8(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+    const mh_block_q4_K *a[RMK];
+    const mh_block_q8_K *b[CNK];
+    __m256 acc[RMK][CNK], mins[RMK][CNK];
+    UNROLL for (int c = 0; c < TC; c++) b[c] = (const mh_block_q8_K *)(x + (size_t)c * x_row);
+    UNROLL for (int r = 0; r < TR; r++) {
+        a[r] = (const mh_block_q4_K *)(w + (size_t)(r < rm ? r : rm - 1) * w_row);
+        UNROLL for (int c = 0; c < TC; c++) acc[r][c] = mins[r][c] = _mm256_setzero_ps();
+    }
+    for (int64_t i = 0; i < n / MH_QK_K; i++) {
+        uint8_t sc[RMK][16];
+        __m256i sumi[RMK][CNK];
+        UNROLL for (int r = 0; r < TR; r++) {
+            mh_k_scales_mins_k4(a[r][i].scales, sc[r]);
+            UNROLL for (int c = 0; c < TC; c++) sumi[r][c] = _mm256_setzero_si256();
+        }
+        for (int j = 0; j < 4; j++) {   /* 32 bytes = groups 2j (low) and 2j+1 (high) */
+            __m256i q0[RMK], q1[RMK];
+            UNROLL for (int r = 0; r < TR; r++) {
+                const __m256i q4 = _mm256_loadu_si256((const __m256i *)(a[r][i].qs + 32 * j));
+                q0[r] = _mm256_and_si256(q4, m4);
+                q1[r] = _mm256_and_si256(_mm256_srli_epi16(q4, 4), m4);
+            }
+            UNROLL for (int c = 0; c < TC; c++) {
+                const __m256i x0 = _mm256_loadu_si256((const __m256i *)(b[c][i].qs + 64 * j));
+                const __m256i x1 = _mm256_loadu_si256((const __m256i *)(b[c][i].qs + 64 * j + 32));
+                UNROLL for (int r = 0; r < TR; r++) {
+                    const __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(q0[r], x0), _mm256_set1_epi16(sc[r][2 * j]));
+                    const __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(q1[r], x1), _mm256_set1_epi16(sc[r][2 * j + 1]));
+                    sumi[r][c] = _mm256_add_epi32(sumi[r][c], _mm256_add_epi32(p0, p1));
+                }
+            }
+        }
+        UNROLL for (int r = 0; r < TR; r++) {
+            const float d = h2f(a[r][i].d), dmin = h2f(a[r][i].dmin);
+            const __m256i m16 = _mm256_cvtepu8_epi16(_mm_shuffle_epi8(_mm_loadl_epi64((const __m128i *)(sc[r] + 8)), dup));
+            UNROLL for (int c = 0; c < TC; c++) {
+                const __m256i summ = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)b[c][i].bsums), m16);
+                acc[r][c] = _mm256_fmadd_ps(_mm256_set1_ps(b[c][i].d * d), _mm256_cvtepi32_ps(sumi[r][c]), acc[r][c]);
+                mins[r][c] = _mm256_fmadd_ps(_mm256_set1_ps(b[c][i].d * dmin), _mm256_cvtepi32_ps(summ), mins[r][c]);
+            }
+        }
+    }
+    UNROLL for (int c = 0; c < TC; c++)
+        UNROLL for (int r = 0; r < TR; r++)
+            if (r < rm) y[c * ldy + r] = hsum_ps(_mm256_sub_ps(acc[r][c], mins[r][c]));
+}
+
+GEMM_TILED(mh_k_gemm_q4_K_avx2, tile_q4_K, RMK, CNK, K_Q4_K)
+
+/* 6-bit level: 4 bits of l (already shifted down) and 2 bits of h at shift */
+INLINE __m256i q6_levels(__m256i l, __m256i h, int shift)
+{
+    const __m256i hb = _mm256_and_si256(_mm256_srli_epi16(h, shift), _mm256_set1_epi8(3));
+    return _mm256_or_si256(_mm256_and_si256(l, _mm256_set1_epi8(0x0F)), _mm256_slli_epi16(hb, 4));
+}
+
+/* two 16-bit scales: s0 for the low 128-bit lane, s1 for the high one */
+INLINE __m256i scales2(int s0, int s1)
+{
+    return _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_set1_epi16((short)s0)),
+                                   _mm_set1_epi16((short)s1), 1);
+}
+
+INLINE void tile_q6_K(int kind, int TR, int TC, int64_t n, const uint8_t *w, size_t w_row,
+                      const uint8_t *x, size_t x_row, float *y, int64_t ldy, int rm)
+{
+    (void)kind;   /* always K_Q6_K */
+    const mh_block_q6_K *a[RMK];
+    const mh_block_q8_K *b[CNK];
+    __m256 acc[RMK][CNK];
+    float s[RMK][CNK];   /* the -32 corrections */
+    UNROLL for (int c = 0; c < TC; c++) b[c] = (const mh_block_q8_K *)(x + (size_t)c * x_row);
+    UNROLL for (int r = 0; r < TR; r++) {
+        a[r] = (const mh_block_q6_K *)(w + (size_t)(r < rm ? r : rm - 1) * w_row);
+        UNROLL for (int c = 0; c < TC; c++) acc[r][c] = _mm256_setzero_ps(), s[r][c] = 0.0f;
+    }
+    for (int64_t i = 0; i < n / MH_QK_K; i++) {
+        __m256i sumi[RMK][CNK];
+        UNROLL for (int r = 0; r < TR; r++)
+            UNROLL for (int c = 0; c < TC; c++) sumi[r][c] = _mm256_setzero_si256();
+        for (int half = 0; half < 2; half++) {
+            for (int k = 0; k < 4; k++) {   /* levels 0..63; the -32 is folded in below */
+                __m256i q[RMK], scv[RMK];
+                UNROLL for (int r = 0; r < TR; r++) {
+                    const uint8_t *ql = a[r][i].ql + 64 * half + 32 * (k & 1);
+                    const __m256i h = _mm256_loadu_si256((const __m256i *)(a[r][i].qh + 32 * half));
+                    __m256i l = _mm256_loadu_si256((const __m256i *)ql);
+                    if (k >= 2) l = _mm256_srli_epi16(l, 4);
+                    q[r] = q6_levels(l, h, 2 * k);
+                    const int8_t *sh = a[r][i].scales + 8 * half;
+                    scv[r] = scales2(sh[2 * k], sh[2 * k + 1]);
+                }
+                UNROLL for (int c = 0; c < TC; c++) {
+                    const __m256i xv = _mm256_loadu_si256((const __m256i *)(b[c][i].qs + 128 * half + 32 * k));
+                    UNROLL for (int r = 0; r < TR; r++) {
+                        const __m256i p = _mm256_maddubs_epi16(q[r], xv);
+                        sumi[r][c] = _mm256_add_epi32(sumi[r][c], _mm256_madd_epi16(p, scv[r]));
+                    }
+                }
+            }
+        }
+        UNROLL for (int r = 0; r < TR; r++) {
+            const float dr = h2f(a[r][i].d);
+            UNROLL for (int c = 0; c < TC; c++) {
+                int corr = 0;   /* sum_g sc_g * sum(x over g); exact in any order */
+                for (int g = 0; g < 16; g++) corr += a[r][i].scales[g] * b[c][i].bsums[g];
+                const float d = b[c][i].d * dr;
+                acc[r][c] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi[r][c]), acc[r][c]);
+                s[r][c] -= d * (32 * corr);
+            }
+        }
+    }
+    UNROLL for (int c = 0; c < TC; c++)
+        UNROLL for (int r = 0; r < TR; r++)
+            if (r < rm) y[c * ldy + r] = hsum_ps(acc[r][c]) + s[r][c];
+}
+
+GEMM_TILED(mh_k_gemm_q6_K_avx2, tile_q6_K, RMK, CNK, K_Q6_K)

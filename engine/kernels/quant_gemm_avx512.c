@@ -1,0 +1,349 @@
+/* quant_gemm_avx512.c: AVX-512 tiled quantized GEMM (prompt processing) for
+ * q8_0, q4_0, q5_0 (against q8_0 x) and q4_K, q6_K (against q8_K x), each in
+ * a VNNI (vpdpbusd / vpdpwssd) and a plain variant. Layer: engine/kernels;
+ * compiled with the AVX-512 flags, chosen at run time by quant_traits.c.
+ * A tile of RM weight rows x CN tokens reuses every unpacked weight block
+ * for CN tokens and every activation block for RM rows. Per pair, the lanes
+ * and the float accumulation order are those of quant_dot_avx512.c, so each
+ * result is bit-identical to that level's vec_dot. */
+#include <stdbool.h>
+#include <immintrin.h>
+#include "quant_kernels.h"
+
+#define INLINE static inline __attribute__((always_inline))
+#define UNROLL _Pragma("GCC unroll 8")
+
+INLINE float h2f(uint16_t h) { return _cvtsh_ss(h); }
+
+INLINE __m512i join256(__m256i lo, __m256i hi)
+{
+    return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+}
+
+/* d0 in the low 8 lanes, d1 in the high 8 */
+INLINE __m512 scales2_ps(float d0, float d1)
+{
+    return _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_set1_ps(d0)), _mm256_set1_ps(d1), 1);
+}
+
+/* acc + u8 . s8 in 16 lanes of 4-products (no saturation for u <= 127 x 2) */
+INLINE __m512i dot_us(__m512i acc, __m512i u, __m512i s, bool vnni)
+{
+    if (vnni) return _mm512_dpbusd_epi32(acc, u, s);
+    return _mm512_add_epi32(acc, _mm512_madd_epi16(_mm512_maddubs_epi16(u, s), _mm512_set1_epi16(1)));
+}
+
+/* ===== 32-element blocks against q8_0 x, two blocks per register =====
+ * Weights become unsigned levels u = q + bias (q8_0: xor 0x80, q4_0 / q5_0:
+ * the raw 4 / 5-bit levels), so u . x - bias * sum(x) is the signed dot;
+ * the correction depends on x only and is made once per token and block
+ * pair. Plain AVX-512 q8_0 cannot use it (255 x 127 x 2 saturates
+ * maddubs): there |w| meets x carrying w's sign, as the vec_dot does. */
+
+enum { K_Q8_0, K_Q4_0, K_Q5_0 };
+
+/* 32 levels of block i of a weight row, as unsigned u8 (q8_0: signed raw) */
+INLINE __m256i w_levels(int kind, const uint8_t *row, int64_t i, float *d)
+{
+    if (kind == K_Q8_0) {
+        const mh_block_q8_0 *b = (const mh_block_q8_0 *)row + i;
+        *d = h2f(b->d);
+        return _mm256_loadu_si256((const __m256i *)b->qs);
+    }
+    if (kind == K_Q4_0) {
+        const mh_block_q4_0 *b = (const mh_block_q4_0 *)row + i;
+        const __m128i t = _mm_loadu_si128((const __m128i *)b->qs);
+        *d = h2f(b->d);
+        const __m256i v = _mm256_inserti128_si256(_mm256_castsi128_si256(t), _mm_srli_epi16(t, 4), 1);
+        return _mm256_and_si256(v, _mm256_set1_epi8(0x0F));
+    }
+    const mh_block_q5_0 *b = (const mh_block_q5_0 *)row + i;
+    const __m128i t = _mm_loadu_si128((const __m128i *)b->qs);
+    uint32_t qh;
+    memcpy(&qh, b->qh, 4);
+    *d = h2f(b->d);
+    const __m256i v = _mm256_inserti128_si256(_mm256_castsi128_si256(t), _mm_srli_epi16(t, 4), 1);
+    const __m256i lo = _mm256_and_si256(v, _mm256_set1_epi8(0x0F));
+    return _mm256_or_si256(lo, _mm256_maskz_mov_epi8(qh, _mm256_set1_epi8(16)));
+}
+
+INLINE __m256i x_levels(const uint8_t *row, int64_t i, float *d)
+{
+    const mh_block_q8_0 *b = (const mh_block_q8_0 *)row + i;
+    *d = h2f(b->d);
+    return _mm256_loadu_si256((const __m256i *)b->qs);
+}
+
+INLINE int kind_bias(int kind) { return kind == K_Q8_0 ? 128 : kind == K_Q4_0 ? 8 : 16; }
+
+/* blocks i and i + 1 (the second only when two): levels and scales */
+INLINE __m512i w_pair(int kind, const uint8_t *row, int64_t i, bool two, __m512 *d)
+{
+    float d0, d1 = 0.0f;
+    const __m256i lo = w_levels(kind, row, i, &d0);
+    const __m256i hi = two ? w_levels(kind, row, i + 1, &d1) : _mm256_setzero_si256();
+    *d = scales2_ps(d0, d1);
+    return join256(lo, hi);
+}
+
+INLINE __m512i x_pair(const uint8_t *row, int64_t i, bool two, __m512 *d)
+{
+    float d0, d1 = 0.0f;
+    const __m256i lo = x_levels(row, i, &d0);
+    const __m256i hi = two ? x_levels(row, i + 1, &d1) : _mm256_setzero_si256();
+    *d = scales2_ps(d0, d1);
+    return join256(lo, hi);
+}
+
+#define RM32 4
+#define CN32 4
+
+/* y[c * ldy + r] for r < rm, c < cn. TR x TC (compile-time, <= RM32 x CN32)
+ * is the register tile; rows past rm repeat row rm - 1 (edge tiles only)
+ * and are not stored, so no load goes past the R rows given. */
+INLINE void tile32(int kind, bool vnni, int TR, int TC, int64_t n, const uint8_t *w, size_t w_row,
+                   const uint8_t *x, size_t x_row, float *y, int64_t ldy, int rm)
+{
+    const int64_t nb = n / MH_QK;
+    const bool signs = kind == K_Q8_0 && !vnni;   /* the |w|, sign(x, w) path */
+    const __m512i bias = _mm512_set1_epi8((char)kind_bias(kind));
+    const uint8_t *wr[RM32];
+    __m512 acc[RM32][CN32];
+    UNROLL for (int r = 0; r < TR; r++) {
+        wr[r] = w + (size_t)(r < rm ? r : rm - 1) * w_row;
+        UNROLL for (int c = 0; c < TC; c++) acc[r][c] = _mm512_setzero_ps();
+    }
+    for (int64_t i = 0; i < nb; i += 2) {
+        const bool two = i + 1 < nb;
+        __m512i u[RM32];
+        __m512 dw[RM32];
+        __mmask64 neg[RM32];
+        UNROLL for (int r = 0; r < TR; r++) {
+            u[r] = w_pair(kind, wr[r], i, two, &dw[r]);
+            neg[r] = signs ? _mm512_movepi8_mask(u[r]) : 0;
+            if (signs) u[r] = _mm512_abs_epi8(u[r]);
+            else if (kind == K_Q8_0) u[r] = _mm512_xor_si512(u[r], bias);
+        }
+        UNROLL for (int c = 0; c < TC; c++) {
+            __m512 dx;
+            const __m512i xv = x_pair(x + (size_t)c * x_row, i, two, &dx);
+            __m512i corr = _mm512_setzero_si512();
+            if (!signs) corr = _mm512_sub_epi32(corr, dot_us(corr, bias, xv, vnni));
+            UNROLL for (int r = 0; r < TR; r++) {
+                __m512i p;
+                if (signs) {
+                    const __m512i sx = _mm512_mask_sub_epi8(xv, neg[r], _mm512_setzero_si512(), xv);
+                    p = dot_us(_mm512_setzero_si512(), u[r], sx, false);
+                } else {
+                    p = dot_us(corr, u[r], xv, vnni);
+                }
+                acc[r][c] = _mm512_fmadd_ps(_mm512_mul_ps(dw[r], dx), _mm512_cvtepi32_ps(p), acc[r][c]);
+            }
+        }
+    }
+    UNROLL for (int c = 0; c < TC; c++)
+        UNROLL for (int r = 0; r < TR; r++)
+            if (r < rm) y[c * ldy + r] = _mm512_reduce_add_ps(acc[r][c]);
+}
+
+/* the tiling loop shared by every kernel: full tiles get the RM x CN body,
+ * the last tokens a narrower one, the last rows the clamped full one */
+#define GEMM_TILED(name, TILE, RM, CN, ...)                                                   \
+    void name(int64_t n, const void *w, size_t w_row, int64_t R, const void *x, size_t x_row, \
+              int64_t C, float *y, int64_t ldy)                                               \
+    {                                                                                         \
+        const uint8_t *wb = w, *xb = x;                                                       \
+        for (int64_t r = 0; r < R; r += RM) {                                                 \
+            const int rm = R - r < RM ? (int)(R - r) : RM;                                    \
+            const uint8_t *wt = wb + (size_t)r * w_row;                                       \
+            int64_t c = 0;                                                                    \
+            for (; c + CN <= C; c += CN)                                                      \
+                TILE(__VA_ARGS__, RM, CN, n, wt, w_row, xb + (size_t)c * x_row, x_row,        \
+                     y + c * ldy + r, ldy, rm);                                               \
+            for (; c < C; c++)                                                                \
+                TILE(__VA_ARGS__, RM, 1, n, wt, w_row, xb + (size_t)c * x_row, x_row,         \
+                     y + c * ldy + r, ldy, rm);                                               \
+        }                                                                                     \
+    }
+
+GEMM_TILED(mh_k_gemm_q8_0_avx512, tile32, RM32, CN32, K_Q8_0, false)
+GEMM_TILED(mh_k_gemm_q8_0_avx512vnni, tile32, RM32, CN32, K_Q8_0, true)
+GEMM_TILED(mh_k_gemm_q4_0_avx512, tile32, RM32, CN32, K_Q4_0, false)
+GEMM_TILED(mh_k_gemm_q4_0_avx512vnni, tile32, RM32, CN32, K_Q4_0, true)
+GEMM_TILED(mh_k_gemm_q5_0_avx512, tile32, RM32, CN32, K_Q5_0, false)
+GEMM_TILED(mh_k_gemm_q5_0_avx512vnni, tile32, RM32, CN32, K_Q5_0, true)
+
+/* ===== k-quants against q8_K x =====
+ * Per pair and super-block an int32 sum of scaled group dots, as in the
+ * vec_dot; the weights' levels, scales and the x loads are shared by the
+ * tile. Float accumulators stay per pair, reduced once per row. */
+
+#define RMK 4
+#define CNK 4
+
+/* acc + (u8 levels . s8 x) pair sums times 16-bit group scales */
+INLINE __m512i acc_scaled(__m512i acc, __m512i q, __m512i xv, __m512i sc16, bool vnni)
+{
+    const __m512i p = _mm512_maddubs_epi16(q, xv);
+    if (vnni) return _mm512_dpwssd_epi32(acc, p, sc16);
+    return _mm512_add_epi32(acc, _mm512_madd_epi16(p, sc16));
+}
+
+/* m_j * (bsums 2j + 2j+1) in 8 int32 lanes from the unpacked mins */
+INLINE __m256i q4_K_summ(const uint8_t sc[16], const int16_t *bsums)
+{
+    const __m128i dup = _mm_setr_epi8(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+    const __m128i m8 = _mm_loadl_epi64((const __m128i *)(sc + 8));
+    const __m256i m16 = _mm256_cvtepu8_epi16(_mm_shuffle_epi8(m8, dup));
+    return _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)bsums), m16);
+}
+
+INLINE void tile_q4_K(bool vnni, int TR, int TC, int64_t n, const uint8_t *w, size_t w_row,
+                      const uint8_t *x, size_t x_row, float *y, int64_t ldy, int rm)
+{
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    const mh_block_q4_K *a[RMK];
+    const mh_block_q8_K *b[CNK];
+    __m512 acc[RMK][CNK];
+    __m256 mins[RMK][CNK];
+    UNROLL for (int c = 0; c < TC; c++) b[c] = (const mh_block_q8_K *)(x + (size_t)c * x_row);
+    UNROLL for (int r = 0; r < TR; r++) {
+        a[r] = (const mh_block_q4_K *)(w + (size_t)(r < rm ? r : rm - 1) * w_row);
+        UNROLL for (int c = 0; c < TC; c++) acc[r][c] = _mm512_setzero_ps(), mins[r][c] = _mm256_setzero_ps();
+    }
+    for (int64_t i = 0; i < n / MH_QK_K; i++) {
+        uint8_t sc[RMK][16];   /* scales, then mins */
+        __m512i sumi[RMK][CNK];
+        UNROLL for (int r = 0; r < TR; r++) {
+            mh_k_scales_mins_k4(a[r][i].scales, sc[r]);
+            UNROLL for (int c = 0; c < TC; c++) sumi[r][c] = _mm512_setzero_si512();
+        }
+        for (int j = 0; j < 4; j++) {   /* low nibbles: group 2j, high: 2j+1 */
+            __m512i q[RMK], s16[RMK];
+            UNROLL for (int r = 0; r < TR; r++) {
+                const __m256i q4 = _mm256_loadu_si256((const __m256i *)(a[r][i].qs + 32 * j));
+                q[r] = _mm512_and_si512(join256(q4, _mm256_srli_epi16(q4, 4)), m4);
+                s16[r] = join256(_mm256_set1_epi16(sc[r][2 * j]), _mm256_set1_epi16(sc[r][2 * j + 1]));
+            }
+            UNROLL for (int c = 0; c < TC; c++) {
+                const __m512i xv = _mm512_loadu_si512((const void *)(b[c][i].qs + 64 * j));
+                UNROLL for (int r = 0; r < TR; r++) sumi[r][c] = acc_scaled(sumi[r][c], q[r], xv, s16[r], vnni);
+            }
+        }
+        UNROLL for (int r = 0; r < TR; r++) {
+            const float d = h2f(a[r][i].d), dmin = h2f(a[r][i].dmin);
+            UNROLL for (int c = 0; c < TC; c++) {
+                const __m256i summ = q4_K_summ(sc[r], b[c][i].bsums);
+                acc[r][c] = _mm512_fmadd_ps(_mm512_set1_ps(b[c][i].d * d), _mm512_cvtepi32_ps(sumi[r][c]), acc[r][c]);
+                mins[r][c] = _mm256_fmadd_ps(_mm256_set1_ps(b[c][i].d * dmin), _mm256_cvtepi32_ps(summ), mins[r][c]);
+            }
+        }
+    }
+    UNROLL for (int c = 0; c < TC; c++)
+        UNROLL for (int r = 0; r < TR; r++)
+            if (r < rm) {
+                const __m512 m = _mm512_insertf32x8(_mm512_setzero_ps(), mins[r][c], 0);
+                y[c * ldy + r] = _mm512_reduce_add_ps(_mm512_sub_ps(acc[r][c], m));
+            }
+}
+
+GEMM_TILED(mh_k_gemm_q4_K_avx512, tile_q4_K, RMK, CNK, false)
+GEMM_TILED(mh_k_gemm_q4_K_avx512vnni, tile_q4_K, RMK, CNK, true)
+
+/* word indices spreading scale k of 4 over each 128-bit lane (8 words) */
+static const uint8_t g_q6_lane_idx[4][32] = {
+    {0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3},
+    {4, 4, 4, 4, 4, 4, 4, 4, 5, 5, 5, 5, 5, 5, 5, 5, 6, 6, 6, 6, 6, 6, 6, 6, 7, 7, 7, 7, 7, 7, 7, 7},
+    {8, 8, 8, 8, 8, 8, 8, 8, 9, 9, 9, 9, 9, 9, 9, 9,
+     10, 10, 10, 10, 10, 10, 10, 10, 11, 11, 11, 11, 11, 11, 11, 11},
+    {12, 12, 12, 12, 12, 12, 12, 12, 13, 13, 13, 13, 13, 13, 13, 13,
+     14, 14, 14, 14, 14, 14, 14, 14, 15, 15, 15, 15, 15, 15, 15, 15},
+};
+
+/* 64 6-bit levels: 4 bits of l, 2 bits of h shifted by sh (per 16-bit word) */
+INLINE __m512i q6_levels(__m512i l, __m512i h, __m512i sh)
+{
+    const __m512i hb = _mm512_and_si512(_mm512_srlv_epi16(h, sh), _mm512_set1_epi8(3));
+    return _mm512_or_si512(_mm512_and_si512(l, _mm512_set1_epi8(0x0F)), _mm512_slli_epi16(hb, 4));
+}
+
+/* sum over the 16 groups of scale * bsum: exact in int32, any order */
+INLINE int q6_K_corr(__m256i sc16, const int16_t *bsums)
+{
+    const __m256i p = _mm256_madd_epi16(sc16, _mm256_loadu_si256((const __m256i *)bsums));
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(p), _mm256_extracti128_si256(p, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+    return _mm_cvtsi128_si32(s);
+}
+
+INLINE void tile_q6_K(bool vnni, int TR, int TC, int64_t n, const uint8_t *w, size_t w_row,
+                      const uint8_t *x, size_t x_row, float *y, int64_t ldy, int rm)
+{
+    const __m512i sh01 = join256(_mm256_set1_epi16(0), _mm256_set1_epi16(2));
+    const __m512i sh23 = join256(_mm256_set1_epi16(4), _mm256_set1_epi16(6));
+    const mh_block_q6_K *a[RMK];
+    const mh_block_q8_K *b[CNK];
+    __m512 acc[RMK][CNK];
+    float s[RMK][CNK];   /* the -32 corrections */
+    UNROLL for (int c = 0; c < TC; c++) b[c] = (const mh_block_q8_K *)(x + (size_t)c * x_row);
+    UNROLL for (int r = 0; r < TR; r++) {
+        a[r] = (const mh_block_q6_K *)(w + (size_t)(r < rm ? r : rm - 1) * w_row);
+        UNROLL for (int c = 0; c < TC; c++) acc[r][c] = _mm512_setzero_ps(), s[r][c] = 0.0f;
+    }
+    for (int64_t i = 0; i < n / MH_QK_K; i++) {
+        __m512i scv[RMK][4], sumi[RMK][CNK];
+        UNROLL for (int r = 0; r < TR; r++) {
+            const __m512i sc = _mm512_castsi256_si512(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)a[r][i].scales)));
+            for (int k = 0; k < 4; k++)
+                scv[r][k] = _mm512_permutexvar_epi16(_mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)g_q6_lane_idx[k])), sc);
+            UNROLL for (int c = 0; c < TC; c++) sumi[r][c] = _mm512_setzero_si512();
+        }
+        for (int half = 0; half < 2; half++) {
+            __m512i q01[RMK], q23[RMK];
+            UNROLL for (int r = 0; r < TR; r++) {
+                const __m256i h256 = _mm256_loadu_si256((const __m256i *)(a[r][i].qh + 32 * half));
+                const __m512i h = join256(h256, h256);
+                const __m512i l = _mm512_loadu_si512((const void *)(a[r][i].ql + 64 * half));
+                q01[r] = q6_levels(l, h, sh01);
+                q23[r] = q6_levels(_mm512_srli_epi16(l, 4), h, sh23);
+            }
+            UNROLL for (int c = 0; c < TC; c++) {
+                const int8_t *xq = b[c][i].qs + 128 * half;
+                const __m512i x0 = _mm512_loadu_si512((const void *)xq);
+                const __m512i x1 = _mm512_loadu_si512((const void *)(xq + 64));
+                UNROLL for (int r = 0; r < TR; r++) {
+                    sumi[r][c] = acc_scaled(sumi[r][c], q01[r], x0, scv[r][2 * half], vnni);
+                    sumi[r][c] = acc_scaled(sumi[r][c], q23[r], x1, scv[r][2 * half + 1], vnni);
+                }
+            }
+        }
+        UNROLL for (int r = 0; r < TR; r++) {
+            const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)a[r][i].scales));
+            const float dr = h2f(a[r][i].d);
+            UNROLL for (int c = 0; c < TC; c++) {
+                const int corr = q6_K_corr(sc16, b[c][i].bsums);
+                const float d = b[c][i].d * dr;
+                acc[r][c] = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi[r][c]), acc[r][c]);
+                s[r][c] -= d * (32 * corr);
+            }
+        }
+    }
+    UNROLL for (int c = 0; c < TC; c++)
+        UNROLL for (int r = 0; r < TR; r++)
+            if (r < rm) y[c * ldy + r] = _mm512_reduce_add_ps(acc[r][c]) + s[r][c];
+}
+
+GEMM_TILED(mh_k_gemm_q6_K_avx512, tile_q6_K, RMK, CNK, false)
+GEMM_TILED(mh_k_gemm_q6_K_avx512vnni, tile_q6_K, RMK, CNK, true)
+
+/* q5_0 has no other SIMD vec_dot: the 1 x 1 tile is one (token generation) */
+void mh_k_vec_dot_q5_0_avx512(int64_t n, const void *w, const void *x, float *out)
+{
+    tile32(K_Q5_0, false, 1, 1, n, w, 0, x, 0, out, 1, 1);
+}
+
+void mh_k_vec_dot_q5_0_avx512vnni(int64_t n, const void *w, const void *x, float *out)
+{
+    tile32(K_Q5_0, true, 1, 1, n, w, 0, x, 0, out, 1, 1);
+}

@@ -1,0 +1,146 @@
+-- moonhub.sched: the request scheduler (continuous batching) over a model.
+-- Layer: lua/moonhub (wraps moonhub.core.sched; the channel comes from
+-- moonhub.core.http). One compute thread runs every active request in one
+-- batched forward per step; r:next() yields inside a server handler and
+-- blocks (running the loop) in a plain script. See docs/sched.md.
+local core = require "moonhub.core.sched"
+
+local M = {}
+local Sched = {}
+Sched.__index = Sched
+local Request = {}
+Request.__index = Request
+
+local function mem_available()
+   local f = io.open("/proc/meminfo", "r")
+   if not f then return nil end
+   local kb = f:read("a"):match("MemAvailable:%s*(%d+) kB")
+   f:close()
+   return kb and tonumber(kb) * 1024 or nil
+end
+
+-- Every id the tokenizer marks as ending generation (eos, eot, eom, ...).
+local function eog_ids(tok)
+   local ids = {}
+   if not tok then return ids end
+   for id = 0, (tok.vocab_size or 0) - 1 do
+      if tok:is_eog(id) then ids[#ids + 1] = id end
+   end
+   return ids
+end
+
+-- new(model, {parallel = 1, ctx = model.ctx, kv_type = model.kv_type,
+--   prefill_chunk = 256, prefix_cache = true, mem_limit = bytes})
+--   -> sched | nil, msg
+-- model: a moonhub.model (from mh.load) or its core handle. While the
+-- scheduler runs, the model cannot be used directly (model:forward raises):
+-- the compute thread owns it until s:close().
+function M.new(model, opts)
+   if type(model) ~= "table" and type(model) ~= "userdata" then
+      error("sched.new: model must be a moonhub model, got " .. type(model), 2)
+   end
+   if opts ~= nil and type(opts) ~= "table" then
+      error("sched.new: opts must be a table, got " .. type(opts), 2)
+   end
+   opts = opts or {}
+   local h = type(model) == "table" and model._h or model
+   local o = {
+      parallel = opts.parallel or 1,
+      ctx = opts.ctx or (type(model) == "table" and model.ctx) or 2048,
+      kv_type = opts.kv_type or (type(model) == "table" and model.kv_type) or "f16",
+      prefill_chunk = opts.prefill_chunk, prefix_cache = opts.prefix_cache,
+   }
+   if math.type(o.parallel) ~= "integer" or o.parallel < 1 then
+      error("sched.new: parallel must be a positive integer, got " .. tostring(o.parallel), 2)
+   end
+   if math.type(o.ctx) ~= "integer" or o.ctx < 2 then
+      error("sched.new: ctx must be an integer >= 2, got " .. tostring(o.ctx), 2)
+   end
+   local limit = opts.mem_limit or mem_available()
+   if limit then
+      local need = o.parallel * h:kv_bytes(o.ctx, o.kv_type)
+      if need > limit then
+         return nil, string.format("sched.new: %d slots x ctx %d need %.1f MiB of KV cache "
+            .. "but only %.1f MiB %s; lower parallel or ctx, or use kv_type q8_0", o.parallel,
+            o.ctx, need / 2^20, limit / 2^20, opts.mem_limit and "is allowed" or "is available")
+      end
+   end
+   local s, msg = core.new(h, o)
+   if not s then return nil, msg end
+   local tok = type(model) == "table" and model.tokenizer or nil
+   return setmetatable({ _h = s, model = model, tokenizer = tok, ctx = o.ctx,
+      parallel = o.parallel, eog_ids = eog_ids(tok) }, Sched)
+end
+
+-- submit{tokens = {...} | prompt = "text", max_tokens =, temperature =,
+--   top_k =, top_p =, min_p =, repeat_penalty =, repeat_last_n =,
+--   presence_penalty =, frequency_penalty =, seed =, logit_bias = {[id] = b},
+--   logprobs = true | 0..20, top_logprobs = 0..20,
+--   eog = true (stop at the tokenizer's end-of-generation ids) | false,
+--   eog_ids = {...}} -> request | nil, msg
+function Sched:submit(req)
+   if type(req) ~= "table" then
+      error("sched:submit: expects a table {tokens = ..., ...}, got " .. type(req), 2)
+   end
+   local plain = {}
+   for k, v in pairs(req) do plain[k] = v end
+   if plain.tokens == nil and type(plain.prompt) == "string" then
+      if not self.tokenizer then error("sched:submit: prompt needs a model with a tokenizer", 2) end
+      plain.tokens = self.tokenizer:encode(plain.prompt)
+   end
+   if plain.eog_ids == nil and plain.eog ~= false then plain.eog_ids = self.eog_ids end
+   local id, ch = self._h:submit(plain)
+   if not id then return nil, ch end
+   return setmetatable({ id = id, _ch = ch, _s = self, done = false,
+      logprobs = req.logprobs ~= nil and req.logprobs ~= false or (req.top_logprobs or 0) > 0 }, Request)
+end
+
+-- stats() -> {running, waiting, parallel, kv_used, kv_total, prefix_hits,
+--   prefix_tokens, prompt_tokens, generated_tokens, requests_done, steps}
+function Sched:stats() return self._h:stats() end
+
+-- Cancels everything still running, stops the thread and gives the model back.
+function Sched:close() self._h:close() end
+
+-- ===== requests =====
+
+-- next() -> {token = id, logprob =, top = {{id, lp}, ...}}
+--   | {done = true, reason = "stop"|"length"|"cancel"|"error", error =,
+--      usage = {...}, timings = {...}} | nil after the final event
+function Request:next()
+   if self.done then return nil end
+   local data, tag = self._ch:recv()
+   if not data then
+      self.done = true
+      return nil
+   end
+   local ev = core.decode(data, tag, self.logprobs)
+   if ev.done then
+      self.done = true
+      self.result = ev
+   end
+   return ev
+end
+
+-- Asks the scheduler to end the request; a "cancel" final event follows.
+function Request:cancel()
+   if self.done then return false end
+   return self._s._h:cancel(self.id)
+end
+
+-- wait() -> list of token ids, final event (drains the request)
+function Request:wait()
+   local ids = {}
+   while true do
+      local ev = self:next()
+      if not ev or ev.done then return ids, ev or self.result end
+      ids[#ids + 1] = ev.token
+   end
+end
+
+-- A request dropped unfinished (a handler that errored) frees its slot.
+function Request:__gc()
+   if not self.done then pcall(self._s._h.cancel, self._s._h, self.id) end
+end
+
+return M

@@ -1,0 +1,83 @@
+-- chat with a model in the terminal: streamed answers, /commands, Ctrl-C stops an answer
+-- Layer: recipes (uses the public moonhub API: moonhub.chat holds the session logic).
+-- Usage: moonhub chat MODEL [--template NAME] [--system TEXT] [--temp T] [--seed S]
+--        [--max-tokens N] [--ctx N]; /help inside lists the commands.
+local argparse = require "argparse"
+local mh = require "moonhub"
+local chat = require "moonhub.chat"
+local host = require "moonhub.core.host"
+
+local p = argparse("moonhub chat", "Chat with a model; one line is one message, /help lists the commands.")
+p:argument("model", "a GGUF file or a Hugging Face model folder")
+p:option("--template", "chat template: a built-in or user template name, or a .jinja file")
+p:option("--system", "system prompt")
+p:option("--temp --temperature", "sampling temperature (0 = greedy)"):convert(tonumber)
+p:option("--seed", "random seed"):convert(math.tointeger)
+p:option("-n --max-tokens", "most tokens per answer"):convert(math.tointeger)
+p:option("--top-k", "keep the k most likely tokens (0 = off)"):convert(math.tointeger)
+p:option("--top-p", "nucleus sampling threshold (1 = off)"):convert(tonumber)
+p:option("--min-p", "drop tokens below min-p times the top probability"):convert(tonumber)
+p:option("--repeat-penalty", "penalty for recently seen tokens (1 = off)"):convert(tonumber)
+p:option("--ctx", "context length of the conversation"):convert(math.tointeger)
+p:option("--threads", "compute threads"):convert(math.tointeger)
+p:option("--mem-limit", "refuse to load past this many MiB"):convert(tonumber)
+p:flag("--ignore-eos", "keep answering past end-of-generation tokens (until --max-tokens)")
+
+local ok, a = p:pparse(arg)
+if not ok then
+   io.stderr:write(a, "\n", p:get_usage(), "\n")
+   return 2
+end
+
+local model, err = mh.load(a.model, {
+   ctx = a.ctx, threads = a.threads, mem_limit = a.mem_limit and a.mem_limit * 2^20,
+})
+if not model then
+   io.stderr:write("moonhub chat: ", err, "\n")
+   return 1
+end
+
+local session, serr = chat.new(model, {
+   template = a.template, system = a.system, temp = a.temp, seed = a.seed,
+   max_tokens = a.max_tokens, top_k = a.top_k, top_p = a.top_p, min_p = a.min_p,
+   repeat_penalty = a.repeat_penalty, ignore_eos = a.ignore_eos,
+})
+if not session then
+   io.stderr:write("moonhub chat: ", serr, "\n")
+   return 2
+end
+
+local tty = host.isatty(0)
+if tty then
+   io.write(string.format("moonhub chat: %s, template %s. /help for commands, Ctrl-D to leave.\n",
+      a.model, session.choice.label))
+end
+
+-- One round: prompt, read a line, handle it -> "quit" at the end. Ctrl-C
+-- while waiting interrupts the read (EINTR) and raises "interrupted!" in
+-- here; the session catches it itself while an answer streams.
+local function round()
+   if tty then
+      io.write(session:continuing() and "... " or ">>> ")
+      io.flush()
+   end
+   local line, _, errno = io.read("l")
+   if line == nil and errno == 4 then return nil end   -- EINTR: Ctrl-C, a new prompt
+   if line == nil then
+      if tty then io.write("\n") end
+      return "quit"
+   end
+   return session:input(line)
+end
+
+while true do
+   local done, res = pcall(round)
+   if not done then
+      if not chat.is_interrupt(res) then error(res, 0) end
+      chat.rearm()
+      io.write("\n")
+   elseif res == "quit" then
+      break
+   end
+end
+return 0

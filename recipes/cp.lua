@@ -1,0 +1,31 @@
+-- give a model another name (an alias that follows it; nothing is copied on disk)
+-- Layer: recipes (uses the public moonhub API only).
+-- Usage: moonhub cp NAME[:TAG] NEW
+local argparse = require "argparse"
+local mh = require "moonhub"
+
+local p = argparse("moonhub cp", "Make NEW an alias of NAME (NAME:TAG pins that tag).")
+p:argument("source", "NAME or NAME:TAG")
+p:argument("new", "the new name")
+local ok, a = p:pparse(arg)
+if not ok then
+   io.stderr:write(a, "\n", p:get_usage(), "\n")
+   return 2
+end
+
+local reg, err = mh.models.open()
+if not reg then
+   io.stderr:write("moonhub cp: ", err, "\n")
+   return 1
+end
+-- a bad name raises (a usage error); an unknown model returns nil, msg
+local called, done, msg = pcall(reg.alias, reg, a.source, a.new)
+local fine = called and done
+if not called then msg = done end
+reg:close()
+if not fine then
+   io.stderr:write("moonhub cp: ", (tostring(msg):gsub("^registry%.", "")), "\n")
+   return 1
+end
+io.write(string.format("%s -> %s\n", a.new, a.source))
+return 0

@@ -1,0 +1,30 @@
+-- register a local GGUF file or Hugging Face folder in the registry
+-- Layer: recipes (uses the public moonhub API only).
+-- Usage: moonhub import PATH [--name N] [--tag T] [--link | --copy] [--parent NAME[:TAG]]
+local argparse = require "argparse"
+local mh = require "moonhub"
+
+local p = argparse("moonhub import", "Register a local model. By default the registry points at "
+   .. "the file where it is (rm never deletes it); --link or --copy put a symlink or a copy "
+   .. "under $MOONHUB_HOME/models.")
+p:argument("path", "a .gguf file or a folder with config.json and safetensors")
+p:option("--name", "registry name (default: the file name)")
+p:option("--tag", "registry tag (default: the quant in the file name, else latest)")
+p:option("--parent", "the version this one derives from (NAME[:TAG])")
+p:mutex(p:flag("--link", "symlink it into $MOONHUB_HOME/models"),
+        p:flag("--copy", "copy it into $MOONHUB_HOME/models"))
+local ok, a = p:pparse(arg)
+if not ok then
+   io.stderr:write(a, "\n", p:get_usage(), "\n")
+   return 2
+end
+
+local row, err = mh.models.import(a.path, { name = a.name, tag = a.tag, parent = a.parent,
+   mode = a.link and "link" or a.copy and "copy" or "in-place" })
+if not row then
+   io.stderr:write("moonhub import: ", err, "\n")
+   return 1
+end
+io.write(string.format("imported %s:%s (%s, %s) -> %s\n", row.model, row.tag, row.quant or row.format,
+   mh.hub.human(row.size or 0), row.path))
+return 0

@@ -1,0 +1,50 @@
+-- list the registered models: name:tag, size, quant, parameters, context, modified
+-- Layer: recipes (uses the public moonhub API only).
+-- Usage: moonhub list [--json]
+local argparse = require "argparse"
+local mh = require "moonhub"
+
+local p = argparse("moonhub list", "List the models in the registry, one line per tag.")
+p:flag("--json", "print the rows as JSON")
+local ok, a = p:pparse(arg)
+if not ok then
+   io.stderr:write(a, "\n", p:get_usage(), "\n")
+   return 2
+end
+
+local reg, err = mh.models.open()
+if not reg then
+   io.stderr:write("moonhub list: ", err, "\n")
+   return 1
+end
+local rows, aliases = reg:list(), reg:aliases()
+reg:close()
+
+if a.json then
+   io.write(require("dkjson").encode({ models = rows, aliases = aliases }, { indent = true }), "\n")
+   return 0
+end
+
+local function count(n)
+   if not n then return "-" end
+   if n >= 1e9 then return string.format("%.1fB", n / 1e9) end
+   if n >= 1e6 then return string.format("%.1fM", n / 1e6) end
+   return string.format("%.1fK", n / 1e3)
+end
+
+if #rows == 0 then
+   io.write("no models yet: try 'moonhub pull ORG/NAME' or 'moonhub import FILE'\n")
+   return 0
+end
+local fmt = "%-40s %10s  %-16s %8s %8s  %s\n"
+io.write(string.format(fmt, "NAME", "SIZE", "QUANT", "PARAMS", "CONTEXT", "MODIFIED"))
+for _, r in ipairs(rows) do
+   local quant = r.quant or r.format
+   if #quant > 16 then quant = quant:sub(1, 15) .. "+" end
+   io.write(string.format(fmt, r.name .. ":" .. r.tag, mh.hub.human(r.size or 0), quant, count(r.params),
+      r.ctx and tostring(r.ctx) or "-", os.date("%Y-%m-%d %H:%M", r.updated_at or r.created_at)))
+end
+for _, al in ipairs(aliases) do
+   io.write(string.format("%-40s -> %s%s\n", al.name, al.model, al.tag and (":" .. al.tag) or ""))
+end
+return 0

@@ -1,0 +1,33 @@
+-- download a model from the Hugging Face Hub (GGUF quant or safetensors folder) and register it
+-- Layer: recipes (uses the public moonhub API only).
+-- Usage: moonhub pull ORG/NAME[:QUANT] | ORG/NAME/FILE.gguf [--name N] [--tag T] [--revision R]
+local argparse = require "argparse"
+local mh = require "moonhub"
+
+local p = argparse("moonhub pull", "Download a model from the Hugging Face Hub, verify its sha256 "
+   .. "and register it. Picks Q4_K_M by default (then Q4_K_S, Q5_K_M, Q8_0, the smallest). "
+   .. "HF_TOKEN is sent when set; MOONHUB_HF_ENDPOINT points at a mirror.")
+p:argument("model", "ORG/NAME, ORG/NAME:QUANT or ORG/NAME/FILE.gguf")
+p:option("--name", "registry name (default: the repo name without -GGUF)")
+p:option("--tag", "registry tag (default: the quant)")
+p:option("--revision", "branch, tag or commit on the Hub", "main")
+p:flag("-q --quiet", "no progress output")
+
+local ok, a = p:pparse(arg)
+if not ok then
+   io.stderr:write(a, "\n", p:get_usage(), "\n")
+   return 2
+end
+
+local row, err = mh.models.pull(a.model, {
+   name = a.name, tag = a.tag, revision = a.revision,
+   progress = not a.quiet and function(label) return mh.hub.progress(label) end or nil,
+   log = function(msg) if not a.quiet then io.stderr:write(msg, "\n") end end,
+})
+if not row then
+   io.stderr:write("moonhub pull: ", err, "\n")
+   return 1
+end
+io.write(string.format("pulled %s:%s (%s, %s) -> %s\n", row.model, row.tag, row.quant or row.format,
+   mh.hub.human(row.size or 0), row.path))
+return 0

@@ -1,0 +1,30 @@
+-- remove a model, one of its tags or an alias from the registry (and the files pull downloaded)
+-- Layer: recipes (uses the public moonhub API only).
+-- Usage: moonhub rm NAME[:TAG] ...
+local argparse = require "argparse"
+local mh = require "moonhub"
+
+local p = argparse("moonhub rm", "Remove models from the registry. Files that pull or import "
+   .. "--copy/--link put under $MOONHUB_HOME/models are deleted; files registered in place are kept.")
+p:argument("models", "NAME, NAME:TAG or an alias"):args("+")
+local ok, a = p:pparse(arg)
+if not ok then
+   io.stderr:write(a, "\n", p:get_usage(), "\n")
+   return 2
+end
+
+local status = 0
+for _, ref in ipairs(a.models) do
+   local out, err = mh.models.remove(ref)
+   if not out then
+      io.stderr:write("moonhub rm: ", err, "\n")
+      status = 1
+   elseif out.alias then
+      io.write("removed alias ", out.alias, "\n")
+   else
+      io.write("removed ", ref, "\n")
+      for _, path in ipairs(out.deleted) do io.write("  deleted ", path, "\n") end
+      for _, path in ipairs(out.kept) do io.write("  kept ", path, " (not ours)\n") end
+   end
+end
+return status

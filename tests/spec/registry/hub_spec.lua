@@ -1,0 +1,130 @@
+-- Specs for moonhub.hub (references, quant names, picking, the HF cache
+-- path) and moonhub.core.fetch (requests, HEAD, errors, full disks).
+-- Layer: tests (the HTTP parts use the fake Hub on loopback).
+local H = require "helpers.host"
+local data = require "helpers.data"
+local fake = require "helpers.fake_hf"
+local hub = require "moonhub.hub"
+local fetch = require "moonhub.core.fetch"
+
+describe("hub references and quants", function()
+   it("parses repo, repo:quant and repo/file", function()
+      assert.same({ "a/b" }, { hub.parse_ref("a/b") })
+      assert.same({ "a/b", "Q8_0" }, { hub.parse_ref("a/b:q8_0") })
+      assert.same({ "a/b", nil, "sub/x.gguf" }, { hub.parse_ref("a/b/sub/x.gguf") })
+      assert.is_nil((hub.parse_ref("nope")))
+      assert.is_nil((hub.parse_ref("a/b/../../etc/passwd")))
+   end)
+
+   it("finds quant names in file names", function()
+      assert.equal("Q4_K_M", hub.quant_of("SmolLM2-135M-Instruct-Q4_K_M.gguf"))
+      assert.equal("Q8_0", hub.quant_of("dir/model.q8_0.gguf"))
+      assert.equal("IQ4_XS", hub.quant_of("x-IQ4_XS.gguf"))
+      assert.equal("BF16", hub.quant_of("x-bf16.gguf"))
+      assert.is_nil(hub.quant_of("model.gguf"))
+      assert.is_nil(hub.quant_of("XQ4_0Y.gguf"))
+   end)
+
+   it("picks Q4_K_M, then Q4_K_S, Q5_K_M, Q8_0, then the smallest", function()
+      local function f(p, size) return { path = p, size = size } end
+      local files = { f("m-Q8_0.gguf", 8), f("m-Q4_K_S.gguf", 4), f("m-Q4_K_M.gguf", 5), f("README.md", 1) }
+      assert.equal("m-Q4_K_M.gguf", hub.pick(files).path)
+      table.remove(files, 3)
+      assert.equal("m-Q4_K_S.gguf", hub.pick(files).path)
+      assert.equal("m-Q8_0.gguf", hub.pick(files, "q8_0").path)
+      local odd = { f("m-Q2_K.gguf", 3), f("m-F16.gguf", 20), f("m-00001-of-00002.gguf", 1),
+         f("mmproj-m.gguf", 1) }
+      assert.equal("m-Q2_K.gguf", hub.pick(odd).path)
+      local none, msg = hub.pick(odd, "Q6_K")
+      assert.is_nil(none)
+      assert.equal("no Q6_K file in the repo (it has: F16, Q2_K)", msg)
+      assert.equal("no single-file GGUF in the repo", select(2, hub.pick({ f("config.json", 1) })))
+   end)
+
+   it("builds resolve URLs with escaped paths", function()
+      assert.equal(hub.endpoint() .. "/a/b/resolve/main/dir/my%20file.gguf",
+         hub.file_url("a/b", "main", "dir/my file.gguf"))
+   end)
+end)
+
+describe("fetch", function()
+   it("rejects misuse with the function's name", function()
+      assert.has_error(function() fetch.request{} end, "fetch.request: option 'url' (a string) is required")
+      assert.has_error(function() fetch.request{ url = "ftp://x/y" } end,
+         "fetch.request: fetch: only http:// and https:// URLs, got 'ftp://x/y'")
+      assert.has_error(function() fetch.request{ url = "http://x/", method = "PUT" } end,
+         "fetch.request: method must be \"GET\" or \"HEAD\", got \"PUT\"")
+      assert.has_error(function() fetch.request{ url = "http://x/", headers = { ["A\r\nB"] = "v" } } end)
+      assert.has_error(function() fetch.request{ url = "http://x/", resume_from = 5 } end)
+      assert.has_error(function() fetch.request{ url = "http://x/", timeout = -1 } end,
+         "fetch.request: option 'timeout' must be an integer >= 0")
+   end)
+
+   it("reports a refused connection as an environmental failure", function()
+      local res, msg, code = fetch.request{ url = "http://127.0.0.1:1/x", connect_timeout = 5 }
+      assert.is_nil(res)
+      assert.matches("Couldn't connect", msg)
+      assert.equal("EIO", code)
+   end)
+
+   it("hashes files", function()
+      local dir = H.tmpdir()
+      H.write(dir .. "/abc", "abc")
+      assert.equal("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", fetch.sha256_file(dir .. "/abc"))
+      assert.is_nil((fetch.sha256_file(dir .. "/none")))
+      H.rmdir(dir)
+   end)
+
+   describe("against the fake Hub", function()
+      local dir, srv, file
+      setup(function()
+         file = data.path("models/stories260K-Q8_0.gguf")
+         if not (file and fake.available()) then return end
+         dir = H.tmpdir()
+         srv = fake.start(dir, { repos = { ["mh/s"] = { files = { ["s-Q8_0.gguf"] = file,
+            ["config.json"] = data.root() .. "/models/hf/mh-smol-llama-17m/config.json" } } } })
+      end)
+      teardown(function()
+         if srv then srv.stop() end
+         H.rmdir(dir)
+      end)
+
+      it("follows the resolve redirect, reports progress and HEAD headers", function()
+         if not srv then return pending("no fake hub (python3 or test models missing)") end
+         local seen = {}
+         local res = assert(fetch.request{ url = srv.url .. "/mh/s/resolve/main/s-Q8_0.gguf",
+            path = dir .. "/s.gguf", progress = function(done, total) seen[#seen + 1] = { done, total } end })
+         assert.equal(200, res.status)
+         assert.equal(379168, res.written)
+         assert.matches("/cdn/mh/s/s%-Q8_0%.gguf$", res.url)
+         assert.same({ 379168, 379168 }, seen[#seen])
+         assert.equal(fetch.sha256_file(file), fetch.sha256_file(dir .. "/s.gguf"))
+         local head = assert(fetch.request{ url = srv.url .. "/mh/s/resolve/main/config.json", method = "HEAD" })
+         assert.equal(200, head.status)
+         assert.equal("0123456789abcdef0123456789abcdef01234567", head.headers["x-repo-commit"])
+         assert.equal("673", head.headers["content-length"])
+         assert.equal("", head.body)
+         -- a progress callback's error stops the transfer and comes through
+         assert.has_error(function()
+            fetch.request{ url = srv.url .. "/mh/s/resolve/main/s-Q8_0.gguf", path = dir .. "/t.gguf",
+               progress = function() error("stop here", 0) end }
+         end, "stop here")
+      end)
+
+      it("keeps 404 bodies out of the file and names full disks", function()
+         if not srv then return pending("no fake hub (python3 or test models missing)") end
+         local res = assert(fetch.request{ url = srv.url .. "/mh/s/resolve/main/none.gguf", path = dir .. "/n" })
+         assert.equal(404, res.status)
+         assert.matches("Entry not found", res.body)
+         assert.is_nil(io.open(dir .. "/n", "rb"))
+         -- a part file on a full device: the download stops, the part stays for a resume
+         local dest = dir .. "/full.gguf"
+         assert(fetch.symlink("/dev/full", dest .. ".part"))
+         local ok, msg, kind = hub.download(srv.url .. "/mh/s/resolve/main/s-Q8_0.gguf", dest, { size = 379168 })
+         assert.is_nil(ok)
+         assert.equal("disk", kind)
+         assert.matches("disk full while downloading to .*No space left on device.*partial file is kept", msg)
+         assert.truthy(fetch.stat(dest .. ".part"))
+      end)
+   end)
+end)

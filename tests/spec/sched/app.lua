@@ -1,0 +1,45 @@
+-- app.lua: the scheduler test server sched_spec.lua starts as a child
+-- (`moonhub run tests/spec/sched/app.lua MODEL PORTFILE`). Layer: tests.
+-- GET /gen?n=N&p=a,b,c streams one "data: <id>" line per token from a
+-- handler coroutine awaiting r:next(), then "data: done <reason> <n>".
+local mh = require "moonhub"
+local http = mh.http
+
+local model_path, portfile = arg[1], arg[2]
+local model = assert(mh.load(model_path))
+local s = assert(mh.sched.new(model, { parallel = 2, ctx = 256, prefill_chunk = 8 }))
+local srv = assert(http.server{ port = 0 })
+
+local function gen(req)
+   local ids = {}
+   for id in (req.args.p or "1"):gmatch("%d+") do ids[#ids + 1] = tonumber(id) end
+   local r, err = s:submit{ tokens = ids, max_tokens = tonumber(req.args.n) or 8,
+      temperature = 0, eog = false }
+   if not r then return 400, nil, err end
+   req:start(200, { ["Content-Type"] = "text/event-stream" })
+   while true do
+      local ev = r:next()
+      if ev.done then
+         req:write(string.format("data: done %s %d\n\n", ev.reason, ev.usage.completion_tokens))
+         break
+      end
+      if not req:write("data: " .. ev.token .. "\n\n") then r:cancel() end
+   end
+   req:finish()
+end
+
+srv:handle(function(req)
+   if req.path == "/gen" then return gen(req) end
+   if req.path == "/stats" then
+      local st = s:stats()
+      return 200, nil, string.format("done=%d running=%d", st.requests_done, st.running)
+   end
+   return 404, nil, "no route"
+end)
+
+local f = assert(io.open(portfile .. ".tmp", "w"))
+f:write(srv.port, "\n")
+f:close()
+os.rename(portfile .. ".tmp", portfile)
+http.run()
+s:close()
