@@ -17,6 +17,8 @@
 #define SET_MAX 512          /* most live stacks (ambiguity bound) */
 #define EXPAND_MAX 256       /* rule expansions without input: left recursion */
 #define CHUNK (64 * 1024)
+/* GE_STRN's node sub holds (characters done << 4) | str_step state. */
+#define CHAR_STATE(sub) ((sub) & 15)
 
 /* ===== arena ===== */
 
@@ -73,6 +75,7 @@ struct mh_grammar {
     /* vocabulary */
     int32_t n_tok;
     uint8_t *flag;           /* (n_tok) TOK_* */
+    uint16_t *nchar;         /* (n_tok) characters of a plain token */
     uint32_t *off;           /* (n_tok + 1) into bytes */
     unsigned char *bytes;
     int32_t *tok_next;       /* (n_tok) next token with the same bytes */
@@ -164,9 +167,9 @@ static void expand(mh_grammar *g, gnode *n, gset *out, int depth)
     case GE_SET: case GE_STRCHAR:
         add(g, out, n);
         return;
-    case GE_STRLOOP:
+    case GE_STRLOOP: case GE_STRN:
         add(g, out, n);
-        if (n->sub == 0) expand(g, cont(g, n->pos + 1, n->parent), out, depth + 1);
+        if (CHAR_STATE(n->sub) == 0) expand(g, cont(g, n->pos + 1, n->parent), out, depth + 1);
         return;
     case GE_WS:
         add(g, out, n);
@@ -223,6 +226,11 @@ static void step(mh_grammar *g, const gset *s, unsigned char b, gset *out)
             if (set_has(g, e.arg, b)) expand(g, cont(g, n->pos + 1, n->parent), out, 0);
         } else if (e.kind == GE_WS) {
             if (is_ws(b) && n->sub < e.arg) expand(g, node(g, n->pos, n->sub + 1, n->parent), out, 0);
+        } else if (e.kind == GE_STRN) {
+            int done = n->sub >> 4, cs = CHAR_STATE(n->sub);
+            int ns = cs == 0 && done >= e.arg ? -1 : str_step(cs, b);
+            if (ns > 0) add(g, out, node(g, n->pos, (done << 4) | ns, n->parent));
+            else if (ns == 0) expand(g, node(g, n->pos, (done + 1) << 4, n->parent), out, 0);
         } else {
             int ns = str_step(n->sub, b);
             if (ns > 0) add(g, out, node(g, n->pos, ns, n->parent));
@@ -356,16 +364,25 @@ int64_t mh_grammar_mask(mh_grammar *g, float *logits, int64_t n_vocab, mh_err *e
     arena_reset(&g->scratch);
     g->alloc = &g->scratch;
     g->bad = 0;
-    /* Stacks inside an unbounded string at a character boundary take every
-     * "plain" token whole: those are set at once, and only the other stacks
-     * walk the (large) plain trie. */
+    /* Stacks inside a string at a character boundary take every "plain"
+     * token whole (all of them when unbounded, those short enough under
+     * maxLength): those are set at once, and only the other stacks walk
+     * the (large) plain trie. */
     gset other = { g->lvl, 0, false };
+    int room = -1;           /* most characters a string stack can still take */
     for (int i = 0; i < g->state.n; i++) {
         gnode *n = g->state.v[i];
-        if (!(g->r.el[n->pos].kind == GE_STRLOOP && n->sub == 0)) other.v[other.n++] = n;
+        gr_el e = g->r.el[n->pos];
+        if (e.kind == GE_STRLOOP && n->sub == 0) room = INT32_MAX;
+        else if (e.kind == GE_STRN && CHAR_STATE(n->sub) == 0) {
+            if (e.arg - (n->sub >> 4) > room) room = e.arg - (n->sub >> 4);
+        } else other.v[other.n++] = n;
     }
-    if (other.n < g->state.n) memcpy(g->allowed, g->plain_bits, sizeof *g->allowed * (size_t)g->words);
+    if (room == INT32_MAX) memcpy(g->allowed, g->plain_bits, sizeof *g->allowed * (size_t)g->words);
     else memset(g->allowed, 0, sizeof *g->allowed * (size_t)g->words);
+    if (room > 0 && room < INT32_MAX)
+        for (int32_t i = 0; i < g->n_tok; i++)
+            if ((g->flag[i] & TOK_PLAIN) && g->nchar[i] <= room) g->allowed[i >> 6] |= 1ull << (i & 63);
     walk(g, g->root_other, &g->state, 0);
     walk(g, g->root_plain, &other, 0);
     arena_reset(&g->scratch);
@@ -437,9 +454,10 @@ static int load_vocab(mh_grammar *g, const mh_tokenizer *tok, mh_err *err)
     g->flag = calloc((size_t)n + 1, 1);
     g->off = calloc((size_t)n + 1, sizeof *g->off);
     g->tok_next = malloc(sizeof *g->tok_next * ((size_t)n + 1));
+    g->nchar = calloc((size_t)n + 1, sizeof *g->nchar);
     g->plain_bits = calloc((size_t)g->words + 1, sizeof *g->plain_bits);
     g->allowed = calloc((size_t)g->words + 1, sizeof *g->allowed);
-    if (!g->flag || !g->off || !g->tok_next || !g->plain_bits || !g->allowed) goto oom;
+    if (!g->flag || !g->off || !g->tok_next || !g->nchar || !g->plain_bits || !g->allowed) goto oom;
     mh_tok_buf all = {0};
     for (int32_t id = 0; id < n; id++) {
         g->off[id] = (uint32_t)all.n;
@@ -465,6 +483,8 @@ static int load_vocab(mh_grammar *g, const mh_tokenizer *tok, mh_err *err)
         bool plain = is_plain(g->bytes + g->off[id], g->off[id + 1] - g->off[id]);
         if (plain) {
             g->flag[id] |= TOK_PLAIN;
+            for (uint32_t i = g->off[id]; i < g->off[id + 1]; i++)
+                g->nchar[id] += (g->bytes[i] & 0xC0) != 0x80;
             g->plain_bits[id >> 6] |= 1ull << (id & 63);
         }
         if (trie_insert(g, plain ? g->root_plain : g->root_other, id)) goto oom;
@@ -538,6 +558,7 @@ void mh_grammar_free(mh_grammar *g)
     free(g->alt);
     free(g->alt_first);
     free(g->flag);
+    free(g->nchar);
     free(g->off);
     free(g->bytes);
     free(g->tok_next);

@@ -19,6 +19,7 @@ enum {
     GE_STRCHAR,    /* one JSON string character: UTF-8 sequence or escape */
     GE_STRLOOP,    /* zero or more JSON string characters */
     GE_WS,         /* arg: 0..arg whitespace bytes (space, \t, \n, \r) */
+    GE_STRN,       /* arg: 0..arg JSON string characters */
 };
 
 typedef struct gr_el { int32_t kind, arg; } gr_el;

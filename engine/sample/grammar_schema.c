@@ -452,7 +452,7 @@ static int32_t string_schema(cc *c, const cJSON *s)
     gr_body_byte(&b, '"');
     for (int i = 0; i < min; i++) gr_body_add(&b, GE_STRCHAR, 0);
     if (max < 0) gr_body_add(&b, GE_STRLOOP, 0);
-    else ref(&b, rep_opt(c, GE_STRCHAR, 0, max - min));
+    else if (max > min) gr_body_add(&b, GE_STRN, max - min);
     gr_body_byte(&b, '"');
     return gr_rule_from(c->r, &b);
 }
