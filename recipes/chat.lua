@@ -5,7 +5,7 @@
 local argparse = require "argparse"
 local mh = require "moonhub"
 local chat = require "moonhub.chat"
-local host = require "moonhub.core.host"
+local host = require "moonhub.host"
 
 local p = argparse("moonhub chat", "Chat with a model; one line is one message, /help lists the commands.")
 p:argument("model", "a GGUF file or a Hugging Face model folder")

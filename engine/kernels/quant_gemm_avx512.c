@@ -347,3 +347,63 @@ void mh_k_vec_dot_q5_0_avx512vnni(int64_t n, const void *w, const void *x, float
 {
     tile32(K_Q5_0, true, 1, 1, n, w, 0, x, 0, out, 1, 1);
 }
+
+/* ===== activation quantizers (the gemm's x, quantized once per prompt) =====
+ * Bit-identical to mh_k_quant_q8_0_ref / mh_k_quant_q8_K_ref: the same
+ * scalar scale arithmetic, products rounded once, roundf (ties away from
+ * zero) rebuilt from a truncation, lrintf as the default-mode conversion. */
+
+/* roundf of 16 lanes: trunc(v), plus one away from zero when |v - t| >= 0.5 */
+INLINE __m512i round_away(__m512 v)
+{
+    const __m512 t = _mm512_roundscale_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    const __m512 frac = _mm512_abs_ps(_mm512_sub_ps(v, t));
+    const __mmask16 up = _mm512_cmp_ps_mask(frac, _mm512_set1_ps(0.5f), _CMP_GE_OQ);
+    const __m512 one = _mm512_or_ps(_mm512_set1_ps(1.0f), _mm512_and_ps(v, _mm512_set1_ps(-0.0f)));
+    return _mm512_cvttps_epi32(_mm512_mask_add_ps(t, up, t, one));
+}
+
+void mh_k_quant_q8_0_avx512(const float *src, void *dst, int64_t n)
+{
+    mh_block_q8_0 *b = dst;
+    for (int64_t i = 0; i < n / MH_QK; i++, src += MH_QK) {
+        const __m512 v0 = _mm512_loadu_ps(src), v1 = _mm512_loadu_ps(src + 16);
+        const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
+        const float d = amax / 127.0f, id = d ? 1.0f / d : 0.0f;
+        b[i].d = _cvtss_sh(d, _MM_FROUND_TO_NEAREST_INT);
+        const __m512 vid = _mm512_set1_ps(id);
+        _mm_storeu_si128((__m128i *)b[i].qs, _mm512_cvtepi32_epi8(round_away(_mm512_mul_ps(v0, vid))));
+        _mm_storeu_si128((__m128i *)(b[i].qs + 16), _mm512_cvtepi32_epi8(round_away(_mm512_mul_ps(v1, vid))));
+    }
+}
+
+void mh_k_quant_q8_K_avx512(const float *src, void *dst, int64_t n)
+{
+    mh_block_q8_K *b = dst;
+    for (int64_t i = 0; i < n / MH_QK_K; i++, src += MH_QK_K) {
+        __m512 am = _mm512_setzero_ps();
+        for (int k = 0; k < MH_QK_K; k += 16) am = _mm512_max_ps(am, _mm512_abs_ps(_mm512_loadu_ps(src + k)));
+        const float amax = _mm512_reduce_max_ps(am);
+        if (amax == 0.0f) {
+            memset(&b[i], 0, sizeof b[i]);
+            continue;
+        }
+        float max = 0.0f;   /* the first element of largest magnitude, with its sign */
+        const __m512 va = _mm512_set1_ps(amax);
+        for (int k = 0; k < MH_QK_K; k += 16) {
+            const __m512 v = _mm512_loadu_ps(src + k);
+            const __mmask16 hit = _mm512_cmp_ps_mask(_mm512_abs_ps(v), va, _CMP_EQ_OQ);
+            if (hit) { max = src[k + __builtin_ctz(hit)]; break; }
+        }
+        const float iscale = -127.0f / max;
+        const __m512 vs = _mm512_set1_ps(iscale);
+        for (int k = 0; k < MH_QK_K; k += 16) {
+            __m512i q = _mm512_cvtps_epi32(_mm512_mul_ps(vs, _mm512_loadu_ps(src + k)));
+            q = _mm512_max_epi32(_mm512_min_epi32(q, _mm512_set1_epi32(127)), _mm512_set1_epi32(-128));
+            const __m128i q8 = _mm512_cvtepi32_epi8(q);
+            _mm_storeu_si128((__m128i *)(b[i].qs + k), q8);
+            b[i].bsums[k / 16] = (int16_t)_mm512_reduce_add_epi32(q);
+        }
+        b[i].d = 1.0f / iscale;
+    }
+}

@@ -63,6 +63,9 @@ void mh_k_quant_q4_K_ref(const float *src, void *dst, int64_t n);
 void mh_k_quant_q5_K_ref(const float *src, void *dst, int64_t n);
 void mh_k_quant_q6_K_ref(const float *src, void *dst, int64_t n);
 void mh_k_quant_q8_K_ref(const float *src, void *dst, int64_t n);
+/* bit-identical SIMD twins of the activation quantizers (quant_gemm_avx512.c) */
+void mh_k_quant_q8_0_avx512(const float *src, void *dst, int64_t n);
+void mh_k_quant_q8_K_avx512(const float *src, void *dst, int64_t n);
 
 /* ===== vec dot (quant_dot*.c): *out = w (n) . x (n) ===== */
 #define MH_K_DOT(name) void name(int64_t n, const void *w, const void *x, float *out)

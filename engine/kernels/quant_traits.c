@@ -24,6 +24,9 @@
 #define ROW_BF16(dot) [MH_DTYPE_BF16] = {mh_k_dequant_bf16_ref, mh_k_quant_bf16_ref, dot, DOT_F, NULL}
 /* the types with a tiled gemm (quant_gemm*.c) for prompt processing */
 #define ROW_Q8_0(dot, gemm) [MH_DTYPE_Q8_0] = {mh_k_dequant_q8_0_ref, mh_k_quant_q8_0_ref, dot, DOT_Q8, gemm}
+/* AVX-512: the activation types get SIMD quantizers, bit-identical to ref */
+#define ROW_Q8_0_512(dot, gemm) [MH_DTYPE_Q8_0] = {mh_k_dequant_q8_0_ref, mh_k_quant_q8_0_avx512, dot, DOT_Q8, gemm}
+#define ROW_Q8_K_512 [MH_DTYPE_Q8_K] = {mh_k_dequant_q8_K_ref, mh_k_quant_q8_K_avx512, NULL, DOT_QK, NULL}
 #define ROW_Q4_0(dot, gemm) [MH_DTYPE_Q4_0] = {mh_k_dequant_q4_0_ref, mh_k_quant_q4_0_ref, dot, DOT_Q8, gemm}
 #define ROW_Q5_0(dot, gemm) [MH_DTYPE_Q5_0] = {mh_k_dequant_q5_0_ref, mh_k_quant_q5_0_ref, dot, DOT_Q8, gemm}
 #define ROW_Q4_K(dot, gemm) [MH_DTYPE_Q4_K] = {mh_k_dequant_q4_K_ref, mh_k_quant_q4_K_ref, dot, DOT_QK, gemm}
@@ -34,8 +37,8 @@
     [MH_DTYPE_Q4_1] = {mh_k_dequant_q4_1_ref, mh_k_quant_q4_1_ref, mh_k_vec_dot_q4_1_ref, DOT_Q8, NULL}, \
     [MH_DTYPE_Q5_1] = {mh_k_dequant_q5_1_ref, mh_k_quant_q5_1_ref, mh_k_vec_dot_q5_1_ref, DOT_Q8, NULL}, \
     [MH_DTYPE_Q2_K] = {mh_k_dequant_q2_K_ref, NULL, mh_k_vec_dot_q2_K_ref, DOT_QK, NULL}, \
-    [MH_DTYPE_Q3_K] = {mh_k_dequant_q3_K_ref, NULL, mh_k_vec_dot_q3_K_ref, DOT_QK, NULL}, \
-    [MH_DTYPE_Q8_K] = {mh_k_dequant_q8_K_ref, mh_k_quant_q8_K_ref, NULL, DOT_QK, NULL}
+    [MH_DTYPE_Q3_K] = {mh_k_dequant_q3_K_ref, NULL, mh_k_vec_dot_q3_K_ref, DOT_QK, NULL}
+#define ROW_Q8_K [MH_DTYPE_Q8_K] = {mh_k_dequant_q8_K_ref, mh_k_quant_q8_K_ref, NULL, DOT_QK, NULL}
 
 /* Exact either way (F16C rounds to nearest even, as the scalar code does);
  * the kernels table in force is at least AVX2 wherever these are used. */
@@ -55,7 +58,7 @@ static const mh_quant_traits g_ref[MH_DTYPE_COUNT] = {
     ROW_Q5_0(mh_k_vec_dot_q5_0_ref, mh_k_gemm_q5_0_ref),
     ROW_Q4_K(mh_k_vec_dot_q4_K_ref, mh_k_gemm_q4_K_ref), ROW_Q5_K(mh_k_vec_dot_q5_K_ref),
     ROW_Q6_K(mh_k_vec_dot_q6_K_ref, mh_k_gemm_q6_K_ref),
-    ROWS_SCALAR,
+    ROWS_SCALAR, ROW_Q8_K,
 };
 
 static const mh_quant_traits g_avx2[MH_DTYPE_COUNT] = {
@@ -64,29 +67,29 @@ static const mh_quant_traits g_avx2[MH_DTYPE_COUNT] = {
     ROW_Q5_0(mh_k_vec_dot_q5_0_avx2, mh_k_gemm_q5_0_avx2),
     ROW_Q4_K(mh_k_vec_dot_q4_K_avx2, mh_k_gemm_q4_K_avx2), ROW_Q5_K(mh_k_vec_dot_q5_K_avx2),
     ROW_Q6_K(mh_k_vec_dot_q6_K_avx2, mh_k_gemm_q6_K_avx2),
-    ROWS_SCALAR,
+    ROWS_SCALAR, ROW_Q8_K,
 };
 
 static const mh_quant_traits g_avx512[MH_DTYPE_COUNT] = {
     ROW_F32(mh_k_vec_dot_f32_avx512), ROW_F16_SIMD(mh_k_vec_dot_f16_avx512),
     ROW_BF16(mh_k_vec_dot_bf16_avx512),
-    ROW_Q8_0(mh_k_vec_dot_q8_0_avx512, mh_k_gemm_q8_0_avx512),
+    ROW_Q8_0_512(mh_k_vec_dot_q8_0_avx512, mh_k_gemm_q8_0_avx512),
     ROW_Q4_0(mh_k_vec_dot_q4_0_avx512, mh_k_gemm_q4_0_avx512),
     ROW_Q5_0(mh_k_vec_dot_q5_0_avx512, mh_k_gemm_q5_0_avx512),
     ROW_Q4_K(mh_k_vec_dot_q4_K_avx512, mh_k_gemm_q4_K_avx512), ROW_Q5_K(mh_k_vec_dot_q5_K_avx2),
     ROW_Q6_K(mh_k_vec_dot_q6_K_avx512, mh_k_gemm_q6_K_avx512),
-    ROWS_SCALAR,
+    ROWS_SCALAR, ROW_Q8_K_512,
 };
 
 static const mh_quant_traits g_avx512vnni[MH_DTYPE_COUNT] = {
     ROW_F32(mh_k_vec_dot_f32_avx512), ROW_F16_SIMD(mh_k_vec_dot_f16_avx512),
     ROW_BF16(mh_k_vec_dot_bf16_avx512),
-    ROW_Q8_0(mh_k_vec_dot_q8_0_avx512vnni, mh_k_gemm_q8_0_avx512vnni),
+    ROW_Q8_0_512(mh_k_vec_dot_q8_0_avx512vnni, mh_k_gemm_q8_0_avx512vnni),
     ROW_Q4_0(mh_k_vec_dot_q4_0_avx512vnni, mh_k_gemm_q4_0_avx512vnni),
     ROW_Q5_0(mh_k_vec_dot_q5_0_avx512vnni, mh_k_gemm_q5_0_avx512vnni),
     ROW_Q4_K(mh_k_vec_dot_q4_K_avx512vnni, mh_k_gemm_q4_K_avx512vnni), ROW_Q5_K(mh_k_vec_dot_q5_K_avx2),
     ROW_Q6_K(mh_k_vec_dot_q6_K_avx512vnni, mh_k_gemm_q6_K_avx512vnni),
-    ROWS_SCALAR,
+    ROWS_SCALAR, ROW_Q8_K_512,
 };
 
 static const mh_quant_traits g_none = {NULL, NULL, NULL, MH_DTYPE_F32, NULL};
