@@ -1,8 +1,9 @@
 /* linear.c: y = x @ W^T for any weight dtype — the matmul of inference.
  * Layer: engine/model. One token: a matvec through the quant trait table.
  * Several tokens: f32 weights go to OpenBLAS sgemm; other types quantize
- * the activations once and walk weight rows in parallel, each row reused
- * for every token while it sits in cache (weights are read once). */
+ * the activations once (in parallel) and run the type's tiled gemm over
+ * groups of rows in parallel, token block by token block; types without a
+ * gemm walk weight rows, each reused for every token while in cache. */
 #include <stdlib.h>
 #include <string.h>
 #include <cblas.h>
@@ -50,6 +51,20 @@ static void linear_rows(void *ctx, int64_t r0, int64_t r1)
         for (int64_t t = 0; t < j->T; t++)
             j->tr->vec_dot(n, wr, j->xq + (size_t)t * j->xq_row, &j->y[t * rows + r]);
     }
+}
+
+typedef struct quant_job {
+    mh_from_float_fn q;
+    const float *x;          /* (T, n) */
+    int64_t n;
+    uint8_t *xq;             /* (T, xq_row) */
+    size_t xq_row;
+} quant_job;
+
+static void quant_rows(void *ctx, int64_t t0, int64_t t1)
+{
+    const quant_job *j = ctx;
+    for (int64_t t = t0; t < t1; t++) j->q(j->x + t * j->n, j->xq + (size_t)t * j->xq_row, j->n);
 }
 
 void mh_round_to(mh_dtype t, float *x, int64_t n)
@@ -111,8 +126,10 @@ static int linear_rows_any(const mh_weight *w, const float *x, int64_t T, float 
     if (vt != MH_DTYPE_F32) {
         xq = malloc(xq_row * (size_t)T);
         if (!xq) return mh_err_set(err, MH_ENOMEM, "linear: out of memory");
-        for (int64_t t = 0; t < T; t++)
-            mh_quantize_row(vt, x + t * n, xq + (size_t)t * xq_row, n);
+        /* the level's quantizer (bit-identical to the reference one), split
+         * over the pool: done serially it costs as much as the gemm itself */
+        quant_job qj = { mh_quant_traits_get(vt)->from_float, x, n, xq, xq_row };
+        mh_parallel_for(T, 8, quant_rows, &qj);
         xin = xq;
     }
     linear_job j = { w, tr, xin, xq_row, mh_dtype_row_size(w->dtype, n), T, y };

@@ -174,6 +174,33 @@ static void test_gemm_table(void)
     CHECK(y[0] == 5 && y[3] == 5);
 }
 
+/* the activation quantizers of every level equal the _ref ones byte for
+ * byte, ties of roundf (away from zero) and lrintf (to even) included */
+static void test_quantize_x(void)
+{
+    static const mh_dtype vts[] = {MH_DTYPE_Q8_0, MH_DTYPE_Q8_K};
+    enum { N = 1024 };
+    float x[N];
+    uint8_t a[N * 2], b[N * 2];   /* more than a row of either type */
+    level lv[4];
+    int nlv = levels(lv);
+    for (int rep = 0; rep < 4; rep++) {
+        for (int i = 0; i < N; i++) x[i] = rep == 3 ? 0.0f : rnd_normal() * (rep + 1);
+        if (rep == 1)   /* extremes of +-127 make the scale 1: k + 0.5 are exact ties */
+            for (int i = 0; i < N; i++) x[i] = i % 32 == 5 ? (i % 64 ? 127.0f : -127.0f) : (float)(i % 9) - 4.5f;
+        if (rep == 2) x[7] = -x[7], x[300] = 1e-30f;
+        for (int v = 0; v < COUNT(vts); v++)
+            for (int l = 0; l < nlv; l++) {
+                size_t bytes = mh_dtype_row_size(vts[v], N);
+                memset(a, 0xAA, sizeof a);
+                memset(b, 0x55, sizeof b);
+                lv_ref(vts[v])->from_float(x, a, N);
+                lv[l].get(vts[v])->from_float(x, b, N);
+                CHECK_MSG(!memcmp(a, b, bytes), "%s %s rep %d", lv[l].name, mh_dtype_info(vts[v])->name, rep);
+            }
+    }
+}
+
 /* mh_linear over T tokens (the gemm) equals T one-token calls (the matvec)
  * bit for bit, edge sizes included */
 static void test_linear_tokens(void)
@@ -207,6 +234,7 @@ int main(void)
     TEST_RUN(test_gemm_table);
     TEST_RUN(test_gemm_vs_vec_dot);
     TEST_RUN(test_gemm_large);
+    TEST_RUN(test_quantize_x);
     TEST_RUN(test_linear_tokens);
     return TEST_REPORT();
 }
