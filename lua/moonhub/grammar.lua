@@ -121,6 +121,28 @@ function M.json_object(tok)
    return wrap(core.json_object(handle(tok, "grammar.json_object")), "json_object")
 end
 
+-- tool_call(tokenizer|model, tools[, name]) -> grammar | nil, msg: forces
+-- one call {"name": ..., "arguments": {...}} to one of the OpenAI-style
+-- tools (or to the named one), its arguments following that tool's
+-- parameters schema. For tool_choice "required" and named tool choices.
+function M.tool_call(tok, tools, name)
+   local alts = {}
+   for _, t in ipairs(tools or {}) do
+      local f = t["function"] or t
+      if not name or f.name == name then
+         local params = type(f.parameters) == "table" and next(f.parameters) ~= nil and f.parameters
+            or { type = "object" }
+         alts[#alts + 1] = setmetatable({ type = "object",
+            properties = setmetatable({ name = { const = f.name }, arguments = params },
+               { __jsonorder = { "name", "arguments" } }),
+            required = { "name", "arguments" }, additionalProperties = false }, { __jsonorder = {
+               "type", "properties", "required", "additionalProperties" } })
+      end
+   end
+   if #alts == 0 then return nil, "no tool matches the tool choice" end
+   return M.json_schema(tok, #alts == 1 and alts[1] or { anyOf = alts })
+end
+
 local function check(self, fname)
    if getmetatable(self) ~= G then error("grammar:" .. fname .. ": call it with ':' on a grammar", 3) end
    return self._g

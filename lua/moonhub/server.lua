@@ -455,7 +455,7 @@ end
 function App:parse_tools(text, tool_choice)
    local toolcall = require "moonhub.toolcall"
    if tool_choice ~= "auto" then   -- forced calls were generated as bare {"name", "arguments"} JSON
-      return toolcall.parse(text, "json")
+      return toolcall.parse_llama3(text)
    end
    return toolcall.parse(text, self.model.tool_format)
 end
