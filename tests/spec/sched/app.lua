@@ -1,14 +1,16 @@
 -- app.lua: the scheduler test server sched_spec.lua starts as a child
 -- (`moonhub run tests/spec/sched/app.lua MODEL PORTFILE`). Layer: tests.
 -- GET /gen?n=N&p=a,b,c streams one "data: <id>" line per token from a
--- handler coroutine awaiting r:next(), then "data: done <reason> <n>".
+-- handler coroutine awaiting r:next(), then "data: done <reason> <n>";
+-- slow=1 sleeps 20 ms per token (a client that leaves cancels it).
 local mh = require "moonhub"
 local http = mh.http
 
 local model_path, portfile = arg[1], arg[2]
 local model = assert(mh.load(model_path))
-local s = assert(mh.sched.new(model, { parallel = 2, ctx = 256, prefill_chunk = 8 }))
+local s = assert(mh.sched.new(model, { parallel = 2, ctx = 4096, prefill_chunk = 8 }))
 local srv = assert(http.server{ port = 0 })
+local reasons = {}
 
 local function gen(req)
    local ids = {}
@@ -17,13 +19,19 @@ local function gen(req)
       temperature = 0, eog = false }
    if not r then return 400, nil, err end
    req:start(200, { ["Content-Type"] = "text/event-stream" })
+   local gone = false
    while true do
       local ev = r:next()
       if ev.done then
+         reasons[ev.reason] = (reasons[ev.reason] or 0) + 1
          req:write(string.format("data: done %s %d\n\n", ev.reason, ev.usage.completion_tokens))
          break
       end
-      if not req:write("data: " .. ev.token .. "\n\n") then r:cancel() end
+      if not gone and not req:write("data: " .. ev.token .. "\n\n") then
+         gone = true                     -- drain what is queued, fast
+         r:cancel()
+      end
+      if req.args.slow and not gone then http.sleep(0.02) end
    end
    req:finish()
 end
@@ -32,7 +40,8 @@ srv:handle(function(req)
    if req.path == "/gen" then return gen(req) end
    if req.path == "/stats" then
       local st = s:stats()
-      return 200, nil, string.format("done=%d running=%d", st.requests_done, st.running)
+      return 200, nil, string.format("done=%d running=%d cancel=%d", st.requests_done, st.running,
+         reasons.cancel or 0)
    end
    return 404, nil, "no route"
 end)

@@ -209,9 +209,17 @@ describe("moonhub.sched in a server #integration", function()
       -- the model stops at EOS, the server (eog = false) does not
       assert.same(want1, { table.unpack(a, 1, #want1) })
       assert.same(want2, { table.unpack(b, 1, #want2) })
-      local p = io.popen("curl -s -m 5 " .. H.q(base .. "/stats"))
-      local stats = p:read("a")
-      p:close()
-      assert.equal("done=2 running=0", stats)
+      local function stats()
+         local p = io.popen("curl -s -m 5 " .. H.q(base .. "/stats"))
+         local text = p:read("a")
+         p:close()
+         return text
+      end
+      assert.equal("done=2 running=0 cancel=0", stats())
+      -- a client that goes away: the handler's write fails and it cancels
+      sh(string.format("curl -s -m 0.3 %s >/dev/null", H.q(base .. "/gen?slow=1&n=4000&p=1")))
+      local t1 = now()
+      while stats() ~= "done=3 running=0 cancel=1" and now() - t1 < 5 do mh.http.sleep(0.05) end
+      assert.equal("done=3 running=0 cancel=1", stats())
    end)
 end)

@@ -65,6 +65,50 @@ describe("toolcall #unit", function()
       assert.are.equal("  just text\n", content)
    end)
 
+   -- Text cut off mid-call (max_tokens, a stop string) or not JSON at all:
+   -- no call, and the reply comes back unchanged as content, never an error.
+   local NOT_CALLS = {
+      hermes = {
+         partial = { 'Hi <tool_call>\n{"name": "get_weather", "argum', '<tool_call>\n{"name": "f", "arguments": {"x": 1}',
+                     "<tool_call>", '<tool_call>{"name": "f", "arguments": {"x": "unterminated' },
+         malformed = { "<tool_call>{not json}</tool_call>", '<tool_call>{"arguments": {}}</tool_call>',
+                       "<tool_call>[1, 2]</tool_call>", '<tool_call>{"name": 5}</tool_call>' },
+      },
+      llama3 = {
+         partial = { '{"name": "get_weather", "parameters": {"city": "Par', '<|python_tag|>{"name": "f", "param',
+                     '<|python_tag|>brave_search.call(query="x"', '{"name": "a", "parameters": {}}; {"name": "b"' },
+         malformed = { '{"name": "f", "parameters": {}} trailing words', '{"parameters": {}}', "[1, 2]",
+                       "{name: f}" },
+      },
+      mistral = {
+         partial = { '[TOOL_CALLS][{"name": "get_weather", "arguments": {"ci', "[TOOL_CALLS]",
+                     '[TOOL_CALLS][{"name": "a", "arguments": {}}, {"name"' },
+         malformed = { "[TOOL_CALLS] not json", '[TOOL_CALLS][{"name": "a", "arguments": {}}, {"argu": 1}]',
+                       '[TOOL_CALLS]["x"]', "[TOOL_CALLS][]" },
+      },
+   }
+   for _, format in ipairs({ "hermes", "llama3", "mistral" }) do
+      for _, kind in ipairs({ "partial", "malformed" }) do
+         it(format .. ": " .. kind .. " calls come back as the raw text", function()
+            for _, text in ipairs(NOT_CALLS[format][kind]) do
+               for _, f in ipairs({ format, false }) do     -- the format named, and guessed
+                  local ok, calls, content = pcall(toolcall.parse, text, f or nil)
+                  assert.is_true(ok, calls)
+                  assert.are.same({}, calls, text)
+                  assert.are.equal(text, content)
+               end
+            end
+         end)
+      end
+   end
+
+   it("keeps the calls before a cut-off Hermes block and the rest as content", function()
+      local calls, content = toolcall.parse('<tool_call>{"name": "f", "arguments": {"x": 1}}</tool_call> and '
+         .. '<tool_call>{"name": "g", "argu', "hermes")
+      assert.are.same({ { name = "f", arguments = '{"x":1}' } }, calls)
+      assert.are.equal('and <tool_call>{"name": "g", "argu', content)
+   end)
+
    it("checks its arguments", function()
       assert.has_error(function() toolcall.parse(nil) end, "toolcall.parse: text must be a string, got nil")
       assert.has_error(function() toolcall.parse("x", "xml") end, "toolcall.parse: unknown format 'xml'")
