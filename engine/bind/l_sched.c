@@ -7,7 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include "bind.h"
+#include "mh/grammar.h"
 #include "mh/sched.h"
+#include "mh/tensor.h"
 
 #define SCHED_MT "moonhub.sched"
 #define MODEL_MT "moonhub.model"          /* l_model.c's box: mh_model ** */
@@ -189,6 +191,46 @@ static void read_logprobs(lua_State *L, int t, mh_sched_request *r)
     if (r->n_top > 0) r->logprobs = true;
 }
 
+/* grammar = a grammar from mh.grammar (or its core userdata): the scheduler
+ * takes it over as the request's constraint, so it cannot be reused. */
+static void take_grammar(lua_State *L, int t, mh_sched_request *r, mh_chan *ch)
+{
+    if (lua_getfield(L, t, "grammar") == LUA_TNIL) { lua_pop(L, 1); return; }
+    if (lua_istable(L, -1)) lua_getfield(L, -1, "_g");
+    else lua_pushvalue(L, -1);
+    mh_grammar **gb = luaL_testudata(L, -1, "moonhub.grammar");
+    if (!gb || !*gb) {
+        mh_chan_release(ch);
+        luaL_error(L, "sched:submit: grammar must be an unused grammar from mh.grammar");
+    }
+    mh_grammar_as_constraint(*gb, &r->constraint);
+    *gb = NULL;                            /* owned by the request from here */
+    lua_pop(L, 2);
+}
+
+/* s:embed(ids) -> f32 tensor (n_embd), computed between two scheduler steps */
+static int s_embed(lua_State *L)
+{
+    sched_box *b = check_sched(L, "sched:embed");
+    int64_t n;
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lua_createtable(L, 0, 1);              /* read_ids reads a field: {tokens = ids} */
+    lua_pushvalue(L, 2);
+    lua_setfield(L, -2, "tokens");
+    const int32_t *ids = read_ids(L, lua_gettop(L), "tokens", b->n_vocab, &n, 1);
+    if (n < 1) return luaL_error(L, "sched:embed: no token ids");
+    int64_t shape[1] = { mh_model_hparams(b->m)->n_embd };
+    mh_err err = { 0 };
+    mh_tensor *t = mh_tensor_new(MH_DTYPE_F32, 1, shape, &err);
+    if (!t) return mh_lua_raise(L, "sched:embed", &err);
+    if (mh_sched_embed(b->s, ids, n, mh_tensor_data(t), &err)) {
+        mh_tensor_release(t);
+        return mh_lua_raise(L, "sched:embed", &err);
+    }
+    mh_lua_push_tensor(L, t, "sched:embed", &err);
+    return 1;
+}
+
 /* s:submit{tokens=, max_tokens=, sampler fields..., logit_bias=, logprobs=,
  * eog_ids=} -> id, channel | nil, msg */
 static int s_submit(lua_State *L)
@@ -209,8 +251,10 @@ static int s_submit(lua_State *L)
     mh_err err = { 0 };
     mh_chan *ch = mh_chan_new(mh_lua_loop(L), &err);
     if (!ch) return mh_lua_raise(L, "sched:submit", &err);
+    take_grammar(L, 2, &r, ch);
     int64_t id = mh_sched_submit(b->s, &r, ch, &err);
     if (id < 0) {
+        if (r.constraint.free) r.constraint.free(r.constraint.ud);
         mh_chan_release(ch);
         return mh_lua_fail(L, &err);
     }
@@ -322,7 +366,7 @@ static int l_decode(lua_State *L)
 int luaopen_moonhub_core_sched(lua_State *L)
 {
     static const luaL_Reg methods[] = {
-        { "submit", s_submit }, { "cancel", s_cancel }, { "stats", s_stats },
+        { "submit", s_submit }, { "cancel", s_cancel }, { "stats", s_stats }, { "embed", s_embed },
         { "close", s_close }, { NULL, NULL },
     };
     static const luaL_Reg fns[] = { { "new", l_new }, { "decode", l_decode }, { NULL, NULL } };

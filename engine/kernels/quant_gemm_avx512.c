@@ -20,12 +20,6 @@ INLINE __m512i join256(__m256i lo, __m256i hi)
     return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
 }
 
-/* d0 in the low 8 lanes, d1 in the high 8 */
-INLINE __m512 scales2_ps(float d0, float d1)
-{
-    return _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_set1_ps(d0)), _mm256_set1_ps(d1), 1);
-}
-
 /* acc + u8 . s8 in 16 lanes of 4-products (no saturation for u <= 127 x 2) */
 INLINE __m512i dot_us(__m512i acc, __m512i u, __m512i s, bool vnni)
 {
@@ -43,60 +37,90 @@ INLINE __m512i dot_us(__m512i acc, __m512i u, __m512i s, bool vnni)
 enum { K_Q8_0, K_Q4_0, K_Q5_0 };
 
 /* 32 levels of block i of a weight row, as unsigned u8 (q8_0: signed raw) */
-INLINE __m256i w_levels(int kind, const uint8_t *row, int64_t i, float *d)
+INLINE __m256i w_levels(int kind, const uint8_t *row, int64_t i)
 {
-    if (kind == K_Q8_0) {
-        const mh_block_q8_0 *b = (const mh_block_q8_0 *)row + i;
-        *d = h2f(b->d);
-        return _mm256_loadu_si256((const __m256i *)b->qs);
-    }
-    if (kind == K_Q4_0) {
-        const mh_block_q4_0 *b = (const mh_block_q4_0 *)row + i;
-        const __m128i t = _mm_loadu_si128((const __m128i *)b->qs);
-        *d = h2f(b->d);
-        const __m256i v = _mm256_inserti128_si256(_mm256_castsi128_si256(t), _mm_srli_epi16(t, 4), 1);
-        return _mm256_and_si256(v, _mm256_set1_epi8(0x0F));
-    }
-    const mh_block_q5_0 *b = (const mh_block_q5_0 *)row + i;
-    const __m128i t = _mm_loadu_si128((const __m128i *)b->qs);
-    uint32_t qh;
-    memcpy(&qh, b->qh, 4);
-    *d = h2f(b->d);
+    if (kind == K_Q8_0) return _mm256_loadu_si256((const __m256i *)((const mh_block_q8_0 *)row + i)->qs);
+    const uint8_t *qs = kind == K_Q4_0 ? ((const mh_block_q4_0 *)row + i)->qs : ((const mh_block_q5_0 *)row + i)->qs;
+    const __m128i t = _mm_loadu_si128((const __m128i *)qs);
     const __m256i v = _mm256_inserti128_si256(_mm256_castsi128_si256(t), _mm_srli_epi16(t, 4), 1);
     const __m256i lo = _mm256_and_si256(v, _mm256_set1_epi8(0x0F));
+    if (kind == K_Q4_0) return lo;
+    uint32_t qh;
+    memcpy(&qh, ((const mh_block_q5_0 *)row + i)->qh, 4);
     return _mm256_or_si256(lo, _mm256_maskz_mov_epi8(qh, _mm256_set1_epi8(16)));
 }
 
-INLINE __m256i x_levels(const uint8_t *row, int64_t i, float *d)
+/* the fp16 scale of block i (every 32-block type starts with it) */
+INLINE uint32_t d_bits(int kind, const uint8_t *row, int64_t i)
 {
-    const mh_block_q8_0 *b = (const mh_block_q8_0 *)row + i;
-    *d = h2f(b->d);
-    return _mm256_loadu_si256((const __m256i *)b->qs);
+    const size_t bs = kind == K_Q4_0 ? sizeof(mh_block_q4_0) : kind == K_Q5_0 ? sizeof(mh_block_q5_0)
+                                                                                : sizeof(mh_block_q8_0);
+    uint16_t d;
+    memcpy(&d, row + (size_t)i * bs, 2);
+    return d;
+}
+
+/* fp16 scales h0 | h1 << 16 -> h0 in the low 8 lanes, h1 in the high 8 */
+INLINE __m512 scales2_h(uint32_t h01)
+{
+    const __m512i idx = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+    const __m128 f = _mm_cvtph_ps(_mm_cvtsi32_si128((int)h01));
+    return _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(f));
 }
 
 INLINE int kind_bias(int kind) { return kind == K_Q8_0 ? 128 : kind == K_Q4_0 ? 8 : 16; }
 
-/* blocks i and i + 1 (the second only when two): levels and scales */
+/* blocks i and i + 1 of a row (the second zero when !two): levels, scales */
 INLINE __m512i w_pair(int kind, const uint8_t *row, int64_t i, bool two, __m512 *d)
 {
-    float d0, d1 = 0.0f;
-    const __m256i lo = w_levels(kind, row, i, &d0);
-    const __m256i hi = two ? w_levels(kind, row, i + 1, &d1) : _mm256_setzero_si256();
-    *d = scales2_ps(d0, d1);
-    return join256(lo, hi);
+    if (!two) {
+        *d = scales2_h(d_bits(kind, row, i));
+        return join256(w_levels(kind, row, i), _mm256_setzero_si256());
+    }
+    *d = scales2_h(d_bits(kind, row, i) | d_bits(kind, row, i + 1) << 16);
+    return join256(w_levels(kind, row, i), w_levels(kind, row, i + 1));
 }
 
 INLINE __m512i x_pair(const uint8_t *row, int64_t i, bool two, __m512 *d)
 {
-    float d0, d1 = 0.0f;
-    const __m256i lo = x_levels(row, i, &d0);
-    const __m256i hi = two ? x_levels(row, i + 1, &d1) : _mm256_setzero_si256();
-    *d = scales2_ps(d0, d1);
-    return join256(lo, hi);
+    return w_pair(K_Q8_0, row, i, two, d);
 }
 
 #define RM32 4
 #define CN32 4
+
+/* one step of tile32: blocks i, i + 1 (two) of TR rows x TC tokens */
+INLINE void step32(int kind, bool vnni, int TR, int TC, const uint8_t *const *wr,
+                   const uint8_t *x, size_t x_row, int64_t i, bool two, __m512 acc[RM32][CN32])
+{
+    const bool signs = kind == K_Q8_0 && !vnni;   /* the |w|, sign(x, w) path */
+    const __m512i bias = _mm512_set1_epi8((char)kind_bias(kind));
+    __m512i u[RM32];
+    __m512 dw[RM32];
+    __mmask64 neg[RM32];
+    UNROLL for (int r = 0; r < TR; r++) {
+        u[r] = w_pair(kind, wr[r], i, two, &dw[r]);
+        neg[r] = signs ? _mm512_movepi8_mask(u[r]) : 0;
+        if (signs) u[r] = _mm512_abs_epi8(u[r]);
+        else if (kind == K_Q8_0) u[r] = _mm512_xor_si512(u[r], bias);
+    }
+    UNROLL for (int c = 0; c < TC; c++) {
+        __m512 dx;
+        const __m512i xv = x_pair(x + (size_t)c * x_row, i, two, &dx);
+        __m512i corr = _mm512_setzero_si512();
+        if (!signs) corr = _mm512_sub_epi32(corr, dot_us(corr, bias, xv, vnni));
+        UNROLL for (int r = 0; r < TR; r++) {
+            __m512i p;
+            if (signs) {
+                const __m512i sx = _mm512_mask_sub_epi8(xv, neg[r], _mm512_setzero_si512(), xv);
+                p = dot_us(_mm512_setzero_si512(), u[r], sx, false);
+            } else {
+                p = dot_us(corr, u[r], xv, vnni);
+            }
+            acc[r][c] = _mm512_fmadd_ps(_mm512_mul_ps(dw[r], dx), _mm512_cvtepi32_ps(p), acc[r][c]);
+        }
+    }
+}
 
 /* y[c * ldy + r] for r < rm, c < cn. TR x TC (compile-time, <= RM32 x CN32)
  * is the register tile; rows past rm repeat row rm - 1 (edge tiles only)
@@ -105,42 +129,15 @@ INLINE void tile32(int kind, bool vnni, int TR, int TC, int64_t n, const uint8_t
                    const uint8_t *x, size_t x_row, float *y, int64_t ldy, int rm)
 {
     const int64_t nb = n / MH_QK;
-    const bool signs = kind == K_Q8_0 && !vnni;   /* the |w|, sign(x, w) path */
-    const __m512i bias = _mm512_set1_epi8((char)kind_bias(kind));
     const uint8_t *wr[RM32];
     __m512 acc[RM32][CN32];
     UNROLL for (int r = 0; r < TR; r++) {
         wr[r] = w + (size_t)(r < rm ? r : rm - 1) * w_row;
         UNROLL for (int c = 0; c < TC; c++) acc[r][c] = _mm512_setzero_ps();
     }
-    for (int64_t i = 0; i < nb; i += 2) {
-        const bool two = i + 1 < nb;
-        __m512i u[RM32];
-        __m512 dw[RM32];
-        __mmask64 neg[RM32];
-        UNROLL for (int r = 0; r < TR; r++) {
-            u[r] = w_pair(kind, wr[r], i, two, &dw[r]);
-            neg[r] = signs ? _mm512_movepi8_mask(u[r]) : 0;
-            if (signs) u[r] = _mm512_abs_epi8(u[r]);
-            else if (kind == K_Q8_0) u[r] = _mm512_xor_si512(u[r], bias);
-        }
-        UNROLL for (int c = 0; c < TC; c++) {
-            __m512 dx;
-            const __m512i xv = x_pair(x + (size_t)c * x_row, i, two, &dx);
-            __m512i corr = _mm512_setzero_si512();
-            if (!signs) corr = _mm512_sub_epi32(corr, dot_us(corr, bias, xv, vnni));
-            UNROLL for (int r = 0; r < TR; r++) {
-                __m512i p;
-                if (signs) {
-                    const __m512i sx = _mm512_mask_sub_epi8(xv, neg[r], _mm512_setzero_si512(), xv);
-                    p = dot_us(_mm512_setzero_si512(), u[r], sx, false);
-                } else {
-                    p = dot_us(corr, u[r], xv, vnni);
-                }
-                acc[r][c] = _mm512_fmadd_ps(_mm512_mul_ps(dw[r], dx), _mm512_cvtepi32_ps(p), acc[r][c]);
-            }
-        }
-    }
+    int64_t i = 0;
+    for (; i + 2 <= nb; i += 2) step32(kind, vnni, TR, TC, wr, x, x_row, i, true, acc);
+    if (i < nb) step32(kind, vnni, TR, TC, wr, x, x_row, i, false, acc);   /* odd block: upper half zero */
     UNROLL for (int c = 0; c < TC; c++)
         UNROLL for (int r = 0; r < TR; r++)
             if (r < rm) y[c * ldy + r] = _mm512_reduce_add_ps(acc[r][c]);

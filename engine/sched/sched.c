@@ -95,6 +95,7 @@ mh_sched *mh_sched_new(mh_model *m, const mh_sched_params *p, mh_err *err)
     s->st.n_parallel = p->n_parallel;
     s->st.kv_total = p->n_parallel * p->n_ctx;
     pthread_mutex_init(&s->mu, NULL);
+    pthread_mutex_init(&s->model_mu, NULL);
     pthread_cond_init(&s->cv, NULL);
     if (alloc_slots(s, err) == MH_OK) {
         if (pthread_create(&s->th, NULL, mh_sched_main, s) == 0) {
@@ -126,6 +127,7 @@ void mh_sched_free(mh_sched *s)
     free_slots(s);
     pthread_cond_destroy(&s->cv);
     pthread_mutex_destroy(&s->mu);
+    pthread_mutex_destroy(&s->model_mu);
     free(s);
 }
 
@@ -288,4 +290,12 @@ void mh_sched_finish(mh_sched *s, sched_slot *slot, sched_req *r, int reason, co
     mh_chan_close(r->out);
     mh_chan_release(r->out);
     req_free_parts(r);
+}
+
+int mh_sched_embed(mh_sched *s, const int32_t *tokens, int64_t n, float *out, mh_err *err)
+{
+    pthread_mutex_lock(&s->model_mu);       /* between two steps of the compute thread */
+    int st = mh_model_embed(s->m, tokens, n, out, err);
+    pthread_mutex_unlock(&s->model_mu);
+    return st;
 }

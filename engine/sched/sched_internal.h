@@ -50,6 +50,7 @@ struct mh_sched {
     pthread_t th;
     bool th_started;
     pthread_mutex_t mu;
+    pthread_mutex_t model_mu;     /* held by the compute thread for each step; mh_sched_embed */
     pthread_cond_t cv;
     bool stop;
     sched_req *q_head, *q_tail;   /* waiting, FIFO */

@@ -244,6 +244,10 @@ static void step(mh_sched *s)
 void *mh_sched_main(void *arg)
 {
     mh_sched *s = arg;
-    while (next_round(s)) step(s);
+    while (next_round(s)) {
+        pthread_mutex_lock(&s->model_mu);
+        step(s);
+        pthread_mutex_unlock(&s->model_mu);
+    }
     return NULL;
 }

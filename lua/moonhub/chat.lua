@@ -1,6 +1,7 @@
 -- moonhub.chat: one chat session over a model: the message history, one KV
--- cache kept across turns (so a turn only processes its new suffix), the
--- slash commands, /save and /load. Layer: lua/moonhub (uses moonhub.model,
+-- cache kept across turns (so a turn only processes its new suffix, and an
+-- edited message only what follows its first changed token), the slash
+-- commands, /save and /load. Layer: lua/moonhub (uses moonhub.model,
 -- moonhub.template, dkjson). No terminal here: lines go in through
 -- session:input(line), text comes out through the write/warn functions, so
 -- specs drive it directly; recipes/chat.lua is the terminal loop.
@@ -30,6 +31,8 @@ M.HELP = [[
 commands:
   /system TEXT      set the system prompt (/system alone removes it)
   /reset            forget the conversation (the system prompt stays)
+  /retry            forget the last answer and answer again
+  /edit TEXT        replace your last message with TEXT and answer again
   /save FILE        write the conversation as JSON messages
   /load FILE        read a conversation saved by /save (or a JSON list of messages)
   /set KEY VALUE    temp, top_k, top_p, min_p, seed, max_tokens, repeat_penalty
@@ -227,35 +230,101 @@ function Session:stream_answer(ids)
    }
 end
 
---- Sends a user message and streams the answer; returns answer, stats
---- (generated, tps, prompt_tokens, prompt_processed, interrupted) or nil, msg.
-function Session:send(text)
-   self.messages[#self.messages + 1] = { role = "user", content = text }
+-- Streams an answer to the history as it stands and appends it. pop: the
+-- last message was just added by send, and goes again when nothing comes
+-- of it (an error, or Ctrl-C before the first word).
+local function respond(self, pop)
+   local function undo() if pop then table.remove(self.messages) end end
    local ok, ids, dropped = pcall(self.prompt_ids, self)
    if not ok or not ids then
-      table.remove(self.messages)
+      undo()
       return nil, tostring(dropped or ids)
    end
    if dropped > 0 then
       self.warn(string.format("[dropped the %d oldest messages to fit the context of %d tokens]\n",
          dropped, self.cache:n_ctx()))
    end
-   local answer, st = self:stream_answer(ids)
-   if not answer then
-      table.remove(self.messages)
+   local text, st = self:stream_answer(ids)
+   if not text then
+      undo()
       self.write("\n")
       return nil, st
    end
-   if st.interrupted and answer == "" then
-      table.remove(self.messages)    -- nothing said yet: as if never asked
+   if st.interrupted and text == "" then
+      undo()    -- nothing said yet: as if never asked
    else
       -- the answer as streamed is what the template renders next turn, so
       -- the cache's tokens stay a prefix of the next prompt
-      self.messages[#self.messages + 1] = { role = "assistant", content = answer }
+      self.messages[#self.messages + 1] = { role = "assistant", content = text }
    end
    self.write("\n" .. stats_line(st))
    self.turns[#self.turns + 1] = st
-   return answer, st
+   return text, st
+end
+
+--- Sends a user message and streams the answer; returns answer, stats
+--- (generated, tps, prompt_tokens, prompt_processed, interrupted) or nil, msg.
+function Session:send(text)
+   if type(text) ~= "string" then
+      error("chat session:send: text must be a string, got " .. type(text), 2)
+   end
+   self.messages[#self.messages + 1] = { role = "user", content = text }
+   return respond(self, true)
+end
+
+--- Answers the history as it stands (after edit or truncate): it must end
+--- with a user or tool message. Returns answer, stats or nil, msg.
+function Session:reply()
+   local last = self.messages[#self.messages]
+   if not last or (last.role ~= "user" and last.role ~= "tool") then
+      return nil, "nothing to answer: the conversation must end with a user message"
+   end
+   return respond(self, false)
+end
+
+-- ===== editing the history =====
+-- The KV cache is not touched here: the next answer feeds the new prompt
+-- through model:stream, which keeps the longest common token prefix of
+-- what the cache holds and processes only from the first changed token.
+
+local function check_index(fname, i, lo, hi)
+   if math.type(i) ~= "integer" then
+      error(string.format("chat session:%s: index must be an integer, got %s", fname, tostring(i)), 3)
+   end
+   if i < lo or i > hi then
+      return nil, string.format("%s: no message %d (the conversation has %d)", fname, i, hi)
+   end
+   return true
+end
+
+--- Keeps the first n messages and forgets the rest -> true | nil, msg.
+function Session:truncate(n)
+   local ok, err = check_index("truncate", n, 0, #self.messages)
+   if not ok then return nil, err end
+   for i = #self.messages, n + 1, -1 do self.messages[i] = nil end
+   return true
+end
+
+--- Replaces the text of message index and forgets the messages after it
+--- (they answered the old text) -> true | nil, msg. reply() then answers
+--- an edited user message.
+function Session:edit(index, content)
+   if type(content) ~= "string" then
+      error("chat session:edit: content must be a string, got " .. type(content), 2)
+   end
+   local ok, err = check_index("edit", index, 1, #self.messages)
+   if not ok then return nil, err end
+   self:truncate(index)
+   self.messages[index] = { role = self.messages[index].role, content = content }
+   return true
+end
+
+-- The index of the last user message, or nil.
+function Session:last_user()
+   for i = #self.messages, 1, -1 do
+      if self.messages[i].role == "user" then return i end
+   end
+   return nil
 end
 
 -- ===== input lines =====
@@ -309,6 +378,23 @@ COMMANDS.template = function(self, rest)
       if not ok then return self.warn("/template: " .. err .. "\n") end
    end
    self.write("[template: " .. self.choice.label .. "]\n")
+end
+
+-- /retry and /edit answer again from the last user message; only the
+-- tokens after the first change are processed again.
+local function again(self, text)
+   local i = self:last_user()
+   if not i then return self.warn("nothing to answer yet\n") end
+   self:edit(i, text or self.messages[i].content)
+   local ok, err = self:reply()
+   if ok == nil then self.warn("error: " .. err .. "\n") end
+end
+
+COMMANDS.retry = function(self) again(self) end
+
+COMMANDS.edit = function(self, rest)
+   if rest == "" then return self.warn("/edit needs the new TEXT of your last message\n") end
+   again(self, rest)
 end
 
 COMMANDS.help = function(self) self.write(M.HELP .. "\n") end

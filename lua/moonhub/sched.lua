@@ -99,6 +99,10 @@ end
 --   prefix_tokens, prompt_tokens, generated_tokens, requests_done, steps}
 function Sched:stats() return self._h:stats() end
 
+-- embed(ids) -> f32 tensor (n_embd): the model's sentence embedding, run
+-- between two scheduler steps (the scheduler owns the model meanwhile)
+function Sched:embed(ids) return self._h:embed(ids) end
+
 -- Cancels everything still running, stops the thread and gives the model back.
 function Sched:close() self._h:close() end
 

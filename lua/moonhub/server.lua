@@ -80,13 +80,14 @@ end
 -- or when should_stop() says the client has gone.
 function App:generate(ids, p, stops, on_text, should_stop)
    local tok = self.model.tokenizer
-   local req = self.sched:submit({
+   local req, err = self.sched:submit({
       tokens = ids, max_tokens = p.max_tokens, temperature = p.temperature, top_k = p.top_k,
       top_p = p.top_p, min_p = p.min_p, repeat_penalty = p.repeat_penalty,
       presence_penalty = p.presence_penalty, frequency_penalty = p.frequency_penalty,
       seed = p.seed, logit_bias = p.logit_bias, logprobs = p.top_logprobs or (p.logprobs and 0 or nil),
       eog = true, grammar = p.grammar,
    })
+   if not req then oa.fail(400, tostring(err)) end
    local ts = text_stream(tok, stops)
    local reason
    local t0, last = now(), nil
@@ -101,7 +102,7 @@ function App:generate(ids, p, stops, on_text, should_stop)
       if ev.done then
          local tail = ts.finish()
          if tail ~= "" and not reason then on_text(tail, nil) end
-         return reason or ev.reason, ev.usage, ev.timings, ev.message
+         return reason or ev.reason, ev.usage, ev.timings, ev.error
       end
       if should_stop and should_stop() then
          req:cancel()

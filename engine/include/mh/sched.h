@@ -116,6 +116,10 @@ void mh_sched_stats_get(mh_sched *s, mh_sched_stats *st);
 
 /* Stops the thread (every live request gets a "cancel" event), joins it and
  * frees the caches. NULL is a no-op. */
+/* Sentence embedding (mh_model_embed) of tokens on the caller's thread,
+ * between two steps of the compute thread (which owns the model). */
+int mh_sched_embed(mh_sched *s, const int32_t *tokens, int64_t n, float *out, mh_err *err);
+
 void mh_sched_free(mh_sched *s);
 
 #endif

@@ -1,4 +1,5 @@
--- Specs for moonhub.chat sessions driven in-process (no terminal) and for
+-- Specs for moonhub.chat sessions driven in-process (no terminal): turns,
+-- commands, edits that reuse the KV cache's common prefix, and
 -- template.for_model, the template choice shared by generate, chat and serve.
 -- Layer: tests for lua/moonhub/chat.lua and lua/moonhub/template.lua.
 local data = require "helpers.data"
@@ -221,6 +222,97 @@ describe("chat session #integration", function()
       local a, st = m:generate(ids, { cache = cache, temperature = 0, max_tokens = 10 })
       assert.are.equal(#ids - 3, st.prompt_processed)
       assert.are.equal(m:generate(ids, { temperature = 0, max_tokens = 10 }), a)
+   end)
+
+   -- the prompt ids of s's first n messages (a scratch view: s is not changed)
+   local function ids_of(s, n)
+      return (s.prompt_ids(setmetatable({ messages = { table.unpack(s.messages, 1, n) } }, { __index = s })))
+   end
+   local function common(a, b)
+      local n = 0
+      while n < #a and n < #b and a[n + 1] == b[n + 1] do n = n + 1 end
+      return n
+   end
+
+   it("an edited message re-processes only from its first changed token", function()
+      local m = load("models/mh-smol-llama-17m-Q8_0.gguf")
+      if not m then return end
+      local s = session(m, { system = "Be brief.", temp = 0, max_tokens = 8 })
+      s:send("Hello there")
+      s:send("What is your name?")
+      s:send("Tell me more")
+      assert.are.equal(7, #s.messages)
+      local before = ids_of(s, 6)           -- what the cache holds (then turn 3's answer)
+      assert.is_true(s:edit(4, "What is your favourite colour?"))
+      assert.are.equal(4, #s.messages)
+      assert.are.same({ role = "user", content = "What is your favourite colour?" }, s.messages[4])
+      local after = ids_of(s, 4)
+      local keep = common(before, after)
+      assert.is_true(keep >= #ids_of(s, 3) - 1 and keep < #after)
+      local a, st = s:reply()
+      assert.are.equal(#after, st.prompt_tokens)
+      assert.are.equal(#after - keep, st.prompt_processed)
+      assert.are.same({ role = "assistant", content = a }, s.messages[5])
+      -- the reused prefix gives what a fresh cache gives
+      local fresh = session(m, { temp = 0, max_tokens = 8 })
+      fresh.messages = { table.unpack(s.messages, 1, 4) }
+      local b, fst = fresh:reply()
+      assert.are.equal(b, a)
+      assert.are.equal(fst.prompt_tokens, fst.prompt_processed)
+      -- an edited answer too: the next turn starts at the change
+      local held = ids_of(s, 4)
+      s:edit(3, "Hi.")
+      local _, st2 = s:send("Again?")
+      assert.are.equal(st2.prompt_tokens - common(held, ids_of(s, 4)), st2.prompt_processed)
+      assert.is_true(st2.prompt_processed < st2.prompt_tokens)
+   end)
+
+   it("/retry answers the same prompt again (one token processed), /edit replaces the last message", function()
+      local m = load("models/mh-smol-llama-17m-Q8_0.gguf")
+      if not m then return end
+      local s, out = session(m, { temp = 0, max_tokens = 6 })
+      s:input("/retry")
+      assert.matches("nothing to answer yet", out.warn)
+      s:input("Hello there")
+      s:input("How are you?")
+      local first = s.messages[4].content
+      s:input("/retry")
+      assert.are.equal(4, #s.messages)
+      assert.are.equal(first, s.messages[4].content)  -- greedy: the same answer
+      assert.are.equal(1, s.turns[3].prompt_processed)
+      s:input("/edit How old are you?")
+      assert.are.equal(4, #s.messages)
+      assert.are.same({ role = "user", content = "How old are you?" }, s.messages[3])
+      local st = s.turns[4]
+      assert.is_true(st.prompt_processed > 1 and st.prompt_processed < st.prompt_tokens)
+      s:input("/edit")
+      assert.matches("/edit needs the new TEXT", out.warn)
+      assert.are.equal(4, #s.turns)
+      assert.matches("/retry", chat.HELP)
+   end)
+
+   it("edit, truncate and reply check what they are given", function()
+      local m = load("models/stories260K.gguf")
+      if not m then return end
+      local s = session(m, { system = "S", max_tokens = 2, seed = 1 })
+      s:send("One")
+      assert.are.equal(3, #s.messages)
+      local ok, err = s:edit(9, "x")
+      assert.is_nil(ok)
+      assert.are.equal("edit: no message 9 (the conversation has 3)", err)
+      assert.has_error(function() s:edit("1", "x") end, "chat session:edit: index must be an integer, got 1")
+      assert.has_error(function() s:edit(1, nil) end, "chat session:edit: content must be a string, got nil")
+      assert.has_error(function() s:truncate(1.5) end, "chat session:truncate: index must be an integer, got 1.5")
+      assert.has_error(function() s:send(3) end, "chat session:send: text must be a string, got number")
+      assert.are.same({ nil, "truncate: no message 4 (the conversation has 3)" }, { s:truncate(4) })
+      ok, err = s:reply()
+      assert.is_nil(ok)
+      assert.matches("^nothing to answer", err)
+      assert.is_true(s:truncate(1))
+      assert.are.same({ { role = "system", content = "S" } }, s.messages)
+      assert.is_nil((s:reply()))
+      assert.is_true(s:truncate(0))
+      assert.are.same({}, s.messages)
    end)
 
    it("drops the oldest turns when the conversation outgrows the context", function()
