@@ -19,6 +19,7 @@ p:option("--template", "chat template name or .jinja file (default: the model's)
 p:option("--kv-type", "KV cache type: f16, q8_0 or f32", "f16")
 p:option("--threads", "compute threads"):convert(math.tointeger)
 p:option("--name", "model id reported by /v1/models (default: the file name)")
+p:option("--max-queue", "requests that may wait for a slot before 503", "64"):convert(math.tointeger)
 
 local ok, a = p:pparse(arg)
 if not ok then
@@ -38,7 +39,8 @@ for _, k in ipairs({ "port", "ctx", "parallel" }) do
 end
 
 local name = a.name or model_path:match("([^/]+)/?$"):gsub("%.gguf$", "")
-local app = mh.server.new({ model_name = name, api_key = a.api_key, rate = a.rate, template = a.template })
+local app = mh.server.new({ model_name = name, api_key = a.api_key, rate = a.rate, template = a.template,
+   max_queue = a.max_queue })
 local srv, err = mh.http.server({ host = a.host, port = a.port, max_body = math.floor(a.max_body_mb * 2^20) })
 if not srv then
    io.stderr:write("moonhub serve: ", err, "\n")

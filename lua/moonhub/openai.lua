@@ -17,14 +17,15 @@ M.null = json.null
 
 -- ===== errors =====
 
-local function fail(status, message, param, code)
-   error({ status = status, message = message, param = param,
+-- headers: extra response headers (Retry-After for 429/503)
+local function fail(status, message, param, code, headers)
+   error({ status = status, message = message, param = param, headers = headers,
            code = code or (status == 400 and "invalid_request_error" or nil) }, 0)
 end
 M.fail = fail
 
 local TYPES = { [400] = "invalid_request_error", [401] = "authentication_error",
-                [404] = "not_found_error", [413] = "invalid_request_error",
+                [404] = "not_found_error", [405] = "invalid_request_error", [413] = "invalid_request_error",
                 [429] = "rate_limit_error", [503] = "server_error" }
 
 function M.error_body(status, message, param, code)

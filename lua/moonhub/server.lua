@@ -10,6 +10,7 @@ local sample = require "moonhub.core.sample"
 
 local M = {}
 local App = {}
+local ROUTES                   -- path -> method of App, filled below
 App.__index = App
 
 local JSON = { ["Content-Type"] = "application/json" }
@@ -38,11 +39,12 @@ function App:next_id(prefix)
    return string.format("%s-%x%04x", prefix, os.time(), self.seq % 0x10000)
 end
 
--- token bucket per client address: opts.rate requests per second, burst 2x
-function App:allow(remote)
+-- token bucket per API key (or client address): opts.rate requests per
+-- second, burst 2x. Returns ok, seconds until the next request is allowed.
+function App:allow(who)
    local rate = self.opts.rate
    if not rate or rate <= 0 then return true end
-   local ip = (remote or ""):match("^(.*):%d+$") or remote or "?"
+   local ip = (who or ""):match("^(.*):%d+$") or who or "?"
    local b = self.buckets[ip]
    local t = now()
    if not b then
@@ -51,7 +53,7 @@ function App:allow(remote)
    end
    b.tokens = math.min(rate * 2, b.tokens + (t - b.at) * rate)
    b.at = t
-   if b.tokens < 1 then return false end
+   if b.tokens < 1 then return false, (1 - b.tokens) / rate end
    b.tokens = b.tokens - 1
    return true
 end
@@ -78,16 +80,26 @@ end
 -- Runs one generation: calls on_text(text, logprob_info) for each visible
 -- piece; returns finish_reason, usage, timings. Cancels on a stop string
 -- or when should_stop() says the client has gone.
-function App:generate(ids, p, stops, on_text, should_stop)
+function App:generate(ids, p, stops, on_text, should_stop, http_req)
    local tok = self.model.tokenizer
+   if #ids >= self.ctx then
+      oa.fail(400, string.format("the prompt has %d tokens but the context holds %d; shorten it", #ids, self.ctx),
+         "messages", "exceed_context_size_error")
+   end
+   local max_queue = self.opts.max_queue or 64
+   if self.sched:stats().waiting >= max_queue then
+      oa.fail(503, "the server is busy: too many requests waiting", nil, "server_busy", { ["Retry-After"] = "1" })
+   end
+   local room = self.ctx - #ids
    local req, err = self.sched:submit({
-      tokens = ids, max_tokens = p.max_tokens, temperature = p.temperature, top_k = p.top_k,
+      tokens = ids, max_tokens = math.min(p.max_tokens, room), temperature = p.temperature, top_k = p.top_k,
       top_p = p.top_p, min_p = p.min_p, repeat_penalty = p.repeat_penalty,
       presence_penalty = p.presence_penalty, frequency_penalty = p.frequency_penalty,
       seed = p.seed, logit_bias = p.logit_bias, logprobs = p.top_logprobs or (p.logprobs and 0 or nil),
       eog = true, grammar = p.grammar,
    })
    if not req then oa.fail(400, tostring(err)) end
+   if http_req then http_req:on_close(function() req:cancel() end) end   -- frees the slot at once
    local ts = text_stream(tok, stops)
    local reason
    local t0, last = now(), nil
@@ -122,10 +134,9 @@ end
 -- ===== routes =====
 
 local function respond_error(req, err)
-   if type(err) == "table" and err.status then
-      return req:respond(err.status, JSON, oa.error_body(err.status, err.message, err.param, err.code))
-   end
-   error(err, 0)
+   local headers = { ["Content-Type"] = "application/json" }
+   for k, v in pairs(err.headers or {}) do headers[k] = v end
+   return req:respond(err.status, headers, oa.error_body(err.status, err.message, err.param, err.code))
 end
 
 function App:require_model()
@@ -192,7 +203,7 @@ function App:chat(req)
          local reason, u, _, msg = self:generate(ids, q, stops, function(text, info)
             parts[#parts + 1] = text
             if info then lps[#lps + 1] = logprob_entries(tok, info, p.top_logprobs) end
-         end, function() return req.closed end)
+         end, function() return req.closed end, req)
          if reason == "error" then oa.fail(500, "generation failed: " .. tostring(msg)) end
          self:count_usage(u)
          local message, fr = finish_message(table.concat(parts), reason)
@@ -219,7 +230,7 @@ function App:chat(req)
             if with_tools then buffered[#buffered + 1] = text return end
             local lp = info and { content = oa.array({ logprob_entries(tok, info, p.top_logprobs) }) }
             req:write(oa.sse(oa.chat_chunk(id, created, self.name, i - 1, { content = text }, nil, lp)))
-         end, function() return req.closed end)
+         end, function() return req.closed end, req)
          if reason == "error" then error({ status = 500, message = "generation failed: " .. tostring(msg) }) end
          self:count_usage(u)
          local fr = reason
@@ -304,7 +315,7 @@ function App:completions(req)
       return out
    end
    local function run(ids, q, on_text)
-      local reason, u, _, msg = self:generate(ids, q, p.stop, on_text, function() return req.closed end)
+      local reason, u, _, msg = self:generate(ids, q, p.stop, on_text, function() return req.closed end, req)
       if reason == "error" then error({ status = 500, message = "generation failed: " .. tostring(msg) }) end
       self:count_usage(u)
       total.prompt_tokens = total.prompt_tokens + u.prompt_tokens
@@ -463,6 +474,11 @@ end
 
 -- ===== dispatch =====
 
+ROUTES = {
+   ["/v1/chat/completions"] = App.chat, ["/v1/completions"] = App.completions,
+   ["/v1/embeddings"] = App.embeddings, ["/tokenize"] = App.tokenize, ["/detokenize"] = App.detokenize,
+}
+
 function App:route(req)
    local path, method = req.path:match("^[^?]*"), req.method
    if path == "/health" then
@@ -472,20 +488,24 @@ function App:route(req)
    if path == "/metrics" then
       return 200, { ["Content-Type"] = "text/plain; version=0.0.4" }, self.metrics:render(self.sched)
    end
+   local one = path:match("^/v1/models/(.+)$")
+   if path == "/v1/models" or one then         -- public, like /health
+      if method ~= "GET" then oa.fail(405, "use GET for " .. path, nil, "method_not_allowed", { Allow = "GET" }) end
+      return self:models(req, one)
+   end
+   local handler = ROUTES[path]
+   if not handler then oa.fail(404, string.format("no route for %s %s", method, path), nil, "not_found") end
+   if method ~= "POST" then oa.fail(405, "use POST for " .. path, nil, "method_not_allowed", { Allow = "POST" }) end
    local key = self.opts.api_key
    if key and key ~= "" and req.headers.authorization ~= "Bearer " .. key then
       oa.fail(401, "invalid or missing API key: send 'Authorization: Bearer KEY'", nil, "invalid_api_key")
    end
-   if not self:allow(req.remote) then oa.fail(429, "rate limit exceeded; slow down", nil, "rate_limit_exceeded") end
-   if method == "POST" and path == "/v1/chat/completions" then return self:chat(req) end
-   if method == "POST" and path == "/v1/completions" then return self:completions(req) end
-   if method == "POST" and path == "/v1/embeddings" then return self:embeddings(req) end
-   if method == "GET" and path == "/v1/models" then return self:models(req) end
-   local one = path:match("^/v1/models/(.+)$")
-   if method == "GET" and one then return self:models(req, one) end
-   if method == "POST" and path == "/tokenize" then return self:tokenize(req) end
-   if method == "POST" and path == "/detokenize" then return self:detokenize(req) end
-   oa.fail(404, string.format("no route for %s %s", method, path), nil, "not_found")
+   local ok, wait = self:allow(req.headers.authorization or req.remote)
+   if not ok then
+      oa.fail(429, "rate limit exceeded; slow down", nil, "rate_limit_exceeded",
+         { ["Retry-After"] = tostring(math.max(1, math.ceil(wait))) })
+   end
+   return handler(self, req)
 end
 
 -- The handler for http.server: routes, turns raised {status=} errors into
