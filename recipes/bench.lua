@@ -1,12 +1,15 @@
--- measure throughput: tokenizer encode/decode speed (model benchmarks later)
+-- measure throughput: a model's prompt and generation speed, or a tokenizer's
 -- Layer: recipes (uses the public moonhub API only).
--- Usage: moonhub bench tokenize VOCAB FILE [--rounds N]
+-- Usage: moonhub bench MODEL [-p 128,512] [-n 128] [-r 3] [-t THREADS]
+--        moonhub bench tokenize VOCAB FILE [--rounds N]
 -- Dispatches on the first argument: `tokenize` times mh.tokenizer on FILE
--- (best of N rounds, monotonic clock); anything else is a model benchmark,
--- not available yet (exit 2).
+-- (best of N rounds, monotonic clock); `serve` benchmarks the server;
+-- anything else is a model (llama-bench-like rows).
 local mh = require "moonhub"
 
-local usage = [==[usage: moonhub bench tokenize VOCAB FILE [--rounds N]
+local usage = [==[usage: moonhub bench MODEL [-p 128,512] [-n 128] [-r 3] [-t THREADS]
+       moonhub bench tokenize VOCAB FILE [--rounds N]
+  MODEL: a GGUF, a Hugging Face folder or a registry name; prints pp/tg tokens/s.
   VOCAB: a .gguf, a tokenizer.json or a folder holding one; FILE: text to encode.
   Prints MB/s and tokens/s for encode and decode, best of N rounds (default 5).]==]
 
@@ -80,6 +83,39 @@ local function bench_tokenize(args)
    return 0
 end
 
+local function int_list(s, flag)
+   local out = {}
+   for f in (s or ""):gmatch("[^,]+") do
+      local n = math.tointeger(tonumber(f))
+      if not n or n < 0 then fail(flag .. " needs a list of counts such as 128,512") end
+      if n > 0 then out[#out + 1] = n end
+   end
+   return out
+end
+
+local function bench_model(args)
+   local o = { model = args[1], reps = 3 }
+   local i = 2
+   while i <= #args do
+      local a, v = args[i], args[i + 1]
+      if a == "-p" then o.pp = int_list(v, "-p")
+      elseif a == "-n" then o.tg = int_list(v, "-n")
+      elseif a == "-r" then o.reps = math.tointeger(tonumber(v or "")) or fail("-r needs a count")
+      elseif a == "-t" then o.threads = math.tointeger(tonumber(v or "")) or fail("-t needs a count")
+      else fail("unknown option " .. a) end
+      i = i + 2
+   end
+   if o.reps < 1 then fail("-r needs a positive count") end
+   local bm = require "moonhub.bench_model"
+   local rows, info = bm.run(o)
+   if not rows then
+      io.stderr:write("bench: ", tostring(info), "\n")
+      return 1
+   end
+   bm.print(rows, info)
+   return 0
+end
+
 local function main(...)
    local args = { ... }
    local sub = args[1]
@@ -88,8 +124,8 @@ local function main(...)
       return sub and 0 or 2
    end
    if sub == "tokenize" then return bench_tokenize({ table.unpack(args, 2) }) end
-   io.stderr:write("bench: model benchmarks: not available yet (only `moonhub bench tokenize`)\n")
-   return 2
+   if sub == "serve" then return require("moonhub.bench_serve").main({ table.unpack(args, 2) }) end
+   return bench_model(args)
 end
 
 local ok, code = pcall(main, ...)

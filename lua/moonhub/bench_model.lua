@@ -1,0 +1,89 @@
+-- moonhub.bench_model: llama-bench-like throughput rows for one model —
+-- prompt processing (pp N: one batched forward of N tokens) and token
+-- generation (tg N: N single-token steps), tokens/s mean ± sd over
+-- repetitions, threads, peak RSS. Layer: lua/moonhub (public API only).
+local mh = require "moonhub"
+
+local M = {}
+
+local function peak_rss()
+   local f = io.open("/proc/self/status", "r")
+   if not f then return nil end
+   local kb = f:read("a"):match("VmHWM:%s*(%d+) kB")
+   f:close()
+   return kb and tonumber(kb) * 1024 or nil
+end
+
+local function stats(xs)
+   local sum, sq = 0, 0
+   for _, x in ipairs(xs) do sum = sum + x end
+   local mean = sum / #xs
+   for _, x in ipairs(xs) do sq = sq + (x - mean) ^ 2 end
+   return mean, #xs > 1 and math.sqrt(sq / (#xs - 1)) or 0
+end
+
+-- Token ids that look like text but need no tokenizer: a fixed walk over the vocab.
+local function ids_of(n, n_vocab)
+   local ids = {}
+   for i = 1, n do ids[i] = (i * 7919 + 13) % n_vocab end
+   return ids
+end
+
+local function time_pp(m, n, reps)
+   local ids, rates = ids_of(n, m.info.n_vocab), {}
+   m:forward(ids_of(8, m.info.n_vocab))                       -- warm-up
+   for r = 1, reps do
+      local cache = m:new_cache(n)
+      local t0 = mh.sys.now()
+      m:forward(ids, cache)
+      rates[r] = n / (mh.sys.now() - t0)
+      cache:free()
+   end
+   return stats(rates)
+end
+
+local function time_tg(m, n, reps)
+   local ids, rates = ids_of(n + 1, m.info.n_vocab), {}
+   for r = 1, reps do
+      local cache = m:new_cache(n + 1)
+      m:forward({ ids[1] }, cache)
+      local t0 = mh.sys.now()
+      for i = 2, n + 1 do m:forward({ ids[i] }, cache) end
+      rates[r] = n / (mh.sys.now() - t0)
+      cache:free()
+   end
+   return stats(rates)
+end
+
+-- run{model =, pp = {128, 512}, tg = {128}, reps = 3, threads =} -> rows, info
+function M.run(o)
+   local m, err = mh.load(o.model, { ctx = 4096, threads = o.threads })
+   if not m then return nil, err end
+   local rows = {}
+   for _, n in ipairs(o.pp or { 128, 512 }) do
+      local mean, sd = time_pp(m, n, o.reps or 3)
+      rows[#rows + 1] = { test = "pp" .. n, mean = mean, sd = sd }
+   end
+   for _, n in ipairs(o.tg or { 128 }) do
+      local mean, sd = time_tg(m, n, o.reps or 3)
+      rows[#rows + 1] = { test = "tg" .. n, mean = mean, sd = sd }
+   end
+   local info = { name = o.model:match("([^/]+)$"), bytes = m.info.weight_bytes, params = m.info.n_params,
+                  threads = mh.sys.threads(), rss = peak_rss(), cpu = mh.sys.cpu() }
+   m:close()
+   return rows, info
+end
+
+function M.print(rows, info)
+   print(string.format("| %-28s | %10s | %9s | %7s | %-6s | %16s |", "model", "size", "params", "threads",
+      "test", "t/s"))
+   print("|" .. string.rep("-", 30) .. "|" .. string.rep("-", 12) .. "|" .. string.rep("-", 11) .. "|"
+      .. string.rep("-", 9) .. "|" .. string.rep("-", 8) .. "|" .. string.rep("-", 18) .. "|")
+   for _, r in ipairs(rows) do
+      print(string.format("| %-28s | %7.2f MiB | %8.2fM | %7d | %-6s | %8.2f ± %5.2f |", info.name,
+         info.bytes / 2^20, info.params / 1e6, info.threads, r.test, r.mean, r.sd))
+   end
+   print(string.format("peak RSS %.1f MiB, cpu path %s", (info.rss or 0) / 2^20, info.cpu))
+end
+
+return M

@@ -1,0 +1,135 @@
+-- `moonhub chat` on a real terminal: tmux (private socket, own config-less
+-- server) gives it a pseudo-terminal; keys go in with send-keys and the
+-- screen is read with capture-pane. Two turns, Ctrl-C mid-answer, /reset
+-- and /bye. Every wait polls the screen and is bounded.
+-- Layer: tests (runs the binary; needs tmux, see docs/dependencies.md).
+local data = require "helpers.data"
+local H = require "helpers.host"
+local q = H.q
+
+local SMOL = "models/mh-smol-llama-17m-Q8_0.gguf"
+
+local function have_tmux()
+   local ok = os.execute("command -v tmux >/dev/null 2>&1")
+   return ok == true
+end
+
+-- A tmux server of our own in dir, with one pane running cmd.
+local function terminal(dir, cmd)
+   local t = { sock = dir .. "/tmux.sock" }
+   function t.tmux(args)
+      local p = io.popen("tmux -f /dev/null -S " .. q(t.sock) .. " " .. args .. " 2>&1")
+      local out = p:read("a")
+      p:close()
+      return out
+   end
+   -- the pane stays after the program exits, so its exit status can be read
+   t.tmux("new-session -d -s chat -x 200 -y 50 " .. q(cmd) .. " \\; set-option -w -t chat remain-on-exit on")
+   function t.screen() return t.tmux("capture-pane -p -J -S - -t chat") end
+   function t.type(line)
+      t.tmux("send-keys -t chat -l " .. q(line))
+      t.tmux("send-keys -t chat Enter")
+   end
+   function t.key(k) t.tmux("send-keys -t chat " .. k) end
+   function t.dead()
+      local d, status = t.tmux("display-message -p -t chat '#{pane_dead} #{pane_dead_status}'"):match("(%d) ?(%d*)")
+      return d == "1", tonumber(status)
+   end
+   function t.close() t.tmux("kill-server") end
+   return t
+end
+
+-- the stats lines on the screen: { {generated, processed, of, interrupted}, ... }
+local function stats(out)
+   local list = {}
+   for n, p, of, rest in out:gmatch("%[(%d+) tokens, [%d.]+ tok/s, prompt processed (%d+) of (%d+) tokens([^%]]*)%]") do
+      list[#list + 1] = { tonumber(n), tonumber(p), tonumber(of), rest == ", interrupted" }
+   end
+   return list
+end
+
+local function prompts(out)
+   local n = 0
+   for _ in ("\n" .. out):gmatch("\n>>> ") do n = n + 1 end
+   return n
+end
+
+describe("moonhub chat on a pseudo-terminal #integration", function()
+   local dir, term
+   before_each(function() dir = H.tmpdir() end)
+   after_each(function()
+      if term then term.close() end
+      term = nil
+      H.rmdir(dir)
+   end)
+
+   -- polls the screen until pred(screen) holds; fails with the screen after limit seconds
+   local function wait(what, pred, limit)
+      local t0 = os.time()
+      local screen
+      repeat
+         screen = term.screen()
+         if pred(screen) then return screen end
+         os.execute("sleep 0.05")
+      until os.time() - t0 > (limit or 30)
+      error("timed out waiting for " .. what .. "; screen:\n" .. screen, 2)
+   end
+
+   it("two turns, Ctrl-C mid-answer, /reset and /bye", function()
+      local model = data.need(SMOL, pending)
+      if not model then return end
+      if not have_tmux() then return pending("tmux is not installed") end
+      term = terminal(dir, string.format("MOONHUB_HOME=%s exec %s chat %s --ignore-eos --max-tokens 8 --seed 3",
+         q(dir), q(H.exe), q(model)))
+      local s = wait("the first prompt", function(o) return prompts(o) == 1 end)
+      assert.matches("^moonhub chat: .*, template built%-in chatml %(detected%)%. /help for commands", s)
+
+      term.type("Hello there")
+      wait("turn 1", function(o) return #stats(o) == 1 and prompts(o) == 2 end)
+      term.type("What comes next?")
+      s = wait("turn 2", function(o) return #stats(o) == 2 and prompts(o) == 3 end)
+      local st = stats(s)
+      assert.are.equal(st[1][2], st[1][3])            -- turn 1: the whole prompt
+      assert.is_true(st[2][2] < st[2][3] - st[1][3], s) -- turn 2: only the new suffix
+      assert.is_true(st[1][1] == 8 and st[2][1] == 8, s)
+
+      term.type("/set max_tokens 100000")
+      wait("/set", function(o) return o:find("[max_tokens = 100000]", 1, true) and prompts(o) == 4 end)
+      term.type("Tell me a long story")
+      wait("the long answer to start", function(o)
+         local after = o:match("\n>>> Tell me a long story\n(.*)$")
+         return after and #after >= 200
+      end)
+      term.key("C-c")
+      s = wait("the interrupted answer's stats and a prompt", function(o)
+         return #stats(o) == 3 and prompts(o) == 5
+      end)
+      st = stats(s)
+      assert.is_true(st[3][4], s)                     -- cut short by Ctrl-C
+      assert.is_true(st[3][1] >= 1 and st[3][1] < 2048 - st[3][3], s)
+      assert.matches("%^C\n%[%d+ tokens, [%d.]+ tok/s, prompt processed %d+ of %d+ tokens, interrupted%]\n>>> ", s)
+
+      term.type("/reset")
+      wait("/reset", function(o) return o:find("[conversation cleared]", 1, true) and prompts(o) == 6 end)
+      term.type("/set max_tokens 4")
+      wait("/set", function(o) return prompts(o) == 7 end)
+      term.type("Hello there")
+      s = wait("a turn after /reset", function(o) return #stats(o) == 4 and prompts(o) == 8 end)
+      st = stats(s)
+      -- the history is gone: the prompt is turn 1's again, and all of it
+      -- is still in the KV cache but the last token
+      assert.are.equal(st[1][3], st[4][3], s)
+      assert.are.equal(1, st[4][2], s)
+      assert.is_false(st[4][4])
+
+      term.type("/bye")
+      -- tmux can see the terminal close before it has the exit status
+      local status
+      wait("the chat to exit", function()
+         local dead, st = term.dead()
+         status = st
+         return dead and st ~= nil
+      end, 10)
+      assert.are.equal(0, status)
+   end)
+end)
