@@ -94,6 +94,8 @@ mh_sched *mh_sched_new(mh_model *m, const mh_sched_params *p, mh_err *err)
     s->next_id = 1;
     s->st.n_parallel = p->n_parallel;
     s->st.kv_total = p->n_parallel * p->n_ctx;
+    s->store.budget = p->prefix_cache ? p->cache_bytes : 0;
+    s->st.store_budget = (int64_t)s->store.budget;
     pthread_mutex_init(&s->mu, NULL);
     pthread_mutex_init(&s->model_mu, NULL);
     pthread_cond_init(&s->cv, NULL);
@@ -116,6 +118,8 @@ void mh_sched_free(mh_sched *s)
     pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
     if (s->th_started) pthread_join(s->th, NULL);
+    mh_sched_store_free(&s->store);
+    s->store.budget = 0;            /* what ends below is not worth keeping */
     /* the thread is gone: whatever is left ends as cancelled */
     for (int i = 0; s->slots && i < s->p.n_parallel; i++)
         if (s->slots[i].r) mh_sched_finish(s, &s->slots[i], s->slots[i].r, MH_SCHED_CANCEL, NULL);
@@ -271,6 +275,9 @@ void mh_sched_finish(mh_sched *s, sched_slot *slot, sched_req *r, int reason, co
     /* everything is settled before the final event goes out: whoever reads
      * it may free what the constraint's ud points to, or read the stats */
     if (r->con.free) r->con.free(r->con.ud);
+    /* the slot's sequence goes to the prefix store before the slot is
+     * released: nobody else touches it until this thread admits again */
+    if (slot && s->store.budget) mh_sched_store_put(&s->store, slot->hist, slot->n_hist, slot->cache);
     pthread_mutex_lock(&s->mu);
     if (r->prev) r->prev->next = r->next;
     else s->live = r->next;
@@ -285,6 +292,9 @@ void mh_sched_finish(mh_sched *s, sched_slot *slot, sched_req *r, int reason, co
     }
     s->st.generated_tokens += r->n_gen - r->n_counted;
     s->st.requests_done++;
+    s->st.store_entries = s->store.n;
+    s->st.store_bytes = (int64_t)s->store.bytes;
+    s->st.store_evictions = s->store.evictions;
     pthread_mutex_unlock(&s->mu);
     mh_chan_push(r->out, MH_SCHED_EV_DONE, &ev, sizeof ev, NULL);   /* a closed channel: nobody listens */
     mh_chan_close(r->out);

@@ -28,6 +28,37 @@ typedef struct sched_req {
     struct sched_req *qnext;          /* waiting queue (s->mu) */
 } sched_req;
 
+/* ===== prefix store (sched_store.c; the compute thread alone, or the
+ * thread freeing the scheduler once the compute thread is joined) =====
+ * Snapshots of finished sequences: their ids and KV rows (mh_kv_cache_save),
+ * most recently used first, evicted from the tail past the byte budget. */
+#define SCHED_STORE_MIN 16        /* fewest reusable tokens worth a snapshot */
+
+typedef struct sched_entry {
+    int32_t *tokens;              /* (n) ids whose KV the snapshot holds */
+    int64_t n;
+    void *kv;                     /* mh_kv_cache_save of n positions */
+    size_t bytes;                 /* of kv (the budget counts only these) */
+    struct sched_entry *prev, *next;  /* LRU list, head = most recent */
+} sched_entry;
+
+typedef struct sched_store {
+    sched_entry *head, *tail;
+    size_t bytes, budget;
+    int64_t n, evictions;
+} sched_store;
+
+/* The entry sharing the longest prefix with tokens (n), or NULL; *common
+ * gets that length. */
+sched_entry *mh_sched_store_match(const sched_store *st, const int32_t *tokens, int64_t n, int64_t *common);
+/* Marks e most recently used. */
+void mh_sched_store_touch(sched_store *st, sched_entry *e);
+/* Keeps positions 0..n-1 of c (ids tokens) unless an entry already covers
+ * them; drops entries the new one extends, evicts LRU ones past the
+ * budget. A snapshot larger than the budget, or out of memory, is skipped. */
+void mh_sched_store_put(sched_store *st, const int32_t *tokens, int64_t n, const mh_kv_cache *c);
+void mh_sched_store_free(sched_store *st);
+
 typedef struct sched_slot {
     mh_kv_cache *cache;
     int32_t *hist;                /* (n_ctx) ids held in the cache, 0..n_hist-1 */
@@ -38,6 +69,8 @@ typedef struct sched_slot {
     bool decoding;
     double last_used;             /* ms: ties between free slots go to the oldest */
     float *logits;                /* (n_vocab) */
+    sched_entry *restore;         /* admitted from the store: rows to load */
+    int64_t restore_n;            /* of restore's positions, those to load */
 } sched_slot;
 
 struct mh_sched {
@@ -57,6 +90,7 @@ struct mh_sched {
     sched_req *live;              /* waiting + running, for cancel */
     int64_t next_id;
     mh_sched_stats st;
+    sched_store store;            /* compute thread only; figures mirrored in st */
 };
 
 double mh_sched_now_ms(void);

@@ -17,26 +17,49 @@ static int64_t common_prefix(const int32_t *a, int64_t na, const int32_t *b, int
     return i;
 }
 
-/* The free slot to give r: the longest shared prefix, ties to the slot
- * unused longest (so recent histories stay for their followers). */
-static sched_slot *pick_slot(mh_sched *s, const sched_req *r, int64_t *common)
+/* Prompt tokens a prefix of common ids saves: the last prompt token always
+ * runs again, its logits start decoding. */
+static int64_t reusable(const sched_req *r, int64_t common)
 {
-    sched_slot *best = NULL;
+    return common < r->n_tokens - 1 ? common : r->n_tokens - 1;
+}
+
+/* The free slot to give r: the longest shared prefix, ties to the slot
+ * unused longest (so recent histories stay for their followers). When the
+ * prefix store holds a longer prefix (SCHED_STORE_MIN tokens at least),
+ * *from is that entry and the slot the one unused longest. */
+static sched_slot *pick_slot(mh_sched *s, const sched_req *r, int64_t *common, sched_entry **from)
+{
+    sched_slot *best = NULL, *oldest = NULL;
     int64_t best_n = -1;
     for (int i = 0; i < s->p.n_parallel; i++) {
         sched_slot *sl = &s->slots[i];
         if (sl->r) continue;
         int64_t n = s->p.prefix_cache ? common_prefix(sl->hist, sl->n_hist, r->tokens, r->n_tokens) : 0;
         if (n > best_n || (n == best_n && sl->last_used < best->last_used)) { best = sl; best_n = n; }
+        if (!oldest || sl->last_used < oldest->last_used) oldest = sl;
     }
     *common = best_n;
-    return best;
+    *from = NULL;
+    if (!best || !s->store.budget) return best;
+    int64_t n_store;
+    sched_entry *e = mh_sched_store_match(&s->store, r->tokens, r->n_tokens, &n_store);
+    int64_t gain = reusable(r, n_store);
+    if (!e || gain < SCHED_STORE_MIN || gain <= reusable(r, best_n)) return best;
+    *common = n_store;
+    *from = e;
+    return oldest;
 }
 
-static void admit_one(mh_sched *s, sched_slot *sl, sched_req *r, int64_t common)
+/* Gives sl to r. From the store, the slot starts empty and its rows are
+ * loaded by load_restores once s->mu is released (a copy of many MiB
+ * should not hold up submit). */
+static void admit_one(mh_sched *s, sched_slot *sl, sched_req *r, int64_t common, sched_entry *from)
 {
-    /* at least the last prompt token runs again: its logits start decoding */
-    int64_t keep = common < r->n_tokens - 1 ? common : r->n_tokens - 1;
+    int64_t keep = reusable(r, common);
+    sl->restore = from;
+    sl->restore_n = from ? keep : 0;
+    if (from) keep = 0;
     mh_kv_cache_truncate(sl->cache, keep);
     sl->n_hist = keep;
     sl->r = r;
@@ -48,6 +71,34 @@ static void admit_one(mh_sched *s, sched_slot *sl, sched_req *r, int64_t common)
     s->st.running++;
     s->st.prompt_tokens += r->n_tokens;
     if (keep > 0) { s->st.prefix_hits++; s->st.prefix_tokens += keep; }
+}
+
+/* Loads the store rows chosen by admit_one. Runs right after each admit,
+ * before anything can put to the store (which could evict the entries). */
+static void load_restores(mh_sched *s)
+{
+    for (int i = 0; i < s->p.n_parallel; i++) {
+        sched_slot *sl = &s->slots[i];
+        sched_entry *e = sl->restore;
+        if (!e) continue;
+        int64_t n = sl->restore_n;
+        sl->restore = NULL;
+        if (mh_kv_cache_load(sl->cache, e->kv, e->bytes, e->n, n, NULL) != MH_OK) {
+            mh_kv_cache_truncate(sl->cache, 0);     /* not expected: prefill it all */
+            continue;
+        }
+        mh_sched_store_touch(&s->store, e);
+        memcpy(sl->hist, e->tokens, sizeof(int32_t) * (size_t)n);
+        sl->n_hist = n;
+        sl->fed = n;
+        sl->r->cached = n;
+        pthread_mutex_lock(&s->mu);
+        s->st.prefix_hits++;
+        s->st.prefix_tokens += n;
+        s->st.store_hits++;
+        s->st.store_tokens += n;
+        pthread_mutex_unlock(&s->mu);
+    }
 }
 
 /* Moves cancelled waiting requests to *doomed and admits the queue's head
@@ -65,13 +116,14 @@ static void admit(mh_sched *s, sched_req **doomed)
     for (sched_req *q = s->q_head; q; q = q->qnext) s->q_tail = q;
     while (s->q_head) {
         int64_t common;
-        sched_slot *sl = pick_slot(s, s->q_head, &common);
+        sched_entry *from;
+        sched_slot *sl = pick_slot(s, s->q_head, &common, &from);
         if (!sl) break;
         sched_req *q = s->q_head;
         s->q_head = q->qnext;
         if (!s->q_head) s->q_tail = NULL;
         q->qnext = NULL;
-        admit_one(s, sl, q, common);
+        admit_one(s, sl, q, common, from);
     }
 }
 
@@ -88,6 +140,7 @@ static bool next_round(mh_sched *s)
         if (s->slots[i].r && s->slots[i].r->cancelled) cancel_slot[n_cancel++] = i;
     admit(s, &doomed);
     pthread_mutex_unlock(&s->mu);
+    load_restores(s);
     for (int k = 0; k < n_cancel; k++) {
         sched_slot *sl = &s->slots[cancel_slot[k]];
         mh_sched_finish(s, sl, sl->r, MH_SCHED_CANCEL, NULL);
@@ -101,6 +154,7 @@ static bool next_round(mh_sched *s)
         pthread_mutex_lock(&s->mu);
         admit(s, &doomed);
         pthread_mutex_unlock(&s->mu);
+        load_restores(s);
         while (doomed) {
             sched_req *q = doomed;
             doomed = q->qnext;

@@ -67,6 +67,20 @@ int64_t mh_kv_cache_n_ctx(const mh_kv_cache *c);
 /* Forgets positions >= n (n <= n_past): rewinds for a new suffix. */
 void mh_kv_cache_truncate(mh_kv_cache *c, int64_t n);
 
+/* kv_copy.c: prefix reuse across caches. Rows move bitwise in the cache's
+ * type. A snapshot is a plain buffer: K rows then V rows, layer-major,
+ * (n_layer, n, kv_dim) each; it fits caches of the same model and type. */
+size_t mh_kv_cache_snapshot_bytes(const mh_kv_cache *c, int64_t n);   /* 0 for n <= 0 */
+/* Positions 0..n-1 of src into dst (same model and type); dst's n_past
+ * becomes n. MH_EINVAL for other shapes, MH_ERANGE for n past either. */
+int mh_kv_cache_copy_prefix(mh_kv_cache *dst, const mh_kv_cache *src, int64_t n, mh_err *err);
+/* Positions 0..n-1 of c into buf (size >= mh_kv_cache_snapshot_bytes). */
+int mh_kv_cache_save(const mh_kv_cache *c, int64_t n, void *buf, size_t size, mh_err *err);
+/* The first n_use positions of a snapshot of n_saved (size bytes exactly)
+ * into c; c's n_past becomes n_use. */
+int mh_kv_cache_load(mh_kv_cache *c, const void *buf, size_t size, int64_t n_saved, int64_t n_use,
+                     mh_err *err);
+
 /* Runs tokens[0..n-1] at positions n_past.. and appends them to the cache.
  * logits: (n, n_vocab) when all_logits, else (1, n_vocab) for the last
  * token; NULL skips the output projection. Fails with MH_ERANGE when the

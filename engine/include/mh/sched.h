@@ -26,9 +26,12 @@ typedef struct mh_sched_params {
     int64_t prefill_chunk;        /* most prompt tokens fed per step, all slots */
     bool prefix_cache;            /* reuse a slot's cached prefix */
     size_t mem_limit;             /* bytes the KV caches may take; 0: no limit */
+    size_t cache_bytes;           /* prefix store: finished sequences' KV kept for
+                                   * reuse (LRU) up to this many bytes; 0: none */
 } mh_sched_params;
 
-/* n_parallel 1, n_ctx 2048, f16, chunk 256, prefix cache on, no limit. */
+/* n_parallel 1, n_ctx 2048, f16, chunk 256, prefix cache on, no limit, no
+ * prefix store (the server asks for one: --cache-mb). */
 void mh_sched_params_init(mh_sched_params *p);
 
 /* Constrained decoding hook (e.g. a JSON-schema grammar). mask runs on the
@@ -109,6 +112,10 @@ typedef struct mh_sched_stats {
     int64_t prefix_hits, prefix_tokens;   /* requests that reused a prefix, tokens reused */
     int64_t prompt_tokens, generated_tokens, requests_done;
     int64_t steps;                        /* batched forwards run */
+    /* prefix store (beyond the slots): hits and tokens restored from it
+     * (also counted in prefix_hits/_tokens), what it holds, LRU evictions */
+    int64_t store_hits, store_tokens;
+    int64_t store_entries, store_bytes, store_budget, store_evictions;
 } mh_sched_stats;
 
 /* A consistent snapshot. Any thread. */
