@@ -1,6 +1,8 @@
 -- serve a model over an OpenAI-compatible HTTP API (chat, completions, embeddings)
 -- Layer: recipes (uses the public moonhub API only).
--- Usage: moonhub serve --model PATH [--host 127.0.0.1] [--port 8080] [--parallel 4] ...
+-- Usage: moonhub serve [--model PATH] [--host 127.0.0.1] [--port 8080] [--parallel 4] ...
+-- Requests may name any registered model (loaded on first use, unloaded
+-- after --keep-alive idle); --model preloads the default one.
 local argparse = require "argparse"
 local mh = require "moonhub"
 
@@ -20,6 +22,12 @@ p:option("--kv-type", "KV cache type: f16, q8_0 or f32", "f16")
 p:option("--threads", "compute threads"):convert(math.tointeger)
 p:option("--name", "model id reported by /v1/models (default: the file name)")
 p:option("--max-queue", "requests that may wait for a slot before 503", "64"):convert(math.tointeger)
+p:option("--max-loaded", "models loaded at once; the least recently used idle one is unloaded",
+   "3"):convert(math.tointeger)
+p:option("--keep-alive", "unload a model idle this long (30s, 5m, 1h; 0 = after each answer; "
+   .. "negative = never); default 5m, and never for --model")
+p:option("--mem-budget-mb", "memory for loaded models (weights + KV cache) in MiB"):convert(tonumber)
+p:flag("--history", "store every chat conversation (see 'moonhub history')")
 
 local ok, a = p:pparse(arg)
 if not ok then
@@ -27,8 +35,17 @@ if not ok then
    return 2
 end
 local model_path = a.model or a.model_arg
-if not model_path then
-   io.stderr:write("moonhub serve: give a model: moonhub serve --model PATH\n")
+local keep_alive
+if a.keep_alive then
+   local kerr
+   keep_alive, kerr = require("moonhub.pool").parse_duration(a.keep_alive)
+   if not keep_alive then
+      io.stderr:write("moonhub serve: --", kerr, "\n")
+      return 2
+   end
+end
+if not a.max_loaded or a.max_loaded < 1 then
+   io.stderr:write("moonhub serve: --max-loaded must be a positive integer\n")
    return 2
 end
 for _, k in ipairs({ "port", "ctx", "parallel" }) do
@@ -38,9 +55,9 @@ for _, k in ipairs({ "port", "ctx", "parallel" }) do
    end
 end
 
-local name = a.name or model_path:match("([^/]+)/?$"):gsub("%.gguf$", "")
+local name = a.name or (model_path and model_path:match("([^/]+)/?$"):gsub("%.gguf$", "")) or "moonhub"
 local app = mh.server.new({ model_name = name, api_key = a.api_key, rate = a.rate, template = a.template,
-   max_queue = a.max_queue })
+   max_queue = a.max_queue, history = a.history })
 local srv, err = mh.http.server({ host = a.host, port = a.port, max_body = math.floor(a.max_body_mb * 2^20) })
 if not srv then
    io.stderr:write("moonhub serve: ", err, "\n")
@@ -48,31 +65,49 @@ if not srv then
 end
 srv:handle(app:handler())
 
+-- Every model goes through the pool; its state file is what `moonhub ps` reads.
+local admin = require "moonhub.admin"
+app.host, app.port = a.host, srv.port
+local pool = require("moonhub.pool").new({
+   max_loaded = a.max_loaded, keep_alive = keep_alive, ctx = a.ctx, parallel = a.parallel,
+   kv_type = a.kv_type, threads = a.threads,
+   mem_budget = a.mem_budget_mb and a.mem_budget_mb * 2^20 or nil,
+   sched = { prefix_cache = a.cache_mb > 0, cache_bytes = math.floor(math.max(a.cache_mb, 0) * 2^20) },
+   on_change = function() admin.write_state(app) end,
+   on_unload = function(e)
+      if app.sched == e.sched then app.model, app.sched = nil, nil end
+   end,
+})
+app:use_pool(pool, { default_ref = model_path })
+
 -- Load after the socket is up, so /health answers 503 until the model is ready.
 local failed
 mh.http.timer(0, function()
-   local model, lerr = mh.load(model_path, { ctx = a.ctx, threads = a.threads, kv_type = a.kv_type })
-   if not model then
+   if not model_path then
+      app.ready = true
+      admin.write_state(app)
+      io.stdout:write(string.format("moonhub serve: ready at http://%s:%d/v1 (registry models load on first use)\n",
+         a.host, srv.port))
+      io.stdout:flush()
+      return
+   end
+   local e, lerr = pool:acquire(model_path)
+   if not e then
       failed = lerr
       mh.http.stop(0)
       return
    end
-   local sched, serr = mh.sched.new(model, {
-      parallel = a.parallel, ctx = a.ctx, kv_type = a.kv_type,
-      prefix_cache = a.cache_mb > 0,
-   })
-   if not sched then
-      failed = serr
-      mh.http.stop(0)
-      return
-   end
-   app:attach(model, sched)
+   pool:release(e, keep_alive or -1)
+   app:attach(e.model, e.sched)
+   app.ready = true
    io.stdout:write(string.format("moonhub serve: %s ready at http://%s:%d/v1 (%d parallel, ctx %d)\n",
       name, a.host, srv.port, a.parallel, a.ctx))
    io.stdout:flush()
 end, { once = true })
 
 mh.http.run()
+pool:close()
+os.remove(admin.state_file(srv.port))
 if failed then
    io.stderr:write("moonhub serve: ", tostring(failed), "\n")
    return 1

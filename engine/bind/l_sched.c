@@ -69,6 +69,7 @@ static void read_params(lua_State *L, int t, mh_sched_params *p)
     p->n_ctx = opt_int(L, t, fn, "ctx", p->n_ctx, 2, 1 << 24);
     p->prefill_chunk = opt_int(L, t, fn, "prefill_chunk", p->prefill_chunk, 1, 1 << 20);
     p->mem_limit = (size_t)opt_int(L, t, fn, "mem_limit", 0, 0, LUA_MAXINTEGER);
+    p->cache_bytes = (size_t)opt_int(L, t, fn, "cache_bytes", 0, 0, LUA_MAXINTEGER);
     lua_getfield(L, t, "prefix_cache");
     if (!lua_isnil(L, -1)) p->prefix_cache = lua_toboolean(L, -1);
     lua_pop(L, 1);
@@ -82,7 +83,7 @@ static void read_params(lua_State *L, int t, mh_sched_params *p)
 }
 
 /* new(model_handle, {parallel=, ctx=, kv_type=, prefill_chunk=, prefix_cache=,
- * mem_limit=}) -> sched | nil, msg */
+ * mem_limit=, cache_bytes=}) -> sched | nil, msg */
 static int l_new(lua_State *L)
 {
     mh_model **mbox = luaL_checkudata(L, 1, MODEL_MT);
@@ -281,7 +282,7 @@ static int s_stats(lua_State *L)
     sched_box *b = check_sched(L, "sched:stats");
     mh_sched_stats st;
     mh_sched_stats_get(b->s, &st);
-    lua_createtable(L, 0, 12);
+    lua_createtable(L, 0, 18);
     set_int(L, "running", st.running);
     set_int(L, "waiting", st.waiting);
     set_int(L, "parallel", st.n_parallel);
@@ -293,6 +294,12 @@ static int s_stats(lua_State *L)
     set_int(L, "generated_tokens", st.generated_tokens);
     set_int(L, "requests_done", st.requests_done);
     set_int(L, "steps", st.steps);
+    set_int(L, "store_hits", st.store_hits);
+    set_int(L, "store_tokens", st.store_tokens);
+    set_int(L, "store_entries", st.store_entries);
+    set_int(L, "store_bytes", st.store_bytes);
+    set_int(L, "store_budget", st.store_budget);
+    set_int(L, "store_evictions", st.store_evictions);
     return 1;
 }
 

@@ -75,6 +75,12 @@ function Metrics:render(sched)
       { "moonhub_kv_cells_used", st.kv_used }, { "moonhub_kv_cells_total", st.kv_total },
       { "moonhub_prefix_cache_hits_total", st.prefix_hits },
       { "moonhub_prefix_cache_tokens_total", st.prefix_tokens },
+      { "moonhub_prefix_store_hits_total", st.store_hits },
+      { "moonhub_prefix_store_tokens_total", st.store_tokens },
+      { "moonhub_prefix_store_entries", st.store_entries },
+      { "moonhub_prefix_store_bytes", st.store_bytes },
+      { "moonhub_prefix_store_budget_bytes", st.store_budget },
+      { "moonhub_prefix_store_evictions_total", st.store_evictions },
    }
    for _, g in ipairs(gauges) do
       line("# TYPE " .. g[1] .. " gauge")

@@ -108,6 +108,26 @@ CREATE TABLE messages (
    UNIQUE (conversation_id, seq)
 );
 ]],
+   -- 2: conversation details (JSON) and full-text search over message content
+   [2] = [[
+ALTER TABLE conversations ADD COLUMN source TEXT;      -- chat, server
+ALTER TABLE conversations ADD COLUMN options TEXT;     -- JSON: sampling options
+ALTER TABLE conversations ADD COLUMN usage TEXT;       -- JSON: token counts
+ALTER TABLE conversations ADD COLUMN timings TEXT;     -- JSON: seconds, tokens per second
+CREATE INDEX messages_conversation ON messages(conversation_id, seq);
+CREATE VIRTUAL TABLE messages_fts USING fts5(content, content = 'messages', content_rowid = 'id');
+CREATE TRIGGER messages_fts_ins AFTER INSERT ON messages BEGIN
+   INSERT INTO messages_fts (rowid, content) VALUES (NEW.id, NEW.content);
+END;
+CREATE TRIGGER messages_fts_del AFTER DELETE ON messages BEGIN
+   INSERT INTO messages_fts (messages_fts, rowid, content) VALUES ('delete', OLD.id, OLD.content);
+END;
+CREATE TRIGGER messages_fts_upd AFTER UPDATE OF content ON messages BEGIN
+   INSERT INTO messages_fts (messages_fts, rowid, content) VALUES ('delete', OLD.id, OLD.content);
+   INSERT INTO messages_fts (rowid, content) VALUES (NEW.id, NEW.content);
+END;
+INSERT INTO messages_fts (messages_fts) VALUES ('rebuild');
+]],
 }
 M.SCHEMA_VERSION = #M.migrations
 

@@ -30,8 +30,10 @@ local function eog_ids(tok)
 end
 
 -- new(model, {parallel = 1, ctx = model.ctx, kv_type = model.kv_type,
---   prefill_chunk = 256, prefix_cache = true, mem_limit = bytes})
---   -> sched | nil, msg
+--   prefill_chunk = 256, prefix_cache = true, mem_limit = bytes,
+--   cache_bytes = 0}) -> sched | nil, msg
+-- cache_bytes: budget of the prefix store (KV of finished requests kept for
+-- later prompts sharing their prefix, LRU); 0 keeps only the slots' own.
 -- model: a moonhub.model (from mh.load) or its core handle. While the
 -- scheduler runs, the model cannot be used directly (model:forward raises):
 -- the compute thread owns it until s:close().
@@ -49,6 +51,7 @@ function M.new(model, opts)
       ctx = opts.ctx or (type(model) == "table" and model.ctx) or 2048,
       kv_type = opts.kv_type or (type(model) == "table" and model.kv_type) or "f16",
       prefill_chunk = opts.prefill_chunk, prefix_cache = opts.prefix_cache,
+      cache_bytes = opts.cache_bytes,
    }
    if math.type(o.parallel) ~= "integer" or o.parallel < 1 then
       error("sched.new: parallel must be a positive integer, got " .. tostring(o.parallel), 2)
@@ -96,7 +99,9 @@ function Sched:submit(req)
 end
 
 -- stats() -> {running, waiting, parallel, kv_used, kv_total, prefix_hits,
---   prefix_tokens, prompt_tokens, generated_tokens, requests_done, steps}
+--   prefix_tokens, prompt_tokens, generated_tokens, requests_done, steps,
+--   store_hits, store_tokens, store_entries, store_bytes, store_budget,
+--   store_evictions}
 function Sched:stats() return self._h:stats() end
 
 -- embed(ids) -> f32 tensor (n_embd): the model's sentence embedding, run

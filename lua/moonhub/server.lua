@@ -144,9 +144,10 @@ function App:require_model()
 end
 
 -- Prompt ids and stop strings for chat messages through the model's template.
+-- Contents are plain text: a "<|im_start|>" inside a message is not a control token.
 function App:chat_prompt(messages, tools)
    local m = self.model
-   local ids, stops = m:prompt_ids({ messages = messages }, { tools = tools, template = self.opts.template })
+   local ids, stops = require("moonhub.prompt").encode(m, messages, { tools = tools, template = self.opts.template })
    return ids, stops or m.chat_stops or {}
 end
 
@@ -197,10 +198,11 @@ function App:chat(req)
 
    if not p.stream then
       local choices, total = {}, { prompt_tokens = 0, completion_tokens = 0, cached_tokens = 0 }
+      local timings
       for i = 1, p.n do
          local parts, lps = {}, oa.array()
          local q = setmetatable({ seed = p.seed and (p.seed + i - 1) }, { __index = p })
-         local reason, u, _, msg = self:generate(ids, q, stops, function(text, info)
+         local reason, u, tm, msg = self:generate(ids, q, stops, function(text, info)
             parts[#parts + 1] = text
             if info then lps[#lps + 1] = logprob_entries(tok, info, p.top_logprobs) end
          end, function() return req.closed end, req)
@@ -212,7 +214,9 @@ function App:chat(req)
          total.prompt_tokens = u.prompt_tokens
          total.cached_tokens = math.max(total.cached_tokens, u.cached_tokens or 0)
          total.completion_tokens = total.completion_tokens + u.completion_tokens
+         timings = timings or tm
       end
+      self:record_chat(body, messages, choices[1].message.content, total, timings, p)
       return 200, JSON, oa.chat_response(id, created, self.name, choices, total)
    end
 
@@ -220,13 +224,15 @@ function App:chat(req)
    req:start(200, SSE)
    local keep = http.timer(self.opts.keepalive or 5, function() req:write(": keep-alive\n\n") end)
    local total = { prompt_tokens = 0, completion_tokens = 0, cached_tokens = 0 }
+   local answer, timings = {}, nil          -- choice 0's text, for the history
    local ok, err = pcall(function()
       for i = 1, p.n do
          req:write(oa.sse(oa.chat_chunk(id, created, self.name, i - 1, { role = "assistant", content = "" })))
          local buffered = {}
          local q = setmetatable({ seed = p.seed and (p.seed + i - 1) }, { __index = p })
-         local reason, u, _, msg = self:generate(ids, q, stops, function(text, info)
+         local reason, u, tm, msg = self:generate(ids, q, stops, function(text, info)
             keep:cancel()
+            if i == 1 then answer[#answer + 1] = text end
             if with_tools then buffered[#buffered + 1] = text return end
             local lp = info and { content = oa.array({ logprob_entries(tok, info, p.top_logprobs) }) }
             req:write(oa.sse(oa.chat_chunk(id, created, self.name, i - 1, { content = text }, nil, lp)))
@@ -248,9 +254,11 @@ function App:chat(req)
          total.prompt_tokens = u.prompt_tokens
          total.cached_tokens = math.max(total.cached_tokens, u.cached_tokens or 0)
          total.completion_tokens = total.completion_tokens + u.completion_tokens
+         timings = timings or tm
       end
    end)
    keep:cancel()
+   if ok then self:record_chat(body, messages, table.concat(answer), total, timings, p) end
    if not ok then
       local e = type(err) == "table" and err or { status = 500, message = tostring(err) }
       req:write("data: " .. oa.encode({ error = { message = e.message, type = "server_error" } }) .. "\n\n")
@@ -404,6 +412,7 @@ function App:embeddings(req)
 end
 
 function App:models(_, one)
+   if self.pool then return require("moonhub.admin").v1_models(self, one) end
    local info = { id = self.name, object = "model", created = self.created or os.time(), owned_by = "moonhub" }
    if one then
       if one ~= self.name then oa.fail(404, "model '" .. one .. "' not found", "model", "model_not_found") end
@@ -472,6 +481,70 @@ function App:parse_tools(text, tool_choice)
    return toolcall.parse(text, self.model.tool_format)
 end
 
+-- ===== multiple models (moonhub.pool) and history (moonhub.history) =====
+
+-- use_pool(pool, {default_ref =, history = bool}): requests name their model
+-- ("model"), loaded on first use; default_ref (serve --model) answers
+-- requests naming no model, self.name, or a model the registry lacks.
+function App:use_pool(pool, opts)
+   opts = opts or {}
+   self.pool, self.default_ref = pool, opts.default_ref
+   if opts.default_ref then pool:set_default(opts.default_ref, self.name) end
+   self.created = self.created or os.time()
+end
+
+-- Runs handler(view, req) with the entry the body's "model" names; view is
+-- the app with that entry's model, sched, ctx and name. keep_alive in the
+-- body (Ollama's: seconds or "5m"; 0 unloads after the answer; negative keeps).
+function App:with_entry(req, handler)
+   local pool_mod = require "moonhub.pool"
+   local okb, body = pcall(oa.decode, req.body)
+   body = okb and body or {}
+   local ka
+   if body.keep_alive ~= nil and body.keep_alive ~= oa.null then
+      local err
+      ka, err = pool_mod.parse_duration(body.keep_alive)
+      if not ka then oa.fail(400, err, "keep_alive") end
+   end
+   local ref = type(body.model) == "string" and body.model ~= "" and body.model or nil
+   local e, err, status
+   if ref then e, err, status = self.pool:acquire(ref) end
+   if not e and (not ref or status == 404) and self.default_ref then
+      e, err, status = self.pool:acquire(self.default_ref)
+   end
+   if not e then
+      if not ref and not self.default_ref then oa.fail(400, "'model' is required: name a registered model", "model") end
+      if status == 404 then oa.fail(404, "model '" .. tostring(ref) .. "' not found: " .. tostring(err), "model", "model_not_found") end
+      oa.fail(status or 500, tostring(err), "model", nil, status == 503 and { ["Retry-After"] = "1" } or nil)
+   end
+   self.model, self.sched = e.model, e.sched        -- for /metrics: the latest used
+   local view = setmetatable({ model = e.model, sched = e.sched, ctx = e.ctx, name = e.name, entry = e },
+      { __index = self })
+   local ok, a, b, c = pcall(handler, view, req)
+   self.pool:release(e, ka)
+   if not ok then error(a, 0) end
+   return a, b, c
+end
+
+local STORED_OPTIONS = { "temperature", "top_p", "top_k", "min_p", "max_tokens", "seed", "stop", "n",
+   "repeat_penalty", "presence_penalty", "frequency_penalty" }
+
+-- Stores one chat exchange when --history is on or the body says "store": true.
+function App:record_chat(body, messages, answer, usage, timings, p)
+   if not (self.opts.history or body.store == true) or body.store == false then return end
+   local options = {}
+   for _, k in ipairs(STORED_OPTIONS) do options[k] = p[k] end
+   local ok, err = pcall(function()
+      local h = assert(require("moonhub.history").open())
+      local stored_ok, serr = pcall(h.store, h, { model = self.name, source = "server", options = options,
+         messages = messages, answer = type(answer) == "string" and answer or "", usage = usage,
+         timings = timings })
+      h:close()
+      if not stored_ok then error(serr, 0) end
+   end)
+   if not ok then io.stderr:write("moonhub serve: history: ", tostring(err), "\n") end
+end
+
 -- ===== dispatch =====
 
 ROUTES = {
@@ -482,7 +555,7 @@ ROUTES = {
 function App:route(req)
    local path, method = req.path:match("^[^?]*"), req.method
    if path == "/health" then
-      if not self.sched then return 503, JSON, oa.encode({ status = "loading" }) end
+      if not self.sched and not self.ready then return 503, JSON, oa.encode({ status = "loading" }) end
       return 200, JSON, oa.encode({ status = "ok" })
    end
    if path == "/metrics" then
@@ -493,6 +566,7 @@ function App:route(req)
       if method ~= "GET" then oa.fail(405, "use GET for " .. path, nil, "method_not_allowed", { Allow = "GET" }) end
       return self:models(req, one)
    end
+   if path:match("^/api/") then return require("moonhub.admin").route(self, req, path) end
    local handler = ROUTES[path]
    if not handler then oa.fail(404, string.format("no route for %s %s", method, path), nil, "not_found") end
    if method ~= "POST" then oa.fail(405, "use POST for " .. path, nil, "method_not_allowed", { Allow = "POST" }) end
@@ -505,6 +579,7 @@ function App:route(req)
       oa.fail(429, "rate limit exceeded; slow down", nil, "rate_limit_exceeded",
          { ["Retry-After"] = tostring(math.max(1, math.ceil(wait))) })
    end
+   if self.pool then return self:with_entry(req, handler) end
    return handler(self, req)
 end
 

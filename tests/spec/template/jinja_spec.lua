@@ -1,5 +1,5 @@
 -- moonhub.jinja: one feature per case against fixtures/feature_cases.json
--- (rendered by Python jinja2 with HF's settings, fixtures/generate.py),
+-- (rendered by Python jinja2 with HF's settings, tests/tools/gen_template_fixtures.py),
 -- plus errors, options and the value representation.
 -- Layer: tests for moonhub.jinja.
 local jinja = require "moonhub.jinja"

@@ -1,5 +1,5 @@
 -- moonhub.toolcall: tool calls out of generated text for the Hermes/Qwen,
--- Llama 3.1 and Mistral formats. Layer: tests for moonhub.toolcall.
+-- Llama 3.1 and Mistral formats: valid, cut off mid-JSON and malformed. Layer: tests for moonhub.toolcall.
 local toolcall = require "moonhub.toolcall"
 
 describe("toolcall #unit", function()
@@ -69,8 +69,9 @@ describe("toolcall #unit", function()
    -- no call, and the reply comes back unchanged as content, never an error.
    local NOT_CALLS = {
       hermes = {
-         partial = { 'Hi <tool_call>\n{"name": "get_weather", "argum', '<tool_call>\n{"name": "f", "arguments": {"x": 1}',
-                     "<tool_call>", '<tool_call>{"name": "f", "arguments": {"x": "unterminated' },
+         partial = { 'Hi <tool_call>\n{"name": "get_weather", "argum',
+                     '<tool_call>\n{"name": "f", "arguments": {"x": 1}', "<tool_call>",
+                     '<tool_call>{"name": "f", "arguments": {"x": "unterminated' },
          malformed = { "<tool_call>{not json}</tool_call>", '<tool_call>{"arguments": {}}</tool_call>',
                        "<tool_call>[1, 2]</tool_call>", '<tool_call>{"name": 5}</tool_call>' },
       },

@@ -1,0 +1,268 @@
+-- moonhub.admin: the server's admin routes under /api/ (registry list,
+-- show, rm, pull with progress as server-sent events; loaded models; stored
+-- conversations), /v1/models over the registry, and the run-state file
+-- `moonhub ps` reads. Layer: lua/moonhub (uses moonhub.openai, .models,
+-- .registry, .history, .pool through the app). See docs/registry.md.
+local oa = require "moonhub.openai"
+local models = require "moonhub.models"
+
+local M = {}
+
+local JSON = { ["Content-Type"] = "application/json" }
+local SSE = { ["Content-Type"] = "text/event-stream", ["Cache-Control"] = "no-cache" }
+
+local function ok_json(v) return 200, JSON, oa.encode(v) end
+
+local function unescape(s)
+   return (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
+end
+
+local function registry_rows()
+   local home = require("moonhub").home()
+   if not require("moonhub.core.fetch").stat(home .. "/moonhub.db") then return {} end
+   local reg, err = models.open()
+   if not reg then oa.fail(500, err) end
+   local rows = reg:list()
+   reg:close()
+   return rows
+end
+
+-- ===== /v1/models =====
+
+-- The registry's name:tag entries (and the served default model), OpenAI-shaped.
+function M.v1_models(app, one)
+   local data, seen = oa.array(), {}
+   local function add(id, created)
+      if seen[id] then return end
+      seen[id] = true
+      data[#data + 1] = { id = id, object = "model", created = created or os.time(), owned_by = "moonhub" }
+   end
+   if app.default_ref then add(app.name, app.created) end
+   for _, r in ipairs(registry_rows()) do add(r.name .. ":" .. r.tag, r.created_at) end
+   if one then
+      one = unescape(one)
+      for _, m in ipairs(data) do
+         if m.id == one or m.id == one .. ":latest" then return ok_json(m) end
+      end
+      oa.fail(404, "model '" .. one .. "' not found", "model", "model_not_found")
+   end
+   return ok_json({ object = "list", data = data })
+end
+
+-- ===== run state (moonhub ps) =====
+
+-- The server's state: {pid, host, port, started, models = pool:state()}
+local function my_pid()
+   local f = io.open("/proc/self/stat", "r")
+   if not f then return nil end
+   local pid = math.tointeger(tonumber((f:read("l") or ""):match("^%d+")))
+   f:close()
+   return pid
+end
+
+function M.state(app)
+   return { pid = my_pid(), host = app.host, port = app.port, started = app.created,
+      models = setmetatable(app.pool and app.pool:state() or {}, { __jsontype = "array" }) }
+end
+
+-- state_file(port) -> $MOONHUB_HOME/run/server-PORT.json
+function M.state_file(port)
+   return string.format("%s/run/server-%d.json", require("moonhub").home(), port)
+end
+
+-- write_state(app): the state file, replaced atomically.
+function M.write_state(app)
+   if not app.port then return end
+   local path = M.state_file(app.port)
+   require("moonhub.core.fetch").mkdirs(path:match("^(.*)/[^/]*$"))
+   local st = M.state(app)
+   local f = io.open(path .. ".tmp", "w")
+   if not f then return end
+   f:write(oa.encode(st), "\n")
+   f:close()
+   os.rename(path .. ".tmp", path)
+end
+
+local function read(path)
+   local f = io.open(path, "r")
+   if not f then return nil end
+   local text = f:read("a")
+   f:close()
+   return text
+end
+
+-- a live process that is not a zombie
+local function alive(pid)
+   local stat = math.tointeger(pid) and read("/proc/" .. pid .. "/stat")
+   return stat ~= nil and stat:match("^%d+ %b() (%a)") ~= "Z"
+end
+
+-- servers() -> the states of running servers, by port. Files left by
+-- servers that died without cleaning up are removed.
+function M.servers()
+   local dir = require("moonhub").home() .. "/run"
+   local json = require "dkjson"
+   local out = {}
+   for _, name in ipairs(require("moonhub.core.host").listdir(dir) or {}) do
+      if name:match("^server%-%d+%.json$") then
+         local st = json.decode(read(dir .. "/" .. name) or "")
+         if type(st) == "table" and alive(st.pid) then out[#out + 1] = st
+         elseif type(st) == "table" then os.remove(dir .. "/" .. name) end
+      end
+   end
+   table.sort(out, function(x, y) return (x.port or 0) < (y.port or 0) end)
+   return out
+end
+
+-- ===== /api/models =====
+
+local function show(ref)
+   local reg, err = models.open()
+   if not reg then oa.fail(500, err) end
+   local ok, row = pcall(reg.resolve, reg, ref)
+   reg:close()
+   if not ok or not row then oa.fail(404, "model '" .. ref .. "' not found", "model", "model_not_found") end
+   local rec = models.describe(row)
+   rec.path, rec.format, rec.quant, rec.params = row.path, row.format, row.quant, row.params
+   rec.arch, rec.ctx = row.arch, row.ctx
+   rec.tags = setmetatable(rec.tags, { __jsontype = "array" })
+   return ok_json(rec)
+end
+
+local function remove(app, ref)
+   local loaded = app.pool and app.pool:find(ref)
+   if not loaded and app.pool then
+      local _, key = app.pool:resolve(ref)
+      loaded = key and app.pool.entries[key]
+   end
+   if loaded then
+      if loaded.busy > 0 then oa.fail(409, "model '" .. ref .. "' is answering requests; retry shortly") end
+      app.pool:unload(loaded, "removed")
+   end
+   local out, err = models.remove(ref)
+   if not out then
+      local status = tostring(err):find("no model named", 1, true) and 404 or 400
+      oa.fail(status, tostring(err), "model", status == 404 and "model_not_found" or nil)
+   end
+   local versions = oa.array()
+   for i, v in ipairs(out.versions) do versions[i] = { id = v.id, path = v.path } end
+   return ok_json({ removed = ref, alias = out.alias, versions = versions,
+      deleted = oa.array(out.deleted), kept = oa.array(out.kept) })
+end
+
+-- POST /api/pull {"model": "ORG/NAME[:QUANT]", "name": "..."}: progress
+-- events {"status", "file", "completed", "total"} then {"status":
+-- "success", "model": "name:tag"} or {"error": "..."}. The download runs
+-- on the loop's thread: events reach the client as the loop flushes them.
+local function pull(_, req)
+   local body = oa.decode(req.body)
+   local ref = body.model or body.name
+   if type(ref) ~= "string" or ref == "" then
+      oa.fail(400, "'model' must be a Hugging Face reference ORG/NAME[:QUANT]", "model")
+   end
+   if body.name ~= nil and body.model ~= nil and type(body.name) ~= "string" then
+      oa.fail(400, "'name' must be a string", "name")
+   end
+   req:start(200, SSE)
+   local function event(v) req:write(oa.sse(v)) end
+   event({ status = "pulling " .. ref })
+   local row, err = models.pull(ref, {
+      name = body.model and body.name or nil,
+      log = function(msg) event({ status = msg }) end,
+      progress = function(label)
+         local last = -1
+         return function(done, total, final)
+            local pct = total and total > 0 and math.floor(done * 100 / total) or nil
+            if final or (pct and pct > last) then
+               last = pct or last
+               event({ status = "downloading", file = label, completed = done, total = total })
+            end
+         end
+      end,
+   })
+   if row then
+      event({ status = "success", model = row.model .. ":" .. row.tag, path = row.path })
+   else
+      event({ error = tostring(err) })
+   end
+   req:finish()
+end
+
+-- ===== /api/history =====
+
+local function with_history(fn)
+   local h, err = require("moonhub.history").open()
+   if not h then oa.fail(500, err) end
+   local ok, a, b, c = pcall(fn, h)
+   h:close()
+   if not ok then error(a, 0) end
+   return a, b, c
+end
+
+local function history_route(req, rest, method)
+   if rest == "" then
+      if method ~= "GET" then oa.fail(405, "use GET for /api/history", nil, "method_not_allowed", { Allow = "GET" }) end
+      local q = req.args.q
+      return with_history(function(h)
+         if type(q) == "string" and q:match("%S") then
+            return ok_json({ results = oa.array(h:search(q, { limit = 50 })) })
+         end
+         return ok_json({ conversations = oa.array(h:list({ limit = 100 })) })
+      end)
+   end
+   local id = math.tointeger(tonumber(rest:match("^/(%d+)$")))
+   if not id then oa.fail(404, "no route for " .. req.path, nil, "not_found") end
+   return with_history(function(h)
+      if method == "DELETE" then
+         local ok, err = h:remove(id)
+         if not ok then oa.fail(404, err, nil, "not_found") end
+         return ok_json({ removed = id })
+      elseif method ~= "GET" then
+         oa.fail(405, "use GET or DELETE", nil, "method_not_allowed", { Allow = "GET, DELETE" })
+      end
+      local c, msgs = h:get(id)
+      if not c then oa.fail(404, msgs, nil, "not_found") end
+      c.messages = oa.array(msgs)
+      return ok_json(c)
+   end)
+end
+
+-- ===== dispatch =====
+
+local function need(method, want, path)
+   if method ~= want then
+      oa.fail(405, "use " .. want .. " for " .. path, nil, "method_not_allowed", { Allow = want })
+   end
+end
+
+-- route(app, req, path) for every /api/ path; auth as the /v1 routes.
+function M.route(app, req, path)
+   local key, method = app.opts.api_key, req.method
+   if key and key ~= "" and req.headers.authorization ~= "Bearer " .. key then
+      oa.fail(401, "invalid or missing API key: send 'Authorization: Bearer KEY'", nil, "invalid_api_key")
+   end
+   if path == "/api/ps" then
+      need(method, "GET", path)
+      return ok_json(M.state(app))
+   elseif path == "/api/models" then
+      need(method, "GET", path)
+      local rows = registry_rows()
+      for _, r in ipairs(rows) do r.loaded = app.pool and app.pool:find(r.name .. ":" .. r.tag) ~= nil or nil end
+      return ok_json({ models = oa.array(rows) })
+   elseif path == "/api/pull" then
+      need(method, "POST", path)
+      return pull(app, req)
+   end
+   local one = path:match("^/api/models/(.+)$")
+   if one then
+      one = unescape(one)
+      if method == "GET" then return show(one) end
+      if method == "DELETE" then return remove(app, one) end
+      oa.fail(405, "use GET or DELETE for " .. path, nil, "method_not_allowed", { Allow = "GET, DELETE" })
+   end
+   local rest = path:match("^/api/history(.*)$")
+   if rest then return history_route(req, rest, method) end
+   oa.fail(404, string.format("no route for %s %s", method, path), nil, "not_found")
+end
+
+return M

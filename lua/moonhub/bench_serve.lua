@@ -1,0 +1,327 @@
+-- moonhub.bench_serve: `moonhub bench serve MODEL`: starts `moonhub serve`
+-- (and llama-server, or any OpenAI-compatible --url) on the same file and
+-- prints aggregate tok/s of 1/4/8 concurrent streams, time to first token
+-- cold vs with a cached 1000-token prefix, and p50 latency of an 8-token
+-- completion. Layer: lua/moonhub (drives `curl` processes; dkjson).
+local json = require "dkjson"
+local fetch = require "moonhub.core.fetch"
+local now = require("moonhub.core.sys").now
+
+local M = {}
+
+M.usage = [==[usage: moonhub bench serve MODEL [--threads 2] [--parallel 4] [--ctx 2048]
+         [--streams 1,4,8] [--tokens 64] [--prefix 1000] [--reps 3] [--cache-mb 512]
+         [--llama-server PATH] [--url URL]
+  Starts `moonhub serve` on MODEL (and PATH -m MODEL -t THREADS -np PARALLEL
+  -c PARALLEL*CTX when --llama-server is given; --url adds a running server),
+  runs each measurement on every server in turn, REPS times, and prints the
+  best (tok/s) or median (latency) figures.]==]
+
+local function fail(msg) error({ usage = msg }, 0) end
+
+local function parse(args)
+   local o = { threads = 2, parallel = 4, ctx = 2048, streams = { 1, 4, 8 }, tokens = 64, prefix = 1000,
+               reps = 3, cache_mb = 512 }
+   local ints = { ["--threads"] = "threads", ["--parallel"] = "parallel", ["--ctx"] = "ctx",
+                  ["--tokens"] = "tokens", ["--prefix"] = "prefix", ["--reps"] = "reps",
+                  ["--cache-mb"] = "cache_mb" }
+   local i = 1
+   while i <= #args do
+      local a, v = args[i], args[i + 1]
+      if ints[a] then
+         o[ints[a]] = math.tointeger(tonumber(v or "")) or fail(a .. " needs an integer")
+         if o[ints[a]] < (a == "--cache-mb" and 0 or 1) then fail(a .. " must be positive") end
+         i = i + 2
+      elseif a == "--streams" then
+         o.streams = {}
+         for f in (v or ""):gmatch("[^,]+") do
+            o.streams[#o.streams + 1] = math.tointeger(tonumber(f)) or fail("--streams needs counts like 1,4,8")
+         end
+         if #o.streams == 0 then fail("--streams needs counts like 1,4,8") end
+         i = i + 2
+      elseif a == "--llama-server" or a == "--url" then
+         o[a:sub(3):gsub("-", "_")] = v or fail(a .. " needs a value")
+         i = i + 2
+      elseif a == "-h" or a == "--help" then o.help = true; i = i + 1
+      elseif a:sub(1, 1) == "-" then fail("unknown option " .. a)
+      elseif not o.model then o.model = a; i = i + 1
+      else fail("unexpected argument " .. a) end
+   end
+   if not o.model and not o.help then fail("missing MODEL") end
+   return o
+end
+
+-- ===== processes and HTTP through curl =====
+
+local function sh_quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+
+local function sleep(s) os.execute("sleep " .. s) end
+
+local function tmpfile(content)
+   local name = os.tmpname()
+   local f = assert(io.open(name, "wb"))
+   f:write(content or "")
+   f:close()
+   return name
+end
+
+-- Starts cmd in the background, output to log; returns its pid.
+local function spawn(cmd, log)
+   local p = assert(io.popen(string.format("%s > %s 2>&1 & echo $!", cmd, sh_quote(log)), "r"))
+   local pid = math.tointeger(tonumber(p:read("l") or ""))
+   p:close()
+   return pid or error("bench serve: cannot start " .. cmd)
+end
+
+local function http_status(url)
+   local p = io.popen("curl -s -o /dev/null -w '%{http_code}' -m 2 " .. sh_quote(url) .. " 2>/dev/null")
+   local code = p:read("a")
+   p:close()
+   return tonumber(code) or 0
+end
+
+-- A port nothing answers on (curl fails to connect: status 0).
+local function free_port()
+   math.randomseed(os.time() + math.floor(now() * 1e6) % 100000)
+   for _ = 1, 50 do
+      local port = math.random(20000, 45000)
+      if http_status("http://127.0.0.1:" .. port .. "/") == 0 then return port end
+   end
+   error("bench serve: no free port found")
+end
+
+-- Starts a POST of body (a table) to url; finish() waits and returns
+-- seconds (curl's time_total), the decoded reply or nil, msg.
+local function post(url, body)
+   local bf, of = tmpfile(json.encode(body)), os.tmpname()
+   local h = assert(io.popen(string.format("curl -s -S -m 900 -o %s -w '%%{http_code} %%{time_total}' "
+      .. "-H 'Content-Type: application/json' --data-binary @%s %s 2>&1", of, bf, sh_quote(url)), "r"))
+   return function()
+      local out = h:read("a")
+      h:close()
+      local f = io.open(of, "rb")
+      local text = f and f:read("a") or ""
+      if f then f:close() end
+      os.remove(bf)
+      os.remove(of)
+      local code, secs = out:match("(%d+) ([%d.]+)")
+      local reply = json.decode(text)
+      if code ~= "200" or type(reply) ~= "table" then
+         return nil, string.format("%s answered %s: %s", url, out, text:sub(1, 200))
+      end
+      return tonumber(secs), reply
+   end
+end
+
+local function completion(srv, prompt, max_tokens)
+   return post(srv.base .. "/v1/completions", { model = srv.model_name, prompt = prompt, max_tokens = max_tokens,
+      temperature = 0, ignore_eos = true, cache_prompt = true, stream = false })
+end
+
+local function must(secs, reply)
+   if not secs then error("bench serve: " .. tostring(reply), 0) end
+   return secs, reply
+end
+
+-- ===== servers =====
+
+local function wait_ready(srv, log)
+   for _ = 1, 600 do
+      if http_status(srv.base .. "/health") == 200 then return end
+      if srv.pid and not os.execute("kill -0 " .. srv.pid .. " 2>/dev/null") then
+         local f = io.open(log)
+         local text = f and f:read("a") or ""
+         if f then f:close() end
+         error("bench serve: " .. srv.name .. " exited:\n" .. text:sub(-2000), 0)
+      end
+      sleep(0.2)
+   end
+   error("bench serve: " .. srv.name .. " did not become ready", 0)
+end
+
+-- Fills servers as they start, so the caller can stop them all on error.
+local function start_servers(o, servers)
+   local exe = fetch.readlink("/proc/self/exe") or "moonhub"
+   local port = free_port()
+   local cmd = string.format("%s serve %s --port %d --threads %d --parallel %d --ctx %d --cache-mb %d",
+      sh_quote(exe), sh_quote(o.model), port, o.threads, o.parallel, o.ctx, o.cache_mb)
+   servers[#servers + 1] = { name = "moonhub", base = "http://127.0.0.1:" .. port, cmd = cmd }
+   if o.llama_server then
+      port = free_port()
+      cmd = string.format("%s -m %s -t %d -np %d -c %d --port %d", sh_quote(o.llama_server), sh_quote(o.model),
+         o.threads, o.parallel, o.parallel * o.ctx, port)
+      servers[#servers + 1] = { name = "llama-server", base = "http://127.0.0.1:" .. port, cmd = cmd }
+   end
+   for _, s in ipairs(servers) do       -- one at a time: loading competes for the 2 cores
+      s.log = os.tmpname()
+      s.pid = spawn(s.cmd, s.log)
+      wait_ready(s, s.log)
+   end
+   if o.url then
+      local s = { name = o.url, base = o.url:gsub("/v1/?$", ""):gsub("/$", "") }
+      wait_ready(s)
+      servers[#servers + 1] = s
+   end
+end
+
+local function stop_servers(servers)
+   for _, s in ipairs(servers) do
+      if s.pid then os.execute("kill " .. s.pid .. " 2>/dev/null") end
+      if s.log then os.remove(s.log) end
+   end
+end
+
+-- ===== measurements =====
+
+local function median(t)
+   local c = { table.unpack(t) }
+   table.sort(c)
+   local n = #c
+   return n % 2 == 1 and c[(n + 1) // 2] or (c[n // 2] + c[n // 2 + 1]) / 2
+end
+
+-- S concurrent completions of o.tokens tokens: generated tokens / wall s.
+local function streams_tps(srv, o, S, rep)
+   local waits = {}
+   local t0 = now()
+   for i = 1, S do
+      waits[i] = completion(srv, string.format("Story %d.%d: once upon a time there was a", rep, i), o.tokens)
+   end
+   local total = 0
+   for i = 1, S do
+      local _, reply = must(waits[i]())
+      total = total + (reply.usage and reply.usage.completion_tokens or 0)
+   end
+   return total / (now() - t0)
+end
+
+local WORDS = { "the", "little", "fox", "ran", "over", "a", "green", "hill", "and", "saw", "river", "where",
+   "children", "played", "with", "boats", "made", "of", "paper", "while", "old", "man", "sang", "songs",
+   "about", "sea", "stars", "morning", "bread", "garden", "happy", "quiet" }
+
+-- A text of about n tokens (counted with the model's tokenizer), varied by seed.
+local function long_text(tok, n, seed)
+   local x, parts = seed, { "Document " .. seed .. ":" }
+   local count = 0
+   while count < n do
+      for _ = 1, 16 do
+         x = (x * 1103515245 + 12345) % 2147483648
+         parts[#parts + 1] = WORDS[x % #WORDS + 1]
+      end
+      count = #tok:encode(table.concat(parts, " "))
+   end
+   return table.concat(parts, " ")
+end
+
+-- Time to first token (a 1-token completion): cold on a fresh long text,
+-- then the same text + a question (the prefix cached), then again after
+-- `parallel` other requests went through every slot (the prefix store).
+local function ttft(srv, o, text, rep)
+   local cold = must(completion(srv, text, 1)())
+   local cached = must(completion(srv, text .. " What happened next?", 1)())
+   local waits = {}
+   for i = 1, o.parallel do waits[i] = completion(srv, "Unrelated " .. rep .. "." .. i .. " story about cats", 4) end
+   for i = 1, o.parallel do must(waits[i]()) end
+   local _, reply = must(completion(srv, text .. " Who was there?", 1)())
+   local store = must(completion(srv, text .. " Where was it?", 1)())
+   return cold, cached, store, reply.usage
+end
+
+local function measure(servers, o, tok)
+   local res = {}
+   for _, s in ipairs(servers) do
+      res[s.name] = { tps = {}, cold = {}, cached = {}, store = {}, lat = {} }
+      must(completion(s, "Warm up: once upon a time", 8)())
+   end
+   for rep = 1, o.reps do               -- interleaved: the shared box's noise hits all servers alike
+      for _, S in ipairs(o.streams) do
+         for _, s in ipairs(servers) do
+            local t = res[s.name].tps
+            t[S] = math.max(t[S] or 0, streams_tps(s, o, S, rep))
+         end
+      end
+      local text = long_text(tok, o.prefix, rep * 7919)
+      for _, s in ipairs(servers) do
+         local r = res[s.name]
+         local c, k, st, usage = ttft(s, o, text, rep)
+         r.cold[#r.cold + 1], r.cached[#r.cached + 1], r.store[#r.store + 1] = c, k, st
+         r.prompt_tokens, r.cached_tokens = usage and usage.prompt_tokens, usage and usage.prompt_tokens_details
+            and usage.prompt_tokens_details.cached_tokens
+         for i = 1, 10 do
+            r.lat[#r.lat + 1] = must(completion(s, string.format("Request %d.%d: hello there", rep, i), 8)())
+         end
+      end
+   end
+   return res
+end
+
+-- ===== report =====
+
+local function print_table(servers, o, res)
+   local names = {}
+   for i, s in ipairs(servers) do names[i] = s.name end
+   local head = string.format("%-44s", "measure")
+   for _, n in ipairs(names) do head = head .. string.format(" %14s", n) end
+   if #names > 1 then head = head .. string.format(" %12s", "1st / 2nd") end
+   print(head)
+   local function row(label, f, fmt)
+      local line, vals = string.format("%-44s", label), {}
+      for i, n in ipairs(names) do
+         vals[i] = f(res[n])
+         line = line .. string.format(" %14s", vals[i] and string.format(fmt, vals[i]) or "-")
+      end
+      if #names > 1 and label:sub(1, 1) ~= " " and vals[1] and vals[2] and vals[2] ~= 0 then
+         line = line .. string.format(" %12s", string.format("%.2fx", vals[1] / vals[2]))
+      end
+      print(line)
+   end
+   for _, S in ipairs(o.streams) do
+      row(string.format("generated tok/s, %d stream%s (best)", S, S > 1 and "s" or ""),
+         function(r) return r.tps[S] end, "%.1f")
+   end
+   local s1 = o.streams[1]
+   for _, S in ipairs(o.streams) do
+      if S ~= s1 then
+         row(string.format("  %d streams / %d", S, s1), function(r) return r.tps[S] / r.tps[s1] end, "%.2fx")
+      end
+   end
+   row(string.format("TTFT cold, %d-token prompt, ms (median)", o.prefix),
+      function(r) return median(r.cold) * 1e3 end, "%.1f")
+   row("TTFT cached prefix, same slot, ms", function(r) return median(r.cached) * 1e3 end, "%.1f")
+   row("  cached / cold", function(r) return median(r.cached) / median(r.cold) end, "%.3f")
+   row(string.format("TTFT cached prefix after %d other requests, ms", o.parallel),
+      function(r) return median(r.store) * 1e3 end, "%.1f")
+   row("  after others / cold", function(r) return median(r.store) / median(r.cold) end, "%.3f")
+   row("p50 latency, 8-token completion, ms", function(r) return median(r.lat) * 1e3 end, "%.1f")
+   for _, n in ipairs(names) do
+      local r = res[n]
+      print(string.format("%s: long prompt %s tokens, cached %s after other requests", n,
+         tostring(r.prompt_tokens or "?"), tostring(r.cached_tokens or "?")))
+   end
+end
+
+function M.main(args)
+   local o = parse(args)
+   if o.help then print(M.usage) return 0 end
+   local tok, terr = require("moonhub.tokenizer").load(o.model)
+   if not tok then
+      io.stderr:write("bench serve: ", tostring(terr), "\n")
+      return 1
+   end
+   local servers = {}
+   local ok, err = pcall(function()
+      start_servers(o, servers)
+      print(string.format("model %s, %d threads, %d parallel, ctx %d per slot, %d tokens per stream, best/median of %d",
+         o.model, o.threads, o.parallel, o.ctx, o.tokens, o.reps))
+      for _, s in ipairs(servers) do print(s.name .. ": " .. (s.cmd or s.base)) end
+      print_table(servers, o, measure(servers, o, tok))
+   end)
+   stop_servers(servers)
+   if not ok then
+      io.stderr:write(type(err) == "table" and tostring(err.usage) or tostring(err), "\n")
+      return 1
+   end
+   return 0
+end
+
+return M

@@ -1,0 +1,226 @@
+-- moonhub.history: stored conversations — the server's (with --history or
+-- "store": true) and `moonhub chat` sessions — with their model, sampling
+-- options, usage and timings; full-text search (SQLite FTS5), export as
+-- JSONL or Markdown. Layer: lua/moonhub (uses moonhub.registry's
+-- conversations/messages tables and its messages_fts index; dkjson).
+local registry = require "moonhub.registry"
+local json = require "dkjson"
+
+local M = {}
+local Hist = {}
+Hist.__index = Hist
+
+local ROLES = { system = true, user = true, assistant = true, tool = true }
+
+-- open(home?) -> history | nil, msg (the registry database of home)
+function M.open(home)
+   local reg, msg = registry.open(home)
+   if not reg then return nil, msg end
+   return setmetatable({ reg = reg, db = reg.db }, Hist)
+end
+
+function Hist:close() self.reg:close() end
+Hist.__close = Hist.close
+
+local function check_id(fname, id)
+   if math.type(id) ~= "integer" then
+      error(string.format("history:%s: id must be an integer, got %s", fname, tostring(id)), 3)
+   end
+end
+
+local function encode(v)
+   if v == nil then return nil end
+   return json.encode(v)
+end
+
+local function decode(s)
+   if type(s) ~= "string" then return nil end
+   return (json.decode(s))
+end
+
+-- checked {role, content} copies; content that is not a string (a tool
+-- call's null) is stored as ""
+local function clean_messages(fname, messages)
+   if type(messages) ~= "table" then
+      error("history:" .. fname .. ": messages must be a list of {role =, content =}", 3)
+   end
+   local out = {}
+   for i, m in ipairs(messages) do
+      if type(m) ~= "table" or not ROLES[m.role] then
+         error(string.format("history:%s: message %d needs a role of system, user, assistant or tool", fname, i), 3)
+      end
+      out[i] = { role = m.role, content = type(m.content) == "string" and m.content or "" }
+   end
+   return out
+end
+
+-- the first line of the first user message, at most 60 bytes
+local function title_of(messages)
+   for _, m in ipairs(messages) do
+      if m.role == "user" and m.content ~= "" then
+         local line = m.content:match("^%s*([^\n]*)") or ""
+         if #line > 60 then line = line:sub(1, 57):gsub("[\128-\191]*$", ""):gsub("[\192-\255]$", "") .. "..." end
+         return line
+      end
+   end
+   return nil
+end
+
+-- create{model =, version_id =, source =, options =, system =, title =} -> id
+function Hist:create(spec)
+   spec = spec or {}
+   if type(spec) ~= "table" then error("history:create: expected a table {model =, ...}", 2) end
+   local now = os.time()
+   return self.db:insert([[INSERT INTO conversations (title, model, version_id, system, source, options,
+      created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)]], spec.title, spec.model, spec.version_id,
+      spec.system, spec.source, encode(spec.options), now, now)
+end
+
+-- sync(id, messages, {usage =, timings =, options =}) -> true | nil, msg.
+-- Makes the stored messages equal to messages: keeps the common prefix,
+-- drops what follows it (an edited or retried turn) and appends the rest.
+function Hist:sync(id, messages, extra)
+   check_id("sync", id)
+   local list = clean_messages("sync", messages)
+   extra = extra or {}
+   return self.db:transaction(function(d)
+      local conv = d:first("SELECT id, title FROM conversations WHERE id = ?", id)
+      if not conv then return nil, "history: no conversation " .. id end
+      local stored = d:query("SELECT seq, role, content FROM messages WHERE conversation_id = ? ORDER BY seq", id)
+      local keep = 0
+      while keep < #stored and keep < #list and stored[keep + 1].role == list[keep + 1].role
+         and stored[keep + 1].content == list[keep + 1].content do
+         keep = keep + 1
+      end
+      local now = os.time()
+      if keep < #stored then
+         d:exec("DELETE FROM messages WHERE conversation_id = ? AND seq > ?", id, stored[keep].seq or 0)
+      end
+      local seq = keep > 0 and stored[keep].seq or 0
+      for i = keep + 1, #list do
+         seq = seq + 1
+         d:exec([[INSERT INTO messages (conversation_id, seq, role, content, created_at)
+            VALUES (?, ?, ?, ?, ?)]], id, seq, list[i].role, list[i].content, now)
+      end
+      local sys_msg = list[1] and list[1].role == "system" and list[1].content or nil
+      d:exec([[UPDATE conversations SET updated_at = ?, title = coalesce(title, ?), system = ?,
+         usage = coalesce(?, usage), timings = coalesce(?, timings), options = coalesce(?, options)
+         WHERE id = ?]], now, title_of(list), sys_msg, encode(extra.usage), encode(extra.timings),
+         encode(extra.options), id)
+      return true
+   end)
+end
+
+-- store{model =, version_id =, source =, options =, messages =, answer =,
+-- usage =, timings =} -> id: one finished exchange (the server's), the
+-- answer appended as the assistant's message.
+function Hist:store(spec)
+   if type(spec) ~= "table" then error("history:store: expected a table {model =, messages =, ...}", 2) end
+   local list = clean_messages("store", spec.messages)
+   if spec.answer ~= nil then
+      if type(spec.answer) ~= "string" then error("history:store: answer must be a string", 2) end
+      list[#list + 1] = { role = "assistant", content = spec.answer }
+   end
+   return self.db:transaction(function()
+      local id = self:create(spec)
+      assert(self:sync(id, list, spec))
+      return id
+   end)
+end
+
+local LIST_SQL = [[SELECT c.id, c.title, c.model, c.source, c.created_at, c.updated_at,
+   (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id) AS messages
+   FROM conversations c ORDER BY c.updated_at DESC, c.id DESC LIMIT ?]]
+
+-- list{limit =} -> newest first: {id, title, model, source, created_at, updated_at, messages}
+function Hist:list(opts)
+   local limit = opts and opts.limit or -1
+   if math.type(limit) ~= "integer" then error("history:list: limit must be an integer", 2) end
+   return self.db:query(LIST_SQL, limit)
+end
+
+-- get(id) -> conversation {id, title, model, source, system, options,
+-- usage, timings, created_at, updated_at}, messages {{role, content, seq}} | nil, msg
+function Hist:get(id)
+   check_id("get", id)
+   local c = self.db:first("SELECT * FROM conversations WHERE id = ?", id)
+   if not c then return nil, "history: no conversation " .. id end
+   c.options, c.usage, c.timings = decode(c.options), decode(c.usage), decode(c.timings)
+   local msgs = self.db:query([[SELECT seq, role, content, created_at FROM messages
+      WHERE conversation_id = ? ORDER BY seq]], id)
+   return c, msgs
+end
+
+-- An FTS5 query from user text: each word quoted (so punctuation and
+-- operators are literal), all words required.
+function M.fts_query(text)
+   local words = {}
+   for w in text:gmatch("%S+") do words[#words + 1] = '"' .. w:gsub('"', '""') .. '"' end
+   return table.concat(words, " ")
+end
+
+-- search(text, {limit = 20}) -> best matches first: {conversation_id,
+-- seq, role, snippet (hits in [brackets]), title, model, updated_at}
+function Hist:search(text, opts)
+   if type(text) ~= "string" or not text:match("%S") then
+      error("history:search: text must be a non-empty string", 2)
+   end
+   local limit = opts and opts.limit or 20
+   return self.db:query([[SELECT m.conversation_id, m.seq, m.role,
+      snippet(messages_fts, 0, '[', ']', '...', 12) AS snippet, c.title, c.model, c.updated_at
+      FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid
+      JOIN conversations c ON c.id = m.conversation_id
+      WHERE messages_fts MATCH ? ORDER BY rank LIMIT ?]], M.fts_query(text), limit)
+end
+
+-- remove(id) -> true | nil, msg (its messages go with it)
+function Hist:remove(id)
+   check_id("remove", id)
+   if self.db:exec("DELETE FROM conversations WHERE id = ?", id) == 0 then
+      return nil, "history: no conversation " .. id
+   end
+   return true
+end
+
+-- ===== export =====
+
+local function jsonl(c, msgs)
+   local list = setmetatable({}, { __jsontype = "array" })   -- [] even when empty
+   for i, m in ipairs(msgs) do list[i] = { role = m.role, content = m.content } end
+   local doc = { id = c.id, title = c.title, model = c.model, source = c.source, created_at = c.created_at,
+      options = c.options, usage = c.usage, timings = c.timings, messages = list }
+   return json.encode(doc, { keyorder = { "id", "title", "model", "source", "created_at", "options",
+      "usage", "timings", "messages", "role", "content" } }) .. "\n"
+end
+
+local function markdown(c, msgs)
+   local out = { "# " .. (c.title or ("Conversation " .. c.id)), "" }
+   out[#out + 1] = string.format("- id: %d", c.id)
+   if c.model then out[#out + 1] = "- model: " .. c.model end
+   out[#out + 1] = "- created: " .. os.date("!%Y-%m-%d %H:%M UTC", c.created_at)
+   if c.options then out[#out + 1] = "- options: `" .. json.encode(c.options) .. "`" end
+   if c.usage then out[#out + 1] = "- usage: `" .. json.encode(c.usage) .. "`" end
+   for _, m in ipairs(msgs) do
+      out[#out + 1] = ""
+      out[#out + 1] = "## " .. m.role
+      out[#out + 1] = ""
+      out[#out + 1] = m.content
+   end
+   return table.concat(out, "\n") .. "\n"
+end
+
+M.FORMATS = { jsonl = jsonl, md = markdown }
+
+-- export(id, "jsonl" | "md") -> text | nil, msg. jsonl: one line
+-- {"id", "model", ..., "messages": [{"role", "content"}]} (the fine-tuning
+-- shape); md: a heading per message.
+function Hist:export(id, format)
+   check_id("export", id)
+   local f = M.FORMATS[format or "jsonl"]
+   if not f then error("history:export: format must be jsonl or md, got " .. tostring(format), 2) end
+   local c, msgs = self:get(id)
+   if not c then return nil, msgs end
+   return f(c, msgs)
+end
+
+return M

@@ -1,0 +1,49 @@
+-- list the models loaded by running servers: name, memory, context, when they unload
+-- Layer: recipes (uses the public moonhub API only).
+-- Usage: moonhub ps [--json]. Each `moonhub serve` keeps its state in
+-- $MOONHUB_HOME/run/server-PORT.json (rewritten on every load/unload,
+-- removed on exit); files of servers no longer running are skipped and removed.
+local argparse = require "argparse"
+local mh = require "moonhub"
+local json = require "dkjson"
+
+local p = argparse("moonhub ps", "List the models that running servers have loaded.")
+p:flag("--json", "print the servers' states as JSON")
+local ok, a = p:pparse(arg)
+if not ok then
+   io.stderr:write(a, "\n", p:get_usage(), "\n")
+   return 2
+end
+
+local servers = require("moonhub.admin").servers()
+
+if a.json then
+   io.write(json.encode({ servers = setmetatable(servers, { __jsontype = "array" }) }, { indent = true }), "\n")
+   return 0
+end
+
+local function until_text(m, t)
+   if (m.busy or 0) > 0 then return "in use" end
+   if not m.expires_at then return "Forever" end
+   local d = m.expires_at - t
+   if d <= 1 then return "Stopping..." end
+   if d < 90 then return string.format("%d seconds from now", d) end
+   if d < 5400 then return string.format("%d minutes from now", (d + 30) // 60) end
+   return string.format("%d hours from now", (d + 1800) // 3600)
+end
+
+local rows, t = {}, os.time()
+for _, s in ipairs(servers) do
+   for _, m in ipairs(s.models or {}) do
+      rows[#rows + 1] = { m.name or "?", mh.hub.human(m.size or 0), tostring(m.ctx or "-"),
+         until_text(m, t), tostring(s.port) }
+   end
+end
+if #servers == 0 then
+   io.write("no server is running (start one with 'moonhub serve')\n")
+   return 0
+end
+local fmt = "%-36s %10s  %7s  %-22s %s\n"
+io.write(string.format(fmt, "NAME", "SIZE", "CONTEXT", "UNTIL", "PORT"))
+for _, r in ipairs(rows) do io.write(string.format(fmt, table.unpack(r))) end
+return 0
