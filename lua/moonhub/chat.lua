@@ -45,8 +45,9 @@ Ctrl-C stops an answer and keeps what it said so far.]]
 
 --- new(model, opts) -> session | nil, msg. opts: template (name), system,
 --- ctx (the session's KV cache size; default the model's), ignore_eos,
---- write(text) and warn(text) (default io.stdout / io.stderr), and any
---- of the /set keys.
+--- write(text) and warn(text) (default io.stdout / io.stderr),
+--- on_turn(session, stats) (after each answer: the history store), and
+--- any of the /set keys.
 function M.new(model, opts)
    if type(model) ~= "table" or type(model.stream) ~= "function" then
       error("chat.new: model must be a loaded model, got " .. type(model), 2)
@@ -60,6 +61,7 @@ function M.new(model, opts)
    end
    local self = setmetatable({
       model = model, choice = choice, messages = {}, settings = {}, ignore_eos = opts.ignore_eos,
+      on_turn = opts.on_turn,
       cache = model:new_cache(math.min(ctx, model.ctx)), turns = {},
       write = opts.write or function(s) io.stdout:write(s); io.stdout:flush() end,
       warn = opts.warn or function(s) io.stdout:flush(); io.stderr:write(s); io.stderr:flush() end,
@@ -180,8 +182,8 @@ function Session:prompt_ids()
    local room = math.min(self.settings.max_tokens, self.cache:n_ctx() // 4)
    local dropped = 0
    while true do
-      local text, enc = template.render_for_model(self.model, self.messages, { template = self.choice })
-      local ids = self.model.tokenizer:encode(text, enc)
+      -- contents stay plain text (moonhub.prompt): a stored or typed "<|im_start|>" is no control token
+      local ids = require("moonhub.prompt").encode(self.model, self.messages, { template = self.choice })
       if #ids + room <= self.cache:n_ctx() then return ids, dropped end
       if #self.messages - first < 1 then
          return nil, string.format("the message needs %d tokens, more than the context of %d leaves",
@@ -259,6 +261,7 @@ local function respond(self, pop)
    end
    self.write("\n" .. stats_line(st))
    self.turns[#self.turns + 1] = st
+   if self.on_turn then self.on_turn(self, st) end
    return text, st
 end
 
