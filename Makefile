@@ -34,7 +34,7 @@ TEST_BIN   := $(TEST_SRC:tests/c/%.c=$(BUILD)/tests/%)
 BENCH_BIN  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 LIBMH      := $(BUILD)/libmh.a
 
-.PHONY: all deps test test-c test-lua demo asan lint bench install uninstall clean
+.PHONY: all deps test test-c test-lua test-e2e demo asan lint bench install uninstall clean
 all: moonhub $(TEST_BIN)
 
 deps:
@@ -80,6 +80,9 @@ test-c: all
 
 test-lua: all
 	@sh tests/run.sh $(BUILD) lua
+
+test-e2e: all
+	@sh tests/e2e/run.sh
 
 asan:
 	@$(MAKE) --no-print-directory BUILD=build-asan \

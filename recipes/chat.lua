@@ -1,14 +1,16 @@
 -- chat with a model in the terminal: streamed answers, /commands, Ctrl-C stops an answer
 -- Layer: recipes (uses the public moonhub API: moonhub.chat holds the session logic).
 -- Usage: moonhub chat MODEL [--template NAME] [--system TEXT] [--temp T] [--seed S]
---        [--max-tokens N] [--ctx N]; /help inside lists the commands.
+--        [--max-tokens N] [--ctx N] [--resume ID] [--no-history]; /help inside lists
+--        the commands. Sessions are stored (moonhub history) unless --no-history.
 local argparse = require "argparse"
 local mh = require "moonhub"
 local chat = require "moonhub.chat"
 local host = require "moonhub.host"
 
 local p = argparse("moonhub chat", "Chat with a model; one line is one message, /help lists the commands.")
-p:argument("model", "a GGUF file or a Hugging Face model folder")
+p:argument("model", "a GGUF file, a Hugging Face model folder or a registry name "
+   .. "(with --resume: default the conversation's)"):args("?")
 p:option("--template", "chat template: a built-in or user template name, or a .jinja file")
 p:option("--system", "system prompt")
 p:option("--temp --temperature", "sampling temperature (0 = greedy)"):convert(tonumber)
@@ -22,10 +24,41 @@ p:option("--ctx", "context length of the conversation"):convert(math.tointeger)
 p:option("--threads", "compute threads"):convert(math.tointeger)
 p:option("--mem-limit", "refuse to load past this many MiB"):convert(tonumber)
 p:flag("--ignore-eos", "keep answering past end-of-generation tokens (until --max-tokens)")
+p:option("--resume", "continue stored conversation ID (see 'moonhub history list')"):convert(math.tointeger)
+p:flag("--no-history", "do not store this session")
 
 local ok, a = p:pparse(arg)
 if not ok then
    io.stderr:write(a, "\n", p:get_usage(), "\n")
+   return 2
+end
+
+-- the stored conversation to continue, and the store for this session
+local history = require "moonhub.history"
+local store, conv, resumed
+if a.resume or not a.no_history then
+   local herr
+   store, herr = history.open()
+   if not store and a.resume then
+      io.stderr:write("moonhub chat: ", herr, "\n")
+      return 1
+   elseif not store then
+      io.stderr:write("moonhub chat: not storing this session: ", herr, "\n")
+   end
+end
+if a.resume then
+   local msgs
+   conv, msgs = store:get(a.resume)
+   if not conv then
+      io.stderr:write("moonhub chat: ", msgs, "\n")
+      return 1
+   end
+   resumed = {}
+   for i, m in ipairs(msgs) do resumed[i] = { role = m.role, content = m.content } end
+   a.model = a.model or conv.model
+end
+if not a.model then
+   io.stderr:write("moonhub chat: give a model: moonhub chat MODEL\n", p:get_usage(), "\n")
    return 2
 end
 
@@ -41,10 +74,24 @@ local session, serr = chat.new(model, {
    template = a.template, system = a.system, temp = a.temp, seed = a.seed,
    max_tokens = a.max_tokens, top_k = a.top_k, top_p = a.top_p, min_p = a.min_p,
    repeat_penalty = a.repeat_penalty, ignore_eos = a.ignore_eos,
+   on_turn = (store and not a.no_history) and function(s, st)
+      local done, herr = pcall(function()
+         local id = conv and conv.id or store:create({ model = a.model, source = "chat", options = s.settings })
+         conv = conv or { id = id }
+         assert(store:sync(conv.id, s.messages, { options = s.settings,
+            usage = { prompt_tokens = st.prompt_tokens, completion_tokens = st.generated } }))
+      end)
+      if not done then s.warn("[history: " .. tostring(herr) .. "]\n") end
+   end or nil,
 })
 if not session then
    io.stderr:write("moonhub chat: ", serr, "\n")
    return 2
+end
+
+if resumed then
+   session.messages = resumed
+   io.stderr:write(string.format("[resumed conversation %d: %d messages]\n", conv.id, #resumed))
 end
 
 local tty = host.isatty(0)
@@ -80,4 +127,5 @@ while true do
       break
    end
 end
+if store then store:close() end
 return 0

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Runs the C unit tests (each prints "N passed, N failed" last) and the
 # busted specs (inside the moonhub host), then prints one combined line.
-# Usage: tests/run.sh BUILD_DIR [c|lua]   (default: both). Exit 1 on any failure.
+# Usage: tests/run.sh BUILD_DIR [c|lua]   (default: both, then tests/e2e). Exit 1 on any failure.
 build=${1:-build}
 which=${2:-all}
 passed=0; failed=0; bad=""
@@ -33,6 +33,14 @@ if [ "$which" != c ]; then
     cat "$out"
     count busted
     [ $rc -eq 0 ] || case "$bad" in *busted*) ;; *) failed=$((failed + 1)); bad="$bad busted(rc=$rc)";; esac
+fi
+
+if [ "$which" = all ]; then    # OpenAI Node SDK end to end; skips itself without node
+    echo "== e2e tests/e2e"
+    sh tests/e2e/run.sh >"$out" 2>&1; rc=$?
+    cat "$out"
+    count e2e
+    [ $rc -eq 0 ] || case "$bad" in *e2e*) ;; *) failed=$((failed + 1)); bad="$bad e2e(rc=$rc)";; esac
 fi
 
 [ -z "$bad" ] || echo "failing:$bad"

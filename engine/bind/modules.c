@@ -17,6 +17,7 @@ int luaopen_moonhub_core_sched(lua_State *L);
 int luaopen_moonhub_core_gguf_write(lua_State *L);
 int luaopen_moonhub_core_grammar(lua_State *L);
 int luaopen_moonhub_core_fetch(lua_State *L);
+int luaopen_moonhub_core_train(lua_State *L);
 
 const mh_lua_module mh_lua_modules[] = {
     { "moonhub.core.sample", luaopen_moonhub_core_sample },
@@ -32,5 +33,6 @@ const mh_lua_module mh_lua_modules[] = {
     { "moonhub.core.http", luaopen_moonhub_core_http },
     { "moonhub.core.sched", luaopen_moonhub_core_sched },
     { "moonhub.core.fetch", luaopen_moonhub_core_fetch },
+    { "moonhub.core.train", luaopen_moonhub_core_train },
     { NULL, NULL },
 };

@@ -45,7 +45,7 @@ static int base_mul(const mh_weight *w, const float *x /* (T, cols) */, const fl
     for (int64_t r0 = 0; r0 < rows; r0 += rb) {
         int64_t n = rows - r0 < rb ? rows - r0 : rb;
         deq_job dj = { w, r0, buf, mh_dtype_row_size(w->dtype, in) };
-        mh_parallel_for(n, 4, deq_rows, &dj);
+        mh_parallel_for(n, mh_tr_grain(in), deq_rows, &dj);
         if (x)      /* out (T, rows)[:, r0:r0+n] = x @ buf^T */
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)n, (int)in, 1.0f,
                         x, (int)in, buf, (int)in, acc ? 1.0f : 0.0f, out + r0, (int)rows);
@@ -93,7 +93,7 @@ static void dropout(const mh_trainer *t, const tr_lin *L, const float *x, float 
         return;
     }
     drop_job j = { x, y, n, t->cfg.seed, key, L->id, p, 1.0f / (1.0f - p) };
-    mh_parallel_for(n, 4096, drop_chunk, &j);
+    mh_parallel_for(n, mh_tr_grain(4), drop_chunk, &j);
 }
 
 /* ===== the linear map ===== */

@@ -10,6 +10,15 @@
 #include "mh/threadpool.h"
 #include "mh/train.h"
 
+/* Items per parallel chunk so that each chunk holds ~32K element-ops:
+ * smaller jobs run inline, since waking a worker costs more than they do
+ * (and on a busy machine a sleeping worker can cost milliseconds). */
+int64_t mh_tr_grain(int64_t per_item)
+{
+    int64_t g = ((int64_t)1 << 15) / (per_item > 0 ? per_item : 1);
+    return g < 1 ? 1 : g;
+}
+
 /* ===== RMSNorm ===== */
 
 typedef struct norm_job {
@@ -35,7 +44,7 @@ static void norm_fwd_rows(void *ctx, int64_t t0, int64_t t1)
 void mh_tr_rmsnorm_fwd(float *y, float *rstd, const float *x, const float *w, int64_t T, int64_t n, float eps)
 {
     norm_job j = { .y = y, .rstd = rstd, .x = x, .w = w, .T = T, .n = n, .eps = eps };
-    mh_parallel_for(T, 16, norm_fwd_rows, &j);
+    mh_parallel_for(T, mh_tr_grain(n), norm_fwd_rows, &j);
 }
 
 /* dx = r * (dy*w) - r^3 / n * x * sum(dy*w*x) */
@@ -67,8 +76,8 @@ void mh_tr_rmsnorm_bwd(float *dx, float *dw, const float *dy, const float *x, co
                        const float *w, int64_t T, int64_t n)
 {
     norm_job j = { .dx = dx, .dw = dw, .x = x, .w = w, .dy = dy, .rs = rstd, .T = T, .n = n };
-    mh_parallel_for(T, 16, norm_bwd_rows, &j);
-    if (dw) mh_parallel_for(n, 16, norm_bwd_cols, &j);
+    mh_parallel_for(T, mh_tr_grain(2 * n), norm_bwd_rows, &j);
+    if (dw) mh_parallel_for(n, mh_tr_grain(T), norm_bwd_cols, &j);
 }
 
 /* ===== RoPE ===== */
@@ -120,7 +129,7 @@ void mh_tr_rope(float *x, const float *cs, int64_t B, int64_t T, int64_t n_heads
                 int64_t n_rot, bool neox, bool inverse)
 {
     rope_job j = { x, cs, T, n_heads, hd, n_rot, neox, inverse };
-    mh_parallel_for(B * T, 8, rope_rows, &j);
+    mh_parallel_for(B * T, mh_tr_grain(n_heads * n_rot), rope_rows, &j);
 }
 
 /* ===== causal GQA attention =====
@@ -178,7 +187,7 @@ void mh_tr_attn_fwd(float *out, float *lse, const float *q, const float *k, cons
                     int64_t B, int64_t T, int64_t H, int64_t Hkv, int64_t hd)
 {
     attn_job j = { .out = out, .lse = lse, .q = q, .k = k, .v = v, .B = B, .T = T, .H = H, .Hkv = Hkv, .hd = hd };
-    mh_parallel_for(B * H, 1, attn_fwd_items, &j);
+    mh_parallel_for(B * H, mh_tr_grain(T * T * hd), attn_fwd_items, &j);
 }
 
 /* items (b, kv head): each owns its dk/dv slices; the heads of its group
@@ -232,7 +241,7 @@ void mh_tr_attn_bwd(float *dq, float *dk, float *dv, const float *dout, const fl
 {
     attn_job j = { .dq = dq, .dk = dk, .dv = dv, .q = q, .k = k, .v = v, .dout = dout, .o = out,
                    .ls = lse, .B = B, .T = T, .H = H, .Hkv = Hkv, .hd = hd };
-    mh_parallel_for(B * Hkv, 1, attn_bwd_items, &j);
+    mh_parallel_for(B * Hkv, mh_tr_grain(2 * T * T * hd * (H / Hkv)), attn_bwd_items, &j);
 }
 
 /* ===== SwiGLU ===== */
@@ -294,7 +303,7 @@ double mh_tr_xent(float *dlogits, const float *logits, const int32_t *targets, c
     double *rl = malloc(sizeof(double) * (size_t)(T > 0 ? T : 1));
     if (!rl) return NAN;
     xent_job j = { dlogits, logits, wt, targets, rl, V, gscale };
-    mh_parallel_for(T, 4, xent_rows, &j);
+    mh_parallel_for(T, mh_tr_grain(2 * V), xent_rows, &j);
     double s = 0;
     for (int64_t t = 0; t < T; t++) s += rl[t];
     free(rl);

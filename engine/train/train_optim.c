@@ -108,7 +108,7 @@ static void adamw(mh_trainer *t, float lr, float clip)
         adam_job j = { &t->params[i], lr, c->beta1, c->beta2, c->adam_eps,
                        t->params[i].decay ? c->weight_decay : 0.0f, clip,
                        (float)(1 - pow(c->beta1, n)), (float)(1 - pow(c->beta2, n)) };
-        mh_parallel_for(t->params[i].rows * t->params[i].cols, 4096, adam_chunk, &j);
+        mh_parallel_for(t->params[i].rows * t->params[i].cols, mh_tr_grain(4), adam_chunk, &j);
     }
 }
 

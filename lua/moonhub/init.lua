@@ -22,6 +22,7 @@ local lazy = {
    sched = "moonhub.sched",
    quantize = "moonhub.quantize",
    create = "moonhub.create",
+   train = "moonhub.train",
 }
 
 M.version = require("moonhub.core.sys").version

@@ -98,9 +98,9 @@ end
 -- messages also the template's stop strings and its choice (ids, stops, choice).
 function Model:prompt_ids(prompt, opts)
    if type(prompt) == "table" and prompt.messages then
-      -- more results: the template's stop strings (they join opts.stop), its choice
-      local text, enc, choice = require("moonhub.template").render_for_model(self, prompt.messages, opts)
-      return self.tokenizer:encode(text, enc), choice:stops(), choice
+      -- more results: the template's stop strings (they join opts.stop), its choice;
+      -- special-token strings inside message text stay plain text (moonhub.prompt)
+      return require("moonhub.prompt").encode(self, prompt.messages, opts)
    elseif type(prompt) == "table" then
       return prompt
    elseif type(prompt) == "string" then

@@ -514,7 +514,9 @@ function App:with_entry(req, handler)
    end
    if not e then
       if not ref and not self.default_ref then oa.fail(400, "'model' is required: name a registered model", "model") end
-      if status == 404 then oa.fail(404, "model '" .. tostring(ref) .. "' not found: " .. tostring(err), "model", "model_not_found") end
+      if status == 404 then
+         oa.fail(404, "model '" .. tostring(ref) .. "' not found: " .. tostring(err), "model", "model_not_found")
+      end
       oa.fail(status or 500, tostring(err), "model", nil, status == 503 and { ["Retry-After"] = "1" } or nil)
    end
    self.model, self.sched = e.model, e.sched        -- for /metrics: the latest used

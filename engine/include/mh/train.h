@@ -144,6 +144,9 @@ void mh_tr_swiglu_bwd(float *dg, float *du, const float *dh, const float *g, con
 double mh_tr_xent(float *dlogits, const float *logits, const int32_t *targets, const float *wt,
                   int64_t T, int64_t V, float gscale);
 
+/* Parallel grain: items per chunk for items of per_item element-ops. */
+int64_t mh_tr_grain(int64_t per_item);
+
 /* Dense f32 linear: y (T, out) = x (T, in) @ w^T (out, in) (+ y when accumulate). */
 void mh_tr_matmul(float *y, const float *x, const float *w, int64_t T, int64_t in, int64_t out, bool accumulate);
 /* dx (T, in) = dy (T, out) @ w (+ dx when accumulate); dw (out, in) += dy^T x when non-NULL. */

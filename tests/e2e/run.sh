@@ -1,0 +1,64 @@
+#!/bin/sh
+# End-to-end tests with the official OpenAI Node SDK: npm ci (pinned by
+# package-lock.json), start `./moonhub serve` on a free port, run
+# openai.test.mjs with node's built-in test runner, stop the server.
+# Usage: sh tests/e2e/run.sh (from anywhere). Prints "N passed, N failed"
+# last, like tests/run.sh. Skips (exit 0) when node/npm or the model are
+# missing; a missing model fails under MOONHUB_REQUIRE_TEST_DATA=1.
+cd "$(dirname "$0")/../.." || exit 1
+e2e=tests/e2e
+data=${MOONHUB_TEST_DATA:-../shared}
+model=$data/models/mh-smol-llama-17m-Q8_0.gguf
+key=e2e-test-key
+
+skip() { echo "e2e: skipped: $1"; echo "0 passed, 0 failed"; exit 0; }
+fail() { echo "e2e: $1"; echo "0 passed, 1 failed"; exit 1; }
+
+command -v node >/dev/null 2>&1 || skip "node is not installed"
+command -v npm >/dev/null 2>&1 || skip "npm is not installed"
+if [ ! -f "$model" ]; then
+    [ "${MOONHUB_REQUIRE_TEST_DATA:-}" = 1 ] && fail "test data not found: $model (set MOONHUB_TEST_DATA)"
+    skip "test data not found: $model (set MOONHUB_TEST_DATA)"
+fi
+[ -x ./moonhub ] || fail "./moonhub is not built (run make)"
+
+# npm ci only when node_modules is missing or older than the lock file
+if [ ! -f $e2e/node_modules/.package-lock.json ] || [ $e2e/package-lock.json -nt $e2e/node_modules/.package-lock.json ]; then
+    (cd $e2e && npm ci --no-audit --no-fund --loglevel=error) || fail "npm ci failed"
+fi
+
+tmp=$(mktemp -d)
+pid=""
+cleanup() {
+    if [ -n "$pid" ]; then
+        kill -TERM "$pid" 2>/dev/null
+        i=0
+        while kill -0 "$pid" 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+        kill -9 "$pid" 2>/dev/null
+    fi
+    rm -rf "$tmp"
+}
+trap cleanup EXIT INT TERM
+
+MOONHUB_HOME=$tmp ./moonhub serve --model "$model" --port 0 --parallel 2 --ctx 1024 --threads 1 \
+    --api-key $key >"$tmp/out" 2>"$tmp/err" &
+pid=$!
+base=""
+i=0
+while [ -z "$base" ] && [ $i -lt 200 ]; do        # up to 20 s for the "ready at" line
+    kill -0 "$pid" 2>/dev/null || break
+    base=$(sed -n 's/^moonhub serve: .* ready at \(http:[^ ]*\) .*/\1/p' "$tmp/out")
+    [ -n "$base" ] || sleep 0.1
+    i=$((i + 1))
+done
+[ -n "$base" ] || { cat "$tmp/err"; fail "moonhub serve did not start"; }
+
+MOONHUB_BASE_URL=$base MOONHUB_API_KEY=$key node --test --test-reporter=tap $e2e/openai.test.mjs >"$tmp/tap" 2>&1
+rc=$?
+cat "$tmp/tap"
+pass=$(sed -n 's/^# pass \([0-9]*\)$/\1/p' "$tmp/tap" | tail -n 1)
+failn=$(sed -n 's/^# fail \([0-9]*\)$/\1/p' "$tmp/tap" | tail -n 1)
+pass=${pass:-0}; failn=${failn:-0}
+[ $rc -eq 0 ] || [ "$failn" -gt 0 ] || failn=1       # node failed without a summary
+echo "$pass passed, $failn failed"
+[ "$failn" -eq 0 ]

@@ -1,0 +1,137 @@
+-- Acceptance specs for `moonhub serve` limits: API key (401, public
+-- routes), body size (413), rate limit (429 + Retry-After), a full queue
+-- (503 + Retry-After), a client that hangs up mid-stream, and SIGTERM.
+-- Layer: tests (helpers.server). After each error the server must still serve.
+local S = require "helpers.server"
+local data = require "helpers.data"
+
+local SMOL = "models/mh-smol-llama-17m-Q8_0.gguf"
+local KEY = "sekrit-key"
+
+local function body(n, stream)
+   return { messages = { { role = "user", content = "Hello" } }, max_tokens = n, stream = stream or nil }
+end
+
+local function assert_error(r, status, code)
+   assert.equal(status, r.status, r.body)
+   local e = assert(r.json and r.json.error, r.body)
+   assert.equal("string", type(e.message))
+   if code then assert.equal(code, e.code) end
+end
+
+describe("moonhub serve --api-key --rate --max-body-mb #integration", function()
+   local srv
+   local auth = { Authorization = "Bearer " .. KEY }
+
+   setup(function()
+      local path = data.path(SMOL)
+      if path then
+         srv = S.start(path, "--parallel 2 --ctx 256 --threads 1 --api-key " .. KEY
+            .. " --rate 1 --max-body-mb 0.01")
+      end
+   end)
+   teardown(function() if srv then srv:stop() end end)
+
+   local function ok_request()
+      local r = srv:post("/v1/chat/completions", body(2), { headers = auth })
+      assert.equal(200, r.status, r.body)
+   end
+
+   it("401 without or with a wrong key; /health, /v1/models, /metrics stay public", function()
+      if not srv then return data.need(SMOL, pending) end
+      local r = srv:post("/v1/chat/completions", body(2))
+      assert_error(r, 401, "invalid_api_key")
+      assert.equal("authentication_error", r.json.error.type)
+      assert_error(srv:post("/v1/chat/completions", body(2), { headers = { Authorization = "Bearer wrong" } }),
+         401, "invalid_api_key")
+      assert_error(srv:post("/v1/embeddings", { input = "x" }), 401)
+      assert.equal(200, srv:request("/health").status)
+      assert.equal(200, srv:request("/v1/models").status)
+      assert.equal(200, srv:request("/v1/models/" .. srv.name).status)
+      assert.equal(200, srv:request("/metrics").status)
+      ok_request()
+   end)
+
+   it("413 for a body over --max-body-mb", function()
+      if not srv then return data.need(SMOL, pending) end
+      local big = body(2)
+      big.messages[1].content = string.rep("a", 20000)
+      local r = srv:post("/v1/chat/completions", big, { headers = auth })
+      -- libevent answers 413 itself, before the body reaches the app: its
+      -- body is an HTML page, not the OpenAI error object (docs/server.md)
+      assert.equal(413, r.status)
+      S.eventually(function() return false end, 1.1)   -- refill the rate bucket
+      ok_request()
+   end)
+
+   it("429 with Retry-After over --rate, then served again", function()
+      if not srv then return data.need(SMOL, pending) end
+      local reqs = {}
+      for i = 1, 5 do reqs[i] = { "/tokenize", { body = { content = "x" }, headers = auth } } end
+      local limited
+      for _, r in ipairs(srv:many(reqs)) do
+         if r.status == 429 then limited = r else assert.equal(200, r.status, r.body) end
+      end
+      assert(limited, "no request was rate limited")
+      assert_error(limited, 429, "rate_limit_exceeded")
+      assert.equal("rate_limit_error", limited.json.error.type)
+      local wait = tonumber(limited.headers["retry-after"])
+      assert.is_true(wait >= 1 and wait <= 2)
+      S.eventually(function() return false end, wait + 0.1)
+      ok_request()
+   end)
+end)
+
+describe("moonhub serve --parallel 1 --max-queue 1 #integration", function()
+   local srv
+
+   setup(function()
+      local path = data.path(SMOL)
+      if path then srv = S.start(path, "--parallel 1 --max-queue 1 --ctx 2048 --threads 1") end
+   end)
+   teardown(function() if srv then srv:stop() end end)
+
+   it("503 with Retry-After when the queue is full", function()
+      if not srv then return data.need(SMOL, pending) end
+      local reqs = {}
+      for i = 1, 4 do reqs[i] = { "/v1/chat/completions", { body = body(60) } } end
+      local n200, busy = 0, nil
+      for _, r in ipairs(srv:many(reqs)) do
+         if r.status == 503 then busy = r
+         else
+            assert.equal(200, r.status, r.body)
+            n200 = n200 + 1
+         end
+      end
+      assert(busy, "no request got 503")
+      assert.is_true(n200 >= 1)
+      assert_error(busy, 503, "server_busy")
+      assert.equal("1", busy.headers["retry-after"])
+      assert.equal(200, srv:post("/v1/chat/completions", body(2)).status)
+   end)
+
+   it("a client that hangs up mid-stream frees its slot within 1 s", function()
+      if not srv then return data.need(SMOL, pending) end
+      local r = srv:post("/v1/chat/completions", body(2000, true), { timeout = 0.8 })
+      assert.equal(200, r.status)
+      assert.matches("^data: ", r.body)            -- it was streaming when curl gave up
+      local t0 = S.now()
+      local freed = S.eventually(function()
+         return S.metric(srv:request("/metrics").body, "moonhub_requests_running") == 0
+      end, 1)
+      assert.is_true(freed, "slot still busy 1 s after the client left")
+      local ok = srv:post("/v1/chat/completions", body(3))
+      assert.equal(200, ok.status)
+      assert.equal(3, ok.json.usage.completion_tokens)
+      assert.is_true(S.now() - t0 < 2)
+   end)
+
+   it("SIGTERM stops the server with exit code 0", function()
+      if not srv then return data.need(SMOL, pending) end
+      assert.is_true(srv:alive())
+      local t0 = S.now()
+      assert.equal(0, srv:stop(5))
+      assert.is_true(S.now() - t0 < 5)
+      assert.is_false(srv:alive())
+   end)
+end)
