@@ -1,5 +1,5 @@
 /* l_http_server.c: the server half of moonhub.core.http — server objects,
- * request objects (fields, respond, streaming, on_close) and run/stop with
+ * request objects (fields, respond, streaming, abort, on_close) and run/stop with
  * the graceful shutdown. Layer: engine/bind (see l_http.h). */
 #include <signal.h>
 #include <stdio.h>
@@ -177,6 +177,14 @@ static int req_finish(lua_State *L)
     req_box *b = check_req(L);
     mh_err err = { 0 };
     return reply_result(L, mh_http_finish(b->r, &err), "finish", &err);
+}
+
+/* raw:abort() -> true | false, msg (client already gone) */
+static int req_abort(lua_State *L)
+{
+    req_box *b = check_req(L);
+    mh_err err = { 0 };
+    return reply_result(L, mh_http_abort(b->r, &err), "abort", &err);
 }
 
 static int req_closed(lua_State *L)
@@ -398,5 +406,5 @@ const luaL_Reg mhl_http_req_methods[] = {
     { "info", req_info }, { "headers", req_headers }, { "body", req_body },
     { "respond", req_respond }, { "start", req_start }, { "write", req_write },
     { "finish", req_finish }, { "closed", req_closed }, { "state", req_state },
-    { "on_close", req_on_close }, { NULL, NULL },
+    { "on_close", req_on_close }, { "abort", req_abort }, { NULL, NULL },
 };

@@ -1,6 +1,7 @@
 /* http_server.c: the HTTP server over libevent's evhttp — listening socket of
  * our own (clear bind errors), per-request wrapper with reference counts,
- * full and chunked responses, disconnect detection, in-flight counting.
+ * full and chunked responses, disconnect detection, in-flight counting,
+ * aborts (the connection dropped mid-response).
  * Layer: engine/net (pure C11 + libevent; no lua.h).
  * Why a wrapper: evhttp frees its request when the reply is flushed or the
  * client vanishes, while the handler (a Lua coroutine) may still hold it. */
@@ -44,7 +45,9 @@ struct mh_http_req {
     struct evhttp_request *ev;           /* NULL once evhttp freed it */
     struct evhttp_connection *evcon;
     struct event *watch;                 /* EOF watch before the reply starts */
-    int state, closed;
+    struct event *drop;                  /* abort: closes the connection */
+    struct evbuffer_cb_entry *drain;     /* abort: waits for the output to flush */
+    int state, closed, aborted;
     char *method, *path, *query;
     char remote[80];
     mh_http_close_fn close_fn;
@@ -74,6 +77,17 @@ static void stop_watch(mh_http_req *req)
     if (!req->watch) return;
     event_free(req->watch);
     req->watch = NULL;
+}
+
+/* Ends a pending abort; evcon (when still there) owns the output buffer. */
+static void stop_abort(mh_http_req *req, struct evhttp_connection *evcon)
+{
+    if (req->drain && evcon)
+        evbuffer_remove_cb_entry(bufferevent_get_output(evhttp_connection_get_bufferevent(evcon)),
+                                 req->drain);
+    req->drain = NULL;
+    if (req->drop) event_free(req->drop);
+    req->drop = NULL;
 }
 
 /* The net side is finished with req: completed or the client is gone. */
@@ -109,7 +123,6 @@ static void on_complete(struct evhttp_request *ev, void *arg)
 /* The connection is going down before the reply was written. */
 static void on_conn_close(struct evhttp_connection *evcon, void *arg)
 {
-    (void)evcon;
     mh_http_req *req = arg;
     mh_http_req_retain(req);
     if (req->ev && !evhttp_request_get_connection(req->ev))
@@ -118,6 +131,7 @@ static void on_conn_close(struct evhttp_connection *evcon, void *arg)
     req->evcon = NULL;
     req->closed = 1;
     stop_watch(req);
+    stop_abort(req, evcon);
     if (req->close_fn && req->state != ST_DONE) req->close_fn(req, req->close_ud);
     net_done(req);
     mh_http_req_release(req);
@@ -421,5 +435,47 @@ int mh_http_finish(mh_http_req *req, mh_err *err)
     if (req->closed || !req->ev)
         return mh_err_set(err, MH_EIO, "finish: the client closed the connection");
     evhttp_send_reply_end(req->ev);      /* may complete at once */
+    return MH_OK;
+}
+
+/* ===== abort ===== */
+
+/* Runs from the loop, never inside evhttp's own callbacks: freeing the
+ * connection there would pull it from under evhttp. */
+static void on_drop(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd; (void)what;
+    mh_http_req *req = arg;
+    if (req->evcon) evhttp_connection_free(req->evcon);   /* runs on_conn_close */
+}
+
+/* Output bytes went to the socket: once all are gone, drop the connection,
+ * so the client gets exactly the bytes written before the abort. */
+static void on_drained(struct evbuffer *b, const struct evbuffer_cb_info *info, void *arg)
+{
+    mh_http_req *req = arg;
+    if (info->n_deleted && evbuffer_get_length(b) == 0 && req->drop)
+        event_active(req->drop, EV_TIMEOUT, 0);
+}
+
+int mh_http_abort(mh_http_req *req, mh_err *err)
+{
+    if (req->aborted) return MH_OK;
+    if (req->state == ST_DONE && !req->closed)
+        return mh_err_set(err, MH_EINVAL, "abort: the response is already complete");
+    req->state = ST_DONE;
+    if (req->closed || !req->ev || !req->evcon || !req->srv)
+        return mh_err_set(err, MH_EIO, "abort: the client closed the connection");
+    stop_watch(req);
+    req->drop = event_new(mh_loop_base(req->srv->loop), -1, 0, on_drop, req);
+    if (!req->drop) return mh_err_set(err, MH_ENOMEM, "abort: out of memory");
+    req->aborted = 1;
+    struct evbuffer *out = bufferevent_get_output(evhttp_connection_get_bufferevent(req->evcon));
+    if (evbuffer_get_length(out) == 0) {
+        event_active(req->drop, EV_TIMEOUT, 0);
+        return MH_OK;
+    }
+    req->drain = evbuffer_add_cb(out, on_drained, req);
+    if (!req->drain) event_active(req->drop, EV_TIMEOUT, 0);   /* cannot wait: cut now */
     return MH_OK;
 }

@@ -5,7 +5,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <cblas.h>
 #include "mh/quant.h"
 #include "mh/threadpool.h"
 #include "train_internal.h"
@@ -47,11 +46,9 @@ static int base_mul(const mh_weight *w, const float *x /* (T, cols) */, const fl
         deq_job dj = { w, r0, buf, mh_dtype_row_size(w->dtype, in) };
         mh_parallel_for(n, mh_tr_grain(in), deq_rows, &dj);
         if (x)      /* out (T, rows)[:, r0:r0+n] = x @ buf^T */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)n, (int)in, 1.0f,
-                        x, (int)in, buf, (int)in, acc ? 1.0f : 0.0f, out + r0, (int)rows);
+            mh_tr_sgemm(false, true, T, n, in, 1.0f, x, in, buf, in, acc ? 1.0f : 0.0f, out + r0, rows);
         else        /* out (T, in) += dy[:, r0:r0+n] @ buf */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)T, (int)in, (int)n, 1.0f,
-                        dy + r0, (int)rows, buf, (int)in, (acc || r0 > 0) ? 1.0f : 0.0f, out, (int)in);
+            mh_tr_sgemm(false, false, T, in, n, 1.0f, dy + r0, rows, buf, in, (acc || r0 > 0) ? 1.0f : 0.0f, out, in);
     }
     free(buf);
     return MH_OK;
@@ -110,8 +107,7 @@ int mh_tr_lin_fwd(const mh_trainer *t, const tr_lin *L, const float *x /* (BT, i
     if (!xd) return mh_err_set(err, MH_ENOMEM, "train: out of memory in a LoRA forward");
     dropout(t, L, x, xd, BT * L->in, key);
     mh_tr_matmul(u, xd, L->a->data, BT, L->in, r, false);             /* u = xd A^T */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)BT, (int)L->out, (int)r, t->lora_scale,
-                u, (int)r, L->b->data, (int)r, 1.0f, y, (int)L->out);  /* y += s u B^T */
+    mh_tr_sgemm(false, true, BT, L->out, r, t->lora_scale, u, r, L->b->data, r, 1.0f, y, L->out);  /* y += s u B^T */
     free(xd);
     return MH_OK;
 }
@@ -130,10 +126,8 @@ int mh_tr_lin_bwd(const mh_trainer *t, const tr_lin *L, const float *dy /* (BT, 
     if (!xd) return mh_err_set(err, MH_ENOMEM, "train: out of memory in a LoRA backward");
     float *du = xd + BT * L->in;
     /* gB += s dy^T u ; du = s dy B */
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)L->out, (int)r, (int)BT, s,
-                dy, (int)L->out, u, (int)r, 1.0f, L->b->grad, (int)r);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)BT, (int)r, (int)L->out, s,
-                dy, (int)L->out, L->b->data, (int)r, 0.0f, du, (int)r);
+    mh_tr_sgemm(true, false, L->out, r, BT, s, dy, L->out, u, r, 1.0f, L->b->grad, r);
+    mh_tr_sgemm(false, false, BT, r, L->out, s, dy, L->out, L->b->data, r, 0.0f, du, r);
     dropout(t, L, x, xd, BT * L->in, key);
     mh_tr_matmul_bwd(NULL, L->a->grad, du, xd, NULL, BT, L->in, r, false);   /* gA += du^T xd */
     /* dx += dropout'(du A): the same mask and scale as forward */

@@ -312,19 +312,23 @@ double mh_tr_xent(float *dlogits, const float *logits, const int32_t *targets, c
 
 /* ===== dense matmul ===== */
 
+void mh_tr_sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+                 const float *B, int64_t ldb, float beta, float *C, int64_t ldc)
+{
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)M, (int)N,
+                (int)K, alpha, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
+}
+
 void mh_tr_matmul(float *y, const float *x, const float *w, int64_t T, int64_t in, int64_t out, bool accumulate)
 {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)out, (int)in, 1.0f,
-                x, (int)in, w, (int)in, accumulate ? 1.0f : 0.0f, y, (int)out);
+    mh_tr_sgemm(false, true, T, out, in, 1.0f, x, in, w, in, accumulate ? 1.0f : 0.0f, y, out);
 }
 
 void mh_tr_matmul_bwd(float *dx, float *dw, const float *dy, const float *x, const float *w,
                       int64_t T, int64_t in, int64_t out, bool accumulate)
 {
     if (dx)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)T, (int)in, (int)out, 1.0f,
-                    dy, (int)out, w, (int)in, accumulate ? 1.0f : 0.0f, dx, (int)in);
+        mh_tr_sgemm(false, false, T, in, out, 1.0f, dy, out, w, in, accumulate ? 1.0f : 0.0f, dx, in);
     if (dw)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)out, (int)in, (int)T, 1.0f,
-                    dy, (int)out, x, (int)in, 1.0f, dw, (int)in);
+        mh_tr_sgemm(true, false, out, in, T, 1.0f, dy, out, x, in, 1.0f, dw, in);
 }

@@ -30,6 +30,11 @@ function Request:write(chunk) return (self._raw:write(chunk)) end
 
 function Request:finish() return self._raw:finish() end
 
+--- req:abort() -> true | false, msg: drops the connection without finishing
+-- the response (what was written is flushed first), so the client sees a
+-- cut transfer.
+function Request:abort() return self._raw:abort() end
+
 --- req:on_close(fn): fn() runs (in its own coroutine) if the client goes
 -- away before the response is complete.
 function Request:on_close(fn)

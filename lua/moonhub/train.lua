@@ -41,7 +41,9 @@ local function flatten(opts)
    for k, v in pairs({ lora = lora, optimizer = opt, schedule = sched }) do
       if type(v) ~= "table" then fail("trainer", "%s must be a table, got %s", k, type(v)) end
    end
-   if opt.name ~= nil and opt.name ~= "adamw" then fail("trainer", "optimizer.name must be \"adamw\", got %q", tostring(opt.name)) end
+   if opt.name ~= nil and opt.name ~= "adamw" then
+      fail("trainer", "optimizer.name must be \"adamw\", got %q", tostring(opt.name))
+   end
    local betas = opt.betas or {}
    if type(betas) ~= "table" then fail("trainer", "optimizer.betas must be {b1, b2}") end
    local f = {
@@ -87,7 +89,8 @@ local function rows(self, fname, b)
    end
    local tok, mask = b.tokens, b.mask
    if mask ~= nil and (type(mask) ~= "table" or #mask ~= #tok) then
-      fail(fname, "mask must have one row per token row (%d), got %s", #tok, type(mask) == "table" and #mask or type(mask))
+      fail(fname, "mask must have one row per token row (%d), got %s", #tok,
+         type(mask) == "table" and #mask or type(mask))
    end
    if self.batch and #tok > self.batch then
       fail(fname, "batch has %d rows but the trainer was made for batch = %d", #tok, self.batch)

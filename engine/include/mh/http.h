@@ -66,9 +66,17 @@ void mh_http_req_on_close(mh_http_req *req, mh_http_close_fn fn, void *ud);
 
 int mh_http_respond(mh_http_req *req, int status, const char *const *headers,
                     const char *body, size_t len, mh_err *err);
-/* Starts a streaming response (chunked on HTTP/1.1). */
+/* Starts a streaming response: chunked on HTTP/1.1, unless headers give a
+ * Content-Length; then the writes are sent as they are and must add up to it. */
 int mh_http_start(mh_http_req *req, int status, const char *const *headers, mh_err *err);
 int mh_http_write(mh_http_req *req, const char *data, size_t len, mh_err *err);
 int mh_http_finish(mh_http_req *req, mh_err *err);
+/* Drops the connection without completing the response: the bytes already
+ * written are flushed first, then the socket is closed, so the client sees
+ * a cut transfer (no last chunk, or fewer bytes than its Content-Length).
+ * Works before start too (the client gets no answer). The on_close hook
+ * does not run. MH_EINVAL once the response is complete, MH_EIO when the
+ * client is already gone; a second abort is a no-op. */
+int mh_http_abort(mh_http_req *req, mh_err *err);
 
 #endif

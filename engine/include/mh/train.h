@@ -147,6 +147,10 @@ double mh_tr_xent(float *dlogits, const float *logits, const int32_t *targets, c
 /* Parallel grain: items per chunk for items of per_item element-ops. */
 int64_t mh_tr_grain(int64_t per_item);
 
+/* Row-major C (M, N) = alpha op(A) op(B) + beta C (op: transpose when
+ * ta/tb), through OpenBLAS: the one place the trainer calls it. */
+void mh_tr_sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+                 const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
 /* Dense f32 linear: y (T, out) = x (T, in) @ w^T (out, in) (+ y when accumulate). */
 void mh_tr_matmul(float *y, const float *x, const float *w, int64_t T, int64_t in, int64_t out, bool accumulate);
 /* dx (T, in) = dy (T, out) @ w (+ dx when accumulate); dw (out, in) += dy^T x when non-NULL. */

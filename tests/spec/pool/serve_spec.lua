@@ -5,7 +5,7 @@
 -- Layer: tests. Every curl and wait is bounded; servers are killed in teardown.
 local H = require "helpers.host"
 local data = require "helpers.data"
-local fake = require "helpers.fake_hf"
+local fake = require "helpers.fake_hub"
 local http = require("moonhub").http
 local now = require("moonhub.core.sys").now
 local json = require "dkjson"
@@ -280,7 +280,7 @@ describe("serve --model --api-key --history #integration", function()
 
    it("pulls with progress as server-sent events", function()
       if not srv then return data.need("models/stories260K.gguf", pending) end
-      if not hub then return pending("python3 missing: no fake hub") end
+      if not hub then return pending("no fake hub") end
       local code, text = curl(srv, "POST", "/api/pull", json.encode({ model = "mh/stories-GGUF:Q8_0" }), AUTH)
       assert.equal(200, code)
       local events = {}

@@ -1,9 +1,10 @@
 -- Specs for moonhub.hub (references, quant names, picking, the HF cache
--- path) and moonhub.core.fetch (requests, HEAD, errors, full disks).
--- Layer: tests (the HTTP parts use the fake Hub on loopback).
+-- path, model info, tree pages, search, resumed downloads) and
+-- moonhub.core.fetch (requests, redirects, ETag, HEAD, errors, full disks).
+-- Layer: tests (the HTTP parts use tests/helpers/fake_hub.lua on loopback).
 local H = require "helpers.host"
 local data = require "helpers.data"
-local fake = require "helpers.fake_hf"
+local fake = require "helpers.fake_hub"
 local hub = require "moonhub.hub"
 local fetch = require "moonhub.core.fetch"
 
@@ -76,33 +77,100 @@ describe("fetch", function()
    end)
 
    describe("against the fake Hub", function()
-      local dir, srv, file
+      local dir, srv, file, real_endpoint
       setup(function()
          file = data.path("models/stories260K-Q8_0.gguf")
-         if not (file and fake.available()) then return end
+         if not file then return end
          dir = H.tmpdir()
-         srv = fake.start(dir, { repos = { ["mh/s"] = { files = { ["s-Q8_0.gguf"] = file,
-            ["config.json"] = data.root() .. "/models/hf/mh-smol-llama-17m/config.json" } } } })
+         local cfgjson = data.root() .. "/models/hf/mh-smol-llama-17m/config.json"
+         srv = fake.start(dir, { token = "tok", tree_page = 1, break_after = { ["c-Q8_0.gguf"] = 4096 },
+            repos = { ["mh/s"] = { downloads = 7, files = { ["s-Q8_0.gguf"] = file, ["config.json"] = cfgjson } },
+               ["mh/c"] = { files = { ["c-Q8_0.gguf"] = file } },
+               ["mh/private"] = { gated = true, files = { ["config.json"] = cfgjson } } } })
+         -- the hub module reads its endpoint from the environment: point it here
+         real_endpoint = hub.endpoint
+         hub.endpoint = function() return srv.url end
       end)
       teardown(function()
+         if real_endpoint then hub.endpoint = real_endpoint end
          if srv then srv.stop() end
          H.rmdir(dir)
       end)
 
-      it("follows the resolve redirect, reports progress and HEAD headers", function()
-         if not srv then return pending("no fake hub (python3 or test models missing)") end
+      it("reads model info, tree pages and search results", function()
+         if not srv then return pending("stories260K-Q8_0.gguf missing") end
+         local sum = fetch.sha256_file(file)
+         local info = assert(hub.model_info("mh/s"))
+         assert.equal("0123456789abcdef0123456789abcdef01234567", info.sha)
+         assert.same({ "config.json", "s-Q8_0.gguf" }, { info.files[1].path, info.files[2].path })
+         assert.same({ 379168, sum, true }, { info.files[2].size, info.files[2].sha256, info.files[2].lfs })
+         assert.same({ 673, false }, { info.files[1].size, info.files[1].lfs })
+         assert.is_nil(info.files[1].sha256)
+         -- one entry per page: the Link rel="next" chain is followed to the end
+         srv.clear()
+         local files = assert(hub.tree("mh/s"))
+         assert.same({ "config.json", "s-Q8_0.gguf" }, { files[1].path, files[2].path })
+         assert.equal(sum, files[2].sha256)
+         assert.equal(2, #srv.requests())
+         local found = assert(hub.search("s", { limit = 5 }))
+         assert.same({ "mh/s", 7 }, { found[1].id, found[1].downloads })
+         assert.same({}, assert(hub.search("zzz")))
+      end)
+
+      it("maps 401 without a token and 404 for an unknown repo to clear errors", function()
+         if not srv then return pending("stories260K-Q8_0.gguf missing") end
+         local none, msg, status = hub.model_info("mh/private")
+         assert.is_nil(none)
+         assert.equal(401, status)
+         assert.matches("refused access to model mh/private %(HTTP 401%).*set HF_TOKEN", msg)
+         none, msg, status = hub.model_info("mh/nothing")
+         assert.is_nil(none)
+         assert.equal(404, status)
+         assert.equal("model mh/nothing was not found on " .. srv.url .. " (HTTP 404)", msg)
+         local res = assert(fetch.request{ url = srv.url .. "/mh/nothing/resolve/main/x.gguf" })
+         assert.equal(404, res.status)
+         assert.equal("RepoNotFound", res.headers["x-error-code"])
+      end)
+
+      it("resumes hub.download from the break point and verifies the result", function()
+         if not srv then return pending("stories260K-Q8_0.gguf missing") end
+         local dest, url = dir .. "/c.gguf", srv.url .. "/mh/c/resolve/main/c-Q8_0.gguf"
+         local want = { size = 379168, sha256 = fetch.sha256_file(file) }
+         srv.clear()
+         local ok, msg, kind = hub.download(url, dest, want)
+         assert.is_nil(ok)
+         assert.equal("partial", kind)
+         assert.matches("pull again to resume", msg)
+         assert.equal(4096, fetch.stat(dest .. ".part").size)
+         assert(hub.download(url, dest, want))
+         assert.equal(want.sha256, fetch.sha256_file(dest))
+         local served = {}
+         for _, r in ipairs(srv.requests()) do
+            if r.path:match("^/cdn/") then served[#served + 1] = { r.from, r.sent, r.range } end
+         end
+         assert.same({ { 0, 4096 }, { 4096, 379168 - 4096, "bytes=4096-" } }, served)
+      end)
+
+      it("follows the resolve redirect, reports progress, ETags and HEAD headers", function()
+         if not srv then return pending("stories260K-Q8_0.gguf missing") end
          local seen = {}
+         srv.clear()
          local res = assert(fetch.request{ url = srv.url .. "/mh/s/resolve/main/s-Q8_0.gguf",
             path = dir .. "/s.gguf", progress = function(done, total) seen[#seen + 1] = { done, total } end })
          assert.equal(200, res.status)
          assert.equal(379168, res.written)
          assert.matches("/cdn/mh/s/s%-Q8_0%.gguf$", res.url)
+         -- the Hub answered 302 and the file store sent the bytes, named by their sha256
+         local log = srv.requests()
+         assert.same({ 302, 200 }, { log[1].status, log[2].status })
+         assert.equal('"' .. fetch.sha256_file(file) .. '"', res.headers.etag)
          assert.same({ 379168, 379168 }, seen[#seen])
          assert.equal(fetch.sha256_file(file), fetch.sha256_file(dir .. "/s.gguf"))
          local head = assert(fetch.request{ url = srv.url .. "/mh/s/resolve/main/config.json", method = "HEAD" })
          assert.equal(200, head.status)
          assert.equal("0123456789abcdef0123456789abcdef01234567", head.headers["x-repo-commit"])
          assert.equal("673", head.headers["content-length"])
+         assert.matches('^"%x+"$', head.headers.etag)
          assert.equal("", head.body)
          -- a progress callback's error stops the transfer and comes through
          assert.has_error(function()
@@ -112,7 +180,7 @@ describe("fetch", function()
       end)
 
       it("keeps 404 bodies out of the file and names full disks", function()
-         if not srv then return pending("no fake hub (python3 or test models missing)") end
+         if not srv then return pending("stories260K-Q8_0.gguf missing") end
          local res = assert(fetch.request{ url = srv.url .. "/mh/s/resolve/main/none.gguf", path = dir .. "/n" })
          assert.equal(404, res.status)
          assert.matches("Entry not found", res.body)

@@ -1,10 +1,11 @@
 -- Specs for `moonhub pull` and `moonhub search` against the fake Hugging
--- Face Hub (tests/helpers/fake_hf.py) on loopback: quant choice, resume
--- with Range, sha256 refusal, HF_TOKEN, HF cache reuse, safetensors folders.
+-- Face Hub (tests/helpers/fake_hub.lua, moonhub's own server) on loopback:
+-- quant choice, a cut transfer resumed with Range from the break point,
+-- sha256 refusal, 401/403/404, a full disk, HF cache reuse, safetensors.
 -- Layer: tests (runs ./moonhub as a child; never touches the network).
 local H = require "helpers.host"
 local data = require "helpers.data"
-local fake = require "helpers.fake_hf"
+local fake = require "helpers.fake_hub"
 
 local M = "models/"
 local function shared(rel) return data.path(M .. rel) end
@@ -37,12 +38,12 @@ describe("pull from the fake Hub", function()
       q4, q8 = shared("mh-smol-llama-17m-Q4_K_M.gguf"), shared("mh-smol-llama-17m-Q8_0.gguf")
       st_q8, st_q4 = shared("stories260K-Q8_0.gguf"), shared("stories260K-Q4_0.gguf")
       hf = shared("hf/mh-smol-llama-17m/config.json") and (data.root() .. "/models/hf/mh-smol-llama-17m")
-      if not (q4 and q8 and st_q8 and st_q4 and hf and fake.available()) then return end
+      if not (q4 and q8 and st_q8 and st_q4 and hf) then return end
       dir = H.tmpdir()
       local hfd = function(f) return hf .. "/" .. f end
       srv = fake.start(dir, {
          token = "secret-token",
-         drop_after = { ["cut-Q8_0.gguf"] = 100000 },
+         break_after = { ["cut-Q8_0.gguf"] = 100000 },
          repos = {
             ["mh/smol-llama-17m-GGUF"] = { downloads = 900, files = {
                ["smol-llama-17m-Q8_0.gguf"] = q8, ["smol-llama-17m-Q4_K_M.gguf"] = q4,
@@ -53,6 +54,7 @@ describe("pull from the fake Hub", function()
             ["mh/cut-GGUF"] = { files = { ["cut-Q8_0.gguf"] = st_q8 } },
             ["mh/gated-GGUF"] = { gated = true, files = { ["gated-Q8_0.gguf"] = st_q8 } },
             ["mh/cached-GGUF"] = { files = { ["cached-Q8_0.gguf"] = st_q8 } },
+            ["mh/full-GGUF"] = { files = { ["full-Q8_0.gguf"] = st_q8 } },
             ["mh/smol-hf"] = { files = { ["config.json"] = hfd("config.json"),
                ["model.safetensors"] = hfd("model.safetensors"), ["tokenizer.json"] = hfd("tokenizer.json"),
                ["tokenizer_config.json"] = hfd("tokenizer_config.json"),
@@ -73,7 +75,7 @@ describe("pull from the fake Hub", function()
 
    local function ready()
       if not srv then
-         pending(fake.available() and "shared test models missing" or "python3 missing: no fake hub")
+         pending("shared test models missing")
          return false
       end
       return true
@@ -126,12 +128,28 @@ describe("pull from the fake Hub", function()
       assert.matches("no Q6_K file in the repo %(it has: Q4_0, Q8_0%)", e2)
    end)
 
-   it("resumes a cut download with a Range request", function()
+   -- the log lines of requests for file, as "top-path status range from sent [cut]"
+   local function transfers(file)
+      local out = {}
+      for _, r in ipairs(srv.requests()) do
+         if r.path:match(file:gsub("%p", "%%%0") .. "$") then
+            out[#out + 1] = string.format("%s %d %s %s %s%s", r.path:match("^/(%l+)"), r.status,
+               tostring(r.range), tostring(r.from), tostring(r.sent), r.cut and " cut" or "")
+         end
+      end
+      return out
+   end
+
+   it("resumes a transfer cut mid-file from the break point, refetching nothing", function()
       if not ready() then return end
+      local size = 379168
       local part = home .. "/models/mh/cut-GGUF/cut-Q8_0.gguf.part"
       local _, err, code = fake.run(home, srv, "pull mh/cut-GGUF")
       assert.equal(1, code)
+      assert.matches("transfer closed with %d+ bytes remaining", err)
       assert.matches("partial file .* is kept: pull again to resume", err)
+      -- the redirect was followed, and the file store cut its answer at 100000 bytes
+      assert.same({ "mh 302 nil nil nil", "cdn 200 nil 0 100000 cut" }, transfers("cut-Q8_0.gguf"))
       local f = assert(io.open(part, "rb"))
       assert.equal(100000, f:seek("end"))
       f:close()
@@ -139,15 +157,12 @@ describe("pull from the fake Hub", function()
       srv.clear()
       _, err, code = fake.run(home, srv, "pull mh/cut-GGUF")
       assert.equal(0, code, err)
-      -- the Range rides the /resolve/ request and its redirect to the file store
-      local ranges = {}
-      for _, r in ipairs(srv.requests()) do
-         if r.path:match("cut%-Q8_0%.gguf$") then
-            ranges[#ranges + 1] = r.path:match("^/(%l+)") .. " " .. tostring(r.range)
-         end
-      end
-      assert.same({ "mh bytes=100000-", "cdn bytes=100000-" }, ranges)
+      -- the Range rides the /resolve/ request and its redirect; the file store
+      -- sends exactly the bytes past the break point
+      assert.same({ "mh 302 bytes=100000- nil nil", "cdn 206 bytes=100000- 100000 " .. (size - 100000) },
+         transfers("cut-Q8_0.gguf"))
       assert.equal(sha256(st_q8), rows(home)["cut:Q8_0"].sha256)
+      assert.equal(sha256(st_q8), sha256(home .. "/models/mh/cut-GGUF/cut-Q8_0.gguf"))
       assert.is_nil(io.open(part, "rb"))
    end)
 
@@ -164,9 +179,15 @@ describe("pull from the fake Hub", function()
 
    it("sends HF_TOKEN as a bearer token; without it a gated repo says so", function()
       if not ready() then return end
+      srv.clear()
       local _, err, code = fake.run(home, srv, "pull mh/gated-GGUF")
       assert.equal(1, code)
+      assert.matches("the Hub refused access to model mh/gated%-GGUF %(HTTP 401%).*set HF_TOKEN", err)
+      assert.is_nil(srv.requests()[1].auth)
+      _, err, code = fake.run(home, srv, "pull mh/gated-GGUF", { HF_TOKEN = "wrong-token" })
+      assert.equal(1, code)
       assert.matches("HTTP 403.*set HF_TOKEN", err)
+      assert.same({}, (rows(home)))
       srv.clear()
       _, err, code = fake.run(home, srv, "pull mh/gated-GGUF", { HF_TOKEN = "secret-token" })
       assert.equal(0, code, err)
@@ -176,6 +197,20 @@ describe("pull from the fake Hub", function()
          seen = seen + 1
       end
       assert.is_true(seen >= 2)
+   end)
+
+   it("stops on a full disk with a clear error and registers nothing", function()
+      if not ready() then return end
+      local mdir = home .. "/models/mh/full-GGUF"
+      assert(os.execute("mkdir -p " .. H.q(mdir)))
+      -- every write to the part file fails with ENOSPC
+      assert(require("moonhub.core.fetch").symlink("/dev/full", mdir .. "/full-Q8_0.gguf.part"))
+      local _, err, code = fake.run(home, srv, "pull mh/full-GGUF")
+      assert.equal(1, code)
+      assert.matches("disk full while downloading to .*full%-Q8_0%.gguf%.part: .*No space left on device", err)
+      assert.matches("free some space and pull again", err)
+      assert.same({}, (rows(home)))
+      assert.is_nil(io.open(mdir .. "/full-Q8_0.gguf", "rb"))
    end)
 
    it("reuses a file already in the Hugging Face cache", function()
@@ -228,6 +263,10 @@ describe("pull from the fake Hub", function()
       local _, err, code = fake.run(home, srv, "pull mh/missing-GGUF")
       assert.equal(1, code)
       assert.matches("model mh/missing%-GGUF was not found on http://127%.0%.0%.1:%d+ %(HTTP 404%)", err)
+      assert.same({}, (rows(home)))
+      _, err, code = fake.run(home, srv, "pull mh/stories-GGUF/nothing-Q8_0.gguf")
+      assert.equal(1, code)
+      assert.matches("mh/stories%-GGUF has no file nothing%-Q8_0%.gguf", err)
       _, err, code = fake.run(home, { url = "http://127.0.0.1:1" }, "pull mh/stories-GGUF")
       assert.equal(1, code)
       assert.matches("cannot reach the Hub at http://127%.0%.0%.1:1", err)
