@@ -130,7 +130,7 @@ int mh_dequantize_row(mh_dtype t, const void *src, float *dst, int64_t n)
 {
     int rc = check_row(t, n);
     if (rc) return rc;
-    const mh_quant_traits *tr = &g_ref[t];
+    const mh_quant_traits *tr = t == MH_DTYPE_F16 ? mh_quant_traits_get(t) : &g_ref[t];   /* exact either way */
     if (!tr->to_float) return MH_ETYPE;
     if (n && (!src || !dst)) return MH_EINVAL;
     if (n) tr->to_float(src, dst, n);
@@ -141,7 +141,10 @@ int mh_quantize_row(mh_dtype t, const float *src, void *dst, int64_t n)
 {
     int rc = check_row(t, n);
     if (rc) return rc;
-    const mh_quant_traits *tr = &g_ref[t];
+    /* f16 rows (the KV cache, activations rounded for f16 weights) take the
+     * SIMD converters, exact like the scalar ones; others stay on the
+     * reference quantizers, whose bytes `quantize` promises */
+    const mh_quant_traits *tr = t == MH_DTYPE_F16 ? mh_quant_traits_get(t) : &g_ref[t];
     if (!tr->from_float) return MH_ETYPE;
     if (n && (!src || !dst)) return MH_EINVAL;
     if (n) tr->from_float(src, dst, n);
