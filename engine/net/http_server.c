@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/socket.h>
+#include <stdbool.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
@@ -33,6 +34,7 @@ struct mh_http_server {
     struct evhttp_bound_socket *bound;   /* NULL once we stop accepting */
     int port;
     int timeout_s;
+    size_t max_body;                     /* larger bodies: 413 with a JSON error */
     mh_http_handler fn;
     void *ud;
     int inflight;
@@ -188,9 +190,29 @@ static int fill_req(mh_http_req *req, struct evhttp_request *ev)
     return req->method && req->path && req->query;
 }
 
+/* Bodies over the limit get a JSON 413 here (OpenAI's error shape); libevent
+ * itself only rejects bodies past a hard cap (4x the limit + 16 MiB), with
+ * its own HTML page, so memory stays bounded. */
+static bool reject_large_body(mh_http_server *srv, struct evhttp_request *ev)
+{
+    size_t n = evbuffer_get_length(evhttp_request_get_input_buffer(ev));
+    if (n <= srv->max_body) return false;
+    struct evbuffer *b = evbuffer_new();
+    if (!b) { evhttp_send_error(ev, 413, "payload too large"); return true; }
+    evbuffer_add_printf(b, "{\"error\":{\"message\":\"the request body has %zu bytes, over the limit of %zu "
+                        "bytes\",\"type\":\"invalid_request_error\",\"param\":null,"
+                        "\"code\":\"request_too_large\"}}", n, srv->max_body);
+    evhttp_add_header(evhttp_request_get_output_headers(ev), "Content-Type", "application/json");
+    evhttp_add_header(evhttp_request_get_output_headers(ev), "Connection", "close");
+    evhttp_send_reply(ev, 413, "Payload Too Large", b);
+    evbuffer_free(b);
+    return true;
+}
+
 static void on_request(struct evhttp_request *ev, void *arg)
 {
     mh_http_server *srv = arg;
+    if (reject_large_body(srv, ev)) return;
     mh_http_req *req = calloc(1, sizeof *req);
     if (req) req->evcon = evhttp_request_get_connection(ev);
     if (!req || !fill_req(req, ev)) {
@@ -285,7 +307,8 @@ mh_http_server *mh_http_server_new(mh_loop *loop, const mh_http_opts *opts,
         return NULL;
     }
     evhttp_set_gencb(srv->http, on_request, srv);
-    evhttp_set_max_body_size(srv->http, (ev_ssize_t)(o.max_body ? o.max_body : DEFAULT_MAX_BODY));
+    srv->max_body = o.max_body ? o.max_body : DEFAULT_MAX_BODY;
+    evhttp_set_max_body_size(srv->http, (ev_ssize_t)(srv->max_body * 4 + ((size_t)16 << 20)));
     evhttp_set_max_headers_size(srv->http,
                                 (ev_ssize_t)(o.max_headers ? o.max_headers : DEFAULT_MAX_HEADERS));
     evhttp_set_timeout(srv->http, srv->timeout_s);

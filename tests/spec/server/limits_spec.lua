@@ -57,9 +57,9 @@ describe("moonhub serve --api-key --rate --max-body-mb #integration", function()
       local big = body(2)
       big.messages[1].content = string.rep("a", 20000)
       local r = srv:post("/v1/chat/completions", big, { headers = auth })
-      -- libevent answers 413 itself, before the body reaches the app: its
-      -- body is an HTML page, not the OpenAI error object (docs/server.md)
+      -- answered before the handler runs, as an OpenAI error object
       assert.equal(413, r.status)
+      assert.matches('"code":"request_too_large"', r.body, 1, true)
       S.eventually(function() return false end, 1.1)   -- refill the rate bucket
       ok_request()
    end)
