@@ -409,6 +409,36 @@ function Reg:versions(name)
    return rows
 end
 
+-- lineage(ref) -> ancestors of a version, nearest first (its parent, the
+-- parent's parent, ...), each a version row (model = its model's name) | nil, msg
+function Reg:lineage(ref)
+   local v, msg = self:resolve(ref)
+   if not v then return nil, msg end
+   return self.db:query([[
+      WITH RECURSIVE up(id, depth) AS (
+         SELECT parent_id, 1 FROM versions WHERE id = ? AND parent_id IS NOT NULL
+         UNION ALL
+         SELECT v.parent_id, up.depth + 1 FROM versions v JOIN up ON v.id = up.id
+            WHERE v.parent_id IS NOT NULL AND up.depth < 1000)
+      SELECT ]] .. VERSION_COLS .. [[ FROM up JOIN versions v ON v.id = up.id
+         JOIN models m ON m.id = v.model_id ORDER BY up.depth]], v.id)
+end
+
+-- descendants(ref) -> versions derived from it, directly or not (fine-tunes,
+-- quantizations), oldest first | nil, msg
+function Reg:descendants(ref)
+   local v, msg = self:resolve(ref)
+   if not v then return nil, msg end
+   return self.db:query([[
+      WITH RECURSIVE down(id, depth) AS (
+         SELECT id, 1 FROM versions WHERE parent_id = ?
+         UNION ALL
+         SELECT v.id, down.depth + 1 FROM versions v JOIN down ON v.parent_id = down.id
+            WHERE down.depth < 1000)
+      SELECT ]] .. VERSION_COLS .. [[ FROM down JOIN versions v ON v.id = down.id
+         JOIN models m ON m.id = v.model_id ORDER BY v.id]], v.id)
+end
+
 -- set_tag(name, tag, version_id) -> true | nil, msg. Moves (or creates) a tag.
 function Reg:set_tag(name, tag, version_id)
    check_name("set_tag", "model name", name, NAME_PAT)

@@ -118,6 +118,27 @@ describe("moonhub.registry #unit", function()
       assert.truthy(reg:resolve("m"))
    end)
 
+   it("answers lineage queries both ways", function()
+      local base = reg:add_model { name = "base", path = "/m/base.gguf" }
+      local ft = reg:add_model { name = "tuned", path = "/m/tuned.gguf", parent = "base" }
+      local q = reg:add_model { name = "tuned", tag = "q4", path = "/m/tuned-q4.gguf", parent = ft.id }
+      local other = reg:add_model { name = "other", path = "/m/other.gguf" }
+      local up = assert(reg:lineage("tuned:q4"))
+      assert.equal(2, #up)
+      assert.equal(ft.id, up[1].id)
+      assert.equal(base.id, up[2].id)
+      assert.equal("base", up[2].model)
+      assert.same({}, assert(reg:lineage("other")))
+      local down = assert(reg:descendants("base"))
+      assert.equal(2, #down)
+      assert.equal(ft.id, down[1].id)
+      assert.equal(q.id, down[2].id)
+      assert.same({}, assert(reg:descendants("other")))
+      local none, msg = reg:lineage("ghost")
+      assert.is_nil(none)
+      assert.matches("no model named 'ghost'", msg)
+   end)
+
    it("remove name:tag drops that version and keeps latest valid", function()
       local v1 = reg:add_model { name = "m", path = "/m/a.gguf" }
       local v2 = reg:add_model { name = "m", path = "/m/b.gguf", parent = v1.id }
