@@ -122,7 +122,7 @@ describe("moonhub.registry #unit", function()
       local base = reg:add_model { name = "base", path = "/m/base.gguf" }
       local ft = reg:add_model { name = "tuned", path = "/m/tuned.gguf", parent = "base" }
       local q = reg:add_model { name = "tuned", tag = "q4", path = "/m/tuned-q4.gguf", parent = ft.id }
-      local other = reg:add_model { name = "other", path = "/m/other.gguf" }
+      reg:add_model { name = "other", path = "/m/other.gguf" }
       local up = assert(reg:lineage("tuned:q4"))
       assert.equal(2, #up)
       assert.equal(ft.id, up[1].id)
