@@ -20,6 +20,10 @@ int mh_lua_raise(lua_State *L, const char *fname, const mh_err *err);
 /* Pushes nil, "<err->msg>" and returns 2 (environmental failures). */
 int mh_lua_fail(lua_State *L, const mh_err *err);
 
+/* Registers metatable mt: methods as its __index table, gc as both __gc
+ * and __close (one idempotent release). Leaves the stack as it was. */
+void mh_lua_new_class(lua_State *L, const char *mt, const luaL_Reg *methods, lua_CFunction gc);
+
 /* ===== tensors across bindings (defined in l_tensor.c) ===== */
 struct mh_tensor;
 /* Pushes a Lua tensor that takes over the caller's reference to t; when t is

@@ -190,19 +190,6 @@ static int c_truncate(lua_State *L)
     return 0;
 }
 
-static void new_class(lua_State *L, const char *mt, const luaL_Reg *methods, lua_CFunction gc)
-{
-    luaL_newmetatable(L, mt);
-    lua_newtable(L);
-    luaL_setfuncs(L, methods, 0);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, gc);
-    lua_setfield(L, -2, "__close");
-    lua_pop(L, 1);
-}
-
 int luaopen_moonhub_core_model(lua_State *L)
 {
     static const luaL_Reg model_methods[] = {
@@ -214,8 +201,8 @@ int luaopen_moonhub_core_model(lua_State *L)
         { "free", c_free }, { NULL, NULL },
     };
     static const luaL_Reg fns[] = { { "load", l_load }, { NULL, NULL } };
-    new_class(L, MODEL_MT, model_methods, m_close);
-    new_class(L, CACHE_MT, cache_methods, c_free);
+    mh_lua_new_class(L, MODEL_MT, model_methods, m_close);
+    mh_lua_new_class(L, CACHE_MT, cache_methods, c_free);
     luaL_newlib(L, fns);
     return 1;
 }

@@ -215,19 +215,6 @@ static int st_flush(lua_State *L)
 
 static int st_reset(lua_State *L) { mh_stop_reset(check_stop(L)); return 0; }
 
-static void new_class(lua_State *L, const char *mt, const luaL_Reg *methods, lua_CFunction gc)
-{
-    luaL_newmetatable(L, mt);
-    lua_newtable(L);
-    luaL_setfuncs(L, methods, 0);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, gc);
-    lua_setfield(L, -2, "__close");
-    lua_pop(L, 1);
-}
-
 int luaopen_moonhub_core_sample(lua_State *L)
 {
     static const luaL_Reg sampler_methods[] = {
@@ -241,8 +228,8 @@ int luaopen_moonhub_core_sample(lua_State *L)
     static const luaL_Reg fns[] = {
         { "sampler", l_sampler }, { "logprobs", l_logprobs }, { "stop", l_stop }, { NULL, NULL },
     };
-    new_class(L, SAMPLER_MT, sampler_methods, s_free);
-    new_class(L, STOP_MT, stop_methods, st_free);
+    mh_lua_new_class(L, SAMPLER_MT, sampler_methods, s_free);
+    mh_lua_new_class(L, STOP_MT, stop_methods, st_free);
     luaL_newlib(L, fns);
     return 1;
 }
