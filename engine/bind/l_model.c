@@ -29,7 +29,7 @@ static cache_box *check_cache(lua_State *L, int idx)
 static int l_load(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
-    mh_model **box = lua_newuserdatauv(L, sizeof *box, 0);
+    mh_model **box = lua_newuserdatauv(L, sizeof *box, 1);   /* user value: its adapters */
     *box = NULL;
     luaL_setmetatable(L, MODEL_MT);
     mh_err err = {0};
@@ -170,6 +170,55 @@ static int m_embed(lua_State *L)
     return 1;
 }
 
+/* ===== LoRA adapters ===== */
+
+#define LORA_MT "moonhub.lora"
+
+static int lora_gc(lua_State *L)
+{
+    mh_lora **box = luaL_checkudata(L, 1, LORA_MT);
+    mh_lora_free(*box);
+    *box = NULL;
+    return 0;
+}
+
+/* m:load_lora(path[, scale]) -> adapter | nil, msg (checked against this model) */
+static int m_load_lora(lua_State *L)
+{
+    mh_model *m = check_model(L, 1);
+    const char *path = luaL_checkstring(L, 2);
+    float scale = (float)luaL_optnumber(L, 3, 1.0);
+    mh_lora **box = lua_newuserdatauv(L, sizeof *box, 0);
+    *box = NULL;
+    luaL_setmetatable(L, LORA_MT);
+    mh_err err = {0};
+    if (mh_lora_load(m, path, scale, box, &err)) return mh_lua_fail(L, &err);
+    return 1;
+}
+
+/* m:set_loras({adapter, ...}): the model applies them (summed) from now on;
+ * {} removes them. The model keeps the adapters alive. */
+static int m_set_loras(lua_State *L)
+{
+    mh_model *m = check_model(L, 1);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    int n = (int)luaL_len(L, 2);
+    const mh_lora *list[8];
+    if (n > 8) return luaL_error(L, "model.set_loras: at most 8 adapters, got %d", n);
+    for (int i = 0; i < n; i++) {
+        lua_geti(L, 2, i + 1);
+        mh_lora **b = luaL_testudata(L, -1, LORA_MT);
+        if (!b || !*b) return luaL_error(L, "model.set_loras: entry %d is not an adapter from load_lora", i + 1);
+        list[i] = *b;
+        lua_pop(L, 1);
+    }
+    mh_err err = {0};
+    if (mh_model_set_loras(m, list, n, &err)) return mh_lua_raise(L, "model.set_loras", &err);
+    lua_pushvalue(L, 2);
+    lua_setiuservalue(L, 1, 1);            /* keeps the adapters alive */
+    return 0;
+}
+
 static int c_free(lua_State *L)
 {
     cache_box *cb = luaL_checkudata(L, 1, CACHE_MT);
@@ -194,7 +243,8 @@ int luaopen_moonhub_core_model(lua_State *L)
 {
     static const luaL_Reg model_methods[] = {
         { "hparams", m_hparams }, { "kv_bytes", m_kv_bytes }, { "new_cache", m_new_cache },
-        { "forward", m_forward }, { "embed", m_embed }, { "close", m_close }, { NULL, NULL },
+        { "forward", m_forward }, { "embed", m_embed }, { "close", m_close },
+        { "load_lora", m_load_lora }, { "set_loras", m_set_loras }, { NULL, NULL },
     };
     static const luaL_Reg cache_methods[] = {
         { "n_past", c_n_past }, { "n_ctx", c_n_ctx }, { "truncate", c_truncate },
@@ -203,6 +253,8 @@ int luaopen_moonhub_core_model(lua_State *L)
     static const luaL_Reg fns[] = { { "load", l_load }, { NULL, NULL } };
     mh_lua_new_class(L, MODEL_MT, model_methods, m_close);
     mh_lua_new_class(L, CACHE_MT, cache_methods, c_free);
+    static const luaL_Reg lora_methods[] = { { "free", lora_gc }, { NULL, NULL } };
+    mh_lua_new_class(L, LORA_MT, lora_methods, lora_gc);
     luaL_newlib(L, fns);
     return 1;
 }

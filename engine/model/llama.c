@@ -303,26 +303,30 @@ static int layer_forward(mh_model *m, const mh_batch_seq *seqs, int n_seqs, int6
     int64_t F = hp->n_ff;
     int st;
     rmsnorm(s->xn, s->x, L->attn_norm, T, E, hp->rms_eps);
-    if ((st = mh_linear(&L->wq, s->xn, T, s->q, err)) ||
-        (st = mh_linear(&L->wk, s->xn, T, s->k, err)) ||
-        (st = mh_linear(&L->wv, s->xn, T, s->v, err)))
+    if ((st = mh_linear(&L->wq, s->xn, T, s->q, err)) || (st = mh_lora_apply(m, l, 0, s->xn, T, s->q, err)) ||
+        (st = mh_linear(&L->wk, s->xn, T, s->k, err)) || (st = mh_lora_apply(m, l, 1, s->xn, T, s->k, err)) ||
+        (st = mh_linear(&L->wv, s->xn, T, s->v, err)) || (st = mh_lora_apply(m, l, 2, s->xn, T, s->v, err)))
         return st;
     add_bias(s->q, L->bq, T, qd);
     add_bias(s->k, L->bk, T, kvd);
     add_bias(s->v, L->bv, T, kvd);
     for (int i = 0, r0 = 0; i < n_seqs; r0 += (int)seqs[i].n, i++)
         if ((st = seq_attention(m, &seqs[i], l, s, r0, err))) return st;
-    if ((st = mh_linear(&L->wo, s->att, T, s->tmp, err))) return st;
+    if ((st = mh_linear(&L->wo, s->att, T, s->tmp, err)) || (st = mh_lora_apply(m, l, 3, s->att, T, s->tmp, err)))
+        return st;
     for (int64_t i = 0; i < T * E; i++) s->x[i] += s->tmp[i];
     rmsnorm(s->xn, s->x, L->ffn_norm, T, E, hp->rms_eps);
     if ((st = mh_linear(&L->w_gate, s->xn, T, s->gate, err)) ||
-        (st = mh_linear(&L->w_up, s->xn, T, s->up, err)))
+        (st = mh_lora_apply(m, l, 4, s->xn, T, s->gate, err)) ||
+        (st = mh_linear(&L->w_up, s->xn, T, s->up, err)) || (st = mh_lora_apply(m, l, 5, s->xn, T, s->up, err)))
         return st;
     for (int64_t i = 0; i < T * F; i++) {
         float g = s->gate[i];
         s->gate[i] = g / (1.0f + expf(-g)) * s->up[i];
     }
-    if ((st = mh_linear(&L->w_down, s->gate, T, s->tmp, err))) return st;
+    if ((st = mh_linear(&L->w_down, s->gate, T, s->tmp, err)) ||
+        (st = mh_lora_apply(m, l, 6, s->gate, T, s->tmp, err)))
+        return st;
     for (int64_t i = 0; i < T * E; i++) s->x[i] += s->tmp[i];
     return MH_OK;
 }

@@ -6,6 +6,8 @@
 #include "mh/model.h"
 
 struct mh_gguf;
+
+#define MH_MAX_LORAS 8          /* adapters a model applies at once */
 struct mh_safetensors;
 struct mh_tensor;
 
@@ -22,9 +24,21 @@ struct mh_model {
     struct mh_safetensors *st;  /* HF checkpoint: owns the mappings (NULL for GGUF) */
     struct mh_tensor **held;    /* views taken from st, one reference each */
     int n_held;
+    const struct mh_lora *lora[MH_MAX_LORAS];   /* borrowed adapters, summed */
+    int n_lora;
     int64_t n_params;
     size_t weight_bytes;
 };
+
+/* LoRA (lora.c): targets in layer order q k v o gate up down */
+#define MH_LORA_TARGETS 7
+typedef struct mh_lora_pair {
+    float *a;                   /* (rank, cols) or NULL: this projection is not adapted */
+    float *b;                   /* (rows, rank), rows in the base model's order */
+    int64_t rank;
+} mh_lora_pair;
+/* y (T, rows) += scale (x Aᵀ) Bᵀ when the model has an adapter on (l, k). */
+int mh_lora_apply(const mh_model *m, int64_t l, int k, const float *x, int64_t T, float *y, mh_err *err);
 
 struct mh_kv_cache {
     int64_t n_ctx, n_past, kv_dim, n_layer;

@@ -34,7 +34,28 @@ end
 
 -- ===== loading =====
 
--- load(path or "name[:tag]", {ctx =, threads =, mem_limit = bytes, kv_type = "f16"|"q8_0"|"f32"})
+-- LoRA adapters: a list of PEFT-style safetensors paths or {path =, scale =}
+-- tables (as mh.train's tr:save writes); their effects add up.
+function M.set_adapters(h, list)
+   if type(list) == "string" then list = { list } end
+   if type(list) ~= "table" then
+      return nil, "moonhub.load: adapters must be a list of paths or {path =, scale =} tables"
+   end
+   local loaded = {}
+   for i, a in ipairs(list) do
+      local path, scale = a, 1.0
+      if type(a) == "table" then path, scale = a.path, a.scale or 1.0 end
+      if type(path) ~= "string" then return nil, "moonhub.load: adapter " .. i .. " has no path" end
+      local lo, err = h:load_lora(path, scale)
+      if not lo then return nil, "moonhub.load: adapter " .. path .. ": " .. tostring(err) end
+      loaded[#loaded + 1] = lo
+   end
+   h:set_loras(loaded)
+   return true
+end
+
+-- load(path or "name[:tag]", {ctx =, threads =, mem_limit = bytes, kv_type = "f16"|"q8_0"|"f32",
+--   adapters = {path or {path =, scale =}, ...}})
 --   -> model | nil, msg
 function M.load(path, opts)
    if type(path) ~= "string" or path == "" then
@@ -55,6 +76,13 @@ function M.load(path, opts)
       return nil, "moonhub.load: " .. path .. ": tokenizer: " .. tostring(terr)
    end
    if opts.threads then sys.threads(opts.threads) end
+   if opts.adapters then
+      local ok, err = M.set_adapters(h, opts.adapters)
+      if not ok then
+         h:close()
+         return nil, err
+      end
+   end
    local info = h:hparams()
    info.path = path
    local self = setmetatable({ _h = h, tokenizer = tok, info = info, path = path,
@@ -73,6 +101,12 @@ function M.load(path, opts)
          opts.mem_limit and "is allowed (--mem-limit)" or "is available")
    end
    return self
+end
+
+-- set_adapters(list): replaces the model's LoRA adapters ({} removes them)
+function Model:set_adapters(list)
+   local ok, err = M.set_adapters(self._h, list)
+   if not ok then error(err, 2) end
 end
 
 function Model:close()

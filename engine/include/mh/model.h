@@ -109,6 +109,16 @@ int mh_model_forward_batch(mh_model *m, mh_batch_seq *seqs, int n_seqs, mh_err *
  * (n_embd). Runs on a private cache; MH_EINVAL for bad ids or n <= 0. */
 int mh_model_embed(mh_model *m, const int32_t *tokens, int64_t n, float *out, mh_err *err);
 
+/* ===== LoRA adapters at inference =====
+ * A PEFT-style safetensors adapter (as mh_trainer_save_adapter writes):
+ * scale = lora_alpha / r (times scale_mult); shapes are checked at load.
+ * The model borrows the adapters it is given (up to 8, their effects add
+ * up): keep them alive while set; n = 0 removes them. */
+typedef struct mh_lora mh_lora;
+int mh_lora_load(const mh_model *m, const char *path, float scale_mult, mh_lora **out, mh_err *err);
+void mh_lora_free(mh_lora *lo);
+int mh_model_set_loras(mh_model *m, const mh_lora *const *list, int n, mh_err *err);
+
 /* Rounds x (n) in place to the values dtype t can hold (f16, bf16). */
 void mh_round_to(mh_dtype t, float *x, int64_t n);
 

@@ -1,0 +1,172 @@
+/* lora.c: LoRA adapters at inference — read a PEFT-style safetensors file
+ * (base_model.model.model.layers.N.{self_attn,mlp}.X_proj.lora_{A,B}.weight,
+ * metadata r and lora_alpha, as mh_trainer_save_adapter writes and PEFT
+ * reads) and add scale·(x Aᵀ)Bᵀ to the projections in the forward pass.
+ * Layer: engine/model. Adapters stay f32 and separate from the (possibly
+ * quantized) base, so one base can serve several adapters. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cblas.h>
+#include "mh/safetensors.h"
+#include "mh/tensor.h"
+#include "model_internal.h"
+
+static const char *const peft_names[MH_LORA_TARGETS] = {
+    "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+    "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj",
+};
+
+struct mh_lora {
+    int64_t n_layer;
+    float scale;                       /* lora_alpha / r */
+    mh_lora_pair *pairs;               /* (n_layer * MH_LORA_TARGETS); a NULL a = none */
+    int n_pairs;
+};
+
+/* Projection k's (rows, cols) in the base model. */
+static void target_shape(const mh_model *m, int64_t l, int k, int64_t *rows, int64_t *cols)
+{
+    const mh_layer *L = &m->layers[l];
+    const mh_weight *w[MH_LORA_TARGETS] = { &L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down };
+    *rows = w[k]->rows;
+    *cols = w[k]->cols;
+}
+
+/* HF/PEFT q/k rows use halves (j, j + hd/2) per head; GGUF llama rows are
+ * interleaved (2j, 2j+1): B's rows move back to the base's order. */
+static void rows_from_hf(float *dst, const float *src, int64_t out, int64_t hd, int64_t cols)
+{
+    for (int64_t r = 0; r < out; r++) {
+        int64_t h = r / hd, i = r % hd, j = i / 2, k = i % 2;
+        memcpy(dst + r * cols, src + (h * hd + k * (hd / 2) + j) * cols, sizeof(float) * (size_t)cols);
+    }
+}
+
+/* Copies tensor `name` (expected (rows, cols), any float dtype) into a new f32 array. */
+static float *read_f32(mh_safetensors *st, const char *name, int64_t rows, int64_t cols, mh_err *err)
+{
+    mh_tensor *t = mh_safetensors_get(st, name, err);
+    if (!t) return NULL;
+    float *out = NULL;
+    if (t->ndim != 2 || t->shape[0] != rows || t->shape[1] != cols) {
+        mh_err_set(err, MH_ESHAPE, "lora: %s has shape (%lld,%lld), the base needs (%lld,%lld)", name,
+                   (long long)(t->ndim > 0 ? t->shape[0] : 0), (long long)(t->ndim > 1 ? t->shape[1] : 0),
+                   (long long)rows, (long long)cols);
+    } else {
+        mh_tensor *f = mh_tensor_to(t, MH_DTYPE_F32, err);
+        mh_tensor *c = f ? mh_tensor_contiguous(f, err) : NULL;
+        out = c ? malloc(sizeof(float) * (size_t)(rows * cols)) : NULL;
+        if (c && !out) mh_err_set(err, MH_ENOMEM, "lora: out of memory");
+        if (out) memcpy(out, mh_tensor_data(c), sizeof(float) * (size_t)(rows * cols));
+        mh_tensor_release(c);
+        mh_tensor_release(f);
+    }
+    mh_tensor_release(t);
+    return out;
+}
+
+static int load_pair(const mh_model *m, mh_safetensors *st, int64_t l, int k, int64_t r, mh_lora_pair *p,
+                     mh_err *err)
+{
+    char na[160], nb[160];
+    snprintf(na, sizeof na, "base_model.model.model.layers.%lld.%s.lora_A.weight", (long long)l, peft_names[k]);
+    snprintf(nb, sizeof nb, "base_model.model.model.layers.%lld.%s.lora_B.weight", (long long)l, peft_names[k]);
+    if (mh_safetensors_find(st, na) < 0) return MH_OK;              /* not adapted */
+    int64_t rows, cols;
+    target_shape(m, l, k, &rows, &cols);
+    p->a = read_f32(st, na, r, cols, err);
+    p->b = p->a ? read_f32(st, nb, rows, r, err) : NULL;
+    if (!p->a || !p->b) return err->code ? err->code : MH_EFORMAT;
+    if ((k == 0 || k == 1) && !m->hp.rope_neox) {
+        float *tmp = malloc(sizeof(float) * (size_t)(rows * r));
+        if (!tmp) return mh_err_set(err, MH_ENOMEM, "lora: out of memory");
+        rows_from_hf(tmp, p->b, rows, m->hp.head_dim, r);
+        free(p->b);
+        p->b = tmp;
+    }
+    p->rank = r;
+    return MH_OK;
+}
+
+int mh_lora_load(const mh_model *m, const char *path, float scale_mult, mh_lora **out, mh_err *err)
+{
+    *out = NULL;
+    mh_safetensors *st = mh_safetensors_open(path, err);
+    if (!st) return err->code ? err->code : MH_EIO;
+    const char *rs = mh_safetensors_meta_get(st, "r"), *as = mh_safetensors_meta_get(st, "lora_alpha");
+    long r = rs ? strtol(rs, NULL, 10) : 0;
+    double alpha = as ? strtod(as, NULL) : (double)r;
+    mh_lora *lo = calloc(1, sizeof *lo);
+    int status = MH_OK;
+    if (r <= 0 || r > 4096)
+        status = mh_err_set(err, MH_EFORMAT, "lora: %s has no valid rank 'r' in its metadata", path);
+    else if (!lo || !(lo->pairs = calloc((size_t)(m->hp.n_layer * MH_LORA_TARGETS), sizeof *lo->pairs)))
+        status = mh_err_set(err, MH_ENOMEM, "lora: out of memory");
+    for (int64_t l = 0; !status && l < m->hp.n_layer; l++)
+        for (int k = 0; !status && k < MH_LORA_TARGETS; k++) {
+            status = load_pair(m, st, l, k, r, &lo->pairs[l * MH_LORA_TARGETS + k], err);
+            if (!status && lo->pairs[l * MH_LORA_TARGETS + k].a) lo->n_pairs++;
+        }
+    if (!status && lo->n_pairs == 0)
+        status = mh_err_set(err, MH_EFORMAT, "lora: %s holds no adapter for this model's layers", path);
+    mh_safetensors_close(st);
+    if (status) {
+        mh_lora_free(lo);
+        return status;
+    }
+    lo->n_layer = m->hp.n_layer;
+    lo->scale = (float)(alpha / (double)r) * scale_mult;
+    *out = lo;
+    return MH_OK;
+}
+
+void mh_lora_free(mh_lora *lo)
+{
+    if (!lo) return;
+    for (int64_t i = 0; lo->pairs && i < lo->n_layer * MH_LORA_TARGETS; i++) {
+        free(lo->pairs[i].a);
+        free(lo->pairs[i].b);
+    }
+    free(lo->pairs);
+    free(lo);
+}
+
+int mh_model_set_loras(mh_model *m, const mh_lora *const *list, int n, mh_err *err)
+{
+    if (n < 0 || n > MH_MAX_LORAS)
+        return mh_err_set(err, MH_EINVAL, "lora: at most %d adapters at once, got %d", MH_MAX_LORAS, n);
+    for (int i = 0; i < n; i++)
+        if (!list[i] || list[i]->n_layer != m->hp.n_layer)
+            return mh_err_set(err, MH_EINVAL, "lora: adapter %d was made for another model", i + 1);
+    for (int i = 0; i < n; i++) m->lora[i] = list[i];
+    m->n_lora = n;
+    return MH_OK;
+}
+
+static int apply_one(const mh_model *m, const mh_lora *lo, int64_t l, int k, const float *x, int64_t T,
+                     float *y, mh_err *err)
+{
+    const mh_lora_pair *p = &lo->pairs[l * MH_LORA_TARGETS + k];
+    if (!p->a) return MH_OK;
+    int64_t rows, cols, r = p->rank;
+    target_shape(m, l, k, &rows, &cols);
+    float *xa = malloc(sizeof(float) * (size_t)(T * r));
+    if (!xa) return mh_err_set(err, MH_ENOMEM, "lora: out of memory");
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)r, (int)cols, 1.0f, x, (int)cols,
+                p->a, (int)cols, 0.0f, xa, (int)r);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)rows, (int)r, lo->scale, xa, (int)r,
+                p->b, (int)r, 1.0f, y, (int)rows);
+    free(xa);
+    return MH_OK;
+}
+
+/* y: (T, rows) += Σ scale · (x (T, cols) Aᵀ) Bᵀ over the model's adapters. */
+int mh_lora_apply(const mh_model *m, int64_t l, int k, const float *x, int64_t T, float *y, mh_err *err)
+{
+    for (int i = 0; i < m->n_lora; i++) {
+        int st = apply_one(m, m->lora[i], l, k, x, T, y, err);
+        if (st) return st;
+    }
+    return MH_OK;
+}
