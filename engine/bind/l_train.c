@@ -192,7 +192,11 @@ static int t_save_adapter(lua_State *L)
 {
     trainer_box *b = check_trainer(L, 1, "trainer:save");
     mh_err err = {0};
-    return file_result(L, mh_trainer_save_adapter(b->t, luaL_checkstring(L, 2), &err), &err);
+    const char *path = luaL_checkstring(L, 2);
+    size_t n = strlen(path);
+    int st = n > 5 && !strcmp(path + n - 5, ".gguf") ? mh_trainer_save_adapter_gguf(b->t, path, &err)
+                                                      : mh_trainer_save_adapter(b->t, path, &err);
+    return file_result(L, st, &err);
 }
 
 static int t_checkpoint(lua_State *L)

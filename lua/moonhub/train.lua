@@ -131,7 +131,8 @@ function Trainer:evaluate(batches)
    return { loss = sum / n, perplexity = math.exp(sum / n), tokens = n }
 end
 
--- tr:save(path): LoRA adapters as PEFT-style safetensors.
+-- tr:save(path): LoRA adapters as PEFT-style safetensors, or, for a path
+-- ending in .gguf, as a GGUF LoRA that llama.cpp loads (llama-cli --lora).
 function Trainer:save(path)
    if type(path) ~= "string" then fail("save", "path must be a string") end
    return self._t:save_adapter(path)

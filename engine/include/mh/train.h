@@ -100,6 +100,8 @@ int64_t mh_trainer_n_trainable(const mh_trainer *t);         /* elements */
  * (base_model.model.model.layers.N.self_attn.q_proj.lora_A.weight) and
  * metadata r / lora_alpha / target_modules. MH_EINVAL for full training. */
 int mh_trainer_save_adapter(const mh_trainer *t, const char *path, mh_err *err);
+/* The same adapter as a GGUF LoRA in llama.cpp's format (llama-cli --lora). */
+int mh_trainer_save_adapter_gguf(const mh_trainer *t, const char *path, mh_err *err);
 /* Everything needed to continue bit for bit: trainable weights, moments,
  * step and config, in dir/trainer.safetensors (dir must exist). */
 int mh_trainer_checkpoint(const mh_trainer *t, const char *dir, mh_err *err);

@@ -47,6 +47,28 @@ describe("LoRA adapters at inference #integration", function()
       assert.equal(text, (with:generate(prompt, { max_tokens = 10, temperature = 0 })))
    end)
 
+   it("saves a GGUF LoRA in llama.cpp's adapter format", function()
+      local path = data.need("models/stories260K.gguf", pending)
+      if not path then return end
+      local m = assert(mh.load(path))
+      local tr = mh.train.trainer(m, { method = "lora", seed = 1,
+         lora = { rank = 4, alpha = 8, targets = { "q", "down" } } })
+      tr:step({ tokens = { m.tokenizer:encode("Once upon a time there was a dog", { bos = true }) } })
+      local file = dir .. "/adapter.gguf"
+      assert(tr:save(file))
+      local g = assert(mh.gguf.open(file))
+      assert.equal("adapter", g.metadata["general.type"])
+      assert.equal("lora", g.metadata["adapter.type"])
+      assert.equal(8, g.metadata["adapter.lora.alpha"])
+      assert.equal("llama", g.metadata["general.architecture"])
+      local t = assert(g:tensor("blk.0.attn_q.weight.lora_a"))
+      assert.same({ 64, 4 }, t.shape)              -- ggml ne order: [in, r] for A (r, in)
+      t = assert(g:tensor("blk.4.ffn_down.weight.lora_b"))
+      assert.same({ 4, 64 }, t.shape)              -- [r, out] for B (out, r)
+      assert.equal(2 * 2 * 5, #g:tensors())
+      g:close()
+   end)
+
    it("refuses missing files and adapters made for another model", function()
       local path = data.need("models/stories260K.gguf", pending)
       if not path then return end
