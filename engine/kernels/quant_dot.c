@@ -2,7 +2,10 @@
  * float weights against f32 x, the 32-blocks against q8_0 x, the k-quants
  * against q8_K x. Layer: engine/kernels (pure C11). Each block is first
  * unpacked to its integer levels in element order, then dotted in integer
- * arithmetic: slow but plainly correct, the yardstick for the SIMD ones. */
+ * arithmetic: slow but plainly correct, the yardstick for the SIMD ones.
+ * The types with SIMD twins sum their floats in the canonical lane order of
+ * quant_kernels.h, so every level returns the very same bits. */
+#include <math.h>
 #include "quant_kernels.h"
 
 #define F16(h) mh_f16_to_f32(h)
@@ -51,13 +54,27 @@ static int isum32(const int8_t *b)
     return s;
 }
 
+/* exact sum of q * x over the 4 elements at e */
+static int dot4(const int8_t *q, const int8_t *x, int e)
+{
+    return q[e] * x[e] + q[e + 1] * x[e + 1] + q[e + 2] * x[e + 2] + q[e + 3] * x[e + 3];
+}
+
+/* canonical order of the 32-blocks: block i feeds lanes 8 (i & 1) .. + 7,
+ * lane l with the partial of elements 4l..4l+3, scaled by d_w * d_x */
+static void acc_block32(float acc[16], int64_t i, const int8_t *q, const int8_t *x, float d)
+{
+    float *a = acc + 8 * (i & 1);
+    for (int l = 0; l < 8; l++) a[l] = fmaf((float)dot4(q, x, 4 * l), d, a[l]);
+}
+
 void mh_k_vec_dot_q8_0_ref(int64_t n, const void *w, const void *x, float *out)
 {
     const mh_block_q8_0 *a = w, *b = x;
-    float s = 0.0f;
+    float acc[16] = {0};
     for (int64_t i = 0; i < n / MH_QK; i++)
-        s += idot32(a[i].qs, b[i].qs) * (F16(a[i].d) * F16(b[i].d));
-    *out = s;
+        acc_block32(acc, i, a[i].qs, b[i].qs, F16(a[i].d) * F16(b[i].d));
+    *out = mh_k_lanes_sum(acc);
 }
 
 /* 4-bit levels of a 16-byte nibble array in element order, minus bias */
@@ -82,12 +99,12 @@ void mh_k_vec_dot_q4_0_ref(int64_t n, const void *w, const void *x, float *out)
     const mh_block_q4_0 *a = w;
     const mh_block_q8_0 *b = x;
     int8_t q[MH_QK];
-    float s = 0.0f;
+    float acc[16] = {0};
     for (int64_t i = 0; i < n / MH_QK; i++) {
         unpack_nibbles(a[i].qs, 8, q);
-        s += idot32(q, b[i].qs) * (F16(a[i].d) * F16(b[i].d));
+        acc_block32(acc, i, q, b[i].qs, F16(a[i].d) * F16(b[i].d));
     }
-    *out = s;
+    *out = mh_k_lanes_sum(acc);
 }
 
 void mh_k_vec_dot_q4_1_ref(int64_t n, const void *w, const void *x, float *out)
@@ -109,12 +126,12 @@ void mh_k_vec_dot_q5_0_ref(int64_t n, const void *w, const void *x, float *out)
     const mh_block_q5_0 *a = w;
     const mh_block_q8_0 *b = x;
     int8_t q[MH_QK];
-    float s = 0.0f;
+    float acc[16] = {0};
     for (int64_t i = 0; i < n / MH_QK; i++) {
         unpack_q5(a[i].qs, a[i].qh, 16, q);
-        s += idot32(q, b[i].qs) * (F16(a[i].d) * F16(b[i].d));
+        acc_block32(acc, i, q, b[i].qs, F16(a[i].d) * F16(b[i].d));
     }
-    *out = s;
+    *out = mh_k_lanes_sum(acc);
 }
 
 void mh_k_vec_dot_q5_1_ref(int64_t n, const void *w, const void *x, float *out)
@@ -186,18 +203,32 @@ void mh_k_vec_dot_q3_K_ref(int64_t n, const void *w, const void *x, float *out)
     *out = s;
 }
 
-/* q4_K (nbits 4) and q5_K (nbits 5): 8 groups of 32 with 6-bit scale/min */
-static float dot_q45_K_block(const uint16_t d, const uint16_t dmin, const uint8_t scales[12],
-                             const int8_t *q, const mh_block_q8_K *b)
+/* q4_K (nbits 4) and q5_K (nbits 5): 8 groups of 32 with 6-bit scale/min.
+ * Canonical order: lane l < 8 sums sc_2j * partial(64j + 4l), lane 8 + l
+ * sums sc_2j+1 * partial(64j + 32 + 4l) over j, exactly in int32; then one
+ * fmaf per lane and super-block. The mins take 8 lanes of their own,
+ * m_l * (bsums 2l + 2l+1), subtracted from lanes 0..7 at the end. */
+static void acc_q45_K_block(float acc[16], float mins[8], uint16_t d, uint16_t dmin,
+                            const uint8_t scales[12], const int8_t *q, const mh_block_q8_K *b)
 {
-    int isum = 0, summ = 0;
-    for (int j = 0; j < 8; j++) {
-        uint8_t sc, m;
-        mh_k_scale_min_k4(j, scales, &sc, &m);
-        isum += sc * idot_group(q, b->qs, j, 32);
-        summ += m * (b->bsums[2 * j] + b->bsums[2 * j + 1]);
-    }
-    return b->d * F16(d) * isum - b->d * F16(dmin) * summ;
+    uint8_t sc[16];
+    int lane[16] = {0};
+    mh_k_scales_mins_k4(scales, sc);
+    for (int j = 0; j < 4; j++)
+        for (int l = 0; l < 8; l++) {
+            lane[l] += sc[2 * j] * dot4(q, b->qs, 64 * j + 4 * l);
+            lane[8 + l] += sc[2 * j + 1] * dot4(q, b->qs, 64 * j + 32 + 4 * l);
+        }
+    const float dd = b->d * F16(d), dm = b->d * F16(dmin);
+    for (int l = 0; l < 16; l++) acc[l] = fmaf((float)lane[l], dd, acc[l]);
+    for (int l = 0; l < 8; l++)
+        mins[l] = fmaf((float)(sc[8 + l] * (b->bsums[2 * l] + b->bsums[2 * l + 1])), dm, mins[l]);
+}
+
+static float q45_K_sum(float acc[16], const float mins[8])
+{
+    for (int l = 0; l < 8; l++) acc[l] -= mins[l];
+    return mh_k_lanes_sum(acc);
 }
 
 void mh_k_vec_dot_q4_K_ref(int64_t n, const void *w, const void *x, float *out)
@@ -205,16 +236,16 @@ void mh_k_vec_dot_q4_K_ref(int64_t n, const void *w, const void *x, float *out)
     const mh_block_q4_K *a = w;
     const mh_block_q8_K *b = x;
     int8_t q[MH_QK_K];
-    float s = 0.0f;
+    float acc[16] = {0}, mins[8] = {0};
     for (int64_t i = 0; i < n / MH_QK_K; i++) {
         for (int j = 0; j < 4; j++)
             for (int l = 0; l < 32; l++) {
                 q[64 * j + l] = (int8_t)(a[i].qs[32 * j + l] & 0xF);
                 q[64 * j + 32 + l] = (int8_t)(a[i].qs[32 * j + l] >> 4);
             }
-        s += dot_q45_K_block(a[i].d, a[i].dmin, a[i].scales, q, &b[i]);
+        acc_q45_K_block(acc, mins, a[i].d, a[i].dmin, a[i].scales, q, &b[i]);
     }
-    *out = s;
+    *out = q45_K_sum(acc, mins);
 }
 
 void mh_k_vec_dot_q5_K_ref(int64_t n, const void *w, const void *x, float *out)
@@ -222,7 +253,7 @@ void mh_k_vec_dot_q5_K_ref(int64_t n, const void *w, const void *x, float *out)
     const mh_block_q5_K *a = w;
     const mh_block_q8_K *b = x;
     int8_t q[MH_QK_K];
-    float s = 0.0f;
+    float acc[16] = {0}, mins[8] = {0};
     for (int64_t i = 0; i < n / MH_QK_K; i++) {
         for (int j = 0; j < 4; j++)
             for (int l = 0; l < 32; l++) {
@@ -230,31 +261,38 @@ void mh_k_vec_dot_q5_K_ref(int64_t n, const void *w, const void *x, float *out)
                 q[64 * j + l] = (int8_t)((a[i].qs[32 * j + l] & 0xF) | ((h >> (2 * j)) & 1) << 4);
                 q[64 * j + 32 + l] = (int8_t)((a[i].qs[32 * j + l] >> 4) | ((h >> (2 * j + 1)) & 1) << 4);
             }
-        s += dot_q45_K_block(a[i].d, a[i].dmin, a[i].scales, q, &b[i]);
+        acc_q45_K_block(acc, mins, a[i].d, a[i].dmin, a[i].scales, q, &b[i]);
     }
-    *out = s;
+    *out = q45_K_sum(acc, mins);
 }
 
+/* q6_K canonical order: unsigned levels 0..63; lane l sums sc_g *
+ * partial(128 half + 64 pair + 4l) over half and pair in int32, one fmaf
+ * per lane and super-block; the -32 of every level is subtracted apart,
+ * s -= d * (32 * sum_g sc_g bsums_g), in block order, added last */
 void mh_k_vec_dot_q6_K_ref(int64_t n, const void *w, const void *x, float *out)
 {
     const mh_block_q6_K *a = w;
     const mh_block_q8_K *b = x;
     int8_t q[MH_QK_K];
-    float s = 0.0f;
+    float acc[16] = {0}, s = 0.0f;
     for (int64_t i = 0; i < n / MH_QK_K; i++) {
         for (int half = 0; half < 2; half++) {
             const uint8_t *ql = a[i].ql + 64 * half, *qh = a[i].qh + 32 * half;
             int8_t *o = q + 128 * half;
             for (int l = 0; l < 32; l++) {
-                o[l] = (int8_t)(((ql[l] & 0xF) | ((qh[l] >> 0) & 3) << 4) - 32);
-                o[l + 32] = (int8_t)(((ql[l + 32] & 0xF) | ((qh[l] >> 2) & 3) << 4) - 32);
-                o[l + 64] = (int8_t)(((ql[l] >> 4) | ((qh[l] >> 4) & 3) << 4) - 32);
-                o[l + 96] = (int8_t)(((ql[l + 32] >> 4) | ((qh[l] >> 6) & 3) << 4) - 32);
+                o[l] = (int8_t)((ql[l] & 0xF) | ((qh[l] >> 0) & 3) << 4);
+                o[l + 32] = (int8_t)((ql[l + 32] & 0xF) | ((qh[l] >> 2) & 3) << 4);
+                o[l + 64] = (int8_t)((ql[l] >> 4) | ((qh[l] >> 4) & 3) << 4);
+                o[l + 96] = (int8_t)((ql[l + 32] >> 4) | ((qh[l] >> 6) & 3) << 4);
             }
         }
-        int isum = 0;
-        for (int g = 0; g < 16; g++) isum += a[i].scales[g] * idot_group(q, b[i].qs, g, 16);
-        s += b[i].d * F16(a[i].d) * isum;
+        int lane[16] = {0}, corr = 0;
+        for (int e = 0; e < MH_QK_K; e += 4) lane[(e / 4) % 16] += a[i].scales[e / 16] * dot4(q, b[i].qs, e);
+        for (int g = 0; g < 16; g++) corr += a[i].scales[g] * b[i].bsums[g];
+        const float d = b[i].d * F16(a[i].d);
+        for (int l = 0; l < 16; l++) acc[l] = fmaf((float)lane[l], d, acc[l]);
+        s -= d * (float)(32 * corr);
     }
-    *out = s;
+    *out = mh_k_lanes_sum(acc) + s;
 }

@@ -2,7 +2,10 @@
  * q4_0, q4_K, q5_K, q6_K). Layer: engine/kernels; compiled with -mavx2 and
  * only called when cpuid says so (quant_traits.c). Integer products use
  * maddubs (u8 x s8 -> s16): the weights' levels are made unsigned first, so
- * no pair sum can saturate for in-range quants (|x| <= 127). */
+ * no pair sum can saturate for in-range quants (|x| <= 127). The integer
+ * types keep the canonical float order of quant_kernels.h: its 16 lanes
+ * are two ymm accumulators (lanes 0..7, 8..15), so these match _ref bit
+ * for bit. */
 #include <immintrin.h>
 #include "quant_kernels.h"
 
@@ -81,17 +84,29 @@ void mh_k_vec_dot_bf16_avx2(int64_t n, const void *w, const void *x, float *out)
 
 /* ===== 32-element blocks against q8_0 ===== */
 
+/* the canonical 16 lanes as two halves, summed in the fixed tree */
+static inline float hsum16(__m256 lo, __m256 hi) { return hsum_ps(_mm256_add_ps(lo, hi)); }
+
+/* lanes (0..7 for even blocks, 8..15 for odd) += partials * d, fused */
+static inline __m256 acc32(__m256 acc, float d, __m256i p)
+{
+    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(d), acc);
+}
+
+static inline __m256i load_q8(const mh_block_q8_0 *b) { return _mm256_loadu_si256((const __m256i *)b->qs); }
+
 void mh_k_vec_dot_q8_0_avx2(int64_t n, const void *w, const void *x, float *out)
 {
     const mh_block_q8_0 *a = w, *b = x;
-    __m256 acc = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n / MH_QK; i++) {
-        const __m256 d = _mm256_set1_ps(h2f(a[i].d) * h2f(b[i].d));
-        const __m256i qa = _mm256_loadu_si256((const __m256i *)a[i].qs);
-        const __m256i qb = _mm256_loadu_si256((const __m256i *)b[i].qs);
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_s8(qa, qb)), acc);
+    const int64_t nb = n / MH_QK;
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 2 <= nb; i += 2) {
+        acc0 = acc32(acc0, h2f(a[i].d) * h2f(b[i].d), dot_s8(load_q8(&a[i]), load_q8(&b[i])));
+        acc1 = acc32(acc1, h2f(a[i + 1].d) * h2f(b[i + 1].d), dot_s8(load_q8(&a[i + 1]), load_q8(&b[i + 1])));
     }
-    *out = hsum_ps(acc);
+    if (i < nb) acc0 = acc32(acc0, h2f(a[i].d) * h2f(b[i].d), dot_s8(load_q8(&a[i]), load_q8(&b[i])));
+    *out = hsum16(acc0, acc1);
 }
 
 /* 16 bytes of nibbles -> 32 levels 0..15 in element order (low then high) */
@@ -102,18 +117,25 @@ static inline __m256i unpack_nibbles32(const uint8_t *qs)
     return _mm256_and_si256(v, _mm256_set1_epi8(0x0F));
 }
 
+/* q4_0 levels minus 8, signed */
+static inline __m256i load_q4(const mh_block_q4_0 *b)
+{
+    return _mm256_sub_epi8(unpack_nibbles32(b->qs), _mm256_set1_epi8(8));
+}
+
 void mh_k_vec_dot_q4_0_avx2(int64_t n, const void *w, const void *x, float *out)
 {
     const mh_block_q4_0 *a = w;
     const mh_block_q8_0 *b = x;
-    __m256 acc = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n / MH_QK; i++) {
-        const __m256 d = _mm256_set1_ps(h2f(a[i].d) * h2f(b[i].d));
-        const __m256i qa = _mm256_sub_epi8(unpack_nibbles32(a[i].qs), _mm256_set1_epi8(8));
-        const __m256i qb = _mm256_loadu_si256((const __m256i *)b[i].qs);
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_s8(qa, qb)), acc);
+    const int64_t nb = n / MH_QK;
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 2 <= nb; i += 2) {
+        acc0 = acc32(acc0, h2f(a[i].d) * h2f(b[i].d), dot_s8(load_q4(&a[i]), load_q8(&b[i])));
+        acc1 = acc32(acc1, h2f(a[i + 1].d) * h2f(b[i + 1].d), dot_s8(load_q4(&a[i + 1]), load_q8(&b[i + 1])));
     }
-    *out = hsum_ps(acc);
+    if (i < nb) acc0 = acc32(acc0, h2f(a[i].d) * h2f(b[i].d), dot_s8(load_q4(&a[i]), load_q8(&b[i])));
+    *out = hsum16(acc0, acc1);
 }
 
 /* ===== k-quants against q8_K ===== */
@@ -129,17 +151,26 @@ static inline __m256i k4_scales_mins(const uint8_t scales[12], const int16_t *bs
     return _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)bsums), m16);
 }
 
+/* one super-block's share in the canonical lanes of q4_K / q5_K */
+static inline void k_acc(__m256 *acc0, __m256 *acc1, __m256 *mins, float d, float dmin,
+                         __m256i sumi0, __m256i sumi1, __m256i summ)
+{
+    *acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi0), _mm256_set1_ps(d), *acc0);
+    *acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi1), _mm256_set1_ps(d), *acc1);
+    *mins = _mm256_fmadd_ps(_mm256_cvtepi32_ps(summ), _mm256_set1_ps(dmin), *mins);
+}
+
 void mh_k_vec_dot_q4_K_avx2(int64_t n, const void *w, const void *x, float *out)
 {
     const mh_block_q4_K *a = w;
     const mh_block_q8_K *b = x;
     const __m256i m4 = _mm256_set1_epi8(0x0F);
-    __m256 acc = _mm256_setzero_ps();   /* per-block integer sums, scaled */
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();   /* canonical lanes 0..7, 8..15 */
     __m256 mins = _mm256_setzero_ps();
     for (int64_t i = 0; i < n / MH_QK_K; i++) {
         uint8_t sc[16];
         const __m256i summ = k4_scales_mins(a[i].scales, b[i].bsums, sc);
-        __m256i sumi = _mm256_setzero_si256();
+        __m256i sumi0 = _mm256_setzero_si256(), sumi1 = _mm256_setzero_si256();
         for (int j = 0; j < 4; j++) {   /* 32 bytes = groups 2j (low) and 2j+1 (high) */
             const __m256i q4 = _mm256_loadu_si256((const __m256i *)(a[i].qs + 32 * j));
             const __m256i x0 = _mm256_loadu_si256((const __m256i *)(b[i].qs + 64 * j));
@@ -148,12 +179,12 @@ void mh_k_vec_dot_q4_K_avx2(int64_t n, const void *w, const void *x, float *out)
             __m256i p1 = _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(q4, 4), m4), x1);
             p0 = _mm256_madd_epi16(p0, _mm256_set1_epi16(sc[2 * j]));
             p1 = _mm256_madd_epi16(p1, _mm256_set1_epi16(sc[2 * j + 1]));
-            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p0, p1));
+            sumi0 = _mm256_add_epi32(sumi0, p0);
+            sumi1 = _mm256_add_epi32(sumi1, p1);
         }
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(b[i].d * h2f(a[i].d)), _mm256_cvtepi32_ps(sumi), acc);
-        mins = _mm256_fmadd_ps(_mm256_set1_ps(b[i].d * h2f(a[i].dmin)), _mm256_cvtepi32_ps(summ), mins);
+        k_acc(&acc0, &acc1, &mins, b[i].d * h2f(a[i].d), b[i].d * h2f(a[i].dmin), sumi0, sumi1, summ);
     }
-    *out = hsum_ps(_mm256_sub_ps(acc, mins));
+    *out = hsum16(_mm256_sub_ps(acc0, mins), acc1);
 }
 
 void mh_k_vec_dot_q5_K_avx2(int64_t n, const void *w, const void *x, float *out)
@@ -161,14 +192,14 @@ void mh_k_vec_dot_q5_K_avx2(int64_t n, const void *w, const void *x, float *out)
     const mh_block_q5_K *a = w;
     const mh_block_q8_K *b = x;
     const __m256i m4 = _mm256_set1_epi8(0x0F), sixteen = _mm256_set1_epi8(16);
-    __m256 acc = _mm256_setzero_ps();
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
     __m256 mins = _mm256_setzero_ps();
     for (int64_t i = 0; i < n / MH_QK_K; i++) {
         uint8_t sc[16];
         const __m256i summ = k4_scales_mins(a[i].scales, b[i].bsums, sc);
         const __m256i qh = _mm256_loadu_si256((const __m256i *)a[i].qh);
         __m256i bit_lo = _mm256_set1_epi8(1), bit_hi = _mm256_set1_epi8(2);
-        __m256i sumi = _mm256_setzero_si256();
+        __m256i sumi0 = _mm256_setzero_si256(), sumi1 = _mm256_setzero_si256();
         for (int j = 0; j < 4; j++) {   /* fifth bits: 2j for the low, 2j+1 for the high nibbles */
             const __m256i q4 = _mm256_loadu_si256((const __m256i *)(a[i].qs + 32 * j));
             const __m256i h0 = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bit_lo), bit_lo), sixteen);
@@ -179,14 +210,14 @@ void mh_k_vec_dot_q5_K_avx2(int64_t n, const void *w, const void *x, float *out)
             const __m256i x1 = _mm256_loadu_si256((const __m256i *)(b[i].qs + 64 * j + 32));
             __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(q0, x0), _mm256_set1_epi16(sc[2 * j]));
             __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(q1, x1), _mm256_set1_epi16(sc[2 * j + 1]));
-            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p0, p1));
+            sumi0 = _mm256_add_epi32(sumi0, p0);
+            sumi1 = _mm256_add_epi32(sumi1, p1);
             bit_lo = _mm256_slli_epi16(bit_lo, 2);
             bit_hi = _mm256_slli_epi16(bit_hi, 2);
         }
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(b[i].d * h2f(a[i].d)), _mm256_cvtepi32_ps(sumi), acc);
-        mins = _mm256_fmadd_ps(_mm256_set1_ps(b[i].d * h2f(a[i].dmin)), _mm256_cvtepi32_ps(summ), mins);
+        k_acc(&acc0, &acc1, &mins, b[i].d * h2f(a[i].d), b[i].d * h2f(a[i].dmin), sumi0, sumi1, summ);
     }
-    *out = hsum_ps(_mm256_sub_ps(acc, mins));
+    *out = hsum16(_mm256_sub_ps(acc0, mins), acc1);
 }
 
 /* 6-bit level: 4 bits of l (already shifted down) and 2 bits of h at shift */
@@ -200,11 +231,11 @@ void mh_k_vec_dot_q6_K_avx2(int64_t n, const void *w, const void *x, float *out)
 {
     const mh_block_q6_K *a = w;
     const mh_block_q8_K *b = x;
-    __m256 acc = _mm256_setzero_ps();
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();   /* canonical lanes */
     float s = 0.0f;   /* the -32 corrections */
     for (int64_t i = 0; i < n / MH_QK_K; i++) {
         const int8_t *sc = a[i].scales;
-        __m256i sumi = _mm256_setzero_si256();
+        __m256i sumi0 = _mm256_setzero_si256(), sumi1 = _mm256_setzero_si256();
         for (int half = 0; half < 2; half++) {
             const uint8_t *ql = a[i].ql + 64 * half;
             const int8_t *xq = b[i].qs + 128 * half, *sh = sc + 8 * half;
@@ -214,17 +245,21 @@ void mh_k_vec_dot_q6_K_avx2(int64_t n, const void *w, const void *x, float *out)
             const __m256i q[4] = {q6_levels(l0, h, 0), q6_levels(l1, h, 2),
                                   q6_levels(_mm256_srli_epi16(l0, 4), h, 4),
                                   q6_levels(_mm256_srli_epi16(l1, 4), h, 6)};
-            for (int k = 0; k < 4; k++) {   /* levels 0..63 here; the -32 is folded in below */
-                const __m256i xv = _mm256_loadu_si256((const __m256i *)(xq + 32 * k));
-                const __m256i p = _mm256_maddubs_epi16(q[k], xv);
-                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, scales2(sh[2 * k], sh[2 * k + 1])));
-            }
+            for (int k = 0; k < 4; k += 2)   /* levels 0..63 here; the -32 is folded in below */
+                for (int o = 0; o < 2; o++) {   /* even k: canonical lanes 0..7, odd: 8..15 */
+                    const __m256i xv = _mm256_loadu_si256((const __m256i *)(xq + 32 * (k + o)));
+                    const __m256i p = _mm256_maddubs_epi16(q[k + o], xv);
+                    const __m256i sp = _mm256_madd_epi16(p, scales2(sh[2 * (k + o)], sh[2 * (k + o) + 1]));
+                    if (o) sumi1 = _mm256_add_epi32(sumi1, sp);
+                    else sumi0 = _mm256_add_epi32(sumi0, sp);
+                }
         }
         int corr = 0;   /* sum_g sc_g * 32 * sum(x over g) */
         for (int g = 0; g < 16; g++) corr += sc[g] * b[i].bsums[g];
         const float d = b[i].d * h2f(a[i].d);
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
-        s -= d * (32 * corr);
+        acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi0), _mm256_set1_ps(d), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi1), _mm256_set1_ps(d), acc1);
+        s -= d * (float)(32 * corr);
     }
-    *out = hsum_ps(acc) + s;
+    *out = hsum16(acc0, acc1) + s;
 }

@@ -2,7 +2,9 @@
  * bf16, q8_0, q4_0, q4_K and q6_K, each integer one in a plain and a VNNI
  * variant (vpdpbusd / vpdpwssd). Layer: engine/kernels; compiled with the
  * AVX-512 flags and chosen at run time by quant_traits.c. The 32-blocks go
- * two per 512-bit register; the k-quants 64 levels at a time. */
+ * two per 512-bit register; the k-quants 64 levels at a time. The integer
+ * types accumulate in the canonical 16 float lanes of quant_kernels.h and
+ * end in hsum16, its fixed tree: bit-identical to _ref at every level. */
 #include <stdbool.h>
 #include <immintrin.h>
 #include "quant_kernels.h"
@@ -14,6 +16,16 @@ INLINE float h2f(uint16_t h) { return _cvtsh_ss(h); }
 INLINE __m512i join256(__m256i lo, __m256i hi)
 {
     return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+}
+
+/* the canonical lane sum (mh_k_lanes_sum): halves, quarters, pairs, one */
+INLINE float hsum16(__m512 v)
+{
+    __m256 h = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
 }
 
 /* ===== float weights (masked loads do the tail) ===== */
@@ -114,7 +126,7 @@ INLINE float q8_0_dot(int64_t n, const mh_block_q8_0 *a, const mh_block_q8_0 *b,
         const __m512 d = scales2_ps(h2f(a[i].d) * h2f(b[i].d), 0.0f);
         acc = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(dot_s8(qa, qb, vnni)), acc);
     }
-    return _mm512_reduce_add_ps(acc);
+    return hsum16(acc);
 }
 
 INLINE float q4_0_dot(int64_t n, const mh_block_q4_0 *a, const mh_block_q8_0 *b, bool vnni)
@@ -134,7 +146,7 @@ INLINE float q4_0_dot(int64_t n, const mh_block_q4_0 *a, const mh_block_q8_0 *b,
         const __m512 d = scales2_ps(h2f(a[i].d) * h2f(b[i].d), 0.0f);
         acc = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(dot_s8(qa, qb, vnni)), acc);
     }
-    return _mm512_reduce_add_ps(acc);
+    return hsum16(acc);
 }
 
 void mh_k_vec_dot_q8_0_avx512(int64_t n, const void *w, const void *x, float *out)
@@ -190,7 +202,7 @@ INLINE float q4_K_dot(int64_t n, const mh_block_q4_K *a, const mh_block_q8_K *b,
         acc = _mm512_fmadd_ps(_mm512_set1_ps(b[i].d * h2f(a[i].d)), _mm512_cvtepi32_ps(sumi), acc);
         mins = _mm256_fmadd_ps(_mm256_set1_ps(b[i].d * h2f(a[i].dmin)), _mm256_cvtepi32_ps(summ), mins);
     }
-    return _mm512_reduce_add_ps(_mm512_sub_ps(acc, _mm512_insertf32x8(_mm512_setzero_ps(), mins, 0)));
+    return hsum16(_mm512_sub_ps(acc, _mm512_insertf32x8(_mm512_setzero_ps(), mins, 0)));
 }
 
 void mh_k_vec_dot_q4_K_avx512(int64_t n, const void *w, const void *x, float *out)
@@ -250,7 +262,7 @@ INLINE float q6_K_dot(int64_t n, const mh_block_q6_K *a, const mh_block_q8_K *b,
         acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc);
         s -= d * (32 * corr);
     }
-    return _mm512_reduce_add_ps(acc) + s;
+    return hsum16(acc) + s;
 }
 
 void mh_k_vec_dot_q6_K_avx512(int64_t n, const void *w, const void *x, float *out)

@@ -3,7 +3,9 @@
  * Layer: engine/kernels; compiled with -mavx2, chosen at run time by
  * quant_traits.c. Same scheme as quant_gemm_avx512.c with 16 registers:
  * smaller tiles, one 32-block per register, lanes and float order of
- * quant_dot_avx2.c (bit-identical per pair to that level's vec_dot). */
+ * quant_dot_avx2.c (bit-identical per pair to that level's vec_dot): the
+ * canonical 16 float lanes of quant_kernels.h as two ymm accumulators per
+ * pair, so every result also equals the _ref one bit for bit. */
 #include <stdbool.h>
 #include <immintrin.h>
 #include "quant_kernels.h"
@@ -13,8 +15,10 @@
 
 INLINE float h2f(uint16_t h) { return _cvtsh_ss(h); }
 
-INLINE float hsum_ps(__m256 v)
+/* the canonical lane sum (mh_k_lanes_sum) of lanes lo (0..7), hi (8..15) */
+INLINE float hsum16(__m256 lo, __m256 hi)
 {
+    const __m256 v = _mm256_add_ps(lo, hi);
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
@@ -83,41 +87,53 @@ INLINE __m256i w_levels(int kind, const uint8_t *row, int64_t i, float *d)
     return _mm256_or_si256(lo, _mm256_and_si256(set, _mm256_set1_epi8(16)));
 }
 
-#define RM32 4
+/* two accumulators per pair (even / odd blocks) fill the 16 registers at
+ * 2 x 2; a 4 x 2 tile would spill them */
+#define RM32 2
 #define CN32 2
+
+/* block i of TR rows x TC tokens into accumulator h (= i & 1) */
+INLINE void step32(int kind, int TR, int TC, const uint8_t *const *wr, const uint8_t *x,
+                   size_t x_row, int64_t i, int h, __m256 acc[RM32][CN32][2])
+{
+    const __m256i bias = _mm256_set1_epi8(kind == K_Q4_0 ? 8 : 16);
+    __m256i u[RM32];
+    float dw[RM32];
+    UNROLL for (int r = 0; r < TR; r++) u[r] = w_levels(kind, wr[r], i, &dw[r]);
+    UNROLL for (int c = 0; c < TC; c++) {
+        const mh_block_q8_0 *xb = (const mh_block_q8_0 *)(x + (size_t)c * x_row) + i;
+        const __m256i xv = _mm256_loadu_si256((const __m256i *)xb->qs);
+        const float dx = h2f(xb->d);
+        __m256i corr = _mm256_setzero_si256();
+        if (kind != K_Q8_0) corr = _mm256_sub_epi32(corr, dot_us(corr, bias, xv));
+        UNROLL for (int r = 0; r < TR; r++) {
+            const __m256i p = kind == K_Q8_0
+                ? dot_us(_mm256_setzero_si256(), _mm256_sign_epi8(u[r], u[r]), _mm256_sign_epi8(xv, u[r]))
+                : dot_us(corr, u[r], xv);
+            acc[r][c][h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw[r] * dx), acc[r][c][h]);
+        }
+    }
+}
 
 INLINE void tile32(int kind, int TR, int TC, int64_t n, const uint8_t *w, size_t w_row,
                    const uint8_t *x, size_t x_row, float *y, int64_t ldy, int rm)
 {
     const int64_t nb = n / MH_QK;
-    const __m256i bias = _mm256_set1_epi8(kind == K_Q4_0 ? 8 : 16);
     const uint8_t *wr[RM32];
-    __m256 acc[RM32][CN32];
+    __m256 acc[RM32][CN32][2];
     UNROLL for (int r = 0; r < TR; r++) {
         wr[r] = w + (size_t)(r < rm ? r : rm - 1) * w_row;
-        UNROLL for (int c = 0; c < TC; c++) acc[r][c] = _mm256_setzero_ps();
+        UNROLL for (int c = 0; c < TC; c++) acc[r][c][0] = acc[r][c][1] = _mm256_setzero_ps();
     }
-    for (int64_t i = 0; i < nb; i++) {
-        __m256i u[RM32];
-        float dw[RM32];
-        UNROLL for (int r = 0; r < TR; r++) u[r] = w_levels(kind, wr[r], i, &dw[r]);
-        UNROLL for (int c = 0; c < TC; c++) {
-            const mh_block_q8_0 *xb = (const mh_block_q8_0 *)(x + (size_t)c * x_row) + i;
-            const __m256i xv = _mm256_loadu_si256((const __m256i *)xb->qs);
-            const float dx = h2f(xb->d);
-            __m256i corr = _mm256_setzero_si256();
-            if (kind != K_Q8_0) corr = _mm256_sub_epi32(corr, dot_us(corr, bias, xv));
-            UNROLL for (int r = 0; r < TR; r++) {
-                const __m256i p = kind == K_Q8_0
-                    ? dot_us(_mm256_setzero_si256(), _mm256_sign_epi8(u[r], u[r]), _mm256_sign_epi8(xv, u[r]))
-                    : dot_us(corr, u[r], xv);
-                acc[r][c] = _mm256_fmadd_ps(_mm256_set1_ps(dw[r] * dx), _mm256_cvtepi32_ps(p), acc[r][c]);
-            }
-        }
+    int64_t i = 0;
+    for (; i + 2 <= nb; i += 2) {
+        step32(kind, TR, TC, wr, x, x_row, i, 0, acc);
+        step32(kind, TR, TC, wr, x, x_row, i + 1, 1, acc);
     }
+    if (i < nb) step32(kind, TR, TC, wr, x, x_row, i, 0, acc);
     UNROLL for (int c = 0; c < TC; c++)
         UNROLL for (int r = 0; r < TR; r++)
-            if (r < rm) y[c * ldy + r] = hsum_ps(acc[r][c]);
+            if (r < rm) y[c * ldy + r] = hsum16(acc[r][c][0], acc[r][c][1]);
 }
 
 GEMM_TILED(mh_k_gemm_q8_0_avx2, tile32, RM32, CN32, K_Q8_0)
@@ -143,18 +159,18 @@ INLINE void tile_q4_K(int kind, int TR, int TC, int64_t n, const uint8_t *w, siz
     const __m128i dup = _mm_setr_epi8(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
     const mh_block_q4_K *a[RMK];
     const mh_block_q8_K *b[CNK];
-    __m256 acc[RMK][CNK], mins[RMK][CNK];
+    __m256 acc[RMK][CNK][2], mins[RMK][CNK];   /* canonical lanes 0..7, 8..15; the mins */
     UNROLL for (int c = 0; c < TC; c++) b[c] = (const mh_block_q8_K *)(x + (size_t)c * x_row);
     UNROLL for (int r = 0; r < TR; r++) {
         a[r] = (const mh_block_q4_K *)(w + (size_t)(r < rm ? r : rm - 1) * w_row);
-        UNROLL for (int c = 0; c < TC; c++) acc[r][c] = mins[r][c] = _mm256_setzero_ps();
+        UNROLL for (int c = 0; c < TC; c++) acc[r][c][0] = acc[r][c][1] = mins[r][c] = _mm256_setzero_ps();
     }
     for (int64_t i = 0; i < n / MH_QK_K; i++) {
         uint8_t sc[RMK][16];
-        __m256i sumi[RMK][CNK];
+        __m256i sumi[RMK][CNK][2];
         UNROLL for (int r = 0; r < TR; r++) {
             mh_k_scales_mins_k4(a[r][i].scales, sc[r]);
-            UNROLL for (int c = 0; c < TC; c++) sumi[r][c] = _mm256_setzero_si256();
+            UNROLL for (int c = 0; c < TC; c++) sumi[r][c][0] = sumi[r][c][1] = _mm256_setzero_si256();
         }
         for (int j = 0; j < 4; j++) {   /* 32 bytes = groups 2j (low) and 2j+1 (high) */
             __m256i q0[RMK], q1[RMK];
@@ -169,7 +185,8 @@ INLINE void tile_q4_K(int kind, int TR, int TC, int64_t n, const uint8_t *w, siz
                 UNROLL for (int r = 0; r < TR; r++) {
                     const __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(q0[r], x0), _mm256_set1_epi16(sc[r][2 * j]));
                     const __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(q1[r], x1), _mm256_set1_epi16(sc[r][2 * j + 1]));
-                    sumi[r][c] = _mm256_add_epi32(sumi[r][c], _mm256_add_epi32(p0, p1));
+                    sumi[r][c][0] = _mm256_add_epi32(sumi[r][c][0], p0);
+                    sumi[r][c][1] = _mm256_add_epi32(sumi[r][c][1], p1);
                 }
             }
         }
@@ -178,14 +195,16 @@ INLINE void tile_q4_K(int kind, int TR, int TC, int64_t n, const uint8_t *w, siz
             const __m256i m16 = _mm256_cvtepu8_epi16(_mm_shuffle_epi8(_mm_loadl_epi64((const __m128i *)(sc[r] + 8)), dup));
             UNROLL for (int c = 0; c < TC; c++) {
                 const __m256i summ = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)b[c][i].bsums), m16);
-                acc[r][c] = _mm256_fmadd_ps(_mm256_set1_ps(b[c][i].d * d), _mm256_cvtepi32_ps(sumi[r][c]), acc[r][c]);
-                mins[r][c] = _mm256_fmadd_ps(_mm256_set1_ps(b[c][i].d * dmin), _mm256_cvtepi32_ps(summ), mins[r][c]);
+                const __m256 dd = _mm256_set1_ps(b[c][i].d * d);
+                acc[r][c][0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi[r][c][0]), dd, acc[r][c][0]);
+                acc[r][c][1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi[r][c][1]), dd, acc[r][c][1]);
+                mins[r][c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(summ), _mm256_set1_ps(b[c][i].d * dmin), mins[r][c]);
             }
         }
     }
     UNROLL for (int c = 0; c < TC; c++)
         UNROLL for (int r = 0; r < TR; r++)
-            if (r < rm) y[c * ldy + r] = hsum_ps(_mm256_sub_ps(acc[r][c], mins[r][c]));
+            if (r < rm) y[c * ldy + r] = hsum16(_mm256_sub_ps(acc[r][c][0], mins[r][c]), acc[r][c][1]);
 }
 
 GEMM_TILED(mh_k_gemm_q4_K_avx2, tile_q4_K, RMK, CNK, K_Q4_K)
@@ -210,19 +229,19 @@ INLINE void tile_q6_K(int kind, int TR, int TC, int64_t n, const uint8_t *w, siz
     (void)kind;   /* always K_Q6_K */
     const mh_block_q6_K *a[RMK];
     const mh_block_q8_K *b[CNK];
-    __m256 acc[RMK][CNK];
+    __m256 acc[RMK][CNK][2];   /* canonical lanes 0..7, 8..15 */
     float s[RMK][CNK];   /* the -32 corrections */
     UNROLL for (int c = 0; c < TC; c++) b[c] = (const mh_block_q8_K *)(x + (size_t)c * x_row);
     UNROLL for (int r = 0; r < TR; r++) {
         a[r] = (const mh_block_q6_K *)(w + (size_t)(r < rm ? r : rm - 1) * w_row);
-        UNROLL for (int c = 0; c < TC; c++) acc[r][c] = _mm256_setzero_ps(), s[r][c] = 0.0f;
+        UNROLL for (int c = 0; c < TC; c++) acc[r][c][0] = acc[r][c][1] = _mm256_setzero_ps(), s[r][c] = 0.0f;
     }
     for (int64_t i = 0; i < n / MH_QK_K; i++) {
-        __m256i sumi[RMK][CNK];
+        __m256i sumi[RMK][CNK][2];   /* even k: lanes 0..7, odd k: 8..15 */
         UNROLL for (int r = 0; r < TR; r++)
-            UNROLL for (int c = 0; c < TC; c++) sumi[r][c] = _mm256_setzero_si256();
+            UNROLL for (int c = 0; c < TC; c++) sumi[r][c][0] = sumi[r][c][1] = _mm256_setzero_si256();
         for (int half = 0; half < 2; half++) {
-            for (int k = 0; k < 4; k++) {   /* levels 0..63; the -32 is folded in below */
+            UNROLL for (int k = 0; k < 4; k++) {   /* levels 0..63; the -32 is folded in below */
                 __m256i q[RMK], scv[RMK];
                 UNROLL for (int r = 0; r < TR; r++) {
                     const uint8_t *ql = a[r][i].ql + 64 * half + 32 * (k & 1);
@@ -237,7 +256,7 @@ INLINE void tile_q6_K(int kind, int TR, int TC, int64_t n, const uint8_t *w, siz
                     const __m256i xv = _mm256_loadu_si256((const __m256i *)(b[c][i].qs + 128 * half + 32 * k));
                     UNROLL for (int r = 0; r < TR; r++) {
                         const __m256i p = _mm256_maddubs_epi16(q[r], xv);
-                        sumi[r][c] = _mm256_add_epi32(sumi[r][c], _mm256_madd_epi16(p, scv[r]));
+                        sumi[r][c][k & 1] = _mm256_add_epi32(sumi[r][c][k & 1], _mm256_madd_epi16(p, scv[r]));
                     }
                 }
             }
@@ -248,14 +267,15 @@ INLINE void tile_q6_K(int kind, int TR, int TC, int64_t n, const uint8_t *w, siz
                 int corr = 0;   /* sum_g sc_g * sum(x over g); exact in any order */
                 for (int g = 0; g < 16; g++) corr += a[r][i].scales[g] * b[c][i].bsums[g];
                 const float d = b[c][i].d * dr;
-                acc[r][c] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi[r][c]), acc[r][c]);
-                s[r][c] -= d * (32 * corr);
+                acc[r][c][0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi[r][c][0]), _mm256_set1_ps(d), acc[r][c][0]);
+                acc[r][c][1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi[r][c][1]), _mm256_set1_ps(d), acc[r][c][1]);
+                s[r][c] -= d * (float)(32 * corr);
             }
         }
     }
     UNROLL for (int c = 0; c < TC; c++)
         UNROLL for (int r = 0; r < TR; r++)
-            if (r < rm) y[c * ldy + r] = hsum_ps(acc[r][c]) + s[r][c];
+            if (r < rm) y[c * ldy + r] = hsum16(acc[r][c][0], acc[r][c][1]) + s[r][c];
 }
 
 GEMM_TILED(mh_k_gemm_q6_K_avx2, tile_q6_K, RMK, CNK, K_Q6_K)

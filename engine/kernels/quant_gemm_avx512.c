@@ -5,7 +5,8 @@
  * A tile of RM weight rows x CN tokens reuses every unpacked weight block
  * for CN tokens and every activation block for RM rows. Per pair, the lanes
  * and the float accumulation order are those of quant_dot_avx512.c, so each
- * result is bit-identical to that level's vec_dot. */
+ * result is bit-identical to that level's vec_dot, and with it to the
+ * _ref one (the canonical lanes and hsum16 tree of quant_kernels.h). */
 #include <stdbool.h>
 #include <immintrin.h>
 #include "quant_kernels.h"
@@ -18,6 +19,16 @@ INLINE float h2f(uint16_t h) { return _cvtsh_ss(h); }
 INLINE __m512i join256(__m256i lo, __m256i hi)
 {
     return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+}
+
+/* the canonical lane sum (mh_k_lanes_sum): halves, quarters, pairs, one */
+INLINE float hsum16(__m512 v)
+{
+    __m256 h = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
 }
 
 /* acc + u8 . s8 in 16 lanes of 4-products (no saturation for u <= 127 x 2) */
@@ -140,7 +151,7 @@ INLINE void tile32(int kind, bool vnni, int TR, int TC, int64_t n, const uint8_t
     if (i < nb) step32(kind, vnni, TR, TC, wr, x, x_row, i, false, acc);   /* odd block: upper half zero */
     UNROLL for (int c = 0; c < TC; c++)
         UNROLL for (int r = 0; r < TR; r++)
-            if (r < rm) y[c * ldy + r] = _mm512_reduce_add_ps(acc[r][c]);
+            if (r < rm) y[c * ldy + r] = hsum16(acc[r][c]);
 }
 
 /* the tiling loop shared by every kernel: full tiles get the RM x CN body,
@@ -240,7 +251,7 @@ INLINE void tile_q4_K(bool vnni, int TR, int TC, int64_t n, const uint8_t *w, si
         UNROLL for (int r = 0; r < TR; r++)
             if (r < rm) {
                 const __m512 m = _mm512_insertf32x8(_mm512_setzero_ps(), mins[r][c], 0);
-                y[c * ldy + r] = _mm512_reduce_add_ps(_mm512_sub_ps(acc[r][c], m));
+                y[c * ldy + r] = hsum16(_mm512_sub_ps(acc[r][c], m));
             }
 }
 
@@ -328,7 +339,7 @@ INLINE void tile_q6_K(bool vnni, int TR, int TC, int64_t n, const uint8_t *w, si
     }
     UNROLL for (int c = 0; c < TC; c++)
         UNROLL for (int r = 0; r < TR; r++)
-            if (r < rm) y[c * ldy + r] = _mm512_reduce_add_ps(acc[r][c]) + s[r][c];
+            if (r < rm) y[c * ldy + r] = hsum16(acc[r][c]) + s[r][c];
 }
 
 GEMM_TILED(mh_k_gemm_q6_K_avx512, tile_q6_K, RMK, CNK, false)

@@ -50,6 +50,23 @@ static inline void mh_k_scales_mins_k4(const uint8_t q[12], uint8_t out[16])
     memcpy(out, r, 16);
 }
 
+/* ===== the canonical float order of the integer-quant dots =====
+ * Every level (ref, avx2, avx512, avx512-vnni) gives bit-identical dots for
+ * q8_0, q4_0, q5_0, q4_K, q5_K and q6_K (docs/quantization.md, section
+ * "Determinism"). The exact int32 partial of 4 consecutive elements (lane
+ * l of a 32-element slice) is converted to float and accumulated with one
+ * fused multiply-add, fmaf(partial, scale, acc[lane]), into 16 float lanes
+ * in block order; SIMD levels hold the 16 lanes in one zmm or two ymm
+ * registers, ref emulates them. The lanes end in the one fixed tree below
+ * (the same as the SIMD horizontal sums: halves, then quarters, ...). */
+static inline float mh_k_lanes_sum(const float a[16])
+{
+    float t[8];
+    for (int l = 0; l < 8; l++) t[l] = a[l] + a[l + 8];
+    const float s0 = t[0] + t[4], s1 = t[1] + t[5], s2 = t[2] + t[6], s3 = t[3] + t[7];
+    return (s0 + s2) + (s1 + s3);
+}
+
 /* ===== quantize (quant_quantize.c): src (n) f32 -> blocks ===== */
 void mh_k_quant_f32_ref(const float *src, void *dst, int64_t n);
 void mh_k_quant_f16_ref(const float *src, void *dst, int64_t n);
