@@ -8,16 +8,8 @@
  * for bit. */
 #include <immintrin.h>
 #include "quant_kernels.h"
+#include "quant_simd_avx2.h"
 
-static inline float hsum_ps(__m256 v)
-{
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
-static inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
 
 /* s8 . s8 in 8 lanes of 4-products: |a| times b carrying a's sign */
 static inline __m256i dot_s8(__m256i a, __m256i b)
@@ -84,8 +76,6 @@ void mh_k_vec_dot_bf16_avx2(int64_t n, const void *w, const void *x, float *out)
 
 /* ===== 32-element blocks against q8_0 ===== */
 
-/* the canonical 16 lanes as two halves, summed in the fixed tree */
-static inline float hsum16(__m256 lo, __m256 hi) { return hsum_ps(_mm256_add_ps(lo, hi)); }
 
 /* lanes (0..7 for even blocks, 8..15 for odd) += partials * d, fused */
 static inline __m256 acc32(__m256 acc, float d, __m256i p)

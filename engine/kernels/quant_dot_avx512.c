@@ -8,25 +8,7 @@
 #include <stdbool.h>
 #include <immintrin.h>
 #include "quant_kernels.h"
-
-#define INLINE static inline __attribute__((always_inline))
-
-INLINE float h2f(uint16_t h) { return _cvtsh_ss(h); }
-
-INLINE __m512i join256(__m256i lo, __m256i hi)
-{
-    return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
-}
-
-/* the canonical lane sum (mh_k_lanes_sum): halves, quarters, pairs, one */
-INLINE float hsum16(__m512 v)
-{
-    __m256 h = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
+#include "quant_simd_avx512.h"
 
 /* ===== float weights (masked loads do the tail) ===== */
 

@@ -10,20 +10,9 @@
 #include <immintrin.h>
 #include "quant_kernels.h"
 
-#define INLINE static inline __attribute__((always_inline))
+#include "quant_simd_avx2.h"
+
 #define UNROLL _Pragma("GCC unroll 8")
-
-INLINE float h2f(uint16_t h) { return _cvtsh_ss(h); }
-
-/* the canonical lane sum (mh_k_lanes_sum) of lanes lo (0..7), hi (8..15) */
-INLINE float hsum16(__m256 lo, __m256 hi)
-{
-    const __m256 v = _mm256_add_ps(lo, hi);
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
 
 /* acc + u8 . s8 in 8 lanes of 4-products (u <= 127: no maddubs saturation) */
 INLINE __m256i dot_us(__m256i acc, __m256i u, __m256i s)

@@ -1,0 +1,27 @@
+/* quant_simd_avx2.h: helpers shared by the AVX2 quant kernels (dot and
+ * gemm). Layer: engine/kernels, private; include only from *_avx2.c files.
+ * hsum16 is the canonical lane sum (mh_k_lanes_sum in quant_kernels.h):
+ * every level must add the 16 lanes in this one tree to stay bit-identical. */
+#ifndef MH_QUANT_SIMD_AVX2_H
+#define MH_QUANT_SIMD_AVX2_H
+
+#include <immintrin.h>
+#include <stdint.h>
+
+#define INLINE static inline __attribute__((always_inline))
+
+INLINE float h2f(uint16_t h) { return _cvtsh_ss(h); }
+
+/* 8 lanes: halves, pairs, one */
+INLINE float hsum_ps(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* the canonical 16 lanes held as lo (0..7) and hi (8..15) */
+INLINE float hsum16(__m256 lo, __m256 hi) { return hsum_ps(_mm256_add_ps(lo, hi)); }
+
+#endif
