@@ -77,7 +77,8 @@ void mh_k_vec_dot_bf16_avx2(int64_t n, const void *w, const void *x, float *out)
 /* ===== 32-element blocks against q8_0 ===== */
 
 
-/* lanes (0..7 for even blocks, 8..15 for odd) += partials * d, fused */
+/* lanes 0..7 += partials * d, fused: every block into one accumulator, in
+ * block order (ggml's order, see quant_kernels.h) */
 static inline __m256 acc32(__m256 acc, float d, __m256i p)
 {
     return _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(d), acc);
@@ -89,14 +90,10 @@ void mh_k_vec_dot_q8_0_avx2(int64_t n, const void *w, const void *x, float *out)
 {
     const mh_block_q8_0 *a = w, *b = x;
     const int64_t nb = n / MH_QK;
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-    int64_t i = 0;
-    for (; i + 2 <= nb; i += 2) {
-        acc0 = acc32(acc0, h2f(a[i].d) * h2f(b[i].d), dot_s8(load_q8(&a[i]), load_q8(&b[i])));
-        acc1 = acc32(acc1, h2f(a[i + 1].d) * h2f(b[i + 1].d), dot_s8(load_q8(&a[i + 1]), load_q8(&b[i + 1])));
-    }
-    if (i < nb) acc0 = acc32(acc0, h2f(a[i].d) * h2f(b[i].d), dot_s8(load_q8(&a[i]), load_q8(&b[i])));
-    *out = hsum16(acc0, acc1);
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < nb; i++)
+        acc = acc32(acc, h2f(a[i].d) * h2f(b[i].d), dot_s8(load_q8(&a[i]), load_q8(&b[i])));
+    *out = hsum_ps(acc);
 }
 
 /* 16 bytes of nibbles -> 32 levels 0..15 in element order (low then high) */
@@ -118,14 +115,10 @@ void mh_k_vec_dot_q4_0_avx2(int64_t n, const void *w, const void *x, float *out)
     const mh_block_q4_0 *a = w;
     const mh_block_q8_0 *b = x;
     const int64_t nb = n / MH_QK;
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-    int64_t i = 0;
-    for (; i + 2 <= nb; i += 2) {
-        acc0 = acc32(acc0, h2f(a[i].d) * h2f(b[i].d), dot_s8(load_q4(&a[i]), load_q8(&b[i])));
-        acc1 = acc32(acc1, h2f(a[i + 1].d) * h2f(b[i + 1].d), dot_s8(load_q4(&a[i + 1]), load_q8(&b[i + 1])));
-    }
-    if (i < nb) acc0 = acc32(acc0, h2f(a[i].d) * h2f(b[i].d), dot_s8(load_q4(&a[i]), load_q8(&b[i])));
-    *out = hsum16(acc0, acc1);
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < nb; i++)
+        acc = acc32(acc, h2f(a[i].d) * h2f(b[i].d), dot_s8(load_q4(&a[i]), load_q8(&b[i])));
+    *out = hsum_ps(acc);
 }
 
 /* ===== k-quants against q8_K ===== */

@@ -94,41 +94,41 @@ INLINE __m256i load_q4_0(const mh_block_q4_0 *b)
 INLINE float q8_0_dot(int64_t n, const mh_block_q8_0 *a, const mh_block_q8_0 *b, bool vnni)
 {
     const int64_t nb = n / MH_QK;
-    __m512 acc = _mm512_setzero_ps();
+    __m256 acc = _mm256_setzero_ps();
     int64_t i = 0;
     for (; i + 2 <= nb; i += 2) {
         const __m512i qa = join256(load_q8_0(&a[i]), load_q8_0(&a[i + 1]));
         const __m512i qb = join256(load_q8_0(&b[i]), load_q8_0(&b[i + 1]));
         const __m512 d = scales2_ps(h2f(a[i].d) * h2f(b[i].d), h2f(a[i + 1].d) * h2f(b[i + 1].d));
-        acc = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(dot_s8(qa, qb, vnni)), acc);
+        acc = fma_blocks(acc, d, _mm512_cvtepi32_ps(dot_s8(qa, qb, vnni)), 1);
     }
     if (i < nb) {   /* odd block: upper half zero */
         const __m512i qa = join256(load_q8_0(&a[i]), _mm256_setzero_si256());
         const __m512i qb = join256(load_q8_0(&b[i]), _mm256_setzero_si256());
         const __m512 d = scales2_ps(h2f(a[i].d) * h2f(b[i].d), 0.0f);
-        acc = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(dot_s8(qa, qb, vnni)), acc);
+        acc = fma_blocks(acc, d, _mm512_cvtepi32_ps(dot_s8(qa, qb, vnni)), 0);
     }
-    return hsum16(acc);
+    return hsum8(acc);
 }
 
 INLINE float q4_0_dot(int64_t n, const mh_block_q4_0 *a, const mh_block_q8_0 *b, bool vnni)
 {
     const int64_t nb = n / MH_QK;
-    __m512 acc = _mm512_setzero_ps();
+    __m256 acc = _mm256_setzero_ps();
     int64_t i = 0;
     for (; i + 2 <= nb; i += 2) {
         const __m512i qa = join256(load_q4_0(&a[i]), load_q4_0(&a[i + 1]));
         const __m512i qb = join256(load_q8_0(&b[i]), load_q8_0(&b[i + 1]));
         const __m512 d = scales2_ps(h2f(a[i].d) * h2f(b[i].d), h2f(a[i + 1].d) * h2f(b[i + 1].d));
-        acc = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(dot_s8(qa, qb, vnni)), acc);
+        acc = fma_blocks(acc, d, _mm512_cvtepi32_ps(dot_s8(qa, qb, vnni)), 1);
     }
     if (i < nb) {
         const __m512i qa = join256(load_q4_0(&a[i]), _mm256_setzero_si256());
         const __m512i qb = join256(load_q8_0(&b[i]), _mm256_setzero_si256());
         const __m512 d = scales2_ps(h2f(a[i].d) * h2f(b[i].d), 0.0f);
-        acc = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(dot_s8(qa, qb, vnni)), acc);
+        acc = fma_blocks(acc, d, _mm512_cvtepi32_ps(dot_s8(qa, qb, vnni)), 0);
     }
-    return hsum16(acc);
+    return hsum8(acc);
 }
 
 void mh_k_vec_dot_q8_0_avx512(int64_t n, const void *w, const void *x, float *out)

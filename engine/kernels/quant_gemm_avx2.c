@@ -81,9 +81,9 @@ INLINE __m256i w_levels(int kind, const uint8_t *row, int64_t i, float *d)
 #define RM32 2
 #define CN32 2
 
-/* block i of TR rows x TC tokens into accumulator h (= i & 1) */
+/* block i of TR rows x TC tokens, each block into the one accumulator */
 INLINE void step32(int kind, int TR, int TC, const uint8_t *const *wr, const uint8_t *x,
-                   size_t x_row, int64_t i, int h, __m256 acc[RM32][CN32][2])
+                   size_t x_row, int64_t i, __m256 acc[RM32][CN32])
 {
     const __m256i bias = _mm256_set1_epi8(kind == K_Q4_0 ? 8 : 16);
     __m256i u[RM32];
@@ -99,7 +99,7 @@ INLINE void step32(int kind, int TR, int TC, const uint8_t *const *wr, const uin
             const __m256i p = kind == K_Q8_0
                 ? dot_us(_mm256_setzero_si256(), _mm256_sign_epi8(u[r], u[r]), _mm256_sign_epi8(xv, u[r]))
                 : dot_us(corr, u[r], xv);
-            acc[r][c][h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw[r] * dx), acc[r][c][h]);
+            acc[r][c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw[r] * dx), acc[r][c]);
         }
     }
 }
@@ -109,20 +109,16 @@ INLINE void tile32(int kind, int TR, int TC, int64_t n, const uint8_t *w, size_t
 {
     const int64_t nb = n / MH_QK;
     const uint8_t *wr[RM32];
-    __m256 acc[RM32][CN32][2];
+    __m256 acc[RM32][CN32];
     UNROLL for (int r = 0; r < TR; r++) {
         wr[r] = w + (size_t)(r < rm ? r : rm - 1) * w_row;
-        UNROLL for (int c = 0; c < TC; c++) acc[r][c][0] = acc[r][c][1] = _mm256_setzero_ps();
+        UNROLL for (int c = 0; c < TC; c++) acc[r][c] = _mm256_setzero_ps();
     }
     int64_t i = 0;
-    for (; i + 2 <= nb; i += 2) {
-        step32(kind, TR, TC, wr, x, x_row, i, 0, acc);
-        step32(kind, TR, TC, wr, x, x_row, i + 1, 1, acc);
-    }
-    if (i < nb) step32(kind, TR, TC, wr, x, x_row, i, 0, acc);
+    for (; i < nb; i++) step32(kind, TR, TC, wr, x, x_row, i, acc);
     UNROLL for (int c = 0; c < TC; c++)
         UNROLL for (int r = 0; r < TR; r++)
-            if (r < rm) y[c * ldy + r] = hsum16(acc[r][c][0], acc[r][c][1]);
+            if (r < rm) y[c * ldy + r] = hsum_ps(acc[r][c]);
 }
 
 GEMM_TILED(mh_k_gemm_q8_0_avx2, tile32, RM32, CN32, K_Q8_0)

@@ -85,7 +85,7 @@ INLINE __m512i x_pair(const uint8_t *row, int64_t i, bool two, __m512 *d)
 
 /* one step of tile32: blocks i, i + 1 (two) of TR rows x TC tokens */
 INLINE void step32(int kind, bool vnni, int TR, int TC, const uint8_t *const *wr,
-                   const uint8_t *x, size_t x_row, int64_t i, bool two, __m512 acc[RM32][CN32])
+                   const uint8_t *x, size_t x_row, int64_t i, bool two, __m256 acc[RM32][CN32])
 {
     const bool signs = kind == K_Q8_0 && !vnni;   /* the |w|, sign(x, w) path */
     const __m512i bias = _mm512_set1_epi8((char)kind_bias(kind));
@@ -111,7 +111,7 @@ INLINE void step32(int kind, bool vnni, int TR, int TC, const uint8_t *const *wr
             } else {
                 p = dot_us(corr, u[r], xv, vnni);
             }
-            acc[r][c] = _mm512_fmadd_ps(_mm512_mul_ps(dw[r], dx), _mm512_cvtepi32_ps(p), acc[r][c]);
+            acc[r][c] = fma_blocks(acc[r][c], _mm512_mul_ps(dw[r], dx), _mm512_cvtepi32_ps(p), two);
         }
     }
 }
@@ -124,17 +124,17 @@ INLINE void tile32(int kind, bool vnni, int TR, int TC, int64_t n, const uint8_t
 {
     const int64_t nb = n / MH_QK;
     const uint8_t *wr[RM32];
-    __m512 acc[RM32][CN32];
+    __m256 acc[RM32][CN32];
     UNROLL for (int r = 0; r < TR; r++) {
         wr[r] = w + (size_t)(r < rm ? r : rm - 1) * w_row;
-        UNROLL for (int c = 0; c < TC; c++) acc[r][c] = _mm512_setzero_ps();
+        UNROLL for (int c = 0; c < TC; c++) acc[r][c] = _mm256_setzero_ps();
     }
     int64_t i = 0;
     for (; i + 2 <= nb; i += 2) step32(kind, vnni, TR, TC, wr, x, x_row, i, true, acc);
     if (i < nb) step32(kind, vnni, TR, TC, wr, x, x_row, i, false, acc);   /* odd block: upper half zero */
     UNROLL for (int c = 0; c < TC; c++)
         UNROLL for (int r = 0; r < TR; r++)
-            if (r < rm) y[c * ldy + r] = hsum16(acc[r][c]);
+            if (r < rm) y[c * ldy + r] = hsum8(acc[r][c]);
 }
 
 /* the tiling loop shared by every kernel: full tiles get the RM x CN body,
@@ -344,27 +344,17 @@ void mh_k_vec_dot_q5_0_avx512vnni(int64_t n, const void *w, const void *x, float
  * scalar scale arithmetic, products rounded once, roundf (ties away from
  * zero) rebuilt from a truncation, lrintf as the default-mode conversion. */
 
-/* roundf of 16 lanes: trunc(v), plus one away from zero when |v - t| >= 0.5 */
-INLINE __m512i round_away(__m512 v)
-{
-    const __m512 t = _mm512_roundscale_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
-    const __m512 frac = _mm512_abs_ps(_mm512_sub_ps(v, t));
-    const __mmask16 up = _mm512_cmp_ps_mask(frac, _mm512_set1_ps(0.5f), _CMP_GE_OQ);
-    const __m512 one = _mm512_or_ps(_mm512_set1_ps(1.0f), _mm512_and_ps(v, _mm512_set1_ps(-0.0f)));
-    return _mm512_cvttps_epi32(_mm512_mask_add_ps(t, up, t, one));
-}
-
-void mh_k_quant_q8_0_avx512(const float *src, void *dst, int64_t n)
+void mh_k_quant_q8_0_act_avx512(const float *src, void *dst, int64_t n)
 {
     mh_block_q8_0 *b = dst;
     for (int64_t i = 0; i < n / MH_QK; i++, src += MH_QK) {
         const __m512 v0 = _mm512_loadu_ps(src), v1 = _mm512_loadu_ps(src + 16);
         const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
-        const float d = amax / 127.0f, id = d ? 1.0f / d : 0.0f;
-        b[i].d = _cvtss_sh(d, _MM_FROUND_TO_NEAREST_INT);
-        const __m512 vid = _mm512_set1_ps(id);
-        _mm_storeu_si128((__m128i *)b[i].qs, _mm512_cvtepi32_epi8(round_away(_mm512_mul_ps(v0, vid))));
-        _mm_storeu_si128((__m128i *)(b[i].qs + 16), _mm512_cvtepi32_epi8(round_away(_mm512_mul_ps(v1, vid))));
+        const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+        b[i].d = _cvtss_sh(amax / 127.0f, _MM_FROUND_TO_NEAREST_INT);
+        const __m512 vid = _mm512_set1_ps(id);   /* cvtps rounds ties to even */
+        _mm_storeu_si128((__m128i *)b[i].qs, _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(v0, vid))));
+        _mm_storeu_si128((__m128i *)(b[i].qs + 16), _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(v1, vid))));
     }
 }
 

@@ -55,10 +55,12 @@ static inline void mh_k_scales_mins_k4(const uint8_t q[12], uint8_t out[16])
  * q8_0, q4_0, q5_0, q4_K, q5_K and q6_K (docs/quantization.md, section
  * "Determinism"). The exact int32 partial of 4 consecutive elements (lane
  * l of a 32-element slice) is converted to float and accumulated with one
- * fused multiply-add, fmaf(partial, scale, acc[lane]), into 16 float lanes
- * in block order; SIMD levels hold the 16 lanes in one zmm or two ymm
- * registers, ref emulates them. The lanes end in the one fixed tree below
- * (the same as the SIMD horizontal sums: halves, then quarters, ...). */
+ * fused multiply-add, fmaf(partial, scale, acc[lane]). The 32-blocks use
+ * ggml's x86 order, so prompts match llama.cpp's logits bit for bit up to
+ * attention: every block into lanes 0..7 in block order (8..15 stay zero).
+ * The k-quants use 16 lanes in block order; SIMD levels hold them in one
+ * zmm or two ymm registers, ref emulates them. The lanes end in the one
+ * fixed tree below (the SIMD horizontal sums: halves, then quarters, ...). */
 static inline float mh_k_lanes_sum(const float a[16])
 {
     float t[8];
@@ -80,8 +82,10 @@ void mh_k_quant_q4_K_ref(const float *src, void *dst, int64_t n);
 void mh_k_quant_q5_K_ref(const float *src, void *dst, int64_t n);
 void mh_k_quant_q6_K_ref(const float *src, void *dst, int64_t n);
 void mh_k_quant_q8_K_ref(const float *src, void *dst, int64_t n);
+/* q8_0 for activations: ggml's x86 rounding (127/amax, ties to even) */
+void mh_k_quant_q8_0_act_ref(const float *src, void *dst, int64_t n);
 /* bit-identical SIMD twins of the activation quantizers (quant_gemm_avx512.c) */
-void mh_k_quant_q8_0_avx512(const float *src, void *dst, int64_t n);
+void mh_k_quant_q8_0_act_avx512(const float *src, void *dst, int64_t n);
 void mh_k_quant_q8_K_avx512(const float *src, void *dst, int64_t n);
 
 /* ===== vec dot (quant_dot*.c): *out = w (n) . x (n) ===== */

@@ -47,6 +47,23 @@ void mh_k_quant_q8_0_ref(const float *src, void *dst, int64_t n)
     }
 }
 
+/* Activations (the vec_dot_type rows of every q8_0-family matmul): scale
+ * 127/amax and ties to even, as ggml's x86 quantize_row_q8_0 does. The
+ * weight quantizer above (1/d, ties away) is the format's reference, whose
+ * bytes `quantize` reproduces; activations must instead land on the same
+ * int8 steps as llama.cpp's or a near-tie moves a whole step. */
+void mh_k_quant_q8_0_act_ref(const float *src, void *dst, int64_t n)
+{
+    mh_block_q8_0 *b = dst;
+    for (int64_t i = 0; i < n / MH_QK; i++, src += MH_QK) {
+        float amax = 0.0f;
+        for (int j = 0; j < MH_QK; j++) amax = fmaxf(amax, fabsf(src[j]));
+        const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+        b[i].d = TO_F16(amax / 127.0f);
+        for (int j = 0; j < MH_QK; j++) b[i].qs[j] = (int8_t)nearest_int(src[j] * id);
+    }
+}
+
 /* value of largest magnitude, sign kept (lets the grid use the full
  * negative range: -8..7 maps the extreme to -8) */
 static float signed_absmax(const float *x, int n, float *amax_out)

@@ -27,4 +27,22 @@ INLINE float hsum16(__m512 v)
     return _mm_cvtss_f32(s);
 }
 
+/* acc (8 lanes) += the low 8 lanes of d * p, then the high 8 when two:
+ * the two 32-blocks of a register in block order, ggml's float order */
+INLINE __m256 fma_blocks(__m256 acc, __m512 d, __m512 p, int two)
+{
+    acc = _mm256_fmadd_ps(_mm512_castps512_ps256(d), _mm512_castps512_ps256(p), acc);
+    if (two) acc = _mm256_fmadd_ps(_mm512_extractf32x8_ps(d, 1), _mm512_extractf32x8_ps(p, 1), acc);
+    return acc;
+}
+
+/* 8 lanes: halves, pairs, one (ggml's hsum_float_8) */
+INLINE float hsum8(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
 #endif

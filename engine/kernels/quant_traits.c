@@ -23,9 +23,11 @@
 #define ROW_F16_SIMD(dot) [MH_DTYPE_F16] = {f16_to_f32_simd, f32_to_f16_simd, dot, DOT_F, NULL}
 #define ROW_BF16(dot) [MH_DTYPE_BF16] = {mh_k_dequant_bf16_ref, mh_k_quant_bf16_ref, dot, DOT_F, NULL}
 /* the types with a tiled gemm (quant_gemm*.c) for prompt processing */
-#define ROW_Q8_0(dot, gemm) [MH_DTYPE_Q8_0] = {mh_k_dequant_q8_0_ref, mh_k_quant_q8_0_ref, dot, DOT_Q8, gemm}
+/* q8_0's from_float quantizes activations (ggml's x86 rounding); weights go
+ * through mh_quantize_row, which keeps the format's reference quantizer */
+#define ROW_Q8_0(dot, gemm) [MH_DTYPE_Q8_0] = {mh_k_dequant_q8_0_ref, mh_k_quant_q8_0_act_ref, dot, DOT_Q8, gemm}
 /* AVX-512: the activation types get SIMD quantizers, bit-identical to ref */
-#define ROW_Q8_0_512(dot, gemm) [MH_DTYPE_Q8_0] = {mh_k_dequant_q8_0_ref, mh_k_quant_q8_0_avx512, dot, DOT_Q8, gemm}
+#define ROW_Q8_0_512(dot, gemm) [MH_DTYPE_Q8_0] = {mh_k_dequant_q8_0_ref, mh_k_quant_q8_0_act_avx512, dot, DOT_Q8, gemm}
 #define ROW_Q8_K_512 [MH_DTYPE_Q8_K] = {mh_k_dequant_q8_K_ref, mh_k_quant_q8_K_avx512, NULL, DOT_QK, NULL}
 #define ROW_Q4_0(dot, gemm) [MH_DTYPE_Q4_0] = {mh_k_dequant_q4_0_ref, mh_k_quant_q4_0_ref, dot, DOT_Q8, gemm}
 #define ROW_Q5_0(dot, gemm) [MH_DTYPE_Q5_0] = {mh_k_dequant_q5_0_ref, mh_k_quant_q5_0_ref, dot, DOT_Q8, gemm}
@@ -145,9 +147,10 @@ int mh_quantize_row(mh_dtype t, const float *src, void *dst, int64_t n)
      * SIMD converters, exact like the scalar ones; others stay on the
      * reference quantizers, whose bytes `quantize` promises */
     const mh_quant_traits *tr = t == MH_DTYPE_F16 ? mh_quant_traits_get(t) : &g_ref[t];
-    if (!tr->from_float) return MH_ETYPE;
+    mh_from_float_fn q = t == MH_DTYPE_Q8_0 ? mh_k_quant_q8_0_ref : tr->from_float;
+    if (!q) return MH_ETYPE;
     if (n && (!src || !dst)) return MH_EINVAL;
-    if (n) tr->from_float(src, dst, n);
+    if (n) q(src, dst, n);
     return MH_OK;
 }
 

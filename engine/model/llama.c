@@ -139,7 +139,7 @@ static void attn_items(void *ctx, int64_t i0, int64_t i1)
         const float *q = j->q + t * hp->n_head * hd + h * hd;
         const void *qx = q;
         if (qt != MH_DTYPE_F32) {
-            mh_quantize_row(qt, q, qq, hd);
+            mh_quant_traits_get(qt)->from_float(q, qq, hd);
             qx = qq;
         } else if (j->c->type != MH_DTYPE_F32) {   /* q on the cache's grid, as llama.cpp */
             memcpy(qq, q, sizeof(float) * (size_t)hd);
@@ -282,9 +282,11 @@ static int seq_attention(const mh_model *m, const mh_batch_seq *q, int64_t l, sc
     rope(m, kr, T, hp->n_head_kv, pos0);
     size_t layer_bytes = c->row_bytes * (size_t)c->n_ctx;
     uint8_t *kc = c->k + (size_t)l * layer_bytes, *vc = c->v + (size_t)l * layer_bytes;
+    /* the cache type's activation quantizer, as ggml's copy into its cache */
+    mh_from_float_fn store = mh_quant_traits_get(c->type)->from_float;
     for (int64_t t = 0; t < T; t++) {
-        mh_quantize_row(c->type, kr + t * kvd, kc + (size_t)(pos0 + t) * c->row_bytes, kvd);
-        mh_quantize_row(c->type, vr + t * kvd, vc + (size_t)(pos0 + t) * c->row_bytes, kvd);
+        store(kr + t * kvd, kc + (size_t)(pos0 + t) * c->row_bytes, kvd);
+        store(vr + t * kvd, vc + (size_t)(pos0 + t) * c->row_bytes, kvd);
     }
     if (T >= 8) return attn_gemm(hp, c, qr, kc, vc, out, T, pos0, err);
     attn_job aj = { hp, c, qr, kc, vc, out, pos0 };
