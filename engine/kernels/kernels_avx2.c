@@ -53,6 +53,10 @@ static inline float V_HMAX(VF v)
 
 #include "simd_impl.h"
 
+#define V_LOAD_F16(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p)))
+#define KNAME_L(op) mh_k_##op##_llama_avx2
+#include "kernels_llama_simd.h"
+
 /* ===== half conversions (F16C is exact round-to-nearest-even) ===== */
 void mh_k_f16_to_f32_avx2(int64_t n, const uint16_t *x, float *y)
 {

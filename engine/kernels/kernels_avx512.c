@@ -39,6 +39,10 @@ static inline VF V_LDEXP(VF p, VF n)
 
 #include "simd_impl.h"
 
+#define V_LOAD_F16(p) _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p)))
+#define KNAME_L(op) mh_k_##op##_llama_avx512
+#include "kernels_llama_simd.h"
+
 /* ===== half conversions ===== */
 void mh_k_f16_to_f32_avx512(int64_t n, const uint16_t *x, float *y)
 {

@@ -80,28 +80,32 @@ static void rmsnorm(float *y, const float *x, const float *w, int64_t T, int64_t
         const float *xr = x + t * n;
         float *yr = y + t * n;
         double ss = 0;
-        for (int64_t i = 0; i < n; i++) ss += (double)xr[i] * xr[i];
+        for (int64_t i = 0; i < n; i++) ss += (double)(xr[i] * xr[i]);   /* float squares, as ggml */
         float s = 1.0f / sqrtf((float)(ss / (double)n) + eps);
         for (int64_t i = 0; i < n; i++) yr[i] = xr[i] * s * w[i];
     }
 }
 
-/* Rotates each head of v: (T, n_heads * hd) in place at positions pos0.. */
+/* Rotates each head of v: (T, n_heads * hd) in place at positions pos0..,
+ * in llama.cpp's arithmetic: pair i's angle is pos * base^(-2/n_rot)
+ * multiplied up one pair at a time in float, over its frequency factor,
+ * and the rotation fused as ggml's build compiles it. */
 static void rope(const mh_model *m, float *v, int64_t T, int64_t n_heads, int64_t pos0)
 {
     const mh_hparams *hp = &m->hp;
     int64_t hd = hp->head_dim, half = hp->n_rot / 2;
-    for (int64_t i = 0; i < half; i++) {
-        float freq = powf(hp->rope_base, -2.0f * (float)i / (float)hp->n_rot);
-        if (m->rope_freqs) freq /= m->rope_freqs[i];
-        for (int64_t t = 0; t < T; t++) {
-            float theta = (float)(pos0 + t) * freq, c = cosf(theta), s = sinf(theta);
+    const float step = powf(hp->rope_base, -2.0f / (float)hp->n_rot);
+    for (int64_t t = 0; t < T; t++) {
+        float theta = (float)(pos0 + t);
+        for (int64_t i = 0; i < half; i++, theta *= step) {
+            const float th = m->rope_freqs ? theta / m->rope_freqs[i] : theta;
+            const float c = cosf(th), s = sinf(th);
+            const int64_t a = hp->rope_neox ? i : 2 * i, b = hp->rope_neox ? i + half : 2 * i + 1;
             for (int64_t h = 0; h < n_heads; h++) {
                 float *x = v + t * n_heads * hd + h * hd;
-                int64_t a = hp->rope_neox ? i : 2 * i, b = hp->rope_neox ? i + half : 2 * i + 1;
-                float x0 = x[a], x1 = x[b];
-                x[a] = x0 * c - x1 * s;
-                x[b] = x0 * s + x1 * c;
+                const float x0 = x[a], x1 = x[b];
+                x[a] = fmaf(x0, c, -(x1 * s));
+                x[b] = fmaf(x0, s, x1 * c);
             }
         }
     }
@@ -111,6 +115,7 @@ typedef struct attn_job {
     const mh_hparams *hp;
     const mh_kv_cache *c;
     const float *q;          /* (T, n_head * hd) */
+    int64_t T;
     const uint8_t *k, *v;    /* this layer's cache rows: (n_ctx, row_bytes) */
     float *out;              /* (T, n_head * hd) */
     int64_t pos0;
@@ -169,6 +174,46 @@ static void attn_items(void *ctx, int64_t i0, int64_t i1)
     }
     free(att);
     free(qq);
+}
+
+/* f16 cache: attention in llama.cpp's arithmetic (mh/kernels.h "_llama"),
+ * for one token or a batch alike: q on the f16 grid; scores summed as its
+ * f16 matmul sums them (16 lanes in a batch, vec_dot in a one-token step,
+ * whose split point follows its cache padding to 32 cells); its softmax
+ * and exp; probabilities rounded to f16; the mix summed like the scores. */
+static void attn_llama_items(void *ctx, int64_t i0, int64_t i1)
+{
+    const attn_job *j = ctx;
+    const mh_hparams *hp = j->hp;
+    const mh_kernels *kn = mh_kernels_get();
+    const int64_t hd = hp->head_dim, group = hp->n_head / hp->n_head_kv, ld = j->c->kv_dim;
+    const bool step = j->T == 1, lanes = !step && hd % 16 == 0;
+    const float scale = 1.0f / sqrtf((float)hd);
+    const int64_t n_max = j->pos0 + j->T;
+    int64_t n_kv = (n_max + 31) / 32 * 32;
+    if (n_kv > j->c->n_ctx) n_kv = j->c->n_ctx;
+    float *att = malloc(sizeof(float) * (size_t)(n_max + hd + 64 * hd));
+    if (!att) return;   /* cannot happen for sane sizes */
+    float *qf = att + n_max, *acc = qf + hd;
+    for (int64_t it = i0; it < i1; it++) {
+        const int64_t t = it / hp->n_head, h = it % hp->n_head, kvh = h / group, n = j->pos0 + t + 1;
+        memcpy(qf, j->q + t * hp->n_head * hd + h * hd, sizeof(float) * (size_t)hd);
+        mh_round_to(MH_DTYPE_F16, qf, hd);
+        const uint16_t *k = (const uint16_t *)j->k + kvh * hd, *v = (const uint16_t *)j->v + kvh * hd;
+        float mx = -INFINITY;
+        for (int64_t p = 0; p < n; p++) {
+            const uint16_t *kr = k + p * ld;
+            att[p] = (lanes ? kn->attn_score_llama(hd, kr, qf) : kn->attn_score_step_llama(hd, kr, qf)) * scale;
+            mx = att[p] > mx ? att[p] : mx;
+        }
+        const float inv = (float)(1.0 / kn->softmax_exp_llama(n, att, mx, att));
+        for (int64_t p = 0; p < n; p++) att[p] *= inv;
+        mh_round_to(MH_DTYPE_F16, att, n);
+        float *o = j->out + t * hp->n_head * hd + h * hd;
+        if (step) kn->attn_mix_step_llama(n, n_kv - n_kv % 64, hd, att, v, ld, acc, o);
+        else kn->attn_mix_llama(n, hd, att, v, ld, acc, o);
+    }
+    free(att);
 }
 
 /* ===== batched attention: per head, S = Q K^T (sgemm), causal softmax,
@@ -288,8 +333,12 @@ static int seq_attention(const mh_model *m, const mh_batch_seq *q, int64_t l, sc
         store(kr + t * kvd, kc + (size_t)(pos0 + t) * c->row_bytes, kvd);
         store(vr + t * kvd, vc + (size_t)(pos0 + t) * c->row_bytes, kvd);
     }
-    if (T >= 8) return attn_gemm(hp, c, qr, kc, vc, out, T, pos0, err);
-    attn_job aj = { hp, c, qr, kc, vc, out, pos0 };
+    if (T >= 8 && c->type != MH_DTYPE_F16) return attn_gemm(hp, c, qr, kc, vc, out, T, pos0, err);
+    attn_job aj = { hp, c, qr, T, kc, vc, out, pos0 };
+    if (c->type == MH_DTYPE_F16) {
+        mh_parallel_for(T * hp->n_head, 1, attn_llama_items, &aj);
+        return MH_OK;
+    }
     mh_parallel_for(T * hp->n_head, 1, attn_items, &aj);
     return MH_OK;
 }
@@ -322,10 +371,9 @@ static int layer_forward(mh_model *m, const mh_batch_seq *seqs, int n_seqs, int6
         (st = mh_lora_apply(m, l, 4, s->xn, T, s->gate, err)) ||
         (st = mh_linear(&L->w_up, s->xn, T, s->up, err)) || (st = mh_lora_apply(m, l, 5, s->xn, T, s->up, err)))
         return st;
-    for (int64_t i = 0; i < T * F; i++) {
-        float g = s->gate[i];
-        s->gate[i] = g / (1.0f + expf(-g)) * s->up[i];
-    }
+    const mh_kernels *kn = mh_kernels_get();
+    for (int64_t t = 0; t < T; t++)   /* row by row: ggml's vector chunks restart per row */
+        kn->swiglu_llama(F, s->gate + t * F, s->up + t * F, s->gate + t * F);
     if ((st = mh_linear(&L->w_down, s->gate, T, s->tmp, err)) ||
         (st = mh_lora_apply(m, l, 6, s->gate, T, s->tmp, err)))
         return st;

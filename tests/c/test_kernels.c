@@ -263,6 +263,59 @@ static void test_dtype_traits(void)
     for (int t = 0; t < MH_DTYPE_COUNT; t++) CHECK(mh_dtype_from_name(mh_dtype_info(t)->name) == t);
 }
 
+/* The llama.cpp-arithmetic kernels: every level gives the reference's very
+ * bits (the whole point of them), and the arithmetic is the real thing:
+ * softmax sums to 1 and its exp stays within 2 ulp-ish of libm's. */
+static void test_llama_kernels(void)
+{
+    const mh_kernels *r = mh_kernels_for(MH_CPU_REF);
+    static uint16_t kh[200 * 96];   /* (positions, ldv) rows */
+    static float acc_a[64 * 80], acc_b[64 * 80], oa[80], ob[80];
+    for (int i = 0; i < 200 * 96; i++) kh[i] = mh_f32_to_f16(unif(-2, 2));
+    for (int l = MH_CPU_AVX2; l <= (int)mh_cpu_detect(); l++) {
+        const mh_kernels *k = mh_kernels_for((mh_cpu_level)l);
+        for (int s = 0; s < NSIZES; s++) {
+            const int64_t n = sizes[s];
+            fill(xa, n, -30, 5);
+            fill(xb, n, -3, 3);
+            double sa = r->softmax_exp_llama(n, xa, 5.0f, ya), sb = k->softmax_exp_llama(n, xa, 5.0f, yb);
+            CHECK(sa == sb && (n == 0 || memcmp(ya, yb, sizeof(float) * (size_t)n) == 0));
+            r->swiglu_llama(n, xa, xb, ya);
+            k->swiglu_llama(n, xa, xb, yb);
+            CHECK(n == 0 || memcmp(ya, yb, sizeof(float) * (size_t)n) == 0);
+        }
+        for (int64_t n = 16; n <= 256; n += 48) {   /* head sizes */
+            fill(xa, n, -1, 1);
+            CHECK(r->attn_score_llama(n, kh, xa) == k->attn_score_llama(n, kh, xa));
+        }
+        for (int64_t n = 1; n <= 200; n += 37) {
+            CHECK(r->attn_score_step_llama(n, kh, xa) == k->attn_score_step_llama(n, kh, xa));
+            for (int64_t hd = 8; hd <= 80; hd += 24) {   /* n positions, rows of hd + 3 */
+                fill(w, n, 0, 1);
+                r->attn_mix_llama(n, hd, w, kh, hd + 3, acc_a, oa);
+                k->attn_mix_llama(n, hd, w, kh, hd + 3, acc_b, ob);
+                CHECK(memcmp(oa, ob, sizeof(float) * (size_t)hd) == 0);
+                r->attn_mix_step_llama(n, 64, hd, w, kh, hd + 3, acc_a, oa);
+                k->attn_mix_step_llama(n, 64, hd, w, kh, hd + 3, acc_b, ob);
+                CHECK(memcmp(oa, ob, sizeof(float) * (size_t)hd) == 0);
+            }
+        }
+    }
+    fill(xa, 1000, -80, 80);
+    double sum = r->softmax_exp_llama(1000, xa, 0.0f, ya);
+    for (int i = 0; i < 1000; i++) CHECK(fabs(ya[i] - expf(xa[i])) <= 3e-7 * expf(xa[i]));
+    xa[0] = -INFINITY;
+    xa[1] = 100.0f;
+    r->softmax_exp_llama(2, xa, 0.0f, ya);
+    CHECK(ya[0] == 0.0f && isinf(ya[1]));
+    CHECK(sum > 0);
+    fill(xa, 64, -1, 1);   /* the mix of one-hot weights returns that row */
+    memset(w, 0, sizeof(float) * 64);
+    w[5] = 1.0f;
+    r->attn_mix_llama(64, 8, w, kh, 8, acc_a, oa);
+    for (int d = 0; d < 8; d++) CHECK(oa[d] == mh_f16_to_f32(kh[5 * 8 + d]));
+}
+
 int main(void)
 {
     (void)test_skipped;
@@ -274,5 +327,6 @@ int main(void)
     TEST_RUN(test_reductions);
     TEST_RUN(test_rows);
     TEST_RUN(test_half_rows);
+    TEST_RUN(test_llama_kernels);
     return TEST_REPORT();
 }

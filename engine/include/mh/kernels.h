@@ -29,6 +29,26 @@ typedef struct mh_kernels {
     void (*f32_to_f16)(int64_t n, const float *x, uint16_t *y);
     void (*bf16_to_f32)(int64_t n, const uint16_t *x, float *y);
     void (*f32_to_bf16)(int64_t n, const float *x, uint16_t *y);
+    /* The forward pass in llama.cpp's arithmetic (kernels_llama_*.c): ggml's
+     * vectorised exp and its 16-lane summation order, so that logits, and
+     * the int8 steps that activations are quantized to, match it bit for
+     * bit. Each takes rows of n; lanes beyond n count as zero. */
+    /* y = exp(x - mx), returns the sum of each 16-chunk's lane tree in double */
+    double (*softmax_exp_llama)(int64_t n, const float *x, float mx, float *y);
+    /* y = silu(g) * u */
+    void (*swiglu_llama)(int64_t n, const float *g, const float *u, float *y);
+    /* f16 k (n, a multiple of 16) . q in 16 fused lanes, then the lane tree */
+    float (*attn_score_llama)(int64_t n, const uint16_t *k, const float *q);
+    /* out (hd) = sum over p < n of w[p] * v[p * ldv ..] (f16 rows), position p
+     * in lane p % 16; acc is (16, hd) scratch */
+    void (*attn_mix_llama)(int64_t n, int64_t hd, const float *w, const uint16_t *v, int64_t ldv,
+                           float *acc, float *out);
+    /* One-token steps take ggml's vec_dot_f16 instead: the first np
+     * elements (a multiple of 64) in 4 x 16 fused lanes, the rest in double.
+     * For the mix, np counts positions and acc is (64, hd) scratch. */
+    float (*attn_score_step_llama)(int64_t n, const uint16_t *k, const float *q);
+    void (*attn_mix_step_llama)(int64_t n, int64_t np, int64_t hd, const float *w, const uint16_t *v,
+                                int64_t ldv, float *acc, float *out);
 } mh_kernels;
 
 /* Table for the level in force (mh_cpu_level_get()). */
@@ -56,7 +76,15 @@ const mh_kernels *mh_kernels_for(mh_cpu_level l);
     void mh_k_f16_to_f32_##sfx(int64_t n, const uint16_t *x, float *y); \
     void mh_k_f32_to_f16_##sfx(int64_t n, const float *x, uint16_t *y); \
     void mh_k_bf16_to_f32_##sfx(int64_t n, const uint16_t *x, float *y); \
-    void mh_k_f32_to_bf16_##sfx(int64_t n, const float *x, uint16_t *y);
+    void mh_k_f32_to_bf16_##sfx(int64_t n, const float *x, uint16_t *y); \
+    double mh_k_softmax_exp_llama_##sfx(int64_t n, const float *x, float mx, float *y); \
+    void mh_k_swiglu_llama_##sfx(int64_t n, const float *g, const float *u, float *y); \
+    float mh_k_attn_score_llama_##sfx(int64_t n, const uint16_t *k, const float *q); \
+    void mh_k_attn_mix_llama_##sfx(int64_t n, int64_t hd, const float *w, const uint16_t *v, int64_t ldv, \
+                                   float *acc, float *out); \
+    float mh_k_attn_score_step_llama_##sfx(int64_t n, const uint16_t *k, const float *q); \
+    void mh_k_attn_mix_step_llama_##sfx(int64_t n, int64_t np, int64_t hd, const float *w, const uint16_t *v, \
+                                        int64_t ldv, float *acc, float *out);
 
 MH_K_DECLARE(ref)
 MH_K_DECLARE(avx2)

@@ -1,0 +1,145 @@
+/* kernels_llama_simd.h: the SIMD twins of kernels_llama_ref.c, written once
+ * over the vector vocabulary of kernels_avx2.c / kernels_avx512.c (VF, VW,
+ * V_FMA, V_LDEXP, V_LOAD_F16 ...), which include this after simd_impl.h.
+ * Layer: engine/kernels (private). Bit-identical to the reference: every
+ * element sees the same fused operations, the 16 lanes the same tree. */
+
+/* ggml's AVX-512 exp; see kernels_llama_ref.c for the scalar statement */
+static inline VF v_exp_llama(VF x)
+{
+    const VF r = V_SET1(0x1.8p23f);
+    const VF n = V_SUB(V_FMA(x, V_SET1(0x1.715476p+0f), r), r);
+    const VF nn = V_SUB(V_SET1(-0.0f), n);
+    const VF b = V_FMA(nn, V_SET1(0x1.7f7d1cp-20f), V_FMA(nn, V_SET1(0x1.62e4p-1f), x));
+    const VF u = V_MUL(b, b);
+    const VF j = V_FMA(V_FMA(V_FMA(V_SET1(0x1.0e4020p-7f), b, V_SET1(0x1.573e2ep-5f)), u,
+                             V_FMA(V_SET1(0x1.555e66p-3f), b, V_SET1(0x1.fffdb6p-2f))),
+                       u, V_FMA(V_SET1(0x1.ffffecp-1f), b, V_SET1(1.0f)));
+    const VF nc = V_MIN(V_MAX(n, V_SET1(-192.0f)), V_SET1(192.0f));   /* keeps V_LDEXP in range */
+    VF y = V_LDEXP(j, nc);
+    const VF big = V_SEL_GT(n, V_SET1(0.0f), V_SET1(INFINITY), V_SET1(0.0f));
+    y = V_SEL_GT(V_ABS(n), V_SET1(192.0f), big, y);
+    return V_SEL_NAN(x, x, y);
+}
+
+static inline float lanes16_tree(const float a[16])
+{
+    float t[8];
+    for (int l = 0; l < 8; l++) t[l] = a[l] + a[l + 8];
+    const float s0 = t[0] + t[4], s1 = t[1] + t[5], s2 = t[2] + t[6], s3 = t[3] + t[7];
+    return (s0 + s2) + (s1 + s3);
+}
+
+double KNAME_L(softmax_exp)(int64_t n, const float *x, float mx, float *y)
+{
+    const VF m = V_SET1(mx);
+    double sum = 0;
+    for (int64_t i = 0; i < n; i += 16) {
+        float c[16];
+        for (int k = 0; k < 16; k += VW) {
+            VF e = v_exp_llama(V_SUB(v_tail(x, i + k, n, -INFINITY), m));
+            V_STORE(c + k, e);
+        }
+        const int64_t live = n - i < 16 ? n - i : 16;
+        memcpy(y + i, c, sizeof(float) * (size_t)live);
+        sum += lanes16_tree(c);
+    }
+    return sum;
+}
+
+void KNAME_L(swiglu)(int64_t n, const float *g, const float *u, float *y)
+{
+    const int64_t nv = n - n % 16;   /* ggml vectorises whole 16-chunks only */
+    int64_t i = 0;
+    for (; i < nv; i += VW) {
+        const VF gv = V_LOAD(g + i);
+        const VF s = V_DIV(gv, V_ADD(V_SET1(1.0f), v_exp_llama(V_SUB(V_SET1(0.0f), gv))));
+        V_STORE(y + i, V_MUL(s, V_LOAD(u + i)));
+    }
+    for (; i < n; i++) y[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
+float KNAME_L(attn_score)(int64_t n, const uint16_t *k, const float *q)
+{
+    VF acc[16 / VW];
+    for (int v = 0; v < 16 / VW; v++) acc[v] = V_SET1(0.0f);
+    for (int64_t i = 0; i < n; i += 16)
+        for (int v = 0; v < 16 / VW; v++)
+            acc[v] = V_FMA(V_LOAD_F16(k + i + v * VW), V_LOAD(q + i + v * VW), acc[v]);
+    float a[16];
+    for (int v = 0; v < 16 / VW; v++) V_STORE(a + v * VW, acc[v]);
+    return lanes16_tree(a);
+}
+
+void KNAME_L(attn_mix)(int64_t n, int64_t hd, const float *w, const uint16_t *v, int64_t ldv,
+                       float *acc, float *out)
+{
+    const int64_t dv = hd - hd % VW;
+    memset(acc, 0, sizeof(float) * (size_t)(16 * hd));
+    for (int64_t p = 0; p < n; p++) {
+        float *a = acc + (p % 16) * hd;
+        const uint16_t *vr = v + p * ldv;
+        const VF wp = V_SET1(w[p]);
+        int64_t d = 0;
+        for (; d < dv; d += VW) V_STORE(a + d, V_FMA(V_LOAD_F16(vr + d), wp, V_LOAD(a + d)));
+        for (; d < hd; d++) a[d] = fmaf(mh_f16_to_f32(vr[d]), w[p], a[d]);
+    }
+    int64_t d = 0;
+    for (; d < dv; d += VW) {   /* the lane tree, one column of lanes per d */
+        VF t[8];
+        for (int l = 0; l < 8; l++) t[l] = V_ADD(V_LOAD(acc + l * hd + d), V_LOAD(acc + (l + 8) * hd + d));
+        const VF s0 = V_ADD(t[0], t[4]), s1 = V_ADD(t[1], t[5]), s2 = V_ADD(t[2], t[6]), s3 = V_ADD(t[3], t[7]);
+        V_STORE(out + d, V_ADD(V_ADD(s0, s2), V_ADD(s1, s3)));
+    }
+    for (; d < hd; d++) {
+        float c[16];
+        for (int l = 0; l < 16; l++) c[l] = acc[l * hd + d];
+        out[d] = lanes16_tree(c);
+    }
+}
+
+/* 16 lanes of (a[l] + a[32 + l]) + (a[16 + l] + a[48 + l]), then the tree */
+static inline float lanes64_tree(const float *a)
+{
+    float c[16];
+    for (int k = 0; k < 16; k += VW)
+        V_STORE(c + k, V_ADD(V_ADD(V_LOAD(a + k), V_LOAD(a + 32 + k)), V_ADD(V_LOAD(a + 16 + k), V_LOAD(a + 48 + k))));
+    return lanes16_tree(c);
+}
+
+float KNAME_L(attn_score_step)(int64_t n, const uint16_t *k, const float *q)
+{
+    const int64_t np = n - n % 64;
+    VF acc[64 / VW];
+    for (int v = 0; v < 64 / VW; v++) acc[v] = V_SET1(0.0f);
+    for (int64_t i = 0; i < np; i += 64)
+        for (int v = 0; v < 64 / VW; v++)
+            acc[v] = V_FMA(V_LOAD_F16(k + i + v * VW), V_LOAD(q + i + v * VW), acc[v]);
+    float a[64];
+    for (int v = 0; v < 64 / VW; v++) V_STORE(a + v * VW, acc[v]);
+    double s = np ? lanes64_tree(a) : 0.0;
+    for (int64_t i = np; i < n; i++) s += (double)(mh_f16_to_f32(k[i]) * q[i]);
+    return (float)s;
+}
+
+void KNAME_L(attn_mix_step)(int64_t n, int64_t np, int64_t hd, const float *w, const uint16_t *v,
+                            int64_t ldv, float *acc, float *out)
+{
+    const int64_t nf = n < np ? n : np, dv = hd - hd % VW;
+    memset(acc, 0, sizeof(float) * (size_t)(64 * hd));
+    for (int64_t p = 0; p < nf; p++) {
+        float *a = acc + (p % 64) * hd;
+        const uint16_t *vr = v + p * ldv;
+        const VF wp = V_SET1(w[p]);
+        int64_t d = 0;
+        for (; d < dv; d += VW) V_STORE(a + d, V_FMA(V_LOAD_F16(vr + d), wp, V_LOAD(a + d)));
+        for (; d < hd; d++) a[d] = fmaf(mh_f16_to_f32(vr[d]), w[p], a[d]);
+    }
+    for (int64_t d = 0; d < hd; d++) {
+        float c[64];
+        for (int l = 0; l < 64; l++) c[l] = acc[l * hd + d];
+        double s = np ? lanes64_tree(c) : 0.0;
+        for (int64_t p = np; p < n; p++) s += (double)(mh_f16_to_f32(v[p * ldv + d]) * w[p]);
+        out[d] = (float)s;
+    }
+}
