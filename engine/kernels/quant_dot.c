@@ -6,6 +6,7 @@
  * The types with SIMD twins sum their floats in the canonical lane order of
  * quant_kernels.h, so every level returns the very same bits. */
 #include <math.h>
+#include <stdbool.h>
 #include "quant_kernels.h"
 
 #define F16(h) mh_f16_to_f32(h)
@@ -203,32 +204,29 @@ void mh_k_vec_dot_q3_K_ref(int64_t n, const void *w, const void *x, float *out)
     *out = s;
 }
 
-/* q4_K (nbits 4) and q5_K (nbits 5): 8 groups of 32 with 6-bit scale/min.
- * Canonical order: lane l < 8 sums sc_2j * partial(64j + 4l), lane 8 + l
- * sums sc_2j+1 * partial(64j + 32 + 4l) over j, exactly in int32; then one
- * fmaf per lane and super-block. The mins take 8 lanes of their own,
- * m_l * (bsums 2l + 2l+1), subtracted from lanes 0..7 at the end. */
-static void acc_q45_K_block(float acc[16], float mins[8], uint16_t d, uint16_t dmin,
-                            const uint8_t scales[12], const int8_t *q, const mh_block_q8_K *b)
+/* q4_K (nbits 4) and q5_K (nbits 5): 8 groups of 32 with 6-bit scale/min,
+ * in the canonical order of quant_kernels.h: 8 lanes of scaled 4-element
+ * partials, exact in int32, one fmaf per lane and super-block; the mins
+ * m_2k (bsums 4k, 4k+1) + m_2k+1 (bsums 4k+2, 4k+3) in 4 lanes of their own
+ * (q4_K), or summed into mins[0] (q5_K, one_min), scaled by -(d_x * dmin) */
+static void acc_q45_K_block(float acc[8], float mins[4], bool one_min, const uint8_t scales[12],
+                            uint16_t d, uint16_t dmin, const int8_t *q, const mh_block_q8_K *b)
 {
     uint8_t sc[16];
-    int lane[16] = {0};
+    int lane[8] = {0}, mm[4];
     mh_k_scales_mins_k4(scales, sc);
-    for (int j = 0; j < 4; j++)
-        for (int l = 0; l < 8; l++) {
-            lane[l] += sc[2 * j] * dot4(q, b->qs, 64 * j + 4 * l);
-            lane[8 + l] += sc[2 * j + 1] * dot4(q, b->qs, 64 * j + 32 + 4 * l);
-        }
-    const float dd = b->d * F16(d), dm = b->d * F16(dmin);
-    for (int l = 0; l < 16; l++) acc[l] = fmaf((float)lane[l], dd, acc[l]);
-    for (int l = 0; l < 8; l++)
-        mins[l] = fmaf((float)(sc[8 + l] * (b->bsums[2 * l] + b->bsums[2 * l + 1])), dm, mins[l]);
-}
-
-static float q45_K_sum(float acc[16], const float mins[8])
-{
-    for (int l = 0; l < 8; l++) acc[l] -= mins[l];
-    return mh_k_lanes_sum(acc);
+    for (int g = 0; g < 8; g++)
+        for (int l = 0; l < 8; l++) lane[l] += sc[g] * dot4(q, b->qs, 32 * g + 4 * l);
+    const float dd = b->d * F16(d), dm = -(b->d * F16(dmin));
+    for (int l = 0; l < 8; l++) acc[l] = fmaf((float)lane[l], dd, acc[l]);
+    const int16_t *bs = b->bsums;
+    for (int k = 0; k < 4; k++)
+        mm[k] = sc[8 + 2 * k] * (bs[4 * k] + bs[4 * k + 1]) + sc[9 + 2 * k] * (bs[4 * k + 2] + bs[4 * k + 3]);
+    if (one_min) {
+        mins[0] = fmaf((float)(mm[0] + mm[1] + mm[2] + mm[3]), dm, mins[0]);
+        return;
+    }
+    for (int k = 0; k < 4; k++) mins[k] = fmaf((float)mm[k], dm, mins[k]);
 }
 
 void mh_k_vec_dot_q4_K_ref(int64_t n, const void *w, const void *x, float *out)
@@ -236,16 +234,16 @@ void mh_k_vec_dot_q4_K_ref(int64_t n, const void *w, const void *x, float *out)
     const mh_block_q4_K *a = w;
     const mh_block_q8_K *b = x;
     int8_t q[MH_QK_K];
-    float acc[16] = {0}, mins[8] = {0};
+    float acc[8] = {0}, mins[4] = {0};
     for (int64_t i = 0; i < n / MH_QK_K; i++) {
         for (int j = 0; j < 4; j++)
             for (int l = 0; l < 32; l++) {
                 q[64 * j + l] = (int8_t)(a[i].qs[32 * j + l] & 0xF);
                 q[64 * j + 32 + l] = (int8_t)(a[i].qs[32 * j + l] >> 4);
             }
-        acc_q45_K_block(acc, mins, a[i].d, a[i].dmin, a[i].scales, q, &b[i]);
+        acc_q45_K_block(acc, mins, false, a[i].scales, a[i].d, a[i].dmin, q, &b[i]);
     }
-    *out = q45_K_sum(acc, mins);
+    *out = mh_k_lanes_sum8(acc) + mh_k_lanes_sum4(mins);
 }
 
 void mh_k_vec_dot_q5_K_ref(int64_t n, const void *w, const void *x, float *out)
@@ -253,7 +251,7 @@ void mh_k_vec_dot_q5_K_ref(int64_t n, const void *w, const void *x, float *out)
     const mh_block_q5_K *a = w;
     const mh_block_q8_K *b = x;
     int8_t q[MH_QK_K];
-    float acc[16] = {0}, mins[8] = {0};
+    float acc[8] = {0}, mins[4] = {0};
     for (int64_t i = 0; i < n / MH_QK_K; i++) {
         for (int j = 0; j < 4; j++)
             for (int l = 0; l < 32; l++) {
@@ -261,38 +259,35 @@ void mh_k_vec_dot_q5_K_ref(int64_t n, const void *w, const void *x, float *out)
                 q[64 * j + l] = (int8_t)((a[i].qs[32 * j + l] & 0xF) | ((h >> (2 * j)) & 1) << 4);
                 q[64 * j + 32 + l] = (int8_t)((a[i].qs[32 * j + l] >> 4) | ((h >> (2 * j + 1)) & 1) << 4);
             }
-        acc_q45_K_block(acc, mins, a[i].d, a[i].dmin, a[i].scales, q, &b[i]);
+        acc_q45_K_block(acc, mins, true, a[i].scales, a[i].d, a[i].dmin, q, &b[i]);
     }
-    *out = q45_K_sum(acc, mins);
+    *out = mh_k_lanes_sum8(acc) + mins[0];
 }
 
-/* q6_K canonical order: unsigned levels 0..63; lane l sums sc_g *
- * partial(128 half + 64 pair + 4l) over half and pair in int32, one fmaf
- * per lane and super-block; the -32 of every level is subtracted apart,
- * s -= d * (32 * sum_g sc_g bsums_g), in block order, added last */
+/* q6_K canonical order: signed levels q - 32 (-32..31); lane l sums sc_g *
+ * partial(e) over the elements e with (e / 4) % 8 == l, exact in int32;
+ * one fmaf per lane and super-block with d_x * d_w */
 void mh_k_vec_dot_q6_K_ref(int64_t n, const void *w, const void *x, float *out)
 {
     const mh_block_q6_K *a = w;
     const mh_block_q8_K *b = x;
     int8_t q[MH_QK_K];
-    float acc[16] = {0}, s = 0.0f;
+    float acc[8] = {0};
     for (int64_t i = 0; i < n / MH_QK_K; i++) {
         for (int half = 0; half < 2; half++) {
             const uint8_t *ql = a[i].ql + 64 * half, *qh = a[i].qh + 32 * half;
             int8_t *o = q + 128 * half;
             for (int l = 0; l < 32; l++) {
-                o[l] = (int8_t)((ql[l] & 0xF) | ((qh[l] >> 0) & 3) << 4);
-                o[l + 32] = (int8_t)((ql[l + 32] & 0xF) | ((qh[l] >> 2) & 3) << 4);
-                o[l + 64] = (int8_t)((ql[l] >> 4) | ((qh[l] >> 4) & 3) << 4);
-                o[l + 96] = (int8_t)((ql[l + 32] >> 4) | ((qh[l] >> 6) & 3) << 4);
+                o[l] = (int8_t)(((ql[l] & 0xF) | ((qh[l] >> 0) & 3) << 4) - 32);
+                o[l + 32] = (int8_t)(((ql[l + 32] & 0xF) | ((qh[l] >> 2) & 3) << 4) - 32);
+                o[l + 64] = (int8_t)(((ql[l] >> 4) | ((qh[l] >> 4) & 3) << 4) - 32);
+                o[l + 96] = (int8_t)(((ql[l + 32] >> 4) | ((qh[l] >> 6) & 3) << 4) - 32);
             }
         }
-        int lane[16] = {0}, corr = 0;
-        for (int e = 0; e < MH_QK_K; e += 4) lane[(e / 4) % 16] += a[i].scales[e / 16] * dot4(q, b[i].qs, e);
-        for (int g = 0; g < 16; g++) corr += a[i].scales[g] * b[i].bsums[g];
+        int lane[8] = {0};
+        for (int e = 0; e < MH_QK_K; e += 4) lane[(e / 4) % 8] += a[i].scales[e / 16] * dot4(q, b[i].qs, e);
         const float d = b[i].d * F16(a[i].d);
-        for (int l = 0; l < 16; l++) acc[l] = fmaf((float)lane[l], d, acc[l]);
-        s -= d * (float)(32 * corr);
+        for (int l = 0; l < 8; l++) acc[l] = fmaf((float)lane[l], d, acc[l]);
     }
-    *out = mh_k_lanes_sum(acc) + s;
+    *out = mh_k_lanes_sum8(acc);
 }

@@ -3,9 +3,9 @@
  * only called when cpuid says so (quant_traits.c). Integer products use
  * maddubs (u8 x s8 -> s16): the weights' levels are made unsigned first, so
  * no pair sum can saturate for in-range quants (|x| <= 127). The integer
- * types keep the canonical float order of quant_kernels.h: its 16 lanes
- * are two ymm accumulators (lanes 0..7, 8..15), so these match _ref bit
- * for bit. */
+ * types keep the canonical float order of quant_kernels.h (ggml's): its 8
+ * lanes are one ymm accumulator, so these match _ref bit for bit. */
+#include <math.h>
 #include <immintrin.h>
 #include "quant_kernels.h"
 #include "quant_simd_avx2.h"
@@ -123,24 +123,25 @@ void mh_k_vec_dot_q4_0_avx2(int64_t n, const void *w, const void *x, float *out)
 
 /* ===== k-quants against q8_K ===== */
 
-/* unpacks the 8 scales into sc and returns m_j * (bsums 2j + 2j+1) in 8
- * int32 lanes (the mins' share of the dot, still to be scaled by dmin) */
-static inline __m256i k4_scales_mins(const uint8_t scales[12], const int16_t *bsums, uint8_t sc[16])
+/* unpacks the 8 scales into sc and returns the 4 canonical min lanes,
+ * m_2k (bsums 4k, 4k+1) + m_2k+1 (bsums 4k+2, 4k+3), still to be scaled */
+static inline __m128i k4_scales_mins(const uint8_t scales[12], const int16_t *bsums, uint8_t sc[16])
 {
     mh_k_scales_mins_k4(scales, sc);
-    const __m128i m8 = _mm_loadl_epi64((const __m128i *)(sc + 8));
-    const __m128i dup = _mm_setr_epi8(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
-    const __m256i m16 = _mm256_cvtepu8_epi16(_mm_shuffle_epi8(m8, dup));
-    return _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)bsums), m16);
+    const __m256i v = _mm256_loadu_si256((const __m256i *)bsums);
+    const __m128i xs = _mm_hadd_epi16(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    return _mm_madd_epi16(_mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)(sc + 8))), xs);
 }
 
-/* one super-block's share in the canonical lanes of q4_K / q5_K */
-static inline void k_acc(__m256 *acc0, __m256 *acc1, __m256 *mins, float d, float dmin,
-                         __m256i sumi0, __m256i sumi1, __m256i summ)
+/* the 8 canonical lanes of one 64-element slice of q4_K / q5_K: levels q0
+ * (group 2j) and q1 (group 2j+1) against x, times their 6-bit scales */
+static inline __m256i k4_slice(__m256i q0, __m256i q1, const int8_t *x, int s0, int s1)
 {
-    *acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi0), _mm256_set1_ps(d), *acc0);
-    *acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi1), _mm256_set1_ps(d), *acc1);
-    *mins = _mm256_fmadd_ps(_mm256_cvtepi32_ps(summ), _mm256_set1_ps(dmin), *mins);
+    const __m256i x0 = _mm256_loadu_si256((const __m256i *)x);
+    const __m256i x1 = _mm256_loadu_si256((const __m256i *)(x + 32));
+    const __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(q0, x0), _mm256_set1_epi16((short)s0));
+    const __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(q1, x1), _mm256_set1_epi16((short)s1));
+    return _mm256_add_epi32(p0, p1);
 }
 
 void mh_k_vec_dot_q4_K_avx2(int64_t n, const void *w, const void *x, float *out)
@@ -148,26 +149,21 @@ void mh_k_vec_dot_q4_K_avx2(int64_t n, const void *w, const void *x, float *out)
     const mh_block_q4_K *a = w;
     const mh_block_q8_K *b = x;
     const __m256i m4 = _mm256_set1_epi8(0x0F);
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();   /* canonical lanes 0..7, 8..15 */
-    __m256 mins = _mm256_setzero_ps();
+    __m256 acc = _mm256_setzero_ps();   /* the canonical lanes */
+    __m128 mins = _mm_setzero_ps();
     for (int64_t i = 0; i < n / MH_QK_K; i++) {
         uint8_t sc[16];
-        const __m256i summ = k4_scales_mins(a[i].scales, b[i].bsums, sc);
-        __m256i sumi0 = _mm256_setzero_si256(), sumi1 = _mm256_setzero_si256();
+        const __m128i summ = k4_scales_mins(a[i].scales, b[i].bsums, sc);
+        __m256i sumi = _mm256_setzero_si256();
         for (int j = 0; j < 4; j++) {   /* 32 bytes = groups 2j (low) and 2j+1 (high) */
             const __m256i q4 = _mm256_loadu_si256((const __m256i *)(a[i].qs + 32 * j));
-            const __m256i x0 = _mm256_loadu_si256((const __m256i *)(b[i].qs + 64 * j));
-            const __m256i x1 = _mm256_loadu_si256((const __m256i *)(b[i].qs + 64 * j + 32));
-            __m256i p0 = _mm256_maddubs_epi16(_mm256_and_si256(q4, m4), x0);
-            __m256i p1 = _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(q4, 4), m4), x1);
-            p0 = _mm256_madd_epi16(p0, _mm256_set1_epi16(sc[2 * j]));
-            p1 = _mm256_madd_epi16(p1, _mm256_set1_epi16(sc[2 * j + 1]));
-            sumi0 = _mm256_add_epi32(sumi0, p0);
-            sumi1 = _mm256_add_epi32(sumi1, p1);
+            const __m256i q0 = _mm256_and_si256(q4, m4), q1 = _mm256_and_si256(_mm256_srli_epi16(q4, 4), m4);
+            sumi = _mm256_add_epi32(sumi, k4_slice(q0, q1, b[i].qs + 64 * j, sc[2 * j], sc[2 * j + 1]));
         }
-        k_acc(&acc0, &acc1, &mins, b[i].d * h2f(a[i].d), b[i].d * h2f(a[i].dmin), sumi0, sumi1, summ);
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi), _mm256_set1_ps(b[i].d * h2f(a[i].d)), acc);
+        mins = _mm_fnmadd_ps(_mm_cvtepi32_ps(summ), _mm_set1_ps(b[i].d * h2f(a[i].dmin)), mins);
     }
-    *out = hsum16(_mm256_sub_ps(acc0, mins), acc1);
+    *out = hsum_ps(acc) + hsum4(mins);
 }
 
 void mh_k_vec_dot_q5_K_avx2(int64_t n, const void *w, const void *x, float *out)
@@ -175,32 +171,30 @@ void mh_k_vec_dot_q5_K_avx2(int64_t n, const void *w, const void *x, float *out)
     const mh_block_q5_K *a = w;
     const mh_block_q8_K *b = x;
     const __m256i m4 = _mm256_set1_epi8(0x0F), sixteen = _mm256_set1_epi8(16);
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-    __m256 mins = _mm256_setzero_ps();
+    __m256 acc = _mm256_setzero_ps();
+    float mins = 0.0f;
     for (int64_t i = 0; i < n / MH_QK_K; i++) {
         uint8_t sc[16];
-        const __m256i summ = k4_scales_mins(a[i].scales, b[i].bsums, sc);
+        __m128i summ = k4_scales_mins(a[i].scales, b[i].bsums, sc);
+        summ = _mm_hadd_epi32(summ, summ);
+        summ = _mm_hadd_epi32(summ, summ);
         const __m256i qh = _mm256_loadu_si256((const __m256i *)a[i].qh);
         __m256i bit_lo = _mm256_set1_epi8(1), bit_hi = _mm256_set1_epi8(2);
-        __m256i sumi0 = _mm256_setzero_si256(), sumi1 = _mm256_setzero_si256();
+        __m256i sumi = _mm256_setzero_si256();
         for (int j = 0; j < 4; j++) {   /* fifth bits: 2j for the low, 2j+1 for the high nibbles */
             const __m256i q4 = _mm256_loadu_si256((const __m256i *)(a[i].qs + 32 * j));
             const __m256i h0 = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bit_lo), bit_lo), sixteen);
             const __m256i h1 = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bit_hi), bit_hi), sixteen);
             const __m256i q0 = _mm256_or_si256(_mm256_and_si256(q4, m4), h0);
             const __m256i q1 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q4, 4), m4), h1);
-            const __m256i x0 = _mm256_loadu_si256((const __m256i *)(b[i].qs + 64 * j));
-            const __m256i x1 = _mm256_loadu_si256((const __m256i *)(b[i].qs + 64 * j + 32));
-            __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(q0, x0), _mm256_set1_epi16(sc[2 * j]));
-            __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(q1, x1), _mm256_set1_epi16(sc[2 * j + 1]));
-            sumi0 = _mm256_add_epi32(sumi0, p0);
-            sumi1 = _mm256_add_epi32(sumi1, p1);
+            sumi = _mm256_add_epi32(sumi, k4_slice(q0, q1, b[i].qs + 64 * j, sc[2 * j], sc[2 * j + 1]));
             bit_lo = _mm256_slli_epi16(bit_lo, 2);
             bit_hi = _mm256_slli_epi16(bit_hi, 2);
         }
-        k_acc(&acc0, &acc1, &mins, b[i].d * h2f(a[i].d), b[i].d * h2f(a[i].dmin), sumi0, sumi1, summ);
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi), _mm256_set1_ps(b[i].d * h2f(a[i].d)), acc);
+        mins = fmaf((float)_mm_cvtsi128_si32(summ), -(b[i].d * h2f(a[i].dmin)), mins);
     }
-    *out = hsum16(_mm256_sub_ps(acc0, mins), acc1);
+    *out = hsum_ps(acc) + mins;
 }
 
 /* 6-bit level: 4 bits of l (already shifted down) and 2 bits of h at shift */
@@ -214,11 +208,11 @@ void mh_k_vec_dot_q6_K_avx2(int64_t n, const void *w, const void *x, float *out)
 {
     const mh_block_q6_K *a = w;
     const mh_block_q8_K *b = x;
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();   /* canonical lanes */
-    float s = 0.0f;   /* the -32 corrections */
+    const __m256i m32 = _mm256_set1_epi8(32);
+    __m256 acc = _mm256_setzero_ps();   /* the canonical lanes */
     for (int64_t i = 0; i < n / MH_QK_K; i++) {
         const int8_t *sc = a[i].scales;
-        __m256i sumi0 = _mm256_setzero_si256(), sumi1 = _mm256_setzero_si256();
+        __m256i sumi = _mm256_setzero_si256();
         for (int half = 0; half < 2; half++) {
             const uint8_t *ql = a[i].ql + 64 * half;
             const int8_t *xq = b[i].qs + 128 * half, *sh = sc + 8 * half;
@@ -228,21 +222,13 @@ void mh_k_vec_dot_q6_K_avx2(int64_t n, const void *w, const void *x, float *out)
             const __m256i q[4] = {q6_levels(l0, h, 0), q6_levels(l1, h, 2),
                                   q6_levels(_mm256_srli_epi16(l0, 4), h, 4),
                                   q6_levels(_mm256_srli_epi16(l1, 4), h, 6)};
-            for (int k = 0; k < 4; k += 2)   /* levels 0..63 here; the -32 is folded in below */
-                for (int o = 0; o < 2; o++) {   /* even k: canonical lanes 0..7, odd: 8..15 */
-                    const __m256i xv = _mm256_loadu_si256((const __m256i *)(xq + 32 * (k + o)));
-                    const __m256i p = _mm256_maddubs_epi16(q[k + o], xv);
-                    const __m256i sp = _mm256_madd_epi16(p, scales2(sh[2 * (k + o)], sh[2 * (k + o) + 1]));
-                    if (o) sumi1 = _mm256_add_epi32(sumi1, sp);
-                    else sumi0 = _mm256_add_epi32(sumi0, sp);
-                }
+            for (int k = 0; k < 4; k++) {   /* (q - 32) . x = q . x - 32 . x, pair sums in s16 */
+                const __m256i xv = _mm256_loadu_si256((const __m256i *)(xq + 32 * k));
+                const __m256i p = _mm256_sub_epi16(_mm256_maddubs_epi16(q[k], xv), _mm256_maddubs_epi16(m32, xv));
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, scales2(sh[2 * k], sh[2 * k + 1])));
+            }
         }
-        int corr = 0;   /* sum_g sc_g * 32 * sum(x over g) */
-        for (int g = 0; g < 16; g++) corr += sc[g] * b[i].bsums[g];
-        const float d = b[i].d * h2f(a[i].d);
-        acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi0), _mm256_set1_ps(d), acc0);
-        acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi1), _mm256_set1_ps(d), acc1);
-        s -= d * (float)(32 * corr);
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi), _mm256_set1_ps(b[i].d * h2f(a[i].d)), acc);
     }
-    *out = hsum16(acc0, acc1) + s;
+    *out = hsum_ps(acc);
 }

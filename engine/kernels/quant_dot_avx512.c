@@ -2,9 +2,10 @@
  * bf16, q8_0, q4_0, q4_K and q6_K, each integer one in a plain and a VNNI
  * variant (vpdpbusd / vpdpwssd). Layer: engine/kernels; compiled with the
  * AVX-512 flags and chosen at run time by quant_traits.c. The 32-blocks go
- * two per 512-bit register; the k-quants 64 levels at a time. The integer
- * types accumulate in the canonical 16 float lanes of quant_kernels.h and
- * end in hsum16, its fixed tree: bit-identical to _ref at every level. */
+ * two per 512-bit register; the k-quants 64 levels at a time, their 16
+ * int32 lanes folded to 8 per super-block. The integer types accumulate in
+ * the canonical 8 float lanes of quant_kernels.h (ggml's) and end in hsum8,
+ * its fixed tree: bit-identical to _ref at every level. */
 #include <stdbool.h>
 #include <immintrin.h>
 #include "quant_kernels.h"
@@ -161,18 +162,23 @@ INLINE __m512i acc_scaled(__m512i acc, __m512i q, __m512i xv, __m512i sc16, bool
     return _mm512_add_epi32(acc, _mm512_madd_epi16(p, sc16));
 }
 
+/* the 4 canonical min lanes of q4_K from the unpacked mins (sc + 8):
+ * m_2k (bsums 4k, 4k+1) + m_2k+1 (bsums 4k+2, 4k+3) */
+INLINE __m128i q4_K_summ(const uint8_t sc[16], const int16_t *bsums)
+{
+    const __m256i v = _mm256_loadu_si256((const __m256i *)bsums);
+    const __m128i xs = _mm_hadd_epi16(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    return _mm_madd_epi16(_mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)(sc + 8))), xs);
+}
+
 INLINE float q4_K_dot(int64_t n, const mh_block_q4_K *a, const mh_block_q8_K *b, bool vnni)
 {
     const __m512i m4 = _mm512_set1_epi8(0x0F);
-    const __m128i dup = _mm_setr_epi8(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
-    __m512 acc = _mm512_setzero_ps();   /* per-block integer sums, scaled */
-    __m256 mins = _mm256_setzero_ps();  /* m_j * (sum of x over group j), scaled */
+    __m256 acc = _mm256_setzero_ps();   /* the canonical lanes */
+    __m128 mins = _mm_setzero_ps();     /* q4_K's 4 min lanes */
     for (int64_t i = 0; i < n / MH_QK_K; i++) {
         uint8_t sc[16];   /* scales, then mins */
         mh_k_scales_mins_k4(a[i].scales, sc);
-        const __m128i m8 = _mm_loadl_epi64((const __m128i *)(sc + 8));
-        const __m256i m16 = _mm256_cvtepu8_epi16(_mm_shuffle_epi8(m8, dup));
-        const __m256i summ = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)b[i].bsums), m16);
         __m512i sumi = _mm512_setzero_si512();
         for (int j = 0; j < 4; j++) {   /* low nibbles: group 2j, high: 2j+1; x is contiguous */
             const __m256i q4 = _mm256_loadu_si256((const __m256i *)(a[i].qs + 32 * j));
@@ -181,10 +187,10 @@ INLINE float q4_K_dot(int64_t n, const mh_block_q4_K *a, const mh_block_q8_K *b,
             const __m512i sc16 = join256(_mm256_set1_epi16(sc[2 * j]), _mm256_set1_epi16(sc[2 * j + 1]));
             sumi = acc_scaled(sumi, q, xv, sc16, vnni);
         }
-        acc = _mm512_fmadd_ps(_mm512_set1_ps(b[i].d * h2f(a[i].d)), _mm512_cvtepi32_ps(sumi), acc);
-        mins = _mm256_fmadd_ps(_mm256_set1_ps(b[i].d * h2f(a[i].dmin)), _mm256_cvtepi32_ps(summ), mins);
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(fold_lanes(sumi)), _mm256_set1_ps(b[i].d * h2f(a[i].d)), acc);
+        mins = _mm_fnmadd_ps(_mm_cvtepi32_ps(q4_K_summ(sc, b[i].bsums)), _mm_set1_ps(b[i].d * h2f(a[i].dmin)), mins);
     }
-    return hsum16(_mm512_sub_ps(acc, _mm512_insertf32x8(_mm512_setzero_ps(), mins, 0)));
+    return hsum8(acc) + hsum4(mins);
 }
 
 void mh_k_vec_dot_q4_K_avx512(int64_t n, const void *w, const void *x, float *out)
@@ -214,6 +220,15 @@ INLINE __m512i q6_levels(__m512i l, __m512i h, __m512i sh)
     return _mm512_or_si512(_mm512_and_si512(l, _mm512_set1_epi8(0x0F)), _mm512_slli_epi16(hb, 4));
 }
 
+/* acc + ((q - 32) . x pair sums) * scales: q . x - 32 . x (x32, from
+ * maddubs(32, x)) cannot leave s16 for levels 0..63 */
+INLINE __m512i acc_q6(__m512i acc, __m512i q, __m512i xv, __m512i x32, __m512i sc16, bool vnni)
+{
+    const __m512i p = _mm512_sub_epi16(_mm512_maddubs_epi16(q, xv), x32);
+    if (vnni) return _mm512_dpwssd_epi32(acc, p, sc16);
+    return _mm512_add_epi32(acc, _mm512_madd_epi16(p, sc16));
+}
+
 INLINE float q6_K_dot(int64_t n, const mh_block_q6_K *a, const mh_block_q8_K *b, bool vnni)
 {
     __m512i idx[4];
@@ -221,8 +236,8 @@ INLINE float q6_K_dot(int64_t n, const mh_block_q6_K *a, const mh_block_q8_K *b,
     /* qh shift: 0 for q1 / 2 for q2 (first pair), 4 / 6 for q3 / q4 */
     const __m512i sh01 = join256(_mm256_set1_epi16(0), _mm256_set1_epi16(2));
     const __m512i sh23 = join256(_mm256_set1_epi16(4), _mm256_set1_epi16(6));
-    __m512 acc = _mm512_setzero_ps();
-    float s = 0.0f;   /* the -32 corrections */
+    const __m512i m32 = _mm512_set1_epi8(32);
+    __m256 acc = _mm256_setzero_ps();   /* the canonical lanes */
     for (int64_t i = 0; i < n / MH_QK_K; i++) {
         const __m512i sc = _mm512_castsi256_si512(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)a[i].scales)));
         __m512i sumi = _mm512_setzero_si512();
@@ -231,20 +246,16 @@ INLINE float q6_K_dot(int64_t n, const mh_block_q6_K *a, const mh_block_q8_K *b,
             const __m512i h = join256(h256, h256);
             const __m512i l = _mm512_loadu_si512((const void *)(a[i].ql + 64 * half));
             const int8_t *xq = b[i].qs + 128 * half;
-            const __m512i q01 = q6_levels(l, h, sh01);
-            const __m512i q23 = q6_levels(_mm512_srli_epi16(l, 4), h, sh23);
-            sumi = acc_scaled(sumi, q01, _mm512_loadu_si512((const void *)xq),
-                              _mm512_permutexvar_epi16(idx[2 * half], sc), vnni);
-            sumi = acc_scaled(sumi, q23, _mm512_loadu_si512((const void *)(xq + 64)),
-                              _mm512_permutexvar_epi16(idx[2 * half + 1], sc), vnni);
+            const __m512i x0 = _mm512_loadu_si512((const void *)xq);
+            const __m512i x1 = _mm512_loadu_si512((const void *)(xq + 64));
+            sumi = acc_q6(sumi, q6_levels(l, h, sh01), x0, _mm512_maddubs_epi16(m32, x0),
+                          _mm512_permutexvar_epi16(idx[2 * half], sc), vnni);
+            sumi = acc_q6(sumi, q6_levels(_mm512_srli_epi16(l, 4), h, sh23), x1, _mm512_maddubs_epi16(m32, x1),
+                          _mm512_permutexvar_epi16(idx[2 * half + 1], sc), vnni);
         }
-        int corr = 0;   /* the -32 of every level: sum_g sc_g * 32 * sum(x over g) */
-        for (int g = 0; g < 16; g++) corr += a[i].scales[g] * b[i].bsums[g];
-        const float d = b[i].d * h2f(a[i].d);
-        acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc);
-        s -= d * (32 * corr);
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(fold_lanes(sumi)), _mm256_set1_ps(b[i].d * h2f(a[i].d)), acc);
     }
-    return hsum16(acc) + s;
+    return hsum8(acc);
 }
 
 void mh_k_vec_dot_q6_K_avx512(int64_t n, const void *w, const void *x, float *out)

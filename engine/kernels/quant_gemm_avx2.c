@@ -4,7 +4,7 @@
  * quant_traits.c. Same scheme as quant_gemm_avx512.c with 16 registers:
  * smaller tiles, one 32-block per register, lanes and float order of
  * quant_dot_avx2.c (bit-identical per pair to that level's vec_dot): the
- * canonical 16 float lanes of quant_kernels.h as two ymm accumulators per
+ * canonical 8 float lanes of quant_kernels.h as one ymm accumulator per
  * pair, so every result also equals the _ref one bit for bit. */
 #include <stdbool.h>
 #include <immintrin.h>
@@ -141,21 +141,21 @@ INLINE void tile_q4_K(int kind, int TR, int TC, int64_t n, const uint8_t *w, siz
 {
     (void)kind;   /* always K_Q4_K */
     const __m256i m4 = _mm256_set1_epi8(0x0F);
-    const __m128i dup = _mm_setr_epi8(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
     const mh_block_q4_K *a[RMK];
     const mh_block_q8_K *b[CNK];
-    __m256 acc[RMK][CNK][2], mins[RMK][CNK];   /* canonical lanes 0..7, 8..15; the mins */
+    __m256 acc[RMK][CNK];    /* the canonical lanes */
+    __m128 mins[RMK][CNK];   /* q4_K's 4 min lanes */
     UNROLL for (int c = 0; c < TC; c++) b[c] = (const mh_block_q8_K *)(x + (size_t)c * x_row);
     UNROLL for (int r = 0; r < TR; r++) {
         a[r] = (const mh_block_q4_K *)(w + (size_t)(r < rm ? r : rm - 1) * w_row);
-        UNROLL for (int c = 0; c < TC; c++) acc[r][c][0] = acc[r][c][1] = mins[r][c] = _mm256_setzero_ps();
+        UNROLL for (int c = 0; c < TC; c++) acc[r][c] = _mm256_setzero_ps(), mins[r][c] = _mm_setzero_ps();
     }
     for (int64_t i = 0; i < n / MH_QK_K; i++) {
         uint8_t sc[RMK][16];
-        __m256i sumi[RMK][CNK][2];
+        __m256i sumi[RMK][CNK];
         UNROLL for (int r = 0; r < TR; r++) {
             mh_k_scales_mins_k4(a[r][i].scales, sc[r]);
-            UNROLL for (int c = 0; c < TC; c++) sumi[r][c][0] = sumi[r][c][1] = _mm256_setzero_si256();
+            UNROLL for (int c = 0; c < TC; c++) sumi[r][c] = _mm256_setzero_si256();
         }
         for (int j = 0; j < 4; j++) {   /* 32 bytes = groups 2j (low) and 2j+1 (high) */
             __m256i q0[RMK], q1[RMK];
@@ -170,26 +170,28 @@ INLINE void tile_q4_K(int kind, int TR, int TC, int64_t n, const uint8_t *w, siz
                 UNROLL for (int r = 0; r < TR; r++) {
                     const __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(q0[r], x0), _mm256_set1_epi16(sc[r][2 * j]));
                     const __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(q1[r], x1), _mm256_set1_epi16(sc[r][2 * j + 1]));
-                    sumi[r][c][0] = _mm256_add_epi32(sumi[r][c][0], p0);
-                    sumi[r][c][1] = _mm256_add_epi32(sumi[r][c][1], p1);
+                    sumi[r][c] = _mm256_add_epi32(sumi[r][c], _mm256_add_epi32(p0, p1));
                 }
             }
         }
+        __m128i xs[CNK];   /* min lanes: m_2k (bsums 4k, 4k+1) + m_2k+1 (bsums 4k+2, 4k+3) */
+        UNROLL for (int c = 0; c < TC; c++) {
+            const __m256i v = _mm256_loadu_si256((const __m256i *)b[c][i].bsums);
+            xs[c] = _mm_hadd_epi16(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+        }
         UNROLL for (int r = 0; r < TR; r++) {
             const float d = h2f(a[r][i].d), dmin = h2f(a[r][i].dmin);
-            const __m256i m16 = _mm256_cvtepu8_epi16(_mm_shuffle_epi8(_mm_loadl_epi64((const __m128i *)(sc[r] + 8)), dup));
+            const __m128i m8 = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)(sc[r] + 8)));
             UNROLL for (int c = 0; c < TC; c++) {
-                const __m256i summ = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)b[c][i].bsums), m16);
-                const __m256 dd = _mm256_set1_ps(b[c][i].d * d);
-                acc[r][c][0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi[r][c][0]), dd, acc[r][c][0]);
-                acc[r][c][1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi[r][c][1]), dd, acc[r][c][1]);
-                mins[r][c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(summ), _mm256_set1_ps(b[c][i].d * dmin), mins[r][c]);
+                const __m128i summ = _mm_madd_epi16(m8, xs[c]);
+                acc[r][c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi[r][c]), _mm256_set1_ps(b[c][i].d * d), acc[r][c]);
+                mins[r][c] = _mm_fnmadd_ps(_mm_cvtepi32_ps(summ), _mm_set1_ps(b[c][i].d * dmin), mins[r][c]);
             }
         }
     }
     UNROLL for (int c = 0; c < TC; c++)
         UNROLL for (int r = 0; r < TR; r++)
-            if (r < rm) y[c * ldy + r] = hsum16(_mm256_sub_ps(acc[r][c][0], mins[r][c]), acc[r][c][1]);
+            if (r < rm) y[c * ldy + r] = hsum_ps(acc[r][c]) + hsum4(mins[r][c]);
 }
 
 GEMM_TILED(mh_k_gemm_q4_K_avx2, tile_q4_K, RMK, CNK, K_Q4_K)
@@ -212,21 +214,21 @@ INLINE void tile_q6_K(int kind, int TR, int TC, int64_t n, const uint8_t *w, siz
                       const uint8_t *x, size_t x_row, float *y, int64_t ldy, int rm)
 {
     (void)kind;   /* always K_Q6_K */
+    const __m256i m32 = _mm256_set1_epi8(32);
     const mh_block_q6_K *a[RMK];
     const mh_block_q8_K *b[CNK];
-    __m256 acc[RMK][CNK][2];   /* canonical lanes 0..7, 8..15 */
-    float s[RMK][CNK];   /* the -32 corrections */
+    __m256 acc[RMK][CNK];   /* the canonical lanes */
     UNROLL for (int c = 0; c < TC; c++) b[c] = (const mh_block_q8_K *)(x + (size_t)c * x_row);
     UNROLL for (int r = 0; r < TR; r++) {
         a[r] = (const mh_block_q6_K *)(w + (size_t)(r < rm ? r : rm - 1) * w_row);
-        UNROLL for (int c = 0; c < TC; c++) acc[r][c][0] = acc[r][c][1] = _mm256_setzero_ps(), s[r][c] = 0.0f;
+        UNROLL for (int c = 0; c < TC; c++) acc[r][c] = _mm256_setzero_ps();
     }
     for (int64_t i = 0; i < n / MH_QK_K; i++) {
-        __m256i sumi[RMK][CNK][2];   /* even k: lanes 0..7, odd k: 8..15 */
+        __m256i sumi[RMK][CNK];
         UNROLL for (int r = 0; r < TR; r++)
-            UNROLL for (int c = 0; c < TC; c++) sumi[r][c][0] = sumi[r][c][1] = _mm256_setzero_si256();
+            UNROLL for (int c = 0; c < TC; c++) sumi[r][c] = _mm256_setzero_si256();
         for (int half = 0; half < 2; half++) {
-            UNROLL for (int k = 0; k < 4; k++) {   /* levels 0..63; the -32 is folded in below */
+            UNROLL for (int k = 0; k < 4; k++) {   /* levels 0..63, made q - 32 in the pair sums */
                 __m256i q[RMK], scv[RMK];
                 UNROLL for (int r = 0; r < TR; r++) {
                     const uint8_t *ql = a[r][i].ql + 64 * half + 32 * (k & 1);
@@ -239,28 +241,23 @@ INLINE void tile_q6_K(int kind, int TR, int TC, int64_t n, const uint8_t *w, siz
                 }
                 UNROLL for (int c = 0; c < TC; c++) {
                     const __m256i xv = _mm256_loadu_si256((const __m256i *)(b[c][i].qs + 128 * half + 32 * k));
+                    const __m256i x32 = _mm256_maddubs_epi16(m32, xv);   /* once per token, all rows */
                     UNROLL for (int r = 0; r < TR; r++) {
-                        const __m256i p = _mm256_maddubs_epi16(q[r], xv);
-                        sumi[r][c][k & 1] = _mm256_add_epi32(sumi[r][c][k & 1], _mm256_madd_epi16(p, scv[r]));
+                        const __m256i p = _mm256_sub_epi16(_mm256_maddubs_epi16(q[r], xv), x32);
+                        sumi[r][c] = _mm256_add_epi32(sumi[r][c], _mm256_madd_epi16(p, scv[r]));
                     }
                 }
             }
         }
         UNROLL for (int r = 0; r < TR; r++) {
             const float dr = h2f(a[r][i].d);
-            UNROLL for (int c = 0; c < TC; c++) {
-                int corr = 0;   /* sum_g sc_g * sum(x over g); exact in any order */
-                for (int g = 0; g < 16; g++) corr += a[r][i].scales[g] * b[c][i].bsums[g];
-                const float d = b[c][i].d * dr;
-                acc[r][c][0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi[r][c][0]), _mm256_set1_ps(d), acc[r][c][0]);
-                acc[r][c][1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi[r][c][1]), _mm256_set1_ps(d), acc[r][c][1]);
-                s[r][c] -= d * (float)(32 * corr);
-            }
+            UNROLL for (int c = 0; c < TC; c++)
+                acc[r][c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi[r][c]), _mm256_set1_ps(b[c][i].d * dr), acc[r][c]);
         }
     }
     UNROLL for (int c = 0; c < TC; c++)
         UNROLL for (int r = 0; r < TR; r++)
-            if (r < rm) y[c * ldy + r] = hsum16(acc[r][c][0], acc[r][c][1]) + s[r][c];
+            if (r < rm) y[c * ldy + r] = hsum_ps(acc[r][c]);
 }
 
 GEMM_TILED(mh_k_gemm_q6_K_avx2, tile_q6_K, RMK, CNK, K_Q6_K)

@@ -6,7 +6,7 @@
  * for CN tokens and every activation block for RM rows. Per pair, the lanes
  * and the float accumulation order are those of quant_dot_avx512.c, so each
  * result is bit-identical to that level's vec_dot, and with it to the
- * _ref one (the canonical lanes and hsum16 tree of quant_kernels.h). */
+ * _ref one (the canonical lanes and hsum8 tree of quant_kernels.h). */
 #include <stdbool.h>
 #include <immintrin.h>
 #include "quant_kernels.h"
@@ -180,13 +180,11 @@ INLINE __m512i acc_scaled(__m512i acc, __m512i q, __m512i xv, __m512i sc16, bool
     return _mm512_add_epi32(acc, _mm512_madd_epi16(p, sc16));
 }
 
-/* m_j * (bsums 2j + 2j+1) in 8 int32 lanes from the unpacked mins */
-INLINE __m256i q4_K_summ(const uint8_t sc[16], const int16_t *bsums)
+/* bsums pair sums (bsums 2k + 2k+1), the x side of q4_K's min lanes */
+INLINE __m128i q4_K_xsums(const int16_t *bsums)
 {
-    const __m128i dup = _mm_setr_epi8(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
-    const __m128i m8 = _mm_loadl_epi64((const __m128i *)(sc + 8));
-    const __m256i m16 = _mm256_cvtepu8_epi16(_mm_shuffle_epi8(m8, dup));
-    return _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)bsums), m16);
+    const __m256i v = _mm256_loadu_si256((const __m256i *)bsums);
+    return _mm_hadd_epi16(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
 }
 
 INLINE void tile_q4_K(bool vnni, int TR, int TC, int64_t n, const uint8_t *w, size_t w_row,
@@ -195,12 +193,12 @@ INLINE void tile_q4_K(bool vnni, int TR, int TC, int64_t n, const uint8_t *w, si
     const __m512i m4 = _mm512_set1_epi8(0x0F);
     const mh_block_q4_K *a[RMK];
     const mh_block_q8_K *b[CNK];
-    __m512 acc[RMK][CNK];
-    __m256 mins[RMK][CNK];
+    __m256 acc[RMK][CNK];    /* the canonical lanes */
+    __m128 mins[RMK][CNK];   /* q4_K's 4 min lanes */
     UNROLL for (int c = 0; c < TC; c++) b[c] = (const mh_block_q8_K *)(x + (size_t)c * x_row);
     UNROLL for (int r = 0; r < TR; r++) {
         a[r] = (const mh_block_q4_K *)(w + (size_t)(r < rm ? r : rm - 1) * w_row);
-        UNROLL for (int c = 0; c < TC; c++) acc[r][c] = _mm512_setzero_ps(), mins[r][c] = _mm256_setzero_ps();
+        UNROLL for (int c = 0; c < TC; c++) acc[r][c] = _mm256_setzero_ps(), mins[r][c] = _mm_setzero_ps();
     }
     for (int64_t i = 0; i < n / MH_QK_K; i++) {
         uint8_t sc[RMK][16];   /* scales, then mins */
@@ -221,21 +219,21 @@ INLINE void tile_q4_K(bool vnni, int TR, int TC, int64_t n, const uint8_t *w, si
                 UNROLL for (int r = 0; r < TR; r++) sumi[r][c] = acc_scaled(sumi[r][c], q[r], xv, s16[r], vnni);
             }
         }
+        __m128i xs[CNK];   /* min lanes: m_2k (bsums 4k, 4k+1) + m_2k+1 (bsums 4k+2, 4k+3) */
+        UNROLL for (int c = 0; c < TC; c++) xs[c] = q4_K_xsums(b[c][i].bsums);
         UNROLL for (int r = 0; r < TR; r++) {
             const float d = h2f(a[r][i].d), dmin = h2f(a[r][i].dmin);
+            const __m128i m8 = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)(sc[r] + 8)));
             UNROLL for (int c = 0; c < TC; c++) {
-                const __m256i summ = q4_K_summ(sc[r], b[c][i].bsums);
-                acc[r][c] = _mm512_fmadd_ps(_mm512_set1_ps(b[c][i].d * d), _mm512_cvtepi32_ps(sumi[r][c]), acc[r][c]);
-                mins[r][c] = _mm256_fmadd_ps(_mm256_set1_ps(b[c][i].d * dmin), _mm256_cvtepi32_ps(summ), mins[r][c]);
+                const __m128i summ = _mm_madd_epi16(m8, xs[c]);
+                acc[r][c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(fold_lanes(sumi[r][c])), _mm256_set1_ps(b[c][i].d * d), acc[r][c]);
+                mins[r][c] = _mm_fnmadd_ps(_mm_cvtepi32_ps(summ), _mm_set1_ps(b[c][i].d * dmin), mins[r][c]);
             }
         }
     }
     UNROLL for (int c = 0; c < TC; c++)
         UNROLL for (int r = 0; r < TR; r++)
-            if (r < rm) {
-                const __m512 m = _mm512_insertf32x8(_mm512_setzero_ps(), mins[r][c], 0);
-                y[c * ldy + r] = hsum16(_mm512_sub_ps(acc[r][c], m));
-            }
+            if (r < rm) y[c * ldy + r] = hsum8(acc[r][c]) + hsum4(mins[r][c]);
 }
 
 GEMM_TILED(mh_k_gemm_q4_K_avx512, tile_q4_K, RMK, CNK, false)
@@ -258,14 +256,13 @@ INLINE __m512i q6_levels(__m512i l, __m512i h, __m512i sh)
     return _mm512_or_si512(_mm512_and_si512(l, _mm512_set1_epi8(0x0F)), _mm512_slli_epi16(hb, 4));
 }
 
-/* sum over the 16 groups of scale * bsum: exact in int32, any order */
-INLINE int q6_K_corr(__m256i sc16, const int16_t *bsums)
+/* acc + ((q - 32) . x pair sums) * scales: q . x - 32 . x (x32, from
+ * maddubs(32, x), made once per token) cannot leave s16 for levels 0..63 */
+INLINE __m512i acc_q6(__m512i acc, __m512i q, __m512i xv, __m512i x32, __m512i sc16, bool vnni)
 {
-    const __m256i p = _mm256_madd_epi16(sc16, _mm256_loadu_si256((const __m256i *)bsums));
-    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(p), _mm256_extracti128_si256(p, 1));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
-    return _mm_cvtsi128_si32(s);
+    const __m512i p = _mm512_sub_epi16(_mm512_maddubs_epi16(q, xv), x32);
+    if (vnni) return _mm512_dpwssd_epi32(acc, p, sc16);
+    return _mm512_add_epi32(acc, _mm512_madd_epi16(p, sc16));
 }
 
 INLINE void tile_q6_K(bool vnni, int TR, int TC, int64_t n, const uint8_t *w, size_t w_row,
@@ -273,14 +270,14 @@ INLINE void tile_q6_K(bool vnni, int TR, int TC, int64_t n, const uint8_t *w, si
 {
     const __m512i sh01 = join256(_mm256_set1_epi16(0), _mm256_set1_epi16(2));
     const __m512i sh23 = join256(_mm256_set1_epi16(4), _mm256_set1_epi16(6));
+    const __m512i m32 = _mm512_set1_epi8(32);
     const mh_block_q6_K *a[RMK];
     const mh_block_q8_K *b[CNK];
-    __m512 acc[RMK][CNK];
-    float s[RMK][CNK];   /* the -32 corrections */
+    __m256 acc[RMK][CNK];   /* the canonical lanes */
     UNROLL for (int c = 0; c < TC; c++) b[c] = (const mh_block_q8_K *)(x + (size_t)c * x_row);
     UNROLL for (int r = 0; r < TR; r++) {
         a[r] = (const mh_block_q6_K *)(w + (size_t)(r < rm ? r : rm - 1) * w_row);
-        UNROLL for (int c = 0; c < TC; c++) acc[r][c] = _mm512_setzero_ps(), s[r][c] = 0.0f;
+        UNROLL for (int c = 0; c < TC; c++) acc[r][c] = _mm256_setzero_ps();
     }
     for (int64_t i = 0; i < n / MH_QK_K; i++) {
         __m512i scv[RMK][4], sumi[RMK][CNK];
@@ -303,26 +300,22 @@ INLINE void tile_q6_K(bool vnni, int TR, int TC, int64_t n, const uint8_t *w, si
                 const int8_t *xq = b[c][i].qs + 128 * half;
                 const __m512i x0 = _mm512_loadu_si512((const void *)xq);
                 const __m512i x1 = _mm512_loadu_si512((const void *)(xq + 64));
+                const __m512i x32a = _mm512_maddubs_epi16(m32, x0), x32b = _mm512_maddubs_epi16(m32, x1);
                 UNROLL for (int r = 0; r < TR; r++) {
-                    sumi[r][c] = acc_scaled(sumi[r][c], q01[r], x0, scv[r][2 * half], vnni);
-                    sumi[r][c] = acc_scaled(sumi[r][c], q23[r], x1, scv[r][2 * half + 1], vnni);
+                    sumi[r][c] = acc_q6(sumi[r][c], q01[r], x0, x32a, scv[r][2 * half], vnni);
+                    sumi[r][c] = acc_q6(sumi[r][c], q23[r], x1, x32b, scv[r][2 * half + 1], vnni);
                 }
             }
         }
         UNROLL for (int r = 0; r < TR; r++) {
-            const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)a[r][i].scales));
             const float dr = h2f(a[r][i].d);
-            UNROLL for (int c = 0; c < TC; c++) {
-                const int corr = q6_K_corr(sc16, b[c][i].bsums);
-                const float d = b[c][i].d * dr;
-                acc[r][c] = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi[r][c]), acc[r][c]);
-                s[r][c] -= d * (32 * corr);
-            }
+            UNROLL for (int c = 0; c < TC; c++)
+                acc[r][c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(fold_lanes(sumi[r][c])), _mm256_set1_ps(b[c][i].d * dr), acc[r][c]);
         }
     }
     UNROLL for (int c = 0; c < TC; c++)
         UNROLL for (int r = 0; r < TR; r++)
-            if (r < rm) y[c * ldy + r] = hsum16(acc[r][c]) + s[r][c];
+            if (r < rm) y[c * ldy + r] = hsum8(acc[r][c]);
 }
 
 GEMM_TILED(mh_k_gemm_q6_K_avx512, tile_q6_K, RMK, CNK, false)

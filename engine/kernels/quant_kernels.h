@@ -53,14 +53,23 @@ static inline void mh_k_scales_mins_k4(const uint8_t q[12], uint8_t out[16])
 /* ===== the canonical float order of the integer-quant dots =====
  * Every level (ref, avx2, avx512, avx512-vnni) gives bit-identical dots for
  * q8_0, q4_0, q5_0, q4_K, q5_K and q6_K (docs/quantization.md, section
- * "Determinism"). The exact int32 partial of 4 consecutive elements (lane
- * l of a 32-element slice) is converted to float and accumulated with one
- * fused multiply-add, fmaf(partial, scale, acc[lane]). The 32-blocks use
- * ggml's x86 order, so prompts match llama.cpp's logits bit for bit up to
- * attention: every block into lanes 0..7 in block order (8..15 stay zero).
- * The k-quants use 16 lanes in block order; SIMD levels hold them in one
- * zmm or two ymm registers, ref emulates them. The lanes end in the one
- * fixed tree below (the SIMD horizontal sums: halves, then quarters, ...). */
+ * "Determinism"), and these are the bits of llama.cpp's x86 CPU backend
+ * (ggml's AVX2 kernels, which its AVX-512 builds run too), so prompts match
+ * its logits bit for bit up to attention. Exact int32 partials go to float
+ * and into 8 float lanes with one fused multiply-add each,
+ * fmaf(partial, scale, acc[lane]), in block order; the lanes end in ggml's
+ * hsum_float_8 tree (mh_k_lanes_sum with lanes 8..15 zero, or
+ * mh_k_lanes_sum8).
+ * - 32-blocks: lane l gets the partial of elements 4l..4l+3 of each block,
+ *   scale d_w * d_x, one fmaf per block.
+ * - k-quants: lane l gets, exact in int32, the sum over the super-block of
+ *   sc(e) * q(e) * x(e) for the elements e with (e / 4) % 8 == l (q6_K with
+ *   its signed levels q - 32), scale d_x * d_w, one fmaf per super-block.
+ *   q4_K's mins take 4 lanes of their own: lane k gets m_2k (bsums 4k +
+ *   4k+1) + m_2k+1 (bsums 4k+2 + 4k+3), scale -(d_x * dmin), summed as
+ *   (k0 + k2) + (k1 + k3) and added to the lane sum last. q5_K's mins are
+ *   one float: fmaf(sum_j m_j (bsums 2j + 2j+1), -(d_x * dmin), s), added
+ *   last. */
 static inline float mh_k_lanes_sum(const float a[16])
 {
     float t[8];
@@ -68,6 +77,16 @@ static inline float mh_k_lanes_sum(const float a[16])
     const float s0 = t[0] + t[4], s1 = t[1] + t[5], s2 = t[2] + t[6], s3 = t[3] + t[7];
     return (s0 + s2) + (s1 + s3);
 }
+
+/* 8 lanes in ggml's hsum_float_8 tree: halves, pairs, one */
+static inline float mh_k_lanes_sum8(const float a[8])
+{
+    const float t0 = a[0] + a[4], t1 = a[1] + a[5], t2 = a[2] + a[6], t3 = a[3] + a[7];
+    return (t0 + t2) + (t1 + t3);
+}
+
+/* q4_K's 4 min lanes: (k0 + k2) + (k1 + k3), as ggml's 128-bit tail */
+static inline float mh_k_lanes_sum4(const float m[4]) { return (m[0] + m[2]) + (m[1] + m[3]); }
 
 /* ===== quantize (quant_quantize.c): src (n) f32 -> blocks ===== */
 void mh_k_quant_f32_ref(const float *src, void *dst, int64_t n);

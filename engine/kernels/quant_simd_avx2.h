@@ -1,7 +1,8 @@
 /* quant_simd_avx2.h: helpers shared by the AVX2 quant kernels (dot and
  * gemm). Layer: engine/kernels, private; include only from *_avx2.c files.
- * hsum16 is the canonical lane sum (mh_k_lanes_sum in quant_kernels.h):
- * every level must add the 16 lanes in this one tree to stay bit-identical. */
+ * hsum_ps is the canonical lane sum (mh_k_lanes_sum8 in quant_kernels.h,
+ * ggml's hsum_float_8): every level must add the 8 lanes in this one tree
+ * to stay bit-identical. */
 #ifndef MH_QUANT_SIMD_AVX2_H
 #define MH_QUANT_SIMD_AVX2_H
 
@@ -21,7 +22,11 @@ INLINE float hsum_ps(__m256 v)
     return _mm_cvtss_f32(s);
 }
 
-/* the canonical 16 lanes held as lo (0..7) and hi (8..15) */
-INLINE float hsum16(__m256 lo, __m256 hi) { return hsum_ps(_mm256_add_ps(lo, hi)); }
+/* 4 lanes: (0 + 2) + (1 + 3), mh_k_lanes_sum4 (q4_K's min lanes) */
+INLINE float hsum4(__m128 v)
+{
+    v = _mm_add_ps(v, _mm_movehl_ps(v, v));
+    return _mm_cvtss_f32(_mm_add_ss(v, _mm_movehdup_ps(v)));
+}
 
 #endif

@@ -1,7 +1,8 @@
 /* quant_simd_avx512.h: helpers shared by the AVX-512 quant kernels (dot
  * and gemm). Layer: engine/kernels, private; include only from *_avx512.c
- * files. hsum16 is the canonical lane sum (mh_k_lanes_sum in
- * quant_kernels.h): every level must add the 16 lanes in this one tree. */
+ * files. hsum8 is the canonical lane sum (mh_k_lanes_sum8 in
+ * quant_kernels.h, ggml's hsum_float_8): every level must add the 8 lanes
+ * in this one tree. */
 #ifndef MH_QUANT_SIMD_AVX512_H
 #define MH_QUANT_SIMD_AVX512_H
 
@@ -15,16 +16,6 @@ INLINE float h2f(uint16_t h) { return _cvtsh_ss(h); }
 INLINE __m512i join256(__m256i lo, __m256i hi)
 {
     return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
-}
-
-/* halves, quarters, pairs, one */
-INLINE float hsum16(__m512 v)
-{
-    __m256 h = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
 }
 
 /* acc (8 lanes) += the low 8 lanes of d * p, then the high 8 when two:
@@ -43,6 +34,20 @@ INLINE float hsum8(__m256 v)
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
+}
+
+/* 4 lanes: (0 + 2) + (1 + 3), mh_k_lanes_sum4 (q4_K's min lanes) */
+INLINE float hsum4(__m128 v)
+{
+    v = _mm_add_ps(v, _mm_movehl_ps(v, v));
+    return _mm_cvtss_f32(_mm_add_ss(v, _mm_movehdup_ps(v)));
+}
+
+/* 16 int32 lanes (64 elements of a k-quant) -> the 8 canonical ones:
+ * exact, any order */
+INLINE __m256i fold_lanes(__m512i v)
+{
+    return _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
 }
 
 #endif

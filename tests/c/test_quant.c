@@ -1,7 +1,8 @@
 /* test_quant.c: quantized block types: exact dequantization of hand-built
  * blocks, quantize -> dequantize error bounds, every SIMD vec_dot against
  * its _ref on every CPU level this machine has (bit-identical for the
- * integer types: the canonical order of quant_kernels.h), and real GGUF tensors
+ * integer types: the canonical order of quant_kernels.h), the k-quant dots
+ * against bits from llama.cpp's CPU backend, and real GGUF tensors
  * against their F16 master (a minimal GGUF reader lives in this file only,
  * so the test does not depend on engine/model/gguf.c). */
 #include <stdint.h>
@@ -346,6 +347,85 @@ static void test_vec_dot_simd_vs_ref(void)
     if (best < MH_CPU_AVX2) printf("  (no SIMD level on this CPU: only ref checked)\n");
 }
 
+/* ===== k-quant dots against llama.cpp's bits =====
+ * Rows of random k-quant bytes and random q8_K activations from a fixed LCG
+ * stream; want[][] are the floats llama.cpp's CPU backend (c392e50, x86
+ * build with AVX-512: ggml's AVX2 k-quant kernels) returns for them, so
+ * every level must reproduce ggml's float order exactly (quant_kernels.h). */
+
+static uint32_t kg_next(uint32_t *s)
+{
+    *s = *s * 1664525u + 1013904223u;
+    return *s >> 8;
+}
+
+/* one row of n weights of t: random bytes, fp16 d / dmin from the stream */
+static void kg_weights(mh_dtype t, uint8_t *w, int n, uint32_t *s)
+{
+    const size_t bs = mh_dtype_info(t)->type_size;
+    for (size_t i = 0; i < bs * (size_t)(n / 256); i++) w[i] = (uint8_t)kg_next(s);
+    for (int b = 0; b < n / 256; b++) {
+        const uint16_t d = H((float)(64 + kg_next(s) % 1000) / 65536.0f);
+        const uint16_t m = H((float)(32 + kg_next(s) % 1000) / 131072.0f);
+        memcpy(w + b * bs + (t == MH_DTYPE_Q6_K ? 208 : 0), &d, 2);
+        if (t != MH_DTYPE_Q6_K) memcpy(w + b * bs + 2, &m, 2);
+    }
+}
+
+/* one q8_K row: levels -128..127, consistent bsums, d from the stream */
+static void kg_acts(mh_block_q8_K *x, int n, uint32_t *s)
+{
+    for (int b = 0; b < n / 256; b++) {
+        x[b].d = (float)(100 + kg_next(s) % 1000) / 65536.0f;   /* one rounding: no fma contraction */
+        for (int k = 0; k < 256; k++) x[b].qs[k] = (int8_t)(kg_next(s) & 0xFF);
+        for (int g = 0; g < 16; g++) {
+            int sum = 0;
+            for (int k = 0; k < 16; k++) sum += x[b].qs[16 * g + k];
+            x[b].bsums[g] = (int16_t)sum;
+        }
+    }
+}
+
+/* returns failures of one trait table against the llama.cpp bits */
+static int k_quant_bits(const char *label, const mh_quant_traits *(*get)(mh_dtype, mh_cpu_level), mh_cpu_level lv)
+{
+    static const mh_dtype types[3] = {MH_DTYPE_Q4_K, MH_DTYPE_Q5_K, MH_DTYPE_Q6_K};
+    static const uint32_t want[3][6] = {
+        {0xc2b2d68fu, 0xc0fcb9e3u, 0x412d5574u, 0xc2993c63u, 0x4220efdbu, 0x413dcf50u},
+        {0xc28ae1d8u, 0x41d96a33u, 0x4300a6ffu, 0xc3436310u, 0x429d5ca7u, 0x41a79bbfu},
+        {0xc391392eu, 0xc0430940u, 0xc2b1310cu, 0x40aec210u, 0xc31d0162u, 0x443549beu},
+    };
+    enum { N = 1024 };
+    uint8_t w[210 * N / 256];
+    mh_block_q8_K x[N / 256];
+    int bad = 0;
+    for (int t = 0; t < 3; t++) {
+        uint32_t s = 12345u + (uint32_t)t;
+        for (int r = 0; r < 6; r++) {
+            kg_weights(types[t], w, N, &s);
+            kg_acts(x, N, &s);
+            float got;
+            uint32_t u;
+            get(types[t], lv)->vec_dot(N, w, x, &got);
+            memcpy(&u, &got, 4);
+            if (u != want[t][r]) {
+                fprintf(stderr, "  %s %s row %d: got %08x, llama.cpp %08x\n", label, mh_dtype_info(types[t])->name,
+                        r, u, want[t][r]);
+                bad++;
+            }
+        }
+    }
+    return bad;
+}
+
+static void test_k_quant_llama_bits(void)
+{
+    mh_cpu_level best = mh_cpu_detect();
+    for (int lv = MH_CPU_REF; lv <= (int)best; lv++)
+        CHECK(!k_quant_bits(mh_cpu_level_name((mh_cpu_level)lv), mh_quant_traits_for, (mh_cpu_level)lv));
+    if (best >= MH_CPU_AVX512) CHECK(!k_quant_bits("avx512-novnni", novnni, MH_CPU_AVX512));
+}
+
 static void test_matvec(void)
 {
     enum { ROWS = 37, N = 512 };
@@ -595,6 +675,7 @@ int main(void)
     TEST_RUN(test_round_trip);
     TEST_RUN(test_vec_dot_ref_vs_dequant);
     TEST_RUN(test_vec_dot_simd_vs_ref);
+    TEST_RUN(test_k_quant_llama_bits);
     TEST_RUN(test_matvec);
     TEST_RUN(test_real_gguf);
     return TEST_REPORT();
