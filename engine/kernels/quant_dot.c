@@ -95,17 +95,20 @@ static void unpack_q5(const uint8_t qs[16], const uint8_t qh[4], int bias, int8_
         q[j] = (int8_t)(q[j] + ((qh[j / 8] >> (j % 8)) & 1) * 16 - bias);
 }
 
+/* q4_0 takes the order of llama.cpp's repacked q4_0 matmul, which its x86
+ * build runs every q4_0 weight through: each block's whole int32 dot, then
+ * one fused multiply-add per block into a single float */
 void mh_k_vec_dot_q4_0_ref(int64_t n, const void *w, const void *x, float *out)
 {
     const mh_block_q4_0 *a = w;
     const mh_block_q8_0 *b = x;
     int8_t q[MH_QK];
-    float acc[16] = {0};
+    float acc = 0.0f;
     for (int64_t i = 0; i < n / MH_QK; i++) {
         unpack_nibbles(a[i].qs, 8, q);
-        acc_block32(acc, q, b[i].qs, F16(a[i].d) * F16(b[i].d));
+        acc = fmaf((float)idot32(q, b[i].qs), F16(a[i].d) * F16(b[i].d), acc);
     }
-    *out = mh_k_lanes_sum(acc);
+    *out = acc;
 }
 
 void mh_k_vec_dot_q4_1_ref(int64_t n, const void *w, const void *x, float *out)

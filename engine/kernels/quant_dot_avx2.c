@@ -115,10 +115,10 @@ void mh_k_vec_dot_q4_0_avx2(int64_t n, const void *w, const void *x, float *out)
     const mh_block_q4_0 *a = w;
     const mh_block_q8_0 *b = x;
     const int64_t nb = n / MH_QK;
-    __m256 acc = _mm256_setzero_ps();
+    float acc = 0.0f;   /* whole-block dots, one fma each (quant_dot.c) */
     for (int64_t i = 0; i < nb; i++)
-        acc = acc32(acc, h2f(a[i].d) * h2f(b[i].d), dot_s8(load_q4(&a[i]), load_q8(&b[i])));
-    *out = hsum_ps(acc);
+        acc = fmaf((float)hsum_epi32(dot_s8(load_q4(&a[i]), load_q8(&b[i]))), h2f(a[i].d) * h2f(b[i].d), acc);
+    *out = acc;
 }
 
 /* ===== k-quants against q8_K ===== */

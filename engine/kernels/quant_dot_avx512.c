@@ -8,6 +8,7 @@
  * its fixed tree: bit-identical to _ref at every level. */
 #include <stdbool.h>
 #include <immintrin.h>
+#include <math.h>
 #include "quant_kernels.h"
 #include "quant_simd_avx512.h"
 
@@ -115,21 +116,24 @@ INLINE float q8_0_dot(int64_t n, const mh_block_q8_0 *a, const mh_block_q8_0 *b,
 INLINE float q4_0_dot(int64_t n, const mh_block_q4_0 *a, const mh_block_q8_0 *b, bool vnni)
 {
     const int64_t nb = n / MH_QK;
-    __m256 acc = _mm256_setzero_ps();
+    float acc = 0.0f;   /* whole-block dots, one fma each (quant_dot.c) */
     int64_t i = 0;
     for (; i + 2 <= nb; i += 2) {
         const __m512i qa = join256(load_q4_0(&a[i]), load_q4_0(&a[i + 1]));
         const __m512i qb = join256(load_q8_0(&b[i]), load_q8_0(&b[i + 1]));
-        const __m512 d = scales2_ps(h2f(a[i].d) * h2f(b[i].d), h2f(a[i + 1].d) * h2f(b[i + 1].d));
-        acc = fma_blocks(acc, d, _mm512_cvtepi32_ps(dot_s8(qa, qb, vnni)), 1);
+        int s0, s1;
+        hsum2_epi32(dot_s8(qa, qb, vnni), &s0, &s1);
+        acc = fmaf((float)s0, h2f(a[i].d) * h2f(b[i].d), acc);
+        acc = fmaf((float)s1, h2f(a[i + 1].d) * h2f(b[i + 1].d), acc);
     }
     if (i < nb) {
         const __m512i qa = join256(load_q4_0(&a[i]), _mm256_setzero_si256());
         const __m512i qb = join256(load_q8_0(&b[i]), _mm256_setzero_si256());
-        const __m512 d = scales2_ps(h2f(a[i].d) * h2f(b[i].d), 0.0f);
-        acc = fma_blocks(acc, d, _mm512_cvtepi32_ps(dot_s8(qa, qb, vnni)), 0);
+        int s0, s1;
+        hsum2_epi32(dot_s8(qa, qb, vnni), &s0, &s1);
+        acc = fmaf((float)s0, h2f(a[i].d) * h2f(b[i].d), acc);
     }
-    return hsum8(acc);
+    return acc;
 }
 
 void mh_k_vec_dot_q8_0_avx512(int64_t n, const void *w, const void *x, float *out)

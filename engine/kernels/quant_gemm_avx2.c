@@ -99,7 +99,11 @@ INLINE void step32(int kind, int TR, int TC, const uint8_t *const *wr, const uin
             const __m256i p = kind == K_Q8_0
                 ? dot_us(_mm256_setzero_si256(), _mm256_sign_epi8(u[r], u[r]), _mm256_sign_epi8(xv, u[r]))
                 : dot_us(corr, u[r], xv);
-            acc[r][c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw[r] * dx), acc[r][c]);
+            if (kind == K_Q4_0)   /* whole-block dot, one fma: its float lives in lane 0 */
+                acc[r][c] = _mm256_castps128_ps256(_mm_fmadd_ss(_mm_cvtsi32_ss(_mm_setzero_ps(), hsum_epi32(p)),
+                                                                _mm_set_ss(dw[r] * dx), _mm256_castps256_ps128(acc[r][c])));
+            else
+                acc[r][c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw[r] * dx), acc[r][c]);
         }
     }
 }
@@ -118,7 +122,7 @@ INLINE void tile32(int kind, int TR, int TC, int64_t n, const uint8_t *w, size_t
     for (; i < nb; i++) step32(kind, TR, TC, wr, x, x_row, i, acc);
     UNROLL for (int c = 0; c < TC; c++)
         UNROLL for (int r = 0; r < TR; r++)
-            if (r < rm) y[c * ldy + r] = hsum_ps(acc[r][c]);
+            if (r < rm) y[c * ldy + r] = kind == K_Q4_0 ? _mm256_cvtss_f32(acc[r][c]) : hsum_ps(acc[r][c]);
 }
 
 GEMM_TILED(mh_k_gemm_q8_0_avx2, tile32, RM32, CN32, K_Q8_0)

@@ -111,7 +111,18 @@ INLINE void step32(int kind, bool vnni, int TR, int TC, const uint8_t *const *wr
             } else {
                 p = dot_us(corr, u[r], xv, vnni);
             }
-            acc[r][c] = fma_blocks(acc[r][c], _mm512_mul_ps(dw[r], dx), _mm512_cvtepi32_ps(p), two);
+            const __m512 d = _mm512_mul_ps(dw[r], dx);
+            if (kind == K_Q4_0) {   /* whole-block dots, one fma each: the float lives in lane 0 */
+                int s0, s1;
+                hsum2_epi32(p, &s0, &s1);
+                __m128 a = _mm_fmadd_ss(_mm_cvtsi32_ss(_mm_setzero_ps(), s0), _mm512_castps512_ps128(d),
+                                        _mm256_castps256_ps128(acc[r][c]));
+                if (two) a = _mm_fmadd_ss(_mm_cvtsi32_ss(_mm_setzero_ps(), s1),
+                                          _mm512_extractf32x4_ps(d, 2), a);
+                acc[r][c] = _mm256_castps128_ps256(a);
+            } else {
+                acc[r][c] = fma_blocks(acc[r][c], d, _mm512_cvtepi32_ps(p), two);
+            }
         }
     }
 }
@@ -134,7 +145,7 @@ INLINE void tile32(int kind, bool vnni, int TR, int TC, int64_t n, const uint8_t
     if (i < nb) step32(kind, vnni, TR, TC, wr, x, x_row, i, false, acc);   /* odd block: upper half zero */
     UNROLL for (int c = 0; c < TC; c++)
         UNROLL for (int r = 0; r < TR; r++)
-            if (r < rm) y[c * ldy + r] = hsum8(acc[r][c]);
+            if (r < rm) y[c * ldy + r] = kind == K_Q4_0 ? _mm256_cvtss_f32(acc[r][c]) : hsum8(acc[r][c]);
 }
 
 /* the tiling loop shared by every kernel: full tiles get the RM x CN body,

@@ -13,6 +13,15 @@
 
 INLINE float h2f(uint16_t h) { return _cvtsh_ss(h); }
 
+/* exact sum of 8 int32 lanes (q4_0's whole-block dot) */
+INLINE int hsum_epi32(__m256i v)
+{
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+    return _mm_cvtsi128_si32(s);
+}
+
 /* 8 lanes: halves, pairs, one */
 INLINE float hsum_ps(__m256 v)
 {

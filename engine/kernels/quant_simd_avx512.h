@@ -13,6 +13,17 @@
 
 INLINE float h2f(uint16_t h) { return _cvtsh_ss(h); }
 
+/* exact sums of the low and the high 8 int32 lanes (two q4_0 blocks) */
+INLINE void hsum2_epi32(__m512i v, int *lo, int *hi)
+{
+    const __m256i a = _mm512_castsi512_si256(v), b = _mm512_extracti64x4_epi64(v, 1);
+    __m256i s = _mm256_hadd_epi32(a, b);   /* a01 a23 b01 b23 | a45 a67 b45 b67 */
+    s = _mm256_hadd_epi32(s, s);           /* a0123 b0123 . . | a4567 b4567 . . */
+    const __m128i t = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+    *lo = _mm_cvtsi128_si32(t);
+    *hi = _mm_extract_epi32(t, 1);
+}
+
 INLINE __m512i join256(__m256i lo, __m256i hi)
 {
     return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
