@@ -83,6 +83,38 @@ INLINE __m512i x_pair(const uint8_t *row, int64_t i, bool two, __m512 *d)
 #define RM32 4
 #define CN32 4
 
+/* q4_0 in the order of llama.cpp's repacked matmul: each block's whole
+ * int32 dot, one fma per block. The 4 rows' dots of a block come out of
+ * one hadd tree, and acc's low 4 lanes hold the 4 rows of this token. */
+INLINE __m128i block_sums4(__m256i v0, __m256i v1, __m256i v2, __m256i v3)
+{
+    const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(v0, v1), _mm256_hadd_epi32(v2, v3));
+    return _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+}
+
+INLINE void q4_0_blocks(const __m512i p[4], __m256 wd, __m512 dx, bool two, __m256 *acc)
+{
+    __m128 a = _mm256_castps256_ps128(*acc);
+    const __m128 d0 = _mm_mul_ps(_mm256_castps256_ps128(wd), _mm512_castps512_ps128(dx));
+    const __m128i s0 = block_sums4(_mm512_castsi512_si256(p[0]), _mm512_castsi512_si256(p[1]),
+                                   _mm512_castsi512_si256(p[2]), _mm512_castsi512_si256(p[3]));
+    a = _mm_fmadd_ps(_mm_cvtepi32_ps(s0), d0, a);
+    if (two) {
+        const __m128 d1 = _mm_mul_ps(_mm256_extractf128_ps(wd, 1), _mm512_extractf32x4_ps(dx, 2));
+        const __m128i s1 = block_sums4(_mm512_extracti64x4_epi64(p[0], 1), _mm512_extracti64x4_epi64(p[1], 1),
+                                       _mm512_extracti64x4_epi64(p[2], 1), _mm512_extracti64x4_epi64(p[3], 1));
+        a = _mm_fmadd_ps(_mm_cvtepi32_ps(s1), d1, a);
+    }
+    *acc = _mm256_castps128_ps256(a);
+}
+
+INLINE float lane_of(__m256 v, int r)
+{
+    float t[8];
+    _mm256_storeu_ps(t, v);
+    return t[r];
+}
+
 /* one step of tile32: blocks i, i + 1 (two) of TR rows x TC tokens */
 INLINE void step32(int kind, bool vnni, int TR, int TC, const uint8_t *const *wr,
                    const uint8_t *x, size_t x_row, int64_t i, bool two, __m256 acc[RM32][CN32])
@@ -92,8 +124,14 @@ INLINE void step32(int kind, bool vnni, int TR, int TC, const uint8_t *const *wr
     __m512i u[RM32];
     __m512 dw[RM32];
     __mmask64 neg[RM32];
+    __m512i pq[RM32];
+    float wl[8];   /* q4_0: the rows' scales, block i in 0..3, block i + 1 in 4..7 */
     UNROLL for (int r = 0; r < TR; r++) {
         u[r] = w_pair(kind, wr[r], i, two, &dw[r]);
+        if (kind == K_Q4_0) {
+            wl[r] = _mm512_cvtss_f32(dw[r]);
+            wl[4 + r] = _mm256_cvtss_f32(_mm512_extractf32x8_ps(dw[r], 1));
+        }
         neg[r] = signs ? _mm512_movepi8_mask(u[r]) : 0;
         if (signs) u[r] = _mm512_abs_epi8(u[r]);
         else if (kind == K_Q8_0) u[r] = _mm512_xor_si512(u[r], bias);
@@ -111,19 +149,10 @@ INLINE void step32(int kind, bool vnni, int TR, int TC, const uint8_t *const *wr
             } else {
                 p = dot_us(corr, u[r], xv, vnni);
             }
-            const __m512 d = _mm512_mul_ps(dw[r], dx);
-            if (kind == K_Q4_0) {   /* whole-block dots, one fma each: the float lives in lane 0 */
-                int s0, s1;
-                hsum2_epi32(p, &s0, &s1);
-                __m128 a = _mm_fmadd_ss(_mm_cvtsi32_ss(_mm_setzero_ps(), s0), _mm512_castps512_ps128(d),
-                                        _mm256_castps256_ps128(acc[r][c]));
-                if (two) a = _mm_fmadd_ss(_mm_cvtsi32_ss(_mm_setzero_ps(), s1),
-                                          _mm512_extractf32x4_ps(d, 2), a);
-                acc[r][c] = _mm256_castps128_ps256(a);
-            } else {
-                acc[r][c] = fma_blocks(acc[r][c], d, _mm512_cvtepi32_ps(p), two);
-            }
+            if (kind == K_Q4_0) pq[r] = p;
+            else acc[r][c] = fma_blocks(acc[r][c], _mm512_mul_ps(dw[r], dx), _mm512_cvtepi32_ps(p), two);
         }
+        if (kind == K_Q4_0) q4_0_blocks(pq, _mm256_loadu_ps(wl), dx, two, &acc[0][c]);
     }
 }
 
@@ -145,7 +174,7 @@ INLINE void tile32(int kind, bool vnni, int TR, int TC, int64_t n, const uint8_t
     if (i < nb) step32(kind, vnni, TR, TC, wr, x, x_row, i, false, acc);   /* odd block: upper half zero */
     UNROLL for (int c = 0; c < TC; c++)
         UNROLL for (int r = 0; r < TR; r++)
-            if (r < rm) y[c * ldy + r] = kind == K_Q4_0 ? _mm256_cvtss_f32(acc[r][c]) : hsum8(acc[r][c]);
+            if (r < rm) y[c * ldy + r] = kind == K_Q4_0 ? lane_of(acc[0][c], r) : hsum8(acc[r][c]);
 }
 
 /* the tiling loop shared by every kernel: full tiles get the RM x CN body,
