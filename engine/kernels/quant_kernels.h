@@ -60,8 +60,11 @@ static inline void mh_k_scales_mins_k4(const uint8_t q[12], uint8_t out[16])
  * fmaf(partial, scale, acc[lane]), in block order; the lanes end in ggml's
  * hsum_float_8 tree (mh_k_lanes_sum with lanes 8..15 zero, or
  * mh_k_lanes_sum8).
- * - 32-blocks: lane l gets the partial of elements 4l..4l+3 of each block,
- *   scale d_w * d_x, one fmaf per block.
+ * - q8_0, q5_0: lane l gets the partial of elements 4l..4l+3 of each
+ *   block, scale d_w * d_x, one fmaf per block.
+ * - q4_0: llama.cpp runs it through its repacked q4_0_8x8 matmul instead:
+ *   each block's whole int32 dot, then one fmaf per block into one float
+ *   (no lanes, no tree).
  * - k-quants: lane l gets, exact in int32, the sum over the super-block of
  *   sc(e) * q(e) * x(e) for the elements e with (e / 4) % 8 == l (q6_K with
  *   its signed levels q - 32), scale d_x * d_w, one fmaf per super-block.
