@@ -7,15 +7,7 @@
 #include <math.h>
 #include "mh/kernels.h"
 #include "mh/dtype.h"
-
-/* the 16 lanes in ggml's tree: halves, quarters, pairs, one */
-static float lanes16_sum(const float a[16])
-{
-    float t[8];
-    for (int l = 0; l < 8; l++) t[l] = a[l] + a[l + 8];
-    const float s0 = t[0] + t[4], s1 = t[1] + t[5], s2 = t[2] + t[6], s3 = t[3] + t[7];
-    return (s0 + s2) + (s1 + s3);
-}
+#include "quant_kernels.h"   /* the lane trees */
 
 static float exp_llama(float x)
 {
@@ -35,7 +27,7 @@ double mh_k_softmax_exp_llama_ref(int64_t n, const float *x, float mx, float *y)
     for (int64_t i = 0; i < n; i += 16) {
         float c[16];
         for (int l = 0; l < 16; l++) c[l] = i + l < n ? (y[i + l] = exp_llama(x[i + l] - mx)) : 0.0f;
-        sum += lanes16_sum(c);
+        sum += mh_k_lanes_sum16(c);
     }
     return sum;
 }
@@ -55,30 +47,28 @@ float mh_k_attn_score_llama_ref(int64_t n, const uint16_t *k, const float *q)
     float acc[16] = {0};
     for (int64_t i = 0; i < n; i += 16)
         for (int l = 0; l < 16; l++) acc[l] = fmaf(mh_f16_to_f32(k[i + l]), q[i + l], acc[l]);
-    return lanes16_sum(acc);
+    return mh_k_lanes_sum16(acc);
+}
+
+/* acc (lanes, hd) = 0, then row p % lanes += w[p] * v[p] for p < n, fused */
+static void mix_rows(int64_t n, int lanes, int64_t hd, const float *w, const uint16_t *v, int64_t ldv, float *acc)
+{
+    for (int64_t i = 0; i < lanes * hd; i++) acc[i] = 0.0f;
+    for (int64_t p = 0; p < n; p++) {
+        float *a = acc + (p % lanes) * hd;
+        for (int64_t d = 0; d < hd; d++) a[d] = fmaf(mh_f16_to_f32(v[p * ldv + d]), w[p], a[d]);
+    }
 }
 
 void mh_k_attn_mix_llama_ref(int64_t n, int64_t hd, const float *w, const uint16_t *v, int64_t ldv,
                              float *acc, float *out)
 {
-    for (int64_t i = 0; i < 16 * hd; i++) acc[i] = 0.0f;
-    for (int64_t p = 0; p < n; p++) {
-        float *a = acc + (p % 16) * hd;
-        for (int64_t d = 0; d < hd; d++) a[d] = fmaf(mh_f16_to_f32(v[p * ldv + d]), w[p], a[d]);
-    }
+    mix_rows(n, 16, hd, w, v, ldv, acc);
     for (int64_t d = 0; d < hd; d++) {
         float c[16];
         for (int l = 0; l < 16; l++) c[l] = acc[l * hd + d];
-        out[d] = lanes16_sum(c);
+        out[d] = mh_k_lanes_sum16(c);
     }
-}
-
-/* ggml's final reduction of its 4 x 16 accumulators: 0+2, 1+3, then 0+1 */
-static float lanes64_sum(const float *a /* (64) */)
-{
-    float c[16];
-    for (int l = 0; l < 16; l++) c[l] = (a[l] + a[32 + l]) + (a[16 + l] + a[48 + l]);
-    return lanes16_sum(c);
 }
 
 float mh_k_attn_score_step_llama_ref(int64_t n, const uint16_t *k, const float *q)
@@ -87,7 +77,7 @@ float mh_k_attn_score_step_llama_ref(int64_t n, const uint16_t *k, const float *
     float acc[64] = {0};
     for (int64_t i = 0; i < np; i += 64)
         for (int l = 0; l < 64; l++) acc[l] = fmaf(mh_f16_to_f32(k[i + l]), q[i + l], acc[l]);
-    double s = np ? lanes64_sum(acc) : 0.0;
+    double s = np ? mh_k_lanes_sum64(acc) : 0.0;
     for (int64_t i = np; i < n; i++) s += (double)(mh_f16_to_f32(k[i]) * q[i]);
     return (float)s;
 }
@@ -95,16 +85,11 @@ float mh_k_attn_score_step_llama_ref(int64_t n, const uint16_t *k, const float *
 void mh_k_attn_mix_step_llama_ref(int64_t n, int64_t np, int64_t hd, const float *w, const uint16_t *v,
                                   int64_t ldv, float *acc, float *out)
 {
-    const int64_t nf = n < np ? n : np;
-    for (int64_t i = 0; i < 64 * hd; i++) acc[i] = 0.0f;
-    for (int64_t p = 0; p < nf; p++) {
-        float *a = acc + (p % 64) * hd;
-        for (int64_t d = 0; d < hd; d++) a[d] = fmaf(mh_f16_to_f32(v[p * ldv + d]), w[p], a[d]);
-    }
+    mix_rows(n < np ? n : np, 64, hd, w, v, ldv, acc);
     for (int64_t d = 0; d < hd; d++) {
         float c[64];
         for (int l = 0; l < 64; l++) c[l] = acc[l * hd + d];
-        double s = np ? lanes64_sum(c) : 0.0;
+        double s = np ? mh_k_lanes_sum64(c) : 0.0;
         for (int64_t p = np; p < n; p++) s += (double)(mh_f16_to_f32(v[p * ldv + d]) * w[p]);
         out[d] = (float)s;
     }

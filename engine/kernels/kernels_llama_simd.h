@@ -2,7 +2,10 @@
  * over the vector vocabulary of kernels_avx2.c / kernels_avx512.c (VF, VW,
  * V_FMA, V_LDEXP, V_LOAD_F16 ...), which include this after simd_impl.h.
  * Layer: engine/kernels (private). Bit-identical to the reference: every
- * element sees the same fused operations, the 16 lanes the same tree. */
+ * element sees the same fused operations, the lanes the same trees
+ * (quant_kernels.h). */
+
+#include "quant_kernels.h"
 
 /* ggml's AVX-512 exp; see kernels_llama_ref.c for the scalar statement */
 static inline VF v_exp_llama(VF x)
@@ -22,14 +25,6 @@ static inline VF v_exp_llama(VF x)
     return V_SEL_NAN(x, x, y);
 }
 
-static inline float lanes16_tree(const float a[16])
-{
-    float t[8];
-    for (int l = 0; l < 8; l++) t[l] = a[l] + a[l + 8];
-    const float s0 = t[0] + t[4], s1 = t[1] + t[5], s2 = t[2] + t[6], s3 = t[3] + t[7];
-    return (s0 + s2) + (s1 + s3);
-}
-
 double KNAME_L(softmax_exp)(int64_t n, const float *x, float mx, float *y)
 {
     const VF m = V_SET1(mx);
@@ -42,7 +37,7 @@ double KNAME_L(softmax_exp)(int64_t n, const float *x, float mx, float *y)
         }
         const int64_t live = n - i < 16 ? n - i : 16;
         memcpy(y + i, c, sizeof(float) * (size_t)live);
-        sum += lanes16_tree(c);
+        sum += mh_k_lanes_sum16(c);
     }
     return sum;
 }
@@ -68,22 +63,30 @@ float KNAME_L(attn_score)(int64_t n, const uint16_t *k, const float *q)
             acc[v] = V_FMA(V_LOAD_F16(k + i + v * VW), V_LOAD(q + i + v * VW), acc[v]);
     float a[16];
     for (int v = 0; v < 16 / VW; v++) V_STORE(a + v * VW, acc[v]);
-    return lanes16_tree(a);
+    return mh_k_lanes_sum16(a);
 }
 
-void KNAME_L(attn_mix)(int64_t n, int64_t hd, const float *w, const uint16_t *v, int64_t ldv,
-                       float *acc, float *out)
+/* acc (lanes, hd) = 0, then row p % lanes += w[p] * v[p] for p < n, fused */
+static inline void mix_rows(int64_t n, int lanes, int64_t hd, const float *w, const uint16_t *v, int64_t ldv,
+                            float *acc)
 {
     const int64_t dv = hd - hd % VW;
-    memset(acc, 0, sizeof(float) * (size_t)(16 * hd));
+    memset(acc, 0, sizeof(float) * (size_t)(lanes * hd));
     for (int64_t p = 0; p < n; p++) {
-        float *a = acc + (p % 16) * hd;
+        float *a = acc + (p % lanes) * hd;
         const uint16_t *vr = v + p * ldv;
         const VF wp = V_SET1(w[p]);
         int64_t d = 0;
         for (; d < dv; d += VW) V_STORE(a + d, V_FMA(V_LOAD_F16(vr + d), wp, V_LOAD(a + d)));
         for (; d < hd; d++) a[d] = fmaf(mh_f16_to_f32(vr[d]), w[p], a[d]);
     }
+}
+
+void KNAME_L(attn_mix)(int64_t n, int64_t hd, const float *w, const uint16_t *v, int64_t ldv,
+                       float *acc, float *out)
+{
+    const int64_t dv = hd - hd % VW;
+    mix_rows(n, 16, hd, w, v, ldv, acc);
     int64_t d = 0;
     for (; d < dv; d += VW) {   /* the lane tree, one column of lanes per d */
         VF t[8];
@@ -94,17 +97,8 @@ void KNAME_L(attn_mix)(int64_t n, int64_t hd, const float *w, const uint16_t *v,
     for (; d < hd; d++) {
         float c[16];
         for (int l = 0; l < 16; l++) c[l] = acc[l * hd + d];
-        out[d] = lanes16_tree(c);
+        out[d] = mh_k_lanes_sum16(c);
     }
-}
-
-/* 16 lanes of (a[l] + a[32 + l]) + (a[16 + l] + a[48 + l]), then the tree */
-static inline float lanes64_tree(const float *a)
-{
-    float c[16];
-    for (int k = 0; k < 16; k += VW)
-        V_STORE(c + k, V_ADD(V_ADD(V_LOAD(a + k), V_LOAD(a + 32 + k)), V_ADD(V_LOAD(a + 16 + k), V_LOAD(a + 48 + k))));
-    return lanes16_tree(c);
 }
 
 float KNAME_L(attn_score_step)(int64_t n, const uint16_t *k, const float *q)
@@ -117,7 +111,7 @@ float KNAME_L(attn_score_step)(int64_t n, const uint16_t *k, const float *q)
             acc[v] = V_FMA(V_LOAD_F16(k + i + v * VW), V_LOAD(q + i + v * VW), acc[v]);
     float a[64];
     for (int v = 0; v < 64 / VW; v++) V_STORE(a + v * VW, acc[v]);
-    double s = np ? lanes64_tree(a) : 0.0;
+    double s = np ? mh_k_lanes_sum64(a) : 0.0;
     for (int64_t i = np; i < n; i++) s += (double)(mh_f16_to_f32(k[i]) * q[i]);
     return (float)s;
 }
@@ -125,20 +119,11 @@ float KNAME_L(attn_score_step)(int64_t n, const uint16_t *k, const float *q)
 void KNAME_L(attn_mix_step)(int64_t n, int64_t np, int64_t hd, const float *w, const uint16_t *v,
                             int64_t ldv, float *acc, float *out)
 {
-    const int64_t nf = n < np ? n : np, dv = hd - hd % VW;
-    memset(acc, 0, sizeof(float) * (size_t)(64 * hd));
-    for (int64_t p = 0; p < nf; p++) {
-        float *a = acc + (p % 64) * hd;
-        const uint16_t *vr = v + p * ldv;
-        const VF wp = V_SET1(w[p]);
-        int64_t d = 0;
-        for (; d < dv; d += VW) V_STORE(a + d, V_FMA(V_LOAD_F16(vr + d), wp, V_LOAD(a + d)));
-        for (; d < hd; d++) a[d] = fmaf(mh_f16_to_f32(vr[d]), w[p], a[d]);
-    }
+    mix_rows(n < np ? n : np, 64, hd, w, v, ldv, acc);
     for (int64_t d = 0; d < hd; d++) {
         float c[64];
         for (int l = 0; l < 64; l++) c[l] = acc[l * hd + d];
-        double s = np ? lanes64_tree(c) : 0.0;
+        double s = np ? mh_k_lanes_sum64(c) : 0.0;
         for (int64_t p = np; p < n; p++) s += (double)(mh_f16_to_f32(v[p * ldv + d]) * w[p]);
         out[d] = (float)s;
     }

@@ -61,10 +61,10 @@ static int dot4(const int8_t *q, const int8_t *x, int e)
     return q[e] * x[e] + q[e + 1] * x[e + 1] + q[e + 2] * x[e + 2] + q[e + 3] * x[e + 3];
 }
 
-/* canonical order of the 32-blocks (ggml's): every block feeds lanes 0..7
- * in block order, lane l with the partial of elements 4l..4l+3, scaled by
- * d_w * d_x; lanes 8..15 stay zero */
-static void acc_block32(float acc[16], const int8_t *q, const int8_t *x, float d)
+/* canonical order of the 32-blocks (ggml's): every block feeds 8 lanes in
+ * block order, lane l with the partial of elements 4l..4l+3, scaled by
+ * d_w * d_x */
+static void acc_block32(float acc[8], const int8_t *q, const int8_t *x, float d)
 {
     for (int l = 0; l < 8; l++) acc[l] = fmaf((float)dot4(q, x, 4 * l), d, acc[l]);
 }
@@ -72,10 +72,10 @@ static void acc_block32(float acc[16], const int8_t *q, const int8_t *x, float d
 void mh_k_vec_dot_q8_0_ref(int64_t n, const void *w, const void *x, float *out)
 {
     const mh_block_q8_0 *a = w, *b = x;
-    float acc[16] = {0};
+    float acc[8] = {0};
     for (int64_t i = 0; i < n / MH_QK; i++)
         acc_block32(acc, a[i].qs, b[i].qs, F16(a[i].d) * F16(b[i].d));
-    *out = mh_k_lanes_sum(acc);
+    *out = mh_k_lanes_sum8(acc);
 }
 
 /* 4-bit levels of a 16-byte nibble array in element order, minus bias */
@@ -130,12 +130,12 @@ void mh_k_vec_dot_q5_0_ref(int64_t n, const void *w, const void *x, float *out)
     const mh_block_q5_0 *a = w;
     const mh_block_q8_0 *b = x;
     int8_t q[MH_QK];
-    float acc[16] = {0};
+    float acc[8] = {0};
     for (int64_t i = 0; i < n / MH_QK; i++) {
         unpack_q5(a[i].qs, a[i].qh, 16, q);
         acc_block32(acc, q, b[i].qs, F16(a[i].d) * F16(b[i].d));
     }
-    *out = mh_k_lanes_sum(acc);
+    *out = mh_k_lanes_sum8(acc);
 }
 
 void mh_k_vec_dot_q5_1_ref(int64_t n, const void *w, const void *x, float *out)

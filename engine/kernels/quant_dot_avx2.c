@@ -36,7 +36,7 @@ void mh_k_vec_dot_f32_avx2(int64_t n, const void *w, const void *x, float *out)
         acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
         acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), acc1);
     }
-    float s = hsum_ps(_mm256_add_ps(acc0, acc1));
+    float s = hsum8(_mm256_add_ps(acc0, acc1));
     for (; i < n; i++) s += a[i] * b[i];
     *out = s;
 }
@@ -53,7 +53,7 @@ void mh_k_vec_dot_f16_avx2(int64_t n, const void *w, const void *x, float *out)
         acc0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(b + i), acc0);
         acc1 = _mm256_fmadd_ps(w1, _mm256_loadu_ps(b + i + 8), acc1);
     }
-    float s = hsum_ps(_mm256_add_ps(acc0, acc1));
+    float s = hsum8(_mm256_add_ps(acc0, acc1));
     for (; i < n; i++) s += h2f(a[i]) * b[i];
     *out = s;
 }
@@ -69,7 +69,7 @@ void mh_k_vec_dot_bf16_avx2(int64_t n, const void *w, const void *x, float *out)
         __m256 wv = _mm256_castsi256_ps(_mm256_slli_epi32(u, 16));
         acc = _mm256_fmadd_ps(wv, _mm256_loadu_ps(b + i), acc);
     }
-    float s = hsum_ps(acc);
+    float s = hsum8(acc);
     for (; i < n; i++) s += mh_bf16_to_f32(a[i]) * b[i];
     *out = s;
 }
@@ -93,7 +93,7 @@ void mh_k_vec_dot_q8_0_avx2(int64_t n, const void *w, const void *x, float *out)
     __m256 acc = _mm256_setzero_ps();
     for (int64_t i = 0; i < nb; i++)
         acc = acc32(acc, h2f(a[i].d) * h2f(b[i].d), dot_s8(load_q8(&a[i]), load_q8(&b[i])));
-    *out = hsum_ps(acc);
+    *out = hsum8(acc);
 }
 
 /* 16 bytes of nibbles -> 32 levels 0..15 in element order (low then high) */
@@ -163,7 +163,7 @@ void mh_k_vec_dot_q4_K_avx2(int64_t n, const void *w, const void *x, float *out)
         acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi), _mm256_set1_ps(b[i].d * h2f(a[i].d)), acc);
         mins = _mm_fnmadd_ps(_mm_cvtepi32_ps(summ), _mm_set1_ps(b[i].d * h2f(a[i].dmin)), mins);
     }
-    *out = hsum_ps(acc) + hsum4(mins);
+    *out = hsum8(acc) + hsum4(mins);
 }
 
 void mh_k_vec_dot_q5_K_avx2(int64_t n, const void *w, const void *x, float *out)
@@ -194,7 +194,7 @@ void mh_k_vec_dot_q5_K_avx2(int64_t n, const void *w, const void *x, float *out)
         acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi), _mm256_set1_ps(b[i].d * h2f(a[i].d)), acc);
         mins = fmaf((float)_mm_cvtsi128_si32(summ), -(b[i].d * h2f(a[i].dmin)), mins);
     }
-    *out = hsum_ps(acc) + mins;
+    *out = hsum8(acc) + mins;
 }
 
 /* 6-bit level: 4 bits of l (already shifted down) and 2 bits of h at shift */
@@ -230,5 +230,5 @@ void mh_k_vec_dot_q6_K_avx2(int64_t n, const void *w, const void *x, float *out)
         }
         acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi), _mm256_set1_ps(b[i].d * h2f(a[i].d)), acc);
     }
-    *out = hsum_ps(acc);
+    *out = hsum8(acc);
 }

@@ -207,32 +207,6 @@ void mh_k_vec_dot_q4_K_avx512vnni(int64_t n, const void *w, const void *x, float
     *out = q4_K_dot(n, w, x, true);
 }
 
-/* word indices spreading scale k of 4 over each 128-bit lane (8 words) */
-static const uint8_t g_q6_lane_idx[4][32] = {
-    {0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3},
-    {4, 4, 4, 4, 4, 4, 4, 4, 5, 5, 5, 5, 5, 5, 5, 5, 6, 6, 6, 6, 6, 6, 6, 6, 7, 7, 7, 7, 7, 7, 7, 7},
-    {8, 8, 8, 8, 8, 8, 8, 8, 9, 9, 9, 9, 9, 9, 9, 9,
-     10, 10, 10, 10, 10, 10, 10, 10, 11, 11, 11, 11, 11, 11, 11, 11},
-    {12, 12, 12, 12, 12, 12, 12, 12, 13, 13, 13, 13, 13, 13, 13, 13,
-     14, 14, 14, 14, 14, 14, 14, 14, 15, 15, 15, 15, 15, 15, 15, 15},
-};
-
-/* 64 6-bit levels: 4 bits of l, 2 bits of h shifted by sh (per 16-bit word) */
-INLINE __m512i q6_levels(__m512i l, __m512i h, __m512i sh)
-{
-    const __m512i hb = _mm512_and_si512(_mm512_srlv_epi16(h, sh), _mm512_set1_epi8(3));
-    return _mm512_or_si512(_mm512_and_si512(l, _mm512_set1_epi8(0x0F)), _mm512_slli_epi16(hb, 4));
-}
-
-/* acc + ((q - 32) . x pair sums) * scales: q . x - 32 . x (x32, from
- * maddubs(32, x)) cannot leave s16 for levels 0..63 */
-INLINE __m512i acc_q6(__m512i acc, __m512i q, __m512i xv, __m512i x32, __m512i sc16, bool vnni)
-{
-    const __m512i p = _mm512_sub_epi16(_mm512_maddubs_epi16(q, xv), x32);
-    if (vnni) return _mm512_dpwssd_epi32(acc, p, sc16);
-    return _mm512_add_epi32(acc, _mm512_madd_epi16(p, sc16));
-}
-
 INLINE float q6_K_dot(int64_t n, const mh_block_q6_K *a, const mh_block_q8_K *b, bool vnni)
 {
     __m512i idx[4];

@@ -20,26 +20,6 @@ INLINE __m256i dot_us(__m256i acc, __m256i u, __m256i s)
     return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)));
 }
 
-/* the tiling loop: full RM x CN tiles, then the last tokens one at a time;
- * rows past R repeat the last row inside the tile and are not stored */
-#define GEMM_TILED(name, TILE, RM, CN, ...)                                                   \
-    void name(int64_t n, const void *w, size_t w_row, int64_t R, const void *x, size_t x_row, \
-              int64_t C, float *y, int64_t ldy)                                               \
-    {                                                                                         \
-        const uint8_t *wb = w, *xb = x;                                                       \
-        for (int64_t r = 0; r < R; r += RM) {                                                 \
-            const int rm = R - r < RM ? (int)(R - r) : RM;                                    \
-            const uint8_t *wt = wb + (size_t)r * w_row;                                       \
-            int64_t c = 0;                                                                    \
-            for (; c + CN <= C; c += CN)                                                      \
-                TILE(__VA_ARGS__, RM, CN, n, wt, w_row, xb + (size_t)c * x_row, x_row,        \
-                     y + c * ldy + r, ldy, rm);                                               \
-            for (; c < C; c++)                                                                \
-                TILE(__VA_ARGS__, RM, 1, n, wt, w_row, xb + (size_t)c * x_row, x_row,         \
-                     y + c * ldy + r, ldy, rm);                                               \
-        }                                                                                     \
-    }
-
 /* ===== 32-element blocks against q8_0 x =====
  * q4_0 / q5_0 weights stay unsigned (raw 4 / 5-bit levels) and the bias
  * comes back as -bias * sum(x), once per token and block; q8_0 uses |w|
@@ -122,7 +102,7 @@ INLINE void tile32(int kind, int TR, int TC, int64_t n, const uint8_t *w, size_t
     for (; i < nb; i++) step32(kind, TR, TC, wr, x, x_row, i, acc);
     UNROLL for (int c = 0; c < TC; c++)
         UNROLL for (int r = 0; r < TR; r++)
-            if (r < rm) y[c * ldy + r] = kind == K_Q4_0 ? _mm256_cvtss_f32(acc[r][c]) : hsum_ps(acc[r][c]);
+            if (r < rm) y[c * ldy + r] = kind == K_Q4_0 ? _mm256_cvtss_f32(acc[r][c]) : hsum8(acc[r][c]);
 }
 
 GEMM_TILED(mh_k_gemm_q8_0_avx2, tile32, RM32, CN32, K_Q8_0)
@@ -195,7 +175,7 @@ INLINE void tile_q4_K(int kind, int TR, int TC, int64_t n, const uint8_t *w, siz
     }
     UNROLL for (int c = 0; c < TC; c++)
         UNROLL for (int r = 0; r < TR; r++)
-            if (r < rm) y[c * ldy + r] = hsum_ps(acc[r][c]) + hsum4(mins[r][c]);
+            if (r < rm) y[c * ldy + r] = hsum8(acc[r][c]) + hsum4(mins[r][c]);
 }
 
 GEMM_TILED(mh_k_gemm_q4_K_avx2, tile_q4_K, RMK, CNK, K_Q4_K)
@@ -261,7 +241,7 @@ INLINE void tile_q6_K(int kind, int TR, int TC, int64_t n, const uint8_t *w, siz
     }
     UNROLL for (int c = 0; c < TC; c++)
         UNROLL for (int r = 0; r < TR; r++)
-            if (r < rm) y[c * ldy + r] = hsum_ps(acc[r][c]);
+            if (r < rm) y[c * ldy + r] = hsum8(acc[r][c]);
 }
 
 GEMM_TILED(mh_k_gemm_q6_K_avx2, tile_q6_K, RMK, CNK, K_Q6_K)

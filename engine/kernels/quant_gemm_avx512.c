@@ -177,26 +177,6 @@ INLINE void tile32(int kind, bool vnni, int TR, int TC, int64_t n, const uint8_t
             if (r < rm) y[c * ldy + r] = kind == K_Q4_0 ? lane_of(acc[0][c], r) : hsum8(acc[r][c]);
 }
 
-/* the tiling loop shared by every kernel: full tiles get the RM x CN body,
- * the last tokens a narrower one, the last rows the clamped full one */
-#define GEMM_TILED(name, TILE, RM, CN, ...)                                                   \
-    void name(int64_t n, const void *w, size_t w_row, int64_t R, const void *x, size_t x_row, \
-              int64_t C, float *y, int64_t ldy)                                               \
-    {                                                                                         \
-        const uint8_t *wb = w, *xb = x;                                                       \
-        for (int64_t r = 0; r < R; r += RM) {                                                 \
-            const int rm = R - r < RM ? (int)(R - r) : RM;                                    \
-            const uint8_t *wt = wb + (size_t)r * w_row;                                       \
-            int64_t c = 0;                                                                    \
-            for (; c + CN <= C; c += CN)                                                      \
-                TILE(__VA_ARGS__, RM, CN, n, wt, w_row, xb + (size_t)c * x_row, x_row,        \
-                     y + c * ldy + r, ldy, rm);                                               \
-            for (; c < C; c++)                                                                \
-                TILE(__VA_ARGS__, RM, 1, n, wt, w_row, xb + (size_t)c * x_row, x_row,         \
-                     y + c * ldy + r, ldy, rm);                                               \
-        }                                                                                     \
-    }
-
 GEMM_TILED(mh_k_gemm_q8_0_avx512, tile32, RM32, CN32, K_Q8_0, false)
 GEMM_TILED(mh_k_gemm_q8_0_avx512vnni, tile32, RM32, CN32, K_Q8_0, true)
 GEMM_TILED(mh_k_gemm_q4_0_avx512, tile32, RM32, CN32, K_Q4_0, false)
@@ -278,32 +258,6 @@ INLINE void tile_q4_K(bool vnni, int TR, int TC, int64_t n, const uint8_t *w, si
 
 GEMM_TILED(mh_k_gemm_q4_K_avx512, tile_q4_K, RMK, CNK, false)
 GEMM_TILED(mh_k_gemm_q4_K_avx512vnni, tile_q4_K, RMK, CNK, true)
-
-/* word indices spreading scale k of 4 over each 128-bit lane (8 words) */
-static const uint8_t g_q6_lane_idx[4][32] = {
-    {0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3},
-    {4, 4, 4, 4, 4, 4, 4, 4, 5, 5, 5, 5, 5, 5, 5, 5, 6, 6, 6, 6, 6, 6, 6, 6, 7, 7, 7, 7, 7, 7, 7, 7},
-    {8, 8, 8, 8, 8, 8, 8, 8, 9, 9, 9, 9, 9, 9, 9, 9,
-     10, 10, 10, 10, 10, 10, 10, 10, 11, 11, 11, 11, 11, 11, 11, 11},
-    {12, 12, 12, 12, 12, 12, 12, 12, 13, 13, 13, 13, 13, 13, 13, 13,
-     14, 14, 14, 14, 14, 14, 14, 14, 15, 15, 15, 15, 15, 15, 15, 15},
-};
-
-/* 64 6-bit levels: 4 bits of l, 2 bits of h shifted by sh (per 16-bit word) */
-INLINE __m512i q6_levels(__m512i l, __m512i h, __m512i sh)
-{
-    const __m512i hb = _mm512_and_si512(_mm512_srlv_epi16(h, sh), _mm512_set1_epi8(3));
-    return _mm512_or_si512(_mm512_and_si512(l, _mm512_set1_epi8(0x0F)), _mm512_slli_epi16(hb, 4));
-}
-
-/* acc + ((q - 32) . x pair sums) * scales: q . x - 32 . x (x32, from
- * maddubs(32, x), made once per token) cannot leave s16 for levels 0..63 */
-INLINE __m512i acc_q6(__m512i acc, __m512i q, __m512i xv, __m512i x32, __m512i sc16, bool vnni)
-{
-    const __m512i p = _mm512_sub_epi16(_mm512_maddubs_epi16(q, xv), x32);
-    if (vnni) return _mm512_dpwssd_epi32(acc, p, sc16);
-    return _mm512_add_epi32(acc, _mm512_madd_epi16(p, sc16));
-}
 
 INLINE void tile_q6_K(bool vnni, int TR, int TC, int64_t n, const uint8_t *w, size_t w_row,
                       const uint8_t *x, size_t x_row, float *y, int64_t ldy, int rm)

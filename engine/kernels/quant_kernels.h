@@ -58,8 +58,7 @@ static inline void mh_k_scales_mins_k4(const uint8_t q[12], uint8_t out[16])
  * its logits bit for bit up to attention. Exact int32 partials go to float
  * and into 8 float lanes with one fused multiply-add each,
  * fmaf(partial, scale, acc[lane]), in block order; the lanes end in ggml's
- * hsum_float_8 tree (mh_k_lanes_sum with lanes 8..15 zero, or
- * mh_k_lanes_sum8).
+ * hsum_float_8 tree (mh_k_lanes_sum8).
  * - q8_0, q5_0: lane l gets the partial of elements 4l..4l+3 of each
  *   block, scale d_w * d_x, one fmaf per block.
  * - q4_0: llama.cpp runs it through its repacked q4_0_8x8 matmul instead:
@@ -73,19 +72,29 @@ static inline void mh_k_scales_mins_k4(const uint8_t q[12], uint8_t out[16])
  *   (k0 + k2) + (k1 + k3) and added to the lane sum last. q5_K's mins are
  *   one float: fmaf(sum_j m_j (bsums 2j + 2j+1), -(d_x * dmin), s), added
  *   last. */
-static inline float mh_k_lanes_sum(const float a[16])
-{
-    float t[8];
-    for (int l = 0; l < 8; l++) t[l] = a[l] + a[l + 8];
-    const float s0 = t[0] + t[4], s1 = t[1] + t[5], s2 = t[2] + t[6], s3 = t[3] + t[7];
-    return (s0 + s2) + (s1 + s3);
-}
-
 /* 8 lanes in ggml's hsum_float_8 tree: halves, pairs, one */
 static inline float mh_k_lanes_sum8(const float a[8])
 {
     const float t0 = a[0] + a[4], t1 = a[1] + a[5], t2 = a[2] + a[6], t3 = a[3] + a[7];
     return (t0 + t2) + (t1 + t3);
+}
+
+/* 16 lanes in ggml's _mm512_reduce_add_ps tree: l + (l + 8), then the 8-lane
+ * tree (the f16/f32 attention sums of kernels_llama_*) */
+static inline float mh_k_lanes_sum16(const float a[16])
+{
+    float t[8];
+    for (int l = 0; l < 8; l++) t[l] = a[l] + a[l + 8];
+    return mh_k_lanes_sum8(t);
+}
+
+/* ggml vec_dot_f16's 4 x 16 accumulators: (0 + 2) + (1 + 3) per lane, then
+ * the 16-lane tree */
+static inline float mh_k_lanes_sum64(const float a[64])
+{
+    float c[16];
+    for (int l = 0; l < 16; l++) c[l] = (a[l] + a[32 + l]) + (a[16 + l] + a[48 + l]);
+    return mh_k_lanes_sum16(c);
 }
 
 /* q4_K's 4 min lanes: (k0 + k2) + (k1 + k3), as ggml's 128-bit tail */

@@ -1,17 +1,11 @@
 /* quant_simd_avx512.h: helpers shared by the AVX-512 quant kernels (dot
- * and gemm). Layer: engine/kernels, private; include only from *_avx512.c
- * files. hsum8 is the canonical lane sum (mh_k_lanes_sum8 in
- * quant_kernels.h, ggml's hsum_float_8): every level must add the 8 lanes
- * in this one tree. */
+ * and gemm) on top of quant_simd_x86.h. Layer: engine/kernels, private;
+ * include only from *_avx512.c files. */
 #ifndef MH_QUANT_SIMD_AVX512_H
 #define MH_QUANT_SIMD_AVX512_H
 
-#include <immintrin.h>
-#include <stdint.h>
-
-#define INLINE static inline __attribute__((always_inline))
-
-INLINE float h2f(uint16_t h) { return _cvtsh_ss(h); }
+#include <stdbool.h>
+#include "quant_simd_x86.h"
 
 /* exact sums of the low and the high 8 int32 lanes (two q4_0 blocks) */
 INLINE void hsum2_epi32(__m512i v, int *lo, int *hi)
@@ -38,27 +32,39 @@ INLINE __m256 fma_blocks(__m256 acc, __m512 d, __m512 p, int two)
     return acc;
 }
 
-/* 8 lanes: halves, pairs, one (ggml's hsum_float_8) */
-INLINE float hsum8(__m256 v)
-{
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
-/* 4 lanes: (0 + 2) + (1 + 3), mh_k_lanes_sum4 (q4_K's min lanes) */
-INLINE float hsum4(__m128 v)
-{
-    v = _mm_add_ps(v, _mm_movehl_ps(v, v));
-    return _mm_cvtss_f32(_mm_add_ss(v, _mm_movehdup_ps(v)));
-}
-
 /* 16 int32 lanes (64 elements of a k-quant) -> the 8 canonical ones:
  * exact, any order */
 INLINE __m256i fold_lanes(__m512i v)
 {
     return _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
+}
+
+/* ===== q6_K (its dot and its gemm) ===== */
+
+/* word indices spreading scale k of 4 over each 128-bit lane (8 words) */
+static const uint8_t g_q6_lane_idx[4][32] = {
+    {0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3},
+    {4, 4, 4, 4, 4, 4, 4, 4, 5, 5, 5, 5, 5, 5, 5, 5, 6, 6, 6, 6, 6, 6, 6, 6, 7, 7, 7, 7, 7, 7, 7, 7},
+    {8, 8, 8, 8, 8, 8, 8, 8, 9, 9, 9, 9, 9, 9, 9, 9,
+     10, 10, 10, 10, 10, 10, 10, 10, 11, 11, 11, 11, 11, 11, 11, 11},
+    {12, 12, 12, 12, 12, 12, 12, 12, 13, 13, 13, 13, 13, 13, 13, 13,
+     14, 14, 14, 14, 14, 14, 14, 14, 15, 15, 15, 15, 15, 15, 15, 15},
+};
+
+/* 64 6-bit levels: 4 bits of l, 2 bits of h shifted by sh (per 16-bit word) */
+INLINE __m512i q6_levels(__m512i l, __m512i h, __m512i sh)
+{
+    const __m512i hb = _mm512_and_si512(_mm512_srlv_epi16(h, sh), _mm512_set1_epi8(3));
+    return _mm512_or_si512(_mm512_and_si512(l, _mm512_set1_epi8(0x0F)), _mm512_slli_epi16(hb, 4));
+}
+
+/* acc + ((q - 32) . x pair sums) * scales: q . x - 32 . x (x32, from
+ * maddubs(32, x)) cannot leave s16 for levels 0..63 */
+INLINE __m512i acc_q6(__m512i acc, __m512i q, __m512i xv, __m512i x32, __m512i sc16, bool vnni)
+{
+    const __m512i p = _mm512_sub_epi16(_mm512_maddubs_epi16(q, xv), x32);
+    if (vnni) return _mm512_dpwssd_epi32(acc, p, sc16);
+    return _mm512_add_epi32(acc, _mm512_madd_epi16(p, sc16));
 }
 
 #endif

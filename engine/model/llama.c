@@ -121,8 +121,8 @@ typedef struct attn_job {
     int64_t pos0;
 } attn_job;
 
-/* Causal attention for work items (t, h) in [i0, i1): scores through the
- * cache type's vec_dot (q converted once to its vec_dot_type), values
+/* Causal attention of f32 and q8_0 caches (f16: attn_llama_items) for work
+ * items (t, h) in [i0, i1): scores through the cache type's vec_dot (q converted once to its vec_dot_type), values
  * dequantized a head slice at a time and accumulated in f32. */
 static void attn_items(void *ctx, int64_t i0, int64_t i1)
 {
@@ -145,10 +145,6 @@ static void attn_items(void *ctx, int64_t i0, int64_t i1)
         const void *qx = q;
         if (qt != MH_DTYPE_F32) {
             mh_quant_traits_get(qt)->from_float(q, qq, hd);
-            qx = qq;
-        } else if (j->c->type != MH_DTYPE_F32) {   /* q on the cache's grid, as llama.cpp */
-            memcpy(qq, q, sizeof(float) * (size_t)hd);
-            mh_round_to(j->c->type, (float *)qq, hd);
             qx = qq;
         }
         float mx = -INFINITY;
@@ -217,7 +213,8 @@ static void attn_llama_items(void *ctx, int64_t i0, int64_t i1)
 }
 
 /* ===== batched attention: per head, S = Q K^T (sgemm), causal softmax,
- * O = P V (sgemm). For prompts; the cache rows are first widened to f32. */
+ * O = P V (sgemm). For prompts on f32 and q8_0 caches; the cache rows are
+ * first widened to f32. */
 
 typedef struct softmax_job { float *S; int64_t n, pos0; float scale; bool round_f16; } softmax_job;
 
@@ -333,13 +330,10 @@ static int seq_attention(const mh_model *m, const mh_batch_seq *q, int64_t l, sc
         store(kr + t * kvd, kc + (size_t)(pos0 + t) * c->row_bytes, kvd);
         store(vr + t * kvd, vc + (size_t)(pos0 + t) * c->row_bytes, kvd);
     }
-    if (T >= 8 && c->type != MH_DTYPE_F16) return attn_gemm(hp, c, qr, kc, vc, out, T, pos0, err);
     attn_job aj = { hp, c, qr, T, kc, vc, out, pos0 };
-    if (c->type == MH_DTYPE_F16) {
-        mh_parallel_for(T * hp->n_head, 1, attn_llama_items, &aj);
-        return MH_OK;
-    }
-    mh_parallel_for(T * hp->n_head, 1, attn_items, &aj);
+    if (c->type == MH_DTYPE_F16) mh_parallel_for(T * hp->n_head, 1, attn_llama_items, &aj);
+    else if (T >= 8) return attn_gemm(hp, c, qr, kc, vc, out, T, pos0, err);
+    else mh_parallel_for(T * hp->n_head, 1, attn_items, &aj);
     return MH_OK;
 }
 
