@@ -1,8 +1,11 @@
 /* llama.c: the forward pass of llama-family decoders and their KV cache.
  * Layer: engine/model. Reads top to bottom like llama2.c's run.c: cache,
  * small kernels (rmsnorm, rope, attention), then forward(). Activations
- * are f32; the cache is f32 (n_layer, n_ctx, kv_dim). */
+ * are f32 in the model's RunState (allocated once, grown to the largest
+ * batch seen); the cache holds f32, f16 or q8_0 rows (n_layer, n_ctx, kv_dim). */
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <cblas.h>
@@ -71,6 +74,116 @@ void mh_kv_cache_truncate(mh_kv_cache *c, int64_t n)
     if (n >= 0 && n < c->n_past) c->n_past = n;
 }
 
+/* ===== RunState =====
+ * llama2.c's RunState: every buffer a forward pass needs, kept with the
+ * model and grown to the largest batch seen, so a decode step allocates
+ * nothing and an attention task never calls malloc (whose failure it could
+ * not report). One forward at a time holds the model's; a forward that
+ * finds it taken (another thread on the same model) uses a private one. */
+
+typedef struct mh_runstate {
+    pthread_mutex_t mu;      /* held by the forward using it */
+    float *act;              /* the activation rows (see scratch_bind) */
+    size_t act_cap;
+    float *attn;             /* attn_gemm: widened K/V, scores, rounded q */
+    size_t attn_cap;
+    float *logits;           /* rows gathered from several sequences */
+    size_t logits_cap;
+    float *slots;            /* (n_slots, slot_len): one per concurrent attention task */
+    size_t slot_len;
+    atomic_int *slot_busy;   /* (n_slots) */
+    int n_slots;
+} mh_runstate;
+
+static pthread_mutex_t rs_new_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static mh_runstate *runstate_new(void)
+{
+    mh_runstate *rs = calloc(1, sizeof *rs);
+    if (rs) pthread_mutex_init(&rs->mu, NULL);
+    return rs;
+}
+
+void mh_runstate_free(mh_runstate *rs)
+{
+    if (!rs) return;
+    free(rs->act);
+    free(rs->attn);
+    free(rs->logits);
+    free(rs->slots);
+    free(rs->slot_busy);
+    pthread_mutex_destroy(&rs->mu);
+    free(rs);
+}
+
+/* The model's RunState, locked (*shared), or a private one for this call. */
+static mh_runstate *runstate_acquire(mh_model *m, bool *shared, mh_err *err)
+{
+    pthread_mutex_lock(&rs_new_mu);
+    if (!m->rs) m->rs = runstate_new();
+    mh_runstate *rs = m->rs;
+    pthread_mutex_unlock(&rs_new_mu);
+    *shared = rs && pthread_mutex_trylock(&rs->mu) == 0;
+    if (*shared) return rs;
+    if (!(rs = runstate_new())) mh_err_set(err, MH_ENOMEM, "forward: out of memory");
+    return rs;
+}
+
+static void runstate_release(mh_runstate *rs, bool shared)
+{
+    if (shared) pthread_mutex_unlock(&rs->mu);
+    else mh_runstate_free(rs);
+}
+
+/* Makes *p hold at least n floats (contents not kept). */
+static int grow(float **p, size_t *cap, size_t n, const char *what, mh_err *err)
+{
+    if (n <= *cap) return MH_OK;
+    float *q = malloc(sizeof(float) * n);
+    if (!q) return mh_err_set(err, MH_ENOMEM, "forward: out of memory for %s (%.1f MiB)", what,
+                              (double)n * sizeof(float) / (1 << 20));
+    free(*p);
+    *p = q;
+    *cap = n;
+    return MH_OK;
+}
+
+/* One scratch slot of len floats per task the pool can run at once. */
+static int grow_slots(mh_runstate *rs, size_t len, mh_err *err)
+{
+    int n = mh_threads_get() + 1;
+    if (len <= rs->slot_len && n <= rs->n_slots) return MH_OK;
+    len = len > rs->slot_len ? len : rs->slot_len;
+    float *s = malloc(sizeof(float) * len * (size_t)n);
+    atomic_int *b = calloc((size_t)n, sizeof *b);
+    if (!s || !b) {
+        free(s);
+        free(b);
+        return mh_err_set(err, MH_ENOMEM, "forward: out of memory for attention scratch");
+    }
+    free(rs->slots);
+    free(rs->slot_busy);
+    rs->slots = s;
+    rs->slot_busy = b;
+    rs->slot_len = len;
+    rs->n_slots = n;
+    return MH_OK;
+}
+
+/* A free slot for one attention task; there are more slots than tasks run
+ * at once, so the scan finds one on its first pass. */
+static float *slot_take(mh_runstate *rs, int *idx)
+{
+    for (;;)
+        for (int i = 0; i < rs->n_slots; i++)
+            if (!atomic_exchange(&rs->slot_busy[i], 1)) {
+                *idx = i;
+                return rs->slots + (size_t)i * rs->slot_len;
+            }
+}
+
+static void slot_give(mh_runstate *rs, int idx) { atomic_store(&rs->slot_busy[idx], 0); }
+
 /* ===== small kernels ===== */
 
 /* y = x / rms(x) * w, row by row: x, y (T, n) */
@@ -98,7 +211,7 @@ static void rope(const mh_model *m, float *v, int64_t T, int64_t n_heads, int64_
     for (int64_t t = 0; t < T; t++) {
         float theta = (float)(pos0 + t);
         for (int64_t i = 0; i < half; i++, theta *= step) {
-            const float th = m->rope_freqs ? theta / m->rope_freqs[i] : theta;
+            const float th = m->g.rope_freqs ? theta / m->g.rope_freqs[i] : theta;
             const float c = cosf(th), s = sinf(th);
             const int64_t a = hp->rope_neox ? i : 2 * i, b = hp->rope_neox ? i + half : 2 * i + 1;
             for (int64_t h = 0; h < n_heads; h++) {
@@ -112,6 +225,7 @@ static void rope(const mh_model *m, float *v, int64_t T, int64_t n_heads, int64_
 }
 
 typedef struct attn_job {
+    mh_runstate *rs;         /* scratch slots: (n_max + 66 hd) floats each */
     const mh_hparams *hp;
     const mh_kv_cache *c;
     const float *q;          /* (T, n_head * hd) */
@@ -131,13 +245,13 @@ static void attn_items(void *ctx, int64_t i0, int64_t i1)
     int64_t hd = hp->head_dim, group = hp->n_head / hp->n_head_kv;
     const mh_quant_traits *tr = mh_quant_traits_get(j->c->type);
     mh_dtype qt = tr->vec_dot_type;
-    size_t head_off = mh_dtype_row_size(j->c->type, hd), qbytes = sizeof(float) * (size_t)hd;
+    size_t head_off = mh_dtype_row_size(j->c->type, hd);
     float scale = 1.0f / sqrtf((float)hd);
     int64_t n_max = j->pos0 + (i1 - 1) / hp->n_head + 1;
-    float *att = malloc(sizeof(float) * (size_t)(n_max + hd));
-    uint8_t *qq = malloc(qbytes);
-    if (!att || !qq) { free(att); free(qq); return; }   /* cannot happen for sane sizes */
+    int slot;
+    float *att = slot_take(j->rs, &slot);
     float *vrow = att + n_max;
+    uint8_t *qq = (uint8_t *)(vrow + hd);   /* hd values in vec_dot_type: at most qbytes */
     for (int64_t it = i0; it < i1; it++) {
         int64_t t = it / hp->n_head, h = it % hp->n_head, kvh = h / group;
         int64_t n = j->pos0 + t + 1;
@@ -168,8 +282,7 @@ static void attn_items(void *ctx, int64_t i0, int64_t i1)
             for (int64_t d = 0; d < hd; d++) o[d] += a * vf[d];
         }
     }
-    free(att);
-    free(qq);
+    slot_give(j->rs, slot);
 }
 
 /* f16 cache: attention in llama.cpp's arithmetic (mh/kernels.h "_llama"),
@@ -188,9 +301,9 @@ static void attn_llama_items(void *ctx, int64_t i0, int64_t i1)
     const int64_t n_max = j->pos0 + j->T;
     int64_t n_kv = (n_max + 31) / 32 * 32;
     if (n_kv > j->c->n_ctx) n_kv = j->c->n_ctx;
-    float *att = malloc(sizeof(float) * (size_t)(n_max + hd + 64 * hd));
-    if (!att) return;   /* cannot happen for sane sizes */
-    float *qf = att + n_max, *acc = qf + hd;
+    int slot;
+    float *att = slot_take(j->rs, &slot);
+    float *qf = att + n_max, *acc = qf + hd;   /* hd, then 64 hd lanes */
     for (int64_t it = i0; it < i1; it++) {
         const int64_t t = it / hp->n_head, h = it % hp->n_head, kvh = h / group, n = j->pos0 + t + 1;
         memcpy(qf, j->q + t * hp->n_head * hd + h * hd, sizeof(float) * (size_t)hd);
@@ -209,7 +322,7 @@ static void attn_llama_items(void *ctx, int64_t i0, int64_t i1)
         if (step) kn->attn_mix_step_llama(n, n_kv - n_kv % 64, hd, att, v, ld, acc, o);
         else kn->attn_mix_llama(n, hd, att, v, ld, acc, o);
     }
-    free(att);
+    slot_give(j->rs, slot);
 }
 
 /* ===== batched attention: per head, S = Q K^T (sgemm), causal softmax,
@@ -243,24 +356,23 @@ static void widen_rows(void *ctx, int64_t p0, int64_t p1)
     }
 }
 
-static int attn_gemm(const mh_hparams *hp, const mh_kv_cache *c, const float *q /* (T, n_head*hd) */,
-                     const uint8_t *k, const uint8_t *v, float *out /* (T, n_head*hd) */,
-                     int64_t T, int64_t pos0, mh_err *err)
+static int attn_gemm(mh_runstate *rs, const mh_hparams *hp, const mh_kv_cache *c,
+                     const float *q /* (T, n_head*hd) */, const uint8_t *k, const uint8_t *v,
+                     float *out /* (T, n_head*hd) */, int64_t T, int64_t pos0, mh_err *err)
 {
     int64_t hd = hp->head_dim, n = pos0 + T, kvd = c->kv_dim, qd = hp->n_head * hd;
     int64_t group = hp->n_head / hp->n_head_kv;
-    float *kf = (float *)k, *vf = (float *)v, *wide = NULL;
-    if (c->type != MH_DTYPE_F32) {
-        wide = malloc(sizeof(float) * (size_t)(2 * n * kvd));
-        if (!wide) return mh_err_set(err, MH_ENOMEM, "attention: out of memory");
-        kf = wide;
-        vf = wide + n * kvd;
+    bool wide = c->type != MH_DTYPE_F32;
+    size_t need = (size_t)(T * n + T * qd) + (wide ? (size_t)(2 * n * kvd) : 0);
+    int st = grow(&rs->attn, &rs->attn_cap, need, "attention", err);
+    if (st) return st;
+    float *S = rs->attn, *kf = (float *)k, *vf = (float *)v;   /* S: (T, n), then q (T, qd) */
+    if (wide) {
+        kf = S + T * n + T * qd;
+        vf = kf + n * kvd;
         widen_job wj = { c, k, v, kf, vf };
         mh_parallel_for(n, 16, widen_rows, &wj);
-    }
-    float *S = malloc(sizeof(float) * (size_t)(T * n + T * qd));
-    if (!S) { free(wide); return mh_err_set(err, MH_ENOMEM, "attention: out of memory"); }
-    if (c->type != MH_DTYPE_F32) {   /* q and the probabilities on the cache's grid, as llama.cpp */
+        /* q and the probabilities on the cache's grid, as llama.cpp */
         float *qr = S + T * n;
         memcpy(qr, q, sizeof(float) * (size_t)(T * qd));
         mh_round_to(MH_DTYPE_F16, qr, T * qd);
@@ -270,13 +382,11 @@ static int attn_gemm(const mh_hparams *hp, const mh_kv_cache *c, const float *q 
         int64_t kvh = h / group;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)n, (int)hd, 1.0f,
                     q + h * hd, (int)qd, kf + kvh * hd, (int)kvd, 0.0f, S, (int)n);
-        softmax_job sj = { S, n, pos0, 1.0f / sqrtf((float)hd), c->type != MH_DTYPE_F32 };
+        softmax_job sj = { S, n, pos0, 1.0f / sqrtf((float)hd), wide };
         mh_parallel_for(T, 8, causal_softmax_rows, &sj);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)T, (int)hd, (int)n, 1.0f,
                     S, (int)n, vf + kvh * hd, (int)kvd, 0.0f, out + h * hd, (int)qd);
     }
-    free(S);
-    free(wide);
     return MH_OK;
 }
 
@@ -287,19 +397,40 @@ static void add_bias(float *x, const float *b, int64_t T, int64_t n)
         for (int64_t i = 0; i < n; i++) x[t * n + i] += b[i];
 }
 
+/* y: (T, rows) = x: (T, cols) through projection k of layer l: the base
+ * weight, the LoRA adapters on it, then its bias. */
+static int proj(const mh_model *m, int64_t l, mh_proj k, const float *x, int64_t T, float *y, mh_err *err)
+{
+    const mh_layer *L = &m->layers[l];
+    const mh_weight *w = mh_layer_proj(L, k);
+    int st = mh_linear(w, x, T, y, err);
+    if (!st) st = mh_lora_apply(m, l, (int)k, x, T, y, err);
+    if (!st) add_bias(y, mh_layer_bias(L, k), T, w->rows);
+    return st;
+}
+
 /* ===== forward ===== */
 
 typedef struct scratch {
-    float *x, *xn, *q, *k, *v, *att, *tmp, *gate, *up;
+    mh_runstate *rs;
+    float *x, *xn, *q, *k, *v, *att, *tmp, *gate, *up;   /* (T, ...) rows */
 } scratch;
 
-static int scratch_alloc(scratch *s, const mh_hparams *hp, int64_t T)
+/* Points s at the RunState's activation rows for T tokens (growing them)
+ * and its attention slots at a size for every cache in the batch. */
+static int scratch_bind(scratch *s, mh_runstate *rs, const mh_hparams *hp, const mh_batch_seq *seqs,
+                        int n_seqs, int64_t T, mh_err *err)
 {
     size_t E = (size_t)hp->n_embd, qd = (size_t)(hp->n_head * hp->head_dim),
            kvd = (size_t)(hp->n_head_kv * hp->head_dim), F = (size_t)hp->n_ff, t = (size_t)T;
-    float *base = malloc(sizeof(float) * t * (3 * E + 2 * qd + 2 * kvd + 2 * F));
-    if (!base) return MH_ENOMEM;
-    s->x = base;
+    int64_t n_ctx = 0;
+    for (int i = 0; i < n_seqs; i++)
+        n_ctx = seqs[i].cache->n_ctx > n_ctx ? seqs[i].cache->n_ctx : n_ctx;
+    int st = grow(&rs->act, &rs->act_cap, t * (3 * E + 2 * qd + 2 * kvd + 2 * F), "activations", err);
+    if (!st) st = grow_slots(rs, (size_t)(n_ctx + 66 * hp->head_dim), err);
+    if (st) return st;
+    s->rs = rs;
+    s->x = rs->act;
     s->xn = s->x + t * E;
     s->tmp = s->xn + t * E;
     s->q = s->tmp + t * E;
@@ -330,9 +461,9 @@ static int seq_attention(const mh_model *m, const mh_batch_seq *q, int64_t l, sc
         store(kr + t * kvd, kc + (size_t)(pos0 + t) * c->row_bytes, kvd);
         store(vr + t * kvd, vc + (size_t)(pos0 + t) * c->row_bytes, kvd);
     }
-    attn_job aj = { hp, c, qr, T, kc, vc, out, pos0 };
+    attn_job aj = { s->rs, hp, c, qr, T, kc, vc, out, pos0 };
     if (c->type == MH_DTYPE_F16) mh_parallel_for(T * hp->n_head, 1, attn_llama_items, &aj);
-    else if (T >= 8) return attn_gemm(hp, c, qr, kc, vc, out, T, pos0, err);
+    else if (T >= 8) return attn_gemm(s->rs, hp, c, qr, kc, vc, out, T, pos0, err);
     else mh_parallel_for(T * hp->n_head, 1, attn_items, &aj);
     return MH_OK;
 }
@@ -344,33 +475,23 @@ static int layer_forward(mh_model *m, const mh_batch_seq *seqs, int n_seqs, int6
 {
     const mh_hparams *hp = &m->hp;
     const mh_layer *L = &m->layers[l];
-    int64_t E = hp->n_embd, qd = hp->n_head * hp->head_dim, kvd = hp->n_head_kv * hp->head_dim;
-    int64_t F = hp->n_ff;
+    int64_t E = hp->n_embd, F = hp->n_ff;
     int st;
     rmsnorm(s->xn, s->x, L->attn_norm, T, E, hp->rms_eps);
-    if ((st = mh_linear(&L->wq, s->xn, T, s->q, err)) || (st = mh_lora_apply(m, l, 0, s->xn, T, s->q, err)) ||
-        (st = mh_linear(&L->wk, s->xn, T, s->k, err)) || (st = mh_lora_apply(m, l, 1, s->xn, T, s->k, err)) ||
-        (st = mh_linear(&L->wv, s->xn, T, s->v, err)) || (st = mh_lora_apply(m, l, 2, s->xn, T, s->v, err)))
+    if ((st = proj(m, l, MH_PROJ_Q, s->xn, T, s->q, err)) || (st = proj(m, l, MH_PROJ_K, s->xn, T, s->k, err)) ||
+        (st = proj(m, l, MH_PROJ_V, s->xn, T, s->v, err)))
         return st;
-    add_bias(s->q, L->bq, T, qd);
-    add_bias(s->k, L->bk, T, kvd);
-    add_bias(s->v, L->bv, T, kvd);
     for (int i = 0, r0 = 0; i < n_seqs; r0 += (int)seqs[i].n, i++)
         if ((st = seq_attention(m, &seqs[i], l, s, r0, err))) return st;
-    if ((st = mh_linear(&L->wo, s->att, T, s->tmp, err)) || (st = mh_lora_apply(m, l, 3, s->att, T, s->tmp, err)))
-        return st;
+    if ((st = proj(m, l, MH_PROJ_O, s->att, T, s->tmp, err))) return st;
     for (int64_t i = 0; i < T * E; i++) s->x[i] += s->tmp[i];
     rmsnorm(s->xn, s->x, L->ffn_norm, T, E, hp->rms_eps);
-    if ((st = mh_linear(&L->w_gate, s->xn, T, s->gate, err)) ||
-        (st = mh_lora_apply(m, l, 4, s->xn, T, s->gate, err)) ||
-        (st = mh_linear(&L->w_up, s->xn, T, s->up, err)) || (st = mh_lora_apply(m, l, 5, s->xn, T, s->up, err)))
+    if ((st = proj(m, l, MH_PROJ_GATE, s->xn, T, s->gate, err)) || (st = proj(m, l, MH_PROJ_UP, s->xn, T, s->up, err)))
         return st;
     const mh_kernels *kn = mh_kernels_get();
     for (int64_t t = 0; t < T; t++)   /* row by row: ggml's vector chunks restart per row */
         kn->swiglu_llama(F, s->gate + t * F, s->up + t * F, s->gate + t * F);
-    if ((st = mh_linear(&L->w_down, s->gate, T, s->tmp, err)) ||
-        (st = mh_lora_apply(m, l, 6, s->gate, T, s->tmp, err)))
-        return st;
+    if ((st = proj(m, l, MH_PROJ_DOWN, s->gate, T, s->tmp, err))) return st;
     for (int64_t i = 0; i < T * E; i++) s->x[i] += s->tmp[i];
     return MH_OK;
 }
@@ -400,54 +521,61 @@ static int check_batch(const mh_model *m, const mh_batch_seq *seqs, int n_seqs, 
     return MH_OK;
 }
 
+/* The output norm and projection of the rows whose logits were asked for,
+ * as one matmul; one sequence's logits are written in place. */
+static int batch_logits(mh_model *m, mh_batch_seq *seqs, int n_seqs, scratch *s, mh_err *err)
+{
+    const mh_hparams *hp = &m->hp;
+    int64_t E = hp->n_embd, n_out = 0;
+    for (int i = 0, r = 0; i < n_seqs; r += (int)seqs[i].n, i++) {
+        if (!seqs[i].logits) continue;
+        int64_t first = seqs[i].all_logits ? 0 : seqs[i].n - 1;
+        for (int64_t t = first; t < seqs[i].n; t++, n_out++)
+            memcpy(s->tmp + n_out * E, s->x + (r + t) * E, sizeof(float) * (size_t)E);
+    }
+    if (!n_out) return MH_OK;
+    float *out = n_seqs == 1 ? seqs[0].logits : NULL;
+    mh_runstate *rs = s->rs;
+    int st = out ? MH_OK : grow(&rs->logits, &rs->logits_cap, (size_t)n_out * (size_t)hp->n_vocab, "logits", err);
+    if (st) return st;
+    if (!out) out = rs->logits;
+    rmsnorm(s->xn, s->tmp, m->g.output_norm, n_out, E, hp->rms_eps);
+    if ((st = mh_linear(&m->g.output, s->xn, n_out, out, err)) || n_seqs == 1) return st;
+    for (int i = 0, o = 0; i < n_seqs; i++) {
+        if (!seqs[i].logits) continue;
+        int64_t k = seqs[i].all_logits ? seqs[i].n : 1;
+        memcpy(seqs[i].logits, out + (size_t)o * (size_t)hp->n_vocab, sizeof(float) * (size_t)(k * hp->n_vocab));
+        o += (int)k;
+    }
+    return MH_OK;
+}
+
 int mh_model_forward_batch(mh_model *m, mh_batch_seq *seqs, int n_seqs, mh_err *err)
 {
     const mh_hparams *hp = &m->hp;
     int64_t T, E = hp->n_embd;
     int st = check_batch(m, seqs, n_seqs, &T, err);
     if (st) return st;
-    scratch s;
-    if (scratch_alloc(&s, hp, T))
-        return mh_err_set(err, MH_ENOMEM, "forward: out of memory for %lld tokens", (long long)T);
-    size_t erow = mh_dtype_row_size(m->tok_embd.dtype, E);
+    bool shared;
+    mh_runstate *rs = runstate_acquire(m, &shared, err);
+    if (!rs) return MH_ENOMEM;
+    scratch s = {0};
+    st = scratch_bind(&s, rs, hp, seqs, n_seqs, T, err);
+    size_t erow = mh_dtype_row_size(m->g.tok_embd.dtype, E);
     for (int i = 0, r = 0; i < n_seqs && !st; i++)
         for (int64_t t = 0; t < seqs[i].n && !st; t++, r++)
-            st = mh_dequantize_row(m->tok_embd.dtype,
-                                   (const uint8_t *)m->tok_embd.data + (size_t)seqs[i].tokens[t] * erow,
-                                   s.x + r * E, E);
-    if (st) st = mh_err_set(err, st, "forward: cannot read the token embedding");
+            if ((st = mh_dequantize_row(m->g.tok_embd.dtype,
+                                        (const uint8_t *)m->g.tok_embd.data + (size_t)seqs[i].tokens[t] * erow,
+                                        s.x + r * E, E)))
+                st = mh_err_set(err, st, "forward: cannot read the token embedding");
     for (int64_t l = 0; l < hp->n_layer && !st; l++) st = layer_forward(m, seqs, n_seqs, l, &s, T, err);
     for (int i = 0, r = 0; i < n_seqs && !st; r += (int)seqs[i].n, i++)
         if (seqs[i].hidden)
-            rmsnorm(seqs[i].hidden, s.x + (int64_t)r * E, m->output_norm, seqs[i].n, E, hp->rms_eps);
-    /* gather the rows whose logits were asked for, then one output matmul */
-    int64_t n_out = 0;
-    for (int i = 0, r = 0; i < n_seqs && !st; r += (int)seqs[i].n, i++) {
-        if (!seqs[i].logits) continue;
-        int64_t first = seqs[i].all_logits ? 0 : seqs[i].n - 1;
-        for (int64_t t = first; t < seqs[i].n; t++, n_out++)
-            memcpy(s.tmp + n_out * E, s.x + (r + t) * E, sizeof(float) * (size_t)E);
-    }
-    float *out = NULL;
-    if (!st && n_out) {
-        out = malloc(sizeof(float) * (size_t)(n_out * hp->n_vocab));
-        if (!out) st = mh_err_set(err, MH_ENOMEM, "forward: out of memory for logits");
-    }
-    if (!st && n_out) {
-        rmsnorm(s.xn, s.tmp, m->output_norm, n_out, E, hp->rms_eps);
-        st = mh_linear(&m->output, s.xn, n_out, out, err);
-    }
-    for (int i = 0, o = 0; i < n_seqs && !st; i++) {
-        if (seqs[i].logits) {
-            int64_t k = seqs[i].all_logits ? seqs[i].n : 1;
-            memcpy(seqs[i].logits, out + (size_t)o * (size_t)hp->n_vocab, sizeof(float) * (size_t)(k * hp->n_vocab));
-            o += (int)k;
-        }
-    }
+            rmsnorm(seqs[i].hidden, s.x + (int64_t)r * E, m->g.output_norm, seqs[i].n, E, hp->rms_eps);
+    if (!st) st = batch_logits(m, seqs, n_seqs, &s, err);
     if (!st)
         for (int i = 0; i < n_seqs; i++) seqs[i].cache->n_past += seqs[i].n;
-    free(out);
-    free(s.x);
+    runstate_release(rs, shared);
     return st;
 }
 
@@ -464,7 +592,7 @@ int mh_model_embed(mh_model *m, const int32_t *tokens, int64_t n, float *out, mh
     if (n <= 0) return mh_err_set(err, MH_EINVAL, "embed: no tokens");
     mh_kv_cache *c = mh_kv_cache_new_type(m, n, MH_DTYPE_F32, err);
     float *h = malloc(sizeof(float) * (size_t)(n * E));
-    int st = !c ? err->code : !h ? mh_err_set(err, MH_ENOMEM, "embed: out of memory") : MH_OK;
+    int st = !c ? MH_ENOMEM : !h ? mh_err_set(err, MH_ENOMEM, "embed: out of memory") : MH_OK;
     if (!st) {
         mh_batch_seq q = { c, tokens, n, NULL, false, h };
         st = mh_model_forward_batch(m, &q, 1, err);

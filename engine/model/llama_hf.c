@@ -243,8 +243,8 @@ static int llama3_freqs(mh_model *m, const cJSON *rs, mh_err *err)
             rf[i] = (float)(1.0 / ((1.0 - smooth) / factor + smooth));
         }
     }
-    m->owned[m->n_owned++] = rf;
-    m->rope_freqs = rf;
+    if (mh_model_own(m, rf, err)) return MH_ENOMEM;
+    m->g.rope_freqs = rf;
     return MH_OK;
 }
 
@@ -266,8 +266,9 @@ static int read_rope_scaling(mh_model *m, const cJSON *c, mh_err *err)
 
 /* ===== tensors ===== */
 
-/* Checks tensor `name` is F32/F16/BF16 with the given shape (ndim 1: (cols)),
- * and points w at it. A missing optional tensor leaves w zeroed. */
+/* The safetensors getter (mh_tensor_getter): checks tensor `name` is
+ * F32/F16/BF16 with the given shape (ndim 1: (cols)), and points w at it.
+ * A missing optional tensor leaves w zeroed. */
 static int get_weight(mh_model *m, const char *name, int ndim, int64_t rows, int64_t cols,
                       bool required, mh_weight *w, mh_err *err)
 {
@@ -303,59 +304,6 @@ static int get_weight(mh_model *m, const char *name, int ndim, int64_t rows, int
     return MH_OK;
 }
 
-/* A 1-D tensor of n values as f32 (converted when stored as F16/BF16). */
-static int get_vec(mh_model *m, const char *name, int64_t n, bool required,
-                   const float **out, mh_err *err)
-{
-    mh_weight w;
-    *out = NULL;
-    int st = get_weight(m, name, 1, 1, n, required, &w, err);
-    if (st || !w.data) return st;
-    if (w.dtype == MH_DTYPE_F32) { *out = w.data; return MH_OK; }
-    float *buf = malloc(sizeof(float) * (size_t)n);
-    if (!buf) return mh_err_set(err, MH_ENOMEM, "model: out of memory");
-    if (mh_dequantize_row(w.dtype, w.data, buf, n)) {
-        free(buf);
-        return mh_err_set(err, MH_EFORMAT, "model: cannot convert '%s' to f32", name);
-    }
-    m->owned[m->n_owned++] = buf;
-    *out = buf;
-    return MH_OK;
-}
-
-static int load_layers(mh_model *m, mh_err *err)
-{
-    const mh_hparams *hp = &m->hp;
-    int64_t E = hp->n_embd, qd = hp->n_head * hp->head_dim, kvd = hp->n_head_kv * hp->head_dim;
-    bool bias = hp->arch == MH_ARCH_QWEN2;
-    char n[128];
-    int st = MH_OK;
-#define W(name, rows, cols, dst) \
-    (snprintf(n, sizeof n, "model.layers.%lld." name, (long long)i), \
-     get_weight(m, n, 2, rows, cols, true, dst, err))
-#define V(name, len, dst, req) \
-    (snprintf(n, sizeof n, "model.layers.%lld." name, (long long)i), get_vec(m, n, len, req, dst, err))
-    for (int64_t i = 0; i < hp->n_layer && !st; i++) {
-        mh_layer *L = &m->layers[i];
-        if ((st = V("input_layernorm.weight", E, &L->attn_norm, true)) ||
-            (st = W("self_attn.q_proj.weight", qd, E, &L->wq)) ||
-            (st = W("self_attn.k_proj.weight", kvd, E, &L->wk)) ||
-            (st = W("self_attn.v_proj.weight", kvd, E, &L->wv)) ||
-            (st = W("self_attn.o_proj.weight", E, qd, &L->wo)) ||
-            (st = V("self_attn.q_proj.bias", qd, &L->bq, bias)) ||
-            (st = V("self_attn.k_proj.bias", kvd, &L->bk, bias)) ||
-            (st = V("self_attn.v_proj.bias", kvd, &L->bv, bias)) ||
-            (st = V("post_attention_layernorm.weight", E, &L->ffn_norm, true)) ||
-            (st = W("mlp.gate_proj.weight", hp->n_ff, E, &L->w_gate)) ||
-            (st = W("mlp.up_proj.weight", hp->n_ff, E, &L->w_up)) ||
-            (st = W("mlp.down_proj.weight", E, hp->n_ff, &L->w_down)))
-            break;
-    }
-#undef W
-#undef V
-    return st;
-}
-
 /* Output projection: lm_head unless tie_word_embeddings says otherwise;
  * with the key absent a missing lm_head means tied (as SmolLM ships). */
 static int load_output(mh_model *m, const cJSON *c, mh_err *err)
@@ -364,12 +312,12 @@ static int load_output(mh_model *m, const cJSON *c, mh_err *err)
     bool tied = cJSON_IsTrue(tie);
     if (!tied) {
         bool explicit = cJSON_IsFalse(tie);
-        int st = get_weight(m, "lm_head.weight", 2, m->hp.n_vocab, m->hp.n_embd, explicit,
-                            &m->output, err);
+        int st = mh_model_get_weight(m, get_weight, mh_global_name(MH_G_OUTPUT, MH_LAYOUT_HF),
+                                     m->hp.n_vocab, m->hp.n_embd, explicit, &m->g.output, err);
         if (st) return st;
-        tied = !m->output.data;
+        tied = !m->g.output.data;
     }
-    if (tied) m->output = m->tok_embd;
+    if (tied) m->g.output = m->g.tok_embd;
     m->hp.tied_embeddings = tied;
     return MH_OK;
 }
@@ -384,17 +332,17 @@ static int load_all(mh_model *m, const char *dir, mh_err *err)
     if (!st) {
         size_t L = (size_t)m->hp.n_layer;
         m->layers = calloc(L, sizeof *m->layers);
-        m->owned = calloc(L * 5 + 4, sizeof *m->owned);
         m->held = calloc(L * 12 + 4, sizeof *m->held);
-        if (!m->layers || !m->owned || !m->held) st = mh_err_set(err, MH_ENOMEM, "model: out of memory");
+        if (!m->layers || !m->held) st = mh_err_set(err, MH_ENOMEM, "model: out of memory");
     }
     if (!st) st = read_rope_scaling(m, c, err);
     if (!st && !(m->st = mh_safetensors_open(dir, err))) st = err ? err->code : MH_EIO;
-    if (!st) st = get_weight(m, "model.embed_tokens.weight", 2, m->hp.n_vocab, m->hp.n_embd, true,
-                             &m->tok_embd, err);
-    if (!st) st = get_vec(m, "model.norm.weight", m->hp.n_embd, true, &m->output_norm, err);
+    if (!st) st = mh_model_get_weight(m, get_weight, mh_global_name(MH_G_EMBD, MH_LAYOUT_HF),
+                                      m->hp.n_vocab, m->hp.n_embd, true, &m->g.tok_embd, err);
+    if (!st) st = mh_model_get_vec(m, get_weight, mh_global_name(MH_G_OUTPUT_NORM, MH_LAYOUT_HF),
+                                   m->hp.n_embd, true, &m->g.output_norm, err);
     if (!st) st = load_output(m, c, err);
-    if (!st) st = load_layers(m, err);
+    if (!st) st = mh_model_bind_layers(m, MH_LAYOUT_HF, get_weight, err);
     cJSON_Delete(c);
     return st;
 }

@@ -28,10 +28,12 @@ static float get_hpf(const mh_gguf *g, const char *arch, const char *key, float 
     return mh_gguf_get_float(g, k, &v) ? (float)v : def;
 }
 
-/* Finds a tensor and checks its 2-D shape (ne0 = cols, ne1 = rows). */
-static int get_weight(mh_model *m, const char *name, int64_t rows, int64_t cols,
+/* The GGUF getter (mh_tensor_getter): finds a tensor and checks its 2-D
+ * shape (ne0 = cols, ne1 = rows; a vector is one row). */
+static int get_weight(mh_model *m, const char *name, int ndim, int64_t rows, int64_t cols,
                       bool required, mh_weight *w, mh_err *err)
 {
+    (void)ndim;
     const mh_gguf_tensor *t = mh_gguf_find_tensor(m->gguf, name);
     memset(w, 0, sizeof *w);
     if (!t) {
@@ -51,26 +53,6 @@ static int get_weight(mh_model *m, const char *name, int64_t rows, int64_t cols,
     w->cols = cols;
     m->n_params += rows * cols;
     m->weight_bytes += t->nbytes;
-    return MH_OK;
-}
-
-/* A 1-D tensor of n values as f32 (copied when stored in another type). */
-static int get_vec(mh_model *m, const char *name, int64_t n, bool required,
-                   const float **out, mh_err *err)
-{
-    mh_weight w;
-    *out = NULL;
-    int st = get_weight(m, name, 1, n, required, &w, err);
-    if (st || !w.data) return st;
-    if (w.dtype == MH_DTYPE_F32) { *out = w.data; return MH_OK; }
-    float *buf = malloc(sizeof(float) * (size_t)n);
-    if (!buf) return mh_err_set(err, MH_ENOMEM, "model: out of memory");
-    if (mh_dequantize_row(w.dtype, w.data, buf, n)) {
-        free(buf);
-        return mh_err_set(err, MH_EFORMAT, "model: cannot convert '%s' to f32", name);
-    }
-    m->owned[m->n_owned++] = buf;
-    *out = buf;
     return MH_OK;
 }
 
@@ -119,38 +101,6 @@ static int read_hparams(mh_model *m, mh_err *err)
     return MH_OK;
 }
 
-static int load_layers(mh_model *m, mh_err *err)
-{
-    const mh_hparams *hp = &m->hp;
-    int64_t E = hp->n_embd, qd = hp->n_head * hp->head_dim, kvd = hp->n_head_kv * hp->head_dim;
-    char n[96];
-    int st = MH_OK;
-#define W(name, rows, cols, dst) \
-    (snprintf(n, sizeof n, "blk.%lld." name, (long long)i), get_weight(m, n, rows, cols, true, dst, err))
-#define V(name, len, dst, req) \
-    (snprintf(n, sizeof n, "blk.%lld." name, (long long)i), get_vec(m, n, len, req, dst, err))
-    for (int64_t i = 0; i < hp->n_layer && !st; i++) {
-        mh_layer *L = &m->layers[i];
-        bool bias = hp->arch == MH_ARCH_QWEN2;
-        if ((st = V("attn_norm.weight", E, &L->attn_norm, true)) ||
-            (st = W("attn_q.weight", qd, E, &L->wq)) ||
-            (st = W("attn_k.weight", kvd, E, &L->wk)) ||
-            (st = W("attn_v.weight", kvd, E, &L->wv)) ||
-            (st = W("attn_output.weight", E, qd, &L->wo)) ||
-            (st = V("attn_q.bias", qd, &L->bq, bias)) ||
-            (st = V("attn_k.bias", kvd, &L->bk, bias)) ||
-            (st = V("attn_v.bias", kvd, &L->bv, bias)) ||
-            (st = V("ffn_norm.weight", E, &L->ffn_norm, true)) ||
-            (st = W("ffn_gate.weight", hp->n_ff, E, &L->w_gate)) ||
-            (st = W("ffn_up.weight", hp->n_ff, E, &L->w_up)) ||
-            (st = W("ffn_down.weight", E, hp->n_ff, &L->w_down)))
-            break;
-    }
-#undef W
-#undef V
-    return st;
-}
-
 int mh_model_load(const char *path, mh_model **out, mh_err *err)
 {
     *out = NULL;
@@ -160,20 +110,22 @@ int mh_model_load(const char *path, mh_model **out, mh_err *err)
     int st = mh_gguf_open(path, &m->gguf, err);
     if (!st) st = read_hparams(m, err);
     if (!st) {
-        const mh_hparams *hp = &m->hp;
-        m->layers = calloc((size_t)hp->n_layer, sizeof *m->layers);
-        m->owned = calloc((size_t)hp->n_layer * 6 + 8, sizeof *m->owned);
-        if (!m->layers || !m->owned) st = mh_err_set(err, MH_ENOMEM, "model: out of memory");
+        m->layers = calloc((size_t)m->hp.n_layer, sizeof *m->layers);
+        if (!m->layers) st = mh_err_set(err, MH_ENOMEM, "model: out of memory");
     }
-    if (!st) st = get_weight(m, "token_embd.weight", m->hp.n_vocab, m->hp.n_embd, true, &m->tok_embd, err);
-    if (!st) st = get_vec(m, "output_norm.weight", m->hp.n_embd, true, &m->output_norm, err);
-    if (!st) st = get_weight(m, "output.weight", m->hp.n_vocab, m->hp.n_embd, false, &m->output, err);
-    if (!st && !m->output.data) {
-        m->output = m->tok_embd;
+    const int64_t V = m->hp.n_vocab, E = m->hp.n_embd;
+#define NAME(g) mh_global_name(g, MH_LAYOUT_GGUF)
+    if (!st) st = mh_model_get_weight(m, get_weight, NAME(MH_G_EMBD), V, E, true, &m->g.tok_embd, err);
+    if (!st) st = mh_model_get_vec(m, get_weight, NAME(MH_G_OUTPUT_NORM), E, true, &m->g.output_norm, err);
+    if (!st) st = mh_model_get_weight(m, get_weight, NAME(MH_G_OUTPUT), V, E, false, &m->g.output, err);
+    if (!st && !m->g.output.data) {
+        m->g.output = m->g.tok_embd;
         m->hp.tied_embeddings = true;
     }
-    if (!st) st = get_vec(m, "rope_freqs.weight", m->hp.n_rot / 2, false, &m->rope_freqs, err);
-    if (!st) st = load_layers(m, err);
+    if (!st) st = mh_model_get_vec(m, get_weight, NAME(MH_G_ROPE_FREQS), m->hp.n_rot / 2, false,
+                                   &m->g.rope_freqs, err);
+#undef NAME
+    if (!st) st = mh_model_bind_layers(m, MH_LAYOUT_GGUF, get_weight, err);
     if (st) {
         mh_model_free(m);
         return st;
@@ -188,6 +140,7 @@ void mh_model_free(mh_model *m)
     for (int i = 0; i < m->n_owned; i++) free(m->owned[i]);
     free(m->owned);
     free(m->layers);
+    mh_runstate_free(m->rs);
     mh_gguf_close(m->gguf);
     mh_model_hf_release(m);
     free(m);

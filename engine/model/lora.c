@@ -12,11 +12,6 @@
 #include "mh/tensor.h"
 #include "model_internal.h"
 
-static const char *const peft_names[MH_LORA_TARGETS] = {
-    "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
-    "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj",
-};
-
 struct mh_lora {
     int64_t n_layer;
     float scale;                       /* lora_alpha / r */
@@ -27,10 +22,9 @@ struct mh_lora {
 /* Projection k's (rows, cols) in the base model. */
 static void target_shape(const mh_model *m, int64_t l, int k, int64_t *rows, int64_t *cols)
 {
-    const mh_layer *L = &m->layers[l];
-    const mh_weight *w[MH_LORA_TARGETS] = { &L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down };
-    *rows = w[k]->rows;
-    *cols = w[k]->cols;
+    const mh_weight *w = mh_layer_proj(&m->layers[l], (mh_proj)k);
+    *rows = w->rows;
+    *cols = w->cols;
 }
 
 /* HF/PEFT q/k rows use halves (j, j + hd/2) per head; GGUF llama rows are
@@ -70,8 +64,8 @@ static int load_pair(const mh_model *m, mh_safetensors *st, int64_t l, int k, in
                      mh_err *err)
 {
     char na[160], nb[160];
-    snprintf(na, sizeof na, "base_model.model.model.layers.%lld.%s.lora_A.weight", (long long)l, peft_names[k]);
-    snprintf(nb, sizeof nb, "base_model.model.model.layers.%lld.%s.lora_B.weight", (long long)l, peft_names[k]);
+    snprintf(na, sizeof na, "base_model.model.model.layers.%lld.%s.lora_A.weight", (long long)l, mh_proj_name((mh_proj)k, MH_LAYOUT_HF));
+    snprintf(nb, sizeof nb, "base_model.model.model.layers.%lld.%s.lora_B.weight", (long long)l, mh_proj_name((mh_proj)k, MH_LAYOUT_HF));
     if (mh_safetensors_find(st, na) < 0) return MH_OK;              /* not adapted */
     int64_t rows, cols;
     target_shape(m, l, k, &rows, &cols);

@@ -11,16 +11,16 @@ struct mh_gguf;
 struct mh_safetensors;
 struct mh_tensor;
 
+struct mh_runstate;
+
 struct mh_model {
     mh_hparams hp;
     struct mh_gguf *gguf;       /* owns the mapping */
-    mh_weight tok_embd;         /* (n_vocab, n_embd) */
-    const float *output_norm;   /* (n_embd) */
-    mh_weight output;           /* (n_vocab, n_embd); = tok_embd when tied */
-    const float *rope_freqs;    /* (n_rot/2) llama3 frequency factors or NULL */
+    mh_model_globals g;         /* embedding, output norm and projection, rope factors */
     mh_layer *layers;           /* (n_layer) */
-    void **owned;               /* f32 copies of non-f32 vectors */
-    int n_owned;
+    void **owned;               /* f32 copies of non-f32 vectors, aligned copies */
+    int n_owned, cap_owned;
+    struct mh_runstate *rs;     /* forward scratch, made on first use (llama.c) */
     struct mh_safetensors *st;  /* HF checkpoint: owns the mappings (NULL for GGUF) */
     struct mh_tensor **held;    /* views taken from st, one reference each */
     int n_held;
@@ -30,8 +30,8 @@ struct mh_model {
     size_t weight_bytes;
 };
 
-/* LoRA (lora.c): targets in layer order q k v o gate up down */
-#define MH_LORA_TARGETS 7
+/* LoRA (lora.c): targets in mh_proj order */
+#define MH_LORA_TARGETS MH_PROJ_COUNT
 typedef struct mh_lora_pair {
     float *a;                   /* (rank, cols) or NULL: this projection is not adapted */
     float *b;                   /* (rows, rank), rows in the base model's order */
@@ -46,6 +46,30 @@ struct mh_kv_cache {
     size_t row_bytes;           /* bytes of one position's kv_dim values */
     uint8_t *k, *v;             /* (n_layer, n_ctx, kv_dim) each, in type */
 };
+
+/* llama.c: the forward pass's RunState, freed with the model. */
+void mh_runstate_free(struct mh_runstate *rs);
+
+/* llama_names.c: the tensor name table and the binder both loaders use.
+ * A getter finds tensor `name` in its format, checks it is (rows, cols)
+ * (ndim 1: (cols), rows 1) and points w at its bytes; a missing optional
+ * tensor leaves w zeroed. */
+typedef int (*mh_tensor_getter)(mh_model *m, const char *name, int ndim, int64_t rows,
+                                int64_t cols, bool required, mh_weight *w, mh_err *err);
+enum { MH_G_EMBD, MH_G_OUTPUT_NORM, MH_G_OUTPUT, MH_G_ROPE_FREQS, MH_G_COUNT };
+/* The name of a global tensor in a layout; NULL where the layout has none. */
+const char *mh_global_name(int which, mh_layout layout);
+/* Takes ownership of p (freed with the model); frees p on failure. */
+int mh_model_own(mh_model *m, void *p, mh_err *err);
+/* get, then an aligned owned copy when the bytes sit at an address the
+ * kernels cannot read floats from (general.alignment = 1 files). */
+int mh_model_get_weight(mh_model *m, mh_tensor_getter get, const char *name, int64_t rows,
+                        int64_t cols, bool required, mh_weight *w, mh_err *err);
+/* A 1-D tensor of n values as f32 (an owned copy when stored otherwise). */
+int mh_model_get_vec(mh_model *m, mh_tensor_getter get, const char *name, int64_t n,
+                     bool required, const float **out, mh_err *err);
+/* Points every layer's norms, projections and biases at their tensors. */
+int mh_model_bind_layers(mh_model *m, mh_layout layout, mh_tensor_getter get, mh_err *err);
 
 /* llama_hf.c: Hugging Face checkpoint directories (config.json + safetensors). */
 bool mh_model_is_hf_path(const char *path);     /* a directory or a config.json */

@@ -296,7 +296,9 @@ static int cmp_by_name(const void *a, const void *b)
 
 static int sort_and_check_names(mh_safetensors *st, mh_err *err)
 {
-    qsort(st->t, (size_t)st->n, sizeof *st->t, cmp_by_name);
+    /* an empty header ({} or metadata only) leaves st->t NULL: qsort's
+     * pointer must be valid even for 0 elements (C11 7.22.5) */
+    if (st->n > 1) qsort(st->t, (size_t)st->n, sizeof *st->t, cmp_by_name);
     for (int i = 1; i < st->n; i++)
         if (!strcmp(st->t[i].name, st->t[i - 1].name))
             return mh_err_set(err, MH_EFORMAT, "tensor '%s' appears twice", st->t[i].name);

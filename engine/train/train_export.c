@@ -11,18 +11,14 @@
 #include "mh/quant.h"
 #include "train_internal.h"
 
-static const char *const gguf_targets[TR_N_TARGETS] = {
-    "attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down",
-};
-
 /* The adapted linear that owns tensor `name`, or NULL. */
 static const tr_lin *lin_of(const mh_trainer *t, const char *name)
 {
     long long l;
     char what[32];
-    if (sscanf(name, "blk.%lld.%31[a-z_].weight", &l, what) != 2 || l < 0 || l >= t->m->hp.n_layer) return NULL;
-    for (int k = 0; k < TR_N_TARGETS; k++)
-        if (!strcmp(what, gguf_targets[k])) return &t->layers[l].lin[k];
+    if (sscanf(name, "blk.%lld.%31[a-z_].weight", &l, what) != 2 || l < 0 || l >= t->hp->n_layer) return NULL;
+    for (int k = 0; k < MH_PROJ_COUNT; k++)
+        if (!strcmp(what, mh_proj_name((mh_proj)k, MH_LAYOUT_GGUF))) return &t->layers[l].lin[k];
     return NULL;
 }
 

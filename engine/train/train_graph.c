@@ -50,7 +50,7 @@ static void ws_free(tr_ws *w)
 
 static int acts_alloc(const mh_trainer *t, tr_acts *a, int64_t B, int64_t T)
 {
-    const mh_hparams *hp = &t->m->hp;
+    const mh_hparams *hp = t->hp;
     int64_t BT = B * T, E = hp->n_embd, F = hp->n_ff, qd = hp->n_head * hp->head_dim,
             kvd = hp->n_head_kv * hp->head_dim, r = t->cfg.method == MH_TRAIN_LORA ? t->cfg.lora_rank : 0;
     carve c = { .k = 0 };
@@ -58,13 +58,13 @@ static int acts_alloc(const mh_trainer *t, tr_acts *a, int64_t B, int64_t T)
     want(&c, &a->k, BT * kvd); want(&c, &a->v, BT * kvd); want(&c, &a->att, BT * qd);
     want(&c, &a->lse, B * hp->n_head * T); want(&c, &a->x1, BT * E); want(&c, &a->rstd2, BT);
     want(&c, &a->xn2, BT * E); want(&c, &a->g, BT * F); want(&c, &a->u, BT * F); want(&c, &a->h, BT * F);
-    for (int i = 0; i < TR_N_TARGETS; i++) want(&c, &a->lora_u[i], BT * r);
+    for (int i = 0; i < MH_PROJ_COUNT; i++) want(&c, &a->lora_u[i], BT * r);
     return carve_all(&c) ? MH_OK : MH_ENOMEM;   /* xn1 is first: freeing it frees the block */
 }
 
 static int ws_alloc(const mh_trainer *t, tr_ws *w, int64_t B, int64_t T, bool backward, mh_err *err)
 {
-    const mh_hparams *hp = &t->m->hp;
+    const mh_hparams *hp = t->hp;
     int64_t BT = B * T, E = hp->n_embd, F = hp->n_ff, qd = hp->n_head * hp->head_dim,
             kvd = hp->n_head_kv * hp->head_dim, V = hp->n_vocab;
     memset(w, 0, sizeof *w);
@@ -111,7 +111,7 @@ static void bias_grad(mh_train_param *p, const float *d, int64_t T, int64_t n)
 
 static int layer_fwd(mh_trainer *t, tr_ws *w, int64_t l, tr_acts *a, int64_t key, mh_err *err)
 {
-    const mh_hparams *hp = &t->m->hp;
+    const mh_hparams *hp = t->hp;
     const tr_layer *L = &t->layers[l];
     int64_t BT = w->BT, E = hp->n_embd, F = hp->n_ff, qd = hp->n_head * hp->head_dim,
             kvd = hp->n_head_kv * hp->head_dim;
@@ -119,9 +119,9 @@ static int layer_fwd(mh_trainer *t, tr_ws *w, int64_t l, tr_acts *a, int64_t key
     float *xo = w->xs + (l + 1) * BT * E;
     int st;
     mh_tr_rmsnorm_fwd(a->xn1, a->rstd1, x, L->attn_norm, BT, E, hp->rms_eps);
-    if ((st = mh_tr_lin_fwd(t, &L->lin[TR_Q], a->xn1, BT, a->q, a->lora_u[TR_Q], key, err)) ||
-        (st = mh_tr_lin_fwd(t, &L->lin[TR_K], a->xn1, BT, a->k, a->lora_u[TR_K], key, err)) ||
-        (st = mh_tr_lin_fwd(t, &L->lin[TR_V], a->xn1, BT, a->v, a->lora_u[TR_V], key, err)))
+    if ((st = mh_tr_lin_fwd(t, &L->lin[MH_PROJ_Q], a->xn1, BT, a->q, a->lora_u[MH_PROJ_Q], key, err)) ||
+        (st = mh_tr_lin_fwd(t, &L->lin[MH_PROJ_K], a->xn1, BT, a->k, a->lora_u[MH_PROJ_K], key, err)) ||
+        (st = mh_tr_lin_fwd(t, &L->lin[MH_PROJ_V], a->xn1, BT, a->v, a->lora_u[MH_PROJ_V], key, err)))
         return st;
     add_bias(a->q, L->bq, BT, qd);
     add_bias(a->k, L->bk, BT, kvd);
@@ -129,14 +129,14 @@ static int layer_fwd(mh_trainer *t, tr_ws *w, int64_t l, tr_acts *a, int64_t key
     mh_tr_rope(a->q, t->rope_cs, w->B, w->T, hp->n_head, hp->head_dim, hp->n_rot, hp->rope_neox, false);
     mh_tr_rope(a->k, t->rope_cs, w->B, w->T, hp->n_head_kv, hp->head_dim, hp->n_rot, hp->rope_neox, false);
     mh_tr_attn_fwd(a->att, a->lse, a->q, a->k, a->v, w->B, w->T, hp->n_head, hp->n_head_kv, hp->head_dim);
-    if ((st = mh_tr_lin_fwd(t, &L->lin[TR_O], a->att, BT, w->tmp, a->lora_u[TR_O], key, err))) return st;
+    if ((st = mh_tr_lin_fwd(t, &L->lin[MH_PROJ_O], a->att, BT, w->tmp, a->lora_u[MH_PROJ_O], key, err))) return st;
     for (int64_t i = 0; i < BT * E; i++) a->x1[i] = x[i] + w->tmp[i];
     mh_tr_rmsnorm_fwd(a->xn2, a->rstd2, a->x1, L->ffn_norm, BT, E, hp->rms_eps);
-    if ((st = mh_tr_lin_fwd(t, &L->lin[TR_GATE], a->xn2, BT, a->g, a->lora_u[TR_GATE], key, err)) ||
-        (st = mh_tr_lin_fwd(t, &L->lin[TR_UP], a->xn2, BT, a->u, a->lora_u[TR_UP], key, err)))
+    if ((st = mh_tr_lin_fwd(t, &L->lin[MH_PROJ_GATE], a->xn2, BT, a->g, a->lora_u[MH_PROJ_GATE], key, err)) ||
+        (st = mh_tr_lin_fwd(t, &L->lin[MH_PROJ_UP], a->xn2, BT, a->u, a->lora_u[MH_PROJ_UP], key, err)))
         return st;
     mh_tr_swiglu_fwd(a->h, a->g, a->u, BT * F);
-    if ((st = mh_tr_lin_fwd(t, &L->lin[TR_DOWN], a->h, BT, w->tmp, a->lora_u[TR_DOWN], key, err))) return st;
+    if ((st = mh_tr_lin_fwd(t, &L->lin[MH_PROJ_DOWN], a->h, BT, w->tmp, a->lora_u[MH_PROJ_DOWN], key, err))) return st;
     for (int64_t i = 0; i < BT * E; i++) xo[i] = a->x1[i] + w->tmp[i];
     return MH_OK;
 }
@@ -144,22 +144,22 @@ static int layer_fwd(mh_trainer *t, tr_ws *w, int64_t l, tr_acts *a, int64_t key
 /* w->dx: dL/d(layer output) in, dL/d(layer input) out */
 static int layer_bwd(mh_trainer *t, tr_ws *w, int64_t l, const tr_acts *a, int64_t key, mh_err *err)
 {
-    const mh_hparams *hp = &t->m->hp;
+    const mh_hparams *hp = t->hp;
     const tr_layer *L = &t->layers[l];
     int64_t BT = w->BT, E = hp->n_embd, F = hp->n_ff, qd = hp->n_head * hp->head_dim,
             kvd = hp->n_head_kv * hp->head_dim;
     const float *x = w->xs + l * BT * E;
     int st;
-    if ((st = mh_tr_lin_bwd(t, &L->lin[TR_DOWN], w->dx, a->h, a->lora_u[TR_DOWN], BT, w->dh, false, key, err)))
+    if ((st = mh_tr_lin_bwd(t, &L->lin[MH_PROJ_DOWN], w->dx, a->h, a->lora_u[MH_PROJ_DOWN], BT, w->dh, false, key, err)))
         return st;
     mh_tr_swiglu_bwd(w->dg, w->du, w->dh, a->g, a->u, BT * F);
-    if ((st = mh_tr_lin_bwd(t, &L->lin[TR_GATE], w->dg, a->xn2, a->lora_u[TR_GATE], BT, w->dxn, false, key, err)) ||
-        (st = mh_tr_lin_bwd(t, &L->lin[TR_UP], w->du, a->xn2, a->lora_u[TR_UP], BT, w->dxn, true, key, err)))
+    if ((st = mh_tr_lin_bwd(t, &L->lin[MH_PROJ_GATE], w->dg, a->xn2, a->lora_u[MH_PROJ_GATE], BT, w->dxn, false, key, err)) ||
+        (st = mh_tr_lin_bwd(t, &L->lin[MH_PROJ_UP], w->du, a->xn2, a->lora_u[MH_PROJ_UP], BT, w->dxn, true, key, err)))
         return st;
     mh_tr_rmsnorm_bwd(w->tmp, L->ffn_norm_p ? L->ffn_norm_p->grad : NULL, w->dxn, a->x1, a->rstd2,
                       L->ffn_norm, BT, E);
     for (int64_t i = 0; i < BT * E; i++) w->dx[i] += w->tmp[i];
-    if ((st = mh_tr_lin_bwd(t, &L->lin[TR_O], w->dx, a->att, a->lora_u[TR_O], BT, w->datt, false, key, err)))
+    if ((st = mh_tr_lin_bwd(t, &L->lin[MH_PROJ_O], w->dx, a->att, a->lora_u[MH_PROJ_O], BT, w->datt, false, key, err)))
         return st;
     mh_tr_attn_bwd(w->dq, w->dk, w->dv, w->datt, a->att, a->lse, a->q, a->k, a->v, w->B, w->T,
                    hp->n_head, hp->n_head_kv, hp->head_dim);
@@ -168,9 +168,9 @@ static int layer_bwd(mh_trainer *t, tr_ws *w, int64_t l, const tr_acts *a, int64
     bias_grad(L->bq_p, w->dq, BT, qd);
     bias_grad(L->bk_p, w->dk, BT, kvd);
     bias_grad(L->bv_p, w->dv, BT, kvd);
-    if ((st = mh_tr_lin_bwd(t, &L->lin[TR_Q], w->dq, a->xn1, a->lora_u[TR_Q], BT, w->dxn, false, key, err)) ||
-        (st = mh_tr_lin_bwd(t, &L->lin[TR_K], w->dk, a->xn1, a->lora_u[TR_K], BT, w->dxn, true, key, err)) ||
-        (st = mh_tr_lin_bwd(t, &L->lin[TR_V], w->dv, a->xn1, a->lora_u[TR_V], BT, w->dxn, true, key, err)))
+    if ((st = mh_tr_lin_bwd(t, &L->lin[MH_PROJ_Q], w->dq, a->xn1, a->lora_u[MH_PROJ_Q], BT, w->dxn, false, key, err)) ||
+        (st = mh_tr_lin_bwd(t, &L->lin[MH_PROJ_K], w->dk, a->xn1, a->lora_u[MH_PROJ_K], BT, w->dxn, true, key, err)) ||
+        (st = mh_tr_lin_bwd(t, &L->lin[MH_PROJ_V], w->dv, a->xn1, a->lora_u[MH_PROJ_V], BT, w->dxn, true, key, err)))
         return st;
     mh_tr_rmsnorm_bwd(w->tmp, L->attn_norm_p ? L->attn_norm_p->grad : NULL, w->dxn, x, a->rstd1,
                       L->attn_norm, BT, E);
@@ -182,7 +182,7 @@ static int layer_bwd(mh_trainer *t, tr_ws *w, int64_t l, const tr_acts *a, int64
 
 static int head(mh_trainer *t, tr_ws *w, bool backward, float gscale, double *loss, mh_err *err)
 {
-    const mh_hparams *hp = &t->m->hp;
+    const mh_hparams *hp = t->hp;
     int64_t BT = w->BT, E = hp->n_embd, V = hp->n_vocab;
     tr_lin out = { .base = &t->out_w, .w = t->out_p, .in = E, .out = V, .id = -1 };
     const float *xL = w->xs + hp->n_layer * BT * E;
@@ -216,7 +216,7 @@ int64_t mh_tr_count(const uint8_t *mask, int64_t B, int64_t T)
 
 static int embed(mh_trainer *t, tr_ws *w, const int32_t *tokens, mh_err *err)
 {
-    const mh_hparams *hp = &t->m->hp;
+    const mh_hparams *hp = t->hp;
     int64_t E = hp->n_embd;
     size_t row = mh_dtype_row_size(t->embd_w.dtype, E);
     for (int64_t r = 0; r < w->BT; r++)
@@ -229,11 +229,11 @@ static int embed(mh_trainer *t, tr_ws *w, const int32_t *tokens, mh_err *err)
 
 static int ensure_rope(mh_trainer *t, int64_t T, mh_err *err)
 {
-    const mh_hparams *hp = &t->m->hp;
+    const mh_hparams *hp = t->hp;
     if (t->rope_T >= T) return MH_OK;
     float *cs = malloc(sizeof(float) * (size_t)(T * hp->n_rot));
     if (!cs) return mh_err_set(err, MH_ENOMEM, "train: out of memory for rope tables");
-    mh_tr_rope_table(cs, T, hp->n_rot, hp->rope_base, t->m->rope_freqs);
+    mh_tr_rope_table(cs, T, hp->n_rot, hp->rope_base, mh_model_globals_get(t->m)->rope_freqs);
     free(t->rope_cs);
     t->rope_cs = cs;
     t->rope_T = T;
@@ -243,7 +243,7 @@ static int ensure_rope(mh_trainer *t, int64_t T, mh_err *err)
 static int run_layers(mh_trainer *t, tr_ws *w, bool backward, float gscale, int64_t key, double *loss,
                       mh_err *err)
 {
-    const mh_hparams *hp = &t->m->hp;
+    const mh_hparams *hp = t->hp;
     int st = MH_OK;
     for (int64_t l = 0; l < hp->n_layer && !st; l++)
         st = layer_fwd(t, w, l, &w->acts[w->n_acts > 1 ? l : 0], key, err);
@@ -259,7 +259,7 @@ static int run_layers(mh_trainer *t, tr_ws *w, bool backward, float gscale, int6
 int mh_tr_run(mh_trainer *t, const int32_t *tokens, const uint8_t *mask, int64_t B, int64_t T,
               bool backward, float gscale, int64_t key, double *loss, mh_err *err)
 {
-    const mh_hparams *hp = &t->m->hp;
+    const mh_hparams *hp = t->hp;
     int64_t E = hp->n_embd;
     if (B <= 0 || T < 2) return mh_err_set(err, MH_EINVAL, "train: need B >= 1 rows of T >= 2 tokens");
     for (int64_t i = 0; i < B * T; i++)

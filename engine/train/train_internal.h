@@ -1,14 +1,13 @@
 /* train_internal.h: the trainer's structs, shared by the files of engine/train
- * (not public). Layer: engine/train. Reads the model's private struct
- * (engine/model/model_internal.h) for the embedding, output and rope
- * factors, which mh/model.h does not expose. */
+ * (not public). Layer: engine/train. Reaches the model's weights through
+ * mh/model.h only (mh_model_layer, mh_model_globals_get); projections are
+ * named by mh_proj, as the forward pass and LoRA adapters name them. */
 #ifndef MH_TRAIN_INTERNAL_H
 #define MH_TRAIN_INTERNAL_H
 
 #include "mh/train.h"
-#include "../model/model_internal.h"
+#include "mh/model.h"
 
-#define TR_N_TARGETS 7    /* q k v o gate up down */
 
 /* One linear map y = x W^T (+ LoRA). */
 typedef struct tr_lin {
@@ -16,25 +15,24 @@ typedef struct tr_lin {
     mh_train_param *w;        /* full: f32 master (out, in) */
     mh_train_param *a, *b;    /* LoRA: A (r, in), B (out, r) */
     int64_t in, out;
-    int id;                   /* layer * TR_N_TARGETS + target: dropout stream */
+    int id;                   /* layer * MH_PROJ_COUNT + target: dropout stream */
 } tr_lin;
 
 typedef struct tr_layer {
     const float *attn_norm, *ffn_norm, *bq, *bk, *bv;   /* values in use */
     mh_train_param *attn_norm_p, *ffn_norm_p, *bq_p, *bk_p, *bv_p;   /* full only */
-    tr_lin lin[TR_N_TARGETS];
+    tr_lin lin[MH_PROJ_COUNT];
 } tr_layer;
-
-enum { TR_Q, TR_K, TR_V, TR_O, TR_GATE, TR_UP, TR_DOWN };
 
 /* Saved activations of one layer for rows BT (see docs/training.md). */
 typedef struct tr_acts {
     float *xn1, *rstd1, *q, *k, *v, *att, *lse, *x1, *rstd2, *xn2, *g, *u, *h;
-    float *lora_u[TR_N_TARGETS];   /* (BT, r): dropout(x) A^T */
+    float *lora_u[MH_PROJ_COUNT];   /* (BT, r): dropout(x) A^T */
 } tr_acts;
 
 struct mh_trainer {
     mh_model *m;
+    const mh_hparams *hp;                          /* the model's */
     mh_train_config cfg;
     mh_train_param *params;
     int n_params;

@@ -12,11 +12,6 @@
 #include "mh/tensor.h"
 #include "train_internal.h"
 
-static const char *const peft_names[TR_N_TARGETS] = {
-    "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
-    "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj",
-};
-
 /* A new f32 tensor (rows, cols) holding a copy of src; NULL on ENOMEM. */
 static mh_tensor *tensor_of(const float *src, int64_t rows, int64_t cols, mh_err *err)
 {
@@ -40,20 +35,20 @@ static void rows_to_hf(float *dst, const float *src, int64_t out, int64_t hd, in
 static int save_pairs(const mh_trainer *t, mh_st_named *named, mh_tensor **held, char (*names)[128],
                       int *n, mh_err *err)
 {
-    const mh_hparams *hp = &t->m->hp;
+    const mh_hparams *hp = t->hp;
     for (int64_t l = 0; l < hp->n_layer; l++)
-        for (int k = 0; k < TR_N_TARGETS; k++) {
+        for (int k = 0; k < MH_PROJ_COUNT; k++) {
             const tr_lin *L = &t->layers[l].lin[k];
             if (!L->a) continue;
             float *b = L->b->data, *tmp = NULL;
-            if ((k == TR_Q || k == TR_K) && !hp->rope_neox) {
+            if ((k == MH_PROJ_Q || k == MH_PROJ_K) && !hp->rope_neox) {
                 if (!(tmp = malloc(sizeof(float) * (size_t)(L->b->rows * L->b->cols))))
                     return mh_err_set(err, MH_ENOMEM, "save_adapter: out of memory");
                 rows_to_hf(tmp, b, L->b->rows, hp->head_dim, L->b->cols);
                 b = tmp;
             }
-            snprintf(names[*n], 128, "base_model.model.model.layers.%lld.%s.lora_A.weight", (long long)l, peft_names[k]);
-            snprintf(names[*n + 1], 128, "base_model.model.model.layers.%lld.%s.lora_B.weight", (long long)l, peft_names[k]);
+            snprintf(names[*n], 128, "base_model.model.model.layers.%lld.%s.lora_A.weight", (long long)l, mh_proj_name((mh_proj)k, MH_LAYOUT_HF));
+            snprintf(names[*n + 1], 128, "base_model.model.model.layers.%lld.%s.lora_B.weight", (long long)l, mh_proj_name((mh_proj)k, MH_LAYOUT_HF));
             held[*n] = tensor_of(L->a->data, L->a->rows, L->a->cols, err);
             held[*n + 1] = tensor_of(b, L->b->rows, L->b->cols, err);
             free(tmp);
@@ -79,13 +74,13 @@ int mh_trainer_save_adapter(const mh_trainer *t, const char *path, mh_err *err)
         char r[32], alpha[32], mods[160] = "";
         snprintf(r, sizeof r, "%d", t->cfg.lora_rank);
         snprintf(alpha, sizeof alpha, "%g", (double)t->cfg.lora_alpha);
-        for (int k = 0; k < TR_N_TARGETS; k++)
+        for (int k = 0; k < MH_PROJ_COUNT; k++)
             if (t->cfg.lora_targets & (1u << k)) {
                 if (*mods) strcat(mods, ",");
-                strcat(mods, strchr(peft_names[k], '.') + 1);
+                strcat(mods, strchr(mh_proj_name((mh_proj)k, MH_LAYOUT_HF), '.') + 1);
             }
         const char *meta[] = { "format", "pt", "r", r, "lora_alpha", alpha, "target_modules", mods,
-                               "base_arch", t->m->hp.arch_name };
+                               "base_arch", t->hp->arch_name };
         st = mh_safetensors_save(path, named, n, meta, 5, err);
     }
     for (int i = 0; held && i < n + 2 && i < cap; i++) mh_tensor_release(held[i]);

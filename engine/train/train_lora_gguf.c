@@ -10,7 +10,7 @@
 
 static int write_meta(const mh_trainer *t, mh_gguf_writer *w, mh_err *err)
 {
-    const char *arch = t->m->hp.arch_name;
+    const char *arch = t->hp->arch_name;
     int st;
     if ((st = mh_gguf_writer_set_str(w, "general.architecture", arch, strlen(arch), err)) ||
         (st = mh_gguf_writer_set_str(w, "general.type", "adapter", 7, err)) ||

@@ -8,10 +8,6 @@
 #include "mh/quant.h"
 #include "train_internal.h"
 
-static const char *const target_names[TR_N_TARGETS] = {
-    "attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down",
-};
-
 void mh_train_config_init(mh_train_config *c)
 {
     memset(c, 0, sizeof *c);
@@ -114,8 +110,8 @@ static int setup_lin(mh_trainer *t, int64_t l, int k, const mh_weight *w)
     L->base = w;
     L->in = w->cols;
     L->out = w->rows;
-    L->id = (int)(l * TR_N_TARGETS + k);
-    snprintf(name, sizeof name, "blk.%lld.%s.weight", (long long)l, target_names[k]);
+    L->id = (int)(l * MH_PROJ_COUNT + k);
+    snprintf(name, sizeof name, "blk.%lld.%s.weight", (long long)l, mh_proj_name((mh_proj)k, MH_LAYOUT_GGUF));
     if (t->cfg.method == MH_TRAIN_FULL) return (L->w = copy_weight(t, name, w)) ? MH_OK : MH_ENOMEM;
     if (!(t->cfg.lora_targets & (1u << k))) return MH_OK;
     char an[96], bn[96];
@@ -130,10 +126,9 @@ static int setup_lin(mh_trainer *t, int64_t l, int k, const mh_weight *w)
 
 static int setup_layer(mh_trainer *t, int64_t l)
 {
-    const mh_layer *ml = &t->m->layers[l];
-    const mh_hparams *hp = &t->m->hp;
+    const mh_layer *ml = mh_model_layer(t->m, l);
+    const mh_hparams *hp = t->hp;
     tr_layer *L = &t->layers[l];
-    const mh_weight *ws[TR_N_TARGETS] = { &ml->wq, &ml->wk, &ml->wv, &ml->wo, &ml->w_gate, &ml->w_up, &ml->w_down };
     char name[96];
     L->attn_norm = ml->attn_norm; L->ffn_norm = ml->ffn_norm;
     L->bq = ml->bq; L->bk = ml->bk; L->bv = ml->bv;
@@ -149,14 +144,14 @@ static int setup_layer(mh_trainer *t, int64_t l)
         if (ml->bv) VEC(bv, bv_p, "blk.%lld.attn_v.bias", kvd);
 #undef VEC
     }
-    for (int k = 0; k < TR_N_TARGETS; k++)
-        if (setup_lin(t, l, k, ws[k])) return MH_ENOMEM;
+    for (int k = 0; k < MH_PROJ_COUNT; k++)
+        if (setup_lin(t, l, k, mh_layer_proj(ml, (mh_proj)k))) return MH_ENOMEM;
     return MH_OK;
 }
 
 static int setup_ends(mh_trainer *t)
 {
-    mh_model *m = t->m;
+    const mh_model_globals *m = mh_model_globals_get(t->m);
     t->embd_w = m->tok_embd;
     t->out_w = m->output;
     t->out_norm = m->output_norm;
@@ -164,9 +159,9 @@ static int setup_ends(mh_trainer *t)
     if (!(t->embd_p = copy_weight(t, "token_embd.weight", &m->tok_embd))) return MH_ENOMEM;
     t->embd_p->decay = false;       /* as most recipes: no decay on embeddings */
     t->embd_w = (mh_weight){ MH_DTYPE_F32, t->embd_p->data, m->tok_embd.rows, m->tok_embd.cols };
-    if (!(t->out_norm_p = copy_vec(t, "output_norm.weight", m->output_norm, m->hp.n_embd))) return MH_ENOMEM;
+    if (!(t->out_norm_p = copy_vec(t, "output_norm.weight", m->output_norm, t->hp->n_embd))) return MH_ENOMEM;
     t->out_norm = t->out_norm_p->data;
-    if (m->hp.tied_embeddings) t->out_p = t->embd_p;
+    if (t->hp->tied_embeddings) t->out_p = t->embd_p;
     else if (!(t->out_p = copy_weight(t, "output.weight", &m->output))) return MH_ENOMEM;
     t->out_w = (mh_weight){ MH_DTYPE_F32, t->out_p->data, t->out_p->rows, t->out_p->cols };
     return MH_OK;
@@ -176,13 +171,14 @@ mh_trainer *mh_trainer_new(mh_model *m, const mh_train_config *cfg, mh_err *err)
 {
     if (!m || !cfg) { mh_err_set(err, MH_EINVAL, "trainer: no model or config"); return NULL; }
     if (check_config(cfg, err)) return NULL;
-    const mh_hparams *hp = &m->hp;
+    const mh_hparams *hp = mh_model_hparams(m);
     mh_trainer *t = calloc(1, sizeof *t);
     if (!t) goto oom;
     t->m = m;
+    t->hp = hp;
     t->cfg = *cfg;
     t->lora_scale = cfg->method == MH_TRAIN_LORA ? cfg->lora_alpha / (float)cfg->lora_rank : 0;
-    t->params = calloc((size_t)(8 + hp->n_layer * 2 * TR_N_TARGETS), sizeof *t->params);
+    t->params = calloc((size_t)(8 + hp->n_layer * 2 * MH_PROJ_COUNT), sizeof *t->params);
     t->layers = calloc((size_t)hp->n_layer, sizeof *t->layers);
     if (!t->params || !t->layers || setup_ends(t)) goto oom;
     for (int64_t l = 0; l < hp->n_layer; l++)

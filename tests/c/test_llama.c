@@ -5,6 +5,9 @@
 #include <cJSON.h>
 #include "harness.h"
 #include "mh/model.h"
+#include "mh/create.h"
+#include "mh/gguf.h"
+#include "mh/gguf_write.h"
 
 static char *read_file(const char *path)
 {
@@ -249,6 +252,75 @@ static void test_bad_files(void)
     CHECK(strstr(err.msg, "unsupported architecture 'gpt2'") != NULL);
 }
 
+/* Copies GGUF src to dst with general.alignment = 1 and a padding key sized
+ * so that the tensor data starts at an odd offset. */
+static int rewrite_unaligned(const char *src, const char *dst, int pad, mh_err *err)
+{
+    mh_gguf *g = NULL;
+    int st = mh_gguf_open(src, &g, err);
+    mh_gguf_writer *w = st ? NULL : mh_gguf_writer_new();
+    if (!w) { mh_gguf_close(g); return st ? st : MH_ENOMEM; }
+    for (int64_t i = 0; i < mh_gguf_n_kv(g) && !st; i++) st = mh_gguf_writer_copy_kv(w, mh_gguf_kv_at(g, i), err);
+    if (!st) st = mh_gguf_writer_set_int(w, "general.alignment", MH_GGUF_UINT32, 1, err);
+    if (!st) st = mh_gguf_writer_set_str(w, "test.pad", "xxxx", (size_t)pad, err);
+    for (int64_t i = 0; i < mh_gguf_n_tensors(g) && !st; i++) {
+        const mh_gguf_tensor *t = mh_gguf_tensor_at(g, i);
+        st = mh_gguf_writer_add_tensor(w, t->name, t->n_dims, t->ne, (mh_dtype)t->dtype, err);
+    }
+    if (!st) st = mh_gguf_writer_begin(w, dst, err);
+    for (int64_t i = 0; i < mh_gguf_n_tensors(g) && !st; i++) {
+        const mh_gguf_tensor *t = mh_gguf_tensor_at(g, i);
+        st = mh_gguf_writer_write_data(w, t->data, (size_t)t->nbytes, err);
+    }
+    if (!st) st = mh_gguf_writer_finish(w, err);
+    mh_gguf_writer_free(w);
+    mh_gguf_close(g);
+    return st;
+}
+
+/* A file with general.alignment = 1 puts f32/f16 tensors at odd addresses:
+ * the loader must not read floats through misaligned pointers (UBSan under
+ * make asan) and must give the same logits as the aligned file. */
+static void test_unaligned_file(void)
+{
+    char dir[] = "/tmp/mh_unaligned_XXXXXX", a[128], b[128];
+    CHECK(mkdtemp(dir) != NULL);
+    snprintf(a, sizeof a, "%s/a.gguf", dir);
+    snprintf(b, sizeof b, "%s/b.gguf", dir);
+    mh_create_config cfg = { .arch = "qwen2", .name = "unaligned", .n_layer = 2, .n_embd = 64, .n_ff = 96,
+                             .n_head = 4, .n_head_kv = 2, .n_vocab = 259, .n_ctx = 64, .rope_base = 10000,
+                             .rms_eps = 1e-5, .qkv_bias = true };
+    mh_create_opts opts = { .ftype = MH_FTYPE_F16, .seed = 7 };
+    mh_err err = {0};
+    CHECK_MSG(mh_create_model(&cfg, &opts, a, NULL, &err) == MH_OK, "%s", err.msg);
+    int odd = 0;
+    for (int pad = 0; pad < 4 && !odd; pad++) {
+        CHECK_MSG(rewrite_unaligned(a, b, pad, &err) == MH_OK, "%s", err.msg);
+        mh_gguf *g = NULL;
+        CHECK(mh_gguf_open(b, &g, &err) == MH_OK);
+        odd = mh_gguf_alignment(g) == 1 && mh_gguf_data_offset(g) % 4 != 0;
+        mh_gguf_close(g);
+    }
+    CHECK(odd);
+    mh_model *ma = NULL, *mb = NULL;
+    CHECK_MSG(mh_model_load(a, &ma, &err) == MH_OK, "%s", err.msg);
+    CHECK_MSG(mh_model_load(b, &mb, &err) == MH_OK, "%s", err.msg);
+    mh_kv_cache *ca = mh_kv_cache_new(ma, 16, &err), *cb = mh_kv_cache_new(mb, 16, &err);
+    CHECK(ca && cb);
+    int32_t toks[5] = { 1, 72, 101, 108, 111 };
+    float la[259], lb[259];
+    CHECK(mh_model_forward(ma, ca, toks, 5, la, false, &err) == MH_OK);
+    CHECK(mh_model_forward(mb, cb, toks, 5, lb, false, &err) == MH_OK);
+    CHECK(memcmp(la, lb, sizeof la) == 0);
+    mh_kv_cache_free(ca);
+    mh_kv_cache_free(cb);
+    mh_model_free(ma);
+    mh_model_free(mb);
+    unlink(a);
+    unlink(b);
+    rmdir(dir);
+}
+
 int main(void)
 {
     TEST_RUN(test_stories_f32);
@@ -267,5 +339,6 @@ int main(void)
     TEST_RUN(test_forward_batch);
     TEST_RUN(test_embed);
     TEST_RUN(test_bad_files);
+    TEST_RUN(test_unaligned_file);
     return TEST_REPORT();
 }

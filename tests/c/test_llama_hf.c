@@ -11,7 +11,7 @@
 #include "mh/model.h"
 #include "mh/safetensors.h"
 #include "mh/tensor.h"
-#include "../../engine/model/model_internal.h"
+#include "../../engine/model/model_internal.h"   /* m->st: the shard count */
 
 /* ===== helpers ===== */
 
@@ -499,20 +499,20 @@ static void test_tiny_tied_and_lm_head(void)
     CHECK_MSG(load_tiny(TINY_LLAMA, (tiny_opts){0}, msg, &m) == MH_OK, "%s", msg);
     const mh_hparams *hp = mh_model_hparams(m);
     bool ok = hp->tied_embeddings && hp->n_head_kv == 1 && hp->head_dim == 32 && hp->rope_neox &&
-              hp->rope_base == 10000.0f && hp->n_ctx_train == 2048 && m->rope_freqs == NULL;
+              hp->rope_base == 10000.0f && hp->n_ctx_train == 2048 && mh_model_globals_get(m)->rope_freqs == NULL;
     double md = max_logit_diff(m, m);
     mh_model_free(m);
     CHECK(ok);
     CHECK(md == 0);         /* runs, and is deterministic */
     CHECK(load_tiny_cfg("{\"tie_word_embeddings\": false}", (tiny_opts){ .lm_head = true },
                     msg, &m) == MH_OK);
-    ok = !mh_model_hparams(m)->tied_embeddings && m->output.data != m->tok_embd.data;
+    ok = !mh_model_hparams(m)->tied_embeddings && mh_model_globals_get(m)->output.data != mh_model_globals_get(m)->tok_embd.data;
     mh_model_free(m);
     CHECK(ok);
     /* tie_word_embeddings true ignores a stray lm_head, as transformers does */
     CHECK(load_tiny_cfg("{\"tie_word_embeddings\": true}", (tiny_opts){ .lm_head = true },
                     msg, &m) == MH_OK);
-    ok = mh_model_hparams(m)->tied_embeddings && m->output.data == m->tok_embd.data;
+    ok = mh_model_hparams(m)->tied_embeddings && mh_model_globals_get(m)->output.data == mh_model_globals_get(m)->tok_embd.data;
     mh_model_free(m);
     CHECK(ok);
 }
@@ -526,8 +526,8 @@ static void test_llama3_rope_scaling(void)
                         " \"original_max_position_embeddings\": 64}}", (tiny_opts){0}, msg, &m) == MH_OK,
               "%s", msg);
     float rf[T_HD / 2];
-    bool have = m->rope_freqs != NULL;
-    if (have) memcpy(rf, m->rope_freqs, sizeof rf);
+    bool have = mh_model_globals_get(m)->rope_freqs != NULL;
+    if (have) memcpy(rf, mh_model_globals_get(m)->rope_freqs, sizeof rf);
     mh_model_free(m);
     CHECK(have);
     /* wavelengths 2*pi*500000^(2i/32): 6.3, 14.3 (< 64/4: kept), 32.4 (blended),

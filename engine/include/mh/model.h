@@ -38,6 +38,30 @@ typedef struct mh_layer {
     mh_weight w_gate, w_up, w_down;         /* (n_ff, n_embd) (n_ff, n_embd) (n_embd, n_ff) */
 } mh_layer;
 
+/* The seven projections of a layer, named once for every user (forward,
+ * LoRA adapters, training, export); mh_proj_name gives each layout's name. */
+typedef enum mh_proj {
+    MH_PROJ_Q, MH_PROJ_K, MH_PROJ_V, MH_PROJ_O, MH_PROJ_GATE, MH_PROJ_UP, MH_PROJ_DOWN,
+    MH_PROJ_COUNT
+} mh_proj;
+
+/* Tensor name layouts: GGUF ("blk.N.attn_q.weight") and Hugging Face
+ * ("model.layers.N.self_attn.q_proj.weight", as PEFT adapters name them). */
+typedef enum mh_layout { MH_LAYOUT_GGUF, MH_LAYOUT_HF } mh_layout;
+
+/* "attn_q" (GGUF) or "self_attn.q_proj" (HF) for projection k. */
+const char *mh_proj_name(mh_proj k, mh_layout layout);
+const mh_weight *mh_layer_proj(const mh_layer *L, mh_proj k);   /* borrowed */
+const float *mh_layer_bias(const mh_layer *L, mh_proj k);       /* q/k/v bias or NULL */
+
+/* The weights outside the layers (borrowed from the model). */
+typedef struct mh_model_globals {
+    mh_weight tok_embd;         /* (n_vocab, n_embd) */
+    const float *output_norm;   /* (n_embd) */
+    mh_weight output;           /* (n_vocab, n_embd); = tok_embd when tied */
+    const float *rope_freqs;    /* (n_rot/2) llama3 frequency factors or NULL */
+} mh_model_globals;
+
 typedef struct mh_model mh_model;
 
 /* Loads a GGUF model; *out owns the mapping. Unknown architecture, missing
@@ -46,6 +70,7 @@ int mh_model_load(const char *path, mh_model **out, mh_err *err);
 void mh_model_free(mh_model *m);               /* NULL is a no-op */
 const mh_hparams *mh_model_hparams(const mh_model *m);
 const mh_layer *mh_model_layer(const mh_model *m, int64_t i);
+const mh_model_globals *mh_model_globals_get(const mh_model *m);   /* borrowed */
 struct mh_gguf *mh_model_gguf(const mh_model *m);   /* borrowed */
 int64_t mh_model_n_params(const mh_model *m);
 size_t mh_model_weight_bytes(const mh_model *m);
