@@ -2,7 +2,7 @@
 # `make test` and `make demo` first install missing Debian packages (deps).
 # Sources are picked up by wildcard: a new engine/<area>/*.c needs no edit here.
 # Files named *_avx2.c / *_avx512.c are compiled for that ISA only; the
-# kernels they hold are chosen at run time by cpuid (engine/core/cpu.c).
+# kernels they hold are chosen at run time by cpuid (engine/base/cpu.c).
 
 PREFIX   ?= /usr/local
 DESTDIR  ?=
@@ -98,6 +98,7 @@ lint:
 	luacheck -q lua recipes examples bench tests
 	@if grep -rnE 'require[ (]*["'"'"']moonhub\.core' recipes; then \
 	    echo "lint: recipes must not require moonhub.core.* (use the public moonhub API)"; exit 1; fi
+	@sh tools/lint_layers.sh
 	@echo "lint: ok"
 
 bench: all $(BENCH_BIN)

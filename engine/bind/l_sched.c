@@ -8,6 +8,7 @@
 #include <string.h>
 #include "bind.h"
 #include "mh/grammar.h"
+#include "mh/loop.h"
 #include "mh/sched.h"
 #include "mh/tensor.h"
 

@@ -1,50 +1,24 @@
-/* loop.c: the event loop over libevent — timers, SIGINT/SIGTERM, and channels
- * whose pushes from any thread wake the loop through one eventfd.
- * Layer: engine/net (pure C11 + libevent + pthreads; no lua.h).
- * Why an eventfd and not event_active() from other threads: the latter needs
- * libevent's locking (evthread_use_pthreads, another library to link); a
- * write() to an eventfd is thread-safe by itself and costs one syscall. */
+/* loop.c: the event loop over libevent — timers, SIGINT/SIGTERM, and the
+ * wake-ups of channels (mh/chan.h, engine/base): the loop owns a channel
+ * hub and watches its eventfd. Layer: engine/net (pure C11 + libevent +
+ * pthreads; no lua.h). Why an eventfd and not event_active() from other
+ * threads: the latter needs libevent's locking (evthread_use_pthreads,
+ * another library to link). */
 #include <errno.h>
-#include <pthread.h>
 #include <signal.h>
-#include <stdatomic.h>
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
-#include <sys/eventfd.h>
 #include <event2/event.h>
 #include "mh/loop.h"
 
-typedef struct msg_node {
-    struct msg_node *next;
-    mh_chan_msg msg;
-} msg_node;
-
 struct mh_loop {
-    atomic_int refs;                 /* owner + one per channel */
+    mh_chan_hub *hub;                /* the loop's memory goes with the hub's last reference */
     struct event_base *base;
-    int wake_fd;                     /* eventfd: pushes write, the loop reads */
-    struct event *wake_ev;
+    struct event *wake_ev;           /* the hub's eventfd */
     struct event *sig_ev[2];         /* SIGINT, SIGTERM while watched */
     mh_signal_fn sig_fn;
     void *sig_ud;
     int running;
-    pthread_mutex_t mu;              /* guards ready and closed */
-    mh_chan *ready;                  /* channels with news, each retained */
-    int closed;                      /* owner released: no more wake-ups */
-};
-
-struct mh_chan {
-    atomic_int refs;
-    mh_loop *loop;                   /* retained */
-    pthread_mutex_t mu;              /* guards the queue and closed */
-    msg_node *head, *tail;
-    int closed;
-    int queued;                      /* on loop->ready (guarded by loop->mu) */
-    mh_chan *next_ready;
-    mh_chan_fn fn;                   /* owner thread only */
-    void *ud;
 };
 
 struct mh_timer {
@@ -55,61 +29,43 @@ struct mh_timer {
 
 /* ===== loop ===== */
 
-static void loop_unref(mh_loop *loop)
+/* The hub's last reference went (owner and every channel): the loop goes. */
+static void loop_free(void *ud)
 {
-    if (atomic_fetch_sub(&loop->refs, 1) != 1) return;
+    mh_loop *loop = ud;
     event_base_free(loop->base);
-    close(loop->wake_fd);
-    pthread_mutex_destroy(&loop->mu);
     free(loop);
 }
 
-static void chan_notify(mh_chan *ch);
-
-/* The loop thread: take the ready list and tell each channel's listener. */
+/* The loop thread: the hub's eventfd is readable. */
 static void on_wake(evutil_socket_t fd, short what, void *arg)
 {
-    (void)what;
-    mh_loop *loop = arg;
-    uint64_t n;
-    while (read(fd, &n, sizeof n) > 0) {}
-    pthread_mutex_lock(&loop->mu);
-    mh_chan *list = loop->ready;
-    loop->ready = NULL;
-    pthread_mutex_unlock(&loop->mu);
-    while (list) {
-        mh_chan *c = list;
-        /* next_ready is read and queued cleared under the lock, one channel
-         * at a time: once queued is 0 a push from another thread relinks c
-         * into the new ready list, rewriting next_ready */
-        pthread_mutex_lock(&loop->mu);
-        list = c->next_ready;
-        c->queued = 0;
-        pthread_mutex_unlock(&loop->mu);
-        chan_notify(c);
-        mh_chan_release(c);
-    }
+    (void)fd; (void)what;
+    mh_chan_hub_dispatch(((mh_loop *)arg)->hub);
 }
 
 mh_loop *mh_loop_new(mh_err *err)
 {
     mh_loop *loop = calloc(1, sizeof *loop);
     if (!loop) { mh_err_set(err, MH_ENOMEM, "loop: out of memory"); return NULL; }
-    atomic_init(&loop->refs, 1);
-    loop->wake_fd = -1;
     loop->base = event_base_new();
-    if (loop->base) loop->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (loop->wake_fd >= 0)
-        loop->wake_ev = event_new(loop->base, loop->wake_fd, EV_READ | EV_PERSIST, on_wake, loop);
-    if (!loop->wake_ev || event_add(loop->wake_ev, NULL) != 0) {
+    if (!loop->base) {
         mh_err_set(err, MH_EIO, "loop: cannot create the event loop: %s", strerror(errno));
-        if (loop->wake_ev) event_free(loop->wake_ev);
-        if (loop->wake_fd >= 0) close(loop->wake_fd);
-        if (loop->base) event_base_free(loop->base);
         free(loop);
         return NULL;
     }
-    pthread_mutex_init(&loop->mu, NULL);
+    loop->hub = mh_chan_hub_new(loop_free, loop, err);
+    if (!loop->hub) {
+        loop_free(loop);
+        return NULL;
+    }
+    loop->wake_ev = event_new(loop->base, mh_chan_hub_fd(loop->hub), EV_READ | EV_PERSIST, on_wake, loop);
+    if (!loop->wake_ev || event_add(loop->wake_ev, NULL) != 0) {
+        mh_err_set(err, MH_EIO, "loop: cannot create the event loop: %s", strerror(errno));
+        if (loop->wake_ev) event_free(loop->wake_ev);
+        mh_chan_hub_release(loop->hub);      /* frees the loop */
+        return NULL;
+    }
     return loop;
 }
 
@@ -117,20 +73,10 @@ void mh_loop_release(mh_loop *loop)
 {
     if (!loop) return;
     mh_loop_on_signals(loop, NULL, NULL, NULL);
-    pthread_mutex_lock(&loop->mu);
-    loop->closed = 1;
-    mh_chan *list = loop->ready;
-    loop->ready = NULL;
-    for (mh_chan *c = list; c; c = c->next_ready) c->queued = 0;
-    pthread_mutex_unlock(&loop->mu);
+    mh_chan_hub_shut(loop->hub);
     event_free(loop->wake_ev);
     loop->wake_ev = NULL;
-    while (list) {
-        mh_chan *c = list;
-        list = c->next_ready;
-        mh_chan_release(c);
-    }
-    loop_unref(loop);
+    mh_chan_hub_release(loop->hub);
 }
 
 int mh_loop_run(mh_loop *loop, int once, mh_err *err)
@@ -215,123 +161,4 @@ void mh_timer_free(mh_timer *t)
 
 /* ===== channels ===== */
 
-mh_chan *mh_chan_new(mh_loop *loop, mh_err *err)
-{
-    mh_chan *ch = calloc(1, sizeof *ch);
-    if (!ch) { mh_err_set(err, MH_ENOMEM, "channel: out of memory"); return NULL; }
-    atomic_init(&ch->refs, 1);
-    pthread_mutex_init(&ch->mu, NULL);
-    atomic_fetch_add(&loop->refs, 1);
-    ch->loop = loop;
-    return ch;
-}
-
-mh_chan *mh_chan_retain(mh_chan *ch)
-{
-    atomic_fetch_add(&ch->refs, 1);
-    return ch;
-}
-
-void mh_chan_release(mh_chan *ch)
-{
-    if (!ch || atomic_fetch_sub(&ch->refs, 1) != 1) return;
-    for (msg_node *n = ch->head, *next; n; n = next) {
-        next = n->next;
-        free(n->msg.data);
-        free(n);
-    }
-    pthread_mutex_destroy(&ch->mu);
-    mh_loop *loop = ch->loop;
-    free(ch);
-    loop_unref(loop);
-}
-
-/* Puts ch on the loop's ready list (once) and wakes the loop. */
-static void chan_post(mh_chan *ch)
-{
-    mh_loop *loop = ch->loop;
-    pthread_mutex_lock(&loop->mu);
-    int wake = !loop->closed;
-    if (wake && !ch->queued) {
-        ch->queued = 1;
-        ch->next_ready = loop->ready;
-        loop->ready = mh_chan_retain(ch);
-    }
-    pthread_mutex_unlock(&loop->mu);
-    if (wake) {
-        uint64_t one = 1;
-        /* EAGAIN means the counter is full: the loop is woken anyway */
-        while (write(loop->wake_fd, &one, sizeof one) < 0 && errno == EINTR) {}
-    }
-}
-
-int mh_chan_push(mh_chan *ch, int tag, const void *data, size_t len, mh_err *err)
-{
-    msg_node *n = malloc(sizeof *n);
-    char *copy = n && len < SIZE_MAX ? malloc(len + 1) : NULL;
-    if (!copy) {
-        free(n);
-        return mh_err_set(err, MH_ENOMEM, "channel: out of memory for a %zu-byte message", len);
-    }
-    if (len) memcpy(copy, data, len);
-    copy[len] = 0;
-    *n = (msg_node){ NULL, { tag, len, copy } };
-    pthread_mutex_lock(&ch->mu);
-    int closed = ch->closed;
-    if (!closed) {
-        if (ch->tail) ch->tail->next = n;
-        else ch->head = n;
-        ch->tail = n;
-    }
-    pthread_mutex_unlock(&ch->mu);
-    if (closed) {
-        free(copy);
-        free(n);
-        return mh_err_set(err, MH_EINVAL, "channel: push on a closed channel");
-    }
-    chan_post(ch);
-    return MH_OK;
-}
-
-void mh_chan_close(mh_chan *ch)
-{
-    pthread_mutex_lock(&ch->mu);
-    int was = ch->closed;
-    ch->closed = 1;
-    pthread_mutex_unlock(&ch->mu);
-    if (!was) chan_post(ch);
-}
-
-int mh_chan_pop(mh_chan *ch, mh_chan_msg *out)
-{
-    pthread_mutex_lock(&ch->mu);
-    msg_node *n = ch->head;
-    if (n) {
-        ch->head = n->next;
-        if (!ch->head) ch->tail = NULL;
-    }
-    pthread_mutex_unlock(&ch->mu);
-    if (!n) return 0;
-    *out = n->msg;
-    free(n);
-    return 1;
-}
-
-int mh_chan_done(mh_chan *ch)
-{
-    pthread_mutex_lock(&ch->mu);
-    int done = ch->closed && !ch->head;
-    pthread_mutex_unlock(&ch->mu);
-    return done;
-}
-
-void mh_chan_listen(mh_chan *ch, mh_chan_fn fn, void *ud)
-{
-    ch->fn = fn;
-    ch->ud = ud;
-}
-
-static void chan_notify(mh_chan *ch)
-{
-    if (ch->fn) ch->fn(ch, ch->ud);
-}
+mh_chan *mh_chan_new(mh_loop *loop, mh_err *err) { return mh_chan_open(loop->hub, err); }

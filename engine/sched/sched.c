@@ -1,7 +1,7 @@
 /* sched.c: the scheduler's life cycle and its any-thread entry points:
  * new (slots and caches allocated up front), submit (checked, queued FIFO),
  * cancel, stats and free. The step loop is in sched_step.c.
- * Layer: engine/sched (pure C11 + pthreads; mh/model.h, mh/sample.h, mh/loop.h). */
+ * Layer: engine/sched (pure C11 + pthreads; mh/model.h, mh/sample.h, mh/chan.h). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

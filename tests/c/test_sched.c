@@ -4,6 +4,7 @@
  * logprobs, rejection at submit, stats and shutdown with live requests. */
 #include <pthread.h>
 #include "harness.h"
+#include "mh/loop.h"
 #include "mh/sched.h"
 
 static mh_model *g_model;

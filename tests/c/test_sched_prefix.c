@@ -3,6 +3,7 @@
  * prefix (same greedy output as a cold run), LRU eviction under a byte
  * budget, budget 0 keeps nothing; and the kv_copy calls it is built on. */
 #include "harness.h"
+#include "mh/loop.h"
 #include "mh/sched.h"
 
 static mh_model *g_model;

@@ -1,5 +1,5 @@
 /* cpu.h: run-time CPU feature detection and the kernel path in force.
- * Layer: engine/core. MOONHUB_CPU=ref|avx2|avx512 forces a path (tests use
+ * Layer: engine/base. MOONHUB_CPU=ref|avx2|avx512 forces a path (tests use
  * it to compare paths); a forced path the CPU lacks falls back to the best
  * one it has. */
 #ifndef MH_CPU_H

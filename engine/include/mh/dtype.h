@@ -1,5 +1,5 @@
 /* dtype.h: element types and their traits (block size, bytes per block, name).
- * Layer: engine/core. Quantized block types share the same storage model:
+ * Layer: engine/base. Quantized block types share the same storage model:
  * a row of n elements takes n / block_size * type_size bytes. */
 #ifndef MH_DTYPE_H
 #define MH_DTYPE_H

@@ -1,5 +1,5 @@
-/* loop.h: the event loop (libevent) with timers, SIGINT/SIGTERM and channels,
- * the thread-safe queues by which compute threads hand results to the loop.
+/* loop.h: the event loop (libevent) with timers, SIGINT/SIGTERM, and the
+ * channels (mh/chan.h, engine/base) whose pushes wake it.
  * Layer: engine/net (pure C11, no lua.h). One loop belongs to one thread (the
  * Lua state's); only mh_chan_push/close/retain/release may be called from
  * other threads. */
@@ -7,23 +7,14 @@
 #define MH_LOOP_H
 
 #include <stddef.h>
+#include "mh/chan.h"
 #include "mh/err.h"
 
 typedef struct mh_loop mh_loop;
 typedef struct mh_timer mh_timer;
-typedef struct mh_chan mh_chan;
 
 typedef void (*mh_timer_fn)(mh_timer *t, void *ud);
-typedef void (*mh_chan_fn)(mh_chan *ch, void *ud);
 typedef void (*mh_signal_fn)(int signo, void *ud);
-
-/* A message taken from a channel: data is malloc'd, NUL-terminated after
- * len bytes, and owned by the caller (free()). */
-typedef struct mh_chan_msg {
-    int tag;
-    size_t len;
-    char *data;
-} mh_chan_msg;
 
 /* ===== the loop (owner thread only) ===== */
 
@@ -52,24 +43,10 @@ mh_timer *mh_timer_new(mh_loop *loop, double seconds, int repeat, mh_timer_fn fn
                        void *ud, mh_err *err);
 void mh_timer_free(mh_timer *t);
 
-/* ===== channels ===== */
+/* ===== channels (the rest of their API is in mh/chan.h) ===== */
 
-/* A new channel on loop; returns one reference (it retains the loop). */
+/* A new channel whose pushes wake this loop; returns one reference (it
+ * keeps the loop's memory alive, not the loop running). */
 mh_chan *mh_chan_new(mh_loop *loop, mh_err *err);
-mh_chan *mh_chan_retain(mh_chan *ch);          /* any thread */
-void mh_chan_release(mh_chan *ch);             /* any thread */
-/* Any thread: queues a copy of data[0..len) with tag and wakes the loop.
- * MH_EINVAL once the channel is closed, MH_ENOMEM when out of memory. */
-int mh_chan_push(mh_chan *ch, int tag, const void *data, size_t len, mh_err *err);
-/* Any thread: no more pushes; queued messages can still be popped. */
-void mh_chan_close(mh_chan *ch);
-/* Owner thread: takes the oldest message into *out; 1 when one was taken,
- * 0 when the queue is empty. */
-int mh_chan_pop(mh_chan *ch, mh_chan_msg *out);
-/* 1 when closed and empty: nothing will ever arrive. */
-int mh_chan_done(mh_chan *ch);
-/* Owner thread: fn(ch, ud) runs on the loop thread after pushes and close
- * (perhaps once for several, perhaps with nothing left to pop). NULL stops. */
-void mh_chan_listen(mh_chan *ch, mh_chan_fn fn, void *ud);
 
 #endif

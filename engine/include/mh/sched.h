@@ -2,7 +2,7 @@
  * caches of n_parallel slots and runs every active sequence in one batched
  * forward per step (continuous batching), prefilling prompts in chunks.
  * Layer: engine/sched (pure C11 + pthreads; mh/model.h, mh/sample.h,
- * mh/loop.h channels for the results). See docs/sched.md. */
+ * mh/chan.h channels for the results). See docs/sched.md. */
 #ifndef MH_SCHED_H
 #define MH_SCHED_H
 
@@ -12,7 +12,7 @@
 #include "mh/dtype.h"
 #include "mh/model.h"
 #include "mh/sample.h"
-#include "mh/loop.h"
+#include "mh/chan.h"
 
 #define MH_SCHED_MAX_TOP 20       /* most top logprobs per token */
 #define MH_SCHED_MAX_PARALLEL 256

@@ -1,5 +1,5 @@
 /* storage.h: a refcounted byte buffer with a free callback, so malloc'd
- * memory and mmapped files look alike to tensors. Layer: engine/core. */
+ * memory and mmapped files look alike to tensors. Layer: engine/base. */
 #ifndef MH_STORAGE_H
 #define MH_STORAGE_H
 

@@ -1,4 +1,4 @@
-/* threadpool.h: the one thread pool kernels use. Layer: engine/core.
+/* threadpool.h: the one thread pool kernels use. Layer: engine/base.
  * Size from MOONHUB_THREADS (default: number of cores). OpenBLAS is set to
  * the same count; the pool never calls BLAS from its workers, so the two do
  * not oversubscribe the cores. */

@@ -1,4 +1,4 @@
-/* storage.c: refcounted byte buffers (see mh/storage.h). Layer: engine/core.
+/* storage.c: refcounted byte buffers (see mh/storage.h). Layer: engine/base.
  * Refcounts are atomic so a model's weights can be shared across threads.
  * Large blocks (>= 1 MiB) go through a small cache of freed blocks: glibc
  * serves such sizes with fresh mmaps, and page-faulting a new 64 MB result

@@ -1,5 +1,5 @@
 /* threadpool.c: the kernels' pthread pool (mh/threadpool.h). Layer:
- * engine/core; uses pthreads and OpenBLAS's thread setting only.
+ * engine/base; uses pthreads and OpenBLAS's thread setting only.
  * One job at a time: the caller runs chunks alongside n-1 workers, chunks
  * are taken from an atomic counter. A call made while a job runs (from a
  * worker, or from another thread) runs inline, so nesting cannot deadlock.

@@ -1,5 +1,5 @@
 /* dtype.c: element type traits and exact half-precision conversions.
- * Layer: engine/core (pure C11, no dependencies). Quantized block sizes and
+ * Layer: engine/base (pure C11, no dependencies). Quantized block sizes and
  * byte counts follow the GGUF/ggml layouts; their (de)quantization lives in
  * engine/kernels/quant*.c. */
 #include <string.h>

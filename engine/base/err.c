@@ -1,4 +1,4 @@
-/* err.c: the error record of the C core (see mh/err.h). Layer: engine/core. */
+/* err.c: the error record of the C core (see mh/err.h). Layer: engine/base. */
 #include <stdarg.h>
 #include <stdio.h>
 #include "mh/err.h"

@@ -1,5 +1,5 @@
 /* cpu.c: cpuid feature detection and the kernel path in force (mh/cpu.h).
- * Layer: engine/core. AVX-512 needs F+BW+VL+DQ and OS support for the
+ * Layer: engine/base. AVX-512 needs F+BW+VL+DQ and OS support for the
  * ZMM state (XGETBV), AVX2 needs FMA and F16C too. */
 #include <stdlib.h>
 #include <string.h>
