@@ -88,7 +88,7 @@ function M.decode(body)
    end
    local v, pos, err = strict_json.decode(body, 1, json.null, OBJECT, ARRAY)
    if not err and not body:find("^%s*$", pos) then err = "unexpected text after the value at byte " .. pos end
-   if err or type(v) ~= "table" or getmetatable(v) == ARRAY then
+   if err or type(v) ~= "table" or v == json.null or getmetatable(v) == ARRAY then
       fail(400, "the request body is not a JSON object" .. (err and (": " .. err) or ""))
    end
    local bad = bad_utf8(v, "")
@@ -232,7 +232,9 @@ function M.sampling(req, n_vocab, max_ctx)
    local so = req.stream_options
    if not is_null(so) then
       if not is_object(so) then wrong("stream_options", "an object", so) end
-      opt_bool(so, "include_usage")
+      if not is_null(so.include_usage) and type(so.include_usage) ~= "boolean" then
+         wrong("stream_options.include_usage", "true or false", so.include_usage)
+      end
    end
    p.include_usage = type(so) == "table" and so.include_usage == true
    return p
@@ -391,6 +393,10 @@ function M.tools(req)
    if named then
       if not names[named] then fail(400, "tool_choice names a function that is not in 'tools'", "tool_choice") end
       return tools, named
+   end
+   if #tools == 0 then                          -- no tools at all: as if none were sent
+      if choice == "required" then fail(400, "'tool_choice' needs 'tools'", "tool_choice") end
+      return nil, "none"
    end
    return tools, is_null(choice) and "auto" or choice
 end

@@ -71,15 +71,15 @@ function M.close(name, candidates)
    local limit = math.max(2, #name // 3)
    for _, c in ipairs(candidates) do
       local lc = c:lower()
-      local d = distance(lname, lc, limit)
+      local d = distance(lname, lc, limit)                -- limit + 1: not close
       if d > limit and #lname >= 3 then
          if lc:find(lname, 1, true) or lname:find(lc, 1, true) then d = limit end
          for word in lc:gmatch("[^%-_:/%.]+") do
             local w = #word >= 3 and distance(lname, word, limit) or limit + 1
-            if w <= limit then d = math.min(d, w + 1) end
+            if w < limit then d = math.min(d, w + 1) end
          end
       end
-      if d <= limit + 1 and (d <= limit or lc ~= lname) then scored[#scored + 1] = { c, d } end
+      if d <= limit then scored[#scored + 1] = { c, d } end
    end
    table.sort(scored, function(x, y) return x[2] < y[2] or (x[2] == y[2] and x[1] < y[1]) end)
    local out = {}
