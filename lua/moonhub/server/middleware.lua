@@ -146,6 +146,12 @@ function M.allow(app, who)
    local b = buckets[ip]
    local t = now()
    if not b then
+      app.n_buckets = (app.n_buckets or 0) + 1
+      if app.n_buckets > 10000 then            -- many clients: forget those whose bucket is full again
+         for k, x in pairs(buckets) do
+            if x.tokens + (t - x.at) * rate >= rate * 2 then buckets[k], app.n_buckets = nil, app.n_buckets - 1 end
+         end
+      end
       b = { tokens = rate * 2, at = t }
       buckets[ip] = b
    end
