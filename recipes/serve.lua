@@ -28,6 +28,12 @@ p:option("--keep-alive", "unload a model idle this long (30s, 5m, 1h; 0 = after 
    .. "negative = never); default 5m, and never for --model")
 p:option("--mem-budget-mb", "memory for loaded models (weights + KV cache) in MiB"):convert(tonumber)
 p:flag("--history", "store every chat conversation (see 'moonhub history')")
+p:flag("-q --quiet", "no request log on stderr")
+p:option("--allowed-hosts", "comma-separated Host names to answer besides localhost and IP addresses "
+   .. "(.example.com for a domain, * for any)")
+p:option("--cors", "comma-separated origins whose pages may call the API (* for any)")
+p:option("--alias", "NAME=MODEL: answer requests for NAME with MODEL (repeatable)"):count("*")
+p:option("--default-model", "model that answers requests naming an unknown model")
 
 local ok, a = p:pparse(arg)
 if not ok then
@@ -38,7 +44,7 @@ local model_path = a.model or a.model_arg
 local keep_alive
 if a.keep_alive then
    local kerr
-   keep_alive, kerr = require("moonhub.pool").parse_duration(a.keep_alive)
+   keep_alive, kerr = mh.server.keep_alive(a.keep_alive)
    if not keep_alive then
       io.stderr:write("moonhub serve: --", kerr, "\n")
       return 2
@@ -55,28 +61,42 @@ for _, k in ipairs({ "port", "ctx", "parallel" }) do
    end
 end
 
+local function list(v)
+   local out = {}
+   for x in (v or ""):gmatch("[^,%s]+") do out[#out + 1] = x end
+   return out
+end
+local aliases = {}
+for _, spec in ipairs(a.alias) do
+   local alias, target = mh.server.parse_alias(spec)
+   if not alias then
+      io.stderr:write("moonhub serve: ", target, "\n")
+      return 2
+   end
+   aliases[alias] = target
+end
+
 local name = a.name or (model_path and model_path:match("([^/]+)/?$"):gsub("%.gguf$", "")) or "moonhub"
+local max_body = math.floor(a.max_body_mb * 2^20)
 local app = mh.server.new({ model_name = name, api_key = a.api_key, rate = a.rate, template = a.template,
-   max_queue = a.max_queue, history = a.history })
-local srv, err = mh.http.server({ host = a.host, port = a.port, max_body = math.floor(a.max_body_mb * 2^20) })
+   max_queue = a.max_queue, history = a.history, quiet = a.quiet, max_body = max_body,
+   allowed_hosts = list(a.allowed_hosts), cors = list(a.cors), aliases = aliases,
+   default_model = a.default_model })
+local srv, err = mh.http.server({ host = a.host, port = a.port, max_body = max_body })
 if not srv then
    io.stderr:write("moonhub serve: ", err, "\n")
    return 1
 end
-srv:handle(app:handler())
+app:listen(srv)
 
 -- Every model goes through the pool; its state file is what `moonhub ps` reads.
-local admin = require "moonhub.admin"
-app.host, app.port = a.host, srv.port
 local pool = require("moonhub.pool").new({
    max_loaded = a.max_loaded, keep_alive = keep_alive, ctx = a.ctx, parallel = a.parallel,
    kv_type = a.kv_type, threads = a.threads,
    mem_budget = a.mem_budget_mb and a.mem_budget_mb * 2^20 or nil,
    sched = { prefix_cache = a.cache_mb > 0, cache_bytes = math.floor(math.max(a.cache_mb, 0) * 2^20) },
-   on_change = function() admin.write_state(app) end,
-   on_unload = function(e)
-      if app.sched == e.sched then app.model, app.sched = nil, nil end
-   end,
+   on_change = function() app:write_state() end,
+   on_unload = function(e) app:forget(e) end,
 })
 app:use_pool(pool, { default_ref = model_path })
 
@@ -84,8 +104,7 @@ app:use_pool(pool, { default_ref = model_path })
 local failed
 mh.http.timer(0, function()
    if not model_path then
-      app.ready = true
-      admin.write_state(app)
+      app:ready()
       io.stdout:write(string.format("moonhub serve: ready at http://%s:%d/v1 (registry models load on first use)\n",
          a.host, srv.port))
       io.stdout:flush()
@@ -98,8 +117,7 @@ mh.http.timer(0, function()
       return
    end
    pool:release(e, keep_alive or -1)
-   app:attach(e.model, e.sched)
-   app.ready = true
+   app:ready(e)
    io.stdout:write(string.format("moonhub serve: %s ready at http://%s:%d/v1 (%d parallel, ctx %d)\n",
       name, a.host, srv.port, a.parallel, a.ctx))
    io.stdout:flush()
@@ -107,7 +125,7 @@ end, { once = true })
 
 mh.http.run()
 pool:close()
-os.remove(admin.state_file(srv.port))
+os.remove(app:state_file())
 if failed then
    io.stderr:write("moonhub serve: ", tostring(failed), "\n")
    return 1

@@ -199,27 +199,27 @@ local function with_history(fn)
    return a, b, c
 end
 
-local function history_route(req, rest, method)
-   if rest == "" then
-      if method ~= "GET" then oa.fail(405, "use GET for /api/history", nil, "method_not_allowed", { Allow = "GET" }) end
-      local q = req.args.q
-      return with_history(function(h)
-         if type(q) == "string" and q:match("%S") then
-            return ok_json({ results = oa.array(h:search(q, { limit = 50 })) })
-         end
-         return ok_json({ conversations = oa.array(h:list({ limit = 100 })) })
-      end)
-   end
-   local id = math.tointeger(tonumber(rest:match("^/(%d+)$")))
-   if not id then oa.fail(404, "no route for " .. req.path, nil, "not_found") end
+-- GET /api/history[?q=TEXT]: the latest conversations, or search hits
+local function history_list(_, req)
+   local q = req.args.q
    return with_history(function(h)
-      if method == "DELETE" then
-         local ok, err = h:remove(id)
-         if not ok then oa.fail(404, err, nil, "not_found") end
-         return ok_json({ removed = id })
-      elseif method ~= "GET" then
-         oa.fail(405, "use GET or DELETE", nil, "method_not_allowed", { Allow = "GET, DELETE" })
+      if type(q) == "string" and q:match("%S") then
+         return ok_json({ results = oa.array(h:search(q, { limit = 50 })) })
       end
+      return ok_json({ conversations = oa.array(h:list({ limit = 100 })) })
+   end)
+end
+
+local function history_id(req, rest)
+   local id = math.tointeger(tonumber(rest:match("^%d+$")))
+   if not id then oa.fail(404, "no route for " .. req.path, nil, "not_found") end
+   return id
+end
+
+-- GET /api/history/ID: one conversation with its messages
+local function history_get(_, req, rest)
+   local id = history_id(req, rest)
+   return with_history(function(h)
       local c, msgs = h:get(id)
       if not c then oa.fail(404, msgs, nil, "not_found") end
       c.messages = oa.array(msgs)
@@ -227,42 +227,36 @@ local function history_route(req, rest, method)
    end)
 end
 
--- ===== dispatch =====
-
-local function need(method, want, path)
-   if method ~= want then
-      oa.fail(405, "use " .. want .. " for " .. path, nil, "method_not_allowed", { Allow = want })
-   end
+-- DELETE /api/history/ID
+local function history_delete(_, req, rest)
+   local id = history_id(req, rest)
+   return with_history(function(h)
+      local ok, err = h:remove(id)
+      if not ok then oa.fail(404, err, nil, "not_found") end
+      return ok_json({ removed = id })
+   end)
 end
 
--- route(app, req, path) for every /api/ path; auth as the /v1 routes.
-function M.route(app, req, path)
-   local key, method = app.opts.api_key, req.method
-   if key and key ~= "" and req.headers.authorization ~= "Bearer " .. key then
-      oa.fail(401, "invalid or missing API key: send 'Authorization: Bearer KEY'", nil, "invalid_api_key")
-   end
-   if path == "/api/ps" then
-      need(method, "GET", path)
-      return ok_json(M.state(app))
-   elseif path == "/api/models" then
-      need(method, "GET", path)
-      local rows = registry_rows()
-      for _, r in ipairs(rows) do r.loaded = app.pool and app.pool:find(r.name .. ":" .. r.tag) ~= nil or nil end
-      return ok_json({ models = oa.array(rows) })
-   elseif path == "/api/pull" then
-      need(method, "POST", path)
-      return pull(app, req)
-   end
-   local one = path:match("^/api/models/(.+)$")
-   if one then
-      one = unescape(one)
-      if method == "GET" then return show(one) end
-      if method == "DELETE" then return remove(app, one) end
-      oa.fail(405, "use GET or DELETE for " .. path, nil, "method_not_allowed", { Allow = "GET, DELETE" })
-   end
-   local rest = path:match("^/api/history(.*)$")
-   if rest then return history_route(req, rest, method) end
-   oa.fail(404, string.format("no route for %s %s", method, path), nil, "not_found")
+local function list_models(app)
+   local rows = registry_rows()
+   for _, r in ipairs(rows) do r.loaded = app.pool and app.pool:find(r.name .. ":" .. r.tag) ~= nil or nil end
+   return ok_json({ models = oa.array(rows) })
 end
+
+-- ===== routes =====
+
+-- The admin routes for the server's route table (moonhub.server adds the
+-- middleware: auth, host and origin checks, the log): {method, pattern,
+-- handler(app, req, captures...), json = takes a JSON body, max_body =}.
+M.ROUTES = {
+   { "GET", "/api/ps", function(app) return ok_json(M.state(app)) end },
+   { "GET", "/api/models", list_models },
+   { "POST", "/api/pull", pull, json = true, max_body = 65536 },
+   { "GET", "/api/models/{*name}", function(_, _, name) return show(name) end },
+   { "DELETE", "/api/models/{*name}", function(app, _, name) return remove(app, name) end },
+   { "GET", "/api/history", history_list },
+   { "GET", "/api/history/{id}", history_get },
+   { "DELETE", "/api/history/{id}", history_delete },
+}
 
 return M

@@ -17,13 +17,38 @@ local req_mt = {
    end,
 }
 
+-- headers plus those added with req:add_header (added ones win)
+local function merged(self, headers)
+   local extra = rawget(self, "_extra")
+   if not extra then return headers end
+   local out = {}
+   for k, v in pairs(headers or {}) do out[k] = v end
+   for k, v in pairs(extra) do out[k] = v end
+   return out
+end
+
 --- req:respond(status, headers, body) -> true | false, msg (client gone)
 function Request:respond(status, headers, body)
-   return self._raw:respond(status, headers, body)
+   self.status = status
+   return self._raw:respond(status, merged(self, headers), body)
 end
 
 --- req:start(status, headers): begins a streaming (chunked) response.
-function Request:start(status, headers) return self._raw:start(status, headers) end
+function Request:start(status, headers)
+   self.status = status
+   return self._raw:start(status, merged(self, headers))
+end
+
+--- req:add_header(name, value): a header for whichever response comes
+-- (middleware such as CORS sets them before the handler answers).
+function Request:add_header(name, value)
+   if type(name) ~= "string" or type(value) ~= "string" then
+      error("req:add_header: name and value must be strings", 2)
+   end
+   local extra = rawget(self, "_extra") or {}
+   extra[name] = value
+   rawset(self, "_extra", extra)
+end
 
 --- req:write(chunk) -> true, or false once the client has gone away.
 function Request:write(chunk) return (self._raw:write(chunk)) end
@@ -83,11 +108,23 @@ function M.error_body(msg, kind)
    return json.encode({ error = { message = msg, type = kind or "server_error" } })
 end
 
+local error_seq = 0
+
+--- A short id for an internal error: logged with the details, sent to the
+-- client instead of them (messages may hold file paths and source lines).
+function M.error_id()
+   error_seq = error_seq + 1
+   return string.format("err-%x-%d", os.time(), error_seq)
+end
+
 local function fail(raw, req, msg, trace)
-   io.stderr:write(string.format("moonhub http: %s %s: %s\n", req.method, req.path,
+   local id = M.error_id()
+   io.stderr:write(string.format("moonhub http: %s %s: [%s] %s\n", req.method, req.path, id,
                                  trace or msg))
    local state = raw:state()
-   if state == "new" then raw:respond(500, JSON_HDR, M.error_body(msg))
+   if state == "new" then
+      req.status = 500
+      raw:respond(500, JSON_HDR, M.error_body("internal error (id " .. id .. "; details in the server log)"))
    elseif state == "streaming" then raw:finish() end
 end
 
@@ -106,7 +143,7 @@ local function dispatcher(handler)
       if not ok then return fail(raw, req, a.msg, "handler error: " .. a.trace) end
       local state = raw:state()
       if state == "new" then
-         if math.type(a) == "integer" then return raw:respond(a, b, c) end
+         if math.type(a) == "integer" then return req:respond(a, b, c) end
          fail(raw, req, "handler returned without a response")
       elseif state == "streaming" then
          raw:finish()

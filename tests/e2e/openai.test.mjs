@@ -147,6 +147,15 @@ test('errors map to the SDK error classes', async () => {
   );
   await assert.rejects(client.models.retrieve('no-such-model'),
     (e) => e instanceof OpenAI.NotFoundError && e.status === 404);
+  // a model the server does not hold is not answered by another one
+  await assert.rejects(
+    client.chat.completions.create({ model: `${model}x`, messages, max_tokens: 2 }),
+    (e) => e instanceof OpenAI.NotFoundError && e.code === 'model_not_found' && e.message.includes(model),
+  );
+  await assert.rejects(
+    client.chat.completions.create({ model, messages: [{ role: 'user' }], max_tokens: 2 }),
+    (e) => e instanceof OpenAI.BadRequestError && e.param === 'messages',
+  );
   // and the server still serves
   const r = await client.chat.completions.create({ model, messages, max_tokens: 2 });
   assert.equal(r.choices.length, 1);

@@ -34,7 +34,8 @@ return { name = "mine", description = "test: a fixed story opening before the us
          assert.is_truthy(port, "server did not start: " .. tostring(host.read(log)))
          local body = json.encode({ messages = { { role = "user", content = "there was" } },
             max_tokens = 12, temperature = 0 })
-         local p = io.popen(string.format("curl -s -m 20 http://127.0.0.1:%s/v1/chat/completions -d %s",
+         local p = io.popen(string.format("curl -s -m 20 -H 'Content-Type: application/json' "
+            .. "http://127.0.0.1:%s/v1/chat/completions -d %s",
             port, host.q(body)))
          local resp = json.decode(p:read("a"))
          p:close()

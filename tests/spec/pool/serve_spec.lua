@@ -219,7 +219,7 @@ describe("serve --model --api-key --history #integration", function()
          hub = fake.start(home, { repos = { ["mh/stories-GGUF"] = { files = { ["stories-Q8_0.gguf"] = st_q8 } } } })
          env = "-u HF_TOKEN -u HF_HOME MOONHUB_HF_ENDPOINT=" .. q(hub.url) .. " HF_HUB_CACHE=" .. q(home .. "/hf-cache")
       end
-      srv = start(home, "--model " .. q(stories) .. " --api-key sekrit --history", env)
+      srv = start(home, "--model " .. q(stories) .. " --api-key sekrit --history --alias gpt-4o=stories260K", env)
       assert.is_true(eventually(function() return curl(srv, "GET", "/health") == 200 end, 10))
    end)
    teardown(function()
@@ -230,7 +230,7 @@ describe("serve --model --api-key --history #integration", function()
 
    local AUTH = "-H 'Authorization: Bearer sekrit'"
 
-   it("serves the preloaded model by default and keeps it loaded", function()
+   it("serves the preloaded model by default (here through an alias) and keeps it loaded", function()
       if not srv then return data.need("models/stories260K.gguf", pending) end
       local code, text = curl(srv, "POST", "/v1/chat/completions",
          json.encode({ model = "gpt-4o", max_tokens = 2,

@@ -111,3 +111,63 @@ describe("openai response shapes #unit", function()
       assert.are.equal("AACAPw==", oa.base64(string.pack("<f", 1.0)))
    end)
 end)
+
+describe("openai schema checks #unit", function()
+   local function param_of(fn) return err_of(fn).param end
+
+   it("messages: content required (assistant: unless tool_calls), tool_calls shaped, names strings", function()
+      local function ms(s) return function() return oa.messages(oa.decode('{"messages": [' .. s .. ']}')) end end
+      assert.equal("messages", param_of(ms('{"role": "user"}')))
+      assert.matches("content is required", err_of(ms('{"role": "system", "content": null}')).message)
+      assert.equal("messages", param_of(ms('{"role": "assistant"}')))
+      local ok = ms('{"role": "assistant", "tool_calls": [{"id": "c1", "type": "function", '
+         .. '"function": {"name": "f", "arguments": "{}"}}]}')()
+      assert.equal("", ok[1].content)
+      assert.equal("f", ok[1].tool_calls[1]["function"].name)
+      assert.matches("tool_calls%[0%]%.function' must be", err_of(ms('{"role": "assistant", "tool_calls": '
+         .. '[{"function": null}]}')).message)
+      assert.matches("arguments' must be a string", err_of(ms('{"role": "assistant", "tool_calls": '
+         .. '[{"function": {"name": "f", "arguments": {}}}]}')).message)
+      assert.matches("tool_call_id", err_of(ms('{"role": "tool", "content": "x"}')).message)
+      assert.matches("name' must be a string", err_of(ms('{"role": "user", "content": "x", "name": 1}')).message)
+      assert.equal("x", ms('{"role": "tool", "content": "x", "tool_call_id": "c1"}')()[1].content)
+   end)
+
+   it("tool_choice needs tools; empty tools are none", function()
+      assert.equal("tool_choice", param_of(function() oa.tools(oa.decode('{"tool_choice": "required"}')) end))
+      assert.equal("tool_choice", param_of(function() oa.tools(oa.decode('{"tool_choice": 5}')) end))
+      assert.equal("tool_choice", param_of(function()
+         oa.tools(oa.decode('{"tool_choice": {"type": "function", "function": {"name": "f"}}}')) end))
+      local tools, choice = oa.tools(oa.decode('{"tools": [], "tool_choice": "auto"}'))
+      assert.is_nil(tools)
+      assert.equal("none", choice)
+      assert.equal("tools", param_of(function()
+         oa.tools(oa.decode('{"tools": [{"type": "function", "function": {"name": "bad name!"}}]}')) end))
+   end)
+
+   it("sampling: null is the default, empty stop and wrong stream_options are 400s", function()
+      local p = oa.sampling(oa.decode('{"max_tokens": null, "stop": null, "seed": null}'), nil, 99)
+      assert.equal(99, p.max_tokens)
+      assert.same({}, p.stop)
+      assert.equal("stop", param_of(function() oa.sampling(oa.decode('{"stop": ""}')) end))
+      assert.equal("stop", param_of(function() oa.sampling(oa.decode('{"stop": {}}')) end))
+      assert.equal("stream_options", param_of(function() oa.sampling(oa.decode('{"stream_options": true}')) end))
+      assert.equal("top_k", param_of(function() oa.sampling(oa.decode('{"top_k": 2147483648}')) end))
+      assert.equal("seed", param_of(function() oa.sampling(oa.decode('{"seed": 1e20}')) end))
+      assert.equal("logit_bias", param_of(function() oa.sampling(oa.decode('{"logit_bias": {"x": 1}}')) end))
+      assert.equal("model", param_of(function() oa.common(oa.decode('{"model": 5}')) end))
+      assert.equal("store", param_of(function() oa.common(oa.decode('{"store": "yes"}')) end))
+   end)
+
+   it("prompts and token ids: every shape, no empty lists, ids in range", function()
+      assert.same({ "a" }, oa.prompts("a", "prompt"))
+      assert.same({ { 1, 2 } }, oa.prompts(oa.decode('{"p": [1, 2]}').p, "prompt"))
+      assert.same({ "a", { 3 } }, oa.prompts(oa.decode('{"p": ["a", [3]]}').p, "prompt"))
+      for _, bad in ipairs({ "[]", "[[]]", "[null]", "[-1]", "[1.5]", "[1e20]", '[1, "a"]', "[[1], 2]", "{}" }) do
+         assert.equal("prompt", param_of(function() oa.prompts(oa.decode('{"p": ' .. bad .. '}').p, "prompt") end),
+            bad)
+      end
+      assert.equal("input", param_of(function() oa.token_ids({ 0, 10 }, "input", "input", 10) end))
+      assert.same({ 0, 9 }, oa.token_ids({ 0, 9 }, "input", "input", 10))
+   end)
+end)

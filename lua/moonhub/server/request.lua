@@ -1,0 +1,180 @@
+-- moonhub.server.request: the neutral generation request every protocol
+-- adapter translates into (OpenAI now; Ollama, Anthropic next), binding it
+-- to a loaded model and running its choices. Layer: lua/moonhub (uses
+-- moonhub.openai for the error shape, .prompt, .grammar, .toolcall).
+--
+-- A request (built by an adapter, checked before any model is touched):
+--   kind        "chat" | "text"
+--   model       name the client asked for, or nil;  keep_alive  seconds | nil
+--   messages    {{role, content, name?, tool_calls?, tool_call_id?}}  (chat)
+--   prompts     {string | {ids}}                                      (text)
+--   tools, tool_choice ("none" | "auto" | "required" | a function name)
+--   format      nil | {type = "json_object"} | {type = "json_schema", schema =}
+--   sampling    {temperature, top_p, top_k, min_p, presence_penalty,
+--               frequency_penalty, repeat_penalty, seed, logit_bias}
+--   max_tokens  integer | nil (the rest of the context);  stop {strings}
+--   n, stream, include_usage, logprobs (bool), top_logprobs (int), store
+local oa = require "moonhub.openai"
+
+local M = {}
+
+-- ===== keep_alive =====
+
+-- The longest keep_alive: far below the loop timer's limit, so a value
+-- that passes here can never fail later when the timer is armed.
+M.MAX_KEEP_ALIVE = 10 * 365 * 86400
+
+-- keep_alive(v) -> seconds | nil, msg. As Ollama: seconds, or a duration
+-- ("30s", "5m", "1h30m"); negative keeps the model loaded for good.
+function M.keep_alive(v)
+   local secs, err = require("moonhub.pool").parse_duration(v)
+   if not secs then return nil, err end
+   if secs ~= secs or secs > M.MAX_KEEP_ALIVE then
+      return nil, string.format("keep_alive %s is out of range: at most %d seconds (10 years); "
+         .. "a negative value keeps the model loaded", type(v) == "number" and string.format("%.15g", v)
+         or string.format("%q", v), M.MAX_KEEP_ALIVE)
+   end
+   return secs < 0 and -1.0 or secs
+end
+
+-- ===== binding to a model =====
+
+-- Prompt ids and stop strings for chat messages through the model's
+-- template. Contents are plain text: "<|im_start|>" in a message is not a
+-- control token.
+local function chat_prompt(view, messages, tools)
+   local m = view.model
+   local ids, stops = require("moonhub.prompt").encode(m, messages, { tools = tools, template = view.opts.template })
+   return ids, stops or m.chat_stops or {}
+end
+
+-- Grammar for a format / forced tool call (nil when unconstrained).
+local function grammar_for(view, format, tools, tool_choice)
+   local forced = tools and tool_choice ~= "auto" and tool_choice ~= "none"
+   if not format and not forced then return nil end
+   local ok, grammar = pcall(require, "moonhub.grammar")
+   if not ok then oa.fail(400, "constrained decoding is not available in this build", "response_format") end
+   local tok = view.model.tokenizer
+   local g, err
+   if forced then
+      g, err = grammar.tool_call(tok, tools, tool_choice ~= "required" and tool_choice or nil)
+   elseif format.type == "json_object" then
+      g, err = grammar.json_object(tok)
+   else
+      g, err = grammar.json_schema(tok, format.schema)
+   end
+   if not g then oa.fail(400, "response_format: " .. tostring(err), "response_format") end
+   return g
+end
+
+-- prepare(r, view) -> job {prompts = {ids}, stops, params, with_tools}:
+-- the checks that need the model (vocabulary, context), then prompt ids.
+function M.prepare(r, view)
+   local tok, n_vocab = view.model.tokenizer, view.model.info.n_vocab
+   local s = r.sampling
+   for id in pairs(s.logit_bias or {}) do
+      if id >= n_vocab then
+         oa.fail(400, string.format("'logit_bias' key %d is not a token id of this model (0..%d)", id, n_vocab - 1),
+            "logit_bias")
+      end
+   end
+   local params = {}
+   for k, v in pairs(s) do params[k] = v end
+   params.max_tokens = r.max_tokens or view.ctx
+   params.logprobs = r.logprobs
+   params.top_logprobs = r.logprobs and (r.top_logprobs or 0) or nil
+   local with_tools = r.tools ~= nil and r.tool_choice ~= "none"
+   params.grammar = grammar_for(view, r.format, r.tools, r.tool_choice)
+   local job = { prompts = {}, stops = {}, params = params, with_tools = with_tools }
+   for _, x in ipairs(r.stop or {}) do job.stops[#job.stops + 1] = x end
+   if r.kind == "chat" then
+      local ids, tstops = chat_prompt(view, r.messages, with_tools and r.tools or nil)
+      job.prompts[1] = ids
+      for _, x in ipairs(tstops) do job.stops[#job.stops + 1] = x end
+   else
+      for i, p in ipairs(r.prompts) do
+         local ids
+         if type(p) == "string" then ids = tok:encode(p)
+         else
+            oa.token_ids(p, string.format("prompt[%d]", i - 1), "prompt", n_vocab)
+            ids = table.move(p, 1, #p, 1, {})
+         end
+         if tok.add_bos and tok.bos and ids[1] ~= tok.bos then table.insert(ids, 1, tok.bos) end
+         if #ids == 0 then oa.fail(400, string.format("prompt %d has no tokens", i - 1), "prompt") end
+         job.prompts[i] = ids
+      end
+   end
+   return job
+end
+
+-- ===== running =====
+
+-- Tool calls in a finished choice's text: forced calls were generated as
+-- bare {"name", "arguments"} JSON, "auto" ones in the model's own format.
+local function parse_tools(view, text, tool_choice)
+   local toolcall = require "moonhub.toolcall"
+   if tool_choice ~= "auto" then return toolcall.parse_llama3(text) end
+   return toolcall.parse(text, view.model.tool_format)
+end
+
+-- run(view, r, job, sink, req) -> usage {prompt_tokens, completion_tokens,
+-- cached_tokens}, timings of the first choice. Every prompt gets r.n
+-- choices (seed + i for choice i), indexed prompt * n + i. The sink sees
+--   sink.text(index, text, info)   each visible piece (not with tools:
+--                                  the text is parsed for calls at the end)
+--   sink.choice(index, result)     result = {text, reason, infos, calls?,
+--                                  content?} once a choice ends
+function M.run(view, r, job, sink, req)
+   local total = { prompt_tokens = 0, completion_tokens = 0, cached_tokens = 0 }
+   local timings
+   for pi, ids in ipairs(job.prompts) do
+      local cached = 0
+      for i = 1, r.n do
+         local index = (pi - 1) * r.n + i - 1
+         local q = setmetatable({ seed = job.params.seed and (job.params.seed + i - 1) }, { __index = job.params })
+         local parts, infos = {}, {}
+         if sink.begin then sink.begin(index) end
+         local reason, u, tm, msg = view:generate(ids, q, job.stops, function(text, info)
+            parts[#parts + 1] = text
+            if info then infos[#infos + 1] = info end
+            if not job.with_tools and sink.text then sink.text(index, text, info) end
+         end, function() return req.closed end, req)
+         if reason == "error" then oa.fail(500, "generation failed: " .. tostring(msg), nil, "generation_failed") end
+         view:count_usage(u)
+         local result = { text = table.concat(parts), reason = reason, infos = infos }
+         if job.with_tools then
+            local calls, content = parse_tools(view, result.text, r.tool_choice)
+            if #calls > 0 then result.calls, result.content, result.reason = calls, content, "tool_calls" end
+         end
+         sink.choice(index, result)
+         if i == 1 then total.prompt_tokens = total.prompt_tokens + u.prompt_tokens end
+         cached = math.max(cached, u.cached_tokens or 0)
+         total.completion_tokens = total.completion_tokens + u.completion_tokens
+         timings = timings or tm
+      end
+      total.cached_tokens = total.cached_tokens + cached
+   end
+   req.tokens = total                       -- for the request log
+   return total, timings
+end
+
+-- embed(view, inputs) -> vectors (tables of floats), token count. inputs:
+-- strings or id lists, checked against the model's vocabulary.
+function M.embed(view, inputs)
+   local tok, n_vocab = view.model.tokenizer, view.model.info.n_vocab
+   local out, n = {}, 0
+   for i, x in ipairs(inputs) do
+      local ids = type(x) == "string" and tok:encode(x)
+         or oa.token_ids(x, string.format("input[%d]", i - 1), "input", n_vocab)
+      if #ids == 0 then oa.fail(400, string.format("input %d has no tokens", i - 1), "input") end
+      if #ids > view.ctx then
+         oa.fail(400, string.format("input %d has %d tokens but the context holds %d", i - 1, #ids, view.ctx),
+            "input", "exceed_context_size_error")
+      end
+      out[i] = view.sched:embed(ids):totable()
+      n = n + #ids
+   end
+   return out, n
+end
+
+return M
