@@ -1,9 +1,25 @@
-/* bind.c: shared helpers of the binding layer (see bind.h). */
+/* bind.c: shared helpers of the binding layer (see bind.h): the one error
+ * helper, classes. Layer: engine/bind (lua.h, mh/err.h). */
+#include <string.h>
 #include "bind.h"
+
+const char *mh_lua_err_text(const char *fname, const mh_err *err)
+{
+    const char *msg = err && err->msg[0] ? err->msg : "failed";
+    /* the last part of fname: "model.forward" -> "forward", "grammar:mask" -> "mask" */
+    const char *last = fname;
+    for (const char *p = fname; *p; p++)
+        if (*p == '.' || *p == ':' || *p == ' ') last = p + 1;
+    size_t n = strlen(last);
+    if (n && strncmp(msg, last, n) == 0 && msg[n] == ':' && msg[n + 1] == ' ') return msg + n + 2;
+    size_t nf = strlen(fname);      /* the whole name already leads the message */
+    if (strncmp(msg, fname, nf) == 0 && msg[nf] == ':' && msg[nf + 1] == ' ') return msg + nf + 2;
+    return msg;
+}
 
 int mh_lua_raise(lua_State *L, const char *fname, const mh_err *err)
 {
-    return luaL_error(L, "%s: %s", fname, err && err->msg[0] ? err->msg : "failed");
+    return luaL_error(L, "%s: %s", fname, mh_lua_err_text(fname, err));
 }
 
 int mh_lua_fail(lua_State *L, const mh_err *err)

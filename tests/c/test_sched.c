@@ -299,7 +299,7 @@ static void test_rejects(void)
     int32_t bad[2] = { 1, 512 };
     r = greedy_req(bad, 2, 4);
     CHECK(mh_sched_submit(s, &r, ch, &err) == -1 && strstr(err.msg, "outside the vocabulary"));
-    r = greedy_req(P2, 3, 0);
+    r = greedy_req(P2, 3, -1);
     CHECK(mh_sched_submit(s, &r, ch, &err) == -1 && strstr(err.msg, "max_tokens"));
     r = greedy_req(P2, 3, 4);
     r.sampler.temperature = -1;
@@ -334,7 +334,7 @@ static void test_constraint_and_logprobs(void)
     CHECK(s);
     ban b = { ref[0], 0, 0, 0 };
     mh_sched_request r = greedy_req(P1, 10, 4);
-    r.constraint = (mh_sched_constraint){ &b, ban_mask, ban_accept, ban_free };
+    r.constraint = (mh_sample_constraint){ &b, ban_mask, ban_accept, ban_free };
     r.n_top = 5;
     mh_chan *ch;
     result res;
@@ -351,7 +351,7 @@ static void test_constraint_and_logprobs(void)
     /* a mask that fails ends the request with an error */
     ban b2 = { 0, 0, 0, 0 };
     r = greedy_req(P1, 10, 4);
-    r.constraint = (mh_sched_constraint){ &b2, ban_mask, ban_accept, ban_free };
+    r.constraint = (mh_sample_constraint){ &b2, ban_mask, ban_accept, ban_free };
     r.constraint.accept = NULL;
     r.constraint.mask = NULL;
     r.logprobs = true;
@@ -361,7 +361,7 @@ static void test_constraint_and_logprobs(void)
     mh_chan_release(ch);
     ban b3 = { ref[0], 0, 0, 0 };
     r = greedy_req(P1, 10, 4);
-    r.constraint = (mh_sched_constraint){ &b3, NULL, ban_accept, ban_free };
+    r.constraint = (mh_sample_constraint){ &b3, NULL, ban_accept, ban_free };
     CHECK(submit(s, &r, &ch) > 0);
     CHECK(collect(ch, &res) == 0 && res.done.reason == MH_SCHED_ERROR && res.n == 0);
     CHECK(strstr(res.done.message, "constraint") && b3.frees == 1);
