@@ -183,7 +183,7 @@ local function grammar_of(self, opts)
    elseif opts.json_object then
       g = require("moonhub.grammar").json_object(self)
    end
-   if err then error("generate: json_schema: " .. err, 4) end
+   if err then error("generate: " .. err, 5) end
    return g
 end
 
@@ -234,8 +234,9 @@ local function start(self, prompt, opts)
       stops = table.move(chat_stops, 1, #chat_stops, #all + 1, all)
    end
    local s = run_on(self, cache)
-   local id, err = s:submit(request(self, ids, opts, max_tokens, stops))
-   if not id then error("generate: " .. tostring(err), 3) end
+   local ok, id, err = pcall(s.submit, s, request(self, ids, opts, max_tokens, stops))
+   if not ok then error("generate: " .. tostring(id):gsub("^sched:submit: ", ""), 3) end
+   if not id then error("generate: " .. tostring(err):gsub("^sched: ", ""), 3) end
    local st = { prompt_tokens = #ids, prompt_processed = 0, generated = 0, tokens = {} }
    local t1
    local function finish(ev)
