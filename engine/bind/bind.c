@@ -5,15 +5,13 @@
 
 const char *mh_lua_err_text(const char *fname, const mh_err *err)
 {
+    (void)fname;
     const char *msg = err && err->msg[0] ? err->msg : "failed";
-    /* the last part of fname: "model.forward" -> "forward", "grammar:mask" -> "mask" */
-    const char *last = fname;
-    for (const char *p = fname; *p; p++)
-        if (*p == '.' || *p == ':' || *p == ' ') last = p + 1;
-    size_t n = strlen(last);
-    if (n && strncmp(msg, last, n) == 0 && msg[n] == ':' && msg[n + 1] == ' ') return msg + n + 2;
-    size_t nf = strlen(fname);      /* the whole name already leads the message */
-    if (strncmp(msg, fname, nf) == 0 && msg[nf] == ':' && msg[nf + 1] == ' ') return msg + nf + 2;
+    const char *p = msg;                  /* the C side's own "label: " */
+    while ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9')
+           || *p == '_' || *p == '.')
+        p++;
+    if (p > msg && p[0] == ':' && p[1] == ' ') return p + 2;
     return msg;
 }
 

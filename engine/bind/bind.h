@@ -16,18 +16,18 @@ typedef struct mh_lua_module {
 extern const mh_lua_module mh_lua_modules[];
 
 /* ===== errors: the one contract (docs/errors.md) =====
- * C fills an mh_err; the binding says it once. The message names the Lua
- * function once: a leading "word: " of the C message is dropped when that
- * word is already the last part of fname ("model.forward" + "forward: context
- * full" -> "model.forward: context full"), so no prefix is ever doubled. */
+ * C fills an mh_err whose message may open with its own label ("forward: ",
+ * "gguf_write: "); the binding raises once, naming the Lua function in place
+ * of that label ("model.forward" + "forward: context full" -> "model.forward:
+ * context full"), so no prefix is ever doubled. */
 
 /* Raises "fname: <message>" (never returns). */
 int mh_lua_raise(lua_State *L, const char *fname, const mh_err *err);
 /* Pushes nil, "<message>" and returns 2 (environmental failures); the
  * message is as C wrote it (the Lua caller adds its own name once). */
 int mh_lua_fail(lua_State *L, const mh_err *err);
-/* The text mh_lua_raise puts after "fname: " (err->msg without a prefix
- * that repeats fname's last part). */
+/* The text mh_lua_raise puts after "fname: ": err->msg without a leading
+ * label (a word of letters, digits, '_' or '.' followed by ": "). */
 const char *mh_lua_err_text(const char *fname, const mh_err *err);
 
 /* Registers metatable mt: methods as its __index table, gc as both __gc
