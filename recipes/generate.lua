@@ -4,19 +4,26 @@
 local argparse = require "argparse"
 local mh = require "moonhub"
 
+-- Unset sampling options take the defaults every path shares (the engine's,
+-- mh.model.defaults()); the help shows them.
+local D = mh.model.defaults()
+local function dflt(v) return string.format(" (default %g)", v) end
+
 local p = argparse("moonhub generate", "Generate text from a prompt; the stats line goes to stderr.")
 p:argument("model", "a GGUF file or a Hugging Face model folder")
 p:argument("prompt", "the prompt text")
-p:option("-n --max-tokens", "tokens to generate", "128"):convert(math.tointeger)
-p:option("--temp --temperature", "sampling temperature (0 = greedy)", "0.8"):convert(tonumber)
+p:option("-n --max-tokens", "tokens to generate" .. dflt(D.max_tokens)):convert(math.tointeger)
+p:option("--temp --temperature", "sampling temperature (0 = greedy)" .. dflt(D.temperature)):convert(tonumber)
 p:option("--seed", "random seed (same seed, same text)"):convert(math.tointeger)
-p:option("--top-k", "keep the k most likely tokens (0 = off)", "40"):convert(math.tointeger)
-p:option("--top-p", "nucleus sampling threshold (1 = off)", "0.95"):convert(tonumber)
-p:option("--min-p", "drop tokens below min-p times the top probability", "0.05"):convert(tonumber)
-p:option("--repeat-penalty", "penalty for recently seen tokens (1 = off)", "1.0"):convert(tonumber)
-p:option("--presence-penalty", "OpenAI presence penalty", "0"):convert(tonumber)
-p:option("--frequency-penalty", "OpenAI frequency penalty", "0"):convert(tonumber)
+p:option("--top-k", "keep the k most likely tokens (0 = off)" .. dflt(D.top_k)):convert(math.tointeger)
+p:option("--top-p", "nucleus sampling threshold (1 = off)" .. dflt(D.top_p)):convert(tonumber)
+p:option("--min-p", "drop tokens below min-p times the top probability" .. dflt(D.min_p)):convert(tonumber)
+p:option("--repeat-penalty", "penalty for recently seen tokens (1 = off)" .. dflt(D.repeat_penalty)):convert(tonumber)
+p:option("--presence-penalty", "OpenAI presence penalty" .. dflt(D.presence_penalty)):convert(tonumber)
+p:option("--frequency-penalty", "OpenAI frequency penalty" .. dflt(D.frequency_penalty)):convert(tonumber)
 p:option("--stop", "stop string (repeatable)"):count("*")
+p:option("--json-schema", "constrain the output to JSON valid under this schema (JSON text)")
+p:flag("--json", "constrain the output to a JSON object")
 p:option("--ctx", "context length", nil):convert(math.tointeger)
 p:option("--threads", "compute threads"):convert(math.tointeger)
 p:option("--mem-limit", "refuse to load past this many MiB"):convert(tonumber)
@@ -57,12 +64,15 @@ elseif a.system then
    return 2
 end
 
-local step, st = model:stream(prompt, {
+-- a bad option is a user error: the host prints "moonhub generate: msg" once
+local ok, step, st = pcall(model.stream, model, prompt, {
    max_tokens = a.max_tokens, temperature = a.temp, seed = a.seed, top_k = a.top_k,
    top_p = a.top_p, min_p = a.min_p, repeat_penalty = a.repeat_penalty,
    presence_penalty = a.presence_penalty, frequency_penalty = a.frequency_penalty,
    stop = a.stop, special = a.special, ignore_eos = a.ignore_eos, template = a.template,
+   json_schema = a.json_schema, json_object = a.json or nil,
 })
+if not ok then error((tostring(step):gsub("^[^:\n]+:%d+: ", "")), 0) end
 for piece in step do
    io.write(piece)
    io.stdout:flush()

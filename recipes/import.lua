@@ -21,10 +21,7 @@ end
 
 local row, err = mh.models.import(a.path, { name = a.name, tag = a.tag, parent = a.parent,
    mode = a.link and "link" or a.copy and "copy" or "in-place" })
-if not row then
-   io.stderr:write("moonhub import: ", err, "\n")
-   return 1
-end
+if not row then error(err, 0) end    -- the host prints "moonhub import: msg" once
 io.write(string.format("imported %s:%s (%s, %s) -> %s\n", row.model, row.tag, row.quant or row.format,
    mh.hub.human(row.size or 0), row.path))
 return 0

@@ -1,9 +1,23 @@
-/* bind.c: shared helpers of the binding layer (see bind.h). */
+/* bind.c: shared helpers of the binding layer (see bind.h): the one error
+ * helper, classes. Layer: engine/bind (lua.h, mh/err.h). */
+#include <string.h>
 #include "bind.h"
+
+const char *mh_lua_err_text(const char *fname, const mh_err *err)
+{
+    (void)fname;
+    const char *msg = err && err->msg[0] ? err->msg : "failed";
+    const char *p = msg;                  /* the C side's own "label: " */
+    while ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9')
+           || *p == '_' || *p == '.')
+        p++;
+    if (p > msg && p[0] == ':' && p[1] == ' ') return p + 2;
+    return msg;
+}
 
 int mh_lua_raise(lua_State *L, const char *fname, const mh_err *err)
 {
-    return luaL_error(L, "%s: %s", fname, err && err->msg[0] ? err->msg : "failed");
+    return luaL_error(L, "%s: %s", fname, mh_lua_err_text(fname, err));
 }
 
 int mh_lua_fail(lua_State *L, const mh_err *err)

@@ -15,14 +15,52 @@ typedef struct mh_lua_module {
 /* NULL-terminated; engine/bind/modules.c. The host preloads each. */
 extern const mh_lua_module mh_lua_modules[];
 
-/* Raises a Lua error "fname: <err->msg>" (never returns). */
+/* ===== errors: the one contract (docs/errors.md) =====
+ * C fills an mh_err whose message may open with its own label ("forward: ",
+ * "gguf_write: "); the binding raises once, naming the Lua function in place
+ * of that label ("model.forward" + "forward: context full" -> "model.forward:
+ * context full"), so no prefix is ever doubled. */
+
+/* Raises "fname: <message>" (never returns). */
 int mh_lua_raise(lua_State *L, const char *fname, const mh_err *err);
-/* Pushes nil, "<err->msg>" and returns 2 (environmental failures). */
+/* Pushes nil, "<message>" and returns 2 (environmental failures); the
+ * message is as C wrote it (the Lua caller adds its own name once). */
 int mh_lua_fail(lua_State *L, const mh_err *err);
+/* The text mh_lua_raise puts after "fname: ": err->msg without a leading
+ * label (a word of letters, digits, '_' or '.' followed by ": "). */
+const char *mh_lua_err_text(const char *fname, const mh_err *err);
 
 /* Registers metatable mt: methods as its __index table, gc as both __gc
  * and __close (one idempotent release). Leaves the stack as it was. */
 void mh_lua_new_class(lua_State *L, const char *mt, const luaL_Reg *methods, lua_CFunction gc);
+
+/* ===== models, caches and tokenizers across bindings =====
+ * (l_model.c and l_tokenizer.c own the boxes; other modules go through these) */
+struct mh_model;
+struct mh_kv_cache;
+struct mh_tokenizer;
+typedef struct mh_lua_model_box mh_lua_model_box;
+
+/* The model at idx (borrowed); raises "fname: ..." when idx is not a model,
+ * or it was closed, or a scheduler owns it. */
+struct mh_model *mh_lua_check_model(lua_State *L, int idx, const char *fname);
+/* The model at idx, or NULL when idx is not an open model (never raises). */
+struct mh_model *mh_lua_to_model(lua_State *L, int idx);
+/* Lends the model at idx to a scheduler's compute thread: until
+ * mh_lua_model_unlend(box), model calls raise (they would race the thread).
+ * The caller keeps the model userdata alive (a user value) meanwhile. */
+mh_lua_model_box *mh_lua_model_lend(lua_State *L, int idx, const char *fname, struct mh_model **m);
+void mh_lua_model_unlend(mh_lua_model_box *b);
+/* The KV cache at idx, which must belong to model m (borrowed). */
+struct mh_kv_cache *mh_lua_check_cache(lua_State *L, int idx, const struct mh_model *m, const char *fname);
+/* The tokenizer at idx (borrowed); raises "fname: ..." when freed. */
+struct mh_tokenizer *mh_lua_check_tokenizer(lua_State *L, int idx, const char *fname);
+
+/* The grammar (moonhub.core.grammar) at idx as a decoding constraint that
+ * now owns it (its box is emptied; l_grammar.c). Raises "fname: ..." when
+ * idx is not an unused grammar. */
+struct mh_sample_constraint;
+void mh_lua_take_grammar(lua_State *L, int idx, const char *fname, struct mh_sample_constraint *out);
 
 /* ===== tensors across bindings (defined in l_tensor.c) ===== */
 struct mh_tensor;

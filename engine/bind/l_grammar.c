@@ -8,19 +8,12 @@
 #include "mh/tensor.h"
 
 #define GRAMMAR_MT "moonhub.grammar"
-#define TOK_MT "moonhub.tokenizer"
 
-/* moonhub.core.tokenizer's box (l_tokenizer.c): its first field is the
- * tokenizer. The grammar copies the vocabulary, so it is borrowed only
- * during construction. */
-typedef struct { mh_tokenizer *t; } tok_box;
-
+/* The grammar copies the vocabulary: the tokenizer is borrowed only during
+ * construction. */
 static const mh_tokenizer *check_tok(lua_State *L, int idx, const char *fname)
 {
-    tok_box *b = luaL_testudata(L, idx, TOK_MT);
-    if (!b) luaL_error(L, "%s: argument %d must be a tokenizer handle, got %s", fname, idx, luaL_typename(L, idx));
-    if (!b->t) luaL_error(L, "%s: the tokenizer has been freed", fname);
-    return b->t;
+    return mh_lua_check_tokenizer(L, idx, fname);
 }
 
 static mh_grammar **newbox(lua_State *L)
@@ -61,6 +54,17 @@ static int l_json_object(lua_State *L)
     mh_err err = {0};
     if (!(*box = mh_grammar_json_object(t, &err))) return mh_lua_raise(L, "grammar.json_object", &err);
     return 1;
+}
+
+/* The grammar at idx, handed over to a scheduler request as its constraint
+ * (the box is emptied: a grammar drives one generation). Raises when idx is
+ * not an unused grammar. For l_sched.c. */
+void mh_lua_take_grammar(lua_State *L, int idx, const char *fname, mh_sample_constraint *out)
+{
+    mh_grammar **gb = luaL_testudata(L, idx, GRAMMAR_MT);
+    if (!gb || !*gb) luaL_error(L, "%s: grammar must be an unused grammar from mh.grammar", fname);
+    mh_grammar_as_constraint(*gb, out);
+    *gb = NULL;
 }
 
 /* g:mask(logits[, row]) -> number of allowed ids; logits is a contiguous

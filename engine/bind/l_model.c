@@ -11,12 +11,44 @@
 
 typedef struct cache_box { mh_kv_cache *c; mh_model *m; } cache_box;
 
-static mh_model *check_model(lua_State *L, int idx)
+/* The model box: lent while a scheduler's compute thread owns the model. */
+struct mh_lua_model_box { mh_model *m; bool lent; };
+
+mh_model *mh_lua_check_model(lua_State *L, int idx, const char *fname)
 {
-    mh_model **box = luaL_checkudata(L, idx, MODEL_MT);
-    if (!*box) luaL_argerror(L, idx, "model has been closed, or a scheduler runs on it (close the scheduler first)");
-    return *box;
+    mh_lua_model_box *b = luaL_testudata(L, idx, MODEL_MT);
+    if (!b) luaL_error(L, "%s: argument %d must be a model handle, got %s", fname, idx, luaL_typename(L, idx));
+    if (!b->m) luaL_error(L, "%s: the model has been closed", fname);
+    if (b->lent) luaL_error(L, "%s: a scheduler runs on this model (close the scheduler first)", fname);
+    return b->m;
 }
+
+mh_model *mh_lua_to_model(lua_State *L, int idx)
+{
+    mh_lua_model_box *b = luaL_testudata(L, idx, MODEL_MT);
+    return b ? b->m : NULL;
+}
+
+mh_lua_model_box *mh_lua_model_lend(lua_State *L, int idx, const char *fname, mh_model **m)
+{
+    *m = mh_lua_check_model(L, idx, fname);
+    mh_lua_model_box *b = lua_touserdata(L, idx);
+    b->lent = true;
+    return b;
+}
+
+void mh_lua_model_unlend(mh_lua_model_box *b) { if (b) b->lent = false; }
+
+mh_kv_cache *mh_lua_check_cache(lua_State *L, int idx, const mh_model *m, const char *fname)
+{
+    cache_box *cb = luaL_testudata(L, idx, CACHE_MT);
+    if (!cb) luaL_error(L, "%s: argument %d must be a KV cache, got %s", fname, idx, luaL_typename(L, idx));
+    if (!cb->c) luaL_error(L, "%s: the cache has been freed", fname);
+    if (cb->m != m) luaL_error(L, "%s: the cache belongs to another model", fname);
+    return cb->c;
+}
+
+static mh_model *check_model(lua_State *L, int idx) { return mh_lua_check_model(L, idx, "model"); }
 
 static cache_box *check_cache(lua_State *L, int idx)
 {
@@ -29,19 +61,31 @@ static cache_box *check_cache(lua_State *L, int idx)
 static int l_load(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
-    mh_model **box = lua_newuserdatauv(L, sizeof *box, 1);   /* user value: its adapters */
-    *box = NULL;
+    mh_lua_model_box *box = lua_newuserdatauv(L, sizeof *box, 1);   /* user value: its adapters */
+    *box = (mh_lua_model_box){ NULL, false };
     luaL_setmetatable(L, MODEL_MT);
     mh_err err = {0};
-    if (mh_model_load(path, box, &err)) return mh_lua_fail(L, &err);
+    if (mh_model_load(path, &box->m, &err)) return mh_lua_fail(L, &err);
     return 1;
 }
 
 static int m_close(lua_State *L)
 {
-    mh_model **box = luaL_checkudata(L, 1, MODEL_MT);
-    mh_model_free(*box);
-    *box = NULL;
+    mh_lua_model_box *box = luaL_checkudata(L, 1, MODEL_MT);
+    if (box->lent) return luaL_error(L, "model.close: a scheduler runs on this model (close the scheduler first)");
+    mh_model_free(box->m);
+    box->m = NULL;
+    return 0;
+}
+
+/* __gc: a scheduler holding the model keeps it reachable, and Lua finalizes
+ * it first (created later), so a lent model is not expected here; leaking
+ * it beats freeing it under a running thread. */
+static int m_gc(lua_State *L)
+{
+    mh_lua_model_box *box = luaL_checkudata(L, 1, MODEL_MT);
+    if (!box->lent) mh_model_free(box->m);
+    box->m = NULL;
     return 0;
 }
 
@@ -251,7 +295,7 @@ int luaopen_moonhub_core_model(lua_State *L)
         { "free", c_free }, { NULL, NULL },
     };
     static const luaL_Reg fns[] = { { "load", l_load }, { NULL, NULL } };
-    mh_lua_new_class(L, MODEL_MT, model_methods, m_close);
+    mh_lua_new_class(L, MODEL_MT, model_methods, m_gc);
     mh_lua_new_class(L, CACHE_MT, cache_methods, c_free);
     static const luaL_Reg lora_methods[] = { { "free", lora_gc }, { NULL, NULL } };
     mh_lua_new_class(L, LORA_MT, lora_methods, lora_gc);

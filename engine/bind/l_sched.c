@@ -1,8 +1,11 @@
-/* l_sched.c: moonhub.core.sched — the request scheduler for Lua. new() takes
- * the model handle over (its box reads as closed, so model:forward cannot
- * race the compute thread) and gives it back on close; submit() returns the
- * request id and a channel (mh_lua_push_chan) whose messages decode() turns
- * into event tables. Layer: engine/bind (mh/sched.h, mh/loop.h; no math). */
+/* l_sched.c: moonhub.core.sched — the request scheduler for Lua, the one
+ * generation loop. new() borrows the model (mh_lua_model_lend: model calls
+ * raise while the compute thread owns it) and gives it back on close;
+ * submit() returns the request id and a channel (mh_lua_push_chan) whose
+ * messages decode() turns into event tables. new_sync() is the same loop
+ * stepped on the caller's thread over the caller's cache (model:generate):
+ * its next() runs steps until an event, and a Lua logits_processor may run
+ * there. Layer: engine/bind (mh/sched.h, mh/loop.h; no math). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,13 +16,26 @@
 #include "mh/tensor.h"
 
 #define SCHED_MT "moonhub.sched"
-#define MODEL_MT "moonhub.model"          /* l_model.c's box: mh_model ** */
+
+/* A Lua logits_processor handed down as an mh_logits_hook (synchronous use:
+ * it runs inside s:next(), on the thread that called it). */
+typedef struct lua_hook {
+    lua_State *L;                         /* the caller of the current next() */
+    lua_State *main;                      /* where the refs are dropped */
+    int fn_ref, tensor_ref, tokens_ref;   /* registry */
+    mh_tensor *logits;                    /* (1, n_vocab), kept by tensor_ref */
+    int64_t n_pushed;                     /* ids already in the tokens table */
+} lua_hook;
 
 typedef struct sched_box {
     mh_sched *s;                          /* NULL once closed */
-    mh_model **mbox;                      /* the model's box, emptied while we run */
+    mh_lua_model_box *lent;               /* threaded: the model we borrowed */
     mh_model *m;
     int64_t n_ctx, n_vocab;
+    bool sync;
+    mh_chan *ch;                          /* sync: the current request's events */
+    bool with_lp;                         /* sync: it asked for logprobs */
+    lua_hook *hook;                       /* sync: its processor, until it ends */
 } sched_box;
 
 static sched_box *check_sched(lua_State *L, const char *fname)
@@ -83,23 +99,70 @@ static void read_params(lua_State *L, int t, mh_sched_params *p)
     lua_pop(L, 1);
 }
 
-/* new(model_handle, {parallel=, ctx=, kv_type=, prefill_chunk=, prefix_cache=,
- * mem_limit=, cache_bytes=}) -> sched | nil, msg */
-static int l_new(lua_State *L)
+/* opts.tok: a tokenizer handle (kept alive as user value 2): events carry
+ * text and requests may have stop strings. */
+static void read_tok(lua_State *L, int t, mh_sched_params *p)
 {
-    mh_model **mbox = luaL_checkudata(L, 1, MODEL_MT);
-    if (!*mbox) return luaL_error(L, "sched.new: the model is closed or another scheduler owns it");
-    mh_sched_params p;
-    read_params(L, 2, &p);
-    sched_box *b = lua_newuserdatauv(L, sizeof *b, 1);
-    *b = (sched_box){ NULL, mbox, *mbox, p.n_ctx, mh_model_hparams(*mbox)->n_vocab };
+    if (lua_isnoneornil(L, t) || lua_getfield(L, t, "tok") == LUA_TNIL) { lua_pushnil(L); return; }
+    p->tok = mh_lua_check_tokenizer(L, lua_gettop(L), "sched.new");
+}
+
+static sched_box *new_box(lua_State *L, mh_model *m, int64_t n_ctx)
+{
+    sched_box *b = lua_newuserdatauv(L, sizeof *b, 2);
+    *b = (sched_box){ .m = m, .n_ctx = n_ctx, .n_vocab = mh_model_hparams(m)->n_vocab };
     luaL_setmetatable(L, SCHED_MT);
     lua_pushvalue(L, 1);
     lua_setiuservalue(L, -2, 1);          /* the scheduler keeps its model alive */
+    lua_rotate(L, -2, 1);                 /* the tokenizer (or nil) on top */
+    lua_setiuservalue(L, -2, 2);          /* ... and its tokenizer */
+    return b;
+}
+
+/* new(model_handle, {parallel=, ctx=, kv_type=, prefill_chunk=, prefix_cache=,
+ * mem_limit=, cache_bytes=, tok=}) -> sched | nil, msg */
+static int l_new(lua_State *L)
+{
+    mh_model *m = mh_lua_check_model(L, 1, "sched.new");
+    mh_sched_params p;
+    read_params(L, 2, &p);
+    read_tok(L, 2, &p);
+    sched_box *b = new_box(L, m, p.n_ctx);
     mh_err err = { 0 };
     b->s = mh_sched_new(b->m, &p, &err);
     if (!b->s) return mh_lua_fail(L, &err);
-    *mbox = NULL;                         /* the compute thread owns it now */
+    b->lent = mh_lua_model_lend(L, 1, "sched.new", &m);   /* the compute thread owns it now */
+    return 1;
+}
+
+/* new_sync(model_handle, cache, {ids the cache holds}, {tok=, prefill_chunk=})
+ * -> sched: one slot stepped by next() on this thread */
+static int l_new_sync(lua_State *L)
+{
+    mh_model *m = mh_lua_check_model(L, 1, "sched.new_sync");
+    mh_kv_cache *c = mh_lua_check_cache(L, 2, m, "sched.new_sync");
+    luaL_checktype(L, 3, LUA_TTABLE);
+    lua_Integer n = luaL_len(L, 3);
+    int32_t *hist = lua_newuserdatauv(L, sizeof(int32_t) * (size_t)(n > 0 ? n : 1), 0);
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_geti(L, 3, i);
+        hist[i - 1] = (int32_t)lua_tointeger(L, -1);
+        lua_pop(L, 1);
+    }
+    mh_sched_params p;
+    mh_sched_params_init(&p);
+    if (!lua_isnoneornil(L, 4)) {
+        luaL_checktype(L, 4, LUA_TTABLE);
+        p.prefill_chunk = opt_int(L, 4, "sched.new_sync", "prefill_chunk", p.prefill_chunk, 1, 1 << 20);
+    }
+    read_tok(L, 4, &p);
+    sched_box *b = new_box(L, m, mh_kv_cache_n_ctx(c));
+    b->sync = true;
+    lua_pushvalue(L, 2);                  /* the cache outlives us: kept with the model's */
+    lua_setiuservalue(L, -2, 1);
+    mh_err err = { 0 };
+    b->s = mh_sched_new_sync(m, &p, c, hist, n, &err);
+    if (!b->s) return mh_lua_raise(L, "sched.new_sync", &err);
     return 1;
 }
 
@@ -109,7 +172,10 @@ static int s_close(lua_State *L)
     if (!b->s) return 0;
     mh_sched_free(b->s);                  /* joins the thread: the model is idle */
     b->s = NULL;
-    if (!*b->mbox) *b->mbox = b->m;
+    mh_lua_model_unlend(b->lent);
+    b->lent = NULL;
+    if (b->ch) { mh_chan_release(b->ch); b->ch = NULL; }
+    b->hook = NULL;                       /* freed with its request */
     return 0;
 }
 
@@ -162,21 +228,50 @@ static void read_bias(lua_State *L, int t, int64_t n_vocab, mh_sampler_params *s
     sp->n_bias = n;
 }
 
+/* The sampler fields of t over the shared defaults (mh_sched_request_init). */
 static void read_sampler(lua_State *L, int t, mh_sampler_params *sp)
 {
     const char *fn = "sched:submit";
-    mh_sampler_params_init(sp);
-    sp->temperature = opt_float(L, t, fn, "temperature", 0.8f);
-    sp->top_k = (int32_t)opt_int(L, t, fn, "top_k", 40, -1, INT32_MAX);
-    sp->top_p = opt_float(L, t, fn, "top_p", 0.95f);
-    sp->min_p = opt_float(L, t, fn, "min_p", 0.05f);
-    sp->repeat_penalty = opt_float(L, t, fn, "repeat_penalty", 1.0f);
-    sp->repeat_last_n = (int32_t)opt_int(L, t, fn, "repeat_last_n", 64, -1, INT32_MAX);
-    sp->presence_penalty = opt_float(L, t, fn, "presence_penalty", 0);
-    sp->frequency_penalty = opt_float(L, t, fn, "frequency_penalty", 0);
+    sp->temperature = opt_float(L, t, fn, "temperature", sp->temperature);
+    sp->top_k = (int32_t)opt_int(L, t, fn, "top_k", sp->top_k, -1, INT32_MAX);
+    sp->top_p = opt_float(L, t, fn, "top_p", sp->top_p);
+    sp->min_p = opt_float(L, t, fn, "min_p", sp->min_p);
+    sp->repeat_penalty = opt_float(L, t, fn, "repeat_penalty", sp->repeat_penalty);
+    sp->repeat_last_n = (int32_t)opt_int(L, t, fn, "repeat_last_n", sp->repeat_last_n, -1, INT32_MAX);
+    sp->presence_penalty = opt_float(L, t, fn, "presence_penalty", sp->presence_penalty);
+    sp->frequency_penalty = opt_float(L, t, fn, "frequency_penalty", sp->frequency_penalty);
     lua_getfield(L, t, "seed");
-    sp->seed = lua_isnil(L, -1) ? MH_SAMPLER_SEED_RANDOM : (uint64_t)luaL_checkinteger(L, -1);
+    if (!lua_isnil(L, -1)) {
+        int ok;
+        lua_Integer seed = lua_tointegerx(L, -1, &ok);
+        if (!ok) luaL_error(L, "%s: seed must be an integer, got %s", fn, luaL_tolstring(L, -1, NULL));
+        sp->seed = (uint64_t)seed;
+    }
     lua_pop(L, 1);
+}
+
+/* t.stop = "text" | {"text", ...} into a userdata of pointers (GC-owned) on
+ * the stack; the strings stay alive in t until submit copies them. */
+static void read_stops(lua_State *L, int t, mh_sched_request *r)
+{
+    int ty = lua_getfield(L, t, "stop");
+    int n = ty == LUA_TSTRING ? 1 : ty == LUA_TTABLE ? (int)luaL_len(L, -1) : 0;
+    if (ty != LUA_TNIL && ty != LUA_TSTRING && ty != LUA_TTABLE)
+        luaL_error(L, "sched:submit: stop must be a string or a list of strings, got %s", luaL_typename(L, -1));
+    if (n > MH_SCHED_MAX_STOPS) luaL_error(L, "sched:submit: at most %d stop strings, got %d", MH_SCHED_MAX_STOPS, n);
+    const char **v = lua_newuserdatauv(L, sizeof *v * (size_t)(n ? n : 1), 0);
+    for (int i = 0; i < n; i++) {
+        if (ty == LUA_TTABLE) lua_geti(L, -2, i + 1);
+        else lua_pushvalue(L, -2);
+        size_t len;
+        v[i] = lua_tolstring(L, -1, &len);
+        if (lua_type(L, -1) != LUA_TSTRING || len == 0)
+            luaL_error(L, "sched:submit: stop[%d] must be a non-empty string", i + 1);
+        lua_pop(L, 1);
+    }
+    lua_remove(L, -2);
+    r->stops = v;
+    r->n_stops = n;
 }
 
 /* logprobs = true | n (0..20) | nil; top_logprobs = n overrides the count */
@@ -194,20 +289,81 @@ static void read_logprobs(lua_State *L, int t, mh_sched_request *r)
 }
 
 /* grammar = a grammar from mh.grammar (or its core userdata): the scheduler
- * takes it over as the request's constraint, so it cannot be reused. */
-static void take_grammar(lua_State *L, int t, mh_sched_request *r, mh_chan *ch)
+ * takes it over as the request's constraint, so it cannot be reused. Call
+ * last (after everything that may raise): from here the request owns it. */
+static void take_grammar(lua_State *L, int t, mh_sched_request *r)
 {
     if (lua_getfield(L, t, "grammar") == LUA_TNIL) { lua_pop(L, 1); return; }
     if (lua_istable(L, -1)) lua_getfield(L, -1, "_g");
     else lua_pushvalue(L, -1);
-    mh_grammar **gb = luaL_testudata(L, -1, "moonhub.grammar");
-    if (!gb || !*gb) {
-        mh_chan_release(ch);
-        luaL_error(L, "sched:submit: grammar must be an unused grammar from mh.grammar");
-    }
-    mh_grammar_as_constraint(*gb, &r->constraint);
-    *gb = NULL;                            /* owned by the request from here */
+    mh_lua_take_grammar(L, lua_gettop(L), "sched:submit", &r->constraint);
     lua_pop(L, 2);
+}
+
+/* ===== a Lua logits_processor (synchronous use only) ===== */
+
+static int hook_fn(void *ud, float *logits, int64_t n_vocab, const int32_t *tokens, int64_t n, mh_err *err)
+{
+    lua_hook *h = ud;
+    lua_State *L = h->L;
+    if (!lua_checkstack(L, 4)) return mh_err_set(err, MH_ENOMEM, "logits_processor: Lua stack overflow");
+    float *data = mh_tensor_data(h->logits);
+    memcpy(data, logits, sizeof(float) * (size_t)n_vocab);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, h->fn_ref);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, h->tensor_ref);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, h->tokens_ref);
+    for (int64_t i = h->n_pushed; i < n; i++) {   /* the same table grows, as before */
+        lua_pushinteger(L, tokens[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+    h->n_pushed = n;
+    if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
+        mh_err_set(err, MH_EINVAL, "logits_processor: %s", luaL_tolstring(L, -1, NULL));
+        lua_pop(L, 2);
+        return MH_EINVAL;
+    }
+    memcpy(logits, data, sizeof(float) * (size_t)n_vocab);
+    return MH_OK;
+}
+
+static void hook_free(void *ud)
+{
+    lua_hook *h = ud;
+    luaL_unref(h->main, LUA_REGISTRYINDEX, h->fn_ref);
+    luaL_unref(h->main, LUA_REGISTRYINDEX, h->tensor_ref);
+    luaL_unref(h->main, LUA_REGISTRYINDEX, h->tokens_ref);
+    free(h);
+}
+
+/* t.logits_processor = function(logits (1, n_vocab) tensor, tokens) into
+ * r->hook; synchronous schedulers only (a compute thread cannot call Lua). */
+static lua_hook *read_hook(lua_State *L, int t, sched_box *b, mh_sched_request *r)
+{
+    int ty = lua_getfield(L, t, "logits_processor");
+    if (ty == LUA_TNIL) { lua_pop(L, 1); return NULL; }
+    if (ty != LUA_TFUNCTION)
+        luaL_error(L, "sched:submit: logits_processor must be a function, got %s", luaL_typename(L, -1));
+    if (!b->sync)
+        luaL_error(L, "sched:submit: logits_processor (a Lua function) needs synchronous use "
+                   "(model:generate / model:stream), not the server's scheduler");
+    int64_t shape[2] = { 1, b->n_vocab };
+    mh_err err = { 0 };
+    mh_tensor *tn = mh_tensor_new(MH_DTYPE_F32, 2, shape, &err);
+    mh_lua_push_tensor(L, tn, "sched:submit", &err);
+    lua_hook *h = malloc(sizeof *h);
+    if (!h) luaL_error(L, "sched:submit: out of memory");
+    lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+    h->main = lua_tothread(L, -1);        /* refs are dropped there, whoever ends us */
+    h->L = L;
+    lua_pop(L, 1);
+    h->logits = tn;
+    h->n_pushed = 0;
+    h->tensor_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    h->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_newtable(L);
+    h->tokens_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    r->hook = (mh_logits_hook){ h, hook_fn, hook_free };
+    return h;
 }
 
 /* s:embed(ids) -> f32 tensor (n_embd), computed between two scheduler steps */
@@ -234,35 +390,57 @@ static int s_embed(lua_State *L)
 }
 
 /* s:submit{tokens=, max_tokens=, sampler fields..., logit_bias=, logprobs=,
- * eog_ids=} -> id, channel | nil, msg */
+ * eog_ids=, stop=, grammar=, logits_processor= (sync only)} -> id, channel |
+ * nil, msg. A synchronous scheduler runs one request at a time and keeps
+ * its channel: it returns the id alone, and s:next() gives the events. */
 static int s_submit(lua_State *L)
 {
     sched_box *b = check_sched(L, "sched:submit");
     luaL_checktype(L, 2, LUA_TTABLE);
-    mh_sched_request r = { 0 };
+    if (b->sync && b->ch && !mh_chan_done(b->ch))
+        return luaL_error(L, "sched:submit: a generation is still running on this scheduler");
+    mh_sched_request r;
+    mh_sched_request_init(&r);
     r.tokens = read_ids(L, 2, "tokens", b->n_vocab, &r.n_tokens, 1);
     if (r.n_tokens < 1) return luaL_error(L, "sched:submit: tokens is empty");
     int64_t n_eog;
     r.eog = read_ids(L, 2, "eog_ids", b->n_vocab, &n_eog, 0);
     r.n_eog = (int)n_eog;
     int64_t room = b->n_ctx - r.n_tokens;
-    r.max_tokens = opt_int(L, 2, "sched:submit", "max_tokens", room > 0 ? room : 1, 1, 1 << 24);
+    int64_t dflt = r.max_tokens < room ? r.max_tokens : room > 0 ? room : 0;
+    r.max_tokens = opt_int(L, 2, "sched:submit", "max_tokens", dflt, 0, 1 << 24);
     read_sampler(L, 2, &r.sampler);
     read_bias(L, 2, b->n_vocab, &r.sampler);
     read_logprobs(L, 2, &r);
+    read_stops(L, 2, &r);
+    lua_getfield(L, 2, "logits_processor");   /* checked before the grammar is taken */
+    if (!lua_isnil(L, -1) && !b->sync)
+        return luaL_error(L, "sched:submit: logits_processor (a Lua function) needs synchronous use "
+                          "(model:generate / model:stream), not the server's scheduler");
+    if (!lua_isnil(L, -1) && !lua_isfunction(L, -1))
+        return luaL_error(L, "sched:submit: logits_processor must be a function, got %s", luaL_typename(L, -1));
+    lua_pop(L, 1);
+    take_grammar(L, 2, &r);
+    lua_hook *h = read_hook(L, 2, b, &r);
     mh_err err = { 0 };
     mh_chan *ch = mh_chan_new(mh_lua_loop(L), &err);
-    if (!ch) return mh_lua_raise(L, "sched:submit", &err);
-    take_grammar(L, 2, &r, ch);
-    int64_t id = mh_sched_submit(b->s, &r, ch, &err);
+    int64_t id = ch ? mh_sched_submit(b->s, &r, ch, &err) : -1;
     if (id < 0) {
         if (r.constraint.free) r.constraint.free(r.constraint.ud);
-        mh_chan_release(ch);
+        if (r.hook.free) r.hook.free(r.hook.ud);
+        if (ch) mh_chan_release(ch);
         return mh_lua_fail(L, &err);
     }
     lua_pushinteger(L, id);
-    mh_lua_push_chan(L, ch);
-    return 2;
+    if (!b->sync) {
+        mh_lua_push_chan(L, ch);
+        return 2;
+    }
+    if (b->ch) mh_chan_release(b->ch);
+    b->ch = ch;
+    b->with_lp = r.logprobs || r.n_top > 0;
+    b->hook = h;
+    return 1;
 }
 
 /* ===== cancel / stats ===== */
@@ -306,10 +484,17 @@ static int s_stats(lua_State *L)
 
 /* ===== events ===== */
 
-static void push_token(lua_State *L, const mh_sched_token_ev *ev, int with_lp)
+static void push_text(lua_State *L, const char *text, int32_t n)
 {
-    lua_createtable(L, 0, 3);
+    lua_pushlstring(L, text, n > 0 ? (size_t)n : 0);
+    lua_setfield(L, -2, "text");
+}
+
+static void push_token(lua_State *L, const mh_sched_token_ev *ev, const char *text, int with_lp)
+{
+    lua_createtable(L, 0, 4);
     set_int(L, "token", ev->id);
+    push_text(L, text, ev->n_text);
     if (!with_lp) return;
     set_num(L, "logprob", ev->logprob);
     int n = ev->n_top < 0 ? 0 : ev->n_top > MH_SCHED_MAX_TOP ? MH_SCHED_MAX_TOP : ev->n_top;
@@ -325,9 +510,36 @@ static void push_token(lua_State *L, const mh_sched_token_ev *ev, int with_lp)
     lua_setfield(L, -2, "top");
 }
 
-static void push_done(lua_State *L, const mh_sched_done_ev *ev)
+static void set_bool(lua_State *L, const char *k, bool v) { lua_pushboolean(L, v); lua_setfield(L, -2, k); }
+
+/* The settings a request ran with: what a caller can check end to end. */
+static void push_settings(lua_State *L, const mh_sched_done_ev *ev)
 {
-    lua_createtable(L, 0, 5);
+    const mh_sampler_params *sp = &ev->sampler;
+    lua_createtable(L, 0, 20);
+    set_num(L, "temperature", sp->temperature);
+    set_int(L, "top_k", sp->top_k);
+    set_num(L, "top_p", sp->top_p);
+    set_num(L, "min_p", sp->min_p);
+    set_num(L, "repeat_penalty", sp->repeat_penalty);
+    set_int(L, "repeat_last_n", sp->repeat_last_n);
+    set_num(L, "presence_penalty", sp->presence_penalty);
+    set_num(L, "frequency_penalty", sp->frequency_penalty);
+    set_int(L, "seed", (int64_t)sp->seed);
+    set_int(L, "n_logit_bias", sp->n_bias);
+    set_int(L, "max_tokens", ev->max_tokens);
+    set_int(L, "n_stop", ev->n_stops);
+    set_int(L, "n_eog", ev->n_eog);
+    set_bool(L, "logprobs", ev->logprobs);
+    set_int(L, "top_logprobs", ev->n_top);
+    set_bool(L, "grammar", ev->constrained);
+    set_bool(L, "logits_processor", ev->processed);
+    lua_setfield(L, -2, "settings");
+}
+
+static void push_done(lua_State *L, const mh_sched_done_ev *ev, const char *text)
+{
+    lua_createtable(L, 0, 8);
     lua_pushboolean(L, 1);
     lua_setfield(L, -2, "done");
     lua_pushstring(L, mh_sched_reason_name(ev->reason));
@@ -336,6 +548,8 @@ static void push_done(lua_State *L, const mh_sched_done_ev *ev)
         lua_pushstring(L, ev->message);
         lua_setfield(L, -2, "error");
     }
+    push_text(L, text, ev->n_text);
+    if (ev->stop_index >= 0) set_int(L, "stop_index", ev->stop_index + 1);
     lua_createtable(L, 0, 4);
     set_int(L, "prompt_tokens", ev->prompt_tokens);
     set_int(L, "cached_tokens", ev->cached_tokens);
@@ -348,6 +562,27 @@ static void push_done(lua_State *L, const mh_sched_done_ev *ev)
     set_num(L, "ttft_ms", ev->ttft_ms);
     set_num(L, "decode_tps", ev->decode_tps);
     lua_setfield(L, -2, "timings");
+    push_settings(L, ev);
+}
+
+/* Pushes the event table of one channel message; 0 when it is not one. */
+static int push_event(lua_State *L, const char *data, size_t len, int tag, int with_lp)
+{
+    if (tag == MH_SCHED_EV_TOKEN && len >= sizeof(mh_sched_token_ev)) {
+        mh_sched_token_ev ev;
+        memcpy(&ev, data, sizeof ev);
+        if (ev.n_text < 0 || (size_t)ev.n_text != len - sizeof ev) return 0;
+        push_token(L, &ev, data + sizeof ev, with_lp);
+    } else if (tag == MH_SCHED_EV_DONE && len >= sizeof(mh_sched_done_ev)) {
+        mh_sched_done_ev ev;
+        memcpy(&ev, data, sizeof ev);
+        if (ev.n_text < 0 || (size_t)ev.n_text != len - sizeof ev) return 0;
+        ev.message[sizeof ev.message - 1] = 0;
+        push_done(L, &ev, data + sizeof ev);
+    } else {
+        return 0;
+    }
+    return 1;
 }
 
 /* decode(data, tag, with_logprobs) -> event table */
@@ -356,18 +591,62 @@ static int l_decode(lua_State *L)
     size_t len;
     const char *data = luaL_checklstring(L, 1, &len);
     lua_Integer tag = luaL_checkinteger(L, 2);
-    if (tag == MH_SCHED_EV_TOKEN && len == sizeof(mh_sched_token_ev)) {
-        mh_sched_token_ev ev;
-        memcpy(&ev, data, sizeof ev);
-        push_token(L, &ev, lua_toboolean(L, 3));
-    } else if (tag == MH_SCHED_EV_DONE && len == sizeof(mh_sched_done_ev)) {
-        mh_sched_done_ev ev;
-        memcpy(&ev, data, sizeof ev);
-        ev.message[sizeof ev.message - 1] = 0;
-        push_done(L, &ev);
-    } else {
+    if (!push_event(L, data, len, (int)tag, lua_toboolean(L, 3)))
         return luaL_error(L, "sched.decode: not a scheduler event (tag %I, %d bytes)", tag, (int)len);
+    return 1;
+}
+
+/* ===== synchronous use ===== */
+
+/* s:next() -> the next event of the current request (as decode's), running
+ * steps on this thread until one comes | nil after the final one. A Lua
+ * error inside the logits_processor ends the request: its final event has
+ * reason "error" and the message. */
+static int s_next(lua_State *L)
+{
+    sched_box *b = check_sched(L, "sched:next");
+    if (!b->sync) return luaL_error(L, "sched:next: only a synchronous scheduler (new_sync) is stepped by next()");
+    if (!b->ch) return 0;
+    for (;;) {
+        mh_chan_msg m;
+        if (mh_chan_pop(b->ch, &m)) {
+            int ok = push_event(L, m.data, m.len, m.tag, b->with_lp);
+            if (m.tag == MH_SCHED_EV_DONE) b->hook = NULL;     /* the request freed it */
+            free(m.data);
+            if (!ok) return luaL_error(L, "sched:next: a malformed event");
+            return 1;
+        }
+        if (mh_chan_done(b->ch)) return 0;
+        if (b->hook) b->hook->L = L;      /* the processor runs on this thread */
+        if (!mh_sched_step(b->s)) return luaL_error(L, "sched:next: the scheduler stalled with a live request");
     }
+}
+
+/* s:tokens() -> the ids the (synchronous) scheduler's cache holds */
+static int s_tokens(lua_State *L)
+{
+    sched_box *b = check_sched(L, "sched:tokens");
+    const int32_t *ids;
+    int64_t n = mh_sched_slot_tokens(b->s, 0, &ids);
+    lua_createtable(L, (int)n, 0);
+    for (int64_t i = 0; i < n; i++) {
+        lua_pushinteger(L, ids[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+    return 1;
+}
+
+/* defaults() -> the request defaults every path shares (mh_sched_request_init) */
+static int l_defaults(lua_State *L)
+{
+    mh_sched_request r;
+    mh_sched_request_init(&r);
+    mh_sched_done_ev ev = { .sampler = r.sampler, .max_tokens = r.max_tokens };
+    lua_newtable(L);
+    push_settings(L, &ev);
+    lua_getfield(L, -1, "settings");
+    lua_pushnil(L);
+    lua_setfield(L, -2, "seed");          /* from the clock unless given */
     return 1;
 }
 
@@ -375,9 +654,12 @@ int luaopen_moonhub_core_sched(lua_State *L)
 {
     static const luaL_Reg methods[] = {
         { "submit", s_submit }, { "cancel", s_cancel }, { "stats", s_stats }, { "embed", s_embed },
-        { "close", s_close }, { NULL, NULL },
+        { "next", s_next }, { "tokens", s_tokens }, { "close", s_close }, { NULL, NULL },
     };
-    static const luaL_Reg fns[] = { { "new", l_new }, { "decode", l_decode }, { NULL, NULL } };
+    static const luaL_Reg fns[] = {
+        { "new", l_new }, { "new_sync", l_new_sync }, { "decode", l_decode }, { "defaults", l_defaults },
+        { NULL, NULL },
+    };
     luaL_newmetatable(L, SCHED_MT);
     luaL_newlib(L, methods);
     lua_setfield(L, -2, "__index");

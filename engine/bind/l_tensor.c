@@ -85,15 +85,10 @@ struct mh_tensor *mh_lua_check_tensor(lua_State *L, int idx)
 
 /* ===== argument helpers ===== */
 
+/* The one binding error helper (bind.c) under the tensor modules' name. */
 int mh_lt_raise(lua_State *L, const char *fname, const mh_err *err)
 {
-    const char *msg = err && err->msg[0] ? err->msg : "failed";
-    const char *p = msg;               /* skip the core's "fn: " prefix */
-    while ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9')
-           || *p == '_' || *p == '.')
-        p++;
-    if (p > msg && p[0] == ':' && p[1] == ' ') msg = p + 2;
-    return luaL_error(L, "%s: %s", fname, msg);
+    return mh_lua_raise(L, fname, err);
 }
 
 const char *mh_lt_shape(const mh_tensor *t, char *buf, size_t n)

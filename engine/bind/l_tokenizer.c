@@ -18,6 +18,14 @@ static mh_tokenizer *check_tok(lua_State *L, int idx)
     return b->t;
 }
 
+mh_tokenizer *mh_lua_check_tokenizer(lua_State *L, int idx, const char *fname)
+{
+    tok_box *b = luaL_testudata(L, idx, TOK_MT);
+    if (!b) luaL_error(L, "%s: argument %d must be a tokenizer handle, got %s", fname, idx, luaL_typename(L, idx));
+    if (!b->t) luaL_error(L, "%s: the tokenizer has been freed", fname);
+    return b->t;
+}
+
 static int l_load(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);

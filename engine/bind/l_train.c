@@ -8,7 +8,6 @@
 #include "mh/train.h"
 
 #define TRAINER_MT "moonhub.trainer"
-#define MODEL_MT "moonhub.model"
 
 typedef struct trainer_box { mh_trainer *t; mh_model *m; } trainer_box;
 
@@ -18,8 +17,7 @@ static trainer_box *check_trainer(lua_State *L, int idx, const char *fname)
     trainer_box *b = luaL_checkudata(L, idx, TRAINER_MT);
     if (!b->t) luaL_error(L, "%s: trainer has been closed", fname);
     lua_getiuservalue(L, idx, 1);
-    mh_model **mb = lua_touserdata(L, -1);
-    if (!mb || *mb != b->m) luaL_error(L, "%s: the trainer's model has been closed", fname);
+    if (mh_lua_to_model(L, -1) != b->m) luaL_error(L, "%s: the trainer's model has been closed", fname);
     lua_pop(L, 1);
     return b;
 }
@@ -75,19 +73,18 @@ static void read_config(lua_State *L, int idx, mh_train_config *c)
 /* trainer(model_handle, opts) -> trainer */
 static int l_trainer(lua_State *L)
 {
-    mh_model **mb = luaL_checkudata(L, 1, MODEL_MT);
-    if (!*mb) luaL_argerror(L, 1, "model has been closed");
+    mh_model *m = mh_lua_check_model(L, 1, "train.trainer");
     luaL_checktype(L, 2, LUA_TTABLE);
     mh_train_config c;
     read_config(L, 2, &c);
     trainer_box *b = lua_newuserdatauv(L, sizeof *b, 1);
     b->t = NULL;
-    b->m = *mb;
+    b->m = m;
     luaL_setmetatable(L, TRAINER_MT);
     lua_pushvalue(L, 1);
     lua_setiuservalue(L, -2, 1);          /* keeps the model alive */
     mh_err err = {0};
-    if (!(b->t = mh_trainer_new(*mb, &c, &err))) return mh_lua_raise(L, "train.trainer", &err);
+    if (!(b->t = mh_trainer_new(m, &c, &err))) return mh_lua_raise(L, "train.trainer", &err);
     return 1;
 }
 

@@ -110,3 +110,43 @@ int mh_host_report(lua_State *L, int status)
     }
     return status;
 }
+
+/* ===== recipe errors: "moonhub VERB: message", once ===== */
+
+/* msg without leading labels that repeat the verb. */
+static const char *skip_verb_labels(const char *msg, const char *verb)
+{
+    size_t nv = strlen(verb);
+    for (;;) {
+        const char *p = msg;
+        if (!strncmp(p, "moonhub", 7) && (p[7] == ' ' || p[7] == '.')) p += 8;
+        if (strncmp(p, verb, nv) || p[nv] != ':' || p[nv + 1] != ' ') return msg;
+        msg = p + nv + 2;
+    }
+}
+
+/* True when msg opens with a source position ("file.lua:12: "). */
+static int has_position(const char *msg)
+{
+    const char *c = strchr(msg, ':');
+    const char *nl = strchr(msg, '\n');
+    if (!c || (nl && nl < c) || c == msg) return 0;
+    const char *d = c + 1;
+    while (*d >= '0' && *d <= '9') d++;
+    return d > c + 1 && d[0] == ':' && d[1] == ' ';
+}
+
+int mh_host_report_verb(lua_State *L, int status, const char *verb)
+{
+    if (status == LUA_OK) return status;
+    const char *msg = lua_tostring(L, -1);
+    if (!msg) msg = "(error object is not a string)";
+    msg = skip_verb_labels(msg, verb);
+    const char *tb = strstr(msg, "\nstack traceback:");
+    int len = tb && !has_position(msg) ? (int)(tb - msg) : (int)strlen(msg);
+    fflush(stdout);
+    fprintf(stderr, "moonhub %s: %.*s\n", verb, len, msg);
+    fflush(stderr);
+    lua_pop(L, 1);
+    return status;
+}

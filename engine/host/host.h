@@ -14,6 +14,12 @@ int mh_host_docall(lua_State *L, int narg, int nres);
 /* Prints the error at the top of the stack to stderr ("moonhub: msg") and
  * pops it; returns status unchanged. */
 int mh_host_report(lua_State *L, int status);
+/* A recipe's error, printed once as "moonhub VERB: message" (see
+ * docs/errors.md): a leading "moonhub VERB: ", "moonhub.VERB: " or "VERB: "
+ * in the message is dropped; a message without a source position (a user
+ * error: error(msg, 0)) prints without the traceback, one with a position
+ * (a bug) keeps it. Pops the error; returns status unchanged. */
+int mh_host_report_verb(lua_State *L, int status, const char *verb);
 /* Lua functions published in moonhub.core.host: rearm_interrupt(), isatty(fd). */
 int mh_host_l_rearm_interrupt(lua_State *L);
 int mh_host_l_isatty(lua_State *L);

@@ -109,7 +109,7 @@ static int run_verb(lua_State *L, char **argv, int argc)
     luaL_checkstack(L, argc, "too many arguments to recipe");
     for (int i = 1; i < argc; i++) lua_pushstring(L, argv[i]);
     status = mh_host_docall(L, argc - 1, 1);
-    if (status != LUA_OK) return mh_host_report(L, status), 1;
+    if (status != LUA_OK) return mh_host_report_verb(L, status, argv[1]), 1;
     int isnum;
     lua_Integer code = lua_tointegerx(L, -1, &isnum);
     lua_pop(L, 1);

@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include "mh/grammar.h"
-#include "mh/sched.h"
 #include "grammar_internal.h"
 
 #define SET_MAX 512          /* most live stacks (ambiguity bound) */
@@ -573,7 +572,7 @@ void mh_grammar_free(mh_grammar *g)
     free(g);
 }
 
-/* ===== scheduler hook ===== */
+/* ===== constraint hook (mh/sample.h) ===== */
 
 static int hook_mask(void *ud, float *logits, int64_t n_vocab)
 {
@@ -583,7 +582,7 @@ static int hook_mask(void *ud, float *logits, int64_t n_vocab)
 static int hook_accept(void *ud, int32_t id) { return mh_grammar_accept(ud, id, NULL) != MH_OK; }
 static void hook_free(void *ud) { mh_grammar_free(ud); }
 
-void mh_grammar_as_constraint(mh_grammar *g, struct mh_sched_constraint *out)
+void mh_grammar_as_constraint(mh_grammar *g, mh_sample_constraint *out)
 {
     out->ud = g;
     out->mask = hook_mask;

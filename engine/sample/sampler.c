@@ -171,6 +171,13 @@ void mh_sampler_reset(mh_sampler *s)
 
 uint64_t mh_sampler_seed(const mh_sampler *s) { return s ? s->seed : 0; }
 
+void mh_sampler_settings(const mh_sampler *s, mh_sampler_params *out)
+{
+    if (!s || !out) return;
+    *out = s->p;                /* p.bias already points at the own copy */
+    out->seed = s->seed;
+}
+
 int64_t mh_sampler_candidates(const mh_sampler *s, const int32_t **ids, const float **probs)
 {
     if (!s) return 0;

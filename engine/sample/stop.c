@@ -1,6 +1,7 @@
 /* stop.c: stop-string matcher for streamed text. It holds back what could
  * still become a stop string (and incomplete UTF-8 at the end), so a stop
- * split across tokens is never shown. Layer: engine/sample (pure C11). */
+ * split across tokens is never shown; and mh_utf8_clean, which makes any
+ * bytes valid UTF-8. Layer: engine/sample (pure C11). */
 #include <stdlib.h>
 #include <string.h>
 #include "mh/sample.h"
@@ -166,4 +167,44 @@ void mh_stop_flush(mh_stop_matcher *m, const char **emit, size_t *emit_len)
     *emit = m->buf + m->drop;
     *emit_len = m->len - m->drop;
     m->drop = m->len;
+}
+
+/* ===== UTF-8 cleaning ===== */
+
+/* Length of the valid UTF-8 sequence at p (n bytes left), or 0 when the
+ * bytes there are not one (RFC 3629: no overlongs, surrogates or > U+10FFFF). */
+static size_t utf8_valid_len(const unsigned char *p, size_t n)
+{
+    unsigned char c = p[0];
+    if (c < 0x80) return 1;
+    size_t need = c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+    if (!need || need > n) return 0;
+    unsigned char lo = 0x80, hi = 0xBF;     /* the second byte's range */
+    if (c == 0xE0) lo = 0xA0;
+    else if (c == 0xED) hi = 0x9F;
+    else if (c == 0xF0) lo = 0x90;
+    else if (c == 0xF4) hi = 0x8F;
+    if (p[1] < lo || p[1] > hi) return 0;
+    for (size_t k = 2; k < need; k++)
+        if ((p[k] & 0xC0) != 0x80) return 0;
+    return need;
+}
+
+size_t mh_utf8_clean(const char *in, size_t n, char *out)
+{
+    const unsigned char *p = (const unsigned char *)in;
+    size_t w = 0;
+    for (size_t i = 0; i < n;) {
+        size_t k = utf8_valid_len(p + i, n - i);
+        if (k) {
+            memcpy(out + w, p + i, k);
+            w += k;
+            i += k;
+        } else {
+            memcpy(out + w, "\xEF\xBF\xBD", 3);   /* U+FFFD for this one byte */
+            w += 3;
+            i++;
+        }
+    }
+    return w;
 }

@@ -1,7 +1,9 @@
 /* sched.c: the scheduler's life cycle and its any-thread entry points:
- * new (slots and caches allocated up front), submit (checked, queued FIFO),
- * cancel, stats and free. The step loop is in sched_step.c.
- * Layer: engine/sched (pure C11 + pthreads; mh/model.h, mh/sample.h, mh/chan.h). */
+ * new (slots and caches allocated up front; or one slot over the caller's
+ * cache for synchronous use), submit (checked, queued FIFO), cancel, stats
+ * and free. The step loop is in sched_step.c, a request's text in
+ * sched_text.c. Layer: engine/sched (pure C11 + pthreads; mh/model.h,
+ * mh/sample.h, mh/tokenizer.h, mh/chan.h). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +27,18 @@ void mh_sched_params_init(mh_sched_params *p)
 {
     *p = (mh_sched_params){ .n_parallel = 1, .n_ctx = 2048, .kv_type = MH_DTYPE_F16,
                             .prefill_chunk = 256, .prefix_cache = true, .mem_limit = 0 };
+}
+
+void mh_sched_request_init(mh_sched_request *r)
+{
+    memset(r, 0, sizeof *r);
+    mh_sampler_params_init(&r->sampler);
+    r->sampler.temperature = 0.8f;
+    r->sampler.top_k = 40;
+    r->sampler.top_p = 0.95f;
+    r->sampler.min_p = 0.05f;
+    r->sampler.seed = MH_SAMPLER_SEED_RANDOM;
+    r->max_tokens = MH_SCHED_MAX_TOKENS;
 }
 
 /* ===== new / free ===== */
@@ -61,7 +75,7 @@ static int alloc_slots(mh_sched *s, mh_err *err)
         return mh_err_set(err, MH_ENOMEM, "sched: out of memory for %d slots", P);
     for (int i = 0; i < P; i++) {
         sched_slot *sl = &s->slots[i];
-        sl->cache = mh_kv_cache_new_type(s->m, s->p.n_ctx, s->p.kv_type, err);
+        sl->cache = s->sync ? s->borrowed : mh_kv_cache_new_type(s->m, s->p.n_ctx, s->p.kv_type, err);
         if (!sl->cache) return err ? err->code : MH_ENOMEM;
         sl->hist = malloc(sizeof(int32_t) * (size_t)s->p.n_ctx);
         sl->logits = malloc(sizeof(float) * (size_t)s->n_vocab);
@@ -74,7 +88,7 @@ static int alloc_slots(mh_sched *s, mh_err *err)
 static void free_slots(mh_sched *s)
 {
     for (int i = 0; s->slots && i < s->p.n_parallel; i++) {
-        mh_kv_cache_free(s->slots[i].cache);
+        if (!s->sync) mh_kv_cache_free(s->slots[i].cache);    /* sync: the caller's */
         free(s->slots[i].hist);
         free(s->slots[i].logits);
     }
@@ -83,9 +97,9 @@ static void free_slots(mh_sched *s)
     free(s->seq_slot);
 }
 
-mh_sched *mh_sched_new(mh_model *m, const mh_sched_params *p, mh_err *err)
+/* The scheduler's state before its slots: locks, counters, the store. */
+static mh_sched *sched_alloc(mh_model *m, const mh_sched_params *p, mh_err *err)
 {
-    if (check_params(m, p, err)) return NULL;
     mh_sched *s = calloc(1, sizeof *s);
     if (!s) { mh_err_set(err, MH_ENOMEM, "sched: out of memory"); return NULL; }
     s->m = m;
@@ -99,6 +113,14 @@ mh_sched *mh_sched_new(mh_model *m, const mh_sched_params *p, mh_err *err)
     pthread_mutex_init(&s->mu, NULL);
     pthread_mutex_init(&s->model_mu, NULL);
     pthread_cond_init(&s->cv, NULL);
+    return s;
+}
+
+mh_sched *mh_sched_new(mh_model *m, const mh_sched_params *p, mh_err *err)
+{
+    if (check_params(m, p, err)) return NULL;
+    mh_sched *s = sched_alloc(m, p, err);
+    if (!s) return NULL;
     if (alloc_slots(s, err) == MH_OK) {
         if (pthread_create(&s->th, NULL, mh_sched_main, s) == 0) {
             s->th_started = true;
@@ -108,6 +130,42 @@ mh_sched *mh_sched_new(mh_model *m, const mh_sched_params *p, mh_err *err)
     }
     mh_sched_free(s);
     return NULL;
+}
+
+mh_sched *mh_sched_new_sync(mh_model *m, const mh_sched_params *p, mh_kv_cache *cache,
+                            const int32_t *hist, int64_t n_hist, mh_err *err)
+{
+    if (!m || !p || !cache || (n_hist > 0 && !hist) || n_hist < 0) {
+        mh_err_set(err, MH_EINVAL, "sched: a synchronous scheduler needs a model, params and a cache");
+        return NULL;
+    }
+    mh_sched_params q = *p;
+    q.n_parallel = 1;
+    q.n_ctx = mh_kv_cache_n_ctx(cache);
+    q.cache_bytes = 0;
+    q.mem_limit = 0;
+    if (q.prefill_chunk < 1) {
+        mh_err_set(err, MH_EINVAL, "sched: prefill_chunk must be positive, got %lld", (long long)q.prefill_chunk);
+        return NULL;
+    }
+    mh_sched *s = sched_alloc(m, &q, err);
+    if (!s) return NULL;
+    s->sync = true;
+    s->borrowed = cache;
+    if (alloc_slots(s, err) != MH_OK) { mh_sched_free(s); return NULL; }
+    /* only positions the cache really has count as reusable */
+    int64_t n = n_hist < mh_kv_cache_n_past(cache) ? n_hist : mh_kv_cache_n_past(cache);
+    if (n > q.n_ctx) n = q.n_ctx;
+    if (n > 0) memcpy(s->slots[0].hist, hist, sizeof(int32_t) * (size_t)n);
+    s->slots[0].n_hist = n;
+    return s;
+}
+
+int64_t mh_sched_slot_tokens(const mh_sched *s, int slot, const int32_t **ids)
+{
+    if (!s || slot < 0 || slot >= s->p.n_parallel) { if (ids) *ids = NULL; return 0; }
+    if (ids) *ids = s->slots[slot].hist;
+    return s->slots[slot].n_hist;
 }
 
 void mh_sched_free(mh_sched *s)
@@ -145,8 +203,8 @@ static int check_request(const mh_sched *s, const mh_sched_request *r, mh_err *e
         if (r->tokens[i] < 0 || r->tokens[i] >= s->n_vocab)
             return mh_err_set(err, MH_EINVAL, "sched: prompt token %lld is %d, outside the vocabulary of %lld",
                               (long long)i + 1, r->tokens[i], (long long)s->n_vocab);
-    if (r->max_tokens < 1)
-        return mh_err_set(err, MH_EINVAL, "sched: max_tokens must be at least 1, got %lld",
+    if (r->max_tokens < 0)
+        return mh_err_set(err, MH_EINVAL, "sched: max_tokens must be at least 0, got %lld",
                           (long long)r->max_tokens);
     if (r->n_tokens + r->max_tokens > s->p.n_ctx)
         return mh_err_set(err, MH_ERANGE, "sched: prompt of %lld tokens + max_tokens %lld exceeds "
@@ -166,6 +224,7 @@ static int check_request(const mh_sched *s, const mh_sched_request *r, mh_err *e
 
 static void req_free_parts(sched_req *q)
 {
+    mh_sched_text_free(q);
     mh_sampler_free(q->sampler);
     free(q->tokens);
     free(q->eog);
@@ -184,7 +243,7 @@ static sched_req *req_new(const mh_sched *s, const mh_sched_request *r, mh_err *
         return NULL;
     }
     q->sampler = mh_sampler_new(&r->sampler, s->n_vocab, err);
-    if (!q->sampler) { req_free_parts(q); return NULL; }
+    if (!q->sampler || mh_sched_text_init(s, q, r, err) != MH_OK) { req_free_parts(q); return NULL; }
     memcpy(q->tokens, r->tokens, sizeof(int32_t) * (size_t)r->n_tokens);
     if (r->n_eog) memcpy(q->eog, r->eog, sizeof(int32_t) * (size_t)r->n_eog);
     q->n_tokens = r->n_tokens;
@@ -193,6 +252,7 @@ static sched_req *req_new(const mh_sched *s, const mh_sched_request *r, mh_err *
     q->n_top = r->n_top;
     q->logprobs = r->logprobs || r->n_top > 0;
     q->con = r->constraint;
+    q->hook = r->hook;
     q->t_submit = mh_sched_now_ms();
     return q;
 }
@@ -252,6 +312,21 @@ void mh_sched_stats_get(mh_sched *s, mh_sched_stats *st)
 
 /* ===== finishing a request ===== */
 
+/* The settings r runs with, for the final event (what callers can check). */
+static void fill_settings(const sched_req *r, mh_sched_done_ev *ev)
+{
+    mh_sampler_settings(r->sampler, &ev->sampler);
+    ev->sampler.bias = NULL;              /* r's copy goes with r */
+    ev->max_tokens = r->max_tokens;
+    ev->n_stops = r->n_stops;
+    ev->n_top = r->n_top;
+    ev->n_eog = r->n_eog;
+    ev->logprobs = r->logprobs;
+    ev->constrained = r->con.mask || r->con.accept;
+    ev->processed = r->hook.fn != NULL;
+    ev->stop_index = r->stop ? mh_stop_which(r->stop) : -1;
+}
+
 static void fill_done(const sched_req *r, int reason, const char *msg, mh_sched_done_ev *ev)
 {
     double now = mh_sched_now_ms();
@@ -266,6 +341,7 @@ static void fill_done(const sched_req *r, int reason, const char *msg, mh_sched_
     if (r->n_gen > 1 && now > r->t_first)
         ev->decode_tps = (double)(r->n_gen - 1) / ((now - r->t_first) / 1e3);
     if (msg) snprintf(ev->message, sizeof ev->message, "%s", msg);
+    fill_settings(r, ev);
 }
 
 void mh_sched_finish(mh_sched *s, sched_slot *slot, sched_req *r, int reason, const char *msg)
@@ -275,6 +351,8 @@ void mh_sched_finish(mh_sched *s, sched_slot *slot, sched_req *r, int reason, co
     /* everything is settled before the final event goes out: whoever reads
      * it may free what the constraint's ud points to, or read the stats */
     if (r->con.free) r->con.free(r->con.ud);
+    if (r->hook.free) r->hook.free(r->hook.ud);
+    mh_sched_text_flush(r);               /* what the stop matcher and decoder held */
     /* the slot's sequence goes to the prefix store before the slot is
      * released: nobody else touches it until this thread admits again */
     if (slot && s->store.budget) mh_sched_store_put(&s->store, slot->hist, slot->n_hist, slot->cache);
@@ -296,7 +374,7 @@ void mh_sched_finish(mh_sched *s, sched_slot *slot, sched_req *r, int reason, co
     s->st.store_bytes = (int64_t)s->store.bytes;
     s->st.store_evictions = s->store.evictions;
     pthread_mutex_unlock(&s->mu);
-    mh_chan_push(r->out, MH_SCHED_EV_DONE, &ev, sizeof ev, NULL);   /* a closed channel: nobody listens */
+    mh_sched_push_event(r, MH_SCHED_EV_DONE, &ev, sizeof ev, &ev.n_text);   /* closed: nobody listens */
     mh_chan_close(r->out);
     mh_chan_release(r->out);
     req_free_parts(r);

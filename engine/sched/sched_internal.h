@@ -1,6 +1,7 @@
 /* sched_internal.h: the scheduler's private structures, shared by sched.c
- * (lifecycle, submit, cancel, stats: any thread) and sched_step.c (the
- * compute thread). Layer: engine/sched (pure C11 + pthreads).
+ * (lifecycle, submit, cancel, stats: any thread), sched_step.c (the
+ * compute thread, or the caller's in synchronous use) and sched_text.c (a
+ * request's text: detokenizing, UTF-8, stop strings). Layer: engine/sched (pure C11 + pthreads).
  * Locking: s->mu guards the queue, the live list, every req's cancelled
  * flag, slot->r and the stats; the compute thread alone touches slot
  * contents (cache, hist, logits) and a running request's other fields. */
@@ -18,7 +19,13 @@ typedef struct sched_req {
     int n_eog, n_top;
     bool logprobs;
     mh_sampler *sampler;
-    mh_sched_constraint con;
+    mh_sample_constraint con;
+    mh_logits_hook hook;
+    int n_stops;
+    mh_stop_matcher *stop;        /* NULL: no text stage (no tokenizer) */
+    mh_tok_stream dec;            /* used when stop is set */
+    char *text;                   /* (text_cap) the current event's text */
+    size_t text_n, text_cap;
     mh_chan *out;                 /* retained until the final event */
     int cancelled;                /* s->mu */
     int64_t cached, n_gen;
@@ -75,6 +82,8 @@ typedef struct sched_slot {
 
 struct mh_sched {
     mh_model *m;
+    bool sync;                    /* stepped by the caller; one slot over borrowed */
+    mh_kv_cache *borrowed;
     mh_sched_params p;
     int64_t n_vocab;
     sched_slot *slots;            /* (p.n_parallel) */
@@ -99,5 +108,17 @@ void *mh_sched_main(void *arg);
 /* Ends r with a final event and frees it; slot is its slot or NULL when it
  * never got one. Takes s->mu itself (call without holding it). */
 void mh_sched_finish(mh_sched *s, sched_slot *slot, sched_req *r, int reason, const char *msg);
+
+/* ===== a request's text (sched_text.c) ===== */
+/* Sets up r's text stage when s has a tokenizer (stops need one). */
+int mh_sched_text_init(const mh_sched *s, sched_req *q, const mh_sched_request *r, mh_err *err);
+/* r->text = the visible text id adds (valid UTF-8, may be empty);
+ * *stopped when a stop string completed. */
+int mh_sched_text_push(sched_req *q, int32_t id, bool *stopped, mh_err *err);
+/* r->text = everything still held back (the end of the generation). */
+void mh_sched_text_flush(sched_req *q);
+void mh_sched_text_free(sched_req *q);
+/* Pushes the event (ev of size bytes, then r->text) to r's channel. */
+int mh_sched_push_event(sched_req *q, int tag, void *ev, size_t size, int32_t *n_text);
 
 #endif

@@ -1,8 +1,11 @@
-/* sched_step.c: the scheduler's compute thread. Each step: end cancelled
+/* sched_step.c: the scheduler's compute thread, and the same step run by
+ * the caller for a synchronous scheduler. Each step: end cancelled
  * requests, admit waiting ones into free slots (longest cached prefix
  * first), run ONE mh_model_forward_batch over every decoding slot's last
- * token plus a chunk of pending prompt tokens, then sample each slot.
- * Layer: engine/sched (pure C11 + pthreads). Only this thread runs the model. */
+ * token plus a chunk of pending prompt tokens, then sample each slot
+ * (logits hook, constraint, sampler, logprobs, eog, text and stop strings).
+ * Layer: engine/sched (pure C11 + pthreads). Only the stepping thread runs
+ * the model. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,15 +130,18 @@ static void admit(mh_sched *s, sched_req **doomed)
     }
 }
 
-/* Waits for work; returns false when the scheduler stops. Ends cancelled
- * requests and admits new ones. */
+/* Waits for work (synchronous: returns false when there is none); returns
+ * false when the scheduler stops. Ends cancelled requests and admits new ones. */
 static bool next_round(mh_sched *s)
 {
     sched_req *doomed = NULL;
     int cancel_slot[MH_SCHED_MAX_PARALLEL], n_cancel = 0;
     pthread_mutex_lock(&s->mu);
-    while (!s->stop && s->st.running == 0 && s->st.waiting == 0) pthread_cond_wait(&s->cv, &s->mu);
-    if (s->stop) { pthread_mutex_unlock(&s->mu); return false; }
+    while (!s->stop && s->st.running == 0 && s->st.waiting == 0) {
+        if (s->sync) break;
+        pthread_cond_wait(&s->cv, &s->mu);
+    }
+    if (s->stop || (s->st.running == 0 && s->st.waiting == 0)) { pthread_mutex_unlock(&s->mu); return false; }
     for (int i = 0; i < s->p.n_parallel; i++)
         if (s->slots[i].r && s->slots[i].r->cancelled) cancel_slot[n_cancel++] = i;
     admit(s, &doomed);
@@ -173,37 +179,58 @@ static bool is_eog(const sched_req *r, int32_t id)
     return false;
 }
 
-/* Picks r's next token from sl->logits and reports it; ends the request on
- * eog, max_tokens, a closed channel or an error. */
-static void sample_next(mh_sched *s, sched_slot *sl)
+/* The token r picks from logits (sl->logits, changed in place): logits
+ * hook, constraint mask, sampler, logprobs into ev, constraint accept.
+ * Returns -1 after ending r with an error. */
+static int32_t pick(mh_sched *s, sched_slot *sl, mh_sched_token_ev *ev)
 {
     sched_req *r = sl->r;
     float *lg = sl->logits;
     mh_err err = { 0 };
-    if (r->con.mask && r->con.mask(r->con.ud, lg, s->n_vocab)) {
-        mh_sched_finish(s, sl, r, MH_SCHED_ERROR, "the constraint rejected every token (mask failed)");
-        return;
-    }
-    int32_t id = mh_sampler_sample(r->sampler, lg, &err);
-    if (id < 0) { mh_sched_finish(s, sl, r, MH_SCHED_ERROR, err.msg); return; }
-    mh_sched_token_ev ev = { .id = id };
-    if (r->logprobs) {
-        int n = mh_logprobs_top(lg, s->n_vocab, r->n_top, id, &ev.logprob, ev.top_ids, ev.top_logprobs, &err);
-        if (n < 0) { mh_sched_finish(s, sl, r, MH_SCHED_ERROR, err.msg); return; }
-        ev.n_top = n;
-    }
-    if (r->con.accept && r->con.accept(r->con.ud, id)) {
-        mh_sched_finish(s, sl, r, MH_SCHED_ERROR, "the constraint refused the sampled token");
-        return;
-    }
+    const char *msg = NULL;
+    int32_t id = -1;
+    if (r->hook.fn && r->hook.fn(r->hook.ud, lg, s->n_vocab, sl->hist + r->n_tokens,
+                                 sl->n_hist - r->n_tokens, &err))
+        msg = err.msg[0] ? err.msg : "the logits processor failed";
+    else if (r->con.mask && r->con.mask(r->con.ud, lg, s->n_vocab))
+        msg = "the constraint rejected every token (mask failed)";
+    else if ((id = mh_sampler_sample(r->sampler, lg, &err)) < 0)
+        msg = err.msg;
+    else if (r->logprobs && (ev->n_top = mh_logprobs_top(lg, s->n_vocab, r->n_top, id, &ev->logprob,
+                                                         ev->top_ids, ev->top_logprobs, &err)) < 0)
+        msg = err.msg;
+    else if (r->con.accept && r->con.accept(r->con.ud, id))
+        msg = "the constraint refused the sampled token";
+    if (msg) { mh_sched_finish(s, sl, r, MH_SCHED_ERROR, msg); return -1; }
+    ev->id = id;
+    return id;
+}
+
+/* Picks r's next token from sl->logits and reports it with its text; ends
+ * the request on eog, a stop string, max_tokens, a closed channel or an
+ * error. */
+static void sample_next(mh_sched *s, sched_slot *sl)
+{
+    sched_req *r = sl->r;
+    if (r->n_gen >= r->max_tokens) { mh_sched_finish(s, sl, r, MH_SCHED_LENGTH, NULL); return; }
+    mh_sched_token_ev ev = { 0 };
+    int32_t id = pick(s, sl, &ev);
+    if (id < 0) return;
     mh_sampler_accept(r->sampler, id, NULL);
     if (r->t_first <= 0) r->t_first = mh_sched_now_ms();
     if (is_eog(r, id)) { mh_sched_finish(s, sl, r, MH_SCHED_STOP, NULL); return; }
-    if (mh_chan_push(r->out, MH_SCHED_EV_TOKEN, &ev, sizeof ev, NULL) != MH_OK) {
+    bool stopped = false;
+    mh_err err = { 0 };
+    if (mh_sched_text_push(r, id, &stopped, &err) != MH_OK) {
+        mh_sched_finish(s, sl, r, MH_SCHED_ERROR, err.msg);
+        return;
+    }
+    if (mh_sched_push_event(r, MH_SCHED_EV_TOKEN, &ev, sizeof ev, &ev.n_text) != MH_OK) {
         mh_sched_finish(s, sl, r, MH_SCHED_CANCEL, NULL);   /* the reader closed its channel */
         return;
     }
     r->n_gen++;
+    if (stopped) { mh_sched_finish(s, sl, r, MH_SCHED_STOP, NULL); return; }
     if (r->n_gen >= r->max_tokens) { mh_sched_finish(s, sl, r, MH_SCHED_LENGTH, NULL); return; }
     sl->last = id;
     sl->decoding = true;
@@ -293,6 +320,13 @@ static void step(mh_sched *s)
     s->st.kv_used = used;
     s->st.steps += n > 0;
     pthread_mutex_unlock(&s->mu);
+}
+
+int mh_sched_step(mh_sched *s)
+{
+    if (!s || !s->sync || !next_round(s)) return 0;
+    step(s);
+    return 1;
 }
 
 void *mh_sched_main(void *arg)

@@ -1,9 +1,10 @@
 -- moonhub.model: load a model, run it, generate and stream text, perplexity.
--- Layer: lua/moonhub (wraps moonhub.core.model, .sample, moonhub.tokenizer).
+-- Layer: lua/moonhub (wraps moonhub.core.model, .sched, moonhub.tokenizer).
 -- Token ids are the tokenizer's 0-based ids; logits are (n, n_vocab) f32
 -- tensors. The sampler chain and its options are described in docs/sampling.md.
 local core = require "moonhub.core.model"
-local sample = require "moonhub.core.sample"
+local sched = require "moonhub.core.sched"
+local sched_lua = require "moonhub.sched"
 local sys = require "moonhub.core.sys"
 local tokenizer = require "moonhub.tokenizer"
 
@@ -144,8 +145,6 @@ function Model:prompt_ids(prompt, opts)
       .. type(prompt), 3)
 end
 
-local cache_tokens = setmetatable({}, { __mode = "k" })  -- cache -> ids it holds
-
 -- embed(text_or_ids) -> f32 tensor (n_embd): mean-pooled final hidden
 -- states, L2-normalized (sentence embeddings from a decoder model)
 function Model:embed(input)
@@ -154,30 +153,66 @@ function Model:embed(input)
    return self._h:embed(ids)
 end
 
--- Feeds ids into cache, reusing the longest prefix it already holds; returns
--- the logits of the last id and how many prompt tokens were processed.
-local function prefill(self, cache, ids)
-   local held = cache_tokens[cache] or {}
-   -- An interrupted stream can leave held one token ahead of the cache (or
-   -- behind it): only positions the cache really has count as reusable.
-   local keep, limit = 0, math.min(#held, cache:n_past())
-   while keep < limit and keep < #ids and held[keep + 1] == ids[keep + 1] do keep = keep + 1 end
-   if keep == #ids then keep = keep - 1 end             -- need the last token's logits
-   if keep < cache:n_past() then cache:truncate(keep) end
-   local rest = table.move(ids, keep + 1, #ids, 1, {})
-   local logits = self._h:forward(cache, rest, false)
-   local now = table.move(ids, 1, #ids, 1, {})
-   cache_tokens[cache] = now
-   return logits, #rest, now
-end
+-- ===== generating: the scheduler's loop, stepped on this thread =====
+-- Every decoding feature (sampler chain, grammar, logits processor, stop
+-- strings, logprobs, UTF-8-safe text) lives in that one C loop
+-- (engine/sched); this file only turns options into a request and events
+-- into text and stats. Defaults are the C ones (sched.defaults()).
+
+local DEFAULTS = sched.defaults()
+-- cache -> the synchronous scheduler that last ran on it: its slot knows
+-- exactly which ids the cache holds, even after an interrupted stream
+local cache_runs = setmetatable({}, { __mode = "k" })
 
 local function check_opts(opts)
    opts = opts or {}
-   local mt = opts.max_tokens or 256
+   local mt = opts.max_tokens or DEFAULTS.max_tokens
    if math.type(mt) ~= "integer" or mt < 0 then
       error("generate: max_tokens must be a non-negative integer, got " .. tostring(opts.max_tokens), 3)
    end
    return opts, mt
+end
+
+-- The grammar of opts: grammar = a grammar from mh.grammar (used up by this
+-- generation), json_schema = a schema table or JSON text, json_object = true.
+local function grammar_of(self, opts)
+   if opts.grammar ~= nil then return opts.grammar end
+   local g, err
+   if opts.json_schema ~= nil then
+      g, err = require("moonhub.grammar").json_schema(self, opts.json_schema)
+   elseif opts.json_object then
+      g = require("moonhub.grammar").json_object(self)
+   end
+   if err then error("generate: " .. err, 5) end
+   return g
+end
+
+-- The request table for the scheduler (nil fields take the C defaults).
+local function request(self, ids, opts, max_tokens, stops)
+   local logprobs = opts.logprobs
+   if logprobs ~= nil then logprobs = logprobs and true or false end
+   return {
+      tokens = ids, max_tokens = max_tokens, temperature = opts.temperature or opts.temp,
+      top_k = opts.top_k, top_p = opts.top_p, min_p = opts.min_p,
+      repeat_penalty = opts.repeat_penalty, repeat_last_n = opts.repeat_last_n,
+      presence_penalty = opts.presence_penalty, frequency_penalty = opts.frequency_penalty,
+      seed = opts.seed, logit_bias = opts.logit_bias, stop = stops,
+      logprobs = logprobs, top_logprobs = opts.top_logprobs,
+      eog_ids = opts.ignore_eos and {} or sched_lua.eog_ids(self.tokenizer),
+      grammar = grammar_of(self, opts), logits_processor = opts.logits_processor,
+   }
+end
+
+-- A one-slot scheduler over cache that reuses what the last one left there.
+local function run_on(self, cache)
+   local prev, hist = cache_runs[cache], {}
+   if prev then
+      hist = prev:tokens()
+      prev:close()            -- an interrupted stream's request ends here
+   end
+   local s = sched.new_sync(self._h, cache, hist, { tok = self.tokenizer._h })
+   cache_runs[cache] = s
+   return s
 end
 
 -- A generation in progress: call step() until it returns nil.
@@ -193,79 +228,60 @@ local function start(self, prompt, opts)
       error(string.format("generate: prompt of %d tokens does not fit the context of %d",
          #ids, cache:n_ctx()), 3)
    end
-   local temperature = opts.temperature or opts.temp or 0.8
-   local sampler = sample.sampler(self.info.n_vocab, {
-      temperature = temperature, top_k = opts.top_k or 40, top_p = opts.top_p or 0.95,
-      min_p = opts.min_p or 0.05, repeat_penalty = opts.repeat_penalty or 1.0,
-      repeat_last_n = opts.repeat_last_n or 64, presence_penalty = opts.presence_penalty,
-      frequency_penalty = opts.frequency_penalty, seed = opts.seed, logit_bias = opts.logit_bias,
-   })
    local stops = type(opts.stop) == "string" and { opts.stop } or opts.stop or {}
    if chat_stops then   -- the template's stops after the caller's (copied: opts.stop is theirs)
       local all = table.move(stops, 1, #stops, 1, {})
       stops = table.move(chat_stops, 1, #chat_stops, #all + 1, all)
    end
-   local stopper = sample.stop(stops)
-   local decoder = self.tokenizer:decoder()
-   local logits, processed, held = prefill(self, cache, ids)
-   local st = {
-      prompt_tokens = #ids, prompt_processed = processed, generated = 0,
-      prompt_s = sys.now() - t0, finish_reason = nil, tokens = {},
-   }
-   st.ttft_s = st.prompt_s
-   local t1 = sys.now()
-   local pending_out = nil
-   local function finish(reason)
-      st.finish_reason = st.finish_reason or reason
-      st.gen_s = sys.now() - t1
+   local s = run_on(self, cache)
+   local ok, id, err = pcall(s.submit, s, request(self, ids, opts, max_tokens, stops))
+   if not ok then error("generate: " .. tostring(id):gsub("^sched:submit: ", ""), 3) end
+   if not id then error("generate: " .. tostring(err):gsub("^sched: ", ""), 3) end
+   local st = { prompt_tokens = #ids, prompt_processed = 0, generated = 0, tokens = {} }
+   local t1
+   local function finish(ev)
+      local now = sys.now()
+      t1 = t1 or now
+      st.finish_reason = ev.reason
+      st.settings = ev.settings
+      st.prompt_processed = ev.usage.prompt_tokens - ev.usage.cached_tokens
+      st.prompt_s = t1 - t0
+      st.ttft_s = st.prompt_s
+      st.gen_s = now - t1
       st.prompt_tps = st.prompt_processed / math.max(st.prompt_s, 1e-9)
       st.gen_tps = st.generated / math.max(st.gen_s, 1e-9)
+      if ev.reason == "error" then
+         local msg = tostring(ev.error)
+         error(msg:find("interrupted!$") and msg or "generate: " .. msg, 0)
+      end
    end
    local function step()
-      if pending_out then
-         local s = pending_out
-         pending_out = nil
-         return s
+      while not st.finish_reason do
+         local ev = s:next()
+         if not ev then return nil end
+         if ev.done then
+            finish(ev)
+            return ev.text ~= "" and ev.text or nil
+         end
+         t1 = t1 or sys.now()
+         st.generated = st.generated + 1
+         st.tokens[#st.tokens + 1] = ev.token
+         if ev.logprob then
+            local top_ids, top_lps = {}, {}
+            for i, t in ipairs(ev.top or {}) do top_ids[i], top_lps[i] = t[1], t[2] end
+            st.logprobs = st.logprobs or {}
+            st.logprobs[#st.logprobs + 1] = { id = ev.token, logprob = ev.logprob, top_ids = top_ids,
+               top_logprobs = top_lps }
+         end
+         if ev.text ~= "" then return ev.text end
       end
-      if st.finish_reason then return nil end
-      if st.generated >= max_tokens then
-         local rest = decoder:flush() .. ""
-         local out = stopper:push(rest)
-         out = out .. stopper:flush()
-         finish("length")
-         return out ~= "" and out or nil
-      end
-      if opts.logits_processor then opts.logits_processor(logits, st.tokens) end
-      local id = sampler:sample(logits)
-      sampler:accept(id)
-      st.generated = st.generated + 1
-      st.tokens[#st.tokens + 1] = id
-      if opts.logprobs then
-         local lp, top_ids, top_lps = sample.logprobs(logits, opts.top_logprobs or 0, id)
-         st.logprobs = st.logprobs or {}
-         st.logprobs[#st.logprobs + 1] = { id = id, logprob = lp, top_ids = top_ids, top_logprobs = top_lps }
-      end
-      if self.tokenizer:is_eog(id) and not opts.ignore_eos then
-         local out = stopper:push(decoder:flush()) .. stopper:flush()
-         finish("stop")
-         return out ~= "" and out or nil
-      end
-      local out, stopped = stopper:push(decoder:push(id))
-      if stopped then
-         finish("stop")
-         return out ~= "" and out or nil
-      end
-      if st.generated < max_tokens then
-         held[#held + 1] = id
-         logits = self._h:forward(cache, { id }, false)
-      end
-      if out == "" then return step() end
-      return out
+      return nil
    end
    return step, st
 end
 
--- stream(prompt, opts) -> iterator of text pieces, stats table (filled as it runs)
+-- stream(prompt, opts) -> iterator of text pieces, stats table (filled as it
+-- runs; st.settings, the effective settings, once it ends)
 function Model:stream(prompt, opts)
    return start(self, prompt, opts)
 end
@@ -274,12 +290,22 @@ end
 -- opts: max_tokens, temperature (0 = greedy), top_k, top_p, min_p,
 -- repeat_penalty, repeat_last_n, presence_penalty, frequency_penalty,
 -- logit_bias {[id] = bias}, seed, stop (string or list), logprobs,
--- top_logprobs, cache, logits_processor = function(logits, tokens).
+-- top_logprobs, ignore_eos, cache, logits_processor = function(logits,
+-- tokens), grammar (from mh.grammar), json_schema (table or JSON text),
+-- json_object = true. Unset options take the shared defaults
+-- (moonhub.model.defaults). stats.settings: what the loop ran with.
 function Model:generate(prompt, opts)
    local step, st = start(self, prompt, opts)
    local parts = {}
    for piece in step do parts[#parts + 1] = piece end
    return table.concat(parts), st
+end
+
+-- The generation defaults every path shares (a copy).
+function M.defaults()
+   local t = {}
+   for k, v in pairs(DEFAULTS) do t[k] = v end
+   return t
 end
 
 -- perplexity(text, {ctx = 256}) -> ppl, {nll =, n =, chunks = {...}}

@@ -19,15 +19,21 @@ local function mem_available()
    return kb and tonumber(kb) * 1024 or nil
 end
 
--- Every id the tokenizer marks as ending generation (eos, eot, eom, ...).
+-- Every id the tokenizer marks as ending generation (eos, eot, eom, ...);
+-- computed once per tokenizer (a walk over the vocabulary).
+local eog_memo = setmetatable({}, { __mode = "k" })
 local function eog_ids(tok)
-   local ids = {}
-   if not tok then return ids end
+   if not tok then return {} end
+   local ids = eog_memo[tok]
+   if ids then return ids end
+   ids = {}
    for id = 0, (tok.vocab_size or 0) - 1 do
       if tok:is_eog(id) then ids[#ids + 1] = id end
    end
+   eog_memo[tok] = ids
    return ids
 end
+M.eog_ids = eog_ids
 
 -- new(model, {parallel = 1, ctx = model.ctx, kv_type = model.kv_type,
 --   prefill_chunk = 256, prefix_cache = true, mem_limit = bytes,
@@ -52,6 +58,7 @@ function M.new(model, opts)
       kv_type = opts.kv_type or (type(model) == "table" and model.kv_type) or "f16",
       prefill_chunk = opts.prefill_chunk, prefix_cache = opts.prefix_cache,
       cache_bytes = opts.cache_bytes,
+      tok = type(model) == "table" and model.tokenizer and model.tokenizer._h or nil,
    }
    if math.type(o.parallel) ~= "integer" or o.parallel < 1 then
       error("sched.new: parallel must be a positive integer, got " .. tostring(o.parallel), 2)
@@ -78,9 +85,11 @@ end
 -- submit{tokens = {...} | prompt = "text", max_tokens =, temperature =,
 --   top_k =, top_p =, min_p =, repeat_penalty =, repeat_last_n =,
 --   presence_penalty =, frequency_penalty =, seed =, logit_bias = {[id] = b},
---   logprobs = true | 0..20, top_logprobs = 0..20,
+--   logprobs = true | 0..20, top_logprobs = 0..20, stop = "s" | {"s", ...},
+--   grammar = (from mh.grammar),
 --   eog = true (stop at the tokenizer's end-of-generation ids) | false,
 --   eog_ids = {...}} -> request | nil, msg
+-- Unset fields take the defaults every path shares (moonhub.model.defaults()).
 function Sched:submit(req)
    if type(req) ~= "table" then
       error("sched:submit: expects a table {tokens = ..., ...}, got " .. type(req), 2)
@@ -113,9 +122,13 @@ function Sched:close() self._h:close() end
 
 -- ===== requests =====
 
--- next() -> {token = id, logprob =, top = {{id, lp}, ...}}
+-- next() -> {token = id, text = "visible text it adds", logprob =,
+--      top = {{id, lp}, ...}}
 --   | {done = true, reason = "stop"|"length"|"cancel"|"error", error =,
---      usage = {...}, timings = {...}} | nil after the final event
+--      text = "text held back until the end", stop_index =, usage = {...},
+--      timings = {...}, settings = {...}} | nil after the final event
+-- Text is valid UTF-8 and never holds a stop string (with a model's
+-- tokenizer; a bare core model handle gives ids only).
 function Request:next()
    if self.done then return nil end
    local data, tag = self._ch:recv()

@@ -8,7 +8,6 @@
 local http = require "moonhub.http"
 local oa = require "moonhub.openai"
 local metrics_mod = require "moonhub.metrics"
-local sample = require "moonhub.core.sample"
 local routes = require "moonhub.server.routes"
 local mw = require "moonhub.server.middleware"
 local names = require "moonhub.server.names"
@@ -78,28 +77,11 @@ end
 
 -- ===== generation through the scheduler =====
 
--- The text of a stream of token events: decoded with the tokenizer's
--- streaming decoder, stop strings held back and never emitted.
-local function text_stream(tok, stops)
-   local dec = tok:decoder()
-   local stopper = sample.stop(stops or {})
-   return {
-      push = function(id)
-         local out, stopped = stopper:push(dec:push(id))
-         return out, stopped
-      end,
-      finish = function()
-         local out = stopper:push(dec:flush())
-         return out .. stopper:flush()
-      end,
-   }
-end
-
 -- Runs one generation: calls on_text(text, logprob_info) for each visible
--- piece; returns finish_reason, usage, timings. Cancels on a stop string
--- or when should_stop() says the client has gone.
+-- piece; returns finish_reason, usage, timings. Text and stop strings come
+-- from the scheduler's loop; cancels when should_stop() says the client
+-- has gone.
 function App:generate(ids, p, stops, on_text, should_stop, http_req)
-   local tok = self.model.tokenizer
    if #ids >= self.ctx then
       oa.fail(400, string.format("the prompt has %d tokens but the context holds %d; shorten it", #ids, self.ctx),
          "messages", "exceed_context_size_error")
@@ -114,11 +96,10 @@ function App:generate(ids, p, stops, on_text, should_stop, http_req)
       top_p = p.top_p, min_p = p.min_p, repeat_penalty = p.repeat_penalty,
       presence_penalty = p.presence_penalty, frequency_penalty = p.frequency_penalty,
       seed = p.seed, logit_bias = p.logit_bias, logprobs = p.top_logprobs or (p.logprobs and 0 or nil),
-      eog = true, grammar = p.grammar,
+      eog = true, grammar = p.grammar, stop = stops,   -- text and stops: the scheduler's loop
    })
    if not req then oa.fail(400, tostring(err)) end
    if http_req then http_req:on_close(function() req:cancel() end) end   -- frees the slot at once
-   local ts = text_stream(tok, stops)
    local reason
    local t0, last = now(), nil
    while true do
@@ -130,21 +111,15 @@ function App:generate(ids, p, stops, on_text, should_stop, http_req)
          last = t
       end
       if ev.done then
-         local tail = ts.finish()
-         if tail ~= "" and not reason then on_text(tail, nil) end
+         if ev.text ~= "" and not reason then on_text(ev.text, nil) end
          return reason or ev.reason, ev.usage, ev.timings, ev.error
       end
       if should_stop and should_stop() then
          req:cancel()
          reason = "cancel"
       elseif not reason then
-         local text, stopped = ts.push(ev.token)
          local info = p.logprobs and { id = ev.token, logprob = ev.logprob, top = ev.top } or nil
-         if text ~= "" or info then on_text(text, info) end
-         if stopped then
-            req:cancel()
-            reason = "stop"
-         end
+         if ev.text ~= "" or info then on_text(ev.text, info) end
       end
    end
 end

@@ -361,7 +361,7 @@ static void test_constraint_hook(void)
     if (!t) TEST_SKIP(STORIES " not found");
     mh_grammar *g = mh_grammar_json_object(t, NULL);
     CHECK(g);
-    mh_sched_constraint c;
+    mh_sample_constraint c;
     mh_grammar_as_constraint(g, &c);
     int64_t V = mh_tokenizer_n_vocab(t);
     float *lg = calloc((size_t)V, sizeof *lg);

@@ -300,7 +300,7 @@ static void test_rejects(void)
     int32_t bad[2] = { 1, 512 };
     r = greedy_req(bad, 2, 4);
     CHECK(mh_sched_submit(s, &r, ch, &err) == -1 && strstr(err.msg, "outside the vocabulary"));
-    r = greedy_req(P2, 3, 0);
+    r = greedy_req(P2, 3, -1);
     CHECK(mh_sched_submit(s, &r, ch, &err) == -1 && strstr(err.msg, "max_tokens"));
     r = greedy_req(P2, 3, 4);
     r.sampler.temperature = -1;
@@ -335,7 +335,7 @@ static void test_constraint_and_logprobs(void)
     CHECK(s);
     ban b = { ref[0], 0, 0, 0 };
     mh_sched_request r = greedy_req(P1, 10, 4);
-    r.constraint = (mh_sched_constraint){ &b, ban_mask, ban_accept, ban_free };
+    r.constraint = (mh_sample_constraint){ &b, ban_mask, ban_accept, ban_free };
     r.n_top = 5;
     mh_chan *ch;
     result res;
@@ -352,7 +352,7 @@ static void test_constraint_and_logprobs(void)
     /* a mask that fails ends the request with an error */
     ban b2 = { 0, 0, 0, 0 };
     r = greedy_req(P1, 10, 4);
-    r.constraint = (mh_sched_constraint){ &b2, ban_mask, ban_accept, ban_free };
+    r.constraint = (mh_sample_constraint){ &b2, ban_mask, ban_accept, ban_free };
     r.constraint.accept = NULL;
     r.constraint.mask = NULL;
     r.logprobs = true;
@@ -362,7 +362,7 @@ static void test_constraint_and_logprobs(void)
     mh_chan_release(ch);
     ban b3 = { ref[0], 0, 0, 0 };
     r = greedy_req(P1, 10, 4);
-    r.constraint = (mh_sched_constraint){ &b3, NULL, ban_accept, ban_free };
+    r.constraint = (mh_sample_constraint){ &b3, NULL, ban_accept, ban_free };
     CHECK(submit(s, &r, &ch) > 0);
     CHECK(collect(ch, &res) == 0 && res.done.reason == MH_SCHED_ERROR && res.n == 0);
     CHECK(strstr(res.done.message, "constraint") && b3.frees == 1);
@@ -404,6 +404,223 @@ static void test_seeded_and_shutdown(void)
     CHECK(!strcmp(mh_sched_reason_name(MH_SCHED_CANCEL), "cancel"));
 }
 
+
+/* ===== the one loop: synchronous use, text, stops, hooks, settings ===== */
+
+static mh_tokenizer *g_tok;
+
+/* Events of ch with their text: steps a synchronous s (or runs the loop when
+ * s is NULL) until the final event. Text of all events joined into text. */
+typedef struct tresult {
+    int32_t ids[256];
+    int n;
+    char text[4096];
+    size_t n_text;
+    int n_events_text[256];       /* bytes each token event carried */
+    mh_sched_done_ev done;
+} tresult;
+
+static int collect_text(mh_sched *s, mh_chan *ch, tresult *res)
+{
+    memset(res, 0, sizeof *res);
+    for (;;) {
+        mh_chan_msg m;
+        while (!mh_chan_pop(ch, &m)) {
+            mh_err err = { 0 };
+            if (mh_chan_done(ch)) return -1;
+            if (s ? !mh_sched_step(s) : mh_loop_run(g_loop, 1, &err) != MH_OK) return -1;
+        }
+        size_t head = m.tag == MH_SCHED_EV_TOKEN ? sizeof(mh_sched_token_ev) : sizeof(mh_sched_done_ev);
+        if (m.len < head || res->n_text + (m.len - head) >= sizeof res->text) { free(m.data); return -1; }
+        memcpy(res->text + res->n_text, m.data + head, m.len - head);
+        res->n_text += m.len - head;
+        if (m.tag == MH_SCHED_EV_TOKEN) {
+            mh_sched_token_ev ev;
+            memcpy(&ev, m.data, sizeof ev);
+            if (res->n < 256) { res->ids[res->n] = ev.id; res->n_events_text[res->n] = ev.n_text; }
+            res->n++;
+            free(m.data);
+            continue;
+        }
+        memcpy(&res->done, m.data, sizeof res->done);
+        free(m.data);
+        return (size_t)res->done.n_text == m.len - head ? 0 : -1;
+    }
+}
+
+static mh_sched *new_sync(mh_kv_cache *c, const int32_t *hist, int64_t n_hist, bool with_tok)
+{
+    mh_sched_params p;
+    mh_sched_params_init(&p);
+    p.tok = with_tok ? g_tok : NULL;
+    mh_err err = { 0 };
+    mh_sched *s = mh_sched_new_sync(g_model, &p, c, hist, n_hist, &err);
+    if (!s) fprintf(stderr, "  new_sync: %s\n", err.msg);
+    return s;
+}
+
+/* A seeded request gives the same ids on the compute thread and on the
+ * caller's; the synchronous slot then reuses its cache's prefix. */
+static void test_sync_equals_threaded(void)
+{
+    NEED_MODEL();
+    mh_sched_request r;
+    mh_sched_request_init(&r);
+    r.tokens = P1;
+    r.n_tokens = 10;
+    r.max_tokens = 30;
+    r.sampler.temperature = 0.9f;
+    r.sampler.seed = 5;
+    mh_sched *s = new_sched(1, 128, 256, true);
+    mh_chan *ch;
+    tresult a, b;
+    CHECK(s && submit(s, &r, &ch) > 0 && collect_text(NULL, ch, &a) == 0);
+    mh_chan_release(ch);
+    mh_sched_free(s);
+    mh_err err = { 0 };
+    mh_kv_cache *c = mh_kv_cache_new(g_model, 128, &err);
+    s = new_sync(c, NULL, 0, false);
+    CHECK(s && submit(s, &r, &ch) > 0 && collect_text(s, ch, &b) == 0);
+    mh_chan_release(ch);
+    CHECK(a.n == 30 && b.n == 30);
+    for (int k = 0; k < 30; k++) CHECK_MSG(a.ids[k] == b.ids[k], "token %d: %d vs %d", k, a.ids[k], b.ids[k]);
+    const int32_t *held;
+    int64_t n_held = mh_sched_slot_tokens(s, 0, &held);
+    CHECK(n_held == 10 + 29);             /* the last sampled id was never fed */
+    CHECK(n_held == 39 && !memcmp(held, P1, sizeof P1) && held[10] == b.ids[0]);
+    int32_t hist[64];
+    memcpy(hist, held, sizeof(int32_t) * (size_t)n_held);
+    mh_sched_free(s);
+    /* a new scheduler over the same cache and history reuses the prefix */
+    s = new_sync(c, hist, n_held, false);
+    r.max_tokens = 4;
+    CHECK(s && submit(s, &r, &ch) > 0 && collect_text(s, ch, &b) == 0);
+    CHECK_MSG(b.done.cached_tokens == 9, "cached %lld", (long long)b.done.cached_tokens);
+    CHECK(b.n == 4 && b.ids[0] == a.ids[0]);
+    CHECK(mh_sched_step(s) == 0);         /* idle: nothing left to do */
+    mh_chan_release(ch);
+    mh_sched_free(s);
+    mh_kv_cache_free(c);
+}
+
+/* Events carry the decoded text; a stop string ends the request before it,
+ * whichever token completes it; the done event reports the settings. */
+static void test_text_stops_settings(void)
+{
+    NEED_MODEL();
+    if (!g_tok) TEST_SKIP("no tokenizer");
+    mh_sched *s = new_sched(1, 128, 256, false);
+    mh_sched_params p;
+    mh_sched_params_init(&p);
+    p.tok = g_tok;
+    mh_sched_free(s);
+    mh_err err = { 0 };
+    s = mh_sched_new(g_model, &p, &err);
+    CHECK(s);
+    mh_sched_request r = greedy_req(P1, 10, 40);
+    mh_chan *ch;
+    tresult a, b;
+    CHECK(submit(s, &r, &ch) > 0 && collect_text(NULL, ch, &a) == 0);
+    mh_chan_release(ch);
+    mh_tok_buf ref = { 0 };
+    CHECK(mh_tokenizer_decode(g_tok, (const int32_t *)a.ids, (size_t)a.n, MH_DECODE_SKIP_SPECIAL, &ref, &err) == MH_OK);
+    CHECK_MSG(ref.n == a.n_text && !memcmp(ref.p, a.text, ref.n), "text '%.*s' vs '%.*s'",
+              (int)a.n_text, a.text, (int)ref.n, ref.p);
+    /* stop at a word from the middle of that text */
+    CHECK(a.n_text > 30);
+    char stop[8];
+    memcpy(stop, a.text + 20, 5);
+    stop[5] = 0;
+    const char *stops[] = { "never there", stop };
+    r.stops = stops;
+    r.n_stops = 2;
+    r.sampler.top_k = 7;
+    CHECK(submit(s, &r, &ch) > 0 && collect_text(NULL, ch, &b) == 0);
+    mh_chan_release(ch);
+    const char *at = strstr(a.text, stop);
+    CHECK(b.done.reason == MH_SCHED_STOP && b.done.stop_index == 1);
+    CHECK_MSG(b.n_text == (size_t)(at - a.text) && !memcmp(b.text, a.text, b.n_text), "got '%.*s'",
+              (int)b.n_text, b.text);
+    CHECK(b.done.max_tokens == 40 && b.done.n_stops == 2 && b.done.sampler.top_k == 7);
+    CHECK(b.done.sampler.temperature == 0 && b.done.sampler.seed == 0 && !b.done.processed);
+    mh_tok_buf_free(&ref);
+    /* stops need a tokenizer */
+    mh_sched_free(s);
+    s = new_sched(1, 128, 256, false);
+    ch = mh_chan_new(g_loop, NULL);
+    CHECK(mh_sched_submit(s, &r, ch, &err) == -1 && strstr(err.msg, "tokenizer"));
+    mh_chan_release(ch);
+    mh_sched_free(s);
+}
+
+/* A logits hook forcing byte tokens: "é" split over two tokens is one piece
+ * of text, a lead byte cut off by the end is U+FFFD; a failing hook ends
+ * the request with its message. */
+typedef struct force { const int32_t *ids; int n, calls, frees, fail_at; int64_t seen[8]; } force;
+static int force_fn(void *ud, float *lg, int64_t nv, const int32_t *toks, int64_t n, mh_err *err)
+{
+    force *f = ud;
+    (void)toks;
+    if (f->calls < 8) f->seen[f->calls] = n;
+    if (++f->calls == f->fail_at) return mh_err_set(err, MH_EINVAL, "hook says no");
+    for (int64_t i = 0; i < nv; i++) lg[i] = -1e9f;
+    lg[f->ids[n < f->n ? n : f->n - 1]] = 0;
+    return MH_OK;
+}
+static void force_free(void *ud) { ((force *)ud)->frees++; }
+
+static void test_hook_and_utf8(void)
+{
+    NEED_MODEL();
+    if (!g_tok) TEST_SKIP("no tokenizer");
+    int32_t c3 = mh_tokenizer_id(g_tok, "<0xC3>", 6), a9 = mh_tokenizer_id(g_tok, "<0xA9>", 6);
+    CHECK(c3 >= 0 && a9 >= 0);
+    const int32_t seq[] = { c3, a9, c3 };
+    force f = { seq, 3, 0, 0, 0, { 0 } };
+    mh_err err = { 0 };
+    mh_kv_cache *c = mh_kv_cache_new(g_model, 64, &err);
+    mh_sched *s = new_sync(c, NULL, 0, true);
+    mh_sched_request r = greedy_req(P2, 3, 3);
+    r.hook = (mh_logits_hook){ &f, force_fn, force_free };
+    mh_chan *ch;
+    tresult a;
+    CHECK(s && submit(s, &r, &ch) > 0 && collect_text(s, ch, &a) == 0);
+    mh_chan_release(ch);
+    CHECK(a.n == 3 && a.ids[0] == c3 && a.ids[1] == a9 && a.ids[2] == c3);
+    CHECK(a.n_events_text[0] == 0 && a.n_events_text[1] == 2 && a.n_events_text[2] == 0);
+    CHECK_MSG(a.n_text == 5 && !memcmp(a.text, "\xC3\xA9\xEF\xBF\xBD", 5), "text '%.*s'", (int)a.n_text, a.text);
+    CHECK(f.calls == 3 && f.frees == 1 && f.seen[0] == 0 && f.seen[1] == 1 && f.seen[2] == 2);
+    CHECK(a.done.processed && a.done.reason == MH_SCHED_LENGTH);
+    force g = { seq, 3, 0, 0, 2, { 0 } };
+    r.hook = (mh_logits_hook){ &g, force_fn, force_free };
+    CHECK(submit(s, &r, &ch) > 0 && collect_text(s, ch, &a) == 0);
+    mh_chan_release(ch);
+    CHECK(a.done.reason == MH_SCHED_ERROR && strstr(a.done.message, "hook says no") && g.frees == 1);
+    CHECK(a.n == 1);
+    mh_sched_free(s);
+    mh_kv_cache_free(c);
+}
+
+/* mh_utf8_clean: valid text passes; every byte that is not part of a valid
+ * sequence becomes U+FFFD. */
+static void test_utf8_clean(void)
+{
+    static const struct { const char *in, *out; } cases[] = {
+        { "plain \xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80", "plain \xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80" },
+        { "\xE9", "\xEF\xBF\xBD" },                            /* a lone lead */
+        { "a\x80z", "a\xEF\xBF\xBDz" },                        /* a stray continuation */
+        { "\xE2\x82", "\xEF\xBF\xBD\xEF\xBF\xBD" },            /* cut short */
+        { "\xC0\xAF", "\xEF\xBF\xBD\xEF\xBF\xBD" },            /* overlong */
+        { "\xED\xA0\x80", "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD" },   /* a surrogate */
+        { "\xF4\x90\x80\x80", "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD" },   /* > U+10FFFF */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char out[64];
+        size_t n = mh_utf8_clean(cases[i].in, strlen(cases[i].in), out);
+        CHECK_MSG(n == strlen(cases[i].out) && !memcmp(out, cases[i].out, n), "case %zu", i);
+    }
+}
+
 int main(void)
 {
     char mp[4096];
@@ -422,6 +639,12 @@ int main(void)
     TEST_RUN(test_rejects);
     TEST_RUN(test_constraint_and_logprobs);
     TEST_RUN(test_seeded_and_shutdown);
+    if (g_model && mh_tokenizer_load(mp, &g_tok, &err)) fprintf(stderr, "tokenizer: %s\n", err.msg);
+    TEST_RUN(test_sync_equals_threaded);
+    TEST_RUN(test_text_stops_settings);
+    TEST_RUN(test_hook_and_utf8);
+    TEST_RUN(test_utf8_clean);
+    mh_tokenizer_free(g_tok);
     mh_model_free(g_model);
     mh_loop_release(g_loop);
     return TEST_REPORT();

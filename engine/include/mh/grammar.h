@@ -9,10 +9,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include "mh/err.h"
+#include "mh/sample.h"
 #include "mh/tokenizer.h"
 
 typedef struct mh_grammar mh_grammar;
-struct mh_sched_constraint;   /* mh/sched.h */
 
 /* Most whitespace bytes allowed in one gap between JSON tokens (and before /
  * after the top-level value), so a model cannot loop forever on spaces. */
@@ -55,10 +55,9 @@ bool mh_grammar_allows(mh_grammar *g, int32_t id);
 /* The message of the last failed mask/accept (for hook users), "" if none. */
 const char *mh_grammar_last_error(const mh_grammar *g);
 
-/* Fills out (a struct mh_sched_constraint) so the scheduler drives g: its
- * mask/accept return 0 or nonzero (message in mh_grammar_last_error), and
- * its free frees g: the scheduler takes ownership once the request is
- * submitted. */
-void mh_grammar_as_constraint(mh_grammar *g, struct mh_sched_constraint *out);
+/* Fills out so a decoding loop drives g: its mask/accept return 0 or nonzero
+ * (message in mh_grammar_last_error), and its free frees g: the loop (the
+ * scheduler) takes ownership once the request is submitted. */
+void mh_grammar_as_constraint(mh_grammar *g, mh_sample_constraint *out);
 
 #endif

@@ -1,5 +1,6 @@
-/* sample.h: token samplers over a logits vector, logprobs, and a stop-string
- * matcher for streaming. Layer: engine/sample (pure C11, libm only).
+/* sample.h: token samplers over a logits vector, logprobs, a stop-string
+ * matcher for streaming, and the hooks a decoding loop runs (constraints,
+ * logits processors). Layer: engine/sample (pure C11, libm only).
  * A sampler is per sequence and not thread-safe; different samplers may run
  * on different threads. The chain and its conventions are in docs/sampling.md. */
 #ifndef MH_SAMPLE_H
@@ -66,6 +67,11 @@ int32_t mh_sampler_sample(mh_sampler *s, float *logits, mh_err *err);
  * llama.cpp's behaviour). MH_EINVAL when id is outside the vocabulary. */
 int mh_sampler_accept(mh_sampler *s, int32_t id, mh_err *err);
 
+/* The settings s runs with (what mh_sampler_new checked), the seed being the
+ * one in use (the drawn one under MH_SAMPLER_SEED_RANDOM); out->bias points
+ * at s's own copy (borrowed, valid while s lives). */
+void mh_sampler_settings(const mh_sampler *s, mh_sampler_params *out);
+
 /* Clears the history and restarts the random stream from the seed. */
 void mh_sampler_reset(mh_sampler *s);
 
@@ -95,6 +101,44 @@ int64_t mh_sample_top_n(const float *logits, int64_t n, int64_t k, int32_t *ids)
 int mh_logprobs_top(const float *logits, int64_t n_vocab, int n_top, int32_t chosen,
                     float *chosen_logprob, int32_t *top_ids, float *top_logprobs,
                     mh_err *err);
+
+/* ===== hooks of a decoding loop =====
+ * A decoding loop (engine/sched) runs, per token: the logits processor, the
+ * constraint's mask, the sampler, the constraint's accept. Both hooks run on
+ * the thread that runs the loop: a scheduler's compute thread, or the
+ * caller's thread for a synchronous one (the only place a hook handed down by
+ * the Lua binding may be used). */
+
+/* Constrained decoding (e.g. a JSON-schema grammar, mh/grammar.h). mask may
+ * set logits (n_vocab) to -INFINITY; accept is told the chosen id. Nonzero
+ * from either ends the generation with an error. free(ud) is called once
+ * when the generation ends. All NULL: none. */
+typedef struct mh_sample_constraint {
+    void *ud;
+    int (*mask)(void *ud, float *logits, int64_t n_vocab);
+    int (*accept)(void *ud, int32_t id);
+    void (*free)(void *ud);
+} mh_sample_constraint;
+
+/* A logits processor: may change logits (n_vocab) in place before sampling;
+ * tokens (n_tokens) are the ids generated so far (borrowed for the call).
+ * Nonzero ends the generation with an error: fn fills err (which may be
+ * NULL) with its message. free(ud) is called once when the generation ends.
+ * fn NULL: none. */
+typedef struct mh_logits_hook {
+    void *ud;
+    int (*fn)(void *ud, float *logits, int64_t n_vocab, const int32_t *tokens,
+              int64_t n_tokens, mh_err *err);
+    void (*free)(void *ud);
+} mh_logits_hook;
+
+/* ===== UTF-8 ===== */
+
+/* Copies in (n bytes) to out with every byte that is not part of a valid
+ * UTF-8 sequence (stray continuation, overlong, surrogate, > U+10FFFF, or a
+ * sequence cut short, at the end too) replaced by U+FFFD. out needs 3 * n
+ * bytes. Returns the bytes written. For text that must be valid (JSON). */
+size_t mh_utf8_clean(const char *in, size_t n, char *out);
 
 /* ===== stop strings =====
  * Fed the decoded text of each token, the matcher says which bytes are safe

@@ -1,8 +1,10 @@
 /* sched.h: the request scheduler: one compute thread owns a model and the KV
  * caches of n_parallel slots and runs every active sequence in one batched
  * forward per step (continuous batching), prefilling prompts in chunks.
+ * It is the one generation loop: the server runs it on its compute thread,
+ * model:generate runs a synchronous one-slot scheduler on the caller's thread.
  * Layer: engine/sched (pure C11 + pthreads; mh/model.h, mh/sample.h,
- * mh/chan.h channels for the results). See docs/sched.md. */
+ * mh/tokenizer.h, mh/chan.h channels for the results). See docs/sched.md. */
 #ifndef MH_SCHED_H
 #define MH_SCHED_H
 
@@ -12,10 +14,13 @@
 #include "mh/dtype.h"
 #include "mh/model.h"
 #include "mh/sample.h"
+#include "mh/tokenizer.h"
 #include "mh/chan.h"
 
 #define MH_SCHED_MAX_TOP 20       /* most top logprobs per token */
 #define MH_SCHED_MAX_PARALLEL 256
+#define MH_SCHED_MAX_STOPS 64     /* most stop strings per request */
+#define MH_SCHED_MAX_TOKENS 256   /* max_tokens unless asked (clipped to the context) */
 
 typedef struct mh_sched mh_sched;
 
@@ -28,39 +33,47 @@ typedef struct mh_sched_params {
     size_t mem_limit;             /* bytes the KV caches may take; 0: no limit */
     size_t cache_bytes;           /* prefix store: finished sequences' KV kept for
                                    * reuse (LRU) up to this many bytes; 0: none */
+    const mh_tokenizer *tok;      /* borrowed, outlives the scheduler; when set,
+                                   * events carry text and requests may have
+                                   * stop strings; NULL: ids only */
 } mh_sched_params;
 
 /* n_parallel 1, n_ctx 2048, f16, chunk 256, prefix cache on, no limit, no
  * prefix store (the server asks for one: --cache-mb). */
 void mh_sched_params_init(mh_sched_params *p);
 
-/* Constrained decoding hook (e.g. a JSON-schema grammar). mask runs on the
- * compute thread before sampling and may set logits (n_vocab) to -INFINITY;
- * accept is told the chosen id. Nonzero from either ends the request with
- * an "error" event. free(ud) is called once when the request ends. */
-typedef struct mh_sched_constraint {
-    void *ud;
-    int (*mask)(void *ud, float *logits, int64_t n_vocab);
-    int (*accept)(void *ud, int32_t id);
-    void (*free)(void *ud);
-} mh_sched_constraint;
-
 typedef struct mh_sched_request {
     const int32_t *tokens;        /* (n_tokens) prompt; borrowed, copied */
     int64_t n_tokens;             /* >= 1 */
     mh_sampler_params sampler;    /* its bias list is the logit bias */
-    int64_t max_tokens;           /* >= 1; n_tokens + max_tokens <= n_ctx */
+    int64_t max_tokens;           /* >= 0; n_tokens + max_tokens <= n_ctx */
     const int32_t *eog;           /* (n_eog) ids that end generation; copied */
     int n_eog;
     int n_top;                    /* top logprobs per token, 0..MH_SCHED_MAX_TOP */
     bool logprobs;                /* report the chosen token's logprob */
-    mh_sched_constraint constraint;   /* all NULL: none */
+    const char *const *stops;     /* (n_stops) stop strings, copied; need
+                                   * params.tok: the text before the first one
+                                   * is emitted, then the request stops */
+    int n_stops;
+    mh_sample_constraint constraint;  /* all NULL: none */
+    mh_logits_hook hook;          /* fn NULL: none; runs on the thread that
+                                   * runs the steps (see mh_sched_new_sync) */
 } mh_sched_request;
 
+/* The defaults every path shares (Lua, CLI, HTTP adapters fill in only what
+ * their caller set): temperature 0.8, top_k 40, top_p 0.95, min_p 0.05,
+ * repeat_penalty 1 over the last 64, no presence/frequency penalty, a seed
+ * from the clock, max_tokens MH_SCHED_MAX_TOKENS, no logprobs, no stops. */
+void mh_sched_request_init(mh_sched_request *r);
+
 /* ===== events, pushed to the request's channel =====
- * tag MH_SCHED_EV_TOKEN: data is an mh_sched_token_ev (whole struct);
- * tag MH_SCHED_EV_DONE: an mh_sched_done_ev, the last event; the channel
- * is closed after it. */
+ * tag MH_SCHED_EV_TOKEN: data is an mh_sched_token_ev (whole struct) and
+ * then its n_text bytes of text; tag MH_SCHED_EV_DONE: an mh_sched_done_ev
+ * and its n_text bytes (text held back until the end), the last event; the
+ * channel is closed after it. Text is always valid UTF-8: a multi-byte
+ * character split across tokens waits for its last byte, and bytes that can
+ * never form one (or are cut off by the end) become U+FFFD. A stop string
+ * never appears in it. */
 enum { MH_SCHED_EV_TOKEN = 1, MH_SCHED_EV_DONE = 2 };
 enum { MH_SCHED_STOP = 0, MH_SCHED_LENGTH, MH_SCHED_CANCEL, MH_SCHED_ERROR };
 
@@ -70,6 +83,7 @@ typedef struct mh_sched_token_ev {
     int32_t n_top;
     int32_t top_ids[MH_SCHED_MAX_TOP];
     float top_logprobs[MH_SCHED_MAX_TOP];
+    int32_t n_text;               /* bytes of text after the struct */
 } mh_sched_token_ev;
 
 typedef struct mh_sched_done_ev {
@@ -80,6 +94,14 @@ typedef struct mh_sched_done_ev {
     double ttft_ms;               /* submit -> first token (or end) */
     double decode_tps;            /* tokens after the first / their time */
     char message[240];            /* the error for MH_SCHED_ERROR */
+    /* the settings the request ran with (sampler.bias is not valid here;
+     * sampler.n_bias counts the biases; sampler.seed is the one used) */
+    mh_sampler_params sampler;
+    int64_t max_tokens;
+    int32_t n_stops, n_top, n_eog;
+    bool logprobs, constrained, processed;   /* constraint / logits hook set */
+    int32_t stop_index;           /* the stop string that ended it, or -1 */
+    int32_t n_text;               /* bytes of text after the struct */
 } mh_sched_done_ev;
 
 /* "stop", "length", "cancel", "error" */
@@ -121,12 +143,34 @@ typedef struct mh_sched_stats {
 /* A consistent snapshot. Any thread. */
 void mh_sched_stats_get(mh_sched *s, mh_sched_stats *st);
 
-/* Stops the thread (every live request gets a "cancel" event), joins it and
- * frees the caches. NULL is a no-op. */
 /* Sentence embedding (mh_model_embed) of tokens on the caller's thread,
  * between two steps of the compute thread (which owns the model). */
 int mh_sched_embed(mh_sched *s, const int32_t *tokens, int64_t n, float *out, mh_err *err);
 
+/* Stops the thread (every live request gets a "cancel" event), joins it and
+ * frees the caches. NULL is a no-op. */
 void mh_sched_free(mh_sched *s);
+
+/* ===== synchronous use =====
+ * The same loop without a compute thread: one slot over the caller's cache,
+ * stepped by the caller (model:generate, model:stream). Hooks run on the
+ * caller's thread inside mh_sched_step, so a callback into the caller's
+ * language is safe there. */
+
+/* A one-slot scheduler over cache (borrowed; it must outlive the scheduler)
+ * whose first n_hist positions hold the ids hist (copied; the part of it the
+ * cache really holds is reused as a cached prefix). p's n_parallel, n_ctx
+ * (the cache's), kv_type and cache_bytes are ignored. NULL with err. */
+mh_sched *mh_sched_new_sync(mh_model *m, const mh_sched_params *p, mh_kv_cache *cache,
+                            const int32_t *hist, int64_t n_hist, mh_err *err);
+
+/* Runs one step on the calling thread (admission, one batched forward,
+ * sampling; events land on the requests' channels). Returns 1 when it did
+ * some work, 0 when there was none (or s is not synchronous). */
+int mh_sched_step(mh_sched *s);
+
+/* The ids slot holds in its cache (borrowed until the next step): after a
+ * synchronous generation, what to pass as hist next time. */
+int64_t mh_sched_slot_tokens(const mh_sched *s, int slot, const int32_t **ids);
 
 #endif

@@ -188,15 +188,24 @@ describe("chat session #integration", function()
       if not m then return end
       local s, out = session(m, { temp = 0, max_tokens = 40, ignore_eos = true })
       -- Ctrl-C raises "interrupted!" from the host's hook at the next Lua
-      -- call; here it strikes as the 8th forward is about to run
-      local real, calls = m._h, 0
-      m._h = setmetatable({ forward = function(_, cache, ids, all)
-         calls = calls + 1
-         if calls == 8 then error("stdin:1: interrupted!") end
-         return real.forward(real, cache, ids, all)
-      end }, { __index = function(_, k) return function(_, ...) return real[k](real, ...) end end })
+      -- call; here it strikes as the 8th step of the generation loop is
+      -- about to run (the loop is moonhub.core.sched's, stepped by next())
+      local core = require "moonhub.core.sched"
+      local real, calls = core.new_sync, 0
+      core.new_sync = function(...)
+         local run = real(...)
+         return setmetatable({}, { __index = function(_, k)
+            return function(_, ...)
+               if k == "next" then
+                  calls = calls + 1
+                  if calls == 8 then error("stdin:1: interrupted!") end
+               end
+               return run[k](run, ...)
+            end
+         end })
+      end
       local ok, a1, st1 = pcall(s.send, s, "Once upon a time")
-      m._h = real
+      core.new_sync = real
       assert(ok, a1)
       assert.is_true(st1.interrupted)
       assert.is_true(a1 ~= "" and st1.generated < 40)
