@@ -98,6 +98,7 @@ lint:
 	luacheck -q lua recipes examples bench tests
 	@if grep -rnE 'require[ (]*["'"'"']moonhub\.core' recipes; then \
 	    echo "lint: recipes must not require moonhub.core.* (use the public moonhub API)"; exit 1; fi
+	@sh tools/lint_recipes.sh
 	@echo "lint: ok"
 
 bench: all $(BENCH_BIN)

@@ -70,7 +70,7 @@ local facts = {
    tensor_types = type_list, weights_bytes = info.weight_bytes,
    tokenizer = tok.kind .. (tok.pre and tok.pre ~= "" and (" / " .. tok.pre) or ""),
    bos = tok.bos, eos = tok.eos, chat_template = template_name,
-   memory = { ctx = a.ctx, kv_bytes = model._h:kv_bytes(a.ctx, model.kv_type),
+   memory = { ctx = a.ctx, kv_bytes = model:kv_bytes(a.ctx),
       total_bytes = model:memory_needed(a.ctx) },
 }
 

@@ -1,8 +1,9 @@
 -- moonhub.history: stored conversations — the server's (with --history or
 -- "store": true) and `moonhub chat` sessions — with their model, sampling
--- options, usage and timings; full-text search (SQLite FTS5), export as
--- JSONL or Markdown. Layer: lua/moonhub (uses moonhub.registry's
--- conversations/messages tables and its messages_fts index; dkjson).
+-- options, usage and timings; full-text search, export as JSONL or
+-- Markdown. Layer: lua/moonhub (uses moonhub.registry's conversations and
+-- messages tables; search through the registry's dialect, FTS5 for SQLite;
+-- dkjson).
 local registry = require "moonhub.registry"
 local json = require "dkjson"
 
@@ -178,13 +179,8 @@ function Hist:get(id)
    return c, msgs
 end
 
--- An FTS5 query from user text: each word quoted (so punctuation and
--- operators are literal), all words required.
-function M.fts_query(text)
-   local words = {}
-   for w in text:gmatch("%S+") do words[#words + 1] = '"' .. w:gsub('"', '""') .. '"' end
-   return table.concat(words, " ")
-end
+-- An FTS5-style query from user text (see the dialect's fts_query)
+function M.fts_query(text) return registry.dialect("sqlite").fts_query(text) end
 
 -- search(text, {limit = 20}) -> best matches first: {conversation_id,
 -- seq, role, snippet (hits in [brackets]), title, model, updated_at}
@@ -193,11 +189,7 @@ function Hist:search(text, opts)
       error("history:search: text must be a non-empty string", 2)
    end
    local limit = opts and opts.limit or 20
-   return self.db:query([[SELECT m.conversation_id, m.seq, m.role,
-      snippet(messages_fts, 0, '[', ']', '...', 12) AS snippet, c.title, c.model, c.updated_at
-      FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid
-      JOIN conversations c ON c.id = m.conversation_id
-      WHERE messages_fts MATCH ? ORDER BY rank LIMIT ?]], M.fts_query(text), limit)
+   return self.reg.dialect.search_messages(self.db, text, limit)
 end
 
 -- remove(id) -> true | nil, msg (its messages go with it)

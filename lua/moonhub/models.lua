@@ -351,8 +351,7 @@ function M.remove(ref)
       if not gone then return nil, msg end
       local out = { versions = gone.versions, alias = gone.alias, deleted = {}, kept = {} }
       for _, v in ipairs(gone.versions) do
-         local still = reg.db:first("SELECT 1 FROM versions WHERE path = ?", v.path)
-         if owned(v.path) and not still then
+         if owned(v.path) and not reg:path_in_use(v.path) then
             remove_tree(v.path)
             prune(v.path:match("^(.*)/[^/]*$"))
             out.deleted[#out.deleted + 1] = v.path
@@ -508,12 +507,7 @@ function M.describe(row)
       for _, v in ipairs(reg:versions(row.model) or {}) do
          if v.id == row.id then rec.tags = v.tags end
       end
-      if row.parent_id then
-         local p = reg.db:first([[SELECT m.name, (SELECT t.name FROM tags t WHERE t.version_id = v.id
-            ORDER BY t.name = 'latest', t.name LIMIT 1) AS tag FROM versions v JOIN models m
-            ON m.id = v.model_id WHERE v.id = ?]], row.parent_id)
-         if p then rec.parent = p.tag and (p.name .. ":" .. p.tag) or (p.name .. "@" .. row.parent_id) end
-      end
+      if row.parent_id then rec.parent = reg:version_label(row.parent_id) end
    end)
    local rows = {
       { "registry", rec.name .. ":" .. rec.tag .. "  (version " .. rec.version_id .. ")" },
