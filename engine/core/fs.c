@@ -84,10 +84,26 @@ int mh_fs_write_atomic(const char *path, const void *data, size_t n, mh_err *err
     return mh_fs_commit_temp(fd, tmp, path, err);
 }
 
+/* A zombie (killed, not yet reaped by its parent) still answers kill(0) but
+ * writes nothing more: read its state from /proc where there is one. */
+static int is_zombie(long pid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    const char *close_paren = strrchr(buf, ')');   /* the name may hold spaces and ')' */
+    return close_paren && close_paren[1] == ' ' && close_paren[2] == 'Z';
+}
+
 int mh_fs_pid_alive(long pid)
 {
     if (pid <= 0) return 0;
-    return kill((pid_t)pid, 0) == 0 || errno == EPERM;   /* EPERM: alive, not ours */
+    if (kill((pid_t)pid, 0) != 0 && errno != EPERM) return 0;   /* EPERM: alive, not ours */
+    return !is_zombie(pid);
 }
 
 long mh_fs_temp_pid(const char *name)

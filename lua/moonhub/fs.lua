@@ -93,4 +93,23 @@ function M.clean_temps(dir, base)
    return removed
 end
 
+-- clean_temps_tree(dir [, depth = 4]) -> paths removed (relative to dir):
+-- clean_temps in dir and its folders, depth levels down; symlinked folders
+-- are not followed (they point outside what we own).
+function M.clean_temps_tree(dir, depth)
+   check_path("clean_temps_tree", dir)
+   depth = depth or 4
+   local removed = M.clean_temps(dir)
+   if depth <= 0 then return removed end
+   for _, name in ipairs(core.list(dir) or {}) do
+      local st = core.stat(dir .. "/" .. name)
+      if st and st.type == "dir" and not st.link then
+         for _, r in ipairs(M.clean_temps_tree(dir .. "/" .. name, depth - 1)) do
+            removed[#removed + 1] = name .. "/" .. r
+         end
+      end
+   end
+   return removed
+end
+
 return M

@@ -2,9 +2,10 @@
 -- handle over it. Its methods come from three modules over the one db
 -- handle: moonhub.registry.models (models, versions, tags, aliases),
 -- .runs (datasets, runs) and .conversations (conversations, messages).
--- Layer: lua/moonhub (uses moonhub.db; SQLite-specific SQL — schema,
+-- Layer: lua/moonhub (uses moonhub.db, moonhub.fs; SQLite-specific SQL — schema,
 -- PRAGMAs, FTS5, triggers — lives in the dialect, moonhub.db.sqlite).
 local db = require "moonhub.db"
+local fs = require "moonhub.fs"
 
 local M = {}
 
@@ -54,6 +55,9 @@ function M.open(home, opts)
       conn:close()
       return nil, why
    end
+   -- model files a killed writer left half-written (never registered: the
+   -- row is added after the rename); a live writer's stay
+   fs.clean_temps_tree(home .. "/models")
    return setmetatable({ db = conn, dialect = dialect, path = path, home = home }, Reg)
 end
 

@@ -20,7 +20,8 @@ int mh_fs_commit_temp(int fd, const char *tmp, const char *path, mh_err *err);
  * old file or the new one, never a part (temp file + fsync + rename). */
 int mh_fs_write_atomic(const char *path, const void *data, size_t n, mh_err *err);
 
-/* 1 when pid names a live process (ours or another user's), else 0. */
+/* 1 when pid names a live process (ours or another user's), else 0; a
+ * zombie (dead, not yet reaped) counts as dead. */
 int mh_fs_pid_alive(long pid);
 
 /* The pid in a temp name "<anything>.tmp.<pid>.<n>", or 0 if name is not one. */
