@@ -226,13 +226,14 @@ function D.schema_version(conn) return pragma(conn, "user_version") end
 
 -- integrity_check(conn) -> "ok" | the problems found, one per line: the
 -- b-trees (PRAGMA integrity_check) and the full-text index against the
--- messages it indexes (FTS5's own check raises on a mismatch)
+-- messages it indexes (FTS5 check with rank 1 compares the external
+-- content table too; it raises on a mismatch)
 function D.integrity_check(conn)
    local lines = {}
    for _, r in ipairs(conn:query("PRAGMA integrity_check")) do lines[#lines + 1] = r.integrity_check end
    local text = table.concat(lines, "\n")
    if text ~= "ok" then return text end
-   local ok, err = pcall(conn.exec, conn, "INSERT INTO messages_fts (messages_fts) VALUES ('integrity-check')")
+   local ok, err = pcall(conn.exec, conn, "INSERT INTO messages_fts (messages_fts, rank) VALUES ('integrity-check', 1)")
    return ok and "ok" or ("messages_fts: " .. tostring(err))
 end
 
