@@ -145,6 +145,10 @@ end
 function Trainer:export(path, opts)
    if type(path) ~= "string" then fail("export", "path must be a string") end
    local ty = opts and opts.type or "f32"
+   local base = type(self._model) == "table" and self._model.path or nil
+   if type(base) == "string" and fs.same_file(base, path) then   -- the rename would replace the base
+      return nil, "train.export: " .. path .. " is the base model itself; choose another output file"
+   end
    return self._t:export(path, string.lower(ty))
 end
 

@@ -138,6 +138,24 @@ describe("moonhub.quantize #integration", function()
       assert.not_matches("tmp", names)
    end)
 
+   it("a trainer's export refuses to write over its base model", function()
+      local base = dir .. "/tiny.gguf"
+      assert(mh.create.model({ preset = "tiny", seed = 1, out = base }))
+      local before = host.read(base)
+      assert(os.execute("ln -s tiny.gguf " .. host.q(dir .. "/alias.gguf")))
+      local m = assert(mh.load(dir .. "/alias.gguf"))
+      local tr = mh.train.trainer(m, { seed = 1 })
+      for _, out in ipairs({ base, dir .. "/alias.gguf" }) do
+         local ok, err = tr:export(out, { type = "Q8_0" })
+         assert.is_nil(ok)
+         assert.matches("is the base model itself; choose another output file", err)
+      end
+      assert.are.equal(before, host.read(base))
+      assert.is_true(tr:export(dir .. "/out.gguf", { type = "Q8_0" }))
+      tr:close()
+      m:close()
+   end)
+
    it("the quantize verb prints a summary and exits with clear codes", function()
       local src = data.need("models/stories260K.gguf", pending)
       if not src then return end
