@@ -2,8 +2,7 @@
 # lint_recipes.sh: fails when a recipe touches a private field — one whose
 # name starts with "_" (x._h, x:_step(), x["_h"]). Recipes use the public
 # moonhub API only (DESIGN.md section 1). Layer: tools (POSIX sh + grep).
-# Usage: tools/lint_recipes.sh [DIR...]   (default: recipes)
-# Comments are ignored; Lua's own _G, _ENV and _VERSION are globals, not fields.
+# Usage: tools/lint_recipes.sh [DIR...] (default recipes); comments, _G, _ENV ignored.
 status=0
 for dir in "${@:-recipes}"; do
     hits=$(find "$dir" -name '*.lua' -exec grep -nH '' {} + 2>/dev/null \

@@ -1,10 +1,7 @@
--- moonhub.cli: verb discovery, dispatch and help for `moonhub VERB [args]`,
--- and the argument boilerplate every recipe shares (parser, parse, fail,
--- list and count converters). Layer: lua/moonhub (uses moonhub.core.host
--- for paths and directory lists, moonhub.fs, lua-argparse).
--- A verb is a top-level recipes/VERB.lua whose first line is
--- `-- <one-line description>`; $MOONHUB_HOME/recipes/VERB.lua wins over the
--- bundled one. See docs/cli.md.
+-- moonhub.cli: verb discovery, dispatch and help for `moonhub VERB [args]`
+-- (a verb is recipes/VERB.lua, $MOONHUB_HOME/recipes first), and the argument
+-- boilerplate recipes share (parser, parse, fail, converters). Layer:
+-- lua/moonhub (uses moonhub.core.host, moonhub.fs, lua-argparse). See docs/cli.md.
 local host = require "moonhub.core.host"
 local fs = require "moonhub.fs"
 

@@ -1,9 +1,8 @@
 -- moonhub.history: stored conversations — the server's (with --history or
 -- "store": true) and `moonhub chat` sessions — with their model, sampling
 -- options, usage and timings; full-text search, export as JSONL or
--- Markdown. Layer: lua/moonhub (uses moonhub.registry's conversations and
--- messages tables; search through the registry's dialect, FTS5 for SQLite;
--- dkjson).
+-- Markdown. Layer: lua/moonhub (moonhub.registry's conversations tables,
+-- search through its dialect; dkjson).
 local registry = require "moonhub.registry"
 local json = require "dkjson"
 

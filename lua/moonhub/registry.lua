@@ -1,8 +1,7 @@
--- moonhub.registry: the hub's database in $MOONHUB_HOME/moonhub.db and the
--- handle over it. Its methods come from three modules over the one db
--- handle: moonhub.registry.models (models, versions, tags, aliases),
--- .runs (datasets, runs) and .conversations (conversations, messages).
--- Layer: lua/moonhub (uses moonhub.db, moonhub.fs; SQLite-specific SQL — schema,
+-- moonhub.registry: the handle over $MOONHUB_HOME/moonhub.db; its methods
+-- come from moonhub.registry.models (models, versions, tags, aliases), .runs
+-- (datasets, runs) and .conversations, all over one db handle. Layer:
+-- lua/moonhub (uses moonhub.db, moonhub.fs; SQLite's own SQL — schema,
 -- PRAGMAs, FTS5, triggers — lives in the dialect, moonhub.db.sqlite).
 local db = require "moonhub.db"
 local fs = require "moonhub.fs"

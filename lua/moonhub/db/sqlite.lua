@@ -1,9 +1,8 @@
--- moonhub.db.sqlite: the SQLite dialect of the hub's database — the schema
--- (migrations with triggers and the FTS5 index), the file checks and PRAGMAs
--- of opening, full-text search, integrity check. Layer: lua/moonhub (over a
--- moonhub.db handle). Everything SQLite-specific the registry, runs and
--- history modules need lives here; another database adds a sibling module
--- with the same fields (see docs/registry.md, "Dialects").
+-- moonhub.db.sqlite: the SQLite dialect of the hub's database — schema
+-- (migrations, triggers, the FTS5 index), file checks and PRAGMAs of opening,
+-- full-text search, integrity check. Layer: lua/moonhub (over a moonhub.db
+-- handle). Another database adds a sibling module with the same fields
+-- (docs/db.md, "Modules and the dialect seam").
 local db = require "moonhub.db"
 
 local D = {}
