@@ -99,6 +99,7 @@ lint:
 	@if grep -rnE 'require[ (]*["'"'"']moonhub\.core' recipes; then \
 	    echo "lint: recipes must not require moonhub.core.* (use the public moonhub API)"; exit 1; fi
 	@sh tools/lint_layers.sh
+	@sh tools/lint_recipes.sh
 	@echo "lint: ok"
 
 bench: all $(BENCH_BIN)

@@ -7,6 +7,7 @@
 -- `train` times training against PyTorch (moonhub.bench_train);
 -- anything else is a model (llama-bench-like rows).
 local mh = require "moonhub"
+local cli = require "moonhub.cli"
 
 local usage = [==[usage: moonhub bench MODEL [-p 128,512] [-n 128] [-r 3] [-t THREADS]
        moonhub bench tokenize VOCAB FILE [--rounds N]
@@ -15,29 +16,22 @@ local usage = [==[usage: moonhub bench MODEL [-p 128,512] [-n 128] [-r 3] [-t TH
   VOCAB: a .gguf, a tokenizer.json or a folder holding one; FILE: text to encode.
   Prints MB/s and tokens/s for encode and decode, best of N rounds (default 5).]==]
 
--- Usage errors travel as a table so main can tell them from bugs.
-local function fail(msg) error({ usage = msg }, 0) end
+local function tokenize_parser()
+   local p = cli.parser("bench tokenize", "Time a tokenizer's encode and decode of a text file.")
+   p:argument("vocab", "a .gguf, a tokenizer.json or a folder holding one")
+   p:argument("file", "the text to encode")
+   p:option("--rounds", "best of this many rounds"):default("5"):convert(cli.count(1))
+   return p
+end
 
-local function parse_tokenize(args)
-   local o = { rounds = 5 }
-   local i = 1
-   while i <= #args do
-      local a = args[i]
-      if a == "--rounds" then
-         i = i + 1
-         o.rounds = math.tointeger(tonumber(args[i] or ""))
-         if not o.rounds or o.rounds < 1 then fail("--rounds needs a positive integer") end
-      elseif a == "-h" or a == "--help" then o.help = true
-      elseif a:sub(1, 2) == "--" then fail("unknown option " .. a)
-      elseif not o.vocab then o.vocab = a
-      elseif not o.file then o.file = a
-      else fail("unexpected argument " .. a) end
-      i = i + 1
-   end
-   if o.help then return o end
-   if not o.vocab then fail("missing VOCAB") end
-   if not o.file then fail("missing FILE") end
-   return o
+local function model_parser()
+   local p = cli.parser("bench", "Time a model's prompt processing and generation (llama-bench-like rows).")
+   p:argument("model", "a GGUF, a Hugging Face folder or a registry name")
+   p:option("-p", "prompt lengths to time (0 turns it off)"):convert(cli.int_list)
+   p:option("-n", "generation lengths to time (0 turns it off)"):convert(cli.int_list)
+   p:option("-r", "repetitions"):default("3"):convert(cli.count(1))
+   p:option("-t", "compute threads"):convert(cli.count(1))
+   return p
 end
 
 -- Best (shortest) time of fn over rounds runs; returns seconds and fn's last result.
@@ -59,19 +53,13 @@ local function report(what, bytes, ntok, secs)
 end
 
 local function bench_tokenize(args)
-   local o = parse_tokenize(args)
-   if o.help then print(usage) return 0 end
-   local f, ferr = io.open(o.file, "rb")
-   if not f then
-      io.stderr:write("bench: cannot read ", ferr, "\n")
-      return 1
-   end
-   local text = f:read("a")
-   f:close()
+   local o, code = cli.parse(tokenize_parser(), args)
+   if not o then return code end
+   local text, ferr = require("moonhub.fs").read(o.file)
+   if not text then return cli.fail("bench", "cannot read " .. ferr) end
    local tok, err = mh.tokenizer.load(o.vocab)
    if not tok then
-      io.stderr:write("bench: ", err, "\n")
-      return 1
+      return cli.fail("bench", err)
    end
    local opts = { bos = false, eos = false }
    local enc_s, ids = best_of(o.rounds, function() return tok:encode(text, opts) end)
@@ -85,34 +73,14 @@ local function bench_tokenize(args)
    return 0
 end
 
-local function int_list(s, flag)
-   local out = {}
-   for f in (s or ""):gmatch("[^,]+") do
-      local n = math.tointeger(tonumber(f))
-      if not n or n < 0 then fail(flag .. " needs a list of counts such as 128,512") end
-      if n > 0 then out[#out + 1] = n end
-   end
-   return out
-end
-
 local function bench_model(args)
-   local o = { model = args[1], reps = 3 }
-   local i = 2
-   while i <= #args do
-      local a, v = args[i], args[i + 1]
-      if a == "-p" then o.pp = int_list(v, "-p")
-      elseif a == "-n" then o.tg = int_list(v, "-n")
-      elseif a == "-r" then o.reps = math.tointeger(tonumber(v or "")) or fail("-r needs a count")
-      elseif a == "-t" then o.threads = math.tointeger(tonumber(v or "")) or fail("-t needs a count")
-      else fail("unknown option " .. a) end
-      i = i + 2
-   end
-   if o.reps < 1 then fail("-r needs a positive count") end
+   local a, code = cli.parse(model_parser(), args)
+   if not a then return code end
+   local o = { model = a.model, pp = a.p, tg = a.n, reps = a.r, threads = a.t }
    local bm = require "moonhub.bench_model"
    local rows, info = bm.run(o)
    if not rows then
-      io.stderr:write("bench: ", tostring(info), "\n")
-      return 1
+      return cli.fail("bench", info)
    end
    bm.print(rows, info)
    return 0
@@ -131,10 +99,4 @@ local function main(...)
    return bench_model(args)
 end
 
-local ok, code = pcall(main, ...)
-if ok then return code end
-if type(code) == "table" and code.usage then
-   io.stderr:write("bench: ", code.usage, "\n", usage, "\n")
-   return 2
-end
-error(code, 0)
+return main(...)

@@ -3,12 +3,12 @@
 -- Usage: moonhub chat MODEL [--template NAME] [--system TEXT] [--temp T] [--seed S]
 --        [--max-tokens N] [--ctx N] [--resume ID] [--no-history]; /help inside lists
 --        the commands. Sessions are stored (moonhub history) unless --no-history.
-local argparse = require "argparse"
+local cli = require "moonhub.cli"
 local mh = require "moonhub"
 local chat = require "moonhub.chat"
 local host = require "moonhub.host"
 
-local p = argparse("moonhub chat", "Chat with a model; one line is one message, /help lists the commands.")
+local p = cli.parser("chat", "Chat with a model; one line is one message, /help lists the commands.")
 p:argument("model", "a GGUF file, a Hugging Face model folder or a registry name "
    .. "(with --resume: default the conversation's)"):args("?")
 p:option("--template", "chat template: a built-in or user template name, or a .jinja file")
@@ -27,11 +27,8 @@ p:flag("--ignore-eos", "keep answering past end-of-generation tokens (until --ma
 p:option("--resume", "continue stored conversation ID (see 'moonhub history list')"):convert(math.tointeger)
 p:flag("--no-history", "do not store this session")
 
-local ok, a = p:pparse(arg)
-if not ok then
-   io.stderr:write(a, "\n", p:get_usage(), "\n")
-   return 2
-end
+local a, code = cli.parse(p, arg)
+if not a then return code end
 
 -- the stored conversation to continue, and the store for this session
 local history = require "moonhub.history"

@@ -1,17 +1,14 @@
 -- give a model another name (an alias that follows it; nothing is copied on disk)
 -- Layer: recipes (uses the public moonhub API only).
 -- Usage: moonhub cp NAME[:TAG] NEW
-local argparse = require "argparse"
+local cli = require "moonhub.cli"
 local mh = require "moonhub"
 
-local p = argparse("moonhub cp", "Make NEW an alias of NAME (NAME:TAG pins that tag).")
+local p = cli.parser("cp", "Make NEW an alias of NAME (NAME:TAG pins that tag).")
 p:argument("source", "NAME or NAME:TAG")
 p:argument("new", "the new name")
-local ok, a = p:pparse(arg)
-if not ok then
-   io.stderr:write(a, "\n", p:get_usage(), "\n")
-   return 2
-end
+local a, code = cli.parse(p, arg)
+if not a then return code end
 
 local reg, err = mh.models.open()
 if not reg then

@@ -1,11 +1,11 @@
 -- create a random-initialized model (real shapes of known models) as GGUF
 -- Layer: recipes (uses the public moonhub API only).
 -- Usage: moonhub create (--preset NAME | --config FILE.json) --out FILE.gguf [--type Q8_0] ...
-local argparse = require "argparse"
+local cli = require "moonhub.cli"
 local mh = require "moonhub"
 
 local presets = mh.create.preset_names()
-local p = argparse("moonhub create",
+local p = cli.parser("create",
    "Write a model with random weights: for tests, benchmarks and memory planning. "
    .. "Presets: " .. table.concat(presets, ", ") .. ".")
 p:mutex(
@@ -20,11 +20,8 @@ p:option("--seed", "random seed (same seed, same bytes)", "0"):convert(math.toin
 p:option("--name", "general.name to record")
 p:flag("--list", "list the presets and exit")
 
-local ok, a = p:pparse(arg)
-if not ok then
-   io.stderr:write(a, "\n", p:get_usage(), "\n")
-   return 2
-end
+local a, code = cli.parse(p, arg)
+if not a then return code end
 if a.list then
    for _, n in ipairs(presets) do
       local c = mh.create.presets[n]

@@ -2,10 +2,10 @@
 -- Layer: recipes (uses the public moonhub API only: moonhub.history).
 -- Usage: moonhub history list [--limit N] | show ID | search TEXT... |
 --        export ID... [--format jsonl|md] [-o FILE] | rm ID...
-local argparse = require "argparse"
+local cli = require "moonhub.cli"
 local history = require "moonhub.history"
 
-local p = argparse("moonhub history", "Conversations stored by 'moonhub chat' and by 'moonhub serve --history' "
+local p = cli.parser("history", "Conversations stored by 'moonhub chat' and by 'moonhub serve --history' "
    .. "(or requests with \"store\": true). 'moonhub chat --resume ID' continues one.")
 p:command_target("command")
 p:require_command(false)
@@ -24,11 +24,8 @@ c_export:option("-o --output", "write to FILE instead of stdout")
 local c_rm = p:command("rm", "delete conversations")
 c_rm:argument("ids", "conversation ids"):args("+"):convert(math.tointeger)
 
-local ok, a = p:pparse(arg)
-if not ok then
-   io.stderr:write(a, "\n", p:get_usage(), "\n")
-   return 2
-end
+local a, code = cli.parse(p, arg)
+if not a then return code end
 local cmd = a.command or "list"
 
 local h, err = history.open()
@@ -89,13 +86,10 @@ elseif cmd == "export" then
    end
    local text = table.concat(out, a.format == "md" and "\n---\n\n" or "")
    if a.output then
-      local f, ferr = io.open(a.output, "w")
-      if not f then
+      local done, ferr = require("moonhub.fs").write(a.output, text)   -- temp + rename
+      if not done then
          io.stderr:write("moonhub history: ", ferr, "\n")
          status = 1
-      else
-         f:write(text)
-         f:close()
       end
    else
       io.write(text)

@@ -1,10 +1,10 @@
 -- register a local GGUF file or Hugging Face folder in the registry
 -- Layer: recipes (uses the public moonhub API only).
 -- Usage: moonhub import PATH [--name N] [--tag T] [--link | --copy] [--parent NAME[:TAG]]
-local argparse = require "argparse"
+local cli = require "moonhub.cli"
 local mh = require "moonhub"
 
-local p = argparse("moonhub import", "Register a local model. By default the registry points at "
+local p = cli.parser("import", "Register a local model. By default the registry points at "
    .. "the file where it is (rm never deletes it); --link or --copy put a symlink or a copy "
    .. "under $MOONHUB_HOME/models.")
 p:argument("path", "a .gguf file or a folder with config.json and safetensors")
@@ -13,11 +13,8 @@ p:option("--tag", "registry tag (default: the quant in the file name, else lates
 p:option("--parent", "the version this one derives from (NAME[:TAG])")
 p:mutex(p:flag("--link", "symlink it into $MOONHUB_HOME/models"),
         p:flag("--copy", "copy it into $MOONHUB_HOME/models"))
-local ok, a = p:pparse(arg)
-if not ok then
-   io.stderr:write(a, "\n", p:get_usage(), "\n")
-   return 2
-end
+local a, code = cli.parse(p, arg)
+if not a then return code end
 
 local row, err = mh.models.import(a.path, { name = a.name, tag = a.tag, parent = a.parent,
    mode = a.link and "link" or a.copy and "copy" or "in-place" })

@@ -1,16 +1,13 @@
 -- list the registered models: name:tag, size, quant, parameters, context, modified
 -- Layer: recipes (uses the public moonhub API only).
 -- Usage: moonhub list [--json]
-local argparse = require "argparse"
+local cli = require "moonhub.cli"
 local mh = require "moonhub"
 
-local p = argparse("moonhub list", "List the models in the registry, one line per tag.")
+local p = cli.parser("list", "List the models in the registry, one line per tag.")
 p:flag("--json", "print the rows as JSON")
-local ok, a = p:pparse(arg)
-if not ok then
-   io.stderr:write(a, "\n", p:get_usage(), "\n")
-   return 2
-end
+local a, code = cli.parse(p, arg)
+if not a then return code end
 
 local reg, err = mh.models.open()
 if not reg then

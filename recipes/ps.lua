@@ -3,17 +3,14 @@
 -- Usage: moonhub ps [--json]. Each `moonhub serve` keeps its state in
 -- $MOONHUB_HOME/run/server-PORT.json (rewritten on every load/unload,
 -- removed on exit); files of servers no longer running are skipped and removed.
-local argparse = require "argparse"
+local cli = require "moonhub.cli"
 local mh = require "moonhub"
 local json = require "dkjson"
 
-local p = argparse("moonhub ps", "List the models that running servers have loaded.")
+local p = cli.parser("ps", "List the models that running servers have loaded.")
 p:flag("--json", "print the servers' states as JSON")
-local ok, a = p:pparse(arg)
-if not ok then
-   io.stderr:write(a, "\n", p:get_usage(), "\n")
-   return 2
-end
+local a, code = cli.parse(p, arg)
+if not a then return code end
 
 local servers = require("moonhub.admin").servers()
 

@@ -1,10 +1,10 @@
 -- download a model from the Hugging Face Hub (GGUF quant or safetensors folder) and register it
 -- Layer: recipes (uses the public moonhub API only).
 -- Usage: moonhub pull ORG/NAME[:QUANT] | ORG/NAME/FILE.gguf [--name N] [--tag T] [--revision R]
-local argparse = require "argparse"
+local cli = require "moonhub.cli"
 local mh = require "moonhub"
 
-local p = argparse("moonhub pull", "Download a model from the Hugging Face Hub, verify its sha256 "
+local p = cli.parser("pull", "Download a model from the Hugging Face Hub, verify its sha256 "
    .. "and register it. Picks Q4_K_M by default (then Q4_K_S, Q5_K_M, Q8_0, the smallest). "
    .. "HF_TOKEN is sent when set; MOONHUB_HF_ENDPOINT points at a mirror.")
 p:argument("model", "ORG/NAME, ORG/NAME:QUANT or ORG/NAME/FILE.gguf")
@@ -13,11 +13,8 @@ p:option("--tag", "registry tag (default: the quant)")
 p:option("--revision", "branch, tag or commit on the Hub", "main")
 p:flag("-q --quiet", "no progress output")
 
-local ok, a = p:pparse(arg)
-if not ok then
-   io.stderr:write(a, "\n", p:get_usage(), "\n")
-   return 2
-end
+local a, code = cli.parse(p, arg)
+if not a then return code end
 
 local row, err = mh.models.pull(a.model, {
    name = a.name, tag = a.tag, revision = a.revision,

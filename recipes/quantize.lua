@@ -1,20 +1,17 @@
 -- quantize a GGUF model to Q8_0, Q4_0, Q4_K_M, Q5_K_M, Q6_K, F16, BF16 or F32
 -- Layer: recipes (uses the public moonhub API only).
 -- Usage: moonhub quantize IN.gguf OUT.gguf TYPE
-local argparse = require "argparse"
+local cli = require "moonhub.cli"
 local mh = require "moonhub"
 
-local p = argparse("moonhub quantize",
+local p = cli.parser("quantize",
    "Convert a GGUF model to another quantization, choosing each tensor's type as llama-quantize does.")
 p:argument("input", "the model to read (a GGUF file or a registered NAME[:TAG])")
 p:argument("output", "the file to write (written to a temporary name, then renamed)")
 p:argument("type", "target type: " .. table.concat(mh.quantize.types, ", "))
 
-local ok, a = p:pparse(arg)
-if not ok then
-   io.stderr:write(a, "\n", p:get_usage(), "\n")
-   return 2
-end
+local a, code = cli.parse(p, arg)
+if not a then return code end
 
 local known = {}
 for _, t in ipairs(mh.quantize.types) do known[t:upper()] = true end

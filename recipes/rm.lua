@@ -1,17 +1,14 @@
 -- remove a model, one of its tags or an alias from the registry (and the files pull downloaded)
 -- Layer: recipes (uses the public moonhub API only).
 -- Usage: moonhub rm NAME[:TAG] ...
-local argparse = require "argparse"
+local cli = require "moonhub.cli"
 local mh = require "moonhub"
 
-local p = argparse("moonhub rm", "Remove models from the registry. Files that pull or import "
+local p = cli.parser("rm", "Remove models from the registry. Files that pull or import "
    .. "--copy/--link put under $MOONHUB_HOME/models are deleted; files registered in place are kept.")
 p:argument("models", "NAME, NAME:TAG or an alias"):args("+")
-local ok, a = p:pparse(arg)
-if not ok then
-   io.stderr:write(a, "\n", p:get_usage(), "\n")
-   return 2
-end
+local a, code = cli.parse(p, arg)
+if not a then return code end
 
 local status = 0
 for _, ref in ipairs(a.models) do

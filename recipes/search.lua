@@ -1,21 +1,18 @@
 -- search the Hugging Face Hub for GGUF models, with quants, sizes and whether they fit here
 -- Layer: recipes (uses the public moonhub API only).
 -- Usage: moonhub search QUERY [--limit N] [--ctx N] [--json]
-local argparse = require "argparse"
+local cli = require "moonhub.cli"
 local mh = require "moonhub"
 
-local p = argparse("moonhub search", "Search the Hugging Face Hub (most downloaded first); for "
+local p = cli.parser("search", "Search the Hugging Face Hub (most downloaded first); for "
    .. "each model: its quants, file sizes and a memory verdict for this machine.")
 p:argument("query", "words to search for")
 p:option("--limit", "how many models", "10"):convert(math.tointeger)
 p:option("--ctx", "context length for the memory estimate", "4096"):convert(math.tointeger)
 p:flag("--json", "print the results as JSON")
 
-local ok, a = p:pparse(arg)
-if not ok then
-   io.stderr:write(a, "\n", p:get_usage(), "\n")
-   return 2
-end
+local a, code = cli.parse(p, arg)
+if not a then return code end
 if not a.limit or a.limit < 1 or not a.ctx or a.ctx < 1 then
    io.stderr:write("moonhub search: --limit and --ctx must be positive integers\n")
    return 2

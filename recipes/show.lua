@@ -1,20 +1,17 @@
 -- show a model's architecture, size, quantization, tokenizer, template and memory needs
 -- Layer: recipes (uses the public moonhub API only).
 -- Usage: moonhub show MODEL [--ctx N] [--json]
-local argparse = require "argparse"
+local cli = require "moonhub.cli"
 local mh = require "moonhub"
 
-local p = argparse("moonhub show", "Show what a model file is and what it needs.")
+local p = cli.parser("show", "Show what a model file is and what it needs.")
 p:argument("model", "a registered NAME[:TAG], a GGUF file or a Hugging Face model folder")
 p:option("--ctx", "context length for the memory estimate", "4096"):convert(math.tointeger)
 p:option("--template", "show this template (name or .jinja file) as the one chat would use")
 p:flag("--json", "print the facts as JSON")
 
-local ok, a = p:pparse(arg)
-if not ok then
-   io.stderr:write(a, "\n", p:get_usage(), "\n")
-   return 2
-end
+local a, code = cli.parse(p, arg)
+if not a then return code end
 
 -- a registry name shows its registry record too (tags, source, lineage)
 local path, entry = mh.models.resolve(a.model)
@@ -70,7 +67,7 @@ local facts = {
    tensor_types = type_list, weights_bytes = info.weight_bytes,
    tokenizer = tok.kind .. (tok.pre and tok.pre ~= "" and (" / " .. tok.pre) or ""),
    bos = tok.bos, eos = tok.eos, chat_template = template_name,
-   memory = { ctx = a.ctx, kv_bytes = model._h:kv_bytes(a.ctx, model.kv_type),
+   memory = { ctx = a.ctx, kv_bytes = model:kv_bytes(a.ctx),
       total_bytes = model:memory_needed(a.ctx) },
 }
 

@@ -24,13 +24,7 @@ local function die(msg)
    return 2
 end
 
-local function slurp(path)
-   local f, err = io.open(path, "rb")
-   if not f then return nil, err end
-   local s = f:read("a")
-   f:close()
-   return s
-end
+local slurp = require("moonhub.fs").read   -- slurp(path) -> text | nil, msg
 
 local function list()
    for _, t in ipairs(mh.template.list()) do

@@ -1,13 +1,11 @@
 /* l_fetch.c: moonhub.core.fetch — HTTP requests (mh/fetch.h) from Lua, the
- * SHA-256 of a file, and the few file-system calls downloads need (stat,
- * mkdirs, symlink, readlink, realpath, free space, isatty for the progress bar).
+ * SHA-256 of a file (file-system calls live in l_fs.c, moonhub.core.fs).
  * Layer: engine/bind. The progress callback runs Lua under pcall: an error
  * in it stops the transfer and is re-raised once curl has cleaned up. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
 #include <unistd.h>
 #include "bind.h"
 #include "mh/fetch.h"
@@ -200,102 +198,21 @@ static int l_sha256_file(lua_State *L)
     return 1;
 }
 
-static const char *kind_name(mode_t m)
-{
-    if (S_ISREG(m)) return "file";
-    if (S_ISDIR(m)) return "dir";
-    if (S_ISLNK(m)) return "link";
-    return "other";
-}
+int luaopen_moonhub_core_fs(lua_State *L);
 
-/* stat(path) -> {type = "file"|"dir"|"other", size =, mtime =, link = bool} | nil, msg */
-static int l_stat(lua_State *L)
+/* The file-system calls moved to moonhub.core.fs (l_fs.c). Until hub.lua,
+ * pool.lua and admin.lua use moonhub.fs, fetch hands out the same functions
+ * under their old names; drop this once nothing reads them here. */
+static void legacy_fs(lua_State *L)
 {
-    const char *path = luaL_checkstring(L, 1);
-    struct stat st, lst;
-    if (stat(path, &st) != 0) return luaL_fileresult(L, 0, path);
-    int is_link = lstat(path, &lst) == 0 && S_ISLNK(lst.st_mode);
-    lua_createtable(L, 0, 4);
-    lua_pushstring(L, kind_name(st.st_mode));
-    lua_setfield(L, -2, "type");
-    lua_pushinteger(L, (lua_Integer)st.st_size);
-    lua_setfield(L, -2, "size");
-    lua_pushinteger(L, (lua_Integer)st.st_mtime);
-    lua_setfield(L, -2, "mtime");
-    lua_pushboolean(L, is_link);
-    lua_setfield(L, -2, "link");
-    return 1;
-}
-
-/* mkdirs(path) -> true | nil, msg: mkdir -p */
-static int l_mkdirs(lua_State *L)
-{
-    size_t n;
-    const char *path = luaL_checklstring(L, 1, &n);
-    luaL_argcheck(L, n > 0 && n < 4096, 1, "fetch.mkdirs: path must be 1..4095 bytes");
-    char buf[4096];
-    memcpy(buf, path, n + 1);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = 0;
-        if (mkdir(buf, 0755) != 0 && errno != EEXIST) return luaL_fileresult(L, 0, buf);
-        *p = '/';
+    static const char *const names[] = { "stat", "mkdirs", "symlink", "readlink",
+                                         "realpath", "free_bytes", "isatty", NULL };
+    luaL_requiref(L, "moonhub.core.fs", luaopen_moonhub_core_fs, 0);
+    for (int i = 0; names[i]; i++) {
+        lua_getfield(L, -1, names[i]);
+        lua_setfield(L, -3, names[i]);
     }
-    if (mkdir(buf, 0755) != 0 && errno != EEXIST) return luaL_fileresult(L, 0, path);
-    struct stat st;
-    if (stat(buf, &st) != 0 || !S_ISDIR(st.st_mode)) {
-        errno = ENOTDIR;
-        return luaL_fileresult(L, 0, path);
-    }
-    lua_pushboolean(L, 1);
-    return 1;
-}
-
-static int l_symlink(lua_State *L)
-{
-    const char *target = luaL_checkstring(L, 1);
-    const char *link = luaL_checkstring(L, 2);
-    return luaL_fileresult(L, symlink(target, link) == 0, link);
-}
-
-/* readlink(path) -> the link's target | nil, msg */
-static int l_readlink(lua_State *L)
-{
-    const char *path = luaL_checkstring(L, 1);
-    char buf[4096];
-    ssize_t n = readlink(path, buf, sizeof buf - 1);
-    if (n < 0) return luaL_fileresult(L, 0, path);
-    lua_pushlstring(L, buf, (size_t)n);
-    return 1;
-}
-
-/* realpath(path) -> the absolute path, links resolved | nil, msg */
-static int l_realpath(lua_State *L)
-{
-    const char *path = luaL_checkstring(L, 1);
-    char *r = realpath(path, NULL);
-    if (!r) return luaL_fileresult(L, 0, path);
-    lua_pushstring(L, r);
-    free(r);
-    return 1;
-}
-
-/* free_bytes(path) -> bytes available to us on path's file system | nil, msg */
-static int l_free_bytes(lua_State *L)
-{
-    const char *path = luaL_checkstring(L, 1);
-    struct statvfs vs;
-    if (statvfs(path, &vs) != 0) return luaL_fileresult(L, 0, path);
-    lua_pushinteger(L, (lua_Integer)((unsigned long long)vs.f_bavail * vs.f_frsize));
-    return 1;
-}
-
-static int l_isatty(lua_State *L)
-{
-    lua_Integer fd = luaL_checkinteger(L, 1);
-    luaL_argcheck(L, fd >= 0 && fd <= 2, 1, "fetch.isatty: fd must be 0, 1 or 2");
-    lua_pushboolean(L, isatty((int)fd));
-    return 1;
+    lua_pop(L, 1);
 }
 
 int luaopen_moonhub_core_fetch(lua_State *L)
@@ -303,15 +220,9 @@ int luaopen_moonhub_core_fetch(lua_State *L)
     static const luaL_Reg fns[] = {
         { "request", l_request },
         { "sha256_file", l_sha256_file },
-        { "stat", l_stat },
-        { "mkdirs", l_mkdirs },
-        { "symlink", l_symlink },
-        { "readlink", l_readlink },
-        { "realpath", l_realpath },
-        { "free_bytes", l_free_bytes },
-        { "isatty", l_isatty },
         { NULL, NULL },
     };
     luaL_newlib(L, fns);
+    legacy_fs(L);
     return 1;
 }

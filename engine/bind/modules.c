@@ -18,6 +18,7 @@ int luaopen_moonhub_core_gguf_write(lua_State *L);
 int luaopen_moonhub_core_grammar(lua_State *L);
 int luaopen_moonhub_core_fetch(lua_State *L);
 int luaopen_moonhub_core_train(lua_State *L);
+int luaopen_moonhub_core_fs(lua_State *L);
 
 const mh_lua_module mh_lua_modules[] = {
     { "moonhub.core.sample", luaopen_moonhub_core_sample },
@@ -34,5 +35,6 @@ const mh_lua_module mh_lua_modules[] = {
     { "moonhub.core.sched", luaopen_moonhub_core_sched },
     { "moonhub.core.fetch", luaopen_moonhub_core_fetch },
     { "moonhub.core.train", luaopen_moonhub_core_train },
+    { "moonhub.core.fs", luaopen_moonhub_core_fs },
     { NULL, NULL },
 };

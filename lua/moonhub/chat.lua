@@ -8,6 +8,7 @@
 local template = require "moonhub.template"
 local sys = require "moonhub.core.sys"
 local json = require "dkjson"
+local fs = require "moonhub.fs"
 
 local M = {}
 local Session = {}
@@ -134,19 +135,13 @@ end
 function Session:save(path)
    local doc = { model = self.model.path, template = self.choice.name, messages = self.messages }
    local text = json.encode(doc, { indent = true, keyorder = { "model", "template", "messages", "role", "content" } })
-   local f, err = io.open(path, "w")
-   if not f then return nil, err end
-   f:write(text, "\n")
-   f:close()
-   return true
+   return fs.write(path, text .. "\n")      -- all or nothing, even on a full disk
 end
 
 --- Reads a conversation written by save (or a JSON list of messages).
 function Session:load(path)
-   local f, err = io.open(path, "r")
-   if not f then return nil, err end
-   local text = f:read("a")
-   f:close()
+   local text, err = fs.read(path)
+   if not text then return nil, err end
    local doc, _, derr = json.decode(text)
    if type(doc) ~= "table" then return nil, path .. ": not JSON: " .. tostring(derr) end
    local list = doc.messages or doc

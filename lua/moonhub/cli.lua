@@ -1,9 +1,9 @@
--- moonhub.cli: verb discovery, dispatch and help for `moonhub VERB [args]`.
--- Layer: lua/moonhub (uses moonhub.core.host for paths and directory lists).
--- A verb is a top-level recipes/VERB.lua whose first line is
--- `-- <one-line description>`; $MOONHUB_HOME/recipes/VERB.lua wins over the
--- bundled one. See docs/cli.md.
+-- moonhub.cli: verb discovery, dispatch and help for `moonhub VERB [args]`
+-- (a verb is recipes/VERB.lua, $MOONHUB_HOME/recipes first), and the argument
+-- boilerplate recipes share (parser, parse, fail, converters). Layer:
+-- lua/moonhub (uses moonhub.core.host, moonhub.fs, lua-argparse). See docs/cli.md.
 local host = require "moonhub.core.host"
+local fs = require "moonhub.fs"
 
 local M = {}
 
@@ -32,9 +32,8 @@ function M.root()
 end
 
 local function readable(path)
-   local f = io.open(path, "r")
-   if f then f:close() end
-   return f ~= nil
+   local st = fs.stat(path)
+   return st ~= nil and st.type == "file"
 end
 
 --- Path of the recipe for verb, or nil.
@@ -95,14 +94,13 @@ local function unknown(verb)
    return 2
 end
 
--- A recipe takes --help itself when it says so or parses with argparse
--- (which answers --help on its own); otherwise its description is the help.
+-- A recipe takes --help itself when it says so or parses with argparse or
+-- cli.parse (which answer --help on their own); otherwise its description is the help.
 local function handles_help(path)
-   local f = io.open(path, "r")
-   if not f then return false end
-   local src = f:read("a")
-   f:close()
+   local src = fs.read(path)
+   if not src then return false end
    return src:find("--help", 1, true) ~= nil or src:find("argparse", 1, true) ~= nil
+      or src:find("cli.parse", 1, true) ~= nil
 end
 
 -- Recipe return value -> exit code: nothing/true 0, false 1, integer itself.
@@ -120,6 +118,66 @@ function M.main(verb, ...)
    local chunk, err = loadfile(path)
    if not chunk then error(err, 0) end
    return exit_code(chunk(...))
+end
+
+-- ===== recipe arguments =====
+-- A recipe's whole argument handling:
+--   local p = cli.parser("quantize", "Convert a GGUF model ...")
+--   p:argument("input", "...")
+--   local a, code = cli.parse(p, arg)
+--   if not a then return code end
+--   ...
+--   if not st then return cli.fail("quantize", err) end
+
+local names = setmetatable({}, { __mode = "k" })   -- parser -> verb, for messages
+
+--- An argparse parser for `moonhub VERB` (verb may be "bench tokenize").
+function M.parser(verb, description, epilog)
+   if type(verb) ~= "string" or verb == "" then
+      error("cli.parser: verb must be a non-empty string, got " .. type(verb), 2)
+   end
+   local p = require("argparse")("moonhub " .. verb, description, epilog)
+   names[p] = verb
+   return p
+end
+
+--- parse(p, args) -> the options | nil, 2. A usage error is printed as
+-- "moonhub VERB: what was wrong" and the usage, on stderr; --help prints
+-- the help and exits 0 (argparse's own behaviour).
+function M.parse(p, args)
+   local ok, a = p:pparse(args or {})
+   if ok then return a end
+   local verb = names[p]
+   io.stderr:write(verb and ("moonhub " .. verb .. ": ") or "", tostring(a), "\n", p:get_usage(), "\n")
+   return nil, 2
+end
+
+--- fail(verb, msg [, code = 1]) -> code, after "moonhub VERB: msg" on stderr
+function M.fail(verb, msg, code)
+   io.stderr:write("moonhub ", verb, ": ", tostring(msg), "\n")
+   return code or 1
+end
+
+--- A :convert for a positive (or >= min) integer option: "3" -> 3.
+function M.count(min)
+   min = min or 1
+   return function(s)
+      local n = math.tointeger(tonumber(s))
+      if not n or n < min then return nil, string.format("expected an integer >= %d, got '%s'", min, s) end
+      return n
+   end
+end
+
+--- A :convert for a comma list of integers >= 0 ("128,512" -> {128, 512});
+-- zeros are dropped, so "0" turns a measurement off.
+function M.int_list(s)
+   local out = {}
+   for f in s:gmatch("[^,]+") do
+      local n = math.tointeger(tonumber(f))
+      if not n or n < 0 then return nil, "expected a list of counts such as 128,512, got '" .. s .. "'" end
+      if n > 0 then out[#out + 1] = n end
+   end
+   return out
 end
 
 --- `moonhub help [VERB]`; returns an exit code.

@@ -78,10 +78,8 @@ end
 
 -- load_config(path) -> config | nil, msg (a config.json file)
 function M.load_config(path)
-   local f, err = io.open(path, "rb")
-   if not f then return nil, "create: " .. err end
-   local text = f:read("a")
-   f:close()
+   local text, err = require("moonhub.fs").read(path)
+   if not text then return nil, "create: " .. err end
    local obj, _, jerr = require("dkjson").decode(text)
    if type(obj) ~= "table" then
       return nil, "create: " .. path .. " is not a JSON object" .. (jerr and (": " .. jerr) or "")

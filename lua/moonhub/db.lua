@@ -45,7 +45,8 @@ function M.open(target, opts)
    local path = rest or target
    local conn, msg = core.open(path, opts)
    if not conn then return nil, msg end
-   return setmetatable({ conn = conn, path = path, cache = {}, ncache = 0, depth = 0 }, DB)
+   -- dialect: which moonhub.db.<dialect> module holds this database's own SQL
+   return setmetatable({ conn = conn, path = path, dialect = "sqlite", cache = {}, ncache = 0, depth = 0 }, DB)
 end
 
 -- A cached prepared statement, rewound and bound to the parameters.

@@ -1,8 +1,8 @@
 -- moonhub.history: stored conversations — the server's (with --history or
 -- "store": true) and `moonhub chat` sessions — with their model, sampling
--- options, usage and timings; full-text search (SQLite FTS5), export as
--- JSONL or Markdown. Layer: lua/moonhub (uses moonhub.registry's
--- conversations/messages tables and its messages_fts index; dkjson).
+-- options, usage and timings; full-text search, export as JSONL or
+-- Markdown. Layer: lua/moonhub (moonhub.registry's conversations tables,
+-- search through its dialect; dkjson).
 local registry = require "moonhub.registry"
 local json = require "dkjson"
 
@@ -12,10 +12,27 @@ Hist.__index = Hist
 
 local ROLES = { system = true, user = true, assistant = true, tool = true }
 
+-- Failed opens and writes, for the server's /metrics
+-- (moonhub_history_errors_total): a full disk or a locked database must
+-- show somewhere even when the caller only logs it.
+local errors_total = 0
+
+function M.errors_total() return errors_total end
+
+-- counted(ok, ...) -> ... on success; counts and re-raises a failure
+local function counted(ok, ...)
+   if ok then return ... end
+   errors_total = errors_total + 1
+   error((...), 0)
+end
+
 -- open(home?) -> history | nil, msg (the registry database of home)
 function M.open(home)
    local reg, msg = registry.open(home)
-   if not reg then return nil, msg end
+   if not reg then
+      errors_total = errors_total + 1
+      return nil, msg
+   end
    return setmetatable({ reg = reg, db = reg.db }, Hist)
 end
 
@@ -66,23 +83,15 @@ local function title_of(messages)
    return nil
 end
 
--- create{model =, version_id =, source =, options =, system =, title =} -> id
-function Hist:create(spec)
-   spec = spec or {}
-   if type(spec) ~= "table" then error("history:create: expected a table {model =, ...}", 2) end
+local function insert_conversation(self, spec)
    local now = os.time()
    return self.db:insert([[INSERT INTO conversations (title, model, version_id, system, source, options,
       created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)]], spec.title, spec.model, spec.version_id,
       spec.system, spec.source, encode(spec.options), now, now)
 end
 
--- sync(id, messages, {usage =, timings =, options =}) -> true | nil, msg.
--- Makes the stored messages equal to messages: keeps the common prefix,
--- drops what follows it (an edited or retried turn) and appends the rest.
-function Hist:sync(id, messages, extra)
-   check_id("sync", id)
-   local list = clean_messages("sync", messages)
-   extra = extra or {}
+-- the messages of conversation id become list (checked); true | nil, msg
+local function sync_messages(self, id, list, extra)
    return self.db:transaction(function(d)
       local conv = d:first("SELECT id, title FROM conversations WHERE id = ?", id)
       if not conv then return nil, "history: no conversation " .. id end
@@ -93,10 +102,9 @@ function Hist:sync(id, messages, extra)
          keep = keep + 1
       end
       local now = os.time()
-      if keep < #stored then
-         d:exec("DELETE FROM messages WHERE conversation_id = ? AND seq > ?", id, stored[keep].seq or 0)
-      end
       local seq = keep > 0 and stored[keep].seq or 0
+      -- keep = 0 (a changed system message, /reset) drops every stored message
+      if keep < #stored then d:exec("DELETE FROM messages WHERE conversation_id = ? AND seq > ?", id, seq) end
       for i = keep + 1, #list do
          seq = seq + 1
          d:exec([[INSERT INTO messages (conversation_id, seq, role, content, created_at)
@@ -111,6 +119,25 @@ function Hist:sync(id, messages, extra)
    end)
 end
 
+-- Every write below counts in errors_total when the database refuses it
+-- (argument errors raise before, uncounted: they are the caller's bug).
+
+-- create{model =, version_id =, source =, options =, system =, title =} -> id
+function Hist:create(spec)
+   spec = spec or {}
+   if type(spec) ~= "table" then error("history:create: expected a table {model =, ...}", 2) end
+   return counted(pcall(insert_conversation, self, spec))
+end
+
+-- sync(id, messages, {usage =, timings =, options =}) -> true | nil, msg.
+-- Makes the stored messages equal to messages: keeps the common prefix,
+-- drops what follows it (an edited or retried turn) and appends the rest.
+function Hist:sync(id, messages, extra)
+   check_id("sync", id)
+   local list = clean_messages("sync", messages)
+   return counted(pcall(sync_messages, self, id, list, extra or {}))
+end
+
 -- store{model =, version_id =, source =, options =, messages =, answer =,
 -- usage =, timings =} -> id: one finished exchange (the server's), the
 -- answer appended as the assistant's message.
@@ -121,11 +148,11 @@ function Hist:store(spec)
       if type(spec.answer) ~= "string" then error("history:store: answer must be a string", 2) end
       list[#list + 1] = { role = "assistant", content = spec.answer }
    end
-   return self.db:transaction(function()
-      local id = self:create(spec)
-      assert(self:sync(id, list, spec))
+   return counted(pcall(self.db.transaction, self.db, function()
+      local id = insert_conversation(self, spec)
+      assert(sync_messages(self, id, list, spec))
       return id
-   end)
+   end))
 end
 
 local LIST_SQL = [[SELECT c.id, c.title, c.model, c.source, c.created_at, c.updated_at,
@@ -151,13 +178,8 @@ function Hist:get(id)
    return c, msgs
 end
 
--- An FTS5 query from user text: each word quoted (so punctuation and
--- operators are literal), all words required.
-function M.fts_query(text)
-   local words = {}
-   for w in text:gmatch("%S+") do words[#words + 1] = '"' .. w:gsub('"', '""') .. '"' end
-   return table.concat(words, " ")
-end
+-- An FTS5-style query from user text (see the dialect's fts_query)
+function M.fts_query(text) return registry.dialect("sqlite").fts_query(text) end
 
 -- search(text, {limit = 20}) -> best matches first: {conversation_id,
 -- seq, role, snippet (hits in [brackets]), title, model, updated_at}
@@ -166,11 +188,7 @@ function Hist:search(text, opts)
       error("history:search: text must be a non-empty string", 2)
    end
    local limit = opts and opts.limit or 20
-   return self.db:query([[SELECT m.conversation_id, m.seq, m.role,
-      snippet(messages_fts, 0, '[', ']', '...', 12) AS snippet, c.title, c.model, c.updated_at
-      FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid
-      JOIN conversations c ON c.id = m.conversation_id
-      WHERE messages_fts MATCH ? ORDER BY rank LIMIT ?]], M.fts_query(text), limit)
+   return self.reg.dialect.search_messages(self.db, text, limit)
 end
 
 -- remove(id) -> true | nil, msg (its messages go with it)

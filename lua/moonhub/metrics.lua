@@ -86,6 +86,11 @@ function Metrics:render(sched)
       line("# TYPE " .. g[1] .. " gauge")
       line(string.format("%s %s", g[1], tostring(g[2] or 0)))
    end
+   -- history writes the database refused (full disk, lock): counted by
+   -- moonhub.history in this process; 0 when it was never loaded
+   local history = package.loaded["moonhub.history"]
+   line("# TYPE moonhub_history_errors_total counter")
+   line(string.format("moonhub_history_errors_total %d", history and history.errors_total() or 0))
    return table.concat(out, "\n") .. "\n"
 end
 

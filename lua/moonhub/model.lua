@@ -25,6 +25,9 @@ end
 
 local function gib(n) return string.format("%.2f GiB", n / 2^30) end
 
+-- Bytes of the KV cache at n_ctx (default: the model's context).
+function Model:kv_bytes(n_ctx) return self._h:kv_bytes(n_ctx or self.ctx, self.kv_type) end
+
 -- Bytes a model needs at n_ctx: weights (mapped) + KV cache + scratch.
 function Model:memory_needed(n_ctx)
    local hp = self.info

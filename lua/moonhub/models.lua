@@ -2,8 +2,9 @@
 -- pull from the Hugging Face Hub, import local files, remove with the files
 -- pull downloaded, facts read from GGUF headers and HF folders.
 -- Layer: lua/moonhub (uses moonhub.registry, moonhub.hub, moonhub.gguf,
--- moonhub.core.fetch for file calls). Downloads live in $MOONHUB_HOME/models.
-local fetch = require "moonhub.core.fetch"
+-- moonhub.fs for file calls). Downloads live in $MOONHUB_HOME/models.
+local fs = require "moonhub.fs"
+local sha256_file = require("moonhub.core.fetch").sha256_file
 local host = require "moonhub.core.host"
 local json = require "dkjson"
 local registry = require "moonhub.registry"
@@ -13,7 +14,7 @@ local M = {}
 
 function M.models_dir() return require("moonhub").home() .. "/models" end
 
-local function exists(path) return fetch.stat(path) ~= nil end
+local function exists(path) return fs.stat(path) ~= nil end
 
 -- ===== opening the registry =====
 
@@ -133,17 +134,15 @@ function M.gguf_facts(path)
       params = params + n
    end
    f:close()
-   local st = fetch.stat(path)
+   local st = fs.stat(path)
    return { format = "gguf", arch = arch, ctx = math.tointeger(arch and md[arch .. ".context_length"]),
       params = math.tointeger(params), quant = quant_list(counts), size = st and st.size,
       name = md["general.name"] }
 end
 
 local function read_json(path)
-   local f = io.open(path, "rb")
-   if not f then return nil end
-   local s = f:read("a")
-   f:close()
+   local s = fs.read(path)
+   if not s then return nil end
    local v = json.decode(s)
    return type(v) == "table" and v or nil
 end
@@ -175,7 +174,7 @@ function M.dir_facts(dir)
    if not cfg then return nil, dir .. " has no readable config.json (not a Hugging Face model folder)" end
    local params, size, counts = 0, 0, {}
    for _, name in ipairs(host.listdir(dir) or {}) do
-      local st = fetch.stat(dir .. "/" .. name)
+      local st = fs.stat(dir .. "/" .. name)
       if st and st.type == "file" then size = size + st.size end
       if name:match("%.safetensors$") then params = params + safetensors_header(dir .. "/" .. name, counts) end
    end
@@ -188,7 +187,7 @@ function M.dir_facts(dir)
 end
 
 function M.facts(path)
-   local st = fetch.stat(path)
+   local st = fs.stat(path)
    if not st then return nil, "no such file: " .. path end
    if st.type == "dir" then return M.dir_facts(path) end
    return M.gguf_facts(path)
@@ -235,7 +234,7 @@ end
 M.owned = owned
 
 local function remove_tree(path)
-   local st = fetch.stat(path)
+   local st = fs.stat(path)
    local lst_link = st and st.link
    if st and st.type == "dir" and not lst_link then
       for _, e in ipairs(host.listdir(path) or {}) do remove_tree(path .. "/" .. e) end
@@ -254,21 +253,27 @@ local function prune(dir)
    end
 end
 
+-- Copies src to dst through "dst.tmp.<pid>.<n>" and a rename: a copy
+-- killed half-way leaves a temp file the next registry open removes
+-- (fs.clean_temps), never a half file under dst's name.
+local copies = 0
 local function copy_file(src, dst)
    local i, msg = io.open(src, "rb")
    if not i then return nil, msg end
-   local o, omsg = io.open(dst .. ".part", "wb")
+   copies = copies + 1
+   local tmp = string.format("%s.tmp.%d.%d", dst, fs.pid(), copies)
+   local o, omsg = io.open(tmp, "wb")
    if not o then i:close(); return nil, omsg end
    while true do
       local chunk = i:read(1 << 20)
       if not chunk then break end
       local ok, werr = o:write(chunk)
-      if not ok then i:close(); o:close(); os.remove(dst .. ".part"); return nil, werr end
+      if not ok then i:close(); o:close(); os.remove(tmp); return nil, werr end
    end
    i:close()
    local ok, cerr = o:close()
-   if not ok then os.remove(dst .. ".part"); return nil, cerr end
-   return os.rename(dst .. ".part", dst)
+   if not ok then os.remove(tmp); return nil, cerr end
+   return os.rename(tmp, dst)
 end
 
 -- ===== registering =====
@@ -306,30 +311,30 @@ end
 function M.import(path, opts)
    opts = opts or {}
    if type(path) ~= "string" or path == "" then error("models.import: path must be a non-empty string", 2) end
-   local abs = fetch.realpath(path)
+   local abs = fs.realpath(path)
    if not abs then return nil, "import: no such file or folder: " .. path end
    local facts, ferr = M.facts(abs)
    if not facts then return nil, "import: " .. ferr end
    local base = abs:match("([^/]+)$")
    local name = opts.name or default_name(base:gsub("%.gguf$", ""))
    local tag = opts.tag or (facts.format == "gguf" and hub.quant_of(base)) or "latest"
-   local sha = facts.format == "gguf" and fetch.sha256_file(abs) or nil
+   local sha = facts.format == "gguf" and sha256_file(abs) or nil
    local target = abs
    if opts.mode == "link" or opts.mode == "copy" then
       local dir = M.models_dir() .. "/local/" .. name:gsub("/", "--")
-      local ok, merr = fetch.mkdirs(dir)
+      local ok, merr = fs.mkdirs(dir)
       if not ok then return nil, "import: " .. merr end
       target = dir .. "/" .. base
       if exists(target) then return nil, "import: " .. target .. " already exists" end
       local done, err
       if opts.mode == "link" then
-         done, err = fetch.symlink(abs, target)
+         done, err = fs.symlink(abs, target)
       elseif facts.format == "gguf" then
          done, err = copy_file(abs, target)
       else
-         done, err = fetch.mkdirs(target)
+         done, err = fs.mkdirs(target)
          for _, e in ipairs(done and host.listdir(abs) or {}) do
-            local st = fetch.stat(abs .. "/" .. e)
+            local st = fs.stat(abs .. "/" .. e)
             if st and st.type == "file" then done, err = copy_file(abs .. "/" .. e, target .. "/" .. e) end
             if not done then break end
          end
@@ -351,8 +356,7 @@ function M.remove(ref)
       if not gone then return nil, msg end
       local out = { versions = gone.versions, alias = gone.alias, deleted = {}, kept = {} }
       for _, v in ipairs(gone.versions) do
-         local still = reg.db:first("SELECT 1 FROM versions WHERE path = ?", v.path)
-         if owned(v.path) and not still then
+         if owned(v.path) and not reg:path_in_use(v.path) then
             remove_tree(v.path)
             prune(v.path:match("^(.*)/[^/]*$"))
             out.deleted[#out.deleted + 1] = v.path
@@ -393,15 +397,15 @@ local function fetch_one(c, f, dest)
       c.log(string.format("%s: found in the Hugging Face cache (%s), not downloading", f.path, cached))
       return cached, f.sha256, true
    end
-   local st = fetch.stat(dest)
+   local st = fs.stat(dest)
    if st and st.type == "file" and (not f.size or st.size == f.size)
-      and (not f.sha256 or fetch.sha256_file(dest) == f.sha256) then
+      and (not f.sha256 or sha256_file(dest) == f.sha256) then
       return dest, f.sha256
    end
-   local ok, merr = fetch.mkdirs(dest:match("^(.*)/[^/]*$"))
+   local ok, merr = fs.mkdirs(dest:match("^(.*)/[^/]*$"))
    if not ok then return nil, merr end
-   local free = fetch.free_bytes(dest:match("^(.*)/[^/]*$"))
-   local part = fetch.stat(dest .. ".part")
+   local free = fs.free_bytes(dest:match("^(.*)/[^/]*$"))
+   local part = fs.stat(dest .. ".part")
    local need = (f.size or 0) - (part and part.size or 0)
    if free and f.size and need > free then
       return nil, string.format("not enough disk space for %s: needs %s more, %s free in %s", f.path,
@@ -411,7 +415,7 @@ local function fetch_one(c, f, dest)
       size = f.size, sha256 = f.sha256, stall_timeout = c.stall_timeout,
       progress = c.progress and c.progress(f.path) })
    if not done then return nil, derr end
-   return dest, f.sha256 or (f.lfs and nil) or fetch.sha256_file(dest)
+   return dest, f.sha256 or (f.lfs and nil) or sha256_file(dest)
 end
 
 local function pull_gguf(c, entry)
@@ -434,8 +438,8 @@ local function pull_dir(c, files)
       local path, err, cached = fetch_one(c, f, dest)
       if not path then return nil, err end
       if cached then
-         local ok, merr = fetch.mkdirs(dir)
-         if ok and not fetch.stat(dest) then ok, merr = fetch.symlink(path, dest) end
+         local ok, merr = fs.mkdirs(dir)
+         if ok and not fs.stat(dest) then ok, merr = fs.symlink(path, dest) end
          if not ok then return nil, merr end
       end
    end
@@ -508,12 +512,7 @@ function M.describe(row)
       for _, v in ipairs(reg:versions(row.model) or {}) do
          if v.id == row.id then rec.tags = v.tags end
       end
-      if row.parent_id then
-         local p = reg.db:first([[SELECT m.name, (SELECT t.name FROM tags t WHERE t.version_id = v.id
-            ORDER BY t.name = 'latest', t.name LIMIT 1) AS tag FROM versions v JOIN models m
-            ON m.id = v.model_id WHERE v.id = ?]], row.parent_id)
-         if p then rec.parent = p.tag and (p.name .. ":" .. p.tag) or (p.name .. "@" .. row.parent_id) end
-      end
+      if row.parent_id then rec.parent = reg:version_label(row.parent_id) end
    end)
    local rows = {
       { "registry", rec.name .. ":" .. rec.tag .. "  (version " .. rec.version_id .. ")" },

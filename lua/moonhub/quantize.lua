@@ -1,10 +1,12 @@
 -- moonhub.quantize: convert a GGUF model to another quantization, with
 -- llama.cpp's per-tensor type rules (Q4_K_M and Q5_K_M mixes, fallbacks).
--- Layer: lua/moonhub (wraps moonhub.core.gguf_write).
+-- Layer: lua/moonhub (wraps moonhub.core.gguf_write; moonhub.fs for file
+-- identity). The output is written to a temp file next to it and renamed.
 --
 --   local st = assert(mh.quantize.file("m-F16.gguf", "m-Q4_K_M.gguf", "Q4_K_M"))
 --   print(st.types.q4_K, st.bytes_in, st.bytes_out, st.seconds)
 local core = require "moonhub.core.gguf_write"
+local fs = require "moonhub.fs"
 
 local M = {}
 
@@ -27,6 +29,11 @@ function M.file(input, output, qtype)
    if type(qtype) ~= "string" or not known[qtype:upper()] then
       error("quantize.file: type must be one of " .. table.concat(M.types, ", ")
          .. ", got " .. tostring(qtype), 2)
+   end
+   -- one inode under two names (the same path spelled twice, a symlink, a
+   -- hard link): the rename would replace the model being read
+   if fs.same_file(input, output) then
+      return nil, string.format("%s is the input model itself; choose another output file", output)
    end
    return core.quantize(input, output, known[qtype:upper()])
 end

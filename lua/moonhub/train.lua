@@ -1,8 +1,10 @@
 -- moonhub.train: training loops over loaded models (LoRA, QLoRA, full).
--- Layer: lua/moonhub (wraps moonhub.core.train; options and batches are
--- checked here, the arithmetic runs in engine/train). See docs/training.md.
+-- Layer: lua/moonhub (wraps moonhub.core.train; moonhub.fs for checkpoint
+-- files). Options and batches are checked here, the arithmetic runs in
+-- engine/train. See docs/training.md.
 local core = require "moonhub.core.train"
 local json = require "dkjson"
+local fs = require "moonhub.fs"
 
 local M = {}
 
@@ -135,6 +137,7 @@ end
 -- ending in .gguf, as a GGUF LoRA that llama.cpp loads (llama-cli --lora).
 function Trainer:save(path)
    if type(path) ~= "string" then fail("save", "path must be a string") end
+   fs.clean_temps(fs.dirname(path), path:match("[^/]*$"))
    return self._t:save_adapter(path)
 end
 
@@ -142,6 +145,10 @@ end
 function Trainer:export(path, opts)
    if type(path) ~= "string" then fail("export", "path must be a string") end
    local ty = opts and opts.type or "f32"
+   local base = type(self._model) == "table" and self._model.path or nil
+   if type(base) == "string" and fs.same_file(base, path) then   -- the rename would replace the base
+      return nil, "train.export: " .. path .. " is the base model itself; choose another output file"
+   end
    return self._t:export(path, string.lower(ty))
 end
 
@@ -149,13 +156,12 @@ end
 -- options and base path mh.train.resume needs.
 function Trainer:checkpoint(dir)
    if type(dir) ~= "string" then fail("checkpoint", "dir must be a string") end
-   local ok, err = require("moonhub.core.fetch").mkdirs(dir)
+   local ok, err = fs.mkdirs(dir)
    if not ok then return nil, err end
+   fs.clean_temps(dir)          -- what a killed earlier run was writing
    local base = type(self._model) == "table" and self._model.path or nil
-   local f, ferr = io.open(dir .. "/trainer.json", "w")
-   if not f then return nil, ferr end
-   f:write(json.encode({ base = base, opts = self.opts }, { indent = true }))
-   f:close()
+   ok, err = fs.write(dir .. "/trainer.json", json.encode({ base = base, opts = self.opts }, { indent = true }))
+   if not ok then return nil, err end
    return self._t:checkpoint(dir)
 end
 
@@ -167,10 +173,10 @@ function Trainer:close() self._t:close() end
 -- path stored in the checkpoint unless a model is given.
 function M.resume(dir, model)
    if type(dir) ~= "string" then fail("resume", "dir must be a string") end
-   local f, ferr = io.open(dir .. "/trainer.json", "r")
-   if not f then return nil, "train.resume: " .. tostring(ferr) end
-   local meta = json.decode(f:read("a"))
-   f:close()
+   fs.clean_temps(dir)          -- a crashed checkpoint's temp files
+   local text, ferr = fs.read(dir .. "/trainer.json")
+   if not text then return nil, "train.resume: " .. tostring(ferr) end
+   local meta = json.decode(text)
    if type(meta) ~= "table" or type(meta.opts) ~= "table" then
       return nil, "train.resume: " .. dir .. "/trainer.json is not a moonhub checkpoint"
    end

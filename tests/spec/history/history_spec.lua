@@ -49,6 +49,47 @@ describe("moonhub.history #unit", function()
       assert.is_nil((h:sync(999, {})))
    end)
 
+   it("syncs a session whose first message changed (/system, /reset): replaces every message", function()
+      local id = h:create({ model = "m", source = "chat" })
+      assert.is_true(h:sync(id, { { role = "user", content = "a" }, { role = "assistant", content = "b" } }))
+      -- a system message now heads the list: nothing of the stored prefix is kept
+      assert.is_true(h:sync(id, { { role = "system", content = "s" }, { role = "user", content = "a" },
+         { role = "assistant", content = "b" } }))
+      local c, msgs = h:get(id)
+      assert.same({ "system", "user", "assistant" }, { msgs[1].role, msgs[2].role, msgs[3].role })
+      assert.same({ 1, 2, 3 }, { msgs[1].seq, msgs[2].seq, msgs[3].seq })
+      assert.equal("s", c.system)
+      -- /reset without a system message: the conversation restarts
+      assert.is_true(h:sync(id, { { role = "user", content = "z" } }))
+      c, msgs = h:get(id)
+      assert.equal(1, #msgs)
+      assert.equal("z", msgs[1].content)
+      assert.is_nil(c.system)
+   end)
+
+   it("counts writes the database refuses and /metrics shows the count", function()
+      local before = history.errors_total()
+      local id = h:create({ model = "m" })
+      -- a full disk, simulated: this connection's inserts into messages fail
+      h.db:exec("CREATE TEMP TRIGGER no_space BEFORE INSERT ON messages "
+         .. "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END")
+      local ok, err = pcall(h.sync, h, id, { { role = "user", content = "lost" } })
+      assert.is_false(ok)
+      assert.matches("disk is full", err)
+      ok = pcall(h.store, h, { model = "m", messages = { { role = "user", content = "lost too" } }, answer = "x" })
+      assert.is_false(ok)
+      assert.equal(before + 2, history.errors_total())
+      -- the failed store left no conversation behind
+      assert.equal(1, #h:list())
+      -- argument errors are the caller's bug, not a storage failure
+      assert.has_error(function() h:sync("x", {}) end)
+      assert.equal(before + 2, history.errors_total())
+      local text = require("moonhub.metrics").new():render()
+      assert.matches("\n# TYPE moonhub_history_errors_total counter\nmoonhub_history_errors_total "
+         .. (before + 2) .. "\n", text)
+      h.db:exec("DROP TRIGGER temp.no_space")
+   end)
+
    it("searches message text with FTS5, operators and quotes taken literally", function()
       local function user(text) return { { role = "user", content = text } } end
       local a = h:store({ model = "m", messages = user("the quick brown fox"), answer = "jumps" })
@@ -133,6 +174,30 @@ describe("moonhub history and chat --resume #integration", function()
       _, e2, rc2 = H.run(home, "chat --resume 1")
       assert.equal(1, rc2)
       assert.matches("no conversation 1", e2)
+   end)
+
+   it("chat keeps storing its session after /system and /reset", function()
+      if not data.need("models/stories260K.gguf", pending) then return end
+      local home2 = H.tmpdir()
+      local _, err, rc = H.run(home2, "chat " .. q(stories) .. " -n 3 --temp 0",
+         "hello walrus\n/system be brief\nand a seal\n")
+      assert.equal(0, rc, err)
+      assert.not_matches("history", err)          -- no "[history: ...]" warning
+      local doc = json.decode((H.run(home2, "history export 1")))
+      assert.same({ "system", "user", "assistant", "user", "assistant" }, {
+         doc.messages[1].role, doc.messages[2].role, doc.messages[3].role, doc.messages[4].role,
+         doc.messages[5].role })
+      assert.equal("be brief", doc.messages[1].content)
+      assert.equal("and a seal", doc.messages[4].content)
+      -- /reset: the stored conversation restarts with the system message kept
+      _, err, rc = H.run(home2, "chat --resume 1 -n 3 --temp 0", "/reset\nfresh start\n")
+      assert.equal(0, rc, err)
+      assert.not_matches("history", err)
+      doc = json.decode((H.run(home2, "history export 1")))
+      assert.equal(3, #doc.messages)
+      assert.equal("be brief", doc.messages[1].content)
+      assert.equal("fresh start", doc.messages[2].content)
+      H.rmdir(home2)
    end)
 
    it("a stored message with a special-token string stays plain text when resumed", function()

@@ -113,6 +113,49 @@ describe("moonhub.quantize #integration", function()
       assert.is_nil(io.open(dir .. "/x.gguf"))
    end)
 
+   it("refuses to write over its own input (same path, symlink, hard link) and leaves it intact", function()
+      local src = data.need("models/stories260K.gguf", pending)
+      if not src then return end
+      local model = dir .. "/m.gguf"
+      assert(os.execute("cp " .. host.q(src) .. " " .. host.q(model)))
+      local before = host.read(model)
+      assert(os.execute("ln -s m.gguf " .. host.q(dir .. "/sym.gguf")))
+      assert(os.execute("ln " .. host.q(model) .. " " .. host.q(dir .. "/hard.gguf")))
+      for _, out in ipairs({ model, dir .. "/./m.gguf", dir .. "/sym.gguf", dir .. "/hard.gguf" }) do
+         local st, err = mh.quantize.file(model, out, "Q8_0")
+         assert.is_nil(st, out)
+         assert.matches("is the input model itself; choose another output file", err)
+      end
+      local _, err, code = host.run(dir, "quantize " .. host.q(model) .. " " .. host.q(model) .. " Q4_0")
+      assert.are.equal(1, code)
+      assert.matches("moonhub quantize: .-m%.gguf is the input model itself", err)
+      assert.are.equal(before, host.read(model))
+      -- no temp file was left next to it
+      local p = io.popen("ls -A " .. host.q(dir))
+      local names = p:read("a")
+      p:close()
+      assert.matches("hard.gguf\nm.gguf\n", names)
+      assert.not_matches("tmp", names)
+   end)
+
+   it("a trainer's export refuses to write over its base model", function()
+      local base = dir .. "/tiny.gguf"
+      assert(mh.create.model({ preset = "tiny", seed = 1, out = base }))
+      local before = host.read(base)
+      assert(os.execute("ln -s tiny.gguf " .. host.q(dir .. "/alias.gguf")))
+      local m = assert(mh.load(dir .. "/alias.gguf"))
+      local tr = mh.train.trainer(m, { seed = 1 })
+      for _, out in ipairs({ base, dir .. "/alias.gguf" }) do
+         local ok, err = tr:export(out, { type = "Q8_0" })
+         assert.is_nil(ok)
+         assert.matches("is the base model itself; choose another output file", err)
+      end
+      assert.are.equal(before, host.read(base))
+      assert.is_true(tr:export(dir .. "/out.gguf", { type = "Q8_0" }))
+      tr:close()
+      m:close()
+   end)
+
    it("the quantize verb prints a summary and exits with clear codes", function()
       local src = data.need("models/stories260K.gguf", pending)
       if not src then return end

@@ -1,0 +1,259 @@
+-- moonhub.db.sqlite: the SQLite dialect of the hub's database — schema
+-- (migrations, triggers, the FTS5 index), file checks and PRAGMAs of opening,
+-- full-text search, integrity check. Layer: lua/moonhub (over a moonhub.db
+-- handle). Another database adds a sibling module with the same fields
+-- (docs/db.md, "Modules and the dialect seam").
+local db = require "moonhub.db"
+
+local D = {}
+
+D.name = "sqlite"
+D.APP_ID = 0x4D4F4F4E          -- "MOON": marks the file as ours
+
+-- migrations[v] takes the schema from v-1 to v; never edit a released one
+D.migrations = {
+   [1] = [[
+CREATE TABLE models (
+   id          INTEGER PRIMARY KEY,
+   name        TEXT NOT NULL UNIQUE,
+   description TEXT,
+   created_at  INTEGER NOT NULL
+);
+CREATE TABLE versions (
+   id              INTEGER PRIMARY KEY,
+   model_id        INTEGER NOT NULL REFERENCES models(id) ON DELETE CASCADE,
+   path            TEXT NOT NULL,
+   sha256          TEXT CHECK (sha256 IS NULL OR length(sha256) = 64),
+   format          TEXT NOT NULL,
+   quant           TEXT,            -- quant types, comma-separated: "Q4_K,Q6_K"
+   size            INTEGER,         -- bytes on disk
+   params          INTEGER,         -- parameter count
+   arch            TEXT,
+   ctx             INTEGER,         -- trained context length
+   source_url      TEXT,
+   source_revision TEXT,
+   parent_id       INTEGER REFERENCES versions(id) ON DELETE SET NULL,   -- lineage
+   created_at      INTEGER NOT NULL
+);
+CREATE INDEX versions_model ON versions(model_id);
+CREATE INDEX versions_parent ON versions(parent_id);
+-- a version never changes; only the lineage link may be cut when its parent goes
+CREATE TRIGGER versions_immutable BEFORE UPDATE OF model_id, path, sha256, format, quant,
+   size, params, arch, ctx, source_url, source_revision, created_at ON versions
+BEGIN SELECT RAISE(ABORT, 'versions are immutable'); END;
+CREATE TABLE tags (
+   model_id   INTEGER NOT NULL REFERENCES models(id) ON DELETE CASCADE,
+   name       TEXT NOT NULL,
+   version_id INTEGER NOT NULL REFERENCES versions(id) ON DELETE CASCADE,
+   updated_at INTEGER NOT NULL,
+   PRIMARY KEY (model_id, name)
+);
+CREATE INDEX tags_version ON tags(version_id);
+CREATE TRIGGER tags_same_model_ins BEFORE INSERT ON tags
+WHEN (SELECT model_id FROM versions WHERE id = NEW.version_id) IS NOT NEW.model_id
+BEGIN SELECT RAISE(ABORT, 'tag and version belong to different models'); END;
+CREATE TRIGGER tags_same_model_upd BEFORE UPDATE ON tags
+WHEN (SELECT model_id FROM versions WHERE id = NEW.version_id) IS NOT NEW.model_id
+BEGIN SELECT RAISE(ABORT, 'tag and version belong to different models'); END;
+CREATE TABLE aliases (
+   name       TEXT PRIMARY KEY,
+   model_id   INTEGER NOT NULL REFERENCES models(id) ON DELETE CASCADE,
+   tag        TEXT,                 -- NULL: the tag asked for, else latest
+   created_at INTEGER NOT NULL
+);
+CREATE TABLE datasets (
+   id         INTEGER PRIMARY KEY,
+   name       TEXT NOT NULL UNIQUE,
+   path       TEXT NOT NULL,
+   format     TEXT,
+   sha256     TEXT,
+   rows       INTEGER,
+   size       INTEGER,
+   source_url TEXT,
+   created_at INTEGER NOT NULL
+);
+CREATE TABLE runs (
+   id                INTEGER PRIMARY KEY,
+   kind              TEXT NOT NULL,    -- train, quantize, bench, eval
+   status            TEXT NOT NULL DEFAULT 'queued'
+                     CHECK (status IN ('queued', 'running', 'done', 'failed', 'cancelled')),
+   version_id        INTEGER REFERENCES versions(id) ON DELETE SET NULL,
+   dataset_id        INTEGER REFERENCES datasets(id) ON DELETE SET NULL,
+   output_version_id INTEGER REFERENCES versions(id) ON DELETE SET NULL,
+   config            TEXT,             -- JSON
+   metrics           TEXT,             -- JSON
+   log_path          TEXT,
+   error             TEXT,
+   created_at        INTEGER NOT NULL,
+   started_at        INTEGER,
+   finished_at       INTEGER
+);
+CREATE TABLE conversations (
+   id         INTEGER PRIMARY KEY,
+   title      TEXT,
+   model      TEXT,                    -- the reference as the user typed it
+   version_id INTEGER REFERENCES versions(id) ON DELETE SET NULL,
+   system     TEXT,
+   created_at INTEGER NOT NULL,
+   updated_at INTEGER NOT NULL
+);
+CREATE TABLE messages (
+   id              INTEGER PRIMARY KEY,
+   conversation_id INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+   seq             INTEGER NOT NULL,
+   role            TEXT NOT NULL CHECK (role IN ('system', 'user', 'assistant', 'tool')),
+   content         TEXT NOT NULL,
+   tokens          INTEGER,
+   created_at      INTEGER NOT NULL,
+   UNIQUE (conversation_id, seq)
+);
+]],
+   -- 2: conversation details (JSON) and full-text search over message content
+   [2] = [[
+ALTER TABLE conversations ADD COLUMN source TEXT;      -- chat, server
+ALTER TABLE conversations ADD COLUMN options TEXT;     -- JSON: sampling options
+ALTER TABLE conversations ADD COLUMN usage TEXT;       -- JSON: token counts
+ALTER TABLE conversations ADD COLUMN timings TEXT;     -- JSON: seconds, tokens per second
+CREATE INDEX messages_conversation ON messages(conversation_id, seq);
+CREATE VIRTUAL TABLE messages_fts USING fts5(content, content = 'messages', content_rowid = 'id');
+CREATE TRIGGER messages_fts_ins AFTER INSERT ON messages BEGIN
+   INSERT INTO messages_fts (rowid, content) VALUES (NEW.id, NEW.content);
+END;
+CREATE TRIGGER messages_fts_del AFTER DELETE ON messages BEGIN
+   INSERT INTO messages_fts (messages_fts, rowid, content) VALUES ('delete', OLD.id, OLD.content);
+END;
+CREATE TRIGGER messages_fts_upd AFTER UPDATE OF content ON messages BEGIN
+   INSERT INTO messages_fts (messages_fts, rowid, content) VALUES ('delete', OLD.id, OLD.content);
+   INSERT INTO messages_fts (rowid, content) VALUES (NEW.id, NEW.content);
+END;
+INSERT INTO messages_fts (messages_fts) VALUES ('rebuild');
+]],
+}
+D.SCHEMA_VERSION = #D.migrations
+
+-- ===== opening =====
+
+local SQLITE_MAGIC = "SQLite format 3\0"
+
+-- check_file(path) -> nil when path is absent, empty or starts like a
+-- SQLite file; else why it must not be touched
+function D.check_file(path)
+   local f = io.open(path, "rb")
+   if not f then return nil end
+   local head = f:read(16) or ""
+   f:close()
+   if head == "" or head == SQLITE_MAGIC then return nil end
+   return "registry: " .. path .. " is not a SQLite database; refusing to touch it"
+end
+
+local function pragma(conn, name)
+   local row = conn:first("PRAGMA " .. name)
+   return row and row[name]
+end
+
+-- nil when the file is ours or blank; else why it is someone else's
+local function foreign(conn, path)
+   local app = pragma(conn, "application_id")
+   local ver = pragma(conn, "user_version")
+   if app == D.APP_ID then
+      if ver > D.SCHEMA_VERSION then
+         return string.format("registry: %s has schema version %d, newer than this moonhub (%d)",
+            path, ver, D.SCHEMA_VERSION)
+      end
+      return nil
+   end
+   local names = {}
+   for _, r in ipairs(conn:query("SELECT name FROM sqlite_master ORDER BY name LIMIT 5")) do
+      names[#names + 1] = r.name
+   end
+   if app == 0 and ver == 0 and #names == 0 then return nil end   -- blank: ours to set up
+   return string.format("registry: %s is a SQLite database of another application "
+      .. "(application_id %d, tables: %s); refusing to modify it", path, app,
+      #names > 0 and table.concat(names, ", ") or "none")
+end
+
+-- Switching to WAL needs the file to itself, and sqlite answers "locked" at
+-- once instead of waiting (its busy handler does not cover it), so a second
+-- process opening a fresh home at the same moment retries here.
+local function use_wal(conn, timeout_ms)
+   local waited = 0
+   while true do
+      local ok, mode = pcall(conn.first, conn, "PRAGMA journal_mode = WAL")
+      if ok and mode and mode.journal_mode == "wal" then return end
+      if not ok and not tostring(mode):find("locked", 1, true) and not tostring(mode):find("busy", 1, true) then
+         error(mode, 0)
+      end
+      if waited >= timeout_ms then
+         error(ok and "cannot switch to WAL mode" or mode, 0)
+      end
+      db.sleep(10)
+      waited = waited + 10
+   end
+end
+
+local function migrate(conn)
+   conn:transaction(function()
+      -- re-read under the write lock: another process may have migrated
+      local have = pragma(conn, "user_version")
+      for v = have + 1, D.SCHEMA_VERSION do
+         conn:exec(D.migrations[v])
+      end
+      if have < D.SCHEMA_VERSION then
+         conn:exec("PRAGMA user_version = " .. D.SCHEMA_VERSION)
+         conn:exec("PRAGMA application_id = " .. D.APP_ID)
+      end
+   end)
+end
+
+-- setup(conn, path, timeout_ms) -> nil | msg. Refuses another
+-- application's file untouched; else WAL, foreign keys, migrations.
+function D.setup(conn, path, timeout_ms)
+   local ok, why = pcall(foreign, conn, path)
+   if not ok or why then
+      return ok and why or ("registry: cannot read " .. path .. ": " .. tostring(why))
+   end
+   ok, why = pcall(function()
+      if pragma(conn, "journal_mode") ~= "wal" then use_wal(conn, timeout_ms) end
+      conn:exec("PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL")
+      migrate(conn)
+   end)
+   if not ok then return "registry: cannot set up " .. path .. ": " .. tostring(why) end
+   return nil
+end
+
+function D.schema_version(conn) return pragma(conn, "user_version") end
+
+-- integrity_check(conn) -> "ok" | the problems found, one per line: the
+-- b-trees (PRAGMA integrity_check) and the full-text index against the
+-- messages it indexes (FTS5 check with rank 1 compares the external
+-- content table too; it raises on a mismatch)
+function D.integrity_check(conn)
+   local lines = {}
+   for _, r in ipairs(conn:query("PRAGMA integrity_check")) do lines[#lines + 1] = r.integrity_check end
+   local text = table.concat(lines, "\n")
+   if text ~= "ok" then return text end
+   local ok, err = pcall(conn.exec, conn, "INSERT INTO messages_fts (messages_fts, rank) VALUES ('integrity-check', 1)")
+   return ok and "ok" or ("messages_fts: " .. tostring(err))
+end
+
+-- ===== full-text search over messages =====
+
+-- An FTS5 query from user text: each word quoted (so punctuation and
+-- operators are literal), all words required.
+function D.fts_query(text)
+   local words = {}
+   for w in text:gmatch("%S+") do words[#words + 1] = '"' .. w:gsub('"', '""') .. '"' end
+   return table.concat(words, " ")
+end
+
+-- search_messages(conn, text, limit) -> best matches first: {conversation_id,
+-- seq, role, snippet (hits in [brackets]), title, model, updated_at}
+function D.search_messages(conn, text, limit)
+   return conn:query([[SELECT m.conversation_id, m.seq, m.role,
+      snippet(messages_fts, 0, '[', ']', '...', 12) AS snippet, c.title, c.model, c.updated_at
+      FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid
+      JOIN conversations c ON c.id = m.conversation_id
+      WHERE messages_fts MATCH ? ORDER BY rank LIMIT ?]], D.fts_query(text), limit)
+end
+
+return D
