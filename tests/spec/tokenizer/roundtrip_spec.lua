@@ -177,7 +177,13 @@ describe("tokenizer round trip #unit", function()
       it(name .. ": decode(encode(s)) == s on random Unicode and bytes", function()
          local path = data.need(rel, pending)
          if not path then return end
+         if name == "dbrx" then   -- repeats a key, which moonhub refuses: test a clean copy
+            local copy = os.tmpname()
+            assert.equal(1, require("helpers.gguf_copy").dedup(path, copy))
+            path = copy
+         end
          local tok = assert(mh.tokenizer.load(path))
+         if name == "dbrx" then os.remove(path) end
          assert.are.equal(kind, tok.kind)
          local drop, list = byte_changes(tok)
          -- only control bytes and bytes that never occur in UTF-8 (or only in
