@@ -3,10 +3,15 @@
 # Idempotent: with everything present it installs nothing and needs no root.
 set -eu
 list="$(dirname "$0")/debian.txt"
+# Names that installed packages provide count as present too (NodeSource's
+# nodejs provides npm, and conflicts with Debian's).
+provided=$(dpkg-query -W -f='${db:Status-Abbrev}|${Provides}\n' 2>/dev/null |
+    sed -n 's/^ii *|//p' | tr ',' '\n' | sed 's/(.*//; s/ //g' | grep . || true)
 missing=""
 for p in $(grep -v '^#' "$list" | tr -s ' \t' '\n' | grep .); do
     st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
-    case "$st" in *"ok installed"*) ;; *) missing="$missing $p" ;; esac
+    case "$st" in *"ok installed"*) continue ;; esac
+    printf '%s\n' "$provided" | grep -qx "$p" || missing="$missing $p"
 done
 [ -z "$missing" ] && exit 0
 echo "deps: installing$missing"

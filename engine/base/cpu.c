@@ -41,17 +41,33 @@ mh_cpu_level mh_cpu_detect(void)
     return (mh_cpu_level)level;
 }
 
+int mh_cpu_parse_level(const char *name, mh_cpu_level best, mh_cpu_level *out, mh_err *err)
+{
+    int want;
+    if (!name || !*name) want = best;
+    else if (!strcmp(name, "ref") || !strcmp(name, "scalar")) want = MH_CPU_REF;
+    else if (!strcmp(name, "avx2")) want = MH_CPU_AVX2;
+    else if (!strcmp(name, "avx512")) want = MH_CPU_AVX512;
+    else return mh_err_set(err, MH_EINVAL, "MOONHUB_CPU=%s is not a kernel path: use ref, avx2 or avx512", name);
+    /* a silent downgrade would let a test compare a path with itself */
+    if (want > (int)best)
+        return mh_err_set(err, MH_EINVAL, "MOONHUB_CPU=%s: this CPU lacks it (best path here: %s); "
+                          "unset MOONHUB_CPU or pick a lower path", name, mh_cpu_level_name(best));
+    if (out) *out = (mh_cpu_level)want;
+    return MH_OK;
+}
+
+int mh_cpu_check_env(mh_err *err)
+{
+    return mh_cpu_parse_level(getenv("MOONHUB_CPU"), mh_cpu_detect(), NULL, err);
+}
+
 mh_cpu_level mh_cpu_level_get(void)
 {
     if (g_level >= 0) return (mh_cpu_level)g_level;
-    int best = mh_cpu_detect(), want = best;
-    const char *env = getenv("MOONHUB_CPU");
-    if (env && *env) {
-        if (!strcmp(env, "ref") || !strcmp(env, "scalar")) want = MH_CPU_REF;
-        else if (!strcmp(env, "avx2")) want = MH_CPU_AVX2;
-        else if (!strcmp(env, "avx512")) want = MH_CPU_AVX512;
-    }
-    g_level = want < best ? want : best;
+    mh_cpu_level best = mh_cpu_detect(), want = best;
+    if (mh_cpu_parse_level(getenv("MOONHUB_CPU"), best, &want, NULL) != MH_OK) want = best;
+    g_level = (int)want;
     return (mh_cpu_level)g_level;
 }
 

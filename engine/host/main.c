@@ -157,6 +157,11 @@ static int pmain(lua_State *L)
 
 int main(int argc, char **argv)
 {
+    mh_err cpu_err = {0};
+    if (mh_cpu_check_env(&cpu_err) != MH_OK) {
+        fprintf(stderr, "moonhub: %s\n", cpu_err.msg);
+        return 2;
+    }
     choose_blas_core(argv);
     set_threads();
     lua_State *L = luaL_newstate();

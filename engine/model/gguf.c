@@ -269,10 +269,11 @@ static int parse_kvs(mh_gguf *g, cursor *c)
     for (int64_t i = 0; i < g->n_kv; i++) {
         int rc = read_kv(c, &g->kv[i]);
         if (rc) return rc;
-        for (int64_t j = 0; j < i; j++)   /* accepted, last wins (see find) */
-            if (!strcmp(g->kv[j].key, g->kv[i].key) && !g->warning[0])
-                snprintf(g->warning, sizeof g->warning, "duplicate key '%s' (last value used)",
-                         g->kv[i].key);
+        for (int64_t j = 0; j < i; j++)   /* refused, as llama.cpp's gguf does */
+            if (!strcmp(g->kv[j].key, g->kv[i].key))
+                return mh_err_set(c->err, MH_EFORMAT, "gguf: duplicate key '%s' (entries %lld and %lld); "
+                                  "llama.cpp refuses such files too: write the key once",
+                                  g->kv[i].key, (long long)j + 1, (long long)i + 1);
     }
     int64_t a;
     g->alignment = 32;

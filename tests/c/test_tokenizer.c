@@ -100,6 +100,82 @@ static mh_tokenizer *load_rel(const char *rel)
     return t;
 }
 
+/* ===== a copy without repeated keys =====
+ * ggml-vocab-dbrx.gguf (an unmerged llama.cpp branch) writes general.file_type
+ * twice. moonhub refuses such files, as llama.cpp's gguf does now
+ * (test_gguf), so its vectors run on a copy that keeps each key's first
+ * entry (the one the llama.cpp that made the vectors read). */
+
+static int gguf_skip_value(const unsigned char *b, size_t n, size_t *pos, uint32_t type, int depth)
+{
+    static const int size[] = {1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8};
+    uint64_t len;
+    if (type == 8) {                      /* string: u64 length + bytes */
+        if (*pos + 8 > n) return 0;
+        memcpy(&len, b + *pos, 8);
+        if (len > n - *pos - 8) return 0;
+        *pos += 8 + len;
+        return 1;
+    }
+    if (type == 9 && depth == 0) {        /* array: u32 type, u64 count, items */
+        uint32_t et;
+        if (*pos + 12 > n) return 0;
+        memcpy(&et, b + *pos, 4);
+        memcpy(&len, b + *pos + 4, 8);
+        *pos += 12;
+        for (uint64_t i = 0; i < len; i++) if (!gguf_skip_value(b, n, pos, et, 1)) return 0;
+        return 1;
+    }
+    if (type > 12 || !size[type] || *pos + (size_t)size[type] > n) return 0;
+    *pos += (size_t)size[type];
+    return 1;
+}
+
+/* Writes src without later repeats of a key to dst; 1 on success. */
+static int gguf_dedup_copy(const char *src, const char *dst)
+{
+    size_t n;
+    unsigned char *b = (unsigned char *)slurp(src, &n);
+    if (!b || n < 24) { free(b); return 0; }
+    uint64_t n_kv, kept = 0;
+    memcpy(&n_kv, b + 16, 8);
+    size_t pos = 24, *start = calloc(n_kv + 1, sizeof *start), out_n = 24;
+    unsigned char *out = malloc(n);
+    int ok = start && out;
+    for (uint64_t i = 0; ok && i < n_kv; i++) {
+        size_t at = pos;
+        uint64_t kl;
+        uint32_t type;
+        ok = pos + 8 <= n && (memcpy(&kl, b + pos, 8), kl <= n - pos - 12);
+        if (!ok) break;
+        pos += 8 + kl;
+        memcpy(&type, b + pos, 4);
+        pos += 4;
+        ok = gguf_skip_value(b, n, &pos, type, 0);
+        int dup = 0;
+        for (uint64_t j = 0; ok && j < kept && !dup; j++) {
+            uint64_t jl;
+            memcpy(&jl, out + start[j], 8);
+            dup = jl == kl && !memcmp(out + start[j] + 8, b + at + 8, kl);
+        }
+        if (!ok || dup) continue;
+        start[kept++] = out_n;
+        memcpy(out + out_n, b + at, pos - at);
+        out_n += pos - at;
+    }
+    if (ok) {   /* header with the new count, then what follows the pairs */
+        memcpy(out, b, 16);
+        memcpy(out + 16, &kept, 8);
+        memcpy(out + out_n, b + pos, n - pos);
+        out_n += n - pos;
+        FILE *f = fopen(dst, "wb");
+        ok = f && fwrite(out, 1, out_n, f) == out_n;
+        if (f) ok = (fclose(f) == 0) && ok;
+    }
+    free(b); free(out); free(start);
+    return ok;
+}
+
 /* ===== reference vectors, one case per vocab ===== */
 
 static const char *g_present[] = { "llama-spm", "phi-3", "gpt-2", "falcon", "mpt", "starcoder",
@@ -108,7 +184,16 @@ static const char *g_absent[] = { "llama-bpe", "qwen2", "command-r", "gemma-4", 
 
 static void vectors_for(const char *name, const char *vocab_rel, bool roundtrip)
 {
-    mh_tokenizer *t = load_rel(vocab_rel);
+    mh_tokenizer *t = NULL;
+    char p[4096], tmp[64];
+    if (!strcmp(name, "dbrx") && test_data_path(vocab_rel, p)) {   /* see gguf_dedup_copy */
+        snprintf(tmp, sizeof tmp, "/tmp/mh_test_tok_dbrx_%d.gguf", (int)getpid());
+        mh_err e = {0};
+        CHECK(gguf_dedup_copy(p, tmp));
+        if (mh_tokenizer_load(tmp, &t, &e)) fprintf(stderr, "  load %s: %s\n", tmp, e.msg);
+        unlink(tmp);
+        CHECK_MSG(t, "the de-duplicated copy of %s does not load", vocab_rel);
+    } else t = load_rel(vocab_rel);
     if (!t) { char w[600]; snprintf(w, sizeof w, "missing %s", vocab_rel); TEST_SKIP(w); }
     int passed, total, fails = run_vectors(t, name, roundtrip, &passed, &total);
     printf("  %-16s %-44s %d/%d cases pass\n", name, vocab_rel, passed, total);
@@ -136,10 +221,10 @@ static void test_vectors_absent_are_documented(void)
     char rel[512], p[4096];
     for (int i = 0; g_absent[i]; i++) {
         snprintf(rel, sizeof rel, VEC "ggml-vocab-%s.gguf", g_absent[i]);
-        if (!test_data_path(rel, p))
-            printf("  note: %s vectors not run: vocab %s is not in the shared data (documented absent)\n",
-                   g_absent[i], rel);
-        else vectors_for(g_absent[i], rel, true);
+        if (test_data_path(rel, p)) { vectors_for(g_absent[i], rel, true); continue; }
+        char why[700];
+        snprintf(why, sizeof why, "%s vectors: vocab %s is not in the shared data", g_absent[i], rel);
+        test_skip_documented(why);
     }
 }
 

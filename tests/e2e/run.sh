@@ -3,23 +3,25 @@
 # package-lock.json), start `./moonhub serve` on a free port, run
 # openai.test.mjs with node's built-in test runner, stop the server.
 # Usage: sh tests/e2e/run.sh (from anywhere). Prints "N passed, N failed"
-# last, like tests/run.sh. Skips (exit 0) when node/npm or the model are
-# missing; a missing model fails under MOONHUB_REQUIRE_TEST_DATA=1.
+# last, like tests/run.sh. node and npm are dependencies (deps/debian.txt,
+# installed by make test). Without them or the model it prints
+# "0 passed, 0 failed, 1 skipped" and exits 0, or fails under
+# MOONHUB_REQUIRE_TEST_DATA=1, where every need must be met.
 cd "$(dirname "$0")/../.." || exit 1
 e2e=tests/e2e
 data=${MOONHUB_TEST_DATA:-../shared}
 model=$data/models/mh-smol-llama-17m-Q8_0.gguf
 key=e2e-test-key
 
-skip() { echo "e2e: skipped: $1"; echo "0 passed, 0 failed"; exit 0; }
 fail() { echo "e2e: $1"; echo "0 passed, 1 failed"; exit 1; }
+need() {   # the shell form of the skip helper: skip, or fail when required
+    [ "${MOONHUB_REQUIRE_TEST_DATA:-}" = 1 ] && fail "required: $1"
+    echo "e2e: skipped: $1"; echo "0 passed, 0 failed, 1 skipped"; exit 0
+}
 
-command -v node >/dev/null 2>&1 || skip "node is not installed"
-command -v npm >/dev/null 2>&1 || skip "npm is not installed"
-if [ ! -f "$model" ]; then
-    [ "${MOONHUB_REQUIRE_TEST_DATA:-}" = 1 ] && fail "test data not found: $model (set MOONHUB_TEST_DATA)"
-    skip "test data not found: $model (set MOONHUB_TEST_DATA)"
-fi
+command -v node >/dev/null 2>&1 || need "node is not installed (sh deps/install.sh)"
+command -v npm >/dev/null 2>&1 || need "npm is not installed (sh deps/install.sh)"
+[ -f "$model" ] || need "test data not found: $model (set MOONHUB_TEST_DATA)"
 [ -x ./moonhub ] || fail "./moonhub is not built (run make)"
 
 # npm ci only when node_modules is missing or older than the lock file

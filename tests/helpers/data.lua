@@ -1,7 +1,8 @@
--- tests/helpers/data.lua: finds shared test data (models, vectors) for specs.
+-- tests/helpers/data.lua: finds shared test data (models, vectors) for specs,
+-- and is the one way a spec says "this test needs X" (a file, a command).
 -- Pure module: does nothing on require. Root: $MOONHUB_TEST_DATA or ../shared.
--- When a file is missing, `need` marks the test pending (skipped) with a
--- message, or fails under MOONHUB_REQUIRE_TEST_DATA=1 (CI).
+-- An unmet need marks the test pending (a counted skip), or fails it under
+-- MOONHUB_REQUIRE_TEST_DATA=1 (CI), where every need must be met.
 local M = {}
 
 function M.root()
@@ -23,14 +24,30 @@ function M.path(rel)
    return nil, "test data not found: " .. p .. " (set MOONHUB_TEST_DATA)"
 end
 
--- For use inside it(): returns the path, or skips the test via `pending`.
--- Under MOONHUB_REQUIRE_TEST_DATA=1 a missing file is an error.
+-- The skip helper. Inside it() (or a function it calls), with busted's
+-- `pending` passed in: `if not x then return data.skip("why", pending) end`.
+-- Skips the test with the reason, or raises it when data is required.
+-- Returns nil, so `return data.skip(...)` ends the test either way.
+function M.skip(why, pending)
+   if os.getenv("MOONHUB_REQUIRE_TEST_DATA") == "1" then
+      error("required by MOONHUB_REQUIRE_TEST_DATA=1: " .. why, 0)
+   end
+   if pending then pending(why) end
+   return nil
+end
+
+-- For use inside it(): returns the path of rel, or skips (see skip).
 function M.need(rel, pending)
    local p, msg = M.path(rel)
    if p then return p end
-   if os.getenv("MOONHUB_REQUIRE_TEST_DATA") == "1" then error(msg, 2) end
-   if pending then pending(msg) end
-   return nil
+   return M.skip(msg, pending)
+end
+
+-- True when the shell finds cmd; else skips (see skip). node, npm and
+-- tmux come from deps/debian.txt, which make test installs.
+function M.need_cmd(cmd, pending)
+   if os.execute("command -v " .. cmd .. " >/dev/null 2>&1") then return true end
+   return M.skip(cmd .. " is not installed (sh deps/install.sh installs it)", pending)
 end
 
 return M

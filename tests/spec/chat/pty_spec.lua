@@ -9,11 +9,6 @@ local q = H.q
 
 local SMOL = "models/mh-smol-llama-17m-Q8_0.gguf"
 
-local function have_tmux()
-   local ok = os.execute("command -v tmux >/dev/null 2>&1")
-   return ok == true
-end
-
 -- A tmux server of our own in dir, with one pane running cmd.
 local function terminal(dir, cmd)
    local t = { sock = dir .. "/tmux.sock" }
@@ -74,7 +69,7 @@ describe("moonhub chat on a pseudo-terminal #integration", function()
    it("two turns, Ctrl-C mid-answer, /reset and /bye", function()
       local model = data.need(SMOL, pending)
       if not model then return end
-      if not have_tmux() then return pending("tmux is not installed") end
+      if not data.need_cmd("tmux", pending) then return end
       -- The shell prints the exit status: tmux 3.3 does not always reap a
       -- pane's process, so #{pane_dead_status} can stay empty. It catches
       -- SIGINT (Ctrl-C reaches the whole foreground group) so that it

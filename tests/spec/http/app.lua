@@ -6,7 +6,7 @@ local http = mh.http
 
 local portfile, max_body = arg[1], tonumber(arg[2]) or 1024
 local srv = assert(http.server{ port = 0, max_body = max_body })
-local state = { gone = 0, closecb = 0, go = nil }
+local state = { gone = 0, closecb = 0, go = nil, holds = {} }
 
 local routes = {}
 
@@ -28,11 +28,33 @@ routes["/error"] = function() error("boom in handler") end
 routes["/noresponse"] = function() end
 
 routes["/slow"] = function(req)
+   state.sleeping = (state.sleeping or 0) + 1
    http.sleep(tonumber(req.args.s) or 1)
+   state.sleeping = state.sleeping - 1
    req:respond(200, nil, "slow done")
 end
 
+routes["/sleeping"] = function(req) req:respond(200, nil, tostring(state.sleeping or 0)) end
+
 routes["/fast"] = function(req) req:respond(200, nil, "fast done") end
+
+-- /hold waits until /release; /held counts the waiting ones (for specs
+-- that check concurrency by events instead of by elapsed time)
+routes["/hold"] = function(req)
+   local ch = http.channel()
+   state.holds[#state.holds + 1] = ch
+   ch:recv()
+   req:respond(200, nil, "released")
+end
+
+routes["/held"] = function(req) req:respond(200, nil, tostring(#state.holds)) end
+
+routes["/release"] = function(req)
+   local holds = state.holds
+   state.holds = {}
+   for _, ch in ipairs(holds) do ch:push("go") end
+   req:respond(200, nil, "released " .. #holds)
+end
 
 -- SSE: chunk 1 at once, then waits for /go before chunks 2 and 3
 routes["/stream"] = function(req)

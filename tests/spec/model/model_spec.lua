@@ -75,7 +75,7 @@ describe("model:generate #unit", function()
    end)
 
    it("gives the same text for the same seed and options", function()
-      if not m then return pending("stories260K.gguf missing") end
+      if not m then return data.skip("models/stories260K.gguf missing", pending) end
       local a = m:generate("Once upon a time", { max_tokens = 24, temperature = 0.9, seed = 7 })
       local b = m:generate("Once upon a time", { max_tokens = 24, temperature = 0.9, seed = 7 })
       local c = m:generate("Once upon a time", { max_tokens = 24, temperature = 0.9, seed = 8 })
@@ -84,7 +84,7 @@ describe("model:generate #unit", function()
    end)
 
    it("streams pieces that add up to generate's text", function()
-      if not m then return pending("stories260K.gguf missing") end
+      if not m then return data.skip("models/stories260K.gguf missing", pending) end
       local parts = {}
       local step, st = m:stream("Lily", { max_tokens = 20, temperature = 0 })
       for piece in step do parts[#parts + 1] = piece end
@@ -95,7 +95,7 @@ describe("model:generate #unit", function()
    end)
 
    it("never emits a stop string, even split across tokens", function()
-      if not m then return pending("stories260K.gguf missing") end
+      if not m then return data.skip("models/stories260K.gguf missing", pending) end
       local full = m:generate("Once upon a time", { max_tokens = 40, temperature = 0 })
       local cut = full:find("Lily", 1, true)
       assert.is_truthy(cut)
@@ -105,7 +105,7 @@ describe("model:generate #unit", function()
    end)
 
    it("calls a Lua logits processor that can steer the choice", function()
-      if not m then return pending("stories260K.gguf missing") end
+      if not m then return data.skip("models/stories260K.gguf missing", pending) end
       local seen = 0
       local _, st = m:generate("Once", { max_tokens = 5, temperature = 0, logits_processor = function(logits, tokens)
          seen = seen + 1
@@ -118,7 +118,7 @@ describe("model:generate #unit", function()
    end)
 
    it("reports logprobs with top alternatives", function()
-      if not m then return pending("stories260K.gguf missing") end
+      if not m then return data.skip("models/stories260K.gguf missing", pending) end
       local _, st = m:generate("Once", { max_tokens = 3, temperature = 0, logprobs = true, top_logprobs = 3 })
       assert.are.equal(3, #st.logprobs)
       for _, lp in ipairs(st.logprobs) do
@@ -129,7 +129,7 @@ describe("model:generate #unit", function()
    end)
 
    it("reuses the KV cache for a shared prefix", function()
-      if not m then return pending("stories260K.gguf missing") end
+      if not m then return data.skip("models/stories260K.gguf missing", pending) end
       local cache = m:new_cache(256)
       local _, a = m:generate("Once upon a time there was", { max_tokens = 4, temperature = 0, cache = cache })
       local _, b = m:generate("Once upon a time there was a dog", { max_tokens = 4, temperature = 0, cache = cache })
@@ -138,7 +138,7 @@ describe("model:generate #unit", function()
    end)
 
    it("rejects bad input with clear messages", function()
-      if not m then return pending("stories260K.gguf missing") end
+      if not m then return data.skip("models/stories260K.gguf missing", pending) end
       assert.has_error(function() m:generate("x", { max_tokens = -1 }) end,
          "generate: max_tokens must be a non-negative integer, got -1")
       assert.has_error(function() m:generate(42) end)

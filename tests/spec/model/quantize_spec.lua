@@ -15,7 +15,7 @@ local function ref_ppl(name)
 end
 
 local function read_text()
-   local p = data.path("vectors/reference/text.txt")
+   local p = data.need("vectors/reference/text.txt", pending)
    if not p then return nil end
    local f = assert(io.open(p, "rb"))
    local s = f:read("a")

@@ -98,7 +98,7 @@ describe("fetch", function()
       end)
 
       it("reads model info, tree pages and search results", function()
-         if not srv then return pending("stories260K-Q8_0.gguf missing") end
+         if not srv then return data.skip("models/stories260K-Q8_0.gguf missing", pending) end
          local sum = fetch.sha256_file(file)
          local info = assert(hub.model_info("mh/s"))
          assert.equal("0123456789abcdef0123456789abcdef01234567", info.sha)
@@ -118,7 +118,7 @@ describe("fetch", function()
       end)
 
       it("maps 401 without a token and 404 for an unknown repo to clear errors", function()
-         if not srv then return pending("stories260K-Q8_0.gguf missing") end
+         if not srv then return data.skip("models/stories260K-Q8_0.gguf missing", pending) end
          local none, msg, status = hub.model_info("mh/private")
          assert.is_nil(none)
          assert.equal(401, status)
@@ -133,7 +133,7 @@ describe("fetch", function()
       end)
 
       it("resumes hub.download from the break point and verifies the result", function()
-         if not srv then return pending("stories260K-Q8_0.gguf missing") end
+         if not srv then return data.skip("models/stories260K-Q8_0.gguf missing", pending) end
          local dest, url = dir .. "/c.gguf", srv.url .. "/mh/c/resolve/main/c-Q8_0.gguf"
          local want = { size = 379168, sha256 = fetch.sha256_file(file) }
          srv.clear()
@@ -152,7 +152,7 @@ describe("fetch", function()
       end)
 
       it("follows the resolve redirect, reports progress, ETags and HEAD headers", function()
-         if not srv then return pending("stories260K-Q8_0.gguf missing") end
+         if not srv then return data.skip("models/stories260K-Q8_0.gguf missing", pending) end
          local seen = {}
          srv.clear()
          local res = assert(fetch.request{ url = srv.url .. "/mh/s/resolve/main/s-Q8_0.gguf",
@@ -180,7 +180,7 @@ describe("fetch", function()
       end)
 
       it("keeps 404 bodies out of the file and names full disks", function()
-         if not srv then return pending("stories260K-Q8_0.gguf missing") end
+         if not srv then return data.skip("models/stories260K-Q8_0.gguf missing", pending) end
          local res = assert(fetch.request{ url = srv.url .. "/mh/s/resolve/main/none.gguf", path = dir .. "/n" })
          assert.equal(404, res.status)
          assert.matches("Entry not found", res.body)

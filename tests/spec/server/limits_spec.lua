@@ -110,28 +110,34 @@ describe("moonhub serve --parallel 1 --max-queue 1 #integration", function()
       assert.equal(200, srv:post("/v1/chat/completions", body(2)).status)
    end)
 
-   it("a client that hangs up mid-stream frees its slot within 1 s", function()
+   -- Events, not durations: the stream was cut before it finished, then the
+   -- slot-free event (requests_running 0) comes while that request's 2000
+   -- tokens are not all generated, and the one slot serves the next request.
+   it("a client that hangs up mid-stream frees its slot", function()
       if not srv then return data.need(SMOL, pending) end
+      local metrics = function() return srv:request("/metrics").body end
+      local before = S.metric(metrics(), "moonhub_generated_tokens_total") or 0
       local r = srv:post("/v1/chat/completions", body(2000, true), { timeout = 0.8 })
       assert.equal(200, r.status)
       assert.matches("^data: ", r.body)            -- it was streaming when curl gave up
-      local t0 = S.now()
+      assert.is_nil(r.body:find("[DONE]", 1, true))
       local freed = S.eventually(function()
-         return S.metric(srv:request("/metrics").body, "moonhub_requests_running") == 0
-      end, 1)
-      assert.is_true(freed, "slot still busy 1 s after the client left")
+         return S.metric(metrics(), "moonhub_requests_running") == 0
+      end, 60)                                      -- a guard against hanging, not a bound
+      assert.is_true(freed, "the slot never became free after the client left")
+      local after = S.metric(metrics(), "moonhub_generated_tokens_total") or 0
+      assert.is_true(after - before < 2000, "the abandoned request ran to the end")
       local ok = srv:post("/v1/chat/completions", body(3))
       assert.equal(200, ok.status)
       assert.equal(3, ok.json.usage.completion_tokens)
-      assert.is_true(S.now() - t0 < 2)
    end)
 
    it("SIGTERM stops the server with exit code 0", function()
       if not srv then return data.need(SMOL, pending) end
       assert.is_true(srv:alive())
-      local t0 = S.now()
-      assert.equal(0, srv:stop(5))
-      assert.is_true(S.now() - t0 < 5)
+      -- stop() sends SIGTERM and SIGKILLs after 30 s: exit code 0 is the
+      -- event that the server ended by itself
+      assert.equal(0, srv:stop(30))
       assert.is_false(srv:alive())
    end)
 end)

@@ -177,7 +177,13 @@ describe("tokenizer round trip #unit", function()
       it(name .. ": decode(encode(s)) == s on random Unicode and bytes", function()
          local path = data.need(rel, pending)
          if not path then return end
+         if name == "dbrx" then   -- repeats a key, which moonhub refuses: test a clean copy
+            local copy = os.tmpname()
+            assert.equal(1, require("helpers.gguf_copy").dedup(path, copy))
+            path = copy
+         end
          local tok = assert(mh.tokenizer.load(path))
+         if name == "dbrx" then os.remove(path) end
          assert.are.equal(kind, tok.kind)
          local drop, list = byte_changes(tok)
          -- only control bytes and bytes that never occur in UTF-8 (or only in
@@ -287,9 +293,7 @@ describe("tokenizers embedded in the shared models #unit", function()
    it("load, match the metadata and round-trip", function()
       local models = list_models()
       if #models == 0 then
-         if os.getenv("MOONHUB_REQUIRE_TEST_DATA") == "1" then error("no models in " .. data.root() .. "/models") end
-         pending("no models in " .. data.root() .. "/models")
-         return
+         return data.skip("no models in " .. data.root() .. "/models", pending)
       end
       local texts = { "Hello, world!", "Once upon a time, there was a little girl.", "  two  spaces\n\tand tabs",
                       "naïve café 東京 🦙 👍🏽", "x = 1 + 2 * 3;" }
