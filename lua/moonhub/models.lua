@@ -240,7 +240,8 @@ local function remove_tree(path)
    if st and st.type == "dir" and not lst_link then
       for _, e in ipairs(host.listdir(path) or {}) do remove_tree(path .. "/" .. e) end
    end
-   os.remove(path)
+   if st and st.type == "file" and not lst_link then hub.remove_file(path)   -- a worker thread frees it
+   else os.remove(path) end
 end
 
 -- drops empty folders from dir up to (not including) the models folder
@@ -395,7 +396,7 @@ local function fetch_one(c, f, dest)
    end
    local st = fetch.stat(dest)
    if st and st.type == "file" and (not f.size or st.size == f.size)
-      and (not f.sha256 or fetch.sha256_file(dest) == f.sha256) then
+      and (not f.sha256 or hub.sha256_file(dest) == f.sha256) then
       return dest, f.sha256
    end
    local ok, merr = fetch.mkdirs(dest:match("^(.*)/[^/]*$"))
@@ -411,7 +412,7 @@ local function fetch_one(c, f, dest)
       size = f.size, sha256 = f.sha256, stall_timeout = c.stall_timeout,
       progress = c.progress and c.progress(f.path) })
    if not done then return nil, derr end
-   return dest, f.sha256 or (f.lfs and nil) or fetch.sha256_file(dest)
+   return dest, f.sha256 or (f.lfs and nil) or hub.sha256_file(dest)
 end
 
 local function pull_gguf(c, entry)
