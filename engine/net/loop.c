@@ -6,6 +6,7 @@
  * write() to an eventfd is thread-safe by itself and costs one syscall. */
 #include <errno.h>
 #include <pthread.h>
+#include <time.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -33,6 +34,7 @@ struct mh_loop {
     pthread_mutex_t mu;              /* guards ready and closed */
     mh_chan *ready;                  /* channels with news, each retained */
     int closed;                      /* owner released: no more wake-ups */
+    struct lag_probe *lag;           /* mh_loop_lag_enable; NULL until then */
 };
 
 struct mh_chan {
@@ -113,9 +115,12 @@ mh_loop *mh_loop_new(mh_err *err)
     return loop;
 }
 
+static void lag_free(mh_loop *loop);
+
 void mh_loop_release(mh_loop *loop)
 {
     if (!loop) return;
+    lag_free(loop);
     mh_loop_on_signals(loop, NULL, NULL, NULL);
     pthread_mutex_lock(&loop->mu);
     loop->closed = 1;
@@ -334,4 +339,78 @@ void mh_chan_listen(mh_chan *ch, mh_chan_fn fn, void *ud)
 static void chan_notify(mh_chan *ch)
 {
     if (ch->fn) ch->fn(ch, ch->ud);
+}
+
+/* ===== lag probe ===== */
+
+static const double LAG_LE[MH_LOOP_LAG_BUCKETS] = {
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+};
+
+typedef struct lag_probe {
+    mh_loop *loop;
+    mh_timer *t;
+    double interval, due;            /* due: monotonic s the timer should run at */
+    mh_loop_lag h;
+} lag_probe;
+
+static double mono_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* One-shot timers re-armed from the run: a persistent one would be
+ * rescheduled by libevent from its own notion of when it ran. */
+static void on_lag(mh_timer *t, void *ud)
+{
+    lag_probe *p = ud;
+    double now = mono_now(), lag = now - p->due;
+    if (lag < 0) lag = 0;            /* libevent may run a timer a hair early */
+    for (int i = 0; i < MH_LOOP_LAG_BUCKETS; i++)
+        if (lag <= p->h.le[i]) p->h.counts[i]++;
+    p->h.n++;
+    p->h.sum += lag;
+    if (lag > p->h.max) p->h.max = lag;
+    mh_timer_free(t);
+    /* libevent counts a new timeout from the time it cached when this round
+     * began: refresh it, or callbacks run before this one would shift the
+     * due time we measure against */
+    event_base_update_cache_time(p->loop->base);
+    p->due = mono_now() + p->interval;
+    p->t = mh_timer_new(p->loop, p->interval, 0, on_lag, p, NULL);   /* NULL: out of memory, probe stops */
+}
+
+int mh_loop_lag_enable(mh_loop *loop, double interval, mh_err *err)
+{
+    if (!(interval >= 0.001 && interval <= 60))
+        return mh_err_set(err, MH_EINVAL, "loop lag: interval must be in [0.001, 60] s");
+    if (loop->lag) return MH_OK;
+    lag_probe *p = calloc(1, sizeof *p);
+    if (!p) return mh_err_set(err, MH_ENOMEM, "loop lag: out of memory");
+    p->loop = loop;
+    p->interval = interval;
+    memcpy(p->h.le, LAG_LE, sizeof LAG_LE);
+    event_base_update_cache_time(loop->base);
+    p->due = mono_now() + interval;
+    p->t = mh_timer_new(loop, interval, 0, on_lag, p, err);
+    if (!p->t) { free(p); return err ? err->code : MH_EIO; }
+    loop->lag = p;
+    return MH_OK;
+}
+
+int mh_loop_lag_read(mh_loop *loop, mh_loop_lag *out)
+{
+    if (!loop->lag) return 0;
+    *out = loop->lag->h;
+    return 1;
+}
+
+static void lag_free(mh_loop *loop)
+{
+    if (!loop->lag) return;
+    mh_timer_free(loop->lag->t);
+    free(loop->lag);
+    loop->lag = NULL;
 }

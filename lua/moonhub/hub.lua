@@ -63,13 +63,9 @@ end
 
 -- ===== jobs on worker threads =====
 
--- Whether this caller may wait on a channel: a server coroutine, or code
--- outside a running loop (which then runs it). A coroutine of its own
--- inside a handler may not, and falls back to the blocking calls.
-local function can_wait()
-   local http = package.loaded["moonhub.core.http"]
-   return not http or not http.running() or http.in_task()
-end
+-- Whether this caller may wait on a channel (moonhub.work): a coroutine of
+-- its own inside a handler may not, and falls back to the blocking calls.
+local can_wait = require("moonhub.work").can_wait
 
 -- await(job, ch, progress) -> job:result(): progress(done, total|nil) for
 -- each message; returning false, or raising, stops the job (the error is
