@@ -158,6 +158,7 @@ static void parse_req(lua_State *L, mh_fetch_req *req, const char **hdrs)
     lua_getfield(L, 1, "sha256");
     req->sha256 = lua_toboolean(L, -1);
     lua_pop(L, 1);
+    if (req->sha256 && !req->path) luaL_error(L, "fetch.request: option 'sha256' hashes the file: it needs 'path'");
     collect_headers(L, 1, hdrs);
     req->headers = hdrs;
 }

@@ -384,9 +384,9 @@ end
 -- download(url, dest, {size =, sha256 =, progress = fn, stall_timeout =})
 -- -> true | nil, msg, kind. Bytes go to dest .. ".part" (resumed with Range
 -- when it exists), are hashed as they arrive (on the transfer's thread),
--- checked against size and sha256, then renamed to dest. A sha256 or size mismatch deletes the part file (kind "corrupt");
--- a cut transfer or a full disk keeps it for the next try (kind "partial",
--- "disk").
+-- checked against size and sha256, then renamed to dest. A sha256 or size
+-- mismatch deletes the part file (kind "corrupt"); a cut transfer or a
+-- full disk keeps it for the next try (kind "partial", "disk").
 function M.download(url, dest, opts)
    opts = opts or {}
    local part = dest .. ".part"
@@ -396,7 +396,8 @@ function M.download(url, dest, opts)
    if opts.size and have > opts.size then os.remove(part); have = 0 end
    if not (opts.size and have == opts.size) then
       local res, msg = M.request{ url = url, path = part, resume_from = have,
-         headers = auth_headers(), connect_timeout = M.CONNECT_TIMEOUT, sha256 = opts.sha256 ~= nil,
+         headers = auth_headers(), connect_timeout = M.CONNECT_TIMEOUT,
+         sha256 = opts.sha256 ~= nil,
          stall_timeout = opts.stall_timeout or M.STALL_TIMEOUT, progress = opts.progress }
       if not res then
          if msg:find("No space left", 1, true) or msg:find("Disk quota", 1, true) then

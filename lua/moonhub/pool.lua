@@ -182,7 +182,7 @@ local function check_startable(model)
    if type(model.new_cache) ~= "function" then return true end
    local ok, err = pcall(model.new_cache, model, 1)
    if ok then return true end
-   return nil, tostring(err):gsub("^model%.new_cache: ", "")
+   return nil, (tostring(err):gsub("^.-new_cache: ", ""))    -- the reason, not where it was raised
 end
 
 -- The load itself (model, room, scheduler) -> entry | nil, msg, status
@@ -224,7 +224,7 @@ end
 
 -- Waits (in a loop coroutine) for the load in flight for key -> its
 -- outcome: entry | nil, msg, status
-local function wait_load(self, ld)
+local function wait_load(ld)
    if not require("moonhub.work").in_task() then
       return nil, "model '" .. ld.name .. "' is loading; retry shortly", 503
    end
@@ -248,7 +248,7 @@ function Pool:load(ref)
    end
    local ld = self.loading[key]
    if ld then
-      local le, err, status = wait_load(self, ld)
+      local le, err, status = wait_load(ld)
       if le then le.refs[ref] = true end
       return le, err, status
    end
