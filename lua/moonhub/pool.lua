@@ -280,6 +280,32 @@ function Pool:unload(e, why)
    return true
 end
 
+-- unload_idle(entry, why, timeout = 60) -> true | nil, msg: unloads e
+-- once the requests it is answering are done; new requests for it get 503
+-- meanwhile. Waits in a loop coroutine (elsewhere a busy model is an error).
+function Pool:unload_idle(e, why, timeout)
+   if self.entries[e.key] ~= e then return true end
+   if e.busy > 0 then
+      if not require("moonhub.work").in_task() then
+         return nil, "model '" .. e.name .. "' is answering requests; retry shortly"
+      end
+      e.draining = true
+      local ch = http.channel()
+      e.idle_waiters = e.idle_waiters or {}
+      e.idle_waiters[#e.idle_waiters + 1] = ch
+      local t = http.timer(timeout or 60, function() ch:close() end, { once = true })
+      while ch:recv() do end
+      t:cancel()
+      if e.busy > 0 then
+         e.draining = nil
+         return nil, string.format("model '%s' was still answering requests after %g s; retry later",
+            e.name, timeout or 60)
+      end
+   end
+   self:unload(e, why)
+   return true
+end
+
 -- ===== use =====
 
 -- acquire(ref) -> entry | nil, msg, status. The entry stays loaded
@@ -292,6 +318,7 @@ function Pool:acquire(ref)
       e, err, status = self:load(ref)
       if not e then return nil, err, status end
    end
+   if e.draining then return nil, "model '" .. e.name .. "' is being unloaded; retry shortly", 503 end
    e.busy = e.busy + 1
    e.last_used = now()
    e.expires = nil
@@ -305,6 +332,10 @@ function Pool:release(e, keep_alive)
    e.busy = math.max(0, e.busy - 1)
    e.last_used = now()
    if keep_alive ~= nil then e.keep_alive = keep_alive end
+   if e.busy == 0 and e.idle_waiters then       -- unload_idle waits for this
+      for _, ch in ipairs(e.idle_waiters) do ch:close() end
+      e.idle_waiters = nil
+   end
    if e.busy == 0 and self.entries[e.key] == e then
       if e.keep_alive == 0 then return self:unload(e, "keep_alive 0") end
       e.expires = e.keep_alive > 0 and (e.last_used + e.keep_alive) or nil

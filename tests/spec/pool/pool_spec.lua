@@ -191,5 +191,31 @@ describe("pool #unit", function()
       assert.same({ nil, "bad file", 500 }, out[2])
       assert.equal("", names(p))
    end)
+
+   it("unloads a busy model once its requests are done, refusing new ones meanwhile", function()
+      local p, log = fake_pool()
+      local order, e, refused = {}, nil, nil
+      run_requests(p, {
+         { 0, function() e = p:acquire("a") end },
+         { 0.05, function()
+            assert.is_true(p:unload_idle(e, "removed", 5))
+            order[#order + 1] = "unloaded"
+         end },
+         { 0.1, function() refused = { p:acquire("a") } end },
+         { 0.2, function()
+            order[#order + 1] = "released"
+            p:release(e)
+         end },
+      }, 0.4)
+      assert.same({ "released", "unloaded" }, order)
+      assert.same({ nil, "model 'a:latest' is being unloaded; retry shortly", 503 }, refused)
+      assert.same({ "close a" }, log)
+      assert.equal("", names(p))
+      -- outside a loop coroutine a busy model is refused at once
+      local b = assert(p:acquire("b"))
+      local ok, err = p:unload_idle(b, "removed")
+      assert.is_nil(ok)
+      assert.matches("answering requests", err)
+   end)
 end)
 
