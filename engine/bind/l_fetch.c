@@ -1,7 +1,9 @@
 /* l_fetch.c: moonhub.core.fetch — HTTP requests (mh/fetch.h) from Lua, the
- * SHA-256 of a file (file-system calls live in l_fs.c, moonhub.core.fs).
- * Layer: engine/bind. The progress callback runs Lua under pcall: an error
- * in it stops the transfer and is re-raised once curl has cleaned up. */
+ * SHA-256 of a file; start/hash_start/unlink_start run downloads, hashes and
+ * unlinks on a worker thread (a job and the channel its progress arrives on).
+ * File-system calls live in l_fs.c (moonhub.core.fs). Layer: engine/bind. The
+ * progress callback of request runs Lua under pcall: an error in it stops the
+ * transfer and is re-raised once curl has cleaned up. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +13,7 @@
 #include "mh/fetch.h"
 
 #define MAX_HEADERS 64
+#define JOB_MT "moonhub.fetch.job"
 
 /* ===== request ===== */
 
@@ -133,28 +136,57 @@ static void push_result(lua_State *L, const mh_fetch_res *res)
     lua_setfield(L, -2, "headers");
 }
 
-/* request{url=, method="GET"|"HEAD", headers={}, path=, resume_from=,
- * connect_timeout=, stall_timeout=, timeout=, max_body=, progress=fn}
- * -> {status, headers, body, written, ranged, url} | nil, msg, code */
-static int l_request(lua_State *L)
+/* The options table at 1 -> req; header strings stay on the stack. */
+static void parse_req(lua_State *L, mh_fetch_req *req, const char **hdrs)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
-    mh_fetch_req req = {0};
-    req.url = opt_str_field(L, 1, "url");
-    if (!req.url) return luaL_error(L, "fetch.request: option 'url' (a string) is required");
+    memset(req, 0, sizeof *req);
+    req->url = opt_str_field(L, 1, "url");
+    if (!req->url) luaL_error(L, "fetch.request: option 'url' (a string) is required");
     const char *method = opt_str_field(L, 1, "method");
     if (method && strcmp(method, "GET") && strcmp(method, "HEAD"))
-        return luaL_error(L, "fetch.request: method must be \"GET\" or \"HEAD\", got \"%s\"", method);
-    req.head = method && !strcmp(method, "HEAD");
-    req.path = opt_str_field(L, 1, "path");
-    req.resume_from = opt_int_field(L, 1, "resume_from", 0, 0);
-    req.connect_timeout_s = (long)opt_int_field(L, 1, "connect_timeout", 0, 0);
-    req.stall_timeout_s = (long)opt_int_field(L, 1, "stall_timeout", 0, 0);
-    req.timeout_s = (long)opt_int_field(L, 1, "timeout", 0, 0);
-    req.max_body = (size_t)opt_int_field(L, 1, "max_body", 0, 0);
-    const char *hdrs[MAX_HEADERS + 1];
+        luaL_error(L, "fetch.request: method must be \"GET\" or \"HEAD\", got \"%s\"", method);
+    req->head = method && !strcmp(method, "HEAD");
+    req->path = opt_str_field(L, 1, "path");
+    req->resume_from = opt_int_field(L, 1, "resume_from", 0, 0);
+    req->connect_timeout_s = (long)opt_int_field(L, 1, "connect_timeout", 0, 0);
+    req->stall_timeout_s = (long)opt_int_field(L, 1, "stall_timeout", 0, 0);
+    req->timeout_s = (long)opt_int_field(L, 1, "timeout", 0, 0);
+    req->max_body = (size_t)opt_int_field(L, 1, "max_body", 0, 0);
+    lua_getfield(L, 1, "sha256");
+    req->sha256 = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    if (req->sha256 && !req->path) luaL_error(L, "fetch.request: option 'sha256' hashes the file: it needs 'path'");
     collect_headers(L, 1, hdrs);
-    req.headers = hdrs;
+    req->headers = hdrs;
+}
+
+/* status of mh_fetch_perform -> Lua results (the table, or nil, msg, code) */
+static int push_outcome(lua_State *L, int st, const mh_fetch_res *res, const mh_err *err)
+{
+    if (st == MH_EINVAL) return luaL_error(L, "fetch.request: %s", err->msg);
+    if (st) {
+        lua_pushnil(L);
+        lua_pushstring(L, err->msg);
+        lua_pushstring(L, mh_status_name(st));
+        return 3;
+    }
+    push_result(L, res);
+    if (res->sha256[0]) {
+        lua_pushstring(L, res->sha256);
+        lua_setfield(L, -2, "sha256");
+    }
+    return 1;
+}
+
+/* request{url=, method="GET"|"HEAD", headers={}, path=, resume_from=,
+ * connect_timeout=, stall_timeout=, timeout=, max_body=, sha256=bool,
+ * progress=fn} -> {status, headers, body, written, ranged, url, sha256} | nil, msg, code */
+static int l_request(lua_State *L)
+{
+    mh_fetch_req req;
+    const char *hdrs[MAX_HEADERS + 1];
+    parse_req(L, &req, hdrs);
     progress_ctx pc = { L, 0, 0 };
     int ty = lua_getfield(L, 1, "progress");
     if (ty != LUA_TNIL) {
@@ -170,20 +202,109 @@ static int l_request(lua_State *L)
         mh_fetch_res_free(&res);
         return lua_error(L);
     }
-    if (st == MH_EINVAL) {
-        mh_fetch_res_free(&res);
-        return luaL_error(L, "fetch.request: %s", err.msg);
-    }
-    if (st) {
-        mh_fetch_res_free(&res);
-        lua_pushnil(L);
-        lua_pushstring(L, err.msg);
-        lua_pushstring(L, mh_status_name(st));
-        return 3;
-    }
-    push_result(L, &res);
+    int n = st == MH_EINVAL ? 0 : push_outcome(L, st, &res, &err);
     mh_fetch_res_free(&res);
+    if (st == MH_EINVAL) return luaL_error(L, "fetch.request: %s", err.msg);
+    return n;
+}
+
+/* ===== jobs on worker threads ===== */
+
+typedef struct job_box { mh_fetch_job *j; int kind; } job_box;
+enum { KIND_FETCH, KIND_HASH, KIND_UNLINK };
+
+static job_box *check_job(lua_State *L)
+{
+    job_box *b = luaL_checkudata(L, 1, JOB_MT);
+    if (!b->j) luaL_error(L, "fetch job: already released");
+    return b;
+}
+
+/* Pushes the job box and the channel; start(ch) makes the job. */
+static int push_job(lua_State *L, int kind, mh_fetch_job *(*start)(lua_State *, mh_chan *, mh_err *))
+{
+    mh_err err = {0};
+    job_box *b = lua_newuserdatauv(L, sizeof *b, 0);
+    *b = (job_box){ NULL, kind };
+    luaL_setmetatable(L, JOB_MT);
+    mh_chan *ch = mh_chan_new(mh_lua_loop(L), &err);
+    if (!ch) return mh_lua_fail(L, &err);
+    mh_lua_push_chan(L, ch);        /* the box takes our reference; the job retains its own */
+    int top = lua_gettop(L);
+    b->j = start(L, ch, &err);      /* copies what it needs: the header strings it pushed can go */
+    lua_settop(L, top);
+    if (!b->j) {
+        mh_chan_close(ch);
+        return err.code == MH_EINVAL ? mh_lua_raise(L, "fetch.start", &err) : mh_lua_fail(L, &err);
+    }
+    return 2;
+}
+
+static mh_fetch_job *start_fetch(lua_State *L, mh_chan *ch, mh_err *err)
+{
+    mh_fetch_req req;
+    const char *hdrs[MAX_HEADERS + 1];
+    parse_req(L, &req, hdrs);
+    if (lua_getfield(L, 1, "progress") != LUA_TNIL)
+        luaL_error(L, "fetch.start: progress arrives on the channel; drop the 'progress' option");
+    lua_pop(L, 1);
+    return mh_fetch_start(&req, ch, err);
+}
+
+static mh_fetch_job *start_hash(lua_State *L, mh_chan *ch, mh_err *err)
+{
+    return mh_fetch_hash_start(luaL_checkstring(L, 1), ch, err);
+}
+
+static mh_fetch_job *start_unlink(lua_State *L, mh_chan *ch, mh_err *err)
+{
+    return mh_fetch_unlink_start(luaL_checkstring(L, 1), ch, err);
+}
+
+/* start{as request, no progress} -> job, channel: the transfer runs on a
+ * worker thread; the channel carries "DONE TOTAL" progress messages (tag 1)
+ * and is closed at the end; then job:result() answers as request would. */
+static int l_start(lua_State *L) { return push_job(L, KIND_FETCH, start_fetch); }
+/* hash_start(path) -> job, channel; job:result() -> {sha256 =} | nil, msg, code */
+static int l_hash_start(lua_State *L) { return push_job(L, KIND_HASH, start_hash); }
+/* unlink_start(path) -> job, channel; job:result() -> {} | nil, msg, code */
+static int l_unlink_start(lua_State *L) { return push_job(L, KIND_UNLINK, start_unlink); }
+
+static int job_result(lua_State *L)
+{
+    job_box *b = check_job(L);
+    const mh_fetch_res *res = NULL;
+    mh_err err = {0};
+    if (!mh_fetch_job_done(b->j)) return luaL_error(L, "job:result: the job is still running (wait for its channel to close)");
+    int st = mh_fetch_job_result(b->j, &res, &err);
+    if (b->kind == KIND_FETCH) return push_outcome(L, st, res, &err);
+    if (st) return push_outcome(L, st == MH_EINVAL ? MH_EIO : st, res, &err);
+    lua_newtable(L);
+    if (res->sha256[0]) {
+        lua_pushstring(L, res->sha256);
+        lua_setfield(L, -2, "sha256");
+    }
     return 1;
+}
+
+static int job_cancel(lua_State *L)
+{
+    mh_fetch_job_cancel(check_job(L)->j);
+    return 0;
+}
+
+static int job_done(lua_State *L)
+{
+    lua_pushboolean(L, mh_fetch_job_done(check_job(L)->j));
+    return 1;
+}
+
+static int job_gc(lua_State *L)
+{
+    job_box *b = luaL_checkudata(L, 1, JOB_MT);
+    mh_fetch_job_release(b->j);     /* cancels a job still running */
+    b->j = NULL;
+    return 0;
 }
 
 /* ===== files ===== */
@@ -219,9 +340,16 @@ int luaopen_moonhub_core_fetch(lua_State *L)
 {
     static const luaL_Reg fns[] = {
         { "request", l_request },
+        { "start", l_start },
+        { "hash_start", l_hash_start },
+        { "unlink_start", l_unlink_start },
         { "sha256_file", l_sha256_file },
         { NULL, NULL },
     };
+    static const luaL_Reg job_m[] = {
+        { "result", job_result }, { "cancel", job_cancel }, { "done", job_done }, { NULL, NULL },
+    };
+    mh_lua_new_class(L, JOB_MT, job_m, job_gc);
     luaL_newlib(L, fns);
     legacy_fs(L);
     return 1;

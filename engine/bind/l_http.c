@@ -480,7 +480,8 @@ int luaopen_moonhub_core_http(lua_State *L)
     static const luaL_Reg funcs[] = {
         { "server", mhl_http_server }, { "run", mhl_http_run }, { "stop", mhl_http_stop },
         { "running", l_running }, { "in_task", l_in_task }, { "sleep", l_sleep },
-        { "timer", l_timer }, { "channel", l_channel }, { NULL, NULL },
+        { "timer", l_timer }, { "channel", l_channel },
+        { "loop_lag", mhl_http_loop_lag }, { NULL, NULL },
     };
     static const luaL_Reg chan_m[] = {
         { "push", chan_push }, { "recv", chan_recv }, { "close", chan_close },

@@ -80,6 +80,7 @@ extern const luaL_Reg mhl_http_req_methods[];
 int mhl_http_server(lua_State *L);
 int mhl_http_run(lua_State *L);
 int mhl_http_stop(lua_State *L);
+int mhl_http_loop_lag(lua_State *L);
 int mhl_http_srv_gc(lua_State *L);
 int mhl_http_req_gc(lua_State *L);
 void mhl_http_srv_close(lua_State *L, srv_box *s);

@@ -7,6 +7,8 @@
 #include <string.h>
 #include "l_http.h"
 
+#define LAG_INTERVAL 0.05    /* seconds between loop-lag samples */
+
 #define MAX_HEADERS 128
 #define DEFAULT_GRACE 5.0
 #define STOP_POLL_S 0.01
@@ -274,6 +276,33 @@ int mhl_http_server(lua_State *L)
     s->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     s->next = h->servers;
     h->servers = s;
+    mh_loop_lag_enable(h->loop, LAG_INTERVAL, NULL);   /* a serving loop is measured (no probe: still serves) */
+    return 1;
+}
+
+/* loop_lag() -> {le = {...}, counts = {...} (cumulative), n, sum, max} |
+ * nil before a server was created (the probe starts with the first one) */
+int mhl_http_loop_lag(lua_State *L)
+{
+    mh_loop_lag g;
+    if (!mh_loop_lag_read(get_hub(L)->loop, &g)) return 0;
+    lua_createtable(L, 0, 5);
+    lua_createtable(L, MH_LOOP_LAG_BUCKETS, 0);
+    lua_createtable(L, MH_LOOP_LAG_BUCKETS, 0);
+    for (int i = 0; i < MH_LOOP_LAG_BUCKETS; i++) {
+        lua_pushnumber(L, g.le[i]);
+        lua_rawseti(L, -3, i + 1);
+        lua_pushinteger(L, (lua_Integer)g.counts[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+    lua_setfield(L, -3, "counts");
+    lua_setfield(L, -2, "le");
+    lua_pushinteger(L, (lua_Integer)g.n);
+    lua_setfield(L, -2, "n");
+    lua_pushnumber(L, g.sum);
+    lua_setfield(L, -2, "sum");
+    lua_pushnumber(L, g.max);
+    lua_setfield(L, -2, "max");
     return 1;
 }
 

@@ -2,7 +2,9 @@
  * Layer: engine/bind (calls mh/model.h). A cache keeps its model alive via
  * its user value; forward returns logits as an f32 tensor. */
 #include <string.h>
+#include <stdlib.h>
 #include "bind.h"
+#include "l_task.h"
 #include "mh/model.h"
 #include "mh/tensor.h"
 
@@ -67,6 +69,35 @@ static int l_load(lua_State *L)
     mh_err err = {0};
     if (mh_model_load(path, &box->m, &err)) return mh_lua_fail(L, &err);
     return 1;
+}
+
+/* ===== loading on a worker thread (the server's loop keeps answering) ===== */
+
+typedef struct load_arg { mh_model *m; char path[]; } load_arg;
+
+static int load_work(void *a, mh_err *err) { load_arg *la = a; return mh_model_load(la->path, &la->m, err); }
+static void load_free(void *a) { if (a) mh_model_free(((load_arg *)a)->m); free(a); }
+
+static int load_push(lua_State *L, void *a)
+{
+    mh_lua_model_box *box = lua_newuserdatauv(L, sizeof *box, 1);   /* user value: its adapters */
+    *box = (mh_lua_model_box){ ((load_arg *)a)->m, false };          /* the box owns it now */
+    ((load_arg *)a)->m = NULL;
+    luaL_setmetatable(L, MODEL_MT);
+    return 1;
+}
+
+/* load_start(path) -> task, channel: task:result() -> model | nil, msg once
+ * the channel closed (mh/work.h) */
+static int l_load_start(lua_State *L)
+{
+    size_t n;
+    const char *path = luaL_checklstring(L, 1, &n);
+    load_arg *la = malloc(sizeof *la + n + 1);
+    if (!la) return luaL_error(L, "model.load_start: out of memory");
+    la->m = NULL;
+    memcpy(la->path, path, n + 1);
+    return mhl_task_start(L, "model.load_start", load_work, load_push, load_free, la);
 }
 
 static int m_close(lua_State *L)
@@ -294,7 +325,7 @@ int luaopen_moonhub_core_model(lua_State *L)
         { "n_past", c_n_past }, { "n_ctx", c_n_ctx }, { "truncate", c_truncate },
         { "free", c_free }, { NULL, NULL },
     };
-    static const luaL_Reg fns[] = { { "load", l_load }, { NULL, NULL } };
+    static const luaL_Reg fns[] = { { "load", l_load }, { "load_start", l_load_start }, { NULL, NULL } };
     mh_lua_new_class(L, MODEL_MT, model_methods, m_gc);
     mh_lua_new_class(L, CACHE_MT, cache_methods, c_free);
     static const luaL_Reg lora_methods[] = { { "free", lora_gc }, { NULL, NULL } };

@@ -1,8 +1,10 @@
 /* l_tokenizer.c: moonhub.core.tokenizer — load a tokenizer, encode, decode,
  * look up pieces and stream-decode from Lua. Ids are the file's 0-based ids.
  * Layer: engine/bind (argument checks and conversions only). */
+#include <stdlib.h>
 #include <string.h>
 #include "bind.h"
+#include "l_task.h"
 #include "mh/tokenizer.h"
 
 #define TOK_MT "moonhub.tokenizer"
@@ -35,6 +37,34 @@ static int l_load(lua_State *L)
     mh_err err = {0};
     if (mh_tokenizer_load(path, &b->t, &err)) return mh_lua_fail(L, &err);
     return 1;
+}
+
+/* ===== loading on a worker thread (a large vocabulary takes a while) ===== */
+
+typedef struct load_arg { mh_tokenizer *t; char path[]; } load_arg;
+
+static int load_work(void *a, mh_err *err) { load_arg *la = a; return mh_tokenizer_load(la->path, &la->t, err); }
+static void load_free(void *a) { if (a) mh_tokenizer_free(((load_arg *)a)->t); free(a); }
+
+static int load_push(lua_State *L, void *a)
+{
+    tok_box *b = lua_newuserdatauv(L, sizeof *b, 0);
+    b->t = ((load_arg *)a)->t;          /* the box owns it now */
+    ((load_arg *)a)->t = NULL;
+    luaL_setmetatable(L, TOK_MT);
+    return 1;
+}
+
+/* load_start(path) -> task, channel: task:result() -> tokenizer | nil, msg */
+static int l_load_start(lua_State *L)
+{
+    size_t n;
+    const char *path = luaL_checklstring(L, 1, &n);
+    load_arg *la = malloc(sizeof *la + n + 1);
+    if (!la) return luaL_error(L, "tokenizer.load_start: out of memory");
+    la->t = NULL;
+    memcpy(la->path, path, n + 1);
+    return mhl_task_start(L, "tokenizer.load_start", load_work, load_push, load_free, la);
 }
 
 static int l_gc(lua_State *L)
@@ -270,7 +300,7 @@ int luaopen_moonhub_core_tokenizer(lua_State *L)
         { "push", l_stream_push }, { "flush", l_stream_flush }, { "__gc", l_stream_gc },
         { "__close", l_stream_gc }, { NULL, NULL },
     };
-    static const luaL_Reg fns[] = { { "load", l_load }, { NULL, NULL } };
+    static const luaL_Reg fns[] = { { "load", l_load }, { "load_start", l_load_start }, { NULL, NULL } };
     new_class(L, TOK_MT, tok);
     new_class(L, STREAM_MT, stream);
     luaL_newlib(L, fns);

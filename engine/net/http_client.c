@@ -1,5 +1,6 @@
 /* http_client.c: the HTTP client (see mh/fetch.h) on libcurl's easy API,
- * and SHA-256 of files on OpenSSL's EVP. Layer: engine/net (pure C11).
+ * and SHA-256 of files on OpenSSL's EVP, also computed as a download's bytes
+ * are written (no second pass over a large file). Layer: engine/net (pure C11).
  * The Range header is written here rather than through CURLOPT_RESUME_FROM
  * so that a server ignoring it (200) restarts the file instead of failing. */
 #include <errno.h>
@@ -29,6 +30,7 @@ typedef struct xfer {
     int aborted;            /* progress callback asked to stop */
     int too_big;            /* in-memory body over its cap */
     int64_t base;           /* bytes the file held before this transfer (206) */
+    EVP_MD_CTX *md;         /* req->sha256: the digest of the file so far */
 } xfer;
 
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
@@ -71,11 +73,47 @@ static long current_status(xfer *x)
     return code;
 }
 
+/* Feeds the first n bytes already in path to the digest (a resumed
+ * download's hash covers the whole file); errno-style status. */
+static int hash_prefix(EVP_MD_CTX *md, const char *path, int64_t n)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return errno;
+    enum { CHUNK = 1 << 20 };
+    unsigned char *buf = malloc(CHUNK);
+    int rc = buf ? 0 : ENOMEM;
+    while (!rc && n > 0) {
+        ssize_t r = read(fd, buf, n < CHUNK ? (size_t)n : CHUNK);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) { rc = r < 0 ? errno : EIO; break; }
+        EVP_DigestUpdate(md, buf, (size_t)r);
+        n -= r;
+    }
+    free(buf);
+    close(fd);
+    return rc;
+}
+
+/* Starts the digest at the decision below: over the kept bytes on append. */
+static int start_digest(xfer *x, int append)
+{
+    if (!x->req->sha256) return 0;
+    if (!x->md) x->md = EVP_MD_CTX_new();
+    if (!x->md || EVP_DigestInit_ex(x->md, EVP_sha256(), NULL) != 1) {
+        x->write_errno = ENOMEM;
+        return -1;
+    }
+    int rc = append ? hash_prefix(x->md, x->req->path, x->req->resume_from) : 0;
+    if (rc) x->write_errno = rc;
+    return rc ? -1 : 0;
+}
+
 /* First 2xx body byte: decide between appending (206 to our Range) and
  * starting over (200: the server sent the whole resource). */
 static int open_output(xfer *x, long status)
 {
     int append = status == 206 && x->req->resume_from > 0;
+    if (start_digest(x, append)) return -1;
     int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (append ? O_APPEND : O_TRUNC);
     x->fd = open(x->req->path, flags, 0644);
     if (x->fd < 0) {
@@ -116,6 +154,7 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
         }
         done += (size_t)w;
     }
+    if (x->md) EVP_DigestUpdate(x->md, p, len);
     x->res->written += (int64_t)len;
     return len;
 }
@@ -147,6 +186,8 @@ static int check_req(const mh_fetch_req *req, mh_err *err)
         return mh_err_set(err, MH_EINVAL, "fetch: resume_from needs a file path and must be >= 0");
     if (req->head && req->path)
         return mh_err_set(err, MH_EINVAL, "fetch: a HEAD request has no body to write to a file");
+    if (req->sha256 && !req->path)
+        return mh_err_set(err, MH_EINVAL, "fetch: sha256 hashes a file: it needs a path");
     return MH_OK;
 }
 
@@ -222,6 +263,15 @@ static int transfer_error(xfer *x, CURLcode rc, const char *errbuf, mh_err *err)
     return mh_err_set(err, MH_EIO, "fetch: %s: %s", url, errbuf[0] ? errbuf : curl_easy_strerror(rc));
 }
 
+static void digest_hex(EVP_MD_CTX *md, char hex[65])
+{
+    unsigned char d[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    EVP_DigestFinal_ex(md, d, &n);
+    for (unsigned int i = 0; i < n && i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", d[i]);
+    hex[64] = 0;
+}
+
 int mh_fetch_perform(const mh_fetch_req *req, mh_fetch_res *res, mh_err *err)
 {
     memset(res, 0, sizeof *res);
@@ -251,6 +301,8 @@ int mh_fetch_perform(const mh_fetch_req *req, mh_fetch_res *res, mh_err *err)
         rc = CURLE_WRITE_ERROR;
     }
     if (rc != CURLE_OK) st = transfer_error(&x, rc, errbuf, err);
+    else if (x.md && x.opened) digest_hex(x.md, res->sha256);
+    EVP_MD_CTX_free(x.md);
     curl_easy_cleanup(x.curl);
     curl_slist_free_all(hdrs);
     return st;
@@ -268,7 +320,8 @@ void mh_fetch_res_free(mh_fetch_res *res)
 
 /* ===== hashing ===== */
 
-int mh_fetch_sha256_file(const char *path, char hex[65], mh_err *err)
+int mh_fetch_sha256_file_progress(const char *path, char hex[65], mh_fetch_progress_fn progress,
+                                  void *ud, mh_err *err)
 {
     FILE *f = fopen(path, "rb");
     if (!f) return mh_err_set(err, MH_EIO, "sha256: %s: %s", path, strerror(errno));
@@ -280,20 +333,33 @@ int mh_fetch_sha256_file(const char *path, char hex[65], mh_err *err)
         st = mh_err_set(err, MH_ENOMEM, "sha256: cannot set up the digest");
         goto done;
     }
+    int64_t total = -1, seen = 0;
+    if (progress && fseeko(f, 0, SEEK_END) == 0) {
+        total = (int64_t)ftello(f);
+        rewind(f);
+    }
     size_t n;
-    while ((n = fread(buf, 1, CHUNK, f)) > 0) EVP_DigestUpdate(ctx, buf, n);
+    while ((n = fread(buf, 1, CHUNK, f)) > 0) {
+        EVP_DigestUpdate(ctx, buf, n);
+        seen += (int64_t)n;
+        if (progress && progress(ud, seen, total)) {
+            st = mh_err_set(err, MH_EINTR, "sha256: %s: stopped", path);
+            goto done;
+        }
+    }
     if (ferror(f)) {
         st = mh_err_set(err, MH_EIO, "sha256: reading %s: %s", path, strerror(errno));
         goto done;
     }
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
-    EVP_DigestFinal_ex(ctx, md, &mdlen);
-    for (unsigned int i = 0; i < mdlen && i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", md[i]);
-    hex[64] = 0;
+    digest_hex(ctx, hex);
 done:
     free(buf);
     EVP_MD_CTX_free(ctx);
     fclose(f);
     return st;
+}
+
+int mh_fetch_sha256_file(const char *path, char hex[65], mh_err *err)
+{
+    return mh_fetch_sha256_file_progress(path, hex, NULL, NULL, err);
 }

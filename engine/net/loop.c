@@ -6,6 +6,7 @@
  * another library to link). */
 #include <errno.h>
 #include <signal.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <event2/event.h>
@@ -19,6 +20,7 @@ struct mh_loop {
     mh_signal_fn sig_fn;
     void *sig_ud;
     int running;
+    struct lag_probe *lag;           /* mh_loop_lag_enable; NULL until then */
 };
 
 struct mh_timer {
@@ -69,9 +71,12 @@ mh_loop *mh_loop_new(mh_err *err)
     return loop;
 }
 
+static void lag_free(mh_loop *loop);
+
 void mh_loop_release(mh_loop *loop)
 {
     if (!loop) return;
+    lag_free(loop);
     mh_loop_on_signals(loop, NULL, NULL, NULL);
     mh_chan_hub_shut(loop->hub);
     event_free(loop->wake_ev);
@@ -162,3 +167,77 @@ void mh_timer_free(mh_timer *t)
 /* ===== channels ===== */
 
 mh_chan *mh_chan_new(mh_loop *loop, mh_err *err) { return mh_chan_open(loop->hub, err); }
+
+/* ===== lag probe ===== */
+
+static const double LAG_LE[MH_LOOP_LAG_BUCKETS] = {
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+};
+
+typedef struct lag_probe {
+    mh_loop *loop;
+    mh_timer *t;
+    double interval, due;            /* due: monotonic s the timer should run at */
+    mh_loop_lag h;
+} lag_probe;
+
+static double mono_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* One-shot timers re-armed from the run: a persistent one would be
+ * rescheduled by libevent from its own notion of when it ran. */
+static void on_lag(mh_timer *t, void *ud)
+{
+    lag_probe *p = ud;
+    double now = mono_now(), lag = now - p->due;
+    if (lag < 0) lag = 0;            /* libevent may run a timer a hair early */
+    for (int i = 0; i < MH_LOOP_LAG_BUCKETS; i++)
+        if (lag <= p->h.le[i]) p->h.counts[i]++;
+    p->h.n++;
+    p->h.sum += lag;
+    if (lag > p->h.max) p->h.max = lag;
+    mh_timer_free(t);
+    /* libevent counts a new timeout from the time it cached when this round
+     * began: refresh it, or callbacks run before this one would shift the
+     * due time we measure against */
+    event_base_update_cache_time(p->loop->base);
+    p->due = mono_now() + p->interval;
+    p->t = mh_timer_new(p->loop, p->interval, 0, on_lag, p, NULL);   /* NULL: out of memory, probe stops */
+}
+
+int mh_loop_lag_enable(mh_loop *loop, double interval, mh_err *err)
+{
+    if (!(interval >= 0.001 && interval <= 60))
+        return mh_err_set(err, MH_EINVAL, "loop lag: interval must be in [0.001, 60] s");
+    if (loop->lag) return MH_OK;
+    lag_probe *p = calloc(1, sizeof *p);
+    if (!p) return mh_err_set(err, MH_ENOMEM, "loop lag: out of memory");
+    p->loop = loop;
+    p->interval = interval;
+    memcpy(p->h.le, LAG_LE, sizeof LAG_LE);
+    event_base_update_cache_time(loop->base);
+    p->due = mono_now() + interval;
+    p->t = mh_timer_new(loop, interval, 0, on_lag, p, err);
+    if (!p->t) { free(p); return err ? err->code : MH_EIO; }
+    loop->lag = p;
+    return MH_OK;
+}
+
+int mh_loop_lag_read(mh_loop *loop, mh_loop_lag *out)
+{
+    if (!loop->lag) return 0;
+    *out = loop->lag->h;
+    return 1;
+}
+
+static void lag_free(mh_loop *loop)
+{
+    if (!loop->lag) return;
+    mh_timer_free(loop->lag->t);
+    free(loop->lag);
+    loop->lag = NULL;
+}

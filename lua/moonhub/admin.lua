@@ -135,9 +135,9 @@ local function remove(app, ref)
       local _, key = app.pool:resolve(ref)
       loaded = key and app.pool.entries[key]
    end
-   if loaded then
-      if loaded.busy > 0 then oa.fail(409, "model '" .. ref .. "' is answering requests; retry shortly") end
-      app.pool:unload(loaded, "removed")
+   if loaded then          -- a busy model finishes its requests first (new ones get 503)
+      local ok, err = app.pool:unload_idle(loaded, "removed", 60)
+      if not ok then oa.fail(409, err) end
    end
    local out, err = models.remove(ref)
    if not out then
@@ -152,8 +152,10 @@ end
 
 -- POST /api/pull {"model": "ORG/NAME[:QUANT]", "name": "..."}: progress
 -- events {"status", "file", "completed", "total"} then {"status":
--- "success", "model": "name:tag"} or {"error": "..."}. The download runs
--- on the loop's thread: events reach the client as the loop flushes them.
+-- "success", "model": "name:tag"} or {"error": "..."}. The download and
+-- its sha256 run on a worker thread (moonhub.hub): this coroutine waits on
+-- the job's channel, the loop serves everything else meanwhile. A client
+-- that goes away does not stop the pull (as Ollama's).
 local function pull(_, req)
    local body = oa.decode(req.body)
    local ref = body.model or body.name

@@ -208,6 +208,9 @@ M.sleep = core.sleep
 --- channel() -> ch: ch:push(msg, tag), ch:recv() -> msg, tag | nil when
 -- closed and empty, ch:close(); C threads push through the C API.
 M.channel = core.channel
+--- loop_lag() -> {le, counts (cumulative), n, sum, max} of the loop's lag
+-- probe (how late timers run; it starts with the first server) | nil
+M.loop_lag = core.loop_lag
 
 --- timer(seconds, fn [, {once = true}]) -> t: fn(t) runs every seconds (or
 -- once) in its own coroutine until t:cancel().

@@ -3,6 +3,9 @@
 -- Hugging Face cache, quant names in file names, a progress printer.
 -- Layer: lua/moonhub (wraps moonhub.core.fetch; dkjson for API bodies).
 -- Environment: MOONHUB_HF_ENDPOINT (mirror), HF_TOKEN, HF_HOME, HF_HUB_CACHE.
+-- Transfers and hashes run on worker threads (fetch.start): in a server
+-- handler the coroutine waits on the job's channel and the loop runs on;
+-- elsewhere the wait runs the loop itself. See docs/server.md, "Off the loop".
 local fetch = require "moonhub.core.fetch"
 local json = require "dkjson"
 
@@ -58,6 +61,63 @@ function M.parse_ref(ref)
    return nil, "hub: '" .. ref .. "' is not a Hub reference (ORG/NAME, ORG/NAME:QUANT or ORG/NAME/FILE)"
 end
 
+-- ===== jobs on worker threads =====
+
+-- Whether this caller may wait on a channel (moonhub.work): a coroutine of
+-- its own inside a handler may not, and falls back to the blocking calls.
+local can_wait = require("moonhub.work").can_wait
+
+-- await(job, ch, progress) -> job:result(): progress(done, total|nil) for
+-- each message; returning false, or raising, stops the job (the error is
+-- raised again once it has stopped).
+local function await(job, ch, progress)
+   local failed
+   while true do
+      local msg = ch:recv()
+      if msg == nil then break end
+      if progress and not failed then
+         local d, t = msg:match("^(%-?%d+) (%-?%d+)$")
+         t = math.tointeger(tonumber(t))
+         local ok, r = pcall(progress, math.tointeger(tonumber(d)), t and t >= 0 and t or nil)
+         if not ok then failed = { r } end
+         if not ok or r == false then job:cancel() end
+      end
+   end
+   if failed then error(failed[1], 0) end
+   return job:result()
+end
+M.await = await
+
+-- request(opts) -> as fetch.request, off the loop thread when it can wait
+function M.request(opts)
+   if not can_wait() then return fetch.request(opts) end
+   local o, progress = {}, opts.progress
+   for k, v in pairs(opts) do if k ~= "progress" then o[k] = v end end
+   local job, ch = fetch.start(o)
+   if not job then return nil, ch, "EIO" end
+   return await(job, ch, progress)
+end
+
+-- sha256_file(path, progress?) -> hex | nil, msg: hashed on a worker thread
+function M.sha256_file(path, progress)
+   if not can_wait() then return fetch.sha256_file(path) end
+   local job, ch = fetch.hash_start(path)
+   if not job then return nil, ch end
+   local res, msg = await(job, ch, progress)
+   return res and res.sha256, msg
+end
+
+-- remove_file(path) -> true | nil, msg: unlinked on a worker thread (a
+-- multi-GiB file can take a while to free)
+function M.remove_file(path)
+   if not can_wait() then return os.remove(path) end
+   local job, ch = fetch.unlink_start(path)
+   if not job then return nil, ch end
+   local res, msg = await(job, ch)
+   if not res then return nil, msg end
+   return true
+end
+
 -- ===== HTTP =====
 
 local function describe_status(status, what)
@@ -76,7 +136,7 @@ M.describe_status = describe_status
 -- get_json(path) -> decoded value, response | nil, msg, status
 function M.get_json(path, what)
    local url = path:match("^https?://") and path or M.endpoint() .. path
-   local res, msg = fetch.request{ url = url, headers = auth_headers(),
+   local res, msg = M.request{ url = url, headers = auth_headers(),
       connect_timeout = M.CONNECT_TIMEOUT, timeout = M.API_TIMEOUT }
    if not res then return nil, "cannot reach the Hub at " .. M.endpoint() .. ": " .. msg end
    if res.status >= 400 then return nil, describe_status(res.status, what or url), res.status end
@@ -264,7 +324,7 @@ function M.cached_file(repo, revision, file, want)
          if not want.sha256 then return path end
          local target = fetch.readlink(path)
          target = target and target:match("([^/]+)$")
-         if target == want.sha256 or fetch.sha256_file(path) == want.sha256 then return path end
+         if target == want.sha256 or M.sha256_file(path) == want.sha256 then return path end
       end
    end
    return nil
@@ -323,19 +383,21 @@ end
 
 -- download(url, dest, {size =, sha256 =, progress = fn, stall_timeout =})
 -- -> true | nil, msg, kind. Bytes go to dest .. ".part" (resumed with Range
--- when it exists), are checked against size and sha256, then renamed to
--- dest. A sha256 or size mismatch deletes the part file (kind "corrupt");
--- a cut transfer or a full disk keeps it for the next try (kind "partial",
--- "disk").
+-- when it exists), are hashed as they arrive (on the transfer's thread),
+-- checked against size and sha256, then renamed to dest. A sha256 or size
+-- mismatch deletes the part file (kind "corrupt"); a cut transfer or a
+-- full disk keeps it for the next try (kind "partial", "disk").
 function M.download(url, dest, opts)
    opts = opts or {}
    local part = dest .. ".part"
+   local hashed                       -- the sha256 the transfer computed
    local st = fetch.stat(part)
    local have = st and st.size or 0
    if opts.size and have > opts.size then os.remove(part); have = 0 end
    if not (opts.size and have == opts.size) then
-      local res, msg = fetch.request{ url = url, path = part, resume_from = have,
+      local res, msg = M.request{ url = url, path = part, resume_from = have,
          headers = auth_headers(), connect_timeout = M.CONNECT_TIMEOUT,
+         sha256 = opts.sha256 ~= nil,
          stall_timeout = opts.stall_timeout or M.STALL_TIMEOUT, progress = opts.progress }
       if not res then
          if msg:find("No space left", 1, true) or msg:find("Disk quota", 1, true) then
@@ -347,6 +409,7 @@ function M.download(url, dest, opts)
       if res.status >= 400 and res.status ~= 416 then
          return nil, describe_status(res.status, url), "http"
       end
+      hashed = res.sha256
       if opts.progress then
          local s2 = fetch.stat(part)
          opts.progress(s2 and s2.size or 0, opts.size, true)
@@ -360,7 +423,8 @@ function M.download(url, dest, opts)
          size < opts.size and "; pull again to resume" or ""), size < opts.size and "partial" or "corrupt"
    end
    if opts.sha256 then
-      local got, herr = fetch.sha256_file(part)
+      local got, herr = hashed, nil
+      if not got then got, herr = M.sha256_file(part) end
       if not got then return nil, herr, "io" end
       if got ~= opts.sha256:lower() then
          os.remove(part)

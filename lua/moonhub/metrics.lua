@@ -44,6 +44,37 @@ local function sorted_keys(t)
    return ks
 end
 
+-- The event loop's lag: how late its timers ran (a probe every 50 ms), so a
+-- handler that blocks the loop shows here (docs/server.md, "Off the loop").
+local function render_lag(line)
+   local lag = require("moonhub.http").loop_lag()
+   if not lag then return end
+   local name = "moonhub_event_loop_lag_seconds"
+   line("# HELP " .. name .. " Time between an event-loop timer's due time and its run.")
+   line("# TYPE " .. name .. " histogram")
+   for i, le in ipairs(lag.le) do line(string.format('%s_bucket{le="%g"} %d', name, le, lag.counts[i])) end
+   line(string.format('%s_bucket{le="+Inf"} %d', name, lag.n))
+   line(string.format("%s_sum %.6f", name, lag.sum))
+   line(string.format("%s_count %d", name, lag.n))
+   line("# TYPE moonhub_event_loop_lag_max_seconds gauge")
+   line(string.format("moonhub_event_loop_lag_max_seconds %.6f", lag.max))
+end
+
+-- Gauges of the model pool: models loaded and loading (waiting requests).
+local function render_pool(line, pool)
+   if not pool then return end
+   local loaded, loading, waiting = 0, 0, 0
+   for _ in pairs(pool.entries) do loaded = loaded + 1 end
+   for _, ld in pairs(pool.loading or {}) do loading, waiting = loading + 1, waiting + #ld.waiters end
+   line("# TYPE moonhub_models_loaded gauge")
+   line(string.format("moonhub_models_loaded %d", loaded))
+   line("# TYPE moonhub_models_loading gauge")
+   line(string.format("moonhub_models_loading %d", loading))
+   line("# TYPE moonhub_model_load_waiting gauge")
+   line(string.format("moonhub_model_load_waiting %d", waiting))
+end
+M.render_pool = render_pool
+
 -- The exposition text; sched (optional) gives the gauges of the moment.
 function Metrics:render(sched)
    local out = {}
@@ -70,6 +101,7 @@ function Metrics:render(sched)
       line(string.format("%s_sum %.6f", name, h.sum))
       line(string.format("%s_count %d", name, h.n))
    end
+   render_lag(line)
    local gauges = {
       { "moonhub_requests_running", st.running }, { "moonhub_requests_waiting", st.waiting },
       { "moonhub_kv_cells_used", st.kv_used }, { "moonhub_kv_cells_total", st.kv_total },
@@ -91,6 +123,7 @@ function Metrics:render(sched)
    local history = package.loaded["moonhub.history"]
    line("# TYPE moonhub_history_errors_total counter")
    line(string.format("moonhub_history_errors_total %d", history and history.errors_total() or 0))
+   render_pool(line, self.pool)
    return table.concat(out, "\n") .. "\n"
 end
 

@@ -70,7 +70,8 @@ function M.load(path, opts)
    local resolved, rerr = require("moonhub.models").resolve(path)
    if not resolved then return nil, "moonhub.load: " .. rerr end
    path = resolved
-   local h, msg = core.load(path)
+   -- in a server coroutine the file is mapped and parsed on a worker thread
+   local h, msg = require("moonhub.work").call(core, "load", path)
    if not h then return nil, msg end
    -- an HF checkpoint named by its config.json keeps tokenizer.json beside it
    local tok, terr = tokenizer.load(path:match("^(.*)/config%.json$")

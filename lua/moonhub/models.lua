@@ -239,7 +239,8 @@ local function remove_tree(path)
    if st and st.type == "dir" and not lst_link then
       for _, e in ipairs(host.listdir(path) or {}) do remove_tree(path .. "/" .. e) end
    end
-   os.remove(path)
+   if st and st.type == "file" and not lst_link then hub.remove_file(path)   -- a worker thread frees it
+   else os.remove(path) end
 end
 
 -- drops empty folders from dir up to (not including) the models folder
@@ -399,7 +400,7 @@ local function fetch_one(c, f, dest)
    end
    local st = fs.stat(dest)
    if st and st.type == "file" and (not f.size or st.size == f.size)
-      and (not f.sha256 or sha256_file(dest) == f.sha256) then
+      and (not f.sha256 or hub.sha256_file(dest) == f.sha256) then
       return dest, f.sha256
    end
    local ok, merr = fs.mkdirs(dest:match("^(.*)/[^/]*$"))
@@ -415,7 +416,7 @@ local function fetch_one(c, f, dest)
       size = f.size, sha256 = f.sha256, stall_timeout = c.stall_timeout,
       progress = c.progress and c.progress(f.path) })
    if not done then return nil, derr end
-   return dest, f.sha256 or (f.lfs and nil) or sha256_file(dest)
+   return dest, f.sha256 or (f.lfs and nil) or hub.sha256_file(dest)
 end
 
 local function pull_gguf(c, entry)

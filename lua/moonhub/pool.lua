@@ -1,8 +1,11 @@
 -- moonhub.pool: the models a server holds, loaded on first use by registry
 -- name, each with its scheduler; unloaded after keep_alive idle (a timer on
 -- the loop) and the least recently used evicted under max_loaded or a
--- memory budget. Layer: lua/moonhub (uses moonhub.model, .sched, .models,
--- .registry, .http timers). See docs/registry.md, "Multiple models".
+-- memory budget. In a server a load runs on a worker thread (moonhub.work):
+-- the model shows as "loading", requests for it wait, others go on; a load
+-- is checked (memory, KV cache type) before anything is evicted for it.
+-- Layer: lua/moonhub (uses moonhub.model, .sched, .models, .registry, .http
+-- timers and channels). See docs/registry.md, "Multiple models".
 local http = require "moonhub.http"
 
 local M = {}
@@ -65,7 +68,7 @@ function M.new(opts)
       error("pool.new: mem_budget must be a positive number of bytes", 2)
    end
    return setmetatable({ opts = opts, max_loaded = ml, keep_alive = ka, mem_budget = opts.mem_budget,
-      entries = {}, default = nil }, Pool)
+      entries = {}, loading = {}, default = nil }, Pool)
 end
 
 -- ===== resolving names =====
@@ -172,15 +175,18 @@ function Pool:add(ref, model, sched, info)
    return e
 end
 
--- load(ref) -> entry | nil, msg, status (404 unknown, 503 no room, 500 failed)
-function Pool:load(ref)
-   local path, key, name = self:resolve(ref)
-   if not path then return nil, key, 404 end
-   local e = self.entries[key]
-   if e then
-      e.refs[ref] = true
-      return e
-   end
+-- Whether a scheduler can run model before anything is evicted for it:
+-- a one-cell KV cache of the configured type (q8_0 needs head_dim a
+-- multiple of 32) -> true | nil, msg
+local function check_startable(model)
+   if type(model.new_cache) ~= "function" then return true end
+   local ok, err = pcall(model.new_cache, model, 1)
+   if ok then return true end
+   return nil, (tostring(err):gsub("^.-new_cache: ", ""))    -- the reason, not where it was raised
+end
+
+-- The load itself (model, room, scheduler) -> entry | nil, msg, status
+function Pool:load_now(ref, path, key, name)
    local model, err = (self.opts.load or default_load)(self, path)
    if not model then return nil, err, 500 end
    local parallel = self.opts.parallel or 1
@@ -191,10 +197,15 @@ function Pool:load(ref)
       return nil, string.format("model '%s' needs %.1f MiB at ctx %d x %d, over the memory budget of %.1f MiB",
          ref, need / 2^20, ctx, parallel, self.mem_budget / 2^20), 503
    end
-   local ok, why = self:make_room(need)
+   local startable, why = check_startable(model)
+   if not startable then
+      model:close()
+      return nil, string.format("model '%s' cannot be served: %s", ref, why), 500
+   end
+   local ok, room = self:make_room(need)
    if not ok then
       model:close()
-      return nil, why, 503
+      return nil, room, 503
    end
    local sched, serr
    if self.opts.start then
@@ -211,6 +222,52 @@ function Pool:load(ref)
    return self:add(ref, model, sched, { key = key, name = name, path = path, size = need })
 end
 
+-- Waits (in a loop coroutine) for the load in flight for key -> its
+-- outcome: entry | nil, msg, status
+local function wait_load(ld)
+   if not require("moonhub.work").in_task() then
+      return nil, "model '" .. ld.name .. "' is loading; retry shortly", 503
+   end
+   local ch = http.channel()
+   ld.waiters[#ld.waiters + 1] = ch
+   while ch:recv() do end
+   return table.unpack(ld.outcome, 1, 3)
+end
+
+-- load(ref) -> entry | nil, msg, status (404 unknown, 503 no room, 500
+-- failed). While a load runs (its model, tokenizer and weights map on a
+-- worker thread in a server) its key is in self.loading; requests for
+-- the same model wait for it, other requests go on.
+function Pool:load(ref)
+   local path, key, name = self:resolve(ref)
+   if not path then return nil, key, 404 end
+   local e = self.entries[key]
+   if e then
+      e.refs[ref] = true
+      return e
+   end
+   local ld = self.loading[key]
+   if ld then
+      local le, err, status = wait_load(ld)
+      if le then le.refs[ref] = true end
+      return le, err, status
+   end
+   ld = { key = key, name = name or ref, path = path, started = now(), waiters = {} }
+   self.loading[key] = ld
+   self:touch()
+   local ok, a, b, c = pcall(self.load_now, self, ref, path, key, name)
+   if not ok then a, b, c = nil, tostring(a), 500 end
+   if a and self.closed then             -- the server stopped while it loaded
+      self:unload(a, "closed")
+      a, b, c = nil, "the server is stopping", 503
+   end
+   self.loading[key] = nil
+   ld.outcome = { a, b, c }
+   for _, ch in ipairs(ld.waiters) do ch:close() end
+   self:touch()
+   return a, b, c
+end
+
 -- unload(entry, why?): stops its scheduler and frees the model.
 function Pool:unload(e, why)
    if self.entries[e.key] ~= e then return false end
@@ -220,6 +277,32 @@ function Pool:unload(e, why)
    e.unloaded = why or "unloaded"
    if self.opts.on_unload then self.opts.on_unload(e) end
    self:touch()
+   return true
+end
+
+-- unload_idle(entry, why, timeout = 60) -> true | nil, msg: unloads e
+-- once the requests it is answering are done; new requests for it get 503
+-- meanwhile. Waits in a loop coroutine (elsewhere a busy model is an error).
+function Pool:unload_idle(e, why, timeout)
+   if self.entries[e.key] ~= e then return true end
+   if e.busy > 0 then
+      if not require("moonhub.work").in_task() then
+         return nil, "model '" .. e.name .. "' is answering requests; retry shortly"
+      end
+      e.draining = true
+      local ch = http.channel()
+      e.idle_waiters = e.idle_waiters or {}
+      e.idle_waiters[#e.idle_waiters + 1] = ch
+      local t = http.timer(timeout or 60, function() ch:close() end, { once = true })
+      while ch:recv() do end
+      t:cancel()
+      if e.busy > 0 then
+         e.draining = nil
+         return nil, string.format("model '%s' was still answering requests after %g s; retry later",
+            e.name, timeout or 60)
+      end
+   end
+   self:unload(e, why)
    return true
 end
 
@@ -235,6 +318,7 @@ function Pool:acquire(ref)
       e, err, status = self:load(ref)
       if not e then return nil, err, status end
    end
+   if e.draining then return nil, "model '" .. e.name .. "' is being unloaded; retry shortly", 503 end
    e.busy = e.busy + 1
    e.last_used = now()
    e.expires = nil
@@ -248,6 +332,10 @@ function Pool:release(e, keep_alive)
    e.busy = math.max(0, e.busy - 1)
    e.last_used = now()
    if keep_alive ~= nil then e.keep_alive = keep_alive end
+   if e.busy == 0 and e.idle_waiters then       -- unload_idle waits for this
+      for _, ch in ipairs(e.idle_waiters) do ch:close() end
+      e.idle_waiters = nil
+   end
    if e.busy == 0 and self.entries[e.key] == e then
       if e.keep_alive == 0 then return self:unload(e, "keep_alive 0") end
       e.expires = e.keep_alive > 0 and (e.last_used + e.keep_alive) or nil
@@ -287,7 +375,9 @@ function Pool:list()
 end
 
 -- state() -> plain table for ps: {{name, path, size, ctx, parallel,
--- loaded_at, last_used, expires_at (nil: forever or busy), busy}}
+-- loaded_at, last_used, expires_at (nil: forever or busy), busy, state =
+-- "loaded"}}, then the loads in flight {name, path, state = "loading",
+-- loading_s, waiting (requests waiting for it)}
 function Pool:state()
    local wall, mono = os.time(), now()
    local out = {}
@@ -296,7 +386,14 @@ function Pool:state()
          busy = e.busy, idle_s = e.busy == 0 and math.max(0, mono - e.last_used) or 0,
          loaded_at = math.floor(wall - (mono - e.loaded_at)),
          expires_at = e.expires and math.floor(wall + (e.expires - mono) + 0.5) or nil,
-         forever = e.busy == 0 and not e.expires or nil }
+         forever = e.busy == 0 and not e.expires or nil, state = "loaded" }
+   end
+   local loads = {}
+   for _, ld in pairs(self.loading) do loads[#loads + 1] = ld end
+   table.sort(loads, function(a, b) return a.started < b.started end)
+   for _, ld in ipairs(loads) do
+      out[#out + 1] = { name = ld.name, path = ld.path, state = "loading", busy = 0,
+         loading_s = math.max(0, mono - ld.started), waiting = #ld.waiters }
    end
    return out
 end

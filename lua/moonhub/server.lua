@@ -139,6 +139,7 @@ end
 function App:use_pool(pool, opts)
    opts = opts or {}
    self.pool, self.default_ref = pool, opts.default_ref
+   self.metrics.pool = pool          -- loaded/loading gauges in /metrics
    if opts.default_ref then pool:set_default(opts.default_ref, self.name) end
    self.created = self.created or os.time()
 end

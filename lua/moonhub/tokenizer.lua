@@ -23,7 +23,7 @@ function M.load(path)
    if type(path) ~= "string" or path == "" then
       error("tokenizer.load: path must be a non-empty string, got " .. type(path), 2)
    end
-   local h, msg = core.load(path)
+   local h, msg = require("moonhub.work").call(core, "load", path)   -- off the loop in a server
    if not h then return nil, msg end
    local self = h:info()       -- vocab_size, kind, pre, bos, eos, eot, eom, unk, pad, ...
    self._h = h

@@ -173,6 +173,23 @@ local function parse_range(h, size)
    return a, math.min(b, size - 1)
 end
 
+-- cfg.throttle (bytes/s): the body goes out in 256 KiB writes paced to that
+-- rate, so a large pull lasts long enough to watch the server meanwhile.
+local function send_throttled(state, req, status, headers, blob, first, last)
+   local rate, chunk = state.cfg.throttle, 256 * 1024
+   log(state, req, { status = status, from = first, sent = last - first + 1, throttled = rate })
+   req:start(status, headers)
+   local http = require("moonhub").http
+   local pos = first
+   while pos <= last do
+      local stop = math.min(pos + chunk - 1, last)
+      if not req:write(blob.bytes:sub(pos + 1, stop + 1)) then return end   -- the client went away
+      pos = stop + 1
+      http.sleep(chunk / rate)
+   end
+   req:finish()
+end
+
 -- The byte server (resolve for small files, /cdn/ for LFS): Range -> 206,
 -- ETag, and a transfer cut after cfg.break_after[name] bytes, once per name.
 local function serve_bytes(state, req, name, blob, headers)
@@ -186,6 +203,10 @@ local function serve_bytes(state, req, name, blob, headers)
    local status = first and 206 or 200
    first, last = first or 0, last or blob.size - 1
    if status == 206 then headers["Content-Range"] = string.format("bytes %d-%d/%d", first, last, blob.size) end
+   if state.cfg.throttle and req.method == "GET" and not (state.cfg.break_after or {})[name] then
+      headers["Content-Length"] = last - first + 1
+      return send_throttled(state, req, status, headers, blob, first, last)
+   end
    local body = blob.bytes:sub(first + 1, last + 1)
    headers["Content-Length"] = #body
    local cut = state.cfg.break_after and state.cfg.break_after[name]
@@ -277,7 +298,7 @@ local function launcher()
 
    -- start(dir, {repos = {["org/name"] = {files = {name = src}, downloads =,
    -- gated =, wrong_sha = {name}}}, break_after = {name = bytes}, token =,
-   -- tree_page =, lifetime =}) -> server {port, url, pid, log_path,
+   -- tree_page =, lifetime =, throttle = bytes/s}) -> server {port, url, pid, log_path,
    -- requests(), clear(), stop()}; raises when it does not come up in 10 s.
    function M.start(dir, cfg)
       cfg.log = dir .. "/hub-log.jsonl"

@@ -43,6 +43,24 @@ mh_timer *mh_timer_new(mh_loop *loop, double seconds, int repeat, mh_timer_fn fn
                        void *ud, mh_err *err);
 void mh_timer_free(mh_timer *t);
 
+/* ===== lag probe (owner thread only) ===== */
+
+/* How late the loop runs its timers: a one-shot timer every interval
+ * seconds whose lateness (run time - due time) lands in a histogram. A
+ * callback that blocks the loop for 13 s shows up as one 13 s sample. */
+#define MH_LOOP_LAG_BUCKETS 13
+typedef struct mh_loop_lag {
+    double le[MH_LOOP_LAG_BUCKETS];         /* upper bounds (s), ascending */
+    long long counts[MH_LOOP_LAG_BUCKETS];  /* samples <= le[i] (cumulative) */
+    long long n;                            /* samples */
+    double sum, max;                        /* seconds */
+} mh_loop_lag;
+
+/* Starts the probe (idempotent: a running probe keeps its interval). */
+int mh_loop_lag_enable(mh_loop *loop, double interval, mh_err *err);
+/* The histogram so far; 0 when the probe never ran, else 1. */
+int mh_loop_lag_read(mh_loop *loop, mh_loop_lag *out);
+
 /* ===== channels (the rest of their API is in mh/chan.h) ===== */
 
 /* A new channel whose pushes wake this loop; returns one reference (it

@@ -139,4 +139,83 @@ describe("pool #unit", function()
          "pool.new: mem_budget must be a positive number of bytes")
       assert.has_error(function() pool_mod.new():acquire("") end, "pool:acquire: ref must be a non-empty string")
    end)
+
+   -- Loads yield (in a server they wait on a worker thread): run requests as
+   -- loop coroutines and a slow stand-in load that sleeps.
+   local function run_requests(p, plan, secs)
+      for _, step in ipairs(plan) do http.timer(step[1], step[2], { once = true }) end
+      http.timer(secs, function() http.stop(0) end, { once = true })
+      http.run()
+   end
+
+   it("loads once for concurrent requests, which wait (state loading); other models go on", function()
+      local p = fake_pool()
+      local loads, order, got, mid = {}, {}, {}, nil
+      local plain = p.opts.load
+      p.opts.load = function(pool, path)
+         loads[#loads + 1] = path
+         if path == "/m/s" then http.sleep(0.3) end
+         return plain(pool, path)
+      end
+      run_requests(p, {
+         { 0, function() got[1] = p:acquire("s"); order[#order + 1] = "s1" end },
+         { 0.05, function() got[2] = p:acquire("s"); order[#order + 1] = "s2" end },
+         { 0.1, function()
+            mid = p:state()
+            got[3] = p:acquire("a"); order[#order + 1] = "a"
+         end },
+      }, 0.6)
+      assert.same({ "/m/s", "/m/a" }, loads)
+      assert.same({ "a", "s1", "s2" }, order)          -- "a" did not wait for "s"
+      assert.equal(got[1], got[2])
+      assert.equal(2, got[1].busy)
+      assert.same({ { name = "s:latest", path = "/m/s", state = "loading", busy = 0, waiting = 1 } },
+         { { name = mid[1].name, path = mid[1].path, state = mid[1].state, busy = mid[1].busy,
+            waiting = mid[1].waiting } })
+      assert.equal("loaded", p:state()[1].state)
+      assert.is_nil(next(p.loading))
+   end)
+
+   it("gives the waiters of a failed load its error", function()
+      local p = fake_pool()
+      p.opts.load = function()
+         http.sleep(0.1)
+         return nil, "bad file"
+      end
+      local out = {}
+      run_requests(p, {
+         { 0, function() out[1] = { p:acquire("s") } end },
+         { 0.02, function() out[2] = { p:acquire("s") } end },
+      }, 0.3)
+      assert.same({ nil, "bad file", 500 }, out[1])
+      assert.same({ nil, "bad file", 500 }, out[2])
+      assert.equal("", names(p))
+   end)
+
+   it("unloads a busy model once its requests are done, refusing new ones meanwhile", function()
+      local p, log = fake_pool()
+      local order, e, refused = {}, nil, nil
+      run_requests(p, {
+         { 0, function() e = p:acquire("a") end },
+         { 0.05, function()
+            assert.is_true(p:unload_idle(e, "removed", 5))
+            order[#order + 1] = "unloaded"
+         end },
+         { 0.1, function() refused = { p:acquire("a") } end },
+         { 0.2, function()
+            order[#order + 1] = "released"
+            p:release(e)
+         end },
+      }, 0.4)
+      assert.same({ "released", "unloaded" }, order)
+      assert.same({ nil, "model 'a:latest' is being unloaded; retry shortly", 503 }, refused)
+      assert.same({ "close a" }, log)
+      assert.equal("", names(p))
+      -- outside a loop coroutine a busy model is refused at once
+      local b = assert(p:acquire("b"))
+      local ok, err = p:unload_idle(b, "removed")
+      assert.is_nil(ok)
+      assert.matches("answering requests", err)
+   end)
 end)
+

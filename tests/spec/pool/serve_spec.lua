@@ -301,3 +301,37 @@ describe("serve --model --api-key --history #integration", function()
       assert.equal(200, c2)
    end)
 end)
+
+describe("serve --max-loaded 1: a load that cannot succeed evicts nothing #integration", function()
+   local home, srv
+
+   setup(function()
+      local stories = data.path("models/stories260K.gguf")
+      local smol = data.path("models/mh-smol-llama-17m-Q8_0.gguf")
+      if not (stories and smol) then return end
+      home = H.tmpdir()
+      assert.equal(0, select(3, H.run(home, "import " .. q(stories) .. " --name stories")))
+      -- q8_0 KV blocks are 32 wide: smol (head_dim 64) fits, stories (head_dim 8) cannot
+      srv = start(home, "--model " .. q(smol) .. " --max-loaded 1 --kv-type q8_0")
+      assert.is_true(eventually(function() return curl(srv, "GET", "/health") == 200 end, 10))
+   end)
+   teardown(function()
+      stop(srv)
+      H.rmdir(home)
+   end)
+
+   it("answers the failed load with its reason and keeps the working model loaded", function()
+      if not srv then return data.need("models/mh-smol-llama-17m-Q8_0.gguf", pending) end
+      local _, before = loaded(srv)
+      assert.equal(1, #before.models)
+      local smol_name, loaded_at = before.models[1].name, before.models[1].loaded_at
+      local code, res = chat(srv, "stories")
+      assert.equal(500, code)
+      assert.matches("model 'stories' cannot be served: kv cache: q8_0 needs head_dim a multiple of 32, got 8",
+         res.error.message)
+      local names, after = loaded(srv)
+      assert.equal(smol_name, names)
+      assert.equal(loaded_at, after.models[1].loaded_at)      -- never unloaded and reloaded
+      assert.equal(200, (chat(srv)))
+   end)
+end)

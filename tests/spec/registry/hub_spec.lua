@@ -179,6 +179,43 @@ describe("fetch", function()
          end, "stop here")
       end)
 
+      it("runs transfers, hashes and unlinks on worker threads, reporting on a channel", function()
+         if not srv then return pending("stories260K-Q8_0.gguf missing") end
+         local url, w = srv.url .. "/mh/s/resolve/main/s-Q8_0.gguf", dir .. "/w.gguf"
+         local function wait(job, ch)
+            local msgs = {}
+            while true do
+               local m, tag = ch:recv()
+               if not m then break end
+               msgs[#msgs + 1] = { m, tag }
+            end
+            return msgs, job:result()
+         end
+         local msgs, res = wait(fetch.start{ url = url, path = w, sha256 = true })
+         assert.equal(200, res.status)
+         assert.equal(fetch.sha256_file(file), res.sha256)       -- hashed as the bytes arrived
+         assert.same({ "379168 379168", 1 }, msgs[#msgs])
+         local _, h = wait(fetch.hash_start(w))
+         assert.equal(res.sha256, h.sha256)
+         assert.truthy((wait(fetch.unlink_start(w))))
+         assert.is_nil(fetch.stat(w))
+         local _, none, msg = wait(fetch.unlink_start(w))
+         assert.is_nil(none)
+         assert.matches("unlink: .*No such file", msg)
+         -- hub.request waits on the channel; false from progress cancels the job
+         local stopped, smsg, code = hub.request{ url = url, path = w, progress = function() return false end }
+         assert.is_nil(stopped)
+         assert.equal("EINTR", code)
+         assert.matches("transfer stopped", smsg)
+         assert.has_error(function()
+            hub.request{ url = url, path = w, progress = function() error("stop here", 0) end }
+         end, "stop here")
+         assert.has_error(function() fetch.start{ url = url, progress = print } end,
+            "fetch.start: progress arrives on the channel; drop the 'progress' option")
+         assert.has_error(function() fetch.start{ url = url, sha256 = true } end,
+            "fetch.request: option 'sha256' hashes the file: it needs 'path'")
+      end)
+
       it("keeps 404 bodies out of the file and names full disks", function()
          if not srv then return data.skip("models/stories260K-Q8_0.gguf missing", pending) end
          local res = assert(fetch.request{ url = srv.url .. "/mh/s/resolve/main/none.gguf", path = dir .. "/n" })
