@@ -34,7 +34,7 @@ TEST_BIN   := $(TEST_SRC:tests/c/%.c=$(BUILD)/tests/%)
 BENCH_BIN  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 LIBMH      := $(BUILD)/libmh.a
 
-.PHONY: all deps test test-c test-lua test-e2e demo asan lint bench install uninstall clean
+.PHONY: all deps test test-c test-lua test-e2e demo asan fuzz fuzz-build lint bench install uninstall clean
 all: moonhub $(TEST_BIN)
 
 deps:
@@ -105,6 +105,27 @@ lint:
 bench: all $(BENCH_BIN)
 	@sh bench/run.sh $(BUILD)
 
+# ===== fuzzing: libFuzzer targets in fuzz/ (clang, ASan + UBSan). The whole
+# tree is rebuilt in build-fuzz with coverage instrumentation; each target
+# then runs FUZZ_SECONDS seconds (fuzz/run.sh), failing on any report.
+FUZZ_SECONDS ?= 60
+FUZZ_SAN   := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_SRC   := $(wildcard fuzz/fuzz_*.c)
+FUZZ_BIN   := $(FUZZ_SRC:fuzz/%.c=$(BUILD)/fuzz/%)
+FUZZ_HOST  := $(filter-out $(BUILD)/engine/host/main.o,$(APP_OBJ))
+
+fuzz:
+	@$(MAKE) --no-print-directory BUILD=build-fuzz CC=clang \
+	    CFLAGS="-O1 -g -fsanitize=fuzzer-no-link $(FUZZ_SAN)" fuzz-build
+	@sh fuzz/run.sh build-fuzz $(FUZZ_SECONDS)
+
+fuzz-build: $(FUZZ_BIN)
+
+$(BUILD)/fuzz/%: fuzz/%.c $(wildcard fuzz/*.h) $(FUZZ_HOST) $(LIBMH)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(MH_CFLAGS) -fsanitize=fuzzer -Iengine/bind -Iengine/host -o $@ $< \
+	    $(FUZZ_HOST) $(LIBMH) $(LDFLAGS) $(LDLIBS)
+
 # ===== install =====
 SHAREDIR := $(DESTDIR)$(PREFIX)/share/moonhub
 install: moonhub
@@ -118,6 +139,6 @@ uninstall:
 	rm -rf $(SHAREDIR)
 
 clean:
-	rm -rf build build-asan moonhub
+	rm -rf build build-asan build-fuzz moonhub
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -16,6 +16,8 @@ p:option("--parallel", "sequences decoded together (continuous batching)", "4"):
 p:option("--api-key", "require 'Authorization: Bearer KEY' on /v1 routes")
 p:option("--cache-mb", "prefix cache budget in MiB (finished sequences kept for reuse)", "512"):convert(tonumber)
 p:option("--max-body-mb", "largest request body in MiB", "8"):convert(tonumber)
+p:option("--max-connections", "open connections at most (default: from the fd limit)"):convert(math.tointeger)
+p:option("--header-timeout", "seconds a client has to send a whole request", "30"):convert(math.tointeger)
 p:option("--rate", "requests per second per client (0 = no limit)", "0"):convert(tonumber)
 p:option("--template", "chat template name or .jinja file (default: the model's)")
 p:option("--kv-type", "KV cache type: f16, q8_0 or f32", "f16")
@@ -82,7 +84,15 @@ local app = mh.server.new({ model_name = name, api_key = a.api_key, rate = a.rat
    max_queue = a.max_queue, history = a.history, quiet = a.quiet, max_body = max_body,
    allowed_hosts = list(a.allowed_hosts), cors = list(a.cors), aliases = aliases,
    default_model = a.default_model })
-local srv, err = mh.http.server({ host = a.host, port = a.port, max_body = max_body })
+for _, k in ipairs({ "max_connections", "header_timeout" }) do
+   if a[k] ~= nil and a[k] < 1 then
+      io.stderr:write("moonhub serve: --", (k:gsub("_", "-")), " must be a positive integer
+")
+      return 2
+   end
+end
+local srv, err = mh.http.server({ host = a.host, port = a.port, max_body = max_body,
+   max_connections = a.max_connections, header_timeout = a.header_timeout })
 if not srv then
    io.stderr:write("moonhub serve: ", err, "\n")
    return 1

@@ -250,7 +250,31 @@ void mhl_http_srv_close(lua_State *L, srv_box *s)
     s->self_ref = LUA_NOREF;
 }
 
-/* server(host, port, max_body, timeout) -> server | nil, msg */
+/* Arguments 5 and 6 of server(): the connection cap and the deadline for a
+ * request to arrive (0 or nil: the defaults of mh/http.h). */
+static void guard_opts(lua_State *L, mh_http_opts *o)
+{
+    lua_Integer max_conn = luaL_optinteger(L, 5, 0);
+    lua_Integer header_s = luaL_optinteger(L, 6, 0);
+    luaL_argcheck(L, max_conn >= 0 && max_conn <= 1000000, 5,
+                  "http.server: max_connections must be in 0..1000000");
+    luaL_argcheck(L, header_s >= 0 && header_s <= 86400, 6,
+                  "http.server: header_timeout in 0..86400 s");
+    o->max_connections = (int)max_conn;
+    o->header_timeout_s = (int)header_s;
+}
+
+/* srv:connections() -> open connections, their cap */
+static int srv_connections(lua_State *L)
+{
+    srv_box *s = luaL_checkudata(L, 1, SRV_MT);
+    lua_pushinteger(L, s->srv ? mh_http_server_connections(s->srv) : 0);
+    lua_pushinteger(L, s->srv ? mh_http_server_max_connections(s->srv) : 0);
+    return 2;
+}
+
+/* server(host, port, max_body, timeout, max_connections, header_timeout)
+ * -> server | nil, msg */
 int mhl_http_server(lua_State *L)
 {
     hub *h = get_hub(L);
@@ -265,6 +289,7 @@ int mhl_http_server(lua_State *L)
     o.port = (int)port;
     o.max_body = (size_t)max_body;
     o.timeout_s = (int)timeout;
+    guard_opts(L, &o);
     srv_box *s = lua_newuserdatauv(L, sizeof *s, 0);
     *s = (srv_box){ h, NULL, 0, LUA_NOREF, LUA_NOREF, NULL };
     luaL_setmetatable(L, SRV_MT);
@@ -428,7 +453,7 @@ int mhl_http_stop(lua_State *L)
 
 const luaL_Reg mhl_http_srv_methods[] = {
     { "port", srv_port }, { "handle", srv_handle }, { "close", srv_close },
-    { "inflight", srv_inflight }, { NULL, NULL },
+    { "inflight", srv_inflight }, { "connections", srv_connections }, { NULL, NULL },
 };
 
 const luaL_Reg mhl_http_req_methods[] = {

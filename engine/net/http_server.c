@@ -1,7 +1,8 @@
 /* http_server.c: the HTTP server over libevent's evhttp — listening socket of
  * our own (clear bind errors), per-request wrapper with reference counts,
  * full and chunked responses, disconnect detection, in-flight counting,
- * aborts (the connection dropped mid-response).
+ * aborts (the connection dropped mid-response). The connection guard (cap,
+ * request deadline, hard-cap 413) is http_guard.c.
  * Layer: engine/net (pure C11 + libevent; no lua.h).
  * Why a wrapper: evhttp frees its request when the reply is flushed or the
  * client vanishes, while the handler (a Lua coroutine) may still hold it. */
@@ -14,32 +15,13 @@
 #include <unistd.h>
 #include <sys/socket.h>
 #include <stdbool.h>
+#include <time.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
-#include "mh/http.h"
-
-#define DEFAULT_MAX_BODY    (16u << 20)
-#define DEFAULT_MAX_HEADERS (64u << 10)
-#define DEFAULT_TIMEOUT_S   60
-#define LISTEN_BACKLOG      128
-
-enum { ST_NEW = 0, ST_STREAMING = 1, ST_DONE = 2 };
-
-struct mh_http_server {
-    mh_loop *loop;
-    struct evhttp *http;
-    struct evhttp_bound_socket *bound;   /* NULL once we stop accepting */
-    int port;
-    int timeout_s;
-    size_t max_body;                     /* larger bodies: 413 with a JSON error */
-    mh_http_handler fn;
-    void *ud;
-    int inflight;
-    mh_http_req *live;                   /* requests the net side still holds */
-};
+#include "http_internal.h"
 
 struct mh_http_req {
     int refs;                            /* net side + handler side */
@@ -56,6 +38,7 @@ struct mh_http_req {
     void *close_ud;
     mh_http_req *prev, *next;
 };
+
 
 /* ===== request lifetime ===== */
 
@@ -114,7 +97,8 @@ static void on_complete(struct evhttp_request *ev, void *arg)
     mh_http_req *req = arg;
     req->ev = NULL;
     if (req->evcon && req->srv) {
-        evhttp_connection_set_closecb(req->evcon, NULL, NULL);
+        if (!mh_http_guard_reply_out(req->srv, req->evcon, req))
+            evhttp_connection_set_closecb(req->evcon, NULL, NULL);
         if (req->state == ST_DONE)   /* streaming turned the read timeout off */
             evhttp_connection_set_timeout(req->evcon, req->srv->timeout_s);
     }
@@ -123,7 +107,7 @@ static void on_complete(struct evhttp_request *ev, void *arg)
 }
 
 /* The connection is going down before the reply was written. */
-static void on_conn_close(struct evhttp_connection *evcon, void *arg)
+void mh_http_on_conn_close(struct evhttp_connection *evcon, void *arg)
 {
     mh_http_req *req = arg;
     mh_http_req_retain(req);
@@ -212,7 +196,10 @@ static bool reject_large_body(mh_http_server *srv, struct evhttp_request *ev)
 static void on_request(struct evhttp_request *ev, void *arg)
 {
     mh_http_server *srv = arg;
-    if (reject_large_body(srv, ev)) return;
+    if (reject_large_body(srv, ev)) {
+        mh_http_guard_request_in(srv, evhttp_request_get_connection(ev), NULL);
+        return;
+    }
     mh_http_req *req = calloc(1, sizeof *req);
     if (req) req->evcon = evhttp_request_get_connection(ev);
     if (!req || !fill_req(req, ev)) {
@@ -227,7 +214,8 @@ static void on_request(struct evhttp_request *ev, void *arg)
     if (srv->live) srv->live->prev = req;
     srv->live = req;
     srv->inflight++;
-    evhttp_connection_set_closecb(req->evcon, on_conn_close, req);
+    if (!mh_http_guard_request_in(srv, req->evcon, req))  /* untracked: the closecb is the request's */
+        evhttp_connection_set_closecb(req->evcon, mh_http_on_conn_close, req);
     evhttp_request_set_on_complete_cb(ev, on_complete, req);
     struct bufferevent *bev = evhttp_connection_get_bufferevent(req->evcon);
     req->watch = event_new(mh_loop_base(srv->loop), bufferevent_getfd(bev),
@@ -308,9 +296,16 @@ mh_http_server *mh_http_server_new(mh_loop *loop, const mh_http_opts *opts,
     }
     evhttp_set_gencb(srv->http, on_request, srv);
     srv->max_body = o.max_body ? o.max_body : DEFAULT_MAX_BODY;
-    evhttp_set_max_body_size(srv->http, (ev_ssize_t)(srv->max_body * 4 + ((size_t)16 << 20)));
-    evhttp_set_max_headers_size(srv->http,
-                                (ev_ssize_t)(o.max_headers ? o.max_headers : DEFAULT_MAX_HEADERS));
+    if (mh_http_guard_init(srv, &o) != MH_OK) {
+        mh_http_server_free(srv);
+        mh_err_set(err, MH_ENOMEM, "http: out of memory");
+        return NULL;
+    }
+    /* No evhttp limits: its 413 is an HTML page sent on an unread upload.
+     * The connection filter caps the bytes of a request (hard_cap) and
+     * answers in JSON; bodies over max_body get theirs in on_request. */
+    evhttp_set_max_body_size(srv->http, -1);
+    evhttp_set_max_headers_size(srv->http, -1);
     evhttp_set_timeout(srv->http, srv->timeout_s);
     evhttp_set_allowed_methods(srv->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
                                EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
@@ -327,12 +322,14 @@ void mh_http_server_stop_accepting(mh_http_server *srv)
     if (!srv->bound) return;
     evhttp_del_accept_socket(srv->http, srv->bound);   /* closes the fd */
     srv->bound = NULL;
+    srv->listener = NULL;
 }
 
 void mh_http_server_free(mh_http_server *srv)
 {
     if (!srv) return;
     mh_http_server_stop_accepting(srv);
+    mh_http_guard_free(srv);
     evhttp_free(srv->http);              /* closes connections: on_conn_close */
     while (srv->live) {                  /* detached ones had theirs already */
         srv->live->closed = 1;

@@ -26,11 +26,16 @@ static int frag_add(frags *f, int32_t id, size_t off, size_t len)
     return MH_OK;
 }
 
-/* Splits the raw fragments of *f around each occurrence of token id. */
+static bool is_space(char c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
+
+/* Splits the raw fragments of *f around each occurrence of token id. A
+ * token marked lstrip / rstrip takes the whitespace before / after it
+ * along (llama.cpp's tokenizer_st_partition; HF added_tokens' flags). */
 static int split_on(const mh_tokenizer *t, const char *text, int32_t id, frags *f, frags *tmp)
 {
     const char *s = t->blob + t->off[id];
     size_t sl = t->len[id];
+    int strip = t->strip ? t->strip[id] : 0;
     tmp->n = 0;
     for (size_t i = 0; i < f->n; i++) {
         frag fr = f->v[i];
@@ -38,9 +43,11 @@ static int split_on(const mh_tokenizer *t, const char *text, int32_t id, frags *
         size_t pos = fr.off, end = fr.off + fr.len;
         const char *hit;
         while (pos < end && (hit = memmem(text + pos, end - pos, s, sl))) {
-            size_t at = (size_t)(hit - text);
-            if (frag_add(tmp, -1, pos, at - pos) || frag_add(tmp, id, at, sl)) return MH_ENOMEM;
+            size_t at = (size_t)(hit - text), left = at;
+            if (strip & TOK_LSTRIP) while (left > pos && is_space(text[left - 1])) left--;
+            if (frag_add(tmp, -1, pos, left - pos) || frag_add(tmp, id, at, sl)) return MH_ENOMEM;
             pos = at + sl;
+            if (strip & TOK_RSTRIP) while (pos < end && is_space(text[pos])) pos++;
         }
         if (frag_add(tmp, -1, pos, end - pos)) return MH_ENOMEM;
     }

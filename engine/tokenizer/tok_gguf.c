@@ -125,6 +125,45 @@ static void apply_flags(mh_tokenizer *t, const mh_gguf *g)
     }
 }
 
+static bool str_has(mh_gguf_str s, const char *needle)
+{
+    char low[256];
+    size_t n = s.len < sizeof low - 1 ? s.len : sizeof low - 1;
+    for (size_t i = 0; i < n; i++) low[i] = (char)(s.ptr[i] >= 'A' && s.ptr[i] <= 'Z' ? s.ptr[i] + 32 : s.ptr[i]);
+    low[n] = 0;
+    return strstr(low, needle) != NULL;
+}
+
+static int strip_named(mh_tokenizer *t, const char *text, int bits, bool on)
+{
+    return tok_set_strip(t, mh_tokenizer_id(t, text, strlen(text)), bits, on);
+}
+
+/* Whitespace that specials swallow. GGUF does not store it: llama.cpp
+ * (llama-vocab.cpp) keys it on general.name and tokenizer.ggml.pre, and so
+ * do we, to tokenize chat prompts as it does: Phi-3's specials (but <unk>,
+ * <s>, <|endoftext|>) eat the whitespace after them, the <mask> of
+ * jina-v2 / modern-bert vocabularies the whitespace before. */
+static int apply_strip(mh_tokenizer *t, const mh_gguf *g)
+{
+    mh_gguf_str name = { "", 0 }, pre = { "", 0 };
+    mh_gguf_get_str(g, "general.name", &name);
+    mh_gguf_get_str(g, "tokenizer.ggml.pre", &pre);
+    int rc = MH_OK;
+    if (str_has(pre, "jina-v2-de") || str_has(pre, "jina-v2-es") || str_has(pre, "jina-v2-code")) {
+        rc = strip_named(t, "<mask>", TOK_LSTRIP, true);
+    } else if (str_has(name, "phi-3") || str_has(name, "phi3")) {
+        for (int i = 0; !rc && i < t->n_specials; i++)
+            rc = tok_set_strip(t, t->specials[i], TOK_RSTRIP, true);
+        if (!rc) rc = strip_named(t, "</s>", TOK_RSTRIP, true);
+        static const char *const keep[] = { "<unk>", "<s>", "<|endoftext|>", NULL };
+        for (int i = 0; !rc && keep[i]; i++) rc = strip_named(t, keep[i], TOK_RSTRIP, false);
+    } else if (str_has(name, "modern-bert")) {
+        rc = strip_named(t, "[MASK]", TOK_LSTRIP, true);
+    }
+    return rc;
+}
+
 static int set_kind(mh_tokenizer *t, const mh_gguf *g, mh_err *err)
 {
     mh_gguf_str model;
@@ -165,6 +204,7 @@ static int build(mh_tokenizer *t, const mh_gguf *g, mh_err *err)
     if (rc) return rc;
     load_specials(t, g);
     apply_flags(t, g);
+    if (apply_strip(t, g) != MH_OK) return mh_err_set(err, MH_ENOMEM, "tokenizer: out of memory");
     t->strip_first_space = (t->kind == MH_TOK_SPM && t->add_space_prefix) || t->kind == MH_TOK_WPM;
     return MH_OK;
 }

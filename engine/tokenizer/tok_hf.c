@@ -90,6 +90,9 @@ static int load_vocab(mh_tokenizer *t, const cJSON *model, const cJSON *added, m
         const char *c = jstr(it, "content");
         tok_vocab_set(t, id, c, strlen(c), &pos);
         t->attr[id] = jbool(it, "special", 0) ? MH_TOKEN_CONTROL : MH_TOKEN_USER_DEFINED;
+        int strip = (jbool(it, "lstrip", 0) ? TOK_LSTRIP : 0) | (jbool(it, "rstrip", 0) ? TOK_RSTRIP : 0);
+        if (strip && tok_set_strip(t, id, strip, true))
+            return mh_err_set(err, MH_ENOMEM, "tokenizer: out of memory");
     }
     return MH_OK;
 }

@@ -44,6 +44,8 @@ struct mh_tokenizer {
     bool add_bos, add_eos;
     int32_t byte_tok[256];      /* id for each byte (byte map or <0xNN>), -1 */
     int32_t *specials;          /* control/user/unknown ids, longest text first */
+    uint8_t *strip;             /* (n_vocab) TOK_LSTRIP | TOK_RSTRIP, or NULL: whitespace
+                                   a special swallows on its left / right when matched */
     int n_specials;
     tok_regex *re;              /* pre-tokenizer splits, applied in order */
     int n_re;
@@ -57,7 +59,11 @@ struct mh_tokenizer {
     char *chat_template;
 };
 
+enum { TOK_LSTRIP = 1, TOK_RSTRIP = 2 };
+
 /* ===== vocab.c ===== */
+/* Sets (on) or clears the strip flags bits of token id, allocating t->strip. */
+int tok_set_strip(mh_tokenizer *t, int32_t id, int bits, bool on);
 uint32_t tok_hash(const char *s, size_t n);
 int tok_vocab_alloc(mh_tokenizer *t, int32_t n, size_t blob_bytes, mh_err *err);
 /* Sets token id's text (copied into the blob at *pos). */

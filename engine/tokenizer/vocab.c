@@ -303,6 +303,15 @@ int32_t mh_tokenizer_id(const mh_tokenizer *t, const char *text, size_t len)
     return tok_find(t, text, len);
 }
 
+int tok_set_strip(mh_tokenizer *t, int32_t id, int bits, bool on)
+{
+    if (id < 0 || id >= t->n_vocab) return MH_OK;
+    if (!t->strip && !on) return MH_OK;
+    if (!t->strip && !(t->strip = calloc((size_t)t->n_vocab, 1))) return MH_ENOMEM;
+    t->strip[id] = (uint8_t)(on ? (t->strip[id] | bits) : (t->strip[id] & ~bits));
+    return MH_OK;
+}
+
 int mh_tokenizer_attr(const mh_tokenizer *t, int32_t id)
 {
     return id >= 0 && id < t->n_vocab ? t->attr[id] : 0;
@@ -337,7 +346,7 @@ void mh_tokenizer_free(mh_tokenizer *t)
     free(t->re); free(t->norm);
     free(t->blob); free(t->off); free(t->len); free(t->scores); free(t->attr);
     free(t->vocab.slot); free(t->merges.key); free(t->merges.val);
-    free(t->specials); free(t->chat_template);
+    free(t->specials); free(t->chat_template); free(t->strip);
     free(t);
 }
 

@@ -107,7 +107,12 @@ local function wrap(g, kind) return setmetatable({ _g = g, kind = kind }, G) end
 -- (msg names the unsupported or invalid construct: a client error).
 function M.json_schema(tok, schema)
    local h = handle(tok, "grammar.json_schema")
-   if type(schema) == "table" then schema = M.encode_schema(schema)
+   if type(schema) == "table" then
+      -- a schema that came from a request body (an array where an object
+      -- belongs) is bad input, not misuse: nil, msg like a bad JSON string
+      local ok, text = pcall(M.encode_schema, schema)
+      if not ok then return nil, (tostring(text):gsub("^[^\n]-%.lua:%d+: ", "")) end
+      schema = text
    elseif type(schema) ~= "string" then
       error("grammar.json_schema: schema must be a table or a JSON string, got " .. type(schema), 2)
    end

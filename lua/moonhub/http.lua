@@ -170,11 +170,18 @@ function Server:close() self._raw:close() end
 --- Requests received and not yet fully answered.
 function Server:inflight() return self._raw:inflight() end
 
-local OPTS = { host = "string", port = "number", max_body = "number", timeout = "number" }
+--- Open connections and their cap.
+function Server:connections() return self._raw:connections() end
 
---- server{host = "127.0.0.1", port = 0, max_body = 16 MiB, timeout = 60}
+local OPTS = { host = "string", port = "number", max_body = "number", timeout = "number",
+   max_connections = "number", header_timeout = "number" }
+
+--- server{host = "127.0.0.1", port = 0, max_body = 16 MiB, timeout = 60,
+-- max_connections = from the fd limit, header_timeout = 30}
 -- -> server | nil, msg (e.g. "address already in use"). port 0 picks a
--- free port: read srv.port.
+-- free port: read srv.port. A request must arrive whole within
+-- header_timeout seconds of the connection opening (or of the previous
+-- reply); at max_connections open the server stops accepting until one closes.
 function M.server(opts)
    opts = opts or {}
    if type(opts) ~= "table" then error("http.server: expected a table of options", 2) end
@@ -185,12 +192,13 @@ function M.server(opts)
          error(string.format("http.server: option '%s' must be a %s, got %s", k, want, type(v)), 2)
       end
    end
-   for _, k in ipairs({ "port", "max_body", "timeout" }) do
+   for _, k in ipairs({ "port", "max_body", "timeout", "max_connections", "header_timeout" }) do
       if opts[k] and math.type(opts[k]) ~= "integer" then
          error("http.server: option '" .. k .. "' must be an integer", 2)
       end
    end
-   local raw, err = core.server(opts.host, opts.port, opts.max_body, opts.timeout)
+   local raw, err = core.server(opts.host, opts.port, opts.max_body, opts.timeout,
+      opts.max_connections, opts.header_timeout)
    if not raw then return nil, err end
    return setmetatable({ _raw = raw, port = raw:port(), host = opts.host or "127.0.0.1" }, Server)
 end

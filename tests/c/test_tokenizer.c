@@ -386,6 +386,37 @@ static void test_load_errors(void)
     mh_tokenizer_free(t);
 }
 
+/* ===== whitespace around specials (llama.cpp's lstrip / rstrip) ===== */
+
+static void expect_ids(const char *rel, const char *text, const int32_t *want, size_t n)
+{
+    mh_tokenizer *t = load_rel(rel);
+    if (!t) TEST_SKIP(rel);
+    mh_tok_ids ids = {0};
+    mh_tok_encode_opts o = { 0, 0, true };
+    CHECK(mh_tokenizer_encode(t, text, strlen(text), &o, &ids, NULL) == MH_OK);
+    CHECK_MSG(ids.n == n, "%s: %zu ids for %zu expected", rel, ids.n, n);
+    for (size_t i = 0; i < n && i < ids.n; i++)
+        CHECK_MSG(ids.v[i] == want[i], "%s: id %zu is %d, llama.cpp has %d", rel, i, ids.v[i], want[i]);
+    mh_tok_ids_free(&ids);
+    mh_tokenizer_free(t);
+}
+
+/* Phi-3's specials swallow the whitespace after them (llama.cpp keys this
+ * on general.name), so no lone U+2581 follows </s> or <|user|>; <s> is
+ * exempt. The Llama 2 vocabulary (same pieces, another name) keeps it. */
+static void test_special_whitespace(void)
+{
+    static const char inst[] = "<s> </s> [INST] [/INST]";
+    static const int32_t phi3[] = { 1, 259, 2, 518, 25580, 29962, 518, 29914, 25580, 29962 };
+    static const int32_t llama[] = { 1, 259, 2, 29871, 518, 25580, 29962, 518, 29914, 25580, 29962 };
+    expect_ids(VEC "ggml-vocab-phi-3.gguf", inst, phi3, sizeof phi3 / sizeof *phi3);
+    expect_ids(VEC "ggml-vocab-llama-spm.gguf", inst, llama, sizeof llama / sizeof *llama);
+    static const int32_t turn[] = { 32010, 317, 21554, 13, 17628, 32007, 32001 };
+    expect_ids(VEC "ggml-vocab-phi-3.gguf", "<|user|>\nSYS\nHI<|end|>\n<|assistant|>\n", turn,
+               sizeof turn / sizeof *turn);
+}
+
 int main(void)
 {
     TEST_RUN(test_vectors_present);
@@ -400,5 +431,6 @@ int main(void)
     TEST_RUN(test_long_input);
     TEST_RUN(test_bos_eos_and_specials);
     TEST_RUN(test_load_errors);
+    TEST_RUN(test_special_whitespace);
     return TEST_REPORT();
 }

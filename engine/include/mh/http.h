@@ -21,9 +21,16 @@ typedef void (*mh_http_close_fn)(mh_http_req *req, void *ud);
 typedef struct mh_http_opts {
     const char *host;        /* NULL: "127.0.0.1" */
     int port;                /* 0: any free port */
-    size_t max_body;         /* 0: 16 MiB; larger bodies get 413 */
-    size_t max_headers;      /* 0: 64 KiB */
+    size_t max_body;         /* 0: 16 MiB; larger bodies get a JSON 413 */
+    size_t max_headers;      /* 0: 64 KiB; a request over max_body + max_headers + 64 KiB
+                                gets the JSON 413 as soon as it passes that, the rest of
+                                the upload is read and dropped, then the connection closes */
     int timeout_s;           /* 0: 60; idle/read/write timeout of a connection */
+    int max_connections;     /* 0: from the fd limit (RLIMIT_NOFILE less a reserve, <= 4096);
+                                at the cap the server stops accepting until one closes */
+    int header_timeout_s;    /* 0: 30; a request (head and body) must arrive within this
+                                of the connection opening or of the previous reply, else
+                                the connection is closed (trickling clients) */
 } mh_http_opts;
 
 /* ===== server ===== */
@@ -38,6 +45,9 @@ int mh_http_server_port(const mh_http_server *srv);
 void mh_http_server_stop_accepting(mh_http_server *srv);
 /* Requests received whose response is not yet fully written. */
 int mh_http_server_inflight(const mh_http_server *srv);
+/* Open connections, and the cap on them. */
+int mh_http_server_connections(const mh_http_server *srv);
+int mh_http_server_max_connections(const mh_http_server *srv);
 /* Closes every connection (live requests become closed) and frees srv. */
 void mh_http_server_free(mh_http_server *srv);
 
