@@ -86,8 +86,7 @@ local app = mh.server.new({ model_name = name, api_key = a.api_key, rate = a.rat
    default_model = a.default_model })
 for _, k in ipairs({ "max_connections", "header_timeout" }) do
    if a[k] ~= nil and a[k] < 1 then
-      io.stderr:write("moonhub serve: --", (k:gsub("_", "-")), " must be a positive integer
-")
+      io.stderr:write("moonhub serve: --", (k:gsub("_", "-")), " must be a positive integer\n")
       return 2
    end
 end
