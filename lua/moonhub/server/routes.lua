@@ -44,7 +44,7 @@ function Table:find(method, path)
    for _, r in ipairs(self.list) do
       local caps = { path:match(r.match) }
       if caps[1] then
-         if r.method == method then
+         if r.method == method or (method == "HEAD" and r.method == "GET") then   -- HEAD: GET without the body
             if r.ncaps == 0 then return r, {} end    -- match gave the whole path
             for i, c in ipairs(caps) do caps[i] = unescape(c) end
             return r, caps

@@ -45,6 +45,7 @@ describe("route table #unit", function()
       assert.equal("org/name", select(3, t:dispatch({}, fake("GET", "/v1/models/org/name"), {})))
       assert.equal("del 7", select(3, t:dispatch({}, fake("DELETE", "/api/history/7"), {})))
       assert.is_nil((t:find("GET", "/api/history/7/x")))
+      assert.equal("get 7", select(3, t:dispatch({}, fake("HEAD", "/api/history/7"), {})))
    end)
 
    it("404 for an unknown path, 405 with Allow for a known one, OPTIONS lists the methods", function()
