@@ -375,3 +375,19 @@ describe("moonhub serve --cors --allowed-hosts --alias --default-model --quiet #
       assert.not_matches("moonhub serve: POST", H.read(srv.dir .. "/err") or "")
    end)
 end)
+
+describe("moonhub serve flags #integration", function()
+   it("refuses a --keep-alive out of range and a malformed --alias before serving", function()
+      -- an address that cannot be bound: should a check fail to refuse, serve exits 1 instead of serving
+      local home, nohost = H.tmpdir(), " --host 256.1.1.1"
+      local _, err, rc = H.run(home, "serve --port 0 --keep-alive 999999h" .. nohost)
+      assert.equal(2, rc)
+      assert.matches("%-%-keep%-alive: \"999999h\" is out of range", err)
+      _, err, rc = H.run(home, "serve --port 0 --keep-alive 2e9" .. nohost)
+      assert.equal(2, rc)
+      _, err, rc = H.run(home, "serve --port 0 --alias gpt-4o" .. nohost)
+      assert.equal(2, rc)
+      assert.matches("expected NAME=MODEL", err)
+      H.rmdir(home)
+   end)
+end)
