@@ -44,7 +44,15 @@ end
 -- control token.
 local function chat_prompt(view, messages, tools)
    local m = view.model
-   local ids, stops = require("moonhub.prompt").encode(m, messages, { tools = tools, template = view.opts.template })
+   local ok, ids, stops = pcall(require("moonhub.prompt").encode, m, messages,
+      { tools = tools, template = view.opts.template })
+   if not ok then
+      if type(ids) == "table" then error(ids, 0) end
+      -- a template that refuses the messages (raise_exception: roles must
+      -- alternate...): the client's to fix; the message without its source location
+      local msg = tostring(ids):gsub("^[^\n]-%.lua:%d+: ", "")
+      oa.fail(400, "the chat template cannot render these messages: " .. msg, "messages")
+   end
    return ids, stops or m.chat_stops or {}
 end
 

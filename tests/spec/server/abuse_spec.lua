@@ -325,17 +325,36 @@ describe("moonhub serve under abuse #integration", function()
 end)
 
 describe("moonhub serve --cors --allowed-hosts --alias --default-model --quiet #integration", function()
-   local srv
+   local srv, dir
 
    setup(function()
       local path = data.path(SMOL)
       if path then
+         -- a template that refuses system messages, as some models' templates do
+         dir = H.tmpdir()
+         H.write(dir .. "/no-system.jinja", "{%- if messages[0]['role'] == 'system' -%}"
+            .. "{{ raise_exception('System role not supported') }}{%- endif -%}"
+            .. "{%- for m in messages -%}{{ m['content'] }}{%- endfor -%}")
          srv = S.start(path, "--parallel 1 --ctx 128 --threads 1 --quiet --cors http://app.example "
             .. "--allowed-hosts box.lan,.corp.example --alias gpt-4o=mh-smol-llama-17m-Q8_0 "
-            .. "--default-model mh-smol-llama-17m-Q8_0")
+            .. "--default-model mh-smol-llama-17m-Q8_0 --template " .. H.q(dir .. "/no-system.jinja"))
       end
    end)
-   teardown(function() if srv then srv:stop() end end)
+   teardown(function()
+      if srv then srv:stop() end
+      if dir then H.rmdir(dir) end
+   end)
+
+   it("a chat template that refuses the messages is a 400 with its message", function()
+      if not srv then return data.need(SMOL, pending) end
+      local r = srv:post("/v1/chat/completions", { max_tokens = 1, messages = {
+         { role = "system", content = "Be brief" }, { role = "user", content = "Hi" } } })
+      assert.equal(400, r.status, r.body)
+      assert.equal("messages", r.json.error.param)
+      assert.matches("System role not supported", r.json.error.message)
+      assert.not_matches("%.lua", r.json.error.message)
+      assert.equal(200, srv:post("/v1/chat/completions", (S.decode(OK_CHAT))).status)
+   end)
 
    it("answers preflights and allowed origins with CORS headers; others stay refused", function()
       if not srv then return data.need(SMOL, pending) end
