@@ -308,10 +308,14 @@ function App.error_of(_, err, req)
       code = "internal_error" }
 end
 
+-- The error in the route's protocol: route.error_body(err) -> body when
+-- the route has one (Ollama's {"error": "..."}), else OpenAI's object.
 local function respond_error(req, err)
    local headers = { ["Content-Type"] = "application/json" }
    for k, v in pairs(err.headers or {}) do headers[k] = v end
-   return req:respond(err.status, headers, oa.error_body(err.status, err.message, err.param, err.code))
+   local shape = req.route and req.route.error_body
+   return req:respond(err.status, headers,
+      shape and shape(err) or oa.error_body(err.status, err.message, err.param, err.code))
 end
 
 -- The handler for http.server: dispatches through the route table, turns
