@@ -1,10 +1,8 @@
--- moonhub.server: the HTTP application — one route table (server/routes.lua)
--- with its middleware (server/middleware.lua), protocol adapters over one
--- neutral generation request (server/openai_adapter.lua, server/request.lua)
--- and the models of a pool. Layer: lua/moonhub (uses moonhub.http, .openai,
--- .sched, .metrics, .admin, .server.*). Each request runs in its own
--- coroutine; waits (next token, keep-alive timers) yield to the loop.
--- See docs/server.md.
+-- moonhub.server: the HTTP application: one route table with middleware,
+-- protocol adapters over one neutral generation request (server/*.lua),
+-- the models of a pool. Layer: lua/moonhub (uses moonhub.http, .openai,
+-- .sched, .metrics, .admin, .server.*). Each request runs in a coroutine;
+-- waits yield to the loop. See docs/server.md.
 local http = require "moonhub.http"
 local oa = require "moonhub.openai"
 local metrics_mod = require "moonhub.metrics"

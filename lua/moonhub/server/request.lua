@@ -2,7 +2,7 @@
 -- adapter translates into (OpenAI now; Ollama, Anthropic next), binding it
 -- to a loaded model and running its choices. Layer: lua/moonhub (uses
 -- moonhub.openai for the error shape, .prompt, .grammar, .toolcall).
---
+
 -- A request (built by an adapter, checked before any model is touched):
 --   kind        "chat" | "text"
 --   model       name the client asked for, or nil;  keep_alive  seconds | nil

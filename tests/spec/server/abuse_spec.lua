@@ -1,9 +1,7 @@
--- Abuse specs for `moonhub serve` (issue 13): a keep_alive out of range
--- must not break later requests; ~1,000 generated malformed requests
--- (every field x wrong type or range, and the known bad bodies) get only
--- 4xx OpenAI error objects and never an internal error; foreign Host and
--- cross-origin requests are refused unless configured; unknown model
--- names are a 404 with close names, --alias and --default-model map them.
+-- Abuse specs for `moonhub serve`: keep_alive out of range, ~1,500 generated
+-- malformed requests (only 4xx OpenAI errors, never an internal one),
+-- foreign Host / Origin / content type refused unless configured, unknown
+-- models 404 with close names, --alias/--default-model/--cors/--quiet.
 -- Layer: tests (helpers.server; one curl process sends each battery).
 local S = require "helpers.server"
 local H = require "helpers.host"
