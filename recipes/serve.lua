@@ -48,7 +48,7 @@ if a.keep_alive then
    local kerr
    keep_alive, kerr = mh.server.keep_alive(a.keep_alive)
    if not keep_alive then
-      io.stderr:write("moonhub serve: --", kerr, "\n")
+      io.stderr:write("moonhub serve: --keep-alive: ", (kerr:gsub("^keep_alive:? ?", "")), "\n")
       return 2
    end
 end

@@ -1,10 +1,8 @@
--- moonhub.server: the HTTP application — one route table (server/routes.lua)
--- with its middleware (server/middleware.lua), protocol adapters over one
--- neutral generation request (server/openai_adapter.lua, server/request.lua)
--- and the models of a pool. Layer: lua/moonhub (uses moonhub.http, .openai,
--- .sched, .metrics, .admin, .server.*). Each request runs in its own
--- coroutine; waits (next token, keep-alive timers) yield to the loop.
--- See docs/server.md.
+-- moonhub.server: the HTTP application: one route table with middleware,
+-- protocol adapters over one neutral generation request (server/*.lua),
+-- the models of a pool. Layer: lua/moonhub (uses moonhub.http, .openai,
+-- .sched, .metrics, .admin, .server.*). Each request runs in a coroutine;
+-- waits yield to the loop. See docs/server.md.
 local http = require "moonhub.http"
 local oa = require "moonhub.openai"
 local metrics_mod = require "moonhub.metrics"
@@ -284,10 +282,14 @@ function App.error_of(_, err, req)
       code = "internal_error" }
 end
 
+-- The error in the route's protocol: route.error_body(err) -> body when
+-- the route has one (Ollama's {"error": "..."}), else OpenAI's object.
 local function respond_error(req, err)
    local headers = { ["Content-Type"] = "application/json" }
    for k, v in pairs(err.headers or {}) do headers[k] = v end
-   return req:respond(err.status, headers, oa.error_body(err.status, err.message, err.param, err.code))
+   local shape = req.route and req.route.error_body
+   return req:respond(err.status, headers,
+      shape and shape(err) or oa.error_body(err.status, err.message, err.param, err.code))
 end
 
 -- The handler for http.server: dispatches through the route table, turns

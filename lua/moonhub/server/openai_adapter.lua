@@ -1,9 +1,8 @@
 -- moonhub.server.openai_adapter: the OpenAI protocol over the neutral
--- request — chat and text completions, embeddings: OpenAI bodies in
--- (checked by moonhub.openai), neutral requests to server/request.lua,
--- OpenAI responses and SSE chunks out. Layer: lua/moonhub (uses
--- moonhub.openai, .http timers, .server.request). A new protocol is a
--- sibling of this file, never a copy of the generation loop.
+-- request (chat, text completions, embeddings): OpenAI bodies in, checked by
+-- moonhub.openai; OpenAI responses and SSE chunks out. A new protocol is a
+-- sibling of this file. Layer: lua/moonhub (uses moonhub.openai, .http
+-- timers, .server.request).
 local oa = require "moonhub.openai"
 local http = require "moonhub.http"
 local request = require "moonhub.server.request"

@@ -2,7 +2,7 @@
 -- adapter translates into (OpenAI now; Ollama, Anthropic next), binding it
 -- to a loaded model and running its choices. Layer: lua/moonhub (uses
 -- moonhub.openai for the error shape, .prompt, .grammar, .toolcall).
---
+
 -- A request (built by an adapter, checked before any model is touched):
 --   kind        "chat" | "text"
 --   model       name the client asked for, or nil;  keep_alive  seconds | nil
@@ -44,7 +44,15 @@ end
 -- control token.
 local function chat_prompt(view, messages, tools)
    local m = view.model
-   local ids, stops = require("moonhub.prompt").encode(m, messages, { tools = tools, template = view.opts.template })
+   local ok, ids, stops = pcall(require("moonhub.prompt").encode, m, messages,
+      { tools = tools, template = view.opts.template })
+   if not ok then
+      if type(ids) == "table" then error(ids, 0) end
+      -- a template that refuses the messages (raise_exception: roles must
+      -- alternate...): the client's to fix; the message without its source location
+      local msg = tostring(ids):gsub("^[^\n]-%.lua:%d+: ", "")
+      oa.fail(400, "the chat template cannot render these messages: " .. msg, "messages")
+   end
    return ids, stops or m.chat_stops or {}
 end
 

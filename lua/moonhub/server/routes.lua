@@ -25,7 +25,8 @@ end
 -- add{method, pattern, handler, middleware = {fn...}, [any route option]}:
 -- handler(app, req, captures...) -> status, headers, body (or answers
 -- through req itself). Options such as max_body or json are read by the
--- middleware from req.route.
+-- middleware from req.route; error_body = fn(err) -> body gives errors
+-- the route's protocol shape (OpenAI's object when absent).
 function Table:add(route)
    assert(type(route[1]) == "string" and type(route[2]) == "string" and type(route[3]) == "function",
       "routes:add: expected {method, pattern, handler, ...}")
@@ -44,7 +45,7 @@ function Table:find(method, path)
    for _, r in ipairs(self.list) do
       local caps = { path:match(r.match) }
       if caps[1] then
-         if r.method == method then
+         if r.method == method or (method == "HEAD" and r.method == "GET") then   -- HEAD: GET without the body
             if r.ncaps == 0 then return r, {} end    -- match gave the whole path
             for i, c in ipairs(caps) do caps[i] = unescape(c) end
             return r, caps

@@ -25,6 +25,17 @@ end
 
 routes["/error"] = function() error("boom in handler") end
 
+-- headers added before the answer join the handler's own (both ways of answering)
+routes["/added"] = function(req)
+   req:add_header("X-Added", "yes")
+   if req.args.stream then
+      req:start(200, { ["X-Own"] = "1" })
+      req:write("streamed")
+      return req:finish()
+   end
+   return 200, { ["X-Own"] = "1" }, "ok"
+end
+
 routes["/noresponse"] = function() end
 
 routes["/slow"] = function(req)

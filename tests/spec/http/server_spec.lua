@@ -130,6 +130,15 @@ describe("HTTP server end to end #integration", function()
       assert.matches("handler returned without a response", H.read(app.dir .. "/err"))
    end)
 
+   it("req:add_header: the headers reach returned and streamed answers alike", function()
+      for _, path in ipairs({ "/added", "/added?stream=1" }) do
+         local code, _, hdr = curl(app, path)
+         assert.equal(200, code)
+         assert.matches("X%-Added: yes\r\n", hdr)
+         assert.matches("X%-Own: 1\r\n", hdr)
+      end
+   end)
+
    it("HEAD and OPTIONS are served", function()
       local code, body = curl(app, "/hello", { args = "-I" })
       assert.equal(200, code)

@@ -1,9 +1,7 @@
--- Abuse specs for `moonhub serve` (issue 13): a keep_alive out of range
--- must not break later requests; ~1,000 generated malformed requests
--- (every field x wrong type or range, and the known bad bodies) get only
--- 4xx OpenAI error objects and never an internal error; foreign Host and
--- cross-origin requests are refused unless configured; unknown model
--- names are a 404 with close names, --alias and --default-model map them.
+-- Abuse specs for `moonhub serve`: keep_alive out of range, ~1,500 generated
+-- malformed requests (only 4xx OpenAI errors, never an internal one),
+-- foreign Host / Origin / content type refused unless configured, unknown
+-- models 404 with close names, --alias/--default-model/--cors/--quiet.
 -- Layer: tests (helpers.server; one curl process sends each battery).
 local S = require "helpers.server"
 local H = require "helpers.host"
@@ -325,17 +323,36 @@ describe("moonhub serve under abuse #integration", function()
 end)
 
 describe("moonhub serve --cors --allowed-hosts --alias --default-model --quiet #integration", function()
-   local srv
+   local srv, dir
 
    setup(function()
       local path = data.path(SMOL)
       if path then
+         -- a template that refuses system messages, as some models' templates do
+         dir = H.tmpdir()
+         H.write(dir .. "/no-system.jinja", "{%- if messages[0]['role'] == 'system' -%}"
+            .. "{{ raise_exception('System role not supported') }}{%- endif -%}"
+            .. "{%- for m in messages -%}{{ m['content'] }}{%- endfor -%}")
          srv = S.start(path, "--parallel 1 --ctx 128 --threads 1 --quiet --cors http://app.example "
             .. "--allowed-hosts box.lan,.corp.example --alias gpt-4o=mh-smol-llama-17m-Q8_0 "
-            .. "--default-model mh-smol-llama-17m-Q8_0")
+            .. "--default-model mh-smol-llama-17m-Q8_0 --template " .. H.q(dir .. "/no-system.jinja"))
       end
    end)
-   teardown(function() if srv then srv:stop() end end)
+   teardown(function()
+      if srv then srv:stop() end
+      if dir then H.rmdir(dir) end
+   end)
+
+   it("a chat template that refuses the messages is a 400 with its message", function()
+      if not srv then return data.need(SMOL, pending) end
+      local r = srv:post("/v1/chat/completions", { max_tokens = 1, messages = {
+         { role = "system", content = "Be brief" }, { role = "user", content = "Hi" } } })
+      assert.equal(400, r.status, r.body)
+      assert.equal("messages", r.json.error.param)
+      assert.matches("System role not supported", r.json.error.message)
+      assert.not_matches("%.lua", r.json.error.message)
+      assert.equal(200, srv:post("/v1/chat/completions", (S.decode(OK_CHAT))).status)
+   end)
 
    it("answers preflights and allowed origins with CORS headers; others stay refused", function()
       if not srv then return data.need(SMOL, pending) end
@@ -373,5 +390,21 @@ describe("moonhub serve --cors --allowed-hosts --alias --default-model --quiet #
    it("--quiet leaves the request log out", function()
       if not srv then return data.need(SMOL, pending) end
       assert.not_matches("moonhub serve: POST", H.read(srv.dir .. "/err") or "")
+   end)
+end)
+
+describe("moonhub serve flags #integration", function()
+   it("refuses a --keep-alive out of range and a malformed --alias before serving", function()
+      -- an address that cannot be bound: should a check fail to refuse, serve exits 1 instead of serving
+      local home, nohost = H.tmpdir(), " --host 256.1.1.1"
+      local _, err, rc = H.run(home, "serve --port 0 --keep-alive 999999h" .. nohost)
+      assert.equal(2, rc)
+      assert.matches("%-%-keep%-alive: \"999999h\" is out of range", err)
+      _, _, rc = H.run(home, "serve --port 0 --keep-alive 2e9" .. nohost)
+      assert.equal(2, rc)
+      _, err, rc = H.run(home, "serve --port 0 --alias gpt-4o" .. nohost)
+      assert.equal(2, rc)
+      assert.matches("expected NAME=MODEL", err)
+      H.rmdir(home)
    end)
 end)

@@ -8,6 +8,7 @@ local names = require "moonhub.server.names"
 local request = require "moonhub.server.request"
 local server = require "moonhub.server"
 local oa = require "moonhub.openai"
+local json_decode = require("dkjson").decode
 
 -- A request as http.lua hands it over, recording added headers.
 local function fake(method, path, headers, body)
@@ -45,6 +46,7 @@ describe("route table #unit", function()
       assert.equal("org/name", select(3, t:dispatch({}, fake("GET", "/v1/models/org/name"), {})))
       assert.equal("del 7", select(3, t:dispatch({}, fake("DELETE", "/api/history/7"), {})))
       assert.is_nil((t:find("GET", "/api/history/7/x")))
+      assert.equal("get 7", select(3, t:dispatch({}, fake("HEAD", "/api/history/7"), {})))
    end)
 
    it("404 for an unknown path, 405 with Allow for a known one, OPTIONS lists the methods", function()
@@ -237,5 +239,48 @@ describe("keep_alive and strict bodies #unit", function()
       assert.matches("messages%[0%]%.content", e.message)
       assert.equal(400, err_of(function() oa.decode('{"\xc3": 1}') end).status)
       assert.equal("é", oa.decode('{"a": "\\u00e9"}').a)
+   end)
+end)
+
+describe("the app's handler #unit", function()
+   -- a request that records its answer
+   local function answered(method, path, headers)
+      local r = fake(method, path, headers or { host = "127.0.0.1" })
+      r.st = "new"
+      function r.state(self) return self.st end
+      function r.respond(self, status, hdrs, body)
+         self.st, self.status, self.out_headers, self.out = "done", status, hdrs, body
+      end
+      return r
+   end
+
+   it("raised errors become the route's error shape; internal ones an id, never the details", function()
+      local a = server.new({ quiet = true })
+      a.table:add({ "GET", "/boom", function() error("secret/path/file.lua:12: exploded") end, middleware = {} })
+      a.table:add({ "GET", "/ollama", function() oa.fail(400, "bad thing") end, middleware = {},
+         error_body = function(e) return oa.encode({ error = e.message }) end })
+      local lines = {}
+      local saved = io.stderr
+      io.stderr = { write = function(_, ...) lines[#lines + 1] = table.concat({ ... }) end }   -- luacheck: ignore
+      local ok, err = pcall(function()
+         local r = answered("GET", "/boom")
+         a:handler()(r)
+         assert.equal(500, r.status)
+         local e = json_decode(r.out).error
+         assert.equal("internal_error", e.code)
+         assert.not_matches("secret", r.out)
+         local id = e.message:match("id (err%-[%w%-]+);")
+         assert.is_not_nil(id, e.message)
+         assert.matches(id:gsub("%-", "%%-") .. ".*secret/path/file%.lua:12: exploded", table.concat(lines))
+         r = answered("GET", "/ollama")
+         a:handler()(r)
+         assert.equal(400, r.status)
+         assert.same({ error = "bad thing" }, json_decode(r.out))
+         r = answered("GET", "/health")
+         a:handler()(r)
+         assert.equal(503, r.status)                -- no model yet
+      end)
+      io.stderr = saved   -- luacheck: ignore
+      assert(ok, err)
    end)
 end)
