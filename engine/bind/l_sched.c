@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include "bind.h"
-#include "mh/grammar.h"
 #include "mh/sched.h"
 #include "mh/tensor.h"
 
