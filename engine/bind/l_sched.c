@@ -101,7 +101,8 @@ static void read_params(lua_State *L, int t, mh_sched_params *p)
  * text and requests may have stop strings. */
 static void read_tok(lua_State *L, int t, mh_sched_params *p)
 {
-    if (lua_isnoneornil(L, t) || lua_getfield(L, t, "tok") == LUA_TNIL) { lua_pushnil(L); return; }
+    if (lua_isnoneornil(L, t)) { lua_pushnil(L); return; }
+    if (lua_getfield(L, t, "tok") == LUA_TNIL) return;    /* that nil is the placeholder */
     p->tok = mh_lua_check_tokenizer(L, lua_gettop(L), "sched.new");
 }
 
