@@ -65,14 +65,14 @@ elseif a.system then
 end
 
 -- a bad option is a user error: the host prints "moonhub generate: msg" once
-local ok, step, st = pcall(model.stream, model, prompt, {
+local started, step, st = pcall(model.stream, model, prompt, {
    max_tokens = a.max_tokens, temperature = a.temp, seed = a.seed, top_k = a.top_k,
    top_p = a.top_p, min_p = a.min_p, repeat_penalty = a.repeat_penalty,
    presence_penalty = a.presence_penalty, frequency_penalty = a.frequency_penalty,
    stop = a.stop, special = a.special, ignore_eos = a.ignore_eos, template = a.template,
    json_schema = a.json_schema, json_object = a.json or nil,
 })
-if not ok then error((tostring(step):gsub("^[^:\n]+:%d+: ", "")), 0) end
+if not started then error((tostring(step):gsub("^[^:\n]+:%d+: ", "")), 0) end
 for piece in step do
    io.write(piece)
    io.stdout:flush()

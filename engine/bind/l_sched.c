@@ -10,8 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include "bind.h"
-#include "mh/grammar.h"
-#include "mh/loop.h"
 #include "mh/sched.h"
 #include "mh/tensor.h"
 
@@ -103,7 +101,8 @@ static void read_params(lua_State *L, int t, mh_sched_params *p)
  * text and requests may have stop strings. */
 static void read_tok(lua_State *L, int t, mh_sched_params *p)
 {
-    if (lua_isnoneornil(L, t) || lua_getfield(L, t, "tok") == LUA_TNIL) { lua_pushnil(L); return; }
+    if (lua_isnoneornil(L, t)) { lua_pushnil(L); return; }
+    if (lua_getfield(L, t, "tok") == LUA_TNIL) return;    /* that nil is the placeholder */
     p->tok = mh_lua_check_tokenizer(L, lua_gettop(L), "sched.new");
 }
 
@@ -336,16 +335,11 @@ static void hook_free(void *ud)
 }
 
 /* t.logits_processor = function(logits (1, n_vocab) tensor, tokens) into
- * r->hook; synchronous schedulers only (a compute thread cannot call Lua). */
+ * r->hook; s_submit has checked it is a function and b is synchronous (a
+ * compute thread cannot call Lua). */
 static lua_hook *read_hook(lua_State *L, int t, sched_box *b, mh_sched_request *r)
 {
-    int ty = lua_getfield(L, t, "logits_processor");
-    if (ty == LUA_TNIL) { lua_pop(L, 1); return NULL; }
-    if (ty != LUA_TFUNCTION)
-        luaL_error(L, "sched:submit: logits_processor must be a function, got %s", luaL_typename(L, -1));
-    if (!b->sync)
-        luaL_error(L, "sched:submit: logits_processor (a Lua function) needs synchronous use "
-                   "(model:generate / model:stream), not the server's scheduler");
+    if (lua_getfield(L, t, "logits_processor") == LUA_TNIL) { lua_pop(L, 1); return NULL; }
     int64_t shape[2] = { 1, b->n_vocab };
     mh_err err = { 0 };
     mh_tensor *tn = mh_tensor_new(MH_DTYPE_F32, 2, shape, &err);

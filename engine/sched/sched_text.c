@@ -57,6 +57,7 @@ static int through_stops(sched_req *q, const char *raw, size_t n, bool *stopped,
     int st = mh_stop_push(q->stop, clean, cn, &emit, &elen, stopped, err);
     free(clean);
     if (st != MH_OK) return st;
+    if (elen == 0) return MH_OK;          /* q->text may still be NULL */
     if (text_reserve(q, elen, err) != MH_OK) return MH_ENOMEM;
     memcpy(q->text + q->text_n, emit, elen);
     q->text_n += elen;

@@ -640,6 +640,41 @@ static void test_stop_utf8(void)
     mh_stop_free(m);
 }
 
+
+/* mh_sampler_settings: the parameters given come back, the bias as the
+ * sampler's own copy, and the seed actually used (a drawn one too). */
+static void test_settings_reported(void)
+{
+    mh_sampler_params p;
+    mh_sampler_params_init(&p);
+    p.temperature = 0.7f;
+    p.top_k = 12;
+    p.top_p = 0.8f;
+    p.min_p = 0.1f;
+    p.repeat_penalty = 1.2f;
+    p.repeat_last_n = 32;
+    p.presence_penalty = 0.25f;
+    p.frequency_penalty = -0.5f;
+    p.seed = 99;
+    mh_logit_bias b[2] = { { 3, 1.5f }, { 4, -INFINITY } };
+    p.bias = b;
+    p.n_bias = 2;
+    mh_sampler *s = mh_sampler_new(&p, 16, NULL);
+    CHECK(s);
+    mh_sampler_params q;
+    mh_sampler_settings(s, &q);
+    CHECK(q.temperature == 0.7f && q.top_k == 12 && q.top_p == 0.8f && q.min_p == 0.1f);
+    CHECK(q.repeat_penalty == 1.2f && q.repeat_last_n == 32);
+    CHECK(q.presence_penalty == 0.25f && q.frequency_penalty == -0.5f && q.seed == 99);
+    CHECK(q.n_bias == 2 && q.bias != b && q.bias[0].id == 3 && q.bias[1].bias == -INFINITY);
+    mh_sampler_free(s);
+    p.seed = MH_SAMPLER_SEED_RANDOM;
+    s = mh_sampler_new(&p, 16, NULL);
+    mh_sampler_settings(s, &q);
+    CHECK(q.seed != MH_SAMPLER_SEED_RANDOM && q.seed == mh_sampler_seed(s));
+    mh_sampler_free(s);
+}
+
 int main(void)
 {
     (void)test_skipped;   /* no case here needs shared data */
@@ -659,5 +694,6 @@ int main(void)
     TEST_RUN(test_stop_split);
     TEST_RUN(test_stop_multi_overlap);
     TEST_RUN(test_stop_utf8);
+    TEST_RUN(test_settings_reported);
     return TEST_REPORT();
 }

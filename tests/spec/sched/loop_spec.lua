@@ -130,4 +130,15 @@ describe("the loop's settings and defaults #integration", function()
       -- the model is still usable afterwards
       assert.equal("string", type((m:generate("Once", { max_tokens = 2, temperature = 0 }))))
    end)
+
+   it("a Lua logits_processor is refused by the threaded scheduler (it cannot call Lua)", function()
+      if not m then return data.need("models/stories260K.gguf", pending) end
+      local s = assert(mh.sched.new(m, { ctx = 64 }))
+      local ok, err = pcall(s.submit, s, { prompt = "Once", max_tokens = 2, logits_processor = function() end })
+      assert.is_false(ok)
+      assert.matches("logits_processor %(a Lua function%) needs synchronous use", err)
+      assert.has_error(function() m:generate("Once", { max_tokens = 1 }) end)   -- lent to s
+      s:close()
+      assert.equal("string", type((m:generate("Once", { max_tokens = 1 }))))
+   end)
 end)
