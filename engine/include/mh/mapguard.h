@@ -1,10 +1,8 @@
-/* mapguard.h: file mappings that a shrinking file cannot crash. Layer:
- * engine/base (pure C11 + POSIX signals and mmap). When a mapped file is
- * truncated, reading a page past its new end raises SIGBUS; a guarded
- * mapping's SIGBUS handler puts zero pages over the rest of the mapping
- * (the read goes on, the process lives) and marks the guard hit, and the
- * owner's next check fails with a message naming the file. See
- * docs/model-files.md. */
+/* mapguard.h: file mappings a shrinking file cannot crash. Layer:
+ * engine/base (pure C11 + POSIX signals, mmap). A read past a truncated
+ * file's new end raises SIGBUS; for a guarded mapping the handler maps zero
+ * pages over the rest and marks the guard hit, and the owner's next check
+ * fails naming the file. See docs/model-files.md. */
 #ifndef MH_MAPGUARD_H
 #define MH_MAPGUARD_H
 
