@@ -11,6 +11,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include "mh/gguf.h"
+#include "mh/mapguard.h"
 #include "mh/dtype.h"
 
 #define GGUF_MAGIC 0x46554747u            /* "GGUF" little-endian */
@@ -21,6 +22,7 @@
 struct mh_gguf {
     void *map;
     size_t size;
+    mh_map_guard *guard;        /* a truncated file gives zeros and an error, not SIGBUS */
     uint32_t version;
     uint32_t alignment;
     uint64_t data_off;
@@ -329,12 +331,14 @@ static int map_file(const char *path, mh_gguf *g, mh_err *err)
     }
     g->size = (size_t)st.st_size;
     g->map = mmap(NULL, g->size, PROT_READ, MAP_PRIVATE, fd, 0);
-    close(fd);
     if (g->map == MAP_FAILED) {
         g->map = NULL;
+        close(fd);
         return mh_err_set(err, MH_EIO, "gguf: cannot mmap %s", path);
     }
-    return MH_OK;
+    g->guard = mh_map_guard_new(fd, g->map, g->size, PROT_READ, path, err);
+    close(fd);
+    return g->guard ? MH_OK : MH_EIO;
 }
 
 int mh_gguf_open(const char *path, mh_gguf **out, mh_err *err)
@@ -366,8 +370,15 @@ void mh_gguf_close(mh_gguf *g)
     for (int64_t i = 0; g->tensors && i < g->n_tensors; i++) free(g->tensors[i].name);
     free(g->kv);
     free(g->tensors);
+    mh_map_guard_free(g->guard);
     if (g->map) munmap(g->map, g->size);
     free(g);
+}
+
+int mh_gguf_check(const mh_gguf *g, mh_err *err)
+{
+    if (!g->guard) return MH_OK;
+    return mh_map_guard_check(g->guard, err);
 }
 
 /* ===== accessors ===== */

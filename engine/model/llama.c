@@ -555,6 +555,7 @@ int mh_model_forward_batch(mh_model *m, mh_batch_seq *seqs, int n_seqs, mh_err *
     const mh_hparams *hp = &m->hp;
     int64_t T, E = hp->n_embd;
     int st = check_batch(m, seqs, n_seqs, &T, err);
+    if (!st) st = mh_model_check(m, err);   /* a truncated file: fail before reading it */
     if (st) return st;
     bool shared;
     mh_runstate *rs = runstate_acquire(m, &shared, err);
@@ -573,6 +574,7 @@ int mh_model_forward_batch(mh_model *m, mh_batch_seq *seqs, int n_seqs, mh_err *
         if (seqs[i].hidden)
             rmsnorm(seqs[i].hidden, s.x + (int64_t)r * E, m->g.output_norm, seqs[i].n, E, hp->rms_eps);
     if (!st) st = batch_logits(m, seqs, n_seqs, &s, err);
+    if (!st) st = mh_model_check(m, err);   /* truncated while running: the zeros read are no answer */
     if (!st)
         for (int i = 0; i < n_seqs; i++) seqs[i].cache->n_past += seqs[i].n;
     runstate_release(rs, shared);

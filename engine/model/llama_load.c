@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "mh/gguf.h"
+#include "mh/safetensors.h"
 #include "mh/quant.h"
 #include "model_internal.h"
 
@@ -144,6 +145,13 @@ void mh_model_free(mh_model *m)
     mh_gguf_close(m->gguf);
     mh_model_hf_release(m);
     free(m);
+}
+
+int mh_model_check(const mh_model *m, mh_err *err)
+{
+    int st = m->gguf ? mh_gguf_check(m->gguf, err) : MH_OK;
+    if (!st && m->st) st = mh_safetensors_check(m->st, err);
+    return st;
 }
 
 const mh_hparams *mh_model_hparams(const mh_model *m) { return &m->hp; }

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <cjson/cJSON.h>
+#include "mh/mapguard.h"
 #include "mh/safetensors.h"
 
 #define HEADER_MAX ((uint64_t)100 << 20)  /* same cap as the reference library */
@@ -54,6 +55,7 @@ const char *mh_safetensors_dtype_name(mh_dtype dt)
 typedef struct shard {
     char *path;
     mh_storage *map;       /* the whole file, mmapped; one reference */
+    mh_map_guard *guard;   /* owned by map's free callback */
     uint64_t data_off;     /* 8 + header length */
 } shard;
 
@@ -73,7 +75,7 @@ struct mh_safetensors {
 
 static void unmap_file(void *data, size_t nbytes, void *ud)
 {
-    (void)ud;
+    mh_map_guard_free(ud);
     munmap(data, nbytes);
 }
 
@@ -86,7 +88,7 @@ static char *dupstr(const char *s)
 }
 
 /* Maps path privately (copy-on-write: views may be written, the file never). */
-static mh_storage *map_file(const char *path, mh_err *err)
+static mh_storage *map_file(const char *path, mh_map_guard **guard, mh_err *err)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
@@ -106,13 +108,19 @@ static mh_storage *map_file(const char *path, mh_err *err)
         return NULL;
     }
     void *p = mmap(NULL, (size_t)sb.st_size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
-    close(fd);
     if (p == MAP_FAILED) {
         mh_err_set(err, MH_EIO, "cannot map %s: %s", path, strerror(errno));
+        close(fd);
         return NULL;
     }
-    mh_storage *s = mh_storage_wrap(p, (size_t)sb.st_size, unmap_file, NULL, err);
-    if (!s) munmap(p, (size_t)sb.st_size);
+    *guard = mh_map_guard_new(fd, p, (size_t)sb.st_size, PROT_READ | PROT_WRITE, path, err);
+    close(fd);
+    mh_storage *s = *guard ? mh_storage_wrap(p, (size_t)sb.st_size, unmap_file, *guard, err) : NULL;
+    if (!s) {
+        mh_map_guard_free(*guard);
+        *guard = NULL;
+        munmap(p, (size_t)sb.st_size);
+    }
     return s;
 }
 
@@ -284,7 +292,7 @@ static int add_shard(mh_safetensors *st, const char *path, mh_err *err)
     s->path = dupstr(path);
     if (!s->path) return mh_err_set(err, MH_ENOMEM, "out of memory opening %s", path);
     st->n_shards++;
-    s->map = map_file(path, err);
+    s->map = map_file(path, &s->guard, err);
     if (!s->map) return err ? err->code : MH_EIO;
     return parse_shard(st, st->n_shards - 1, err);
 }
@@ -419,6 +427,15 @@ mh_safetensors *mh_safetensors_open(const char *path, mh_err *err)
         return NULL;
     }
     return st;
+}
+
+int mh_safetensors_check(const mh_safetensors *st, mh_err *err)
+{
+    for (int i = 0; i < st->n_shards; i++) {
+        int rc = st->shards[i].guard ? mh_map_guard_check(st->shards[i].guard, err) : MH_OK;
+        if (rc) return rc;
+    }
+    return MH_OK;
 }
 
 void mh_safetensors_close(mh_safetensors *st)

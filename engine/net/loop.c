@@ -1,9 +1,8 @@
 /* loop.c: the event loop over libevent — timers, SIGINT/SIGTERM, and the
  * wake-ups of channels (mh/chan.h, engine/base): the loop owns a channel
- * hub and watches its eventfd. Layer: engine/net (pure C11 + libevent +
- * pthreads; no lua.h). Why an eventfd and not event_active() from other
- * threads: the latter needs libevent's locking (evthread_use_pthreads,
- * another library to link). */
+ * hub and watches its eventfd (event_active() from other threads would need
+ * libevent's locking, another library to link). Layer: engine/net (pure
+ * C11 + libevent + pthreads; no lua.h). */
 #include <errno.h>
 #include <signal.h>
 #include <time.h>

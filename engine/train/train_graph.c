@@ -128,7 +128,8 @@ static int layer_fwd(mh_trainer *t, tr_ws *w, int64_t l, tr_acts *a, int64_t key
     add_bias(a->v, L->bv, BT, kvd);
     mh_tr_rope(a->q, t->rope_cs, w->B, w->T, hp->n_head, hp->head_dim, hp->n_rot, hp->rope_neox, false);
     mh_tr_rope(a->k, t->rope_cs, w->B, w->T, hp->n_head_kv, hp->head_dim, hp->n_rot, hp->rope_neox, false);
-    mh_tr_attn_fwd(a->att, a->lse, a->q, a->k, a->v, w->B, w->T, hp->n_head, hp->n_head_kv, hp->head_dim);
+    if (mh_tr_attn_fwd(a->att, a->lse, a->q, a->k, a->v, w->B, w->T, hp->n_head, hp->n_head_kv, hp->head_dim))
+        return mh_err_set(err, MH_ENOMEM, "train: out of memory in attention");
     if ((st = mh_tr_lin_fwd(t, &L->lin[MH_PROJ_O], a->att, BT, w->tmp, a->lora_u[MH_PROJ_O], key, err))) return st;
     for (int64_t i = 0; i < BT * E; i++) a->x1[i] = x[i] + w->tmp[i];
     mh_tr_rmsnorm_fwd(a->xn2, a->rstd2, a->x1, L->ffn_norm, BT, E, hp->rms_eps);
@@ -161,8 +162,9 @@ static int layer_bwd(mh_trainer *t, tr_ws *w, int64_t l, const tr_acts *a, int64
     for (int64_t i = 0; i < BT * E; i++) w->dx[i] += w->tmp[i];
     if ((st = mh_tr_lin_bwd(t, &L->lin[MH_PROJ_O], w->dx, a->att, a->lora_u[MH_PROJ_O], BT, w->datt, false, key, err)))
         return st;
-    mh_tr_attn_bwd(w->dq, w->dk, w->dv, w->datt, a->att, a->lse, a->q, a->k, a->v, w->B, w->T,
-                   hp->n_head, hp->n_head_kv, hp->head_dim);
+    if (mh_tr_attn_bwd(w->dq, w->dk, w->dv, w->datt, a->att, a->lse, a->q, a->k, a->v, w->B, w->T,
+                       hp->n_head, hp->n_head_kv, hp->head_dim))
+        return mh_err_set(err, MH_ENOMEM, "train: out of memory in attention");
     mh_tr_rope(w->dq, t->rope_cs, w->B, w->T, hp->n_head, hp->head_dim, hp->n_rot, hp->rope_neox, true);
     mh_tr_rope(w->dk, t->rope_cs, w->B, w->T, hp->n_head_kv, hp->head_dim, hp->n_rot, hp->rope_neox, true);
     bias_grad(L->bq_p, w->dq, BT, qd);

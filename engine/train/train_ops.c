@@ -4,6 +4,7 @@
  * Every parallel loop writes disjoint outputs and reduces in a fixed
  * order, so results are bitwise repeatable for a given thread count. */
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <cblas.h>
@@ -141,6 +142,7 @@ typedef struct attn_job {
     float *out, *lse, *dq, *dk, *dv;
     const float *q, *k, *v, *dout, *o, *ls;
     int64_t B, T, H, Hkv, hd;
+    atomic_int oom;          /* a task could not get its scratch */
 } attn_job;
 
 static float dotf(const float *a, const float *b, int64_t n)
@@ -153,11 +155,11 @@ static float dotf(const float *a, const float *b, int64_t n)
 /* items (b, h) */
 static void attn_fwd_items(void *ctx, int64_t i0, int64_t i1)
 {
-    const attn_job *j = ctx;
+    attn_job *j = ctx;
     int64_t T = j->T, hd = j->hd, qd = j->H * hd, kvd = j->Hkv * hd, group = j->H / j->Hkv;
     float scale = 1.0f / sqrtf((float)hd);
     float *s = malloc(sizeof(float) * (size_t)T);
-    if (!s) return;    /* T floats: cannot fail for sane sizes */
+    if (!s) { atomic_store(&j->oom, 1); return; }
     for (int64_t it = i0; it < i1; it++) {
         int64_t b = it / j->H, h = it % j->H, kh = h / group;
         for (int64_t i = 0; i < T; i++) {
@@ -183,22 +185,24 @@ static void attn_fwd_items(void *ctx, int64_t i0, int64_t i1)
     free(s);
 }
 
-void mh_tr_attn_fwd(float *out, float *lse, const float *q, const float *k, const float *v,
-                    int64_t B, int64_t T, int64_t H, int64_t Hkv, int64_t hd)
+int mh_tr_attn_fwd(float *out, float *lse, const float *q, const float *k, const float *v,
+                   int64_t B, int64_t T, int64_t H, int64_t Hkv, int64_t hd)
 {
     attn_job j = { .out = out, .lse = lse, .q = q, .k = k, .v = v, .B = B, .T = T, .H = H, .Hkv = Hkv, .hd = hd };
+    atomic_init(&j.oom, 0);
     mh_parallel_for(B * H, mh_tr_grain(T * T * hd), attn_fwd_items, &j);
+    return atomic_load(&j.oom) ? MH_ENOMEM : MH_OK;
 }
 
 /* items (b, kv head): each owns its dk/dv slices; the heads of its group
  * run in order, so the sums do not depend on the chunking */
 static void attn_bwd_items(void *ctx, int64_t i0, int64_t i1)
 {
-    const attn_job *j = ctx;
+    attn_job *j = ctx;
     int64_t T = j->T, hd = j->hd, qd = j->H * hd, kvd = j->Hkv * hd, group = j->H / j->Hkv;
     float scale = 1.0f / sqrtf((float)hd);
     float *p = malloc(sizeof(float) * (size_t)(2 * T));
-    if (!p) return;
+    if (!p) { atomic_store(&j->oom, 1); return; }
     float *dp = p + T;
     for (int64_t it = i0; it < i1; it++) {
         int64_t b = it / j->Hkv, kh = it % j->Hkv;
@@ -235,13 +239,15 @@ static void attn_bwd_items(void *ctx, int64_t i0, int64_t i1)
     free(p);
 }
 
-void mh_tr_attn_bwd(float *dq, float *dk, float *dv, const float *dout, const float *out,
-                    const float *lse, const float *q, const float *k, const float *v,
-                    int64_t B, int64_t T, int64_t H, int64_t Hkv, int64_t hd)
+int mh_tr_attn_bwd(float *dq, float *dk, float *dv, const float *dout, const float *out,
+                   const float *lse, const float *q, const float *k, const float *v,
+                   int64_t B, int64_t T, int64_t H, int64_t Hkv, int64_t hd)
 {
     attn_job j = { .dq = dq, .dk = dk, .dv = dv, .q = q, .k = k, .v = v, .dout = dout, .o = out,
                    .ls = lse, .B = B, .T = T, .H = H, .Hkv = Hkv, .hd = hd };
+    atomic_init(&j.oom, 0);
     mh_parallel_for(B * Hkv, mh_tr_grain(2 * T * T * hd * (H / Hkv)), attn_bwd_items, &j);
+    return atomic_load(&j.oom) ? MH_ENOMEM : MH_OK;
 }
 
 /* ===== SwiGLU ===== */

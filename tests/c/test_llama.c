@@ -321,6 +321,45 @@ static void test_unaligned_file(void)
     rmdir(dir);
 }
 
+/* A loaded model whose file is truncated on disk: reads past the new end
+ * give zeros instead of SIGBUS (mh/mapguard.h), and the model answers
+ * MH_EIO naming the file from then on, its cache untouched. */
+static void test_truncated_file(void)
+{
+    char dir[] = "/tmp/mh_trunc_XXXXXX", a[128];
+    CHECK(mkdtemp(dir) != NULL);
+    snprintf(a, sizeof a, "%s/a.gguf", dir);
+    mh_create_config cfg = { .arch = "llama", .name = "trunc", .n_layer = 2, .n_embd = 64, .n_ff = 128,
+                             .n_head = 4, .n_head_kv = 4, .n_vocab = 259, .n_ctx = 64, .rope_base = 10000,
+                             .rms_eps = 1e-5 };
+    mh_create_opts opts = { .ftype = MH_FTYPE_ALL_F32, .seed = 3 };
+    mh_err err = {0};
+    CHECK_MSG(mh_create_model(&cfg, &opts, a, NULL, &err) == MH_OK, "%s", err.msg);
+    mh_model *m = NULL;
+    CHECK_MSG(mh_model_load(a, &m, &err) == MH_OK, "%s", err.msg);
+    mh_kv_cache *c = mh_kv_cache_new(m, 16, &err);
+    int32_t toks[3] = { 1, 72, 101 };
+    float logits[259];
+    CHECK(c && mh_model_forward(m, c, toks, 2, logits, false, &err) == MH_OK);
+    CHECK(mh_model_check(m, &err) == MH_OK);
+    const mh_gguf_tensor *t = mh_gguf_find_tensor(mh_model_gguf(m), "blk.1.ffn_down.weight");
+    CHECK(t && t->nbytes > 8192);
+    CHECK(truncate(a, 4096) == 0);
+    /* a read racing the truncation: the last page of the tensor is gone */
+    const volatile unsigned char *last = (const unsigned char *)t->data + t->nbytes - 1;
+    CHECK(*last == 0);
+    CHECK(mh_model_check(m, &err) == MH_EIO);
+    CHECK_MSG(strstr(err.msg, "a.gguf") && strstr(err.msg, "truncated"), "%s", err.msg);
+    err = (mh_err){0};
+    CHECK(mh_model_forward(m, c, toks + 2, 1, logits, false, &err) == MH_EIO);
+    CHECK_MSG(strstr(err.msg, "truncated"), "%s", err.msg);
+    CHECK(mh_kv_cache_n_past(c) == 2);
+    mh_kv_cache_free(c);
+    mh_model_free(m);
+    unlink(a);
+    rmdir(dir);
+}
+
 int main(void)
 {
     TEST_RUN(test_stories_f32);
@@ -340,5 +379,6 @@ int main(void)
     TEST_RUN(test_embed);
     TEST_RUN(test_bad_files);
     TEST_RUN(test_unaligned_file);
+    TEST_RUN(test_truncated_file);
     return TEST_REPORT();
 }

@@ -299,6 +299,31 @@ static void test_empty_header(void)
     }
 }
 
+/* A mapped file truncated on disk: a read past its new end gives zeros,
+ * not SIGBUS, and mh_safetensors_check names the file (mh/mapguard.h). */
+static void test_truncated_while_open(void)
+{
+    mh_err err = {0};
+    int64_t shape[1] = { 8192 };
+    mh_tensor *t = mh_tensor_new(MH_DTYPE_F32, 1, shape, &err);
+    CHECK(t);
+    for (int64_t i = 0; i < 8192; i++) ((float *)mh_tensor_data(t))[i] = 1.0f;
+    mh_st_named in[1] = { { "w", t } };
+    CHECK(mh_safetensors_save(tpath("tr.safetensors"), in, 1, NULL, 0, &err) == MH_OK);
+    mh_tensor_release(t);
+    mh_safetensors *st = mh_safetensors_open(tpath("tr.safetensors"), &err);
+    CHECK(st);
+    mh_tensor *v = mh_safetensors_get(st, "w", &err);
+    CHECK(v && mh_safetensors_check(st, &err) == MH_OK);
+    CHECK(truncate(tpath("tr.safetensors"), 4096) == 0);
+    const volatile float *last = (const float *)mh_tensor_data(v) + 8191;
+    CHECK(*last == 0.0f);
+    CHECK(mh_safetensors_check(st, &err) == MH_EIO);
+    CHECK_MSG(strstr(err.msg, "tr.safetensors was truncated"), "%s", err.msg);
+    mh_tensor_release(v);
+    mh_safetensors_close(st);
+}
+
 /* Every truncation of a valid file, and byte flips in its header: each open
  * either fails cleanly or gives tensors that lie inside the file. */
 static void test_truncations_and_flips(void)
@@ -481,6 +506,7 @@ int main(void)
     TEST_RUN(test_failed_write_keeps_old_file);
     TEST_RUN(test_corrupt_headers);
     TEST_RUN(test_empty_header);
+    TEST_RUN(test_truncated_while_open);
     TEST_RUN(test_truncations_and_flips);
     TEST_RUN(test_unsupported_dtype_and_misaligned);
     TEST_RUN(test_sharded);

@@ -1,9 +1,8 @@
-/* chan.h: channels, the thread-safe queues by which compute threads
- * (scheduler, trainer, downloads) hand results to the thread that owns a
- * hub. Layer: engine/base (pure C11 + pthreads; no event library). A hub is
- * where channels post: a ready list and an eventfd its owner watches (the
- * event loop in mh/loop.h does). Only mh_chan_push/close/retain/release may
- * be called from threads other than the hub's owner. */
+/* chan.h: channels, the thread-safe queues by which compute threads hand
+ * results to the thread owning their hub. Layer: engine/base (pure C11 +
+ * pthreads; no event library). A hub is a ready list and an eventfd its
+ * owner watches (the event loop of mh/loop.h does). Only push, close,
+ * retain and release may be called from other threads than the owner. */
 #ifndef MH_CHAN_H
 #define MH_CHAN_H
 

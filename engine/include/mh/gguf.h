@@ -49,6 +49,9 @@ typedef struct mh_gguf mh_gguf;
 /* Maps and parses path. On success *out owns the mapping (mh_gguf_close). */
 int mh_gguf_open(const char *path, mh_gguf **out, mh_err *err);
 void mh_gguf_close(mh_gguf *g);              /* NULL is a no-op */
+/* MH_OK while the file still holds everything mapped; MH_EIO naming it once
+ * it was truncated (reads past its new end gave zeros: see mh/mapguard.h). */
+int mh_gguf_check(const mh_gguf *g, mh_err *err);
 
 uint32_t mh_gguf_version(const mh_gguf *g);
 size_t mh_gguf_file_size(const mh_gguf *g);

@@ -68,6 +68,11 @@ typedef struct mh_model mh_model;
  * or mis-shaped tensors -> MH_EFORMAT naming them. */
 int mh_model_load(const char *path, mh_model **out, mh_err *err);
 void mh_model_free(mh_model *m);               /* NULL is a no-op */
+/* MH_OK while the model's files hold every mapped byte; MH_EIO naming the
+ * file once one was truncated on disk (then for good: reads past its new
+ * end gave zeros instead of SIGBUS, see mh/mapguard.h). The forward pass
+ * checks before and after it runs. */
+int mh_model_check(const mh_model *m, mh_err *err);
 const mh_hparams *mh_model_hparams(const mh_model *m);
 const mh_layer *mh_model_layer(const mh_model *m, int64_t i);
 const mh_model_globals *mh_model_globals_get(const mh_model *m);   /* borrowed */

@@ -33,6 +33,9 @@ typedef struct mh_st_info {
  * offset is checked against the file size; a corrupt or truncated file gives
  * MH_EFORMAT naming the problem. Returns a new handle (NULL with err set). */
 mh_safetensors *mh_safetensors_open(const char *path, mh_err *err);
+/* MH_OK while every shard still holds what was mapped; MH_EIO naming the
+ * first truncated one (its reads past the new end gave zeros: mh/mapguard.h). */
+int mh_safetensors_check(const mh_safetensors *st, mh_err *err);
 /* Drops the handle; tensors taken from it stay valid (they keep the map). */
 void mh_safetensors_close(mh_safetensors *st);   /* NULL is a no-op */
 

@@ -128,11 +128,13 @@ void mh_tr_rope(float *x, const float *cs, int64_t B, int64_t T, int64_t n_heads
                 int64_t n_rot, bool neox, bool inverse);
 
 /* Causal GQA attention per batch row. q: (B*T, H*hd), k, v: (B*T, Hkv*hd),
- * out: (B*T, H*hd), lse: (B, H, T) log-sum-exp of the scaled scores. */
-void mh_tr_attn_fwd(float *out, float *lse, const float *q, const float *k, const float *v,
+ * out: (B*T, H*hd), lse: (B, H, T) log-sum-exp of the scaled scores.
+ * Both return MH_ENOMEM (outputs not to be used) when a task's T-float
+ * scratch cannot be allocated. */
+int mh_tr_attn_fwd(float *out, float *lse, const float *q, const float *k, const float *v,
                     int64_t B, int64_t T, int64_t H, int64_t Hkv, int64_t hd);
 /* dq, dk, dv written (same shapes as q, k, v). */
-void mh_tr_attn_bwd(float *dq, float *dk, float *dv, const float *dout, const float *out,
+int mh_tr_attn_bwd(float *dq, float *dk, float *dv, const float *dout, const float *out,
                     const float *lse, const float *q, const float *k, const float *v,
                     int64_t B, int64_t T, int64_t H, int64_t Hkv, int64_t hd);
 
