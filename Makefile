@@ -34,7 +34,7 @@ TEST_BIN   := $(TEST_SRC:tests/c/%.c=$(BUILD)/tests/%)
 BENCH_BIN  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 LIBMH      := $(BUILD)/libmh.a
 
-.PHONY: all deps test test-c test-lua test-e2e demo asan fuzz fuzz-build lint bench install uninstall clean
+.PHONY: all deps test test-c test-lua test-e2e demo asan fuzz fuzz-build lint bench install uninstall clean mutate
 all: moonhub $(TEST_BIN)
 
 deps:
@@ -93,6 +93,11 @@ asan:
 demo: deps
 	@$(MAKE) --no-print-directory all
 	./moonhub run examples/tour.lua
+
+# Plants each mutation of tools/mutations.txt in a scratch copy and runs its
+# tests (not part of test or CI; docs/testing.md).
+mutate: all
+	sh tools/mutate.sh
 
 lint:
 	luacheck -q lua recipes examples bench tests

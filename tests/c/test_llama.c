@@ -108,38 +108,42 @@ static int check_model(const char *model_rel, const char *ref_rel, ref_stats *rs
     return bad;
 }
 
-/* Tolerances from the issue (derived from llama.cpp's own variation): max
- * |d| about 0.05 for F32/F16 and 0.2 for BF16; quantized mean <= 0.03 and
- * max about 1.0. Greedy ids must match up to the first reference near-tie.
- * The quantized files pass with mean ~0.0002: their matmuls, activation
- * quantization, exp and attention follow llama.cpp's arithmetic. */
-#define REF_CASE(fn, name, tol_top, tol_mean) \
+/* Tolerances sit within ~10x of the measured error (measured on this tree,
+ * in the comment of each case: top-20 max |d| / mean |d|). The references
+ * store logits to 3 decimals (1e-5 for llama-2-tiny-random), so a file that
+ * follows llama.cpp's arithmetic shows max 5e-4 and mean 2.5e-4: the
+ * rounding of the reference itself. argmax_flips counts positions where our
+ * argmax differs from the reference's while its top-2 gap is > 0.05; the
+ * allowed count is the measured one. Greedy ids must match up to the first
+ * reference near-tie. */
+#define REF_CASE(fn, name, tol_top, tol_mean, max_flips) \
 static void fn(void) { \
     ref_stats rs; \
     int r = check_model("models/" name ".gguf", "vectors/reference/" name ".json", &rs); \
     if (r < 0) TEST_SKIP("models/" name ".gguf or its reference is missing"); \
     CHECK(r == 0); \
     double mean_ = rs.sum_top20 / (double)(rs.n_top20 ? rs.n_top20 : 1); \
-    printf("  %s: |d| top20 max %.4f mean %.4f, last max %.4f, greedy same %d/%d, flips %d\n", \
+    printf("  %s: |d| top20 max %.2e mean %.2e, last max %.2e, greedy same %d/%d, flips %d\n", \
            name, rs.max_top20, mean_, rs.max_last, rs.greedy_same, rs.greedy_n, rs.argmax_flips); \
     CHECK(rs.max_top20 <= (tol_top)); \
     CHECK(rs.max_last <= (tol_top)); \
     CHECK(mean_ <= (tol_mean)); \
+    CHECK(rs.argmax_flips <= (max_flips)); \
     CHECK(rs.greedy_same == rs.greedy_n); \
 }
 
-REF_CASE(test_stories_f32, "stories260K", 0.05, 0.01)
-REF_CASE(test_stories_f16, "stories260K-F16", 0.06, 0.01)
-REF_CASE(test_stories_bf16, "stories260K-BF16", 0.2, 0.03)
-REF_CASE(test_stories_q8_0, "stories260K-Q8_0", 1.0, 0.03)
-REF_CASE(test_stories_q4_0, "stories260K-Q4_0", 1.0, 0.03)
-REF_CASE(test_tiny_random, "llama-2-tiny-random", 0.05, 0.01)
-REF_CASE(test_smol_f16, "mh-smol-llama-17m-F16", 0.05, 0.01)
-REF_CASE(test_smol_q8_0, "mh-smol-llama-17m-Q8_0", 1.0, 0.03)
-REF_CASE(test_smol_q4_0, "mh-smol-llama-17m-Q4_0", 1.0, 0.03)
-REF_CASE(test_smol_q4_k_m, "mh-smol-llama-17m-Q4_K_M", 1.0, 0.03)
-REF_CASE(test_qwen2_bf16, "mh-tiny-qwen2-BF16", 0.2, 0.03)
-REF_CASE(test_qwen2_q8_0, "mh-tiny-qwen2-Q8_0", 1.0, 0.03)
+REF_CASE(test_stories_f32, "stories260K", 0.05, 0.005, 0)             /* 3.0e-2 / 7.2e-4 */
+REF_CASE(test_stories_f16, "stories260K-F16", 0.06, 0.01, 0)          /* 3.0e-2 / 1.9e-3 */
+REF_CASE(test_stories_bf16, "stories260K-BF16", 0.2, 0.03, 0)         /* 8.2e-2 / 8.9e-3 */
+REF_CASE(test_stories_q8_0, "stories260K-Q8_0", 0.003, 5e-4, 0)       /* 5.0e-4 / 7.0e-5 */
+REF_CASE(test_stories_q4_0, "stories260K-Q4_0", 0.5, 0.03, 1)         /* 1.9e-1 / 1.1e-2, 1 flip */
+REF_CASE(test_tiny_random, "llama-2-tiny-random", 5e-5, 2.5e-5, 0)    /* 5.0e-6 / 2.5e-6 */
+REF_CASE(test_smol_f16, "mh-smol-llama-17m-F16", 0.05, 0.01, 0)       /* 1.6e-2 / 2.7e-3 */
+REF_CASE(test_smol_q8_0, "mh-smol-llama-17m-Q8_0", 0.003, 6e-4, 0)    /* 5.0e-4 / 2.5e-4 */
+REF_CASE(test_smol_q4_0, "mh-smol-llama-17m-Q4_0", 0.003, 6e-4, 0)    /* 5.0e-4 / 2.5e-4 */
+REF_CASE(test_smol_q4_k_m, "mh-smol-llama-17m-Q4_K_M", 0.003, 6e-4, 0) /* 5.0e-4 / 2.5e-4 */
+REF_CASE(test_qwen2_bf16, "mh-tiny-qwen2-BF16", 0.2, 0.01, 0)         /* 6.5e-2 / 2.6e-3 */
+REF_CASE(test_qwen2_q8_0, "mh-tiny-qwen2-Q8_0", 0.003, 6e-4, 0)       /* 5.0e-4 / 2.5e-4 */
 
 /* Batched prefill and token-by-token decoding agree. */
 static void test_batch_vs_steps(void)

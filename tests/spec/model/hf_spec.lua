@@ -86,7 +86,9 @@ describe("HF checkpoint directories #integration", function()
       m:close(); g:close()
    end)
 
-   it("has the F16 GGUF's perplexity (ln within 0.5 %)", function()
+   -- BF16 weights against the F16 file: relative PPL error measured 5.1e-3
+   -- (F16 GGUF) and 5.3e-3 (llama.cpp's reference); allowed 3e-2
+   it("has the F16 GGUF's perplexity (within 3 %)", function()
       local ref = read_json("vectors/reference/mh-smol-llama-17m-F16.json")
       local tp = data.need("vectors/reference/text.txt", pending)
       if not (dir and gguf_path and ref and tp) then return end
@@ -99,8 +101,8 @@ describe("HF checkpoint directories #integration", function()
       local b = g:perplexity(text, { ctx = ref.perplexity.ctx })
       local want = ref.perplexity.value
       for _, v in ipairs { b, want } do
-         local rel = math.abs(math.log(a) - math.log(v)) / math.log(v)
-         assert.is_true(rel <= 0.005, string.format("ppl %.6g vs %.6g (ln rel %.5f)", a, v, rel))
+         local rel = math.abs(a - v) / v
+         assert.is_true(rel <= 0.03, string.format("ppl %.9g vs %.9g (rel %.3e)", a, v, rel))
       end
       m:close(); g:close()
    end)

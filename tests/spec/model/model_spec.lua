@@ -29,18 +29,25 @@ describe("model #integration", function()
       assert.are.equal("length", st.finish_reason)
    end)
 
-   -- perplexity within 0.5 % (F32/F16/BF16/Q8_0) or 1 % (Q4_0, K-quants) of
-   -- llama-perplexity's; ln(PPL) for the random-weight models (huge PPL)
+   -- perplexity against llama-perplexity's: relative error |ppl - ref| / ref
+   -- within ~10x of the one measured on this tree (the comment; `nice
+   -- ./moonhub run` over the shared references, ctx as recorded there)
    local cases = {
-      { "stories260K", 0.005, false }, { "stories260K-F16", 0.005, false },
-      { "stories260K-BF16", 0.005, false }, { "stories260K-Q8_0", 0.005, false },
-      { "stories260K-Q4_0", 0.01, false }, { "llama-2-tiny-random", 0.005, true },
-      { "mh-smol-llama-17m-F16", 0.005, true }, { "mh-smol-llama-17m-Q8_0", 0.005, true },
-      { "mh-smol-llama-17m-Q4_0", 0.01, true }, { "mh-smol-llama-17m-Q4_K_M", 0.01, true },
-      { "mh-tiny-qwen2-BF16", 0.005, true }, { "mh-tiny-qwen2-Q8_0", 0.005, true },
+      { "stories260K", 2e-4 },                 -- 2.3e-5
+      { "stories260K-F16", 1e-3 },             -- 1.2e-4
+      { "stories260K-BF16", 1e-3 },            -- 9.6e-5
+      { "stories260K-Q8_0", 1e-2 },            -- 1.2e-3
+      { "stories260K-Q4_0", 2e-3 },            -- 1.8e-4
+      { "llama-2-tiny-random", 3e-7 },         -- 2.7e-8
+      { "mh-smol-llama-17m-F16", 2e-3 },       -- 2.1e-4
+      { "mh-smol-llama-17m-Q8_0", 3e-5 },      -- 2.6e-6
+      { "mh-smol-llama-17m-Q4_0", 3e-5 },      -- 2.7e-6
+      { "mh-smol-llama-17m-Q4_K_M", 3e-5 },    -- 2.7e-6
+      { "mh-tiny-qwen2-BF16", 5e-3 },          -- 6.8e-4
+      { "mh-tiny-qwen2-Q8_0", 1.5e-5 },        -- 1.3e-6
    }
    for _, c in ipairs(cases) do
-      local name, tol, use_ln = c[1], c[2], c[3]
+      local name, tol = c[1], c[2]
       it("perplexity of " .. name .. " matches llama.cpp", function()
          local ref = read_json("vectors/reference/" .. name .. ".json")
          local tp = data.need("vectors/reference/text.txt", pending)
@@ -50,9 +57,8 @@ describe("model #integration", function()
          local ppl = m:perplexity(f:read("a"), { ctx = ref.perplexity.ctx })
          f:close()
          local want = ref.perplexity.value
-         local rel = use_ln and math.abs(math.log(ppl) - math.log(want)) / math.log(want)
-            or math.abs(ppl - want) / want
-         assert.is_true(rel <= tol, string.format("%s: ppl %.4f vs %.4f (rel %.5f)", name, ppl, want, rel))
+         local rel = math.abs(ppl - want) / want
+         assert.is_true(rel <= tol, string.format("%s: ppl %.9g vs %.9g (rel %.3e > %.1e)", name, ppl, want, rel, tol))
          m:close()
       end)
    end
