@@ -23,6 +23,7 @@ end
 local function eog_ids(tok)
    local ids = {}
    if not tok then return ids end
+   if tok.eog_ids then return tok:eog_ids() end    -- one C pass: no 50 ms Lua loop on the server's loop
    for id = 0, (tok.vocab_size or 0) - 1 do
       if tok:is_eog(id) then ids[#ids + 1] = id end
    end
