@@ -192,6 +192,22 @@ static int l_is_eog(lua_State *L)
     return 1;
 }
 
+/* eog_ids() -> {id, ...}: every id that ends generation, in one C pass (a
+ * Lua loop over a 100k vocabulary took ~50 ms of the server's loop) */
+static int l_eog_ids(lua_State *L)
+{
+    mh_tokenizer *t = check_tok(L, 1);
+    int32_t n = mh_tokenizer_n_vocab(t);
+    lua_newtable(L);
+    lua_Integer k = 0;
+    for (int32_t id = 0; id < n; id++) {
+        if (!mh_tokenizer_is_eog(t, id)) continue;
+        lua_pushinteger(L, id);
+        lua_rawseti(L, -2, ++k);
+    }
+    return 1;
+}
+
 static void set_id(lua_State *L, const char *k, int32_t id)
 {
     if (id < 0) return;
@@ -293,7 +309,8 @@ int luaopen_moonhub_core_tokenizer(lua_State *L)
 {
     static const luaL_Reg tok[] = {
         { "encode", l_encode }, { "decode", l_decode }, { "piece", l_piece }, { "text", l_text },
-        { "id", l_id }, { "is_eog", l_is_eog }, { "info", l_info }, { "decoder", l_decoder },
+        { "id", l_id }, { "is_eog", l_is_eog }, { "eog_ids", l_eog_ids },
+        { "info", l_info }, { "decoder", l_decoder },
         { "__gc", l_gc }, { NULL, NULL },
     };
     static const luaL_Reg stream[] = {

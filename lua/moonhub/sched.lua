@@ -26,6 +26,11 @@ local function eog_ids(tok)
    if not tok then return {} end
    local ids = eog_memo[tok]
    if ids then return ids end
+   if tok.eog_ids then             -- one C pass: no 50 ms Lua loop on the server's loop
+      ids = tok:eog_ids()
+      eog_memo[tok] = ids
+      return ids
+   end
    ids = {}
    for id = 0, (tok.vocab_size or 0) - 1 do
       if tok:is_eog(id) then ids[#ids + 1] = id end

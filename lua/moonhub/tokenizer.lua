@@ -61,6 +61,8 @@ function Tok:text(id) check_self(self, "text") return self._h:text(id) end
 function Tok:id(piece) check_self(self, "id") return self._h:id(piece) end
 -- is_eog(id) -> true for ids that end generation (eos, eot, ...)
 function Tok:is_eog(id) check_self(self, "is_eog") return self._h:is_eog(id) end
+-- eog_ids() -> every id that ends generation, ascending (one pass in C)
+function Tok:eog_ids() check_self(self, "eog_ids") return self._h:eog_ids() end
 
 -- decoder(opts?) -> d; d:push(id) returns only complete UTF-8, d:flush() the rest.
 -- opts.skip_special defaults to true here (a stream shows text, not markers).

@@ -142,7 +142,7 @@ describe("pool #unit", function()
 
    -- Loads yield (in a server they wait on a worker thread): run requests as
    -- loop coroutines and a slow stand-in load that sleeps.
-   local function run_requests(p, plan, secs)
+   local function run_requests(plan, secs)
       for _, step in ipairs(plan) do http.timer(step[1], step[2], { once = true }) end
       http.timer(secs, function() http.stop(0) end, { once = true })
       http.run()
@@ -157,7 +157,7 @@ describe("pool #unit", function()
          if path == "/m/s" then http.sleep(0.3) end
          return plain(pool, path)
       end
-      run_requests(p, {
+      run_requests({
          { 0, function() got[1] = p:acquire("s"); order[#order + 1] = "s1" end },
          { 0.05, function() got[2] = p:acquire("s"); order[#order + 1] = "s2" end },
          { 0.1, function()
@@ -183,7 +183,7 @@ describe("pool #unit", function()
          return nil, "bad file"
       end
       local out = {}
-      run_requests(p, {
+      run_requests({
          { 0, function() out[1] = { p:acquire("s") } end },
          { 0.02, function() out[2] = { p:acquire("s") } end },
       }, 0.3)
@@ -195,7 +195,7 @@ describe("pool #unit", function()
    it("unloads a busy model once its requests are done, refusing new ones meanwhile", function()
       local p, log = fake_pool()
       local order, e, refused = {}, nil, nil
-      run_requests(p, {
+      run_requests({
          { 0, function() e = p:acquire("a") end },
          { 0.05, function()
             assert.is_true(p:unload_idle(e, "removed", 5))

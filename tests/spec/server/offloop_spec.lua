@@ -97,11 +97,11 @@ end
 -- The loop-lag histogram of a /metrics text: {le = count...}, n, and its
 -- p99 as the upper bound of the bucket holding it
 local function lag_of(text)
-   local buckets, n = {}, nil
+   local buckets = {}
    for le, c in text:gmatch('moonhub_event_loop_lag_seconds_bucket{le="([%d.e+-]+)"} (%d+)') do
       buckets[#buckets + 1] = { tonumber(le), tonumber(c) }
    end
-   n = tonumber(text:match("moonhub_event_loop_lag_seconds_count (%d+)"))
+   local n = tonumber(text:match("moonhub_event_loop_lag_seconds_count (%d+)"))
    local p99 = math.huge
    for _, b in ipairs(buckets) do
       if n and b[2] >= 0.99 * n then p99 = b[1]; break end
@@ -179,7 +179,8 @@ describe("serve: pulls and loads off the event loop #integration #slow", functio
          assert.equal(200, code, text)
       end
       -- the event that matters: all 25 answers came while the pull still ran
-      assert.is_false(finished(srv, "pull"), "the requests were answered only after the pull ended: the loop was blocked (or the pull is too fast)")
+      assert.is_false(finished(srv, "pull"),
+         "the requests were answered only after the pull ended: the loop was blocked (or the pull is too fast)")
       assert.truthy(eventually(function() return finished(srv, "pull") end, 120), "the pull did not end")
       local events = require("helpers.server").sse(H.read(pull_out) or "")
       local last = events[#events]

@@ -70,6 +70,11 @@ describe("moonhub.tokenizer #unit", function()
       assert.are.equal(" Hello", tok:piece(15043))
       assert.are.equal("", tok:piece(1, false))
       assert.are.equal("Hello", tok:decode({ 1, 15043 }, { skip_special = true }))
+      -- the ids ending generation, listed in one C pass (the scheduler's stop set)
+      local eog = {}
+      for id = 0, tok.vocab_size - 1 do if tok:is_eog(id) then eog[#eog + 1] = id end end
+      assert.are.same({ 2 }, tok:eog_ids())
+      assert.are.same(eog, tok:eog_ids())
    end)
 
    it("keeps control tokens as text unless special = true", function()
