@@ -370,13 +370,21 @@ static int l_decode(lua_State *L)
     return 1;
 }
 
+/* default_cache_bytes() -> the prefix store budget when none is asked for */
+static int l_default_cache_bytes(lua_State *L)
+{
+    lua_pushinteger(L, (lua_Integer)mh_sched_store_default_budget());
+    return 1;
+}
+
 int luaopen_moonhub_core_sched(lua_State *L)
 {
     static const luaL_Reg methods[] = {
         { "submit", s_submit }, { "cancel", s_cancel }, { "stats", s_stats }, { "embed", s_embed },
         { "close", s_close }, { NULL, NULL },
     };
-    static const luaL_Reg fns[] = { { "new", l_new }, { "decode", l_decode }, { NULL, NULL } };
+    static const luaL_Reg fns[] = { { "new", l_new }, { "decode", l_decode },
+                                    { "default_cache_bytes", l_default_cache_bytes }, { NULL, NULL } };
     luaL_newmetatable(L, SCHED_MT);
     luaL_newlib(L, methods);
     lua_setfield(L, -2, "__index");
