@@ -7,7 +7,6 @@
 local H = require "helpers.host"
 local S = require "helpers.server"
 local data = require "helpers.data"
-local http = require("moonhub").http
 local json = require "dkjson"
 local q = H.q
 
