@@ -3,6 +3,7 @@
  * disconnect) driven by a raw-socket client thread. Layer: tests (C only).
  * Every loop run has a watchdog timer so a bug fails instead of hanging. */
 #include <arpa/inet.h>
+#include <unistd.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <sys/socket.h>
@@ -368,8 +369,56 @@ static void test_http_free_with_pending(void)
     mh_loop_release(loop);
 }
 
+/* ===== connection guard ===== */
+
+static int idle_socket(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) { close(fd); return -1; }
+    return fd;
+}
+
+/* Did the server close fd (EOF) without sending a byte? Waits at most 2 s. */
+static int closed_by_peer(int fd)
+{
+    char c;
+    struct timeval tv = { 2, 0 };
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    return recv(fd, &c, 1, 0) == 0;
+}
+
+/* At the cap (2) idle connections make room: the oldest is shut when a new
+ * one comes, so a real request still gets its answer. */
+static void test_http_connection_cap(void)
+{
+    mh_err err = { 0 };
+    mh_loop *loop = mh_loop_new(&err);
+    app a = { .loop = loop };
+    mh_http_opts o = { .max_connections = 2 };
+    mh_http_server *srv = mh_http_server_new(loop, &o, handler, &a, &err);
+    CHECK_MSG(srv, "%s", err.msg);
+    if (!srv) return;
+    CHECK(mh_http_server_max_connections(srv) == 2);
+    int idle[3];
+    for (int i = 0; i < 3; i++) idle[i] = idle_socket(mh_http_server_port(srv));
+    static client c;
+    c = (client){ .port = mh_http_server_port(srv) };
+    c.request = "GET /cap HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+    c.request_len = strlen(c.request);
+    CHECK(roundtrip(loop, &a, &c));
+    CHECK_MSG(strstr(c.resp, "HTTP/1.1 200 OK\r\n") == c.resp, "%s", c.resp);
+    CHECK(closed_by_peer(idle[0]));          /* the oldest idle one made room */
+    CHECK(mh_http_server_connections(srv) <= 3);
+    for (int i = 0; i < 3; i++) if (idle[i] >= 0) close(idle[i]);
+    mh_http_server_free(srv);
+    mh_loop_release(loop);
+}
+
 int main(void)
 {
+    TEST_RUN(test_http_connection_cap);
     (void)test_skipped;
     TEST_RUN(test_chan_threads);
     TEST_RUN(test_chan_close);
