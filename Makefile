@@ -119,7 +119,7 @@ FUZZ_SRC   := $(wildcard fuzz/fuzz_*.c)
 FUZZ_BIN   := $(FUZZ_SRC:fuzz/%.c=$(BUILD)/fuzz/%)
 FUZZ_HOST  := $(filter-out $(BUILD)/engine/host/main.o,$(APP_OBJ))
 
-fuzz:
+fuzz: moonhub
 	@$(MAKE) --no-print-directory BUILD=build-fuzz CC=clang \
 	    CFLAGS="-O1 -g -fsanitize=fuzzer-no-link $(FUZZ_SAN)" fuzz-build
 	@sh fuzz/run.sh build-fuzz $(FUZZ_SECONDS)

@@ -1,4 +1,5 @@
--- list the models loaded by running servers: name, memory, context, when they unload
+-- list the models loaded by running servers: name, memory, context, prefix
+-- cache (used / budget), when they unload
 -- Layer: recipes (uses the public moonhub API only).
 -- Usage: moonhub ps [--json]. Each `moonhub serve` keeps its state in
 -- $MOONHUB_HOME/run/server-PORT.json (rewritten on every load/unload,
@@ -13,6 +14,17 @@ local a, code = cli.parse(p, arg)
 if not a then return code end
 
 local servers = require("moonhub.admin").servers()
+
+-- The live state from each server's /api/ps (the prefix store grows between
+-- the loads and unloads that rewrite the state file); the file if it fails.
+for i, s in ipairs(servers) do
+   local host = (s.host == "0.0.0.0" or s.host == "::" or not s.host) and "127.0.0.1" or s.host
+   local cmd = string.format("curl -s -m 2 'http://%s:%d/api/ps' 2>/dev/null", host, math.tointeger(s.port) or 0)
+   local pipe = io.popen(cmd)
+   local live = pipe and json.decode(pipe:read("a") or "")
+   if pipe then pipe:close() end
+   if type(live) == "table" and type(live.models) == "table" then servers[i].models = live.models end
+end
 
 if a.json then
    io.write(json.encode({ servers = setmetatable(servers, { __jsontype = "array" }) }, { indent = true }), "\n")
@@ -32,15 +44,17 @@ end
 local rows, t = {}, os.time()
 for _, s in ipairs(servers) do
    for _, m in ipairs(s.models or {}) do
+      local cache = m.cache_budget and m.cache_budget > 0
+         and (mh.hub.human(m.cache_bytes or 0) .. " / " .. mh.hub.human(m.cache_budget)) or "-"
       rows[#rows + 1] = { m.name or "?", mh.hub.human(m.size or 0), tostring(m.ctx or "-"),
-         until_text(m, t), tostring(s.port) }
+         until_text(m, t), cache, tostring(s.port) }
    end
 end
 if #servers == 0 then
    io.write("no server is running (start one with 'moonhub serve')\n")
    return 0
 end
-local fmt = "%-36s %10s  %7s  %-22s %s\n"
-io.write(string.format(fmt, "NAME", "SIZE", "CONTEXT", "UNTIL", "PORT"))
+local fmt = "%-36s %10s  %7s  %-22s %-21s  %s\n"
+io.write(string.format(fmt, "NAME", "SIZE", "CONTEXT", "UNTIL", "PREFIX CACHE", "PORT"))
 for _, r in ipairs(rows) do io.write(string.format(fmt, table.unpack(r))) end
 return 0

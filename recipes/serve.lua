@@ -14,7 +14,8 @@ p:option("--port", "port (0 picks a free one)", "8080"):convert(math.tointeger)
 p:option("--ctx", "context length per sequence", "4096"):convert(math.tointeger)
 p:option("--parallel", "sequences decoded together (continuous batching)", "4"):convert(math.tointeger)
 p:option("--api-key", "require 'Authorization: Bearer KEY' on /v1 routes")
-p:option("--cache-mb", "prefix cache budget in MiB (finished sequences kept for reuse)", "512"):convert(tonumber)
+p:option("--cache-mb", "prefix cache budget in MiB (finished sequences kept for reuse; "
+   .. "default 1/16 of the free memory, at most 512; 0 = off)"):convert(tonumber)
 p:option("--max-body-mb", "largest request body in MiB", "8"):convert(tonumber)
 p:option("--max-connections", "open connections at most (default: from the fd limit)"):convert(math.tointeger)
 p:option("--header-timeout", "seconds a client has to send a whole request", "30"):convert(math.tointeger)
@@ -103,7 +104,8 @@ local pool = require("moonhub.pool").new({
    max_loaded = a.max_loaded, keep_alive = keep_alive, ctx = a.ctx, parallel = a.parallel,
    kv_type = a.kv_type, threads = a.threads,
    mem_budget = a.mem_budget_mb and a.mem_budget_mb * 2^20 or nil,
-   sched = { prefix_cache = a.cache_mb > 0, cache_bytes = math.floor(math.max(a.cache_mb, 0) * 2^20) },
+   sched = { prefix_cache = (a.cache_mb or 1) > 0,
+      cache_bytes = a.cache_mb and math.floor(math.max(a.cache_mb, 0) * 2^20) or mh.sched.default_cache_bytes() },
    on_change = function() app:write_state() end,
    on_unload = function(e) app:forget(e) end,
 })

@@ -644,6 +644,13 @@ static int l_defaults(lua_State *L)
     return 1;
 }
 
+/* default_cache_bytes() -> the prefix store budget when none is asked for */
+static int l_default_cache_bytes(lua_State *L)
+{
+    lua_pushinteger(L, (lua_Integer)mh_sched_store_default_budget());
+    return 1;
+}
+
 int luaopen_moonhub_core_sched(lua_State *L)
 {
     static const luaL_Reg methods[] = {
@@ -652,7 +659,7 @@ int luaopen_moonhub_core_sched(lua_State *L)
     };
     static const luaL_Reg fns[] = {
         { "new", l_new }, { "new_sync", l_new_sync }, { "decode", l_decode }, { "defaults", l_defaults },
-        { NULL, NULL },
+        { "default_cache_bytes", l_default_cache_bytes }, { NULL, NULL },
     };
     luaL_newmetatable(L, SCHED_MT);
     luaL_newlib(L, methods);

@@ -111,14 +111,17 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
 static void reject_over_cap(conn *c)
 {
     c->over = 1;
-    char body[320];
+    char body[320], msg[512];
     int n = snprintf(body, sizeof body, "{\"error\":{\"message\":\"the request is larger than %zu "
                      "bytes (headers + body)\",\"type\":\"invalid_request_error\",\"param\":null,"
                      "\"code\":\"request_too_large\"}}", c->srv->hard_cap);
-    evbuffer_add_printf(bufferevent_get_output(c->bev),
-                        "HTTP/1.1 413 Payload Too Large\r\nContent-Type: application/json\r\n"
-                        "Content-Length: %d\r\nConnection: close\r\n\r\n%s", n, body);
-    bufferevent_enable(c->bev, EV_WRITE);
+    int m = snprintf(msg, sizeof msg, "HTTP/1.1 413 Payload Too Large\r\nContent-Type: application/json\r\n"
+                     "Content-Length: %d\r\nConnection: close\r\n\r\n%s", n, body);
+    /* Straight to the socket: evhttp is mid-read and its write callback
+     * would run a stale completion of the previous reply. A fresh send
+     * buffer takes these few hundred bytes whole. */
+    int fd = bufferevent_getfd(c->bev);
+    if (fd >= 0 && m > 0) (void)!send(fd, msg, (size_t)m, MSG_NOSIGNAL | MSG_DONTWAIT);
     conn_arm(c, LINGER_S);
 }
 

@@ -3,9 +3,40 @@
  * cache, vLLM's automatic prefix caching), so a request whose prompt starts
  * like an earlier one reloads those rows instead of prefilling them.
  * Layer: engine/sched (pure C11; mh/model.h kv_copy). Compute thread only. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "sched_internal.h"
+
+#define STORE_FRACTION 16                    /* 1/16 of the memory available now */
+#define STORE_MIN ((size_t)16 << 20)
+#define STORE_MAX ((size_t)512 << 20)        /* the former fixed default */
+
+/* MemAvailable (what the kernel could give without swapping), else free
+ * pages; 0 when neither can be read. */
+static size_t mem_available(void)
+{
+    FILE *f = fopen("/proc/meminfo", "r");
+    char line[128];
+    unsigned long long kb = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1) break;
+    if (f) fclose(f);
+    if (kb) return (size_t)kb << 10;
+    long pages = sysconf(_SC_AVPHYS_PAGES), size = sysconf(_SC_PAGESIZE);
+    return pages > 0 && size > 0 ? (size_t)pages * (size_t)size : 0;
+}
+
+/* A prefix store grows up to its budget under steady traffic (RSS climbs
+ * with it), so the default is a slice of the memory free at start: 1/16,
+ * within [16 MiB, 512 MiB]. */
+size_t mh_sched_store_default_budget(void)
+{
+    size_t avail = mem_available(), b = avail / STORE_FRACTION;
+    if (!avail) return STORE_MIN * 4;
+    return b < STORE_MIN ? STORE_MIN : b > STORE_MAX ? STORE_MAX : b;
+}
 
 static int64_t shared_prefix(const int32_t *a, int64_t na, const int32_t *b, int64_t nb)
 {

@@ -170,4 +170,9 @@ function Request:__gc()
    if not self.done then pcall(self._s._h.cancel, self._s._h, self.id) end
 end
 
+--- default_cache_bytes() -> the prefix store budget serve uses when
+-- --cache-mb is not given: 1/16 of the memory available at start, within
+-- [16 MiB, 512 MiB].
+function M.default_cache_bytes() return core.default_cache_bytes() end
+
 return M

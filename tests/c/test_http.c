@@ -3,6 +3,7 @@
  * disconnect) driven by a raw-socket client thread. Layer: tests (C only).
  * Every loop run has a watchdog timer so a bug fails instead of hanging. */
 #include <arpa/inet.h>
+#include <unistd.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <sys/socket.h>
@@ -368,8 +369,128 @@ static void test_http_free_with_pending(void)
     mh_loop_release(loop);
 }
 
+/* ===== connection guard ===== */
+
+static int idle_socket(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) { close(fd); return -1; }
+    return fd;
+}
+
+/* Did the server close fd (EOF) without sending a byte? Waits at most 2 s. */
+static int closed_by_peer(int fd)
+{
+    char c;
+    struct timeval tv = { 2, 0 };
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    return recv(fd, &c, 1, 0) == 0;
+}
+
+/* At the cap (2) idle connections make room: the oldest is shut when a new
+ * one comes, so a real request still gets its answer. */
+static void test_http_connection_cap(void)
+{
+    mh_err err = { 0 };
+    mh_loop *loop = mh_loop_new(&err);
+    app a = { .loop = loop };
+    mh_http_opts o = { .max_connections = 2 };
+    mh_http_server *srv = mh_http_server_new(loop, &o, handler, &a, &err);
+    CHECK_MSG(srv, "%s", err.msg);
+    if (!srv) return;
+    CHECK(mh_http_server_max_connections(srv) == 2);
+    int idle[3];
+    for (int i = 0; i < 3; i++) idle[i] = idle_socket(mh_http_server_port(srv));
+    static client c;
+    c = (client){ .port = mh_http_server_port(srv) };
+    c.request = "GET /cap HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+    c.request_len = strlen(c.request);
+    CHECK(roundtrip(loop, &a, &c));
+    CHECK_MSG(strstr(c.resp, "HTTP/1.1 200 OK\r\n") == c.resp, "%s", c.resp);
+    CHECK(closed_by_peer(idle[0]));          /* the oldest idle one made room */
+    CHECK(mh_http_server_connections(srv) <= 3);
+    for (int i = 0; i < 3; i++) if (idle[i] >= 0) close(idle[i]);
+    mh_http_server_free(srv);
+    mh_loop_release(loop);
+}
+
+/* Client for the keep-alive case: the first request, its whole answer,
+ * then the second request (so it is read on its own, after the reply). */
+typedef struct { client *c; const char *second; size_t second_len; } two_step;
+
+static void *two_step_main(void *arg)
+{
+    two_step *t = arg;
+    client *c = t->c;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct timeval tv = { 3, 0 };
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)c->port) };
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ssize_t n = -1;
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) == 0) {
+        send(fd, c->request, c->request_len, MSG_NOSIGNAL);
+        while (!strstr(c->resp, "body=") &&
+               (n = recv(fd, c->resp + c->resp_len, sizeof c->resp - 1 - c->resp_len, 0)) > 0)
+            c->resp[c->resp_len += (size_t)n] = 0;
+        for (size_t off = 0; off < t->second_len && n != 0; off += (size_t)n)
+            if ((n = send(fd, t->second + off, t->second_len - off, MSG_NOSIGNAL)) <= 0) break;
+        while (c->resp_len < sizeof c->resp - 1 &&
+               (n = recv(fd, c->resp + c->resp_len, sizeof c->resp - 1 - c->resp_len, 0)) > 0)
+            c->resp_len += (size_t)n;
+    }
+    c->resp[c->resp_len] = 0;
+    close(fd);
+    mh_chan_push(c->done, 0, "", 0, NULL);
+    return NULL;
+}
+
+/* A kept-alive connection whose second request runs past the hard cap gets
+ * the first answer, then the JSON 413, then a clean close. */
+static void test_http_hard_cap_keepalive(void)
+{
+    mh_err err = { 0 };
+    mh_loop *loop = mh_loop_new(&err);
+    app a = { .loop = loop };
+    mh_http_opts o = { .max_body = 100, .max_headers = 1024 };
+    mh_http_server *srv = mh_http_server_new(loop, &o, handler, &a, &err);
+    CHECK_MSG(srv, "%s", err.msg);
+    if (!srv) return;
+    size_t big = 400000, head = 200;
+    char *req = malloc(head + big);
+    int n = snprintf(req, head, "POST /second HTTP/1.1\r\nHost: t\r\nContent-Length: %zu\r\n\r\n", big);
+    memset(req + n, 'x', big);
+    static client c;
+    c = (client){ .port = mh_http_server_port(srv) };
+    c.request = "GET /first HTTP/1.1\r\nHost: t\r\n\r\n";
+    c.request_len = strlen(c.request);
+    two_step t = { &c, req, (size_t)n + big };
+    mh_chan *done = mh_chan_new(loop, NULL);
+    mh_chan_listen(done, on_client_done, &a);
+    c.done = mh_chan_retain(done);
+    pthread_t th;
+    pthread_create(&th, NULL, two_step_main, &t);
+    CHECK(run_bounded(loop, 5.0));
+    pthread_join(th, NULL);
+    mh_chan_release(c.done);
+    mh_chan_listen(done, NULL, NULL);
+    mh_chan_release(done);
+    CHECK_MSG(strstr(c.resp, "HTTP/1.1 200 OK\r\n") == c.resp, "%s", c.resp);
+    const char *second = strstr(c.resp + 1, "HTTP/1.1 413");
+    CHECK_MSG(second && strstr(second, "application/json") && strstr(second, "(headers + body)"),
+              "%s", c.resp);
+    CHECK(a.calls == 1);                     /* the handler never saw the second */
+    free(req);
+    mh_http_server_free(srv);
+    mh_loop_release(loop);
+}
+
 int main(void)
 {
+    TEST_RUN(test_http_connection_cap);
+    TEST_RUN(test_http_hard_cap_keepalive);
     (void)test_skipped;
     TEST_RUN(test_chan_threads);
     TEST_RUN(test_chan_close);

@@ -41,6 +41,9 @@ typedef struct mh_sched_params {
 /* n_parallel 1, n_ctx 2048, f16, chunk 256, prefix cache on, no limit, no
  * prefix store (the server asks for one: --cache-mb). */
 void mh_sched_params_init(mh_sched_params *p);
+/* The prefix store budget to use when the user names none: 1/16 of the
+ * memory available now (MemAvailable), within [16 MiB, 512 MiB]. */
+size_t mh_sched_store_default_budget(void);
 
 typedef struct mh_sched_request {
     const int32_t *tokens;        /* (n_tokens) prompt; borrowed, copied */

@@ -7,7 +7,6 @@
 local H = require "helpers.host"
 local S = require "helpers.server"
 local data = require "helpers.data"
-local http = require("moonhub").http
 local json = require "dkjson"
 local q = H.q
 
@@ -119,7 +118,8 @@ echo still-open > %s/trickle
       if not model then return end
       srv = serve(model, "--max-body-mb 1")
       local big = srv.dir .. "/big.json"
-      H.write(big, '{"prompt": "' .. string.rep("a", 6 << 20) .. '"}')
+      -- past evhttp's own former cap too (4x the limit + 16 MiB), which answered in HTML
+      H.write(big, '{"prompt": "' .. string.rep("a", 24 << 20) .. '"}')
       for _, file in ipairs({ big }) do
          local code, body, rc = curl(srv, "/v1/completions",
             "-H 'Content-Type: application/json' --data-binary @" .. q(file), 30)
