@@ -11,6 +11,7 @@
 #include <string.h>
 #include "bind.h"
 #include "mh/sched.h"
+#include "mh/loop.h"
 #include "mh/tensor.h"
 
 #define SCHED_MT "moonhub.sched"

@@ -1,5 +1,5 @@
 /* fs.h: whole-file writes that are never seen half done, and the temp-file
- * names they use. Layer: engine/core base (pure C11, POSIX); no Lua.
+ * names they use. Layer: engine/base (pure C11, POSIX); no Lua.
  * Temp files are "<path>.tmp.<pid>.<n>" next to their target, so a crashed
  * writer's leftovers can be told from a live one's by its pid. */
 #ifndef MH_FS_H

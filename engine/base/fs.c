@@ -1,6 +1,6 @@
 /* fs.c: atomic whole-file writes through "<path>.tmp.<pid>.<n>" temp files,
  * and the pid checks that tell a crashed writer's temp files from a live one's.
- * Layer: engine/core base (pure C11 + POSIX); used by bindings and writers. */
+ * Layer: engine/base (pure C11 + POSIX); used by bindings and writers. */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
