@@ -109,7 +109,8 @@ describe("moonhub chat on a pseudo-terminal #integration", function()
       assert.is_true(st[3][4], s)                     -- cut short by Ctrl-C
       assert.is_true(st[3][1] >= 1 and st[3][1] < 2048 - st[3][3], s)
       -- the token in flight when ^C is echoed may still land after it
-      assert.matches("%^C[^\n]*\n%[%d+ tokens, [%d.]+ tok/s, prompt processed %d+ of %d+ tokens, interrupted%]\n>>> ", s)
+      assert.matches("%^C[^\n]*\n%[%d+ tokens, [%d.]+ tok/s, prompt processed %d+ of %d+ tokens, "
+         .. "interrupted%]\n>>> ", s)
 
       term.type("/reset")
       wait("/reset", function(o) return o:find("[conversation cleared]", 1, true) and prompts(o) == 6 end)
