@@ -2,7 +2,8 @@
 -- MODEL and keeps N clients (bash + curl loops) sending a mix of chat,
 -- streamed chat and embeddings requests for M minutes, then prints the
 -- request counts, every error, and the server's RSS at start (after a
--- warm-up), peak and end, with a per-minute RSS line. A benchmark: it
+-- warm-up), peak and end, with per-minute RSS and prefix-store lines
+-- (the store grows to its budget by design). A benchmark: it
 -- prints figures and asserts nothing. Layer: lua/moonhub (drives curl and
 -- bash processes; core.fetch for the executable's path).
 local fetch = require "moonhub.core.fetch"
@@ -63,6 +64,17 @@ local function rss_kib(pid)
 end
 
 local function loadavg() return (read("/proc/loadavg") or "?"):match("^(%S+ %S+ %S+)") end
+
+-- The prefix store's bytes and budget from the server's /metrics (KiB), so
+-- RSS growth can be told from the store filling up to its budget.
+local function store_kib(base)
+   local p = io.popen("curl -s -m 5 " .. q(base .. "/metrics") .. " 2>/dev/null")
+   local text = p and p:read("a") or ""
+   if p then p:close() end
+   local bytes = tonumber(text:match("\nmoonhub_prefix_store_bytes%S* (%S+)"))
+   local budget = tonumber(text:match("\nmoonhub_prefix_store_budget_bytes%S* (%S+)"))
+   return bytes and bytes / 1024, budget and budget / 1024
+end
 
 -- The server: serve on a free port (port 0), its address from its log.
 local function start_server(o, dir)
@@ -160,7 +172,9 @@ local function report(o, r)
       mib(r.rss_ready), mib(r.rss_start), r.warm, mib(r.rss_peak), mib(r.rss_end)))
    io.write("RSS per minute:")
    for _, v in ipairs(r.per_minute) do io.write(" ", mib(v)) end
-   io.write("\n")
+   io.write("\nprefix store per minute:")
+   for _, v in ipairs(r.store_minute) do io.write(" ", v and mib(v) or "?") end
+   io.write(string.format("\nprefix store at the end: %s of a %s budget\n", mib(r.store_end), mib(r.store_budget)))
 end
 
 local function run(o)
@@ -168,7 +182,7 @@ local function run(o)
    os.remove(dir)
    os.execute("mkdir -p " .. q(dir))
    local pid, base = start_server(o, dir)
-   local r = { rss_ready = rss_kib(pid), load0 = loadavg(), per_minute = {} }
+   local r = { rss_ready = rss_kib(pid), load0 = loadavg(), per_minute = {}, store_minute = {} }
    local ok, err = pcall(function()
       local clients = start_clients(o, dir, base)
       local t0 = now()
@@ -180,11 +194,16 @@ local function run(o)
          if not rss then error("bench soak: the server died:\n" .. (read(dir .. "/server.log") or ""):sub(-2000), 0) end
          if t >= r.warm and not r.rss_start then r.rss_start = rss end
          if r.rss_start then r.rss_peak = math.max(r.rss_peak or 0, rss) end
-         if t >= next_minute then r.per_minute[#r.per_minute + 1] = rss; next_minute = next_minute + 60 end
+         if t >= next_minute then
+            r.per_minute[#r.per_minute + 1] = rss
+            r.store_minute[#r.store_minute + 1] = store_kib(base) or false
+            next_minute = next_minute + 60
+         end
          r.rss_end = rss
       until not running(clients)
       r.secs = now() - t0
       r.load1 = loadavg()
+      r.store_end, r.store_budget = store_kib(base)
       r.n, r.kinds, r.errs = tally(o, dir)
    end)
    os.execute("kill " .. pid .. " 2>/dev/null")
