@@ -200,7 +200,8 @@ function Pool:load_now(ref, path, key, name)
    local startable, why = check_startable(model)
    if not startable then
       model:close()
-      return nil, string.format("model '%s' cannot be served: %s", ref, why), 500
+      -- public: the message names no file, so clients may see it
+      return nil, string.format("model '%s' cannot be served: %s", ref, why), 500, true
    end
    local ok, room = self:make_room(need)
    if not ok then
@@ -231,11 +232,11 @@ local function wait_load(ld)
    local ch = http.channel()
    ld.waiters[#ld.waiters + 1] = ch
    while ch:recv() do end
-   return table.unpack(ld.outcome, 1, 3)
+   return table.unpack(ld.outcome, 1, 4)
 end
 
 -- load(ref) -> entry | nil, msg, status (404 unknown, 503 no room, 500
--- failed). While a load runs (its model, tokenizer and weights map on a
+-- failed), public (the message is safe to show a client: names no file). While a load runs (its model, tokenizer and weights map on a
 -- worker thread in a server) its key is in self.loading; requests for
 -- the same model wait for it, other requests go on.
 function Pool:load(ref)
@@ -248,24 +249,24 @@ function Pool:load(ref)
    end
    local ld = self.loading[key]
    if ld then
-      local le, err, status = wait_load(ld)
+      local le, err, status, public = wait_load(ld)
       if le then le.refs[ref] = true end
-      return le, err, status
+      return le, err, status, public
    end
    ld = { key = key, name = name or ref, path = path, started = now(), waiters = {} }
    self.loading[key] = ld
    self:touch()
-   local ok, a, b, c = pcall(self.load_now, self, ref, path, key, name)
-   if not ok then a, b, c = nil, tostring(a), 500 end
+   local ok, a, b, c, d = pcall(self.load_now, self, ref, path, key, name)
+   if not ok then a, b, c, d = nil, tostring(a), 500, nil end
    if a and self.closed then             -- the server stopped while it loaded
       self:unload(a, "closed")
       a, b, c = nil, "the server is stopping", 503
    end
    self.loading[key] = nil
-   ld.outcome = { a, b, c }
+   ld.outcome = { a, b, c, d }
    for _, ch in ipairs(ld.waiters) do ch:close() end
    self:touch()
-   return a, b, c
+   return a, b, c, d
 end
 
 -- unload(entry, why?): stops its scheduler and frees the model.
@@ -308,15 +309,15 @@ end
 
 -- ===== use =====
 
--- acquire(ref) -> entry | nil, msg, status. The entry stays loaded
+-- acquire(ref) -> entry | nil, msg, status, public. The entry stays loaded
 -- (busy) until release.
 function Pool:acquire(ref)
    if type(ref) ~= "string" or ref == "" then error("pool:acquire: ref must be a non-empty string", 2) end
    local e = self:find(ref)
    if not e then
-      local err, status
-      e, err, status = self:load(ref)
-      if not e then return nil, err, status end
+      local err, status, public
+      e, err, status, public = self:load(ref)
+      if not e then return nil, err, status, public end
    end
    if e.draining then return nil, "model '" .. e.name .. "' is being unloaded; retry shortly", 503 end
    e.busy = e.busy + 1

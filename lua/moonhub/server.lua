@@ -149,14 +149,15 @@ end
 function App:with_model(r, fn)
    if not self.pool then oa.fail(503, "no model is served") end
    local ref = names.pick(self, r.model)
-   local e, err, status = self.pool:acquire(ref)
+   local e, err, status, public = self.pool:acquire(ref)
    local fallback = self.opts.default_model
    if not e and status == 404 and fallback and ref ~= fallback then
-      e, err, status = self.pool:acquire(fallback)
+      e, err, status, public = self.pool:acquire(fallback)
    end
    if not e then
       if status == 404 then names.not_found(self, r.model or ref) end
       if status == 503 then oa.fail(503, tostring(err), "model", "model_unavailable", { ["Retry-After"] = "1" }) end
+      if public then oa.fail(status or 500, tostring(err), "model", "model_load_failed") end
       local id = http.error_id()
       io.stderr:write(string.format("moonhub serve: [%s] loading %s: %s\n", id, ref, tostring(err)))
       oa.fail(500, string.format("model %q failed to load (id %s; details in the server log)", ref, id), "model",

@@ -16,7 +16,8 @@ local function fake_pool(opts, sizes)
       local name = path:match("(%l)$")
       return { size = (sizes or {})[name] or 100, ctx = 64, close = function() log[#log + 1] = "close " .. name end }
    end
-   opts.start = function() return { parallel = 1, ctx = 64, close = function() end } end
+   opts.start = function() return { parallel = 1, ctx = 64, close = function() end,
+      stats = function() return { store_bytes = 0, store_budget = 0 } end } end
    return pool_mod.new(opts), log
 end
 
