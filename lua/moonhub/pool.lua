@@ -236,8 +236,9 @@ local function wait_load(ld)
 end
 
 -- load(ref) -> entry | nil, msg, status (404 unknown, 503 no room, 500
--- failed), public (the message is safe to show a client: names no file). While a load runs (its model, tokenizer and weights map on a
--- worker thread in a server) its key is in self.loading; requests for
+-- failed), public (the message is safe to show a client: names no file).
+-- While a load runs (its model, tokenizer and weights map on a worker
+-- thread in a server) its key is in self.loading; requests for
 -- the same model wait for it, other requests go on.
 function Pool:load(ref)
    local path, key, name = self:resolve(ref)
