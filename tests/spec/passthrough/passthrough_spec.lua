@@ -50,7 +50,7 @@ describe("pass-through: model:generate and model:stream #integration", function(
       if p then m = assert(mh.load(p, { ctx = 128, threads = 1 })) end
    end)
    teardown(function() if m then m:close() end end)
-   local function need() if not m then data.need(SMOL, pending) end return m end
+   local function need() return data.started(m, SMOL, pending) end
 
    local function opts(extra)
       local o = { max_tokens = 5, repeat_last_n = 17, logprobs = true, top_logprobs = 3,
@@ -142,10 +142,7 @@ describe("pass-through: OpenAI HTTP #integration", function()
       if p then srv = S.start(p, "--parallel 2 --ctx 256 --threads 1") end
    end)
    teardown(function() if srv then srv:stop() end end)
-   local function need()
-      if not srv and data.need(SMOL, pending) then error("the server did not start though " .. SMOL .. " is present") end
-      return srv
-   end
+   local function need() return data.started(srv, SMOL, pending) end
 
    local ECHO = { echo_settings = true }
 
