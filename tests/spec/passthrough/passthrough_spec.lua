@@ -101,7 +101,8 @@ describe("pass-through: model:generate and model:stream #integration", function(
       local plain = m:generate("Once upon a time", { max_tokens = 8, temperature = 0 })
       -- a forced token: +100 on an id the greedy text never picks
       local id = tok:encode(" banana")[1]
-      local forced, st = m:generate("Once upon a time", { max_tokens = 4, temperature = 0, logit_bias = { [id] = 100 } })
+      local forced, st = m:generate("Once upon a time",
+         { max_tokens = 4, temperature = 0, logit_bias = { [id] = 100 } })
       assert.same({ id, id, id, id }, st.tokens)
       assert.equal(string.rep(tok:piece(id), 4), forced)
       -- a stop string taken from the middle of the greedy text cuts it there
@@ -126,7 +127,9 @@ describe("pass-through: moonhub generate flags #integration", function()
       assert.is_string(out)
       local line = assert(err:match("settings: ([^\n]+)"), err)
       local s = {}
-      for k, v in line:gmatch("(%S+)=(%S+)") do s[k] = tonumber(v) or (v == "true" and true) or (v == "false" and false) or v end
+      for k, v in line:gmatch("(%S+)=(%S+)") do
+         if v == "true" or v == "false" then s[k] = v == "true" else s[k] = tonumber(v) or v end
+      end
       assert_sampling(s, nil, "cli")
       assert.equal(5, s.max_tokens)
       assert.equal(2, s.n_stop)
