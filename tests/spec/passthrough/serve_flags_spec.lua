@@ -185,10 +185,11 @@ describe("moonhub bench serve #integration", function()
          assert.is_not_nil(v, label .. " in:\n" .. out)
          return tonumber(v)
       end
+      -- the shape only: each figure is there and is a number (never a time bound)
       for _, label in ipairs({ "generated tok/s, 1 stream (best)", "generated tok/s, 2 streams (best)",
                                "TTFT cold, 40-token prompt, ms (median)", "TTFT cached prefix, same slot, ms",
                                "p50 latency, 8-token completion, ms" }) do
-         assert.is_true(figure(label) > 0, label)
+         assert.is_number(figure(label), label)
       end
       local n, cached = out:match("long prompt (%d+) tokens, cached (%d+) after other requests")
       assert.is_true(tonumber(n) > 40 and tonumber(cached) > 0, out)
