@@ -32,6 +32,7 @@ p:option("--template", "send the prompt as a chat message through this template 
 p:option("--system", "system prompt (with --template)")
 p:flag("--special", "let control tokens in the prompt be matched")
 p:flag("--ignore-eos", "keep going past end-of-generation tokens")
+p:flag("-v --verbose", "after the stats line, print the settings the sampler ran with (stderr)")
 
 local ok, a = p:pparse(arg)
 if not ok then
@@ -81,4 +82,16 @@ io.write("\n")
 io.stderr:write(string.format(
    "prompt %d tokens, %.1f tok/s | generated %d tokens, %.1f tok/s | first token %.0f ms | %s\n",
    st.prompt_tokens, st.prompt_tps, st.generated, st.gen_tps, st.ttft_s * 1000, st.finish_reason))
+-- --verbose: "settings: key=value ..." sorted by key, as the loop reported
+-- them when the generation ended (what each flag became, defaults included)
+if a.verbose and st.settings then
+   local keys, out = {}, {}
+   for k in pairs(st.settings) do keys[#keys + 1] = k end
+   table.sort(keys)
+   for i, k in ipairs(keys) do
+      local v = st.settings[k]
+      out[i] = k .. "=" .. (math.type(v) == "float" and string.format("%.9g", v) or tostring(v))
+   end
+   io.stderr:write("settings: ", table.concat(out, " "), "\n")
+end
 return 0

@@ -76,7 +76,8 @@ end
 -- ===== generation through the scheduler =====
 
 -- Runs one generation: calls on_text(text, logprob_info) for each visible
--- piece; returns finish_reason, usage, timings. Text and stop strings come
+-- piece; returns finish_reason, usage, timings, error, the effective
+-- sampler settings (the echo of docs/server.md). Text and stop strings come
 -- from the scheduler's loop; cancels when should_stop() says the client
 -- has gone.
 function App:generate(ids, p, stops, on_text, should_stop, http_req)
@@ -110,7 +111,7 @@ function App:generate(ids, p, stops, on_text, should_stop, http_req)
       end
       if ev.done then
          if ev.text ~= "" and not reason then on_text(ev.text, nil) end
-         return reason or ev.reason, ev.usage, ev.timings, ev.error
+         return reason or ev.reason, ev.usage, ev.timings, ev.error, ev.settings
       end
       if should_stop and should_stop() then
          req:cancel()

@@ -180,6 +180,11 @@ static int gguf_dedup_copy(const char *src, const char *dst)
 
 static const char *g_present[] = { "llama-spm", "phi-3", "gpt-2", "falcon", "mpt", "starcoder",
     "refact", "deepseek-llm", "deepseek-coder", "dbrx", "bert-bge", NULL };
+/* Vectors whose vocab GGUF no one can fetch: ../shared/models/MODELS.md lists
+ * their .inp/.out as "NO vocab GGUF here" (llama.cpp never published them).
+ * No machine can run them, so they are not counted, not even as skips (a
+ * permanent skip is noise in CI); should a vocab appear, test_vectors_present
+ * runs it. Listed in docs/testing.md. */
 static const char *g_absent[] = { "llama-bpe", "qwen2", "command-r", "gemma-4", "qwen35", NULL };
 
 static void vectors_for(const char *name, const char *vocab_rel, bool roundtrip)
@@ -213,19 +218,17 @@ static void test_vectors_present(void)
         bad += test_case_failed;
         test_case_failed = before;
     }
-    CHECK_MSG(bad == 0, "%d vocab files have failing cases", bad);
-}
-
-static void test_vectors_absent_are_documented(void)
-{
-    char rel[512], p[4096];
-    for (int i = 0; g_absent[i]; i++) {
+    for (int i = 0; g_absent[i]; i++) {        /* only if one ever appears */
+        char rel[512], p[4096];
         snprintf(rel, sizeof rel, VEC "ggml-vocab-%s.gguf", g_absent[i]);
-        if (test_data_path(rel, p)) { vectors_for(g_absent[i], rel, true); continue; }
-        char why[700];
-        snprintf(why, sizeof why, "%s vectors: vocab %s is not in the shared data", g_absent[i], rel);
-        test_skip_documented(why);
+        if (!test_data_path(rel, p)) continue;
+        int before = test_case_failed;
+        test_case_failed = 0;
+        vectors_for(g_absent[i], rel, true);
+        bad += test_case_failed;
+        test_case_failed = before;
     }
+    CHECK_MSG(bad == 0, "%d vocab files have failing cases", bad);
 }
 
 static void test_smollm_tokenizer_json(void) { vectors_for("smollm", VEC "hf-smollm2/tokenizer.json", true); }
@@ -288,10 +291,25 @@ static void test_invalid_utf8(void)
     }
     mh_tokenizer *w = load_rel(VEC "ggml-vocab-bert-bge.gguf");
     if (!w) TEST_SKIP("bert-bge");
-    mh_tok_ids ids = {0};
-    CHECK(mh_tokenizer_encode(w, bad, sizeof bad - 1, NULL, &ids, NULL) == MH_OK);
+    /* WordPiece: every ill-formed sequence is dropped, as llama.cpp drops the
+     * U+FFFD it reads them as; the valid words stay, with no [UNK]. The
+     * overlong C0 AF is dropped too (llama.cpp would read it as "/", which
+     * Unicode forbids and which smuggles a slash past a filter). */
+    static const char clean[] = "ok caf x end";
+    mh_tok_ids ids = {0}, want = {0};
+    int rc = mh_tokenizer_encode(w, bad, sizeof bad - 1, NULL, &ids, NULL);
+    int rc2 = mh_tokenizer_encode(w, clean, sizeof clean - 1, NULL, &want, NULL);
+    bool same = rc == MH_OK && rc2 == MH_OK && ids.n == want.n && want.n >= 4
+                && !memcmp(ids.v, want.v, sizeof *ids.v * (size_t)ids.n);
+    if (!same) {
+        fprintf(stderr, "  bert-bge ids:");
+        for (size_t k = 0; k < (size_t)ids.n; k++) fprintf(stderr, " %d", (int)ids.v[k]);
+        fputc('\n', stderr);
+    }
     mh_tok_ids_free(&ids);
+    mh_tok_ids_free(&want);
     mh_tokenizer_free(w);
+    CHECK_MSG(same, "bert-bge: invalid UTF-8 should encode as \"%s\"", clean);
 }
 
 static void test_stream_decoder(void)
@@ -420,7 +438,6 @@ static void test_special_whitespace(void)
 int main(void)
 {
     TEST_RUN(test_vectors_present);
-    TEST_RUN(test_vectors_absent_are_documented);
     TEST_RUN(test_smollm_tokenizer_json);
     TEST_RUN(test_smollm_hf_dir);
     TEST_RUN(test_smollm_model_gguf);

@@ -43,6 +43,15 @@ function M.need(rel, pending)
    return M.skip(msg, pending)
 end
 
+-- For what a describe's setup() built from rel (a server, a model): returns
+-- it; when it is missing, skips if rel is missing too (see need), and fails
+-- if rel is there, since then the setup broke: never a quiet pass.
+function M.started(x, rel, pending)
+   if x then return x end
+   if M.need(rel, pending) then error("setup did not finish although " .. rel .. " is present", 0) end
+   return nil
+end
+
 -- True when the shell finds cmd; else skips (see skip). node, npm and
 -- tmux come from deps/debian.txt, which make test installs.
 function M.need_cmd(cmd, pending)

@@ -21,6 +21,26 @@ local function keep_alive(body)
    return secs
 end
 
+-- "moonhub": {"echo_settings": true}: our extension object (docs/server.md);
+-- true asks each choice to carry the settings its sampler ran with.
+local function echo_settings(body)
+   local x = body.moonhub
+   if oa.is_null(x) then return false end
+   if not oa.is_object(x) then oa.wrong("moonhub", "an object", x) end
+   for k in pairs(x) do
+      if k ~= "echo_settings" then oa.fail(400, string.format("'moonhub.%s' is not an option; "
+         .. "the moonhub object takes echo_settings", tostring(k)), "moonhub") end
+   end
+   local v = x.echo_settings
+   if not oa.is_null(v) and type(v) ~= "boolean" then oa.wrong("moonhub.echo_settings", "true or false", v) end
+   return v == true
+end
+
+-- The settings a finished choice ran with, as the echo shows them.
+local function echo(res)
+   return res.settings and { settings = oa.object(res.settings) } or nil
+end
+
 -- The fields chat and completions share.
 local function generation(body, kind)
    oa.common(body)
@@ -30,7 +50,7 @@ local function generation(body, kind)
          presence_penalty = p.presence_penalty, frequency_penalty = p.frequency_penalty,
          repeat_penalty = p.repeat_penalty, seed = p.seed, logit_bias = p.logit_bias },
       max_tokens = p.max_tokens, stop = p.stop, n = p.n, stream = p.stream, include_usage = p.include_usage,
-      store = oa.opt_bool(body, "store"), format = oa.response_format(body) }
+      store = oa.opt_bool(body, "store"), format = oa.response_format(body), echo = echo_settings(body) }
 end
 
 function M.chat_request(body)
@@ -99,8 +119,10 @@ local function history_answer(res) return res.calls and (res.content or "") or r
 
 local function chat_stream(view, req, r, job, id, created)
    local tok, total, timings, answer = view.model.tokenizer, nil, nil, nil
-   local function chunk(index, delta, reason, lp)
-      req:write(oa.sse(oa.chat_chunk(id, created, view.name, index, delta, reason, lp)))
+   local function chunk(index, delta, reason, lp, extra)
+      local c = oa.chat_chunk(id, created, view.name, index, delta, reason, lp)
+      c.choices[1].moonhub = extra
+      req:write(oa.sse(c))
    end
    sse(view, req, function(quiet)
       total, timings = request.run(view, r, job, {
@@ -122,7 +144,7 @@ local function chat_stream(view, req, r, job, id, created)
                if m.tool_calls and m.content ~= oa.null then delta.content = m.content end
                chunk(index, delta)
             end
-            chunk(index, {}, res.reason)
+            chunk(index, {}, res.reason, nil, echo(res))
          end,
       }, req)
       if r.include_usage then
@@ -145,7 +167,7 @@ function M.chat(app, req)
          local lps = oa.array()
          for k, info in ipairs(res.infos) do lps[k] = chat_logprob(tok, info, r.top_logprobs or 0) end
          choices[index + 1] = { index = index, message = chat_message(id, index, res), finish_reason = res.reason,
-            logprobs = r.logprobs and { content = lps } or oa.null }
+            logprobs = r.logprobs and { content = lps } or oa.null, moonhub = echo(res) }
          if index == 0 then answer = history_answer(res) end
       end }, req)
       view:record_chat(r, answer, total, timings)
@@ -186,20 +208,22 @@ function M.completions(app, req)
          local choices = {}
          local total = request.run(view, r, job, { choice = function(index, res)
             choices[index + 1] = { index = index, text = res.text, finish_reason = res.reason,
-               logprobs = r.logprobs and lp(res.infos) or oa.null }
+               logprobs = r.logprobs and lp(res.infos) or oa.null, moonhub = echo(res) }
          end }, req)
          return 200, JSON, oa.completion_response(id, created, view.name, choices, total)
       end
       sse(view, req, function(quiet)
-         local function chunk(index, text, reason, lps)
-            req:write(oa.sse(oa.completion_chunk(id, created, view.name, index, text, reason, lps)))
+         local function chunk(index, text, reason, lps, extra)
+            local c = oa.completion_chunk(id, created, view.name, index, text, reason, lps)
+            c.choices[1].moonhub = extra
+            req:write(oa.sse(c))
          end
          local total = request.run(view, r, job, {
             text = function(index, text, info)
                quiet()
                chunk(index, text, nil, info and lp({ info }) or nil)
             end,
-            choice = function(index, res) chunk(index, "", res.reason) end,
+            choice = function(index, res) chunk(index, "", res.reason, nil, echo(res)) end,
          }, req)
          if r.include_usage then
             req:write(oa.sse(oa.usage_chunk(id, created, view.name, "text_completion", total)))

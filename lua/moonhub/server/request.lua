@@ -14,6 +14,8 @@
 --               frequency_penalty, repeat_penalty, seed, logit_bias}
 --   max_tokens  integer | nil (the rest of the context);  stop {strings}
 --   n, stream, include_usage, logprobs (bool), top_logprobs (int), store
+--   echo        true: each choice carries the settings the sampler ran
+--               with ("moonhub": {"echo_settings": true}, docs/server.md)
 local oa = require "moonhub.openai"
 
 local M = {}
@@ -131,7 +133,8 @@ end
 --   sink.text(index, text, info)   each visible piece (not with tools:
 --                                  the text is parsed for calls at the end)
 --   sink.choice(index, result)     result = {text, reason, infos, calls?,
---                                  content?} once a choice ends
+--                                  content?, settings? (r.echo)} once a
+--                                  choice ends
 function M.run(view, r, job, sink, req)
    local total = { prompt_tokens = 0, completion_tokens = 0, cached_tokens = 0 }
    local timings
@@ -142,14 +145,15 @@ function M.run(view, r, job, sink, req)
          local q = setmetatable({ seed = job.params.seed and (job.params.seed + i - 1) }, { __index = job.params })
          local parts, infos = {}, {}
          if sink.begin then sink.begin(index) end
-         local reason, u, tm, msg = view:generate(ids, q, job.stops, function(text, info)
+         local reason, u, tm, msg, settings = view:generate(ids, q, job.stops, function(text, info)
             parts[#parts + 1] = text
             if info then infos[#infos + 1] = info end
             if not job.with_tools and sink.text then sink.text(index, text, info) end
          end, function() return req.closed end, req)
          if reason == "error" then oa.fail(500, "generation failed: " .. tostring(msg), nil, "generation_failed") end
          view:count_usage(u)
-         local result = { text = table.concat(parts), reason = reason, infos = infos }
+         local result = { text = table.concat(parts), reason = reason, infos = infos,
+            settings = r.echo and settings or nil }
          if job.with_tools then
             local calls, content = parse_tools(view, result.text, r.tool_choice)
             if #calls > 0 then result.calls, result.content, result.reason = calls, content, "tool_calls" end

@@ -70,7 +70,7 @@ describe("moonhub.grammar #integration", function()
    teardown(function() if m then m:close() end end)
 
    it("json_object: every finished generation parses as an object", function()
-      if not m then return data.need(SMOL, pending) end
+      if not data.started(m, SMOL, pending) then return end
       local g = mh.grammar.json_object(m)
       local proc, stops = g:processor(), 0
       for seed = 1, 4 do
@@ -90,7 +90,7 @@ describe("moonhub.grammar #integration", function()
    end)
 
    it("json_schema: nested object, array, enum and required validate across seeds", function()
-      if not m then return data.need(SMOL, pending) end
+      if not data.started(m, SMOL, pending) then return end
       local g = assert(mh.grammar.json_schema(m.tokenizer, schema))
       local stops = 0
       for seed = 1, 4 do
@@ -124,7 +124,7 @@ describe("moonhub.grammar #integration", function()
    end)
 
    it("a bad schema returns nil and a message naming the construct", function()
-      if not m then return data.need(SMOL, pending) end
+      if not data.started(m, SMOL, pending) then return end
       local g, msg = mh.grammar.json_schema(m, { type = "string", pattern = "^a" })
       assert.is_nil(g)
       assert.matches("unsupported schema keyword 'pattern'", msg, 1, true)
@@ -137,7 +137,7 @@ describe("moonhub.grammar #integration", function()
    end)
 
    it("misuse raises naming the function", function()
-      if not m then return data.need(SMOL, pending) end
+      if not data.started(m, SMOL, pending) then return end
       assert.has_error(function() mh.grammar.json_schema(42, {}) end,
          "grammar.json_schema: argument 1 must be a tokenizer or a model, got number")
       assert.has_error(function() mh.grammar.json_schema(m, 5) end,

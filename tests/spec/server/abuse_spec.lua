@@ -218,7 +218,7 @@ describe("moonhub serve under abuse #integration", function()
    end)
    teardown(function() if srv then srv:stop() end end)
 
-   local function need() if not srv then data.need(SMOL, pending) end return srv end
+   local function need() return data.started(srv, SMOL, pending) end
    local function ok_chat()
       local r = battery(srv, { { "/v1/chat/completions", OK_CHAT } })[1]
       assert.equal(200, r.status, r.body)
@@ -344,7 +344,7 @@ describe("moonhub serve --cors --allowed-hosts --alias --default-model --quiet #
    end)
 
    it("a chat template that refuses the messages is a 400 with its message", function()
-      if not srv then return data.need(SMOL, pending) end
+      if not data.started(srv, SMOL, pending) then return end
       local r = srv:post("/v1/chat/completions", { max_tokens = 1, messages = {
          { role = "system", content = "Be brief" }, { role = "user", content = "Hi" } } })
       assert.equal(400, r.status, r.body)
@@ -355,7 +355,7 @@ describe("moonhub serve --cors --allowed-hosts --alias --default-model --quiet #
    end)
 
    it("answers preflights and allowed origins with CORS headers; others stay refused", function()
-      if not srv then return data.need(SMOL, pending) end
+      if not data.started(srv, SMOL, pending) then return end
       local r = srv:request("/v1/chat/completions", { method = "OPTIONS", headers = {
          Origin = "http://app.example", ["Access-Control-Request-Method"] = "POST",
          ["Access-Control-Request-Headers"] = "content-type, authorization" } })
@@ -371,14 +371,14 @@ describe("moonhub serve --cors --allowed-hosts --alias --default-model --quiet #
    end)
 
    it("serves the --allowed-hosts names and still refuses others", function()
-      if not srv then return data.need(SMOL, pending) end
+      if not data.started(srv, SMOL, pending) then return end
       assert.equal(200, srv:request("/health", { headers = { Host = "box.lan:8080" } }).status)
       assert.equal(200, srv:request("/health", { headers = { Host = "ui.corp.example" } }).status)
       assert.equal(403, srv:request("/health", { headers = { Host = "box.lan.evil.example" } }).status)
    end)
 
    it("--alias and --default-model answer names the server does not hold", function()
-      if not srv then return data.need(SMOL, pending) end
+      if not data.started(srv, SMOL, pending) then return end
       for _, name in ipairs({ "gpt-4o", "anything-else" }) do
          local r = srv:post("/v1/chat/completions", { model = name, max_tokens = 1,
             messages = { { role = "user", content = "Hi" } } })
@@ -388,7 +388,7 @@ describe("moonhub serve --cors --allowed-hosts --alias --default-model --quiet #
    end)
 
    it("--quiet leaves the request log out", function()
-      if not srv then return data.need(SMOL, pending) end
+      if not data.started(srv, SMOL, pending) then return end
       assert.not_matches("moonhub serve: POST", H.read(srv.dir .. "/err") or "")
    end)
 end)

@@ -67,7 +67,7 @@ describe("moonhub serve (mh-smol) #integration", function()
    end)
    teardown(function() if srv then srv:stop() end end)
 
-   local function need() if not srv then data.need(SMOL, pending) end return srv end
+   local function need() return data.started(srv, SMOL, pending) end
 
    it("GET /health, /v1/models and /v1/models/{id}", function()
       if not need() then return end
@@ -347,15 +347,34 @@ describe("moonhub serve (mh-smol) #integration", function()
          tool_choice = { type = "function", ["function"] = { name = "nope" } } }), 400, nil, "tool_choice")
    end)
 
-   it("a repeated prompt reports cached tokens (prefix cache)", function()
+   -- The exact reusable prefix: all of a repeated prompt but its last token
+   -- (fed again for its logits); of a prompt sharing a prefix, the shared ids.
+   it("a repeated prompt reports cached tokens: the exact reusable prefix", function()
       if not need() then return end
       local body = { messages = msgs("A long shared prefix for the cache test, repeated twice."), max_tokens = 2 }
       chat(srv, body)
       local r = chat(srv, body)
       assert.equal(200, r.status)
       local u = r.json.usage
-      assert.is_true(u.prompt_tokens_details.cached_tokens > 0)
-      assert.is_true(u.prompt_tokens_details.cached_tokens < u.prompt_tokens)
+      assert.equal(u.prompt_tokens - 1, u.prompt_tokens_details.cached_tokens)
+      -- completions: a first prompt, then one that shares its start (ids as
+      -- /tokenize gives them: this model adds no BOS, prompt_tokens checks it)
+      local a = "Quantum kittens juggle seventeen purple violins under"
+      local b = a .. " a sleepy orange moon tonight"
+      local ids = {}
+      for i, text in ipairs({ a, b }) do
+         local t = srv:post("/tokenize", { content = text })
+         assert.equal(200, t.status, t.body)
+         ids[i] = t.json.tokens
+      end
+      local common = 0
+      while ids[1][common + 1] ~= nil and ids[1][common + 1] == ids[2][common + 1] do common = common + 1 end
+      assert.is_true(common > 4 and common < #ids[2] - 1)
+      assert.equal(200, srv:post("/v1/completions", { prompt = a, max_tokens = 1, temperature = 0 }).status)
+      r = srv:post("/v1/completions", { prompt = b, max_tokens = 1, temperature = 0 })
+      assert.equal(200, r.status, r.body)
+      assert.equal(#ids[2], r.json.usage.prompt_tokens)
+      assert.equal(common, r.json.usage.prompt_tokens_details.cached_tokens)
    end)
 
    it("GET /metrics: counters, histograms and gauges", function()

@@ -38,7 +38,7 @@ describe("moonhub serve --api-key --rate --max-body-mb #integration", function()
    end
 
    it("401 without or with a wrong key; /health, /v1/models, /metrics stay public", function()
-      if not srv then return data.need(SMOL, pending) end
+      if not data.started(srv, SMOL, pending) then return end
       local r = srv:post("/v1/chat/completions", body(2))
       assert_error(r, 401, "invalid_api_key")
       assert.equal("authentication_error", r.json.error.type)
@@ -53,7 +53,7 @@ describe("moonhub serve --api-key --rate --max-body-mb #integration", function()
    end)
 
    it("413 for a body over --max-body-mb", function()
-      if not srv then return data.need(SMOL, pending) end
+      if not data.started(srv, SMOL, pending) then return end
       local big = body(2)
       big.messages[1].content = string.rep("a", 20000)
       local r = srv:post("/v1/chat/completions", big, { headers = auth })
@@ -65,7 +65,7 @@ describe("moonhub serve --api-key --rate --max-body-mb #integration", function()
    end)
 
    it("429 with Retry-After over --rate, then served again", function()
-      if not srv then return data.need(SMOL, pending) end
+      if not data.started(srv, SMOL, pending) then return end
       local reqs = {}
       for i = 1, 5 do reqs[i] = { "/tokenize", { body = { content = "x" }, headers = auth } } end
       local limited
@@ -92,7 +92,7 @@ describe("moonhub serve --parallel 1 --max-queue 1 #integration", function()
    teardown(function() if srv then srv:stop() end end)
 
    it("503 with Retry-After when the queue is full", function()
-      if not srv then return data.need(SMOL, pending) end
+      if not data.started(srv, SMOL, pending) then return end
       local reqs = {}
       for i = 1, 4 do reqs[i] = { "/v1/chat/completions", { body = body(60) } } end
       local n200, busy = 0, nil
@@ -114,7 +114,7 @@ describe("moonhub serve --parallel 1 --max-queue 1 #integration", function()
    -- slot-free event (requests_running 0) comes while that request's 2000
    -- tokens are not all generated, and the one slot serves the next request.
    it("a client that hangs up mid-stream frees its slot", function()
-      if not srv then return data.need(SMOL, pending) end
+      if not data.started(srv, SMOL, pending) then return end
       local metrics = function() return srv:request("/metrics").body end
       local before = S.metric(metrics(), "moonhub_generated_tokens_total") or 0
       local r = srv:post("/v1/chat/completions", body(2000, true), { timeout = 0.8 })
@@ -133,7 +133,7 @@ describe("moonhub serve --parallel 1 --max-queue 1 #integration", function()
    end)
 
    it("SIGTERM stops the server with exit code 0", function()
-      if not srv then return data.need(SMOL, pending) end
+      if not data.started(srv, SMOL, pending) then return end
       assert.is_true(srv:alive())
       -- stop() sends SIGTERM and SIGKILLs after 30 s: exit code 0 is the
       -- event that the server ended by itself

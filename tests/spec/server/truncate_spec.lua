@@ -30,7 +30,7 @@ describe("moonhub serve with its model file truncated #integration", function()
    end)
 
    it("keeps answering: the model errors naming its file, /health is 200", function()
-      if not srv then return data.need(SMOL, pending) end
+      if not data.started(srv, SMOL, pending) then return end
       local r = srv:post("/v1/chat/completions", chat(4))
       assert.equal(200, r.status, r.body)
       -- a long generation in flight while the file shrinks to its header
