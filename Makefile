@@ -34,8 +34,11 @@ TEST_BIN   := $(TEST_SRC:tests/c/%.c=$(BUILD)/tests/%)
 BENCH_BIN  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 LIBMH      := $(BUILD)/libmh.a
 
-.PHONY: all deps test test-c test-lua test-e2e demo asan fuzz fuzz-build lint bench install uninstall clean mutate
-all: moonhub $(TEST_BIN)
+.PHONY: all bins deps test test-c test-lua test-e2e demo asan fuzz fuzz-build lint bench install uninstall clean mutate
+all: moonhub bins
+# the binaries without the ./moonhub link (make asan builds these, so the
+# link keeps pointing at the normal build)
+bins: $(BUILD)/moonhub $(TEST_BIN)
 
 deps:
 	@sh deps/install.sh
@@ -87,7 +90,7 @@ test-e2e: all
 asan:
 	@$(MAKE) --no-print-directory BUILD=build-asan \
 	    CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
-	    LDFLAGS="-fsanitize=address,undefined" all
+	    LDFLAGS="-fsanitize=address,undefined" bins
 	@ASAN_OPTIONS=detect_leaks=1 sh tests/run.sh build-asan c
 
 demo: deps

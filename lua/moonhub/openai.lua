@@ -208,14 +208,18 @@ M.logit_bias = logit_bias
 
 local INT32_MAX = 2147483647
 
+-- Omitted sampling fields take the engine's defaults, the ones Lua and the
+-- CLI get (as llama-server does), not OpenAI's temperature 1 / top_p 1.
+local D = require("moonhub.core.sched").defaults()
+
 -- The sampling and length options shared by chat and completions
 -- (n_vocab, max_ctx: optional, for checks that need the model).
 function M.sampling(req, n_vocab, max_ctx)
    local p = {
-      temperature = opt_number(req, "temperature", 0, 2, 1.0),
-      top_p = opt_number(req, "top_p", 0, 1, 1.0),
-      top_k = opt_int(req, "top_k", 0, INT32_MAX, 0),
-      min_p = opt_number(req, "min_p", 0, 1, 0),
+      temperature = opt_number(req, "temperature", 0, 2, D.temperature),
+      top_p = opt_number(req, "top_p", 0, 1, D.top_p),
+      top_k = opt_int(req, "top_k", 0, INT32_MAX, D.top_k),
+      min_p = opt_number(req, "min_p", 0, 1, D.min_p),
       presence_penalty = opt_number(req, "presence_penalty", -2, 2, 0),
       frequency_penalty = opt_number(req, "frequency_penalty", -2, 2, 0),
       repeat_penalty = opt_number(req, "repetition_penalty", 0, 10, 1.0),

@@ -17,14 +17,16 @@ describe("openai request checks #unit", function()
       assert.matches("not a JSON object", err_of(function() oa.decode("[1,2]") end).message)
    end)
 
-   it("maps sampling parameters with OpenAI's defaults and ranges", function()
+   it("maps sampling parameters with the engine's defaults and OpenAI's ranges", function()
       local p = oa.sampling(oa.decode('{"temperature": 0.5, "max_tokens": 7, "stop": "x", "seed": 3}'), 100, 512)
       assert.are.equal(0.5, p.temperature)
       assert.are.equal(7, p.max_tokens)
       assert.are.same({ "x" }, p.stop)
       assert.are.equal(3, p.seed)
       local d = oa.sampling({}, 100, 512)
-      assert.are.equal(1.0, d.temperature)
+      local D = require("moonhub").model.defaults()      -- the ones Lua and the CLI get
+      for _, k in ipairs({ "temperature", "top_p", "top_k", "min_p" }) do assert.are.equal(D[k], d[k]) end
+      assert.is_true(D.top_k > 0 and D.temperature < 1)  -- not OpenAI's 1 / off
       assert.are.equal(512, d.max_tokens)
       assert.are.equal(1, d.n)
       local both = oa.decode('{"max_completion_tokens": 9, "max_tokens": 3}')
