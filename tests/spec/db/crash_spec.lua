@@ -1,11 +1,12 @@
 -- Crash specs: a child moonhub process is killed with SIGKILL while it
--- writes the registry (import --copy), the history, or training
+-- writes the registry (import --copy, pull), the history, or training
 -- checkpoints; the next start must find the database intact (PRAGMA
 -- integrity_check and the FTS index), no half-written file registered, and
 -- no temp file left. Layer: tests (runs ./moonhub children; no timing asserts).
 local H = require "helpers.host"
 local data = require "helpers.data"
 local db = require "moonhub.db"
+local fake = require "helpers.fake_hub"
 local fs = require "moonhub.fs"
 local q = H.q
 
@@ -158,5 +159,44 @@ describe("crash during writes #integration", function()
          "temp files left (" .. left .. " from the kill)")
       os.remove(live)
       tr:close()
+   end)
+
+   it("kill -9 during a pull: nothing registered, the next pull resumes, verifies and leaves no part file", function()
+      local src = data.need("models/mh-smol-llama-17m-Q8_0.gguf", pending)
+      if not src then return end
+      local hubdir = H.tmpdir()
+      -- throttled so the child is surely mid-transfer when it is killed
+      local srv = fake.start(hubdir, { throttle = 2 * 2^20,
+         repos = { ["mh/smol-GGUF"] = { files = { ["smol-Q8_0.gguf"] = src } } } })
+      local dest = home .. "/models/mh/smol-GGUF/smol-Q8_0.gguf"
+      local p = assert(io.popen(string.format("env MOONHUB_HOME=%s MOONHUB_HF_ENDPOINT=%s HF_HUB_CACHE=%s %s pull "
+         .. "mh/smol-GGUF >%s 2>&1 </dev/null & echo $!", H.q(home), H.q(srv.url), H.q(home .. "/hf"), H.q(H.exe),
+         H.q(home .. "/child.log"))))
+      local pid = math.tointeger(tonumber(p:read("l")))
+      p:close()
+      await(pid, home, function()
+         local st = fs.stat(dest .. ".part")
+         return st and st.size > 2^20
+      end)
+      kill9(pid)
+      local reg = assert(require("moonhub.registry").open(home))
+      assert.equal("ok", reg:integrity_check())
+      assert.same({}, reg:list())                        -- no half model behind a name
+      reg:close()
+      assert.is_nil(fs.stat(dest))
+      local out, err, code = fake.run(home, srv, "pull mh/smol-GGUF", { HF_HUB_CACHE = home .. "/hf" })
+      local resumed = false                              -- a Range request from the kept bytes
+      for _, r in ipairs(srv.requests()) do
+         if r.path:find("smol-Q8_0.gguf", 1, true) and (r.from or 0) > 2^20 then resumed = true end
+      end
+      srv.stop()
+      H.rmdir(hubdir)
+      assert.equal(0, code, err)
+      assert.matches("pulled", out)
+      assert.is_true(resumed)
+      local sha = require("moonhub.core.fetch").sha256_file
+      assert.equal(sha(src), sha(dest))
+      assert.is_nil(fs.stat(dest .. ".part"))
+      assert.same({}, temps(home .. "/models"))
    end)
 end)
