@@ -384,7 +384,7 @@ function Pool:state()
    local wall, mono = os.time(), now()
    local out = {}
    for i, e in ipairs(self:list()) do
-      local st = e.sched and e.sched:stats() or {}   -- the prefix store's size, for ps
+      local st = e.sched and e.sched.stats and e.sched:stats() or {}   -- prefix store size, for ps
       out[i] = { name = e.name, path = e.path, size = e.size, ctx = e.ctx, parallel = e.parallel,
          cache_bytes = st.store_bytes, cache_budget = st.store_budget,
          busy = e.busy, idle_s = e.busy == 0 and math.max(0, mono - e.last_used) or 0,
