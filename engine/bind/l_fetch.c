@@ -162,7 +162,7 @@ static void parse_req(lua_State *L, mh_fetch_req *req, const char **hdrs)
 /* status of mh_fetch_perform -> Lua results (the table, or nil, msg, code) */
 static int push_outcome(lua_State *L, int st, const mh_fetch_res *res, const mh_err *err)
 {
-    if (st == MH_EINVAL) return luaL_error(L, "fetch.request: %s", err->msg);
+    if (st == MH_EINVAL) return mh_lua_raise(L, "fetch.request", err);
     if (st) {
         lua_pushnil(L);
         lua_pushstring(L, err->msg);
@@ -202,7 +202,7 @@ static int l_request(lua_State *L)
     }
     int n = st == MH_EINVAL ? 0 : push_outcome(L, st, &res, &err);
     mh_fetch_res_free(&res);
-    if (st == MH_EINVAL) return luaL_error(L, "fetch.request: %s", err.msg);
+    if (st == MH_EINVAL) return mh_lua_raise(L, "fetch.request", &err);
     return n;
 }
 

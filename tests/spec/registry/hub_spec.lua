@@ -53,7 +53,7 @@ describe("fetch", function()
    it("rejects misuse with the function's name", function()
       assert.has_error(function() fetch.request{} end, "fetch.request: option 'url' (a string) is required")
       assert.has_error(function() fetch.request{ url = "ftp://x/y" } end,
-         "fetch.request: fetch: only http:// and https:// URLs, got 'ftp://x/y'")
+         "fetch.request: only http:// and https:// URLs, got 'ftp://x/y'")
       assert.has_error(function() fetch.request{ url = "http://x/", method = "PUT" } end,
          "fetch.request: method must be \"GET\" or \"HEAD\", got \"PUT\"")
       assert.has_error(function() fetch.request{ url = "http://x/", headers = { ["A\r\nB"] = "v" } } end)
