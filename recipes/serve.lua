@@ -49,13 +49,16 @@ if a.keep_alive then
       return cli.fail("serve", "--keep-alive: " .. kerr:gsub("^keep_alive:? ?", ""), 2)
    end
 end
-if not a.max_loaded or a.max_loaded < 1 then return cli.fail("serve", "--max-loaded must be a positive integer", 2) end
-for _, k in ipairs({ "port", "ctx", "parallel", "threads" }) do
-   if (k ~= "threads" and not a[k]) or (a[k] and (a[k] < 0 or (k ~= "port" and a[k] < 1))) then
-      return cli.fail("serve", "--" .. k .. " must be a positive integer", 2)
+-- integer options, checked here so a bad one is a usage error, not a
+-- failure deep in the loader: {option, least, most}; --threads may be unset
+for _, r in ipairs({ { "port", 0, 65535 }, { "ctx", 1 }, { "parallel", 1 }, { "max_loaded", 1 }, { "threads", 1 } }) do
+   local v, flag = a[r[1]], "--" .. r[1]:gsub("_", "-")
+   if v == nil and r[1] ~= "threads" or v ~= nil and v < r[2] then
+      return cli.fail("serve", flag .. (r[2] == 0 and " must be an integer >= 0" or " must be a positive integer"), 2)
+   elseif v ~= nil and r[3] and v > r[3] then
+      return cli.fail("serve", flag .. " must be at most " .. r[3], 2)
    end
 end
-if a.port > 65535 then return cli.fail("serve", "--port must be at most 65535", 2) end
 
 local function list(v)
    local out = {}
