@@ -108,6 +108,7 @@ lint:
 	    echo "lint: recipes must not require moonhub.core.* (use the public moonhub API)"; exit 1; fi
 	@sh tools/lint_layers.sh
 	@sh tools/lint_recipes.sh
+	@sh tools/lint_sizes.sh
 	@echo "lint: ok"
 
 bench: all $(BENCH_BIN)

@@ -37,8 +37,7 @@ if a.resume or not a.no_history then
    local herr
    store, herr = history.open()
    if not store and a.resume then
-      io.stderr:write("moonhub chat: ", herr, "\n")
-      return 1
+      return cli.fail("chat", herr)
    elseif not store then
       io.stderr:write("moonhub chat: not storing this session: ", herr, "\n")
    end
@@ -47,24 +46,21 @@ if a.resume then
    local msgs
    conv, msgs = store:get(a.resume)
    if not conv then
-      io.stderr:write("moonhub chat: ", msgs, "\n")
-      return 1
+      return cli.fail("chat", msgs)
    end
    resumed = {}
    for i, m in ipairs(msgs) do resumed[i] = { role = m.role, content = m.content } end
    a.model = a.model or conv.model
 end
 if not a.model then
-   io.stderr:write("moonhub chat: give a model: moonhub chat MODEL\n", p:get_usage(), "\n")
-   return 2
+   return cli.fail("chat", "give a model: moonhub chat MODEL\n" .. p:get_usage(), 2)
 end
 
-local model, err = mh.load(a.model, {
+local model, err = cli.try(mh.load, a.model, {
    ctx = a.ctx, threads = a.threads, mem_limit = a.mem_limit and a.mem_limit * 2^20,
 })
 if not model then
-   io.stderr:write("moonhub chat: ", err, "\n")
-   return 1
+   return cli.fail("chat", err)
 end
 
 local session, serr = chat.new(model, {
@@ -82,8 +78,7 @@ local session, serr = chat.new(model, {
    end or nil,
 })
 if not session then
-   io.stderr:write("moonhub chat: ", serr, "\n")
-   return 2
+   return cli.fail("chat", serr, 2)
 end
 
 if resumed then

@@ -12,8 +12,7 @@ if not a then return code end
 
 local reg, err = mh.models.open()
 if not reg then
-   io.stderr:write("moonhub cp: ", err, "\n")
-   return 1
+   return cli.fail("cp", err)
 end
 -- a bad name raises (a usage error); an unknown model returns nil, msg
 local called, done, msg = pcall(reg.alias, reg, a.source, a.new)
@@ -21,8 +20,7 @@ local fine = called and done
 if not called then msg = done end
 reg:close()
 if not fine then
-   io.stderr:write("moonhub cp: ", (tostring(msg):gsub("^registry%.", "")), "\n")
-   return 1
+   return cli.fail("cp", (tostring(msg):gsub("^registry%.", "")))
 end
 io.write(string.format("%s -> %s\n", a.new, a.source))
 return 0

@@ -31,35 +31,28 @@ if a.list then
    return 0
 end
 if not a.out then
-   io.stderr:write("moonhub create: --out FILE.gguf is required\n", p:get_usage(), "\n")
-   return 2
+   return cli.fail("create", "--out FILE.gguf is required\n" .. p:get_usage(), 2)
 end
 if not a.preset and not a.config then
-   io.stderr:write("moonhub create: give --preset NAME or --config FILE.json\n", p:get_usage(), "\n")
-   return 2
+   return cli.fail("create", "give --preset NAME or --config FILE.json\n" .. p:get_usage(), 2)
 end
 if a.preset and not mh.create.presets[a.preset] then
-   io.stderr:write("moonhub create: unknown preset '", a.preset, "' (have: ",
-      table.concat(presets, ", "), ")\n")
-   return 2
+   return cli.fail("create", "unknown preset '" .. a.preset .. "' (have: " .. table.concat(presets, ", ") .. ")", 2)
 end
 local known = {}
 for _, t in ipairs(mh.quantize.types) do known[t:upper()] = true end
 if not known[a.type:upper()] then
-   io.stderr:write("moonhub create: unknown type '", a.type, "' (expected one of ",
-      table.concat(mh.quantize.types, ", "), ")\n")
-   return 2
+   return cli.fail("create", "unknown type '" .. a.type .. "' (expected one of "
+      .. table.concat(mh.quantize.types, ", ") .. ")", 2)
 end
 if not a.seed then
-   io.stderr:write("moonhub create: --seed must be an integer\n")
-   return 2
+   return cli.fail("create", "--seed must be an integer", 2)
 end
 
 local st, err = mh.create.model({ preset = a.preset, config = a.config, out = a.out,
    type = a.type, seed = a.seed, tokenizer = a.tokenizer, name = a.name })
 if not st then
-   io.stderr:write("moonhub create: ", err, "\n")
-   return 1
+   return cli.fail("create", err)
 end
 local want = a.preset and mh.create.presets[a.preset].n_vocab
 if st.vocab_changed and want then

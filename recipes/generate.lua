@@ -1,7 +1,7 @@
 -- generate text from a prompt with a model, streaming it, then a stats line
 -- Layer: recipes (uses the public moonhub API only).
 -- Usage: moonhub generate MODEL "prompt" [--max-tokens N] [--temp T] [--seed S] ...
-local argparse = require "argparse"
+local cli = require "moonhub.cli"
 local mh = require "moonhub"
 
 -- Unset sampling options take the defaults every path shares (the engine's,
@@ -9,7 +9,7 @@ local mh = require "moonhub"
 local D = mh.model.defaults()
 local function dflt(v) return string.format(" (default %g)", v) end
 
-local p = argparse("moonhub generate", "Generate text from a prompt; the stats line goes to stderr.")
+local p = cli.parser("generate", "Generate text from a prompt; the stats line goes to stderr.")
 p:argument("model", "a GGUF file or a Hugging Face model folder")
 p:argument("prompt", "the prompt text")
 p:option("-n --max-tokens", "tokens to generate" .. dflt(D.max_tokens)):convert(math.tointeger)
@@ -34,46 +34,37 @@ p:flag("--special", "let control tokens in the prompt be matched")
 p:flag("--ignore-eos", "keep going past end-of-generation tokens")
 p:flag("-v --verbose", "after the stats line, print the settings the sampler ran with (stderr)")
 
-local ok, a = p:pparse(arg)
-if not ok then
-   io.stderr:write(a, "\n", p:get_usage(), "\n")
-   return 2
-end
+local a, code = cli.parse(p, arg)
+if not a then return code end
+if a.threads and a.threads < 1 then return cli.fail("generate", "--threads must be a positive integer", 2) end
 
-local model, err = mh.load(a.model, {
+-- a value the library refuses (--ctx 0, --top-p 2) is the user's error:
+-- cli.try raises it without a position and the host prints it once
+local model, err = cli.try(mh.load, a.model, {
    ctx = a.ctx, threads = a.threads, mem_limit = a.mem_limit and a.mem_limit * 2^20,
 })
-if not model then
-   io.stderr:write("moonhub generate: ", err, "\n")
-   return 1
-end
+if not model then return cli.fail("generate", err) end
 
 -- With --template the prompt is one user message rendered by the chat
 -- template, whose stop strings join --stop.
 local prompt = a.prompt
 if a.template then
    local choice, terr = mh.template.for_model(model, a.template ~= "auto" and a.template or nil)
-   if not choice then
-      io.stderr:write("moonhub generate: ", terr, "\n")
-      return 2
-   end
+   if not choice then return cli.fail("generate", terr, 2) end
    prompt = { messages = { { role = "user", content = a.prompt } } }
    if a.system then table.insert(prompt.messages, 1, { role = "system", content = a.system }) end
    a.template = choice
 elseif a.system then
-   io.stderr:write("moonhub generate: --system needs --template (NAME or auto)\n")
-   return 2
+   return cli.fail("generate", "--system needs --template (NAME or auto)", 2)
 end
 
--- a bad option is a user error: the host prints "moonhub generate: msg" once
-local started, step, st = pcall(model.stream, model, prompt, {
+local step, st = cli.try(model.stream, model, prompt, {
    max_tokens = a.max_tokens, temperature = a.temp, seed = a.seed, top_k = a.top_k,
    top_p = a.top_p, min_p = a.min_p, repeat_penalty = a.repeat_penalty,
    presence_penalty = a.presence_penalty, frequency_penalty = a.frequency_penalty,
    stop = a.stop, special = a.special, ignore_eos = a.ignore_eos, template = a.template,
    json_schema = a.json_schema, json_object = a.json or nil,
 })
-if not started then error((tostring(step):gsub("^[^:\n]+:%d+: ", "")), 0) end
 for piece in step do
    io.write(piece)
    io.stdout:flush()

@@ -30,8 +30,7 @@ local cmd = a.command or "list"
 
 local h, err = history.open()
 if not h then
-   io.stderr:write("moonhub history: ", err, "\n")
-   return 1
+   return cli.fail("history", err)
 end
 
 local function when(t) return os.date("%Y-%m-%d %H:%M", t) end
@@ -59,8 +58,7 @@ if cmd == "list" then
 elseif cmd == "show" then
    local c, msgs = h:get(a.id)
    if not c then
-      io.stderr:write("moonhub ", msgs, "\n")
-      status = 1
+      status = cli.fail("history", msgs)
    else
       io.write(string.format("conversation %d: %s\nmodel %s, %s, updated %s\n", c.id, c.title or "",
          c.model or "-", c.source or "-", when(c.updated_at)))
@@ -78,8 +76,7 @@ elseif cmd == "export" then
    for _, id in ipairs(a.ids) do
       local text, xerr = h:export(id, a.format)
       if not text then
-         io.stderr:write("moonhub ", xerr, "\n")
-         status = 1
+         status = cli.fail("history", xerr)
       else
          out[#out + 1] = text
       end
@@ -88,8 +85,7 @@ elseif cmd == "export" then
    if a.output then
       local done, ferr = require("moonhub.fs").write(a.output, text)   -- temp + rename
       if not done then
-         io.stderr:write("moonhub history: ", ferr, "\n")
-         status = 1
+         status = cli.fail("history", ferr)
       end
    else
       io.write(text)
@@ -99,8 +95,7 @@ elseif cmd == "rm" then
       local done, rerr = h:remove(id)
       if done then io.write("removed conversation ", id, "\n")
       else
-         io.stderr:write("moonhub ", rerr, "\n")
-         status = 1
+         status = cli.fail("history", rerr)
       end
    end
 end

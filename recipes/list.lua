@@ -11,8 +11,7 @@ if not a then return code end
 
 local reg, err = mh.models.open()
 if not reg then
-   io.stderr:write("moonhub list: ", err, "\n")
-   return 1
+   return cli.fail("list", err)
 end
 local rows, aliases = reg:list(), reg:aliases()
 reg:close()

@@ -22,8 +22,7 @@ local row, err = mh.models.pull(a.model, {
    log = function(msg) if not a.quiet then io.stderr:write(msg, "\n") end end,
 })
 if not row then
-   io.stderr:write("moonhub pull: ", err, "\n")
-   return 1
+   return cli.fail("pull", err)
 end
 io.write(string.format("pulled %s:%s (%s, %s) -> %s\n", row.model, row.tag, row.quant or row.format,
    mh.hub.human(row.size or 0), row.path))

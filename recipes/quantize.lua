@@ -16,20 +16,17 @@ if not a then return code end
 local known = {}
 for _, t in ipairs(mh.quantize.types) do known[t:upper()] = true end
 if not known[a.type:upper()] then
-   io.stderr:write("moonhub quantize: unknown type '", a.type, "' (expected one of ",
-      table.concat(mh.quantize.types, ", "), ")\n")
-   return 2
+   return cli.fail("quantize", "unknown type '" .. a.type .. "' (expected one of "
+      .. table.concat(mh.quantize.types, ", ") .. ")", 2)
 end
 
 local input, rerr = mh.models.resolve(a.input)   -- a registry name or a path
 if not input then
-   io.stderr:write("moonhub quantize: ", rerr, "\n")
-   return 1
+   return cli.fail("quantize", rerr)
 end
 local st, err = mh.quantize.file(input, a.output, a.type)
 if not st then
-   io.stderr:write("moonhub quantize: ", err, "\n")
-   return 1
+   return cli.fail("quantize", err)
 end
 
 local names = {}

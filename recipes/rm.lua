@@ -14,8 +14,7 @@ local status = 0
 for _, ref in ipairs(a.models) do
    local out, err = mh.models.remove(ref)
    if not out then
-      io.stderr:write("moonhub rm: ", err, "\n")
-      status = 1
+      status = cli.fail("rm", err)
    elseif out.alias then
       io.write("removed alias ", out.alias, "\n")
    else

@@ -14,15 +14,13 @@ p:flag("--json", "print the results as JSON")
 local a, code = cli.parse(p, arg)
 if not a then return code end
 if not a.limit or a.limit < 1 or not a.ctx or a.ctx < 1 then
-   io.stderr:write("moonhub search: --limit and --ctx must be positive integers\n")
-   return 2
+   return cli.fail("search", "--limit and --ctx must be positive integers", 2)
 end
 
 local hub, models = mh.hub, mh.models
 local found, err = hub.search(a.query, { limit = a.limit })
 if not found then
-   io.stderr:write("moonhub search: ", err, "\n")
-   return 1
+   return cli.fail("search", err)
 end
 
 local results = {}

@@ -3,10 +3,10 @@
 -- Usage: moonhub serve [--model PATH] [--host 127.0.0.1] [--port 8080] [--parallel 4] ...
 -- Requests may name any registered model (loaded on first use, unloaded
 -- after --keep-alive idle); --model preloads the default one.
-local argparse = require "argparse"
+local cli = require "moonhub.cli"
 local mh = require "moonhub"
 
-local p = argparse("moonhub serve", "Serve a model over an OpenAI-compatible API (see docs/server.md).")
+local p = cli.parser("serve", "Serve a model over an OpenAI-compatible API (see docs/server.md).")
 p:argument("model_arg", "model (a path or a registry name), instead of --model"):args("?")
 p:option("-m --model", "model: a GGUF file, a Hugging Face folder or a registry name")
 p:option("--host", "address to bind (loopback unless told otherwise)", "127.0.0.1")
@@ -21,7 +21,7 @@ p:option("--max-connections", "open connections at most (default: from the fd li
 p:option("--header-timeout", "seconds a client has to send a whole request", "30"):convert(math.tointeger)
 p:option("--rate", "requests per second per client (0 = no limit)", "0"):convert(tonumber)
 p:option("--template", "chat template name or .jinja file (default: the model's)")
-p:option("--kv-type", "KV cache type: f16, q8_0 or f32", "f16")
+p:option("--kv-type", "KV cache type: f16, q8_0 or f32", "f16"):choices({ "f16", "q8_0", "f32" })
 p:option("--threads", "compute threads"):convert(math.tointeger)
 p:option("--name", "model id reported by /v1/models (default: the file name)")
 p:option("--max-queue", "requests that may wait for a slot before 503", "64"):convert(math.tointeger)
@@ -38,29 +38,25 @@ p:option("--cors", "comma-separated origins whose pages may call the API (* for 
 p:option("--alias", "NAME=MODEL: answer requests for NAME with MODEL (repeatable)"):count("*")
 p:option("--default-model", "model that answers requests naming an unknown model")
 
-local ok, a = p:pparse(arg)
-if not ok then
-   io.stderr:write(a, "\n", p:get_usage(), "\n")
-   return 2
-end
+local a, code = cli.parse(p, arg)
+if not a then return code end
 local model_path = a.model or a.model_arg
 local keep_alive
 if a.keep_alive then
    local kerr
    keep_alive, kerr = mh.server.keep_alive(a.keep_alive)
    if not keep_alive then
-      io.stderr:write("moonhub serve: --keep-alive: ", (kerr:gsub("^keep_alive:? ?", "")), "\n")
-      return 2
+      return cli.fail("serve", "--keep-alive: " .. kerr:gsub("^keep_alive:? ?", ""), 2)
    end
 end
-if not a.max_loaded or a.max_loaded < 1 then
-   io.stderr:write("moonhub serve: --max-loaded must be a positive integer\n")
-   return 2
-end
-for _, k in ipairs({ "port", "ctx", "parallel" }) do
-   if not a[k] or a[k] < 0 or (k ~= "port" and a[k] < 1) then
-      io.stderr:write("moonhub serve: --", k, " must be a positive integer\n")
-      return 2
+-- integer options, checked here so a bad one is a usage error, not a
+-- failure deep in the loader: {option, least, most}; --threads may be unset
+for _, r in ipairs({ { "port", 0, 65535 }, { "ctx", 1 }, { "parallel", 1 }, { "max_loaded", 1 }, { "threads", 1 } }) do
+   local v, flag = a[r[1]], "--" .. r[1]:gsub("_", "-")
+   if v == nil and r[1] ~= "threads" or v ~= nil and v < r[2] then
+      return cli.fail("serve", flag .. (r[2] == 0 and " must be an integer >= 0" or " must be a positive integer"), 2)
+   elseif v ~= nil and r[3] and v > r[3] then
+      return cli.fail("serve", flag .. " must be at most " .. r[3], 2)
    end
 end
 
@@ -72,10 +68,7 @@ end
 local aliases = {}
 for _, spec in ipairs(a.alias) do
    local alias, target = mh.server.parse_alias(spec)
-   if not alias then
-      io.stderr:write("moonhub serve: ", target, "\n")
-      return 2
-   end
+   if not alias then return cli.fail("serve", target, 2) end
    aliases[alias] = target
 end
 
@@ -87,16 +80,12 @@ local app = mh.server.new({ model_name = name, api_key = a.api_key, rate = a.rat
    default_model = a.default_model })
 for _, k in ipairs({ "max_connections", "header_timeout" }) do
    if a[k] ~= nil and a[k] < 1 then
-      io.stderr:write("moonhub serve: --", (k:gsub("_", "-")), " must be a positive integer\n")
-      return 2
+      return cli.fail("serve", "--" .. k:gsub("_", "-") .. " must be a positive integer", 2)
    end
 end
-local srv, err = mh.http.server({ host = a.host, port = a.port, max_body = max_body,
+local srv, err = cli.try(mh.http.server, { host = a.host, port = a.port, max_body = max_body,
    max_connections = a.max_connections, header_timeout = a.header_timeout })
-if not srv then
-   io.stderr:write("moonhub serve: ", err, "\n")
-   return 1
-end
+if not srv then return cli.fail("serve", err) end
 app:listen(srv)
 
 -- Every model goes through the pool; its state file is what `moonhub ps` reads.
@@ -121,7 +110,10 @@ mh.http.timer(0, function()
       io.stdout:flush()
       return
    end
-   local e, lerr = pool:acquire(model_path)
+   local ok, e, lerr = pcall(pool.acquire, pool, model_path)
+   if not ok then                              -- a value the loader refused: reported below, once
+      e, lerr = nil, cli.user_message(e) or error(e, 0)
+   end
    if not e then
       failed = lerr
       mh.http.stop(0)
@@ -137,8 +129,5 @@ end, { once = true })
 mh.http.run()
 pool:close()
 os.remove(app:state_file())
-if failed then
-   io.stderr:write("moonhub serve: ", tostring(failed), "\n")
-   return 1
-end
+if failed then return cli.fail("serve", failed) end
 return 0

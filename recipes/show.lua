@@ -16,13 +16,11 @@ if not a then return code end
 -- a registry name shows its registry record too (tags, source, lineage)
 local path, entry = mh.models.resolve(a.model)
 if not path then
-   io.stderr:write("moonhub show: ", entry, "\n")
-   return 1
+   return cli.fail("show", entry)
 end
-local model, err = mh.load(path, { ctx = a.ctx, mem_limit = math.huge })
+local model, err = cli.try(mh.load, path, { ctx = a.ctx, mem_limit = math.huge })
 if not model then
-   io.stderr:write("moonhub show: ", err, "\n")
-   return 1
+   return cli.fail("show", err)
 end
 local info, tok = model.info, model.tokenizer
 
@@ -54,8 +52,7 @@ table.sort(type_list)
 -- the template chat, generate --template auto and serve use (moonhub.template.for_model)
 local choice, terr = mh.template.for_model(model, a.template)
 if not choice then
-   io.stderr:write("moonhub show: ", terr, "\n")
-   return 2
+   return cli.fail("show", terr, 2)
 end
 local template_name = choice.label
 

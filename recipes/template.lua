@@ -2,6 +2,7 @@
 -- Layer: recipes (uses the public moonhub API only).
 -- Usage: moonhub template list | show NAME | render SPEC MESSAGES.json
 -- SPEC: a template name, --jinja FILE, or a .gguf file (its chat template).
+local cli = require "moonhub.cli"
 local mh = require "moonhub"
 
 local USAGE = [[
@@ -19,9 +20,13 @@ options:
   --detect                 with a .gguf or --jinja: use the matching
                            built-in instead of the Jinja source]]
 
+-- die: the command line was wrong (a usage error, 2); fail: it was right
+-- but the work could not be done (1)
 local function die(msg)
-   io.stderr:write("moonhub template: ", msg, "\n")
-   return 2
+   return cli.fail("template", msg, 2)
+end
+local function fail(msg)
+   return cli.fail("template", msg)
 end
 
 local slurp = require("moonhub.fs").read   -- slurp(path) -> text | nil, msg
@@ -97,18 +102,22 @@ local function render(args)
    if jinja_file then spec_arg, msg_file = nil, pos[1] end
    if not msg_file or (not spec_arg and not jinja_file) then return die("render needs a template and MESSAGES.json") end
    local spec, err = resolve(spec_arg, jinja_file, detect)
-   if not spec then return die(err) end
+   if not spec then return fail(err) end
+   if spec == spec_arg and spec:match("^[%w][%w_%-%.]*$") then   -- a name: unknown is a usage error
+      local found, gerr = mh.template.get(spec)
+      if not found then return die(gerr) end
+   end
    local text, rerr = slurp(msg_file)
-   if not text then return die(rerr) end
+   if not text then return fail(rerr) end
    local doc, derr = mh.jinja.decode(text)
-   if doc == nil then return die(msg_file .. ": " .. tostring(derr)) end
+   if doc == nil then return fail(msg_file .. ": " .. tostring(derr)) end
    local messages = doc
    if doc.messages ~= nil then
       messages = doc.messages
       if doc.tools ~= nil then opts.tools = doc.tools end
    end
    local ok, out = pcall(mh.template.render, spec, messages, opts)
-   if not ok then return die(tostring(out)) end
+   if not ok then return fail(cli.user_message(out) or tostring(out)) end
    io.write(out)
    return 0
 end

@@ -35,7 +35,7 @@ local function decode(tok, o)
       ids[#ids + 1] = n
    end
    local ok, text = pcall(tok.decode, tok, ids, { skip_special = o.skip_special })
-   if not ok then return cli.fail("tokenize", text) end
+   if not ok then return cli.fail("tokenize", cli.user_message(text) or text) end
    io.write(text, "\n")
    return 0
 end

@@ -4,10 +4,8 @@
  * File-system calls live in l_fs.c (moonhub.core.fs). Layer: engine/bind. The
  * progress callback of request runs Lua under pcall: an error in it stops the
  * transfer and is re-raised once curl has cleaned up. */
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 #include "bind.h"
 #include "mh/fetch.h"
@@ -164,7 +162,7 @@ static void parse_req(lua_State *L, mh_fetch_req *req, const char **hdrs)
 /* status of mh_fetch_perform -> Lua results (the table, or nil, msg, code) */
 static int push_outcome(lua_State *L, int st, const mh_fetch_res *res, const mh_err *err)
 {
-    if (st == MH_EINVAL) return luaL_error(L, "fetch.request: %s", err->msg);
+    if (st == MH_EINVAL) return mh_lua_raise(L, "fetch.request", err);
     if (st) {
         lua_pushnil(L);
         lua_pushstring(L, err->msg);
@@ -204,7 +202,7 @@ static int l_request(lua_State *L)
     }
     int n = st == MH_EINVAL ? 0 : push_outcome(L, st, &res, &err);
     mh_fetch_res_free(&res);
-    if (st == MH_EINVAL) return luaL_error(L, "fetch.request: %s", err.msg);
+    if (st == MH_EINVAL) return mh_lua_raise(L, "fetch.request", &err);
     return n;
 }
 
@@ -319,23 +317,6 @@ static int l_sha256_file(lua_State *L)
     return 1;
 }
 
-int luaopen_moonhub_core_fs(lua_State *L);
-
-/* The file-system calls moved to moonhub.core.fs (l_fs.c). Until hub.lua,
- * pool.lua and admin.lua use moonhub.fs, fetch hands out the same functions
- * under their old names; drop this once nothing reads them here. */
-static void legacy_fs(lua_State *L)
-{
-    static const char *const names[] = { "stat", "mkdirs", "symlink", "readlink",
-                                         "realpath", "free_bytes", "isatty", NULL };
-    luaL_requiref(L, "moonhub.core.fs", luaopen_moonhub_core_fs, 0);
-    for (int i = 0; names[i]; i++) {
-        lua_getfield(L, -1, names[i]);
-        lua_setfield(L, -3, names[i]);
-    }
-    lua_pop(L, 1);
-}
-
 int luaopen_moonhub_core_fetch(lua_State *L)
 {
     static const luaL_Reg fns[] = {
@@ -351,6 +332,5 @@ int luaopen_moonhub_core_fetch(lua_State *L)
     };
     mh_lua_new_class(L, JOB_MT, job_m, job_gc);
     luaL_newlib(L, fns);
-    legacy_fs(L);
     return 1;
 }

@@ -113,16 +113,35 @@ int mh_host_report(lua_State *L, int status)
 
 /* ===== recipe errors: "moonhub VERB: message", once ===== */
 
-/* msg without leading labels that repeat the verb. */
+/* msg without leading labels that repeat the verb ("moonhub VERB: ",
+ * "moonhub.VERB: ", "VERB: ") or name the public Lua function the recipe
+ * called ("moonhub.load: "): the verb is what the user called, so it names
+ * the error, as a binding's name replaces the C label. */
 static const char *skip_verb_labels(const char *msg, const char *verb)
 {
     size_t nv = strlen(verb);
     for (;;) {
         const char *p = msg;
-        if (!strncmp(p, "moonhub", 7) && (p[7] == ' ' || p[7] == '.')) p += 8;
+        if (!strncmp(p, "moonhub.", 8)) {
+            const char *q = p + 8;
+            while ((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') || (*q >= '0' && *q <= '9') || *q == '_')
+                q++;
+            if (q > p + 8 && q[0] == ':' && q[1] == ' ') { msg = q + 2; continue; }
+        }
+        if (!strncmp(p, "moonhub ", 8)) p += 8;
         if (strncmp(p, verb, nv) || p[nv] != ':' || p[nv + 1] != ' ') return msg;
         msg = p + nv + 2;
     }
+}
+
+/* host.verb_message(verb, msg) -> msg as `moonhub VERB: ` will follow it:
+ * the rule above, for recipes that print their errors themselves (cli.fail) */
+int mh_host_l_verb_message(lua_State *L)
+{
+    const char *verb = luaL_checkstring(L, 1);
+    const char *msg = luaL_checkstring(L, 2);
+    lua_pushstring(L, skip_verb_labels(msg, verb));
+    return 1;
 }
 
 /* True when msg opens with a source position ("file.lua:12: "). */

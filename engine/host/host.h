@@ -20,9 +20,11 @@ int mh_host_report(lua_State *L, int status);
  * error: error(msg, 0)) prints without the traceback, one with a position
  * (a bug) keeps it. Pops the error; returns status unchanged. */
 int mh_host_report_verb(lua_State *L, int status, const char *verb);
-/* Lua functions published in moonhub.core.host: rearm_interrupt(), isatty(fd). */
+/* Lua functions published in moonhub.core.host: rearm_interrupt(), isatty(fd),
+ * verb_message(verb, msg). */
 int mh_host_l_rearm_interrupt(lua_State *L);
 int mh_host_l_isatty(lua_State *L);
+int mh_host_l_verb_message(lua_State *L);
 
 /* ===== paths.c ===== */
 /* Prepends the moonhub Lua folders to package.path, creates $MOONHUB_HOME

@@ -165,6 +165,8 @@ void mh_host_set_paths(lua_State *L)
     lua_setfield(L, -2, "rearm_interrupt");
     lua_pushcfunction(L, mh_host_l_isatty);
     lua_setfield(L, -2, "isatty");
+    lua_pushcfunction(L, mh_host_l_verb_message);
+    lua_setfield(L, -2, "verb_message");
     lua_setfield(L, -2, "moonhub.core.host");
     lua_pop(L, 1);
 }

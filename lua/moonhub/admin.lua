@@ -3,6 +3,7 @@
 -- conversations), /v1/models over the registry, and the run-state file
 -- `moonhub ps` reads. Layer: lua/moonhub (uses moonhub.openai, .models,
 -- .registry, .history, .pool through the app). See docs/registry.md.
+local fs = require "moonhub.fs"
 local oa = require "moonhub.openai"
 local models = require "moonhub.models"
 
@@ -19,7 +20,7 @@ end
 
 local function registry_rows()
    local home = require("moonhub").home()
-   if not require("moonhub.core.fetch").stat(home .. "/moonhub.db") then return {} end
+   if not fs.stat(home .. "/moonhub.db") then return {} end
    local reg, err = models.open()
    if not reg then oa.fail(500, err) end
    local rows = reg:list()
@@ -52,16 +53,8 @@ end
 -- ===== run state (moonhub ps) =====
 
 -- The server's state: {pid, host, port, started, models = pool:state()}
-local function my_pid()
-   local f = io.open("/proc/self/stat", "r")
-   if not f then return nil end
-   local pid = math.tointeger(tonumber((f:read("l") or ""):match("^%d+")))
-   f:close()
-   return pid
-end
-
 function M.state(app)
-   return { pid = my_pid(), host = app.host, port = app.port, started = app.created,
+   return { pid = fs.pid(), host = app.host, port = app.port, started = app.created,
       models = setmetatable(app.pool and app.pool:state() or {}, { __jsontype = "array" }) }
 end
 
@@ -74,26 +67,13 @@ end
 function M.write_state(app)
    if not app.port then return end
    local path = M.state_file(app.port)
-   require("moonhub.core.fetch").mkdirs(path:match("^(.*)/[^/]*$"))
-   local st = M.state(app)
-   local f = io.open(path .. ".tmp", "w")
-   if not f then return end
-   f:write(oa.encode(st), "\n")
-   f:close()
-   os.rename(path .. ".tmp", path)
-end
-
-local function read(path)
-   local f = io.open(path, "r")
-   if not f then return nil end
-   local text = f:read("a")
-   f:close()
-   return text
+   fs.mkdirs(fs.dirname(path))
+   fs.write(path, oa.encode(M.state(app)) .. "\n")
 end
 
 -- a live process that is not a zombie
 local function alive(pid)
-   local stat = math.tointeger(pid) and read("/proc/" .. pid .. "/stat")
+   local stat = math.tointeger(pid) and fs.read("/proc/" .. pid .. "/stat")
    return stat ~= nil and stat:match("^%d+ %b() (%a)") ~= "Z"
 end
 
@@ -105,7 +85,7 @@ function M.servers()
    local out = {}
    for _, name in ipairs(require("moonhub.core.host").listdir(dir) or {}) do
       if name:match("^server%-%d+%.json$") then
-         local st = json.decode(read(dir .. "/" .. name) or "")
+         local st = json.decode(fs.read(dir .. "/" .. name) or "")
          if type(st) == "table" and alive(st.pid) then out[#out + 1] = st
          elseif type(st) == "table" then os.remove(dir .. "/" .. name) end
       end

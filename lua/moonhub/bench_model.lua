@@ -3,16 +3,9 @@
 -- generation (tg N: N single-token steps), tokens/s mean ± sd over
 -- repetitions, threads, peak RSS. Layer: lua/moonhub (public API only).
 local mh = require "moonhub"
+local peak_rss = require("moonhub.fs").peak_rss
 
 local M = {}
-
-local function peak_rss()
-   local f = io.open("/proc/self/status", "r")
-   if not f then return nil end
-   local kb = f:read("a"):match("VmHWM:%s*(%d+) kB")
-   f:close()
-   return kb and tonumber(kb) * 1024 or nil
-end
 
 local function stats(xs)
    local sum, sq = 0, 0

@@ -4,7 +4,7 @@
 -- cold vs with a cached 1000-token prefix, and p50 latency of an 8-token
 -- completion. Layer: lua/moonhub (drives `curl` processes; dkjson).
 local json = require "dkjson"
-local fetch = require "moonhub.core.fetch"
+local fs = require "moonhub.fs"
 local now = require("moonhub.core.sys").now
 
 local M = {}
@@ -99,9 +99,7 @@ local function post(url, body)
    return function()
       local out = h:read("a")
       h:close()
-      local f = io.open(of, "rb")
-      local text = f and f:read("a") or ""
-      if f then f:close() end
+      local text = fs.read(of) or ""
       os.remove(bf)
       os.remove(of)
       local code, secs = out:match("(%d+) ([%d.]+)")
@@ -129,9 +127,7 @@ local function wait_ready(srv, log)
    for _ = 1, 600 do
       if http_status(srv.base .. "/health") == 200 then return end
       if srv.pid and not os.execute("kill -0 " .. srv.pid .. " 2>/dev/null") then
-         local f = io.open(log)
-         local text = f and f:read("a") or ""
-         if f then f:close() end
+         local text = fs.read(log) or ""
          error("bench serve: " .. srv.name .. " exited:\n" .. text:sub(-2000), 0)
       end
       sleep(0.2)
@@ -141,7 +137,7 @@ end
 
 -- Fills servers as they start, so the caller can stop them all on error.
 local function start_servers(o, servers)
-   local exe = fetch.readlink("/proc/self/exe") or "moonhub"
+   local exe = fs.readlink("/proc/self/exe") or "moonhub"
    local port = free_port()
    local cmd = string.format("%s serve %s --port %d --threads %d --parallel %d --ctx %d --cache-mb %d",
       sh_quote(exe), sh_quote(o.model), port, o.threads, o.parallel, o.ctx, o.cache_mb)

@@ -5,8 +5,8 @@
 -- warm-up), peak and end, with per-minute RSS and prefix-store lines
 -- (the store grows to its budget by design). A benchmark: it
 -- prints figures and asserts nothing. Layer: lua/moonhub (drives curl and
--- bash processes; core.fetch for the executable's path).
-local fetch = require "moonhub.core.fetch"
+-- bash processes; moonhub.fs for the executable's path).
+local fs = require "moonhub.fs"
 local now = require("moonhub.core.sys").now
 
 local M = {}
@@ -43,14 +43,6 @@ end
 
 local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 
-local function read(path)
-   local f = io.open(path, "rb")
-   if not f then return nil end
-   local s = f:read("a")
-   f:close()
-   return s
-end
-
 local function write(path, s)
    local f = assert(io.open(path, "wb"))
    f:write(s)
@@ -60,10 +52,10 @@ end
 local function sleep(s) os.execute("sleep " .. s) end
 
 local function rss_kib(pid)
-   return tonumber((read("/proc/" .. pid .. "/status") or ""):match("VmRSS:%s*(%d+)"))
+   return tonumber((fs.read("/proc/" .. pid .. "/status") or ""):match("VmRSS:%s*(%d+)"))
 end
 
-local function loadavg() return (read("/proc/loadavg") or "?"):match("^(%S+ %S+ %S+)") end
+local function loadavg() return (fs.read("/proc/loadavg") or "?"):match("^(%S+ %S+ %S+)") end
 
 -- The prefix store's bytes and budget from the server's /metrics (KiB), so
 -- RSS growth can be told from the store filling up to its budget.
@@ -78,14 +70,14 @@ end
 
 -- The server: serve on a free port (port 0), its address from its log.
 local function start_server(o, dir)
-   local exe = fetch.readlink("/proc/self/exe") or "moonhub"
+   local exe = fs.readlink("/proc/self/exe") or "moonhub"
    local cmd = string.format("MOONHUB_HOME=%s %s serve %s --port 0 --threads %d --parallel %d --ctx %d",
       q(dir .. "/home"), q(exe), q(o.model), o.threads, o.parallel, o.ctx)
    local p = assert(io.popen(string.format("%s > %s 2>&1 & echo $!", cmd, q(dir .. "/server.log"))))
    local pid = math.tointeger(tonumber(p:read("l") or ""))
    p:close()
    for _ = 1, 600 do
-      local log = read(dir .. "/server.log") or ""
+      local log = fs.read(dir .. "/server.log") or ""
       local base = log:match("ready at (http://[%d.]+:%d+)/v1")
       if base then return pid, base end
       if not os.execute("kill -0 " .. pid .. " 2>/dev/null") then
@@ -145,7 +137,7 @@ end
 local function tally(o, dir)
    local n, errs, kinds = 0, {}, { chat = 0, stream = 0, embed = 0 }
    for id = 1, o.clients do
-      for line in (read(dir .. "/c" .. id .. ".log") or ""):gmatch("[^\n]+") do
+      for line in (fs.read(dir .. "/c" .. id .. ".log") or ""):gmatch("[^\n]+") do
          local kind, code, rc, whole = line:match("^(%S+) (%S+) (%S+) (%S+)$")
          n = n + 1
          kinds[kind] = (kinds[kind] or 0) + 1
@@ -191,7 +183,9 @@ local function run(o)
       repeat
          sleep(1)
          local rss, t = rss_kib(pid), now() - t0
-         if not rss then error("bench soak: the server died:\n" .. (read(dir .. "/server.log") or ""):sub(-2000), 0) end
+         if not rss then
+            error("bench soak: the server died:\n" .. (fs.read(dir .. "/server.log") or ""):sub(-2000), 0)
+         end
          if t >= r.warm and not r.rss_start then r.rss_start = rss end
          if r.rss_start then r.rss_peak = math.max(r.rss_peak or 0, rss) end
          if t >= next_minute then

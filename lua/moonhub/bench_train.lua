@@ -2,10 +2,10 @@
 -- of LoRA on the smollm2-135m shape and full training of a ~10M llama, each
 -- in its own process, against PyTorch CPU on the same shapes when Debian's
 -- python3-torch is there. Layer: lua/moonhub (public API; dkjson; core.host
--- for the executable's path, core.fetch for mkdirs).
+-- for the executable's path, moonhub.fs for mkdirs).
 local mh = require "moonhub"
 local json = require "dkjson"
-local fetch = require "moonhub.core.fetch"
+local fs = require "moonhub.fs"
 local host = require "moonhub.core.host"
 
 local M = {}
@@ -53,21 +53,9 @@ local function parse(args)
    return o
 end
 
-local function peak_rss()
-   local f = io.open("/proc/self/status", "r")
-   if not f then return nil end
-   local kb = f:read("a"):match("VmHWM:%s*(%d+) kB")
-   f:close()
-   return kb and tonumber(kb) * 1024 or nil
-end
+local peak_rss = fs.peak_rss
 
 local function sh_quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-
-local function exists(path)
-   local f = io.open(path, "rb")
-   if f then f:close() end
-   return f ~= nil
-end
 
 -- ===== the worker: one case in this process =====
 
@@ -116,7 +104,7 @@ end
 
 -- The models: created once in o.dir (kept, so repeated runs skip creation).
 local function ensure_model(o, case)
-   local ok, err = fetch.mkdirs(o.dir)
+   local ok, err = fs.mkdirs(o.dir)
    if not ok then return nil, err end
    local spec = { out = nil, type = "F32", seed = 1 }
    if case == "lora" then
@@ -125,14 +113,14 @@ local function ensure_model(o, case)
       if not spec.tokenizer then
          local root = os.getenv("MOONHUB_TEST_DATA") or "../shared"
          local smol = root .. "/models/mh-smol-llama-17m-F16.gguf"
-         spec.tokenizer = exists(smol) and smol or nil
+         spec.tokenizer = fs.exists(smol) and smol or nil
       end
       spec.out = o.dir .. "/smollm2-135m-F32.gguf"
    else
       spec.config = M.full_config
       spec.out = o.dir .. "/llama-10m-F32.gguf"
    end
-   if not exists(spec.out) then
+   if not fs.exists(spec.out) then
       local st, cerr = mh.create.model(spec)
       if not st then return nil, cerr end
    end
@@ -155,7 +143,7 @@ local function torch_script()
    local root = tostring(host.exe):match("^(.*)/[^/]+$") or "."
    for _, dir in ipairs({ ".", root, root .. "/.." }) do     -- source tree: cwd, or above build/
       local p = dir .. "/tests/tools/bench_train_torch.py"
-      if exists(p) then return p end
+      if fs.exists(p) then return p end
    end
 end
 

@@ -152,10 +152,37 @@ function M.parse(p, args)
    return nil, 2
 end
 
---- fail(verb, msg [, code = 1]) -> code, after "moonhub VERB: msg" on stderr
+--- fail(verb, msg [, code = 1]) -> code, after "moonhub VERB: msg" on stderr.
+-- The host's rule (docs/errors.md) applies: labels in msg that repeat the
+-- verb ("VERB: ", "moonhub VERB: ") or name the Lua function the recipe
+-- called ("moonhub.load: ") are dropped, so a message is prefixed once
+-- whether the recipe prints it here or raises it with error(msg, 0).
+-- Exit codes: 2 for usage (the parser's and the recipe's own argument
+-- checks), 1 for everything else.
 function M.fail(verb, msg, code)
-   io.stderr:write("moonhub ", verb, ": ", tostring(msg), "\n")
+   local head = verb:match("^%S+")                -- "bench tokenize" answers as bench
+   io.stderr:write("moonhub ", verb, ": ", host.verb_message(head, tostring(msg)), "\n")
    return code or 1
+end
+
+--- user_message(err) -> err without its source position when it is a Lua
+-- API's report of a refused argument ("file.lua:12: name: what", or
+-- "bad argument #n to 'f' (...)"); nil for anything else (a bug).
+function M.user_message(e)
+   local rest = type(e) == "string" and e:match("^[^:\n]+:%d+: (.*)$")
+   if rest and (rest:match("^[%w_.:]+: ") or rest:match("^bad argument #%d+ to ")) then return rest end
+   return nil
+end
+
+--- try(fn, ...) -> fn(...)'s results. For calls a recipe makes with the
+-- user's values (a model name, --ctx, --port): an argument the library
+-- refuses is the user's error, raised again without a source position so
+-- the host prints it as one line, "moonhub VERB: what was wrong". Any
+-- other error (a bug) goes on as it was, position and all.
+function M.try(fn, ...)
+   local res = table.pack(pcall(fn, ...))
+   if res[1] then return table.unpack(res, 2, res.n) end
+   error(M.user_message(res[2]) or res[2], 0)
 end
 
 --- A :convert for a positive (or >= min) integer option: "3" -> 3.

@@ -1,6 +1,6 @@
 -- moonhub.fs: the file-system helpers every module shares — stat (with
 -- inode identity), mkdirs, realpath, free bytes, isatty, directory listing,
--- whole-file reads, atomic whole-file writes (temp + fsync + rename) and the
+-- whole-file reads, the memory /proc says is free, atomic whole-file writes (temp + fsync + rename) and the
 -- cleanup of temp files a crashed writer left. Layer: lua/moonhub (wraps
 -- moonhub.core.fs). Failures return nil, msg; misuse raises.
 local core = require "moonhub.core.fs"
@@ -48,6 +48,19 @@ function M.read(path)
    if not s then return nil, path .. ": " .. tostring(rerr) end
    return s
 end
+
+-- mem_available() -> bytes the kernel can give us without swapping
+-- (MemAvailable in /proc/meminfo) | nil where there is no /proc (the
+-- callers then skip their memory checks).
+local function proc_kb(path, key)
+   local kb = (M.read(path) or ""):match(key .. ":%s*(%d+) kB")
+   return kb and tonumber(kb) * 1024 or nil
+end
+
+function M.mem_available() return proc_kb("/proc/meminfo", "MemAvailable") end
+
+-- peak_rss() -> this process's peak resident bytes (VmHWM) | nil without /proc
+function M.peak_rss() return proc_kb("/proc/self/status", "VmHWM") end
 
 -- write(path, data) -> true | nil, msg. Readers (and a crash) see the old
 -- content or the new one, never a part: data goes to "<path>.tmp.<pid>.<n>",

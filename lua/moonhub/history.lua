@@ -1,8 +1,8 @@
 -- moonhub.history: stored conversations — the server's (with --history or
 -- "store": true) and `moonhub chat` sessions — with their model, sampling
 -- options, usage and timings; full-text search, export as JSONL or
--- Markdown. Layer: lua/moonhub (moonhub.registry's conversations tables,
--- search through its dialect; dkjson).
+-- Markdown. Layer: lua/moonhub (reads and writes through the registry's
+-- conversation methods, moonhub.registry.conversations; dkjson). No SQL here.
 local registry = require "moonhub.registry"
 local json = require "dkjson"
 
@@ -33,7 +33,7 @@ function M.open(home)
       errors_total = errors_total + 1
       return nil, msg
    end
-   return setmetatable({ reg = reg, db = reg.db }, Hist)
+   return setmetatable({ reg = reg }, Hist)
 end
 
 function Hist:close() self.reg:close() end
@@ -84,39 +84,17 @@ local function title_of(messages)
 end
 
 local function insert_conversation(self, spec)
-   local now = os.time()
-   return self.db:insert([[INSERT INTO conversations (title, model, version_id, system, source, options,
-      created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)]], spec.title, spec.model, spec.version_id,
-      spec.system, spec.source, encode(spec.options), now, now)
+   return self.reg:add_conversation({ title = spec.title, model = spec.model, version_id = spec.version_id,
+      system = spec.system, source = spec.source, options = encode(spec.options) })
 end
 
 -- the messages of conversation id become list (checked); true | nil, msg
 local function sync_messages(self, id, list, extra)
-   return self.db:transaction(function(d)
-      local conv = d:first("SELECT id, title FROM conversations WHERE id = ?", id)
-      if not conv then return nil, "history: no conversation " .. id end
-      local stored = d:query("SELECT seq, role, content FROM messages WHERE conversation_id = ? ORDER BY seq", id)
-      local keep = 0
-      while keep < #stored and keep < #list and stored[keep + 1].role == list[keep + 1].role
-         and stored[keep + 1].content == list[keep + 1].content do
-         keep = keep + 1
-      end
-      local now = os.time()
-      local seq = keep > 0 and stored[keep].seq or 0
-      -- keep = 0 (a changed system message, /reset) drops every stored message
-      if keep < #stored then d:exec("DELETE FROM messages WHERE conversation_id = ? AND seq > ?", id, seq) end
-      for i = keep + 1, #list do
-         seq = seq + 1
-         d:exec([[INSERT INTO messages (conversation_id, seq, role, content, created_at)
-            VALUES (?, ?, ?, ?, ?)]], id, seq, list[i].role, list[i].content, now)
-      end
-      local sys_msg = list[1] and list[1].role == "system" and list[1].content or nil
-      d:exec([[UPDATE conversations SET updated_at = ?, title = coalesce(title, ?), system = ?,
-         usage = coalesce(?, usage), timings = coalesce(?, timings), options = coalesce(?, options)
-         WHERE id = ?]], now, title_of(list), sys_msg, encode(extra.usage), encode(extra.timings),
-         encode(extra.options), id)
-      return true
-   end)
+   local sys_msg = list[1] and list[1].role == "system" and list[1].content or nil
+   local ok, msg = self.reg:sync_messages(id, list, { title = title_of(list), system = sys_msg,
+      usage = encode(extra.usage), timings = encode(extra.timings), options = encode(extra.options) })
+   if not ok then return nil, (msg:gsub("^registry: ", "history: ")) end
+   return true
 end
 
 -- Every write below counts in errors_total when the database refuses it
@@ -148,33 +126,32 @@ function Hist:store(spec)
       if type(spec.answer) ~= "string" then error("history:store: answer must be a string", 2) end
       list[#list + 1] = { role = "assistant", content = spec.answer }
    end
-   return counted(pcall(self.db.transaction, self.db, function()
+   local db = self.reg.db                   -- one transaction: the row and its messages
+   return counted(pcall(db.transaction, db, function()
       local id = insert_conversation(self, spec)
       assert(sync_messages(self, id, list, spec))
       return id
    end))
 end
 
-local LIST_SQL = [[SELECT c.id, c.title, c.model, c.source, c.created_at, c.updated_at,
-   (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id) AS messages
-   FROM conversations c ORDER BY c.updated_at DESC, c.id DESC LIMIT ?]]
-
 -- list{limit =} -> newest first: {id, title, model, source, created_at, updated_at, messages}
 function Hist:list(opts)
    local limit = opts and opts.limit or -1
    if math.type(limit) ~= "integer" then error("history:list: limit must be an integer", 2) end
-   return self.db:query(LIST_SQL, limit)
+   return self.reg:conversation_summaries({ limit = limit })
 end
 
 -- get(id) -> conversation {id, title, model, source, system, options,
 -- usage, timings, created_at, updated_at}, messages {{role, content, seq}} | nil, msg
 function Hist:get(id)
    check_id("get", id)
-   local c = self.db:first("SELECT * FROM conversations WHERE id = ?", id)
+   local c = self.reg:conversation(id)
    if not c then return nil, "history: no conversation " .. id end
    c.options, c.usage, c.timings = decode(c.options), decode(c.usage), decode(c.timings)
-   local msgs = self.db:query([[SELECT seq, role, content, created_at FROM messages
-      WHERE conversation_id = ? ORDER BY seq]], id)
+   local msgs = {}
+   for i, m in ipairs(self.reg:messages(id)) do
+      msgs[i] = { seq = m.seq, role = m.role, content = m.content, created_at = m.created_at }
+   end
    return c, msgs
 end
 
@@ -188,13 +165,13 @@ function Hist:search(text, opts)
       error("history:search: text must be a non-empty string", 2)
    end
    local limit = opts and opts.limit or 20
-   return self.reg.dialect.search_messages(self.db, text, limit)
+   return self.reg:search_messages(text, limit)
 end
 
 -- remove(id) -> true | nil, msg (its messages go with it)
 function Hist:remove(id)
    check_id("remove", id)
-   if self.db:exec("DELETE FROM conversations WHERE id = ?", id) == 0 then
+   if not self.reg:remove_conversation(id) then
       return nil, "history: no conversation " .. id
    end
    return true

@@ -7,6 +7,7 @@
 -- handler the coroutine waits on the job's channel and the loop runs on;
 -- elsewhere the wait runs the loop itself. See docs/server.md, "Off the loop".
 local fetch = require "moonhub.core.fetch"
+local fs = require "moonhub.fs"
 local json = require "dkjson"
 
 local M = {}
@@ -295,14 +296,6 @@ function M.cache_dir()
    return home .. "/hub"
 end
 
-local function read_file(path)
-   local f = io.open(path, "rb")
-   if not f then return nil end
-   local s = f:read("a")
-   f:close()
-   return s
-end
-
 -- cached_file(repo, revision, file, {sha256 =, size =, sha = commit}) -> path | nil.
 -- Looks in models--ORG--NAME/snapshots/<commit>/<file> for the commit the
 -- revision names (refs/<revision>), the commit given, then every snapshot;
@@ -314,15 +307,15 @@ function M.cached_file(repo, revision, file, want)
    local commits, seen = {}, {}
    local function add(c) if c and c ~= "" and not seen[c] then seen[c] = true; commits[#commits + 1] = c end end
    add(want.sha)
-   add(((read_file(root .. "/refs/" .. (revision or "main")) or ""):gsub("%s+$", "")))
+   add(((fs.read(root .. "/refs/" .. (revision or "main")) or ""):gsub("%s+$", "")))
    if revision and revision:match("^%x+$") and #revision == 40 then add(revision) end
    for _, c in ipairs(require("moonhub.core.host").listdir(root .. "/snapshots") or {}) do add(c) end
    for _, c in ipairs(commits) do
       local path = root .. "/snapshots/" .. c .. "/" .. file
-      local st = fetch.stat(path)
+      local st = fs.stat(path)
       if st and st.type == "file" and (not want.size or st.size == want.size) then
          if not want.sha256 then return path end
-         local target = fetch.readlink(path)
+         local target = fs.readlink(path)
          target = target and target:match("([^/]+)$")
          if target == want.sha256 or M.sha256_file(path) == want.sha256 then return path end
       end
@@ -346,7 +339,7 @@ local function clock() return require("moonhub.core.sys").now() end
 -- a redrawn bar on a terminal, a plain line every 10 % (or 5 s) elsewhere.
 function M.progress(label, out)
    out = out or io.stderr
-   local tty = out == io.stderr and fetch.isatty(2)
+   local tty = out == io.stderr and fs.isatty(2)
    local t0, last_t, last_step, start = clock(), -math.huge, -1, nil
    return function(done, total, final)
       if not final and done == 0 and not total then return end   -- no answer yet
@@ -391,7 +384,7 @@ function M.download(url, dest, opts)
    opts = opts or {}
    local part = dest .. ".part"
    local hashed                       -- the sha256 the transfer computed
-   local st = fetch.stat(part)
+   local st = fs.stat(part)
    local have = st and st.size or 0
    if opts.size and have > opts.size then os.remove(part); have = 0 end
    if not (opts.size and have == opts.size) then
@@ -411,11 +404,11 @@ function M.download(url, dest, opts)
       end
       hashed = res.sha256
       if opts.progress then
-         local s2 = fetch.stat(part)
+         local s2 = fs.stat(part)
          opts.progress(s2 and s2.size or 0, opts.size, true)
       end
    end
-   st = fetch.stat(part)
+   st = fs.stat(part)
    local size = st and st.size or 0
    if opts.size and size ~= opts.size then
       if size > opts.size then os.remove(part) end

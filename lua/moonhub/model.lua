@@ -14,15 +14,6 @@ Model.__index = Model
 
 -- ===== memory check =====
 
-local function mem_available()
-   local f = io.open("/proc/meminfo", "r")
-   if not f then return nil end
-   local text = f:read("a")
-   f:close()
-   local kb = text:match("MemAvailable:%s*(%d+) kB")
-   return kb and tonumber(kb) * 1024 or nil
-end
-
 local function gib(n) return string.format("%.2f GiB", n / 2^30) end
 
 -- Bytes of the KV cache at n_ctx (default: the model's context).
@@ -98,7 +89,7 @@ function M.load(path, opts)
       error("moonhub.load: ctx must be a positive integer, got " .. tostring(opts.ctx), 2)
    end
    local need = self:memory_needed(self.ctx)
-   local limit = opts.mem_limit or mem_available()
+   local limit = opts.mem_limit or require("moonhub.fs").mem_available()
    if limit and need > limit then
       h:close()
       return nil, string.format("moonhub.load: %s needs %s at ctx %d but only %s %s; "

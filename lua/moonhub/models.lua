@@ -208,13 +208,7 @@ function M.estimate(size, cfg, ctx)
    return math.floor(size * 1.2)
 end
 
-function M.mem_available()
-   local f = io.open("/proc/meminfo", "r")
-   if not f then return nil end
-   local kb = f:read("a"):match("MemAvailable:%s*(%d+) kB")
-   f:close()
-   return kb and tonumber(kb) * 1024 or nil
-end
+M.mem_available = fs.mem_available
 
 -- fit(size, cfg, ctx) -> verdict text, fits (bool)
 function M.fit(size, cfg, ctx)

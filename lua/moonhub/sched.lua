@@ -11,14 +11,6 @@ Sched.__index = Sched
 local Request = {}
 Request.__index = Request
 
-local function mem_available()
-   local f = io.open("/proc/meminfo", "r")
-   if not f then return nil end
-   local kb = f:read("a"):match("MemAvailable:%s*(%d+) kB")
-   f:close()
-   return kb and tonumber(kb) * 1024 or nil
-end
-
 -- Every id the tokenizer marks as ending generation (eos, eot, eom, ...);
 -- computed once per tokenizer (a walk over the vocabulary).
 local eog_memo = setmetatable({}, { __mode = "k" })
@@ -71,7 +63,7 @@ function M.new(model, opts)
    if math.type(o.ctx) ~= "integer" or o.ctx < 2 then
       error("sched.new: ctx must be an integer >= 2, got " .. tostring(o.ctx), 2)
    end
-   local limit = opts.mem_limit or mem_available()
+   local limit = opts.mem_limit or require("moonhub.fs").mem_available()
    if limit then
       local need = o.parallel * h:kv_bytes(o.ctx, o.kv_type)
       if need > limit then

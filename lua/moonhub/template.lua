@@ -4,6 +4,7 @@
 -- { name, description, render(messages, opts) -> string, stop = {...},
 --   detect(chat_template_string) -> bool }.
 -- Layer: lua/moonhub (uses moonhub.core.host for paths, moonhub.jinja).
+local fs = require "moonhub.fs"
 local jinja = require "moonhub.jinja"
 
 local M = {}
@@ -199,14 +200,6 @@ end
 
 local function new_choice(t) return setmetatable(t, Choice) end
 
-local function slurp(path)
-   local f = io.open(path, "rb")
-   if not f then return nil end
-   local s = f:read("a")
-   f:close()
-   return s
-end
-
 -- A recipe table that renders Jinja source the way apply_chat_template does.
 local function jinja_spec(name, src)
    return {
@@ -228,7 +221,7 @@ local function explicit(name)
       return nil, "template: the template name must be a non-empty string, got " .. tostring(name)
    end
    if name:match("%.jinja$") or name:find("/", 1, true) then
-      local src = slurp(name)
+      local src = fs.read(name)
       if not src then return nil, "template: cannot read Jinja template file " .. name end
       local ok, err = pcall(jinja.compile, src)
       if not ok then return nil, "template: " .. name .. ": " .. tostring(err) end

@@ -104,7 +104,19 @@ describe("moonhub.fs #unit", function()
       assert.has_error(function() fs.write(dir .. "/f", 5) end, "fs.write: data must be a string, got a number")
       assert.has_error(function() fs.read("") end, "fs.read: path must be a non-empty string, got an empty string")
       assert.has_error(function() fs.isatty(7) end)
-      -- the HTTP binding still answers the old names (hub, pool, admin use them)
-      assert.equal(1, require("moonhub.core.fetch").stat(dir .. "/file").size)
+      -- the HTTP binding is the HTTP binding only: the file calls live here
+      local fetch = require "moonhub.core.fetch"
+      for _, name in ipairs{ "stat", "mkdirs", "symlink", "readlink", "realpath", "free_bytes", "isatty" } do
+         assert.is_nil(fetch[name], name)
+         assert.is_function(fs[name], name)
+      end
+   end)
+
+   it("mem_available and peak_rss read /proc (one home for the schedulers' and benchmarks' checks)", function()
+      local avail = fs.mem_available()
+      assert.is_true(math.type(avail) == "integer" and avail > 0 and avail % 1024 == 0)
+      local big = string.rep("x", 64 << 20)             -- touched: the peak is at least this
+      assert.is_true(fs.peak_rss() >= #big)
+      assert.equal(fs.mem_available, require("moonhub.models").mem_available)
    end)
 end)

@@ -49,6 +49,26 @@ describe("moonhub.history #unit", function()
       assert.is_nil((h:sync(999, {})))
    end)
 
+   it("writes and reads through the registry's conversation methods, never SQL of its own", function()
+      local seen = {}
+      for _, name in ipairs{ "add_conversation", "sync_messages", "conversation", "messages",
+                             "conversation_summaries", "search_messages", "remove_conversation" } do
+         local fn = h.reg[name]
+         h.reg[name] = function(...) seen[name] = true; return fn(...) end
+      end
+      local id = h:store({ model = "m", messages = { { role = "user", content = "walrus" } }, answer = "tusk" })
+      assert.is_true(h:sync(id, { { role = "user", content = "walrus" } }))
+      assert.equal(1, #h:list())
+      assert.equal(1, #select(2, h:get(id)))
+      assert.equal(1, #h:search("walrus"))
+      assert.is_true(h:remove(id))
+      assert.same({ add_conversation = true, sync_messages = true, conversation = true, messages = true,
+         conversation_summaries = true, search_messages = true, remove_conversation = true }, seen)
+      local src = assert(require("moonhub.fs").read("lua/moonhub/history.lua"))
+      assert.is_nil(src:match("%f[%w]SELECT%s") or src:match("%f[%w]INSERT%s+INTO") or src:match("%f[%w]DELETE%s+FROM"))
+      assert.equal("history: no conversation 999", select(2, h:sync(999, {})))
+   end)
+
    it("syncs a session whose first message changed (/system, /reset): replaces every message", function()
       local id = h:create({ model = "m", source = "chat" })
       assert.is_true(h:sync(id, { { role = "user", content = "a" }, { role = "assistant", content = "b" } }))
@@ -71,7 +91,7 @@ describe("moonhub.history #unit", function()
       local before = history.errors_total()
       local id = h:create({ model = "m" })
       -- a full disk, simulated: this connection's inserts into messages fail
-      h.db:exec("CREATE TEMP TRIGGER no_space BEFORE INSERT ON messages "
+      h.reg.db:exec("CREATE TEMP TRIGGER no_space BEFORE INSERT ON messages "
          .. "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END")
       local ok, err = pcall(h.sync, h, id, { { role = "user", content = "lost" } })
       assert.is_false(ok)
@@ -87,7 +107,7 @@ describe("moonhub.history #unit", function()
       local text = require("moonhub.metrics").new():render()
       assert.matches("\n# TYPE moonhub_history_errors_total counter\nmoonhub_history_errors_total "
          .. (before + 2) .. "\n", text)
-      h.db:exec("DROP TRIGGER temp.no_space")
+      h.reg.db:exec("DROP TRIGGER temp.no_space")
    end)
 
    it("searches message text with FTS5, operators and quotes taken literally", function()

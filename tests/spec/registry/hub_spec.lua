@@ -7,6 +7,7 @@ local data = require "helpers.data"
 local fake = require "helpers.fake_hub"
 local hub = require "moonhub.hub"
 local fetch = require "moonhub.core.fetch"
+local fs = require "moonhub.fs"
 
 describe("hub references and quants", function()
    it("parses repo, repo:quant and repo/file", function()
@@ -52,7 +53,7 @@ describe("fetch", function()
    it("rejects misuse with the function's name", function()
       assert.has_error(function() fetch.request{} end, "fetch.request: option 'url' (a string) is required")
       assert.has_error(function() fetch.request{ url = "ftp://x/y" } end,
-         "fetch.request: fetch: only http:// and https:// URLs, got 'ftp://x/y'")
+         "fetch.request: only http:// and https:// URLs, got 'ftp://x/y'")
       assert.has_error(function() fetch.request{ url = "http://x/", method = "PUT" } end,
          "fetch.request: method must be \"GET\" or \"HEAD\", got \"PUT\"")
       assert.has_error(function() fetch.request{ url = "http://x/", headers = { ["A\r\nB"] = "v" } } end)
@@ -141,7 +142,7 @@ describe("fetch", function()
          assert.is_nil(ok)
          assert.equal("partial", kind)
          assert.matches("pull again to resume", msg)
-         assert.equal(4096, fetch.stat(dest .. ".part").size)
+         assert.equal(4096, fs.stat(dest .. ".part").size)
          assert(hub.download(url, dest, want))
          assert.equal(want.sha256, fetch.sha256_file(dest))
          local served = {}
@@ -198,7 +199,7 @@ describe("fetch", function()
          local _, h = wait(fetch.hash_start(w))
          assert.equal(res.sha256, h.sha256)
          assert.truthy((wait(fetch.unlink_start(w))))
-         assert.is_nil(fetch.stat(w))
+         assert.is_nil(fs.stat(w))
          local _, none, msg = wait(fetch.unlink_start(w))
          assert.is_nil(none)
          assert.matches("unlink: .*No such file", msg)
@@ -224,12 +225,12 @@ describe("fetch", function()
          assert.is_nil(io.open(dir .. "/n", "rb"))
          -- a part file on a full device: the download stops, the part stays for a resume
          local dest = dir .. "/full.gguf"
-         assert(fetch.symlink("/dev/full", dest .. ".part"))
+         assert(fs.symlink("/dev/full", dest .. ".part"))
          local ok, msg, kind = hub.download(srv.url .. "/mh/s/resolve/main/s-Q8_0.gguf", dest, { size = 379168 })
          assert.is_nil(ok)
          assert.equal("disk", kind)
          assert.matches("disk full while downloading to .*No space left on device.*partial file is kept", msg)
-         assert.truthy(fetch.stat(dest .. ".part"))
+         assert.truthy(fs.stat(dest .. ".part"))
       end)
    end)
 end)

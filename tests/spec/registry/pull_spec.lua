@@ -204,7 +204,7 @@ describe("pull from the fake Hub", function()
       local mdir = home .. "/models/mh/full-GGUF"
       assert(os.execute("mkdir -p " .. H.q(mdir)))
       -- every write to the part file fails with ENOSPC
-      assert(require("moonhub.core.fetch").symlink("/dev/full", mdir .. "/full-Q8_0.gguf.part"))
+      assert(require("moonhub.fs").symlink("/dev/full", mdir .. "/full-Q8_0.gguf.part"))
       local _, err, code = fake.run(home, srv, "pull mh/full-GGUF")
       assert.equal(1, code)
       assert.matches("disk full while downloading to .*full%-Q8_0%.gguf%.part: .*No space left on device", err)

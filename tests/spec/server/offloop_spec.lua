@@ -10,6 +10,7 @@ local fake = require "helpers.fake_hub"
 local http = require("moonhub").http
 local now = require("moonhub.core.sys").now
 local fetch = require "moonhub.core.fetch"
+local fs = require "moonhub.fs"
 local json = require "dkjson"
 local q = H.q
 
@@ -69,7 +70,7 @@ local function background(s, tag, method, path, body)
       .. ") >/dev/null 2>&1 &")
 end
 
-local function finished(s, tag) return fetch.stat(s.home .. "/" .. tag .. ".done") ~= nil end
+local function finished(s, tag) return fs.stat(s.home .. "/" .. tag .. ".done") ~= nil end
 
 local function eventually(fn, secs)
    local t0 = now()
@@ -125,9 +126,9 @@ end
 -- checkpoint with a tokenizer.json carrying a 150 MB unused string, which
 -- the JSON parser still has to read (~0.4 s here).
 local function write_slow_model(dir, hf)
-   assert(fetch.mkdirs(dir))
+   assert(fs.mkdirs(dir))
    for _, f in ipairs({ "config.json", "model.safetensors", "tokenizer_config.json" }) do
-      assert(fetch.symlink(hf .. "/" .. f, dir .. "/" .. f))
+      assert(fs.symlink(hf .. "/" .. f, dir .. "/" .. f))
    end
    local tok = assert(H.read(hf .. "/tokenizer.json"))
    local pad = string.rep("slow", 150 * 2^18)
@@ -143,10 +144,10 @@ describe("serve: pulls and loads off the event loop #integration #slow", functio
       if not (stories and hf) then return end
       home = H.tmpdir()
       big = home .. "/src/big-Q8_0.gguf"
-      assert(fetch.mkdirs(home .. "/src"))
+      assert(fs.mkdirs(home .. "/src"))
       write_big(big, stories)
       big_sha = assert(fetch.sha256_file(big))
-      write_slow_model(home .. "/slow", fetch.realpath(hf))
+      write_slow_model(home .. "/slow", fs.realpath(hf))
       local out, err, rc = H.run(home .. "/home", "import " .. q(home .. "/slow") .. " --name slow")
       assert.equal(0, rc, tostring(out) .. tostring(err))
       hub = fake.start(home, { repos = { ["mh/big-GGUF"] = { files = { ["big-Q8_0.gguf"] = big } } },
