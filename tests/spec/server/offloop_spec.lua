@@ -195,13 +195,10 @@ describe("serve: pulls and loads off the event loop #integration #slow", functio
       print(string.format("\noffloop pull: /health p50 %.1f ms p99 %.1f ms max %.1f ms; loop lag p99 <= %g s "
          .. "(max %.1f ms, %d samples)", quantile(health, 0.5) * 1e3, quantile(health, 0.99) * 1e3,
          quantile(health, 1) * 1e3, lag.p99, lag.max * 1e3, lag.n))
-      -- timing (the issue's acceptance, asserted loosely on a shared 2-core
-      -- machine: a loop blocked by the pull took 13 s here)
-      assert.is_true(quantile(health, 0.99) < 0.5)
-      -- loose: CPU starvation on a shared machine gives 20-90 ms spikes; a
-      -- pull or load on the loop stalls it for seconds
-      assert.is_true(lag.p99 <= 0.25, "loop lag p99 over 250 ms")
-      assert.is_true(lag.max < 1, "the loop stalled for a second or more")
+      -- the figures are printed, never asserted (house rule: no wall-clock
+      -- bounds in tests; docs/testing.md): what fails here is the order of
+      -- events above (every /health answered while the pull was running)
+      assert.is_true(lag.n > 0, "the loop-lag probe never ran")
    end)
 
    it("serves the loaded model while another loads; requests for the loading one wait, then answer", function()
@@ -239,9 +236,6 @@ describe("serve: pulls and loads off the event loop #integration #slow", functio
       print(string.format("\noffloop load: seen loading after %.2f s; moonhub_models_loading was %s during "
          .. "a chat on the other model; loop lag p99 <= %g s (max %.1f ms, %d samples)", seen.loading_s,
          tostring(loading_then), lag.p99, lag.max * 1e3, lag.n))
-      -- loose: CPU starvation on a shared machine gives 20-90 ms spikes; a
-      -- pull or load on the loop stalls it for seconds
-      assert.is_true(lag.p99 <= 0.25, "loop lag p99 over 250 ms")
-      assert.is_true(lag.max < 1, "the loop stalled for a second or more")
+      assert.is_true(lag.n > 0, "the loop-lag probe never ran")   -- figures printed, not asserted
    end)
 end)
