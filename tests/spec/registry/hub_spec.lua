@@ -181,7 +181,7 @@ describe("fetch", function()
       end)
 
       it("runs transfers, hashes and unlinks on worker threads, reporting on a channel", function()
-         if not srv then return pending("stories260K-Q8_0.gguf missing") end
+         if not srv then return data.started(srv, "models/stories260K-Q8_0.gguf", pending) end
          local url, w = srv.url .. "/mh/s/resolve/main/s-Q8_0.gguf", dir .. "/w.gguf"
          local function wait(job, ch)
             local msgs = {}
