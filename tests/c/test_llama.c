@@ -3,6 +3,8 @@
  * logits, the full last-position logits where recorded, greedy ids, and
  * batched vs token-by-token agreement. */
 #include <cJSON.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include "harness.h"
 #include "mh/model.h"
 #include "mh/create.h"
@@ -364,8 +366,63 @@ static void test_truncated_file(void)
     rmdir(dir);
 }
 
-int main(void)
+/* The child of test_forward_oom (this program re-run with --oom-child, on
+ * one thread: a forked copy would wait for pool workers it does not have).
+ * Exit 0 when a capped address space gives MH_ENOMEM and a clean state. */
+static int oom_child(const char *path)
 {
+    mh_model *m = NULL;
+    mh_err err = {0};
+    if (mh_model_load(path, &m, &err)) return 10;
+    mh_kv_cache *c = mh_kv_cache_new(m, 512, &err);
+    static int32_t toks[400];
+    static float logits[259];
+    if (!c || mh_model_forward(m, c, toks, 1, logits, false, &err)) return 11;
+    long pages = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (!f || fscanf(f, "%ld", &pages) != 1) return 12;
+    fclose(f);
+    struct rlimit lim = { (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE) + (4 << 20), RLIM_INFINITY };
+    if (setrlimit(RLIMIT_AS, &lim)) return 13;
+    int st = mh_model_forward(m, c, toks, 400, logits, false, &err);      /* ~12 MiB of activations */
+    if (st != MH_ENOMEM || !strstr(err.msg, "out of memory")) return 14;
+    if (mh_kv_cache_n_past(c) != 1) return 15;
+    if (mh_model_forward(m, c, toks, 1, logits, false, &err)) return 16;
+    return mh_kv_cache_n_past(c) == 2 ? 0 : 17;
+}
+
+/* Out of memory in the forward pass is an error, never uninitialised output:
+ * with its address space capped just above what it uses, a 400-token batch
+ * cannot grow the RunState and the call fails cleanly, the cache unchanged;
+ * a 1-token step still runs. (Skipped under ASan, whose shadow memory does
+ * not fit under such a cap.) */
+static void test_forward_oom(void)
+{
+#if defined(__SANITIZE_ADDRESS__)
+    printf("  skip: address space caps and ASan do not mix\n");
+#else
+    char dir[] = "/tmp/mh_oom_XXXXXX", a[128], cmd[512];
+    CHECK(mkdtemp(dir) != NULL);
+    snprintf(a, sizeof a, "%s/a.gguf", dir);
+    mh_create_config cfg = { .arch = "llama", .name = "oom", .n_layer = 1, .n_embd = 512, .n_ff = 2048,
+                             .n_head = 8, .n_head_kv = 8, .n_vocab = 259, .n_ctx = 512, .rope_base = 10000,
+                             .rms_eps = 1e-5 };
+    mh_create_opts opts = { .ftype = MH_FTYPE_Q8_0, .seed = 5 };
+    mh_err err = {0};
+    CHECK_MSG(mh_create_model(&cfg, &opts, a, NULL, &err) == MH_OK, "%s", err.msg);
+    /* one thread, and OpenBLAS without its own (whose buffers would not fit) */
+    snprintf(cmd, sizeof cmd, "MOONHUB_THREADS=1 OPENBLAS_NUM_THREADS=1 /proc/%d/exe --oom-child %s",
+             (int)getpid(), a);
+    int status = system(cmd);
+    unlink(a);
+    rmdir(dir);
+    CHECK_MSG(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", status);
+#endif
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 3 && !strcmp(argv[1], "--oom-child")) _exit(oom_child(argv[2]));   /* no exit handlers */
     TEST_RUN(test_stories_f32);
     TEST_RUN(test_stories_f16);
     TEST_RUN(test_stories_bf16);
@@ -384,5 +441,6 @@ int main(void)
     TEST_RUN(test_bad_files);
     TEST_RUN(test_unaligned_file);
     TEST_RUN(test_truncated_file);
+    TEST_RUN(test_forward_oom);
     return TEST_REPORT();
 }
