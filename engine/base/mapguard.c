@@ -147,7 +147,8 @@ int mh_map_guard_check(mh_map_guard *g, mh_err *err)
     if (!b && fstat(g->fd, &sb) == 0 && (uint64_t)sb.st_size < (uint64_t)g->len) b = 2;
     if (!b) return MH_OK;
     atomic_store(&g->broken, b);
+    const char *base = strrchr(g->path, '/');   /* the file's name only: servers pass this text to clients */
     return mh_err_set(err, MH_EIO, "%s was truncated on disk while in use (%s); its data are gone: "
-                      "load it again once the file is whole", g->path,
+                      "load it again once the file is whole", base ? base + 1 : g->path,
                       b == 1 ? "a read hit a missing page" : "it is now shorter than when mapped");
 }
