@@ -1,13 +1,14 @@
 /* gguf_write.c: GGUF v3 writer (metadata, tensor infos, aligned data).
  * Layer: engine/model (pure C11 + POSIX). Each key's value is kept already
  * serialized, so writing the header is a plain walk. Output goes to a
- * mkstemp() file beside the target, renamed into place by finish(). */
+ * temp file beside the target (mh/fs.h naming), renamed into place by finish(). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <sys/stat.h>
+#include "mh/fs.h"
 #include "mh/gguf_write.h"
 
 #define GGUF_MAGIC 0x46554747u
@@ -384,26 +385,22 @@ static int write_header(mh_gguf_writer *w, mh_err *err)
     return rc;
 }
 
-/* tmp = "<dir>/.<base>.tmpXXXXXX", so the rename stays on one file system. */
+/* tmp = "<path>.tmp.<pid>.<n>" beside the target (mh/fs.h): the rename stays
+ * on one file system, and a killed writer's leftover is recognised by its
+ * dead pid and removed by the next start (moonhub.fs.clean_temps). */
 static int make_tmp(mh_gguf_writer *w, const char *path, mh_err *err)
 {
-    const char *slash = strrchr(path, '/');
-    size_t dlen = slash ? (size_t)(slash - path + 1) : 0;
-    size_t n = strlen(path) + 16;
+    size_t n = strlen(path) + 48;
     if (!(w->path = strdup(path)) || !(w->tmp = malloc(n)))
         return mh_err_set(err, MH_ENOMEM, "gguf_write: out of memory");
-    snprintf(w->tmp, n, "%.*s.%s.tmpXXXXXX", (int)dlen, path, path + dlen);
-    int fd = mkstemp(w->tmp);
+    int fd = mh_fs_open_temp(path, w->tmp, n, err);
     if (fd < 0) {
-        int e = errno;
         free(w->tmp);
         w->tmp = NULL;
         w->state = ST_FAILED;
-        return mh_err_set(err, MH_EIO, "gguf_write: cannot create %s: %s", path, strerror(e));
+        return err ? err->code : MH_EIO;
     }
-    mode_t um = umask(0);   /* mkstemp makes 0600; give the usual 0666 & ~umask */
-    umask(um);
-    if (fchmod(fd, 0666 & ~um) != 0 || !(w->f = fdopen(fd, "wb"))) {
+    if (!(w->f = fdopen(fd, "wb"))) {
         int e = errno;
         close(fd);
         return fail_io(w, e, err);

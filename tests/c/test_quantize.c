@@ -9,6 +9,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include "harness.h"
+#include "mh/fs.h"
 #include "mh/gguf.h"
 #include "mh/gguf_write.h"
 #include "mh/quant.h"
@@ -31,6 +32,20 @@ static int dir_entries(void)
         if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) n++;
     if (d) closedir(d);
     return n;
+}
+
+/* 1 when the one entry of g_dir is a temp file named with our pid, which
+ * is how a crashed writer's leftover is told from a live one (mh/fs.h) */
+static int temp_is_ours(void)
+{
+    DIR *d = opendir(g_dir);
+    struct dirent *e;
+    int ok = 0;
+    while (d && (e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+            ok = mh_fs_temp_pid(e->d_name) == (long)getpid();
+    if (d) closedir(d);
+    return ok;
 }
 
 static void remove_all(void)
@@ -225,6 +240,7 @@ static void test_writer_errors(void)
     /* abandoned writer: free removes its temporary file */
     w = mh_gguf_writer_new();
     CHECK(mh_gguf_writer_begin(w, path, &err) == 0 && dir_entries() == 1);
+    CHECK(temp_is_ours());
     mh_gguf_writer_free(w);
     CHECK(dir_entries() == 0);
 }
