@@ -506,13 +506,31 @@ function M.usage_chunk(id, created, model, object, u)
 end
 
 -- Chat logprobs entry for one token: {token, logprob, bytes, top_logprobs}
+-- s with every byte that is not part of a valid UTF-8 sequence replaced by
+-- U+FFFD: a token's piece can be one byte of a character, and JSON must stay
+-- valid UTF-8 (the raw bytes travel in `bytes`, as OpenAI sends them).
+function M.valid_utf8(s)
+   if utf8.len(s) then return s end
+   local out, i = {}, 1
+   while i <= #s do
+      local n, bad = utf8.len(s, i)
+      if n then
+         out[#out + 1] = s:sub(i)
+         break
+      end
+      out[#out + 1] = s:sub(i, bad - 1) .. "\u{FFFD}"
+      i = bad + 1
+   end
+   return table.concat(out)
+end
+
 function M.chat_logprob(piece, lp, top)
    local bytes = M.array({ piece:byte(1, -1) })
    local alts = M.array()
    for _, t in ipairs(top or {}) do
-      alts[#alts + 1] = { token = t.piece, logprob = t.logprob, bytes = M.array({ t.piece:byte(1, -1) }) }
+      alts[#alts + 1] = { token = M.valid_utf8(t.piece), logprob = t.logprob, bytes = M.array({ t.piece:byte(1, -1) }) }
    end
-   return { token = piece, logprob = lp, bytes = bytes, top_logprobs = alts }
+   return { token = M.valid_utf8(piece), logprob = lp, bytes = bytes, top_logprobs = alts }
 end
 
 M.encode = json.encode

@@ -206,7 +206,7 @@ local function tokenize(app, req)
       local ids = tok:encode(body.content, { bos = bos, special = special })
       if pieces then
          local out = oa.array()
-         for i, t in ipairs(ids) do out[i] = { id = t, piece = tok:piece(t) } end
+         for i, t in ipairs(ids) do out[i] = { id = t, piece = oa.valid_utf8(tok:piece(t)) } end
          return 200, JSON, oa.encode({ tokens = out })
       end
       return 200, JSON, oa.encode({ tokens = oa.array(ids) })

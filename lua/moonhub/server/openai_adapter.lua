@@ -184,11 +184,11 @@ local function completion_logprobs(tok, infos, top_n)
    local off = 0
    for i, info in ipairs(infos) do
       local piece = tok:piece(info.id)
-      out.tokens[i], out.token_logprobs[i], out.text_offset[i] = piece, info.logprob, off
+      out.tokens[i], out.token_logprobs[i], out.text_offset[i] = oa.valid_utf8(piece), info.logprob, off
       local top = oa.object()
       for k, t in ipairs(info.top or {}) do
          if k > top_n then break end
-         top[tok:piece(t[1])] = t[2]
+         top[oa.valid_utf8(tok:piece(t[1]))] = t[2]
       end
       out.top_logprobs[i] = top
       off = off + #piece

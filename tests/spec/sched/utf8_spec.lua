@@ -69,6 +69,22 @@ describe("UTF-8 in HTTP responses (stories260K) #integration", function()
                logit_bias = { [tostring(id)] = 100 } }
    end
 
+   it("logprobs name a partial multi-byte token as U+FFFD and keep its raw bytes", function()
+      if not srv then return data.need(REL, pending) end
+      local r = srv:post("/v1/completions", { prompt = "Once", max_tokens = 1, temperature = 0, logprobs = 3,
+         logit_bias = { [tostring(lone)] = 100 } })
+      assert.equal(200, r.status, r.body)
+      assert.truthy(utf8.len(r.body), "the completion logprobs are not valid UTF-8")
+      assert.equal(REPLACEMENT, r.json.choices[1].logprobs.tokens[1])
+      r = srv:post("/v1/chat/completions", { messages = { { role = "user", content = "Once" } }, max_tokens = 1,
+         temperature = 0, logprobs = true, top_logprobs = 2, logit_bias = { [tostring(lone)] = 100 } })
+      assert.equal(200, r.status, r.body)
+      assert.truthy(utf8.len(r.body), "the chat logprobs are not valid UTF-8")
+      local c = r.json.choices[1].logprobs.content[1]
+      assert.equal(REPLACEMENT, c.token)
+      assert.same({ 0xE9 }, c.bytes)
+   end)
+
    it("a partial multi-byte token is U+FFFD in plain and streamed JSON", function()
       if not srv then return data.need(REL, pending) end
       for _, id in ipairs({ lone, stray }) do
