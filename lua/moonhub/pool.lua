@@ -168,7 +168,7 @@ function Pool:add(ref, model, sched, info)
    local t = now()
    local e = { key = key, name = info.name or ref, refs = { [ref] = true }, path = info.path or model.path,
       model = model, sched = sched, ctx = ctx, parallel = parallel, size = info.size or model.size or 0,
-      loaded_at = t, last_used = t, busy = 0, keep_alive = self.keep_alive }
+      loaded_at = t, loaded_wall = os.time(), last_used = t, busy = 0, keep_alive = self.keep_alive }
    if info.name then e.refs[info.name] = true end
    self.entries[key] = e
    self:touch(e)
@@ -388,7 +388,7 @@ function Pool:state()
       out[i] = { name = e.name, path = e.path, size = e.size, ctx = e.ctx, parallel = e.parallel,
          cache_bytes = st.store_bytes, cache_budget = st.store_budget,
          busy = e.busy, idle_s = e.busy == 0 and math.max(0, mono - e.last_used) or 0,
-         loaded_at = math.floor(wall - (mono - e.loaded_at)),
+         loaded_at = e.loaded_wall,     -- taken once: recomputing it from two clocks jitters by a second
          expires_at = e.expires and math.floor(wall + (e.expires - mono) + 0.5) or nil,
          forever = e.busy == 0 and not e.expires or nil, state = "loaded" }
    end
