@@ -129,7 +129,7 @@ function M.markdown()
          out[#out + 1] = "| call | |"
          out[#out + 1] = "|---|---|"
       else
-         out[#out + 1] = ("| `%s` | %s |"):format(e[1], (e[2]:gsub("|", "\\|")))
+         out[#out + 1] = ("| `%s` | %s |"):format((e[1]:gsub("|", "\\|")), (e[2]:gsub("|", "\\|")))
       end
    end
    return table.concat(out, "\n") .. "\n"

@@ -135,7 +135,7 @@ local function brief(v)
    return safe_tostring(v):gsub("\n.*", " ...")
 end
 
--- A table too long for one screen: one line per key, first M.max_lines - 2
+-- A table too long for one screen: one line per key, the first M.max_lines - 4
 -- of them, each with the short doc when the value is documented.
 local function overview(t)
    local keys = {}
@@ -144,7 +144,7 @@ local function overview(t)
    local help = require "moonhub.help"
    local out = { ("{ -- %d entries"):format(#keys) }
    for i, k in ipairs(keys) do
-      if i > M.max_lines - 3 then
+      if i > M.max_lines - 4 then
          out[#out + 1] = ("   ... (%d more)"):format(#keys - i + 1)
          break
       end
@@ -259,6 +259,10 @@ local function fields(v, methods)
       end
    end
    local t = v
+   -- a tensor's __index is a function: its methods are moonhub.tensor's
+   if type(v) == "userdata" and require("moonhub.core.tensor").is_tensor(v) then
+      t = require "moonhub.tensor"
+   end
    for _ = 1, 3 do
       if type(t) == "table" then
          for k, val in next, t do add(k, val) end
