@@ -1,9 +1,10 @@
 /* repl.c: the interactive loop of `moonhub` with no arguments.
- * Layer: engine/host. Follows lua.c: a line is first tried as
- * "return <line>", incomplete chunks ("<eof>" syntax errors) read more lines,
+ * Layer: engine/host. Follows lua.c: incomplete chunks read more lines,
  * results go to moonhub.repl's show (pretty tables, tostring for tensors).
- * On a terminal, libedit gives editing and $MOONHUB_HOME/history; from a pipe
- * lines are read plainly with no prompt, so tests can drive it. */
+ * On a terminal, libedit gives editing, $MOONHUB_HOME/history and Tab
+ * completion; from a pipe lines are read plainly with no prompt, so tests
+ * can drive it. Compiling (persistent locals, %time), printing and the
+ * completion candidates are Lua's (moonhub.repl); C reads and loops. */
 #include <errno.h>
 #include <locale.h>
 #include <signal.h>
@@ -17,15 +18,14 @@
 #include "host.h"
 
 #define HISTORY_MAX 1000
-#define EOFMARK "<eof>"
-#define EOFMARK_LEN (sizeof(EOFMARK) - 1)
 
 enum { LINE_OK, LINE_EOF, LINE_INTR };   /* read_line results */
 
 typedef struct repl {
     int tty;                 /* stdin is a terminal: libedit and prompts */
     char history[4200];      /* history file, "" when none */
-    int show_ref;            /* registry ref of moonhub.repl.show or LUA_NOREF */
+    int show_ref;            /* registry refs of moonhub.repl.show, .compile */
+    int compile_ref;
 } repl;
 
 static volatile sig_atomic_t g_prompt_intr;   /* Ctrl-C while reading */
@@ -86,26 +86,20 @@ static void save_history(repl *r, const char *chunk)
 
 /* ===== compiling ===== */
 
-/* A syntax error that ends in "<eof>" means "needs more lines": pops it. */
-static int incomplete(lua_State *L, int status)
+/* Calls moonhub.repl.compile on the chunk text at the top (which stays):
+ * pushes the function and returns LUA_OK, pushes nothing and returns 1 when
+ * the chunk is unfinished, or pushes the message and returns LUA_ERRSYNTAX.
+ * A failing compile itself (an error in repl.lua) is reported the same way. */
+static int compile(lua_State *L, repl *r)
 {
-    if (status != LUA_ERRSYNTAX) return 0;
-    size_t len;
-    const char *msg = lua_tolstring(L, -1, &len);
-    if (len < EOFMARK_LEN || strcmp(msg + len - EOFMARK_LEN, EOFMARK) != 0) return 0;
-    lua_pop(L, 1);
-    return 1;
-}
-
-/* Tries "return <line>" so expressions print their values. */
-static int try_return(lua_State *L)
-{
-    const char *line = lua_tostring(L, -1);
-    const char *code = lua_pushfstring(L, "return %s;", line);
-    int status = luaL_loadbuffer(L, code, strlen(code), "=stdin");
-    lua_remove(L, -2);              /* the "return" string */
-    if (status != LUA_OK) lua_pop(L, 1);
-    return status;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, r->compile_ref);
+    lua_pushvalue(L, -2);
+    if (mh_host_docall(L, 1, 2) != LUA_OK) return LUA_ERRSYNTAX;
+    if (lua_isfunction(L, -2)) { lua_pop(L, 1); return LUA_OK; }
+    if (lua_isboolean(L, -2)) { lua_pop(L, 2); return 1; }   /* false: more */
+    lua_remove(L, -2);
+    if (!lua_isstring(L, -1)) { lua_pop(L, 1); lua_pushliteral(L, "cannot compile"); }
+    return LUA_ERRSYNTAX;
 }
 
 /* Reads and compiles one chunk. Leaves the function on the stack and returns
@@ -115,26 +109,20 @@ static int load_chunk(lua_State *L, repl *r)
 {
     int got = read_line(L, r, "> ");
     if (got != LINE_OK) return -got;
-    if (try_return(L) == LUA_OK) {
-        save_history(r, lua_tostring(L, -2));
-        lua_remove(L, -2);          /* the line */
-        return LUA_OK;
-    }
     for (;;) {                      /* stack: chunk text */
-        size_t len;
-        const char *text = lua_tolstring(L, -1, &len);
-        int status = luaL_loadbuffer(L, text, len, "=stdin");
-        if (!incomplete(L, status)) {
-            save_history(r, text);
+        int status = compile(L, r);
+        if (status != 1) {
+            save_history(r, lua_tostring(L, -2));
             lua_remove(L, -2);      /* the text; leaves function or message */
             return status;
         }
         got = read_line(L, r, ">> ");
         if (got == LINE_INTR) { lua_pop(L, 1); return -LINE_INTR; }
         if (got == LINE_EOF) {      /* report the unfinished chunk's error */
-            status = luaL_loadbuffer(L, text, len, "=stdin");
+            const char *text = lua_tostring(L, -1);
+            status = luaL_loadbuffer(L, text, strlen(text), "=stdin");
             lua_remove(L, -2);
-            return status;
+            return status == LUA_OK ? (lua_pop(L, 1), -LINE_EOF) : status;
         }
         lua_pushliteral(L, "\n");
         lua_insert(L, -2);
@@ -142,22 +130,61 @@ static int load_chunk(lua_State *L, repl *r)
     }
 }
 
+/* ===== completion ===== */
+
+static lua_State *g_L;              /* the REPL's state, for libedit's callback */
+static int g_complete_ref = LUA_NOREF;
+
+/* Tab: moonhub.repl.complete(word) returns the matches as libedit wants
+ * them ({substitution, match...}); C only copies them out. */
+static char **complete(const char *text, int start, int end)
+{
+    (void)start; (void)end;
+    rl_attempted_completion_over = 1;   /* no file names as a fallback */
+    lua_State *L = g_L;
+    int top = lua_gettop(L);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, g_complete_ref);
+    lua_pushstring(L, text);
+    if (lua_pcall(L, 1, 1, 0) != LUA_OK || !lua_istable(L, -1)) { lua_settop(L, top); return NULL; }
+    lua_Integer n = luaL_len(L, -1);
+    char **m = n > 0 ? calloc((size_t)n + 1, sizeof *m) : NULL;
+    for (lua_Integer i = 0; m && i < n; i++) {
+        lua_rawgeti(L, -1, i + 1);
+        const char *s = lua_tostring(L, -1);
+        m[i] = strdup(s ? s : "");
+        lua_pop(L, 1);
+    }
+    lua_settop(L, top);
+    return m;
+}
+
 /* ===== printing ===== */
 
-/* Finds moonhub.repl.show once; plain tostring output when it is missing. */
-static void load_show(lua_State *L, repl *r)
+/* Takes moonhub.repl's compile, show and complete, and starts its session
+ * (help, $MOONHUB_HOME/init.lua, whose error is reported, not fatal).
+ * Returns 0, or -1 when the module cannot load: no REPL without it. */
+static int load_module(lua_State *L, repl *r)
 {
-    r->show_ref = LUA_NOREF;
     lua_getglobal(L, "require");
     lua_pushliteral(L, "moonhub.repl");
     if (mh_host_docall(L, 1, 1) != LUA_OK) {
         mh_host_report(L, LUA_ERRRUN);
-        return;
+        return -1;
     }
-    lua_getfield(L, -1, "show");
-    lua_remove(L, -2);
-    if (lua_isfunction(L, -1)) r->show_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    else lua_pop(L, 1);
+    int *refs[] = { &r->compile_ref, &r->show_ref, &g_complete_ref };
+    const char *names[] = { "compile", "show", "complete" };
+    for (int i = 0; i < 3; i++) {
+        lua_getfield(L, -1, names[i]);
+        *refs[i] = luaL_ref(L, LUA_REGISTRYINDEX);
+    }
+    lua_getfield(L, -1, "start");
+    lua_pushstring(L, mh_host_home());
+    if (mh_host_docall(L, 1, 1) != LUA_OK || lua_isstring(L, -1)) {
+        fprintf(stderr, "moonhub: init.lua: %s\n", lua_tostring(L, -1));
+        fflush(stderr);
+    }
+    lua_settop(L, 0);
+    return 0;
 }
 
 static void show_plain(lua_State *L, int n)
@@ -176,10 +203,9 @@ static void show_plain(lua_State *L, int n)
 static void show_results(lua_State *L, repl *r, int n)
 {
     if (n <= 0) return;
-    if (r->show_ref == LUA_NOREF) {
+    if (!lua_checkstack(L, 1)) {
         show_plain(L, n);
     } else {
-        luaL_checkstack(L, 1, "too many results to print");
         lua_rawgeti(L, LUA_REGISTRYINDEX, r->show_ref);
         lua_insert(L, -n - 1);
         if (mh_host_docall(L, n, 0) != LUA_OK)
@@ -190,9 +216,10 @@ static void show_results(lua_State *L, repl *r, int n)
 
 /* ===== loop ===== */
 
-static void repl_init(lua_State *L, repl *r)
+static int repl_init(lua_State *L, repl *r)
 {
     memset(r, 0, sizeof *r);
+    g_L = L;
     r->tty = isatty(STDIN_FILENO);
     snprintf(r->history, sizeof r->history, "%s/history", mh_host_home());
     if (r->tty) {
@@ -200,6 +227,8 @@ static void repl_init(lua_State *L, repl *r)
         rl_readline_name = "moonhub";
         rl_catch_signals = 0;        /* our handler: Ctrl-C means new prompt */
         rl_initialize();
+        rl_attempted_completion_function = complete;
+        rl_completion_append_character = '\0';   /* mh.ten -> mh.tensor, no space */
     }
     using_history();
     stifle_history(HISTORY_MAX);
@@ -208,7 +237,7 @@ static void repl_init(lua_State *L, repl *r)
         FILE *f = fopen(r->history, "a");   /* created on first use */
         if (f) fclose(f);
     }
-    load_show(L, r);
+    if (load_module(L, r) != 0) return -1;
     if (r->tty) {
         lua_getglobal(L, "require");
         lua_pushliteral(L, "moonhub");
@@ -217,15 +246,16 @@ static void repl_init(lua_State *L, repl *r)
             lua_getfield(L, -1, "version");
             if (lua_isstring(L, -1)) v = lua_tostring(L, -1);
         }
-        printf("moonhub %s (%s) - Ctrl-D to quit, Ctrl-C to interrupt\n", v, LUA_RELEASE);
+        printf("moonhub %s (%s) - help() for help, Tab completes, Ctrl-D quits\n", v, LUA_RELEASE);
         lua_settop(L, 0);
     }
+    return 0;
 }
 
 int mh_host_repl(lua_State *L)
 {
     repl r;
-    repl_init(L, &r);
+    if (repl_init(L, &r) != 0) return 1;
     for (;;) {
         int base = lua_gettop(L);
         prompt_signals();
@@ -242,6 +272,9 @@ int mh_host_repl(lua_State *L)
     }
     signal(SIGINT, SIG_DFL);
     if (r.tty) fputs("\n", stdout);
-    if (r.show_ref != LUA_NOREF) luaL_unref(L, LUA_REGISTRYINDEX, r.show_ref);
+    luaL_unref(L, LUA_REGISTRYINDEX, r.show_ref);
+    luaL_unref(L, LUA_REGISTRYINDEX, r.compile_ref);
+    luaL_unref(L, LUA_REGISTRYINDEX, g_complete_ref);
+    g_complete_ref = LUA_NOREF;
     return 0;
 }

@@ -29,6 +29,8 @@ M.version = require("moonhub.core.sys").version
 -- load(path, opts) -> model | nil, msg (see moonhub.model)
 function M.load(...) return require("moonhub.model").load(...) end
 function M.home() return require("moonhub.core.host").home end   -- $MOONHUB_HOME
+-- show(v[, {all = true}]): prints v as the REPL does (see moonhub.repl)
+function M.show(v, opts) return require("moonhub.repl").show_values({ n = 1, v }, opts) end
 
 return setmetatable(M, {
    __index = function(t, k)
