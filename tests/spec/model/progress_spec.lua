@@ -97,6 +97,37 @@ describe("progress of create, quantize and bench #integration", function()
    end)
    teardown(function() host.rmdir(dir) end)
 
+   it("the Lua API hands a function down to C: rising bytes, the last equal to the total", function()
+      local mh = require "moonhub"
+      local cfg = { arch = "llama", n_layer = 3, n_embd = 64, n_ff = 128, n_head = 4, n_head_kv = 2,
+                    n_vocab = 259, tied = true }
+      local calls = {}
+      local st = assert(mh.create.model({ config = cfg, out = dir .. "/api.gguf",
+         progress = function(d, t) calls[#calls + 1] = { d, t } end }))
+      assert.is_true(#calls >= st.tensors)      -- at least one call per tensor
+      for i = 2, #calls do
+         assert.is_true(calls[i][1] > calls[i - 1][1])
+         assert.equal(calls[1][2], calls[i][2])
+      end
+      assert.equal(calls[#calls][2], calls[#calls][1])
+      local qcalls = {}
+      local qs = assert(mh.quantize.file(dir .. "/api.gguf", dir .. "/api-q.gguf", "Q4_0",
+         function(d, t) qcalls[#qcalls + 1] = { d, t } end))
+      assert.equal(qs.bytes_in, qcalls[#qcalls][1])
+      assert.equal(qs.bytes_in, qcalls[#qcalls][2])
+      -- a failing callback is not called again; its error comes out once the job returns
+      local n = 0
+      local ok, err = pcall(mh.quantize.file, dir .. "/api.gguf", dir .. "/api-q2.gguf", "Q8_0",
+         function() n = n + 1; error("boom from progress") end)
+      assert.is_false(ok)
+      assert.matches("boom from progress", err)
+      assert.equal(1, n)
+      assert.has_error(function() mh.quantize.file(dir .. "/api.gguf", dir .. "/x.gguf", "Q8_0", 42) end,
+         "quantize.file: argument #4 must be a progress function(done, total)")
+      assert.has_error(function() mh.create.model({ config = cfg, out = dir .. "/x.gguf", progress = 1 }) end,
+         "create.model: opts.progress must be a function(done, total)")
+   end)
+
    it("create: a line per 10 % on stderr up to 100 %; --quiet prints none", function()
       local out, err, code = host.run(dir, "create --config " .. host.q(dir .. "/cfg.json")
          .. " --out " .. host.q(dir .. "/m.gguf"))
