@@ -9,7 +9,7 @@ local progress = require "moonhub.progress"
 local function sink()
    local s = { buf = {} }
    function s:write(...) for _, v in ipairs({ ... }) do self.buf[#self.buf + 1] = v end return self end
-   function s:flush() end
+   function s.flush() end
    function s:text() return table.concat(self.buf) end
    return s
 end
