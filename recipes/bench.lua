@@ -1,6 +1,6 @@
 -- measure throughput: a model's prompt and generation speed, or a tokenizer's
 -- Layer: recipes (uses the public moonhub API only).
--- Usage: moonhub bench MODEL [-p 128,512] [-n 128] [-r 3] [-t THREADS]
+-- Usage: moonhub bench MODEL [-p 128,512] [-n 128] [-r 3] [-t THREADS] [-q]
 --        moonhub bench tokenize VOCAB FILE [--rounds N]
 -- Dispatches on the first argument: `tokenize` times mh.tokenizer on FILE
 -- (best of N rounds, monotonic clock); `serve` benchmarks the server;
@@ -10,7 +10,7 @@
 local mh = require "moonhub"
 local cli = require "moonhub.cli"
 
-local usage = [==[usage: moonhub bench MODEL [-p 128,512] [-n 128] [-r 3] [-t THREADS]
+local usage = [==[usage: moonhub bench MODEL [-p 128,512] [-n 128] [-r 3] [-t THREADS] [-q]
        moonhub bench tokenize VOCAB FILE [--rounds N]
        moonhub bench train [--case lora|full|all] [--steps 3] [-t 2]   (--help for more)
        moonhub bench soak MODEL [--clients 16] [--minutes 10]   (--help for more)
@@ -33,6 +33,7 @@ local function model_parser()
    p:option("-n", "generation lengths to time (0 turns it off)"):convert(cli.int_list)
    p:option("-r", "repetitions"):default("3"):convert(cli.count(1))
    p:option("-t", "compute threads"):convert(cli.count(1))
+   p:flag("-q --quiet", "no progress output (it goes to stderr)")
    return p
 end
 
@@ -78,7 +79,8 @@ end
 local function bench_model(args)
    local a, code = cli.parse(model_parser(), args)
    if not a then return code end
-   local o = { model = a.model, pp = a.p, tg = a.n, reps = a.r, threads = a.t }
+   local o = { model = a.model, pp = a.p, tg = a.n, reps = a.r, threads = a.t,
+      progress = require("moonhub.progress").new("bench", { unit = "reps", quiet = a.quiet }) }
    local bm = require "moonhub.bench_model"
    local rows, info = bm.run(o)
    if not rows then

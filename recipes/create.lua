@@ -1,8 +1,9 @@
 -- create a random-initialized model (real shapes of known models) as GGUF
 -- Layer: recipes (uses the public moonhub API only).
--- Usage: moonhub create (--preset NAME | --config FILE.json) --out FILE.gguf [--type Q8_0] ...
+-- Usage: moonhub create (--preset NAME | --config FILE.json) --out FILE.gguf [--type Q8_0] [-q] ...
 local cli = require "moonhub.cli"
 local mh = require "moonhub"
+local progress = require "moonhub.progress"
 
 local presets = mh.create.preset_names()
 local p = cli.parser("create",
@@ -19,6 +20,7 @@ p:option("--tokenizer", "vocab GGUF or tokenizer.json to copy the tokenizer from
 p:option("--seed", "random seed (same seed, same bytes)", "0"):convert(math.tointeger)
 p:option("--name", "general.name to record")
 p:flag("--list", "list the presets and exit")
+p:flag("-q --quiet", "no progress output")
 
 local a, code = cli.parse(p, arg)
 if not a then return code end
@@ -49,8 +51,10 @@ if not a.seed then
    return cli.fail("create", "--seed must be an integer", 2)
 end
 
+local bar = progress.new("create " .. (a.preset or a.config), { quiet = a.quiet, from = 0 })
 local st, err = mh.create.model({ preset = a.preset, config = a.config, out = a.out,
-   type = a.type, seed = a.seed, tokenizer = a.tokenizer, name = a.name })
+   type = a.type, seed = a.seed, tokenizer = a.tokenizer, name = a.name, progress = bar })
+bar(nil, nil, true)
 if not st then
    return cli.fail("create", err)
 end

@@ -3,6 +3,7 @@
 -- Usage: moonhub pull ORG/NAME[:QUANT] | ORG/NAME/FILE.gguf [--name N] [--tag T] [--revision R]
 local cli = require "moonhub.cli"
 local mh = require "moonhub"
+local progress = require "moonhub.progress"
 
 local p = cli.parser("pull", "Download a model from the Hugging Face Hub, verify its sha256 "
    .. "and register it. Picks Q4_K_M by default (then Q4_K_S, Q5_K_M, Q8_0, the smallest). "
@@ -18,7 +19,7 @@ if not a then return code end
 
 local row, err = mh.models.pull(a.model, {
    name = a.name, tag = a.tag, revision = a.revision,
-   progress = not a.quiet and function(label) return mh.hub.progress(label) end or nil,
+   progress = not a.quiet and function(label) return progress.new(label) end or nil,
    log = function(msg) if not a.quiet then io.stderr:write(msg, "\n") end end,
 })
 if not row then

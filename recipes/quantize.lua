@@ -1,14 +1,16 @@
 -- quantize a GGUF model to Q8_0, Q4_0, Q4_K_M, Q5_K_M, Q6_K, F16, BF16 or F32
 -- Layer: recipes (uses the public moonhub API only).
--- Usage: moonhub quantize IN.gguf OUT.gguf TYPE
+-- Usage: moonhub quantize IN.gguf OUT.gguf TYPE [-q]
 local cli = require "moonhub.cli"
 local mh = require "moonhub"
+local progress = require "moonhub.progress"
 
 local p = cli.parser("quantize",
    "Convert a GGUF model to another quantization, choosing each tensor's type as llama-quantize does.")
 p:argument("input", "the model to read (a GGUF file or a registered NAME[:TAG])")
 p:argument("output", "the file to write (written to a temporary name, then renamed)")
 p:argument("type", "target type: " .. table.concat(mh.quantize.types, ", "))
+p:flag("-q --quiet", "no progress output")
 
 local a, code = cli.parse(p, arg)
 if not a then return code end
@@ -24,7 +26,9 @@ local input, rerr = mh.models.resolve(a.input)   -- a registry name or a path
 if not input then
    return cli.fail("quantize", rerr)
 end
-local st, err = mh.quantize.file(input, a.output, a.type)
+local bar = progress.new("quantize " .. a.type:upper(), { quiet = a.quiet, from = 0 })
+local st, err = mh.quantize.file(input, a.output, a.type, bar)
+bar(nil, nil, true)
 if not st then
    return cli.fail("quantize", err)
 end

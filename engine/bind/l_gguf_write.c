@@ -29,14 +29,47 @@ static int check_ftype(lua_State *L, int idx, const char *fname)
     return ft;
 }
 
-/* quantize(in, out, type) -> stats | nil, msg */
+/* The engine's progress hook calls a Lua function(done, total) through this:
+ * the job runs on the calling thread, so the call is a plain pcall. A
+ * failing callback is not called again and its error is raised once the
+ * job has returned (no longjmp across the engine's frames). */
+typedef struct {
+    lua_State *L;
+    int fn;          /* stack index of the function, 0: none */
+    int failed;      /* the error message sits on the stack above fn */
+} lprog;
+
+static void lprog_hook(void *ud, uint64_t done, uint64_t total)
+{
+    lprog *p = ud;
+    if (p->failed) return;
+    lua_pushvalue(p->L, p->fn);
+    lua_pushinteger(p->L, (lua_Integer)done);
+    lua_pushinteger(p->L, (lua_Integer)total);
+    if (lua_pcall(p->L, 2, 0, 0) != LUA_OK) p->failed = 1;   /* leaves the message */
+}
+
+static void lprog_init(lua_State *L, int idx, lprog *p)
+{
+    p->L = L;
+    p->failed = 0;
+    p->fn = lua_isnoneornil(L, idx) ? 0 : (luaL_checktype(L, idx, LUA_TFUNCTION), idx);
+}
+
+/* quantize(in, out, type, progress?) -> stats | nil, msg;
+ * progress(done, total) in input tensor bytes */
 static int l_quantize(lua_State *L)
 {
     const char *in = luaL_checkstring(L, 1), *out = luaL_checkstring(L, 2);
     int ft = check_ftype(L, 3, "gguf_write.quantize");
+    lprog pr;
+    lprog_init(L, 4, &pr);
+    lua_settop(L, 4);
     mh_quantize_stats st;
     mh_err err = {0};
-    if (mh_quantize_file(in, out, (mh_ftype)ft, &st, &err)) return mh_lua_fail(L, &err);
+    int rc = mh_quantize_file_cb(in, out, (mh_ftype)ft, pr.fn ? lprog_hook : NULL, &pr, &st, &err);
+    if (pr.failed) return lua_error(L);
+    if (rc) return mh_lua_fail(L, &err);
     lua_createtable(L, 0, 8);
     lua_pushinteger(L, st.n_tensors); lua_setfield(L, -2, "tensors");
     lua_pushinteger(L, st.n_fallback); lua_setfield(L, -2, "fallbacks");
@@ -119,7 +152,8 @@ static void read_config(lua_State *L, int t, mh_create_config *c)
     lua_pop(L, 2);
 }
 
-/* create(config, {type=, seed=, tokenizer=}, out) -> stats | nil, msg */
+/* create(config, {type=, seed=, tokenizer=, progress=fn(done, total)}, out)
+ * -> stats | nil, msg (progress in tensor bytes written) */
 static int l_create(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
@@ -133,9 +167,16 @@ static int l_create(lua_State *L)
     lua_getfield(L, 2, "tokenizer");
     o.tokenizer = lua_isnil(L, -1) ? NULL : luaL_checkstring(L, -1);   /* stays on the stack */
     o.seed = (uint64_t)opt_int(L, 2, "seed", 0, "gguf_write.create");
+    lprog pr;
+    lua_getfield(L, 2, "progress");
+    lprog_init(L, lua_gettop(L), &pr);
+    o.progress = pr.fn ? lprog_hook : NULL;
+    o.progress_ud = &pr;
     mh_create_stats st;
     mh_err err = {0};
-    if (mh_create_model(&cfg, &o, out, &st, &err)) return mh_lua_fail(L, &err);
+    int rc = mh_create_model(&cfg, &o, out, &st, &err);
+    if (pr.failed) return lua_error(L);
+    if (rc) return mh_lua_fail(L, &err);
     lua_createtable(L, 0, 8);
     lua_pushinteger(L, st.n_params); lua_setfield(L, -2, "params");
     lua_pushinteger(L, st.n_tensors); lua_setfield(L, -2, "tensors");

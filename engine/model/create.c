@@ -409,6 +409,9 @@ static void gen_fn(void *ctx, int64_t begin, int64_t end)
 typedef struct {
     float *f32;
     uint8_t *q;
+    uint64_t done, total;      /* tensor bytes written, for opts->progress */
+    mh_progress_fn progress;
+    void *ud;
 } cbufs;
 
 static int write_tensor(const mh_create_config *c, uint64_t seed, int64_t idx, const ctensor *t,
@@ -432,6 +435,8 @@ static int write_tensor(const mh_create_config *c, uint64_t seed, int64_t idx, c
         if (rc) return mh_err_set(err, rc, "create: tensor '%s': cannot convert to %s", t->name,
                                   mh_dtype_info(t->type)->name);
         if ((rc = mh_gguf_writer_write_data(w, b->q, (size_t)nr * row_bytes, err))) return rc;
+        b->done += (uint64_t)nr * row_bytes;
+        if (b->progress) b->progress(b->ud, b->done, b->total);
     }
     return MH_OK;
 }
@@ -465,11 +470,14 @@ static int build(const mh_create_config *c, const mh_create_opts *o, const char 
     if ((rc = add_hparams(c, o, V, w, err))) return rc;
     cplan p = { calloc((size_t)(4 + 12 * c->n_layer), sizeof(ctensor)), 0 };
     size_t fcap = (size_t)CHUNK_ELEMS + (size_t)(c->n_ff > c->n_embd ? c->n_ff : c->n_embd);
-    cbufs b = { malloc(fcap * sizeof(float)), malloc(fcap * sizeof(float)) };
+    cbufs b = { malloc(fcap * sizeof(float)), malloc(fcap * sizeof(float)), 0, 0, o->progress,
+                o->progress_ud };
     if (!p.t || !b.f32 || !b.q) rc = mh_err_set(err, MH_ENOMEM, "create: out of memory");
     if (!rc) plan_tensors(c, V, &p);
     if (!rc) rc = declare_tensors(c, o, &p, w, st, err);
     if (!rc) rc = mh_gguf_writer_begin(w, out, err);
+    for (int64_t i = 0; i < p.n && !rc; i++)   /* progress counts tensor bytes written */
+        b.total += mh_dtype_row_size(p.t[i].type, p.t[i].ne[0]) * (uint64_t)p.t[i].ne[1];
     for (int64_t i = 0; i < p.n && !rc; i++) rc = write_tensor(c, o->seed, i, &p.t[i], &b, w, err);
     if (!rc) rc = mh_gguf_writer_finish(w, err);
     st->file_bytes = mh_gguf_writer_bytes(w);

@@ -177,6 +177,9 @@ int mh_quantize_rows(mh_dtype t, const float *src, void *dst, int64_t rows, int6
 typedef struct {
     mh_ftype ftype;
     mh_quant_model_info mi;
+    mh_progress_fn progress;
+    void *ud;
+    uint64_t done, total;   /* input tensor bytes, for progress */
     float *f32;         /* (chunk rows, ne0) */
     uint8_t *qbuf;      /* chunk rows of the output type */
     size_t f32_cap, q_cap;
@@ -215,6 +218,8 @@ static int convert_tensor(qctx *q, const mh_gguf_tensor *ti, mh_dtype dt, mh_ggu
             return mh_err_set(err, rc, "quantize: tensor '%s': %s -> %s failed (%s)", ti->name,
                               mh_dtype_info(st)->name, mh_dtype_info(dt)->name, mh_status_name(rc));
         if ((rc = mh_gguf_writer_write_data(w, q->qbuf, (size_t)nr * out_row, err))) return rc;
+        q->done += (uint64_t)nr * in_row;
+        if (q->progress) q->progress(q->ud, q->done, q->total);
     }
     return MH_OK;
 }
@@ -286,11 +291,14 @@ static int run(const mh_gguf *g, qctx *q, const char *out_path, mh_quantize_stat
     if (!rc) rc = copy_metadata(g, q->ftype, w, err);
     if (!rc) rc = plan(g, q, types, w, st, err);
     if (!rc) rc = mh_gguf_writer_begin(w, out_path, err);
+    q->total = st->bytes_in;
     for (int64_t i = 0; i < nt && !rc; i++) {
         const mh_gguf_tensor *ti = mh_gguf_tensor_at(g, i);
-        if ((int)types[i] == ti->dtype)
+        if ((int)types[i] == ti->dtype) {
             rc = mh_gguf_writer_write_data(w, ti->data, (size_t)ti->nbytes, err);
-        else
+            q->done += ti->nbytes;
+            if (!rc && q->progress) q->progress(q->ud, q->done, q->total);
+        } else
             rc = convert_tensor(q, ti, types[i], w, err);
         if (!rc) st->bytes_out += mh_dtype_row_size(types[i], ti->ne[0]) *
                                   (uint64_t)(ti->ne[1] * ti->ne[2] * ti->ne[3]);
@@ -306,6 +314,12 @@ static int run(const mh_gguf *g, qctx *q, const char *out_path, mh_quantize_stat
 int mh_quantize_file(const char *in_path, const char *out_path, mh_ftype ftype,
                      mh_quantize_stats *stats, mh_err *err)
 {
+    return mh_quantize_file_cb(in_path, out_path, ftype, NULL, NULL, stats, err);
+}
+
+int mh_quantize_file_cb(const char *in_path, const char *out_path, mh_ftype ftype,
+                        mh_progress_fn progress, void *ud, mh_quantize_stats *stats, mh_err *err)
+{
     mh_quantize_stats local;
     mh_quantize_stats *st = stats ? stats : &local;
     memset(st, 0, sizeof *st);
@@ -317,7 +331,7 @@ int mh_quantize_file(const char *in_path, const char *out_path, mh_ftype ftype,
     mh_gguf *g = NULL;
     int rc = mh_gguf_open(in_path, &g, err);
     if (rc) return rc;
-    qctx q = { .ftype = ftype };
+    qctx q = { .ftype = ftype, .progress = progress, .ud = ud };
     model_info(g, &q.mi);
     rc = run(g, &q, out_path, st, err);
     free(q.f32);

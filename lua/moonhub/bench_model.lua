@@ -22,10 +22,11 @@ local function ids_of(n, n_vocab)
    return ids
 end
 
-local function time_pp(m, n, reps)
+local function time_pp(m, n, reps, tick)
    local ids, rates = ids_of(n, m.info.n_vocab), {}
    m:forward(ids_of(8, m.info.n_vocab))                       -- warm-up
    for r = 1, reps do
+      tick(0, string.format("pp%d rep %d/%d", n, r, reps))
       local cache = m:new_cache(n)
       local t0 = mh.sys.now()
       m:forward(ids, cache)
@@ -35,32 +36,51 @@ local function time_pp(m, n, reps)
    return stats(rates)
 end
 
-local function time_tg(m, n, reps)
+local function time_tg(m, n, reps, tick)
    local ids, rates = ids_of(n + 1, m.info.n_vocab), {}
    for r = 1, reps do
+      local note = string.format("tg%d rep %d/%d", n, r, reps)
+      tick(0, note)
       local cache = m:new_cache(n + 1)
       m:forward({ ids[1] }, cache)
       local t0 = mh.sys.now()
-      for i = 2, n + 1 do m:forward({ ids[i] }, cache) end
+      for i = 2, n + 1 do
+         m:forward({ ids[i] }, cache)
+         tick((i - 1) / n, note)              -- a long rep moves the bar too
+      end
       rates[r] = n / (mh.sys.now() - t0)
       cache:free()
    end
    return stats(rates)
 end
 
--- run{model =, pp = {128, 512}, tg = {128}, reps = 3, threads =} -> rows, info
+-- run{model =, pp = {128, 512}, tg = {128}, reps = 3, threads =,
+--     progress = fn(done, total, final, note)} -> rows, info
+-- progress counts repetitions (fractions within a tg rep); note names the
+-- test and rep in flight ("tg128 rep 2/3"); the last call is final.
 function M.run(o)
    local m, err = mh.load(o.model, { ctx = 4096, threads = o.threads })
    if not m then return nil, err end
+   local pp, tg, reps = o.pp or { 128, 512 }, o.tg or { 128 }, o.reps or 3
+   local total, done = (#pp + #tg) * reps, 0
+   local report = o.progress or function() end
+   -- tick(frac, note): frac of the rep in flight; a new note means the last rep ended
+   local last_note
+   local function tick(frac, note)
+      if last_note and note ~= last_note then done = done + 1 end
+      last_note = note
+      report(done + frac, total, false, note)
+   end
    local rows = {}
-   for _, n in ipairs(o.pp or { 128, 512 }) do
-      local mean, sd = time_pp(m, n, o.reps or 3)
+   for _, n in ipairs(pp) do
+      local mean, sd = time_pp(m, n, reps, tick)
       rows[#rows + 1] = { test = "pp" .. n, mean = mean, sd = sd }
    end
-   for _, n in ipairs(o.tg or { 128 }) do
-      local mean, sd = time_tg(m, n, o.reps or 3)
+   for _, n in ipairs(tg) do
+      local mean, sd = time_tg(m, n, reps, tick)
       rows[#rows + 1] = { test = "tg" .. n, mean = mean, sd = sd }
    end
+   report(total, total, true, "done")
    local info = { name = o.model:match("([^/]+)$"), bytes = m.info.weight_bytes, params = m.info.n_params,
                   threads = mh.sys.threads(), rss = peak_rss(), cpu = mh.sys.cpu() }
    m:close()

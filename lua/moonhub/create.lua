@@ -90,7 +90,8 @@ end
 -- model(opts) -> stats | nil, msg
 -- opts: preset = NAME or config = TABLE|PATH; out = PATH (required);
 -- type = "Q8_0" (default), seed = 0, tokenizer = vocab GGUF / tokenizer.json
--- (default: a built-in 259-token byte vocabulary), name = general.name.
+-- (default: a built-in 259-token byte vocabulary), name = general.name,
+-- progress = fn(done, total): tensor bytes written, after every chunk.
 -- stats: {params, tensors, vocab, vocab_changed, types, file_bytes, seconds, type}
 function M.model(opts)
    if type(opts) ~= "table" then error("create.model: expected an options table", 2) end
@@ -119,8 +120,11 @@ function M.model(opts)
    if not cfg then return nil, err end
    if opts.name then cfg.name = opts.name end
    cfg.name = cfg.name or "random"
+   if opts.progress ~= nil and type(opts.progress) ~= "function" then
+      error("create.model: opts.progress must be a function(done, total)", 2)
+   end
    return core.create(cfg, { type = opts.type or "Q8_0", seed = opts.seed or 0,
-      tokenizer = opts.tokenizer }, opts.out)
+      tokenizer = opts.tokenizer, progress = opts.progress }, opts.out)
 end
 
 return M

@@ -325,53 +325,13 @@ end
 
 -- ===== downloads =====
 
-local function human(n)
-   for _, u in ipairs({ { 2^30, "GiB" }, { 2^20, "MiB" }, { 2^10, "KiB" } }) do
-      if n >= u[1] then return string.format("%.1f %s", n / u[1], u[2]) end
-   end
-   return string.format("%d B", n)
-end
-M.human = human
+local progress = require "moonhub.progress"
+M.human = progress.human
 
-local function clock() return require("moonhub.core.sys").now() end
-
--- progress(label, out = io.stderr) -> fn(done, total) for download{progress=}:
--- a redrawn bar on a terminal, a plain line every 10 % (or 5 s) elsewhere.
+-- progress(label, out = io.stderr) -> fn(done, total, final) for
+-- download{progress=}: moonhub.progress's byte printer (kept here for callers).
 function M.progress(label, out)
-   out = out or io.stderr
-   local tty = out == io.stderr and fs.isatty(2)
-   local t0, last_t, last_step, start = clock(), -math.huge, -1, nil
-   return function(done, total, final)
-      if not final and done == 0 and not total then return end   -- no answer yet
-      local now = clock()
-      start = start or done                  -- a resumed download starts past 0
-      local step = total and math.floor(done * 10 / math.max(total, 1))
-      if tty then
-         if not final and now - last_t < 0.2 then return end
-      elseif final then
-         if step and step >= 10 and last_step >= 10 then return end   -- 100 % already said
-      elseif step then
-         if step <= last_step then return end
-      elseif now - last_t < 5 then
-         return
-      end
-      last_t, last_step = now, step or last_step
-      local rate = (done - start) / math.max(now - t0, 1e-3)
-      local text
-      if total then
-         local eta = rate > 0 and string.format("%ds", math.floor((total - done) / rate)) or "?"
-         local width, frac = 24, done / math.max(total, 1)
-         local bar = tty and ("[" .. string.rep("#", math.floor(width * frac))
-            .. string.rep(".", width - math.floor(width * frac)) .. "] ") or ""
-         text = string.format("%s %s%5.1f%% %s/%s %s/s ETA %s", label, bar, frac * 100,
-            human(done), human(total), human(rate), eta)
-      else
-         text = string.format("%s %s %s/s", label, human(done), human(rate))
-      end
-      if tty then out:write("\r\27[K", text, final and "\n" or "")
-      else out:write(text, "\n") end
-      out:flush()
-   end
+   return progress.new(label, { out = out })
 end
 
 -- download(url, dest, {size =, sha256 =, progress = fn, stall_timeout =})

@@ -16,10 +16,11 @@ M.types = core.ftypes()
 local known = {}
 for _, t in ipairs(M.types) do known[t:upper()] = t end
 
--- file(input, output, type) -> stats | nil, msg
+-- file(input, output, type, progress?) -> stats | nil, msg
+-- progress(done, total): input tensor bytes converted, after every chunk.
 -- stats: {tensors, types = {q8_0 = n, ...}, bytes_in, bytes_out,
 --         file_bytes, fallbacks, seconds, type}
-function M.file(input, output, qtype)
+function M.file(input, output, qtype, progress)
    for i, v in ipairs({ input, output }) do
       if type(v) ~= "string" or v == "" then
          error(string.format("quantize.file: argument #%d must be a non-empty path, got %s",
@@ -35,7 +36,10 @@ function M.file(input, output, qtype)
    if fs.same_file(input, output) then
       return nil, string.format("%s is the input model itself; choose another output file", output)
    end
-   return core.quantize(input, output, known[qtype:upper()])
+   if progress ~= nil and type(progress) ~= "function" then
+      error("quantize.file: argument #4 must be a progress function(done, total)", 2)
+   end
+   return core.quantize(input, output, known[qtype:upper()], progress)
 end
 
 return setmetatable(M, { __call = function(_, ...) return M.file(...) end })

@@ -9,6 +9,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include "harness.h"
+#include "mh/create.h"
 #include "mh/fs.h"
 #include "mh/gguf.h"
 #include "mh/gguf_write.h"
@@ -395,6 +396,45 @@ static void test_quantize_stories_fallbacks(void)
     CHECK_MSG(st == 0 && nd == 0, "status %d, %d tensors differ: %s", st, nd, err.msg);
 }
 
+/* ===== the progress hook ===== */
+
+typedef struct { int calls, rising; uint64_t last, total; } prog_log;
+
+static void log_progress(void *ud, uint64_t done, uint64_t total)
+{
+    prog_log *p = ud;
+    if (p->calls++ && (done <= p->last || total != p->total)) p->rising = 0;
+    p->last = done;
+    p->total = total;
+}
+
+/* create and quantize call the hook after every chunk with rising bytes and
+ * one total, the last call at done == total (what "100 %" prints from). */
+static void test_progress_hook(void)
+{
+    mh_create_config c = { 0 };
+    snprintf(c.arch, sizeof c.arch, "llama");
+    snprintf(c.name, sizeof c.name, "progress-test");
+    c.n_layer = 3; c.n_embd = 64; c.n_ff = 128; c.n_head = 4; c.n_head_kv = 2; c.n_vocab = 259;
+    c.n_ctx = 64; c.rope_base = 10000; c.rms_eps = 1e-5; c.tied = true;
+    prog_log cp = { 0, 1, 0, 0 }, qp = { 0, 1, 0, 0 };
+    mh_create_opts o = { .ftype = MH_FTYPE_Q8_0, .seed = 1, .progress = log_progress, .progress_ud = &cp };
+    char in[4096], out[4096];
+    tmp_path(in, "p.gguf");
+    tmp_path(out, "p-q4.gguf");
+    mh_err err = {0};
+    mh_create_stats cs;
+    CHECK_MSG(mh_create_model(&c, &o, in, &cs, &err) == MH_OK, "%s", err.msg);
+    CHECK(cp.calls >= cs.n_tensors && cp.rising && cp.last == cp.total && cp.total > 0);
+    CHECK(cp.total < cs.file_bytes);   /* tensor bytes: the file adds its header */
+    mh_quantize_stats qs;
+    CHECK_MSG(mh_quantize_file_cb(in, out, MH_FTYPE_Q4_0, log_progress, &qp, &qs, &err) == MH_OK,
+              "%s", err.msg);
+    CHECK(qp.calls >= qs.n_tensors && qp.rising && qp.last == qp.total && qp.total == qs.bytes_in);
+    remove(in);
+    remove(out);
+}
+
 static void test_quantize_errors(void)
 {
     mh_err err = {0};
@@ -415,6 +455,7 @@ int main(void)
     TEST_RUN(test_writer_disk_full);
     TEST_RUN(test_pick_type_rules);
     TEST_RUN(test_quantize_errors);
+    TEST_RUN(test_progress_hook);
     TEST_RUN(test_quantize_q8_0_identical);
     TEST_RUN(test_quantize_q4_0_identical);
     TEST_RUN(test_quantize_q4_k_m_identical);

@@ -32,6 +32,8 @@ typedef struct mh_create_opts {
     /* vocab GGUF (its tokenizer.* keys are copied), tokenizer.json (byte-level
      * BPE only), or NULL for a built-in 259-token byte vocabulary */
     const char *tokenizer;
+    mh_progress_fn progress;   /* optional: tensor bytes written of the total */
+    void *progress_ud;
 } mh_create_opts;
 
 typedef struct mh_create_stats {

@@ -58,6 +58,14 @@ typedef struct mh_quantize_stats {
 int mh_quantize_file(const char *in_path, const char *out_path, mh_ftype ftype,
                      mh_quantize_stats *stats, mh_err *err);
 
+/* A progress hook for long file jobs (quantize, create): called on the
+ * caller's thread after each written chunk with bytes done of total; the
+ * last call has done == total. ud is the caller's; NULL means no hook. */
+typedef void (*mh_progress_fn)(void *ud, uint64_t done, uint64_t total);
+/* mh_quantize_file with a progress hook (done/total: input tensor bytes). */
+int mh_quantize_file_cb(const char *in_path, const char *out_path, mh_ftype ftype,
+                        mh_progress_fn progress, void *ud, mh_quantize_stats *stats, mh_err *err);
+
 /* dst: rows * mh_dtype_row_size(t, n) bytes <- src: (rows, n) f32, rows
  * spread over the thread pool. Same statuses as mh_quantize_row. */
 int mh_quantize_rows(mh_dtype t, const float *src, void *dst, int64_t rows, int64_t n);

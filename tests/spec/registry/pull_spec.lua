@@ -258,6 +258,14 @@ describe("pull from the fake Hub", function()
       assert.is_nil(io.open(r.path .. "/config.json", "r"))
    end)
 
+   it("--quiet pulls without a progress line (moonhub.progress's quiet)", function()
+      if not ready() then return end
+      local out, err, code = fake.run(home, srv, "pull mh/stories-GGUF:Q8_0 --quiet")
+      assert.equal(0, code, err)
+      assert.matches("pulled ", out)
+      assert.is_nil(err:find("%", 1, true), err)
+   end)
+
    it("reports unknown repos and unreachable hubs clearly", function()
       if not ready() then return end
       local _, err, code = fake.run(home, srv, "pull mh/missing-GGUF")
