@@ -92,8 +92,9 @@ end
 
 local tty = host.isatty(0)
 if tty then
-   io.write(string.format("moonhub chat: %s, template %s, %s. /help for commands, Ctrl-D to leave.\n",
-      a.model, session.choice.label, ctx_line))
+   io.write(string.format("moonhub chat: %s, template %s. /help for commands, Ctrl-D to leave.\n",
+      a.model, session.choice.label))
+   io.write("moonhub chat: ", ctx_line, "\n")
 end
 
 -- One round: prompt, read a line, handle it -> "quit" at the end. Ctrl-C
