@@ -20,7 +20,7 @@ local KV_TYPES = { f16 = true, q8_0 = true, f32 = true }
 -- (a function for the ones that depend on where moonhub runs; nil = decided
 -- by the verb, e.g. ctx from the model), and what each means.
 M.KEYS = {
-   threads = { type = "integer", min = 1, env = "MOONHUB_THREADS",
+   threads = { type = "integer", min = 1, max = 1024, env = "MOONHUB_THREADS",
       doc = "compute threads (built-in: the CPU count)" },
    ctx = { type = "integer", min = 1, env = "MOONHUB_CTX",
       doc = "context length (built-in: the model's trained context, capped by memory)" },

@@ -138,9 +138,22 @@ describe("precedence where the value arrives", function()
       assert.equal("320 (--ctx)", gen_ctx("MOONHUB_CTX=384", "--ctx 320"))
    end)
 
+   it("models: the folder import --copy stores into, from env over file", function()
+      local model = data.need(MODEL, pending)
+      if not model then return end
+      run(home, nil, "config set models " .. q(home .. "/filed"))
+      local out, err, rc = run(home, nil, "import --copy --name a " .. q(model))
+      assert.equal(0, rc, err)
+      assert.matches("%-> " .. home:gsub("%p", "%%%0") .. "/filed/local/a/", out)
+      out = run(home, "MOONHUB_MODELS=" .. q(home .. "/env"), "import --copy --name b " .. q(model))
+      assert.matches("%-> " .. home:gsub("%p", "%%%0") .. "/env/local/b/", out)
+   end)
+
    -- starts serve, waits for its ready line, stops it -> stdout, stderr
    local function serve(env, args)
       local pidf = home .. "/serve.pid"
+      os.remove(home .. "/serve.out")   -- the last run's lines must not count as this one's
+      os.remove(pidf)
       os.execute(string.format("(exec env %s MOONHUB_HOME=%s %s serve %s) >%s 2>%s </dev/null & echo $! >%s",
          env or "", q(home), q(H.exe), args, q(home .. "/serve.out"), q(home .. "/serve.err"), q(pidf)))
       local pid = tonumber(H.read(pidf))

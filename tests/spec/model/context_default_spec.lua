@@ -40,7 +40,8 @@ describe("context default", function()
       if not model then return end
       -- the model needs ~122.4 MiB at 2048 and ~120.4 MiB at 1024 (weights + KV + scratch)
       local err = gen(model, "--verbose --mem-limit 121")
-      assert.matches("moonhub generate: context 1024 %(trained 2048, capped by memory: 121 MiB%), KV cache 2 MiB\n", err)
+      assert.matches("moonhub generate: context 1024 %(trained 2048, capped by memory: 121 MiB%), "
+         .. "KV cache 2 MiB\n", err)
       local _, e2, rc = H.run(home, "generate " .. q(model) .. " Once -n 2 --mem-limit 10")
       assert.equal(1, rc)
       assert.matches("needs 0%.12 GiB at ctx 256 but only 0%.01 GiB is allowed", e2)
