@@ -150,7 +150,7 @@ describe("precedence where the value arrives", function()
    end)
 
    -- starts serve, waits for its ready line, stops it -> stdout, stderr
-   local function serve(env, args)
+   local function serve(env, args, during)
       local pidf = home .. "/serve.pid"
       os.remove(home .. "/serve.out")   -- the last run's lines must not count as this one's
       os.remove(pidf)
@@ -162,6 +162,7 @@ describe("precedence where the value arrives", function()
          if not os.execute("kill -0 " .. pid .. " 2>/dev/null") then break end
          os.execute("sleep 0.1")
       end
+      if during then during(H.read(home .. "/serve.out") or "") end
       os.execute("kill " .. pid .. " 2>/dev/null")
       for _ = 1, 50 do
          if not os.execute("kill -0 " .. pid .. " 2>/dev/null") then break end
@@ -185,5 +186,35 @@ describe("precedence where the value arrives", function()
       out = serve("MOONHUB_HOST=127.0.0.3 MOONHUB_CTX=768", "--host 127.0.0.4 --ctx 896 --port 0 " .. q(model))
       assert.matches("context 896 %(%-%-ctx%)", out)
       assert.matches("ready at http://127%.0%.0%.4:%d+/v1 %(4 parallel, ctx 896%)", out)
+   end)
+
+   it("serve: api_key_file from the config guards the POST routes unless --api-key is given", function()
+      local model = data.need(MODEL, pending)
+      if not model or not data.need_cmd("curl", pending) then return end
+      H.write(home .. "/key", "sk-from-file\n")
+      run(home, nil, "config set api_key_file " .. q(home .. "/key"))
+      local function code(url, key)
+         local p = io.popen(string.format("curl -s -o /dev/null -w '%%{http_code}' "
+            .. "-H 'Content-Type: application/json' -d '{}' %s %s",
+            key and ("-H 'Authorization: Bearer " .. key .. "'") or "", q(url)))
+         local c = p:read("a")
+         p:close()
+         return c
+      end
+      local seen = {}
+      serve(nil, "--port 0 " .. q(model), function(out)
+         local url = assert(out:match("ready at (http://[%d.:]+/v1)"), out) .. "/chat/completions"
+         seen = { code(url), code(url, "sk-from-file"), code(url, "sk-other") }
+      end)
+      assert.same({ "401", "400", "401" }, seen)    -- 400: past the key, the body has no messages
+      serve(nil, "--port 0 --api-key sk-flag " .. q(model), function(out)
+         local url = assert(out:match("ready at (http://[%d.:]+/v1)"), out) .. "/chat/completions"
+         seen = { code(url, "sk-from-file"), code(url, "sk-flag") }
+      end)
+      assert.same({ "401", "400" }, seen)                 -- the flag beats the file
+      H.write(home .. "/key", "  \n")
+      local _, err, rc = run(home, nil, "serve --port 0 " .. q(model))
+      assert.same({ 2, "moonhub serve: api_key_file " .. home .. "/key: cannot read a key from it "
+         .. "(one line, the key)\n" }, { rc, err })
    end)
 end)
