@@ -16,8 +16,8 @@ p:option("--port", "port (0 picks a free one; default 8080)"):convert(math.toint
 p:option("--ctx", "context length per sequence (default: the model's trained context, "
    .. "capped by memory)"):convert(math.tointeger)
 p:option("--parallel", "sequences decoded together (continuous batching)", "4"):convert(math.tointeger)
-p:option("--api-key", "require 'Authorization: Bearer KEY' on /v1 routes (default: the first "
-   .. "line of config api_key_file)")
+p:option("--api-key", "require 'Authorization: Bearer KEY' on /v1 routes (default: the key in "
+   .. "the file config api_key_file names)")
 p:option("--cache-mb", "prefix cache budget in MiB (finished sequences kept for reuse; "
    .. "default 1/16 of the free memory, at most 512; 0 = off)"):convert(tonumber)
 p:option("--max-body-mb", "largest request body in MiB", "8"):convert(tonumber)
