@@ -171,22 +171,26 @@ describe("precedence where the value arrives", function()
       return H.read(home .. "/serve.out") or "", H.read(home .. "/serve.err") or ""
    end
 
-   it("serve: host, ctx, kv_type, cache_mb from flag > env > file, seen in its lines and in ps", function()
+   it("serve: host, ctx, kv_type, cache_mb, keep_alive from flag > env > file, seen in its lines and in ps", function()
       local model = data.need(MODEL, pending)
       if not model then return end
       run(home, nil, "config set host 127.0.0.2")
       run(home, nil, "config set ctx 640")
       run(home, nil, "config set cache_mb 3")
+      run(home, nil, "config set keep_alive 2h")
       local ps = {}
       local function during() ps[#ps + 1] = (run(home, nil, "ps")) end   -- the cache budget it runs with
       local out, err = serve(nil, "--port 0 --parallel 1 " .. q(model), during)
       assert.matches(" / 3%.0 MiB ", ps[1])
+      assert.matches("2 hours from now", ps[1])
       assert.matches("moonhub serve: context 640 %(config file%), KV cache 400 KiB\n", out, 1, false)
       assert.matches("ready at http://127%.0%.0%.2:%d+/v1 %(1 parallel, ctx 640%)", out, 1, false)
       assert.is_nil(err:find("warning", 1, true), err)       -- 640 is within the trained 2048
-      out = serve("MOONHUB_HOST=127.0.0.3 MOONHUB_CTX=768 MOONHUB_KV_TYPE=f32 MOONHUB_CACHE_MB=5",
+      out = serve("MOONHUB_HOST=127.0.0.3 MOONHUB_CTX=768 MOONHUB_KV_TYPE=f32 MOONHUB_CACHE_MB=5 "
+         .. "MOONHUB_KEEP_ALIVE=50m",
          "--port 0 --parallel 1 " .. q(model), during)
       assert.matches(" / 5%.0 MiB ", ps[2])
+      assert.matches("50 minutes from now", ps[2])
       assert.matches("context 768 %(MOONHUB_CTX%), KV cache 960 KiB\n", out)   -- f32: 2 x 768/640 x 400 KiB
       assert.matches("ready at http://127%.0%.0%.3:", out)
       out = serve("MOONHUB_HOST=127.0.0.3 MOONHUB_CTX=768", "--host 127.0.0.4 --ctx 896 --port 0 " .. q(model))
