@@ -58,6 +58,16 @@ describe("context default", function()
       assert.equal(1, count(err, "moonhub chat: " .. warn))
    end)
 
+   it("chat on a terminal: its context and KV memory under the banner, once", function()
+      local model = data.need(SMOL, pending)
+      if not model or not data.need_cmd("script", pending) then return end
+      local out = home .. "/chat.out"
+      local inner = string.format("MOONHUB_HOME=%s %s chat %s --no-history", q(home), q(H.exe), q(model))
+      os.execute(string.format("printf '/bye\\n' | timeout 60 script -qec %s /dev/null >%s 2>&1", q(inner), q(out)))
+      local text = H.read(out) or ""
+      assert.equal(1, count(text, "moonhub chat: context 2048 %(trained%), KV cache 4 MiB\r?\n"), text)
+   end)
+
    it("serve: no 4096 for a model trained at 2048; the choice and KV memory printed once", function()
       local model = data.need(SMOL, pending)
       if not model then return end
