@@ -4,7 +4,6 @@
 --        [--max-tokens N] [--ctx N] [--resume ID] [--no-history]; /help inside lists
 --        the commands. Sessions are stored (moonhub history) unless --no-history.
 local cli = require "moonhub.cli"
-local mh = require "moonhub"
 local chat = require "moonhub.chat"
 local host = require "moonhub.host"
 
@@ -20,7 +19,8 @@ p:option("--top-k", "keep the k most likely tokens (0 = off)"):convert(math.toin
 p:option("--top-p", "nucleus sampling threshold (1 = off)"):convert(tonumber)
 p:option("--min-p", "drop tokens below min-p times the top probability"):convert(tonumber)
 p:option("--repeat-penalty", "penalty for recently seen tokens (1 = off)"):convert(tonumber)
-p:option("--ctx", "context length of the conversation"):convert(math.tointeger)
+p:option("--ctx", "context length of the conversation (default: the model's trained "
+   .. "context, capped by memory)"):convert(math.tointeger)
 p:option("--threads", "compute threads"):convert(math.tointeger)
 p:option("--mem-limit", "refuse to load past this many MiB"):convert(tonumber)
 p:flag("--ignore-eos", "keep answering past end-of-generation tokens (until --max-tokens)")
@@ -56,12 +56,16 @@ if not a.model then
    return cli.fail("chat", "give a model: moonhub chat MODEL\n" .. p:get_usage(), 2)
 end
 
-local model, err = cli.try(mh.load, a.model, {
+-- unset --ctx/--threads: env, config file, then the model's trained
+-- context capped by memory (moonhub.config); a context past it warns
+local model, err, warn = cli.try(require("moonhub.config").load, a.model, {
    ctx = a.ctx, threads = a.threads, mem_limit = a.mem_limit and a.mem_limit * 2^20,
 })
 if not model then
    return cli.fail("chat", err)
 end
+if warn then io.stderr:write("moonhub chat: ", warn, "\n") end
+local ctx_line = err
 
 local session, serr = chat.new(model, {
    template = a.template, system = a.system, temp = a.temp, seed = a.seed,
@@ -90,6 +94,7 @@ local tty = host.isatty(0)
 if tty then
    io.write(string.format("moonhub chat: %s, template %s. /help for commands, Ctrl-D to leave.\n",
       a.model, session.choice.label))
+   io.write("moonhub chat: ", ctx_line, "\n")
 end
 
 -- One round: prompt, read a line, handle it -> "quit" at the end. Ctrl-C

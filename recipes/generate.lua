@@ -24,7 +24,7 @@ p:option("--frequency-penalty", "OpenAI frequency penalty" .. dflt(D.frequency_p
 p:option("--stop", "stop string (repeatable)"):count("*")
 p:option("--json-schema", "constrain the output to JSON valid under this schema (JSON text)")
 p:flag("--json", "constrain the output to a JSON object")
-p:option("--ctx", "context length", nil):convert(math.tointeger)
+p:option("--ctx", "context length (default: the model's trained context, capped by memory)"):convert(math.tointeger)
 p:option("--threads", "compute threads"):convert(math.tointeger)
 p:option("--mem-limit", "refuse to load past this many MiB"):convert(tonumber)
 p:option("--template", "send the prompt as a chat message through this template "
@@ -40,10 +40,14 @@ if a.threads and a.threads < 1 then return cli.fail("generate", "--threads must 
 
 -- a value the library refuses (--ctx 0, --top-p 2) is the user's error:
 -- cli.try raises it without a position and the host prints it once
-local model, err = cli.try(mh.load, a.model, {
+-- unset --ctx/--threads: env, config file, then the model's trained
+-- context capped by memory (moonhub.config); a context past it warns
+local model, err, warn = cli.try(require("moonhub.config").load, a.model, {
    ctx = a.ctx, threads = a.threads, mem_limit = a.mem_limit and a.mem_limit * 2^20,
 })
 if not model then return cli.fail("generate", err) end
+if warn then io.stderr:write("moonhub generate: ", warn, "\n") end
+if a.verbose then io.stderr:write("moonhub generate: ", err, "\n") end
 
 -- With --template the prompt is one user message rendered by the chat
 -- template, whose stop strings join --stop.

@@ -5,15 +5,19 @@
 -- after --keep-alive idle); --model preloads the default one.
 local cli = require "moonhub.cli"
 local mh = require "moonhub"
+local config = require "moonhub.config"
 
 local p = cli.parser("serve", "Serve a model over an OpenAI-compatible API (see docs/server.md).")
 p:argument("model_arg", "model (a path or a registry name), instead of --model"):args("?")
 p:option("-m --model", "model: a GGUF file, a Hugging Face folder or a registry name")
-p:option("--host", "address to bind (loopback unless told otherwise)", "127.0.0.1")
-p:option("--port", "port (0 picks a free one)", "8080"):convert(math.tointeger)
-p:option("--ctx", "context length per sequence", "4096"):convert(math.tointeger)
+-- unset options come from moonhub.config (env > config file > built-in)
+p:option("--host", "address to bind (default 127.0.0.1, loopback)")
+p:option("--port", "port (0 picks a free one; default 8080)"):convert(math.tointeger)
+p:option("--ctx", "context length per sequence (default: the model's trained context, "
+   .. "capped by memory)"):convert(math.tointeger)
 p:option("--parallel", "sequences decoded together (continuous batching)", "4"):convert(math.tointeger)
-p:option("--api-key", "require 'Authorization: Bearer KEY' on /v1 routes")
+p:option("--api-key", "require 'Authorization: Bearer KEY' on /v1 routes (default: the key in "
+   .. "the file config api_key_file names)")
 p:option("--cache-mb", "prefix cache budget in MiB (finished sequences kept for reuse; "
    .. "default 1/16 of the free memory, at most 512; 0 = off)"):convert(tonumber)
 p:option("--max-body-mb", "largest request body in MiB", "8"):convert(tonumber)
@@ -21,7 +25,7 @@ p:option("--max-connections", "open connections at most (default: from the fd li
 p:option("--header-timeout", "seconds a client has to send a whole request", "30"):convert(math.tointeger)
 p:option("--rate", "requests per second per client (0 = no limit)", "0"):convert(tonumber)
 p:option("--template", "chat template name or .jinja file (default: the model's)")
-p:option("--kv-type", "KV cache type: f16, q8_0 or f32", "f16"):choices({ "f16", "q8_0", "f32" })
+p:option("--kv-type", "KV cache type: f16 (default), q8_0 or f32"):choices({ "f16", "q8_0", "f32" })
 p:option("--threads", "compute threads"):convert(math.tointeger)
 p:option("--name", "model id reported by /v1/models (default: the file name)")
 p:option("--max-queue", "requests that may wait for a slot before 503", "64"):convert(math.tointeger)
@@ -41,6 +45,19 @@ p:option("--default-model", "model that answers requests naming an unknown model
 local a, code = cli.parse(p, arg)
 if not a then return code end
 local model_path = a.model or a.model_arg
+local ctx_source
+for _, k in ipairs({ "host", "port", "kv_type", "threads", "cache_mb", "keep_alive" }) do
+   a[k] = config.pick(k, a[k])
+end
+a.ctx, ctx_source = config.pick("ctx", a.ctx)
+if not a.api_key and config.default("api_key_file") then
+   local f = config.default("api_key_file")
+   local text = require("moonhub.fs").read(f)
+   a.api_key = text and text:match("^%s*(%S+)")
+   if not a.api_key then
+      return cli.fail("serve", "api_key_file " .. f .. ": cannot read a key from it (one line, the key)", 2)
+   end
+end
 local keep_alive
 if a.keep_alive then
    local kerr
@@ -53,7 +70,7 @@ end
 -- failure deep in the loader: {option, least, most}; --threads may be unset
 for _, r in ipairs({ { "port", 0, 65535 }, { "ctx", 1 }, { "parallel", 1 }, { "max_loaded", 1 }, { "threads", 1 } }) do
    local v, flag = a[r[1]], "--" .. r[1]:gsub("_", "-")
-   if v == nil and r[1] ~= "threads" or v ~= nil and v < r[2] then
+   if v == nil and r[1] ~= "threads" and r[1] ~= "ctx" or v ~= nil and v < r[2] then
       return cli.fail("serve", flag .. (r[2] == 0 and " must be an integer >= 0" or " must be a positive integer"), 2)
    elseif v ~= nil and r[3] and v > r[3] then
       return cli.fail("serve", flag .. " must be at most " .. r[3], 2)
@@ -88,11 +105,26 @@ local srv, err = cli.try(mh.http.server, { host = a.host, port = a.port, max_bod
 if not srv then return cli.fail("serve", err) end
 app:listen(srv)
 
+-- Each model loads at --ctx (or env/config) or, when none is set, at its
+-- trained context capped by memory; the choice and its KV memory are printed.
+local mem_budget = a.mem_budget_mb and a.mem_budget_mb * 2^20 or nil
+local function load(_, path)
+   local m, lerr = mh.load(path, { ctx = a.ctx or config.least_ctx(path), threads = a.threads, kv_type = a.kv_type })
+   if not m then return nil, lerr end
+   local line, warn
+   m.ctx, line, warn = config.context(m, { ctx = a.ctx, source = ctx_source, parallel = a.parallel,
+      mem = mem_budget })
+   io.stdout:write("moonhub serve: ", line, "\n")
+   io.stdout:flush()
+   if warn then io.stderr:write("moonhub serve: ", warn, "\n") end
+   return m
+end
+
 -- Every model goes through the pool; its state file is what `moonhub ps` reads.
 local pool = require("moonhub.pool").new({
    max_loaded = a.max_loaded, keep_alive = keep_alive, ctx = a.ctx, parallel = a.parallel,
    kv_type = a.kv_type, threads = a.threads,
-   mem_budget = a.mem_budget_mb and a.mem_budget_mb * 2^20 or nil,
+   mem_budget = mem_budget, load = load,
    sched = { prefix_cache = (a.cache_mb or 1) > 0,
       cache_bytes = a.cache_mb and math.floor(math.max(a.cache_mb, 0) * 2^20) or mh.sched.default_cache_bytes() },
    on_change = function() app:write_state() end,
@@ -122,7 +154,7 @@ mh.http.timer(0, function()
    pool:release(e, keep_alive or -1)
    app:ready(e)
    io.stdout:write(string.format("moonhub serve: %s ready at http://%s:%d/v1 (%d parallel, ctx %d)\n",
-      name, a.host, srv.port, a.parallel, a.ctx))
+      name, a.host, srv.port, a.parallel, e.ctx))
    io.stdout:flush()
 end, { once = true })
 

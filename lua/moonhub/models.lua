@@ -12,7 +12,8 @@ local hub = require "moonhub.hub"
 
 local M = {}
 
-function M.models_dir() return require("moonhub").home() .. "/models" end
+-- (the `models` key of moonhub.config: env MOONHUB_MODELS, config file, else $MOONHUB_HOME/models)
+function M.models_dir() return require("moonhub.config").default("models") end
 
 local function exists(path) return fs.stat(path) ~= nil end
 
