@@ -54,7 +54,9 @@ for _, rel in ipairs({ "models/mh-smol-llama-17m-Q8_0.gguf", "models/stories260K
          assert.equal(text, c.text)
          assert.equal(st.prompt_tokens, r.json.usage.prompt_tokens)
          local pieces = {}
-         for i, id in ipairs(st.tokens) do pieces[i] = m.tokenizer:piece(id) end
+         -- a piece that is part of a character is U+FFFD in JSON (its bytes travel apart)
+         local valid = require("moonhub.openai").valid_utf8
+         for i, id in ipairs(st.tokens) do pieces[i] = valid(m.tokenizer:piece(id)) end
          assert.same(pieces, c.logprobs.tokens)
          return text, st
       end
