@@ -93,6 +93,16 @@ local function from_hub_ref(reg, ref)
    return nil
 end
 
+-- registry_ref(reg, ref) -> the "name[:tag]" the registry knows ref by: ref
+-- itself, or for a Hub reference of a pulled model its "name:tag" (so rm and
+-- cp take the same references as the verbs that load a model)
+function M.registry_ref(reg, ref)
+   local ok, row = pcall(reg.resolve, reg, ref)
+   if ok and row then return ref end
+   local hit = type(ref) == "string" and from_hub_ref(reg, ref)
+   return hit and (hit.model .. ":" .. hit.tag) or ref
+end
+
 -- resolve(ref) -> path, version row (nil for a plain path) | nil, msg.
 -- The one way every verb that takes a MODEL finds it: an existing file or
 -- folder wins; else ref is a registry name ("name", "name:tag", an alias);
@@ -407,7 +417,7 @@ end
 -- registered in place stay.
 function M.remove(ref)
    return with_registry(function(reg)
-      local gone, msg = reg:remove(ref)
+      local gone, msg = reg:remove(M.registry_ref(reg, ref))
       if not gone then return nil, msg end
       local out = { versions = gone.versions, alias = gone.alias, deleted = {}, kept = {} }
       for _, v in ipairs(gone.versions) do

@@ -161,6 +161,16 @@ describe("pull from the fake Hub", function()
       local _, gerr, gcode = fake.run(home, nil, "show hf.co/mh/stories-GGUF:Q6_K")
       assert.equal(1, gcode)
       assert.matches("no such file or registered model: 'hf.co/mh/stories%-GGUF:Q6_K'", gerr)
+      -- cp and rm take the same references
+      local cout, cerr, ccode = fake.run(home, nil, "cp hf.co/mh/stories-GGUF:Q4_0 fav")
+      assert.equal(0, ccode, cerr)
+      assert.equal("fav -> stories:Q4_0\n", cout)
+      local rout, rerr, rcode = fake.run(home, nil, "rm mh/stories-GGUF:Q8_0")
+      assert.equal(0, rcode, rerr)
+      assert.matches("^removed mh/stories%-GGUF:Q8_0\n", rout)
+      local left = {}
+      for _, r in ipairs(select(2, rows(home))) do left[#left + 1] = r.name .. ":" .. r.tag end
+      assert.same({ "stories:Q4_0" }, left)
    end)
 
    -- the log lines of requests for file, as "top-path status range from sent [cut]"
