@@ -115,6 +115,9 @@ describe("serve with many models #integration", function()
       for _, m in ipairs(json.decode(text).data) do ids[#ids + 1] = m.id end
       table.sort(ids)
       assert.same({ "smol:Q8_0", "stories:F32" }, ids)   -- one per version: latest is no row
+      code, text = curl(srv, "GET", "/v1/models/smol")   -- the name answers with its latest version
+      assert.equal(200, code)
+      assert.equal("smol:Q8_0", json.decode(text).id)
       assert.equal("", (loaded(srv)))
    end)
 
