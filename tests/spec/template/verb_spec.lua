@@ -69,6 +69,18 @@ describe("moonhub template verb #integration", function()
       assert.are.equal("<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n", out)
    end)
 
+   it("renders a Hugging Face folder's chat template, imported or by path", function()
+      local dir = data.need("models/hf/mh-smol-llama-17m/config.json", pending)
+      if not dir then return end
+      dir = dir:match("^(.*)/config%.json$")
+      local out, err, code = H.run(home, "template render " .. H.q(dir) .. " " .. H.q(home .. "/m.json"))
+      assert.are.equal(0, code, err)
+      assert.are.equal("<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n", out)
+      assert.are.equal(0, select(3, H.run(home, "import " .. H.q(dir))))
+      local by_name = H.run(home, "template render mh-smol-llama-17m " .. H.q(home .. "/m.json"))
+      assert.are.equal(out, by_name)
+   end)
+
    it("fails clearly on an unknown template", function()
       local _, err, code = H.run(home, "template render nope " .. H.q(home .. "/m.json"))
       assert.are.equal(2, code)
