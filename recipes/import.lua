@@ -8,8 +8,8 @@ local p = cli.parser("import", "Register a local model. By default the registry 
    .. "the file where it is (rm never deletes it); --link or --copy put a symlink or a copy "
    .. "under $MOONHUB_HOME/models.")
 p:argument("path", "a .gguf file or a folder with config.json and safetensors")
-p:option("--name", "registry name (default: the file name)")
-p:option("--tag", "registry tag (default: the quant in the file name, else latest)")
+p:option("--name", "registry name (default: the file name without .gguf, quant suffix and -GGUF)")
+p:option("--tag", "registry tag (default: the quant type; `latest` always names the newest version)")
 p:option("--parent", "the version this one derives from (NAME[:TAG])")
 p:mutex(p:flag("--link", "symlink it into $MOONHUB_HOME/models"),
         p:flag("--copy", "copy it into $MOONHUB_HOME/models"))

@@ -4,7 +4,8 @@
 local cli = require "moonhub.cli"
 local mh = require "moonhub"
 
-local p = cli.parser("list", "List the models in the registry, one line per tag.")
+local p = cli.parser("list", "List the models in the registry, one line per tag; LATEST marks the "
+   .. "version NAME and NAME:latest answer to (latest is no tag of its own).")
 p:flag("--json", "print the rows as JSON")
 local a, code = cli.parse(p, arg)
 if not a then return code end
@@ -32,13 +33,14 @@ if #rows == 0 then
    io.write("no models yet: try 'moonhub pull ORG/NAME' or 'moonhub import FILE'\n")
    return 0
 end
-local fmt = "%-40s %10s  %-16s %8s %8s  %s\n"
-io.write(string.format(fmt, "NAME", "SIZE", "QUANT", "PARAMS", "CONTEXT", "MODIFIED"))
+local fmt = "%-40s %10s  %-16s %8s %8s  %-16s  %s\n"
+io.write(string.format(fmt, "NAME", "SIZE", "QUANT", "PARAMS", "CONTEXT", "MODIFIED", "LATEST"))
 for _, r in ipairs(rows) do
    local quant = r.quant or r.format
    if #quant > 16 then quant = quant:sub(1, 15) .. "+" end
-   io.write(string.format(fmt, r.name .. ":" .. r.tag, mh.hub.human(r.size or 0), quant, count(r.params),
-      r.ctx and tostring(r.ctx) or "-", os.date("%Y-%m-%d %H:%M", r.updated_at or r.created_at)))
+   io.write((string.format(fmt, r.name .. ":" .. r.tag, mh.hub.human(r.size or 0), quant, count(r.params),
+      r.ctx and tostring(r.ctx) or "-", os.date("%Y-%m-%d %H:%M", r.updated_at or r.created_at),
+      r.latest and "*" or ""):gsub("%s+\n$", "\n")))
 end
 for _, al in ipairs(aliases) do
    io.write(string.format("%-40s -> %s%s\n", al.name, al.model, al.tag and (":" .. al.tag) or ""))

@@ -9,8 +9,8 @@ local p = cli.parser("pull", "Download a model from the Hugging Face Hub, verify
    .. "and register it. Picks Q4_K_M by default (then Q4_K_S, Q5_K_M, Q8_0, the smallest). "
    .. "HF_TOKEN is sent when set; MOONHUB_HF_ENDPOINT points at a mirror.")
 p:argument("model", "ORG/NAME, ORG/NAME:QUANT or ORG/NAME/FILE.gguf")
-p:option("--name", "registry name (default: the repo name without -GGUF)")
-p:option("--tag", "registry tag (default: the quant)")
+p:option("--name", "registry name (default: the file name without .gguf, quant suffix and -GGUF, as import)")
+p:option("--tag", "registry tag (default: the quant type, as import)")
 p:option("--revision", "branch, tag or commit on the Hub", "main")
 p:flag("-q --quiet", "no progress output")
 

@@ -6,7 +6,7 @@ local mh = require "moonhub"
 
 local p = cli.parser("rm", "Remove models from the registry. Files that pull or import "
    .. "--copy/--link put under $MOONHUB_HOME/models are deleted; files registered in place are kept.")
-p:argument("models", "NAME, NAME:TAG or an alias"):args("+")
+p:argument("models", "NAME, NAME:TAG, an alias or a pulled model's Hub reference"):args("+")
 local a, code = cli.parse(p, arg)
 if not a then return code end
 

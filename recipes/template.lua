@@ -1,14 +1,18 @@
 -- list, show and render prompt templates (built-in, user, Jinja, GGUF)
 -- Layer: recipes (uses the public moonhub API only).
 -- Usage: moonhub template list | show NAME | render SPEC MESSAGES.json
--- SPEC: a template name, --jinja FILE, or a .gguf file (its chat template).
+-- SPEC: a template name, --jinja FILE, or a MODEL (its chat template): a
+-- path, a registry name or a Hub reference, found by mh.models.resolve.
 local cli = require "moonhub.cli"
 local mh = require "moonhub"
 
 local USAGE = [[
 usage: moonhub template list
        moonhub template show NAME
-       moonhub template render (NAME | --jinja FILE | MODEL.gguf) MESSAGES.json [options]
+       moonhub template render (NAME | --jinja FILE | MODEL) MESSAGES.json [options]
+
+MODEL: a .gguf file, a Hugging Face folder, a registry name (name[:tag],
+an alias) or a pulled Hub reference; its own chat template is rendered.
 
 render prints the exact prompt string. MESSAGES.json holds a list of
 {"role", "content"} messages, or {"messages": [...], "tools": [...]}.
@@ -17,7 +21,7 @@ options:
   --bos TEXT, --eos TEXT   bos_token / eos_token for the template
   --set KEY=VALUE          extra template variable (VALUE parsed as JSON
                            when it is valid JSON, else kept as a string)
-  --detect                 with a .gguf or --jinja: use the matching
+  --detect                 with a MODEL or --jinja: use the matching
                            built-in instead of the Jinja source]]
 
 -- die: the command line was wrong (a usage error, 2); fail: it was right
@@ -53,20 +57,54 @@ local function show(name)
    return 0
 end
 
--- The template spec: a name, Jinja source from a file or a GGUF model.
+-- A model's own chat template: a GGUF's tokenizer.chat_template, a
+-- Hugging Face folder's tokenizer_config.json chat_template (the "default"
+-- one of a list) or chat_template.jinja. -> source | nil, msg
+local function model_template(path, label)
+   local st = require("moonhub.fs").stat(path)
+   if st and st.type == "dir" then
+      local cfg = mh.jinja.decode(slurp(path .. "/tokenizer_config.json") or "null")
+      local t = type(cfg) == "table" and cfg.chat_template
+      if type(t) == "table" then
+         for _, e in ipairs(t) do if type(e) == "table" and e.name == "default" then t = e.template end end
+      end
+      if type(t) == "string" then return t end
+      t = slurp(path .. "/chat_template.jinja")
+      if t then return t end
+      return nil, label .. " has no chat template (tokenizer_config.json, chat_template.jinja)"
+   end
+   local ok, g, gerr = pcall(mh.gguf.open, path)
+   if not ok or not g then return nil, tostring(ok and gerr or g) end
+   local src = g.metadata["tokenizer.chat_template"]
+   g:close()
+   if type(src) ~= "string" then return nil, label .. " has no tokenizer.chat_template" end
+   return src
+end
+
+-- The template spec: a name, Jinja source from a file, or a model's own
+-- template. A template name wins over a model of the same name; a MODEL is
+-- whatever mh.models.resolve finds (the one resolution every verb uses).
 local function resolve(spec_arg, jinja_file, detect)
    local src
    if jinja_file then
       local s, err = slurp(jinja_file)
       if not s then return nil, err end
       src = s
-   elseif spec_arg and spec_arg:match("%.gguf$") then
-      local ok, g = pcall(mh.gguf.open, spec_arg)
-      if not ok then return nil, tostring(g) end
-      src = g.metadata["tokenizer.chat_template"]
-      if type(src) ~= "string" then return nil, spec_arg .. " has no tokenizer.chat_template" end
-   else
+   elseif spec_arg and spec_arg:match("^[%w][%w_%-%.]*$") and not spec_arg:match("%.gguf$")
+      and mh.template.get(spec_arg) then
       return spec_arg
+   else
+      local path, perr = mh.models.resolve(spec_arg)
+      if not path then
+         if spec_arg:match("^[%w][%w_%-%.]*$") and not spec_arg:match("%.gguf$") then
+            return nil, "unknown template '" .. spec_arg .. "' (see 'moonhub template list'), "
+               .. "and not a model either: " .. perr, true
+         end
+         return nil, perr
+      end
+      local s, err = model_template(path, spec_arg)
+      if not s then return nil, err end
+      src = s
    end
    if detect then
       local name = mh.template.detect(src)
@@ -101,12 +139,8 @@ local function render(args)
    local spec_arg, msg_file = pos[1], pos[2]
    if jinja_file then spec_arg, msg_file = nil, pos[1] end
    if not msg_file or (not spec_arg and not jinja_file) then return die("render needs a template and MESSAGES.json") end
-   local spec, err = resolve(spec_arg, jinja_file, detect)
-   if not spec then return fail(err) end
-   if spec == spec_arg and spec:match("^[%w][%w_%-%.]*$") then   -- a name: unknown is a usage error
-      local found, gerr = mh.template.get(spec)
-      if not found then return die(gerr) end
-   end
+   local spec, err, usage = resolve(spec_arg, jinja_file, detect)
+   if not spec then return usage and die(err) or fail(err) end
    local text, rerr = slurp(msg_file)
    if not text then return fail(rerr) end
    local doc, derr = mh.jinja.decode(text)

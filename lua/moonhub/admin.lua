@@ -39,11 +39,15 @@ function M.v1_models(app, one)
       data[#data + 1] = { id = id, object = "model", created = created or os.time(), owned_by = "moonhub" }
    end
    if app.default_ref then add(app.name, app.created) end
-   for _, r in ipairs(registry_rows()) do add(r.name .. ":" .. r.tag, r.created_at) end
+   local latest = {}      -- "name" and "name:latest" -> the newest version's "name:tag"
+   for _, r in ipairs(registry_rows()) do
+      add(r.name .. ":" .. r.tag, r.created_at)
+      if r.latest then latest[r.name], latest[r.name .. ":latest"] = r.name .. ":" .. r.tag, r.name .. ":" .. r.tag end
+   end
    if one then
       one = unescape(one)
       for _, m in ipairs(data) do
-         if m.id == one or m.id == one .. ":latest" then return ok_json(m) end
+         if m.id == one or m.id == one .. ":latest" or m.id == latest[one] then return ok_json(m) end
       end
       oa.fail(404, "model '" .. one .. "' not found", "model", "model_not_found")
    end

@@ -78,15 +78,48 @@ local function valid_ref(ref)
    return #name <= 200 and name:match(NAME_PAT) ~= nil and (not tag or tag:match("^[%w][%w%._%-]*$") ~= nil)
 end
 
+-- A Hub reference "[hf.co/]ORG/REPO[:QUANT]" (or ORG/REPO/FILE) -> the
+-- registered version pulled from it (newest first; QUANT picks the file
+-- carrying that quant, or the version tagged QUANT), .tag its own tag | nil
+local function from_hub_ref(reg, ref)
+   local repo, quant, file = hub.parse_ref((ref:gsub("^https?://", ""):gsub("^hf%.co/", "")
+      :gsub("^huggingface%.co/", "")))
+   if not repo then return nil end
+   for _, r in ipairs(reg:pulled_from(repo)) do
+      if (not file or r.file == file) and (not quant or r.tag:upper() == quant
+            or (r.file and hub.quant_of(r.file) == quant)) then
+         return r
+      end
+   end
+   return nil
+end
+
+-- registry_ref(reg, ref) -> the "name[:tag]" the registry knows ref by: ref
+-- itself, or for a Hub reference of a pulled model its "name:tag" (so rm and
+-- cp take the same references as the verbs that load a model)
+function M.registry_ref(reg, ref)
+   local ok, row = pcall(reg.resolve, reg, ref)
+   if ok and row then return ref end
+   local hit = type(ref) == "string" and from_hub_ref(reg, ref)
+   return hit and (hit.model .. ":" .. hit.tag) or ref
+end
+
 -- resolve(ref) -> path, version row (nil for a plain path) | nil, msg.
--- An existing file or folder wins; otherwise ref is "name[:tag]" in the registry.
+-- The one way every verb that takes a MODEL finds it: an existing file or
+-- folder wins; else ref is a registry name ("name", "name:tag", an alias);
+-- else a Hugging Face reference ("hf.co/ORG/REPO-GGUF:Q4_K_M",
+-- "ORG/REPO-GGUF:Q4_K_M") that was pulled into the registry.
 function M.resolve(ref)
    if type(ref) ~= "string" or ref == "" then
       error("models.resolve: expected a model name or path, got " .. type(ref), 2)
    end
    if exists(ref) then return ref end
+   local bare = ref:gsub("^https?://", ""):gsub("^hf%.co/", ""):gsub("^huggingface%.co/", "")
+   local repo, _, file = hub.parse_ref(bare)
+   -- ORG/REPO/FILE.gguf is a Hub reference only with its hf.co/ prefix (else a path)
+   local hubref = repo and (bare ~= ref or not file)
    -- what is plainly a path gets the file's error, not a registry lookup
-   if ref:match("^[/.~]") or ref:match("%.gguf$") or ref:match("%.json$") or not valid_ref(ref) then
+   if not hubref and (ref:match("^[/.~]") or ref:match("%.gguf$") or ref:match("%.json$") or not valid_ref(ref)) then
       return nil, "cannot open " .. ref .. ": No such file or directory"
    end
    local reg, msg = open_existing()
@@ -95,7 +128,9 @@ function M.resolve(ref)
       return nil, string.format("no such file or registered model: '%s' (the registry is empty; "
          .. "see 'moonhub pull' and 'moonhub import')", ref)
    end
-   local row = reg:resolve(ref)
+   local ok, row = pcall(reg.resolve, reg, ref)
+   row = ok and row or nil
+   if not row and hubref then row = from_hub_ref(reg, ref) end
    if not row then
       local near = M.close_names(reg, ref)
       reg:close()
@@ -279,10 +314,45 @@ local function default_name(s)
    return s ~= "" and s or "model"
 end
 
--- the registry name a Hub repo gets: its last component without -GGUF
+-- The naming rule (docs/registry.md, "Names"), one for import and pull:
+-- NAME is the file's (or folder's) base name without .gguf, without its
+-- quant suffix and without -GGUF; TAG is the quant type: the one in the
+-- file name, else the GGUF's main tensor type, else a folder's dtype
+-- (bf16, f16, f32). ref_for("dir/SmolLM2-135M-Q8_0.gguf", facts) -> "SmolLM2-135M", "Q8_0"
+local function strip_gguf(s) return (s:gsub("[%-_%.][Gg][Gg][Uu][Ff]$", "")) end
+
+function M.derive_name(base)
+   local n = strip_gguf(base:match("([^/]+)/*$") or base)
+   local q = hub.quant_of(n .. ".gguf")
+   if q then
+      local low = n:lower()
+      local cut = #n - #q
+      if low:sub(cut + 1) == q:lower() and cut > 1 and n:sub(cut, cut):match("[%-_%.]") then
+         n = n:sub(1, cut - 1)
+      end
+   end
+   return default_name(strip_gguf(n))
+end
+
+local DTYPE_TAG = { bfloat16 = "bf16", float16 = "f16", float32 = "f32" }
+
+function M.derive_tag(base, facts)
+   if facts.format == "gguf" then
+      return hub.quant_of(base) or (type(facts.quant) == "table" and facts.quant[1])
+         or (type(facts.quant) == "string" and facts.quant:match("^[^,]+")) or "F32"
+   end
+   return DTYPE_TAG[facts.dtype] or (type(facts.quant) == "table" and facts.quant[1]
+      and facts.quant[1]:lower()) or "f32"
+end
+
+function M.ref_for(path, facts)
+   local base = path:match("([^/]+)/*$") or path
+   return M.derive_name(base), M.derive_tag(base, facts)
+end
+
+-- the registry name a Hub repo gets: its last component by the same rule
 function M.repo_name(repo)
-   local n = repo:match("([^/]+)$"):gsub("[%-_%.][Gg][Gg][Uu][Ff]$", "")
-   return default_name(n)
+   return M.derive_name(repo:match("([^/]+)$"))
 end
 
 local function register(reg, spec, facts)
@@ -312,8 +382,8 @@ function M.import(path, opts)
    local facts, ferr = M.facts(abs)
    if not facts then return nil, "import: " .. ferr end
    local base = abs:match("([^/]+)$")
-   local name = opts.name or default_name(base:gsub("%.gguf$", ""))
-   local tag = opts.tag or (facts.format == "gguf" and hub.quant_of(base)) or "latest"
+   local dname, dtag = M.ref_for(abs, facts)
+   local name, tag = opts.name or dname, opts.tag or dtag
    local sha = facts.format == "gguf" and sha256_file(abs) or nil
    local target = abs
    if opts.mode == "link" or opts.mode == "copy" then
@@ -348,7 +418,7 @@ end
 -- registered in place stay.
 function M.remove(ref)
    return with_registry(function(reg)
-      local gone, msg = reg:remove(ref)
+      local gone, msg = reg:remove(M.registry_ref(reg, ref))
       if not gone then return nil, msg end
       local out = { versions = gone.versions, alias = gone.alias, deleted = {}, kept = {} }
       for _, v in ipairs(gone.versions) do
@@ -423,7 +493,7 @@ local function pull_gguf(c, entry)
       if owned(path) then os.remove(path) end
       return nil, "pull: " .. entry.path .. " is not a usable GGUF: " .. ferr
    end
-   c.tag = c.tag or hub.quant_of(entry.path) or "latest"
+   c.name, c.tag = M.ref_for(entry.path, facts)
    return path, sha, facts, hub.file_url(c.repo, c.sha or c.revision, entry.path)
 end
 
@@ -441,8 +511,7 @@ local function pull_dir(c, files)
    end
    local facts, ferr = M.dir_facts(dir)
    if not facts then return nil, ferr end
-   c.tag = c.tag or (type(facts.dtype) == "string" and facts.dtype:match("^[%w_]+$")
-      and ({ bfloat16 = "bf16", float16 = "f16", float32 = "f32" })[facts.dtype]) or "latest"
+   c.name, c.tag = M.ref_for(c.repo, facts)
    return dir, nil, facts, string.format("%s/%s", hub.endpoint(), c.repo)
 end
 
@@ -479,7 +548,7 @@ function M.pull(ref, opts)
    local kind, what = choose(info, quant, file)
    if not kind then return nil, what end
    local c = { repo = repo, revision = revision, sha = info.sha, progress = opts.progress,
-      log = opts.log or function() end, stall_timeout = opts.stall_timeout, tag = opts.tag,
+      log = opts.log or function() end, stall_timeout = opts.stall_timeout,
       dir = M.models_dir() .. "/" .. repo }
    local path, sha, facts, url
    if kind == "gguf" then
@@ -488,9 +557,10 @@ function M.pull(ref, opts)
       path, sha, facts, url = pull_dir(c, what)
    end
    if not path then return nil, sha end
-   local name = opts.name or M.repo_name(repo)
+   -- the name and tag an import of the same file would get
+   local name, tag = opts.name or c.name, opts.tag or c.tag
    return with_registry(function(reg)
-      return register(reg, { name = name, tag = c.tag, path = path, sha256 = sha, source_url = url,
+      return register(reg, { name = name, tag = tag, path = path, sha256 = sha, source_url = url,
          source_revision = info.sha or revision }, facts)
    end)
 end

@@ -22,7 +22,7 @@ describe("moonhub.registry #unit", function()
          size = 5 * (1 << 32), params = 8030261248, arch = "llama", ctx = 8192,
          source_url = "https://huggingface.co/x/y", source_revision = "abc123" }
       assert.equal("llama", v1.model)
-      assert.equal("latest", v1.tag)
+      assert.equal("v" .. v1.id, v1.tag)                -- no tag given: v<id>
       assert.equal("gguf", v1.format)
       assert.equal("Q4_K,Q6_K", v1.quant)
       assert.equal(5 * (1 << 32), v1.size)
@@ -35,17 +35,23 @@ describe("moonhub.registry #unit", function()
       assert.equal(v2.id, reg:resolve("llama").id)
       assert.equal(v2.id, reg:resolve("llama:latest").id)
       assert.equal(v2.id, reg:resolve("llama:prod").id)
-      assert.same({ { "llama", "latest", v2.id }, { "llama", "prod", v2.id } },
+      -- one row per tag; `latest` is a mark on the newest, not a row
+      assert.same({ { "llama", "prod", v2.id, true }, { "llama", "v" .. v1.id, v1.id, false } },
          (function()
             local out = {}
-            for _, r in ipairs(reg:list()) do out[#out + 1] = { r.name, r.tag, r.version_id } end
+            for _, r in ipairs(reg:list()) do out[#out + 1] = { r.name, r.tag, r.version_id, r.latest } end
             return out
          end)())
       local vs = reg:versions("llama")
       assert.equal(2, #vs)
       assert.equal(v2.id, vs[1].id)
-      assert.same({ "latest", "prod" }, vs[1].tags)
-      assert.same({}, vs[2].tags)
+      assert.same({ "prod", "latest" }, vs[1].tags)
+      assert.same({ "v" .. v1.id }, vs[2].tags)
+      -- latest is the model's pointer: no tag may take its name
+      assert.has_error(function() reg:add_model { name = "llama", tag = "latest", path = "/m/c.gguf" } end,
+         "registry.add_model: 'latest' is not a tag (it always names the newest version); pick another tag")
+      assert.truthy(reg:set_tag("llama", "latest", v1.id))
+      assert.equal(v1.id, reg:resolve("llama").id)
    end)
 
    it("reuses a version with the same sha256 instead of duplicating it", function()

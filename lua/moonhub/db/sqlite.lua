@@ -128,6 +128,27 @@ CREATE TRIGGER messages_fts_upd AFTER UPDATE OF content ON messages BEGIN
 END;
 INSERT INTO messages_fts (messages_fts) VALUES ('rebuild');
 ]],
+   -- 3: `latest` is the model's pointer, not a tag (docs/registry.md, "Names"):
+   -- a registry of v2 stored it as a second tag row on the newest version.
+   -- A version whose only tag was `latest` keeps a name: its main quant type
+   -- when free, else "v<id>".
+   [3] = [[
+ALTER TABLE models ADD COLUMN latest_id INTEGER REFERENCES versions(id) ON DELETE SET NULL;
+UPDATE models SET latest_id =
+   (SELECT version_id FROM tags t WHERE t.model_id = models.id AND t.name = 'latest');
+DELETE FROM tags WHERE name = 'latest' AND EXISTS
+   (SELECT 1 FROM tags o WHERE o.version_id = tags.version_id AND o.name <> 'latest');
+UPDATE tags SET name = (SELECT upper(substr(v.quant, 1, instr(v.quant || ',', ',') - 1))
+      FROM versions v WHERE v.id = tags.version_id)
+   WHERE name = 'latest'
+   AND (SELECT v.quant FROM versions v WHERE v.id = tags.version_id) GLOB '[A-Za-z0-9]*'
+   AND NOT EXISTS (SELECT 1 FROM tags o, versions v WHERE v.id = tags.version_id
+      AND o.model_id = tags.model_id
+      AND o.name = upper(substr(v.quant, 1, instr(v.quant || ',', ',') - 1)));
+UPDATE tags SET name = 'v' || version_id WHERE name = 'latest';
+CREATE TRIGGER tags_not_latest BEFORE INSERT ON tags WHEN NEW.name = 'latest'
+BEGIN SELECT RAISE(ABORT, 'latest is the newest version, not a tag'); END;
+]],
 }
 D.SCHEMA_VERSION = #D.migrations
 

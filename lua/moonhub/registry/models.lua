@@ -43,8 +43,17 @@ local function model_id(self, name)
    return r and r.id
 end
 
+-- `latest` is not a tag: it names the model's newest version (models.latest_id,
+-- moved by each add; when that version goes, the newest one left).
+local function latest_of(self, mid)
+   local r = self.db:first([[SELECT coalesce(m.latest_id, (SELECT max(id) FROM versions
+      WHERE model_id = m.id)) AS id FROM models m WHERE m.id = ?]], mid)
+   return r and r.id
+end
+
 -- resolve("name[:tag]") -> version row (with .model and .tag) | nil, msg.
 -- Aliases resolve to their model (and their tag when they carry one).
+-- No tag, or `latest`: the model's newest version (.tag is then "latest").
 function M:resolve(ref)
    local name, tag = parse_ref("resolve", ref)
    local mid = model_id(self, name)
@@ -54,9 +63,31 @@ function M:resolve(ref)
       mid, tag = a.model_id, tag or a.tag
    end
    tag = tag or "latest"
+   if tag == "latest" then
+      local vid = latest_of(self, mid)
+      if not vid then return nil, "registry: model '" .. name .. "' has no versions" end
+      return version_row(self, vid, tag)
+   end
    local t = self.db:first("SELECT version_id FROM tags WHERE model_id = ? AND name = ?", mid, tag)
    if not t then return nil, "registry: model '" .. name .. "' has no tag '" .. tag .. "'" end
    return version_row(self, t.version_id, tag)
+end
+
+-- pulled_from(repo) -> the versions pulled from Hub repo "ORG/NAME" (their
+-- source_url names it), newest first, each with .tag (its first tag, else
+-- "latest" for the model's newest) and .file (the file it came from, nil for a folder)
+function M:pulled_from(repo)
+   local rows = self.db:query("SELECT " .. VERSION_COLS .. [[ FROM versions v
+      JOIN models m ON m.id = v.model_id
+      WHERE instr(v.source_url, '/' || ? || '/resolve/') > 0
+         OR substr(v.source_url, -length(?) - 1) = '/' || ?
+      ORDER BY v.id DESC]], repo, repo, repo)
+   for _, r in ipairs(rows) do
+      local t = self.db:first("SELECT name FROM tags WHERE version_id = ? ORDER BY name LIMIT 1", r.id)
+      r.tag = t and t.name or "latest"
+      r.file = r.source_url:match("/resolve/[^/]+/(.+)$")
+   end
+   return rows
 end
 
 -- ===== models and versions =====
@@ -81,7 +112,11 @@ local function check_spec(self, spec)
       error("registry.add_model: expected a table {name=, path=, ...}, got a " .. type(spec), 3)
    end
    M.check_name("add_model", "name", spec.name, M.NAME_PAT)
-   M.check_name("add_model", "tag", spec.tag or "latest", TAG_PAT)
+   if spec.tag ~= nil then M.check_name("add_model", "tag", spec.tag, TAG_PAT) end
+   if spec.tag == "latest" then
+      error("registry.add_model: 'latest' is not a tag (it always names the newest version); "
+         .. "pick another tag", 3)
+   end
    if type(spec.path) ~= "string" or spec.path == "" then
       error("registry.add_model: path must be a non-empty string", 3)
    end
@@ -116,14 +151,14 @@ local function put_tag(self, mid, tag, vid)
       updated_at = excluded.updated_at]], mid, tag, vid, os.time())
 end
 
--- add_model{name=, path=, tag="latest", format=, sha256=, quant=, size=,
+-- add_model{name=, path=, tag=, format=, sha256=, quant=, size=,
 -- params=, arch=, ctx=, source_url=, source_revision=, parent=, description=}
 -- -> the version row. Creates the model when new, adds an immutable version
--- (or reuses one of this model with the same sha256), points tag at it and
--- moves `latest` to it.
+-- (or reuses one of this model with the same sha256), points tag at it
+-- (default "v<version id>") and makes it the model's `latest`.
 function M:add_model(spec)
    local format, quant, parent = check_spec(self, spec)
-   local tag = spec.tag or "latest"
+   local tag = spec.tag
    local vid = self.db:transaction(function(d)
       local now = os.time()
       if d:first("SELECT 1 FROM aliases WHERE name = ?", spec.name) then
@@ -140,24 +175,32 @@ function M:add_model(spec)
          quant, size, params, arch, ctx, source_url, source_revision, parent_id, created_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)]], mid, spec.path, spec.sha256, format, quant,
          spec.size, spec.params, spec.arch, spec.ctx, spec.source_url, spec.source_revision, parent, now)
+      tag = tag or ("v" .. id)
       put_tag(self, mid, tag, id)
-      if tag ~= "latest" then put_tag(self, mid, "latest", id) end
+      d:exec("UPDATE models SET latest_id = ? WHERE id = ?", id, mid)
       return id
    end)
    return version_row(self, vid, tag)
 end
 
+local LATEST = [[coalesce(m.latest_id, (SELECT max(id) FROM versions x WHERE x.model_id = m.id))]]
+
 -- list() -> one row per tag, by name then tag: {name, tag, version_id,
--- path, format, quant, size, params, arch, ctx, sha256, created_at, updated_at}
+-- path, format, quant, size, params, arch, ctx, sha256, created_at,
+-- updated_at, latest (true on the model's newest version)}. `latest` is
+-- no row of its own.
 function M:list()
-   return self.db:query([[SELECT m.name, t.name AS tag, v.id AS version_id, v.path, v.format,
-      v.quant, v.size, v.params, v.arch, v.ctx, v.sha256, v.created_at, t.updated_at
+   local rows = self.db:query([[SELECT m.name, t.name AS tag, v.id AS version_id, v.path, v.format,
+      v.quant, v.size, v.params, v.arch, v.ctx, v.sha256, v.created_at, t.updated_at,
+      v.id = ]] .. LATEST .. [[ AS latest
       FROM tags t JOIN models m ON m.id = t.model_id JOIN versions v ON v.id = t.version_id
       ORDER BY m.name, t.name]])
+   for _, r in ipairs(rows) do r.latest = r.latest == 1 end
+   return rows
 end
 
 -- versions(name) -> all versions of a model, newest first, each with .tags
--- (an array of tag names) | nil, msg
+-- (an array of tag names, "latest" last on the newest) | nil, msg
 function M:versions(name)
    M.check_name("versions", "model name", name, M.NAME_PAT)
    local mid = model_id(self, name)
@@ -169,6 +212,7 @@ function M:versions(name)
       for t in self.db:each("SELECT name FROM tags WHERE version_id = ? ORDER BY name", r.id) do
          r.tags[#r.tags + 1] = t.name
       end
+      if r.id == latest_of(self, mid) then r.tags[#r.tags + 1] = "latest" end
    end
    return rows
 end
@@ -203,7 +247,8 @@ function M:descendants(ref)
          JOIN models m ON m.id = v.model_id ORDER BY v.id]], v.id)
 end
 
--- set_tag(name, tag, version_id) -> true | nil, msg. Moves (or creates) a tag.
+-- set_tag(name, tag, version_id) -> true | nil, msg. Moves (or creates) a
+-- tag; "latest" moves the model's latest pointer.
 function M:set_tag(name, tag, version_id)
    M.check_name("set_tag", "model name", name, M.NAME_PAT)
    M.check_name("set_tag", "tag", tag, TAG_PAT)
@@ -216,7 +261,11 @@ function M:set_tag(name, tag, version_id)
       if not d:first("SELECT 1 FROM versions WHERE id = ? AND model_id = ?", version_id, mid) then
          return nil, "registry: model '" .. name .. "' has no version " .. version_id
       end
-      put_tag(self, mid, tag, version_id)
+      if tag == "latest" then
+         d:exec("UPDATE models SET latest_id = ? WHERE id = ?", version_id, mid)
+      else
+         put_tag(self, mid, tag, version_id)
+      end
       return true
    end)
 end
@@ -244,9 +293,9 @@ function M:aliases()
 end
 
 -- remove("name") drops the model with its versions, tags and aliases;
--- remove("name:tag") drops the version that tag points at (with every tag
--- on it), moves `latest` to the newest version left, and drops the model
--- when none is left; remove("alias") drops the alias. Returns
+-- remove("name:tag") drops the version that tag (or `latest`) points at
+-- (with every tag on it; `latest` falls back to the newest version left),
+-- and drops the model when none is left; remove("alias") drops the alias. Returns
 -- {versions = {rows...}} (their paths are for the caller to delete) | nil, msg.
 function M:remove(ref)
    local name, tag = parse_ref("remove", ref)
@@ -261,15 +310,12 @@ function M:remove(ref)
       local sql = "SELECT " .. VERSION_COLS .. " FROM versions v JOIN models m ON m.id = v.model_id "
       local gone
       if tag then
-         local t = d:first("SELECT version_id FROM tags WHERE model_id = ? AND name = ?", mid, tag)
+         local t = tag == "latest" and { version_id = latest_of(self, mid) }
+            or d:first("SELECT version_id FROM tags WHERE model_id = ? AND name = ?", mid, tag)
          if not t then return nil, "registry: model '" .. name .. "' has no tag '" .. tag .. "'" end
          gone = d:query(sql .. "WHERE v.id = ?", t.version_id)
-         d:exec("DELETE FROM versions WHERE id = ?", t.version_id)
-         local newest = d:first("SELECT max(id) AS id FROM versions WHERE model_id = ?", mid)
-         if newest.id then
-            if not d:first("SELECT 1 FROM tags WHERE model_id = ? AND name = 'latest'", mid) then
-               put_tag(self, mid, "latest", newest.id)
-            end
+         d:exec("DELETE FROM versions WHERE id = ?", t.version_id)   -- latest_id -> NULL: newest left
+         if d:first("SELECT 1 FROM versions WHERE model_id = ?", mid) then
             return { versions = gone }
          end
       else
@@ -285,11 +331,11 @@ function M:path_in_use(path)
    return self.db:first("SELECT 1 FROM versions WHERE path = ?", path) ~= nil
 end
 
--- version_label(version_id) -> "name:tag" of that version (its first tag,
--- `latest` last), "name@id" when it has no tag, nil when it is gone
+-- version_label(version_id) -> "name:tag" of that version (its first tag),
+-- "name@id" when it has no tag, nil when it is gone
 function M:version_label(vid)
    local p = self.db:first([[SELECT m.name, (SELECT t.name FROM tags t WHERE t.version_id = v.id
-      ORDER BY t.name = 'latest', t.name LIMIT 1) AS tag FROM versions v JOIN models m
+      ORDER BY t.name LIMIT 1) AS tag FROM versions v JOIN models m
       ON m.id = v.model_id WHERE v.id = ?]], vid)
    if not p then return nil end
    return p.tag and (p.name .. ":" .. p.tag) or (p.name .. "@" .. vid)

@@ -114,7 +114,10 @@ describe("serve with many models #integration", function()
       local ids = {}
       for _, m in ipairs(json.decode(text).data) do ids[#ids + 1] = m.id end
       table.sort(ids)
-      assert.same({ "smol:Q8_0", "smol:latest", "stories:latest" }, ids)
+      assert.same({ "smol:Q8_0", "stories:F32" }, ids)   -- one per version: latest is no row
+      code, text = curl(srv, "GET", "/v1/models/smol")   -- the name answers with its latest version
+      assert.equal(200, code)
+      assert.equal("smol:Q8_0", json.decode(text).id)
       assert.equal("", (loaded(srv)))
    end)
 
@@ -187,7 +190,7 @@ describe("serve with many models #integration", function()
       assert.equal(200, code)
       local names = {}
       for _, r in ipairs(json.decode(text).models) do names[#names + 1] = r.name .. ":" .. r.tag end
-      assert.same({ "extra:latest", "smol:Q8_0", "smol:latest", "stories:latest" }, names)
+      assert.same({ "extra:F32", "smol:Q8_0", "stories:F32" }, names)
       code, text = curl(srv, "GET", "/api/models/extra")
       assert.equal(200, code)
       local rec = json.decode(text)

@@ -97,7 +97,9 @@ describe("pull from the fake Hub", function()
       assert.equal(13990272, r.size)
       assert.matches("^Q4_K", r.quant)
       assert.is_true(r.params > 15e6 and r.params < 17e6)
-      assert.is_table(by["smol-llama-17m:latest"])
+      -- one row: `latest` marks it, it is no second row
+      assert.is_true(r.latest)
+      assert.equal(1, #select(2, rows(home)))
       assert.equal(0, count_downloads(srv, "smol-llama-17m-Q8_0.gguf"))
       -- progress went to stderr as plain lines (not a terminal here)
       assert.matches("smol%-llama%-17m%-Q4_K_M%.gguf%s+100%.0%% 13%.3 MiB/13%.3 MiB", err)
@@ -126,6 +128,49 @@ describe("pull from the fake Hub", function()
       local _, e2, c2 = fake.run(home, srv, "pull mh/stories-GGUF:Q6_K")
       assert.equal(1, c2)
       assert.matches("no Q6_K file in the repo %(it has: Q4_0, Q8_0%)", e2)
+   end)
+
+   -- the naming rule (docs/registry.md, "Names"): a pull and an import of the
+   -- same file register the same NAME:TAG, one row each; the Hub reference
+   -- reaches the pulled model whatever it is called
+   it("pull and import of the same file give the same NAME:TAG; hf.co/ references resolve", function()
+      if not ready() then return end
+      local out, err, code = fake.run(home, srv, "pull mh/stories-GGUF:Q4_0")
+      assert.equal(0, code, err)
+      assert.matches("pulled stories:Q4_0 ", out)
+      local pulled = select(2, rows(home))
+      local other = H.tmpdir()
+      local iout, ierr, icode = fake.run(other, nil, "import " .. H.q(pulled[1].path))
+      assert.equal(0, icode, ierr)
+      assert.matches("imported stories:Q4_0 ", iout)
+      local imported = select(2, rows(other))
+      H.rmdir(other)
+      assert.equal(1, #pulled)
+      assert.equal(1, #imported)
+      assert.same({ pulled[1].name, pulled[1].tag, pulled[1].sha256, true },
+         { imported[1].name, imported[1].tag, imported[1].sha256, imported[1].latest })
+      -- a Hub reference to what was pulled, with or without hf.co/, even renamed
+      assert.equal(0, select(3, fake.run(home, srv, "pull mh/stories-GGUF:Q8_0 --name renamed")))
+      for ref, want in pairs({ ["hf.co/mh/stories-GGUF:Q4_0"] = "stories:Q4_0",
+            ["mh/stories-GGUF:Q8_0"] = "renamed:Q8_0", ["hf.co/mh/stories-GGUF:q8_0"] = "renamed:Q8_0",
+            ["hf.co/mh/stories-GGUF/stories-Q4_0.gguf"] = "stories:Q4_0" }) do
+         local sout, serr, scode = fake.run(home, nil, "show " .. ref)
+         assert.equal(0, scode, ref .. ": " .. tostring(serr))
+         assert.matches("registry%s+" .. want:gsub("%p", "%%%0"), sout)
+      end
+      local _, gerr, gcode = fake.run(home, nil, "show hf.co/mh/stories-GGUF:Q6_K")
+      assert.equal(1, gcode)
+      assert.matches("no such file or registered model: 'hf.co/mh/stories%-GGUF:Q6_K'", gerr)
+      -- cp and rm take the same references
+      local cout, cerr, ccode = fake.run(home, nil, "cp hf.co/mh/stories-GGUF:Q4_0 fav")
+      assert.equal(0, ccode, cerr)
+      assert.equal("fav -> stories:Q4_0\n", cout)
+      local rout, rerr, rcode = fake.run(home, nil, "rm mh/stories-GGUF:Q8_0")
+      assert.equal(0, rcode, rerr)
+      assert.matches("^removed mh/stories%-GGUF:Q8_0\n", rout)
+      local left = {}
+      for _, r in ipairs(select(2, rows(home))) do left[#left + 1] = r.name .. ":" .. r.tag end
+      assert.same({ "stories:Q4_0" }, left)
    end)
 
    -- the log lines of requests for file, as "top-path status range from sent [cut]"

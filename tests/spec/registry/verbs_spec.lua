@@ -1,5 +1,7 @@
 -- Specs for the local registry verbs: import, list, show, cp, rm, and
--- models by name in generate/tokenize; unknown names and a corrupt registry.
+-- models by name in generate/tokenize; the naming rule (one row per import,
+-- `latest` a mark); the migration of a schema-2 registry; unknown names and
+-- a corrupt registry.
 -- Layer: tests (runs ./moonhub as a child with a temporary MOONHUB_HOME).
 local H = require "helpers.host"
 local data = require "helpers.data"
@@ -24,19 +26,22 @@ describe("registry verbs", function()
       if not need() then return end
       local out, err, code = H.run(home, "import " .. H.q(st) .. " --name stories")
       assert.equal(0, code, err)
-      assert.matches("imported stories:latest %(F32, 1%.1 MiB%)", out)
+      assert.matches("imported stories:F32 %(F32, 1%.1 MiB%)", out)
       out, err, code = H.run(home, "import " .. H.q(st8) .. " --name stories --parent stories:latest")
       assert.equal(0, code, err)
       assert.matches("imported stories:Q8_0", out)
       out, err, code = H.run(home, "list")
       assert.equal(0, code, err)
-      assert.matches("NAME%s+SIZE%s+QUANT%s+PARAMS%s+CONTEXT%s+MODIFIED", out)
-      assert.matches("stories:Q8_0%s+370%.3 KiB%s+Q8_0,F16%s+292%.8K%s+2048%s+%d%d%d%d%-%d%d%-%d%d", out)
+      assert.matches("NAME%s+SIZE%s+QUANT%s+PARAMS%s+CONTEXT%s+MODIFIED%s+LATEST", out)
+      assert.matches("stories:Q8_0%s+370%.3 KiB%s+Q8_0,F16%s+292%.8K%s+2048%s+%d%d%d%d%-%d%d%-%d%d %d%d:%d%d%s+%*\n",
+         out)
+      assert.matches("stories:F32%s+1%.1 MiB%s+F32 .-%d%d:%d%d\n", out)   -- no longer latest: no mark
+      assert.not_matches("stories:latest", out)
       out, err, code = H.run(home, "show stories:Q8_0")
       assert.equal(0, code, err)
       assert.matches("registry%s+stories:Q8_0", out)
       assert.matches("tags%s+Q8_0, latest", out)
-      assert.matches("parent%s+stories@1\n", out)   -- version 1 lost `latest` to version 2
+      assert.matches("parent%s+stories:F32\n", out)   -- version 1 kept its own tag
       assert.matches("memory at ctx 4096", out)
       assert.matches("sha256%s+" .. require("moonhub.core.fetch").sha256_file(st8), out)
       out, err, code = H.run(home, "generate stories 'Once upon' -n 4 --temp 0")
@@ -44,6 +49,64 @@ describe("registry verbs", function()
       assert.is_true(#out > 1)
       local _, terr, tcode = H.run(home, "tokenize stories:Q8_0 'Once upon a time'")
       assert.equal(0, tcode, terr)
+   end)
+
+   -- the naming rule (docs/registry.md, "Names"): NAME from the file name
+   -- without .gguf and quant suffix, TAG the quant; one row, latest a mark
+   it("names an import NAME:QUANT, one row with latest as a mark, not a second row", function()
+      if not need() then return end
+      local out, err, code = H.run(home, "import " .. H.q(st8))
+      assert.equal(0, code, err)
+      assert.matches("imported stories260K:Q8_0 ", out)
+      local js = require("dkjson").decode((H.run(home, "list --json")))
+      assert.equal(1, #js.models)
+      assert.equal("stories260K", js.models[1].name)
+      assert.equal("Q8_0", js.models[1].tag)
+      assert.is_true(js.models[1].latest)
+      -- the same file again is the same version, still one row
+      assert.equal(0, select(3, H.run(home, "import " .. H.q(st8))))
+      js = require("dkjson").decode((H.run(home, "list --json")))
+      assert.equal(1, #js.models)
+      -- name, name:latest and name:tag all reach it
+      for _, ref in ipairs({ "stories260K", "stories260K:latest", "stories260K:Q8_0" }) do
+         local _, terr, tcode = H.run(home, "tokenize " .. ref .. " 'Once upon'")
+         assert.equal(0, tcode, ref .. ": " .. tostring(terr))
+      end
+      local _, terr, tcode = H.run(home, "import " .. H.q(st8) .. " --name x --tag latest")
+      assert.equal(1, tcode)
+      assert.matches("'latest' is not a tag", terr)
+   end)
+
+   -- a registry written before the rule (schema 2) stored `latest` as a
+   -- second tag row; opening it migrates: one row per version, latest kept
+   it("migrates a schema-2 registry with its two rows to one row and a latest mark", function()
+      local sqlite = require "moonhub.core.sqlite"
+      local dialect = require "moonhub.db.sqlite"
+      local c = assert(sqlite.open(home .. "/moonhub.db"))
+      c:exec(dialect.migrations[1])
+      c:exec(dialect.migrations[2])
+      c:exec("PRAGMA user_version = 2; PRAGMA application_id = " .. dialect.APP_ID)
+      c:exec([[INSERT INTO models (id, name, created_at) VALUES (1, 'smol', 1), (2, 'solo', 1);
+         INSERT INTO versions (id, model_id, path, format, quant, created_at) VALUES
+            (1, 1, '/m/smol-Q4_0.gguf', 'gguf', 'Q4_0,Q6_K', 1),
+            (2, 1, '/m/smol-Q8_0.gguf', 'gguf', 'Q8_0', 2),
+            (3, 2, '/m/solo.gguf', 'gguf', 'F16,F32', 3);
+         INSERT INTO tags (model_id, name, version_id, updated_at) VALUES
+            (1, 'Q4_0', 1, 1), (1, 'Q8_0', 2, 2), (1, 'latest', 2, 2), (2, 'latest', 3, 3)]])
+      c:close()
+      local reg = assert(require("moonhub.registry").open(home))
+      assert.equal(3, reg.db:first("PRAGMA user_version").user_version)
+      local rows = {}
+      for _, r in ipairs(reg:list()) do rows[#rows + 1] = { r.name .. ":" .. r.tag, r.version_id, r.latest } end
+      assert.same({ { "smol:Q4_0", 1, false }, { "smol:Q8_0", 2, true }, { "solo:F16", 3, true } }, rows)
+      assert.equal(2, reg:resolve("smol").id)
+      assert.equal(2, reg:resolve("smol:latest").id)
+      assert.equal(3, reg:resolve("solo:latest").id)
+      -- and a new import moves latest without a second row
+      local v = reg:add_model { name = "smol", tag = "F16", path = "/m/smol-F16.gguf" }
+      assert.equal(v.id, reg:resolve("smol").id)
+      assert.equal(0, reg.db:first("SELECT count(*) AS n FROM tags WHERE name = 'latest'").n)
+      reg:close()
    end)
 
    it("copies into the home with --copy and removes only its own files", function()
