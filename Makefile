@@ -8,6 +8,16 @@ PREFIX   ?= /usr/local
 DESTDIR  ?=
 VERSION  := 0.1.0
 BUILD    ?= build
+# V=1 prints every compiler line in full; by default a rule prints one short
+# "  CC file" line (make test hides even those unless the build fails).
+V        ?= 0
+ifeq ($(V),1)
+Q   :=
+say  = @:
+else
+Q   := @
+say  = @printf '  %-6s %s\n' '$(1)' '$(2)'
+endif
 
 CC       ?= cc
 PKGS     := lua5.4 openblas libedit libcjson libpcre2-8 libutf8proc sqlite3 libcurl libevent libcrypto
@@ -47,42 +57,49 @@ moonhub: $(BUILD)/moonhub
 	@ln -sf $(BUILD)/moonhub moonhub
 
 $(BUILD)/moonhub: $(APP_OBJ) $(LIBMH)
-	$(CC) $(CFLAGS) $(MH_CFLAGS) -o $@ $(APP_OBJ) $(LIBMH) $(LDFLAGS) $(LDLIBS)
+	$(call say,LINK,$@)
+	$(Q)$(CC) $(CFLAGS) $(MH_CFLAGS) -o $@ $(APP_OBJ) $(LIBMH) $(LDFLAGS) $(LDLIBS)
 
 $(LIBMH): $(ENGINE_OBJ)
 	@rm -f $@
-	ar rcs $@ $^
+	$(call say,AR,$@)
+	$(Q)ar rcs $@ $^
 
 $(BUILD)/%_avx2.o: %_avx2.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(MH_CFLAGS) $(AVX2_FLAGS) -MMD -MP -c -o $@ $<
+	$(call say,CC,$<)
+	$(Q)$(CC) $(CFLAGS) $(MH_CFLAGS) $(AVX2_FLAGS) -MMD -MP -c -o $@ $<
 
 $(BUILD)/%_avx512.o: %_avx512.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(MH_CFLAGS) $(AVX512_FLAGS) -MMD -MP -c -o $@ $<
+	$(call say,CC,$<)
+	$(Q)$(CC) $(CFLAGS) $(MH_CFLAGS) $(AVX512_FLAGS) -MMD -MP -c -o $@ $<
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(MH_CFLAGS) -MMD -MP -c -o $@ $<
+	$(call say,CC,$<)
+	$(Q)$(CC) $(CFLAGS) $(MH_CFLAGS) -MMD -MP -c -o $@ $<
 
 $(BUILD)/tests/%: tests/c/%.c tests/c/harness.h $(LIBMH)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(MH_CFLAGS) -Itests/c -o $@ $< $(LIBMH) $(LDFLAGS) $(LDLIBS)
+	$(call say,CC,$<)
+	$(Q)$(CC) $(CFLAGS) $(MH_CFLAGS) -Itests/c -o $@ $< $(LIBMH) $(LDFLAGS) $(LDLIBS)
 
 $(BUILD)/bench/%: bench/%.c $(LIBMH)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(MH_CFLAGS) -o $@ $< $(LIBMH) $(LDFLAGS) $(LDLIBS)
+	$(call say,CC,$<)
+	$(Q)$(CC) $(CFLAGS) $(MH_CFLAGS) -o $@ $< $(LIBMH) $(LDFLAGS) $(LDLIBS)
 
 # ===== tests =====
 test: deps
-	@$(MAKE) --no-print-directory all
-	@sh tests/run.sh $(BUILD)
+	@V=$(V) sh tools/quietly.sh build $(MAKE) --no-print-directory all
+	@V=$(V) sh tests/run.sh $(BUILD)
 
 test-c: all
-	@sh tests/run.sh $(BUILD) c
+	@V=$(V) sh tests/run.sh $(BUILD) c
 
 test-lua: all
-	@sh tests/run.sh $(BUILD) lua
+	@V=$(V) sh tests/run.sh $(BUILD) lua
 
 test-e2e: all
 	@sh tests/e2e/run.sh
@@ -91,7 +108,7 @@ asan:
 	@$(MAKE) --no-print-directory BUILD=build-asan \
 	    CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
 	    LDFLAGS="-fsanitize=address,undefined" bins
-	@ASAN_OPTIONS=detect_leaks=1 sh tests/run.sh build-asan c
+	@ASAN_OPTIONS=detect_leaks=1 V=$(V) sh tests/run.sh build-asan c
 
 demo: deps
 	@$(MAKE) --no-print-directory all
@@ -132,7 +149,8 @@ fuzz-build: $(FUZZ_BIN)
 
 $(BUILD)/fuzz/%: fuzz/%.c $(wildcard fuzz/*.h) $(FUZZ_HOST) $(LIBMH)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(MH_CFLAGS) -fsanitize=fuzzer -Iengine/bind -Iengine/host -o $@ $< \
+	$(call say,CC,$<)
+	$(Q)$(CC) $(CFLAGS) $(MH_CFLAGS) -fsanitize=fuzzer -Iengine/bind -Iengine/host -o $@ $< \
 	    $(FUZZ_HOST) $(LIBMH) $(LDFLAGS) $(LDLIBS)
 
 # ===== install =====
