@@ -19,7 +19,8 @@ SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 export DEBIAN_FRONTEND=noninteractive
 # apt's own output only when it fails (V=1: always)
-log=$(mktemp); trap 'rm -f "$log"' EXIT
+tmplog=$(mktemp); trap 'rm -f "$tmplog"' EXIT
+log=$tmplog
 if [ "${V:-0}" = 1 ]; then log=/dev/stdout; fi
 if ! { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq --no-install-recommends $missing; } >"$log" 2>&1; then
     [ "$log" = /dev/stdout ] || cat "$log"
