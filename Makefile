@@ -126,6 +126,7 @@ lint:
 	@sh tools/lint_layers.sh
 	@sh tools/lint_recipes.sh
 	@sh tools/lint_sizes.sh
+	@sh tools/lint_docs.sh
 	@echo "lint: ok"
 
 bench: all $(BENCH_BIN)
