@@ -155,16 +155,26 @@ $(BUILD)/fuzz/%: fuzz/%.c $(wildcard fuzz/*.h) $(FUZZ_HOST) $(LIBMH)
 	    $(FUZZ_HOST) $(LIBMH) $(LDFLAGS) $(LDLIBS)
 
 # ===== install =====
+# Docs go to share/doc/moonhub; the man pages (moonhub(1), moonhub-GROUP(1))
+# are generated here from the CLI's own help text (tools/gen_man.lua), never
+# committed.
 SHAREDIR := $(DESTDIR)$(PREFIX)/share/moonhub
+DOCDIR   := $(DESTDIR)$(PREFIX)/share/doc/moonhub
+MANDIR   := $(DESTDIR)$(PREFIX)/share/man/man1
 install: moonhub
-	install -d $(DESTDIR)$(PREFIX)/bin $(SHAREDIR)/lua/moonhub $(SHAREDIR)/recipes
+	install -d $(DESTDIR)$(PREFIX)/bin $(SHAREDIR)/lua/moonhub $(SHAREDIR)/recipes $(DOCDIR) $(MANDIR)
 	install -m 755 $(BUILD)/moonhub $(DESTDIR)$(PREFIX)/bin/moonhub
 	cd lua && find . -name '*.lua' -exec install -D -m 644 {} $(SHAREDIR)/lua/{} \;
 	cd recipes && find . -name '*.lua' -exec install -D -m 644 {} $(SHAREDIR)/recipes/{} \;
+	install -m 644 README.md docs/*.md $(DOCDIR)
+	rm -rf $(BUILD)/man && mkdir -p $(BUILD)/man
+	$(BUILD)/moonhub run tools/gen_man.lua $(BUILD)/man
+	install -m 644 $(BUILD)/man/*.1 $(MANDIR)
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/moonhub
-	rm -rf $(SHAREDIR)
+	rm -rf $(SHAREDIR) $(DOCDIR)
+	rm -f $(MANDIR)/moonhub.1 $(MANDIR)/moonhub-*.1
 
 clean:
 	rm -rf build build-asan build-fuzz moonhub
