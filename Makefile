@@ -105,7 +105,7 @@ test-e2e: all
 	@sh tests/e2e/run.sh
 
 asan:
-	@$(MAKE) --no-print-directory BUILD=build-asan \
+	@V=$(V) sh tools/quietly.sh "asan build" $(MAKE) --no-print-directory BUILD=build-asan \
 	    CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
 	    LDFLAGS="-fsanitize=address,undefined" bins
 	@ASAN_OPTIONS=detect_leaks=1 V=$(V) sh tests/run.sh build-asan c
