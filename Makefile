@@ -8,6 +8,16 @@ PREFIX   ?= /usr/local
 DESTDIR  ?=
 VERSION  := 0.1.0
 BUILD    ?= build
+# V=1 prints every compiler line in full; by default a rule prints one short
+# "  CC file" line (make test hides even those unless the build fails).
+V        ?= 0
+ifeq ($(V),1)
+Q   :=
+say  = @:
+else
+Q   := @
+say  = @printf '  %-6s %s\n' '$(1)' '$(2)'
+endif
 
 CC       ?= cc
 PKGS     := lua5.4 openblas libedit libcjson libpcre2-8 libutf8proc sqlite3 libcurl libevent libcrypto
@@ -47,51 +57,58 @@ moonhub: $(BUILD)/moonhub
 	@ln -sf $(BUILD)/moonhub moonhub
 
 $(BUILD)/moonhub: $(APP_OBJ) $(LIBMH)
-	$(CC) $(CFLAGS) $(MH_CFLAGS) -o $@ $(APP_OBJ) $(LIBMH) $(LDFLAGS) $(LDLIBS)
+	$(call say,LINK,$@)
+	$(Q)$(CC) $(CFLAGS) $(MH_CFLAGS) -o $@ $(APP_OBJ) $(LIBMH) $(LDFLAGS) $(LDLIBS)
 
 $(LIBMH): $(ENGINE_OBJ)
 	@rm -f $@
-	ar rcs $@ $^
+	$(call say,AR,$@)
+	$(Q)ar rcs $@ $^
 
 $(BUILD)/%_avx2.o: %_avx2.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(MH_CFLAGS) $(AVX2_FLAGS) -MMD -MP -c -o $@ $<
+	$(call say,CC,$<)
+	$(Q)$(CC) $(CFLAGS) $(MH_CFLAGS) $(AVX2_FLAGS) -MMD -MP -c -o $@ $<
 
 $(BUILD)/%_avx512.o: %_avx512.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(MH_CFLAGS) $(AVX512_FLAGS) -MMD -MP -c -o $@ $<
+	$(call say,CC,$<)
+	$(Q)$(CC) $(CFLAGS) $(MH_CFLAGS) $(AVX512_FLAGS) -MMD -MP -c -o $@ $<
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(MH_CFLAGS) -MMD -MP -c -o $@ $<
+	$(call say,CC,$<)
+	$(Q)$(CC) $(CFLAGS) $(MH_CFLAGS) -MMD -MP -c -o $@ $<
 
 $(BUILD)/tests/%: tests/c/%.c tests/c/harness.h $(LIBMH)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(MH_CFLAGS) -Itests/c -o $@ $< $(LIBMH) $(LDFLAGS) $(LDLIBS)
+	$(call say,CC,$<)
+	$(Q)$(CC) $(CFLAGS) $(MH_CFLAGS) -Itests/c -o $@ $< $(LIBMH) $(LDFLAGS) $(LDLIBS)
 
 $(BUILD)/bench/%: bench/%.c $(LIBMH)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(MH_CFLAGS) -o $@ $< $(LIBMH) $(LDFLAGS) $(LDLIBS)
+	$(call say,CC,$<)
+	$(Q)$(CC) $(CFLAGS) $(MH_CFLAGS) -o $@ $< $(LIBMH) $(LDFLAGS) $(LDLIBS)
 
 # ===== tests =====
 test: deps
-	@$(MAKE) --no-print-directory all
-	@sh tests/run.sh $(BUILD)
+	@V=$(V) sh tools/quietly.sh build $(MAKE) --no-print-directory all
+	@V=$(V) sh tests/run.sh $(BUILD)
 
 test-c: all
-	@sh tests/run.sh $(BUILD) c
+	@V=$(V) sh tests/run.sh $(BUILD) c
 
 test-lua: all
-	@sh tests/run.sh $(BUILD) lua
+	@V=$(V) sh tests/run.sh $(BUILD) lua
 
 test-e2e: all
 	@sh tests/e2e/run.sh
 
 asan:
-	@$(MAKE) --no-print-directory BUILD=build-asan \
+	@V=$(V) sh tools/quietly.sh "asan build" $(MAKE) --no-print-directory BUILD=build-asan \
 	    CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
 	    LDFLAGS="-fsanitize=address,undefined" bins
-	@ASAN_OPTIONS=detect_leaks=1 sh tests/run.sh build-asan c
+	@ASAN_OPTIONS=detect_leaks=1 V=$(V) sh tests/run.sh build-asan c
 
 demo: deps
 	@$(MAKE) --no-print-directory all
@@ -109,6 +126,7 @@ lint:
 	@sh tools/lint_layers.sh
 	@sh tools/lint_recipes.sh
 	@sh tools/lint_sizes.sh
+	@sh tools/lint_docs.sh
 	@echo "lint: ok"
 
 bench: all $(BENCH_BIN)
@@ -132,20 +150,31 @@ fuzz-build: $(FUZZ_BIN)
 
 $(BUILD)/fuzz/%: fuzz/%.c $(wildcard fuzz/*.h) $(FUZZ_HOST) $(LIBMH)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(MH_CFLAGS) -fsanitize=fuzzer -Iengine/bind -Iengine/host -o $@ $< \
+	$(call say,CC,$<)
+	$(Q)$(CC) $(CFLAGS) $(MH_CFLAGS) -fsanitize=fuzzer -Iengine/bind -Iengine/host -o $@ $< \
 	    $(FUZZ_HOST) $(LIBMH) $(LDFLAGS) $(LDLIBS)
 
 # ===== install =====
+# Docs go to share/doc/moonhub; the man pages (moonhub(1), moonhub-GROUP(1))
+# are generated here from the CLI's own help text (tools/gen_man.lua), never
+# committed.
 SHAREDIR := $(DESTDIR)$(PREFIX)/share/moonhub
+DOCDIR   := $(DESTDIR)$(PREFIX)/share/doc/moonhub
+MANDIR   := $(DESTDIR)$(PREFIX)/share/man/man1
 install: moonhub
-	install -d $(DESTDIR)$(PREFIX)/bin $(SHAREDIR)/lua/moonhub $(SHAREDIR)/recipes
+	install -d $(DESTDIR)$(PREFIX)/bin $(SHAREDIR)/lua/moonhub $(SHAREDIR)/recipes $(DOCDIR) $(MANDIR)
 	install -m 755 $(BUILD)/moonhub $(DESTDIR)$(PREFIX)/bin/moonhub
 	cd lua && find . -name '*.lua' -exec install -D -m 644 {} $(SHAREDIR)/lua/{} \;
 	cd recipes && find . -name '*.lua' -exec install -D -m 644 {} $(SHAREDIR)/recipes/{} \;
+	install -m 644 README.md docs/*.md $(DOCDIR)
+	rm -rf $(BUILD)/man && mkdir -p $(BUILD)/man
+	$(BUILD)/moonhub run tools/gen_man.lua $(BUILD)/man
+	install -m 644 $(BUILD)/man/*.1 $(MANDIR)
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/moonhub
-	rm -rf $(SHAREDIR)
+	rm -rf $(SHAREDIR) $(DOCDIR)
+	rm -f $(MANDIR)/moonhub.1 $(MANDIR)/moonhub-*.1
 
 clean:
 	rm -rf build build-asan build-fuzz moonhub

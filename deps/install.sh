@@ -18,5 +18,13 @@ echo "deps: installing$missing"
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends $missing
+# apt's own output only when it fails (V=1: always)
+tmplog=$(mktemp); trap 'rm -f "$tmplog"' EXIT
+log=$tmplog
+if [ "${V:-0}" = 1 ]; then log=/dev/stdout; fi
+if ! { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq --no-install-recommends $missing; } >"$log" 2>&1; then
+    [ "$log" = /dev/stdout ] || cat "$log"
+    echo "deps: apt-get failed for$missing"
+    exit 1
+fi
+echo "deps: installed$missing"

@@ -26,7 +26,11 @@ command -v npm >/dev/null 2>&1 || need "npm is not installed (sh deps/install.sh
 
 # npm ci only when node_modules is missing or older than the lock file
 if [ ! -f $e2e/node_modules/.package-lock.json ] || [ $e2e/package-lock.json -nt $e2e/node_modules/.package-lock.json ]; then
-    (cd $e2e && npm ci --no-audit --no-fund --loglevel=error) || fail "npm ci failed"
+    # its output only when it fails
+    npmlog=$(mktemp)
+    (cd $e2e && npm ci --no-audit --no-fund --loglevel=error) >"$npmlog" 2>&1 ||
+        { cat "$npmlog"; rm -f "$npmlog"; fail "npm ci failed"; }
+    rm -f "$npmlog"
 fi
 
 tmp=$(mktemp -d)
@@ -42,6 +46,9 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
+# The files exist before the server starts: the background job opens its
+# redirections itself, so the polling sed below could otherwise run first.
+: >"$tmp/out"; : >"$tmp/err"
 MOONHUB_HOME=$tmp ./moonhub serve --model "$model" --port 0 --parallel 2 --ctx 1024 --threads 1 \
     --api-key $key >"$tmp/out" 2>"$tmp/err" &
 pid=$!
