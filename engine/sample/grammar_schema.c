@@ -415,12 +415,17 @@ static int bound(cc *c, const cJSON *s, const char *key, int dflt)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(s, key);
     if (!v) return dflt;
-    if (!cJSON_IsNumber(v) || v->valuedouble != (double)(int64_t)v->valuedouble || v->valuedouble < 0) {
+    /* range before the integer test: casting 1e54 to an integer type is UB */
+    if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0)) {
         fail(c, "'%s' must be a non-negative integer", key);
         return -2;
     }
     if (v->valuedouble > BOUND_MAX) {
         fail(c, "'%s' of %.0f is above the supported %d", key, v->valuedouble, BOUND_MAX);
+        return -2;
+    }
+    if (v->valuedouble != (double)(int)v->valuedouble) {
+        fail(c, "'%s' must be a non-negative integer", key);
         return -2;
     }
     return (int)v->valuedouble;

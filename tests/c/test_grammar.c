@@ -146,6 +146,10 @@ static void test_schema_errors(void)
         { "{\"allOf\":[{},{}]}", "'allOf' is supported with exactly one", MH_EINVAL },
         { "{\"anyOf\":[{}],\"type\":\"object\"}", "combined with", MH_EINVAL },
         { "{\"type\":\"string\",\"maxLength\":100000}", "above the supported", MH_EINVAL },
+        /* found by fuzz_grammar: a bound past any integer type (UB when cast first) */
+        { "{\"type\":\"string\",\"maxLength\":1.1e54}", "above the supported", MH_EINVAL },
+        { "{\"type\":\"string\",\"maxLength\":2.5}", "non-negative integer", MH_EINVAL },
+        { "{\"type\":\"string\",\"maxLength\":-1}", "non-negative integer", MH_EINVAL },
         { "{\"$ref\":\"#\"}", "left recursion", MH_EINVAL },
         { "false", "allows no value", MH_EINVAL },
         { "{\"type\": ", "not valid JSON", MH_EFORMAT },
