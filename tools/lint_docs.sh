@@ -1,8 +1,8 @@
 #!/bin/sh
 # lint_docs.sh: no machine-specific absolute path in the docs (README.md and
-# docs/*.md): /work/, /home/, /root/ or /tmp/ used as a real path fails; a
-# reader's machine has none of them. Placeholders pass: the next part of the
-# path in capitals or <angle brackets> (/home/USER/..., /home/<you>/...).
+# docs/*.md): a path under the work, home, root or tmp top-level folders used
+# as a real path fails; a reader's machine has none of them. Placeholders
+# pass: the next part of the path in capitals or <angle brackets> (USER, <you>).
 # Layer: tools (POSIX sh + grep; run by `make lint`). Usage: tools/lint_docs.sh [ROOT]
 root=${1:-.}
 cd "$root" || exit 2
