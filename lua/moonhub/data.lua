@@ -271,4 +271,12 @@ function M.preview(reg, ref, n)
    return ds, out
 end
 
+-- ===== derived versions and reports (moonhub.data.ops) =====
+-- validate(reg?, ref|file, opts), split(reg?, ref, opts), dedupe(reg?, ref,
+-- opts), pii(reg?, ref, opts), stats(reg?, ref, opts), histogram(values,
+-- opts): see moonhub.data.ops (loaded on first use; it builds on this module)
+for _, k in ipairs({ "validate", "split", "dedupe", "pii", "stats", "histogram", "quantiles" }) do
+   M[k] = function(...) return require("moonhub.data.ops")[k](...) end
+end
+
 return M

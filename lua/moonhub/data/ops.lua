@@ -309,6 +309,13 @@ function M.pii(reg, ref, opts)
    if mode ~= "report" and mode ~= "redact" and mode ~= "drop" then
       return nil, "--mode must be report, redact or drop, got '" .. tostring(mode) .. "'"
    end
+   for k in pairs(opts.kinds or {}) do
+      local known = false
+      for _, n in ipairs(pii.NAMES) do known = known or n == k end
+      if not known then
+         return nil, "unknown PII kind '" .. tostring(k) .. "' (" .. table.concat(pii.NAMES, ", ") .. ")"
+      end
+   end
    return data.with_reg(reg, function(r)
       local src, err = data.open(r, ref)
       if not src then return nil, err end
