@@ -183,8 +183,10 @@ local function scanner(only)
       if p then any = any and (any + p) or p end
    end
    any = any or P(false)
-   -- at a word start try every kind; else skip a word or one other byte
-   local g = Ct((wb * any + word ^ 1 + P(1)) ^ 0)
+   -- at a word start try every kind; else skip an IBAN-shaped run whose
+   -- checksum failed (so its digit groups are not taken for a card), a
+   -- word, or one other byte
+   local g = Ct((wb * any + wb * iban + word ^ 1 + P(1)) ^ 0)
    scanners[key] = g
    return g
 end
