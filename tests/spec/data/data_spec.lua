@@ -140,6 +140,10 @@ describe("moonhub.data #integration", function()
          for r in s[name]:iter() do got[r.label] = got[r.label] + 1 end
          assert.same(want, got, name)
       end
+      -- fractions that do not divide the rows: every row still lands somewhere (largest remainder)
+      assert(import("seven", labelled(7, 0)))
+      local odd = assert(data.split(reg, "seven", { train = 0.5, val = 0.25, test = 0.25 }))
+      assert.same({ 3, 2, 2 }, { odd.train.rows, odd.val.rows, odd.test.rows })
       assert.same({ nil, "--stratify topic: row 1 has no field 'topic'" },
          { data.split(reg, "lab", { stratify = "topic" }) })
       assert.same({ nil, "--train, --val and --test must add up to 1, got 1.1" },
