@@ -252,5 +252,10 @@ describe("moonhub.data #integration", function()
       assert.matches("^row is %d+ tokens, over the context of 8$", res.problems[1].msg)
       assert.same({}, assert(data.validate(reg, "v", { model = path })).problems)   -- trained context 2048
       assert.same({ nil, "no dataset named 'w' (see 'moonhub data list')" }, { data.validate(reg, "w", {}) })
+      -- a file is checked before import; file = false (HTTP) never reads one
+      local f = home .. "/f.jsonl"
+      H.write(f, '{"text": ""}\n')
+      assert.same({ { row = 1, msg = "empty text" } }, assert(data.validate(reg, f)).problems)
+      assert.is_nil(data.validate(reg, f, { file = false }))
    end)
 end)
