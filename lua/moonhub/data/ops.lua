@@ -82,10 +82,11 @@ end
 
 -- ===== validate =====
 
--- validate(reg?, ref_or_file, {model =, ctx =, map =, format =}) -> {source,
--- kind, total, problems = {{row =, msg =}...}} | nil, msg. A path to a file
--- is checked as import would check it; a dataset's stored rows are checked
--- against the model's context when a model is given.
+-- validate(reg?, ref_or_file, {model =, ctx =, map =, format =, file =}) ->
+-- {source, kind, total, problems = {{row =, msg =}...}} | nil, msg. A path
+-- to a file is checked as import would check it (file = false: never a
+-- file, as for HTTP); a dataset's stored rows are checked against the
+-- model's context when a model is given.
 function M.validate(reg, ref, opts)
    opts = opts or {}
    local res, source
@@ -97,7 +98,7 @@ function M.validate(reg, ref, opts)
    end
    local ctx = opts.ctx or (model and model.info and model.info.n_ctx_train)
    local list
-   if st and st.type == "file" then
+   if opts.file ~= false and st and st.type == "file" then
       local text, terr = require("moonhub.fs").read(ref)
       if not text then return nil, "cannot read " .. ref .. ": " .. tostring(terr) end
       local map, merr = rows.parse_map(opts.map)
