@@ -113,6 +113,8 @@ end
 
 -- ===== storing versions =====
 
+local temp_n = 0
+
 -- store(reg, list, spec) -> ds | nil, msg. Writes the rows as one JSONL file
 -- named by its sha256 under datasets/NAME/, then registers the version
 -- (spec: name, kind, op, parent_id, split, params, stats). The row goes in
@@ -125,7 +127,12 @@ function M.store(reg, list, spec)
    local dir = reg.home .. "/datasets/" .. spec.name
    local ok, err = fs.mkdirs(dir)
    if not ok then return nil, "data: cannot create " .. dir .. ": " .. tostring(err) end
-   local tmp = string.format("%s/.import.%d.jsonl", dir, fs.pid())
+   -- a temp name of this writer's own ("<x>.tmp.<pid>.<n>", what
+   -- fs.clean_temps removes once its writer is gone): two uploads in one
+   -- server may be storing at once, each waiting on its hash
+   fs.clean_temps(dir)
+   temp_n = temp_n + 1
+   local tmp = string.format("%s/import.tmp.%d.%d", dir, fs.pid(), temp_n)
    ok, err = fs.write(tmp, text)
    if not ok then
       os.remove(tmp)

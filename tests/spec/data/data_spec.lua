@@ -83,6 +83,11 @@ describe("moonhub.data #integration", function()
       assert.equal("data: cannot register late: injected: database is full", err)
       assert.same({}, reg.db:query("SELECT * FROM dataset_versions"))
       assert.same({}, files_under(home .. "/datasets"))
+      -- a temp file a killed writer left behind goes at the next store there
+      local dead = io.popen("sh -c 'echo $$'"):read("l")
+      H.write(home .. "/datasets/late/import.tmp." .. dead .. ".1", "half a file")
+      assert(import("late", jsonl({ '{"text": "fine"}' })))
+      assert.equal(1, #files_under(home .. "/datasets/late"))
       -- --skip-invalid keeps the good rows and counts the rest
       local ok, info = import("bad", jsonl({ '{"text": "fine"}', '{"text": ', '{"text": ""}' }),
          { skip_invalid = true })
