@@ -247,6 +247,21 @@ function M.list(reg)
    return with_reg(reg, function(r) return r:dataset_list() end)
 end
 
+-- versions(reg?, "NAME") -> every version and split of NAME (newest first,
+-- as handles) | nil, msg
+function M.versions(reg, name)
+   local n, v, split = M.parse_ref(name)
+   if not n then return nil, v end
+   if v or split then return nil, "give a dataset NAME (every version is listed)" end
+   return with_reg(reg, function(r)
+      local rows_ = r:dataset_versions(n)
+      if #rows_ == 0 then return nil, "no dataset named '" .. n .. "' (see 'moonhub data list')" end
+      local out = {}
+      for i, row in ipairs(rows_) do out[i] = wrap(row) end
+      return out
+   end)
+end
+
 -- remove(reg?, "NAME[@VERSION]") -> {removed version rows, deleted = paths} | nil, msg.
 -- A file another version still names stays.
 function M.remove(reg, ref)
