@@ -181,14 +181,15 @@ function M.records(text, format)
 end
 
 -- read(text, {format=, map=, progress=fn(done, total)}) -> {kind =, rows =
--- {normalized...}, problems = {{row =, msg =}...}, total =} | nil, msg.
+-- {normalized...}, numbers = {row number of each}, problems = {{row =,
+-- msg =}...}, total =} | nil, msg.
 -- The dataset's kind is the first good row's; a row of another kind is a
 -- problem.
 function M.read(text, opts)
    opts = opts or {}
    local recs, err = M.records(text, opts.format or "jsonl")
    if not recs then return nil, err end
-   local res = { rows = {}, problems = {}, total = #recs }
+   local res = { rows = {}, numbers = {}, problems = {}, total = #recs }
    for i, r in ipairs(recs) do
       if r.problem then
          res.problems[#res.problems + 1] = { row = r.n, msg = r.problem }
@@ -203,6 +204,7 @@ function M.read(text, opts)
          else
             res.kind, res.first = res.kind or kind, res.first or r.n
             res.rows[#res.rows + 1] = row
+            res.numbers[#res.rows] = r.n
          end
       end
       if opts.progress then opts.progress(i, #recs) end

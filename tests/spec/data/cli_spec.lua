@@ -87,8 +87,11 @@ describe("moonhub data #integration", function()
       local model = D.need("models/stories260K.gguf", pending)
       if not model then return end
       local f = file("s.jsonl", '{"text": "Tom"}\n{"text": "Tom had a big red ball and a small blue cup."}\n')
-      assert.equal(0, select(3, H.run(home, "data import -q " .. f .. " --name s --model " .. H.q(model))))
-      local out, _, code = H.run(home, "data validate s --model " .. H.q(model) .. " --ctx 8")
+      local out, _, code = H.run(home, "data import -q " .. f .. " --name s --model " .. H.q(model))
+      assert.equal(0, code)
+      assert.matches("\ntokens %(stories260K.gguf%): %d+ in all, per row min %d+, mean [%d.]+, p50 %d+, p95 %d+, "
+         .. "max %d+\n$", out)
+      out, _, code = H.run(home, "data validate s --model " .. H.q(model) .. " --ctx 8")
       assert.equal(1, code)
       assert.matches("^row 2: row is %d+ tokens, over the context of 8\ns@1: 2 rows, 1 problems %(context 8%)\n$", out)
       out, _, code = H.run(home, "data validate s --model " .. H.q(model))

@@ -257,6 +257,8 @@ describe("moonhub.data #integration", function()
       assert.matches("^row is %d+ tokens, over the context of 8$", res.problems[1].msg)
       assert.same({}, assert(data.validate(reg, "v", { model = path })).problems)   -- trained context 2048
       assert.same({ nil, "no dataset named 'w' (see 'moonhub data list')" }, { data.validate(reg, "w", {}) })
+      assert.same({ nil, "--ctx needs --model (a context is counted in a model's tokens)" },
+         { data.validate(reg, "v", { ctx = 8 }) })
       -- a file is checked before import; file = false (HTTP) never reads one
       local f = home .. "/f.jsonl"
       H.write(f, '{"text": ""}\n')
