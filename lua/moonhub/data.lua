@@ -66,6 +66,14 @@ function Dataset:iter()
    end
 end
 
+-- ds:lines() -> iterator over the stored lines (each row's JSON text), for
+-- derived versions that copy rows unchanged without decoding them again
+function Dataset:lines()
+   local f, err = io.open(self.path, "rb")
+   if not f then error("data: dataset " .. self:ref() .. " lost its file: " .. tostring(err), 2) end
+   return f:lines()
+end
+
 -- ds:read() -> every row in a list
 function Dataset:read()
    local out = {}
@@ -115,14 +123,15 @@ end
 
 local temp_n = 0
 
--- store(reg, list, spec) -> ds | nil, msg. Writes the rows as one JSONL file
+-- store(reg, list, spec) -> ds | nil, msg. Writes the rows (tables, or
+-- stored lines copied as they are) as one JSONL file
 -- named by its sha256 under datasets/NAME/, then registers the version
 -- (spec: name, kind, op, parent_id, split, params, stats). The row goes in
 -- only after the file is whole; a failed registration removes a file it
 -- created. The same content as an existing whole version gives that version.
 function M.store(reg, list, spec)
    local parts = {}
-   for i, r in ipairs(list) do parts[i] = rows.encode(r) end
+   for i, r in ipairs(list) do parts[i] = type(r) == "string" and r or rows.encode(r) end
    local text = #parts > 0 and (table.concat(parts, "\n") .. "\n") or ""
    local dir = reg.home .. "/datasets/" .. spec.name
    local ok, err = fs.mkdirs(dir)

@@ -191,12 +191,13 @@ function M.split(reg, ref, opts)
       local src, err = data.open(r, ref)
       if not src then return nil, err end
       if src.split then return nil, "split a whole version, not the split " .. src:ref() end
-      local list = src:read()
+      local list = {}                         -- stored lines, copied unchanged
+      for line in src:lines() do list[#list + 1] = line end
       local groups, order = {}, {}
-      for i, row in ipairs(list) do
+      for i, line in ipairs(list) do
          local key = "all"
          if opts.stratify then
-            local v = row[opts.stratify]
+            local v = rows.decode(line)[opts.stratify]
             if v == nil then
                return nil, string.format("--stratify %s: row %d has no field '%s'", opts.stratify, i, opts.stratify)
             end
@@ -252,15 +253,17 @@ function M.dedupe(reg, ref, opts)
       local src, err = data.open(r, ref)
       if not src then return nil, err end
       local seen, seen_norm, kept, exact, near = {}, {}, {}, 0, 0
-      for row in src:iter() do
-         local key, nkey = rows.encode(row), norm_key(row)
+      for line in src:lines() do
+         local row = rows.decode(line)
+         local key, nkey = line, normalized and norm_key(row)
          if seen[key] then
             exact = exact + 1
          elseif normalized and seen_norm[nkey] then
             near = near + 1
          else
-            seen[key], seen_norm[nkey] = true, true
-            kept[#kept + 1] = row
+            seen[key] = true
+            if nkey then seen_norm[nkey] = true end
+            kept[#kept + 1] = line
          end
       end
       local res = { exact = exact, normalized = near, kept = #kept, source = src }
@@ -308,9 +311,9 @@ function M.pii(reg, ref, opts)
       local src, err = data.open(r, ref)
       if not src then return nil, err end
       local counts, hits, out, n, hit_rows = {}, {}, {}, 0, 0
-      for row in src:iter() do
+      for line in src:lines() do
          n = n + 1
-         local any = false
+         local row, any, changed = rows.decode(line), false, false
          for _, f in ipairs(fields(row)) do
             local found = pii.scan(f[1][f[2]], opts.kinds)
             for _, h in ipairs(found) do
@@ -319,11 +322,14 @@ function M.pii(reg, ref, opts)
             end
             if #found > 0 then
                any = true
-               if mode == "redact" then f[1][f[2]] = pii.redact(f[1][f[2]], found) end
+               if mode == "redact" then
+                  f[1][f[2]] = pii.redact(f[1][f[2]], found)
+                  changed = true
+               end
             end
          end
          if any then hit_rows = hit_rows + 1 end
-         if not (any and mode == "drop") then out[#out + 1] = row end
+         if not (any and mode == "drop") then out[#out + 1] = changed and row or line end
       end
       local res = { counts = counts, rows = hit_rows, hits = hits, source = src, total = n }
       if mode == "report" or hit_rows == 0 then return res end
