@@ -251,6 +251,13 @@ end
 
 -- ===== list, remove, preview =====
 
+-- drop_file(reg, path) -> true when path was deleted: only a file no
+-- version row names any more
+function M.drop_file(reg, path)
+   if reg:dataset_path_used(path) then return false end
+   return os.remove(path) ~= nil
+end
+
 -- list(reg?) -> one row per dataset (its newest version; see registry.dataset_list)
 function M.list(reg)
    return with_reg(reg, function(r) return r:dataset_list() end)
@@ -282,9 +289,7 @@ function M.remove(reg, ref)
       if not gone then return nil, err end
       local deleted = {}
       for _, v in ipairs(gone) do
-         if not r.db:first("SELECT 1 AS x FROM dataset_versions WHERE path = ?", v.path) and os.remove(v.path) then
-            deleted[#deleted + 1] = v.path
-         end
+         if M.drop_file(r, v.path) then deleted[#deleted + 1] = v.path end
       end
       return { versions = gone, deleted = deleted }
    end)

@@ -222,6 +222,10 @@ function M.split(reg, ref, opts)
             at = at + counts[p]
          end
       end
+      local old = {}                          -- the splits this replaces
+      for _, v in ipairs(r:dataset_versions(src.name)) do
+         if v.version == src.version and v.split then old[#old + 1] = v end
+      end
       local out = { source = src }
       for p, name in ipairs(M.SPLITS) do
          if #parts[p] > 0 then
@@ -230,6 +234,10 @@ function M.split(reg, ref, opts)
             if not ds then return nil, serr end
             out[name] = ds
          end
+      end
+      for _, v in ipairs(old) do               -- a split not made again goes; so do files no row names
+         if not out[v.split] then r:remove_dataset_version(v.id) end
+         data.drop_file(r, v.path)
       end
       return out
    end)

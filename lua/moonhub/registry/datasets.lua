@@ -160,6 +160,17 @@ function M:dataset_list()
    return out
 end
 
+-- remove_dataset_version(id) -> true | nil when there is none (the row
+-- only: one split, say; the file is the caller's)
+function M:remove_dataset_version(id)
+   return self.db:exec("DELETE FROM dataset_versions WHERE id = ?", id) > 0 or nil
+end
+
+-- dataset_path_used(path) -> whether a version row still names path
+function M:dataset_path_used(path)
+   return self.db:first("SELECT 1 AS used FROM dataset_versions WHERE path = ?", path) ~= nil
+end
+
 -- remove_dataset(name, version?) -> the removed version rows (their files are
 -- the caller's to delete) | nil, msg. Without version: the whole dataset.
 function M:remove_dataset(name, version)

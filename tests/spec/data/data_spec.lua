@@ -128,6 +128,13 @@ describe("moonhub.data #integration", function()
       assert.equal(again.train.id, assert(data.open(reg, "lab@1:train")).id)   -- the new split replaced the old
       local s2 = assert(data.split(reg, "lab", { seed = 2 }))
       assert.not_equal(s1.train.sha256, s2.train.sha256)
+      assert.equal(4, #files_under(home .. "/datasets/lab"))   -- seed 1's split files went with their rows
+      -- a split not made again is gone, with its file
+      local two = assert(data.split(reg, "lab", { train = 0.5, val = 0.5, test = 0, seed = 2 }))
+      assert.is_nil(two.test)
+      assert.same({ nil, "dataset 'lab' version 1 has no test split (make one with 'moonhub data split lab')" },
+         { data.open(reg, "lab:test") })
+      assert.equal(3, #files_under(home .. "/datasets/lab"))
       -- pinned: a split made today is the same split tomorrow (the generator
       -- is the module's own splitmix64, not math.random)
       local again1 = assert(data.split(reg, "lab", { seed = 1 }))
