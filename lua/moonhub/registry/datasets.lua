@@ -100,12 +100,6 @@ function M:dataset_version(id)
       JOIN datasets d ON d.id = v.dataset_id WHERE v.id = ?]], id)
 end
 
--- set_dataset_stats(id, json_text): token statistics are a cache, not part
--- of the version's identity
-function M:set_dataset_stats(id, stats)
-   self.db:exec("UPDATE dataset_versions SET stats = ? WHERE id = ?", stats, id)
-end
-
 -- dataset_versions(name) -> every version and split of name, newest first
 function M:dataset_versions(name)
    return self.db:query("SELECT " .. VERSION_COLS .. [[ FROM dataset_versions v
