@@ -149,9 +149,34 @@ UPDATE tags SET name = 'v' || version_id WHERE name = 'latest';
 CREATE TRIGGER tags_not_latest BEFORE INSERT ON tags WHEN NEW.name = 'latest'
 BEGIN SELECT RAISE(ABORT, 'latest is the newest version, not a tag'); END;
 ]],
-   -- 4: (placeholder for s4-data's dataset versions until that branch is merged)
+   -- 4: datasets as immutable versions (docs/datasets.md). `datasets` keeps one
+   -- row per name (path: its folder); each import or derived file is a version
+   -- row, a split is a row of its version's number with split set, and
+   -- parent_id is the lineage (the version a redact, dedupe or split came from).
    [4] = [[
-CREATE TABLE IF NOT EXISTS dataset_versions (id INTEGER PRIMARY KEY);
+CREATE TABLE dataset_versions (
+   id         INTEGER PRIMARY KEY,
+   dataset_id INTEGER NOT NULL REFERENCES datasets(id) ON DELETE CASCADE,
+   version    INTEGER NOT NULL,
+   split      TEXT CHECK (split IS NULL OR split IN ('train', 'val', 'test')),
+   kind       TEXT NOT NULL CHECK (kind IN ('chat', 'completion', 'text')),
+   path       TEXT NOT NULL,
+   sha256     TEXT NOT NULL CHECK (length(sha256) = 64),
+   rows       INTEGER NOT NULL,
+   size       INTEGER NOT NULL,
+   parent_id  INTEGER REFERENCES dataset_versions(id) ON DELETE SET NULL,
+   op         TEXT NOT NULL,       -- import, redact, drop, dedupe, split
+   params     TEXT,                -- JSON: source file, column map, seed, fractions
+   stats      TEXT,                -- JSON: token statistics for a model
+   created_at INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX dataset_versions_whole ON dataset_versions(dataset_id, version) WHERE split IS NULL;
+CREATE UNIQUE INDEX dataset_versions_split ON dataset_versions(dataset_id, version, split)
+   WHERE split IS NOT NULL;
+CREATE INDEX dataset_versions_parent ON dataset_versions(parent_id);
+CREATE TRIGGER dataset_versions_immutable BEFORE UPDATE OF dataset_id, version, split, kind, path,
+   sha256, rows, size, op, params, created_at ON dataset_versions
+BEGIN SELECT RAISE(ABORT, 'dataset versions are immutable'); END;
 ]],
    -- 5: training jobs (docs/jobs.md). runs is rebuilt for the job states
    -- (its CHECK said 'done', now 'succeeded', and adds 'interrupted'), the
@@ -224,8 +249,19 @@ CREATE TABLE run_metrics (
 );
 CREATE INDEX run_metrics_run ON run_metrics(run_id, key, step);
 ]],
+   -- 6 (s4-eval; [4] datasets by s4-data, [5] jobs by s4-jobs): a version made
+   -- by training names the run and the dataset version it came from (its
+   -- base is parent_id); plain integers, as runs and dataset versions live in
+   -- tables of their own that may be pruned while the model stays
+   [6] = [[
+ALTER TABLE versions ADD COLUMN run_id INTEGER;
+ALTER TABLE versions ADD COLUMN dataset_version_id INTEGER;
+CREATE INDEX versions_run ON versions(run_id);
+]],
 }
-D.SCHEMA_VERSION = #D.migrations
+-- the highest migration (branches merged apart may leave a number free a while)
+D.SCHEMA_VERSION = 0
+for v in pairs(D.migrations) do D.SCHEMA_VERSION = math.max(D.SCHEMA_VERSION, v) end
 
 -- ===== opening =====
 
@@ -292,7 +328,7 @@ local function migrate(conn)
       -- re-read under the write lock: another process may have migrated
       local have = pragma(conn, "user_version")
       for v = have + 1, D.SCHEMA_VERSION do
-         conn:exec(D.migrations[v])
+         if D.migrations[v] then conn:exec(D.migrations[v]) end
       end
       if have < D.SCHEMA_VERSION then
          conn:exec("PRAGMA user_version = " .. D.SCHEMA_VERSION)
