@@ -66,7 +66,9 @@ local function encode(reg, model, ref, seq)
    for row in ds:iter() do
       n = n + 1
       local tok, mask = data.encode(model, row, { ctx = seq })
-      if not tok then return nil, string.format("dataset %s row %d: %s", ref, n, tostring(mask)) end
+      if not tok then
+         return nil, string.format("dataset %s row %d %s (see --seq)", ref, n, (tostring(mask):gsub("^row ", "")))
+      end
       out[#out + 1] = { tokens = tok, mask = mask }
    end
    if #out == 0 then return nil, "dataset " .. ref .. " has no rows" end
