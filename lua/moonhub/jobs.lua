@@ -251,15 +251,19 @@ end
 local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 
 -- spawn_worker({parent = pid, log = path, max_active =}) -> pid | nil, msg.
--- `moonhub serve --worker` trains in this child process, never on its event
--- loop; the child exits when the parent is gone (checked between jobs).
+-- `moonhub serve --worker` trains in this child process (at nice 10), never
+-- on its event loop; the child exits when the parent is gone (checked
+-- between jobs).
 function M.spawn_worker(opts)
    opts = opts or {}
    local exe = fs.readlink("/proc/self/exe")
    if not exe then return nil, "cannot find the moonhub executable (/proc/self/exe)" end
    local log = opts.log or string.format("%s/run/worker-%d.log", home(), fs.pid())
    fs.mkdirs(fs.dirname(log))
-   local cmd = string.format("%s worker --quiet --parent %d --max-active %d >>%s 2>&1 & echo $!", q(exe),
+   -- nice: on a machine with few cores the scheduler favours the server's
+   -- requests over training steps
+   local cmd = string.format("exec nice -n 10 %s worker --quiet --parent %d --max-active %d >>%s 2>&1 & echo $!",
+      q(exe),
       opts.parent or fs.pid(), opts.max_active or 1, q(log))
    local p = io.popen(cmd, "r")
    if not p then return nil, "cannot start a worker" end
