@@ -212,7 +212,8 @@ function Run:publish()
    ok, err = jobs.archive(self.reg, id)
    if not ok then return nil, err end
    local path = jobs.run_dir(id, true) .. "/" .. file
-   if type(self.reg.add_adapter_version) ~= "function" then return nil, nil, path end
+   -- a base given as a file outside the registry has no version to hang lineage on
+   if not self.job.version_id or type(self.reg.add_adapter_version) ~= "function" then return nil, nil, path end
    local vid
    ok, vid = pcall(self.reg.add_adapter_version, self.reg, { base_version_id = self.job.version_id,
       path = path, run_id = id, dataset_version_id = cfg.dataset_version_id, name = cfg.name, tag = cfg.tag,
@@ -270,7 +271,7 @@ function Run:succeed()
    local vid, err, path = self:publish()
    if err then return self:finish("failed", err) end
    local reason = string.format("finished at step %d; %s", s, vid and ("registered as version " .. vid)
-      or ("adapter at " .. tostring(path)))
+      or (tostring(path) .. " (the base is no registered model: not registered)"))
    local ok, terr = self.reg:transition(self.job.id, set("running"), "succeeded", reason,
       { output_version_id = vid })
    if not ok then return nil, terr end
