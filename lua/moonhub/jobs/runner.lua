@@ -241,7 +241,6 @@ function Run:loop()
       end
       local rec = { step = s, loss = r.loss, lr = r.lr, grad_norm = r.grad_norm, tokens = r.tokens,
          tokens_per_s = r.tokens_per_s, step_ms = dt * 1000, peak_rss = fs.peak_rss(), epoch = epoch }
-      rec.metrics_json = json.encode(rec)
       local cancel = self.reg:add_step(id, rec)
       if self.opts.on_step then self.opts.on_step(id, rec, total) end
       if s % 10 == 0 or s == total then
