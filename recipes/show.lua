@@ -71,6 +71,21 @@ local facts = {
 local record, record_rows
 if entry then record, record_rows = mh.models.describe(entry) end
 facts.registry = record
+-- a version made by training: its base, dataset version and run (moonhub.registry.lineage)
+if entry then
+   local reg = mh.models.open()
+   local lin = reg and reg:lineage_summary(entry.id)
+   if reg then reg:close() end
+   if lin and (lin.kind or lin.run or lin.dataset) then
+      facts.lineage = lin
+      local kind = lin.kind == "adapter" and ("LoRA adapter (" .. entry.format .. ")")
+         or lin.kind == "merged" and "merged model (LoRA folded into the base)" or "derived version"
+      record_rows[#record_rows + 1] = { "trained", kind }
+      record_rows[#record_rows + 1] = { "base model", lin.base or "-" }
+      record_rows[#record_rows + 1] = { "dataset", lin.dataset or "-" }
+      record_rows[#record_rows + 1] = { "run", lin.run or "-" }
+   end
+end
 
 if a.json then
    io.write(require("dkjson").encode(facts, { indent = true }), "\n")

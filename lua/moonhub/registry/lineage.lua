@@ -160,6 +160,29 @@ function M:version_lineage(id)
    return out
 end
 
+-- lineage_summary(id) -> {kind = "adapter"|"merged"|nil, base =, dataset =,
+-- run =} as text for people (moonhub show), nil fields when unknown | nil, msg
+function M:lineage_summary(id)
+   local lin, err = self:version_lineage(id)
+   if not lin then return nil, err end
+   local out = { kind = lin.adapter and "adapter" or (lin.merged and "merged" or nil) }
+   if lin.base then
+      out.base = string.format("%s  (version %d)", self:version_label(lin.base.id) or lin.base.model, lin.base.id)
+   end
+   if lin.dataset_version_id then
+      local d = lin.dataset
+      out.dataset = d and string.format("%s@%s%s  (dataset version %d)", d.name or "?", tostring(d.version),
+         d.split and (":" .. d.split) or "", lin.dataset_version_id)
+         or string.format("dataset version %d (gone)", lin.dataset_version_id)
+   end
+   if lin.run_id then
+      local r = lin.run
+      out.run = r and string.format("run %d  (%s, %s)", r.id, r.kind or "?", r.status or "?")
+         or string.format("run %d (gone)", lin.run_id)
+   end
+   return out
+end
+
 -- adapter_by_path(path) -> the newest adapter version registered at path
 -- (the same file) with its base row | nil
 function M:adapter_by_path(path)
