@@ -100,6 +100,13 @@ describe("LoRA adapters from the registry #integration", function()
       -- a scale of 0 is the base again; the adapter version by name is base + adapter
       local zero = host.run(home, args .. " --lora stories-lora:r4:0")
       assert.equal(plain, zero)
+      -- chat --lora: the same adapter answers a chat turn
+      local chat_plain = host.run(home, "chat stories --no-history --temp 0 -n 8", PROMPT .. "\n")
+      local chat_tuned, cerr, ccode = host.run(home, "chat stories --no-history --temp 0 -n 8 --lora stories-lora",
+         PROMPT .. "\n")
+      assert.equal(0, ccode, cerr)
+      assert.matches("a purple", chat_tuned)
+      assert.is_nil(chat_plain:find("a purple", 1, true))
       local by_name, err3, code3 = host.run(home, "generate stories-lora " .. host.q(PROMPT)
          .. " -n 16 --temp 0.8 --seed 7")
       assert.equal(0, code3, err3)
@@ -199,6 +206,13 @@ describe("LoRA adapters from the registry #integration", function()
          { max_tokens = 8, temperature = 0, template = "raw" })
       assert.equal(want, tuned)
       -- both stay loaded side by side: the adapter version is an entry of its own
+      -- serve --lora FILE: the default model answers with the adapter applied
+      local s2 = server.start(base, "--template raw --lora " .. host.q(gguf))
+      finally(function() s2:stop() end)
+      local r2 = s2:post("/v1/chat/completions", { model = s2.name, max_tokens = 8, temperature = 0,
+         messages = { { role = "user", content = PROMPT } } })
+      assert.equal(200, r2.status, r2.body)
+      assert.equal(want, r2.json.choices[1].message.content)
       local ps = s:request("/api/ps")
       assert.equal(200, ps.status)
       local names = {}
