@@ -74,7 +74,7 @@ end
 --   name=, tag=, merged=bool, copy=bool} -> version id.
 -- path is a LoRA adapter (GGUF in llama.cpp's format, or PEFT safetensors)
 -- trained on the base version, or with merged = true a whole merged GGUF.
--- The file is copied under $MOONHUB_HOME/models/local/NAME/ (copy = false
+-- The file is copied under the home's models/local/NAME/ (copy = false
 -- registers it in place), so a run's folder may move or go. name defaults to
 -- "<base model>-lora" (or "-merged"); the version becomes that model's latest.
 -- Raises on bad input; nothing is registered (or copied) when it fails.
@@ -111,7 +111,10 @@ function M:add_adapter_version(spec)
    names.check_name("add_adapter_version", "name", name, names.NAME_PAT)
    local path = fs.realpath(spec.path)
    if spec.copy ~= false then
-      local dir = require("moonhub.models").models_dir() .. "/local/" .. name:gsub("/", "--")
+      -- the models folder of this registry's home (the configured one for the default home)
+      local models = self.home == require("moonhub").home() and require("moonhub.models").models_dir()
+         or (self.home .. "/models")
+      local dir = models .. "/local/" .. name:gsub("/", "--")
       local ok, merr = fs.mkdirs(dir)
       if not ok then fail("%s", merr) end
       local target = string.format("%s/%s-%d-%s", dir, merged and "merged" or "lora", os.time(),

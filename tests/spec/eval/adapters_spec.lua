@@ -136,6 +136,45 @@ describe("LoRA adapters from the registry #integration", function()
       assert.is_nil(bout:find("trained", 1, true))
    end)
 
+   it("registers a merged model (--merge) as a version of its own with the same lineage", function()
+      local base = data.need(MODEL, pending)
+      if not base then return end
+      local gguf = train_adapter(base, dir)
+      local merged = dir .. "/merged.gguf"
+      -- the merged export of the same adapter: W + alpha/r B A
+      local m = assert(mh.load(base))
+      local tr = mh.train.trainer(m, { method = "lora", seed = 1,
+         lora = { rank = 4, alpha = 8, dropout = 0, targets = { "q", "k", "v", "o", "gate", "up", "down" } },
+         optimizer = { lr = 1e-2, weight_decay = 0 }, schedule = { warmup = 5 } })
+      local row, mask = {}, {}
+      for _, id in ipairs(m.tokenizer:encode(PROMPT, { bos = true })) do row[#row + 1] = id; mask[#mask + 1] = 0 end
+      for _, id in ipairs(m.tokenizer:encode(" a purple elephant.", { bos = false })) do
+         row[#row + 1] = id; mask[#mask + 1] = 1
+      end
+      for _ = 1, 30 do tr:step({ tokens = { row }, mask = { mask } }) end
+      assert(tr:export(merged, { type = "F32" }))
+      local bid, _, run = register(home, base, gguf)
+      local reg = assert(registry.open(home))
+      local mid = reg:add_adapter_version({ base_version_id = bid, path = merged, run_id = run, merged = true })
+      local v = assert(reg:resolve("stories-merged"))
+      assert.equal(mid, v.id)
+      assert.equal("gguf", v.format)
+      assert.equal(bid, v.parent_id)
+      -- copied under the home's models folder (a run folder may go), so rm removes it
+      assert.matches("^" .. home:gsub("%p", "%%%0") .. "/models/local/stories%-merged/", v.path)
+      reg:close()
+      local out, err, code = host.run(home, "show stories-merged")
+      assert.equal(0, code, err)
+      assert.matches("trained%s+merged model", out)
+      assert.matches("base model%s+stories:v" .. bid, out)
+      assert.matches("run%s+run " .. run, out)
+      -- the merged model answers as base + adapter does
+      local a = host.run(home, "generate stories-merged " .. host.q(PROMPT) .. " -n 8 --temp 0")
+      local b = host.run(home, "generate stories-lora " .. host.q(PROMPT) .. " -n 8 --temp 0")
+      assert.equal(b, a)
+      assert.matches("^ a purple", a)
+   end)
+
    it("refuses unknown adapters and an adapter of another base, each in one line", function()
       local base = data.need(MODEL, pending)
       if not base then return end
