@@ -74,7 +74,7 @@ end
 --   name=, tag=, merged=bool, copy=bool} -> version id.
 -- path is a LoRA adapter (GGUF in llama.cpp's format, or PEFT safetensors)
 -- trained on the base version, or with merged = true a whole merged GGUF.
--- The file is copied under $MOONHUB_HOME/models/local/NAME/ (copy = false
+-- The file is copied under the home's models/local/NAME/ (copy = false
 -- registers it in place), so a run's folder may move or go. name defaults to
 -- "<base model>-lora" (or "-merged"); the version becomes that model's latest.
 -- Raises on bad input; nothing is registered (or copied) when it fails.
@@ -111,7 +111,10 @@ function M:add_adapter_version(spec)
    names.check_name("add_adapter_version", "name", name, names.NAME_PAT)
    local path = fs.realpath(spec.path)
    if spec.copy ~= false then
-      local dir = require("moonhub.models").models_dir() .. "/local/" .. name:gsub("/", "--")
+      -- the models folder of this registry's home (the configured one for the default home)
+      local models = self.home == require("moonhub").home() and require("moonhub.models").models_dir()
+         or (self.home .. "/models")
+      local dir = models .. "/local/" .. name:gsub("/", "--")
       local ok, merr = fs.mkdirs(dir)
       if not ok then fail("%s", merr) end
       local target = string.format("%s/%s-%d-%s", dir, merged and "merged" or "lora", os.time(),
@@ -156,6 +159,29 @@ function M:version_lineage(id)
    if v.dataset_version_id and self.dataset_version then
       local ok, ds = pcall(self.dataset_version, self, v.dataset_version_id)
       out.dataset = ok and ds or nil
+   end
+   return out
+end
+
+-- lineage_summary(id) -> {kind = "adapter"|"merged"|nil, base =, dataset =,
+-- run =} as text for people (moonhub show), nil fields when unknown | nil, msg
+function M:lineage_summary(id)
+   local lin, err = self:version_lineage(id)
+   if not lin then return nil, err end
+   local out = { kind = lin.adapter and "adapter" or (lin.merged and "merged" or nil) }
+   if lin.base then
+      out.base = string.format("%s  (version %d)", self:version_label(lin.base.id) or lin.base.model, lin.base.id)
+   end
+   if lin.dataset_version_id then
+      local d = lin.dataset
+      out.dataset = d and string.format("%s@%s%s  (dataset version %d)", d.name or "?", tostring(d.version),
+         d.split and (":" .. d.split) or "", lin.dataset_version_id)
+         or string.format("dataset version %d (gone)", lin.dataset_version_id)
+   end
+   if lin.run_id then
+      local r = lin.run
+      out.run = r and string.format("run %d  (%s, %s)", r.id, r.kind or "?", r.status or "?")
+         or string.format("run %d (gone)", lin.run_id)
    end
    return out
 end
