@@ -85,6 +85,7 @@ local function base_path(cfg, dir, log)
    if cfg.method ~= "qlora" then return cfg.model_path end
    local facts = require("moonhub.models").gguf_facts(cfg.model_path)
    local q = facts and facts.quant or ""
+   if type(q) == "table" then q = q[1] or "" end        -- the main type first
    if q ~= "" and not q:match("^F") and not q:match("^BF") then return cfg.model_path end
    local out = dir .. "/base-" .. cfg.quant .. ".gguf"
    if fs.stat(out) then return out end
