@@ -35,16 +35,20 @@ p:option("--keep-alive", "unload a model idle this long (30s, 5m, 1h; 0 = after 
    .. "negative = never); default 5m, and never for --model")
 p:option("--mem-budget-mb", "memory for loaded models (weights + KV cache) in MiB"):convert(tonumber)
 p:flag("--history", "store every chat conversation (see 'moonhub history')")
+p:flag("--worker", "also run queued training jobs, in a child 'moonhub worker' process (docs/jobs.md)")
 p:flag("-q --quiet", "no request log on stderr")
 p:option("--allowed-hosts", "comma-separated Host names to answer besides localhost and IP addresses "
    .. "(.example.com for a domain, * for any)")
 p:option("--cors", "comma-separated origins whose pages may call the API (* for any)")
 p:option("--alias", "NAME=MODEL: answer requests for NAME with MODEL (repeatable)"):count("*")
 p:option("--default-model", "model that answers requests naming an unknown model")
+p:option("--lora", "apply a LoRA adapter to --model: ADAPTER[:SCALE], a GGUF/safetensors file "
+   .. "or a registered adapter (repeatable, up to 8; their effects add up)"):count("*")
 
 local a, code = cli.parse(p, arg)
 if not a then return code end
 local model_path = a.model or a.model_arg
+if #a.lora > 0 and not model_path then return cli.fail("serve", "--lora needs --model (the base it applies to)", 2) end
 local ctx_source
 for _, k in ipairs({ "host", "port", "kv_type", "threads", "cache_mb", "keep_alive" }) do
    a[k] = config.pick(k, a[k])
@@ -104,13 +108,22 @@ local srv, err = cli.try(mh.http.server, { host = a.host, port = a.port, max_bod
    max_connections = a.max_connections, header_timeout = a.header_timeout })
 if not srv then return cli.fail("serve", err) end
 app:listen(srv)
+-- training never runs on the event loop: a child process takes the queue
+local worker_pid
+if a.worker then
+   local werr
+   worker_pid, werr = require("moonhub.jobs").spawn_worker()
+   if not worker_pid then return cli.fail("serve", werr) end
+end
 
 -- Each model loads at --ctx (or env/config) or, when none is set, at its
 -- trained context capped by memory; the choice and its KV memory are printed.
 local mem_budget = a.mem_budget_mb and a.mem_budget_mb * 2^20 or nil
-local function load(_, path)
+local function load(_, path, key)
    local m, lerr = mh.load(path, { ctx = a.ctx or config.least_ctx(path), threads = a.threads, kv_type = a.kv_type })
    if not m then return nil, lerr end
+   local lora_ok, lora_err = require("moonhub.adapters").apply(m, key == "default" and a.lora or nil)
+   if not lora_ok then m:close(); return nil, lora_err end
    local line, warn
    m.ctx, line, warn = config.context(m, { ctx = a.ctx, source = ctx_source, parallel = a.parallel,
       mem = mem_budget })
@@ -159,6 +172,7 @@ mh.http.timer(0, function()
 end, { once = true })
 
 mh.http.run()
+if worker_pid then require("moonhub.jobs").stop_worker(worker_pid) end
 pool:close()
 os.remove(app:state_file())
 if failed then return cli.fail("serve", failed) end
