@@ -389,7 +389,13 @@ end
 -- Binds r to its model; the prompt ids with r.context in front; the
 -- num_ctx limit (the served context is fixed: a smaller one is a limit).
 local function prepare(view, r)
-   local job = request.prepare(r, with_template(view, r.template_file))
+   local ok, job = pcall(request.prepare, r, with_template(view, r.template_file))
+   if not ok then
+      if type(job) == "table" and job.param == "response_format" then     -- in Ollama's words
+         job.message, job.param = job.message:gsub("^response_format", "format"), "format"
+      end
+      error(job, 0)
+   end
    local ids = job.prompts[1]
    if r.context then
       local tok = view.model.tokenizer

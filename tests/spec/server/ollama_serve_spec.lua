@@ -114,6 +114,10 @@ describe("Ollama routes over HTTP #integration", function()
          options = { num_predict = 0 } }))
       assert.equal(400, code)
       assert.matches("num_predict", json.decode(text).error)
+      code, text = curl(srv, "POST", "/api/generate", json.encode({ model = "smol", prompt = "x", stream = false,
+         format = { type = "strange" } }))
+      assert.equal(400, code)
+      assert.matches("^format: ", json.decode(text).error)             -- Ollama's field, not OpenAI's
       code, text = curl(srv, "POST", "/api/chat", "{}", "-H 'Content-Type: multipart/form-data'")
       assert.equal(415, code)
       assert.equal("string", type(json.decode(text).error))
