@@ -379,19 +379,18 @@ function M.create(_, req)
    if oa.is_null(x.system) then x.system = nil end
    if oa.is_null(x.parameters) then x.parameters = nil
    else require("moonhub.server.ollama_adapter").options(x.parameters) end    -- the same checks as options
-   local src
-   if from:sub(1, 1) == "/" then
+   local dst
+   if from:sub(1, 1) == "/" then             -- registered in place under the new name
       if not from:match("%.gguf$") or not fs.stat(from) then
          oa.fail(400, string.format("'from' %q is not a GGUF file on this machine", from), "from")
       end
-      local r, err = models.import(from, {})
+      local dname, dtag = split_ref(name, "model")
+      local r, err = models.import(from, { name = dname, tag = dtag ~= "latest" and dtag or nil })
       if not r then oa.fail(400, tostring(err), "from") end
-      src = r
-      src.model = src.model or src.name
+      dst = r
    else
-      src = row(from)
+      dst = register_as(row(from), name, "model")
    end
-   local dst = register_as(src, name, "model")
    if x.template or x.system or x.parameters then write_extras(dst, x) end
    if body.stream ~= false then
       req:start(200, NDJSON)
