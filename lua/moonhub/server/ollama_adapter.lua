@@ -417,7 +417,7 @@ end
 
 -- The pieces, the final line and the non-streamed answer of /api/chat
 -- and /api/generate: shape(text, res|nil) -> the kind's own fields.
-local SHAPES = {
+M.SHAPES = {
    chat = function(text, res)
       local msg = { role = "assistant", content = text }
       if res and res.calls then msg.content, msg.tool_calls = res.content or "", ollama_calls(res) end
@@ -428,7 +428,7 @@ local SHAPES = {
 
 -- Load or unload without generating (no prompt, no messages).
 local function load_only(app, r, kind)
-   local shape = SHAPES[kind]
+   local shape = M.SHAPES[kind]
    local function answer(reason)
       local out = shape("")
       out.model, out.created_at, out.done, out.done_reason = r.model, M.iso_time(), true, reason
@@ -444,7 +444,7 @@ end
 -- Runs chat or generate: NDJSON lines when r.stream, else one object.
 local function run(app, req, r, kind)
    if r.empty then return load_only(app, r, kind) end
-   local shape, t0 = SHAPES[kind], now()
+   local shape, t0 = M.SHAPES[kind], now()
    return app:with_model(r, function(view)
       local t_loaded = now()
       local job = prepare(view, r)
