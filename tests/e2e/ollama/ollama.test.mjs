@@ -132,6 +132,35 @@ test('embed (normalized) and the older embeddings', async () => {
   assert.equal(cut.embeddings[0].length, 8);
 });
 
+test('chat with tools: a call with object arguments, streamed and not; its result goes back in', async () => {
+  // random weights never choose a call alone: a format schema of the call's
+  // own JSON makes the answer one, which the tool parser then reads
+  const tools = [{ type: 'function', function: { name: 'get_weather', description: 'weather of a city',
+    parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] } } }];
+  const format = { type: 'object', required: ['name', 'arguments'], additionalProperties: false,
+    properties: { name: { const: 'get_weather' }, arguments: { type: 'object', required: ['city'],
+      additionalProperties: false, properties: { city: { type: 'string', maxLength: 8 } } } } };
+  const ask = [{ role: 'user', content: 'Weather in Oslo?' }];
+  const opts = { temperature: 0, num_predict: 200 };
+  const r = await ollama.chat({ model: 'smol', messages: ask, tools, format, options: opts });
+  assert.equal(r.message.tool_calls.length, 1, JSON.stringify(r.message));
+  const call = r.message.tool_calls[0];
+  assert.equal(call.function.name, 'get_weather');
+  assert.equal(typeof call.function.arguments, 'object');
+  assert.equal(typeof call.function.arguments.city, 'string');
+  assert.equal(r.done_reason, 'stop');
+  const parts = [];
+  for await (const p of await ollama.chat({ model: 'smol', messages: ask, tools, format, options: opts,
+    stream: true })) parts.push(p);
+  const streamed = parts.filter((p) => p.message.tool_calls).flatMap((p) => p.message.tool_calls);
+  assert.deepEqual(streamed, r.message.tool_calls);
+  assert.equal(parts.at(-1).done, true);
+  const next = await ollama.chat({ model: 'smol', tools, options: { num_predict: 2 }, messages: [...ask,
+    r.message, { role: 'tool', tool_name: 'get_weather', content: '{"temp": 3}' }] });
+  assert.equal(next.eval_count, 2);
+  assert.ok(next.prompt_eval_count > r.prompt_eval_count, 'the call and its result are in the prompt');
+});
+
 test('ps lists the loaded model; keep_alive 0 unloads it', async () => {
   await ollama.generate({ model: 'smol', prompt: 'hi', options: { num_predict: 1 }, keep_alive: '10m' });
   const ps = await ollama.ps();
