@@ -106,15 +106,14 @@ local function integer_in(where, v, lo)
    if math.type(v) ~= "integer" and not (type(v) == "number" and v == math.floor(v) and v == v) then
       oa.fail(400, string.format("'%s' must be an integer", where), "options")
    end
-   v = math.tointeger(v)
-   if not v or (lo and v < lo) then
-      oa.fail(400, string.format("'%s' must be an integer >= %d", where, lo), "options")
-   end
-   return v
+   local n = math.tointeger(v)
+   if not n then oa.fail(400, string.format("'%s' is out of range: %.15g", where, v), "options") end
+   if lo and n < lo then oa.fail(400, string.format("'%s' must be an integer >= %d", where, lo), "options") end
+   return n
 end
 
 local function stop_list(v)
-   if type(v) == "string" then return { v } end
+   if type(v) == "string" then v = { v } end
    if not oa.is_array(v) then oa.fail(400, "'options.stop' must be a string or an array of strings", "options") end
    local out = {}
    for i, s in ipairs(v) do

@@ -127,6 +127,54 @@ describe("Ollama routes over HTTP #integration", function()
       assert.equal("model_not_found", json.decode(text).error.code)
    end)
 
+   it("answers malformed bodies with 4xx in Ollama's shape, never a 500 (every field x wrong values)", function()
+      if not ready() then return end
+      local oa = require "moonhub.openai"
+      local function msgs() return oa.array({ { role = "user", content = "hi" } }) end
+      local routes = {
+         { "POST", "/api/chat", function() return { model = "smol", messages = msgs(), stream = false,
+            options = { num_predict = 1 } } end, { "tools", "format", "keep_alive", "think", "options.stop",
+            "options.seed", "options.num_ctx", "options.top_p", "options.mirostat", "messages" } },
+         { "POST", "/api/generate", function() return { model = "smol", prompt = "hi", stream = false,
+            options = { num_predict = 1 } } end, { "system", "template", "raw", "context", "images", "suffix",
+            "format", "keep_alive", "options.temperature", "options.num_predict" } },
+         { "POST", "/api/embed", function() return { model = "smol", input = "hi" } end,
+            { "truncate", "dimensions", "options", "keep_alive" } },
+         { "POST", "/api/embeddings", function() return { model = "smol", prompt = "hi" } end, { "options" } },
+         { "POST", "/api/show", function() return { model = "smol" } end, {} },
+         { "POST", "/api/pull", function() return { model = "not a repo", stream = false } end, { "stream" } },
+         { "POST", "/api/copy", function() return { source = "smol", destination = "fz" } end, {} },
+         { "POST", "/api/create", function() return { model = "fz2", from = "smol", stream = false } end,
+            { "template", "system", "parameters", "files", "quantize" } },
+         { "DELETE", "/api/delete", function() return { model = "no-such" } end, {} },
+      }
+      local values = { 1, -1, 1.5, "x", "", true, oa.object({}), oa.array({ 1 }), oa.object({ a = 1 }), 1e300 }
+      local n = 0
+      for _, rt in ipairs(routes) do
+         local fields = {}
+         for k in pairs(rt[3]()) do if k ~= "stream" then fields[#fields + 1] = k end end
+         table.sort(fields)
+         for _, f in ipairs(rt[4]) do fields[#fields + 1] = f end
+         for _, f in ipairs(fields) do
+            for _, v in ipairs(values) do
+               local body = rt[3]()
+               local top, sub = f:match("^([^.]+)%.(.+)$")
+               if top then body[top] = body[top] or {}; body[top][sub] = v else body[f] = v end
+               local code, text = curl(srv, rt[1], rt[2], json.encode(body))
+               n = n + 1
+               local what = string.format("%s %s %s=%s: %s", rt[1], rt[2], f, json.encode(v), text:sub(1, 200))
+               assert.is_true(code ~= nil and code < 500, what)
+               if code >= 400 then assert.equal("string", type((json.decode(text) or {}).error), what) end
+            end
+         end
+      end
+      assert.is_true(n > 300)
+      local code = curl(srv, "POST", "/api/chat", json.encode({ model = "smol", messages = msgs(), stream = false,
+         options = { num_predict = 1 } }))
+      assert.equal(200, code)
+      assert.is_nil((H.read(home .. "/serve.err") or ""):find("internal error", 1, true))
+   end)
+
    it("streams NDJSON by default: pieces, then one done line with the counts", function()
       if not ready() then return end
       local code, text, ct = curl(srv, "POST", "/api/chat", json.encode({ model = "smol",

@@ -67,6 +67,9 @@ describe("ollama adapter: request mapping #unit", function()
       assert.matches("options.top_p", err_of(function() ol.options({ top_p = 2 }) end).message)
       assert.matches("options.seed.-integer", err_of(function() ol.options({ seed = 1.5 }) end).message)
       assert.matches("options.stop%[1%]", err_of(function() ol.options({ stop = { "a", 3 } }) end).message)
+      -- found by the malformed-body sweep of ollama_serve_spec: both were internal errors
+      assert.matches("options.stop%[0%]", err_of(function() ol.options({ stop = "" }) end).message)
+      assert.matches("options.seed' is out of range", err_of(function() ol.options({ seed = 1e300 }) end).message)
       assert.matches("parameters.top_k", err_of(function() ol.options({}, { top_k = "x" }) end).message)
       assert.matches("'options' must be an object", err_of(function() ol.options("x") end).message)
       local o = ol.options({ num_gpu = 99, num_thread = 4, use_mmap = false, mirostat = 0, typical_p = 1.0,
