@@ -103,6 +103,7 @@ test-lua: all
 
 test-e2e: all
 	@sh tests/e2e/run.sh
+	@sh tests/e2e/ollama.sh
 
 asan:
 	@V=$(V) sh tools/quietly.sh "asan build" $(MAKE) --no-print-directory BUILD=build-asan \

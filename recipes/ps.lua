@@ -15,11 +15,12 @@ if not a then return code end
 
 local servers = require("moonhub.admin").servers()
 
--- The live state from each server's /api/ps (the prefix store grows between
+-- The live state from each server's /api/moonhub/ps (the prefix store grows between
 -- the loads and unloads that rewrite the state file); the file if it fails.
 for i, s in ipairs(servers) do
    local host = (s.host == "0.0.0.0" or s.host == "::" or not s.host) and "127.0.0.1" or s.host
-   local cmd = string.format("curl -s -m 2 'http://%s:%d/api/ps' 2>/dev/null", host, math.tointeger(s.port) or 0)
+   local cmd = string.format("curl -s -m 2 'http://%s:%d/api/moonhub/ps' 2>/dev/null", host,
+      math.tointeger(s.port) or 0)
    local pipe = io.popen(cmd)
    local live = pipe and json.decode(pipe:read("a") or "")
    if pipe then pipe:close() end

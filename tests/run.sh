@@ -66,6 +66,9 @@ if [ "$which" = all ]; then    # OpenAI Node SDK end to end (node/npm come from 
     run e2e sh tests/e2e/run.sh
     why=$(sed -n 's/^e2e: skipped: /: /p' "$out" | head -n 1)
     say e2e "$sp" "$sf" "$sk" "$why"
+    run e2e-ollama sh tests/e2e/ollama.sh     # Ollama's API through the ollama npm client
+    why=$(sed -n 's/^e2e-ollama: skipped: /: /p' "$out" | head -n 1)
+    say ollama "$sp" "$sf" "$sk" "$why"
 fi
 
 [ -z "$bad" ] || echo "failing:$bad"

@@ -1,4 +1,4 @@
--- moonhub.admin: the server's admin routes under /api/ (registry list,
+-- moonhub.admin: the server's admin routes under /api/moonhub/ (registry list,
 -- show, rm, pull with progress as server-sent events; loaded models; stored
 -- conversations), /v1/models over the registry, and the run-state file
 -- `moonhub ps` reads. Layer: lua/moonhub (uses moonhub.openai, .models,
@@ -98,7 +98,7 @@ function M.servers()
    return out
 end
 
--- ===== /api/models =====
+-- ===== /api/moonhub/models =====
 
 local function show(ref)
    local reg, err = models.open()
@@ -113,7 +113,10 @@ local function show(ref)
    return ok_json(rec)
 end
 
-local function remove(app, ref)
+-- remove_model(app, ref) -> the removal {removed, alias, versions,
+-- deleted, kept}: a loaded model is drained and unloaded first (also
+-- Ollama's DELETE /api/delete).
+function M.remove_model(app, ref)
    local loaded = app.pool and app.pool:find(ref)
    if not loaded and app.pool then
       local _, key = app.pool:resolve(ref)
@@ -130,11 +133,11 @@ local function remove(app, ref)
    end
    local versions = oa.array()
    for i, v in ipairs(out.versions) do versions[i] = { id = v.id, path = v.path } end
-   return ok_json({ removed = ref, alias = out.alias, versions = versions,
-      deleted = oa.array(out.deleted), kept = oa.array(out.kept) })
+   return { removed = ref, alias = out.alias, versions = versions,
+      deleted = oa.array(out.deleted), kept = oa.array(out.kept) }
 end
 
--- POST /api/pull {"model": "ORG/NAME[:QUANT]", "name": "..."}: progress
+-- POST /api/moonhub/pull {"model": "ORG/NAME[:QUANT]", "name": "..."}: progress
 -- events {"status", "file", "completed", "total"} then {"status":
 -- "success", "model": "name:tag"} or {"error": "..."}. The download and
 -- its sha256 run on a worker thread (moonhub.hub): this coroutine waits on
@@ -174,7 +177,7 @@ local function pull(_, req)
    req:finish()
 end
 
--- ===== /api/history =====
+-- ===== /api/moonhub/history =====
 
 local function with_history(fn)
    local h, err = require("moonhub.history").open()
@@ -185,7 +188,7 @@ local function with_history(fn)
    return a, b, c
 end
 
--- GET /api/history[?q=TEXT]: the latest conversations, or search hits
+-- GET /api/moonhub/history[?q=TEXT]: the latest conversations, or search hits
 local function history_list(_, req)
    local q = req.args.q
    return with_history(function(h)
@@ -202,7 +205,7 @@ local function history_id(req, rest)
    return id
 end
 
--- GET /api/history/ID: one conversation with its messages
+-- GET /api/moonhub/history/ID: one conversation with its messages
 local function history_get(_, req, rest)
    local id = history_id(req, rest)
    return with_history(function(h)
@@ -213,7 +216,7 @@ local function history_get(_, req, rest)
    end)
 end
 
--- DELETE /api/history/ID
+-- DELETE /api/moonhub/history/ID
 local function history_delete(_, req, rest)
    local id = history_id(req, rest)
    return with_history(function(h)
@@ -234,15 +237,17 @@ end
 -- The admin routes for the server's route table (moonhub.server adds the
 -- middleware: auth, host and origin checks, the log): {method, pattern,
 -- handler(app, req, captures...), json = takes a JSON body, max_body =}.
+-- Their prefix, /api/moonhub/, leaves /api/* to Ollama's routes.
+M.PREFIX = "/api/moonhub"
 M.ROUTES = {
-   { "GET", "/api/ps", function(app) return ok_json(M.state(app)) end },
-   { "GET", "/api/models", list_models },
-   { "POST", "/api/pull", pull, json = true, max_body = 65536 },
-   { "GET", "/api/models/{*name}", function(_, _, name) return show(name) end },
-   { "DELETE", "/api/models/{*name}", function(app, _, name) return remove(app, name) end },
-   { "GET", "/api/history", history_list },
-   { "GET", "/api/history/{id}", history_get },
-   { "DELETE", "/api/history/{id}", history_delete },
+   { "GET", M.PREFIX .. "/ps", function(app) return ok_json(M.state(app)) end },
+   { "GET", M.PREFIX .. "/models", list_models },
+   { "POST", M.PREFIX .. "/pull", pull, json = true, max_body = 65536 },
+   { "GET", M.PREFIX .. "/models/{*name}", function(_, _, name) return show(name) end },
+   { "DELETE", M.PREFIX .. "/models/{*name}", function(app, _, name) return ok_json(M.remove_model(app, name)) end },
+   { "GET", M.PREFIX .. "/history", history_list },
+   { "GET", M.PREFIX .. "/history/{id}", history_get },
+   { "DELETE", M.PREFIX .. "/history/{id}", history_delete },
 }
 
 return M

@@ -250,7 +250,8 @@ local ADMIN = { mw.log, mw.host, mw.cors, mw.auth, mw.body, mw.json }
 M.BASE, M.API, M.ADMIN = BASE, API, ADMIN
 
 -- route_table() -> the server's routes: the OpenAI adapter, llama.cpp's
--- tokenize routes, health and metrics, the admin routes of moonhub.admin.
+-- tokenize routes, health and metrics, the admin routes of moonhub.admin,
+-- the Ollama adapter.
 function M.route_table()
    local openai = require "moonhub.server.openai_adapter"
    local t = routes.new()
@@ -271,6 +272,7 @@ function M.route_table()
    -- datasets (an upload's body is the file itself: no JSON type check)
    local upload = { mw.log, mw.host, mw.cors, mw.auth, mw.body }
    for _, r in ipairs(require("moonhub.server.data_routes").routes(ADMIN, upload)) do t:add(r) end
+   require("moonhub.server.ollama_adapter").add_routes(t, mw)     -- Ollama's /api/* and GET /
    return t
 end
 

@@ -66,7 +66,7 @@ local function complete(s, model)
 end
 
 local function ps(s)
-   local code, st = call(s, "/api/ps")
+   local code, st = call(s, "/api/moonhub/ps")
    assert.equal(200, code)
    local by = {}
    for _, m in ipairs(st.models) do by[m.name] = m end

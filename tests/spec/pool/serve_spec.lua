@@ -65,7 +65,7 @@ local function chat(s, model, extra)
 end
 
 local function loaded(s)
-   local code, text = curl(s, "GET", "/api/ps")
+   local code, text = curl(s, "GET", "/api/moonhub/ps")
    assert.equal(200, code)
    local out = {}
    for _, m in ipairs(json.decode(text).models) do out[#out + 1] = m.name end
@@ -186,12 +186,12 @@ describe("serve with many models #integration", function()
    it("admin routes: list, show, rm", function()
       if not ready() then return end
       assert.equal(0, select(3, H.run(home, "import " .. q(stories) .. " --name extra")))
-      local code, text = curl(srv, "GET", "/api/models")
+      local code, text = curl(srv, "GET", "/api/moonhub/models")
       assert.equal(200, code)
       local names = {}
       for _, r in ipairs(json.decode(text).models) do names[#names + 1] = r.name .. ":" .. r.tag end
       assert.same({ "extra:F32", "smol:Q8_0", "stories:F32" }, names)
-      code, text = curl(srv, "GET", "/api/models/extra")
+      code, text = curl(srv, "GET", "/api/moonhub/models/extra")
       assert.equal(200, code)
       local rec = json.decode(text)
       local real = require("moonhub.fs").realpath(stories)
@@ -200,13 +200,13 @@ describe("serve with many models #integration", function()
       assert.equal(64, #rec.sha256)
       assert.equal(200, (chat(srv, "extra")))
       assert.matches("extra", (loaded(srv)))
-      code, text = curl(srv, "DELETE", "/api/models/extra")
+      code, text = curl(srv, "DELETE", "/api/moonhub/models/extra")
       assert.equal(200, code)
       assert.same({ real }, json.decode(text).kept)     -- imported in place: the file stays
       assert.equal("", (loaded(srv)))
-      assert.equal(404, (curl(srv, "GET", "/api/models/extra")))
-      assert.equal(404, (curl(srv, "DELETE", "/api/models/extra")))
-      assert.equal(405, (curl(srv, "POST", "/api/models/stories", "{}")))
+      assert.equal(404, (curl(srv, "GET", "/api/moonhub/models/extra")))
+      assert.equal(404, (curl(srv, "DELETE", "/api/moonhub/models/extra")))
+      assert.equal(405, (curl(srv, "POST", "/api/moonhub/models/stories", "{}")))
       assert.equal(404, (chat(srv, "extra")))
    end)
 end)
@@ -243,7 +243,7 @@ describe("serve --model --api-key --history #integration", function()
          AUTH)
       assert.equal(200, code)
       assert.equal("stories260K", json.decode(text).model)
-      local _, ps = curl(srv, "GET", "/api/ps", nil, AUTH)
+      local _, ps = curl(srv, "GET", "/api/moonhub/ps", nil, AUTH)
       local st = json.decode(ps)
       assert.equal("stories260K", st.models[1].name)
       assert.is_true(st.models[1].forever)
@@ -251,9 +251,9 @@ describe("serve --model --api-key --history #integration", function()
 
    it("puts the admin routes behind the API key", function()
       if not srv then return data.need("models/stories260K.gguf", pending) end
-      assert.equal(401, (curl(srv, "GET", "/api/models")))
-      assert.equal(401, (curl(srv, "GET", "/api/ps")))
-      assert.equal(200, (curl(srv, "GET", "/api/models", nil, AUTH)))
+      assert.equal(401, (curl(srv, "GET", "/api/moonhub/models")))
+      assert.equal(401, (curl(srv, "GET", "/api/moonhub/ps")))
+      assert.equal(200, (curl(srv, "GET", "/api/moonhub/models", nil, AUTH)))
    end)
 
    it("--history stores each conversation; /api/history lists and searches it", function()
@@ -262,12 +262,12 @@ describe("serve --model --api-key --history #integration", function()
          json.encode({ messages = { { role = "user", content = "tell me about zebras" } }, max_tokens = 2,
             temperature = 0 }), AUTH)
       assert.equal(200, code)
-      local _, text = curl(srv, "GET", "/api/history?q=zebras", nil, AUTH)
+      local _, text = curl(srv, "GET", "/api/moonhub/history?q=zebras", nil, AUTH)
       local hits = json.decode(text).results
       assert.equal(1, #hits)
       assert.matches("%[zebras%]", hits[1].snippet)
       local id = hits[1].conversation_id
-      local _, one = curl(srv, "GET", "/api/history/" .. id, nil, AUTH)
+      local _, one = curl(srv, "GET", "/api/moonhub/history/" .. id, nil, AUTH)
       local c = json.decode(one)
       assert.equal("stories260K", c.model)
       assert.equal(2, #c.messages)
@@ -277,16 +277,16 @@ describe("serve --model --api-key --history #integration", function()
       -- "store": false opts out
       curl(srv, "POST", "/v1/chat/completions", json.encode({ store = false,
          messages = { { role = "user", content = "zebras again" } }, max_tokens = 1 }), AUTH)
-      _, text = curl(srv, "GET", "/api/history?q=again", nil, AUTH)
+      _, text = curl(srv, "GET", "/api/moonhub/history?q=again", nil, AUTH)
       assert.equal(0, #json.decode(text).results)
-      assert.equal(200, (curl(srv, "DELETE", "/api/history/" .. id, nil, AUTH)))
-      assert.equal(404, (curl(srv, "GET", "/api/history/" .. id, nil, AUTH)))
+      assert.equal(200, (curl(srv, "DELETE", "/api/moonhub/history/" .. id, nil, AUTH)))
+      assert.equal(404, (curl(srv, "GET", "/api/moonhub/history/" .. id, nil, AUTH)))
    end)
 
    it("pulls with progress as server-sent events", function()
       if not srv then return data.need("models/stories260K.gguf", pending) end
       if not hub then return data.skip("no fake hub", pending) end
-      local code, text = curl(srv, "POST", "/api/pull", json.encode({ model = "mh/stories-GGUF:Q8_0" }), AUTH)
+      local code, text = curl(srv, "POST", "/api/moonhub/pull", json.encode({ model = "mh/stories-GGUF:Q8_0" }), AUTH)
       assert.equal(200, code)
       local events = {}
       for line in text:gmatch("data: ([^\n]+)") do events[#events + 1] = json.decode(line) end
@@ -296,10 +296,10 @@ describe("serve --model --api-key --history #integration", function()
       assert.equal("success", last.status, text)
       assert.equal("stories:Q8_0", last.model)
       assert.equal(progress.total, progress.completed)
-      code, text = curl(srv, "POST", "/api/pull", json.encode({ model = "mh/none-GGUF" }), AUTH)
+      code, text = curl(srv, "POST", "/api/moonhub/pull", json.encode({ model = "mh/none-GGUF" }), AUTH)
       assert.equal(200, code)
       assert.matches('"error"', text)
-      assert.equal(400, (curl(srv, "POST", "/api/pull", "{}", AUTH)))
+      assert.equal(400, (curl(srv, "POST", "/api/moonhub/pull", "{}", AUTH)))
       -- the pulled model answers by name
       local c2 = curl(srv, "POST", "/v1/chat/completions", json.encode({ model = "stories:Q8_0",
          messages = { { role = "user", content = "x" } }, max_tokens = 1 }), AUTH)

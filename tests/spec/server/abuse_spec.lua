@@ -275,13 +275,13 @@ describe("moonhub serve under abuse #integration", function()
       assert.is_nil(r.headers["access-control-allow-origin"])
       assert.equal(403, srv:request("/v1/chat/completions", { method = "OPTIONS", headers = {
          Origin = "http://evil.example", ["Access-Control-Request-Method"] = "POST" } }).status)
-      assert.equal(403, srv:post("/api/pull", { model = "x/y" }, { headers = evil }).status)
-      assert.equal(403, srv:request("/api/models/x", { method = "DELETE", headers = evil }).status)
+      assert.equal(403, srv:post("/api/moonhub/pull", { model = "x/y" }, { headers = evil }).status)
+      assert.equal(403, srv:request("/api/moonhub/models/x", { method = "DELETE", headers = evil }).status)
       -- the server's own origin (a page it serves) is not foreign
       r = srv:post("/v1/chat/completions", S.decode(OK_CHAT), { headers = { Origin = base } })
       assert.equal(200, r.status, r.body)
       -- DNS rebinding: a name that is not ours, on every route
-      for _, p in ipairs({ "/health", "/v1/models", "/api/history", "/metrics", "/nowhere" }) do
+      for _, p in ipairs({ "/health", "/v1/models", "/api/moonhub/history", "/metrics", "/nowhere" }) do
          r = srv:request(p, { headers = { Host = "evil.example" } })
          assert.equal(403, r.status, p)
          assert.equal("host_not_allowed", r.json.error.code)

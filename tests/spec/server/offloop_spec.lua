@@ -164,7 +164,7 @@ describe("serve: pulls and loads off the event loop #integration #slow", functio
 
    it("answers /health and completions during a 200 MB pull, which completes verified", function()
       if not srv then return data.need("models/hf/mh-smol-llama-17m", pending) end
-      background(srv, "pull", "POST", "/api/pull", json.encode({ model = "mh/big-GGUF:Q8_0", name = "big" }))
+      background(srv, "pull", "POST", "/api/moonhub/pull", json.encode({ model = "mh/big-GGUF:Q8_0", name = "big" }))
       local pull_out = srv.home .. "/pull.body"
       assert.truthy(eventually(function() return (H.read(pull_out) or ""):find('"downloading"', 1, true) end, 30),
          "the pull never started downloading: " .. tostring(H.read(pull_out)))
@@ -187,7 +187,7 @@ describe("serve: pulls and loads off the event loop #integration #slow", functio
       local last = events[#events]
       assert.equal("success", last.status, H.read(pull_out))
       assert.equal("big:Q8_0", last.model)
-      local code, text = curl(srv, "GET", "/api/models/big:Q8_0")
+      local code, text = curl(srv, "GET", "/api/moonhub/models/big:Q8_0")
       assert.equal(200, code)
       assert.equal(big_sha, json.decode(text).sha256)
       assert.equal(big_sha, fetch.sha256_file(last.path))
@@ -208,7 +208,7 @@ describe("serve: pulls and loads off the event loop #integration #slow", functio
       -- /api/ps answers during the load and shows it (a load on the loop
       -- thread could never be seen in flight)
       local seen = eventually(function()
-         local _, text = curl(srv, "GET", "/api/ps")
+         local _, text = curl(srv, "GET", "/api/moonhub/ps")
          local st = json.decode(text) or { models = {} }
          for _, m in ipairs(st.models) do
             if m.name == "slow:latest" and m.state == "loading" then return m end
@@ -226,7 +226,7 @@ describe("serve: pulls and loads off the event loop #integration #slow", functio
          assert.equal(200, c, body)
          assert.equal("slow:latest", json.decode(body).model)
       end
-      local _, ps = curl(srv, "GET", "/api/ps")
+      local _, ps = curl(srv, "GET", "/api/moonhub/ps")
       local states = {}
       for _, m in ipairs(json.decode(ps).models) do states[m.name] = m.state end
       assert.same({ ["stories260K"] = "loaded", ["slow:latest"] = "loaded" }, states)
