@@ -77,7 +77,8 @@ end
 
 -- Runs one generation: calls on_text(text, logprob_info) for each visible
 -- piece; returns finish_reason, usage, timings, error, the effective
--- sampler settings (the echo of docs/server.md). Text and stop strings come
+-- sampler settings (the echo of docs/server.md), the index in stops of the
+-- stop string that ended it (nil otherwise). Text and stop strings come
 -- from the scheduler's loop; cancels when should_stop() says the client
 -- has gone.
 function App:generate(ids, p, stops, on_text, should_stop, http_req)
@@ -111,7 +112,7 @@ function App:generate(ids, p, stops, on_text, should_stop, http_req)
       end
       if ev.done then
          if ev.text ~= "" and not reason then on_text(ev.text, nil) end
-         return reason or ev.reason, ev.usage, ev.timings, ev.error, ev.settings
+         return reason or ev.reason, ev.usage, ev.timings, ev.error, ev.settings, ev.stop_index
       end
       if should_stop and should_stop() then
          req:cancel()
@@ -249,7 +250,8 @@ local API = { mw.log, mw.host, mw.cors, mw.auth, mw.rate, mw.body, mw.json }
 local ADMIN = { mw.log, mw.host, mw.cors, mw.auth, mw.body, mw.json }
 M.BASE, M.API, M.ADMIN = BASE, API, ADMIN
 
--- route_table() -> the server's routes: the OpenAI adapter, llama.cpp's
+-- route_table() -> the server's routes: the OpenAI adapters (chat, Responses),
+-- Anthropic's Messages, llama.cpp's
 -- tokenize routes, health and metrics, the admin routes of moonhub.admin.
 function M.route_table()
    local openai = require "moonhub.server.openai_adapter"
@@ -261,6 +263,11 @@ function M.route_table()
    t:add({ "POST", "/v1/chat/completions", openai.chat, middleware = API, json = true })
    t:add({ "POST", "/v1/completions", openai.completions, middleware = API, json = true })
    t:add({ "POST", "/v1/embeddings", openai.embeddings, middleware = API, json = true })
+   local responses, anthropic = require "moonhub.server.responses_adapter", require "moonhub.server.messages_adapter"
+   t:add({ "POST", "/v1/responses", responses.create, middleware = API, json = true })
+   t:add({ "POST", "/v1/messages", anthropic.create, middleware = API, json = true, error_body = anthropic.error_body })
+   t:add({ "POST", "/v1/messages/count_tokens", anthropic.count_tokens, middleware = API, json = true,
+      error_body = anthropic.error_body })
    t:add({ "POST", "/tokenize", tokenize, middleware = API, json = true })
    t:add({ "POST", "/detokenize", detokenize, middleware = API, json = true })
    for _, r in ipairs(require("moonhub.admin").ROUTES) do
