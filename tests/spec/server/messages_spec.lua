@@ -157,15 +157,14 @@ end)
 
 -- ===== the model's template and the real server =====
 
--- Events of a typed SSE body: {type, data} in order (keep-alive comments skipped).
+-- Events of a typed SSE body: {type, data} in order; pings (sent while
+-- nothing is generated yet, at any point) are left out.
 local function events(body)
    local out = {}
    for block in body:gmatch("(.-)\n\n") do
-      if not block:match("^:") then
-         local ty, payload = block:match("^event: ([^\n]+)\ndata: (.*)$")
-         assert(ty, "bad SSE block: " .. block)
-         out[#out + 1] = { type = ty, data = assert(S.decode(payload), payload) }
-      end
+      local ty, payload = block:match("^event: ([^\n]+)\ndata: (.*)$")
+      assert(ty, "bad SSE block: " .. block)
+      if ty ~= "ping" then out[#out + 1] = { type = ty, data = assert(S.decode(payload), payload) } end
    end
    return out
 end
