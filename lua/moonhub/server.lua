@@ -25,7 +25,7 @@ local function now() return require("moonhub.core.sys").now() end
 --   history =, quiet =, max_body =, allowed_hosts = {names}, cors = {origins},
 --   aliases = {NAME = MODEL}, default_model =} -> app
 function M.new(opts)
-   local self = setmetatable({ opts = opts or {}, model = nil, sched = nil, seq = 0,
+   local self = setmetatable({ opts = opts or {}, model = nil, sched = nil, ids = { n = 0 },
       buckets = {}, metrics = metrics_mod.new() }, App)
    self.name = self.opts.model_name or "model"
    self.aliases = self.opts.aliases or {}
@@ -68,9 +68,12 @@ end
 function App:write_state() require("moonhub.admin").write_state(self) end
 function App:state_file() return self.port and require("moonhub.admin").state_file(self.port) end
 
+-- The counter is a table the app and its model views share: a view's own
+-- field would count from 1 again on every request (ids repeated in a second).
 function App:next_id(prefix)
-   self.seq = self.seq + 1
-   return string.format("%s-%x%04x", prefix, os.time(), self.seq % 0x10000)
+   local ids = self.ids
+   ids.n = ids.n + 1
+   return string.format("%s-%x%04x", prefix, os.time(), ids.n % 0x10000)
 end
 
 -- ===== generation through the scheduler =====

@@ -343,7 +343,7 @@ end
 -- POST /v1/messages/count_tokens: the prompt's tokens through the model's template.
 function M.count_tokens(app, req)
    local body = oa.decode(req.body)
-   body.max_tokens = body.max_tokens or 1           -- count_tokens takes no max_tokens
+   if is_null(body.max_tokens) then body.max_tokens = 1 end     -- count_tokens takes no max_tokens
    local r = M.request(body)
    return app:with_model(r, function(view)
       local _, st = prepare(view, r)

@@ -188,6 +188,7 @@ describe("POST /v1/responses (mh-smol) #integration", function()
       local body = { input = "Tell me a story", max_output_tokens = 5, temperature = 0 }
       local plain = post(body)
       assert.equal(200, plain.status, plain.body)
+      assert.not_equal(plain.json.id, post(body).json.id)    -- ids differ, within one second too
       body.stream = true
       local r = post(body)
       assert.equal(200, r.status)
