@@ -261,6 +261,27 @@ describe("POST /v1/messages (mh-smol) #integration", function()
       assert.equal("tool_use", ev[5].data.delta.stop_reason)
    end)
 
+   it("every field given every wrong type: a 4xx in Anthropic's shape or a 200, never a 500", function()
+      if not need() then return end
+      local values = { 5, -1, 1e300, "x", true, S.null, {}, { 1 }, { {} }, { a = 1 }, { { type = 5 } },
+         { { role = "user", content = { { type = "tool_result" } } } } }
+      local fields = { "model", "max_tokens", "system", "messages", "stop_sequences", "temperature", "top_p", "top_k",
+         "tools", "tool_choice", "stream", "metadata", "thinking", "mcp_servers" }
+      for _, f in ipairs(fields) do
+         for _, v in ipairs(values) do
+            local body = { messages = { { role = "user", content = "hi" } }, max_tokens = 1 }
+            body[f] = v
+            local r = post(body)
+            local what = f .. " = " .. S.encode(v)
+            assert.is_true(r.status == 200 or (r.status >= 400 and r.status < 500), what .. ": " .. r.body)
+            if r.status ~= 200 then
+               assert.equal("error", r.json.type, what)
+               assert.equal("string", type(r.json.error.message), what)
+            end
+         end
+      end
+   end)
+
    it("x-api-key or Bearer; errors in Anthropic's shape, before and inside a stream", function()
       if not need() then return end
       local msgs = { { role = "user", content = "x" } }

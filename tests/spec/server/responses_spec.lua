@@ -240,6 +240,24 @@ describe("POST /v1/responses (mh-smol) #integration", function()
          "response.output_item.done", "response.completed" }, types)
    end)
 
+   it("every field given every wrong type: a 4xx OpenAI error or a 200, never a 500", function()
+      if not need() then return end
+      local values = { 5, -1, 1e300, "x", true, S.null, {}, { 1 }, { {} }, { a = 1 }, { { type = 5 } } }
+      local fields = { "model", "input", "instructions", "max_output_tokens", "temperature", "top_p", "tools",
+         "tool_choice", "text", "stream", "store", "metadata", "user", "parallel_tool_calls", "keep_alive", "seed",
+         "background", "previous_response_id" }
+      for _, f in ipairs(fields) do
+         for _, v in ipairs(values) do
+            local body = { input = "hi", max_output_tokens = 1 }
+            body[f] = v
+            local r = post(body)
+            local what = f .. " = " .. S.encode(v)
+            assert.is_true(r.status == 200 or (r.status >= 400 and r.status < 500), what .. ": " .. r.body)
+            if r.status ~= 200 then assert.equal("string", type(r.json.error.message), what) end
+         end
+      end
+   end)
+
    it("errors: OpenAI's shape before the stream, an error event inside it", function()
       if not need() then return end
       local r = post({ input = "x", previous_response_id = "resp_1" })
