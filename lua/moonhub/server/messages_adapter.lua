@@ -154,6 +154,9 @@ function M.tools(body)
          if type(t.name) ~= "string" or not t.name:match("^[%w_%-]+$") or #t.name > 64 then
             fail(400, w .. ".name must be letters, digits, _ or - (at most 64)", "tools")
          end
+         if not is_null(t.description) and type(t.description) ~= "string" then
+            wrong(w .. ".description", "a string", t.description, "tools")
+         end
          if not is_object(t.input_schema) then
             wrong(w .. ".input_schema", "an object (a JSON schema)", t.input_schema, "tools")
          end
@@ -193,6 +196,7 @@ function M.request(body)
       fail(400, "'max_tokens' is required: the most tokens to generate", "max_tokens")
    end
    local th = body.thinking
+   if not is_null(th) and not is_object(th) then wrong("thinking", "an object {type}", th) end
    if is_object(th) and th.type ~= "disabled" then
       fail(400, "'thinking' is not supported by this server; leave it out", "thinking")
    end

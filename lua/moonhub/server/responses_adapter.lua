@@ -125,6 +125,12 @@ function M.tools(body)
          if type(t.name) ~= "string" or not t.name:match("^[%w_%-%.]+$") or #t.name > 64 then
             fail(400, w .. ".name must be letters, digits, _ - . (at most 64)", "tools")
          end
+         if not is_null(t.description) and type(t.description) ~= "string" then
+            wrong(w .. ".description", "a string", t.description, "tools")
+         end
+         if not is_null(t.parameters) and not is_object(t.parameters) then
+            wrong(w .. ".parameters", "an object (a JSON schema)", t.parameters, "tools")
+         end
          chat_tools[i] = { type = "function", ["function"] = { name = t.name, description = t.description,
             parameters = t.parameters, strict = t.strict } }
       end

@@ -99,6 +99,9 @@ describe("messages: body -> neutral request #unit", function()
          { '{"max_tokens": 1, "tools": [{"type": "web_search_20250305", "name": "web_search"}], ' .. M1 .. '}',
             "tools", "only client tools" },
          { '{"max_tokens": 1, "tools": [{"name": "f"}], ' .. M1 .. '}', "tools", "input_schema" },
+         { '{"max_tokens": 1, "tools": [{"name": "f", "description": 5, "input_schema": {}}], ' .. M1 .. '}', "tools",
+            "'tools%[0%]%.description' must be a string" },
+         { '{"max_tokens": 1, "thinking": 5, ' .. M1 .. '}', "thinking", "an object" },
          { '{"max_tokens": 1, "tool_choice": {"type": "sometimes"}, ' .. M1 .. '}', "tool_choice", "auto" },
          { '{"max_tokens": 1, "tool_choice": {"type": "tool", "name": "f"}, ' .. M1 .. '}', "tool_choice", "needs" },
       }
