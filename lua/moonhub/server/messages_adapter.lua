@@ -210,7 +210,7 @@ function M.request(body)
          presence_penalty = p.presence_penalty, frequency_penalty = p.frequency_penalty,
          repeat_penalty = p.repeat_penalty },
       max_tokens = oa.opt_int(body, "max_tokens", 1, nil, nil), stop = stop_sequences(body),
-      messages = M.messages(body) }
+      messages = M.messages(body), echo = require("moonhub.server.openai_adapter").echo_settings(body) }
    r.tools, r.tool_choice = M.tools(body)
    return r
 end
@@ -251,9 +251,13 @@ local function usage(u, n_prompt)
       cache_read_input_tokens = u and u.cached_tokens or 0, cache_creation_input_tokens = 0 }
 end
 
-local function message(st, content, reason, seq, u)
+-- settings: what the sampler ran with, under "moonhub" (echo_settings, docs/server.md)
+local function echo(settings) return settings and { settings = oa.object(settings) } or nil end
+
+local function message(st, content, reason, seq, u, settings)
    return { id = st.id, type = "message", role = "assistant", model = st.model, content = oa.array(content),
-      stop_reason = reason or oa.null, stop_sequence = seq or oa.null, usage = usage(u, st.n_prompt) }
+      stop_reason = reason or oa.null, stop_sequence = seq or oa.null, usage = usage(u, st.n_prompt),
+      moonhub = echo(settings) }
 end
 
 -- ===== streaming =====
@@ -268,7 +272,7 @@ local function stream(view, req, r, job, st)
    local total, timings, answer
    local ok, err = pcall(function()
       emit("message_start", { message = message(st, {}) })
-      local open, index, reason, seq = false, 0, nil, nil
+      local open, index, reason, seq, settings = false, 0, nil, nil, nil
       local function start_text()
          if open then return end
          open = true
@@ -286,6 +290,7 @@ local function stream(view, req, r, job, st)
             keep:cancel()
             local blocks, calls = M.content(st, res)
             reason, seq = M.stop_reason(r, res, calls)
+            settings = res.settings
             answer = blocks[1].type == "text" and blocks[1].text or ""
             for _, b in ipairs(blocks) do
                if b.type == "text" then
@@ -303,7 +308,7 @@ local function stream(view, req, r, job, st)
          end,
       }, req)
       emit("message_delta", { delta = { stop_reason = reason, stop_sequence = seq or oa.null },
-         usage = { output_tokens = total.completion_tokens } })
+         usage = { output_tokens = total.completion_tokens }, moonhub = echo(settings) })
       emit("message_stop", {})
    end)
    keep:cancel()
@@ -335,7 +340,7 @@ function M.create(app, req)
       local total, timings = request.run(view, r, job, { choice = function(_, res)
          local blocks, calls = M.content(st, res)
          local reason, seq = M.stop_reason(r, res, calls)
-         msg = message(st, blocks, reason, seq)
+         msg = message(st, blocks, reason, seq, nil, res.settings)
          answer = blocks[1].type == "text" and blocks[1].text or ""
       end }, req)
       msg.usage = usage(total)

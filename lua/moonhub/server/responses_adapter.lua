@@ -187,7 +187,8 @@ function M.request(body)
          presence_penalty = p.presence_penalty, frequency_penalty = p.frequency_penalty,
          repeat_penalty = p.repeat_penalty, seed = p.seed },
       max_tokens = oa.opt_int(body, "max_output_tokens", 1, nil, nil), stop = {},
-      format = M.format(body), messages = M.messages(body) }
+      format = M.format(body), messages = M.messages(body),
+      echo = require("moonhub.server.openai_adapter").echo_settings(body) }
    if not is_null(body.keep_alive) then
       local secs, err = request.keep_alive(body.keep_alive)
       if not secs then fail(400, err, "keep_alive") end
@@ -228,7 +229,8 @@ function M.response(st, status, output, u)
          strict = r.format.schema and r.format.strict or nil } or { type = "text" } },
       tool_choice = choice_echo(r.tools, r.tool_choice), tools = is_array(body.tools) and body.tools or oa.array(),
       truncation = "disabled", usage = u and usage(u) or oa.null,
-      metadata = is_object(body.metadata) and body.metadata or oa.object() }
+      metadata = is_object(body.metadata) and body.metadata or oa.object(),
+      moonhub = st.settings and { settings = oa.object(st.settings) } or nil }
 end
 
 local function text_part(text)
@@ -325,6 +327,7 @@ local function stream(view, req, r, job, st)
             keep:cancel()
             status = res.reason == "length" and "incomplete" or "completed"
             answer = res.calls and (res.content or "") or res.text
+            st.settings = res.settings
             if not res.calls or (res.content or "") ~= "" then
                local text = res.calls and res.content or res.text
                if job.with_tools then s.delta(text) end     -- tools: the text was held back to be parsed
@@ -361,6 +364,7 @@ function M.create(app, req)
       local total, timings = request.run(view, r, job, { choice = function(_, res)
          output, status = M.output(st, res)
          answer = res.calls and (res.content or "") or res.text
+         st.settings = res.settings
       end }, req)
       view:record_chat(r, answer, total, timings)
       return 200, JSON, oa.encode(M.response(st, status, output, total))

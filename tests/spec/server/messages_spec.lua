@@ -264,6 +264,22 @@ describe("POST /v1/messages (mh-smol) #integration", function()
       assert.equal("tool_use", ev[5].data.delta.stop_reason)
    end)
 
+   it("options reach the sampler (read back with moonhub.echo_settings), plain and streamed", function()
+      if not need() then return end
+      local body = { messages = { { role = "user", content = "hi" } }, max_tokens = 3, temperature = 0.4,
+         top_p = 0.6, top_k = 5, moonhub = { echo_settings = true } }
+      local plain = post(body).json.moonhub.settings
+      assert.near(0.4, plain.temperature, 1e-6)
+      assert.near(0.6, plain.top_p, 1e-6)
+      assert.equal(5, plain.top_k)
+      assert.equal(3, plain.max_tokens)
+      body.stop_sequences, body.stream = { "xyz", "abc" }, true
+      local ev = events(post(body).body)
+      local s = ev[#ev - 1].data.moonhub.settings                 -- on message_delta
+      assert.equal(plain.n_stop + 2, s.n_stop)                    -- the template's stops and these two
+      assert.equal(5, s.top_k)
+   end)
+
    it("every field given every wrong type: a 4xx in Anthropic's shape or a 200, never a 500", function()
       if not need() then return end
       local values = { 5, -1, 1e300, "x", true, S.null, {}, { 1 }, { {} }, { a = 1 }, { { type = 5 } },

@@ -244,6 +244,24 @@ describe("POST /v1/responses (mh-smol) #integration", function()
          "response.output_item.done", "response.completed" }, types)
    end)
 
+   it("options reach the sampler (read back with moonhub.echo_settings), plain and streamed", function()
+      if not need() then return end
+      local body = { input = "hi", temperature = 0.3, top_p = 0.7, max_output_tokens = 3, seed = 11,
+         moonhub = { echo_settings = true } }
+      local s = post(body).json.moonhub.settings
+      assert.near(0.3, s.temperature, 1e-6)
+      assert.near(0.7, s.top_p, 1e-6)
+      assert.equal(3, s.max_tokens)
+      assert.equal(11, s.seed)
+      assert.is_false(s.grammar)
+      body.stream, body.tools, body.tool_choice = true, TOOLS, "required"
+      local ev = events(post(body).body)
+      s = ev[#ev].data.response.moonhub.settings
+      assert.is_true(s.grammar)                                   -- a forced call runs under the grammar
+      assert.near(0.3, s.temperature, 1e-6)
+      assert.is_nil(post({ input = "hi", max_output_tokens = 1 }).json.moonhub)
+   end)
+
    it("every field given every wrong type: a 4xx OpenAI error or a 200, never a 500", function()
       if not need() then return end
       local values = { 5, -1, 1e300, "x", true, S.null, {}, { 1 }, { {} }, { a = 1 }, { { type = 5 } } }
