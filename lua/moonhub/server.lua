@@ -25,7 +25,7 @@ local function now() return require("moonhub.core.sys").now() end
 --   history =, quiet =, max_body =, allowed_hosts = {names}, cors = {origins},
 --   aliases = {NAME = MODEL}, default_model =} -> app
 function M.new(opts)
-   local self = setmetatable({ opts = opts or {}, model = nil, sched = nil, seq = 0,
+   local self = setmetatable({ opts = opts or {}, model = nil, sched = nil, ids = { n = 0 },
       buckets = {}, metrics = metrics_mod.new() }, App)
    self.name = self.opts.model_name or "model"
    self.aliases = self.opts.aliases or {}
@@ -68,16 +68,20 @@ end
 function App:write_state() require("moonhub.admin").write_state(self) end
 function App:state_file() return self.port and require("moonhub.admin").state_file(self.port) end
 
+-- The counter is a table the app and its model views share: a view's own
+-- field would count from 1 again on every request (ids repeated in a second).
 function App:next_id(prefix)
-   self.seq = self.seq + 1
-   return string.format("%s-%x%04x", prefix, os.time(), self.seq % 0x10000)
+   local ids = self.ids
+   ids.n = ids.n + 1
+   return string.format("%s-%x%04x", prefix, os.time(), ids.n % 0x10000)
 end
 
 -- ===== generation through the scheduler =====
 
 -- Runs one generation: calls on_text(text, logprob_info) for each visible
 -- piece; returns finish_reason, usage, timings, error, the effective
--- sampler settings (the echo of docs/server.md). Text and stop strings come
+-- sampler settings (the echo of docs/server.md), the index in stops of the
+-- stop string that ended it (nil otherwise). Text and stop strings come
 -- from the scheduler's loop; cancels when should_stop() says the client
 -- has gone.
 function App:generate(ids, p, stops, on_text, should_stop, http_req)
@@ -111,7 +115,7 @@ function App:generate(ids, p, stops, on_text, should_stop, http_req)
       end
       if ev.done then
          if ev.text ~= "" and not reason then on_text(ev.text, nil) end
-         return reason or ev.reason, ev.usage, ev.timings, ev.error, ev.settings
+         return reason or ev.reason, ev.usage, ev.timings, ev.error, ev.settings, ev.stop_index
       end
       if should_stop and should_stop() then
          req:cancel()
@@ -249,9 +253,9 @@ local API = { mw.log, mw.host, mw.cors, mw.auth, mw.rate, mw.body, mw.json }
 local ADMIN = { mw.log, mw.host, mw.cors, mw.auth, mw.body, mw.json }
 M.BASE, M.API, M.ADMIN = BASE, API, ADMIN
 
--- route_table() -> the server's routes: the OpenAI adapter, llama.cpp's
--- tokenize routes, health and metrics, the admin routes of moonhub.admin,
--- the Ollama adapter.
+-- route_table() -> the server's routes: the OpenAI adapters (chat, Responses),
+-- Anthropic's Messages, llama.cpp's tokenize routes, health and metrics, the
+-- admin routes of moonhub.admin, the Ollama adapter.
 function M.route_table()
    local openai = require "moonhub.server.openai_adapter"
    local t = routes.new()
@@ -262,6 +266,11 @@ function M.route_table()
    t:add({ "POST", "/v1/chat/completions", openai.chat, middleware = API, json = true })
    t:add({ "POST", "/v1/completions", openai.completions, middleware = API, json = true })
    t:add({ "POST", "/v1/embeddings", openai.embeddings, middleware = API, json = true })
+   local responses, anthropic = require "moonhub.server.responses_adapter", require "moonhub.server.messages_adapter"
+   t:add({ "POST", "/v1/responses", responses.create, middleware = API, json = true })
+   t:add({ "POST", "/v1/messages", anthropic.create, middleware = API, json = true, error_body = anthropic.error_body })
+   t:add({ "POST", "/v1/messages/count_tokens", anthropic.count_tokens, middleware = API, json = true,
+      error_body = anthropic.error_body })
    t:add({ "POST", "/tokenize", tokenize, middleware = API, json = true })
    t:add({ "POST", "/detokenize", detokenize, middleware = API, json = true })
    for _, mod in ipairs({ "moonhub.admin", "moonhub.server.eval_routes", "moonhub.server.jobs_routes" }) do

@@ -1,7 +1,8 @@
 #!/bin/sh
-# End-to-end tests with the official OpenAI Node SDK: npm ci (pinned by
-# package-lock.json), start `./moonhub serve` on a free port, run
-# openai.test.mjs with node's built-in test runner, stop the server.
+# End-to-end tests with the official OpenAI and Anthropic Node SDKs: npm ci
+# (pinned by package-lock.json), start `./moonhub serve` on a free port, run
+# the *.test.mjs suites one after the other (outputs compared across requests
+# stay free of batching effects) with node's test runner, stop the server.
 # Usage: sh tests/e2e/run.sh (from anywhere). Prints "N passed, N failed"
 # last, like tests/run.sh. node and npm are dependencies (deps/debian.txt,
 # installed by make test). Without them or the model it prints
@@ -62,7 +63,8 @@ while [ -z "$base" ] && [ $i -lt 200 ]; do        # up to 20 s for the "ready at
 done
 [ -n "$base" ] || { cat "$tmp/err"; fail "moonhub serve did not start"; }
 
-MOONHUB_BASE_URL=$base MOONHUB_API_KEY=$key node --test --test-reporter=tap $e2e/openai.test.mjs >"$tmp/tap" 2>&1
+MOONHUB_BASE_URL=$base MOONHUB_API_KEY=$key node --test --test-concurrency=1 --test-reporter=tap $e2e/openai.test.mjs \
+    $e2e/responses.test.mjs $e2e/messages.test.mjs >"$tmp/tap" 2>&1
 rc=$?
 cat "$tmp/tap"
 pass=$(sed -n 's/^# pass \([0-9]*\)$/\1/p' "$tmp/tap" | tail -n 1)

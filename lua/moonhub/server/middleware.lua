@@ -123,12 +123,16 @@ function M.same_secret(given, secret)
    return diff == 0
 end
 
+-- The key comes as 'Authorization: Bearer KEY' (OpenAI's clients) or
+-- 'x-api-key: KEY' (Anthropic's); either one that matches lets the request in.
 function M.auth(app, req, nxt)
    local key = app.opts.api_key
    if key and key ~= "" then
-      local given = (req.headers.authorization or ""):match("^[Bb]earer%s+(.-)%s*$") or ""
-      if not M.same_secret(given, key) then
-         oa.fail(401, "invalid or missing API key: send 'Authorization: Bearer KEY'", nil, "invalid_api_key")
+      local bearer = (req.headers.authorization or ""):match("^[Bb]earer%s+(.-)%s*$") or ""
+      local x = req.headers["x-api-key"] or ""
+      if not (M.same_secret(bearer, key) or M.same_secret(x, key)) then
+         oa.fail(401, "invalid or missing API key: send 'Authorization: Bearer KEY' or 'x-api-key: KEY'", nil,
+            "invalid_api_key")
       end
    end
    return nxt()

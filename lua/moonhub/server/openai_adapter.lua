@@ -35,6 +35,7 @@ local function echo_settings(body)
    if not oa.is_null(v) and type(v) ~= "boolean" then oa.wrong("moonhub.echo_settings", "true or false", v) end
    return v == true
 end
+M.echo_settings = echo_settings          -- the Responses and Messages adapters take the extension too
 
 -- The settings a finished choice ran with, as the echo shows them.
 local function echo(res)

@@ -133,7 +133,8 @@ end
 --   sink.text(index, text, info)   each visible piece (not with tools:
 --                                  the text is parsed for calls at the end)
 --   sink.choice(index, result)     result = {text, reason, infos, calls?,
---                                  content?, settings? (r.echo)} once a
+--                                  content?, settings? (r.echo), stop? (the
+--                                  stop string that ended it)} once a
 --                                  choice ends
 function M.run(view, r, job, sink, req)
    local total = { prompt_tokens = 0, completion_tokens = 0, cached_tokens = 0 }
@@ -145,7 +146,7 @@ function M.run(view, r, job, sink, req)
          local q = setmetatable({ seed = job.params.seed and (job.params.seed + i - 1) }, { __index = job.params })
          local parts, infos = {}, {}
          if sink.begin then sink.begin(index) end
-         local reason, u, tm, msg, settings = view:generate(ids, q, job.stops, function(text, info)
+         local reason, u, tm, msg, settings, stop_index = view:generate(ids, q, job.stops, function(text, info)
             parts[#parts + 1] = text
             if info then infos[#infos + 1] = info end
             if not job.with_tools and sink.text then sink.text(index, text, info) end
@@ -153,7 +154,7 @@ function M.run(view, r, job, sink, req)
          if reason == "error" then oa.fail(500, "generation failed: " .. tostring(msg), nil, "generation_failed") end
          view:count_usage(u)
          local result = { text = table.concat(parts), reason = reason, infos = infos,
-            settings = r.echo and settings or nil }
+            settings = r.echo and settings or nil, stop = stop_index and job.stops[stop_index] }
          if job.with_tools then
             local calls, content = parse_tools(view, result.text, r.tool_choice)
             if #calls > 0 then result.calls, result.content, result.reason = calls, content, "tool_calls" end
