@@ -4,20 +4,19 @@
 -- Requests may name any registered model (loaded on first use, unloaded
 -- after --keep-alive idle); --model preloads the default one.
 local cli = require "moonhub.cli"
+local flags = require "moonhub.cli_flags"
 local mh = require "moonhub"
 local config = require "moonhub.config"
 
 local p = cli.parser("serve", "Serve a model over an OpenAI-compatible API (see docs/server.md).")
 p:argument("model_arg", "model (a path or a registry name), instead of --model"):args("?")
-p:option("-m --model", "model: a GGUF file, a Hugging Face folder or a registry name")
+-- the shared options, under llama.cpp's names too (moonhub.cli_flags);
 -- unset options come from moonhub.config (env > config file > built-in)
-p:option("--host", "address to bind (default 127.0.0.1, loopback)")
-p:option("--port", "port (0 picks a free one; default 8080)"):convert(math.tointeger)
-p:option("--ctx", "context length per sequence (default: the model's trained context, "
-   .. "capped by memory)"):convert(math.tointeger)
-p:option("--parallel", "sequences decoded together (continuous batching)", "4"):convert(math.tointeger)
-p:option("--api-key", "require 'Authorization: Bearer KEY' on /v1 routes (default: the key in "
-   .. "the file config api_key_file names)")
+flags.add(p, { "model", "host", "port", "ctx", "parallel", "api_key", "threads", "n_gpu_layers" }, {
+   ctx = "context length per sequence (default: the model's trained context, capped by memory)",
+   parallel = " (default 4)",
+   api_key = "require 'Authorization: Bearer KEY' on /v1 routes (default: the key in "
+      .. "the file config api_key_file names)" })
 p:option("--cache-mb", "prefix cache budget in MiB (finished sequences kept for reuse; "
    .. "default 1/16 of the free memory, at most 512; 0 = off)"):convert(tonumber)
 p:option("--max-body-mb", "largest request body in MiB", "8"):convert(tonumber)
@@ -26,7 +25,6 @@ p:option("--header-timeout", "seconds a client has to send a whole request", "30
 p:option("--rate", "requests per second per client (0 = no limit)", "0"):convert(tonumber)
 p:option("--template", "chat template name or .jinja file (default: the model's)")
 p:option("--kv-type", "KV cache type: f16 (default), q8_0 or f32"):choices({ "f16", "q8_0", "f32" })
-p:option("--threads", "compute threads"):convert(math.tointeger)
 p:option("--name", "model id reported by /v1/models (default: the file name)")
 p:option("--max-queue", "requests that may wait for a slot before 503", "64"):convert(math.tointeger)
 p:option("--max-loaded", "models loaded at once; the least recently used idle one is unloaded",
@@ -44,6 +42,8 @@ p:option("--default-model", "model that answers requests naming an unknown model
 
 local a, code = cli.parse(p, arg)
 if not a then return code end
+a.parallel = a.parallel or 4
+flags.ignored("serve", a)
 local model_path = a.model or a.model_arg
 local ctx_source
 for _, k in ipairs({ "host", "port", "kv_type", "threads", "cache_mb", "keep_alive" }) do
@@ -102,7 +102,12 @@ for _, k in ipairs({ "max_connections", "header_timeout" }) do
 end
 local srv, err = cli.try(mh.http.server, { host = a.host, port = a.port, max_body = max_body,
    max_connections = a.max_connections, header_timeout = a.header_timeout })
-if not srv then return cli.fail("serve", err) end
+if not srv then
+   if tostring(err):find("in use", 1, true) then      -- EADDRINUSE: say how to pick another
+      err = err .. " — another server holds the port: pick another with --port N (or --port 0 for a free one)"
+   end
+   return cli.fail("serve", err)
+end
 app:listen(srv)
 
 -- Each model loads at --ctx (or env/config) or, when none is set, at its
