@@ -135,8 +135,8 @@ local function unknown(verb)
    for _, v in ipairs(M.verbs()) do names[#names + 1] = v.name end
    for alias in pairs(M.ALIASES) do names[#names + 1] = alias end
    local near = valid_name(verb) and M.closest(verb, names)
-   io.stderr:write(string.format("moonhub: unknown command '%s' — %s(see 'moonhub help')\n",
-                                 tostring(verb), near and ("did you mean '" .. near .. "'? ") or ""))
+   io.stderr:write(string.format("moonhub: unknown command '%s' — %s\n", tostring(verb),
+      near and ("did you mean '" .. near .. "'?") or "see 'moonhub help'"))
    return 2
 end
 

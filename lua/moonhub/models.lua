@@ -133,8 +133,8 @@ function M.resolve(ref)
    local reg, msg = open_existing()
    if not reg then
       if msg then return nil, msg end       -- the registry's own error (corrupt, foreign...)
-      return nil, string.format("no such file or registered model: '%s' (the registry is empty; "
-         .. "see 'moonhub pull' and 'moonhub import')", ref)
+      return nil, string.format("no such file or registered model: '%s' — the registry is empty: "
+         .. "see 'moonhub pull'%s and 'moonhub import'", ref, hubref and (" " .. ref) or "")
    end
    local ok, row = pcall(reg.resolve, reg, ref)
    row = ok and row or nil
@@ -142,7 +142,7 @@ function M.resolve(ref)
    if not row then
       local near = M.close_names(reg, ref)
       reg:close()
-      return nil, string.format("no such file or registered model: '%s'%s (see 'moonhub list'%s)",
+      return nil, string.format("no such file or registered model: '%s'%s — see 'moonhub list'%s",
          ref, #near > 0 and ("; close names: " .. table.concat(near, ", ")) or "",
          hubref and (", or 'moonhub pull " .. ref .. "'") or "")
    end
