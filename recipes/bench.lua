@@ -29,7 +29,7 @@ end
 
 local function model_parser()
    local p = cli.parser("bench", "Time a model's prompt processing and generation (llama-bench-like rows).")
-   p:argument("model_arg", "a GGUF, a Hugging Face folder or a registry name (or -m)"):args("?")
+   p:argument("model", "a GGUF, a Hugging Face folder or a registry name (or -m)"):args("?"):target("model_arg")
    p:option("-p --n-prompt", "prompt lengths to time (0 turns it off)"):convert(cli.int_list)
    p:option("-n --n-gen", "generation lengths to time (0 turns it off)"):convert(cli.int_list)
    p:option("-r --repetitions", "repetitions"):default("3"):convert(cli.count(1))
@@ -84,7 +84,7 @@ local function bench_model(args)
    if not a then return code end
    local okp, perr = flags.positionals(a, { { "model_arg", "model" } })
    if not okp or not a.model then
-      return cli.fail("bench", (perr or "give a model") .. " — moonhub bench MODEL (or -m MODEL)", 2)
+      return cli.fail("bench", (perr or "missing argument 'model'") .. " — moonhub bench MODEL (or -m MODEL)", 2)
    end
    flags.ignored("bench", a)
    local o = { model = a.model, pp = a.n_prompt, tg = a.n_gen, reps = a.repetitions, threads = a.threads,

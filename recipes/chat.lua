@@ -9,8 +9,8 @@ local chat = require "moonhub.chat"
 local host = require "moonhub.host"
 
 local p = cli.parser("chat", "Chat with a model; one line is one message, /help lists the commands.")
-p:argument("model_arg", "a GGUF file, a Hugging Face model folder or a registry name "
-   .. "(or -m; with --resume: default the conversation's)"):args("?")
+p:argument("model", "a GGUF file, a Hugging Face model folder or a registry name "
+   .. "(or -m; with --resume: default the conversation's)"):args("?"):target("model_arg")
 p:option("--template", "chat template: a built-in or user template name, or a .jinja file")
 p:option("--system", "system prompt")
 -- the shared options, under llama.cpp's names too (moonhub.cli_flags)
@@ -52,7 +52,7 @@ if a.resume then
    a.model = a.model or conv.model
 end
 if not a.model then
-   return cli.fail("chat", "give a model — moonhub chat MODEL (or -m MODEL)", 2)
+   return cli.fail("chat", "missing argument 'model' — moonhub chat MODEL (or -m MODEL)", 2)
 end
 
 -- unset --ctx/--threads: env, config file, then the model's trained

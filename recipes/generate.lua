@@ -11,8 +11,8 @@ local D = mh.model.defaults()
 local function dflt(v) return string.format(" (default %g)", v) end
 
 local p = cli.parser("generate", "Generate text from a prompt; the stats line goes to stderr.")
-p:argument("model_arg", "a GGUF file, a Hugging Face model folder or a registry name (or -m)"):args("?")
-p:argument("prompt_arg", "the prompt text (or -p)"):args("?")
+p:argument("model", "a GGUF file, a Hugging Face model folder or a registry name (or -m)"):args("?"):target("model_arg")
+p:argument("prompt", "the prompt text (or -p)"):args("?"):target("prompt_arg")
 -- the shared options, under llama.cpp's names too (moonhub.cli_flags)
 flags.add(p, { "model", "prompt" })
 flags.add(p, flags.SAMPLING, { max_tokens = dflt(D.max_tokens), temp = dflt(D.temperature),
@@ -36,7 +36,8 @@ if not a then return code end
 local okp, perr = flags.positionals(a, { { "model_arg", "model" }, { "prompt_arg", "prompt" } })
 if not okp then return cli.fail("generate", perr .. " — quote a prompt of several words", 2) end
 if not a.model or not a.prompt then
-   return cli.fail("generate", "give a model and a prompt — moonhub generate MODEL PROMPT (or -m MODEL -p PROMPT)", 2)
+   return cli.fail("generate", string.format("missing argument '%s' — moonhub generate MODEL PROMPT "
+      .. "(or -m MODEL -p PROMPT)", a.model and "prompt" or "model"), 2)
 end
 flags.ignored("generate", a)
 if a.threads and a.threads < 1 then return cli.fail("generate", "--threads must be a positive integer", 2) end

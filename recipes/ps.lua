@@ -31,7 +31,8 @@ for _, s in ipairs(found) do
       if status == 200 and type(body) == "table" and type(body.models) == "table" then live = body; break end
    end
    if s.explicit and not live then
-      return cli.fail("ps", "no moonhub server answers at " .. s.url .. " — check MOONHUB_HOST, or start 'moonhub serve'")
+      return cli.fail("ps", "no moonhub server answers at " .. s.url
+         .. " — check MOONHUB_HOST, or start 'moonhub serve'")
    end
    local st = s.state or { port = math.tointeger(tonumber(s.url:match(":(%d+)$"))), host = s.url }
    if live then st.models = live.models end

@@ -15,9 +15,9 @@ local p = cli.parser("run", "Chat with a model, or answer PROMPT once and exit. 
    .. "the prompt; without them a terminal gets a chat and a pipe is read as the prompt. "
    .. "MOONHUB_HOST (host[:port]) or a running 'moonhub serve' answers instead of this process. "
    .. "(moonhub run FILE.lua runs a Lua script.)")
-p:argument("model_arg", "a registry name, a .gguf file, a Hugging Face folder or reference "
-   .. "(hf.co/ORG/REPO[:QUANT], ORG/REPO:QUANT)"):args("?")
-p:argument("prompt_arg", "the prompt (several words are joined with spaces)"):args("*")
+p:argument("model", "a registry name, a .gguf file, a Hugging Face folder or reference "
+   .. "(hf.co/ORG/REPO[:QUANT], ORG/REPO:QUANT)"):args("?"):target("model_arg")
+p:argument("prompt", "the prompt (several words are joined with spaces)"):args("*"):target("prompt_arg")
 flags.add(p, { "model", "prompt" })
 flags.add(p, flags.SAMPLING)
 flags.add(p, { "ctx", "threads", "n_gpu_layers" })
@@ -29,7 +29,7 @@ if not a then return code end
 a.prompt_arg = #a.prompt_arg > 0 and table.concat(a.prompt_arg, " ") or nil
 local okp, perr = flags.positionals(a, { { "model_arg", "model" }, { "prompt_arg", "prompt" } })
 if not okp then return cli.fail("run", perr .. " — quote a prompt of several words", 2) end
-if not a.model then return cli.fail("run", "give a model — moonhub run MODEL [PROMPT]", 2) end
+if not a.model then return cli.fail("run", "missing argument 'model' — moonhub run MODEL [PROMPT]", 2) end
 flags.ignored("run", a)
 
 -- a prompt on a pipe, as `echo hi | ollama run MODEL`

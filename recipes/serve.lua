@@ -46,9 +46,16 @@ a.parallel = a.parallel or 4
 flags.ignored("serve", a)
 local model_path = a.model or a.model_arg
 local ctx_source
+local port_flag = a.port
 for _, k in ipairs({ "host", "port", "kv_type", "threads", "cache_mb", "keep_alive" }) do
    a[k] = config.pick(k, a[k])
 end
+-- MOONHUB_HOST (or --host) may carry a scheme and a port, as OLLAMA_HOST
+-- does, since the client verbs read the same variable: --port still wins
+a.host = a.host:gsub("^https?://", ""):gsub("/+$", "")
+local bind, bport = a.host:match("^([^:]+):(%d+)$")
+if not bind then bind, bport = a.host:match("^%[(.+)%]:(%d+)$") end
+if bind then a.host, a.port = bind, port_flag or math.tointeger(tonumber(bport)) end
 a.ctx, ctx_source = config.pick("ctx", a.ctx)
 if not a.api_key and config.default("api_key_file") then
    local f = config.default("api_key_file")

@@ -12,7 +12,9 @@ M.DEFAULT_PORT = 8080           -- moonhub serve's
 local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 
 --- base_url(spec) -> "http://host:port" | nil, msg. spec is MOONHUB_HOST's
--- form, as OLLAMA_HOST's: "host", "host:port", ":port", "http[s]://host[:port]".
+-- form, as OLLAMA_HOST's: "host", "host:port", ":port", "http[s]://host[:port]";
+-- without a port, serve's (MOONHUB_PORT, the config file's, 8080). `serve`
+-- binds to the same variable, so one setting points both ends at each other.
 function M.base_url(spec)
    if type(spec) ~= "string" or spec == "" then return nil, "expected host[:port], got an empty value" end
    local scheme, rest = spec:match("^(https?)://(.*)$")
@@ -21,7 +23,11 @@ function M.base_url(spec)
    if not host then host, port = rest:match("^([^:/]*):?(%d*)$") end
    if not host then return nil, string.format("expected host[:port], got '%s'", spec) end
    if host == "" or host == "0.0.0.0" then host = "127.0.0.1" end
-   if port == "" then port = (scheme == "https" and 443) or (scheme == "http" and 80) or M.DEFAULT_PORT end
+   if port == "" and scheme then port = scheme == "https" and 443 or 80 end
+   if port == "" then           -- serve's own port setting (MOONHUB_PORT, the config file), else 8080
+      local p = require("moonhub.config").get("port")
+      port = (math.tointeger(p) and p > 0) and p or M.DEFAULT_PORT
+   end
    port = math.tointeger(tonumber(port))
    if not port or port < 1 or port > 65535 then return nil, string.format("port out of range in '%s'", spec) end
    return string.format("%s://%s:%d", scheme or "http", host, port)

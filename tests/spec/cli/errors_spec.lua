@@ -19,7 +19,8 @@ describe("cli errors #integration", function()
    after_each(function() H.rmdir(home) end)
 
    it("an unknown verb suggests the closest one (aliases count), else points at help", function()
-      local out, err, code = H.run(home, "genrate m hi")
+      local _, out, err, code
+      out, err, code = H.run(home, "genrate m hi")
       assert.equal(2, code)
       assert.equal("", out)
       assert.equal("unknown command 'genrate' — did you mean 'generate'?", one_line(nil, err))
@@ -83,7 +84,11 @@ describe("cli errors #integration", function()
       assert.truthy(one_line("run", err):find("^no such file or registered model: 'no%-such%-model'"), err)
       _, err, code = H.run(home, "generate")
       assert.equal(2, code)
-      assert.equal("give a model and a prompt — moonhub generate MODEL PROMPT (or -m MODEL -p PROMPT)",
+      assert.equal("missing argument 'model' — moonhub generate MODEL PROMPT (or -m MODEL -p PROMPT)",
+         one_line("generate", err))
+      _, err, code = H.run(home, "generate -m some-model")
+      assert.equal(2, code)
+      assert.equal("missing argument 'prompt' — moonhub generate MODEL PROMPT (or -m MODEL -p PROMPT)",
          one_line("generate", err))
       _, err, code = H.run(home, "stop some-model")
       assert.equal(1, code)

@@ -84,7 +84,8 @@ describe("Hub references against the fake Hub #integration", function()
 
    it("pull hf.co/OWNER/REPO:QUANT through HF_ENDPOINT, HF_TOKEN as a bearer header", function()
       if not data.need("models/stories260K-Q8_0.gguf", pending) then return end
-      local out, err, code = run("pull hf.co/mh/gated-GGUF:q8_0 -q")
+      local _, out, err, code
+      _, err, code = run("pull hf.co/mh/gated-GGUF:q8_0 -q")
       assert.equal(1, code)
       assert.truthy(err:find("HTTP 401", 1, true), err)
       assert.truthy(err:find("set HF_TOKEN", 1, true), err)
@@ -119,7 +120,7 @@ describe("Hub references against the fake Hub #integration", function()
       assert.equal(out, again)
       assert.equal(0, #srv.requests())
       -- serve and generate resolve the same references
-      local gen
+      local gen, _
       gen, err2, code2 = run("generate hf.co/mh/stories-GGUF:q4_0 'Once' -n 2")
       assert.equal(0, code2, err2)
       assert.truthy(#gen > 0)

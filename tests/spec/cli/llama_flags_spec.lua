@@ -18,7 +18,8 @@ describe("llama.cpp flags #integration", function()
       local model = data.need("models/stories260K.gguf", pending)
       if not model then return end
       local m = H.q(model)
-      local out, err, code = H.run(home, "generate -m " .. m .. " -p 'Once upon a time' -n 5 -c 96 -t 1 "
+      local _, out, err, code
+      out, err, code = H.run(home, "generate -m " .. m .. " -p 'Once upon a time' -n 5 -c 96 -t 1 "
          .. "-s 7 --temp 0.8 --top-k 40 --top-p 0.9 --min-p 0.05 --repeat-penalty 1.1 -ngl 99 -v")
       assert.equal(0, code, err)
       assert.truthy(err:find("^moonhub generate: " .. NOTE), err)
@@ -56,12 +57,13 @@ describe("llama.cpp flags #integration", function()
       local model = data.need("models/stories260K.gguf", pending)
       if not model then return end
       local m = H.q(model)
-      local out, err, code = H.run(home, "chat -m " .. m .. " -n 4 -s 1 -c 64 -t 1 --temp 0 -ngl 99 --no-history",
+      local _, out, err, code
+      out, err, code = H.run(home, "chat -m " .. m .. " -n 4 -s 1 -c 64 -t 1 --temp 0 -ngl 99 --no-history",
          "Once upon a time\n")
       assert.equal(0, code, err)
       assert.truthy(#out > 0)
       assert.truthy(err:find("moonhub chat: " .. NOTE), err)
-      out, err, code = H.run(home, "run -m " .. m .. " -p 'Once upon a time' -n 4 -c 64 -t 1 -s 1 --temp 0 "
+      _, err, code = H.run(home, "run -m " .. m .. " -p 'Once upon a time' -n 4 -c 64 -t 1 -s 1 --temp 0 "
          .. "--top-k 40 --top-p 0.9 --min-p 0.05 --repeat-penalty 1.1 -ngl 99")
       assert.equal(0, code, err)
       assert.truthy(err:find("moonhub run: " .. NOTE), err)

@@ -113,7 +113,8 @@ describe("Ollama's habits #integration", function()
    it("stop MODEL sends Ollama's unload to the server; ps and run use MOONHUB_HOST", function()
       local fake = start_fake(home)
       local ok, e = pcall(function()
-         local out, err, code = run(home, fake.url, "stop loaded-model")
+         local _, out, err, code
+         out, err, code = run(home, fake.url, "stop loaded-model")
          assert.equal(0, code, err)
          assert.equal("stopped loaded-model at http://" .. fake.url .. "\n", out)
          local r = fake.requests()[1]
