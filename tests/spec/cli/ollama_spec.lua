@@ -101,6 +101,13 @@ describe("Ollama's habits #integration", function()
          assert.equal(out, out2)
          served = H.read(srv.dir .. "/err") or ""
          assert.equal(before + 1, select(2, served:gsub("/v1/chat/completions", "")))
+         -- a registry name no server has loaded: still the server (it loads it on first use)
+         assert.equal(0, select(3, H.run(shome, "import " .. H.q(model) .. " --name tiny")))
+         local out3, err3, code3 = H.run(shome, "run tiny 'Once upon a time' -n 6 --temp 0")
+         assert.equal(0, code3, err3)
+         assert.equal(out, out3)
+         served = H.read(srv.dir .. "/err") or ""
+         assert.equal(before + 2, select(2, served:gsub("/v1/chat/completions", "")))
          -- ps through MOONHUB_HOST lists the server's model
          local ps, perr, pcode = run(home, srv.base, "ps")
          assert.equal(0, pcode, perr)
