@@ -163,6 +163,38 @@ describe("Ollama's habits #integration", function()
       assert(ok, e)
    end)
 
+   it("one MOONHUB_HOST=host:port: serve binds there, ps and run find it there", function()
+      local model = data.need("models/stories260K.gguf", pending)
+      if not model then return end
+      local probe = http.server({ host = "127.0.0.1", port = 0 })    -- a free port, released for serve
+      local port = probe.port
+      probe:close()
+      local spec = "127.0.0.1:" .. port
+      local shome = home .. "/server"
+      assert(os.execute(string.format("mkdir -p %s && (MOONHUB_HOST=%s MOONHUB_HOME=%s %s serve -m %s >%s 2>&1 & "
+         .. "echo $! >%s)", H.q(shome), H.q(spec), H.q(shome), H.q(H.exe), H.q(model), H.q(home .. "/serve.out"),
+         H.q(home .. "/serve.pid"))))
+      local ready
+      for _ = 1, 400 do
+         ready = (H.read(home .. "/serve.out") or ""):match("ready at (http://[%d.:]+)/v1")
+         if ready then break end
+         http.sleep(0.05)
+      end
+      local pid = H.read(home .. "/serve.pid"):match("%d+")
+      local ok, e = pcall(function()
+         assert.equal("http://" .. spec, ready, H.read(home .. "/serve.out"))
+         local ps, err, code = run(home, spec, "ps")
+         assert.equal(0, code, err)
+         assert.truthy(ps:find("stories260K", 1, true), ps)
+         local out
+         out, err, code = run(home, spec, "run stories260K 'Once upon a time' -n 4 --temp 0")
+         assert.equal(0, code, err)
+         assert.truthy(#out > 2, out)
+      end)
+      os.execute("kill " .. pid)
+      assert(ok, e)
+   end)
+
    it("ls is list; help shows the alias and answers for it", function()
       local model = data.need("models/stories260K.gguf", pending)
       if not model then return end
