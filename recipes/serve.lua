@@ -84,6 +84,14 @@ for _, r in ipairs({ { "port", 0, 65535 }, { "ctx", 1 }, { "parallel", 1 }, { "m
    end
 end
 
+-- a Hub reference (hf.co/ORG/REPO:QUANT) not pulled yet is pulled first, as `run` does
+if model_path and mh.models.is_hub_ref(model_path) and not mh.models.resolve(model_path) then
+   io.stderr:write("moonhub serve: pulling ", model_path, "\n")
+   local row, perr = mh.models.pull(model_path, { log = function(msg) io.stderr:write(msg, "\n") end,
+      progress = function(label) return require("moonhub.progress").new(label) end })
+   if not row then return cli.fail("serve", perr) end
+end
+
 local function list(v)
    local out = {}
    for x in (v or ""):gmatch("[^,%s]+") do out[#out + 1] = x end
