@@ -18,12 +18,12 @@
 #define EXIT_USAGE 2
 
 static const char usage[] =
-    "usage: moonhub                    start the REPL\n"
+    "usage: moonhub                     start the REPL\n"
     "       moonhub run FILE.lua [args] run a Lua script\n"
     "       moonhub run MODEL [PROMPT]  chat with a model, or answer PROMPT once\n"
-    "       moonhub -e CODE [args]     run a string of Lua\n"
-    "       moonhub - [args]           run a script read from stdin\n"
-    "       moonhub VERB [args]        run a recipe (see 'moonhub help')\n"
+    "       moonhub -e CODE [args]      run a string of Lua\n"
+    "       moonhub - [args]            run a script read from stdin\n"
+    "       moonhub VERB [args]         run a recipe (see 'moonhub help')\n"
     "       moonhub --version\n";
 
 /* ===== before the state: OpenBLAS core type, threads ===== */
@@ -160,7 +160,8 @@ static int dispatch(lua_State *L, char **argv, int argc)
     }
     if (!strcmp(a, "-e") || !strcmp(a, "run")) {
         if (argc < 3) {
-            fprintf(stderr, "moonhub: '%s' needs an argument\n%s", a, usage);
+            fprintf(stderr, "moonhub: '%s' needs an argument — %s\n", a, a[0] == '-'
+                    ? "moonhub -e CODE [args]" : "moonhub run FILE.lua [args], or moonhub run MODEL [PROMPT]");
             return EXIT_USAGE;
         }
         if (a[0] == 'r' && !is_script(argv[2])) return run_verb(L, argv, argc);
@@ -168,7 +169,7 @@ static int dispatch(lua_State *L, char **argv, int argc)
     }
     if (!strcmp(a, "-")) return run_script(L, argv, argc, 1, NULL);
     if (a[0] == '-') {
-        fprintf(stderr, "moonhub: unknown option '%s' (see 'moonhub help')\n", a);
+        fprintf(stderr, "moonhub: unknown option '%s' — see 'moonhub --help'\n", a);
         return EXIT_USAGE;
     }
     return run_verb(L, argv, argc);

@@ -33,6 +33,16 @@ describe("cli errors #integration", function()
       assert.equal("unknown command 'frobnicate' — see 'moonhub help'", one_line(nil, err))
    end)
 
+   it("the host's own errors are one line too", function()
+      local _, err, code = H.run(home, "run")
+      assert.equal(2, code)
+      assert.equal("'run' needs an argument — moonhub run FILE.lua [args], or moonhub run MODEL [PROMPT]",
+         one_line(nil, err))
+      _, err, code = H.run(home, "--frob")
+      assert.equal(2, code)
+      assert.equal("unknown option '--frob' — see 'moonhub --help'", one_line(nil, err))
+   end)
+
    it("an unknown option suggests the closest option of that verb", function()
       local _, err, code = H.run(home, "generate m hi --tmep 0.5")
       assert.equal(2, code)
