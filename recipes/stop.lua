@@ -31,7 +31,10 @@ for _, s in ipairs(servers) do
    if has(s) then
       local status, body = client.request(s.url .. "/api/generate", "POST", { model = a.model, keep_alive = 0 })
       if not status then return cli.fail("stop", body .. " — is the server running? see 'moonhub ps'") end
-      if status == 404 then
+      if status == 404 and client.error_text(body):find("no route", 1, true) then
+         return cli.fail("stop", string.format("the server at %s has no /api/generate (Ollama's unload "
+            .. "request) — it predates 'moonhub stop': restart it with this moonhub", s.url))
+      elseif status == 404 then
          return cli.fail("stop", string.format("the server at %s does not know model '%s': %s — see 'moonhub ps'",
             s.url, a.model, client.error_text(body)))
       elseif status >= 400 then
