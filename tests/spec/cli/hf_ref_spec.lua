@@ -135,6 +135,7 @@ describe("Hub references against the fake Hub #integration", function()
       -- a reference the Hub does not have: the pull's error, one line
       _, err2, code2 = run("run hf.co/mh/nothing-GGUF:Q8_0 hi")
       assert.equal(1, code2)
-      assert.truthy(err2:match("\nmoonhub run: pull: model mh/nothing%-GGUF was not found on [^\n]*HTTP 404%)\n$"), err2)
+      assert.truthy(err2:match("\nmoonhub run: pull: model mh/nothing%-GGUF was not found on [^\n]*HTTP 404%)\n$"),
+         err2)
    end)
 end)

@@ -83,8 +83,8 @@ describe("moonhub run on a pseudo-terminal #integration", function()
          http.sleep(0.05)
       end
       assert(port, "fake server did not start")
-      term = terminal(dir, string.format("MOONHUB_HOST=127.0.0.1:%d MOONHUB_HOME=%s %s run some-model --system be-brief; "
-         .. "echo \"[exit $?]\"", port, q(dir), q(H.exe)))
+      term = terminal(dir, string.format("MOONHUB_HOST=127.0.0.1:%d MOONHUB_HOME=%s %s run some-model "
+         .. "--system be-brief; echo \"[exit $?]\"", port, q(dir), q(H.exe)))
       wait("the first prompt", function(s) return s:find("\n>>> ") ~= nil end)
       term.type("first question")
       wait("the first answer", function(s) return s:find("echo: first question", 1, true) ~= nil end)
