@@ -9,12 +9,14 @@ local mh = require "moonhub"
 local config = require "moonhub.config"
 
 local p = cli.parser("serve", "Serve a model over an OpenAI-compatible API (see docs/server.md).")
-p:argument("model_arg", "model (a path or a registry name), instead of --model"):args("?")
+p:argument("model", "model (a path, a registry name or hf.co/ORG/REPO:QUANT), instead of --model")
+   :args("?"):target("model_arg")
 -- the shared options, under llama.cpp's names too (moonhub.cli_flags);
 -- unset options come from moonhub.config (env > config file > built-in)
 flags.add(p, { "model", "host", "port", "ctx", "parallel", "api_key", "threads", "n_gpu_layers" }, {
    ctx = "context length per sequence (default: the model's trained context, capped by memory)",
    parallel = " (default 4)",
+   host = "address to bind (default 127.0.0.1, loopback; MOONHUB_HOST may give host:port, as OLLAMA_HOST)",
    api_key = "require 'Authorization: Bearer KEY' on /v1 routes (default: the key in "
       .. "the file config api_key_file names)" })
 p:option("--cache-mb", "prefix cache budget in MiB (finished sequences kept for reuse; "
