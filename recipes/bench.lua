@@ -9,6 +9,7 @@
 -- anything else is a model (llama-bench-like rows).
 local mh = require "moonhub"
 local cli = require "moonhub.cli"
+local flags = require "moonhub.cli_flags"
 
 local usage = [==[usage: moonhub bench MODEL [-p 128,512] [-n 128] [-r 3] [-t THREADS] [-q]
        moonhub bench tokenize VOCAB FILE [--rounds N]
@@ -28,11 +29,13 @@ end
 
 local function model_parser()
    local p = cli.parser("bench", "Time a model's prompt processing and generation (llama-bench-like rows).")
-   p:argument("model", "a GGUF, a Hugging Face folder or a registry name")
-   p:option("-p", "prompt lengths to time (0 turns it off)"):convert(cli.int_list)
-   p:option("-n", "generation lengths to time (0 turns it off)"):convert(cli.int_list)
-   p:option("-r", "repetitions"):default("3"):convert(cli.count(1))
-   p:option("-t", "compute threads"):convert(cli.count(1))
+   p:argument("model", "a GGUF, a Hugging Face folder or a registry name (or -m)"):args("?"):target("model_arg")
+   p:option("-p --n-prompt", "prompt lengths to time (0 turns it off)"):convert(cli.int_list)
+   p:option("-n --n-gen", "generation lengths to time (0 turns it off)"):convert(cli.int_list)
+   p:option("-r --repetitions", "repetitions"):default("3"):convert(cli.count(1))
+   p:option("-t --threads", "compute threads"):convert(cli.count(1))
+   -- -m and -ngl as llama-bench spells them (moonhub.cli_flags)
+   flags.add(p, { "model", "n_gpu_layers" })
    p:flag("-q --quiet", "no progress output (it goes to stderr)")
    return p
 end
@@ -79,7 +82,12 @@ end
 local function bench_model(args)
    local a, code = cli.parse(model_parser(), args)
    if not a then return code end
-   local o = { model = a.model, pp = a.p, tg = a.n, reps = a.r, threads = a.t,
+   local okp, perr = flags.positionals(a, { { "model_arg", "model" } })
+   if not okp or not a.model then
+      return cli.fail("bench", (perr or "missing argument 'model'") .. " — moonhub bench MODEL (or -m MODEL)", 2)
+   end
+   flags.ignored("bench", a)
+   local o = { model = a.model, pp = a.n_prompt, tg = a.n_gen, reps = a.repetitions, threads = a.threads,
       progress = require("moonhub.progress").new("bench", { unit = "reps", quiet = a.quiet }) }
    local bm = require "moonhub.bench_model"
    local rows, info = bm.run(o)

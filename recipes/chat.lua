@@ -4,24 +4,20 @@
 --        [--max-tokens N] [--ctx N] [--resume ID] [--no-history]; /help inside lists
 --        the commands. Sessions are stored (moonhub history) unless --no-history.
 local cli = require "moonhub.cli"
+local flags = require "moonhub.cli_flags"
 local chat = require "moonhub.chat"
 local host = require "moonhub.host"
 
 local p = cli.parser("chat", "Chat with a model; one line is one message, /help lists the commands.")
 p:argument("model", "a GGUF file, a Hugging Face model folder or a registry name "
-   .. "(with --resume: default the conversation's)"):args("?")
+   .. "(or -m; with --resume: default the conversation's)"):args("?"):target("model_arg")
 p:option("--template", "chat template: a built-in or user template name, or a .jinja file")
 p:option("--system", "system prompt")
-p:option("--temp --temperature", "sampling temperature (0 = greedy)"):convert(tonumber)
-p:option("--seed", "random seed"):convert(math.tointeger)
-p:option("-n --max-tokens", "most tokens per answer"):convert(math.tointeger)
-p:option("--top-k", "keep the k most likely tokens (0 = off)"):convert(math.tointeger)
-p:option("--top-p", "nucleus sampling threshold (1 = off)"):convert(tonumber)
-p:option("--min-p", "drop tokens below min-p times the top probability"):convert(tonumber)
-p:option("--repeat-penalty", "penalty for recently seen tokens (1 = off)"):convert(tonumber)
-p:option("--ctx", "context length of the conversation (default: the model's trained "
-   .. "context, capped by memory)"):convert(math.tointeger)
-p:option("--threads", "compute threads"):convert(math.tointeger)
+-- the shared options, under llama.cpp's names too (moonhub.cli_flags)
+flags.add(p, { "model" })
+flags.add(p, flags.SAMPLING, { max_tokens = "most tokens per answer", seed = "random seed" })
+flags.add(p, { "ctx", "threads", "n_gpu_layers" }, { ctx = "context length of the conversation (default: "
+   .. "the model's trained context, capped by memory)" })
 p:option("--mem-limit", "refuse to load past this many MiB"):convert(tonumber)
 p:flag("--ignore-eos", "keep answering past end-of-generation tokens (until --max-tokens)")
 p:option("--resume", "continue stored conversation ID (see 'moonhub history list')"):convert(math.tointeger)
@@ -31,6 +27,9 @@ p:option("--lora", "apply a LoRA adapter: ADAPTER[:SCALE], a GGUF/safetensors fi
 
 local a, code = cli.parse(p, arg)
 if not a then return code end
+local okp, perr = flags.positionals(a, { { "model_arg", "model" } })
+if not okp then return cli.fail("chat", perr .. " — moonhub chat MODEL", 2) end
+flags.ignored("chat", a)
 
 -- the stored conversation to continue, and the store for this session
 local history = require "moonhub.history"
@@ -55,7 +54,7 @@ if a.resume then
    a.model = a.model or conv.model
 end
 if not a.model then
-   return cli.fail("chat", "give a model: moonhub chat MODEL\n" .. p:get_usage(), 2)
+   return cli.fail("chat", "missing argument 'model' — moonhub chat MODEL (or -m MODEL)", 2)
 end
 
 -- unset --ctx/--threads: env, config file, then the model's trained

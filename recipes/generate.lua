@@ -2,6 +2,7 @@
 -- Layer: recipes (uses the public moonhub API only).
 -- Usage: moonhub generate MODEL "prompt" [--max-tokens N] [--temp T] [--seed S] ...
 local cli = require "moonhub.cli"
+local flags = require "moonhub.cli_flags"
 local mh = require "moonhub"
 
 -- Unset sampling options take the defaults every path shares (the engine's,
@@ -10,22 +11,18 @@ local D = mh.model.defaults()
 local function dflt(v) return string.format(" (default %g)", v) end
 
 local p = cli.parser("generate", "Generate text from a prompt; the stats line goes to stderr.")
-p:argument("model", "a GGUF file or a Hugging Face model folder")
-p:argument("prompt", "the prompt text")
-p:option("-n --max-tokens", "tokens to generate" .. dflt(D.max_tokens)):convert(math.tointeger)
-p:option("--temp --temperature", "sampling temperature (0 = greedy)" .. dflt(D.temperature)):convert(tonumber)
-p:option("--seed", "random seed (same seed, same text)"):convert(math.tointeger)
-p:option("--top-k", "keep the k most likely tokens (0 = off)" .. dflt(D.top_k)):convert(math.tointeger)
-p:option("--top-p", "nucleus sampling threshold (1 = off)" .. dflt(D.top_p)):convert(tonumber)
-p:option("--min-p", "drop tokens below min-p times the top probability" .. dflt(D.min_p)):convert(tonumber)
-p:option("--repeat-penalty", "penalty for recently seen tokens (1 = off)" .. dflt(D.repeat_penalty)):convert(tonumber)
+p:argument("model", "a GGUF file, a Hugging Face model folder or a registry name (or -m)"):args("?"):target("model_arg")
+p:argument("prompt", "the prompt text (or -p)"):args("?"):target("prompt_arg")
+-- the shared options, under llama.cpp's names too (moonhub.cli_flags)
+flags.add(p, { "model", "prompt" })
+flags.add(p, flags.SAMPLING, { max_tokens = dflt(D.max_tokens), temp = dflt(D.temperature),
+   top_k = dflt(D.top_k), top_p = dflt(D.top_p), min_p = dflt(D.min_p), repeat_penalty = dflt(D.repeat_penalty) })
+flags.add(p, { "ctx", "threads", "n_gpu_layers" })
 p:option("--presence-penalty", "OpenAI presence penalty" .. dflt(D.presence_penalty)):convert(tonumber)
 p:option("--frequency-penalty", "OpenAI frequency penalty" .. dflt(D.frequency_penalty)):convert(tonumber)
 p:option("--stop", "stop string (repeatable)"):count("*")
 p:option("--json-schema", "constrain the output to JSON valid under this schema (JSON text)")
 p:flag("--json", "constrain the output to a JSON object")
-p:option("--ctx", "context length (default: the model's trained context, capped by memory)"):convert(math.tointeger)
-p:option("--threads", "compute threads"):convert(math.tointeger)
 p:option("--mem-limit", "refuse to load past this many MiB"):convert(tonumber)
 p:option("--template", "send the prompt as a chat message through this template "
    .. "(a built-in or user name, a .jinja file, or 'auto' for the model's own)")
@@ -38,6 +35,13 @@ p:option("--lora", "apply a LoRA adapter: ADAPTER[:SCALE], a GGUF/safetensors fi
 
 local a, code = cli.parse(p, arg)
 if not a then return code end
+local okp, perr = flags.positionals(a, { { "model_arg", "model" }, { "prompt_arg", "prompt" } })
+if not okp then return cli.fail("generate", perr .. " — quote a prompt of several words", 2) end
+if not a.model or not a.prompt then
+   return cli.fail("generate", string.format("missing argument '%s' — moonhub generate MODEL PROMPT "
+      .. "(or -m MODEL -p PROMPT)", a.model and "prompt" or "model"), 2)
+end
+flags.ignored("generate", a)
 if a.threads and a.threads < 1 then return cli.fail("generate", "--threads must be a positive integer", 2) end
 
 -- a value the library refuses (--ctx 0, --top-p 2) is the user's error:

@@ -1,7 +1,8 @@
 -- list the models loaded by running servers: name, memory, context, prefix
 -- cache (used / budget), when they unload
 -- Layer: recipes (uses the public moonhub API only).
--- Usage: moonhub ps [--json]. Each `moonhub serve` keeps its state in
+-- Usage: moonhub ps [--json]. MOONHUB_HOST (host[:port]) asks that server alone.
+-- Each `moonhub serve` keeps its state in
 -- $MOONHUB_HOME/run/server-PORT.json (rewritten on every load/unload,
 -- removed on exit); files of servers no longer running are skipped and removed.
 local cli = require "moonhub.cli"
@@ -13,18 +14,27 @@ p:flag("--json", "print the servers' states as JSON")
 local a, code = cli.parse(p, arg)
 if not a then return code end
 
-local servers = require("moonhub.admin").servers()
+-- The servers: MOONHUB_HOST's, else those this machine runs (their state files).
+local client = require "moonhub.cli_client"
+local found, ferr = client.servers()
+if not found then return cli.fail("ps", ferr .. " — e.g. MOONHUB_HOST=127.0.0.1:8080", 2) end
 
--- The live state from each server's /api/moonhub/ps (the prefix store grows between
--- the loads and unloads that rewrite the state file); the file if it fails.
-for i, s in ipairs(servers) do
-   local host = (s.host == "0.0.0.0" or s.host == "::" or not s.host) and "127.0.0.1" or s.host
-   local cmd = string.format("curl -s -m 2 'http://%s:%d/api/moonhub/ps' 2>/dev/null", host,
-      math.tointeger(s.port) or 0)
-   local pipe = io.popen(cmd)
-   local live = pipe and json.decode(pipe:read("a") or "")
-   if pipe then pipe:close() end
-   if type(live) == "table" and type(live.models) == "table" then servers[i].models = live.models end
+-- The live state from each server's admin route, /api/moonhub/ps (the
+-- prefix store grows between the loads and unloads that rewrite the state
+-- file); /api/ps is Ollama's shape now. A local server's file stands in when
+-- it fails; MOONHUB_HOST's server must answer.
+local servers = {}
+for _, s in ipairs(found) do
+   local live
+   local status, body = client.request(s.url .. "/api/moonhub/ps", "GET", nil, 2)
+   if status == 200 and type(body) == "table" and type(body.models) == "table" then live = body end
+   if s.explicit and not live then
+      return cli.fail("ps", "no moonhub server answers at " .. s.url
+         .. " — check MOONHUB_HOST, or start 'moonhub serve'")
+   end
+   local st = s.state or { port = math.tointeger(tonumber(s.url:match(":(%d+)$"))), host = s.url }
+   if live then st.models = live.models end
+   servers[#servers + 1] = st
 end
 
 if a.json then
@@ -34,7 +44,7 @@ end
 
 local function until_text(m, t)
    if (m.busy or 0) > 0 then return "in use" end
-   if not m.expires_at then return "Forever" end
+   if type(m.expires_at) ~= "number" then return m.expires_at and tostring(m.expires_at) or "Forever" end
    local d = m.expires_at - t
    if d <= 1 then return "Stopping..." end
    if d < 90 then return string.format("%d seconds from now", d) end

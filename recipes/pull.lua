@@ -1,14 +1,15 @@
 -- download a model from the Hugging Face Hub (GGUF quant or safetensors folder) and register it
 -- Layer: recipes (uses the public moonhub API only).
--- Usage: moonhub pull ORG/NAME[:QUANT] | ORG/NAME/FILE.gguf [--name N] [--tag T] [--revision R]
+-- Usage: moonhub pull [hf.co/]ORG/NAME[:QUANT] | [hf.co/]ORG/NAME/FILE.gguf [--name N] [--tag T] [--revision R]
 local cli = require "moonhub.cli"
 local mh = require "moonhub"
 local progress = require "moonhub.progress"
 
 local p = cli.parser("pull", "Download a model from the Hugging Face Hub, verify its sha256 "
    .. "and register it. Picks Q4_K_M by default (then Q4_K_S, Q5_K_M, Q8_0, the smallest). "
-   .. "HF_TOKEN is sent when set; MOONHUB_HF_ENDPOINT points at a mirror.")
-p:argument("model", "ORG/NAME, ORG/NAME:QUANT or ORG/NAME/FILE.gguf")
+   .. "HF_TOKEN is sent when set; HF_ENDPOINT (or MOONHUB_HF_ENDPOINT) points at a mirror.")
+p:argument("model", "ORG/NAME, ORG/NAME:QUANT or ORG/NAME/FILE.gguf, each may start with hf.co/ "
+   .. "(hf.co/bartowski/Llama-3.2-1B-Instruct-GGUF:Q4_K_M)")
 p:option("--name", "registry name (default: the file name without .gguf, quant suffix and -GGUF, as import)")
 p:option("--tag", "registry tag (default: the quant type, as import)")
 p:option("--revision", "branch, tag or commit on the Hub", "main")

@@ -4,20 +4,21 @@
 -- Requests may name any registered model (loaded on first use, unloaded
 -- after --keep-alive idle); --model preloads the default one.
 local cli = require "moonhub.cli"
+local flags = require "moonhub.cli_flags"
 local mh = require "moonhub"
 local config = require "moonhub.config"
 
 local p = cli.parser("serve", "Serve a model over an OpenAI-compatible API (see docs/server.md).")
-p:argument("model_arg", "model (a path or a registry name), instead of --model"):args("?")
-p:option("-m --model", "model: a GGUF file, a Hugging Face folder or a registry name")
+p:argument("model", "model (a path, a registry name or hf.co/ORG/REPO:QUANT), instead of --model")
+   :args("?"):target("model_arg")
+-- the shared options, under llama.cpp's names too (moonhub.cli_flags);
 -- unset options come from moonhub.config (env > config file > built-in)
-p:option("--host", "address to bind (default 127.0.0.1, loopback)")
-p:option("--port", "port (0 picks a free one; default 8080)"):convert(math.tointeger)
-p:option("--ctx", "context length per sequence (default: the model's trained context, "
-   .. "capped by memory)"):convert(math.tointeger)
-p:option("--parallel", "sequences decoded together (continuous batching)", "4"):convert(math.tointeger)
-p:option("--api-key", "require 'Authorization: Bearer KEY' on /v1 routes (default: the key in "
-   .. "the file config api_key_file names)")
+flags.add(p, { "model", "host", "port", "ctx", "parallel", "api_key", "threads", "n_gpu_layers" }, {
+   ctx = "context length per sequence (default: the model's trained context, capped by memory)",
+   parallel = " (default 4)",
+   host = "address to bind (default 127.0.0.1, loopback; MOONHUB_HOST may give host:port, as OLLAMA_HOST)",
+   api_key = "require 'Authorization: Bearer KEY' on /v1 routes (default: the key in "
+      .. "the file config api_key_file names)" })
 p:option("--cache-mb", "prefix cache budget in MiB (finished sequences kept for reuse; "
    .. "default 1/16 of the free memory, at most 512; 0 = off)"):convert(tonumber)
 p:option("--max-body-mb", "largest request body in MiB", "8"):convert(tonumber)
@@ -26,7 +27,6 @@ p:option("--header-timeout", "seconds a client has to send a whole request", "30
 p:option("--rate", "requests per second per client (0 = no limit)", "0"):convert(tonumber)
 p:option("--template", "chat template name or .jinja file (default: the model's)")
 p:option("--kv-type", "KV cache type: f16 (default), q8_0 or f32"):choices({ "f16", "q8_0", "f32" })
-p:option("--threads", "compute threads"):convert(math.tointeger)
 p:option("--name", "model id reported by /v1/models (default: the file name)")
 p:option("--max-queue", "requests that may wait for a slot before 503", "64"):convert(math.tointeger)
 p:option("--max-loaded", "models loaded at once; the least recently used idle one is unloaded",
@@ -47,12 +47,21 @@ p:option("--lora", "apply a LoRA adapter to --model: ADAPTER[:SCALE], a GGUF/saf
 
 local a, code = cli.parse(p, arg)
 if not a then return code end
+a.parallel = a.parallel or 4
+flags.ignored("serve", a)
 local model_path = a.model or a.model_arg
 if #a.lora > 0 and not model_path then return cli.fail("serve", "--lora needs --model (the base it applies to)", 2) end
 local ctx_source
+local port_flag = a.port
 for _, k in ipairs({ "host", "port", "kv_type", "threads", "cache_mb", "keep_alive" }) do
    a[k] = config.pick(k, a[k])
 end
+-- MOONHUB_HOST (or --host) may carry a scheme and a port, as OLLAMA_HOST
+-- does, since the client verbs read the same variable: --port still wins
+a.host = a.host:gsub("^https?://", ""):gsub("/+$", "")
+local bind, bport = a.host:match("^([^:]+):(%d+)$")
+if not bind then bind, bport = a.host:match("^%[(.+)%]:(%d+)$") end
+if bind then a.host, a.port = bind, port_flag or math.tointeger(tonumber(bport)) end
 a.ctx, ctx_source = config.pick("ctx", a.ctx)
 if not a.api_key and config.default("api_key_file") then
    local f = config.default("api_key_file")
@@ -81,6 +90,14 @@ for _, r in ipairs({ { "port", 0, 65535 }, { "ctx", 1 }, { "parallel", 1 }, { "m
    end
 end
 
+-- a Hub reference (hf.co/ORG/REPO:QUANT) not pulled yet is pulled first, as `run` does
+if model_path and mh.models.is_hub_ref(model_path) and not mh.models.resolve(model_path) then
+   io.stderr:write("moonhub serve: pulling ", model_path, "\n")
+   local row, perr = mh.models.pull(model_path, { log = function(msg) io.stderr:write(msg, "\n") end,
+      progress = function(label) return require("moonhub.progress").new(label) end })
+   if not row then return cli.fail("serve", perr) end
+end
+
 local function list(v)
    local out = {}
    for x in (v or ""):gmatch("[^,%s]+") do out[#out + 1] = x end
@@ -106,7 +123,12 @@ for _, k in ipairs({ "max_connections", "header_timeout" }) do
 end
 local srv, err = cli.try(mh.http.server, { host = a.host, port = a.port, max_body = max_body,
    max_connections = a.max_connections, header_timeout = a.header_timeout })
-if not srv then return cli.fail("serve", err) end
+if not srv then
+   if tostring(err):find("in use", 1, true) then      -- EADDRINUSE: say how to pick another
+      err = err .. " — another server holds the port: pick another with --port N (or --port 0 for a free one)"
+   end
+   return cli.fail("serve", err)
+end
 app:listen(srv)
 -- training never runs on the event loop: a child process takes the queue
 local worker_pid

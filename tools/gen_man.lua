@@ -12,9 +12,9 @@ local version = require("moonhub").version
 -- "tools", so a page never misses a verb that `moonhub help` lists.
 local GROUPS = {
    { name = "models", what = "find, fetch and manage models in the registry",
-     verbs = { "pull", "search", "import", "list", "show", "cp", "rm", "ps" } },
-   { name = "run", what = "run models: generate, chat, serve, tokenize, templates, history",
-     verbs = { "generate", "chat", "serve", "tokenize", "template", "history" } },
+     verbs = { "pull", "search", "import", "list", "show", "cp", "rm", "ps", "stop" } },
+   { name = "run", what = "run models: run, generate, chat, serve, tokenize, templates, history",
+     verbs = { "run", "generate", "chat", "serve", "tokenize", "template", "history" } },
    { name = "tools", what = "make, convert and measure models, and the rest",
      verbs = { "create", "quantize", "bench", "version", "help" } },
 }
@@ -68,7 +68,8 @@ local usage = help:match("^(.-)\n\nverbs:") or help
 local verbs, desc = {}, {}
 for name, what in (help:match("\nverbs:\n(.-)\n\n") or ""):gmatch("  (%S+)%s+([^\n]*)") do
    verbs[#verbs + 1] = name
-   desc[name] = what
+   local aka, rest = what:match("^%(([^)]*)%)%s+(.*)$")     -- "list (ls)  ...": another name
+   desc[name] = aka and (rest .. "; also: " .. aka) or what
 end
 assert(#verbs > 0, "gen_man: no verbs in 'moonhub help':\n" .. help)
 
@@ -96,7 +97,10 @@ for _, g in ipairs(GROUPS) do
 end
 page[#page + 1] = ".SH ENVIRONMENT\n.TP\n.B MOONHUB_HOME\nthe registry, history and user recipes"
    .. " (default ~/.moonhub)\n.TP\n.B MOONHUB_THREADS\nworker threads\n.TP\n.B MOONHUB_CPU\n"
-   .. "force a kernel path (scalar, avx2, avx512)"
+   .. "force a kernel path (scalar, avx2, avx512)\n.TP\n.B MOONHUB_HOST\nthe server ps, stop and run talk to"
+   .. " (host[:port], as OLLAMA_HOST; default: the servers this machine runs)\n.TP\n.B MOONHUB_API_KEY\n"
+   .. "the key run, ps and stop send to that server\n.TP\n.B HF_ENDPOINT\nthe Hugging Face Hub's base URL"
+   .. " (MOONHUB_HF_ENDPOINT wins over it)\n.TP\n.B HF_TOKEN\nsent to the Hub as a bearer token"
 page[#page + 1] = ".SH SEE ALSO\n" .. table.concat(see, ",\n") .. "\n.PP\nThe documents installed with"
    .. " moonhub under share/doc/moonhub (README.md, cli.md, server.md, ...)."
 write("moonhub", table.concat(page, "\n"))

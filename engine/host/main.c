@@ -2,6 +2,7 @@
  * the command line (REPL, run FILE, -e CODE, - , --version, VERB).
  * Layer: engine/host (may include lua.h). Verbs are recipes found and run by
  * lua/moonhub/cli.lua; this file only hands them the arguments. */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,11 +18,12 @@
 #define EXIT_USAGE 2
 
 static const char usage[] =
-    "usage: moonhub                    start the REPL\n"
-    "       moonhub run FILE [args]    run a Lua script\n"
-    "       moonhub -e CODE [args]     run a string of Lua\n"
-    "       moonhub - [args]           run a script read from stdin\n"
-    "       moonhub VERB [args]        run a recipe (see 'moonhub help')\n"
+    "usage: moonhub                     start the REPL\n"
+    "       moonhub run FILE.lua [args] run a Lua script\n"
+    "       moonhub run MODEL [PROMPT]  chat with a model, or answer PROMPT once\n"
+    "       moonhub -e CODE [args]      run a string of Lua\n"
+    "       moonhub - [args]            run a script read from stdin\n"
+    "       moonhub VERB [args]         run a recipe (see 'moonhub help')\n"
     "       moonhub --version\n";
 
 /* ===== before the state: OpenBLAS core type, threads ===== */
@@ -96,6 +98,34 @@ static int run_script(lua_State *L, char **argv, int argc, int script, const cha
     return mh_host_report(L, status) == LUA_OK ? 0 : 1;
 }
 
+/* `run X`: a script when X is "-", ends in .lua, or is a file that starts
+ * like Lua (bytecode, "#!", "--", or a first word Lua scripts begin with);
+ * anything else (a registry name, a .gguf, a folder, hf.co/...) is a model
+ * for recipes/run.lua. Reads at most 64 bytes; docs/cli.md states the rule. */
+static int is_script(const char *x)
+{
+    static const char *const first_words[] = { "local", "function", "return", "require",
+        "print", "for", "if", "while", "do", "repeat", NULL };
+    size_t n = strlen(x);
+    if (!strcmp(x, "-") || (n > 4 && !strcmp(x + n - 4, ".lua"))) return 1;
+    FILE *f = fopen(x, "rb");
+    if (!f) return 0;
+    char buf[65] = {0};
+    size_t got = fread(buf, 1, 64, f);
+    fclose(f);
+    if (got == 0) return 0;                   /* a folder reads nothing */
+    const char *s = buf;
+    if (!strncmp(s, "\xEF\xBB\xBF", 3)) s += 3;     /* UTF-8 BOM */
+    if (!strncmp(s, LUA_SIGNATURE, 4) || !strncmp(s, "#!", 2)) return 1;
+    while (*s == ' ' || *s == '\t' || *s == '\r' || *s == '\n') s++;
+    if (!strncmp(s, "--", 2)) return 1;
+    for (const char *const *w = first_words; *w; w++) {
+        size_t k = strlen(*w);
+        if (!strncmp(s, *w, k) && s[k] != '_' && !isalnum((unsigned char)s[k])) return 1;
+    }
+    return 0;
+}
+
 /* VERB args: require("moonhub.cli").main(VERB, args...) -> exit code. */
 static int run_verb(lua_State *L, char **argv, int argc)
 {
@@ -130,14 +160,16 @@ static int dispatch(lua_State *L, char **argv, int argc)
     }
     if (!strcmp(a, "-e") || !strcmp(a, "run")) {
         if (argc < 3) {
-            fprintf(stderr, "moonhub: '%s' needs an argument\n%s", a, usage);
+            fprintf(stderr, "moonhub: '%s' needs an argument — %s\n", a, a[0] == '-'
+                    ? "moonhub -e CODE [args]" : "moonhub run FILE.lua [args], or moonhub run MODEL [PROMPT]");
             return EXIT_USAGE;
         }
+        if (a[0] == 'r' && !is_script(argv[2])) return run_verb(L, argv, argc);
         return run_script(L, argv, argc, 2, a[0] == '-' ? argv[2] : NULL);
     }
     if (!strcmp(a, "-")) return run_script(L, argv, argc, 1, NULL);
     if (a[0] == '-') {
-        fprintf(stderr, "moonhub: unknown option '%s' (see 'moonhub help')\n", a);
+        fprintf(stderr, "moonhub: unknown option '%s' — see 'moonhub --help'\n", a);
         return EXIT_USAGE;
     }
     return run_verb(L, argv, argc);

@@ -8,12 +8,13 @@ local fs = require "moonhub.fs"
 local M = {}
 
 local USAGE = [[
-usage: moonhub                    start the REPL
-       moonhub run FILE [args]    run a Lua script (arg and ... as in lua)
-       moonhub -e CODE [args]     run a string of Lua
-       moonhub - [args]           run a script read from stdin
-       moonhub VERB [args]        run a recipe
-       moonhub help [VERB]        list verbs, or show one verb's help
+usage: moonhub                     start the REPL
+       moonhub run FILE.lua [args] run a Lua script (arg and ... as in lua)
+       moonhub run MODEL [PROMPT]  chat with a model, or answer PROMPT once
+       moonhub -e CODE [args]      run a string of Lua
+       moonhub - [args]            run a script read from stdin
+       moonhub VERB [args]         run a recipe
+       moonhub help [VERB]         list verbs, or show one verb's help
        moonhub --version]]
 
 -- Verb names are plain words: no path tricks, no hidden files.
@@ -36,14 +37,18 @@ local function readable(path)
    return st ~= nil and st.type == "file"
 end
 
---- Path of the recipe for verb, or nil.
+--- Other names of verbs (Ollama's habits): a recipe of that name wins.
+M.ALIASES = { ls = "list" }
+
+--- Path of the recipe for verb (or for the verb it is an alias of), or nil.
 function M.find(verb)
    if not valid_name(verb) then return nil end
    for _, dir in ipairs(M.dirs()) do
       local path = dir .. "/" .. verb .. ".lua"
       if readable(path) then return path end
    end
-   return nil
+   local target = M.ALIASES[verb]
+   return target and M.find(target) or nil
 end
 
 --- The one-line description: the recipe's first line `-- text`, or "".
@@ -77,20 +82,61 @@ end
 function M.help_text()
    local verbs = M.verbs()
    local width = 4
-   for _, v in ipairs(verbs) do width = math.max(width, #v.name) end
+   local aka = {}                        -- verb -> " (ls)"
+   for alias, target in pairs(M.ALIASES) do aka[target] = (aka[target] or "") .. ", " .. alias end
+   for _, v in ipairs(verbs) do
+      v.label = v.name .. (aka[v.name] and (" (" .. aka[v.name]:sub(3) .. ")") or "")
+      width = math.max(width, #v.label)
+   end
    local out = { USAGE, "", "verbs:" }
    for _, v in ipairs(verbs) do
       local note = v.user and "  [" .. v.path .. "]" or ""
-      out[#out + 1] = string.format("  %-" .. width .. "s  %s%s", v.name, v.description, note)
+      out[#out + 1] = string.format("  %-" .. width .. "s  %s%s", v.label, v.description, note)
    end
    out[#out + 1] = ""
    out[#out + 1] = "'moonhub help VERB' shows one verb's help."
    return table.concat(out, "\n")
 end
 
+-- ===== suggestions =====
+
+-- Levenshtein distance, case-insensitive; huge for long words (no user types those)
+local function distance(a, b)
+   a, b = a:lower(), b:lower()
+   if #a > 64 or #b > 64 then return math.huge end
+   local prev = {}
+   for j = 0, #b do prev[j] = j end
+   for i = 1, #a do
+      local cur = { [0] = i }
+      for j = 1, #b do
+         cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a:byte(i) == b:byte(j) and 0 or 1))
+      end
+      prev = cur
+   end
+   return prev[#b]
+end
+
+--- closest(word, candidates) -> the candidate nearest word by edit
+-- distance, or nil when none is near (at most 2 edits, and fewer than half
+-- of word's letters): the "did you mean" of unknown verbs and options.
+function M.closest(word, candidates)
+   local best, bd = nil, math.huge
+   for _, c in ipairs(candidates) do
+      local d = distance(word, c)
+      if d < bd or (d == bd and best and c < best) then best, bd = c, d end
+   end
+   local core = #word:gsub("^%-+", "")
+   if best and bd <= 2 and bd * 2 < math.max(core, 2) + 1 then return best end
+   return nil
+end
+
 local function unknown(verb)
-   io.stderr:write(string.format("moonhub: unknown command '%s' (see 'moonhub help')\n",
-                                 tostring(verb)))
+   local names = {}
+   for _, v in ipairs(M.verbs()) do names[#names + 1] = v.name end
+   for alias in pairs(M.ALIASES) do names[#names + 1] = alias end
+   local near = valid_name(verb) and M.closest(verb, names)
+   io.stderr:write(string.format("moonhub: unknown command '%s' — %s\n", tostring(verb),
+      near and ("did you mean '" .. near .. "'?") or "see 'moonhub help'"))
    return 2
 end
 
@@ -141,14 +187,97 @@ function M.parser(verb, description, epilog)
    return p
 end
 
---- parse(p, args) -> the options | nil, 2. A usage error is printed as
--- "moonhub VERB: what was wrong" and the usage, on stderr; --help prints
--- the help and exits 0 (argparse's own behaviour).
+-- ===== what argparse does not do for us =====
+
+local wrapped = setmetatable({}, { __mode = "k" })   -- element -> true once its converter names it
+local current = {}                                     -- the arguments being parsed (for names)
+local KNOWN = { [math.tointeger] = "an integer", [tonumber] = "a number" }
+
+-- The name the user gave the option whose value is `value` ("-n" or
+-- "--max-tokens"), for the message; the element's first name otherwise.
+local function typed_name(el, value)
+   for i, s in ipairs(current) do
+      for _, al in ipairs(el._aliases or {}) do
+         if (s == al and current[i + 1] == value) or s == al .. "=" .. value
+               or (al:match("^%-[^-]$") and s == al .. value) then
+            return al
+         end
+      end
+   end
+   return el._aliases and el._aliases[1] or el._name
+end
+
+-- A converter's failure names the option and what it expected:
+-- "-n: expected an integer, got 'abc'" (argparse alone says "malformed argument 'abc'").
+local function name_converter(el)
+   local conv = el._convert
+   if wrapped[el] or type(conv) ~= "function" then return end
+   wrapped[el] = true
+   el._convert = function(s)
+      local v, err = conv(s)
+      if v ~= nil then return v end
+      err = err or string.format("expected %s, got '%s'", KNOWN[conv] or "another value", s)
+      return nil, typed_name(el, s) .. ": " .. err
+   end
+end
+
+-- The arguments argparse sees: llama.cpp's one-dash long names (-ngl, -np)
+-- become their "--" name (argparse would read -ngl as -n gl), and a
+-- negative number after an option that takes a value is glued to it
+-- (--presence-penalty -0.5 -> --presence-penalty=-0.5; argparse reads "-0.5" as an option).
+local function prepare(p, args)
+   local opts = {}
+   for _, el in ipairs(p._options) do
+      name_converter(el)
+      for _, al in ipairs(el._aliases) do opts[al] = el end
+   end
+   for _, el in ipairs(p._arguments) do name_converter(el) end
+   local out, i = {}, 1
+   while i <= #args do
+      local s = args[i]
+      if s == "--" then table.move(args, i, #args, #out + 1, out); break end
+      local el = opts[s]
+      if el and s:match("^%-[^-].") then
+         for _, al in ipairs(el._aliases) do
+            if al:match("^%-%-") then s = al; break end
+         end
+      end
+      local nxt = args[i + 1]
+      if el and el._maxargs > 0 and nxt and nxt:match("^%-%.?%d") and tonumber(nxt) and not opts[nxt] then
+         out[#out + 1] = s:match("^%-%-") and (s .. "=" .. nxt) or (s .. nxt)
+         i = i + 2
+      else
+         out[#out + 1] = s
+         i = i + 1
+      end
+   end
+   return out
+end
+
+--- parse(p, args) -> the options | nil, 2. A usage error is one line on
+-- stderr, "moonhub VERB: what was wrong — what to do": the option it
+-- concerns ("-n: expected an integer, got 'abc'"), and for an unknown
+-- option the closest known one ("did you mean '--temp'?") or where the
+-- options are listed. --help prints the help and exits 0 (argparse's own behaviour).
 function M.parse(p, args)
-   local ok, a = p:pparse(args or {})
+   current = args or {}
+   local ok, a = p:pparse(prepare(p, current))
+   current = {}
    if ok then return a end
-   local verb = names[p]
-   io.stderr:write(verb and ("moonhub " .. verb .. ": ") or "", tostring(a), "\n", p:get_usage(), "\n")
+   local verb = names[p] or p._name
+   local msg = tostring(a):match("^[^\n]*")              -- argparse's own tip goes: ours follows
+   local hint
+   local bad = msg:match("^unknown option '([^']+)'")
+   if bad then
+      local all = {}
+      for _, el in ipairs(p._options) do
+         for _, al in ipairs(el._aliases) do all[#all + 1] = al end
+      end
+      local near = M.closest(bad, all)
+      hint = near and ("did you mean '" .. near .. "'?")
+   end
+   hint = hint or ("see 'moonhub " .. verb .. " --help'")
+   io.stderr:write("moonhub ", verb, ": ", msg, " — ", hint, "\n")
    return nil, 2
 end
 

@@ -2,7 +2,7 @@
 -- LFS sha256, search, resolve URLs, resumable verified downloads, the local
 -- Hugging Face cache, quant names in file names, a progress printer.
 -- Layer: lua/moonhub (wraps moonhub.core.fetch; dkjson for API bodies).
--- Environment: MOONHUB_HF_ENDPOINT (mirror), HF_TOKEN, HF_HOME, HF_HUB_CACHE.
+-- Environment: MOONHUB_HF_ENDPOINT or HF_ENDPOINT (mirror), HF_TOKEN, HF_HOME, HF_HUB_CACHE.
 -- Transfers and hashes run on worker threads (fetch.start): in a server
 -- handler the coroutine waits on the job's channel and the loop runs on;
 -- elsewhere the wait runs the loop itself. See docs/server.md, "Off the loop".
@@ -23,8 +23,9 @@ local function env(name)
    return v
 end
 
+-- the Hub's base URL: MOONHUB_HF_ENDPOINT, else HF_ENDPOINT (huggingface_hub's variable)
 function M.endpoint()
-   return ((env("MOONHUB_HF_ENDPOINT") or M.DEFAULT_ENDPOINT):gsub("/+$", ""))
+   return ((env("MOONHUB_HF_ENDPOINT") or env("HF_ENDPOINT") or M.DEFAULT_ENDPOINT):gsub("/+$", ""))
 end
 
 function M.token()
@@ -48,18 +49,32 @@ local REPO_PAT = "^[%w][%w%-%._]*/[%w][%w%-%._]*$"
 
 function M.is_repo(s) return type(s) == "string" and s:match(REPO_PAT) ~= nil end
 
--- "org/name" | "org/name:QUANT" | "org/name/path/file.gguf" -> repo, quant, file
--- (nil, msg when it is none of these)
+-- "hf.co/org/name" -> "org/name", true: the host part of a Hub reference
+-- (hf.co/, huggingface.co/, with or without https://), as Ollama writes them
+function M.strip_host(ref)
+   local bare = ref:gsub("^https?://", ""):gsub("^hf%.co/", ""):gsub("^huggingface%.co/", "")
+   return bare, bare ~= ref
+end
+
+-- "org/name" | "org/name:QUANT" | "org/name/path/file.gguf", each also
+-- after "hf.co/" -> repo, quant, file (nil, msg when it is none of these).
+-- ":latest" (Ollama's default tag) names no quant.
 function M.parse_ref(ref)
    if type(ref) ~= "string" then return nil, "hub: expected a repo reference string" end
+   local whole = ref
+   ref = M.strip_host(ref)
    local repo, quant = ref:match("^([^:]+):([%w_%-%.]+)$")
-   if repo and M.is_repo(repo) then return repo, quant:upper() end
+   if repo and M.is_repo(repo) then
+      if quant:lower() == "latest" then return repo end
+      return repo, quant:upper()
+   end
    if M.is_repo(ref) then return ref end
    local org, name, file = ref:match("^([^/]+)/([^/]+)/(.+)$")
    if org and M.is_repo(org .. "/" .. name) and not file:find("%.%.") then
       return org .. "/" .. name, nil, file
    end
-   return nil, "hub: '" .. ref .. "' is not a Hub reference (ORG/NAME, ORG/NAME:QUANT or ORG/NAME/FILE)"
+   return nil, "hub: '" .. whole .. "' is not a Hub reference (ORG/NAME, ORG/NAME:QUANT or ORG/NAME/FILE, "
+      .. "each may start with hf.co/)"
 end
 
 -- ===== jobs on worker threads =====

@@ -82,8 +82,7 @@ end
 -- registered version pulled from it (newest first; QUANT picks the file
 -- carrying that quant, or the version tagged QUANT), .tag its own tag | nil
 local function from_hub_ref(reg, ref)
-   local repo, quant, file = hub.parse_ref((ref:gsub("^https?://", ""):gsub("^hf%.co/", "")
-      :gsub("^huggingface%.co/", "")))
+   local repo, quant, file = hub.parse_ref(ref)
    if not repo then return nil end
    for _, r in ipairs(reg:pulled_from(repo)) do
       if (not file or r.file == file) and (not quant or r.tag:upper() == quant
@@ -92,6 +91,15 @@ local function from_hub_ref(reg, ref)
       end
    end
    return nil
+end
+
+-- is_hub_ref(ref) -> true for the Hub references a verb may pull on its own:
+-- "hf.co/ORG/REPO[:QUANT]" (also huggingface.co/, https://) and "ORG/REPO:QUANT"
+function M.is_hub_ref(ref)
+   if type(ref) ~= "string" or exists(ref) then return false end
+   local bare, had_host = hub.strip_host(ref)
+   local repo, quant, file = hub.parse_ref(bare)
+   return repo ~= nil and (had_host or (quant ~= nil and not file))
 end
 
 -- registry_ref(reg, ref) -> the "name[:tag]" the registry knows ref by: ref
@@ -114,7 +122,7 @@ function M.resolve(ref)
       error("models.resolve: expected a model name or path, got " .. type(ref), 2)
    end
    if exists(ref) then return ref end
-   local bare = ref:gsub("^https?://", ""):gsub("^hf%.co/", ""):gsub("^huggingface%.co/", "")
+   local bare = hub.strip_host(ref)
    local repo, _, file = hub.parse_ref(bare)
    -- ORG/REPO/FILE.gguf is a Hub reference only with its hf.co/ prefix (else a path)
    local hubref = repo and (bare ~= ref or not file)
@@ -125,8 +133,8 @@ function M.resolve(ref)
    local reg, msg = open_existing()
    if not reg then
       if msg then return nil, msg end       -- the registry's own error (corrupt, foreign...)
-      return nil, string.format("no such file or registered model: '%s' (the registry is empty; "
-         .. "see 'moonhub pull' and 'moonhub import')", ref)
+      return nil, string.format("no such file or registered model: '%s' — the registry is empty: "
+         .. "see 'moonhub pull'%s and 'moonhub import'", ref, hubref and (" " .. ref) or "")
    end
    local ok, row = pcall(reg.resolve, reg, ref)
    row = ok and row or nil
@@ -134,8 +142,9 @@ function M.resolve(ref)
    if not row then
       local near = M.close_names(reg, ref)
       reg:close()
-      return nil, string.format("no such file or registered model: '%s'%s (see 'moonhub list')",
-         ref, #near > 0 and ("; close names: " .. table.concat(near, ", ")) or "")
+      return nil, string.format("no such file or registered model: '%s'%s — see 'moonhub list'%s",
+         ref, #near > 0 and ("; close names: " .. table.concat(near, ", ")) or "",
+         hubref and (", or 'moonhub pull " .. ref .. "'") or "")
    end
    reg:close()
    if not exists(row.path) then

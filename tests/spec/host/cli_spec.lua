@@ -74,7 +74,7 @@ print(#arg, arg[0], arg[1], arg[2], arg[-1] ~= nil, select("#", ...), ...)
       local out, err, code = H.run(home, "frobnicate")
       assert.equal(2, code)
       assert.equal("", out)
-      assert.equal("moonhub: unknown command 'frobnicate' (see 'moonhub help')\n", err)
+      assert.equal("moonhub: unknown command 'frobnicate' — see 'moonhub help'\n", err)
    end)
 
    it("verb names cannot escape the recipe folders", function()
