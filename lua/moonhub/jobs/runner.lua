@@ -294,6 +294,10 @@ function M.run(reg, job, opts)
       return self:loop()
    end)
    if self.model then self.model:close() end
+   if not ok and tostring(res):find("interrupted!", 1, true) then     -- Ctrl-C in `moonhub train`
+      return self:finish("interrupted", string.format("stopped by Ctrl-C after step %d; 'moonhub jobs retry %d' "
+         .. "resumes from the last checkpoint", self.reg:run(job.id).step, job.id))
+   end
    if not ok then return self:finish("failed", "internal error: " .. tostring(res)) end
    if res == nil and err then return self:finish("failed", err) end
    return res
