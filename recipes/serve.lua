@@ -41,6 +41,10 @@ p:option("--allowed-hosts", "comma-separated Host names to answer besides localh
 p:option("--cors", "comma-separated origins whose pages may call the API (* for any)")
 p:option("--alias", "NAME=MODEL: answer requests for NAME with MODEL (repeatable)"):count("*")
 p:option("--default-model", "model that answers requests naming an unknown model")
+-- speculative decoding (docs/speculative.md)
+p:option("--draft", "speculative decoding for --model: a draft model sharing its tokenizer "
+   .. "(path or registry name), or 'ngram' for prompt lookup (every model)")
+p:option("--draft-max", "tokens drafted per step with --draft (1..32, default 8)"):convert(math.tointeger)
 
 local a, code = cli.parse(p, arg)
 if not a then return code end
@@ -108,9 +112,21 @@ app:listen(srv)
 -- Each model loads at --ctx (or env/config) or, when none is set, at its
 -- trained context capped by memory; the choice and its KV memory are printed.
 local mem_budget = a.mem_budget_mb and a.mem_budget_mb * 2^20 or nil
+if a.draft_max and not a.draft then return cli.fail("serve", "--draft-max needs --draft MODEL (or ngram)", 2) end
+if a.draft and a.draft ~= "ngram" and not model_path then
+   return cli.fail("serve", "--draft MODEL drafts for --model: name the model too", 2)
+end
 local function load(_, path)
    local m, lerr = mh.load(path, { ctx = a.ctx or config.least_ctx(path), threads = a.threads, kv_type = a.kv_type })
    if not m then return nil, lerr end
+   -- --draft: a draft model for the --model one, ngram lookup for all
+   if a.draft and (a.draft == "ngram" or path == require("moonhub.models").resolve(model_path)) then
+      local ok, derr = m:set_draft(a.draft, a.draft_max)
+      if not ok then
+         m:close()
+         return nil, derr
+      end
+   end
    local line, warn
    m.ctx, line, warn = config.context(m, { ctx = a.ctx, source = ctx_source, parallel = a.parallel,
       mem = mem_budget })
