@@ -36,6 +36,8 @@ p:flag("--ignore-eos", "keep going past end-of-generation tokens")
 p:option("--draft", "speculative decoding: a draft model sharing the tokenizer (path or registry name), "
    .. "or 'ngram' for prompt lookup")
 p:option("--draft-max", "tokens drafted per step with --draft (1..32, default 8)"):convert(math.tointeger)
+p:option("--draft-p-min", "a draft model stops drafting at a token it gives less probability "
+   .. "(0..1, default 0)"):convert(tonumber)
 p:flag("-v --verbose", "after the stats line, print the settings the sampler ran with (stderr)")
 
 local a, code = cli.parse(p, arg)
@@ -52,9 +54,11 @@ local model, err, warn = cli.try(require("moonhub.config").load, a.model, {
 if not model then return cli.fail("generate", err) end
 if warn then io.stderr:write("moonhub generate: ", warn, "\n") end
 if a.verbose then io.stderr:write("moonhub generate: ", err, "\n") end
-if a.draft_max and not a.draft then return cli.fail("generate", "--draft-max needs --draft MODEL (or ngram)", 2) end
+if (a.draft_max or a.draft_p_min) and not a.draft then
+   return cli.fail("generate", "--draft-max and --draft-p-min need --draft MODEL (or ngram)", 2)
+end
 if a.draft then
-   local ok, derr = model:set_draft(a.draft, a.draft_max)
+   local ok, derr = model:set_draft(a.draft, a.draft_max, a.draft_p_min)
    if not ok then return cli.fail("generate", (derr:gsub("^moonhub%.load: ", ""))) end
 end
 

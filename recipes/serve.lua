@@ -45,6 +45,8 @@ p:option("--default-model", "model that answers requests naming an unknown model
 p:option("--draft", "speculative decoding for --model: a draft model sharing its tokenizer "
    .. "(path or registry name), or 'ngram' for prompt lookup (every model)")
 p:option("--draft-max", "tokens drafted per step with --draft (1..32, default 8)"):convert(math.tointeger)
+p:option("--draft-p-min", "a draft model stops drafting at a token it gives less probability "
+   .. "(0..1, default 0)"):convert(tonumber)
 
 local a, code = cli.parse(p, arg)
 if not a then return code end
@@ -112,7 +114,9 @@ app:listen(srv)
 -- Each model loads at --ctx (or env/config) or, when none is set, at its
 -- trained context capped by memory; the choice and its KV memory are printed.
 local mem_budget = a.mem_budget_mb and a.mem_budget_mb * 2^20 or nil
-if a.draft_max and not a.draft then return cli.fail("serve", "--draft-max needs --draft MODEL (or ngram)", 2) end
+if (a.draft_max or a.draft_p_min) and not a.draft then
+   return cli.fail("serve", "--draft-max and --draft-p-min need --draft MODEL (or ngram)", 2)
+end
 if a.draft and a.draft ~= "ngram" and not model_path then
    return cli.fail("serve", "--draft MODEL drafts for --model: name the model too", 2)
 end
@@ -121,7 +125,7 @@ local function load(_, path)
    if not m then return nil, lerr end
    -- --draft: a draft model for the --model one, ngram lookup for all
    if a.draft and (a.draft == "ngram" or path == require("moonhub.models").resolve(model_path)) then
-      local ok, derr = m:set_draft(a.draft, a.draft_max)
+      local ok, derr = m:set_draft(a.draft, a.draft_max, a.draft_p_min)
       if not ok then
          m:close()
          return nil, derr

@@ -89,6 +89,7 @@ static void read_params(lua_State *L, int t, mh_sched_params *p)
     p->cache_bytes = (size_t)opt_int(L, t, fn, "cache_bytes", 0, 0, LUA_MAXINTEGER);
     p->draft_max = (int)opt_int(L, t, fn, "draft_max", 0, 0, MH_SCHED_MAX_DRAFT);
     p->ngram = (int)opt_int(L, t, fn, "ngram", 0, 0, 8);
+    p->draft_p_min = opt_float(L, t, fn, "draft_p_min", 0);
     lua_getfield(L, t, "prefix_cache");
     if (!lua_isnil(L, -1)) p->prefix_cache = lua_toboolean(L, -1);
     lua_pop(L, 1);
@@ -177,6 +178,7 @@ static int l_new_sync(lua_State *L)
         p.prefill_chunk = opt_int(L, 4, "sched.new_sync", "prefill_chunk", p.prefill_chunk, 1, 1 << 20);
         p.draft_max = (int)opt_int(L, 4, "sched.new_sync", "draft_max", 0, 0, MH_SCHED_MAX_DRAFT);
         p.ngram = (int)opt_int(L, 4, "sched.new_sync", "ngram", 0, 0, 8);
+        p.draft_p_min = opt_float(L, 4, "sched.new_sync", "draft_p_min", 0);
     }
     read_tok(L, 4, &p);
     read_draft(L, 4, &p, "sched.new_sync");

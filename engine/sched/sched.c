@@ -76,6 +76,8 @@ static int check_draft(const mh_model *m, const mh_sched_params *p, mh_err *err)
     if (p->draft_max < 0 || p->draft_max > MH_SCHED_MAX_DRAFT)
         return mh_err_set(err, MH_EINVAL, "sched: draft_max must be in 1..%d, got %d", MH_SCHED_MAX_DRAFT,
                           p->draft_max);
+    if (!(p->draft_p_min >= 0 && p->draft_p_min < 1))
+        return mh_err_set(err, MH_EINVAL, "sched: draft_p_min must be in [0, 1), got %g", (double)p->draft_p_min);
     if (p->ngram < 0 || p->ngram > 8)
         return mh_err_set(err, MH_EINVAL, "sched: ngram must be in 1..8, got %d", p->ngram);
     if (p->draft && mh_model_hparams(p->draft)->n_vocab != mh_model_hparams(m)->n_vocab)

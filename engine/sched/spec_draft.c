@@ -4,6 +4,7 @@
  * it) or a draft model, run batched over the slots that use it, its cache
  * kept in step with the slot's ids (rolled back by truncation).
  * Layer: engine/sched (pure C11; mh/model.h, mh/sample.h). */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include "sched_internal.h"
@@ -81,24 +82,38 @@ static int draft_room(mh_sched *s, sched_slot *sl)
     return (int)k;
 }
 
+/* The probability softmax(lg) gives its largest entry, best. */
+static double top_prob(const float *lg, int64_t n, int32_t best)
+{
+    double z = 0;
+    for (int64_t i = 0; i < n; i++) z += exp((double)lg[i] - (double)lg[best]);
+    return z > 0 ? 1.0 / z : 0.0;
+}
+
 /* The draft's next id from sl->dlogits: greedy, or drawn from its sampler
- * with the probabilities kept as row k of sl->q. -1: stop drafting. */
+ * with the probabilities kept as row k of sl->q. -1: stop drafting (also
+ * when the draft is less sure than draft_p_min: a likely miss costs a
+ * draft forward and a verified row for nothing). */
 static int32_t draft_pick(mh_sched *s, sched_slot *sl, int k)
 {
     sched_req *r = sl->r;
     int32_t id = -1;
     if (!r->dsampler) {
         mh_sample_top_n(sl->dlogits, s->n_vocab, 1, &id);
+        if (s->p.draft_p_min > 0 && top_prob(sl->dlogits, s->n_vocab, id) < s->p.draft_p_min) return -1;
         return id;
     }
     if ((id = mh_sampler_sample(r->dsampler, sl->dlogits, NULL)) < 0) return -1;
     const int32_t *ids;
     const float *pr;
     int64_t n = mh_sampler_candidates(r->dsampler, &ids, &pr);
-    float *q = sl->q + (size_t)k * (size_t)s->n_vocab;
+    float *q = sl->q + (size_t)k * (size_t)s->n_vocab, pmax = 0;
     memset(q, 0, sizeof(float) * (size_t)s->n_vocab);
-    for (int64_t c = 0; c < n; c++) q[ids[c]] = pr[c];
-    return id;
+    for (int64_t c = 0; c < n; c++) {
+        q[ids[c]] = pr[c];
+        if (pr[c] > pmax) pmax = pr[c];
+    }
+    return pmax < s->p.draft_p_min ? -1 : id;
 }
 
 static int64_t common_ids(const int32_t *a, int64_t na, const int32_t *b, int64_t nb)

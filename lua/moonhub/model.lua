@@ -50,7 +50,8 @@ function M.set_adapters(h, list)
 end
 
 -- load(path or "name[:tag]", {ctx =, threads =, mem_limit = bytes, kv_type = "f16"|"q8_0"|"f32",
---   adapters = {path or {path =, scale =}, ...}, draft = path | model | "ngram", draft_max = 8})
+--   adapters = {path or {path =, scale =}, ...}, draft = path | model | "ngram", draft_max = 8,
+--   draft_p_min = 0})
 --   -> model | nil, msg
 -- draft: speculative decoding (docs/speculative.md) for every generation
 -- and scheduler on this model, unless a request says otherwise.
@@ -99,7 +100,7 @@ function M.load(path, opts)
          opts.mem_limit and "is allowed (--mem-limit)" or "is available")
    end
    if opts.draft ~= nil then
-      local ok, derr = self:set_draft(opts.draft, opts.draft_max)
+      local ok, derr = self:set_draft(opts.draft, opts.draft_max, opts.draft_p_min)
       if not ok then
          h:close()
          return nil, derr
@@ -111,13 +112,17 @@ end
 -- set_draft(draft, draft_max) -> true | nil, msg: speculative decoding from
 -- now on: draft = a path or registry name (loaded here, closed with this
 -- model), a model from mh.load, "ngram" (prompt lookup), or nil/false (off);
--- draft_max: tokens drafted per step (1..32, default 8).
-function Model:set_draft(draft, draft_max)
+-- draft_max: tokens drafted per step (1..32, default 8); p_min: a draft
+-- model stops drafting at a token it gives less probability (default 0).
+function Model:set_draft(draft, draft_max, p_min)
    if draft_max ~= nil and (math.type(draft_max) ~= "integer" or draft_max < 1 or draft_max > 32) then
       return nil, "moonhub.load: draft_max must be an integer in 1..32, got " .. tostring(draft_max)
    end
+   if p_min ~= nil and (type(p_min) ~= "number" or not (p_min >= 0 and p_min < 1)) then
+      return nil, "moonhub.load: draft_p_min must be a number in [0, 1), got " .. tostring(p_min)
+   end
    if self._own_draft then self._own_draft:close() end
-   self._own_draft, self.draft, self.draft_max = nil, nil, draft_max
+   self._own_draft, self.draft, self.draft_max, self.draft_p_min = nil, nil, draft_max, p_min
    if draft == nil or draft == false then return true end
    if draft == "ngram" then
       self.draft = "ngram"
@@ -253,7 +258,7 @@ local function run_on(self, cache)
    end
    local d = self.draft
    local s = sched.new_sync(self._h, cache, hist, { tok = self.tokenizer._h,
-      draft = type(d) == "table" and d._h or nil, draft_max = self.draft_max,
+      draft = type(d) == "table" and d._h or nil, draft_max = self.draft_max, draft_p_min = self.draft_p_min,
       ngram = d == "ngram" and 3 or nil })
    cache_runs[cache] = s
    return s

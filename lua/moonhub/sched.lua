@@ -46,10 +46,12 @@ end
 
 -- new(model, {parallel = 1, ctx = model.ctx, kv_type = model.kv_type,
 --   prefill_chunk = 256, prefix_cache = true, mem_limit = bytes,
---   cache_bytes = 0, draft = model | "ngram", draft_max = 8}) -> sched | nil, msg
+--   cache_bytes = 0, draft = model | "ngram", draft_max = 8, draft_p_min = 0})
+--   -> sched | nil, msg
 -- draft: speculative decoding (docs/speculative.md): a draft model sharing
 -- the tokenizer proposes draft_max tokens a step, or "ngram" prompt lookup;
--- a model loaded with mh.load(path, {draft = ...}) brings its own.
+-- a model loaded with mh.load(path, {draft = ...}) brings its own;
+-- draft_p_min: a draft model stops at a token it is less sure of.
 -- cache_bytes: budget of the prefix store (KV of finished requests kept for
 -- later prompts sharing their prefix, LRU); 0 keeps only the slots' own.
 -- model: a moonhub.model (from mh.load) or its core handle. While the
@@ -71,6 +73,7 @@ function M.new(model, opts)
       prefill_chunk = opts.prefill_chunk, prefix_cache = opts.prefix_cache,
       cache_bytes = opts.cache_bytes,
       draft_max = opts.draft_max or (type(model) == "table" and model.draft_max) or nil,
+      draft_p_min = opts.draft_p_min or (type(model) == "table" and model.draft_p_min) or nil,
       tok = type(model) == "table" and model.tokenizer and model.tokenizer._h or nil,
    }
    o.draft, o.ngram = draft_of(model, opts)

@@ -3,8 +3,8 @@
  * synthetic p and q), greedy output with a draft model or n-gram lookup is
  * the output of plain greedy decoding (stories260K F16 with its Q4_0 as the
  * draft), a drafted and a plain slot batched together, sampled speculation
- * keeps the joint distribution of the first tokens, and bad settings are
- * refused. */
+ * keeps the joint distribution of the first tokens, draft_p_min cuts
+ * unsure drafts, and bad settings are refused. */
 #include "harness.h"
 #include "mh/loop.h"
 #include "mh/sched.h"
@@ -288,6 +288,36 @@ static void test_sampled_keeps_distribution(void)
     run_sampled(MH_SPEC_NGRAM, ids, joint);
 }
 
+/* draft_p_min: a draft model less sure than that stops drafting; the
+ * tokens stay the plain ones. */
+static void test_p_min(void)
+{
+    NEED_MODELS();
+    int32_t ref[40];
+    CHECK(ref_greedy(PR, N_PR, 40, ref) == 40);
+    int64_t drafted[2];
+    float pmin[2] = { 0, 0.9f };
+    for (int k = 0; k < 2; k++) {
+        mh_sched_params p;
+        mh_sched_params_init(&p);
+        p.n_ctx = 128;
+        p.draft = g_draft;
+        p.draft_max = 6;
+        p.draft_p_min = pmin[k];
+        mh_sched *s = mh_sched_new(g_model, &p, NULL);
+        CHECK(s);
+        mh_sched_request r = greedy(MH_SPEC_DEFAULT, 40);
+        mh_chan *ch = submit(s, &r);
+        result res;
+        CHECK(ch && collect(ch, &res) == 0 && res.n == 40);
+        for (int i = 0; i < 40; i++) CHECK(res.ids[i] == ref[i]);
+        drafted[k] = res.done.draft_tokens;
+        mh_sched_free(s);
+    }
+    CHECK_MSG(drafted[1] < drafted[0] && drafted[0] > 0, "drafted %lld with p_min 0, %lld with 0.9",
+              (long long)drafted[0], (long long)drafted[1]);
+}
+
 /* Refused: a draft request without a draft model, n_max past the cap, a
  * draft_max past the cap. */
 static void test_rejects(void)
@@ -309,6 +339,9 @@ static void test_rejects(void)
     p.draft = g_draft;
     p.draft_max = MH_SCHED_MAX_DRAFT + 1;
     CHECK(!mh_sched_new(g_model, &p, &err) && strstr(err.msg, "draft_max"));
+    p.draft_max = 4;
+    p.draft_p_min = 1;
+    CHECK(!mh_sched_new(g_model, &p, &err) && strstr(err.msg, "draft_p_min"));
 }
 
 int main(void)
@@ -325,6 +358,7 @@ int main(void)
     TEST_RUN(test_accept_keeps_p);
     TEST_RUN(test_greedy_identity_batched);
     TEST_RUN(test_sampled_keeps_distribution);
+    TEST_RUN(test_p_min);
     TEST_RUN(test_rejects);
     mh_model_free(g_draft);
     mh_model_free(g_model);

@@ -47,6 +47,8 @@ typedef struct mh_sched_params {
     mh_model *draft;
     int draft_max;                /* 0: MH_SCHED_DRAFT_MAX; 1..MH_SCHED_MAX_DRAFT */
     int ngram;                    /* 0: draft model (if any); 1..8: prompt lookup */
+    float draft_p_min;            /* [0, 1): a draft model stops drafting at a
+                                   * token it gives less than this probability */
 } mh_sched_params;
 
 /* n_parallel 1, n_ctx 2048, f16, chunk 256, prefix cache on, no limit, no

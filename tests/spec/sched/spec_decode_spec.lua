@@ -150,7 +150,7 @@ describe("speculative decoding #integration", function()
       assert.equal(plain, spec)
       assert.matches("speculative: %d+ drafted, %d+ accepted %(%d+%%%), [%d.]+ tokens per target step", err)
       assert.equal(2, c3)
-      assert.matches("%-%-draft%-max needs %-%-draft", err3)
+      assert.matches("%-%-draft%-max and %-%-draft%-p%-min need %-%-draft", err3)
    end)
 
    it("works over HTTP: serve --draft, per-request options, usage and /metrics", function()
