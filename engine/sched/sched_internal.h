@@ -35,6 +35,7 @@ typedef struct sched_req {
      * resolved at submit; dsampler draws sampled drafts (q), rng the
      * accept/resample uniforms */
     int spec_mode, spec_n_max, spec_ngram;
+    int spec_k;                   /* drafts to try next step (adapts, <= spec_n_max) */
     mh_sampler *dsampler;
     uint64_t rng;
     int64_t drafted, accepted, target_steps;

@@ -26,6 +26,7 @@ int mh_spec_request_init(const mh_sched *s, sched_req *q, const mh_sched_request
     q->spec_mode = mode;
     q->spec_n_max = mode == MH_SPEC_OFF ? 0 : r->spec_n_max ? r->spec_n_max : s->p.draft_max;
     q->spec_ngram = r->spec_ngram ? r->spec_ngram : s->p.ngram ? s->p.ngram : MH_SCHED_NGRAM;
+    q->spec_k = q->spec_n_max;
     q->rng = mh_sampler_seed(q->sampler) ^ 0x9E3779B97F4A7C15ull;
     mh_sampler_params sp;
     mh_sampler_settings(q->sampler, &sp);
@@ -61,12 +62,13 @@ static int ngram_propose(const int32_t *ctx, int64_t L, int nmax, int k, int32_t
     return 0;
 }
 
-/* Drafts sl may propose this step: within the request's n_max, its
- * max_tokens (the bonus token counts too) and the logits rows we hold. */
+/* Drafts sl may propose this step: within the request's current length
+ * (spec_k, see verify), its max_tokens (the bonus token counts too) and
+ * the logits rows we hold. */
 static int draft_room(mh_sched *s, sched_slot *sl)
 {
     sched_req *r = sl->r;
-    int64_t k = r->spec_n_max, left = r->max_tokens - r->n_gen - 1;
+    int64_t k = r->spec_k, left = r->max_tokens - r->n_gen - 1;
     if (left < k) k = left;
     if (k <= 0) return 0;
     if (sl->logits_rows < 1 + k) {
