@@ -29,6 +29,12 @@ p:option("--template", "send the prompt as a chat message through this template 
 p:option("--system", "system prompt (with --template)")
 p:flag("--special", "let control tokens in the prompt be matched")
 p:flag("--ignore-eos", "keep going past end-of-generation tokens")
+-- speculative decoding (docs/speculative.md)
+p:option("--draft", "speculative decoding: a draft model sharing the tokenizer (path or registry name), "
+   .. "or 'ngram' for prompt lookup")
+p:option("--draft-max", "tokens drafted per step with --draft (1..32, default 8)"):convert(math.tointeger)
+p:option("--draft-p-min", "a draft model stops drafting at a token it gives less probability "
+   .. "(0..1, default 0)"):convert(tonumber)
 p:flag("-v --verbose", "after the stats line, print the settings the sampler ran with (stderr)")
 p:option("--lora", "apply a LoRA adapter: ADAPTER[:SCALE], a GGUF/safetensors file or a registered "
    .. "adapter (repeatable, up to 8; their effects add up)"):count("*")
@@ -56,6 +62,13 @@ local lora_ok, lora_err = require("moonhub.adapters").apply(model, a.lora)
 if not lora_ok then return cli.fail("generate", lora_err) end
 if warn then io.stderr:write("moonhub generate: ", warn, "\n") end
 if a.verbose then io.stderr:write("moonhub generate: ", err, "\n") end
+if (a.draft_max or a.draft_p_min) and not a.draft then
+   return cli.fail("generate", "--draft-max and --draft-p-min need --draft MODEL (or ngram)", 2)
+end
+if a.draft then
+   local ok, derr = model:set_draft(a.draft, a.draft_max, a.draft_p_min)
+   if not ok then return cli.fail("generate", (derr:gsub("^moonhub%.load: ", ""))) end
+end
 
 -- With --template the prompt is one user message rendered by the chat
 -- template, whose stop strings join --stop.
@@ -85,6 +98,10 @@ io.write("\n")
 io.stderr:write(string.format(
    "prompt %d tokens, %.1f tok/s | generated %d tokens, %.1f tok/s | first token %.0f ms | %s\n",
    st.prompt_tokens, st.prompt_tps, st.generated, st.gen_tps, st.ttft_s * 1000, st.finish_reason))
+if st.draft_tokens then
+   io.stderr:write(string.format("speculative: %d drafted, %d accepted (%.0f%%), %.2f tokens per target step\n",
+      st.draft_tokens, st.accepted_tokens, 100 * st.acceptance_rate, st.tokens_per_step))
+end
 -- --verbose: "settings: key=value ..." sorted by key, as the loop reported
 -- them when the generation ended (what each flag became, defaults included)
 if a.verbose and st.settings then

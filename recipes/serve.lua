@@ -44,6 +44,12 @@ p:option("--alias", "NAME=MODEL: answer requests for NAME with MODEL (repeatable
 p:option("--default-model", "model that answers requests naming an unknown model")
 p:option("--lora", "apply a LoRA adapter to --model: ADAPTER[:SCALE], a GGUF/safetensors file "
    .. "or a registered adapter (repeatable, up to 8; their effects add up)"):count("*")
+-- speculative decoding (docs/speculative.md)
+p:option("--draft", "speculative decoding for --model: a draft model sharing its tokenizer "
+   .. "(path or registry name), or 'ngram' for prompt lookup (every model)")
+p:option("--draft-max", "tokens drafted per step with --draft (1..32, default 8)"):convert(math.tointeger)
+p:option("--draft-p-min", "a draft model stops drafting at a token it gives less probability "
+   .. "(0..1, default 0)"):convert(tonumber)
 
 local a, code = cli.parse(p, arg)
 if not a then return code end
@@ -141,11 +147,25 @@ end
 -- Each model loads at --ctx (or env/config) or, when none is set, at its
 -- trained context capped by memory; the choice and its KV memory are printed.
 local mem_budget = a.mem_budget_mb and a.mem_budget_mb * 2^20 or nil
+if (a.draft_max or a.draft_p_min) and not a.draft then
+   return cli.fail("serve", "--draft-max and --draft-p-min need --draft MODEL (or ngram)", 2)
+end
+if a.draft and a.draft ~= "ngram" and not model_path then
+   return cli.fail("serve", "--draft MODEL drafts for --model: name the model too", 2)
+end
 local function load(_, path, key)
    local m, lerr = mh.load(path, { ctx = a.ctx or config.least_ctx(path), threads = a.threads, kv_type = a.kv_type })
    if not m then return nil, lerr end
    local lora_ok, lora_err = require("moonhub.adapters").apply(m, key == "default" and a.lora or nil)
    if not lora_ok then m:close(); return nil, lora_err end
+   -- --draft: a draft model for the --model one, ngram lookup for all
+   if a.draft and (a.draft == "ngram" or key == "default") then
+      local ok, derr = m:set_draft(a.draft, a.draft_max, a.draft_p_min)
+      if not ok then
+         m:close()
+         return nil, derr
+      end
+   end
    local line, warn
    m.ctx, line, warn = config.context(m, { ctx = a.ctx, source = ctx_source, parallel = a.parallel,
       mem = mem_budget })

@@ -29,6 +29,7 @@ typedef struct lua_hook {
 typedef struct sched_box {
     mh_sched *s;                          /* NULL once closed */
     mh_lua_model_box *lent;               /* threaded: the model we borrowed */
+    mh_lua_model_box *dlent;              /* threaded: the draft model, if any */
     mh_model *m;
     int64_t n_ctx, n_vocab;
     bool sync;
@@ -86,6 +87,9 @@ static void read_params(lua_State *L, int t, mh_sched_params *p)
     p->prefill_chunk = opt_int(L, t, fn, "prefill_chunk", p->prefill_chunk, 1, 1 << 20);
     p->mem_limit = (size_t)opt_int(L, t, fn, "mem_limit", 0, 0, LUA_MAXINTEGER);
     p->cache_bytes = (size_t)opt_int(L, t, fn, "cache_bytes", 0, 0, LUA_MAXINTEGER);
+    p->draft_max = (int)opt_int(L, t, fn, "draft_max", 0, 0, MH_SCHED_MAX_DRAFT);
+    p->ngram = (int)opt_int(L, t, fn, "ngram", 0, 0, 8);
+    p->draft_p_min = opt_float(L, t, fn, "draft_p_min", 0);
     lua_getfield(L, t, "prefix_cache");
     if (!lua_isnil(L, -1)) p->prefix_cache = lua_toboolean(L, -1);
     lua_pop(L, 1);
@@ -107,15 +111,30 @@ static void read_tok(lua_State *L, int t, mh_sched_params *p)
     p->tok = mh_lua_check_tokenizer(L, lua_gettop(L), "sched.new");
 }
 
+/* opts.draft: a draft model handle (kept alive as user value 3), for
+ * speculative decoding; pushes it or nil. */
+static void read_draft(lua_State *L, int t, mh_sched_params *p, const char *fname)
+{
+    if (lua_isnoneornil(L, t)) { lua_pushnil(L); return; }
+    if (lua_getfield(L, t, "draft") == LUA_TNIL) return;
+    p->draft = mh_lua_check_model(L, lua_gettop(L), fname);
+    if (lua_rawequal(L, -1, 1)) luaL_error(L, "%s: the draft must be another model than the target", fname);
+}
+
+/* The stack ends with the tokenizer and the draft (or nils): both become
+ * user values, with the model, and stay on the stack below the box. */
 static sched_box *new_box(lua_State *L, mh_model *m, int64_t n_ctx)
 {
-    sched_box *b = lua_newuserdatauv(L, sizeof *b, 2);
+    int top = lua_gettop(L);
+    sched_box *b = lua_newuserdatauv(L, sizeof *b, 3);
     *b = (sched_box){ .m = m, .n_ctx = n_ctx, .n_vocab = mh_model_hparams(m)->n_vocab };
     luaL_setmetatable(L, SCHED_MT);
     lua_pushvalue(L, 1);
     lua_setiuservalue(L, -2, 1);          /* the scheduler keeps its model alive */
-    lua_rotate(L, -2, 1);                 /* the tokenizer (or nil) on top */
-    lua_setiuservalue(L, -2, 2);          /* ... and its tokenizer */
+    lua_pushvalue(L, top - 1);
+    lua_setiuservalue(L, -2, 2);          /* ... its tokenizer */
+    lua_pushvalue(L, top);
+    lua_setiuservalue(L, -2, 3);          /* ... and its draft */
     return b;
 }
 
@@ -127,11 +146,14 @@ static int l_new(lua_State *L)
     mh_sched_params p;
     read_params(L, 2, &p);
     read_tok(L, 2, &p);
+    read_draft(L, 2, &p, "sched.new");
+    int draft_at = lua_gettop(L);
     sched_box *b = new_box(L, m, p.n_ctx);
     mh_err err = { 0 };
     b->s = mh_sched_new(b->m, &p, &err);
     if (!b->s) return mh_lua_fail(L, &err);
     b->lent = mh_lua_model_lend(L, 1, "sched.new", &m);   /* the compute thread owns it now */
+    if (p.draft) b->dlent = mh_lua_model_lend(L, draft_at, "sched.new", &p.draft);
     return 1;
 }
 
@@ -154,8 +176,12 @@ static int l_new_sync(lua_State *L)
     if (!lua_isnoneornil(L, 4)) {
         luaL_checktype(L, 4, LUA_TTABLE);
         p.prefill_chunk = opt_int(L, 4, "sched.new_sync", "prefill_chunk", p.prefill_chunk, 1, 1 << 20);
+        p.draft_max = (int)opt_int(L, 4, "sched.new_sync", "draft_max", 0, 0, MH_SCHED_MAX_DRAFT);
+        p.ngram = (int)opt_int(L, 4, "sched.new_sync", "ngram", 0, 0, 8);
+        p.draft_p_min = opt_float(L, 4, "sched.new_sync", "draft_p_min", 0);
     }
     read_tok(L, 4, &p);
+    read_draft(L, 4, &p, "sched.new_sync");
     sched_box *b = new_box(L, m, mh_kv_cache_n_ctx(c));
     b->sync = true;
     lua_pushvalue(L, 2);                  /* the cache outlives us: kept with the model's */
@@ -173,7 +199,8 @@ static int s_close(lua_State *L)
     mh_sched_free(b->s);                  /* joins the thread: the model is idle */
     b->s = NULL;
     mh_lua_model_unlend(b->lent);
-    b->lent = NULL;
+    mh_lua_model_unlend(b->dlent);
+    b->lent = b->dlent = NULL;
     if (b->ch) { mh_chan_release(b->ch); b->ch = NULL; }
     b->hook = NULL;                       /* freed with its request */
     return 0;
@@ -384,6 +411,45 @@ static int s_embed(lua_State *L)
     return 1;
 }
 
+/* speculative = false | "off" | "draft" | "ngram" | {n_max =, ngram = true | n,
+ * draft = true}: the request's speculation (nil: the scheduler's). */
+static void read_spec(lua_State *L, int t, mh_sched_request *r)
+{
+    const char *fn = "sched:submit";
+    int ty = lua_getfield(L, t, "speculative");
+    if (ty == LUA_TBOOLEAN) r->spec_mode = lua_toboolean(L, -1) ? MH_SPEC_DEFAULT : MH_SPEC_OFF;
+    else if (ty == LUA_TSTRING) {
+        static const char *const modes[] = { "off", "draft", "ngram", NULL };
+        const char *v = lua_tostring(L, -1);
+        int i = 0;
+        while (modes[i] && strcmp(modes[i], v) != 0) i++;
+        if (!modes[i]) luaL_error(L, "%s: speculative must be \"off\", \"draft\", \"ngram\" or a table, got \"%s\"", fn, v);
+        r->spec_mode = MH_SPEC_OFF + i;
+    } else if (ty == LUA_TTABLE) {
+        int st = lua_gettop(L);
+        r->spec_n_max = (int)opt_int(L, st, fn, "n_max", -1, 0, MH_SCHED_MAX_DRAFT);
+        if (r->spec_n_max == 0) r->spec_mode = MH_SPEC_OFF;
+        if (r->spec_n_max < 0) r->spec_n_max = 0;
+        lua_getfield(L, st, "draft");
+        if (lua_toboolean(L, -1) && r->spec_mode != MH_SPEC_OFF) r->spec_mode = MH_SPEC_DRAFT;
+        lua_pop(L, 1);
+        int gt = lua_getfield(L, st, "ngram"), ok = 1;
+        bool want = gt == LUA_TBOOLEAN && lua_toboolean(L, -1);   /* true: the default n */
+        if (gt != LUA_TNIL && gt != LUA_TBOOLEAN) {
+            lua_Integer v = lua_tointegerx(L, -1, &ok);
+            if (!ok || v < 1 || v > 8)
+                luaL_error(L, "%s: speculative.ngram must be true or an integer in 1..8, got %s", fn,
+                           luaL_tolstring(L, -1, NULL));
+            r->spec_ngram = (int)v;
+            want = true;
+        }
+        lua_pop(L, 1);
+        if (want && r->spec_mode != MH_SPEC_OFF) r->spec_mode = MH_SPEC_NGRAM;
+    } else if (ty != LUA_TNIL)
+        luaL_error(L, "%s: speculative must be a boolean, a string or a table, got %s", fn, luaL_typename(L, -1));
+    lua_pop(L, 1);
+}
+
 /* s:submit{tokens=, max_tokens=, sampler fields..., logit_bias=, logprobs=,
  * eog_ids=, stop=, grammar=, logits_processor= (sync only)} -> id, channel |
  * nil, msg. A synchronous scheduler runs one request at a time and keeps
@@ -408,6 +474,7 @@ static int s_submit(lua_State *L)
     read_bias(L, 2, b->n_vocab, &r.sampler);
     read_logprobs(L, 2, &r);
     read_stops(L, 2, &r);
+    read_spec(L, 2, &r);
     lua_getfield(L, 2, "logits_processor");   /* checked before the grammar is taken */
     if (!lua_isnil(L, -1) && !b->sync)
         return luaL_error(L, "sched:submit: logits_processor (a Lua function) needs synchronous use "
@@ -474,6 +541,10 @@ static int s_stats(lua_State *L)
     set_int(L, "store_bytes", st.store_bytes);
     set_int(L, "store_budget", st.store_budget);
     set_int(L, "store_evictions", st.store_evictions);
+    set_int(L, "spec_drafted", st.spec_drafted);
+    set_int(L, "spec_accepted", st.spec_accepted);
+    set_int(L, "spec_steps", st.spec_steps);
+    set_int(L, "spec_tokens", st.spec_tokens);
     return 1;
 }
 
@@ -529,6 +600,11 @@ static void push_settings(lua_State *L, const mh_sched_done_ev *ev)
     set_int(L, "top_logprobs", ev->n_top);
     set_bool(L, "grammar", ev->constrained);
     set_bool(L, "logits_processor", ev->processed);
+    if (ev->spec_mode > MH_SPEC_OFF) {
+        lua_pushstring(L, ev->spec_mode == MH_SPEC_DRAFT ? "draft" : "ngram");
+        lua_setfield(L, -2, "speculative");
+        set_int(L, "draft_max", ev->spec_n_max);
+    }
     lua_setfield(L, -2, "settings");
 }
 
@@ -550,6 +626,13 @@ static void push_done(lua_State *L, const mh_sched_done_ev *ev, const char *text
     set_int(L, "cached_tokens", ev->cached_tokens);
     set_int(L, "completion_tokens", ev->completion_tokens);
     set_int(L, "total_tokens", ev->prompt_tokens + ev->completion_tokens);
+    if (ev->spec_mode > MH_SPEC_OFF) {    /* speculation: how well the drafts did */
+        set_int(L, "draft_tokens", ev->draft_tokens);
+        set_int(L, "accepted_tokens", ev->accepted_tokens);
+        set_num(L, "acceptance_rate", ev->draft_tokens ? (double)ev->accepted_tokens / (double)ev->draft_tokens : 0);
+        set_int(L, "target_steps", ev->target_steps);
+        set_num(L, "tokens_per_step", ev->target_steps ? (double)ev->completion_tokens / (double)ev->target_steps : 0);
+    }
     lua_setfield(L, -2, "usage");
     lua_createtable(L, 0, 4);
     set_num(L, "queue_ms", ev->queue_ms);

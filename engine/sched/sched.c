@@ -43,6 +43,8 @@ void mh_sched_request_init(mh_sched_request *r)
 
 /* ===== new / free ===== */
 
+static int check_draft(const mh_model *m, const mh_sched_params *p, mh_err *err);
+
 static int check_params(const mh_model *m, const mh_sched_params *p, mh_err *err)
 {
     if (!m || !p) return mh_err_set(err, MH_EINVAL, "sched: model and params are required");
@@ -55,13 +57,33 @@ static int check_params(const mh_model *m, const mh_sched_params *p, mh_err *err
     if (p->prefill_chunk < 1)
         return mh_err_set(err, MH_EINVAL, "sched: prefill_chunk must be positive, got %lld",
                           (long long)p->prefill_chunk);
+    int st = check_draft(m, p, err);
+    if (st) return st;
     size_t per = mh_model_kv_bytes_type(m, p->n_ctx, p->kv_type);
+    if (p->draft) per += mh_model_kv_bytes_type(p->draft, p->n_ctx, p->kv_type);
     double need = (double)per * p->n_parallel;
     if (p->mem_limit && need > (double)p->mem_limit)
         return mh_err_set(err, MH_ENOMEM, "sched: KV caches of %d slots x ctx %lld need %.1f MiB "
                           "but the limit is %.1f MiB; lower parallel or ctx, or use kv_type q8_0",
                           p->n_parallel, (long long)p->n_ctx, need / (1 << 20),
                           (double)p->mem_limit / (1 << 20));
+    return MH_OK;
+}
+
+/* The speculative settings: a draft must share the vocabulary. */
+static int check_draft(const mh_model *m, const mh_sched_params *p, mh_err *err)
+{
+    if (p->draft_max < 0 || p->draft_max > MH_SCHED_MAX_DRAFT)
+        return mh_err_set(err, MH_EINVAL, "sched: draft_max must be in 1..%d, got %d", MH_SCHED_MAX_DRAFT,
+                          p->draft_max);
+    if (!(p->draft_p_min >= 0 && p->draft_p_min < 1))
+        return mh_err_set(err, MH_EINVAL, "sched: draft_p_min must be in [0, 1), got %g", (double)p->draft_p_min);
+    if (p->ngram < 0 || p->ngram > 8)
+        return mh_err_set(err, MH_EINVAL, "sched: ngram must be in 1..8, got %d", p->ngram);
+    if (p->draft && mh_model_hparams(p->draft)->n_vocab != mh_model_hparams(m)->n_vocab)
+        return mh_err_set(err, MH_EINVAL, "sched: the draft model's vocabulary has %lld tokens, the model's "
+                          "%lld: a draft must share the model's tokenizer", (long long)mh_model_hparams(p->draft)->n_vocab,
+                          (long long)mh_model_hparams(m)->n_vocab);
     return MH_OK;
 }
 
@@ -79,8 +101,17 @@ static int alloc_slots(mh_sched *s, mh_err *err)
         if (!sl->cache) return err ? err->code : MH_ENOMEM;
         sl->hist = malloc(sizeof(int32_t) * (size_t)s->p.n_ctx);
         sl->logits = malloc(sizeof(float) * (size_t)s->n_vocab);
+        sl->logits_rows = 1;
         if (!sl->hist || !sl->logits)
             return mh_err_set(err, MH_ENOMEM, "sched: out of memory for slot %d", i);
+        if (!s->p.draft) continue;
+        /* the draft's cache, as long as the slot's: rolled back with it */
+        sl->dcache = mh_kv_cache_new_type(s->p.draft, s->p.n_ctx, s->p.kv_type, err);
+        if (!sl->dcache) return err ? err->code : MH_ENOMEM;
+        sl->dhist = malloc(sizeof(int32_t) * (size_t)s->p.n_ctx);
+        sl->dlogits = malloc(sizeof(float) * (size_t)s->n_vocab);
+        if (!sl->dhist || !sl->dlogits)
+            return mh_err_set(err, MH_ENOMEM, "sched: out of memory for slot %d's draft", i);
     }
     return MH_OK;
 }
@@ -91,6 +122,7 @@ static void free_slots(mh_sched *s)
         if (!s->sync) mh_kv_cache_free(s->slots[i].cache);    /* sync: the caller's */
         free(s->slots[i].hist);
         free(s->slots[i].logits);
+        mh_spec_slot_free(&s->slots[i]);
     }
     free(s->slots);
     free(s->seqs);
@@ -104,6 +136,7 @@ static mh_sched *sched_alloc(mh_model *m, const mh_sched_params *p, mh_err *err)
     if (!s) { mh_err_set(err, MH_ENOMEM, "sched: out of memory"); return NULL; }
     s->m = m;
     s->p = *p;
+    if (!s->p.draft_max) s->p.draft_max = MH_SCHED_DRAFT_MAX;
     s->n_vocab = mh_model_hparams(m)->n_vocab;
     s->next_id = 1;
     s->st.n_parallel = p->n_parallel;
@@ -144,6 +177,8 @@ mh_sched *mh_sched_new_sync(mh_model *m, const mh_sched_params *p, mh_kv_cache *
     q.n_ctx = mh_kv_cache_n_ctx(cache);
     q.cache_bytes = 0;
     q.mem_limit = 0;
+    q.kv_type = mh_kv_cache_type(cache);
+    if (check_draft(m, &q, err)) return NULL;
     if (q.prefill_chunk < 1) {
         mh_err_set(err, MH_EINVAL, "sched: prefill_chunk must be positive, got %lld", (long long)q.prefill_chunk);
         return NULL;
@@ -226,6 +261,7 @@ static void req_free_parts(sched_req *q)
 {
     mh_sched_text_free(q);
     mh_sampler_free(q->sampler);
+    mh_sampler_free(q->dsampler);
     free(q->tokens);
     free(q->eog);
     free(q);
@@ -243,7 +279,10 @@ static sched_req *req_new(const mh_sched *s, const mh_sched_request *r, mh_err *
         return NULL;
     }
     q->sampler = mh_sampler_new(&r->sampler, s->n_vocab, err);
-    if (!q->sampler || mh_sched_text_init(s, q, r, err) != MH_OK) { req_free_parts(q); return NULL; }
+    if (!q->sampler || mh_sched_text_init(s, q, r, err) != MH_OK || mh_spec_request_init(s, q, r, err) != MH_OK) {
+        req_free_parts(q);
+        return NULL;
+    }
     memcpy(q->tokens, r->tokens, sizeof(int32_t) * (size_t)r->n_tokens);
     if (r->n_eog) memcpy(q->eog, r->eog, sizeof(int32_t) * (size_t)r->n_eog);
     q->n_tokens = r->n_tokens;
@@ -325,6 +364,8 @@ static void fill_settings(const sched_req *r, mh_sched_done_ev *ev)
     ev->constrained = r->con.mask || r->con.accept;
     ev->processed = r->hook.fn != NULL;
     ev->stop_index = r->stop ? mh_stop_which(r->stop) : -1;
+    ev->spec_mode = r->spec_mode;
+    ev->spec_n_max = r->spec_n_max;
 }
 
 static void fill_done(const sched_req *r, int reason, const char *msg, mh_sched_done_ev *ev)
@@ -335,6 +376,9 @@ static void fill_done(const sched_req *r, int reason, const char *msg, mh_sched_
     ev->prompt_tokens = r->n_tokens;
     ev->cached_tokens = r->cached;
     ev->completion_tokens = r->n_gen;
+    ev->draft_tokens = r->drafted;
+    ev->accepted_tokens = r->accepted;
+    ev->target_steps = r->target_steps;
     ev->queue_ms = r->t_admit > 0 ? r->t_admit - r->t_submit : now - r->t_submit;
     ev->prefill_ms = r->t_prefilled > 0 ? r->t_prefilled - r->t_admit : 0;
     ev->ttft_ms = (r->t_first > 0 ? r->t_first : now) - r->t_submit;

@@ -31,6 +31,14 @@ typedef struct sched_req {
     int64_t cached, n_gen;
     int64_t n_counted;            /* of n_gen, in st.generated_tokens (s->mu) */
     double t_submit, t_admit, t_prefilled, t_first;
+    /* speculation (spec_draft.c): mode MH_SPEC_OFF/DRAFT/NGRAM once
+     * resolved at submit; dsampler draws sampled drafts (q), rng the
+     * accept/resample uniforms */
+    int spec_mode, spec_n_max, spec_ngram;
+    int spec_k;                   /* drafts to try next step (adapts, <= spec_n_max) */
+    mh_sampler *dsampler;
+    uint64_t rng;
+    int64_t drafted, accepted, target_steps;
     struct sched_req *prev, *next;    /* live list (s->mu) */
     struct sched_req *qnext;          /* waiting queue (s->mu) */
 } sched_req;
@@ -78,6 +86,18 @@ typedef struct sched_slot {
     float *logits;                /* (n_vocab) */
     sched_entry *restore;         /* admitted from the store: rows to load */
     int64_t restore_n;            /* of restore's positions, those to load */
+    /* speculation (spec_draft.c): the decoding row this step (last, then
+     * nd drafts), logits rows allocated (1 + logits_rows - 1 drafts), the
+     * draft model's cache and the ids it holds, the draft's q rows */
+    int32_t row[1 + MH_SCHED_MAX_DRAFT];
+    int nd;
+    int64_t logits_rows;
+    mh_kv_cache *dcache;
+    int32_t *dhist;               /* (n_ctx) */
+    int64_t n_dhist;
+    float *dlogits;               /* (n_vocab) */
+    float *q;                     /* (MH_SCHED_MAX_DRAFT, n_vocab) or NULL */
+    float *p;                     /* (n_vocab) scratch for the model's probabilities */
 } sched_slot;
 
 struct mh_sched {
@@ -108,6 +128,22 @@ void *mh_sched_main(void *arg);
 /* Ends r with a final event and frees it; slot is its slot or NULL when it
  * never got one. Takes s->mu itself (call without holding it). */
 void mh_sched_finish(mh_sched *s, sched_slot *slot, sched_req *r, int reason, const char *msg);
+
+/* ===== speculation (spec_draft.c, spec_verify.c) ===== */
+/* Resolves q's mode against the scheduler (submit); MH_EINVAL for a draft
+ * model request on a scheduler without one. */
+int mh_spec_request_init(const mh_sched *s, sched_req *q, const mh_sched_request *r, mh_err *err);
+/* Fills sl->row/nd for every decoding slot (nd 0: a plain step), running
+ * the draft model batched over the slots that use it. */
+void mh_spec_draft(mh_sched *s);
+/* The token at verification row i of sl (0 <= i < sl->nd: draft sl->row[i + 1]
+ * is checked) for a sampled request, given the sampler's pick (its candidates
+ * give p): accepted draft or the residual draw. */
+int32_t mh_spec_choose(mh_sched *s, sched_slot *sl, int i, int32_t picked);
+/* Frees a slot's draft state. */
+void mh_spec_slot_free(sched_slot *sl);
+/* Uniform in [0, 1) from a request's stream. */
+double mh_spec_uniform(uint64_t *state);
 
 /* ===== a request's text (sched_text.c) ===== */
 /* Sets up r's text stage when s has a tokenizer (stops need one). */

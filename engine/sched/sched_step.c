@@ -179,13 +179,13 @@ static bool is_eog(const sched_req *r, int32_t id)
     return false;
 }
 
-/* The token r picks from logits (sl->logits, changed in place): logits
- * hook, constraint mask, sampler, logprobs into ev, constraint accept.
- * Returns -1 after ending r with an error. */
-static int32_t pick(mh_sched *s, sched_slot *sl, mh_sched_token_ev *ev)
+/* The token r picks from logits lg (changed in place): logits hook,
+ * constraint mask, sampler (vi >= 0: verifying draft vi, which a sampled
+ * request accepts or replaces by speculative sampling), logprobs into ev,
+ * constraint accept. Returns -1 after ending r with an error. */
+static int32_t pick(mh_sched *s, sched_slot *sl, float *lg, int vi, mh_sched_token_ev *ev)
 {
     sched_req *r = sl->r;
-    float *lg = sl->logits;
     mh_err err = { 0 };
     const char *msg = NULL;
     int32_t id = -1;
@@ -196,44 +196,79 @@ static int32_t pick(mh_sched *s, sched_slot *sl, mh_sched_token_ev *ev)
         msg = "the constraint rejected every token (mask failed)";
     else if ((id = mh_sampler_sample(r->sampler, lg, &err)) < 0)
         msg = err.msg;
+    else if (vi >= 0 && (id = mh_spec_choose(s, sl, vi, id)) < 0)
+        msg = "speculative sampling found no token";
     else if (r->logprobs && (ev->n_top = mh_logprobs_top(lg, s->n_vocab, r->n_top, id, &ev->logprob,
                                                          ev->top_ids, ev->top_logprobs, &err)) < 0)
         msg = err.msg;
     else if (r->con.accept && r->con.accept(r->con.ud, id))
         msg = "the constraint refused the sampled token";
     if (msg) { mh_sched_finish(s, sl, r, MH_SCHED_ERROR, msg); return -1; }
+    if (vi >= 0 && id == sl->row[vi + 1]) r->accepted++;
     ev->id = id;
     return id;
 }
 
-/* Picks r's next token from sl->logits and reports it with its text; ends
- * the request on eog, a stop string, max_tokens, a closed channel or an
- * error. */
-static void sample_next(mh_sched *s, sched_slot *sl)
+/* Picks r's next token from logits lg (vi: as in pick) and reports it with
+ * its text; ends the request on eog, a stop string, max_tokens, a closed
+ * channel or an error. Returns the id, or -1 when the request ended. */
+static int32_t sample_next(mh_sched *s, sched_slot *sl, float *lg, int vi)
 {
     sched_req *r = sl->r;
-    if (r->n_gen >= r->max_tokens) { mh_sched_finish(s, sl, r, MH_SCHED_LENGTH, NULL); return; }
+    if (r->n_gen >= r->max_tokens) { mh_sched_finish(s, sl, r, MH_SCHED_LENGTH, NULL); return -1; }
     mh_sched_token_ev ev = { 0 };
-    int32_t id = pick(s, sl, &ev);
-    if (id < 0) return;
+    int32_t id = pick(s, sl, lg, vi, &ev);
+    if (id < 0) return -1;
     mh_sampler_accept(r->sampler, id, NULL);
     if (r->t_first <= 0) r->t_first = mh_sched_now_ms();
-    if (is_eog(r, id)) { mh_sched_finish(s, sl, r, MH_SCHED_STOP, NULL); return; }
+    if (is_eog(r, id)) { mh_sched_finish(s, sl, r, MH_SCHED_STOP, NULL); return -1; }
     bool stopped = false;
     mh_err err = { 0 };
     if (mh_sched_text_push(r, id, &stopped, &err) != MH_OK) {
         mh_sched_finish(s, sl, r, MH_SCHED_ERROR, err.msg);
-        return;
+        return -1;
     }
     if (mh_sched_push_event(r, MH_SCHED_EV_TOKEN, &ev, sizeof ev, &ev.n_text) != MH_OK) {
         mh_sched_finish(s, sl, r, MH_SCHED_CANCEL, NULL);   /* the reader closed its channel */
-        return;
+        return -1;
     }
     r->n_gen++;
-    if (stopped) { mh_sched_finish(s, sl, r, MH_SCHED_STOP, NULL); return; }
-    if (r->n_gen >= r->max_tokens) { mh_sched_finish(s, sl, r, MH_SCHED_LENGTH, NULL); return; }
+    if (stopped) { mh_sched_finish(s, sl, r, MH_SCHED_STOP, NULL); return -1; }
+    if (r->n_gen >= r->max_tokens) { mh_sched_finish(s, sl, r, MH_SCHED_LENGTH, NULL); return -1; }
     sl->last = id;
     sl->decoding = true;
+    return id;
+}
+
+/* Verifies the nd drafts fed after sl's last token: row i's logits give
+ * the token at that place, exactly as a plain step would pick it; while it
+ * equals draft i the next row holds (its position is in the cache), else
+ * the picked token is the next to feed. The cache is cut back to the ids
+ * kept (the rows past the first mismatch are dropped). */
+static void verify(mh_sched *s, sched_slot *sl)
+{
+    int nd = sl->nd, i = 0, emitted = 0;
+    sl->r->drafted += nd;
+    for (;; i++) {
+        int32_t id = sample_next(s, sl, sl->logits + (size_t)i * (size_t)s->n_vocab, i < nd ? i : -1);
+        emitted++;
+        if (id < 0 || i >= nd || id != sl->row[i + 1]) break;
+        sl->n_hist++;                         /* draft i is kept: hist holds it already */
+    }
+    mh_kv_cache_truncate(sl->cache, sl->n_hist);
+    /* the next draft length follows the acceptance: one more after a fully
+     * accepted draft, one past the accepted part after a miss (rows a draft
+     * keeps losing cost a verified row each for nothing) */
+    if (sl->r) {
+        int acc = i < nd ? i : nd, k = acc == nd ? sl->r->spec_k + 1 : acc + 1;
+        sl->r->spec_k = k < sl->r->spec_n_max ? k : sl->r->spec_n_max;
+    }
+    pthread_mutex_lock(&s->mu);
+    s->st.spec_drafted += nd;
+    s->st.spec_accepted += i < nd ? i : nd;
+    s->st.spec_steps++;
+    s->st.spec_tokens += emitted;
+    pthread_mutex_unlock(&s->mu);
 }
 
 /* ===== one step ===== */
@@ -246,7 +281,8 @@ static int build_batch(mh_sched *s)
     for (int i = 0; i < s->p.n_parallel; i++) {
         sched_slot *sl = &s->slots[i];
         if (!sl->r || !sl->decoding) continue;
-        s->seqs[n] = (mh_batch_seq){ .cache = sl->cache, .tokens = &sl->last, .n = 1, .logits = sl->logits };
+        s->seqs[n] = (mh_batch_seq){ .cache = sl->cache, .tokens = sl->row, .n = 1 + sl->nd,
+                                     .logits = sl->logits, .all_logits = sl->nd > 0 };
         s->seq_slot[n++] = i;
     }
     int64_t budget = s->p.prefill_chunk;
@@ -276,13 +312,20 @@ static void after_row(mh_sched *s, int k)
     sched_slot *sl = &s->slots[s->seq_slot[k]];
     const mh_batch_seq *q = &s->seqs[k];
     memcpy(sl->hist + sl->n_hist, q->tokens, sizeof(int32_t) * (size_t)q->n);
+    if (sl->decoding && sl->nd > 0) {
+        sl->n_hist++;                         /* the last token; drafts count once verified */
+        sl->r->target_steps++;
+        verify(s, sl);
+        return;
+    }
     sl->n_hist += q->n;
     if (!sl->decoding) {
         sl->fed += q->n;
         if (sl->fed < sl->r->n_tokens) return;
         sl->r->t_prefilled = mh_sched_now_ms();
     }
-    sample_next(s, sl);
+    sl->r->target_steps++;
+    sample_next(s, sl, sl->logits, -1);
 }
 
 /* The batch failed: run each row alone so only the culprit gets the error. */
@@ -300,6 +343,7 @@ static void run_rows_alone(mh_sched *s, int n)
 
 static void step(mh_sched *s)
 {
+    mh_spec_draft(s);
     int n = build_batch(s);
     if (n > 0) {
         mh_err err = { 0 };

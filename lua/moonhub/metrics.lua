@@ -113,6 +113,10 @@ function Metrics:render(sched)
       { "moonhub_prefix_store_bytes", st.store_bytes },
       { "moonhub_prefix_store_budget_bytes", st.store_budget },
       { "moonhub_prefix_store_evictions_total", st.store_evictions },
+      { "moonhub_spec_draft_tokens_total", st.spec_drafted },
+      { "moonhub_spec_accepted_tokens_total", st.spec_accepted },
+      { "moonhub_spec_steps_total", st.spec_steps },
+      { "moonhub_spec_step_tokens_total", st.spec_tokens },
    }
    for _, g in ipairs(gauges) do
       line("# TYPE " .. g[1] .. " gauge")

@@ -50,9 +50,12 @@ function M.set_adapters(h, list)
 end
 
 -- load(path or "name[:tag]", {ctx =, threads =, mem_limit = bytes, kv_type = "f16"|"q8_0"|"f32",
---   adapters = {path or {path =, scale =}, ...}})
+--   adapters = {path or {path =, scale =}, ...}, draft = path | model | "ngram", draft_max = 8,
+--   draft_p_min = 0})
 --   -> model | nil, msg. A registered adapter version (or its file) loads its
 --   base with the adapter first (moonhub.adapters).
+-- draft: speculative decoding (docs/speculative.md) for every generation
+-- and scheduler on this model, unless a request says otherwise.
 function M.load(path, opts)
    if type(path) ~= "string" or path == "" then
       error("moonhub.load: path must be a non-empty string, got " .. type(path), 2)
@@ -130,7 +133,52 @@ function M.load(path, opts)
          .. "lower --ctx or raise --mem-limit", path, gib(need), self.ctx, gib(limit),
          opts.mem_limit and "is allowed (--mem-limit)" or "is available")
    end
+   if opts.draft ~= nil then
+      local ok, derr = self:set_draft(opts.draft, opts.draft_max, opts.draft_p_min)
+      if not ok then
+         h:close()
+         return nil, derr
+      end
+   end
    return self
+end
+
+-- set_draft(draft, draft_max) -> true | nil, msg: speculative decoding from
+-- now on: draft = a path or registry name (loaded here, closed with this
+-- model), a model from mh.load, "ngram" (prompt lookup), or nil/false (off);
+-- draft_max: tokens drafted per step (1..32, default 8); p_min: a draft
+-- model stops drafting at a token it gives less probability (default 0).
+function Model:set_draft(draft, draft_max, p_min)
+   if draft_max ~= nil and (math.type(draft_max) ~= "integer" or draft_max < 1 or draft_max > 32) then
+      return nil, "moonhub.load: draft_max must be an integer in 1..32, got " .. tostring(draft_max)
+   end
+   if p_min ~= nil and (type(p_min) ~= "number" or not (p_min >= 0 and p_min < 1)) then
+      return nil, "moonhub.load: draft_p_min must be a number in [0, 1), got " .. tostring(p_min)
+   end
+   if self._own_draft then self._own_draft:close() end
+   self._own_draft, self.draft, self.draft_max, self.draft_p_min = nil, nil, draft_max, p_min
+   if draft == nil or draft == false then return true end
+   if draft == "ngram" then
+      self.draft = "ngram"
+      return true
+   end
+   local d = draft
+   if type(draft) == "string" then
+      local derr
+      d, derr = M.load(draft, { ctx = self.ctx, kv_type = self.kv_type })
+      if not d then return nil, "moonhub.load: draft " .. tostring(derr):gsub("^moonhub%.load: ", "") end
+      self._own_draft = d
+   elseif type(draft) ~= "table" or not draft._h then
+      return nil, "moonhub.load: draft must be a path, a registry name, a model or \"ngram\", got " .. type(draft)
+   end
+   if d.info.n_vocab ~= self.info.n_vocab then
+      if self._own_draft then self._own_draft:close() end
+      self._own_draft = nil
+      return nil, string.format("moonhub.load: the draft %s has a vocabulary of %d tokens, the model %d: "
+         .. "a draft must share the model's tokenizer", d.path, d.info.n_vocab, self.info.n_vocab)
+   end
+   self.draft = d
+   return true
 end
 
 -- set_adapters(list): replaces the model's LoRA adapters ({} removes them)
@@ -141,6 +189,8 @@ function Model:set_adapters(list)
 end
 
 function Model:close()
+   if self._own_draft then self._own_draft:close() end
+   self._own_draft, self.draft = nil, nil
    self._h:close()
 end
 
@@ -230,6 +280,7 @@ local function request(self, ids, opts, max_tokens, stops)
       logprobs = logprobs, top_logprobs = opts.top_logprobs,
       eog_ids = opts.ignore_eos and {} or sched_lua.eog_ids(self.tokenizer),
       grammar = grammar_of(self, opts), logits_processor = opts.logits_processor,
+      speculative = opts.speculative,
    }
 end
 
@@ -240,7 +291,10 @@ local function run_on(self, cache)
       hist = prev:tokens()
       prev:close()            -- an interrupted stream's request ends here
    end
-   local s = sched.new_sync(self._h, cache, hist, { tok = self.tokenizer._h })
+   local d = self.draft
+   local s = sched.new_sync(self._h, cache, hist, { tok = self.tokenizer._h,
+      draft = type(d) == "table" and d._h or nil, draft_max = self.draft_max, draft_p_min = self.draft_p_min,
+      ngram = d == "ngram" and 3 or nil })
    cache_runs[cache] = s
    return s
 end
@@ -280,6 +334,10 @@ local function start(self, prompt, opts)
       st.gen_s = now - t1
       st.prompt_tps = st.prompt_processed / math.max(st.prompt_s, 1e-9)
       st.gen_tps = st.generated / math.max(st.gen_s, 1e-9)
+      if ev.usage.draft_tokens then     -- speculation: how well the drafts did
+         st.draft_tokens, st.accepted_tokens = ev.usage.draft_tokens, ev.usage.accepted_tokens
+         st.acceptance_rate, st.tokens_per_step = ev.usage.acceptance_rate, ev.usage.tokens_per_step
+      end
       if ev.reason == "error" then
          local msg = tostring(ev.error)
          error(msg:find("interrupted!$") and msg or "generate: " .. msg, 0)
@@ -322,7 +380,9 @@ end
 -- logit_bias {[id] = bias}, seed, stop (string or list), logprobs,
 -- top_logprobs, ignore_eos, cache, logits_processor = function(logits,
 -- tokens), grammar (from mh.grammar), json_schema (table or JSON text),
--- json_object = true. Unset options take the shared defaults
+-- json_object = true, speculative = false | "draft" | "ngram" | {n_max =,
+-- ngram =} (docs/speculative.md; stats.acceptance_rate, .tokens_per_step).
+-- Unset options take the shared defaults
 -- (moonhub.model.defaults). stats.settings: what the loop ran with.
 function Model:generate(prompt, opts)
    local step, st = start(self, prompt, opts)

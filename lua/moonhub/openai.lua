@@ -465,9 +465,18 @@ end
 -- ===== responses =====
 
 local function usage(u)
-   return { prompt_tokens = u.prompt_tokens, completion_tokens = u.completion_tokens,
+   local out = { prompt_tokens = u.prompt_tokens, completion_tokens = u.completion_tokens,
             total_tokens = u.prompt_tokens + u.completion_tokens,
             prompt_tokens_details = { cached_tokens = u.cached_tokens or 0 } }
+   if u.draft_tokens then   -- speculative decoding: OpenAI's prediction fields, and ours
+      out.completion_tokens_details = { accepted_prediction_tokens = u.accepted_tokens,
+         rejected_prediction_tokens = u.draft_tokens - u.accepted_tokens }
+      out.speculative = { draft_tokens = u.draft_tokens, accepted_tokens = u.accepted_tokens,
+         acceptance_rate = u.draft_tokens > 0 and u.accepted_tokens / u.draft_tokens or 0,
+         target_steps = u.target_steps,
+         tokens_per_step = u.target_steps > 0 and u.completion_tokens / u.target_steps or 0 }
+   end
+   return out
 end
 M.usage = usage
 

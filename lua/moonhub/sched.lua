@@ -32,9 +32,26 @@ local function eog_ids(tok)
 end
 M.eog_ids = eog_ids
 
+-- The draft of a scheduler: opts.draft (a model, its handle or "ngram"),
+-- else the model's own (mh.load's draft option). -> handle | nil, ngram
+local function draft_of(model, opts)
+   local d = opts.draft
+   if d == nil and type(model) == "table" then d = model.draft end
+   if d == nil or d == false then return nil, opts.ngram end
+   if d == "ngram" then return nil, opts.ngram or 3 end
+   if type(d) == "table" and d._h then return d._h, opts.ngram end
+   if type(d) == "userdata" then return d, opts.ngram end
+   error("sched.new: draft must be a model (mh.load) or \"ngram\", got " .. type(d), 3)
+end
+
 -- new(model, {parallel = 1, ctx = model.ctx, kv_type = model.kv_type,
 --   prefill_chunk = 256, prefix_cache = true, mem_limit = bytes,
---   cache_bytes = 0}) -> sched | nil, msg
+--   cache_bytes = 0, draft = model | "ngram", draft_max = 8, draft_p_min = 0})
+--   -> sched | nil, msg
+-- draft: speculative decoding (docs/speculative.md): a draft model sharing
+-- the tokenizer proposes draft_max tokens a step, or "ngram" prompt lookup;
+-- a model loaded with mh.load(path, {draft = ...}) brings its own;
+-- draft_p_min: a draft model stops at a token it is less sure of.
 -- cache_bytes: budget of the prefix store (KV of finished requests kept for
 -- later prompts sharing their prefix, LRU); 0 keeps only the slots' own.
 -- model: a moonhub.model (from mh.load) or its core handle. While the
@@ -55,8 +72,11 @@ function M.new(model, opts)
       kv_type = opts.kv_type or (type(model) == "table" and model.kv_type) or "f16",
       prefill_chunk = opts.prefill_chunk, prefix_cache = opts.prefix_cache,
       cache_bytes = opts.cache_bytes,
+      draft_max = opts.draft_max or (type(model) == "table" and model.draft_max) or nil,
+      draft_p_min = opts.draft_p_min or (type(model) == "table" and model.draft_p_min) or nil,
       tok = type(model) == "table" and model.tokenizer and model.tokenizer._h or nil,
    }
+   o.draft, o.ngram = draft_of(model, opts)
    if math.type(o.parallel) ~= "integer" or o.parallel < 1 then
       error("sched.new: parallel must be a positive integer, got " .. tostring(o.parallel), 2)
    end
@@ -65,7 +85,8 @@ function M.new(model, opts)
    end
    local limit = opts.mem_limit or require("moonhub.fs").mem_available()
    if limit then
-      local need = o.parallel * h:kv_bytes(o.ctx, o.kv_type)
+      local need = o.parallel * (h:kv_bytes(o.ctx, o.kv_type)
+         + (o.draft and o.draft:kv_bytes(o.ctx, o.kv_type) or 0))
       if need > limit then
          return nil, string.format("sched.new: %d slots x ctx %d need %.1f MiB of KV cache "
             .. "but only %.1f MiB %s; lower parallel or ctx, or use kv_type q8_0", o.parallel,
@@ -85,7 +106,8 @@ end
 --   logprobs = true | 0..20, top_logprobs = 0..20, stop = "s" | {"s", ...},
 --   grammar = (from mh.grammar),
 --   eog = true (stop at the tokenizer's end-of-generation ids) | false,
---   eog_ids = {...}} -> request | nil, msg
+--   eog_ids = {...}, speculative = false | "draft" | "ngram" | {n_max =,
+--   ngram = true | n, draft = true}} -> request | nil, msg
 -- Unset fields take the defaults every path shares (moonhub.model.defaults()).
 function Sched:submit(req)
    if type(req) ~= "table" then
@@ -107,7 +129,7 @@ end
 -- stats() -> {running, waiting, parallel, kv_used, kv_total, prefix_hits,
 --   prefix_tokens, prompt_tokens, generated_tokens, requests_done, steps,
 --   store_hits, store_tokens, store_entries, store_bytes, store_budget,
---   store_evictions}
+--   store_evictions, spec_drafted, spec_accepted, spec_steps, spec_tokens}
 function Sched:stats() return self._h:stats() end
 
 -- embed(ids) -> f32 tensor (n_embd): the model's sentence embedding, run

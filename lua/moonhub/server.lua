@@ -94,12 +94,22 @@ function App:generate(ids, p, stops, on_text, should_stop, http_req)
       oa.fail(503, "the server is busy: too many requests waiting", nil, "server_busy", { ["Retry-After"] = "1" })
    end
    local room = self.ctx - #ids
+   if p.draft_model then      -- speculation: only the draft loaded with --draft (docs/speculative.md)
+      local d = self.model.draft
+      local name = type(d) == "table" and d.path or nil
+      if not name or (p.draft_model ~= name and p.draft_model ~= name:match("([^/]+)$")
+            and p.draft_model ~= name:match("([^/]+)%.gguf$")) then
+         oa.fail(400, string.format("'draft_model' %q is not loaded: this server drafts with %s", p.draft_model,
+            name and name:match("([^/]+)$") or "no model (start it with --draft MODEL)"), "draft_model")
+      end
+   end
    local req, err = self.sched:submit({
       tokens = ids, max_tokens = math.min(p.max_tokens, room), temperature = p.temperature, top_k = p.top_k,
       top_p = p.top_p, min_p = p.min_p, repeat_penalty = p.repeat_penalty,
       presence_penalty = p.presence_penalty, frequency_penalty = p.frequency_penalty,
       seed = p.seed, logit_bias = p.logit_bias, logprobs = p.top_logprobs or (p.logprobs and 0 or nil),
       eog = true, grammar = p.grammar, stop = stops,   -- text and stops: the scheduler's loop
+      speculative = p.speculative,
    })
    if not req then oa.fail(400, tostring(err)) end
    if http_req then http_req:on_close(function() req:cancel() end) end   -- frees the slot at once

@@ -21,6 +21,9 @@
 #define MH_SCHED_MAX_PARALLEL 256
 #define MH_SCHED_MAX_STOPS 64     /* most stop strings per request */
 #define MH_SCHED_MAX_TOKENS 256   /* max_tokens unless asked (clipped to the context) */
+#define MH_SCHED_MAX_DRAFT 32     /* most drafted tokens per speculative step */
+#define MH_SCHED_DRAFT_MAX 8      /* drafted tokens per step unless asked */
+#define MH_SCHED_NGRAM 3          /* longest n-gram prompt lookup matches unless asked */
 
 typedef struct mh_sched mh_sched;
 
@@ -36,6 +39,16 @@ typedef struct mh_sched_params {
     const mh_tokenizer *tok;      /* borrowed, outlives the scheduler; when set,
                                    * events carry text and requests may have
                                    * stop strings; NULL: ids only */
+    /* speculative decoding (docs/speculative.md): a draft model (borrowed,
+     * same vocabulary; nothing else may run it either) proposes up to
+     * draft_max tokens per step that the model verifies in one batched
+     * forward; ngram > 0 instead drafts by prompt lookup (no model) for
+     * requests that do not choose. Requests choose per request. */
+    mh_model *draft;
+    int draft_max;                /* 0: MH_SCHED_DRAFT_MAX; 1..MH_SCHED_MAX_DRAFT */
+    int ngram;                    /* 0: draft model (if any); 1..8: prompt lookup */
+    float draft_p_min;            /* [0, 1): a draft model stops drafting at a
+                                   * token it gives less than this probability */
 } mh_sched_params;
 
 /* n_parallel 1, n_ctx 2048, f16, chunk 256, prefix cache on, no limit, no
@@ -61,7 +74,15 @@ typedef struct mh_sched_request {
     mh_sample_constraint constraint;  /* all NULL: none */
     mh_logits_hook hook;          /* fn NULL: none; runs on the thread that
                                    * runs the steps (see mh_sched_new_sync) */
+    /* speculation: MH_SPEC_DEFAULT follows the scheduler (its draft model,
+     * or its ngram); spec_n_max 0: the scheduler's draft_max; spec_ngram 0:
+     * MH_SCHED_NGRAM */
+    int spec_mode;
+    int spec_n_max;               /* 0..MH_SCHED_MAX_DRAFT */
+    int spec_ngram;               /* 0..8 */
 } mh_sched_request;
+
+enum { MH_SPEC_DEFAULT = 0, MH_SPEC_OFF, MH_SPEC_DRAFT, MH_SPEC_NGRAM };
 
 /* The defaults every path shares (Lua, CLI, HTTP adapters fill in only what
  * their caller set): temperature 0.8, top_k 40, top_p 0.95, min_p 0.05,
@@ -104,6 +125,11 @@ typedef struct mh_sched_done_ev {
     int32_t n_stops, n_top, n_eog;
     bool logprobs, constrained, processed;   /* constraint / logits hook set */
     int32_t stop_index;           /* the stop string that ended it, or -1 */
+    /* speculation: spec_mode as run (MH_SPEC_OFF ... NGRAM), tokens drafted
+     * and accepted, and the model's forwards that sampled for the request
+     * (completion_tokens / target_steps: tokens per target step) */
+    int32_t spec_mode, spec_n_max;
+    int64_t draft_tokens, accepted_tokens, target_steps;
     int32_t n_text;               /* bytes of text after the struct */
 } mh_sched_done_ev;
 
@@ -141,6 +167,9 @@ typedef struct mh_sched_stats {
      * (also counted in prefix_hits/_tokens), what it holds, LRU evictions */
     int64_t store_hits, store_tokens;
     int64_t store_entries, store_bytes, store_budget, store_evictions;
+    /* speculation: tokens drafted and accepted, verifying forwards of
+     * drafted slots (rows with drafts) and the tokens they emitted */
+    int64_t spec_drafted, spec_accepted, spec_steps, spec_tokens;
 } mh_sched_stats;
 
 /* A consistent snapshot. Any thread. */
@@ -175,5 +204,15 @@ int mh_sched_step(mh_sched *s);
 /* The ids slot holds in its cache (borrowed until the next step): after a
  * synchronous generation, what to pass as hist next time. */
 int64_t mh_sched_slot_tokens(const mh_sched *s, int slot, const int32_t **ids);
+
+/* ===== speculative sampling =====
+ * One verification of a drafted token d (Leviathan et al. 2023, Chen et al.
+ * 2023): p is the model's distribution (n), q the draft's (n), or NULL when
+ * the draft was deterministic (q = 1 at d: greedy or prompt lookup). d is
+ * accepted when u1 < p[d] / q[d]; otherwise the token is drawn with u2 from
+ * norm(max(0, p - q)). u1, u2 uniform in [0, 1). So the token returned is
+ * distributed as p, whatever q is. *accepted tells which happened. */
+int32_t mh_spec_accept(const float *p, const float *q, int64_t n, int32_t d, double u1, double u2,
+                       bool *accepted);
 
 #endif

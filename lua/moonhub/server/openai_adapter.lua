@@ -42,14 +42,46 @@ local function echo(res)
    return res.settings and { settings = oa.object(res.settings) } or nil
 end
 
+-- "speculative": false | "off" | "draft" | "ngram" | {"n_max": 0..32,
+-- "ngram": true | 1..8, "draft": true} (docs/speculative.md), and
+-- "draft_model" (the name of the draft the server loaded with --draft):
+-- both go to the scheduler's loop, checked here for their shape.
+local function speculative(body)
+   local v, dm = body.speculative, oa.opt_string(body, "draft_model")
+   if oa.is_null(v) then return dm and "draft" or nil, dm end
+   if type(v) == "boolean" then return v, dm end
+   if type(v) == "string" then
+      if v ~= "off" and v ~= "draft" and v ~= "ngram" then
+         oa.fail(400, "'speculative' must be \"off\", \"draft\", \"ngram\" or an object, got \"" .. v .. "\"",
+            "speculative")
+      end
+      return v, dm
+   end
+   if not oa.is_object(v) then oa.wrong("speculative", "a string or an object", v) end
+   local out = {}
+   for k in pairs(v) do
+      if k ~= "n_max" and k ~= "ngram" and k ~= "draft" then
+         oa.fail(400, string.format("'speculative.%s' is not an option; it takes n_max, ngram and draft",
+            tostring(k)), "speculative")
+      end
+   end
+   out.n_max = oa.opt_int(v, "n_max", 0, 32, nil)
+   if type(v.ngram) == "boolean" then out.ngram = v.ngram
+   else out.ngram = oa.opt_int(v, "ngram", 1, 8, nil) end
+   out.draft = oa.opt_bool(v, "draft", nil) or (dm and true or nil)
+   return out, dm
+end
+
 -- The fields chat and completions share.
 local function generation(body, kind)
    oa.common(body)
    local p = oa.sampling(body)
+   local spec, draft_model = speculative(body)
    return { kind = kind, model = oa.opt_string(body, "model"), keep_alive = keep_alive(body),
       sampling = { temperature = p.temperature, top_p = p.top_p, top_k = p.top_k, min_p = p.min_p,
          presence_penalty = p.presence_penalty, frequency_penalty = p.frequency_penalty,
-         repeat_penalty = p.repeat_penalty, seed = p.seed, logit_bias = p.logit_bias },
+         repeat_penalty = p.repeat_penalty, seed = p.seed, logit_bias = p.logit_bias,
+         speculative = spec, draft_model = draft_model },
       max_tokens = p.max_tokens, stop = p.stop, n = p.n, stream = p.stream, include_usage = p.include_usage,
       store = oa.opt_bool(body, "store"), format = oa.response_format(body), echo = echo_settings(body) }
 end

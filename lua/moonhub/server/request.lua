@@ -163,6 +163,11 @@ function M.run(view, r, job, sink, req)
          if i == 1 then total.prompt_tokens = total.prompt_tokens + u.prompt_tokens end
          cached = math.max(cached, u.cached_tokens or 0)
          total.completion_tokens = total.completion_tokens + u.completion_tokens
+         if u.draft_tokens then       -- speculation (docs/speculative.md)
+            total.draft_tokens = (total.draft_tokens or 0) + u.draft_tokens
+            total.accepted_tokens = (total.accepted_tokens or 0) + u.accepted_tokens
+            total.target_steps = (total.target_steps or 0) + u.target_steps
+         end
          timings = timings or tm
       end
       total.cached_tokens = total.cached_tokens + cached
