@@ -330,4 +330,5 @@ function Model:perplexity(text, opts)
    return math.exp(nll / count), { nll = nll, n = count, chunks = chunks }
 end
 
+M.Model = Model   -- the class, for help() and its docs (moonhub.docs_table)
 return M
