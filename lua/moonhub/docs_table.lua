@@ -14,7 +14,8 @@ return {
    { "mh", "the moonhub API: `local mh = require \"moonhub\"`; submodules load on first use" },
    { "mh.version", "the version string" },
    { "mh.load(model[, opts]) -> model | nil, msg",
-     "loads a GGUF file, Hugging Face folder or registry name; opts.ctx sets the context" },
+     "loads a GGUF file, Hugging Face folder or registry name; without opts.ctx the context serve picks "
+     .. "(MOONHUB_CTX, config, else trained capped by memory: m.context_note; opts.verbose prints it)" },
    { "mh.home() -> path", "the moonhub folder ($MOONHUB_HOME, default ~/.moonhub)" },
    { "mh.show(v[, opts])", "prints v as the REPL does; opts.all = true prints all of it, past one screen" },
    { "mh.tensor", "n-dimensional arrays, Torch7-style (1-based dims and indices)" },
@@ -162,7 +163,7 @@ return {
 
    "mh.model and the Model class (m = mh.load(...))",
    { "mh.model.load(model[, opts]) -> model | nil, msg",
-     "as mh.load; opts: ctx, threads, mem_limit (bytes), kv_type (f16, q8_0, f32), adapters" },
+     "as mh.load; opts: ctx, threads, mem_limit (bytes), kv_type (f16, q8_0, f32), adapters, verbose" },
    { "mh.model.defaults() -> table", "the generation defaults every path shares (temperature, top_k, ...)" },
    { "mh.model.set_adapters(handle, list)", "sets LoRA adapters on a core model handle (m:set_adapters wraps it)" },
    { "mh.model.Model", "the class of loaded models: m:generate, m:stream, m:forward, ..." },

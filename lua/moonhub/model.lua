@@ -50,8 +50,8 @@ function M.set_adapters(h, list)
 end
 
 -- load(path or "name[:tag]", {ctx =, threads =, mem_limit = bytes, kv_type = "f16"|"q8_0"|"f32",
---   adapters = {path or {path =, scale =}, ...}})
---   -> model | nil, msg
+--   adapters = {path or {path =, scale =}, ...}, verbose = bool})
+--   -> model | nil, msg. Without ctx, the context serve/chat/generate pick.
 function M.load(path, opts)
    if type(path) ~= "string" or path == "" then
       error("moonhub.load: path must be a non-empty string, got " .. type(path), 2)
@@ -83,7 +83,26 @@ function M.load(path, opts)
    info.path = path
    local self = setmetatable({ _h = h, tokenizer = tok, info = info, path = path,
       kv_type = opts.kv_type or "f16" }, Model)
-   self.ctx = opts.ctx or math.min(info.n_ctx_train, 4096)
+   if opts.ctx == nil then
+      -- the rule of serve/chat/generate (moonhub.config.context): MOONHUB_CTX
+      -- or the config file's ctx, else the trained context capped by memory.
+      -- The choice is kept in m.context_note (printed with opts.verbose, as
+      -- `generate --verbose` does: a library writes nothing unasked).
+      local cfg = require "moonhub.config"
+      local ok, asked, src = pcall(cfg.get, "ctx")
+      if not ok then
+         h:close()
+         return nil, "moonhub.load: " .. tostring(asked)
+      end
+      self.ctx, self.context_note, self.context_warning = cfg.context(self, { ctx = asked, source = src,
+         mem = opts.mem_limit })
+      if opts.verbose then
+         io.stderr:write("moonhub.load: ", self.context_note, "\n")
+         if self.context_warning then io.stderr:write("moonhub.load: ", self.context_warning, "\n") end
+      end
+   else
+      self.ctx = opts.ctx
+   end
    if math.type(self.ctx) ~= "integer" or self.ctx < 1 then
       h:close()
       error("moonhub.load: ctx must be a positive integer, got " .. tostring(opts.ctx), 2)
