@@ -1,6 +1,6 @@
 -- moonhub.registry: the handle over $MOONHUB_HOME/moonhub.db; its methods
--- come from moonhub.registry.models (models, versions, tags, aliases), .runs
--- (datasets, runs) and .conversations, all over one db handle. Layer:
+-- come from moonhub.registry.models (models, versions, tags, aliases), .runs,
+-- .datasets (datasets and their versions) and .conversations, all over one db handle. Layer:
 -- lua/moonhub (uses moonhub.db, moonhub.fs; SQLite's own SQL — schema,
 -- PRAGMAs, FTS5, triggers — lives in the dialect, moonhub.db.sqlite).
 local db = require "moonhub.db"
@@ -25,7 +25,7 @@ M.SCHEMA_VERSION = sqlite.SCHEMA_VERSION
 local Reg = {}
 Reg.__index = Reg
 
-for _, part in ipairs({ "models", "runs", "conversations" }) do
+for _, part in ipairs({ "models", "runs", "datasets", "conversations" }) do
    for k, fn in pairs(require("moonhub.registry." .. part)) do
       if type(fn) == "function" and k ~= "check_name" then
          assert(Reg[k] == nil, "registry: two modules define " .. k)

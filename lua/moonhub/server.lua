@@ -266,6 +266,9 @@ function M.route_table()
    for _, r in ipairs(require("moonhub.admin").ROUTES) do
       t:add({ r[1], r[2], r[3], middleware = ADMIN, json = r.json, max_body = r.max_body })
    end
+   -- datasets (an upload's body is the file itself: no JSON type check)
+   local upload = { mw.log, mw.host, mw.cors, mw.auth, mw.body }
+   for _, r in ipairs(require("moonhub.server.data_routes").routes(ADMIN, upload)) do t:add(r) end
    return t
 end
 

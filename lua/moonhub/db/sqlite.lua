@@ -149,6 +149,35 @@ UPDATE tags SET name = 'v' || version_id WHERE name = 'latest';
 CREATE TRIGGER tags_not_latest BEFORE INSERT ON tags WHEN NEW.name = 'latest'
 BEGIN SELECT RAISE(ABORT, 'latest is the newest version, not a tag'); END;
 ]],
+   -- 4: datasets as immutable versions (docs/datasets.md). `datasets` keeps one
+   -- row per name (path: its folder); each import or derived file is a version
+   -- row, a split is a row of its version's number with split set, and
+   -- parent_id is the lineage (the version a redact, dedupe or split came from).
+   [4] = [[
+CREATE TABLE dataset_versions (
+   id         INTEGER PRIMARY KEY,
+   dataset_id INTEGER NOT NULL REFERENCES datasets(id) ON DELETE CASCADE,
+   version    INTEGER NOT NULL,
+   split      TEXT CHECK (split IS NULL OR split IN ('train', 'val', 'test')),
+   kind       TEXT NOT NULL CHECK (kind IN ('chat', 'completion', 'text')),
+   path       TEXT NOT NULL,
+   sha256     TEXT NOT NULL CHECK (length(sha256) = 64),
+   rows       INTEGER NOT NULL,
+   size       INTEGER NOT NULL,
+   parent_id  INTEGER REFERENCES dataset_versions(id) ON DELETE SET NULL,
+   op         TEXT NOT NULL,       -- import, redact, drop, dedupe, split
+   params     TEXT,                -- JSON: source file, column map, seed, fractions
+   stats      TEXT,                -- JSON: token statistics for a model
+   created_at INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX dataset_versions_whole ON dataset_versions(dataset_id, version) WHERE split IS NULL;
+CREATE UNIQUE INDEX dataset_versions_split ON dataset_versions(dataset_id, version, split)
+   WHERE split IS NOT NULL;
+CREATE INDEX dataset_versions_parent ON dataset_versions(parent_id);
+CREATE TRIGGER dataset_versions_immutable BEFORE UPDATE OF dataset_id, version, split, kind, path,
+   sha256, rows, size, op, params, created_at ON dataset_versions
+BEGIN SELECT RAISE(ABORT, 'dataset versions are immutable'); END;
+]],
 }
 D.SCHEMA_VERSION = #D.migrations
 

@@ -1,28 +1,10 @@
--- moonhub.registry.runs: datasets and runs (training, quantization,
--- evaluation jobs with their status, metrics and outputs) — methods of a
--- registry handle over its one database handle (self.db).
+-- moonhub.registry.runs: runs (training, quantization, evaluation jobs with
+-- their status, metrics and outputs) — methods of a registry handle over its
+-- one database handle (self.db); datasets are moonhub.registry.datasets.
 -- Layer: lua/moonhub (portable SQL over moonhub.db).
-local names = require "moonhub.registry.models"
-
 local M = {}
 
--- ===== datasets and runs =====
-
--- add_dataset{name=, path=, format=, sha256=, rows=, size=, source_url=} -> id
-function M:add_dataset(spec)
-   if type(spec) ~= "table" then error("registry.add_dataset: expected a table {name=, path=, ...}", 2) end
-   names.check_name("add_dataset", "name", spec.name, names.NAME_PAT)
-   if type(spec.path) ~= "string" or spec.path == "" then
-      error("registry.add_dataset: path must be a non-empty string", 2)
-   end
-   return self.db:insert([[INSERT INTO datasets (name, path, format, sha256, rows, size, source_url,
-      created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)]], spec.name, spec.path, spec.format, spec.sha256,
-      spec.rows, spec.size, spec.source_url, os.time())
-end
-
-function M:datasets()
-   return self.db:query("SELECT * FROM datasets ORDER BY name")
-end
+-- ===== runs =====
 
 -- add_run{kind=, version_id=, dataset_id=, config=, log_path=} -> id (queued)
 function M:add_run(spec)

@@ -95,7 +95,7 @@ describe("registry verbs", function()
             (1, 'Q4_0', 1, 1), (1, 'Q8_0', 2, 2), (1, 'latest', 2, 2), (2, 'latest', 3, 3)]])
       c:close()
       local reg = assert(require("moonhub.registry").open(home))
-      assert.equal(3, reg.db:first("PRAGMA user_version").user_version)
+      assert.equal(require("moonhub.registry").SCHEMA_VERSION, reg.db:first("PRAGMA user_version").user_version)
       local rows = {}
       for _, r in ipairs(reg:list()) do rows[#rows + 1] = { r.name .. ":" .. r.tag, r.version_id, r.latest } end
       assert.same({ { "smol:Q4_0", 1, false }, { "smol:Q8_0", 2, true }, { "solo:F16", 3, true } }, rows)
