@@ -26,6 +26,8 @@ p:option("--mem-limit", "refuse to load past this many MiB"):convert(tonumber)
 p:flag("--ignore-eos", "keep answering past end-of-generation tokens (until --max-tokens)")
 p:option("--resume", "continue stored conversation ID (see 'moonhub history list')"):convert(math.tointeger)
 p:flag("--no-history", "do not store this session")
+p:option("--lora", "apply a LoRA adapter: ADAPTER[:SCALE], a GGUF/safetensors file or a registered "
+   .. "adapter (repeatable, up to 8; their effects add up)"):count("*")
 
 local a, code = cli.parse(p, arg)
 if not a then return code end
@@ -64,6 +66,8 @@ local model, err, warn = cli.try(require("moonhub.config").load, a.model, {
 if not model then
    return cli.fail("chat", err)
 end
+local lora_ok, lora_err = require("moonhub.adapters").apply(model, a.lora)
+if not lora_ok then return cli.fail("chat", lora_err) end
 if warn then io.stderr:write("moonhub chat: ", warn, "\n") end
 local ctx_line = err
 

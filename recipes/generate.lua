@@ -33,6 +33,8 @@ p:option("--system", "system prompt (with --template)")
 p:flag("--special", "let control tokens in the prompt be matched")
 p:flag("--ignore-eos", "keep going past end-of-generation tokens")
 p:flag("-v --verbose", "after the stats line, print the settings the sampler ran with (stderr)")
+p:option("--lora", "apply a LoRA adapter: ADAPTER[:SCALE], a GGUF/safetensors file or a registered "
+   .. "adapter (repeatable, up to 8; their effects add up)"):count("*")
 
 local a, code = cli.parse(p, arg)
 if not a then return code end
@@ -46,6 +48,8 @@ local model, err, warn = cli.try(require("moonhub.config").load, a.model, {
    ctx = a.ctx, threads = a.threads, mem_limit = a.mem_limit and a.mem_limit * 2^20,
 })
 if not model then return cli.fail("generate", err) end
+local lora_ok, lora_err = require("moonhub.adapters").apply(model, a.lora)
+if not lora_ok then return cli.fail("generate", lora_err) end
 if warn then io.stderr:write("moonhub generate: ", warn, "\n") end
 if a.verbose then io.stderr:write("moonhub generate: ", err, "\n") end
 

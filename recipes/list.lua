@@ -36,7 +36,8 @@ end
 local fmt = "%-40s %10s  %-16s %8s %8s  %-16s  %s\n"
 io.write(string.format(fmt, "NAME", "SIZE", "QUANT", "PARAMS", "CONTEXT", "MODIFIED", "LATEST"))
 for _, r in ipairs(rows) do
-   local quant = r.quant or r.format
+   -- an adapter version (applied to its base when loaded) shows as "LoRA r8"
+   local quant = r.format:match("^lora") and ("LoRA " .. (r.quant or "")) or r.quant or r.format
    if #quant > 16 then quant = quant:sub(1, 15) .. "+" end
    io.write((string.format(fmt, r.name .. ":" .. r.tag, mh.hub.human(r.size or 0), quant, count(r.params),
       r.ctx and tostring(r.ctx) or "-", os.date("%Y-%m-%d %H:%M", r.updated_at or r.created_at),

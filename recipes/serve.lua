@@ -41,10 +41,13 @@ p:option("--allowed-hosts", "comma-separated Host names to answer besides localh
 p:option("--cors", "comma-separated origins whose pages may call the API (* for any)")
 p:option("--alias", "NAME=MODEL: answer requests for NAME with MODEL (repeatable)"):count("*")
 p:option("--default-model", "model that answers requests naming an unknown model")
+p:option("--lora", "apply a LoRA adapter to --model: ADAPTER[:SCALE], a GGUF/safetensors file "
+   .. "or a registered adapter (repeatable, up to 8; their effects add up)"):count("*")
 
 local a, code = cli.parse(p, arg)
 if not a then return code end
 local model_path = a.model or a.model_arg
+if #a.lora > 0 and not model_path then return cli.fail("serve", "--lora needs --model (the base it applies to)", 2) end
 local ctx_source
 for _, k in ipairs({ "host", "port", "kv_type", "threads", "cache_mb", "keep_alive" }) do
    a[k] = config.pick(k, a[k])
@@ -108,9 +111,11 @@ app:listen(srv)
 -- Each model loads at --ctx (or env/config) or, when none is set, at its
 -- trained context capped by memory; the choice and its KV memory are printed.
 local mem_budget = a.mem_budget_mb and a.mem_budget_mb * 2^20 or nil
-local function load(_, path)
+local function load(_, path, key)
    local m, lerr = mh.load(path, { ctx = a.ctx or config.least_ctx(path), threads = a.threads, kv_type = a.kv_type })
    if not m then return nil, lerr end
+   local lora_ok, lora_err = require("moonhub.adapters").apply(m, key == "default" and a.lora or nil)
+   if not lora_ok then m:close(); return nil, lora_err end
    local line, warn
    m.ctx, line, warn = config.context(m, { ctx = a.ctx, source = ctx_source, parallel = a.parallel,
       mem = mem_budget })

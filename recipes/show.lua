@@ -23,6 +23,9 @@ if not model then
    return cli.fail("show", err)
 end
 local info, tok = model.info, model.tokenizer
+-- an adapter version loads its base: the facts are the base's, plus the adapter's file
+local adapter_file
+if model.adapter_version then adapter_file, path = path, model.path end
 
 local function human(n)
    for _, u in ipairs({ { 2^30, "GiB" }, { 2^20, "MiB" }, { 2^10, "KiB" } }) do
@@ -57,7 +60,7 @@ end
 local template_name = choice.label
 
 local facts = {
-   path = path, name = meta["general.name"], arch = info.arch, params = info.n_params,
+   path = path, adapter = adapter_file, name = meta["general.name"], arch = info.arch, params = info.n_params,
    layers = info.n_layer, embedding = info.n_embd, heads = info.n_head, kv_heads = info.n_head_kv,
    ffn = info.n_ff, vocab = info.n_vocab, context_length = info.n_ctx_train,
    rope_base = info.rope_base, tied_embeddings = info.tied_embeddings,
@@ -71,6 +74,21 @@ local facts = {
 local record, record_rows
 if entry then record, record_rows = mh.models.describe(entry) end
 facts.registry = record
+-- a version made by training: its base, dataset version and run (moonhub.registry.lineage)
+if entry then
+   local reg = mh.models.open()
+   local lin = reg and reg:lineage_summary(entry.id)
+   if reg then reg:close() end
+   if lin and (lin.kind or lin.run or lin.dataset) then
+      facts.lineage = lin
+      local kind = lin.kind == "adapter" and ("LoRA adapter (" .. entry.format .. ")")
+         or lin.kind == "merged" and "merged model (LoRA folded into the base)" or "derived version"
+      record_rows[#record_rows + 1] = { "trained", kind }
+      record_rows[#record_rows + 1] = { "base model", lin.base or "-" }
+      record_rows[#record_rows + 1] = { "dataset", lin.dataset or "-" }
+      record_rows[#record_rows + 1] = { "run", lin.run or "-" }
+   end
+end
 
 if a.json then
    io.write(require("dkjson").encode(facts, { indent = true }), "\n")
@@ -92,6 +110,7 @@ local rows = {
    { "memory at ctx " .. a.ctx, string.format("%s (weights %s + KV cache %s + scratch)",
       human(facts.memory.total_bytes), human(facts.weights_bytes), human(facts.memory.kv_bytes)) },
 }
+if adapter_file then table.insert(rows, 2, { "adapter", adapter_file }) end
 for _, r in ipairs(record_rows or {}) do rows[#rows + 1] = r end
 for _, r in ipairs(rows) do io.write(string.format("  %-18s %s\n", r[1], r[2])) end
 return 0

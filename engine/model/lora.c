@@ -1,13 +1,16 @@
 /* lora.c: LoRA adapters at inference — read a PEFT-style safetensors file
  * (base_model.model.model.layers.N.{self_attn,mlp}.X_proj.lora_{A,B}.weight,
  * metadata r and lora_alpha, as mh_trainer_save_adapter writes and PEFT
- * reads) and add scale·(x Aᵀ)Bᵀ to the projections in the forward pass.
+ * reads) or a GGUF LoRA in llama.cpp's adapter format (blk.N.X.weight.lora_a
+ * / .lora_b, adapter.lora.alpha) and add scale·(x Aᵀ)Bᵀ to the projections
+ * in the forward pass.
  * Layer: engine/model. Adapters stay f32 and separate from the (possibly
  * quantized) base, so one base can serve several adapters. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <cblas.h>
+#include "mh/gguf.h"
 #include "mh/safetensors.h"
 #include "mh/tensor.h"
 #include "model_internal.h"
@@ -83,33 +86,148 @@ static int load_pair(const mh_model *m, mh_safetensors *st, int64_t l, int k, in
     return MH_OK;
 }
 
-int mh_lora_load(const mh_model *m, const char *path, float scale_mult, mh_lora **out, mh_err *err)
+/* ===== GGUF adapters (llama.cpp's format, as mh_trainer_save_adapter_gguf writes) ===== */
+
+/* Copies GGUF tensor `name` (ggml ne [cols, rows], f32 or f16) into a new f32 (rows, cols) array;
+ * rows < 0 takes the file's row count (a rank) into *rows_io. NULL with err set on failure. */
+static float *gguf_f32(const mh_gguf *g, const char *name, int64_t *rows_io, int64_t cols, mh_err *err)
 {
-    *out = NULL;
+    const mh_gguf_tensor *t = mh_gguf_find_tensor(g, name);
+    if (!t) {
+        mh_err_set(err, MH_EFORMAT, "lora: %s is missing", name);
+        return NULL;
+    }
+    int64_t rows = *rows_io < 0 ? t->ne[1] : *rows_io;
+    if (t->n_dims != 2 || t->ne[0] != cols || t->ne[1] != rows || rows <= 0 || (*rows_io < 0 && rows > 4096)) {
+        mh_err_set(err, MH_ESHAPE, "lora: %s has shape (%lld,%lld), the base needs (%lld,%lld)", name,
+                   (long long)t->ne[1], (long long)t->ne[0], (long long)rows, (long long)cols);
+        return NULL;
+    }
+    if (t->dtype != MH_DTYPE_F32 && t->dtype != MH_DTYPE_F16) {
+        mh_err_set(err, MH_EFORMAT, "lora: %s is %s; adapters must be f32 or f16", name,
+                   mh_gguf_ggml_type_name(t->ggml_type));
+        return NULL;
+    }
+    size_t n = (size_t)(rows * cols);
+    float *out = malloc(sizeof(float) * n);
+    if (!out) {
+        mh_err_set(err, MH_ENOMEM, "lora: out of memory");
+        return NULL;
+    }
+    if (t->dtype == MH_DTYPE_F32) memcpy(out, t->data, sizeof(float) * n);
+    else for (size_t i = 0; i < n; i++) out[i] = mh_f16_to_f32(((const uint16_t *)t->data)[i]);
+    *rows_io = rows;
+    return out;
+}
+
+/* Pair (l, k) from a GGUF adapter: A (r, cols) and B (rows, r), already in the base's row order. */
+static int gguf_pair(const mh_model *m, const mh_gguf *g, int64_t l, int k, mh_lora_pair *p, mh_err *err)
+{
+    char na[128], nb[128];
+    const char *proj = mh_proj_name((mh_proj)k, MH_LAYOUT_GGUF);
+    snprintf(na, sizeof na, "blk.%lld.%s.weight.lora_a", (long long)l, proj);
+    snprintf(nb, sizeof nb, "blk.%lld.%s.weight.lora_b", (long long)l, proj);
+    if (!mh_gguf_find_tensor(g, na)) return MH_OK;                  /* not adapted */
+    int64_t rows, cols, r = -1;
+    target_shape(m, l, k, &rows, &cols);
+    p->a = gguf_f32(g, na, &r, cols, err);
+    int64_t rb = rows;
+    /* B is ne [r, rows]: its "rows" are the base's output rows, its columns the rank */
+    p->b = p->a ? gguf_f32(g, nb, &rb, r, err) : NULL;
+    if (!p->a || !p->b) return err->code ? err->code : MH_EFORMAT;
+    p->rank = r;
+    return MH_OK;
+}
+
+/* Checks that g is a LoRA adapter for m's architecture; *alpha from its metadata (0: none). */
+static int gguf_check(const mh_model *m, const mh_gguf *g, const char *path, double *alpha, mh_err *err)
+{
+    mh_gguf_str s;
+    if (!mh_gguf_get_str(g, "general.type", &s) || s.len != 7 || memcmp(s.ptr, "adapter", 7))
+        return mh_err_set(err, MH_EFORMAT, "lora: %s is not a LoRA adapter (general.type is not 'adapter')", path);
+    if (mh_gguf_get_str(g, "adapter.type", &s) && (s.len != 4 || memcmp(s.ptr, "lora", 4)))
+        return mh_err_set(err, MH_EFORMAT, "lora: %s is a '%.*s' adapter, not a LoRA", path, (int)s.len, s.ptr);
+    if (mh_gguf_get_str(g, "general.architecture", &s) &&
+        (s.len != strlen(m->hp.arch_name) || memcmp(s.ptr, m->hp.arch_name, s.len)))
+        return mh_err_set(err, MH_EINVAL, "lora: %s was made for a %.*s model, this one is %s", path, (int)s.len,
+                          s.ptr, m->hp.arch_name);
+    *alpha = 0;
+    if (!mh_gguf_get_float(g, "adapter.lora.alpha", alpha)) *alpha = 0;
+    return MH_OK;
+}
+
+static int load_gguf(const mh_model *m, const char *path, mh_lora *lo, double *alpha, int64_t *rank, mh_err *err)
+{
+    mh_gguf *g = NULL;
+    int status = mh_gguf_open(path, &g, err);
+    if (!status) status = gguf_check(m, g, path, alpha, err);
+    for (int64_t l = 0; !status && l < m->hp.n_layer; l++)
+        for (int k = 0; !status && k < MH_LORA_TARGETS; k++) {
+            mh_lora_pair *p = &lo->pairs[l * MH_LORA_TARGETS + k];
+            status = gguf_pair(m, g, l, k, p, err);
+            if (status || !p->a) continue;
+            if (*rank && p->rank != *rank)      /* one scale alpha/r for the whole adapter */
+                status = mh_err_set(err, MH_EFORMAT, "lora: %s mixes ranks %lld and %lld", path,
+                                    (long long)*rank, (long long)p->rank);
+            *rank = p->rank;
+            lo->n_pairs++;
+        }
+    mh_gguf_close(g);
+    return status;
+}
+
+static bool is_gguf(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    char magic[4] = { 0 };
+    bool yes = f && fread(magic, 1, 4, f) == 4 && !memcmp(magic, "GGUF", 4);
+    if (f) fclose(f);
+    return yes;
+}
+
+/* ===== loading ===== */
+
+static int load_safetensors(const mh_model *m, const char *path, mh_lora *lo, double *alpha, int64_t *rank,
+                            mh_err *err)
+{
     mh_safetensors *st = mh_safetensors_open(path, err);
     if (!st) return err->code ? err->code : MH_EIO;
     const char *rs = mh_safetensors_meta_get(st, "r"), *as = mh_safetensors_meta_get(st, "lora_alpha");
     long r = rs ? strtol(rs, NULL, 10) : 0;
-    double alpha = as ? strtod(as, NULL) : (double)r;
-    mh_lora *lo = calloc(1, sizeof *lo);
+    *alpha = as ? strtod(as, NULL) : (double)r;
+    *rank = r;
     int status = MH_OK;
     if (r <= 0 || r > 4096)
         status = mh_err_set(err, MH_EFORMAT, "lora: %s has no valid rank 'r' in its metadata", path);
-    else if (!lo || !(lo->pairs = calloc((size_t)(m->hp.n_layer * MH_LORA_TARGETS), sizeof *lo->pairs)))
-        status = mh_err_set(err, MH_ENOMEM, "lora: out of memory");
     for (int64_t l = 0; !status && l < m->hp.n_layer; l++)
         for (int k = 0; !status && k < MH_LORA_TARGETS; k++) {
             status = load_pair(m, st, l, k, r, &lo->pairs[l * MH_LORA_TARGETS + k], err);
             if (!status && lo->pairs[l * MH_LORA_TARGETS + k].a) lo->n_pairs++;
         }
+    mh_safetensors_close(st);
+    return status;
+}
+
+int mh_lora_load(const mh_model *m, const char *path, float scale_mult, mh_lora **out, mh_err *err)
+{
+    *out = NULL;
+    mh_lora *lo = calloc(1, sizeof *lo);
+    if (lo) lo->n_layer = m->hp.n_layer;
+    if (!lo || !(lo->pairs = calloc((size_t)(m->hp.n_layer * MH_LORA_TARGETS), sizeof *lo->pairs))) {
+        mh_lora_free(lo);
+        return mh_err_set(err, MH_ENOMEM, "lora: out of memory");
+    }
+    double alpha = 0;
+    int64_t r = 0;
+    int status = is_gguf(path) ? load_gguf(m, path, lo, &alpha, &r, err)
+                               : load_safetensors(m, path, lo, &alpha, &r, err);
     if (!status && lo->n_pairs == 0)
         status = mh_err_set(err, MH_EFORMAT, "lora: %s holds no adapter for this model's layers", path);
-    mh_safetensors_close(st);
     if (status) {
         mh_lora_free(lo);
         return status;
     }
-    lo->n_layer = m->hp.n_layer;
+    if (alpha <= 0) alpha = (double)r;      /* no alpha stored: scale 1, as llama.cpp */
     lo->scale = (float)(alpha / (double)r) * scale_mult;
     *out = lo;
     return MH_OK;

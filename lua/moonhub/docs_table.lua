@@ -38,6 +38,8 @@ return {
    { "mh.quantize", "convert a GGUF model to another quantization" },
    { "mh.create", "write a randomly initialised llama/qwen2 model as GGUF" },
    { "mh.train", "training loops over loaded models (LoRA, QLoRA, full)" },
+   { "mh.eval", "loss and perplexity of a model (with LoRA adapters) on a dataset split" },
+   { "mh.adapters", "LoRA adapters by name: ADAPTER[:SCALE] specs, checked against their base" },
 
    "mh.sys",
    { "mh.sys.cpu() -> path, best", "the kernel path in force and the best one this CPU supports" },

@@ -23,6 +23,8 @@ local lazy = {
    quantize = "moonhub.quantize",
    create = "moonhub.create",
    train = "moonhub.train",
+   eval = "moonhub.eval",
+   adapters = "moonhub.adapters",
 }
 
 M.version = require("moonhub.core.sys").version

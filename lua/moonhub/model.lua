@@ -52,6 +52,8 @@ end
 -- load(path or "name[:tag]", {ctx =, threads =, mem_limit = bytes, kv_type = "f16"|"q8_0"|"f32",
 --   adapters = {path or {path =, scale =}, ...}, verbose = bool})
 --   -> model | nil, msg. Without ctx, the context serve/chat/generate pick.
+--   A registered adapter version (or its file) loads its base with the
+--   adapter first (moonhub.adapters).
 function M.load(path, opts)
    if type(path) ~= "string" or path == "" then
       error("moonhub.load: path must be a non-empty string, got " .. type(path), 2)
@@ -60,9 +62,39 @@ function M.load(path, opts)
    -- not a file or folder: a registry name "name[:tag]" (moonhub.models)
    local resolved, rerr = require("moonhub.models").resolve(path)
    if not resolved then return nil, "moonhub.load: " .. rerr end
+   -- a registered LoRA adapter (by name, or its file, which the engine does
+   -- not load as a model) loads as its base plus the adapter
+   local row = type(rerr) == "table" and rerr or nil
+   local adapters, aver, bver = opts.adapters, nil, nil
+   local function as_adapter(file_row)
+      local base, own
+      base, own, aver, bver = require("moonhub.adapters").for_load(path, resolved, file_row)
+      if not base then return nil, own end
+      if own then
+         adapters = { own }
+         for _, a in ipairs(type(opts.adapters) == "table" and opts.adapters or { opts.adapters }) do
+            adapters[#adapters + 1] = a
+         end
+      end
+      return base
+   end
+   local lineage = require "moonhub.registry.lineage"
+   if row and lineage.ADAPTER_FORMATS[row.format] then
+      local base, aerr = as_adapter(row)
+      if not base then return nil, "moonhub.load: " .. aerr end
+      resolved = base
+   end
    path = resolved
    -- in a server coroutine the file is mapped and parsed on a worker thread
    local h, msg = require("moonhub.work").call(core, "load", path)
+   if not h and not aver then
+      local base, aerr = as_adapter(nil)
+      if not base then return nil, "moonhub.load: " .. aerr end
+      if base ~= path then
+         path = base
+         h, msg = require("moonhub.work").call(core, "load", path)
+      end
+   end
    if not h then return nil, msg end
    -- an HF checkpoint named by its config.json keeps tokenizer.json beside it
    local tok, terr = tokenizer.load(path:match("^(.*)/config%.json$")
@@ -72,8 +104,8 @@ function M.load(path, opts)
       return nil, "moonhub.load: " .. path .. ": tokenizer: " .. tostring(terr)
    end
    if opts.threads then sys.threads(opts.threads) end
-   if opts.adapters then
-      local ok, err = M.set_adapters(h, opts.adapters)
+   if adapters then
+      local ok, err = M.set_adapters(h, adapters)
       if not ok then
          h:close()
          return nil, err
@@ -81,8 +113,11 @@ function M.load(path, opts)
    end
    local info = h:hparams()
    info.path = path
+   -- version: the registry row it came from (an adapter version's base row);
+   -- adapter_version: the adapter version loaded by name; adapters: those applied
    local self = setmetatable({ _h = h, tokenizer = tok, info = info, path = path,
-      kv_type = opts.kv_type or "f16" }, Model)
+      kv_type = opts.kv_type or "f16", version = bver or row, adapter_version = aver,
+      adapters = type(adapters) == "string" and { adapters } or adapters }, Model)
    if opts.ctx == nil then
       -- the rule of serve/chat/generate (moonhub.config.context): MOONHUB_CTX
       -- or the config file's ctx, else the trained context capped by memory.
@@ -122,6 +157,7 @@ end
 function Model:set_adapters(list)
    local ok, err = M.set_adapters(self._h, list)
    if not ok then error(err, 2) end
+   self.adapters = type(list) == "string" and { list } or list
 end
 
 function Model:close()

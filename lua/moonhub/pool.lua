@@ -41,19 +41,24 @@ function M.parse_duration(v)
    return sign == "-" and -total or total
 end
 
--- The default loader: registry name -> model and its scheduler.
-local function default_load(pool, path)
+-- The default loader: registry name -> model and its scheduler. A
+-- registered adapter version loads as its base plus the adapter (mh.load);
+-- opts.adapters ("ADAPTER[:SCALE]" specs) go on the default model only.
+local function default_load(pool, path, key)
    local o = pool.opts
    local mh = require "moonhub"
    local model, err = mh.load(path, { ctx = o.ctx, threads = o.threads, kv_type = o.kv_type })
    if not model then return nil, err end
+   local ok, aerr = require("moonhub.adapters").apply(model, key == "default" and o.adapters or nil)
+   if not ok then model:close(); return nil, aerr end
    return model
 end
 
 -- new{max_loaded = 3, mem_budget = bytes, keep_alive = 300, ctx =,
 --   parallel = 1, kv_type =, threads =, sched = {extra sched.new options},
---   load = fn(pool, path) -> model | nil, msg, start = fn(pool, model) ->
---   sched | nil, msg, resolve = fn(ref) -> path, key | nil, msg,
+--   adapters = {"ADAPTER[:SCALE]", ...} (on the default model), load =
+--   fn(pool, path, key) -> model | nil, msg (key "default": the default model),
+--   start = fn(pool, model) -> sched | nil, msg, resolve = fn(ref) -> path, key | nil, msg,
 --   on_change = fn(pool), on_unload = fn(entry)} -> pool
 function M.new(opts)
    opts = opts or {}
@@ -187,7 +192,7 @@ end
 
 -- The load itself (model, room, scheduler) -> entry | nil, msg, status
 function Pool:load_now(ref, path, key, name)
-   local model, err = (self.opts.load or default_load)(self, path)
+   local model, err = (self.opts.load or default_load)(self, path, key)
    if not model then return nil, err, 500 end
    local parallel = self.opts.parallel or 1
    local ctx = self.opts.ctx or model.ctx

@@ -25,7 +25,7 @@ M.SCHEMA_VERSION = sqlite.SCHEMA_VERSION
 local Reg = {}
 Reg.__index = Reg
 
-for _, part in ipairs({ "models", "runs", "datasets", "conversations" }) do
+for _, part in ipairs({ "models", "runs", "datasets", "conversations", "lineage" }) do
    for k, fn in pairs(require("moonhub.registry." .. part)) do
       if type(fn) == "function" and k ~= "check_name" then
          assert(Reg[k] == nil, "registry: two modules define " .. k)

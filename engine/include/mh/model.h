@@ -140,8 +140,10 @@ int mh_model_forward_batch(mh_model *m, mh_batch_seq *seqs, int n_seqs, mh_err *
 int mh_model_embed(mh_model *m, const int32_t *tokens, int64_t n, float *out, mh_err *err);
 
 /* ===== LoRA adapters at inference =====
- * A PEFT-style safetensors adapter (as mh_trainer_save_adapter writes):
- * scale = lora_alpha / r (times scale_mult); shapes are checked at load.
+ * A PEFT-style safetensors adapter (as mh_trainer_save_adapter writes) or a
+ * GGUF LoRA in llama.cpp's format (told apart by the GGUF magic; its
+ * general.architecture must match the model's): scale = lora_alpha / r
+ * (times scale_mult); shapes are checked at load.
  * The model borrows the adapters it is given (up to 8, their effects add
  * up): keep them alive while set; n = 0 removes them. */
 typedef struct mh_lora mh_lora;

@@ -178,8 +178,19 @@ CREATE TRIGGER dataset_versions_immutable BEFORE UPDATE OF dataset_id, version, 
    sha256, rows, size, op, params, created_at ON dataset_versions
 BEGIN SELECT RAISE(ABORT, 'dataset versions are immutable'); END;
 ]],
+   -- 6 (s4-eval; [4] datasets by s4-data, [5] jobs by s4-jobs): a version made
+   -- by training names the run and the dataset version it came from (its
+   -- base is parent_id); plain integers, as runs and dataset versions live in
+   -- tables of their own that may be pruned while the model stays
+   [6] = [[
+ALTER TABLE versions ADD COLUMN run_id INTEGER;
+ALTER TABLE versions ADD COLUMN dataset_version_id INTEGER;
+CREATE INDEX versions_run ON versions(run_id);
+]],
 }
-D.SCHEMA_VERSION = #D.migrations
+-- the highest migration (branches merged apart may leave a number free a while)
+D.SCHEMA_VERSION = 0
+for v in pairs(D.migrations) do D.SCHEMA_VERSION = math.max(D.SCHEMA_VERSION, v) end
 
 -- ===== opening =====
 
@@ -246,7 +257,7 @@ local function migrate(conn)
       -- re-read under the write lock: another process may have migrated
       local have = pragma(conn, "user_version")
       for v = have + 1, D.SCHEMA_VERSION do
-         conn:exec(D.migrations[v])
+         if D.migrations[v] then conn:exec(D.migrations[v]) end
       end
       if have < D.SCHEMA_VERSION then
          conn:exec("PRAGMA user_version = " .. D.SCHEMA_VERSION)

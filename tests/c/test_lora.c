@@ -1,0 +1,163 @@
+/* test_lora.c: LoRA adapters at inference (engine/model/lora.c): the GGUF
+ * LoRA the trainer writes (llama.cpp's format) and its PEFT safetensors twin
+ * give the same logits, a scale of 0 gives the base, and bad files (a model,
+ * another architecture, wrong shapes, a cut file) are refused with a status.
+ * Runs on a generated model (no test data needed). */
+#include <stdint.h>
+#include <sys/stat.h>
+#include "harness.h"
+#include "mh/create.h"
+#include "mh/gguf.h"
+#include "mh/gguf_write.h"
+#include "mh/model.h"
+#include "mh/train.h"
+
+static char model_path[64], gguf_path[64], st_path[80], bad_path[64];
+
+static mh_model *created_model(void)
+{
+    mh_create_config c = { 0 };
+    snprintf(c.arch, sizeof c.arch, "llama");
+    snprintf(c.name, sizeof c.name, "lora-test");
+    c.n_layer = 2; c.n_embd = 32; c.n_ff = 48; c.n_head = 4; c.n_head_kv = 2; c.n_vocab = 259;
+    c.n_ctx = 64; c.rope_base = 10000; c.rms_eps = 1e-5; c.std = 0.05;
+    mh_create_opts o = { .ftype = MH_FTYPE_ALL_F32, .seed = 5 };
+    mh_err err;
+    mh_model *m = NULL;
+    if (mh_create_model(&c, &o, model_path, NULL, &err) || mh_model_load(model_path, &m, &err)) {
+        fprintf(stderr, "  %s\n", err.msg);
+        m = NULL;
+    }
+    return m;
+}
+
+/* A few LoRA steps (B moves off 0), saved in both formats. */
+static int train_and_save(mh_model *m)
+{
+    mh_err err;
+    mh_train_config c;
+    mh_train_config_init(&c);
+    c.lora_rank = 4; c.lora_alpha = 12; c.lora_dropout = 0; c.lr = 5e-2f;
+    mh_trainer *t = mh_trainer_new(m, &c, &err);
+    if (!t) return -1;
+    int32_t tok[16];
+    for (int i = 0; i < 16; i++) tok[i] = (int32_t)((i * 37 + 11) % 259);
+    mh_train_result r;
+    int st = MH_OK;
+    for (int s = 0; s < 4 && !st; s++) st = mh_trainer_step(t, tok, NULL, 1, 16, &r, &err);
+    if (!st) st = mh_trainer_save_adapter_gguf(t, gguf_path, &err);
+    if (!st) st = mh_trainer_save_adapter(t, st_path, &err);
+    if (st) fprintf(stderr, "  %s\n", err.msg);
+    mh_trainer_free(t);
+    return st;
+}
+
+/* logits (T, vocab) of a fixed prompt with the adapter set (NULL: none) */
+static int logits(mh_model *m, const mh_lora *lo, float *out)
+{
+    mh_err err;
+    const mh_lora *list[1] = { lo };
+    if (mh_model_set_loras(m, list, lo ? 1 : 0, &err)) return -1;
+    int32_t tok[6] = { 1, 40, 77, 3, 200, 9 };
+    mh_kv_cache *kc = mh_kv_cache_new_type(m, 8, MH_DTYPE_F32, &err);
+    int st = kc ? mh_model_forward(m, kc, tok, 6, out, true, &err) : -1;
+    mh_kv_cache_free(kc);
+    return st;
+}
+
+static double max_diff(const float *a, const float *b, size_t n)
+{
+    double d = 0;
+    for (size_t i = 0; i < n; i++) d = fmax(d, fabs((double)a[i] - b[i]));
+    return d;
+}
+
+static void gguf_equals_safetensors(void)
+{
+    mh_model *m = created_model();
+    CHECK(m && train_and_save(m) == 0);
+    size_t n = 6 * 259;
+    float *base = malloc(sizeof(float) * n), *lg = malloc(sizeof(float) * n), *ls = malloc(sizeof(float) * n);
+    float *zero = malloc(sizeof(float) * n);
+    mh_err err;
+    mh_lora *g = NULL, *s = NULL, *g0 = NULL;
+    CHECK_MSG(mh_lora_load(m, gguf_path, 1.0f, &g, &err) == MH_OK, "%s", err.msg);
+    CHECK_MSG(mh_lora_load(m, st_path, 1.0f, &s, &err) == MH_OK, "%s", err.msg);
+    CHECK(mh_lora_load(m, gguf_path, 0.0f, &g0, &err) == MH_OK);
+    CHECK(logits(m, NULL, base) == 0 && logits(m, g, lg) == 0 && logits(m, s, ls) == 0);
+    CHECK(logits(m, g0, zero) == 0);
+    CHECK_MSG(max_diff(lg, ls, n) < 1e-5, "gguf vs safetensors %g", max_diff(lg, ls, n));
+    CHECK_MSG(max_diff(lg, base, n) > 1e-3, "the adapter changes nothing (%g)", max_diff(lg, base, n));
+    CHECK(max_diff(zero, base, n) == 0);
+    mh_model_set_loras(m, NULL, 0, &err);
+    mh_lora_free(g); mh_lora_free(s); mh_lora_free(g0);
+    free(base); free(lg); free(ls); free(zero);
+    mh_model_free(m);
+}
+
+/* A one-tensor adapter GGUF: arch, and lora_a of (rank, cols) for blk.0.attn_q. */
+static int write_adapter(const char *arch, const char *type, int64_t cols)
+{
+    mh_err err;
+    mh_gguf_writer *w = mh_gguf_writer_new();
+    float a[4 * 64] = { 0 }, b[32 * 4] = { 0 };
+    int64_t na[4] = { cols, 4, 1, 1 }, nb[4] = { 4, 32, 1, 1 };
+    int st = mh_gguf_writer_set_str(w, "general.architecture", arch, strlen(arch), &err);
+    if (!st) st = mh_gguf_writer_set_str(w, "general.type", type, strlen(type), &err);
+    if (!st) st = mh_gguf_writer_add_tensor(w, "blk.0.attn_q.weight.lora_a", 2, na, MH_DTYPE_F32, &err);
+    if (!st) st = mh_gguf_writer_add_tensor(w, "blk.0.attn_q.weight.lora_b", 2, nb, MH_DTYPE_F32, &err);
+    if (!st) st = mh_gguf_writer_begin(w, bad_path, &err);
+    if (!st) st = mh_gguf_writer_write_data(w, a, sizeof(float) * (size_t)(4 * cols), &err);
+    if (!st) st = mh_gguf_writer_write_data(w, b, sizeof b, &err);
+    if (!st) st = mh_gguf_writer_finish(w, &err);
+    mh_gguf_writer_free(w);
+    return st;
+}
+
+static void bad_adapters(void)
+{
+    mh_model *m = created_model();
+    CHECK(m && train_and_save(m) == 0);
+    mh_err err;
+    mh_lora *lo = NULL;
+    CHECK(mh_lora_load(m, model_path, 1.0f, &lo, &err) == MH_EFORMAT && !lo);
+    CHECK_MSG(strstr(err.msg, "is not a LoRA adapter"), "%s", err.msg);
+    CHECK(mh_lora_load(m, "/nonexistent/a.gguf", 1.0f, &lo, &err) != MH_OK && !lo);
+    CHECK(write_adapter("qwen2", "adapter", 32) == 0);
+    CHECK(mh_lora_load(m, bad_path, 1.0f, &lo, &err) == MH_EINVAL && !lo);
+    CHECK_MSG(strstr(err.msg, "made for a qwen2 model, this one is llama"), "%s", err.msg);
+    CHECK(write_adapter("llama", "adapter", 48) == 0);            /* attn_q takes 32 columns */
+    CHECK(mh_lora_load(m, bad_path, 1.0f, &lo, &err) == MH_ESHAPE && !lo);
+    CHECK_MSG(strstr(err.msg, "blk.0.attn_q.weight.lora_a has shape (4,48), the base needs (4,32)"), "%s", err.msg);
+    CHECK(write_adapter("llama", "adapter", 32) == 0);            /* a good one-pair adapter */
+    CHECK_MSG(mh_lora_load(m, bad_path, 1.0f, &lo, &err) == MH_OK, "%s", err.msg);
+    mh_lora_free(lo);
+    lo = NULL;
+    /* every cut of the trainer's file is refused, never read past */
+    struct stat sb;
+    CHECK(stat(gguf_path, &sb) == 0);
+    FILE *f = fopen(gguf_path, "rb");
+    char *bytes = malloc((size_t)sb.st_size);
+    CHECK(f && bytes && fread(bytes, 1, (size_t)sb.st_size, f) == (size_t)sb.st_size);
+    fclose(f);
+    for (off_t cut = 4; cut < sb.st_size; cut += sb.st_size / 13 + 1) {
+        FILE *o = fopen(bad_path, "wb");
+        CHECK(o && fwrite(bytes, 1, (size_t)cut, o) == (size_t)cut);
+        fclose(o);
+        CHECK(mh_lora_load(m, bad_path, 1.0f, &lo, &err) != MH_OK && !lo);
+    }
+    free(bytes);
+    mh_model_free(m);
+}
+
+int main(void)
+{
+    snprintf(model_path, sizeof model_path, "/tmp/mh_lora_test_%d.gguf", (int)getpid());
+    snprintf(gguf_path, sizeof gguf_path, "/tmp/mh_lora_test_%d_a.gguf", (int)getpid());
+    snprintf(st_path, sizeof st_path, "/tmp/mh_lora_test_%d_a.safetensors", (int)getpid());
+    snprintf(bad_path, sizeof bad_path, "/tmp/mh_lora_test_%d_bad.gguf", (int)getpid());
+    TEST_RUN(gguf_equals_safetensors);
+    TEST_RUN(bad_adapters);
+    unlink(model_path); unlink(gguf_path); unlink(st_path); unlink(bad_path);
+    return TEST_REPORT();
+}
