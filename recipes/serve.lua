@@ -35,6 +35,7 @@ p:option("--keep-alive", "unload a model idle this long (30s, 5m, 1h; 0 = after 
    .. "negative = never); default 5m, and never for --model")
 p:option("--mem-budget-mb", "memory for loaded models (weights + KV cache) in MiB"):convert(tonumber)
 p:flag("--history", "store every chat conversation (see 'moonhub history')")
+p:flag("--worker", "also run queued training jobs, in a child 'moonhub worker' process (docs/jobs.md)")
 p:flag("-q --quiet", "no request log on stderr")
 p:option("--allowed-hosts", "comma-separated Host names to answer besides localhost and IP addresses "
    .. "(.example.com for a domain, * for any)")
@@ -107,6 +108,13 @@ local srv, err = cli.try(mh.http.server, { host = a.host, port = a.port, max_bod
    max_connections = a.max_connections, header_timeout = a.header_timeout })
 if not srv then return cli.fail("serve", err) end
 app:listen(srv)
+-- training never runs on the event loop: a child process takes the queue
+local worker_pid
+if a.worker then
+   local werr
+   worker_pid, werr = require("moonhub.jobs").spawn_worker()
+   if not worker_pid then return cli.fail("serve", werr) end
+end
 
 -- Each model loads at --ctx (or env/config) or, when none is set, at its
 -- trained context capped by memory; the choice and its KV memory are printed.
@@ -164,6 +172,7 @@ mh.http.timer(0, function()
 end, { once = true })
 
 mh.http.run()
+if worker_pid then require("moonhub.jobs").stop_worker(worker_pid) end
 pool:close()
 os.remove(app:state_file())
 if failed then return cli.fail("serve", failed) end

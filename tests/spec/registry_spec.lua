@@ -232,12 +232,12 @@ describe("moonhub.registry #unit", function()
       local run = reg:add_run { kind = "train", version_id = v.id, dataset_id = ds, config = '{"lr":1e-4}' }
       assert.equal("queued", reg:runs()[1].status)
       assert.is_true(reg:update_run(run, { status = "running", started_at = 100 }))
-      assert.is_true(reg:update_run(run, { status = "done", metrics = '{"loss":1.2}', finished_at = 200 }))
+      assert.is_true(reg:update_run(run, { status = "succeeded", metrics = '{"loss":1.2}', finished_at = 200 }))
       local r = reg:runs()[1]
-      assert.same({ "done", 100, 200, '{"loss":1.2}' }, { r.status, r.started_at, r.finished_at, r.metrics })
+      assert.same({ "succeeded", 100, 200, '{"loss":1.2}' }, { r.status, r.started_at, r.finished_at, r.metrics })
       assert.has_error(function() reg:update_run(run, { status = "exploded" }) end)
       assert.has_error(function() reg:update_run(run, { bogus = 1 }) end, "registry.update_run: unknown field 'bogus'")
-      assert.is_nil((reg:update_run(12345, { status = "done" })))
+      assert.is_nil((reg:update_run(12345, { status = "succeeded" })))
    end)
 
    it("uses $MOONHUB_HOME when no home is given", function()

@@ -178,6 +178,77 @@ CREATE TRIGGER dataset_versions_immutable BEFORE UPDATE OF dataset_id, version, 
    sha256, rows, size, op, params, created_at ON dataset_versions
 BEGIN SELECT RAISE(ABORT, 'dataset versions are immutable'); END;
 ]],
+   -- 5: training jobs (docs/jobs.md). runs is rebuilt for the job states
+   -- (its CHECK said 'done', now 'succeeded', and adds 'interrupted'), the
+   -- queue's columns (step, cancel request, the worker's pid and heartbeat)
+   -- and the run's record (refs as typed, artifacts folder, reproducibility
+   -- JSON); run_events keeps every transition, run_steps the per-step
+   -- metrics, run_metrics named values such as eval loss.
+   [5] = [[
+CREATE TABLE runs_new (
+   id                 INTEGER PRIMARY KEY,
+   kind               TEXT NOT NULL,    -- train, quantize, bench, eval
+   status             TEXT NOT NULL DEFAULT 'queued' CHECK (status IN ('queued', 'running',
+                      'succeeded', 'failed', 'cancelled', 'interrupted')),
+   version_id         INTEGER REFERENCES versions(id) ON DELETE SET NULL,
+   dataset_id         INTEGER REFERENCES datasets(id) ON DELETE SET NULL,
+   dataset_version_id INTEGER REFERENCES dataset_versions(id) ON DELETE SET NULL,
+   output_version_id  INTEGER REFERENCES versions(id) ON DELETE SET NULL,
+   model              TEXT,             -- the references as the user typed them
+   dataset            TEXT,
+   config             TEXT,             -- JSON
+   metrics            TEXT,             -- JSON: the latest step's figures
+   repro              TEXT,             -- JSON: seed, dataset sha256, version, CPU path, threads
+   log_path           TEXT,
+   artifacts          TEXT,             -- runs/active/ID, then runs/archive/ID
+   error              TEXT,
+   step               INTEGER NOT NULL DEFAULT 0,
+   total_steps        INTEGER,
+   cancel_requested   INTEGER NOT NULL DEFAULT 0,
+   worker_pid         INTEGER,
+   heartbeat_at       INTEGER,
+   created_at         INTEGER NOT NULL,
+   started_at         INTEGER,
+   finished_at        INTEGER
+);
+INSERT INTO runs_new (id, kind, status, version_id, dataset_id, output_version_id, config, metrics,
+   log_path, error, created_at, started_at, finished_at)
+   SELECT id, kind, CASE status WHEN 'done' THEN 'succeeded' ELSE status END, version_id, dataset_id,
+   output_version_id, config, metrics, log_path, error, created_at, started_at, finished_at FROM runs;
+DROP TABLE runs;
+ALTER TABLE runs_new RENAME TO runs;
+CREATE INDEX runs_status ON runs(status, id);
+CREATE TABLE run_events (
+   id     INTEGER PRIMARY KEY,
+   run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+   status TEXT NOT NULL,
+   reason TEXT,
+   at     INTEGER NOT NULL
+);
+CREATE INDEX run_events_run ON run_events(run_id, id);
+CREATE TABLE run_steps (
+   run_id       INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+   step         INTEGER NOT NULL,
+   loss         REAL,
+   lr           REAL,
+   grad_norm    REAL,
+   tokens       INTEGER,
+   tokens_per_s REAL,
+   step_ms      REAL,
+   peak_rss     INTEGER,
+   at           INTEGER NOT NULL,
+   PRIMARY KEY (run_id, step)
+);
+CREATE TABLE run_metrics (
+   id     INTEGER PRIMARY KEY,
+   run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+   key    TEXT NOT NULL,              -- eval_loss, eval_perplexity, ...
+   value  REAL,
+   step   INTEGER,
+   at     INTEGER NOT NULL
+);
+CREATE INDEX run_metrics_run ON run_metrics(run_id, key, step);
+]],
    -- 6 (s4-eval; [4] datasets by s4-data, [5] jobs by s4-jobs): a version made
    -- by training names the run and the dataset version it came from (its
    -- base is parent_id); plain integers, as runs and dataset versions live in

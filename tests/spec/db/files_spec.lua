@@ -65,7 +65,8 @@ describe("registry database file #unit", function()
       for _, r in ipairs(schema) do if r.type == "table" then names[#names + 1] = r.name end end
       assert.same({ "aliases", "conversations", "dataset_versions", "datasets", "messages", "messages_fts",
          "messages_fts_config",
-         "messages_fts_data", "messages_fts_docsize", "messages_fts_idx", "models", "runs", "tags", "versions" }, names)
+         "messages_fts_data", "messages_fts_docsize", "messages_fts_idx", "models", "run_events", "run_metrics",
+         "run_steps", "runs", "tags", "versions" }, names)
    end)
 
    it("refuses a database from a newer moonhub", function()

@@ -1,0 +1,282 @@
+-- moonhub.jobs: training jobs — the config a job runs with, the queue in
+-- the registry's runs table, the state machine (queued -> running ->
+-- succeeded | failed | cancelled | interrupted), and the worker loop.
+-- Layer: lua/moonhub (uses moonhub.registry, .models, .data, .fs, .jobs.*).
+-- See docs/jobs.md.
+local fs = require "moonhub.fs"
+local json = require "dkjson"
+local jconfig = require "moonhub.jobs.config"
+
+local M = {}
+
+M.config = jconfig.check           -- config(table) -> cfg | nil, msg
+M.config_file = jconfig.read_file  -- config_file(path) -> table | nil, msg
+
+M.STATES = { "queued", "running", "succeeded", "failed", "cancelled", "interrupted" }
+M.FINISHED = { succeeded = true, failed = true, cancelled = true }     -- archived
+M.DONE = { succeeded = true, failed = true, cancelled = true, interrupted = true }   -- nothing runs
+local RETRYABLE = { failed = true, cancelled = true, interrupted = true }
+
+-- A heartbeat older than this marks a running job's worker as gone even
+-- when its pid is alive (pid reuse, another machine sharing the database).
+M.LEASE_S = 600
+
+local function home() return require("moonhub").home() end
+
+-- run_dir(id, archived) -> $MOONHUB_HOME/runs/active/ID or runs/archive/ID
+function M.run_dir(id, archived)
+   return string.format("%s/runs/%s/%d", home(), archived and "archive" or "active", id)
+end
+
+local function data_mod()
+   local ok, d = pcall(require, "moonhub.data")
+   if not ok then return nil, "datasets need moonhub.data, which this build lacks" end
+   return d
+end
+
+-- open_dataset(reg, ref) -> ds | nil, msg (moonhub.data's data.open)
+function M.open_dataset(reg, ref)
+   local d, err = data_mod()
+   if not d then return nil, err end
+   local ok, ds, msg = pcall(d.open, reg, ref)
+   if not ok then return nil, tostring(ds) end
+   if not ds then return nil, msg or ("no dataset '" .. ref .. "'") end
+   return ds
+end
+
+-- ===== enqueue =====
+
+-- resolve the model: a registry name or a file -> path, version row
+local function find_model(ref)
+   local path, row = require("moonhub.models").resolve(ref)
+   if not path then return nil, row end
+   local st = fs.stat(path)
+   if not st or st.type ~= "file" or not path:match("%.gguf$") then
+      return nil, "model '" .. ref .. "' is not a GGUF file (training needs one)"
+   end
+   return path, row
+end
+
+-- enqueue(reg, cfg) -> id | nil, msg. cfg: a checked config (M.config).
+-- The model and the datasets are found first: an unknown one is an
+-- error and nothing is written.
+function M.enqueue(reg, cfg)
+   local path, vrow = find_model(cfg.model)
+   if not path then return nil, path == nil and vrow or "unknown model" end
+   local ds, err = M.open_dataset(reg, cfg.data)
+   if not ds then return nil, err end
+   local val
+   if cfg.val then
+      val, err = M.open_dataset(reg, cfg.val)
+      if not val then return nil, "--val: " .. err end
+   end
+   if ds.rows == 0 then return nil, "dataset '" .. cfg.data .. "' has no rows" end
+   local total = cfg.steps or cfg.epochs * math.ceil(ds.rows / cfg.batch)
+   local run = {}
+   for k, v in pairs(cfg) do run[k] = v end
+   run.model_path = fs.realpath(path) or path
+   run.dataset_version_id, run.dataset_sha256, run.dataset_rows = ds.id, ds.sha256, ds.rows
+   run.dataset_ref = string.format("%s@%s%s", ds.name, tostring(ds.version), ds.split and (":" .. ds.split) or "")
+   if val then
+      run.val_ref = string.format("%s@%s%s", val.name, tostring(val.version), val.split and (":" .. val.split) or "")
+      run.val_version_id = val.id
+   end
+   run.total_steps = total
+   return reg.db:transaction(function()
+      local id = reg:add_run({ kind = "train", version_id = vrow and vrow.id or nil,
+         dataset_version_id = ds.id, model = cfg.model, dataset = cfg.data,
+         config = json.encode(run), total_steps = total })
+      local dir = M.run_dir(id)
+      reg:update_run(id, { artifacts = dir, log_path = dir .. "/log.txt" })
+      return id
+   end)
+end
+
+-- ===== the state machine =====
+
+local function set(...)
+   local s = {}
+   for _, k in ipairs({ ... }) do s[k] = true end
+   return s
+end
+
+-- worker_gone(row) -> why the job's worker is gone, or nil while it lives
+local function worker_gone(row)
+   local pid = math.tointeger(row.worker_pid)
+   if not pid or not fs.pid_alive(pid) then
+      return string.format("worker %s is gone", tostring(row.worker_pid))
+   end
+   if row.heartbeat_at and os.time() - row.heartbeat_at > M.LEASE_S then
+      return string.format("no heartbeat from worker %d for %d s", pid, os.time() - row.heartbeat_at)
+   end
+   return nil
+end
+
+-- reap(reg) -> ids marked interrupted: running jobs whose worker was
+-- killed (its pid gone or its heartbeat stale). Called wherever jobs are
+-- read, so a crash is noticed the next time anyone looks.
+function M.reap(reg)
+   local out = {}
+   for _, r in ipairs(reg.db:query("SELECT * FROM runs WHERE status = 'running'")) do
+      local why = worker_gone(r)
+      if why and reg:transition(r.id, set("running"), "interrupted",
+            string.format("%s (at step %d)", why, r.step or 0), { worker_pid = require("moonhub.db").null }) then
+         out[#out + 1] = r.id
+      end
+   end
+   return out
+end
+
+-- claim(reg, {max_active = 1, pid =}) -> the run row it moved to running, or
+-- nil (nothing queued, or max_active jobs already running). Oldest first.
+function M.claim(reg, opts)
+   opts = opts or {}
+   local max_active, pid = opts.max_active or 1, opts.pid or fs.pid()
+   M.reap(reg)
+   return reg.db:transaction(function(d)
+      local busy = d:first("SELECT count(*) AS n FROM runs WHERE status = 'running'").n
+      if busy >= max_active then return nil end
+      local r = d:first("SELECT id FROM runs WHERE status = 'queued' AND kind = 'train' ORDER BY id LIMIT 1")
+      if not r then return nil end
+      local ok = reg:transition(r.id, set("queued"), "running", "picked up by worker " .. pid,
+         { worker_pid = pid, heartbeat_at = os.time(), cancel_requested = 0 })
+      return ok and reg:run(r.id) or nil
+   end)
+end
+
+-- cancel(reg, id) -> the new state ("cancelled", or "cancelling" for a
+-- running job, which stops at its next step) | nil, msg
+function M.cancel(reg, id)
+   M.reap(reg)
+   local r = reg:run(id)
+   if not r then return nil, "no job " .. id end
+   if r.status == "queued" or r.status == "interrupted" then
+      local ok, err = reg:transition(id, set("queued", "interrupted"), "cancelled", "cancelled by the user")
+      if not ok then return nil, err end
+      M.archive(reg, id)
+      return "cancelled"
+   elseif r.status == "running" then
+      reg:update_run(id, { cancel_requested = 1 })
+      return "cancelling"
+   end
+   return nil, string.format("job %d is already %s", id, r.status)
+end
+
+-- retry(reg, id) -> true | nil, msg: a failed, cancelled or interrupted job
+-- goes back to the queue; its worker resumes from the last checkpoint.
+function M.retry(reg, id)
+   M.reap(reg)
+   local r = reg:run(id)
+   if not r then return nil, "no job " .. id end
+   if not RETRYABLE[r.status] then
+      return nil, string.format("job %d is %s; only failed, cancelled or interrupted jobs can be retried", id, r.status)
+   end
+   local active = M.run_dir(id)
+   if r.artifacts and r.artifacts ~= active and fs.stat(r.artifacts) then   -- back from the archive
+      fs.mkdirs(fs.dirname(active))
+      local ok, err = os.rename(r.artifacts, active)
+      if not ok then return nil, "cannot move " .. r.artifacts .. " back: " .. tostring(err) end
+   end
+   return reg:transition(id, RETRYABLE, "queued", "retry (was " .. r.status .. ")",
+      { artifacts = active, log_path = active .. "/log.txt", error = require("moonhub.db").null,
+        cancel_requested = 0 })
+end
+
+-- archive(reg, id): a finished job's folder moves to runs/archive/ID
+function M.archive(reg, id)
+   local r = reg:run(id)
+   local to = M.run_dir(id, true)
+   if not r or not r.artifacts or r.artifacts == to or not fs.stat(r.artifacts) then return true end
+   fs.mkdirs(fs.dirname(to))
+   local ok, err = os.rename(r.artifacts, to)
+   if not ok then return nil, err end
+   return reg:update_run(id, { artifacts = to, log_path = to .. "/log.txt" })
+end
+
+-- ===== reading =====
+
+-- list(reg [, {status=, limit=}]) -> train runs, newest first (after reaping)
+function M.list(reg, opts)
+   M.reap(reg)
+   opts = opts or {}
+   return reg:runs({ kind = "train", status = opts.status, limit = opts.limit })
+end
+
+-- get(reg, id) -> {run row, config (table), events, steps, metrics} | nil, msg
+function M.get(reg, id)
+   M.reap(reg)
+   local r = reg:run(id)
+   if not r then return nil, "no job " .. tostring(id) end
+   return { run = r, config = json.decode(r.config or "{}") or {}, events = reg:run_events(id),
+      steps = reg:steps(id), metrics = reg:run_metrics(id) }
+end
+
+-- ===== the worker =====
+
+-- work(reg, {max_active =, drain = bool, until_id =, poll_s =, on_step =, log =,
+-- sleep = fn(s), stop = fn() -> bool}): claims and runs queued jobs one
+-- after the other. drain: return when the queue is empty; until_id:
+-- return once that job is done. Returns the ids it ran.
+function M.work(reg, opts)
+   opts = opts or {}
+   local runner = require "moonhub.jobs.runner"
+   local sleep = opts.sleep or function(s) require("moonhub.db").sleep(math.floor(s * 1000)) end
+   local ran = {}
+   while not (opts.stop and opts.stop()) do
+      local job = M.claim(reg, { max_active = opts.max_active })
+      if job then
+         ran[#ran + 1] = job.id
+         runner.run(reg, job, opts)
+      else
+         if opts.until_id then
+            local r = reg:run(opts.until_id)
+            if not r or M.DONE[r.status] then break end
+         end
+         if opts.drain and not reg.db:first(
+               "SELECT 1 FROM runs WHERE status IN ('queued', 'running') AND kind = 'train'") then
+            break
+         end
+         sleep(opts.poll_s or 0.5)
+      end
+      if opts.until_id then
+         local r = reg:run(opts.until_id)
+         if not r or M.DONE[r.status] then break end
+      end
+   end
+   return ran
+end
+
+-- ===== a worker process beside the server =====
+
+local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+
+-- spawn_worker({parent = pid, log = path, max_active =}) -> pid | nil, msg.
+-- `moonhub serve --worker` trains in this child process (at nice 10), never
+-- on its event loop; the child exits when the parent is gone (checked
+-- between jobs).
+function M.spawn_worker(opts)
+   opts = opts or {}
+   local exe = fs.readlink("/proc/self/exe")
+   if not exe then return nil, "cannot find the moonhub executable (/proc/self/exe)" end
+   local log = opts.log or string.format("%s/run/worker-%d.log", home(), fs.pid())
+   fs.mkdirs(fs.dirname(log))
+   -- nice: on a machine with few cores the scheduler favours the server's
+   -- requests over training steps
+   local cmd = string.format("exec nice -n 10 %s worker --quiet --parent %d --max-active %d >>%s 2>&1 & echo $!",
+      q(exe),
+      opts.parent or fs.pid(), opts.max_active or 1, q(log))
+   local p = io.popen(cmd, "r")
+   if not p then return nil, "cannot start a worker" end
+   local pid = math.tointeger(tonumber(p:read("l") or ""))
+   p:close()
+   if not pid then return nil, "cannot start a worker (see " .. log .. ")" end
+   return pid
+end
+
+-- stop_worker(pid): SIGTERM; a job it was running is found interrupted
+-- later and resumes from its last checkpoint on retry
+function M.stop_worker(pid)
+   if math.tointeger(pid) and fs.pid_alive(pid) then os.execute("kill " .. math.tointeger(pid) .. " 2>/dev/null") end
+end
+
+return M
