@@ -367,4 +367,15 @@ return {
    { "mh.http.parse_query(q) -> table", "\"a=1&b=x%20y\" -> {a = \"1\", b = \"x y\"}" },
    { "mh.http.error_body(msg[, kind]) -> json", "an OpenAI-shaped error body" },
    { "mh.http.error_id() -> id", "a short id for an internal error (logged, sent instead of details)" },
+
+   "mh.eval, mh.adapters (evaluation and LoRA adapters)",
+   { "mh.eval.run(reg, model, data_ref[, opts]) -> result | nil, msg",
+     "loss and perplexity on a dataset (NAME:SPLIT); opts: lora, run_id (records it), ctx, limit, progress" },
+   { "mh.eval.row_nll(model, ids, mask) -> nll, tokens", "summed negative log-likelihood where mask is set" },
+   { "mh.adapters.parse(spec) -> ref, scale", "\"ADAPTER[:SCALE]\" (a file name may hold colons)" },
+   { "mh.adapters.find(spec) -> adapter | nil, msg", "a file, or a registered adapter version: path, scale, base" },
+   { "mh.adapters.resolve(model, specs) -> {adapters} | nil, msg", "specs found and checked against the model's base" },
+   { "mh.adapters.apply(model, specs) -> true | nil, msg", "adds adapters to those the model carries" },
+   { "mh.adapters.for_load(ref, path, row) -> base, adapter, version, base_version",
+     "how mh.load loads an adapter version: its base plus the adapter" },
 }
