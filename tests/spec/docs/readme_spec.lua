@@ -16,7 +16,7 @@ local host = require "moonhub.core.host"
 -- fails the spec, so the list cannot go stale.
 local SKIPPED = {
    ["make test"] = "the suite this spec runs in",
-   ["make demo"] = "relinks ./moonhub mid-suite; tests/spec/examples_spec.lua runs examples/tour.lua",
+   ["make demo"] = "relinks ./moonhub mid-suite; tests/spec/examples_spec.lua runs examples/lifecycle.lua",
    ["./moonhub serve --model MODEL --port 8080"] =
       "serves until stopped, on a fixed port; tests/spec/server and tests/e2e drive the same API",
 }
@@ -85,6 +85,11 @@ describe("README.md commands #slow", function()
       assert(os.execute(string.format("mkdir -p %s && ln -s %s %s/moonhub && ln -s %s %s/examples",
          H.q(home), H.q(host.exe), H.q(dir), H.q(host.root .. "/examples"), H.q(dir))))
       H.write(dir .. "/messages.json", '[{"role": "user", "content": "Hi"}]\n')
+      local rows = {}                  -- rows.jsonl of the datasets block
+      for i = 1, 20 do
+         rows[i] = string.format('{"prompt": "Question %d: what is the secret?", "completion": " moonhub"}', i)
+      end
+      H.write(dir .. "/rows.jsonl", table.concat(rows, "\n") .. "\n")
       srv = fake.start(dir, { repos = {
          ["HuggingFaceTB/SmolLM2-135M-Instruct-GGUF"] = { downloads = 10, files = {
             ["smollm2-135m-instruct-q8_0.gguf"] = model } } } })
