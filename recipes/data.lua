@@ -61,6 +61,8 @@ sts:argument("dataset", "NAME[@VERSION][:SPLIT]")
 sts:option("--model", "lengths in this model's tokens (else characters)")
 
 p:command("list", "every dataset with its newest version"):flag("--json", "print the rows as JSON")
+p:command("show", "every version and split of a dataset with its lineage (what it was made from, and how)")
+   :argument("dataset", "NAME")
 local rm = p:command("rm", "remove a dataset (all versions) or one version, with its files")
 rm:argument("dataset", "NAME or NAME@VERSION")
 
@@ -207,6 +209,20 @@ function cmd.list()
       io.write(string.format(fmt, r.name, r.version and tostring(r.version) or "-", r.kind or "-",
          r.rows and tostring(r.rows) or "-", r.size and progress.human(r.size) or "-",
          #r.splits > 0 and table.concat(r.splits, ",") or "-", os.date("%Y-%m-%d %H:%M", r.created_at)))
+   end
+   return 0
+end
+
+function cmd.show()
+   local list, err = data.versions(nil, a.dataset)
+   if not list then return fail(err) end
+   local by_id = {}
+   for _, ds in ipairs(list) do by_id[ds.id] = ds end
+   for _, ds in ipairs(list) do
+      local parent = ds.parent_id and (by_id[ds.parent_id] and by_id[ds.parent_id]:ref() or ("#" .. ds.parent_id))
+      io.write(describe(ds), string.format("  [%s%s, %s]\n", ds.op, parent and (" of " .. parent) or "",
+         os.date("%Y-%m-%d %H:%M", ds.created_at)))
+      if ds.stats then io.write("  ", stats_line(ds.stats), "\n") end
    end
    return 0
 end

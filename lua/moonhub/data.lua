@@ -66,6 +66,14 @@ function Dataset:iter()
    end
 end
 
+-- ds:lines() -> iterator over the stored lines (each row's JSON text), for
+-- derived versions that copy rows unchanged without decoding them again
+function Dataset:lines()
+   local f, err = io.open(self.path, "rb")
+   if not f then error("data: dataset " .. self:ref() .. " lost its file: " .. tostring(err), 2) end
+   return f:lines()
+end
+
 -- ds:read() -> every row in a list
 function Dataset:read()
    local out = {}
@@ -113,19 +121,27 @@ end
 
 -- ===== storing versions =====
 
--- store(reg, list, spec) -> ds | nil, msg. Writes the rows as one JSONL file
+local temp_n = 0
+
+-- store(reg, list, spec) -> ds | nil, msg. Writes the rows (tables, or
+-- stored lines copied as they are) as one JSONL file
 -- named by its sha256 under datasets/NAME/, then registers the version
 -- (spec: name, kind, op, parent_id, split, params, stats). The row goes in
 -- only after the file is whole; a failed registration removes a file it
 -- created. The same content as an existing whole version gives that version.
 function M.store(reg, list, spec)
    local parts = {}
-   for i, r in ipairs(list) do parts[i] = rows.encode(r) end
+   for i, r in ipairs(list) do parts[i] = type(r) == "string" and r or rows.encode(r) end
    local text = #parts > 0 and (table.concat(parts, "\n") .. "\n") or ""
    local dir = reg.home .. "/datasets/" .. spec.name
    local ok, err = fs.mkdirs(dir)
    if not ok then return nil, "data: cannot create " .. dir .. ": " .. tostring(err) end
-   local tmp = string.format("%s/.import.%d.jsonl", dir, fs.pid())
+   -- a temp name of this writer's own ("<x>.tmp.<pid>.<n>", what
+   -- fs.clean_temps removes once its writer is gone): two uploads in one
+   -- server may be storing at once, each waiting on its hash
+   fs.clean_temps(dir)
+   temp_n = temp_n + 1
+   local tmp = string.format("%s/import.tmp.%d.%d", dir, fs.pid(), temp_n)
    ok, err = fs.write(tmp, text)
    if not ok then
       os.remove(tmp)
@@ -235,9 +251,31 @@ end
 
 -- ===== list, remove, preview =====
 
+-- drop_file(reg, path) -> true when path was deleted: only a file no
+-- version row names any more
+function M.drop_file(reg, path)
+   if reg:dataset_path_used(path) then return false end
+   return os.remove(path) ~= nil
+end
+
 -- list(reg?) -> one row per dataset (its newest version; see registry.dataset_list)
 function M.list(reg)
    return with_reg(reg, function(r) return r:dataset_list() end)
+end
+
+-- versions(reg?, "NAME") -> every version and split of NAME (newest first,
+-- as handles) | nil, msg
+function M.versions(reg, name)
+   local n, v, split = M.parse_ref(name)
+   if not n then return nil, v end
+   if v or split then return nil, "give a dataset NAME (every version is listed)" end
+   return with_reg(reg, function(r)
+      local rows_ = r:dataset_versions(n)
+      if #rows_ == 0 then return nil, "no dataset named '" .. n .. "' (see 'moonhub data list')" end
+      local out = {}
+      for i, row in ipairs(rows_) do out[i] = wrap(row) end
+      return out
+   end)
 end
 
 -- remove(reg?, "NAME[@VERSION]") -> {removed version rows, deleted = paths} | nil, msg.
@@ -251,9 +289,7 @@ function M.remove(reg, ref)
       if not gone then return nil, err end
       local deleted = {}
       for _, v in ipairs(gone) do
-         if not r.db:first("SELECT 1 AS x FROM dataset_versions WHERE path = ?", v.path) and os.remove(v.path) then
-            deleted[#deleted + 1] = v.path
-         end
+         if M.drop_file(r, v.path) then deleted[#deleted + 1] = v.path end
       end
       return { versions = gone, deleted = deleted }
    end)

@@ -82,69 +82,57 @@ end
 
 -- ===== validate =====
 
--- validate(reg?, ref_or_file, {model =, ctx =, map =, format =}) -> {source,
--- kind, total, problems = {{row =, msg =}...}} | nil, msg. A path to a file
--- is checked as import would check it; a dataset's stored rows are checked
--- against the model's context when a model is given.
+-- a file's rows as import reads them: report, {{n =, row =}...} | nil, msg
+local function file_rows(path, opts)
+   local text, terr = require("moonhub.fs").read(path)
+   if not text then return nil, "cannot read " .. path .. ": " .. tostring(terr) end
+   local map, merr = rows.parse_map(opts.map)
+   if merr then return nil, merr end
+   local res, rerr = rows.read(text, { format = opts.format or rows.format_of(path, text:sub(1, 64)), map = map })
+   if not res then return nil, rerr end
+   local list = {}
+   for i, row in ipairs(res.rows) do list[i] = { n = res.numbers[i], row = row } end
+   return { source = path, kind = res.kind, total = res.total, problems = res.problems }, list
+end
+
+-- a stored dataset's rows, checked again (a file edited by hand shows here)
+local function dataset_rows(reg, ref)
+   local ds, err = data.open(reg, ref)
+   if not ds then return nil, err end
+   local res, list, n = { source = ds:ref(), kind = ds.kind, total = ds.rows, problems = {} }, {}, 0
+   for r in ds:iter() do
+      n = n + 1
+      local row, msg = rows.normalize(r)
+      if row then list[#list + 1] = { n = n, row = row }
+      else res.problems[#res.problems + 1] = { row = n, msg = msg } end
+   end
+   return res, list
+end
+
+-- validate(reg?, ref_or_file, {model =, ctx =, map =, format =, file =}) ->
+-- {source, kind, total, ctx, problems = {{row =, msg =}...}} | nil, msg. A
+-- path to a file is checked as import would check it (file = false: never
+-- a file, as for HTTP); with a model every good row is also templated and
+-- tokenized against ctx (default: the model's trained context).
 function M.validate(reg, ref, opts)
    opts = opts or {}
-   local res, source
+   if opts.ctx ~= nil and not opts.model then
+      return nil, "--ctx needs --model (a context is counted in a model's tokens)"
+   end
    local st = require("moonhub.fs").stat(ref)
-   local model, err
-   if opts.model then
-      model, err = data.load_model(opts.model)
-      if not model then return nil, err end
+   local res, list
+   if opts.file ~= false and st and st.type == "file" then res, list = file_rows(ref, opts)
+   else res, list = dataset_rows(reg, ref) end
+   if not res or not opts.model then return res, list end
+   local model, err = data.load_model(opts.model)
+   if not model then return nil, err end
+   res.ctx = opts.ctx or model.info.n_ctx_train
+   for _, e in ipairs(list) do
+      local ids, msg = data.encode(model, e.row, { ctx = res.ctx })
+      if not ids then res.problems[#res.problems + 1] = { row = e.n, msg = msg } end
    end
-   local ctx = opts.ctx or (model and model.info and model.info.n_ctx_train)
-   local list
-   if st and st.type == "file" then
-      local text, terr = require("moonhub.fs").read(ref)
-      if not text then return nil, "cannot read " .. ref .. ": " .. tostring(terr) end
-      local map, merr = rows.parse_map(opts.map)
-      if merr then return nil, merr end
-      local fmt = opts.format or rows.format_of(ref, text:sub(1, 64))
-      local recs, rerr = rows.records(text, fmt)
-      if not recs then return nil, rerr end
-      res = { kind = nil, total = #recs, problems = {} }
-      list = {}
-      for _, r in ipairs(recs) do
-         local row, kind = nil, r.problem
-         if r.obj then row, kind = rows.normalize(r.obj, map) end
-         if not row then
-            res.problems[#res.problems + 1] = { row = r.n, msg = kind }
-         elseif res.kind and kind ~= res.kind then
-            res.problems[#res.problems + 1] = { row = r.n,
-               msg = "a " .. kind .. " row in a " .. res.kind .. " dataset" }
-         else
-            res.kind = res.kind or kind
-            list[#list + 1] = { n = r.n, row = row }
-         end
-      end
-      source = ref
-   else
-      local ds
-      ds, err = data.open(reg, ref)
-      if not ds then return nil, err end
-      res = { kind = ds.kind, total = ds.rows, problems = {}, ds = ds }
-      list = {}
-      local n = 0
-      for r in ds:iter() do
-         n = n + 1
-         local row, msg = rows.normalize(r)
-         if row then list[#list + 1] = { n = n, row = row }
-         else res.problems[#res.problems + 1] = { row = n, msg = msg } end
-      end
-      source = ds:ref()
-   end
-   if model then
-      for _, e in ipairs(list) do
-         local ids, msg = data.encode(model, e.row, { ctx = ctx })
-         if not ids then res.problems[#res.problems + 1] = { row = e.n, msg = msg } end
-      end
-      if type(opts.model) ~= "table" then model:close() end
-      table.sort(res.problems, function(a, b) return a.row < b.row end)
-   end
-   res.source, res.ctx = source, model and ctx
+   if type(opts.model) ~= "table" then model:close() end
+   table.sort(res.problems, function(a, b) return a.row < b.row end)
    return res
 end
 
@@ -203,12 +191,13 @@ function M.split(reg, ref, opts)
       local src, err = data.open(r, ref)
       if not src then return nil, err end
       if src.split then return nil, "split a whole version, not the split " .. src:ref() end
-      local list = src:read()
+      local list = {}                         -- stored lines, copied unchanged
+      for line in src:lines() do list[#list + 1] = line end
       local groups, order = {}, {}
-      for i, row in ipairs(list) do
+      for i, line in ipairs(list) do
          local key = "all"
          if opts.stratify then
-            local v = row[opts.stratify]
+            local v = rows.decode(line)[opts.stratify]
             if v == nil then
                return nil, string.format("--stratify %s: row %d has no field '%s'", opts.stratify, i, opts.stratify)
             end
@@ -233,6 +222,10 @@ function M.split(reg, ref, opts)
             at = at + counts[p]
          end
       end
+      local old = {}                          -- the splits this replaces
+      for _, v in ipairs(r:dataset_versions(src.name)) do
+         if v.version == src.version and v.split then old[#old + 1] = v end
+      end
       local out = { source = src }
       for p, name in ipairs(M.SPLITS) do
          if #parts[p] > 0 then
@@ -241,6 +234,10 @@ function M.split(reg, ref, opts)
             if not ds then return nil, serr end
             out[name] = ds
          end
+      end
+      for _, v in ipairs(old) do               -- a split not made again goes; so do files no row names
+         if not out[v.split] then r:remove_dataset_version(v.id) end
+         data.drop_file(r, v.path)
       end
       return out
    end)
@@ -264,15 +261,17 @@ function M.dedupe(reg, ref, opts)
       local src, err = data.open(r, ref)
       if not src then return nil, err end
       local seen, seen_norm, kept, exact, near = {}, {}, {}, 0, 0
-      for row in src:iter() do
-         local key, nkey = rows.encode(row), norm_key(row)
+      for line in src:lines() do
+         local row = rows.decode(line)
+         local key, nkey = line, normalized and norm_key(row)
          if seen[key] then
             exact = exact + 1
          elseif normalized and seen_norm[nkey] then
             near = near + 1
          else
-            seen[key], seen_norm[nkey] = true, true
-            kept[#kept + 1] = row
+            seen[key] = true
+            if nkey then seen_norm[nkey] = true end
+            kept[#kept + 1] = line
          end
       end
       local res = { exact = exact, normalized = near, kept = #kept, source = src }
@@ -320,9 +319,9 @@ function M.pii(reg, ref, opts)
       local src, err = data.open(r, ref)
       if not src then return nil, err end
       local counts, hits, out, n, hit_rows = {}, {}, {}, 0, 0
-      for row in src:iter() do
+      for line in src:lines() do
          n = n + 1
-         local any = false
+         local row, any, changed = rows.decode(line), false, false
          for _, f in ipairs(fields(row)) do
             local found = pii.scan(f[1][f[2]], opts.kinds)
             for _, h in ipairs(found) do
@@ -331,11 +330,14 @@ function M.pii(reg, ref, opts)
             end
             if #found > 0 then
                any = true
-               if mode == "redact" then f[1][f[2]] = pii.redact(f[1][f[2]], found) end
+               if mode == "redact" then
+                  f[1][f[2]] = pii.redact(f[1][f[2]], found)
+                  changed = true
+               end
             end
          end
          if any then hit_rows = hit_rows + 1 end
-         if not (any and mode == "drop") then out[#out + 1] = row end
+         if not (any and mode == "drop") then out[#out + 1] = changed and row or line end
       end
       local res = { counts = counts, rows = hit_rows, hits = hits, source = src, total = n }
       if mode == "report" or hit_rows == 0 then return res end

@@ -108,8 +108,16 @@ local function phone_ok(s)
    return #d == 10 or (#d == 11 and d:sub(1, 1) == "1")
 end
 
+-- identifiers and paths made of words (CamelCase, snake_case, a/b/c) have
+-- an entropy as high as a key's; a key's letters seldom form words
+local function wordy(s)
+   local covered = 0
+   for w in s:gmatch("%u?%l+") do if #w >= 3 then covered = covered + #w end end
+   return covered * 2 >= #s:gsub("%W", "")
+end
+
 local function secret_ok(s)
-   return #s >= 32 and s:find("%d") and s:find("%l") and s:find("%u") and M.entropy(s) >= 4.2
+   return #s >= 32 and s:find("%d") and s:find("%l") and s:find("%u") and M.entropy(s) >= 4.2 and not wordy(s)
 end
 
 local function yes() return true end

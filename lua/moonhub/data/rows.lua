@@ -181,14 +181,15 @@ function M.records(text, format)
 end
 
 -- read(text, {format=, map=, progress=fn(done, total)}) -> {kind =, rows =
--- {normalized...}, problems = {{row =, msg =}...}, total =} | nil, msg.
+-- {normalized...}, numbers = {row number of each}, problems = {{row =,
+-- msg =}...}, total =} | nil, msg.
 -- The dataset's kind is the first good row's; a row of another kind is a
 -- problem.
 function M.read(text, opts)
    opts = opts or {}
    local recs, err = M.records(text, opts.format or "jsonl")
    if not recs then return nil, err end
-   local res = { rows = {}, problems = {}, total = #recs }
+   local res = { rows = {}, numbers = {}, problems = {}, total = #recs }
    for i, r in ipairs(recs) do
       if r.problem then
          res.problems[#res.problems + 1] = { row = r.n, msg = r.problem }
@@ -203,6 +204,7 @@ function M.read(text, opts)
          else
             res.kind, res.first = res.kind or kind, res.first or r.n
             res.rows[#res.rows + 1] = row
+            res.numbers[#res.rows] = r.n
          end
       end
       if opts.progress then opts.progress(i, #recs) end
@@ -216,13 +218,20 @@ for _, k in ipairs(FIXED) do FIXED_SET[k] = true end
 
 -- encode(row) -> one JSONL line; keys in one fixed order, so equal rows
 -- give equal bytes (and equal files the same sha256)
+local orders, n_orders = {}, 0          -- extra keys -> the encoder's options (at most 256 kept)
+
 function M.encode(row)
    local extra = {}
    for k in pairs(row) do if not FIXED_SET[k] then extra[#extra + 1] = k end end
    table.sort(extra)
-   local order = table.move(FIXED, 1, #FIXED, 1, {})
-   table.move(extra, 1, #extra, #order + 1, order)
-   return json.encode(row, { keyorder = order })
+   local sig = table.concat(extra, "\0")
+   local o = orders[sig]
+   if not o then
+      local order = table.move(FIXED, 1, #FIXED, 1, {})
+      o = { keyorder = table.move(extra, 1, #extra, #order + 1, order) }
+      if n_orders < 256 then orders[sig], n_orders = o, n_orders + 1 end
+   end
+   return json.encode(row, o)
 end
 
 -- decode(line) -> row (a stored, already normalized line)

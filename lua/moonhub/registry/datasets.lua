@@ -100,12 +100,6 @@ function M:dataset_version(id)
       JOIN datasets d ON d.id = v.dataset_id WHERE v.id = ?]], id)
 end
 
--- set_dataset_stats(id, json_text): token statistics are a cache, not part
--- of the version's identity
-function M:set_dataset_stats(id, stats)
-   self.db:exec("UPDATE dataset_versions SET stats = ? WHERE id = ?", stats, id)
-end
-
 -- dataset_versions(name) -> every version and split of name, newest first
 function M:dataset_versions(name)
    return self.db:query("SELECT " .. VERSION_COLS .. [[ FROM dataset_versions v
@@ -158,6 +152,17 @@ function M:dataset_list()
       out[#out + 1] = row
    end
    return out
+end
+
+-- remove_dataset_version(id) -> true | nil when there is none (the row
+-- only: one split, say; the file is the caller's)
+function M:remove_dataset_version(id)
+   return self.db:exec("DELETE FROM dataset_versions WHERE id = ?", id) > 0 or nil
+end
+
+-- dataset_path_used(path) -> whether a version row still names path
+function M:dataset_path_used(path)
+   return self.db:first("SELECT 1 AS used FROM dataset_versions WHERE path = ?", path) ~= nil
 end
 
 -- remove_dataset(name, version?) -> the removed version rows (their files are

@@ -100,8 +100,8 @@ end
 
 -- GET /api/moonhub/datasets/REF/validate[?model=M&ctx=N]
 local function validate(_, req, ref)
-   open(ref)                                  -- a stored dataset only: never a server-side path
-   local res, err = data.validate(nil, ref, { model = req.args.model, ctx = arg_int(req, "ctx", nil, 1) })
+   local res, err = data.validate(nil, ref, { model = req.args.model, ctx = arg_int(req, "ctx", nil, 1),
+      file = false })                         -- a stored dataset only: never a file of the server's
    if not res then refuse(err) end
    return ok_json({ dataset = res.source, rows = res.total, ctx = res.ctx, problems = oa.array(res.problems) })
 end

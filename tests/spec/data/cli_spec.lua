@@ -42,7 +42,7 @@ describe("moonhub data #integration", function()
       assert.equal(1, code)
       assert.matches("^row 2: text must be a string\nrow 3: missing fields", out)
       assert.matches("bad.jsonl: 3 rows, 2 problems\n$", out)
-      for _, verb in ipairs({ "preview", "stats", "pii", "split", "dedupe", "validate", "rm" }) do
+      for _, verb in ipairs({ "preview", "stats", "pii", "split", "dedupe", "validate", "rm", "show" }) do
          out, err, code = H.run(home, "data " .. verb .. " nope")
          assert.same({ 1, "", "moonhub data " .. verb .. ": no dataset named 'nope' (see 'moonhub data list')\n" },
             { code, out, err })
@@ -73,6 +73,12 @@ describe("moonhub data #integration", function()
       assert.matches("\n +%d+%-%d+ | #+ +%d+\n", out)
       out = H.run(home, "data list")
       assert.matches("\nw +3 text +21 +[%d.]+ %a*B +train,val ", out)
+      out = H.run(home, "data show w")
+      assert.matches("^w@3: 21 text rows, [^\n]*%[dedupe of w@2, [^\n]*\n"
+         .. "w@3:train: 11 text rows, [^\n]*%[split of w@3, [^\n]*\n"
+         .. "w@3:val: 10 text rows, [^\n]*%[split of w@3, [^\n]*\n"
+         .. "w@2: 22 text rows, [^\n]*%[redact of w@1, [^\n]*\n"
+         .. "w@1: 22 text rows, [^\n]*%[import, [^\n]*\n$", out)
       out = H.run(home, "data rm w@1")
       assert.matches("^removed w@1\n  deleted ", out)
    end)
@@ -81,8 +87,11 @@ describe("moonhub data #integration", function()
       local model = D.need("models/stories260K.gguf", pending)
       if not model then return end
       local f = file("s.jsonl", '{"text": "Tom"}\n{"text": "Tom had a big red ball and a small blue cup."}\n')
-      assert.equal(0, select(3, H.run(home, "data import -q " .. f .. " --name s --model " .. H.q(model))))
-      local out, _, code = H.run(home, "data validate s --model " .. H.q(model) .. " --ctx 8")
+      local out, _, code = H.run(home, "data import -q " .. f .. " --name s --model " .. H.q(model))
+      assert.equal(0, code)
+      assert.matches("\ntokens %(stories260K.gguf%): %d+ in all, per row min %d+, mean [%d.]+, p50 %d+, p95 %d+, "
+         .. "max %d+\n$", out)
+      out, _, code = H.run(home, "data validate s --model " .. H.q(model) .. " --ctx 8")
       assert.equal(1, code)
       assert.matches("^row 2: row is %d+ tokens, over the context of 8\ns@1: 2 rows, 1 problems %(context 8%)\n$", out)
       out, _, code = H.run(home, "data validate s --model " .. H.q(model))

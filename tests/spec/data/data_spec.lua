@@ -83,6 +83,11 @@ describe("moonhub.data #integration", function()
       assert.equal("data: cannot register late: injected: database is full", err)
       assert.same({}, reg.db:query("SELECT * FROM dataset_versions"))
       assert.same({}, files_under(home .. "/datasets"))
+      -- a temp file a killed writer left behind goes at the next store there
+      local dead = io.popen("sh -c 'echo $$'"):read("l")
+      H.write(home .. "/datasets/late/import.tmp." .. dead .. ".1", "half a file")
+      assert(import("late", jsonl({ '{"text": "fine"}' })))
+      assert.equal(1, #files_under(home .. "/datasets/late"))
       -- --skip-invalid keeps the good rows and counts the rest
       local ok, info = import("bad", jsonl({ '{"text": "fine"}', '{"text": ', '{"text": ""}' }),
          { skip_invalid = true })
@@ -123,6 +128,13 @@ describe("moonhub.data #integration", function()
       assert.equal(again.train.id, assert(data.open(reg, "lab@1:train")).id)   -- the new split replaced the old
       local s2 = assert(data.split(reg, "lab", { seed = 2 }))
       assert.not_equal(s1.train.sha256, s2.train.sha256)
+      assert.equal(4, #files_under(home .. "/datasets/lab"))   -- seed 1's split files went with their rows
+      -- a split not made again is gone, with its file
+      local two = assert(data.split(reg, "lab", { train = 0.5, val = 0.5, test = 0, seed = 2 }))
+      assert.is_nil(two.test)
+      assert.same({ nil, "dataset 'lab' version 1 has no test split (make one with 'moonhub data split lab')" },
+         { data.open(reg, "lab:test") })
+      assert.equal(3, #files_under(home .. "/datasets/lab"))
       -- pinned: a split made today is the same split tomorrow (the generator
       -- is the module's own splitmix64, not math.random)
       local again1 = assert(data.split(reg, "lab", { seed = 1 }))
@@ -252,5 +264,12 @@ describe("moonhub.data #integration", function()
       assert.matches("^row is %d+ tokens, over the context of 8$", res.problems[1].msg)
       assert.same({}, assert(data.validate(reg, "v", { model = path })).problems)   -- trained context 2048
       assert.same({ nil, "no dataset named 'w' (see 'moonhub data list')" }, { data.validate(reg, "w", {}) })
+      assert.same({ nil, "--ctx needs --model (a context is counted in a model's tokens)" },
+         { data.validate(reg, "v", { ctx = 8 }) })
+      -- a file is checked before import; file = false (HTTP) never reads one
+      local f = home .. "/f.jsonl"
+      H.write(f, '{"text": ""}\n')
+      assert.same({ { row = 1, msg = "empty text" } }, assert(data.validate(reg, f)).problems)
+      assert.is_nil(data.validate(reg, f, { file = false }))
    end)
 end)

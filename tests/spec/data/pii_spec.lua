@@ -31,6 +31,8 @@ describe("moonhub.data.pii #unit", function()
       assert.same({ "openai_key:sk-proj-Ab3De5Gh7Jk9Mn1Pq3St5Vx" },
          hits("OPENAI_API_KEY=sk-proj-Ab3De5Gh7Jk9Mn1Pq3St5Vx"))
       assert.same({ "secret:Zx8Qw3Er5Ty7Ui9Op1As2Df4Gh6Jk8Lm0N" }, hits("token: Zx8Qw3Er5Ty7Ui9Op1As2Df4Gh6Jk8Lm0N"))
+      assert.same({ "secret:wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY" },      -- AWS's documented example secret
+         hits("aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"))
    end)
 
    it("leaves lookalikes alone", function()
@@ -47,6 +49,9 @@ describe("moonhub.data.pii #unit", function()
       assert.same({}, hits("sha256 " .. ("0123456789abcdef"):rep(4)))                        -- hex: low entropy
       assert.same({}, hits("path /usr/lib/x86_64-linux-gnu/libopenblas.so.0.3.21"))
       assert.same({}, hits("uuid 550e8400-e29b-41d4-a716-446655440000"))
+      -- words: entropy as high as a key's, but made of words
+      assert.same({}, hits("see /path/to/Some-Page_With-Mixed-Case-And-1234 and The_Quick_Brown_Fox_Jumps_Over_42"))
+      assert.same({}, hits("call CamelCaseFunctionNameForTesting123Things()"))
    end)
 
    it("checks Luhn and mod-97 as specified", function()
