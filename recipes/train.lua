@@ -66,10 +66,12 @@ end
 io.write(string.format("job %d queued: %s on %s (%s)\n", id, cfg.model, cfg.data, cfg.method))
 io.stdout:flush()
 local r = require("moonhub.jobs.follow").follow(reg, id)
+local events = reg:run_events(id)
 reg:close()
 if r.status == "succeeded" then
    io.write(string.format("job %d succeeded: %s\n", id, r.artifacts or ""))
    return 0
 end
-return cli.fail("train", string.format("job %d %s: %s", id, r.status, r.error or
-   (reg and "see 'moonhub jobs show " .. id .. "'")))
+local last = events[#events]
+return cli.fail("train", string.format("job %d %s: %s", id, r.status, r.error or (last and last.reason)
+   or ("see 'moonhub jobs show " .. id .. "'")))

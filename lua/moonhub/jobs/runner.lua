@@ -85,6 +85,7 @@ local function base_path(cfg, dir, log)
    if cfg.method ~= "qlora" then return cfg.model_path end
    local facts = require("moonhub.models").gguf_facts(cfg.model_path)
    local q = facts and facts.quant or ""
+   if type(q) == "table" then q = q[1] or "" end        -- the main type first
    if q ~= "" and not q:match("^F") and not q:match("^BF") then return cfg.model_path end
    local out = dir .. "/base-" .. cfg.quant .. ".gguf"
    if fs.stat(out) then return out end
@@ -212,7 +213,8 @@ function Run:publish()
    ok, err = jobs.archive(self.reg, id)
    if not ok then return nil, err end
    local path = jobs.run_dir(id, true) .. "/" .. file
-   if type(self.reg.add_adapter_version) ~= "function" then return nil, nil, path end
+   -- a base given as a file outside the registry has no version to hang lineage on
+   if not self.job.version_id or type(self.reg.add_adapter_version) ~= "function" then return nil, nil, path end
    local vid
    ok, vid = pcall(self.reg.add_adapter_version, self.reg, { base_version_id = self.job.version_id,
       path = path, run_id = id, dataset_version_id = cfg.dataset_version_id, name = cfg.name, tag = cfg.tag,
@@ -240,7 +242,6 @@ function Run:loop()
       end
       local rec = { step = s, loss = r.loss, lr = r.lr, grad_norm = r.grad_norm, tokens = r.tokens,
          tokens_per_s = r.tokens_per_s, step_ms = dt * 1000, peak_rss = fs.peak_rss(), epoch = epoch }
-      rec.metrics_json = json.encode(rec)
       local cancel = self.reg:add_step(id, rec)
       if self.opts.on_step then self.opts.on_step(id, rec, total) end
       if s % 10 == 0 or s == total then
@@ -270,7 +271,7 @@ function Run:succeed()
    local vid, err, path = self:publish()
    if err then return self:finish("failed", err) end
    local reason = string.format("finished at step %d; %s", s, vid and ("registered as version " .. vid)
-      or ("adapter at " .. tostring(path)))
+      or (tostring(path) .. " (the base is no registered model: not registered)"))
    local ok, terr = self.reg:transition(self.job.id, set("running"), "succeeded", reason,
       { output_version_id = vid })
    if not ok then return nil, terr end
@@ -293,6 +294,10 @@ function M.run(reg, job, opts)
       return self:loop()
    end)
    if self.model then self.model:close() end
+   if not ok and tostring(res):find("interrupted!", 1, true) then     -- Ctrl-C in `moonhub train`
+      return self:finish("interrupted", string.format("stopped by Ctrl-C after step %d; 'moonhub jobs retry %d' "
+         .. "resumes from the last checkpoint", self.reg:run(job.id).step, job.id))
+   end
    if not ok then return self:finish("failed", "internal error: " .. tostring(res)) end
    if res == nil and err then return self:finish("failed", err) end
    return res

@@ -53,11 +53,21 @@ function M.summary(reg, id)
    end
    table.sort(keys)
    local steps = reg:steps(id)
+   local metrics = reg:run_metrics(id)
+   -- what `moonhub eval` recorded on the run (runs.metrics JSON: eval[dataset])
+   local rec = json.decode(r.metrics or "{}")
+   if type(rec) == "table" and type(rec.eval) == "table" then
+      for ds, e in pairs(rec.eval) do
+         if type(e) == "table" and type(e.loss) == "number" then
+            metrics[#metrics + 1] = { key = "eval_loss[" .. tostring(ds) .. "]", value = e.loss, at = e.at }
+         end
+      end
+   end
    local losses = {}
    for i, s in ipairs(steps) do losses[i] = s.loss end
    return { id = r.id, kind = r.kind, status = r.status, error = r.error, params = params, param_keys = keys,
       repro = json.decode(r.repro or "{}") or {}, steps = steps, losses = losses, last = steps[#steps] or {},
-      metrics = reg:run_metrics(id), artifacts = r.artifacts, files = files(r.artifacts),
+      metrics = metrics, artifacts = r.artifacts, files = files(r.artifacts),
       output_version_id = r.output_version_id }
 end
 

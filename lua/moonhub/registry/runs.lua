@@ -98,8 +98,8 @@ function M:add_step(id, s)
       d:exec([[INSERT OR REPLACE INTO run_steps (run_id, step, loss, lr, grad_norm, tokens, tokens_per_s,
          step_ms, peak_rss, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)]], id, s.step, s.loss, s.lr, s.grad_norm,
          s.tokens, s.tokens_per_s, s.step_ms, s.peak_rss, now)
-      d:exec("UPDATE runs SET step = ?, heartbeat_at = ?, metrics = ? WHERE id = ?", s.step, now,
-         s.metrics_json, id)
+      -- runs.metrics stays for named results such as moonhub.eval's JSON
+      d:exec("UPDATE runs SET step = ?, heartbeat_at = ? WHERE id = ?", s.step, now, id)
       local r = d:first("SELECT cancel_requested FROM runs WHERE id = ?", id)
       return r and r.cancel_requested == 1
    end)

@@ -70,6 +70,30 @@ describe("moonhub train and jobs #integration", function()
       assert.matches("\n%s+12%s+%d", out)
    end)
 
+   it("qlora quantizes an F32 base once into the run; early stop ends at the patience; eval is recorded",
+      function()
+      if not home then return end
+      local _, err, code = C.run(home, "train " .. ARGS .. " --method qlora --steps 4 --name stories-q")
+      assert.equal(0, code, err)
+      local j = C.job(home, 1)
+      assert.equal("succeeded", j.status)
+      assert.is_truthy(H.read(j.artifacts .. "/base-Q8_0.gguf"), "the quantized base is kept with the run")
+      assert.matches("qlora: quantizing the base to Q8_0", H.read(j.artifacts .. "/log.txt"))
+      -- an absurd but finite learning rate: the eval loss rises, patience 1 stops the run
+      _, err, code = C.run(home, "train --model stories:base --data toy --lr 0.5 --batch 4 --seed 3 --threads 1 "
+         .. "--steps 60 --eval-every 2 --patience 1")
+      assert.equal(0, code, err)
+      local e = C.job(home, 2)
+      assert.equal("succeeded", e.status)
+      assert.is_true(e.step < 60, "stopped early at " .. e.step)
+      assert.matches("early stop at step " .. e.step, H.read(e.artifacts .. "/log.txt"))
+      local evals = C.with(home, function(reg) return reg:run_metrics(2) end)
+      assert.is_true(#evals >= 4)
+      -- moonhub eval on the trained adapter records on its run; runs show lists it
+      C.must(home, "eval stories-q --data toy:test --run 1")
+      assert.matches("eval_loss%[toy[^%]]*%]", C.must(home, "runs show 1"))
+   end)
+
    it("runs jobs oldest first, one at a time; cancel stops a running job at its next step", function()
       if not home then return end
       local a = C.enqueue(home, ARGS .. " --steps 4")
