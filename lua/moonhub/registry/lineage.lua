@@ -110,20 +110,26 @@ function M:add_adapter_version(spec)
    local name = spec.name or (base.model .. (merged and "-merged" or "-lora"))
    names.check_name("add_adapter_version", "name", name, names.NAME_PAT)
    local path = fs.realpath(spec.path)
+   local sha = require("moonhub.core.fetch").sha256_file(path)
+   local copied, copy_dir       -- the copy this call made (removed again if registering fails)
    if spec.copy ~= false then
       -- the models folder of this registry's home (the configured one for the default home)
       local models = self.home == require("moonhub").home() and require("moonhub.models").models_dir()
          or (self.home .. "/models")
       local dir = models .. "/local/" .. name:gsub("/", "--")
+      copy_dir = dir
       local ok, merr = fs.mkdirs(dir)
       if not ok then fail("%s", merr) end
-      local target = string.format("%s/%s-%d-%s", dir, merged and "merged" or "lora", os.time(),
+      -- named by content: runs that all write "adapter.gguf" never overwrite each other
+      local target = string.format("%s/%s-%s-%s", dir, merged and "merged" or "lora", sha:sub(1, 12),
          spec.path:match("[^/]+$"))
-      local done, cerr = copy_file(path, target)
-      if not done then fail("copying %s: %s", spec.path, tostring(cerr)) end
+      if not fs.stat(target) then
+         local done, cerr = copy_file(path, target)
+         if not done then fail("copying %s: %s", spec.path, tostring(cerr)) end
+         copied = target
+      end
       path = target
    end
-   local sha = require("moonhub.core.fetch").sha256_file(path)
    local st = fs.stat(path)
    local ok, res = pcall(self.db.transaction, self.db, function(d)
       local row = self:add_model{ name = name, tag = spec.tag, path = path, sha256 = sha,
@@ -136,7 +142,10 @@ function M:add_adapter_version(spec)
       return row.id
    end)
    if not ok then
-      if spec.copy ~= false then os.remove(path) end
+      if copied then
+         os.remove(copied)
+         os.remove(copy_dir)          -- only when empty: another version's file keeps it
+      end
       error(res, 2)
    end
    return res

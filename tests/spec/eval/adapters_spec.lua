@@ -16,7 +16,7 @@ local PROMPT = "Lily saw"
 
 -- Trains a small LoRA until it answers PROMPT with " a purple elephant."
 -- and saves it as GGUF and safetensors in dir -> gguf path, safetensors path
-local function train_adapter(base, dir)
+local function train_adapter(base, dir, steps)
    local m = assert(mh.load(base))
    local tok = m.tokenizer
    local row, mask = {}, {}
@@ -27,7 +27,7 @@ local function train_adapter(base, dir)
    local tr = mh.train.trainer(m, { method = "lora", seed = 1,
       lora = { rank = 4, alpha = 8, dropout = 0, targets = { "q", "k", "v", "o", "gate", "up", "down" } },
       optimizer = { lr = 1e-2, weight_decay = 0 }, schedule = { warmup = 5 } })
-   for _ = 1, 30 do tr:step({ tokens = { row }, mask = { mask } }) end
+   for _ = 1, steps or 30 do tr:step({ tokens = { row }, mask = { mask } }) end
    local gguf, st = dir .. "/tales-lora.gguf", dir .. "/tales-lora.safetensors"
    assert(tr:save(gguf))
    assert(tr:save(st))
@@ -173,6 +173,37 @@ describe("LoRA adapters from the registry #integration", function()
       local b = host.run(home, "generate stories-lora " .. host.q(PROMPT) .. " -n 8 --temp 0")
       assert.equal(b, a)
       assert.matches("^ a purple", a)
+   end)
+
+   it("copies each adapter under the home by content; a failed registration leaves no copy", function()
+      local base = data.need(MODEL, pending)
+      if not base then return end
+      local fs = require "moonhub.fs"
+      assert(fs.mkdirs(dir .. "/run1") and fs.mkdirs(dir .. "/run2"))
+      local a1 = train_adapter(base, dir .. "/run1", 10)
+      local a2 = train_adapter(base, dir .. "/run2", 20)     -- same file name, other content
+      local reg = assert(registry.open(home))
+      local b = reg:add_model({ name = "stories", path = base, format = "gguf", arch = "llama" })
+      local v1 = reg:add_adapter_version({ base_version_id = b.id, path = a1, name = "tl" })
+      local v2 = reg:add_adapter_version({ base_version_id = b.id, path = a2, name = "tl" })
+      local r1, r2 = assert(reg:resolve("tl:v" .. v1)), assert(reg:resolve("tl:v" .. v2))
+      assert.are_not.equal(r1.path, r2.path)
+      assert.equal(host.read(a1), host.read(r1.path))
+      assert.equal(host.read(a2), host.read(r2.path))
+      -- the run folders may go: the registered copies stay usable
+      host.rmdir(dir .. "/run1")
+      local out, err, code = host.run(home, "generate tl:v" .. v1 .. " " .. host.q(PROMPT) .. " -n 4 --temp 0")
+      assert.equal(0, code, err)
+      assert.is_true(#out > 1)
+      -- a name taken by an alias: refused, and no copy left behind
+      assert(reg:alias("stories", "taken"))
+      local before = #(fs.list(home .. "/models/local") or {})
+      assert.error_matches(function()
+         reg:add_adapter_version({ base_version_id = b.id, path = a2 .. "", name = "taken" })
+      end, "is an alias")
+      assert.equal(before, #(fs.list(home .. "/models/local") or {}))
+      assert.is_nil(fs.stat(home .. "/models/local/taken"))
+      reg:close()
    end)
 
    it("refuses unknown adapters and an adapter of another base, each in one line", function()
