@@ -70,6 +70,13 @@ function M.enqueue(reg, cfg)
       val, err = M.open_dataset(reg, cfg.val)
       if not val then return nil, "--val: " .. err end
    end
+   if not val and cfg.eval_every > 0 then          -- evaluations read NAME:val: it must exist now
+      val, err = M.open_dataset(reg, string.format("%s@%s:val", ds.name, tostring(ds.version)))
+      if not val then
+         return nil, string.format("--eval-every needs a validation set: %s (make one with 'moonhub data split "
+            .. "%s', or give --val)", err, ds.name)
+      end
+   end
    if ds.rows == 0 then return nil, "dataset '" .. cfg.data .. "' has no rows" end
    local total = cfg.steps or cfg.epochs * math.ceil(ds.rows / cfg.batch)
    local run = {}

@@ -124,6 +124,9 @@ describe("moonhub eval #integration", function()
       assert.is_true(close(res.loss, r.loss), string.format("%g vs %g", res.loss, r.loss))
       -- the progress line went to stderr, ending at 3/3 rows
       assert.matches("eval tales@1 .*3/3 rows", err)
+      -- show names the dataset version the adapter was trained on
+      local shown = host.run(home, "show stories-lora")
+      assert.matches("dataset%s+tales@1  %(dataset version " .. ds.id .. "%)", shown)
       -- and the base with --lora NAME gives the same loss
       local out2, err2, code2 = host.run(home, "eval stories --data tales --lora stories-lora")
       assert.equal(0, code2, err2)
