@@ -5,10 +5,11 @@
 -- /v1/chat/completions for the base and the fine-tuned answer side by side.
 -- `make demo` runs it. Layer: examples (drives the moonhub CLI as child
 -- processes, as a user types it; dkjson, moonhub.fs, curl for the requests).
--- Usage: moonhub run examples/lifecycle.lua [--model GGUF | --create] [--steps N] [--keep]
+-- Usage: moonhub run examples/lifecycle.lua [--model GGUF | --create] [--steps N]
+--        [--lr X] [--method lora|full] [--keep]
 --   --model: the base (default stories260K from the shared test data, else,
 --   or with --create, a `moonhub create --preset tiny` model with random
---   weights); --keep: leave the scratch folder.
+--   weights, trained in full); --keep: leave the scratch folder.
 local json = require "dkjson"
 local fs = require "moonhub.fs"
 local host = require "moonhub.core.host"
@@ -32,7 +33,7 @@ do
       elseif a == "--method" then opts.method, i = arg[i + 1], i + 1
       else
          io.stderr:write("lifecycle: unknown argument ", a, "\nusage: moonhub run examples/lifecycle.lua ",
-            "[--model GGUF | --create] [--steps N] [--keep]\n")
+            "[--model GGUF | --create] [--steps N] [--lr X] [--method lora|full] [--keep]\n")
          os.exit(2)
       end
       i = i + 1
