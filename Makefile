@@ -111,9 +111,12 @@ asan:
 	    LDFLAGS="-fsanitize=address,undefined" bins
 	@ASAN_OPTIONS=detect_leaks=1 V=$(V) sh tests/run.sh build-asan c
 
+# The hub's central flow end to end, offline, in a scratch MOONHUB_HOME
+# (examples/lifecycle.lua): model -> dataset -> LoRA job -> eval -> serve.
+# Exits non-zero when a step fails (CI runs it after the tests).
 demo: deps
 	@$(MAKE) --no-print-directory all
-	./moonhub run examples/tour.lua
+	./moonhub run examples/lifecycle.lua
 
 # Plants each mutation of tools/mutations.txt in a scratch copy and runs its
 # tests (not part of test or CI; docs/testing.md).

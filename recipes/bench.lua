@@ -12,18 +12,22 @@ local cli = require "moonhub.cli"
 local flags = require "moonhub.cli_flags"
 
 local usage = [==[usage: moonhub bench MODEL [-p 128,512] [-n 128] [-r 3] [-t THREADS] [-q]
-       moonhub bench tokenize VOCAB FILE [--rounds N]
+       moonhub bench tokenize VOCAB FILE [--rounds N] [-q]
+       moonhub bench serve MODEL [--streams 1,4,8] [--reps 3] [-q]   (--help for more)
        moonhub bench train [--case lora|full|all] [--steps 3] [-t 2]   (--help for more)
        moonhub bench soak MODEL [--clients 16] [--minutes 10]   (--help for more)
   MODEL: a GGUF, a Hugging Face folder or a registry name; prints pp/tg tokens/s.
   VOCAB: a .gguf, a tokenizer.json or a folder holding one; FILE: text to encode.
-  Prints MB/s and tokens/s for encode and decode, best of N rounds (default 5).]==]
+  Prints MB/s and tokens/s for encode and decode, best of N rounds (default 5).
+  Progress (which test, which rep) goes to stderr: one redrawn line on a
+  terminal, a line per 10 % otherwise; -q/--quiet silences it.]==]
 
 local function tokenize_parser()
    local p = cli.parser("bench tokenize", "Time a tokenizer's encode and decode of a text file.")
    p:argument("vocab", "a .gguf, a tokenizer.json or a folder holding one")
    p:argument("file", "the text to encode")
    p:option("--rounds", "best of this many rounds"):default("5"):convert(cli.count(1))
+   p:flag("-q --quiet", "no progress output (it goes to stderr)")
    return p
 end
 
@@ -40,10 +44,12 @@ local function model_parser()
    return p
 end
 
--- Best (shortest) time of fn over rounds runs; returns seconds and fn's last result.
-local function best_of(rounds, fn)
+-- Best (shortest) time of fn over rounds runs; returns seconds and fn's last
+-- result. tick(i) is called before round i.
+local function best_of(rounds, fn, tick)
    local best, res = math.huge, nil
-   for _ = 1, rounds do
+   for i = 1, rounds do
+      tick(i)
       local t0 = mh.sys.now()
       res = fn()
       local dt = mh.sys.now() - t0
@@ -68,8 +74,14 @@ local function bench_tokenize(args)
       return cli.fail("bench", err)
    end
    local opts = { bos = false, eos = false }
-   local enc_s, ids = best_of(o.rounds, function() return tok:encode(text, opts) end)
-   local dec_s, out = best_of(o.rounds, function() return tok:decode(ids) end)
+   -- progress: one unit per round, encode rounds then decode rounds
+   local prog = require("moonhub.progress").new("bench tokenize", { unit = "rounds", quiet = o.quiet })
+   local function ticker(what, base)
+      return function(i) prog(base + i - 1, 2 * o.rounds, false, ("%s round %d/%d"):format(what, i, o.rounds)) end
+   end
+   local enc_s, ids = best_of(o.rounds, function() return tok:encode(text, opts) end, ticker("encode", 0))
+   local dec_s, out = best_of(o.rounds, function() return tok:decode(ids) end, ticker("decode", o.rounds))
+   prog(2 * o.rounds, 2 * o.rounds, true, "done")
    print(string.format("tokenizer: %s (%s, %s, %d tokens in vocabulary)", o.vocab, tok.kind, tok.pre,
       tok.vocab_size))
    print(string.format("text: %s, %d bytes; best of %d rounds", o.file, #text, o.rounds))

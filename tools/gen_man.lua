@@ -15,6 +15,8 @@ local GROUPS = {
      verbs = { "pull", "search", "import", "list", "show", "cp", "rm", "ps", "stop" } },
    { name = "run", what = "run models: run, generate, chat, serve, tokenize, templates, history",
      verbs = { "run", "generate", "chat", "serve", "tokenize", "template", "history" } },
+   { name = "train", what = "datasets, training jobs, tracked runs and evaluation",
+     verbs = { "data", "train", "jobs", "worker", "runs", "eval" } },
    { name = "tools", what = "make, convert and measure models, and the rest",
      verbs = { "create", "quantize", "bench", "version", "help" } },
 }

@@ -5,17 +5,19 @@
 -- completion. Layer: lua/moonhub (drives `curl` processes; dkjson).
 local json = require "dkjson"
 local fs = require "moonhub.fs"
+local bs = require "moonhub.bench_server"
 local now = require("moonhub.core.sys").now
 
 local M = {}
 
 M.usage = [==[usage: moonhub bench serve MODEL [--threads 2] [--parallel 4] [--ctx 2048]
          [--streams 1,4,8] [--tokens 64] [--prefix 1000] [--reps 3] [--cache-mb 512]
-         [--llama-server PATH] [--url URL]
+         [--llama-server PATH] [--url URL] [-q]
   Starts `moonhub serve` on MODEL (and PATH -m MODEL -t THREADS -np PARALLEL
   -c PARALLEL*CTX when --llama-server is given; --url adds a running server),
   runs each measurement on every server in turn, REPS times, and prints the
-  best (tok/s) or median (latency) figures.]==]
+  best (tok/s) or median (latency) figures. Progress (which measurement, which
+  rep, which server) goes to stderr; -q/--quiet silences it.]==]
 
 local function fail(msg) error({ usage = msg }, 0) end
 
@@ -43,6 +45,7 @@ local function parse(args)
          o[a:sub(3):gsub("-", "_")] = v or fail(a .. " needs a value")
          i = i + 2
       elseif a == "-h" or a == "--help" then o.help = true; i = i + 1
+      elseif a == "-q" or a == "--quiet" then o.quiet = true; i = i + 1
       elseif a:sub(1, 1) == "-" then fail("unknown option " .. a)
       elseif not o.model then o.model = a; i = i + 1
       else fail("unexpected argument " .. a) end
@@ -53,9 +56,7 @@ end
 
 -- ===== processes and HTTP through curl =====
 
-local function sh_quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-
-local function sleep(s) os.execute("sleep " .. s) end
+local sh_quote, sleep = bs.q, bs.sleep
 
 local function tmpfile(content)
    local name = os.tmpname()
@@ -63,14 +64,6 @@ local function tmpfile(content)
    f:write(content or "")
    f:close()
    return name
-end
-
--- Starts cmd in the background, output to log; returns its pid.
-local function spawn(cmd, log)
-   local p = assert(io.popen(string.format("%s > %s 2>&1 & echo $!", cmd, sh_quote(log)), "r"))
-   local pid = math.tointeger(tonumber(p:read("l") or ""))
-   p:close()
-   return pid or error("bench serve: cannot start " .. cmd)
 end
 
 local function http_status(url)
@@ -126,7 +119,7 @@ end
 local function wait_ready(srv, log)
    for _ = 1, 600 do
       if http_status(srv.base .. "/health") == 200 then return end
-      if srv.pid and not os.execute("kill -0 " .. srv.pid .. " 2>/dev/null") then
+      if srv.pid and not bs.alive(srv.pid) then
          local text = fs.read(log) or ""
          error("bench serve: " .. srv.name .. " exited:\n" .. text:sub(-2000), 0)
       end
@@ -137,21 +130,20 @@ end
 
 -- Fills servers as they start, so the caller can stop them all on error.
 local function start_servers(o, servers)
-   local exe = fs.readlink("/proc/self/exe") or "moonhub"
-   local port = free_port()
-   local cmd = string.format("%s serve %s --port %d --threads %d --parallel %d --ctx %d --cache-mb %d",
-      sh_quote(exe), sh_quote(o.model), port, o.threads, o.parallel, o.ctx, o.cache_mb)
-   servers[#servers + 1] = { name = "moonhub", base = "http://127.0.0.1:" .. port, cmd = cmd }
+   -- one at a time: loading competes for the 2 cores
+   local ms = bs.serve({ model = o.model, log = os.tmpname(), what = "bench serve",
+      args = string.format("--threads %d --parallel %d --ctx %d --cache-mb %d", o.threads, o.parallel, o.ctx,
+         o.cache_mb) })
+   ms.name = "moonhub"
+   servers[#servers + 1] = ms
    if o.llama_server then
-      port = free_port()
-      cmd = string.format("%s -m %s -t %d -np %d -c %d --port %d", sh_quote(o.llama_server), sh_quote(o.model),
-         o.threads, o.parallel, o.parallel * o.ctx, port)
-      servers[#servers + 1] = { name = "llama-server", base = "http://127.0.0.1:" .. port, cmd = cmd }
-   end
-   for _, s in ipairs(servers) do       -- one at a time: loading competes for the 2 cores
-      s.log = os.tmpname()
-      s.pid = spawn(s.cmd, s.log)
-      wait_ready(s, s.log)
+      local port = free_port()
+      local cmd = string.format("%s -m %s -t %d -np %d -c %d --port %d", sh_quote(o.llama_server),
+         sh_quote(o.model), o.threads, o.parallel, o.parallel * o.ctx, port)
+      local ls = { name = "llama-server", base = "http://127.0.0.1:" .. port, cmd = cmd, log = os.tmpname() }
+      servers[#servers + 1] = ls
+      ls.pid = bs.spawn(cmd, ls.log)
+      wait_ready(ls, ls.log)
    end
    if o.url then
       local s = { name = o.url, base = o.url:gsub("/v1/?$", ""):gsub("/$", "") }
@@ -162,7 +154,7 @@ end
 
 local function stop_servers(servers)
    for _, s in ipairs(servers) do
-      if s.pid then os.execute("kill " .. s.pid .. " 2>/dev/null") end
+      bs.stop(s.pid)
       if s.log then os.remove(s.log) end
    end
 end
@@ -223,15 +215,26 @@ local function ttft(srv, o, text, rep)
    return cold, cached, store, reply.usage
 end
 
-local function measure(servers, o, tok)
+-- measure(servers, o, tok, progress) -> figures per server. progress counts
+-- steps: a warm-up per server, then per rep one per stream count and server
+-- and two per server (TTFT, latency); its note names the step in flight.
+local function measure(servers, o, tok, progress)
    local res = {}
+   local total, done = #servers * (1 + o.reps * (#o.streams + 2)), 0
+   local function step(note)
+      progress(done, total, false, note)
+      done = done + 1
+   end
    for _, s in ipairs(servers) do
+      step("warm-up " .. s.name)
       res[s.name] = { tps = {}, cold = {}, cached = {}, store = {}, lat = {} }
       must(completion(s, "Warm up: once upon a time", 8)())
    end
    for rep = 1, o.reps do               -- interleaved: the shared box's noise hits all servers alike
+      local tag = string.format("rep %d/%d", rep, o.reps)
       for _, S in ipairs(o.streams) do
          for _, s in ipairs(servers) do
+            step(string.format("%d stream%s %s %s", S, S > 1 and "s" or "", tag, s.name))
             local t = res[s.name].tps
             t[S] = math.max(t[S] or 0, streams_tps(s, o, S, rep))
          end
@@ -239,15 +242,18 @@ local function measure(servers, o, tok)
       local text = long_text(tok, o.prefix, rep * 7919)
       for _, s in ipairs(servers) do
          local r = res[s.name]
+         step(string.format("TTFT %s %s", tag, s.name))
          local c, k, st, usage = ttft(s, o, text, rep)
          r.cold[#r.cold + 1], r.cached[#r.cached + 1], r.store[#r.store + 1] = c, k, st
          r.prompt_tokens, r.cached_tokens = usage and usage.prompt_tokens, usage and usage.prompt_tokens_details
             and usage.prompt_tokens_details.cached_tokens
+         step(string.format("latency %s %s", tag, s.name))
          for i = 1, 10 do
             r.lat[#r.lat + 1] = must(completion(s, string.format("Request %d.%d: hello there", rep, i), 8)())
          end
       end
    end
+   progress(total, total, true, "done")
    return res
 end
 
@@ -305,12 +311,14 @@ function M.main(args)
       return 1
    end
    local servers = {}
+   local progress = require("moonhub.progress").new("bench serve", { unit = "steps", quiet = o.quiet })
    local ok, err = pcall(function()
       start_servers(o, servers)
+      local res = measure(servers, o, tok, progress)     -- printed after: the progress line is done
       print(string.format("model %s, %d threads, %d parallel, ctx %d per slot, %d tokens per stream, best/median of %d",
          o.model, o.threads, o.parallel, o.ctx, o.tokens, o.reps))
       for _, s in ipairs(servers) do print(s.name .. ": " .. (s.cmd or s.base)) end
-      print_table(servers, o, measure(servers, o, tok))
+      print_table(servers, o, res)
    end)
    stop_servers(servers)
    if not ok then

@@ -7,17 +7,19 @@
 -- prints figures and asserts nothing. Layer: lua/moonhub (drives curl and
 -- bash processes; moonhub.fs for the executable's path).
 local fs = require "moonhub.fs"
+local bs = require "moonhub.bench_server"
 local now = require("moonhub.core.sys").now
 
 local M = {}
 
 M.usage = [==[usage: moonhub bench soak MODEL [--clients 16] [--minutes 10] [--parallel 4]
-         [--tokens 24] [--threads 2] [--ctx 1024]
+         [--tokens 24] [--threads 2] [--ctx 1024] [-q]
   Starts `moonhub serve MODEL` and runs CLIENTS concurrent clients for MINUTES,
   each sending chat, streamed chat and embeddings requests in turn. Prints the
   requests per kind, the errors (any non-200, curl failure, or a stream
   without its [DONE]) and the server's RSS: after the first minute (or 10 %
-  of the run), at its peak and at the end.]==]
+  of the run), at its peak and at the end. Progress (time, requests so far,
+  RSS) goes to stderr; -q/--quiet silences it.]==]
 
 local function fail(msg) error({ usage = msg }, 0) end
 
@@ -28,6 +30,7 @@ local function parse(args)
       local a, v = args[i], args[i + 1]
       local key = a:match("^%-%-(%a+)$")
       if a == "-h" or a == "--help" then o.help = true; i = i + 1
+      elseif a == "-q" or a == "--quiet" then o.quiet = true; i = i + 1
       elseif key and o[key] ~= nil then
          o[key] = tonumber(v or "") or fail(a .. " needs a number")
          if o[key] <= 0 then fail(a .. " must be positive") end
@@ -41,7 +44,7 @@ local function parse(args)
    return o
 end
 
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+local q = bs.q
 
 local function write(path, s)
    local f = assert(io.open(path, "wb"))
@@ -49,7 +52,7 @@ local function write(path, s)
    f:close()
 end
 
-local function sleep(s) os.execute("sleep " .. s) end
+local sleep = bs.sleep
 
 local function rss_kib(pid)
    return tonumber((fs.read("/proc/" .. pid .. "/status") or ""):match("VmRSS:%s*(%d+)"))
@@ -68,25 +71,11 @@ local function store_kib(base)
    return bytes and bytes / 1024, budget and budget / 1024
 end
 
--- The server: serve on a free port (port 0), its address from its log.
+-- The server: serve on a free port in its own MOONHUB_HOME.
 local function start_server(o, dir)
-   local exe = fs.readlink("/proc/self/exe") or "moonhub"
-   local cmd = string.format("MOONHUB_HOME=%s %s serve %s --port 0 --threads %d --parallel %d --ctx %d",
-      q(dir .. "/home"), q(exe), q(o.model), o.threads, o.parallel, o.ctx)
-   local p = assert(io.popen(string.format("%s > %s 2>&1 & echo $!", cmd, q(dir .. "/server.log"))))
-   local pid = math.tointeger(tonumber(p:read("l") or ""))
-   p:close()
-   for _ = 1, 600 do
-      local log = fs.read(dir .. "/server.log") or ""
-      local base = log:match("ready at (http://[%d.]+:%d+)/v1")
-      if base then return pid, base end
-      if not os.execute("kill -0 " .. pid .. " 2>/dev/null") then
-         error("bench soak: the server exited:\n" .. log:sub(-2000), 0)
-      end
-      sleep(0.2)
-   end
-   os.execute("kill " .. pid)
-   error("bench soak: the server did not become ready", 0)
+   local srv = bs.serve({ model = o.model, home = dir .. "/home", log = dir .. "/server.log", what = "bench soak",
+      args = string.format("--threads %d --parallel %d --ctx %d", o.threads, o.parallel, o.ctx) })
+   return srv.pid, srv.base
 end
 
 -- One client: a bash loop of curl requests until the deadline; a line per
@@ -125,6 +114,13 @@ local function start_clients(o, dir, base)
       p:close()
    end
    return pids
+end
+
+-- Requests the clients have finished so far (a line each in their logs).
+local function requests_so_far(o, dir)
+   local n = 0
+   for id = 1, o.clients do n = n + select(2, (fs.read(dir .. "/c" .. id .. ".log") or ""):gsub("\n", "")) end
+   return n
 end
 
 local function running(pids)
@@ -177,6 +173,8 @@ local function run(o)
    local r = { rss_ready = rss_kib(pid), load0 = loadavg(), per_minute = {}, store_minute = {} }
    local ok, err = pcall(function()
       local clients = start_clients(o, dir, base)
+      local secs = math.floor(o.minutes * 60 + 0.5)
+      local progress = require("moonhub.progress").new("bench soak", { unit = "s", quiet = o.quiet, from = 0 })
       local t0 = now()
       r.warm = math.min(60, o.minutes * 6)
       local next_minute = 60
@@ -194,13 +192,16 @@ local function run(o)
             next_minute = next_minute + 60
          end
          r.rss_end = rss
+         progress(math.min(t, secs), secs, false, string.format("%d requests, RSS %s", requests_so_far(o, dir),
+            mib(rss)))
       until not running(clients)
+      progress(secs, secs, true, "clients done")
       r.secs = now() - t0
       r.load1 = loadavg()
       r.store_end, r.store_budget = store_kib(base)
       r.n, r.kinds, r.errs = tally(o, dir)
    end)
-   os.execute("kill " .. pid .. " 2>/dev/null")
+   bs.stop(pid)
    if not ok then error(err, 0) end
    report(o, r)
    os.execute("rm -rf " .. q(dir))

@@ -11,14 +11,15 @@ local host = require "moonhub.core.host"
 local M = {}
 
 M.usage = [==[usage: moonhub bench train [--case lora|full|all] [--steps 3] [-t 2] [--seq 256] [--batch 4]
-         [--rank 8] [--tokenizer VOCAB] [--dir DIR] [--python PATH] [--no-torch]
+         [--rank 8] [--tokenizer VOCAB] [--dir DIR] [--python PATH] [--no-torch] [-q]
   Creates the models in DIR (default /tmp/moonhub-bench-train; kept for reuse):
   lora: smollm2-135m shape, F32 base, LoRA r=8 on q,k,v,o (vocabulary from
   VOCAB, default the SmolLM2 vocab of mh-smol-llama-17m-F16.gguf in the test
   data when present); full: ~10M-parameter llama (8 x 320, ff 864, byte vocab).
   Each case runs one warm-up step and STEPS timed AdamW steps on random tokens
   in a child process (so peak RSS is its own), then the same shapes in
-  PyTorch (tests/tools/bench_train_torch.py with PATH, default /usr/bin/python3).]==]
+  PyTorch (tests/tools/bench_train_torch.py with PATH, default /usr/bin/python3).
+  Progress (which case, which trainer) goes to stderr; -q/--quiet silences it.]==]
 
 local function fail(msg) error({ usage = msg }, 0) end
 
@@ -45,6 +46,7 @@ local function parse(args)
          o[strs[a]] = v or fail(a .. " needs a value")
          i = i + 2
       elseif a == "--no-torch" then o.torch = false; i = i + 1
+      elseif a == "-q" or a == "--quiet" then o.quiet = true; i = i + 1
       elseif a == "-h" or a == "--help" then o.help = true; i = i + 1
       else fail("unknown option " .. a) end
    end
@@ -161,8 +163,8 @@ local function has_torch(python)
    return v:match("^(%S+)")
 end
 
-local function print_row(label, r, ref)
-   print(string.format("| %-7s | %-14s | %8.2fM | %10.1f | %8.3f | %9.1f MiB | %s |", label.case, label.who,
+local function row_of(label, r, ref)
+   return (string.format("| %-7s | %-14s | %8.2fM | %10.1f | %8.3f | %9.1f MiB | %s |", label.case, label.who,
       r.trainable / 1e6, r.tokens_per_s, label.step, r.peak_rss / 2^20,
       ref and string.format("%.2fx", r.tokens_per_s / ref.tokens_per_s) or ""))
 end
@@ -173,28 +175,42 @@ local function mean(xs)
    return s / #xs
 end
 
+-- The table is printed once every case ran (the progress line is done by
+-- then); progress counts parts: per case the model, moonhub's run and
+-- PyTorch's when it runs.
 local function drive(o)
    local exe = host.exe or "moonhub"
    local script = o.torch and torch_script()
    local tv = script and has_torch(o.python)
-   print(string.format("training: seq %d, batch %d, %d timed steps after 1 warm-up, %d threads",
+   local lines = {}
+   local function say(s) lines[#lines + 1] = s end
+   say(string.format("training: seq %d, batch %d, %d timed steps after 1 warm-up, %d threads",
       o.seq, o.batch, o.steps, o.threads))
-   if o.torch and not tv then print("pytorch: not run (" .. (script and o.python .. " has no torch"
+   if o.torch and not tv then say("pytorch: not run (" .. (script and o.python .. " has no torch"
       or "tests/tools/bench_train_torch.py not found") .. ")") end
-   print(string.format("| %-7s | %-14s | %9s | %10s | %8s | %13s | %s |", "case", "trainer", "trainable",
+   say(string.format("| %-7s | %-14s | %9s | %10s | %8s | %13s | %s |", "case", "trainer", "trainable",
       "tokens/s", "s/step", "peak RSS", "vs torch"))
-   print("|---------|----------------|-----------|------------|----------|---------------|----------|")
+   say("|---------|----------------|-----------|------------|----------|---------------|----------|")
    local cases = o.case == "all" and { "lora", "full" } or { o.case }
    local models = {}
+   local progress = require("moonhub.progress").new("bench train", { unit = "parts", quiet = o.quiet })
+   local per, done = tv and 3 or 2, 0
+   local function part(note)
+      progress(done, #cases * per, false, note)
+      done = done + 1
+   end
    for _, case in ipairs(cases) do
+      part(case .. ": model")
       local path, err = ensure_model(o, case)
       if not path then return nil, err end
+      part(string.format("%s: moonhub, %d steps", case, o.steps))
       local ours, oerr = json_of(string.format("%s bench train --worker %s --model %s --steps %d -t %d --seq %d"
          .. " --batch %d --rank %d 2>&1", sh_quote(exe), case, sh_quote(path), o.steps, o.threads, o.seq,
          o.batch, o.rank))
       if not ours then return nil, oerr end
       local theirs
       if tv then
+         part(string.format("%s: pytorch, %d steps", case, o.steps))
          local cfg = case == "full" and M.full_config or mh.create.presets["smollm2-135m"]
          cfg = setmetatable({ n_vocab = ours.vocab }, { __index = cfg })
          local terr
@@ -203,10 +219,12 @@ local function drive(o)
       end
       models[#models + 1] = string.format("%s: %s (%.1fM parameters, vocab %d, cpu path %s)", case, path,
          ours.params / 1e6, ours.vocab, ours.cpu)
-      print_row({ case = case, who = "moonhub", step = mean(ours.step_s) }, ours, theirs)
-      if theirs then print_row({ case = case, who = "torch " .. tv, step = mean(theirs.step_s) }, theirs) end
+      say(row_of({ case = case, who = "moonhub", step = mean(ours.step_s) }, ours, theirs))
+      if theirs then say(row_of({ case = case, who = "torch " .. tv, step = mean(theirs.step_s) }, theirs)) end
    end
-   for _, line in ipairs(models) do print(line) end
+   progress(done, done, true, "done")
+   for _, line in ipairs(models) do say(line) end
+   io.stdout:write(table.concat(lines, "\n"), "\n")
    return true
 end
 

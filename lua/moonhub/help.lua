@@ -5,8 +5,16 @@ local M = {}
 
 local TABLE = require "moonhub.docs_table"
 
--- path of an entry: the signature up to "(" or " " ("mh.tensor.randn")
-local function path_of(sig) return sig:match("^[%w_.]+") end
+-- path of an entry: the signature up to "(" or " " ("mh.tensor.randn");
+-- a method "Model:generate" is found in its class (TABLE.classes.Model)
+local function path_of(sig)
+   local class, method = sig:match("^(%u[%w_]*):([%w_]+)")
+   if class then
+      local at = TABLE.classes and TABLE.classes[class]
+      return at and at .. "." .. method or sig:match("^[%w_.:]+")
+   end
+   return sig:match("^[%w_.]+")
+end
 
 local entries, by_path = {}, {}
 for _, e in ipairs(TABLE) do
@@ -99,6 +107,8 @@ function M.text(x)
       return table.concat(out, "\n")
    end
    local d = type(x) == "string" and by_path[x] or entry_of(x)
+   -- an instance (a model, a tokenizer): its class's listing
+   if not d and type(x) == "table" and getmetatable(x) then d = entry_of(getmetatable(x)) end
    if not d then
       return ("no short doc for %s; help() lists the documented modules"):format(
          type(x) == "string" and x or tostring(x))

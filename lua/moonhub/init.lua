@@ -35,6 +35,7 @@ function M.home() return require("moonhub.core.host").home end   -- $MOONHUB_HOM
 function M.show(v, opts) return require("moonhub.repl").show_values({ n = 1, v }, opts) end
 
 return setmetatable(M, {
+   modules = lazy,   -- the submodule names (the docs spec checks each is documented)
    __index = function(t, k)
       local name = lazy[k]
       if not name then return nil end

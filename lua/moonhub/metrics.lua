@@ -72,6 +72,9 @@ local function render_pool(line, pool)
    line(string.format("moonhub_models_loading %d", loading))
    line("# TYPE moonhub_model_load_waiting gauge")
    line(string.format("moonhub_model_load_waiting %d", waiting))
+   -- the compute threads the engine runs with (--threads > env > config file)
+   line("# TYPE moonhub_compute_threads gauge")
+   line(string.format("moonhub_compute_threads %d", require("moonhub.core.sys").threads()))
 end
 M.render_pool = render_pool
 

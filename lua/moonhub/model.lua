@@ -51,9 +51,10 @@ end
 
 -- load(path or "name[:tag]", {ctx =, threads =, mem_limit = bytes, kv_type = "f16"|"q8_0"|"f32",
 --   adapters = {path or {path =, scale =}, ...}, draft = path | model | "ngram", draft_max = 8,
---   draft_p_min = 0})
---   -> model | nil, msg. A registered adapter version (or its file) loads its
---   base with the adapter first (moonhub.adapters).
+--   draft_p_min = 0, verbose = bool})
+--   -> model | nil, msg. Without ctx, the context serve/chat/generate pick.
+--   A registered adapter version (or its file) loads its base with the
+--   adapter first (moonhub.adapters).
 -- draft: speculative decoding (docs/speculative.md) for every generation
 -- and scheduler on this model, unless a request says otherwise.
 function M.load(path, opts)
@@ -120,7 +121,26 @@ function M.load(path, opts)
    local self = setmetatable({ _h = h, tokenizer = tok, info = info, path = path,
       kv_type = opts.kv_type or "f16", version = bver or row, adapter_version = aver,
       adapters = type(adapters) == "string" and { adapters } or adapters }, Model)
-   self.ctx = opts.ctx or math.min(info.n_ctx_train, 4096)
+   if opts.ctx == nil then
+      -- the rule of serve/chat/generate (moonhub.config.context): MOONHUB_CTX
+      -- or the config file's ctx, else the trained context capped by memory.
+      -- The choice is kept in m.context_note (printed with opts.verbose, as
+      -- `generate --verbose` does: a library writes nothing unasked).
+      local cfg = require "moonhub.config"
+      local ok, asked, src = pcall(cfg.get, "ctx")
+      if not ok then
+         h:close()
+         return nil, "moonhub.load: " .. tostring(asked)
+      end
+      self.ctx, self.context_note, self.context_warning = cfg.context(self, { ctx = asked, source = src,
+         mem = opts.mem_limit })
+      if opts.verbose then
+         io.stderr:write("moonhub.load: ", self.context_note, "\n")
+         if self.context_warning then io.stderr:write("moonhub.load: ", self.context_warning, "\n") end
+      end
+   else
+      self.ctx = opts.ctx
+   end
    if math.type(self.ctx) ~= "integer" or self.ctx < 1 then
       h:close()
       error("moonhub.load: ctx must be a positive integer, got " .. tostring(opts.ctx), 2)
@@ -425,4 +445,5 @@ function Model:perplexity(text, opts)
    return math.exp(nll / count), { nll = nll, n = count, chunks = chunks }
 end
 
+M.Model = Model   -- the class, for help() and its docs (moonhub.docs_table)
 return M

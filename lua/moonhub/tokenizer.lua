@@ -75,4 +75,5 @@ function Tok:__tostring()
    return string.format("tokenizer(%s, %s, %d tokens)", self.kind, self.pre, self.vocab_size)
 end
 
+M.Tokenizer = Tok   -- the class, for help() and its docs (moonhub.docs_table)
 return M

@@ -192,4 +192,5 @@ function M.resume(dir, model)
    return tr
 end
 
+M.Trainer = Trainer   -- the class, for help() and its docs (moonhub.docs_table)
 return M

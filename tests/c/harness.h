@@ -42,15 +42,6 @@ __attribute__((unused)) static int test_skipped;
         test_case_failed = 1; return; } \
     printf("  skip: %s\n", why); test_case_skipped = 1; return; } while (0)
 
-/* Counts one skipped check inside a case that goes on, for data the shared
- * manifest documents as unobtainable (../shared/models/MODELS.md): counted
- * in the summary, never a failure, since no machine can have it. */
-__attribute__((unused)) static void test_skip_documented(const char *why)
-{
-    printf("  skip (documented absent): %s\n", why);
-    test_skipped++;
-}
-
 #define TEST_REPORT() (printf("%d passed, %d failed, %d skipped\n", test_passed, test_failed, \
     test_skipped), test_failed ? 1 : 0)
 

@@ -1,6 +1,6 @@
 /* test_kernels.c: every SIMD kernel against its scalar _ref on random and
  * odd sizes, for each CPU level this machine has; exact half conversions.
- * Layer: tests (C, engine/kernels + engine/core/dtype). */
+ * Layer: tests (C, engine/kernels + engine/base/dtype). */
 #include <stdint.h>
 #include <string.h>
 #include "harness.h"

@@ -1,6 +1,6 @@
 /* test_threadpool.c: the pthread pool: every index covered exactly once,
  * chunk bounds, nesting, concurrent callers, thread count changes and the
- * MOONHUB_THREADS default. Layer: tests (C, engine/core). */
+ * MOONHUB_THREADS default. Layer: tests (C, engine/base). */
 #include <stdatomic.h>
 #include <pthread.h>
 #include <stdint.h>

@@ -64,6 +64,44 @@ end
 
 function Server:alive() return self.pid ~= nil and alive(self.pid) end
 
+M.alive = alive
+
+--- start_in(home, args[, env[, secs]]) -> {pid, port, base, home}: `moonhub
+-- serve --port 0 ARGS` on the registry in home (env: "NAME=V ..." or "-u
+-- NAME" for env(1)), its output in home/serve.out and home/serve.err; waits
+-- (at most secs, default 20) for its state file home/run/server-PORT.json.
+-- Old state files are removed first, so the port read is this server's.
+-- For specs that keep their own home (the registry, pulled files).
+function M.start_in(home, args, env, secs)
+   local run = home .. "/run"
+   os.execute("rm -rf " .. q(run))
+   local p = io.popen(string.format("env %s MOONHUB_HOME=%s %s serve --port 0 %s >%s 2>%s & echo $!", env or "",
+      q(home), q(H.exe), args, q(home .. "/serve.out"), q(home .. "/serve.err")))
+   local pid = tonumber(p:read("l"))
+   p:close()
+   local t0, port = now(), nil
+   while not port and now() - t0 < (secs or 20) do
+      local ls = io.popen("ls " .. q(run) .. " 2>/dev/null")
+      port = tonumber((ls:read("a") or ""):match("server%-(%d+)%.json"))
+      ls:close()
+      if not port then http.sleep(0.05) end
+   end
+   if not port then
+      os.execute("kill -9 " .. pid .. " 2>/dev/null")
+      error("server did not start: " .. tostring(H.read(home .. "/serve.err")), 2)
+   end
+   return { pid = pid, port = port, base = "http://127.0.0.1:" .. port, home = home }
+end
+
+--- stop_in(s): ends a server of start_in: SIGTERM, up to 5 s, then SIGKILL.
+function M.stop_in(s)
+   if not (s and s.pid) then return end
+   os.execute("kill " .. s.pid .. " 2>/dev/null")
+   local t0 = now()
+   while alive(s.pid) and now() - t0 < 5 do http.sleep(0.05) end
+   if alive(s.pid) then os.execute("kill -9 " .. s.pid .. " 2>/dev/null") end
+end
+
 -- The curl command for one request; its files are named after tag.
 -- opts: method, body (string or table -> JSON), headers {k = v},
 -- timeout (s, default 20), stream (no buffering), args (extra curl flags).

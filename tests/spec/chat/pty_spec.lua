@@ -5,30 +5,10 @@
 -- Layer: tests (runs the binary; needs tmux, see docs/dependencies.md).
 local data = require "helpers.data"
 local H = require "helpers.host"
+local tmux = require "helpers.tmux"
 local q = H.q
 
 local SMOL = "models/mh-smol-llama-17m-Q8_0.gguf"
-
--- A tmux server of our own in dir, with one pane running cmd.
-local function terminal(dir, cmd)
-   local t = { sock = dir .. "/tmux.sock" }
-   function t.tmux(args)
-      local p = io.popen("tmux -f /dev/null -S " .. q(t.sock) .. " " .. args .. " 2>&1")
-      local out = p:read("a")
-      p:close()
-      return out
-   end
-   -- the pane stays after the program exits, so its last words can be read
-   t.tmux("new-session -d -s chat -x 200 -y 50 " .. q(cmd) .. " \\; set-option -w -t chat remain-on-exit on")
-   function t.screen() return t.tmux("capture-pane -p -J -S - -t chat") end
-   function t.type(line)
-      t.tmux("send-keys -t chat -l " .. q(line))
-      t.tmux("send-keys -t chat Enter")
-   end
-   function t.key(k) t.tmux("send-keys -t chat " .. k) end
-   function t.close() t.tmux("kill-server") end
-   return t
-end
 
 -- the stats lines on the screen: { {generated, processed, of, interrupted}, ... }
 local function stats(out)
@@ -54,18 +34,6 @@ describe("moonhub chat on a pseudo-terminal #integration", function()
       H.rmdir(dir)
    end)
 
-   -- polls the screen until pred(screen) holds; fails with the screen after limit seconds
-   local function wait(what, pred, limit)
-      local t0 = os.time()
-      local screen
-      repeat
-         screen = term.screen()
-         if pred(screen) then return screen end
-         os.execute("sleep 0.05")
-      until os.time() - t0 > (limit or 30)
-      error("timed out waiting for " .. what .. "; screen:\n" .. screen, 2)
-   end
-
    it("two turns, Ctrl-C mid-answer, /reset and /bye", function()
       local model = data.need(SMOL, pending)
       if not model then return end
@@ -74,30 +42,30 @@ describe("moonhub chat on a pseudo-terminal #integration", function()
       -- pane's process, so #{pane_dead_status} can stay empty. It catches
       -- SIGINT (Ctrl-C reaches the whole foreground group) so that it
       -- lives on to print it; moonhub starts with the default action.
-      term = terminal(dir, string.format(
+      term = tmux.open(dir, string.format(
          "trap : INT; MOONHUB_HOME=%s %s chat %s --ignore-eos --max-tokens 8 --seed 3; echo \"[exit $?]\"",
          q(dir), q(H.exe), q(model)))
-      local s = wait("the first prompt", function(o) return prompts(o) == 1 end)
+      local s = term.wait("the first prompt", function(o) return prompts(o) == 1 end)
       assert.matches("^moonhub chat: .*, template built%-in chatml %(detected%)%. /help for commands", s)
 
       term.type("Hello there")
-      wait("turn 1", function(o) return #stats(o) == 1 and prompts(o) == 2 end)
+      term.wait("turn 1", function(o) return #stats(o) == 1 and prompts(o) == 2 end)
       term.type("What comes next?")
-      s = wait("turn 2", function(o) return #stats(o) == 2 and prompts(o) == 3 end)
+      s = term.wait("turn 2", function(o) return #stats(o) == 2 and prompts(o) == 3 end)
       local st = stats(s)
       assert.are.equal(st[1][2], st[1][3])            -- turn 1: the whole prompt
       assert.is_true(st[2][2] < st[2][3] - st[1][3], s) -- turn 2: only the new suffix
       assert.is_true(st[1][1] == 8 and st[2][1] == 8, s)
 
       term.type("/set max_tokens 100000")
-      wait("/set", function(o) return o:find("[max_tokens = 100000]", 1, true) and prompts(o) == 4 end)
+      term.wait("/set", function(o) return o:find("[max_tokens = 100000]", 1, true) and prompts(o) == 4 end)
       term.type("Tell me a long story")
-      wait("the long answer to start", function(o)
+      term.wait("the long answer to start", function(o)
          local after = o:match("\n>>> Tell me a long story\n(.*)$")
          return after and #after >= 200
       end)
       term.key("C-c")
-      s = wait("the interrupted answer's stats and a prompt", function(o)
+      s = term.wait("the interrupted answer's stats and a prompt", function(o)
          return #stats(o) == 3 and prompts(o) == 5
       end)
       st = stats(s)
@@ -108,11 +76,11 @@ describe("moonhub chat on a pseudo-terminal #integration", function()
          .. "prompt processed %d+ of %d+ tokens, interrupted%]\n>>> ", s)
 
       term.type("/reset")
-      wait("/reset", function(o) return o:find("[conversation cleared]", 1, true) and prompts(o) == 6 end)
+      term.wait("/reset", function(o) return o:find("[conversation cleared]", 1, true) and prompts(o) == 6 end)
       term.type("/set max_tokens 4")
-      wait("/set", function(o) return prompts(o) == 7 end)
+      term.wait("/set", function(o) return prompts(o) == 7 end)
       term.type("Hello there")
-      s = wait("a turn after /reset", function(o) return #stats(o) == 4 and prompts(o) == 8 end)
+      s = term.wait("a turn after /reset", function(o) return #stats(o) == 4 and prompts(o) == 8 end)
       st = stats(s)
       -- the history is gone: the prompt is turn 1's again, and all of it
       -- is still in the KV cache but the last token
@@ -121,7 +89,7 @@ describe("moonhub chat on a pseudo-terminal #integration", function()
       assert.is_false(st[4][4])
 
       term.type("/bye")
-      s = wait("the chat to exit", function(o) return o:find("\n%[exit %d+%]") end, 10)
+      s = term.wait("the chat to exit", function(o) return o:find("\n%[exit %d+%]") end, 10)
       assert.matches("\n>>> /bye\n%[exit 0%]\n", s)
    end)
 end)

@@ -2,6 +2,10 @@
 -- order, in a scratch folder with a fresh MOONHUB_HOME, shared models in
 -- place of the placeholders (MODEL, IN.gguf, PATH...) and the fake Hub
 -- (tests/helpers/fake_hub.lua) in place of huggingface.co; each must exit 0.
+-- Each ```lua block runs whole as a script (`./moonhub run`), "model.gguf"
+-- and "text.txt" standing for a shared model and a text file; it must exit
+-- 0 and print what its comments promise (tests/spec/host/repl_tty_spec.lua
+-- types the same block into the REPL line by line).
 -- Layer: tests (runs ./moonhub as a child; never touches the network). #slow
 local H = require "helpers.host"
 local data = require "helpers.data"
@@ -12,7 +16,7 @@ local host = require "moonhub.core.host"
 -- fails the spec, so the list cannot go stale.
 local SKIPPED = {
    ["make test"] = "the suite this spec runs in",
-   ["make demo"] = "relinks ./moonhub mid-suite; tests/spec/examples_spec.lua runs examples/tour.lua",
+   ["make demo"] = "relinks ./moonhub mid-suite; tests/spec/examples_spec.lua runs examples/lifecycle.lua",
    ["./moonhub serve --model MODEL --port 8080"] =
       "serves until stopped, on a fixed port; tests/spec/server and tests/e2e drive the same API",
 }
@@ -46,6 +50,14 @@ local function readme_commands()
    return cmds
 end
 
+-- The README's ```lua blocks, whole.
+local function readme_lua_blocks()
+   local text = assert(H.read(host.root .. "/README.md"), "no README.md next to " .. host.root)
+   local blocks = {}
+   for block in text:gmatch("\n```lua\n(.-\n)```") do blocks[#blocks + 1] = block end
+   return blocks
+end
+
 describe("README.md commands #slow", function()
    local cmds = readme_commands()
    local dir, srv, home, subst
@@ -73,6 +85,11 @@ describe("README.md commands #slow", function()
       assert(os.execute(string.format("mkdir -p %s && ln -s %s %s/moonhub && ln -s %s %s/examples",
          H.q(home), H.q(host.exe), H.q(dir), H.q(host.root .. "/examples"), H.q(dir))))
       H.write(dir .. "/messages.json", '[{"role": "user", "content": "Hi"}]\n')
+      local rows = {}                  -- rows.jsonl of the datasets block
+      for i = 1, 20 do
+         rows[i] = string.format('{"prompt": "Question %d: what is the secret?", "completion": " moonhub"}', i)
+      end
+      H.write(dir .. "/rows.jsonl", table.concat(rows, "\n") .. "\n")
       srv = fake.start(dir, { repos = {
          ["HuggingFaceTB/SmolLM2-135M-Instruct-GGUF"] = { downloads = 10, files = {
             ["smollm2-135m-instruct-q8_0.gguf"] = model } } } })
@@ -97,6 +114,25 @@ describe("README.md commands #slow", function()
          return subst[w]
       end))
    end
+
+   it("runs each Lua block as a script, printing what its comments say", function()
+      if not srv then return data.skip("shared test models missing", pending) end
+      local blocks = readme_lua_blocks()
+      assert.truthy(#blocks >= 1, "README.md has no ```lua block")
+      H.write(dir .. "/text.txt", string.rep("Once upon a time there was a little fox in the forest. ", 20))
+      for i, block in ipairs(blocks) do
+         local file = ("readme-%d.lua"):format(i)
+         H.write(dir .. "/" .. file, (block:gsub('"model%.gguf"', ('%q'):format(subst.MODEL))))
+         local out, err, code = sh("./moonhub run " .. file)
+         assert.equal(0, code, string.format("README Lua block %d failed:\n%s\nstdout:\n%s\nstderr:\n%s", i,
+            block, out, err))
+         if block:find("a:sum(), a:shape()[2], a[2][3]", 1, true) then     -- the tour's promises
+            assert.matches("\n21%.0\t3\t6%.0\n", out)
+            assert.truthy(out:find("dtype=bf16, shape=(3,2))", 1, true), out)
+            assert.matches("%d%.%d+\ttable: 0x%x+\n$", out)          -- the perplexity and its details, last
+         end
+      end
+   end)
 
    it("finds the command blocks, and every skipped command is still in them", function()
       assert.truthy(#cmds >= 20, "only " .. #cmds .. " commands found in README.md")

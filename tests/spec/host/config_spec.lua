@@ -198,6 +198,25 @@ describe("precedence where the value arrives", function()
       assert.matches("ready at http://127%.0%.0%.4:%d+/v1 %(4 parallel, ctx 896%)", out)
    end)
 
+   it("threads: flag > MOONHUB_THREADS > config file, as the engine runs with them (/metrics)", function()
+      local model = data.need(MODEL, pending)
+      if not model or not data.need_cmd("curl", pending) then return end
+      local function threads(env, flags)
+         local n
+         serve(env, "--port 0 " .. (flags or "") .. " " .. q(model), function(out)
+            local url = assert(out:match("ready at (http://[%d.:]+)/v1"), out) .. "/metrics"
+            local p = io.popen("curl -s -m 10 " .. q(url))
+            n = (p:read("a") or ""):match("\nmoonhub_compute_threads (%d+)\n")
+            p:close()
+         end)
+         return tonumber(n)
+      end
+      run(home, nil, "config set threads 3")
+      assert.equal(3, threads("MOONHUB_THREADS="))           -- an empty variable is unset
+      assert.equal(2, threads("MOONHUB_THREADS=2"))
+      assert.equal(1, threads("MOONHUB_THREADS=2", "--threads 1"))
+   end)
+
    it("serve: api_key_file from the config guards the POST routes unless --api-key is given", function()
       local model = data.need(MODEL, pending)
       if not model or not data.need_cmd("curl", pending) then return end

@@ -5,6 +5,7 @@
 -- binary; needs tmux and, for the tour's model lines, a shared model).
 local data = require "helpers.data"
 local H = require "helpers.host"
+local tmux = require "helpers.tmux"
 local q = H.q
 
 local SMOL = "models/mh-smol-llama-17m-Q8_0.gguf"
@@ -19,22 +20,6 @@ local function tour_lines()
       if l:find("%S") then lines[#lines + 1] = l end
    end
    return lines
-end
-
-local function terminal(dir, cmd)
-   local t = { sock = dir .. "/tmux.sock" }
-   function t.tmux(args)
-      local p = io.popen("tmux -f /dev/null -S " .. q(t.sock) .. " " .. args .. " 2>&1")
-      local out = p:read("a")
-      p:close()
-      return out
-   end
-   t.tmux("new-session -d -s repl -x 200 -y 50 " .. q(cmd) .. " \\; set-option -w -t repl remain-on-exit on")
-   function t.screen() return t.tmux("capture-pane -p -J -S - -t repl") end
-   function t.keys(s) t.tmux("send-keys -t repl -l " .. q(s)) end
-   function t.key(k) t.tmux("send-keys -t repl " .. k) end
-   function t.close() t.tmux("kill-server") end
-   return t
 end
 
 -- prompts on the screen: lines that start with "> " or ">> "
@@ -53,17 +38,6 @@ describe("moonhub REPL on a pseudo-terminal #integration", function()
       H.rmdir(dir)
    end)
 
-   local function wait(what, pred, limit)
-      local t0 = os.time()
-      local screen
-      repeat
-         screen = term.screen()
-         if pred(screen) then return screen end
-         os.execute("sleep 0.05")
-      until os.time() - t0 > (limit or 30)
-      error("timed out waiting for " .. what .. "; screen:\n" .. screen, 2)
-   end
-
    it("runs the README tour line by line, help(), and Tab completes mh.ten", function()
       if not data.need_cmd("tmux", pending) then return end
       local model, missing = data.path(SMOL)
@@ -79,16 +53,15 @@ describe("moonhub REPL on a pseudo-terminal #integration", function()
       end
       local text = dir .. "/text.txt"
       H.write(text, string.rep("Once upon a time there was a little fox who lived in the forest. ", 20))
-      term = terminal(dir, string.format("MOONHUB_HOME=%s %s; echo \"[exit $?]\"", q(dir), q(H.exe)))
-      wait("the first prompt", function(s) return prompts(s) == 1 end)
+      term = tmux.open(dir, string.format("MOONHUB_HOME=%s %s; echo \"[exit $?]\"", q(dir), q(H.exe)))
+      term.wait("the first prompt", function(s) return prompts(s) == 1 end)
       -- after each line: its echo, then a prompt ending the screen (a
       -- prompt may follow output with no newline, as after io.write)
       local from = 1
       for _, l in ipairs(lines) do
          l = l:gsub('"model%.gguf"', ('%q'):format(model or "")):gsub('"text%.txt"', ('%q'):format(text))
-         term.keys(l)
-         term.key("Enter")
-         wait("the prompt after: " .. l, function(s)
+         term.type(l)
+         term.wait("the prompt after: " .. l, function(s)
             local _, e = s:find(l, from, true)
             if e and s:sub(e + 1):gsub("%s+$", ""):find("\n[^\n]*>>?$") then
                from = e + 1
@@ -107,22 +80,22 @@ describe("moonhub REPL on a pseudo-terminal #integration", function()
          assert.matches("\n%d+%.%d+[^\n]*\n> $", s:gsub("%s+$", " "))   -- the perplexity, a number
       end
 
-      term.keys("help()")
-      term.key("Enter")
-      s = wait("help()", function(o) return o:find("mh.tensor%s+n%-dimensional arrays") and prompts(o) >= n + 1 end)
+      term.type("help()")
+      s = term.wait("help()", function(o)
+         return o:find("mh.tensor%s+n%-dimensional arrays") and prompts(o) >= n + 1
+      end)
       n = n + 1
       assert.truthy(s:find("mh.load(model[, opts])", 1, true), s)
 
       term.keys("mh.ten")
       term.key("Tab")
-      wait("the completion", function(o) return o:find("\n> mh%.tensor\n?%s*$") end, 10)
-      term.keys(".zeros(2, 3):shape()")
-      term.key("Enter")
-      s = wait("the completed line's result", function(o) return prompts(o) >= n + 1 end)
+      term.wait("the completion", function(o) return o:find("\n> mh%.tensor\n?%s*$") end, 10)
+      term.type(".zeros(2, 3):shape()")
+      s = term.wait("the completed line's result", function(o) return prompts(o) >= n + 1 end)
       assert.truthy(s:find("\n> mh.tensor.zeros(2, 3):shape()\n{2, 3}\n", 1, true), s)
 
       term.key("C-d")
-      s = wait("the REPL to exit", function(o) return o:find("\n%[exit %d+%]") end, 10)
+      s = term.wait("the REPL to exit", function(o) return o:find("\n%[exit %d+%]") end, 10)
       assert.truthy(s:find("[exit 0]", 1, true), s)
       if not model then return data.skip(missing .. " (the tour's model lines did not run)", pending) end
    end)

@@ -88,3 +88,49 @@ describe("context default", function()
       assert.matches("%(2 parallel, ctx 2048%)", text)
    end)
 end)
+
+describe("mh.load without ctx: the same rule as serve/chat/generate", function()
+   local mh = require "moonhub"
+   local dir
+   setup(function() dir = H.tmpdir() end)
+   teardown(function() H.rmdir(dir) end)
+
+   it("takes the whole trained context, past the old 4096 cap", function()
+      local path = dir .. "/long.gguf"
+      assert(mh.create.model({ out = path, type = "F32", config = { arch = "llama", n_layer = 1, n_embd = 32,
+         n_ff = 64, n_head = 2, n_head_kv = 2, n_vocab = 259, n_ctx = 8192, tied = true } }))
+      local m = assert(mh.load(path))
+      assert.equal(8192, m.ctx)
+      assert.equal("context 8192 (trained), KV cache 1 MiB", m.context_note)
+      assert.equal(4096, assert(mh.load(path, { ctx = 4096 })).ctx)    -- an asked ctx is kept
+   end)
+
+   it("halves the trained context until weights + KV fit mem_limit, and says so", function()
+      local model = data.need(SMOL, pending)
+      if not model then return end
+      local m = assert(mh.load(model, { mem_limit = 121 * 2^20 }))
+      assert.equal(1024, m.ctx)
+      assert.equal("context 1024 (trained 2048, capped by memory: 121 MiB), KV cache 2 MiB", m.context_note)
+   end)
+
+   it("reads MOONHUB_CTX and the config file; verbose prints the choice and the warning", function()
+      local model = data.need(SMOL, pending)
+      if not model then return end
+      local script = "local m = require('moonhub').load(" .. ("%q"):format(model) .. ", {verbose = true}) "
+         .. "print(m.ctx)"
+      -- H.run with MOONHUB_CTX set for the child
+      local _, _, rc = os.execute(string.format("MOONHUB_CTX=4096 MOONHUB_HOME=%s %s -e %s >%s 2>%s </dev/null",
+         q(dir), q(H.exe), q(script), q(dir .. "/.stdout"), q(dir .. "/.stderr")))
+      local out, err = H.read(dir .. "/.stdout"), H.read(dir .. "/.stderr")
+      assert.equal(0, rc, err)
+      assert.equal("4096\n", out)
+      assert.equal("moonhub.load: context 4096 (MOONHUB_CTX), KV cache 8 MiB\n"
+         .. "moonhub.load: warning: context 4096 is beyond the model's trained context 2048; "
+         .. "answers past 2048 tokens may degrade\n", err)
+      H.write(dir .. "/config.lua", "return { ctx = 512 }\n")
+      out, err, rc = H.run(dir, "-e " .. q(script))
+      assert.equal(0, rc, err)
+      assert.equal("512\n", out)
+      assert.equal("moonhub.load: context 512 (config file), KV cache 1 MiB\n", err)
+   end)
+end)

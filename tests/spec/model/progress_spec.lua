@@ -184,4 +184,60 @@ describe("progress of create, quantize and bench #integration", function()
       assert.matches("| tg8 ", out, 1, true)
       assert.equal("", err)
    end)
+   it("bench tokenize: encode then decode rounds, ends at 100 %; -q prints none", function()
+      host.write(dir .. "/text.txt", string.rep("a small text to encode, again and again. ", 200))
+      local _, err, code = host.run(dir, "create -q --config " .. host.q(dir .. "/cfg.json")
+         .. " --out " .. host.q(dir .. "/t.gguf"))
+      assert.equal(0, code, err)
+      local out
+      out, err, code = host.run(dir, "bench tokenize " .. host.q(dir .. "/t.gguf") .. " "
+         .. host.q(dir .. "/text.txt") .. " --rounds 2")
+      assert.equal(0, code, err)
+      assert.matches("best of 2 rounds", out, 1, true)
+      local lines = lines_of(err, "bench tokenize ")
+      local notes = {}
+      for _, l in ipairs(lines) do notes[#notes + 1] = l:match("ETA %S+  (.*)$") end
+      assert.same({ "encode round 1/2", "encode round 2/2", "decode round 1/2", "decode round 2/2", "done" }, notes)
+      assert.same({ 0, 2, 5, 7, 10 }, tenths(lines))
+      _, err, code = host.run(dir, "bench tokenize -q " .. host.q(dir .. "/t.gguf") .. " "
+         .. host.q(dir .. "/text.txt") .. " --rounds 1")
+      assert.equal(0, code, err)
+      assert.equal("", err)
+   end)
+
+   it("bench train: the case and trainer in flight, ends at 100 %; -q prints none", function()
+      local args = " --case full --steps 1 -t 1 --seq 8 --batch 2 --no-torch --dir " .. host.q(dir .. "/bt")
+      local out, err, code = host.run(dir, "bench train" .. args)
+      assert.equal(0, code, err)
+      assert.matches("| full    | moonhub ", out, 1, true)
+      local lines = lines_of(err, "bench train ")
+      local notes = {}
+      for _, l in ipairs(lines) do notes[#notes + 1] = l:match("ETA %S+  (.*)$") end
+      assert.same({ "full: model", "full: moonhub, 1 steps", "done" }, notes)
+      assert.matches(" 100%.0%% 2/2 parts ", lines[#lines])
+      out, err, code = host.run(dir, "bench train -q" .. args)
+      assert.equal(0, code, err)
+      assert.matches("| full    | moonhub ", out, 1, true)
+      assert.equal("", err)
+   end)
+
+   it("bench soak: time, requests so far and RSS in flight, ends at 100 %; -q prints none", function()
+      local _, err, code = host.run(dir, "create -q --config " .. host.q(dir .. "/cfg.json")
+         .. " --out " .. host.q(dir .. "/s.gguf"))
+      assert.equal(0, code, err)
+      local args = " " .. host.q(dir .. "/s.gguf") .. " --clients 2 --minutes 0.05 --tokens 2 --threads 1 --ctx 128"
+      local out
+      out, err, code = host.run(dir, "bench soak" .. args)
+      assert.equal(0, code, out .. err)
+      assert.matches("\nerrors: 0\n", out)
+      local lines = lines_of(err, "bench soak ")
+      assert.is_true(#lines >= 2, err)
+      assert.matches("%d+ requests, RSS [%d.]+ MiB$", lines[1])
+      assert.matches(" 100%.0%% 3/3 s ", lines[#lines])
+      local t = tenths(lines)
+      for i = 2, #t do assert.is_true(t[i] > t[i - 1], err) end
+      out, err, code = host.run(dir, "bench soak -q" .. args)
+      assert.equal(0, code, out .. err)
+      assert.equal("", err)
+   end)
 end)

@@ -5,6 +5,7 @@
 -- --keep-alive (an idle model unloads). Also q8_0 KV in Lua against f16, and
 -- a `moonhub bench serve` smoke run. Layer: tests (helpers.host, .data).
 local H = require "helpers.host"
+local S = require "helpers.server"
 local data = require "helpers.data"
 local mh = require "moonhub"
 local http = mh.http
@@ -17,36 +18,12 @@ local STORIES = "models/stories260K.gguf"
 local CTX = 2048
 local PROMPT = "Once upon a time, there was a little girl named"
 
-local function alive(pid)
-   local stat = H.read("/proc/" .. pid .. "/stat")
-   return stat ~= nil and stat:match("^%d+ %b() (%a)") ~= "Z"
-end
-
--- start(home, args) -> {pid, base, home}: `moonhub serve --port 0` on the
--- registry in home; waits (bounded) for its state file, then /health.
+-- start(home, args) -> {pid, port, base, home}: `moonhub serve --port 0` on the
+-- registry in home (helpers.server); stop(s)
 local function start(home, args)
-   local p = io.popen(string.format("MOONHUB_HOME=%s %s serve --port 0 --ctx %d --parallel 1 --threads 1 %s "
-      .. ">%s 2>%s & echo $!", q(home), q(H.exe), CTX, args, q(home .. "/serve.out"), q(home .. "/serve.err")))
-   local pid = tonumber(p:read("l"))
-   p:close()
-   local t0, port = now(), nil
-   while not port and now() - t0 < 15 do
-      local ls = io.popen("ls " .. q(home .. "/run") .. " 2>/dev/null")
-      port = tonumber((ls:read("a") or ""):match("server%-(%d+)%.json"))
-      ls:close()
-      if not port then http.sleep(0.05) end
-   end
-   assert(port, "server did not start: " .. tostring(H.read(home .. "/serve.err")))
-   return { pid = pid, base = "http://127.0.0.1:" .. port, home = home }
+   return S.start_in(home, string.format("--ctx %d --parallel 1 --threads 1 %s", CTX, args), nil, 15)
 end
-
-local function stop(s)
-   if not s then return end
-   os.execute("kill " .. s.pid .. " 2>/dev/null")
-   local t0 = now()
-   while alive(s.pid) and now() - t0 < 5 do http.sleep(0.05) end
-   if alive(s.pid) then os.execute("kill -9 " .. s.pid .. " 2>/dev/null") end
-end
+local stop = S.stop_in
 
 -- get/post(s, path, body?) -> status, decoded JSON or raw text
 local function call(s, path, body)
@@ -193,5 +170,14 @@ describe("moonhub bench serve #integration", function()
       end
       local n, cached = out:match("long prompt (%d+) tokens, cached (%d+) after other requests")
       assert.is_true(tonumber(n) > 40 and tonumber(cached) > 0, out)
+      -- progress on stderr (not a terminal: a line per 10 %), naming the step
+      -- in flight: warm-up, 1 and 2 streams, TTFT, latency, then 100 %
+      local notes = {}
+      for l in err:gmatch("[^\n]+") do
+         local pct, note = l:match("^bench serve +([%d.]+)%% .-ETA %S+  (.*)$")
+         if pct then notes[#notes + 1] = note end
+      end
+      assert.same({ "warm-up moonhub", "1 stream rep 1/1 moonhub", "2 streams rep 1/1 moonhub",
+                    "TTFT rep 1/1 moonhub", "latency rep 1/1 moonhub", "done" }, notes)
    end)
 end)

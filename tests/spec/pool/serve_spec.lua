@@ -4,6 +4,7 @@
 -- the admin routes (list, show, rm, pull as SSE), --api-key, --history.
 -- Layer: tests. Every curl and wait is bounded; servers are killed in teardown.
 local H = require "helpers.host"
+local S = require "helpers.server"
 local data = require "helpers.data"
 local fake = require "helpers.fake_hub"
 local http = require("moonhub").http
@@ -11,37 +12,9 @@ local now = require("moonhub.core.sys").now
 local json = require "dkjson"
 local q = H.q
 
-local function alive(pid)
-   local stat = H.read("/proc/" .. pid .. "/stat")
-   return stat ~= nil and stat:match("^%d+ %b() (%a)") ~= "Z"
-end
-
--- start(home, args, env) -> {pid, port, base, home}: waits for the state file
-local function start(home, args, env)
-   local run = home .. "/run"
-   os.execute("rm -rf " .. q(run))
-   local p = io.popen(string.format("env %s MOONHUB_HOME=%s %s serve --port 0 --ctx 128 --parallel 1 %s "
-      .. ">%s 2>%s & echo $!", env or "", q(home), q(H.exe), args, q(home .. "/serve.out"), q(home .. "/serve.err")))
-   local pid = tonumber(p:read("l"))
-   p:close()
-   local t0, port = now(), nil
-   while not port and now() - t0 < 15 do
-      local ls = io.popen("ls " .. q(run) .. " 2>/dev/null")
-      port = tonumber((ls:read("a") or ""):match("server%-(%d+)%.json"))
-      ls:close()
-      if not port then http.sleep(0.05) end
-   end
-   assert(port, "server did not start: " .. tostring(H.read(home .. "/serve.err")))
-   return { pid = pid, port = port, base = "http://127.0.0.1:" .. port, home = home }
-end
-
-local function stop(s)
-   if not s then return end
-   os.execute("kill " .. s.pid .. " 2>/dev/null")
-   local t0 = now()
-   while alive(s.pid) and now() - t0 < 5 do http.sleep(0.05) end
-   if alive(s.pid) then os.execute("kill -9 " .. s.pid .. " 2>/dev/null") end
-end
+-- start(home, args, env) -> {pid, port, base, home}; stop(s): helpers.server
+local function start(home, args, env) return S.start_in(home, "--ctx 128 --parallel 1 " .. args, env, 15) end
+local stop = S.stop_in
 
 -- curl(s, method, path, body, headers) -> status, body text
 local function curl(s, method, path, body, headers)

@@ -5,6 +5,7 @@
 -- succeed; /metrics shows the loading state and the event-loop lag.
 -- Layer: tests. Big files live in a temp dir only; every wait is bounded.
 local H = require "helpers.host"
+local S = require "helpers.server"
 local data = require "helpers.data"
 local fake = require "helpers.fake_hub"
 local http = require("moonhub").http
@@ -17,35 +18,9 @@ local q = H.q
 local BIG_MB = 200            -- the acceptance asks for >= 200 MB
 local THROTTLE = 40 * 2^20    -- bytes/s: the pull lasts ~5 s
 
-local function alive(pid)
-   local stat = H.read("/proc/" .. pid .. "/stat")
-   return stat ~= nil and stat:match("^%d+ %b() (%a)") ~= "Z"
-end
-
--- start(home, args, env) -> {pid, base, home}, once the state file names its port
-local function start(home, args, env)
-   local p = io.popen(string.format("env %s MOONHUB_HOME=%s %s serve --port 0 --ctx 128 --parallel 1 %s "
-      .. ">%s 2>%s & echo $!", env or "", q(home), q(H.exe), args, q(home .. "/serve.out"), q(home .. "/serve.err")))
-   local pid = tonumber(p:read("l"))
-   p:close()
-   local t0, port = now(), nil
-   while not port and now() - t0 < 20 do
-      local ls = io.popen("ls " .. q(home .. "/run") .. " 2>/dev/null")
-      port = tonumber((ls:read("a") or ""):match("server%-(%d+)%.json"))
-      ls:close()
-      if not port then http.sleep(0.05) end
-   end
-   assert(port, "server did not start: " .. tostring(H.read(home .. "/serve.err")))
-   return { pid = pid, base = "http://127.0.0.1:" .. port, home = home }
-end
-
-local function stop(s)
-   if not (s and s.pid) then return end
-   os.execute("kill " .. s.pid .. " 2>/dev/null")
-   local t0 = now()
-   while alive(s.pid) and now() - t0 < 5 do http.sleep(0.05) end
-   if alive(s.pid) then os.execute("kill -9 " .. s.pid .. " 2>/dev/null") end
-end
+-- start(home, args, env) -> {pid, port, base, home}; stop(s): helpers.server
+local function start(home, args, env) return S.start_in(home, "--ctx 128 --parallel 1 " .. args, env) end
+local stop = S.stop_in
 
 -- The curl command of one request: its body, status and time go to files tag.*
 local function curl_cmd(s, tag, method, path, body)
@@ -183,7 +158,7 @@ describe("serve: pulls and loads off the event loop #integration #slow", functio
       assert.is_false(finished(srv, "pull"),
          "the requests were answered only after the pull ended: the loop was blocked (or the pull is too fast)")
       assert.truthy(eventually(function() return finished(srv, "pull") end, 120), "the pull did not end")
-      local events = require("helpers.server").sse(H.read(pull_out) or "")
+      local events = S.sse(H.read(pull_out) or "")
       local last = events[#events]
       assert.equal("success", last.status, H.read(pull_out))
       assert.equal("big:Q8_0", last.model)
