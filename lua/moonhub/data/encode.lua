@@ -20,6 +20,22 @@ local function mark(mask, full, prefix, stop)
    for i = from, stop do mask[i] = 1 end
 end
 
+-- A template that closes no assistant turn with an end-of-generation token
+-- (a raw template, as stories260K's) would teach the model never to stop:
+-- the final answer then learns the tokenizer's EOS, as completions do.
+local function with_stop(tok, msgs, ids, mask)
+   if #msgs == 0 or msgs[#msgs].role ~= "assistant" or not tok.eos then return ids, mask end
+   local eog = {}
+   for _, id in ipairs(tok:eog_ids()) do eog[id] = true end
+   for i = #ids, 1, -1 do
+      if mask[i] == 0 and i < #ids and mask[i + 1] == 1 then break end   -- start of the last answer
+      if mask[i] == 1 and eog[ids[i]] then return ids, mask end
+   end
+   local n = #ids + 1
+   ids[n], mask[n] = tok.eos, 1
+   return ids, mask
+end
+
 local function chat(model, msgs, opts)
    local ids = prompt.encode(model, msgs, { template = opts.template, add_generation_prompt = false })
    local mask = {}
@@ -34,7 +50,7 @@ local function chat(model, msgs, opts)
          mark(mask, ids, pre, math.min(common(ids, upto), #ids))
       end
    end
-   return ids, mask
+   return with_stop(model.tokenizer, msgs, ids, mask)
 end
 
 local function plain(model, row)

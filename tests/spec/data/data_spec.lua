@@ -253,6 +253,23 @@ describe("moonhub.data #integration", function()
       m:close()
    end)
 
+   it("ends a chat answer with EOS when the template closes no turn (stories260K has none)", function()
+      local path = D.need("models/stories260K.gguf", pending)
+      if not path then return end
+      local m = assert(require("moonhub").load(path, { ctx = 128 }))
+      local tok = m.tokenizer
+      local ids, mask = data.encode(m, { messages = { { role = "user", content = "Say hi" },
+         { role = "assistant", content = "Hello there" } } })
+      assert.same({ tok.eos, 1 }, { ids[#ids], mask[#ids] })
+      local on = {}
+      for i, id in ipairs(ids) do if mask[i] == 1 then on[#on + 1] = id end end
+      assert.matches("Hello there$", tok:decode(on, { skip_special = true }))
+      -- a row ending on the user's turn learns nothing more
+      local ids2, mask2 = data.encode(m, { messages = { { role = "user", content = "Say hi" } } })
+      assert.equal(0, mask2[#ids2])
+      m:close()
+   end)
+
    it("validates rows against a real model's context", function()
       local path = D.need("models/stories260K.gguf", pending)
       if not path then return end
