@@ -11,6 +11,8 @@
 #include <string.h>
 #include <cblas.h>
 #include "mh/gguf.h"
+#include "mh/quant.h"
+#include "mh/threadpool.h"
 #include "mh/safetensors.h"
 #include "mh/tensor.h"
 #include "model_internal.h"
@@ -20,6 +22,7 @@ struct mh_lora {
     float scale;                       /* lora_alpha / r */
     mh_lora_pair *pairs;               /* (n_layer * MH_LORA_TARGETS); a NULL a = none */
     int n_pairs;
+    int64_t max_rank;                  /* sizes the forward's scratch for x Aᵀ */
 };
 
 /* Projection k's (rows, cols) in the base model. */
@@ -170,6 +173,7 @@ static int load_gguf(const mh_model *m, const char *path, mh_lora *lo, double *a
                 status = mh_err_set(err, MH_EFORMAT, "lora: %s mixes ranks %lld and %lld", path,
                                     (long long)*rank, (long long)p->rank);
             *rank = p->rank;
+            lo->max_rank = p->rank;
             lo->n_pairs++;
         }
     mh_gguf_close(g);
@@ -203,6 +207,7 @@ static int load_safetensors(const mh_model *m, const char *path, mh_lora *lo, do
         for (int k = 0; !status && k < MH_LORA_TARGETS; k++) {
             status = load_pair(m, st, l, k, r, &lo->pairs[l * MH_LORA_TARGETS + k], err);
             if (!status && lo->pairs[l * MH_LORA_TARGETS + k].a) lo->n_pairs++;
+            if (!status) lo->max_rank = r;
         }
     mh_safetensors_close(st);
     return status;
@@ -256,29 +261,74 @@ int mh_model_set_loras(mh_model *m, const mh_lora *const *list, int n, mh_err *e
     return MH_OK;
 }
 
-static int apply_one(const mh_model *m, const mh_lora *lo, int64_t l, int k, const float *x, int64_t T,
-                     float *y, mh_err *err)
+/* ===== applying: y += scale (x Aᵀ) Bᵀ ===== */
+
+typedef struct lora_job {
+    mh_vec_dot_fn dot;           /* the f32 kernel the base's f32 matvec uses */
+    const float *w;              /* (n_out, n) */
+    int64_t n;
+    const float *x;              /* (n) */
+    float *y;                    /* (n_out) */
+    float scale;
+    bool add;                    /* y += scale·dot, else y = dot */
+} lora_job;
+
+static void lora_rows(void *ctx, int64_t r0, int64_t r1)
 {
-    const mh_lora_pair *p = &lo->pairs[l * MH_LORA_TARGETS + k];
-    if (!p->a) return MH_OK;
-    int64_t rows, cols, r = p->rank;
-    target_shape(m, l, k, &rows, &cols);
-    float *xa = malloc(sizeof(float) * (size_t)(T * r));
-    if (!xa) return mh_err_set(err, MH_ENOMEM, "lora: out of memory");
+    const lora_job *j = ctx;
+    for (int64_t r = r0; r < r1; r++) {
+        float d;
+        j->dot(j->n, j->w + r * j->n, j->x, &d);
+        if (j->add) j->y[r] += j->scale * d;
+        else j->y[r] = d;
+    }
+}
+
+/* chunks of at least ~64K multiply-adds, as the base's matvec: tiny
+ * adapters run inline, large ones split over the pool */
+static void lora_matvec(const float *w, int64_t n_out, int64_t n, const float *x, float *y, float scale,
+                        bool add)
+{
+    lora_job j = { mh_quant_traits_get(MH_DTYPE_F32)->vec_dot, w, n, x, y, scale, add };
+    int64_t min_chunk = n > 0 ? 65536 / n : n_out;
+    mh_parallel_for(n_out, min_chunk > 0 ? min_chunk : 1, lora_rows, &j);
+}
+
+void mh_lora_addmm(const float *a, const float *b, int64_t r, int64_t rows, int64_t cols, float scale,
+                   const float *x, int64_t T, float *y, float *xa)
+{
+    if (T <= 0 || r <= 0) return;
+    if (T == 1) {   /* one token (decoding): two thin matvecs through the f32 kernel */
+        lora_matvec(a, r, cols, x, xa, 1.0f, false);
+        lora_matvec(b, rows, r, xa, y, scale, true);
+        return;
+    }
+    /* a prompt or a batch of slots: OpenBLAS, as the base's f32 projections */
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)r, (int)cols, 1.0f, x, (int)cols,
-                p->a, (int)cols, 0.0f, xa, (int)r);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)rows, (int)r, lo->scale, xa, (int)r,
-                p->b, (int)r, 1.0f, y, (int)rows);
-    free(xa);
-    return MH_OK;
+                a, (int)cols, 0.0f, xa, (int)r);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)rows, (int)r, scale, xa, (int)r,
+                b, (int)r, 1.0f, y, (int)rows);
+}
+
+int64_t mh_lora_scratch_len(const mh_model *m, int64_t T)
+{
+    int64_t r = 0;
+    for (int i = 0; i < m->n_lora; i++) r = m->lora[i]->max_rank > r ? m->lora[i]->max_rank : r;
+    return r * T;
 }
 
 /* y: (T, rows) += Σ scale · (x (T, cols) Aᵀ) Bᵀ over the model's adapters. */
-int mh_lora_apply(const mh_model *m, int64_t l, int k, const float *x, int64_t T, float *y, mh_err *err)
+int mh_lora_apply(const mh_model *m, int64_t l, int k, const float *x, int64_t T, float *y, float *xa,
+                  mh_err *err)
 {
     for (int i = 0; i < m->n_lora; i++) {
-        int st = apply_one(m, m->lora[i], l, k, x, T, y, err);
-        if (st) return st;
+        const mh_lora *lo = m->lora[i];
+        const mh_lora_pair *p = &lo->pairs[l * MH_LORA_TARGETS + k];
+        if (!p->a) continue;
+        if (!xa) return mh_err_set(err, MH_EINVAL, "lora: no scratch for the adapter update");
+        int64_t rows, cols;
+        target_shape(m, l, k, &rows, &cols);
+        mh_lora_addmm(p->a, p->b, p->rank, rows, cols, lo->scale, x, T, y, xa);
     }
     return MH_OK;
 }
