@@ -266,44 +266,51 @@ int mh_model_set_loras(mh_model *m, const mh_lora *const *list, int n, mh_err *e
 typedef struct lora_job {
     mh_vec_dot_fn dot;           /* the f32 kernel the base's f32 matvec uses */
     const float *w;              /* (n_out, n) */
-    int64_t n;
-    const float *x;              /* (n) */
-    float *y;                    /* (n_out) */
+    int64_t n, n_out;
+    const float *x;              /* (T, n) */
+    float *y;                    /* (T, n_out) */
     float scale;
     bool add;                    /* y += scale·dot, else y = dot */
 } lora_job;
 
-static void lora_rows(void *ctx, int64_t r0, int64_t r1)
+/* items [i0, i1) of (T, n_out), row-major: token i / n_out, output i % n_out */
+static void lora_items(void *ctx, int64_t i0, int64_t i1)
 {
     const lora_job *j = ctx;
-    for (int64_t r = r0; r < r1; r++) {
+    for (int64_t i = i0; i < i1; i++) {
+        int64_t t = i / j->n_out, o = i % j->n_out;
         float d;
-        j->dot(j->n, j->w + r * j->n, j->x, &d);
-        if (j->add) j->y[r] += j->scale * d;
-        else j->y[r] = d;
+        j->dot(j->n, j->w + o * j->n, j->x + t * j->n, &d);
+        if (j->add) j->y[i] += j->scale * d;
+        else j->y[i] = d;
     }
 }
 
-/* chunks of at least ~64K multiply-adds, as the base's matvec: tiny
- * adapters run inline, large ones split over the pool */
-static void lora_matvec(const float *w, int64_t n_out, int64_t n, const float *x, float *y, float scale,
-                        bool add)
+/* y (T, n_out) (+)= x (T, n) wᵀ, in chunks of at least ~64K multiply-adds
+ * as the base's matvec: tiny adapters run inline, large ones split over
+ * the pool (the same pool as the base projections: no BLAS threads waking
+ * next to its spinning workers between the projections of one token). */
+static void lora_matmul(const float *w, int64_t n_out, int64_t n, const float *x, int64_t T, float *y,
+                        float scale, bool add)
 {
-    lora_job j = { mh_quant_traits_get(MH_DTYPE_F32)->vec_dot, w, n, x, y, scale, add };
+    lora_job j = { mh_quant_traits_get(MH_DTYPE_F32)->vec_dot, w, n, n_out, x, y, scale, add };
     int64_t min_chunk = n > 0 ? 65536 / n : n_out;
-    mh_parallel_for(n_out, min_chunk > 0 ? min_chunk : 1, lora_rows, &j);
+    mh_parallel_for(T * n_out, min_chunk > 0 ? min_chunk : 1, lora_items, &j);
 }
+
+/* from this many tokens (a prompt) sgemm's blocking beats per-item dots */
+#define LORA_GEMM_TOKENS 16
 
 void mh_lora_addmm(const float *a, const float *b, int64_t r, int64_t rows, int64_t cols, float scale,
                    const float *x, int64_t T, float *y, float *xa)
 {
     if (T <= 0 || r <= 0) return;
-    if (T == 1) {   /* one token (decoding): two thin matvecs through the f32 kernel */
-        lora_matvec(a, r, cols, x, xa, 1.0f, false);
-        lora_matvec(b, rows, r, xa, y, scale, true);
+    if (T < LORA_GEMM_TOKENS) {   /* decoding, one token per slot: thin matvecs over the pool */
+        lora_matmul(a, r, cols, x, T, xa, 1.0f, false);
+        lora_matmul(b, rows, r, xa, T, y, scale, true);
         return;
     }
-    /* a prompt or a batch of slots: OpenBLAS, as the base's f32 projections */
+    /* a prompt: OpenBLAS, as the base's f32 projections */
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)r, (int)cols, 1.0f, x, (int)cols,
                 a, (int)cols, 0.0f, xa, (int)r);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)rows, (int)r, scale, xa, (int)r,
