@@ -4,8 +4,9 @@
  * reads) or a GGUF LoRA in llama.cpp's adapter format (blk.N.X.weight.lora_a
  * / .lora_b, adapter.lora.alpha) and add scale·(x Aᵀ)Bᵀ to the projections
  * in the forward pass.
- * Layer: engine/model. Adapters stay f32 and separate from the (possibly
- * quantized) base, so one base can serve several adapters. */
+ * Layer: engine/model; uses the f32 vec_dot kernel, the thread pool and
+ * OpenBLAS. Adapters stay f32 and separate from the (possibly quantized)
+ * base, so one base can serve several adapters. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
