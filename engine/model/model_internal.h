@@ -44,8 +44,7 @@ int mh_lora_apply(const mh_model *m, int64_t l, int k, const float *x, int64_t T
                   mh_err *err);
 int64_t mh_lora_scratch_len(const mh_model *m, int64_t T);
 /* The update itself: a (r, cols), b (rows, r), x (T, cols), y (T, rows), xa
- * (T, r) scratch. Under 16 tokens: the f32 vec_dot kernel over the pool;
- * prompts: OpenBLAS sgemm. */
+ * (T, r) scratch. Two OpenBLAS sgemm calls, as the base's f32 path. */
 void mh_lora_addmm(const float *a, const float *b, int64_t r, int64_t rows, int64_t cols, float scale,
                    const float *x, int64_t T, float *y, float *xa);
 
