@@ -93,6 +93,8 @@ typedef struct mh_runstate {
     size_t slot_len;
     atomic_int *slot_busy;   /* (n_slots) */
     int n_slots;
+    float *lora;             /* x Aᵀ rows of the LoRA updates (lora.c) */
+    size_t lora_cap;
 } mh_runstate;
 
 static pthread_mutex_t rs_new_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -112,6 +114,7 @@ void mh_runstate_free(mh_runstate *rs)
     free(rs->logits);
     free(rs->slots);
     free(rs->slot_busy);
+    free(rs->lora);
     pthread_mutex_destroy(&rs->mu);
     free(rs);
 }
@@ -399,12 +402,13 @@ static void add_bias(float *x, const float *b, int64_t T, int64_t n)
 
 /* y: (T, rows) = x: (T, cols) through projection k of layer l: the base
  * weight, the LoRA adapters on it, then its bias. */
-static int proj(const mh_model *m, int64_t l, mh_proj k, const float *x, int64_t T, float *y, mh_err *err)
+static int proj(const mh_model *m, int64_t l, mh_proj k, const float *x, int64_t T, float *y, float *xa,
+                mh_err *err)
 {
     const mh_layer *L = &m->layers[l];
     const mh_weight *w = mh_layer_proj(L, k);
     int st = mh_linear(w, x, T, y, err);
-    if (!st) st = mh_lora_apply(m, l, (int)k, x, T, y, err);
+    if (!st) st = mh_lora_apply(m, l, (int)k, x, T, y, xa, err);
     if (!st) add_bias(y, mh_layer_bias(L, k), T, w->rows);
     return st;
 }
@@ -414,13 +418,15 @@ static int proj(const mh_model *m, int64_t l, mh_proj k, const float *x, int64_t
 typedef struct scratch {
     mh_runstate *rs;
     float *x, *xn, *q, *k, *v, *att, *tmp, *gate, *up;   /* (T, ...) rows */
+    float *lora;                                         /* (T, max LoRA rank) */
 } scratch;
 
 /* Points s at the RunState's activation rows for T tokens (growing them)
  * and its attention slots at a size for every cache in the batch. */
-static int scratch_bind(scratch *s, mh_runstate *rs, const mh_hparams *hp, const mh_batch_seq *seqs,
+static int scratch_bind(scratch *s, mh_runstate *rs, const mh_model *m, const mh_batch_seq *seqs,
                         int n_seqs, int64_t T, mh_err *err)
 {
+    const mh_hparams *hp = &m->hp;
     size_t E = (size_t)hp->n_embd, qd = (size_t)(hp->n_head * hp->head_dim),
            kvd = (size_t)(hp->n_head_kv * hp->head_dim), F = (size_t)hp->n_ff, t = (size_t)T;
     int64_t n_ctx = 0;
@@ -428,7 +434,9 @@ static int scratch_bind(scratch *s, mh_runstate *rs, const mh_hparams *hp, const
         n_ctx = seqs[i].cache->n_ctx > n_ctx ? seqs[i].cache->n_ctx : n_ctx;
     int st = grow(&rs->act, &rs->act_cap, t * (3 * E + 2 * qd + 2 * kvd + 2 * F), "activations", err);
     if (!st) st = grow_slots(rs, (size_t)(n_ctx + 66 * hp->head_dim), err);
+    if (!st) st = grow(&rs->lora, &rs->lora_cap, (size_t)mh_lora_scratch_len(m, T), "LoRA rows", err);
     if (st) return st;
+    s->lora = rs->lora;
     s->rs = rs;
     s->x = rs->act;
     s->xn = s->x + t * E;
@@ -478,20 +486,22 @@ static int layer_forward(mh_model *m, const mh_batch_seq *seqs, int n_seqs, int6
     int64_t E = hp->n_embd, F = hp->n_ff;
     int st;
     rmsnorm(s->xn, s->x, L->attn_norm, T, E, hp->rms_eps);
-    if ((st = proj(m, l, MH_PROJ_Q, s->xn, T, s->q, err)) || (st = proj(m, l, MH_PROJ_K, s->xn, T, s->k, err)) ||
-        (st = proj(m, l, MH_PROJ_V, s->xn, T, s->v, err)))
+    if ((st = proj(m, l, MH_PROJ_Q, s->xn, T, s->q, s->lora, err)) ||
+        (st = proj(m, l, MH_PROJ_K, s->xn, T, s->k, s->lora, err)) ||
+        (st = proj(m, l, MH_PROJ_V, s->xn, T, s->v, s->lora, err)))
         return st;
     for (int i = 0, r0 = 0; i < n_seqs; r0 += (int)seqs[i].n, i++)
         if ((st = seq_attention(m, &seqs[i], l, s, r0, err))) return st;
-    if ((st = proj(m, l, MH_PROJ_O, s->att, T, s->tmp, err))) return st;
+    if ((st = proj(m, l, MH_PROJ_O, s->att, T, s->tmp, s->lora, err))) return st;
     for (int64_t i = 0; i < T * E; i++) s->x[i] += s->tmp[i];
     rmsnorm(s->xn, s->x, L->ffn_norm, T, E, hp->rms_eps);
-    if ((st = proj(m, l, MH_PROJ_GATE, s->xn, T, s->gate, err)) || (st = proj(m, l, MH_PROJ_UP, s->xn, T, s->up, err)))
+    if ((st = proj(m, l, MH_PROJ_GATE, s->xn, T, s->gate, s->lora, err)) ||
+        (st = proj(m, l, MH_PROJ_UP, s->xn, T, s->up, s->lora, err)))
         return st;
     const mh_kernels *kn = mh_kernels_get();
     for (int64_t t = 0; t < T; t++)   /* row by row: ggml's vector chunks restart per row */
         kn->swiglu_llama(F, s->gate + t * F, s->up + t * F, s->gate + t * F);
-    if ((st = proj(m, l, MH_PROJ_DOWN, s->gate, T, s->tmp, err))) return st;
+    if ((st = proj(m, l, MH_PROJ_DOWN, s->gate, T, s->tmp, s->lora, err))) return st;
     for (int64_t i = 0; i < T * E; i++) s->x[i] += s->tmp[i];
     return MH_OK;
 }
@@ -561,7 +571,7 @@ int mh_model_forward_batch(mh_model *m, mh_batch_seq *seqs, int n_seqs, mh_err *
     mh_runstate *rs = runstate_acquire(m, &shared, err);
     if (!rs) return MH_ENOMEM;
     scratch s = {0};
-    st = scratch_bind(&s, rs, hp, seqs, n_seqs, T, err);
+    st = scratch_bind(&s, rs, m, seqs, n_seqs, T, err);
     size_t erow = mh_dtype_row_size(m->g.tok_embd.dtype, E);
     for (int i = 0, r = 0; i < n_seqs && !st; i++)
         for (int64_t t = 0; t < seqs[i].n && !st; t++, r++)

@@ -37,8 +37,16 @@ typedef struct mh_lora_pair {
     float *b;                   /* (rows, rank), rows in the base model's order */
     int64_t rank;
 } mh_lora_pair;
-/* y (T, rows) += scale (x Aᵀ) Bᵀ when the model has an adapter on (l, k). */
-int mh_lora_apply(const mh_model *m, int64_t l, int k, const float *x, int64_t T, float *y, mh_err *err);
+/* y (T, rows) += scale (x Aᵀ) Bᵀ for each of the model's adapters on (l, k);
+ * xa: the caller's scratch of mh_lora_scratch_len(m, T) floats (the
+ * forward's RunState holds it, so no call allocates and slots never share). */
+int mh_lora_apply(const mh_model *m, int64_t l, int k, const float *x, int64_t T, float *y, float *xa,
+                  mh_err *err);
+int64_t mh_lora_scratch_len(const mh_model *m, int64_t T);
+/* The update itself: a (r, cols), b (rows, r), x (T, cols), y (T, rows), xa
+ * (T, r) scratch. Two OpenBLAS sgemm calls, as the base's f32 path. */
+void mh_lora_addmm(const float *a, const float *b, int64_t r, int64_t rows, int64_t cols, float scale,
+                   const float *x, int64_t T, float *y, float *xa);
 
 struct mh_kv_cache {
     int64_t n_ctx, n_past, kv_dim, n_layer;

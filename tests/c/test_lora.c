@@ -2,7 +2,8 @@
  * LoRA the trainer writes (llama.cpp's format) and its PEFT safetensors twin
  * give the same logits, a scale of 0 gives the base, and bad files (a model,
  * another architecture, wrong shapes, a cut file) are refused with a status.
- * Runs on a generated model (no test data needed). */
+ * The update kernel matches a plain-loop reference on random shapes, and a
+ * prompt run at once equals it run token by token. Runs on a generated model (no test data needed). */
 #include <stdint.h>
 #include <sys/stat.h>
 #include "harness.h"
@@ -10,7 +11,9 @@
 #include "mh/gguf.h"
 #include "mh/gguf_write.h"
 #include "mh/model.h"
+#include "mh/threadpool.h"
 #include "mh/train.h"
+#include "../../engine/model/model_internal.h"   /* mh_lora_addmm: the update kernel */
 
 static char model_path[64], gguf_path[64], st_path[80], bad_path[64];
 
@@ -95,6 +98,100 @@ static void gguf_equals_safetensors(void)
     mh_model_free(m);
 }
 
+/* The reference: y (T, rows) += scale (x Aᵀ) Bᵀ in plain loops, in double. */
+static void addmm_ref(const float *a, const float *b, int64_t r, int64_t rows, int64_t cols, float scale,
+                      const float *x, int64_t T, float *y)
+{
+    for (int64_t t = 0; t < T; t++) {
+        double xa[16];
+        for (int64_t j = 0; j < r; j++) {
+            xa[j] = 0;
+            for (int64_t c = 0; c < cols; c++) xa[j] += (double)x[t * cols + c] * a[j * cols + c];
+        }
+        for (int64_t i = 0; i < rows; i++) {
+            double d = 0;
+            for (int64_t j = 0; j < r; j++) d += xa[j] * b[i * r + j];
+            y[t * rows + i] += (float)(scale * d);
+        }
+    }
+}
+
+static uint64_t rng = 88172645463325252ull;
+static float frand(void)
+{
+    rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
+    return (float)((double)(rng >> 11) / (double)(1ull << 53)) * 2.0f - 1.0f;
+}
+
+/* Ranks 1/8/16, one token, slot batches and prompts, square, wide and tall
+ * shapes, with two BLAS threads. */
+static void addmm_matches_ref(void)
+{
+    static const int64_t shapes[][2] = { { 32, 32 }, { 33, 100 }, { 172, 64 }, { 5000, 48 }, { 64, 8192 } };
+    static const int64_t ranks[] = { 1, 8, 16 }, Ts[] = { 1, 2, 7, 16, 19 };
+    int threads = mh_threads_get();
+    mh_threads_set(2);
+    for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++)
+        for (size_t ri = 0; ri < 3; ri++)
+            for (size_t ti = 0; ti < 5; ti++) {
+                int64_t rows = shapes[si][0], cols = shapes[si][1], r = ranks[ri], T = Ts[ti];
+                float *a = malloc(sizeof(float) * (size_t)(r * cols)), *b = malloc(sizeof(float) * (size_t)(rows * r));
+                float *x = malloc(sizeof(float) * (size_t)(T * cols)), *y = malloc(sizeof(float) * (size_t)(T * rows));
+                float *want = malloc(sizeof(float) * (size_t)(T * rows)), *xa = malloc(sizeof(float) * (size_t)(T * r));
+                for (int64_t i = 0; i < r * cols; i++) a[i] = frand();
+                for (int64_t i = 0; i < rows * r; i++) b[i] = frand();
+                for (int64_t i = 0; i < T * cols; i++) x[i] = frand();
+                for (int64_t i = 0; i < T * rows; i++) want[i] = y[i] = frand();
+                addmm_ref(a, b, r, rows, cols, 0.75f, x, T, want);
+                mh_lora_addmm(a, b, r, rows, cols, 0.75f, x, T, y, xa);
+                double d = 0, tol = 1e-5 * sqrt((double)cols) * sqrt((double)r) * 4;
+                for (int64_t i = 0; i < T * rows && d == d; i++) {   /* a NaN sticks */
+                    double e = fabs((double)y[i] - want[i]);
+                    d = e > d || e != e ? e : d;
+                }
+                CHECK_MSG(d < tol, "rows %lld cols %lld rank %lld T %lld: off by %g", (long long)rows,
+                          (long long)cols, (long long)r, (long long)T, d);
+                free(a); free(b); free(x); free(y); free(want); free(xa);
+            }
+    mh_threads_set(threads);
+}
+
+/* A 20-token prompt's logits in one forward equal those of its tokens fed
+ * one by one, with the adapter on: the scratch rows serve any T. */
+static void prompt_equals_steps(void)
+{
+    enum { N = 20, V = 259 };
+    mh_model *m = created_model();
+    CHECK(m && train_and_save(m) == 0);
+    mh_err err;
+    mh_lora *g = NULL;
+    CHECK_MSG(mh_lora_load(m, gguf_path, 1.0f, &g, &err) == MH_OK, "%s", err.msg);
+    const mh_lora *list[1] = { g };
+    CHECK(mh_model_set_loras(m, list, 1, &err) == MH_OK);
+    static float all[N * V], one[V];
+    int32_t tok[N];
+    for (int i = 0; i < N; i++) tok[i] = (int32_t)((i * 53 + 7) % V);
+    mh_kv_cache *kc = mh_kv_cache_new_type(m, N, MH_DTYPE_F32, &err);
+    mh_kv_cache *k1 = mh_kv_cache_new_type(m, N, MH_DTYPE_F32, &err);
+    CHECK(kc && k1 && mh_model_forward(m, kc, tok, N, all, true, &err) == MH_OK);
+    double d = 0;
+    int bad = 0;
+    for (int t = 0; k1 && t < N; t++) {
+        CHECK(mh_model_forward(m, k1, tok + t, 1, one, false, &err) == MH_OK);
+        for (int i = 0; i < V; i++) {   /* a NaN counts as off (fmax would skip it) */
+            double e = fabs((double)one[i] - all[t * V + i]);
+            bad += !(e < 1e-4);
+            d = fmax(d, e);
+        }
+    }
+    CHECK_MSG(bad == 0, "prompt vs token by token: %d logits off, by up to %g", bad, d);
+    mh_kv_cache_free(kc);
+    mh_kv_cache_free(k1);
+    mh_model_set_loras(m, NULL, 0, &err);
+    mh_lora_free(g);
+    mh_model_free(m);
+}
+
 /* A one-tensor adapter GGUF: arch, and lora_a of (rank, cols) for blk.0.attn_q. */
 static int write_adapter(const char *arch, const char *type, int64_t cols)
 {
@@ -158,6 +255,8 @@ int main(void)
     snprintf(bad_path, sizeof bad_path, "/tmp/mh_lora_test_%d_bad.gguf", (int)getpid());
     TEST_RUN(gguf_equals_safetensors);
     TEST_RUN(bad_adapters);
+    TEST_RUN(addmm_matches_ref);
+    TEST_RUN(prompt_equals_steps);
     unlink(model_path); unlink(gguf_path); unlink(st_path); unlink(bad_path);
     return TEST_REPORT();
 }
