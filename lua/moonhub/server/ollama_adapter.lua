@@ -460,7 +460,8 @@ local function run(app, req, r, kind)
          for k, v in pairs(M.timings(t0, t_loaded, now(), total, timings)) do out[k] = v end
          if kind == "generate" then
             local ids = table.move(job.prompts[1], 1, #job.prompts[1], 1, {})
-            for _, id in ipairs(view.model.tokenizer:encode(final.text)) do ids[#ids + 1] = id end
+            -- the answer's ids after the prompt's, without a second BOS in the middle
+            for _, id in ipairs(view.model.tokenizer:encode(final.text, { bos = false })) do ids[#ids + 1] = id end
             out.context = oa.array(ids)
          end
          return out

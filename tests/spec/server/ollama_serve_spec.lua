@@ -99,6 +99,25 @@ describe("Ollama routes over HTTP #integration", function()
       assert.equal("unsupported_media_type", json.decode(text).error.code)
    end)
 
+   it("returns a context that continues the text: the prompt's ids, then the answer's, one BOS", function()
+      if not ready() then return end
+      local st = data.path("models/stories260K.gguf")      -- a tokenizer that adds a BOS
+      assert.equal(0, select(3, H.run(home, "import " .. q(st) .. " --name st")))
+      local code, text = curl(srv, "POST", "/api/generate", json.encode({ model = "st", prompt = "Once",
+         stream = false, options = { num_predict = 6, seed = 1 } }))        -- stays loaded for /detokenize
+      assert.equal(200, code, text)
+      local res = json.decode(text)
+      local bos = 0
+      for _, id in ipairs(res.context) do if id == 1 then bos = bos + 1 end end
+      assert.equal(1, bos)
+      local tail = table.move(res.context, res.prompt_eval_count + 1, #res.context, 1, {})
+      code, text = curl(srv, "POST", "/detokenize", json.encode({ model = "st", tokens = tail }),
+         "-H 'Content-Type: application/json'")
+      assert.equal(200, code, text)
+      assert.equal(res.response, (json.decode(text).content:gsub("^ ", "")))
+      assert.equal(200, (curl(srv, "POST", "/api/generate", json.encode({ model = "st", keep_alive = 0 }))))
+   end)
+
    it("answers errors in Ollama's shape on /api/* and OpenAI's on /v1/*", function()
       if not ready() then return end
       local code, text = curl(srv, "POST", "/api/chat", json.encode({ model = "nope",
