@@ -113,7 +113,9 @@ static int check_case(mh_dtype t, const level *lv, int64_t R, int64_t T, int64_t
 static void test_gemm_vs_vec_dot(void)
 {
     static const int64_t rows[] = {1, 3, 4, 5, 8, 13};
-    static const int64_t toks[] = {1, 2, 3, 4, 5, 7, 9, 16};
+    /* every token count of the row-by-row path (GEMM_FEW_MAX = 16: decode
+     * steps of several slots, speculative verification), then the tiles */
+    static const int64_t toks[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 20};
     static const int64_t n32[] = {32, 96, 576}, nK[] = {256, 768};
     level lv[4];
     int nlv = levels(lv);
