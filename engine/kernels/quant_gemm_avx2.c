@@ -105,9 +105,9 @@ INLINE void tile32(int kind, int TR, int TC, int64_t n, const uint8_t *w, size_t
             if (r < rm) y[c * ldy + r] = kind == K_Q4_0 ? _mm256_cvtss_f32(acc[r][c]) : hsum8(acc[r][c]);
 }
 
-GEMM_TILED(mh_k_gemm_q8_0_avx2, tile32, RM32, CN32, K_Q8_0)
-GEMM_TILED(mh_k_gemm_q4_0_avx2, tile32, RM32, CN32, K_Q4_0)
-GEMM_TILED(mh_k_gemm_q5_0_avx2, tile32, RM32, CN32, K_Q5_0)
+GEMM_TILED(mh_k_gemm_q8_0_avx2, tile32, RM32, CN32, GEMM_FEW_MAX, K_Q8_0)
+GEMM_TILED(mh_k_gemm_q4_0_avx2, tile32, RM32, CN32, 0, K_Q4_0)
+GEMM_TILED(mh_k_gemm_q5_0_avx2, tile32, RM32, CN32, GEMM_FEW_MAX, K_Q5_0)
 
 /* q5_0 has no other SIMD vec_dot: the 1 x 1 tile is one (token generation) */
 void mh_k_vec_dot_q5_0_avx2(int64_t n, const void *w, const void *x, float *out)
@@ -178,7 +178,7 @@ INLINE void tile_q4_K(int kind, int TR, int TC, int64_t n, const uint8_t *w, siz
             if (r < rm) y[c * ldy + r] = hsum8(acc[r][c]) + hsum4(mins[r][c]);
 }
 
-GEMM_TILED(mh_k_gemm_q4_K_avx2, tile_q4_K, RMK, CNK, K_Q4_K)
+GEMM_TILED(mh_k_gemm_q4_K_avx2, tile_q4_K, RMK, CNK, GEMM_FEW_MAX, K_Q4_K)
 
 /* 6-bit level: 4 bits of l (already shifted down) and 2 bits of h at shift */
 INLINE __m256i q6_levels(__m256i l, __m256i h, int shift)
@@ -244,4 +244,4 @@ INLINE void tile_q6_K(int kind, int TR, int TC, int64_t n, const uint8_t *w, siz
             if (r < rm) y[c * ldy + r] = hsum8(acc[r][c]);
 }
 
-GEMM_TILED(mh_k_gemm_q6_K_avx2, tile_q6_K, RMK, CNK, K_Q6_K)
+GEMM_TILED(mh_k_gemm_q6_K_avx2, tile_q6_K, RMK, CNK, GEMM_FEW_MAX, K_Q6_K)

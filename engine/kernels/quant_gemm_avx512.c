@@ -124,7 +124,7 @@ INLINE void step32(int kind, bool vnni, int TR, int TC, const uint8_t *const *wr
     __m512i u[RM32];
     __m512 dw[RM32];
     __mmask64 neg[RM32];
-    __m512i pq[RM32];
+    __m512i pq[RM32] = { 0 };   /* rows past TR (1-row tiles) add zeros to unused lanes */
     float wl[8];   /* q4_0: the rows' scales, block i in 0..3, block i + 1 in 4..7 */
     UNROLL for (int r = 0; r < TR; r++) {
         u[r] = w_pair(kind, wr[r], i, two, &dw[r]);
@@ -177,12 +177,12 @@ INLINE void tile32(int kind, bool vnni, int TR, int TC, int64_t n, const uint8_t
             if (r < rm) y[c * ldy + r] = kind == K_Q4_0 ? lane_of(acc[0][c], r) : hsum8(acc[r][c]);
 }
 
-GEMM_TILED(mh_k_gemm_q8_0_avx512, tile32, RM32, CN32, K_Q8_0, false)
-GEMM_TILED(mh_k_gemm_q8_0_avx512vnni, tile32, RM32, CN32, K_Q8_0, true)
-GEMM_TILED(mh_k_gemm_q4_0_avx512, tile32, RM32, CN32, K_Q4_0, false)
-GEMM_TILED(mh_k_gemm_q4_0_avx512vnni, tile32, RM32, CN32, K_Q4_0, true)
-GEMM_TILED(mh_k_gemm_q5_0_avx512, tile32, RM32, CN32, K_Q5_0, false)
-GEMM_TILED(mh_k_gemm_q5_0_avx512vnni, tile32, RM32, CN32, K_Q5_0, true)
+GEMM_TILED(mh_k_gemm_q8_0_avx512, tile32, RM32, CN32, GEMM_FEW_MAX, K_Q8_0, false)
+GEMM_TILED(mh_k_gemm_q8_0_avx512vnni, tile32, RM32, CN32, GEMM_FEW_MAX, K_Q8_0, true)
+GEMM_TILED(mh_k_gemm_q4_0_avx512, tile32, RM32, CN32, 0, K_Q4_0, false)
+GEMM_TILED(mh_k_gemm_q4_0_avx512vnni, tile32, RM32, CN32, 0, K_Q4_0, true)
+GEMM_TILED(mh_k_gemm_q5_0_avx512, tile32, RM32, CN32, GEMM_FEW_MAX, K_Q5_0, false)
+GEMM_TILED(mh_k_gemm_q5_0_avx512vnni, tile32, RM32, CN32, GEMM_FEW_MAX, K_Q5_0, true)
 
 /* ===== k-quants against q8_K x =====
  * Per pair and super-block an int32 sum of scaled group dots, as in the
@@ -256,8 +256,8 @@ INLINE void tile_q4_K(bool vnni, int TR, int TC, int64_t n, const uint8_t *w, si
             if (r < rm) y[c * ldy + r] = hsum8(acc[r][c]) + hsum4(mins[r][c]);
 }
 
-GEMM_TILED(mh_k_gemm_q4_K_avx512, tile_q4_K, RMK, CNK, false)
-GEMM_TILED(mh_k_gemm_q4_K_avx512vnni, tile_q4_K, RMK, CNK, true)
+GEMM_TILED(mh_k_gemm_q4_K_avx512, tile_q4_K, RMK, CNK, GEMM_FEW_MAX, false)
+GEMM_TILED(mh_k_gemm_q4_K_avx512vnni, tile_q4_K, RMK, CNK, GEMM_FEW_MAX, true)
 
 INLINE void tile_q6_K(bool vnni, int TR, int TC, int64_t n, const uint8_t *w, size_t w_row,
                       const uint8_t *x, size_t x_row, float *y, int64_t ldy, int rm)
@@ -312,8 +312,8 @@ INLINE void tile_q6_K(bool vnni, int TR, int TC, int64_t n, const uint8_t *w, si
             if (r < rm) y[c * ldy + r] = hsum8(acc[r][c]);
 }
 
-GEMM_TILED(mh_k_gemm_q6_K_avx512, tile_q6_K, RMK, CNK, false)
-GEMM_TILED(mh_k_gemm_q6_K_avx512vnni, tile_q6_K, RMK, CNK, true)
+GEMM_TILED(mh_k_gemm_q6_K_avx512, tile_q6_K, RMK, CNK, GEMM_FEW_MAX, false)
+GEMM_TILED(mh_k_gemm_q6_K_avx512vnni, tile_q6_K, RMK, CNK, GEMM_FEW_MAX, true)
 
 /* q5_0 has no other SIMD vec_dot: the 1 x 1 tile is one (token generation) */
 void mh_k_vec_dot_q5_0_avx512(int64_t n, const void *w, const void *x, float *out)

@@ -113,7 +113,9 @@ static int check_case(mh_dtype t, const level *lv, int64_t R, int64_t T, int64_t
 static void test_gemm_vs_vec_dot(void)
 {
     static const int64_t rows[] = {1, 3, 4, 5, 8, 13};
-    static const int64_t toks[] = {1, 2, 3, 4, 5, 7, 9, 16};
+    /* every token count of the row-by-row path (GEMM_FEW_MAX = 16: decode
+     * steps of several slots, speculative verification), then the tiles */
+    static const int64_t toks[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 20};
     static const int64_t n32[] = {32, 96, 576}, nK[] = {256, 768};
     level lv[4];
     int nlv = levels(lv);
@@ -192,11 +194,12 @@ static void test_quantize_x(void)
 }
 
 /* mh_linear over T tokens (the gemm) equals T one-token calls (the matvec)
- * bit for bit, edge sizes included */
-static void test_linear_tokens(void)
+ * bit for bit, edge sizes included: T of a batched decode step (row by row)
+ * and of a prompt (tiles) */
+static void linear_tokens(int T)
 {
     static const mh_dtype types[] = {MH_DTYPE_Q8_0, MH_DTYPE_Q5_0, MH_DTYPE_Q4_K, MH_DTYPE_Q6_K};
-    enum { ROWS = 67, N = 512, T = 19 };
+    enum { ROWS = 67, N = 512 };
     uint8_t *wd = malloc(mh_dtype_row_size(MH_DTYPE_Q8_0, N) * ROWS);
     float *x = malloc(sizeof(float) * T * N), *y = malloc(sizeof(float) * T * ROWS), *y1 = malloc(sizeof(float) * ROWS);
     int ok = wd && x && y && y1;
@@ -216,7 +219,13 @@ static void test_linear_tokens(void)
         }
     }
     free(wd); free(x); free(y); free(y1);
-    CHECK(ok);
+    CHECK_MSG(ok, "T = %d", T);
+}
+
+static void test_linear_tokens(void)
+{
+    static const int toks[] = {2, 5, 16, 19};
+    for (int i = 0; i < COUNT(toks); i++) linear_tokens(toks[i]);
 }
 
 int main(void)
