@@ -6,7 +6,7 @@ local mh = require "moonhub"
 
 local p = cli.parser("show", "Show what a model file is and what it needs.")
 p:argument("model", "a registered NAME[:TAG], a GGUF file or a Hugging Face model folder")
-p:option("--ctx", "context length for the memory estimate", "4096"):convert(math.tointeger)
+p:option("--ctx", "context length for the memory estimate (default: the trained context)"):convert(math.tointeger)
 p:option("--template", "show this template (name or .jinja file) as the one chat would use")
 p:flag("--json", "print the facts as JSON")
 
@@ -23,6 +23,7 @@ if not model then
    return cli.fail("show", err)
 end
 local info, tok = model.info, model.tokenizer
+local ctx = a.ctx or info.n_ctx_train      -- the estimate for the context the model was trained at
 -- an adapter version loads its base: the facts are the base's, plus the adapter's file
 local adapter_file
 if model.adapter_version then adapter_file, path = path, model.path end
@@ -67,8 +68,8 @@ local facts = {
    tensor_types = type_list, weights_bytes = info.weight_bytes,
    tokenizer = tok.kind .. (tok.pre and tok.pre ~= "" and (" / " .. tok.pre) or ""),
    bos = tok.bos, eos = tok.eos, chat_template = template_name,
-   memory = { ctx = a.ctx, kv_bytes = model:kv_bytes(a.ctx),
-      total_bytes = model:memory_needed(a.ctx) },
+   memory = { ctx = ctx, kv_bytes = model:kv_bytes(ctx),
+      total_bytes = model:memory_needed(ctx) },
 }
 
 local record, record_rows
@@ -107,7 +108,7 @@ local rows = {
    { "weights", human(facts.weights_bytes) },
    { "tokenizer", string.format("%s (bos %s, eos %s)", facts.tokenizer, tostring(tok.bos), tostring(tok.eos)) },
    { "chat template", template_name },
-   { "memory at ctx " .. a.ctx, string.format("%s (weights %s + KV cache %s + scratch)",
+   { "memory at ctx " .. ctx, string.format("%s (weights %s + KV cache %s + scratch)",
       human(facts.memory.total_bytes), human(facts.weights_bytes), human(facts.memory.kv_bytes)) },
 }
 if adapter_file then table.insert(rows, 2, { "adapter", adapter_file }) end

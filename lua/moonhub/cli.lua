@@ -100,21 +100,7 @@ end
 
 -- ===== suggestions =====
 
--- Levenshtein distance, case-insensitive; huge for long words (no user types those)
-local function distance(a, b)
-   a, b = a:lower(), b:lower()
-   if #a > 64 or #b > 64 then return math.huge end
-   local prev = {}
-   for j = 0, #b do prev[j] = j end
-   for i = 1, #a do
-      local cur = { [0] = i }
-      for j = 1, #b do
-         cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a:byte(i) == b:byte(j) and 0 or 1))
-      end
-      prev = cur
-   end
-   return prev[#b]
-end
+local distance = require "moonhub.edit_distance"
 
 --- closest(word, candidates) -> the candidate nearest word by edit
 -- distance, or nil when none is near (at most 2 edits, and fewer than half

@@ -33,21 +33,7 @@ end
 
 -- ===== close names =====
 
-local function distance(a, b)
-   a, b = a:lower(), b:lower()
-   if #a > 64 or #b > 64 then return math.huge end
-   local prev = {}
-   for j = 0, #b do prev[j] = j end
-   for i = 1, #a do
-      local cur = { [0] = i }
-      for j = 1, #b do
-         local cost = a:byte(i) == b:byte(j) and 0 or 1
-         cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
-      end
-      prev = cur
-   end
-   return prev[#b]
-end
+local distance = require "moonhub.edit_distance"
 
 -- close_names(reg, "nmae") -> up to 5 registered names (and name:tag) near it
 function M.close_names(reg, ref)
