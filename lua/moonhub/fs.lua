@@ -1,7 +1,7 @@
 -- moonhub.fs: the file-system helpers every module shares — stat (with
 -- inode identity), mkdirs, realpath, free bytes, isatty, directory listing,
--- whole-file reads, the memory /proc says is free, atomic whole-file writes (temp + fsync + rename) and the
--- cleanup of temp files a crashed writer left. Layer: lua/moonhub (wraps
+-- whole-file reads, the memory /proc says is free, atomic whole-file writes (temp + fsync + rename),
+-- copies (temp + rename) and the cleanup of temp files a crashed writer left. Layer: lua/moonhub (wraps
 -- moonhub.core.fs). Failures return nil, msg; misuse raises.
 local core = require "moonhub.core.fs"
 
@@ -71,6 +71,31 @@ function M.write(path, data)
       error("fs.write: data must be a string, got a " .. type(data), 2)
    end
    return core.write_atomic(path, data)
+end
+
+-- copy(src, dst) -> true | nil, msg. Through "dst.tmp.<pid>.<n>" and a
+-- rename: a copy killed half-way leaves a temp file the next registry open
+-- removes (clean_temps), never a half file under dst's name.
+local copies = 0
+function M.copy(src, dst)
+   check_path("copy", src)
+   check_path("copy", dst)
+   local i, msg = io.open(src, "rb")
+   if not i then return nil, msg end
+   copies = copies + 1
+   local tmp = string.format("%s.tmp.%d.%d", dst, core.pid(), copies)
+   local o, omsg = io.open(tmp, "wb")
+   if not o then i:close(); return nil, omsg end
+   while true do
+      local chunk = i:read(1 << 20)
+      if not chunk then break end
+      local ok, werr = o:write(chunk)
+      if not ok then i:close(); o:close(); os.remove(tmp); return nil, werr end
+   end
+   i:close()
+   local ok, cerr = o:close()
+   if not ok then os.remove(tmp); return nil, cerr end
+   return os.rename(tmp, dst)
 end
 
 -- same_file(a, b) -> true when both paths name one file (the same inode:

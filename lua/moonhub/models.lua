@@ -279,29 +279,6 @@ local function prune(dir)
    end
 end
 
--- Copies src to dst through "dst.tmp.<pid>.<n>" and a rename: a copy
--- killed half-way leaves a temp file the next registry open removes
--- (fs.clean_temps), never a half file under dst's name.
-local copies = 0
-local function copy_file(src, dst)
-   local i, msg = io.open(src, "rb")
-   if not i then return nil, msg end
-   copies = copies + 1
-   local tmp = string.format("%s.tmp.%d.%d", dst, fs.pid(), copies)
-   local o, omsg = io.open(tmp, "wb")
-   if not o then i:close(); return nil, omsg end
-   while true do
-      local chunk = i:read(1 << 20)
-      if not chunk then break end
-      local ok, werr = o:write(chunk)
-      if not ok then i:close(); o:close(); os.remove(tmp); return nil, werr end
-   end
-   i:close()
-   local ok, cerr = o:close()
-   if not ok then os.remove(tmp); return nil, cerr end
-   return os.rename(tmp, dst)
-end
-
 -- ===== registering =====
 
 local function default_name(s)
@@ -391,12 +368,12 @@ function M.import(path, opts)
       if opts.mode == "link" then
          done, err = fs.symlink(abs, target)
       elseif facts.format == "gguf" then
-         done, err = copy_file(abs, target)
+         done, err = fs.copy(abs, target)
       else
          done, err = fs.mkdirs(target)
          for _, e in ipairs(done and host.listdir(abs) or {}) do
             local st = fs.stat(abs .. "/" .. e)
-            if st and st.type == "file" then done, err = copy_file(abs .. "/" .. e, target .. "/" .. e) end
+            if st and st.type == "file" then done, err = fs.copy(abs .. "/" .. e, target .. "/" .. e) end
             if not done then break end
          end
       end

@@ -45,26 +45,6 @@ local function adapter_facts(path)
    return facts
 end
 
--- Copies src to dst through a temp file renamed into place (a killed copy
--- leaves only a temp file, which registry.open cleans).
-local function copy_file(src, dst)
-   local i, msg = io.open(src, "rb")
-   if not i then return nil, msg end
-   local tmp = string.format("%s.tmp.%d.%d", dst, fs.pid(), math.random(1 << 30))
-   local o, omsg = io.open(tmp, "wb")
-   if not o then i:close(); return nil, omsg end
-   while true do
-      local chunk = i:read(1 << 20)
-      if not chunk then break end
-      local ok, werr = o:write(chunk)
-      if not ok then i:close(); o:close(); os.remove(tmp); return nil, werr end
-   end
-   i:close()
-   local ok, cerr = o:close()
-   if not ok then os.remove(tmp); return nil, cerr end
-   return os.rename(tmp, dst)
-end
-
 local function version(self, id)
    return self.db:first([[SELECT v.*, m.name AS model FROM versions v JOIN models m ON m.id = v.model_id
       WHERE v.id = ?]], id)
@@ -124,7 +104,7 @@ function M:add_adapter_version(spec)
       local target = string.format("%s/%s-%s-%s", dir, merged and "merged" or "lora", sha:sub(1, 12),
          spec.path:match("[^/]+$"))
       if not fs.stat(target) then
-         local done, cerr = copy_file(path, target)
+         local done, cerr = fs.copy(path, target)
          if not done then fail("copying %s: %s", spec.path, tostring(cerr)) end
          copied = target
       end
