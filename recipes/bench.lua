@@ -1,6 +1,7 @@
 -- measure throughput: a model's prompt and generation speed, or a tokenizer's
 -- Layer: recipes (uses the public moonhub API only).
--- Usage: moonhub bench MODEL [-p 128,512] [-n 128] [-r 3] [-t THREADS] [-q]
+-- Usage: moonhub bench MODEL [-p 128,512] [-n 128] [-r 3] [-t THREADS] [--json] [-q]
+--        moonhub bench --membw [-t THREADS]
 --        moonhub bench tokenize VOCAB FILE [--rounds N]
 -- Dispatches on the first argument: `tokenize` times mh.tokenizer on FILE
 -- (best of N rounds, monotonic clock); `serve` benchmarks the server;
@@ -11,7 +12,8 @@ local mh = require "moonhub"
 local cli = require "moonhub.cli"
 local flags = require "moonhub.cli_flags"
 
-local usage = [==[usage: moonhub bench MODEL [-p 128,512] [-n 128] [-r 3] [-t THREADS] [-q]
+local usage = [==[usage: moonhub bench MODEL [-p 128,512] [-n 128] [-r 3] [-t THREADS] [--json] [-q]
+       moonhub bench --membw [-t THREADS] [--json]
        moonhub bench tokenize VOCAB FILE [--rounds N] [-q]
        moonhub bench serve MODEL [--streams 1,4,8] [--reps 3] [-q]   (--help for more)
        moonhub bench train [--case lora|full|all] [--steps 3] [-t 2]   (--help for more)
@@ -40,6 +42,9 @@ local function model_parser()
    p:option("-t --threads", "compute threads"):convert(cli.count(1))
    -- -m and -ngl as llama-bench spells them (moonhub.cli_flags)
    flags.add(p, { "model", "n_gpu_layers" })
+   p:flag("--membw", "only probe the memory bandwidth (no MODEL); tg rows always show their share of it")
+   p:flag("--no-membw", "skip the bandwidth probe after the tg rows")
+   p:flag("--json", "print the rows as one JSON object instead of the table")
    p:flag("-q --quiet", "no progress output (it goes to stderr)")
    return p
 end
@@ -91,22 +96,41 @@ local function bench_tokenize(args)
    return 0
 end
 
+-- bench --membw: the probe alone (a streaming read larger than the LLC)
+local function bench_membw(a)
+   if a.threads then mh.sys.threads(a.threads) end
+   local r, err = mh.sys.membw()
+   if not r then return cli.fail("bench", err) end
+   if a.json then
+      print(require("dkjson").encode(r))
+   else
+      print(string.format("memory bandwidth %.2f GB/s (%d MiB read by %d threads, best of %d rounds)",
+         r.bytes_per_s / 1e9, r.buffer_bytes // 2^20, r.threads, r.rounds))
+   end
+   return 0
+end
+
 local function bench_model(args)
    local a, code = cli.parse(model_parser(), args)
    if not a then return code end
+   if a.membw then return bench_membw(a) end
    local okp, perr = flags.positionals(a, { { "model_arg", "model" } })
    if not okp or not a.model then
       return cli.fail("bench", (perr or "missing argument 'model'") .. " — moonhub bench MODEL (or -m MODEL)", 2)
    end
    flags.ignored("bench", a)
    local o = { model = a.model, pp = a.n_prompt, tg = a.n_gen, reps = a.repetitions, threads = a.threads,
-      progress = require("moonhub.progress").new("bench", { unit = "reps", quiet = a.quiet }) }
+      membw = not a.no_membw, progress = require("moonhub.progress").new("bench", { unit = "reps", quiet = a.quiet }) }
    local bm = require "moonhub.bench_model"
    local rows, info = bm.run(o)
    if not rows then
       return cli.fail("bench", info)
    end
-   bm.print(rows, info)
+   if a.json then
+      print(require("dkjson").encode({ rows = rows, info = info }))
+   else
+      bm.print(rows, info)
+   end
    return 0
 end
 

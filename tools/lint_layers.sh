@@ -9,7 +9,7 @@ cd "$root" || exit 2
 # Which area each public header (engine/include/mh/NAME.h) belongs to. A new
 # header must be added here: the check fails on a header it cannot place.
 headers='
-base      err dtype cpu threadpool storage chan mapguard fs
+base      err dtype cpu threadpool membw storage chan mapguard fs
 kernels   kernels quant
 net       loop http fetch work
 core      tensor

@@ -1,8 +1,10 @@
-/* l_sys.c: moonhub.core.sys — version, home directory, CPU path and threads.
+/* l_sys.c: moonhub.core.sys — version, home directory, CPU path and threads,
+ * the memory-bandwidth probe.
  * Layer: engine/bind. */
 #include <time.h>
 #include "bind.h"
 #include "mh/cpu.h"
+#include "mh/membw.h"
 #include "mh/threadpool.h"
 
 static int l_cpu(lua_State *L)
@@ -33,12 +35,35 @@ static int l_now(lua_State *L)
     return 1;
 }
 
+/* membw([mib [, rounds]]) -> {bytes_per_s, buffer_bytes, threads, rounds, checksum} | nil, msg */
+static int l_membw(lua_State *L)
+{
+    lua_Integer mib = luaL_optinteger(L, 1, 0), rounds = luaL_optinteger(L, 2, 0);
+    luaL_argcheck(L, mib >= 0 && mib <= 65536, 1, "buffer size must be 0 (default) or 1..65536 MiB");
+    luaL_argcheck(L, rounds >= 0 && rounds <= 1000, 2, "rounds must be in 0..1000");
+    mh_membw_result r;
+    mh_err err = {0};
+    if (mh_membw_probe((size_t)mib << 20, (int)rounds, &r, &err)) {
+        lua_pushnil(L);
+        lua_pushstring(L, err.msg);
+        return 2;
+    }
+    lua_createtable(L, 0, 5);
+    lua_pushnumber(L, r.bytes_per_s); lua_setfield(L, -2, "bytes_per_s");
+    lua_pushinteger(L, (lua_Integer)r.buffer_bytes); lua_setfield(L, -2, "buffer_bytes");
+    lua_pushinteger(L, r.threads); lua_setfield(L, -2, "threads");
+    lua_pushinteger(L, r.rounds); lua_setfield(L, -2, "rounds");
+    lua_pushinteger(L, (lua_Integer)r.checksum); lua_setfield(L, -2, "checksum");
+    return 1;
+}
+
 int luaopen_moonhub_core_sys(lua_State *L)
 {
     static const luaL_Reg fns[] = {
         { "cpu", l_cpu },
         { "threads", l_threads },
         { "now", l_now },
+        { "membw", l_membw },
         { NULL, NULL },
     };
     luaL_newlib(L, fns);

@@ -1,7 +1,8 @@
 -- moonhub.bench_model: llama-bench-like throughput rows for one model —
 -- prompt processing (pp N: one batched forward of N tokens) and token
 -- generation (tg N: N single-token steps), tokens/s mean ± sd over
--- repetitions, threads, peak RSS. Layer: lua/moonhub (public API only).
+-- repetitions, threads, peak RSS, and for tg the share of the memory-
+-- bandwidth ceiling (mh.sys.membw). Layer: lua/moonhub (public API only).
 local mh = require "moonhub"
 local peak_rss = require("moonhub.fs").peak_rss
 
@@ -82,9 +83,23 @@ function M.run(o)
    end
    report(total, total, true, "done")
    local info = { name = o.model:match("([^/]+)$"), bytes = m.info.weight_bytes, params = m.info.n_params,
-                  threads = mh.sys.threads(), rss = peak_rss(), cpu = mh.sys.cpu() }
+                  bytes_per_token = m.info.bytes_per_token, threads = mh.sys.threads(), rss = peak_rss(),
+                  cpu = mh.sys.cpu() }
    m:close()
+   if #tg > 0 and o.membw ~= false then M.add_bandwidth(rows, info, mh.sys.membw()) end
    return rows, info
+end
+
+-- add_bandwidth(rows, info, probe): each tg row gets `bw_pct`, its share of
+-- the ceiling a token can reach when it must read bytes_per_token of weights
+-- at the probe's bytes_per_s (mh.sys.membw); the probe goes into info.membw.
+function M.add_bandwidth(rows, info, probe)
+   if not probe then return end
+   info.membw = probe
+   local ceiling = probe.bytes_per_s / info.bytes_per_token      -- tokens/s
+   for _, r in ipairs(rows) do
+      if r.test:match("^tg") then r.bw_pct = 100 * r.mean / ceiling end
+   end
 end
 
 function M.print(rows, info)
@@ -93,10 +108,17 @@ function M.print(rows, info)
    print("|" .. string.rep("-", 30) .. "|" .. string.rep("-", 12) .. "|" .. string.rep("-", 11) .. "|"
       .. string.rep("-", 9) .. "|" .. string.rep("-", 8) .. "|" .. string.rep("-", 18) .. "|")
    for _, r in ipairs(rows) do
-      print(string.format("| %-28s | %7.2f MiB | %8.2fM | %7d | %-6s | %8.2f ± %5.2f |", info.name,
-         info.bytes / 2^20, info.params / 1e6, info.threads, r.test, r.mean, r.sd))
+      print(string.format("| %-28s | %7.2f MiB | %8.2fM | %7d | %-6s | %8.2f ± %5.2f |%s", info.name,
+         info.bytes / 2^20, info.params / 1e6, info.threads, r.test, r.mean, r.sd,
+         r.bw_pct and string.format(" %3.0f%% of bandwidth", r.bw_pct) or ""))
    end
    print(string.format("peak RSS %.1f MiB, cpu path %s", (info.rss or 0) / 2^20, info.cpu))
+   if info.membw then
+      print(string.format("memory bandwidth %.2f GB/s (%d MiB read by %d threads, best of %d); a token reads "
+         .. "%.1f MiB of weights: ceiling %.1f tokens/s", info.membw.bytes_per_s / 1e9,
+         info.membw.buffer_bytes // 2^20, info.membw.threads, info.membw.rounds, info.bytes_per_token / 2^20,
+         info.membw.bytes_per_s / info.bytes_per_token))
+   end
 end
 
 return M

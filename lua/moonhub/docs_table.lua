@@ -45,6 +45,9 @@ return {
    { "mh.sys.cpu() -> path, best", "the kernel path in force and the best one this CPU supports" },
    { "mh.sys.threads([n]) -> n", "the worker thread count; sets it first when n is given" },
    { "mh.sys.now() -> seconds", "a monotonic wall clock (for timing; os.clock is CPU time)" },
+   { "mh.sys.membw([mib [, rounds]]) -> {bytes_per_s, buffer_bytes, threads, rounds, checksum} | nil, msg",
+     "memory bandwidth: streaming reads of a buffer larger than the LLC (default twice it, 256 MiB..1 GiB) "
+     .. "by every compute thread, best of rounds (default 5)" },
 
    "mh.tensor: construction",
    { "mh.tensor.tensor(data[, opts]) -> tensor", "from a number or nested table; opts.dtype (default f32)" },

@@ -59,5 +59,27 @@ describe("moonhub bench MODEL #integration", function()
       assert.matches("| stories260K.gguf%s+|.-| pp16%s+|%s+[%d.]+ ±", out)
       assert.matches("| tg8 ", out, 1, true)
       assert.matches("peak RSS [%d.]+ MiB", out)
+      assert.matches("| tg8 .- %d+%% of bandwidth\n", out)
+      assert.matches("memory bandwidth [%d.]+ GB/s %(%d+ MiB read by 1 threads", out)
+   end)
+
+   it("--json: tg rows carry their share of the bandwidth ceiling; --membw probes alone", function()
+      local model = data.need("models/stories260K.gguf", pending)
+      if not model then return end
+      local json = require "dkjson"
+      local home = host.tmpdir()
+      local out, err, code = host.run(home, "bench " .. host.q(model) .. " -p 0 -n 8 -r 1 -t 1 --json")
+      local probe_out, probe_err, probe_code = host.run(home, "bench --membw --json -t 1")
+      host.rmdir(home)
+      assert.are.equal(0, code, err)
+      local r = json.decode(out)
+      -- the untied 512x64 f32 embedding table is read one row per token
+      assert.are.equal(1171200 - 512 * 64 * 4 + 64 * 4, r.info.bytes_per_token)
+      local tg = r.rows[1]
+      assert.are.equal("tg8", tg.test)
+      assert.near(100 * tg.mean * r.info.bytes_per_token / r.info.membw.bytes_per_s, tg.bw_pct, 1e-9 * tg.bw_pct)
+      assert.are.equal(0, probe_code, probe_err)
+      local p = json.decode(probe_out)
+      assert.is_true(p.bytes_per_s > 0 and p.buffer_bytes >= 256 * 2^20 and p.threads == 1)
    end)
 end)
