@@ -184,13 +184,15 @@ local cache_dir_bytes
 if a.cache_dir_mb and not a.cache_dir then return cli.fail("serve", "--cache-dir-mb needs --cache-dir DIR", 2) end
 if a.cache_dir then
    if a.cache_mb == 0 then return cli.fail("serve", "--cache-dir needs the prefix cache (--cache-mb above 0)", 2) end
-   if a.cache_dir_mb and not (a.cache_dir_mb > 0) then return cli.fail("serve", "--cache-dir-mb must be positive", 2) end
+   if a.cache_dir_mb and a.cache_dir_mb <= 0 then return cli.fail("serve", "--cache-dir-mb must be positive", 2) end
    cache_dir_bytes = math.floor((a.cache_dir_mb or 1024) * 2^20)
 end
 for _, k in ipairs({ "cache_dir", "slot_save_path" }) do
    local ok, derr = true, nil
    if a[k] then ok, derr = require("moonhub.fs").mkdirs(a[k]) end
-   if not ok then return cli.fail("serve", "--" .. k:gsub("_", "-") .. ": cannot create " .. a[k] .. ": " .. tostring(derr), 2) end
+   if not ok then
+      return cli.fail("serve", "--" .. k:gsub("_", "-") .. ": cannot create " .. a[k] .. ": " .. tostring(derr), 2)
+   end
 end
 
 -- Every model goes through the pool; its state file is what `moonhub ps` reads.

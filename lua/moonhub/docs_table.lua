@@ -181,7 +181,8 @@ return {
    { "Model:save_state(path, cache[, ids]) -> bytes | nil, msg",
      "the cache's KV rows and ids as a state file with the model's identity (docs/kv-state.md)" },
    { "Model:load_state(path[, cache]) -> cache, ids | nil, msg",
-     "a state this model saved back into a cache (another model, a bad file: nil, msg); the next generation reuses it" },
+     "a state this model saved back into a cache (another model, a bad file: nil, msg); "
+     .. "the next generation reuses it" },
    { "Model:prompt_ids(prompt[, opts]) -> ids[, stops, choice]",
      "the token ids generate would run: a string tokenized, messages through the chat template" },
    { "Model:embed(text_or_ids) -> tensor", "a mean-pooled, L2-normalized sentence embedding (n_embd)" },
@@ -326,7 +327,8 @@ return {
    { "mh.sched.new(model[, opts]) -> sched | nil, msg", "continuous batching: opts.parallel, ctx, cache_bytes, ..." },
    { "mh.sched.default_cache_bytes() -> bytes", "serve's prefix store budget (1/16 of free memory, 16-512 MiB)" },
    { "mh.sched.eog_ids(tok) -> {ids}", "the ids that end generation (computed once per tokenizer)" },
-   { "mh.kvstate.info(path) -> info | nil, msg", "a KV state file's header (type, shape, n_tokens, model_id), all checked" },
+   { "mh.kvstate.info(path) -> info | nil, msg",
+     "a KV state file's header (type, shape, n_tokens, model_id), all checked" },
    { "mh.kvstate.identity(model) -> hex", "the model identity a KV state carries and a restore checks" },
 
    "mh.server, mh.openai, mh.http",

@@ -395,7 +395,7 @@ end
 -- ===== KV state on disk (docs/kv-state.md) =====
 
 -- The ids cache holds: what the last generation on it left, or load_state put there.
-function Model:cache_tokens(cache)
+function Model.cache_tokens(_, cache)
    local run = cache_runs[cache]
    return run and run:tokens() or cache_ids[cache] or {}
 end

@@ -34,7 +34,9 @@ describe("serve --slot-save-path", function()
    setup(function()
       path = data.path(SMOL)
       dir = host.tmpdir()
-      if path then srv = S.start(path, "--parallel 2 --ctx 512 --threads 1 --cache-mb 0.001 --slot-save-path " .. dir) end
+      if path then
+         srv = S.start(path, "--parallel 2 --ctx 512 --threads 1 --cache-mb 0.001 --slot-save-path " .. dir)
+      end
    end)
    teardown(function()
       if srv then srv:stop() end
