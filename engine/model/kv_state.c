@@ -381,7 +381,7 @@ int mh_kv_state_peek(const char *path, mh_kv_state_info *info, int32_t **tokens,
     *tokens = NULL;
     FILE *f = fopen(path, "rb");
     if (!f) return mh_err_set(err, MH_EIO, "cannot open %s: %s", path, strerror(errno));
-    uint8_t h[MH_KV_STATE_HEADER];
+    uint8_t h[MH_KV_STATE_HEADER] = { 0 };
     struct stat sb;
     size_t got = fread(h, 1, sizeof h, f);
     int st = fstat(fileno(f), &sb) != 0 ? mh_err_set(err, MH_EIO, "cannot stat %s", path)
