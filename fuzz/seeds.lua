@@ -71,3 +71,17 @@ local dir = shared .. "/vectors/chat_templates"
 local p = assert(io.popen("ls '" .. dir .. "'"))
 for name in p:lines() do write("jinja", name, read(dir .. "/" .. name)) end
 p:close()
+
+-- kv_state: short states of stories260K (the model fuzz_kv_state restores
+-- into), in f16 and f32 caches, written by the real writer.
+do
+   local mh = require "moonhub"
+   for _, kv in ipairs({ "f16", "f32" }) do
+      local m = assert(mh.load(shared .. "/models/stories260K.gguf", { ctx = 64, kv_type = kv }))
+      local cache = m:new_cache()
+      m:generate("Once upon a time", { cache = cache, max_tokens = 3, temperature = 0 })
+      os.execute("mkdir -p '" .. out .. "/kv_state'")
+      assert(m:save_state(out .. "/kv_state/stories260K-" .. kv .. ".mhkv", cache))
+      m:close()
+   end
+end

@@ -6,7 +6,8 @@
 -- Dispatches on the first argument: `tokenize` times mh.tokenizer on FILE
 -- (best of N rounds, monotonic clock); `serve` benchmarks the server;
 -- `train` times training against PyTorch (moonhub.bench_train); `soak`
--- keeps 16 clients on a server for minutes (moonhub.bench_soak);
+-- keeps 16 clients on a server for minutes (moonhub.bench_soak); `state`
+-- times a KV state restore against a cold prefill (moonhub.bench_state);
 -- anything else is a model (llama-bench-like rows).
 local mh = require "moonhub"
 local cli = require "moonhub.cli"
@@ -18,6 +19,7 @@ local usage = [==[usage: moonhub bench MODEL [-p 128,512] [-n 128] [-r 3] [-t TH
        moonhub bench serve MODEL [--streams 1,4,8] [--reps 3] [-q]   (--help for more)
        moonhub bench train [--case lora|full|all] [--steps 3] [-t 2]   (--help for more)
        moonhub bench soak MODEL [--clients 16] [--minutes 10]   (--help for more)
+       moonhub bench state MODEL [--prefix 2000] [--reps 5]   (--help for more)
   MODEL: a GGUF, a Hugging Face folder or a registry name; prints pp/tg tokens/s.
   VOCAB: a .gguf, a tokenizer.json or a folder holding one; FILE: text to encode.
   Prints MB/s and tokens/s for encode and decode, best of N rounds (default 5).
@@ -145,6 +147,7 @@ local function main(...)
    if sub == "serve" then return require("moonhub.bench_serve").main({ table.unpack(args, 2) }) end
    if sub == "train" then return require("moonhub.bench_train").main({ table.unpack(args, 2) }) end
    if sub == "soak" then return require("moonhub.bench_soak").main({ table.unpack(args, 2) }) end
+   if sub == "state" then return require("moonhub.bench_state").main({ table.unpack(args, 2) }) end
    return bench_model(args)
 end
 

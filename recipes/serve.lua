@@ -21,6 +21,10 @@ flags.add(p, { "model", "host", "port", "ctx", "parallel", "api_key", "threads",
       .. "the file config api_key_file names)" })
 p:option("--cache-mb", "prefix cache budget in MiB (finished sequences kept for reuse; "
    .. "default 1/16 of the free memory, at most 512; 0 = off)"):convert(tonumber)
+p:option("--cache-dir", "also keep the prefix cache on disk in DIR, so a restarted server answers "
+   .. "long shared prefixes warm (docs/kv-state.md)")
+p:option("--cache-dir-mb", "disk budget of --cache-dir in MiB (default 1024; the oldest files go)"):convert(tonumber)
+p:option("--slot-save-path", "folder for POST /slots/ID?action=save|restore state files (llama-server's)")
 p:option("--max-body-mb", "largest request body in MiB", "8"):convert(tonumber)
 p:option("--max-connections", "open connections at most (default: from the fd limit)"):convert(math.tointeger)
 p:option("--header-timeout", "seconds a client has to send a whole request", "30"):convert(math.tointeger)
@@ -121,7 +125,7 @@ local max_body = math.floor(a.max_body_mb * 2^20)
 local app = mh.server.new({ model_name = name, api_key = a.api_key, rate = a.rate, template = a.template,
    max_queue = a.max_queue, history = a.history, quiet = a.quiet, max_body = max_body,
    allowed_hosts = list(a.allowed_hosts), cors = list(a.cors), aliases = aliases,
-   default_model = a.default_model })
+   default_model = a.default_model, slot_save_path = a.slot_save_path })
 for _, k in ipairs({ "max_connections", "header_timeout" }) do
    if a[k] ~= nil and a[k] < 1 then
       return cli.fail("serve", "--" .. k:gsub("_", "-") .. " must be a positive integer", 2)
@@ -175,13 +179,30 @@ local function load(_, path, key)
    return m
 end
 
+-- KV state on disk (docs/kv-state.md): checked here, where the flags arrive
+local cache_dir_bytes
+if a.cache_dir_mb and not a.cache_dir then return cli.fail("serve", "--cache-dir-mb needs --cache-dir DIR", 2) end
+if a.cache_dir then
+   if a.cache_mb == 0 then return cli.fail("serve", "--cache-dir needs the prefix cache (--cache-mb above 0)", 2) end
+   if a.cache_dir_mb and a.cache_dir_mb <= 0 then return cli.fail("serve", "--cache-dir-mb must be positive", 2) end
+   cache_dir_bytes = math.floor((a.cache_dir_mb or 1024) * 2^20)
+end
+for _, k in ipairs({ "cache_dir", "slot_save_path" }) do
+   local ok, derr = true, nil
+   if a[k] then ok, derr = require("moonhub.fs").mkdirs(a[k]) end
+   if not ok then
+      return cli.fail("serve", "--" .. k:gsub("_", "-") .. ": cannot create " .. a[k] .. ": " .. tostring(derr), 2)
+   end
+end
+
 -- Every model goes through the pool; its state file is what `moonhub ps` reads.
 local pool = require("moonhub.pool").new({
    max_loaded = a.max_loaded, keep_alive = keep_alive, ctx = a.ctx, parallel = a.parallel,
    kv_type = a.kv_type, threads = a.threads,
    mem_budget = mem_budget, load = load,
    sched = { prefix_cache = (a.cache_mb or 1) > 0,
-      cache_bytes = a.cache_mb and math.floor(math.max(a.cache_mb, 0) * 2^20) or mh.sched.default_cache_bytes() },
+      cache_bytes = a.cache_mb and math.floor(math.max(a.cache_mb, 0) * 2^20) or mh.sched.default_cache_bytes(),
+      cache_dir = a.cache_dir, cache_dir_bytes = cache_dir_bytes },
    on_change = function() app:write_state() end,
    on_unload = function(e) app:forget(e) end,
 })

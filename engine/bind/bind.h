@@ -53,6 +53,9 @@ mh_lua_model_box *mh_lua_model_lend(lua_State *L, int idx, const char *fname, st
 void mh_lua_model_unlend(mh_lua_model_box *b);
 /* The KV cache at idx, which must belong to model m (borrowed). */
 struct mh_kv_cache *mh_lua_check_cache(lua_State *L, int idx, const struct mh_model *m, const char *fname);
+/* The scheduler at idx (moonhub.core.sched; borrowed); raises "fname: ..."
+ * when idx is not one or it was closed (l_sched.c). */
+struct mh_sched *mh_lua_check_sched(lua_State *L, int idx, const char *fname);
 /* The tokenizer at idx (borrowed); raises "fname: ..." when freed. */
 struct mh_tokenizer *mh_lua_check_tokenizer(lua_State *L, int idx, const char *fname);
 

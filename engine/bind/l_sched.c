@@ -45,6 +45,14 @@ static sched_box *check_sched(lua_State *L, const char *fname)
     return b;
 }
 
+mh_sched *mh_lua_check_sched(lua_State *L, int idx, const char *fname)
+{
+    sched_box *b = luaL_testudata(L, idx, SCHED_MT);
+    if (!b) luaL_error(L, "%s: argument %d must be a scheduler, got %s", fname, idx, luaL_typename(L, idx));
+    if (!b->s) luaL_error(L, "%s: the scheduler is closed", fname);
+    return b->s;
+}
+
 /* opts[k] as an integer in [lo, hi], or dflt when absent. */
 static lua_Integer opt_int(lua_State *L, int t, const char *fname, const char *k,
                            lua_Integer dflt, lua_Integer lo, lua_Integer hi)
@@ -87,6 +95,10 @@ static void read_params(lua_State *L, int t, mh_sched_params *p)
     p->prefill_chunk = opt_int(L, t, fn, "prefill_chunk", p->prefill_chunk, 1, 1 << 20);
     p->mem_limit = (size_t)opt_int(L, t, fn, "mem_limit", 0, 0, LUA_MAXINTEGER);
     p->cache_bytes = (size_t)opt_int(L, t, fn, "cache_bytes", 0, 0, LUA_MAXINTEGER);
+    p->cache_dir_bytes = (size_t)opt_int(L, t, fn, "cache_dir_bytes", 1 << 30, 0, LUA_MAXINTEGER);
+    if (lua_getfield(L, t, "cache_dir") != LUA_TNIL && !(p->cache_dir = lua_tostring(L, -1)))
+        luaL_error(L, "sched.new: cache_dir must be a string, got %s", luaL_typename(L, -1));
+    lua_pop(L, 1);                        /* still in opts: alive until new() copies it */
     p->draft_max = (int)opt_int(L, t, fn, "draft_max", 0, 0, MH_SCHED_MAX_DRAFT);
     p->ngram = (int)opt_int(L, t, fn, "ngram", 0, 0, 8);
     p->draft_p_min = opt_float(L, t, fn, "draft_p_min", 0);
@@ -541,6 +553,9 @@ static int s_stats(lua_State *L)
     set_int(L, "store_bytes", st.store_bytes);
     set_int(L, "store_budget", st.store_budget);
     set_int(L, "store_evictions", st.store_evictions);
+    set_int(L, "store_disk_entries", st.store_disk_entries);
+    set_int(L, "store_disk_bytes", st.store_disk_bytes);
+    set_int(L, "store_disk_hits", st.store_disk_hits);
     set_int(L, "spec_drafted", st.spec_drafted);
     set_int(L, "spec_accepted", st.spec_accepted);
     set_int(L, "spec_steps", st.spec_steps);

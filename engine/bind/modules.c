@@ -19,6 +19,7 @@ int luaopen_moonhub_core_grammar(lua_State *L);
 int luaopen_moonhub_core_fetch(lua_State *L);
 int luaopen_moonhub_core_train(lua_State *L);
 int luaopen_moonhub_core_fs(lua_State *L);
+int luaopen_moonhub_core_kvstate(lua_State *L);
 
 const mh_lua_module mh_lua_modules[] = {
     { "moonhub.core.sample", luaopen_moonhub_core_sample },
@@ -36,5 +37,6 @@ const mh_lua_module mh_lua_modules[] = {
     { "moonhub.core.fetch", luaopen_moonhub_core_fetch },
     { "moonhub.core.train", luaopen_moonhub_core_train },
     { "moonhub.core.fs", luaopen_moonhub_core_fs },
+    { "moonhub.core.kvstate", luaopen_moonhub_core_kvstate },
     { NULL, NULL },
 };

@@ -154,7 +154,12 @@ mh_sched *mh_sched_new(mh_model *m, const mh_sched_params *p, mh_err *err)
     if (check_params(m, p, err)) return NULL;
     mh_sched *s = sched_alloc(m, p, err);
     if (!s) return NULL;
-    if (alloc_slots(s, err) == MH_OK) {
+    s->p.cache_dir = NULL;              /* the store keeps its own copy */
+    if (mh_sched_store_open(&s->store, m, p->kv_type, p->cache_dir, p->cache_dir_bytes, err) == MH_OK &&
+        alloc_slots(s, err) == MH_OK) {
+        s->st.store_entries = s->store.n;
+        s->st.store_disk_entries = s->store.disk_n;
+        s->st.store_disk_bytes = (int64_t)s->store.disk_bytes;
         if (pthread_create(&s->th, NULL, mh_sched_main, s) == 0) {
             s->th_started = true;
             return s;
@@ -417,6 +422,9 @@ void mh_sched_finish(mh_sched *s, sched_slot *slot, sched_req *r, int reason, co
     s->st.store_entries = s->store.n;
     s->st.store_bytes = (int64_t)s->store.bytes;
     s->st.store_evictions = s->store.evictions;
+    s->st.store_disk_entries = s->store.disk_n;
+    s->st.store_disk_bytes = (int64_t)s->store.disk_bytes;
+    s->st.store_disk_hits = s->store.disk_hits;
     pthread_mutex_unlock(&s->mu);
     mh_sched_push_event(r, MH_SCHED_EV_DONE, &ev, sizeof ev, &ev.n_text);   /* closed: nobody listens */
     mh_chan_close(r->out);

@@ -52,8 +52,10 @@ typedef struct sched_req {
 typedef struct sched_entry {
     int32_t *tokens;              /* (n) ids whose KV the snapshot holds */
     int64_t n;
-    void *kv;                     /* mh_kv_cache_save of n positions */
+    void *kv;                     /* mh_kv_cache_save of n positions; NULL: on disk only */
     size_t bytes;                 /* of kv (the budget counts only these) */
+    char *path;                   /* its state file under the cache dir, or NULL */
+    size_t file_bytes;            /* of path (the disk budget counts these) */
     struct sched_entry *prev, *next;  /* LRU list, head = most recent */
 } sched_entry;
 
@@ -61,6 +63,14 @@ typedef struct sched_store {
     sched_entry *head, *tail;
     size_t bytes, budget;
     int64_t n, evictions;
+    /* the disk tier (sched_store.c, --cache-dir): entries are also written
+     * as state files under dir, which outlive the process; past the memory
+     * budget an entry with a file keeps only the file */
+    char *dir;                    /* <cache dir>/<model id>, or NULL */
+    const mh_model *m;
+    uint8_t id[32];               /* the model's identity (mh/kv_state.h) */
+    size_t disk_bytes, disk_budget;
+    int64_t disk_n, disk_hits;
 } sched_store;
 
 /* The entry sharing the longest prefix with tokens (n), or NULL; *common
@@ -73,6 +83,14 @@ void mh_sched_store_touch(sched_store *st, sched_entry *e);
  * budget. A snapshot larger than the budget, or out of memory, is skipped. */
 void mh_sched_store_put(sched_store *st, const int32_t *tokens, int64_t n, const mh_kv_cache *c);
 void mh_sched_store_free(sched_store *st);
+/* Opens the disk tier under dir/<model id>-<type> (created if needed) for
+ * model m's caches of type: indexes the states a previous run left there
+ * (ids only; rows are read on use). A NULL or empty dir: no disk tier. */
+int mh_sched_store_open(sched_store *st, const mh_model *m, mh_dtype type, const char *dir, size_t disk_budget,
+                        mh_err *err);
+/* Loads the first n positions of e into c (from memory or its file); a file
+ * that fails its checks is dropped with its entry. */
+int mh_sched_store_load(sched_store *st, sched_entry *e, mh_kv_cache *c, int64_t n);
 
 typedef struct sched_slot {
     mh_kv_cache *cache;

@@ -86,7 +86,7 @@ static void load_restores(mh_sched *s)
         if (!e) continue;
         int64_t n = sl->restore_n;
         sl->restore = NULL;
-        if (mh_kv_cache_load(sl->cache, e->kv, e->bytes, e->n, n, NULL) != MH_OK) {
+        if (mh_sched_store_load(&s->store, e, sl->cache, n) != MH_OK) {
             mh_kv_cache_truncate(sl->cache, 0);     /* not expected: prefill it all */
             continue;
         }

@@ -34,8 +34,9 @@ commands:
   /reset            forget the conversation (the system prompt stays)
   /retry            forget the last answer and answer again
   /edit TEXT        replace your last message with TEXT and answer again
-  /save FILE        write the conversation as JSON messages
-  /load FILE        read a conversation saved by /save (or a JSON list of messages)
+  /save FILE        write the conversation as JSON messages, and its KV cache as FILE.kvstate
+  /load FILE        read a conversation saved by /save (or a JSON list of messages);
+                    its KV cache comes back too, so the next answer starts warm
   /set KEY VALUE    temp, top_k, top_p, min_p, seed, max_tokens, repeat_penalty
                     (/set alone shows them; /set seed none goes back to random)
   /template NAME    switch the chat template (/template alone shows it)
@@ -131,14 +132,29 @@ function Session:use_template(name)
    return true
 end
 
---- Writes { model, template, messages } as JSON to path.
+--- Writes { model, template, messages } as JSON to path, and the KV cache
+--- (its rows and ids) beside it as path .. ".kvstate" (docs/kv-state.md), so
+--- load brings the conversation back warm. -> true, n_cached | nil, msg
 function Session:save(path)
    local doc = { model = self.model.path, template = self.choice.name, messages = self.messages }
    local text = json.encode(doc, { indent = true, keyorder = { "model", "template", "messages", "role", "content" } })
-   return fs.write(path, text .. "\n")      -- all or nothing, even on a full disk
+   local ok, err = fs.write(path, text .. "\n")      -- all or nothing, even on a full disk
+   if not ok then return nil, err end
+   local state = path .. M.STATE_SUFFIX
+   local ids = self.model:cache_tokens(self.cache)
+   if #ids == 0 then
+      os.remove(state)          -- an older conversation's cache would not match these messages
+      return true, 0
+   end
+   local bytes, serr = self.model:save_state(state, self.cache, ids)
+   if not bytes then return nil, serr end
+   return true, #ids
 end
+M.STATE_SUFFIX = ".kvstate"
 
---- Reads a conversation written by save (or a JSON list of messages).
+--- Reads a conversation written by save (or a JSON list of messages), and
+--- its KV cache when save wrote one for this model. -> true, n_cached,
+--- note (why the cache was not restored) | nil, msg
 function Session:load(path)
    local text, err = fs.read(path)
    if not text then return nil, err end
@@ -154,7 +170,11 @@ function Session:load(path)
    end
    if #out == 0 and next(list) ~= nil then return nil, path .. ": no messages list" end
    self.messages = out
-   return true
+   local state = path .. M.STATE_SUFFIX
+   if not fs.exists(state) then return true, 0 end
+   local cache, ids = self.model:load_state(state, self.cache)
+   if not cache then return true, 0, (tostring(ids):gsub("^load_state: ", "")) end
+   return true, #ids
 end
 
 -- ===== one turn =====
@@ -349,16 +369,19 @@ end
 
 function COMMANDS.save(self, rest)
    if rest == "" then return self.warn("/save needs a FILE\n") end
-   local ok, err = self:save(rest)
-   if not ok then return self.warn("/save: " .. tostring(err) .. "\n") end
-   self.write(string.format("[saved %d messages to %s]\n", #self.messages, rest))
+   local ok, n = self:save(rest)
+   if not ok then return self.warn("/save: " .. tostring(n) .. "\n") end
+   self.write(string.format("[saved %d messages to %s%s]\n", #self.messages, rest,
+      n > 0 and string.format(", with the KV cache of %d tokens", n) or ""))
 end
 
 COMMANDS.load = function(self, rest)
    if rest == "" then return self.warn("/load needs a FILE\n") end
-   local ok, err = self:load(rest)
-   if not ok then return self.warn("/load: " .. tostring(err) .. "\n") end
-   self.write(string.format("[loaded %d messages from %s]\n", #self.messages, rest))
+   local ok, n, note = self:load(rest)
+   if not ok then return self.warn("/load: " .. tostring(n) .. "\n") end
+   if note then self.warn("/load: the KV cache was not restored: " .. note .. "\n") end
+   self.write(string.format("[loaded %d messages from %s%s]\n", #self.messages, rest,
+      n > 0 and string.format(", with the KV cache of %d tokens", n) or ""))
 end
 
 COMMANDS.set = function(self, rest)

@@ -40,6 +40,7 @@ return {
    { "mh.train", "training loops over loaded models (LoRA, QLoRA, full)" },
    { "mh.eval", "loss and perplexity of a model (with LoRA adapters) on a dataset split" },
    { "mh.adapters", "LoRA adapters by name: ADAPTER[:SCALE] specs, checked against their base" },
+   { "mh.kvstate", "KV state files: a saved cache's header, a model's identity (docs/kv-state.md)" },
 
    "mh.sys",
    { "mh.sys.cpu() -> path, best", "the kernel path in force and the best one this CPU supports" },
@@ -179,6 +180,12 @@ return {
    { "Model:stream(prompt[, opts]) -> iterator, stats", "as generate, yielding text pieces as they come" },
    { "Model:forward(ids[, cache[, opts]]) -> logits", "one forward pass; opts.all = true returns every row" },
    { "Model:new_cache([n_ctx]) -> cache", "a KV cache for one sequence (forward continues it)" },
+   { "Model:cache_tokens(cache) -> ids", "the ids cache holds (its last generation, or load_state)" },
+   { "Model:save_state(path, cache[, ids]) -> bytes | nil, msg",
+     "the cache's KV rows and ids as a state file with the model's identity (docs/kv-state.md)" },
+   { "Model:load_state(path[, cache]) -> cache, ids | nil, msg",
+     "a state this model saved back into a cache (another model, a bad file: nil, msg); "
+     .. "the next generation reuses it" },
    { "Model:prompt_ids(prompt[, opts]) -> ids[, stops, choice]",
      "the token ids generate would run: a string tokenized, messages through the chat template" },
    { "Model:embed(text_or_ids) -> tensor", "a mean-pooled, L2-normalized sentence embedding (n_embd)" },
@@ -323,6 +330,9 @@ return {
    { "mh.sched.new(model[, opts]) -> sched | nil, msg", "continuous batching: opts.parallel, ctx, cache_bytes, ..." },
    { "mh.sched.default_cache_bytes() -> bytes", "serve's prefix store budget (1/16 of free memory, 16-512 MiB)" },
    { "mh.sched.eog_ids(tok) -> {ids}", "the ids that end generation (computed once per tokenizer)" },
+   { "mh.kvstate.info(path) -> info | nil, msg",
+     "a KV state file's header (type, shape, n_tokens, model_id), all checked" },
+   { "mh.kvstate.identity(model) -> hex", "the model identity a KV state carries and a restore checks" },
 
    "mh.server, mh.openai, mh.http",
    { "mh.server.new(opts) -> app", "the OpenAI-compatible application over a model pool" },

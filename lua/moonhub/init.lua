@@ -25,6 +25,7 @@ local lazy = {
    train = "moonhub.train",
    eval = "moonhub.eval",
    adapters = "moonhub.adapters",
+   kvstate = "moonhub.kvstate",
 }
 
 M.version = require("moonhub.core.sys").version

@@ -6,6 +6,7 @@ local core = require "moonhub.core.model"
 local sched = require "moonhub.core.sched"
 local sched_lua = require "moonhub.sched"
 local sys = require "moonhub.core.sys"
+local kvstate = require "moonhub.core.kvstate"
 local tokenizer = require "moonhub.tokenizer"
 
 local M = {}
@@ -263,6 +264,8 @@ local DEFAULTS = sched.defaults()
 -- cache -> the synchronous scheduler that last ran on it: its slot knows
 -- exactly which ids the cache holds, even after an interrupted stream
 local cache_runs = setmetatable({}, { __mode = "k" })
+-- cache -> the ids load_state put in it, until a generation takes them over
+local cache_ids = setmetatable({}, { __mode = "k" })
 
 local function check_opts(opts)
    opts = opts or {}
@@ -306,7 +309,8 @@ end
 
 -- A one-slot scheduler over cache that reuses what the last one left there.
 local function run_on(self, cache)
-   local prev, hist = cache_runs[cache], {}
+   local prev, hist = cache_runs[cache], cache_ids[cache] or {}
+   cache_ids[cache] = nil
    if prev then
       hist = prev:tokens()
       prev:close()            -- an interrupted stream's request ends here
@@ -386,6 +390,46 @@ local function start(self, prompt, opts)
       return nil
    end
    return step, st
+end
+
+-- ===== KV state on disk (docs/kv-state.md) =====
+
+-- The ids cache holds: what the last generation on it left, or load_state put there.
+function Model.cache_tokens(_, cache)
+   local run = cache_runs[cache]
+   return run and run:tokens() or cache_ids[cache] or {}
+end
+
+-- save_state(path, cache[, ids]) -> bytes | nil, msg: cache's KV rows and
+-- ids (default: what the last generation on it left) as a state file,
+-- written with temp-and-rename; the model's identity goes with them.
+function Model:save_state(path, cache, ids)
+   if type(path) ~= "string" or path == "" then
+      error("model:save_state: path must be a non-empty string, got " .. type(path), 2)
+   end
+   if cache == nil then error("model:save_state: needs the cache a generation ran on ({cache = ...})", 2) end
+   ids = ids or self:cache_tokens(cache)
+   if #ids == 0 then return nil, "save_state: the cache holds no tokens yet (generate with {cache = cache} first)" end
+   local bytes, err = kvstate.save(self._h, cache, ids, path)
+   if not bytes then return nil, "save_state: " .. err end
+   return bytes
+end
+
+-- load_state(path[, cache]) -> cache, ids | nil, msg: a state file saved by
+-- this model (anything else is refused: another model, a truncated or
+-- corrupt file) into cache (default: a new one of the model's context). The
+-- next generation on cache reuses its ids as a cached prefix.
+function Model:load_state(path, cache)
+   if type(path) ~= "string" or path == "" then
+      error("model:load_state: path must be a non-empty string, got " .. type(path), 2)
+   end
+   cache = cache or self:new_cache()
+   local ids, err = kvstate.load(self._h, cache, path)
+   if not ids then return nil, "load_state: " .. err end
+   local prev = cache_runs[cache]
+   if prev then prev:close() end
+   cache_runs[cache], cache_ids[cache] = nil, ids
+   return cache, ids
 end
 
 -- stream(prompt, opts) -> iterator of text pieces, stats table (filled as it

@@ -4,6 +4,7 @@
 -- batched forward per step; r:next() yields inside a server handler and
 -- blocks (running the loop) in a plain script. See docs/sched.md.
 local core = require "moonhub.core.sched"
+local kvstate = require "moonhub.core.kvstate"
 
 local M = {}
 local Sched = {}
@@ -54,6 +55,10 @@ end
 -- draft_p_min: a draft model stops at a token it is less sure of.
 -- cache_bytes: budget of the prefix store (KV of finished requests kept for
 -- later prompts sharing their prefix, LRU); 0 keeps only the slots' own.
+-- cache_dir: the store also writes each entry as a state file under
+-- cache_dir/<model id>-<kv type> (docs/kv-state.md), up to cache_dir_bytes
+-- (default 1 GiB, oldest first out), and a new scheduler finds them again:
+-- a restarted server answers a long shared prefix warm.
 -- model: a moonhub.model (from mh.load) or its core handle. While the
 -- scheduler runs, the model cannot be used directly (model:forward raises):
 -- the compute thread owns it until s:close().
@@ -71,7 +76,7 @@ function M.new(model, opts)
       ctx = opts.ctx or (type(model) == "table" and model.ctx) or 2048,
       kv_type = opts.kv_type or (type(model) == "table" and model.kv_type) or "f16",
       prefill_chunk = opts.prefill_chunk, prefix_cache = opts.prefix_cache,
-      cache_bytes = opts.cache_bytes,
+      cache_bytes = opts.cache_bytes, cache_dir = opts.cache_dir, cache_dir_bytes = opts.cache_dir_bytes,
       draft_max = opts.draft_max or (type(model) == "table" and model.draft_max) or nil,
       draft_p_min = opts.draft_p_min or (type(model) == "table" and model.draft_p_min) or nil,
       tok = type(model) == "table" and model.tokenizer and model.tokenizer._h or nil,
@@ -135,6 +140,18 @@ function Sched:stats() return self._h:stats() end
 -- embed(ids) -> f32 tensor (n_embd): the model's sentence embedding, run
 -- between two scheduler steps (the scheduler owns the model meanwhile)
 function Sched:embed(ids) return self._h:embed(ids) end
+
+-- ===== slot state on disk (docs/kv-state.md) =====
+-- A free slot's cached ids and KV rows to a state file and back; a restored
+-- slot answers the next prompt that starts with its ids warm. Each waits for
+-- the current step; a busy slot, a missing, corrupt or foreign file give nil, msg.
+
+-- save_slot(slot, path) -> n_saved, bytes | nil, msg (slots count from 0)
+function Sched:save_slot(slot, path) return kvstate.slot_save(self._h, slot, path) end
+-- restore_slot(slot, path) -> n_restored, bytes | nil, msg
+function Sched:restore_slot(slot, path) return kvstate.slot_restore(self._h, slot, path) end
+-- erase_slot(slot) -> n_erased | nil, msg: forgets what the slot holds
+function Sched:erase_slot(slot) return kvstate.slot_erase(self._h, slot) end
 
 -- Cancels everything still running, stops the thread and gives the model back.
 function Sched:close() self._h:close() end

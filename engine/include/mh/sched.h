@@ -36,6 +36,10 @@ typedef struct mh_sched_params {
     size_t mem_limit;             /* bytes the KV caches may take; 0: no limit */
     size_t cache_bytes;           /* prefix store: finished sequences' KV kept for
                                    * reuse (LRU) up to this many bytes; 0: none */
+    const char *cache_dir;        /* prefix store on disk too (copied): each entry
+                                   * is also a state file under cache_dir/<model id>,
+                                   * found again by the next scheduler; NULL: none */
+    size_t cache_dir_bytes;       /* disk budget of cache_dir (oldest files go) */
     const mh_tokenizer *tok;      /* borrowed, outlives the scheduler; when set,
                                    * events carry text and requests may have
                                    * stop strings; NULL: ids only */
@@ -167,6 +171,8 @@ typedef struct mh_sched_stats {
      * (also counted in prefix_hits/_tokens), what it holds, LRU evictions */
     int64_t store_hits, store_tokens;
     int64_t store_entries, store_bytes, store_budget, store_evictions;
+    /* its disk tier (cache_dir): state files, their bytes, restores from them */
+    int64_t store_disk_entries, store_disk_bytes, store_disk_hits;
     /* speculation: tokens drafted and accepted, verifying forwards of
      * drafted slots (rows with drafts) and the tokens they emitted */
     int64_t spec_drafted, spec_accepted, spec_steps, spec_tokens;
@@ -178,6 +184,16 @@ void mh_sched_stats_get(mh_sched *s, mh_sched_stats *st);
 /* Sentence embedding (mh_model_embed) of tokens on the caller's thread,
  * between two steps of the compute thread (which owns the model). */
 int mh_sched_embed(mh_sched *s, const int32_t *tokens, int64_t n, float *out, mh_err *err);
+
+/* ===== slot state on disk (sched_state.c, mh/kv_state.h) =====
+ * A free slot's cached ids and KV rows to a state file, or back (llama-server's
+ * /slots/ID?action=save|restore|erase). A restored slot is reused by the next
+ * prompt that starts with its ids. Any thread: each waits for the current step
+ * and fails (MH_EINVAL) while the slot runs a request. */
+int mh_sched_slot_save(mh_sched *s, int slot, const char *path, int64_t *n_saved, size_t *size, mh_err *err);
+int mh_sched_slot_restore(mh_sched *s, int slot, const char *path, int64_t *n_restored, size_t *size,
+                          mh_err *err);
+int mh_sched_slot_erase(mh_sched *s, int slot, int64_t *n_erased, mh_err *err);
 
 /* Stops the thread (every live request gets a "cancel" event), joins it and
  * frees the caches. NULL is a no-op. */
