@@ -69,7 +69,8 @@ function M.status(app)
       models[i] = m
    end
    local used = pool and select(2, pool:used()) or 0
-   local prompt, cached = counter(app, "moonhub_prompt_tokens_total"), counter(app, "moonhub_prompt_cached_tokens_total")
+   local prompt = counter(app, "moonhub_prompt_tokens_total")
+   local cached = counter(app, "moonhub_prompt_cached_tokens_total")
    local avail = require("moonhub.fs").mem_available()
    return {
       time = os.time(), started = app.created, ready = app.is_ready == true,
