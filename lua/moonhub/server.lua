@@ -43,6 +43,7 @@ M.parse_alias = names.parse_alias
 function App:listen(srv)
    self.host, self.port = srv.host, srv.port
    srv:handle(self:handler())
+   self.sampler = require("moonhub.server.status").start(self)    -- tokens/s for the status panel
 end
 
 function App:attach(model, sched)
@@ -284,7 +285,8 @@ function M.route_table()
    t:add({ "POST", "/tokenize", tokenize, middleware = API, json = true })
    t:add({ "POST", "/detokenize", detokenize, middleware = API, json = true })
    for _, mod in ipairs({ "moonhub.admin", "moonhub.server.eval_routes", "moonhub.server.jobs_routes",
-      "moonhub.server.slots_routes" }) do
+      "moonhub.server.slots_routes", "moonhub.server.chat_history", "moonhub.server.status",
+      "moonhub.server.models_routes" }) do
       for _, r in ipairs(require(mod).ROUTES) do
          t:add({ r[1], r[2], r[3], middleware = ADMIN, json = r.json, max_body = r.max_body })
       end
@@ -292,7 +294,9 @@ function M.route_table()
    -- datasets (an upload's body is the file itself: no JSON type check)
    local upload = { mw.log, mw.host, mw.cors, mw.auth, mw.body }
    for _, r in ipairs(require("moonhub.server.data_routes").routes(ADMIN, upload)) do t:add(r) end
-   require("moonhub.server.ollama_adapter").add_routes(t, mw)     -- Ollama's /api/* and GET /
+   -- the web UI (GET / for browsers; others keep Ollama's "is running")
+   require("moonhub.server.static").add_routes(t, BASE, require("moonhub.server.ollama_models").root)
+   require("moonhub.server.ollama_adapter").add_routes(t, mw)     -- Ollama's /api/*
    return t
 end
 
