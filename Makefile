@@ -170,6 +170,7 @@ install: moonhub
 	install -m 755 $(BUILD)/moonhub $(DESTDIR)$(PREFIX)/bin/moonhub
 	cd lua && find . -name '*.lua' -exec install -D -m 644 {} $(SHAREDIR)/lua/{} \;
 	cd recipes && find . -name '*.lua' -exec install -D -m 644 {} $(SHAREDIR)/recipes/{} \;
+	cd web && find . -type f -exec install -D -m 644 {} $(SHAREDIR)/web/{} \;
 	install -m 644 README.md docs/*.md $(DOCDIR)
 	rm -rf $(BUILD)/man && mkdir -p $(BUILD)/man
 	$(BUILD)/moonhub run tools/gen_man.lua $(BUILD)/man

@@ -187,6 +187,15 @@ local pool = require("moonhub.pool").new({
 })
 app:use_pool(pool, { default_ref = model_path })
 
+-- The web UI's address: a wildcard bind is reached through loopback here,
+-- an IPv6 literal needs brackets.
+local function ui_line()
+   local h = a.host
+   if h == "0.0.0.0" or h == "::" or h == "" then h = "127.0.0.1" end
+   if h:find(":", 1, true) then h = "[" .. h .. "]" end
+   io.stdout:write(string.format("moonhub serve: web UI at http://%s:%d/\n", h, srv.port))
+end
+
 -- Load after the socket is up, so /health answers 503 until the model is ready.
 local failed
 mh.http.timer(0, function()
@@ -194,6 +203,7 @@ mh.http.timer(0, function()
       app:ready()
       io.stdout:write(string.format("moonhub serve: ready at http://%s:%d/v1 (registry models load on first use)\n",
          a.host, srv.port))
+      ui_line()
       io.stdout:flush()
       return
    end
@@ -210,6 +220,7 @@ mh.http.timer(0, function()
    app:ready(e)
    io.stdout:write(string.format("moonhub serve: %s ready at http://%s:%d/v1 (%d parallel, ctx %d)\n",
       name, a.host, srv.port, a.parallel, e.ctx))
+   ui_line()
    io.stdout:flush()
 end, { once = true })
 

@@ -291,7 +291,9 @@ function M.route_table()
    -- datasets (an upload's body is the file itself: no JSON type check)
    local upload = { mw.log, mw.host, mw.cors, mw.auth, mw.body }
    for _, r in ipairs(require("moonhub.server.data_routes").routes(ADMIN, upload)) do t:add(r) end
-   require("moonhub.server.ollama_adapter").add_routes(t, mw)     -- Ollama's /api/* and GET /
+   -- the web UI (GET / for browsers; others keep Ollama's "is running")
+   require("moonhub.server.static").add_routes(t, BASE, require("moonhub.server.ollama_models").root)
+   require("moonhub.server.ollama_adapter").add_routes(t, mw)     -- Ollama's /api/*
    return t
 end
 
