@@ -15,6 +15,12 @@ const OPTIONAL = new Set(["system"]);
 const PII_KINDS = ["email", "phone", "card", "iban", "ipv4", "ipv6", "ssn", "aws_key", "github_token",
    "openai_key", "secret"];
 
+// put(node, ...children): replaceChildren without the null/false slots of
+// optional parts (the DOM would write them as the text "null")
+function put(node, ...kids) {
+   node.replaceChildren(...kids.filter((k) => k !== null && k !== undefined && k !== false));
+}
+
 function loadCss() {
    if (!document.querySelector('link[href="/pages/datasets.css"]')) {
       document.head.append(Object.assign(document.createElement("link"), { rel: "stylesheet",
@@ -81,7 +87,7 @@ export async function mount(root, { api, ui, params }) {
 
       const renderMap = () => {
          const shape = SHAPES[shapeSel.value];
-         mapBox.replaceChildren(...shape.fields.map((f) => {
+         put(mapBox, ...shape.fields.map((f) => {
             const guess = columns.find((c) => c.toLowerCase() === f) || "";
             return el("label", {}, f, el("select", { name: "map-" + f },
                el("option", { value: "" }, OPTIONAL.has(f) ? "(none)" : "choose a column"),
@@ -91,7 +97,7 @@ export async function mount(root, { api, ui, params }) {
       shapeSel.addEventListener("change", renderMap);
       fileIn.addEventListener("change", async () => {
          const f = fileIn.files[0];
-         result.replaceChildren();
+         put(result);
          if (!f) return;
          if (!nameIn.value) nameIn.value = nameOf(f.name);
          const isCsv = /\.csv$/i.test(f.name);
@@ -131,22 +137,22 @@ export async function mount(root, { api, ui, params }) {
          submit.disabled = true;
          bar.hidden = false;
          bar.set(0, "uploading");
-         result.replaceChildren();
+         put(result);
          try {
             const ds = await api.upload(`${P}?${q}`, blob, (frac) => bar.set(frac, frac < 1 ? "uploading" : "checking rows"));
             bar.set(1, "done");
-            result.replaceChildren(el("p", { class: "ok" }, ds.existing ? `unchanged: ${ds.ref} holds the same rows`
+            put(result, el("p", { class: "ok" }, ds.existing ? `unchanged: ${ds.ref} holds the same rows`
                : `imported ${ds.ref}: ${ds.rows} ${ds.kind} rows` + (ds.skipped ? `, ${ds.skipped} skipped` : "")));
             await refreshList();
             select(ds.name);
          } catch (err) {
             bar.hidden = true;
             const body = err.body && typeof err.body === "object" ? err.body : null;
-            result.replaceChildren(el("p", { class: "error" }, err.message),
+            put(result, el("p", { class: "error" }, err.message),
                body && body.problems && body.problems.length ? problemsTable(body.problems) : null);
          } finally { submit.disabled = false; }
       });
-      importBox.replaceChildren(el("h2", {}, "Import"), form);
+      put(importBox, el("h2", {}, "Import"), form);
    }
 
    // select(ref): shows a dataset and puts it in the address without mounting
@@ -162,7 +168,7 @@ export async function mount(root, { api, ui, params }) {
    async function refreshList() {
       let list;
       try { list = (await api.get(P)).datasets || []; }
-      catch (err) { listBox.replaceChildren(el("h2", {}, "Datasets"), el("p", { class: "error" }, err.message)); return; }
+      catch (err) { put(listBox, el("h2", {}, "Datasets"), el("p", { class: "error" }, err.message)); return; }
       if (closed) return;
       const t = ui.table([
          { label: "name", render: (d) => link(d.name, d.name) },
@@ -174,19 +180,19 @@ export async function mount(root, { api, ui, params }) {
          { label: "created", render: (d) => ui.fmtTime(d.created_at) },
       ], list);
       t.id = "ds-table";
-      listBox.replaceChildren(el("h2", {}, "Datasets"), t);
+      put(listBox, el("h2", {}, "Datasets"), t);
    }
 
    // ===== one dataset =====
    async function openDetail(ref) {
       detailBox.hidden = false;
-      detailBox.replaceChildren(el("p", { class: "muted" }, "loading " + ref + "…"));
+      put(detailBox, el("p", { class: "muted" }, "loading " + ref + "…"));
       let ds;
       try { ds = await api.get(`${P}/${encodeURIComponent(ref)}`); }
-      catch (err) { detailBox.replaceChildren(el("p", { class: "error" }, err.message)); return; }
+      catch (err) { put(detailBox, el("p", { class: "error" }, err.message)); return; }
       if (closed) return;
       const out = el("div", { class: "op-result", id: "ds-op-result" });
-      const show = (...nodes) => out.replaceChildren(...nodes);
+      const show = (...nodes) => put(out, ...nodes);
       const fail = (what) => (err) => show(el("p", { class: "error" }, `${what}: ${err.message}`));
       const refEnc = encodeURIComponent(ds.ref);
 
@@ -195,11 +201,11 @@ export async function mount(root, { api, ui, params }) {
       async function preview() {
          try {
             const r = await api.get(`${P}/${refEnc}/preview?n=${Number(nIn.value) || 5}`);
-            previewBox.replaceChildren(...(r.rows || []).map((row, i) =>
+            put(previewBox, ...(r.rows || []).map((row, i) =>
                el("div", { class: "row-preview" }, el("span", { class: "muted" }, `row ${i + 1}`),
                   el("pre", {}, JSON.stringify(row, null, 2)))));
-            if (!(r.rows || []).length) previewBox.replaceChildren(el("p", { class: "muted" }, "no rows"));
-         } catch (err) { previewBox.replaceChildren(el("p", { class: "error" }, err.message)); }
+            if (!(r.rows || []).length) put(previewBox, el("p", { class: "muted" }, "no rows"));
+         } catch (err) { put(previewBox, el("p", { class: "error" }, err.message)); }
       }
 
       // validate (optionally against a model's context)
@@ -283,8 +289,9 @@ export async function mount(root, { api, ui, params }) {
       ], ds.versions || []);
       const btn = (label, fn, action) => el("button", { type: "button", "data-action": action, onclick: fn }, label);
 
-      detailBox.replaceChildren(
-         el("div", { class: "row spread" }, el("h2", {}, ds.ref), btn("Delete version", remove, "delete")),
+      put(detailBox,
+         el("div", { class: "row spread" }, el("h2", {}, ds.ref), el("button", { type: "button", class: "danger",
+            "data-action": "delete", onclick: remove }, "Delete version")),
          el("p", { class: "muted" }, `${ds.rows} ${ds.kind} rows · ${ui.fmtBytes(ds.size)}`),
          el("h3", {}, "Preview"), el("div", { class: "row" }, el("label", {}, "rows ", nIn), btn("Show", preview, "preview")),
          previewBox,

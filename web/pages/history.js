@@ -5,6 +5,12 @@
 
 const P = "/api/moonhub/history";
 
+// put(node, ...children): replaceChildren without the null/false slots of
+// optional parts (the DOM would write them as the text "null")
+function put(node, ...kids) {
+   node.replaceChildren(...kids.filter((k) => k !== null && k !== undefined && k !== false));
+}
+
 function loadCss() {
    if (!document.querySelector('link[href="/pages/history.css"]')) {
       document.head.append(Object.assign(document.createElement("link"), { rel: "stylesheet",
@@ -64,7 +70,7 @@ export async function mount(root, { api, ui, params }) {
       const text = q.value.trim();
       let r;
       try { r = await api.get(text ? `${P}?q=${encodeURIComponent(text)}` : P); }
-      catch (err) { listBox.replaceChildren(el("p", { class: "error" }, err.message)); return; }
+      catch (err) { put(listBox, el("p", { class: "error" }, err.message)); return; }
       if (closed) return;
       if (text) {
          const hits = r.results || [];
@@ -76,7 +82,7 @@ export async function mount(root, { api, ui, params }) {
             { label: "updated", render: (h) => ui.fmtTime(h.updated_at) },
          ], hits);
          t.id = "history-results";
-         listBox.replaceChildren(el("h2", {}, `${hits.length} match${hits.length === 1 ? "" : "es"} for “${text}”`), t);
+         put(listBox, el("h2", {}, `${hits.length} match${hits.length === 1 ? "" : "es"} for “${text}”`), t);
       } else {
          const convs = r.conversations || [];
          const t = ui.table([
@@ -87,7 +93,7 @@ export async function mount(root, { api, ui, params }) {
             { label: "updated", render: (c) => ui.fmtTime(c.updated_at) },
          ], convs);
          t.id = "history-table";
-         listBox.replaceChildren(el("h2", {}, "Conversations"), convs.length ? t
+         put(listBox, el("h2", {}, "Conversations"), convs.length ? t
             : el("p", { class: "muted" }, "No conversations yet: chats on the Chat page are stored here "
                + "(and 'moonhub chat', 'moonhub serve --history')."));
       }
@@ -104,10 +110,10 @@ export async function mount(root, { api, ui, params }) {
 
    async function showConv(id) {
       convBox.hidden = false;
-      convBox.replaceChildren(el("p", { class: "muted" }, "loading…"));
+      put(convBox, el("p", { class: "muted" }, "loading…"));
       let c;
       try { c = await api.get(`${P}/${id}`); }
-      catch (err) { convBox.replaceChildren(el("p", { class: "error" }, err.message)); return; }
+      catch (err) { put(convBox, el("p", { class: "error" }, err.message)); return; }
       if (closed) return;
       const del = async () => {
          if (!confirm(`Delete conversation #${id}?`)) return;
@@ -121,7 +127,7 @@ export async function mount(root, { api, ui, params }) {
       };
       const meta = [c.model ? "model " + c.model : null, c.source ? "from " + c.source : null,
          "started " + ui.fmtTime(c.created_at)].filter(Boolean).join(" · ");
-      convBox.replaceChildren(
+      put(convBox,
          el("div", { class: "row spread" }, el("h2", {}, c.title || `Conversation #${id}`),
             el("div", { class: "row" },
                el("a", { class: "button", href: "#/chat/" + id, "data-action": "resume" }, "Resume in chat"),

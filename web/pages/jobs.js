@@ -19,6 +19,12 @@ const NUMBERS = [
    ["eval_every", "evaluate every (0 = off)", { min: 0, step: 1, value: 0 }, "int"],
 ];
 
+// put(node, ...children): replaceChildren without the null/false slots of
+// optional parts (the DOM would write them as the text "null")
+function put(node, ...kids) {
+   node.replaceChildren(...kids.filter((k) => k !== null && k !== undefined && k !== false));
+}
+
 function loadCss() {
    if (!document.querySelector('link[href="/pages/jobs.css"]')) {
       document.head.append(Object.assign(document.createElement("link"), { rel: "stylesheet", href: "/pages/jobs.css" }));
@@ -102,7 +108,7 @@ export async function mount(root, { api, ui, params }) {
             ui.toast("start failed: " + err.message, "error");
          } finally { submit.disabled = false; }
       });
-      formBox.replaceChildren(el("h2", {}, "New fine-tune"), form);
+      put(formBox, el("h2", {}, "New fine-tune"), form);
    }
 
    // select(id): shows a job and puts it in the address without mounting the
@@ -125,7 +131,7 @@ export async function mount(root, { api, ui, params }) {
    async function refreshQueue() {
       let jobs;
       try { jobs = (await api.get("/api/moonhub/jobs")).jobs || []; }
-      catch (err) { queueBox.replaceChildren(el("h2", {}, "Queue"), el("p", { class: "error" }, err.message)); return; }
+      catch (err) { put(queueBox, el("h2", {}, "Queue"), el("p", { class: "error" }, err.message)); return; }
       if (closed) return;
       const t = ui.table([
          { label: "id", render: (j) => el("a", { href: "#/jobs/" + j.id,
@@ -142,7 +148,7 @@ export async function mount(root, { api, ui, params }) {
                onclick: () => act(j.id, "retry") }, "Retry") : null) },
       ], jobs);
       t.id = "jobs-table";
-      queueBox.replaceChildren(el("h2", {}, "Queue"), t);
+      put(queueBox, el("h2", {}, "Queue"), t);
       // poll while anything may still change
       clearTimeout(timer);
       if (jobs.some((j) => ACTIVE.has(j.status))) timer = setTimeout(refreshQueue, 2000);
@@ -161,7 +167,7 @@ export async function mount(root, { api, ui, params }) {
       try {
          // Ollama's load-only request: a model and no prompt loads it and keeps it
          await api.post("/api/generate", { model: ref, keep_alive: "30m", stream: false });
-         note.replaceChildren(" loaded: ", el("a", { href: "#/chat" }, "chat with " + ref));
+         put(note, " loaded: ", el("a", { href: "#/chat" }, "chat with " + ref));
          ui.toast(ref + " is loaded", "ok");
       } catch (err) {
          note.textContent = " " + err.message;
@@ -172,13 +178,13 @@ export async function mount(root, { api, ui, params }) {
    async function openDetail(id) {
       closeDetail();
       detailBox.hidden = false;
-      detailBox.replaceChildren(el("p", { class: "muted" }, "loading job " + id + "…"));
+      put(detailBox, el("p", { class: "muted" }, "loading job " + id + "…"));
       let j, run;
       try {
          [j, run] = await Promise.all([api.get("/api/moonhub/jobs/" + id),
             api.get("/api/moonhub/runs/" + id).catch(() => null)]);
       } catch (err) {
-         detailBox.replaceChildren(el("p", { class: "error" }, `job ${id}: ${err.message}`));
+         put(detailBox, el("p", { class: "error" }, `job ${id}: ${err.message}`));
          return;
       }
       if (closed) return;
@@ -195,17 +201,17 @@ export async function mount(root, { api, ui, params }) {
       const buttons = el("div", { class: "row" });
       const outBox = el("div", { class: "output" });
       const setButtons = (status) => {
-         buttons.replaceChildren(
+         put(buttons,
             ACTIVE.has(status) ? el("button", { "data-action": "cancel", onclick: () => act(id, "cancel") }, "Cancel") : null,
             RETRYABLE.has(status) ? el("button", { "data-action": "retry", onclick: () => act(id, "retry") }, "Retry") : null);
       };
       setButtons(r.status);
       const renderOutput = (l) => {
          const out = l && l.output;
-         if (!out || !out.ref) { outBox.replaceChildren(); return; }
+         if (!out || !out.ref) { put(outBox); return; }
          const btn = el("button", { "data-action": "serve" }, "Serve this version");
          btn.addEventListener("click", () => serve(out.ref, btn));
-         outBox.replaceChildren(el("h3", {}, "Trained version"),
+         put(outBox, el("h3", {}, "Trained version"),
             el("p", {}, el("code", {}, out.ref), out.adapter ? " (LoRA adapter on " + (l.base ? l.base.ref : "its base") + ")" : ""),
             btn);
       };
@@ -214,7 +220,7 @@ export async function mount(root, { api, ui, params }) {
          .filter((k) => !["model_path", "dataset_version_id", "val_version_id"].includes(k))
          .map((k) => ({ key: k, value: typeof j.config[k] === "object" ? JSON.stringify(j.config[k]) : String(j.config[k]) }));
       const files = run && run.files ? run.files : [];
-      detailBox.replaceChildren(
+      put(detailBox,
          el("div", { class: "row spread" }, el("h2", {}, `Job #${id}`), el("a", { href: "#/runs/" + id }, "open run")),
          el("p", {}, statusEl, " step ", stepEl, " ", lossEl),
          r.error ? el("p", { class: "error" }, r.error) : null,
@@ -236,7 +242,8 @@ export async function mount(root, { api, ui, params }) {
          me.chart = await ui.lineChart(canvas, { datasets: [loss, lr], xLabel: "step", yLabel: "loss",
             options: { scales: { x: { type: "linear", title: { display: true, text: "step" } },
                y: { position: "left", title: { display: true, text: "loss" } },
-               lr: { position: "right", grid: { drawOnChartArea: false }, title: { display: true, text: "lr" } } } } });
+               lr: { position: "right", min: 0, grid: { drawOnChartArea: false },
+                  title: { display: true, text: "lr" } } } } });
       } catch (err) { canvas.replaceWith(el("p", { class: "error" }, "chart: " + err.message)); }
       if (detail !== me || closed) { if (me.chart) me.chart.destroy(); return; }
       canvas.dataset.points = "0";
@@ -261,14 +268,14 @@ export async function mount(root, { api, ui, params }) {
             redraw();
          } else if (e.type === "status") {
             addEvent(e);
-            statusEl.replaceChildren(statusBadge(ui, e.status));
+            put(statusEl, statusBadge(ui, e.status));
             setButtons(e.status);
             if (e.status === "succeeded") {
                // the trained version is registered with the last transition
                api.get("/api/moonhub/jobs/" + id).then((jj) => { if (detail === me) renderOutput(jj.lineage); })
                   .catch(() => {});
             }
-            if (!ACTIVE.has(e.status)) refreshQueue();
+            refreshQueue();
          } else if (e.type === "error") {
             detailBox.append(el("p", { class: "error" }, String(e.error)));
          }

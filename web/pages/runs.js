@@ -6,6 +6,12 @@
 
 const P = "/api/moonhub/runs";
 
+// put(node, ...children): replaceChildren without the null/false slots of
+// optional parts (the DOM would write them as the text "null")
+function put(node, ...kids) {
+   node.replaceChildren(...kids.filter((k) => k !== null && k !== undefined && k !== false));
+}
+
 function loadCss() {
    if (!document.querySelector('link[href="/pages/runs.css"]')) {
       document.head.append(Object.assign(document.createElement("link"), { rel: "stylesheet",
@@ -51,7 +57,7 @@ export async function mount(root, { api, ui, params }) {
    async function refresh() {
       let runs;
       try { runs = (await api.get(P)).runs || []; }
-      catch (err) { listBox.replaceChildren(el("p", { class: "error" }, err.message)); return; }
+      catch (err) { put(listBox, el("p", { class: "error" }, err.message)); return; }
       if (closed) return;
       const cmpBtn = el("button", { type: "button", "data-action": "compare", disabled: chosen.size < 1,
          onclick: () => { setAddress([...chosen]); showCompare([...chosen]); } }, "Compare selected");
@@ -75,7 +81,7 @@ export async function mount(root, { api, ui, params }) {
          { label: "created", render: (r) => ui.fmtTime(r.created_at) },
       ], runs);
       t.id = "runs-table";
-      listBox.replaceChildren(el("div", { class: "row spread" }, el("h2", {}, "Runs"), cmpBtn), t);
+      put(listBox, el("div", { class: "row spread" }, el("h2", {}, "Runs"), cmpBtn), t);
    }
 
    async function summaries(ids) {
@@ -85,10 +91,10 @@ export async function mount(root, { api, ui, params }) {
    async function showCompare(ids) {
       oneBox.hidden = true;
       cmpBox.hidden = false;
-      cmpBox.replaceChildren(el("p", { class: "muted" }, "loading…"));
+      put(cmpBox, el("p", { class: "muted" }, "loading…"));
       let list;
       try { list = await summaries(ids); }
-      catch (err) { cmpBox.replaceChildren(el("p", { class: "error" }, err.message)); return; }
+      catch (err) { put(cmpBox, el("p", { class: "error" }, err.message)); return; }
       if (closed) return;
       const c = compare(list);
       const canvas = el("canvas", { id: "runs-chart", "aria-label": "loss by step, one line per run" });
@@ -101,7 +107,7 @@ export async function mount(root, { api, ui, params }) {
             row("final loss", c.rows.map((r) => r.final)), row("best eval loss", c.rows.map((r) => r.best_eval)),
             row("tokens/s", c.rows.map((r) => r.tps)),
             c.differ.map((d) => row(d.key, d.values))));
-      cmpBox.replaceChildren(el("h2", {}, "Compare " + list.map((s) => "#" + s.id).join(", ")),
+      put(cmpBox, el("h2", {}, "Compare " + list.map((s) => "#" + s.id).join(", ")),
          el("div", { class: "chart-box" }, canvas), figures,
          c.differ.length ? null : el("p", { class: "muted" }, "The runs have the same parameters."));
       if (chart) { chart.destroy(); chart = null; }
@@ -117,10 +123,10 @@ export async function mount(root, { api, ui, params }) {
    async function showOne(id) {
       cmpBox.hidden = true;
       oneBox.hidden = false;
-      oneBox.replaceChildren(el("p", { class: "muted" }, "loading…"));
+      put(oneBox, el("p", { class: "muted" }, "loading…"));
       let s;
       try { s = await api.get(`${P}/${id}`); }
-      catch (err) { oneBox.replaceChildren(el("p", { class: "error" }, err.message)); return; }
+      catch (err) { put(oneBox, el("p", { class: "error" }, err.message)); return; }
       if (closed) return;
       const lin = s.lineage || {};
       const paramRows = (s.param_keys || Object.keys(s.params || {}).sort())
@@ -128,7 +134,7 @@ export async function mount(root, { api, ui, params }) {
       const repro = Object.entries(s.repro || {}).filter(([k]) => k !== "config")
          .map(([k, v]) => ({ key: k, value: typeof v === "object" ? JSON.stringify(v) : String(v) }));
       const canvas = el("canvas", { id: "run-chart", "aria-label": "loss by step" });
-      oneBox.replaceChildren(
+      put(oneBox,
          el("div", { class: "row spread" }, el("h2", {}, `Run #${s.id}`),
             s.kind === "train" ? el("a", { href: "#/jobs/" + s.id }, "open job") : null),
          el("p", {}, el("span", { class: "badge st-" + s.status }, s.status), ` ${s.kind} · ${(s.steps || []).length} steps`),
