@@ -1,8 +1,8 @@
 // Browser tests of the Jobs and Runs pages: a fine-tune of stories260K
 // started from the form trains in the server's worker while the loss chart
 // gains points from the job's events; the job is cancelled from the page;
-// a short job succeeds and its version is served; the Runs page compares
-// both runs on one chart. Layer: tests (node --test, lib.mjs).
+// a short job succeeds and its version is served (loaded into the server).
+// Layer: tests (node --test, lib.mjs).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -10,7 +10,7 @@ import { start, skipReason, shot, apiFetch, DATA } from "./lib.mjs";
 
 const MODEL = "models/stories260K.gguf";
 const why = skipReason([MODEL]);
-let s, base;
+let s;
 
 // 40 short prompt/completion rows a tiny model can learn
 function rows(n) {
@@ -38,7 +38,6 @@ const points = () => s.page.evaluate(() => Number(document.querySelector("#loss-
 async function startJob(fields) {
    const form = s.page.locator("#job-form form");
    await form.locator("select[name=model]").selectOption({ index: 0 });
-   base = await form.locator("select[name=model]").inputValue();
    await form.locator("select[name=data]").selectOption("toy");
    for (const [k, v] of Object.entries(fields)) await form.locator(`[name=${k}]`).fill(String(v));
    await form.locator("button[type=submit]").click();
@@ -73,7 +72,7 @@ test("a fine-tune started from the form draws its loss live and is cancelled", {
    assert.deepEqual(s.errors, []);
 });
 
-test("a finished job's version is served; runs are compared on one chart", { skip: why }, async () => {
+test("a finished job's version is served", { skip: why }, async () => {
    await s.page.goto(s.url + "/#/jobs");
    await s.page.locator("#job-form select[name=model] option").first().waitFor({ state: "attached" });
    const id = await startJob({ steps: 4, lr: "0.01", batch: 2, seq: 64, seed: 1 });
@@ -87,22 +86,5 @@ test("a finished job's version is served; runs are compared on one chart", { ski
    const ps = await (await apiFetch(s, "/api/moonhub/ps")).json();
    assert.ok(ps.models.some((m) => `${m.name}:${m.tag}` === out || m.name === out || m.ref === out),
       `${out} is loaded: ${JSON.stringify(ps.models)}`);
-   // Runs: tick both and compare; one line per run
-   await s.page.goto(s.url + "/#/runs");
-   await s.page.locator("#runs-table").waitFor();
-   for (const r of [id - 1, id]) await s.page.locator(`#runs-table input[value="${r}"]`).check();
-   await s.page.locator("button[data-action=compare]").click();
-   await s.page.waitForFunction(() => document.querySelector("#runs-chart")?.dataset.lines === "2");
-   assert.match(await s.page.locator("#runs-figures").textContent(), /final loss/);
-   assert.match(await s.page.locator("#runs-figures").textContent(), /steps/);
-   await shot(s.page, "runs");
-   // one run: its lineage names the base model and the dataset version
-   await s.page.goto(s.url + `/#/runs/${id}`);
-   const lin = s.page.locator("#run-lineage");
-   await lin.waitFor();
-   assert.match(await lin.textContent(), new RegExp("base model: " + base));
-   assert.match(base, /^stories:/);
-   assert.match(await lin.textContent(), /dataset: toy@1/);
-   assert.match(await lin.textContent(), new RegExp("produced: " + out.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")));
    assert.deepEqual(s.errors, []);
 });

@@ -175,7 +175,9 @@ export async function mount(root, { api, ui, params }) {
       } finally { btn.disabled = false; }
    }
 
+   let opening = 0;         // the latest openDetail call; an older one that resolves late gives way
    async function openDetail(id) {
+      const mine = ++opening;
       closeDetail();
       detailBox.hidden = false;
       put(detailBox, el("p", { class: "muted" }, "loading job " + id + "…"));
@@ -184,10 +186,11 @@ export async function mount(root, { api, ui, params }) {
          [j, run] = await Promise.all([api.get("/api/moonhub/jobs/" + id),
             api.get("/api/moonhub/runs/" + id).catch(() => null)]);
       } catch (err) {
-         put(detailBox, el("p", { class: "error" }, `job ${id}: ${err.message}`));
+         if (mine === opening) put(detailBox, el("p", { class: "error" }, `job ${id}: ${err.message}`));
          return;
       }
-      if (closed) return;
+      if (closed || mine !== opening) return;
+      closeDetail();
       const me = { id, close: () => {}, chart: null };
       detail = me;
       const r = j.run, lin = j.lineage || {};
