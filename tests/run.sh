@@ -1,6 +1,6 @@
 #!/bin/sh
 # Runs the C unit tests (each prints "N passed, N failed" last), the busted
-# specs (inside the moonhub host) and tests/e2e, one line per suite with its
+# specs (inside the moonhub host), tests/e2e and tests/browser, one line per suite with its
 # counts, then one combined line "N passed, N failed, N skipped" (a skip is a
 # need that was not met; under MOONHUB_REQUIRE_TEST_DATA=1 an unmet need is a
 # failure instead). A failing suite's full output is printed; V=1 prints all.
@@ -69,6 +69,9 @@ if [ "$which" = all ]; then    # OpenAI Node SDK end to end (node/npm come from 
     run e2e-ollama sh tests/e2e/ollama.sh     # Ollama's API through the ollama npm client
     why=$(sed -n 's/^e2e-ollama: skipped: /: /p' "$out" | head -n 1)
     say ollama "$sp" "$sf" "$sk" "$why"
+    run browser sh tests/browser/run.sh       # the web UI in Debian's chromium (playwright-core)
+    why=$(sed -n 's/^browser: skipped: /: /p' "$out" | head -n 1)
+    say browser "$sp" "$sf" "$sk" "$why"
 fi
 
 [ -z "$bad" ] || echo "failing:$bad"

@@ -112,6 +112,7 @@ export const api = {
 
    async get(path) { return parse(await send("GET", path)); },
    async post(path, body) { return parse(await send("POST", path, jsonInit(body))); },
+   async put(path, body) { return parse(await send("PUT", path, jsonInit(body))); },
    async del(path, body) { return parse(await send("DELETE", path, body === undefined ? {} : jsonInit(body))); },
 
    // POST an OpenAI-style streaming request; onEvent(obj, eventName) for each

@@ -126,6 +126,12 @@ export function loadScript(src) {
    return scripts.get(src);
 }
 
+// loadCss(href): a page's own stylesheet (web/pages/<name>.css), linked once.
+export function loadCss(href) {
+   if (document.querySelector(`link[rel=stylesheet][href="${href}"]`)) return;
+   document.head.append(el("link", { rel: "stylesheet", href }));
+}
+
 const PALETTE = ["#3b6ea8", "#c0504d", "#4f9a52", "#8064a2", "#d08a2c", "#2c9aa0"];
 
 // lineChart(canvas, {datasets: [{label, data: [{x, y}]}], xLabel, yLabel})
