@@ -55,8 +55,14 @@ export function errorMessage(status, text) {
    return text ? `HTTP ${status}: ${text.slice(0, 200)}` : `HTTP ${status}`;
 }
 
+// err.body: the error answer parsed (JSON) when it is, e.g. a dataset
+// upload's {"error", "problems": [{row, msg}]}
 class HttpError extends Error {
-   constructor(status, message) { super(message); this.status = status; }
+   constructor(status, message, text) {
+      super(message);
+      this.status = status;
+      try { this.body = text ? JSON.parse(text) : null; } catch { this.body = null; }
+   }
 }
 
 // fetch with the key; a 401 prompts once for a key and tries again.
@@ -69,7 +75,10 @@ async function send(method, path, init = {}, retried = false) {
       if (await promptKey(errorMessage(401, text), true)) return send(method, path, init, true);
       throw new HttpError(401, errorMessage(401, text));
    }
-   if (!res.ok) throw new HttpError(res.status, errorMessage(res.status, await res.text()));
+   if (!res.ok) {
+      const text = await res.text();
+      throw new HttpError(res.status, errorMessage(res.status, text), text);
+   }
    return res;
 }
 
@@ -167,7 +176,7 @@ export const api = {
                }
             }
             if (xhr.status < 200 || xhr.status >= 300) {
-               reject(new HttpError(xhr.status, errorMessage(xhr.status, xhr.responseText)));
+               reject(new HttpError(xhr.status, errorMessage(xhr.status, xhr.responseText), xhr.responseText));
                return;
             }
             try { resolve(xhr.responseText ? JSON.parse(xhr.responseText) : null); }

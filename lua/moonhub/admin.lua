@@ -226,6 +226,23 @@ local function history_delete(_, req, rest)
    end)
 end
 
+-- GET /api/moonhub/history/ID/export?format=md|json: the conversation as a
+-- file to save (Content-Disposition: attachment): Markdown, or the JSON
+-- document of `moonhub history export` (one object: the fine-tuning shape)
+local EXPORTS = { md = { "md", "text/markdown; charset=utf-8" }, json = { "jsonl", "application/json" } }
+local function history_export(_, req, rest)
+   local id = history_id(req, rest)
+   local fmt = req.args.format or "md"
+   local e = EXPORTS[fmt]
+   if not e then oa.fail(400, "format must be md or json, got '" .. tostring(fmt):sub(1, 40) .. "'", "format") end
+   return with_history(function(h)
+      local text, err = h:export(id, e[1])
+      if not text then oa.fail(404, err, nil, "not_found") end
+      return 200, { ["Content-Type"] = e[2],
+         ["Content-Disposition"] = string.format('attachment; filename="conversation-%d.%s"', id, fmt) }, text
+   end)
+end
+
 local function list_models(app)
    local rows = registry_rows()
    for _, r in ipairs(rows) do r.loaded = app.pool and app.pool:find(r.name .. ":" .. r.tag) ~= nil or nil end
@@ -248,6 +265,7 @@ M.ROUTES = {
    { "GET", M.PREFIX .. "/history", history_list },
    { "GET", M.PREFIX .. "/history/{id}", history_get },
    { "DELETE", M.PREFIX .. "/history/{id}", history_delete },
+   { "GET", M.PREFIX .. "/history/{id}/export", history_export },
 }
 
 return M

@@ -23,6 +23,18 @@ local function refuse(msg)
    oa.fail(400, msg, "dataset")
 end
 
+-- Dataset names are letters, digits and . _ - (data.parse_ref); a name
+-- from the URL is checked here, before anything touches the datasets
+-- folder, so "../x" or "%2Fetc" never reaches a path (400, not 404).
+local NAME_PAT = "^[%w][%w%._%-]*$"
+local function check_ref(ref, param)
+   local name = tostring(ref):match("^([^@:]*)")
+   if not name:match(NAME_PAT) or #name > 200 then
+      oa.fail(400, string.format("dataset name '%s' must be letters, digits and . _ - (at most 200), starting "
+         .. "with a letter or digit", tostring(ref):sub(1, 80)), param or "dataset", "invalid_dataset_name")
+   end
+end
+
 local function version_json(ds)
    return { id = ds.id, name = ds.name, version = ds.version, split = ds.split, ref = ds:ref(), kind = ds.kind,
       rows = ds.rows, size = ds.size, sha256 = ds.sha256, parent_id = ds.parent_id, op = ds.op,
@@ -75,6 +87,8 @@ local FORMATS = { ["text/csv"] = "csv", ["application/jsonl"] = "jsonl", ["appli
 local function import(_, req)
    local name = req.args.name
    if type(name) ~= "string" or name == "" then oa.fail(400, "give the dataset a name: ?name=NAME", "name") end
+   check_ref(name, "name")
+   if name:find("[@:]") then oa.fail(400, "a new dataset's name has no @version or :split", "name") end
    local ct = (req.headers["content-type"] or ""):lower():match("^%s*([^;%s]+)")
    local format = ct and FORMATS[ct]
    if not format then
@@ -100,6 +114,7 @@ end
 
 -- GET /api/moonhub/datasets/REF/validate[?model=M&ctx=N]
 local function validate(_, req, ref)
+   require("moonhub.server.jobs_routes").model_name(req.args.model, "model")
    local res, err = data.validate(nil, ref, { model = req.args.model, ctx = arg_int(req, "ctx", nil, 1),
       file = false })                         -- a stored dataset only: never a file of the server's
    if not res then refuse(err) end
@@ -166,15 +181,17 @@ end
 -- middleware (upload) has no JSON content-type check.
 function M.routes(admin, upload)
    local P = M.PREFIX
+   -- every route with a {ref} checks the name first
+   local function r(h) return function(app, req, ref) check_ref(ref); return h(app, req, ref) end end
    return {
       { "GET", P, list, middleware = admin },
       { "POST", P, import, middleware = upload, max_body = M.MAX_UPLOAD },
-      { "GET", P .. "/{ref}", show, middleware = admin },
-      { "DELETE", P .. "/{ref}", remove, middleware = admin },
-      { "GET", P .. "/{ref}/validate", validate, middleware = admin },
-      { "POST", P .. "/{ref}/pii", pii, middleware = admin, json = true, max_body = 65536 },
-      { "POST", P .. "/{ref}/split", split, middleware = admin, json = true, max_body = 65536 },
-      { "GET", P .. "/{ref}/preview", preview, middleware = admin },
+      { "GET", P .. "/{ref}", r(show), middleware = admin },
+      { "DELETE", P .. "/{ref}", r(remove), middleware = admin },
+      { "GET", P .. "/{ref}/validate", r(validate), middleware = admin },
+      { "POST", P .. "/{ref}/pii", r(pii), middleware = admin, json = true, max_body = 65536 },
+      { "POST", P .. "/{ref}/split", r(split), middleware = admin, json = true, max_body = 65536 },
+      { "GET", P .. "/{ref}/preview", r(preview), middleware = admin },
    }
 end
 

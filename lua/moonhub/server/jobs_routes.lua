@@ -29,6 +29,28 @@ local function job_id(id)
    return n
 end
 
+-- model_name(v, param): a client names registered models (NAME[:TAG]), never
+-- files of the server: a path or a .gguf name is refused before any lookup.
+function M.model_name(v, param)
+   if type(v) ~= "string" or v == "" then return end
+   if v:match("^[/.~]") or v:find("..", 1, true) or v:find("\\", 1, true) or v:match("%.gguf$") then
+      oa.fail(400, string.format("'%s' must be a registered model name (NAME[:TAG]), not a path: import the "
+         .. "file first with 'moonhub import'", param), param)
+   end
+end
+
+-- lineage(reg, run) -> {base = {id, ref}, output = {id, ref, adapter}, dataset =
+-- "NAME@V[:SPLIT]"}: what a run was trained from and what it produced
+local function lineage(reg, r, cfg)
+   local function ver(id)
+      if not id then return nil end
+      local v = reg.db:first("SELECT format FROM versions WHERE id = ?", id)
+      return { id = id, ref = reg:version_label(id), adapter = v ~= nil and reg:is_adapter(v) or nil }
+   end
+   return { base = ver(r.version_id), output = ver(r.output_version_id),
+      dataset = cfg and cfg.dataset_ref or r.dataset }
+end
+
 local function arrays(t, keys)
    for _, k in ipairs(keys) do t[k] = oa.array(t[k] or {}) end
    return t
@@ -39,6 +61,7 @@ local function create(_, req)
    local body = oa.decode(req.body)
    local t = {}
    for k, v in pairs(body) do t[k] = v end
+   M.model_name(t.model, "model")
    if type(t.targets) == "table" then t.targets = { table.unpack(t.targets) } end
    local jobs = require "moonhub.jobs"
    local cfg, err = jobs.config(t)
@@ -68,6 +91,7 @@ local function show(_, _, id)
       local j, err = require("moonhub.jobs").get(reg, id)
       if not j then oa.fail(404, err, nil, "not_found") end
       j.repro = j.run.repro and json.decode(j.run.repro) or nil
+      j.lineage = lineage(reg, j.run, j.config)
       return ok_json(arrays(j, { "events", "steps", "metrics" }))
    end)
 end
@@ -146,7 +170,11 @@ local function runs_show(_, _, id)
       local runs = require "moonhub.jobs.runs"
       local s, err = runs.summary(reg, id)
       if not s then oa.fail(404, err, nil, "not_found") end
-      return ok_json(runs.jsonable(s))
+      local r = reg:run(id)
+      s = runs.jsonable(s)
+      s.lineage = lineage(reg, r, json.decode(r.config or "{}"))
+      s.model, s.dataset, s.created_at, s.finished_at = r.model, r.dataset, r.created_at, r.finished_at
+      return ok_json(s)
    end)
 end
 

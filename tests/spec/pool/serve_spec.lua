@@ -247,6 +247,18 @@ describe("serve --model --api-key --history #integration", function()
       assert.equal("assistant", c.messages[2].role)
       assert.equal(0, c.options.temperature)
       assert.equal(2, c.usage.completion_tokens)
+      -- export as Markdown or JSON, a file to save
+      local md
+      code, md = curl(srv, "GET", "/api/moonhub/history/" .. id .. "/export?format=md", nil, AUTH)
+      assert.equal(200, code)
+      assert.matches("\n## user\n\ntell me about zebras\n\n## assistant\n", md)
+      local doc
+      code, doc = curl(srv, "GET", "/api/moonhub/history/" .. id .. "/export?format=json", nil, AUTH)
+      assert.equal(200, code)
+      doc = json.decode(doc)
+      assert.same({ id, "user", "tell me about zebras" }, { doc.id, doc.messages[1].role, doc.messages[1].content })
+      assert.equal(400, (curl(srv, "GET", "/api/moonhub/history/" .. id .. "/export?format=html", nil, AUTH)))
+      assert.equal(404, (curl(srv, "GET", "/api/moonhub/history/999/export", nil, AUTH)))
       -- "store": false opts out
       curl(srv, "POST", "/v1/chat/completions", json.encode({ store = false,
          messages = { { role = "user", content = "zebras again" } }, max_tokens = 1 }), AUTH)
