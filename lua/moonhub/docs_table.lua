@@ -290,7 +290,7 @@ return {
    { "mh.template.for_model(model[, name]) -> choice | nil, msg", "the template a model's chats use" },
    { "mh.template.map_roles(choice, messages[, roles]) -> messages",
      "roles mapped (developer -> system, the recipe's, the caller's); system folded where the template has none" },
-   { "mh.template.has_system(choice) -> bool", "whether a template has a system role (recipe's system, or asked once)" },
+   { "mh.template.has_system(choice) -> bool", "whether a template has a system role (recipe: system, else asked)" },
    { "mh.template.detect(chat_template) -> name | nil", "the built-in or user template matching a Jinja template" },
    { "mh.template.get(name) -> recipe | nil, msg", "a template by name" },
    { "mh.template.list() -> {templates}", "every template: name, description, path, user" },
