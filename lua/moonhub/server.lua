@@ -56,6 +56,7 @@ end
 function App:ready(entry)
    if entry then self:attach(entry.model, entry.sched) end
    self.is_ready = true
+   if self.pool then require("moonhub.batch.runner").serve(self) end    -- queued batches (docs/batch.md)
    self:write_state()
 end
 
@@ -291,6 +292,8 @@ function M.route_table()
    -- datasets (an upload's body is the file itself: no JSON type check)
    local upload = { mw.log, mw.host, mw.cors, mw.auth, mw.body }
    for _, r in ipairs(require("moonhub.server.data_routes").routes(ADMIN, upload)) do t:add(r) end
+   local v1_upload = { mw.log, mw.host, mw.cors, mw.auth, mw.rate, mw.body }    -- OpenAI's files and batches
+   for _, r in ipairs(require("moonhub.server.batch_routes").routes(API, v1_upload)) do t:add(r) end
    require("moonhub.server.ollama_adapter").add_routes(t, mw)     -- Ollama's /api/* and GET /
    return t
 end
