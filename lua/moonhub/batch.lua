@@ -196,7 +196,7 @@ end
 
 -- The output and error lines written so far become files of the store
 -- (purpose batch_output); their ids go into the batch's config.
-local function publish(reg, row)
+local function publish(row)
    local cfg = config(row)
    local dir = row.artifacts or M.dir(row.id)
    for _, k in ipairs({ { "output.jsonl", "output_file_id" }, { "errors.jsonl", "error_file_id" } }) do
@@ -217,7 +217,7 @@ end
 -- files, the state moves, the folder is archived.
 function M.finish(reg, row, to, reason)
    row = reg:run(row.id) or row                   -- the config as it is now (a cancel may have changed it)
-   local cfg, err = publish(reg, row)
+   local cfg, err = publish(row)
    if not cfg then
       to, reason = "failed", "cannot store the output: " .. tostring(err)
       cfg = config(row)

@@ -130,7 +130,8 @@ function M.multipart(body, content_type)
    if not ct:lower():match("^%s*multipart/form%-data") then
       return nil, "send the file as multipart/form-data (fields 'file' and 'purpose')"
    end
-   local boundary = ct:match('[Bb][Oo][Uu][Nn][Dd][Aa][Rr][Yy]="([^"]+)"') or ct:match("[Bb][Oo][Uu][Nn][Dd][Aa][Rr][Yy]=([^;%s]+)")
+   local params = ct:gsub("[Bb][Oo][Uu][Nn][Dd][Aa][Rr][Yy]=", "boundary=")
+   local boundary = params:match('boundary="([^"]+)"') or params:match("boundary=([^;%s]+)")
    if not boundary or #boundary > 200 then return nil, "multipart/form-data without a boundary" end
    local delim = "--" .. boundary
    local pos = body:find(delim, 1, true)

@@ -127,7 +127,10 @@ function M.run(reg, row, exec, opts)
    for _, r in ipairs(reqs) do
       if not done_ok[r.custom_id] and not done_err[r.custom_id] then
          local now = reg:run(row.id)
-         if not now or now.status ~= "running" then close(); return nil, "batch moved to " .. tostring(now and now.status) end
+         if not now or now.status ~= "running" then
+            close()
+            return nil, "batch moved to " .. tostring(now and now.status)
+         end
          if now.cancel_requested == 1 then
             close()
             return batch.finish(reg, row, "cancelled", string.format("cancelled by the user after %d of %d requests",

@@ -26,7 +26,9 @@ local function limit_arg(req, default, most)
    local v = req.args.limit
    if v == nil then return default end
    local n = math.tointeger(tonumber(v))
-   if not n or n < 1 or n > most then oa.fail(400, string.format("'limit' must be an integer in 1..%d", most), "limit") end
+   if not n or n < 1 or n > most then
+      oa.fail(400, string.format("'limit' must be an integer in 1..%d", most), "limit")
+   end
    return n
 end
 
