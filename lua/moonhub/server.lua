@@ -284,7 +284,8 @@ function M.route_table()
       error_body = anthropic.error_body })
    t:add({ "POST", "/tokenize", tokenize, middleware = API, json = true })
    t:add({ "POST", "/detokenize", detokenize, middleware = API, json = true })
-   for _, mod in ipairs({ "moonhub.admin", "moonhub.server.eval_routes", "moonhub.server.jobs_routes" }) do
+   for _, mod in ipairs({ "moonhub.admin", "moonhub.server.eval_routes", "moonhub.server.jobs_routes",
+         "moonhub.server.compare_routes" }) do
       for _, r in ipairs(require(mod).ROUTES) do
          t:add({ r[1], r[2], r[3], middleware = ADMIN, json = r.json, max_body = r.max_body })
       end
