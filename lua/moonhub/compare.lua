@@ -59,7 +59,9 @@ end
 
 local function label(col)
    local name = col.model:match("([^/]+)/?$"):gsub("%.gguf$", "")
-   if col.lora and #col.lora > 0 then name = name .. "+" .. table.concat(col.lora, "+") end
+   for _, l in ipairs(col.lora or {}) do          -- an adapter file by its name, without .gguf
+      name = name .. "+" .. (l:match("([^/]+)$"):gsub("%.gguf", ""))
+   end
    return name
 end
 

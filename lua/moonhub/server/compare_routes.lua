@@ -90,7 +90,8 @@ local function compare(_, req)
    local res = json.decode(text)
    if type(res) ~= "table" or not res.models then
       local msg = err:match("moonhub compare: ([^\n]+)") or "moonhub compare failed"
-      local status = (msg:find("not found", 1, true) or msg:find("^no ") or msg:find("unknown", 1, true)) and 404 or 400
+      local missing = msg:find("not found", 1, true) or msg:find("no such", 1, true) or msg:find("unknown", 1, true)
+      local status = missing and 404 or 400
       oa.fail(status, msg)
    end
    return 200, JSON, text
