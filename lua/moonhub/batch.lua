@@ -9,6 +9,8 @@ local files = require "moonhub.batch.files"
 
 local M = {}
 
+M.files = files                     -- the file store (/v1/files)
+
 M.ENDPOINTS = { ["/v1/chat/completions"] = true, ["/v1/completions"] = true, ["/v1/embeddings"] = true }
 M.MAX_LINES = 50000                 -- OpenAI's limit per batch
 M.WINDOW_S = 24 * 3600              -- completion_window "24h", the one OpenAI accepts

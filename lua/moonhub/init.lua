@@ -25,6 +25,8 @@ local lazy = {
    train = "moonhub.train",
    eval = "moonhub.eval",
    adapters = "moonhub.adapters",
+   batch = "moonhub.batch",
+   compare = "moonhub.compare",
 }
 
 M.version = require("moonhub.core.sys").version
