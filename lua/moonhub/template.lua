@@ -339,8 +339,18 @@ end
 --- map_roles(choice, messages [, roles]) -> messages with their roles
 --- mapped (DEFAULT_ROLES, then the recipe's `roles`, then roles) and, for
 --- a template without a system role, system text folded into the next
---- user message. The input is not changed; unchanged messages are shared.
+--- user message. choice: a choice, a recipe table, a template name or
+--- Jinja source. The input is not changed; unchanged messages are shared.
 function M.map_roles(choice, messages, roles)
+   if type(choice) == "string" then
+      if looks_like_jinja(choice) then
+         choice = jinja_spec("jinja", choice)
+      else
+         local s, err = M.get(choice)
+         if not s then error(err, 2) end
+         choice = s
+      end
+   end
    local spec = choice.spec or choice
    local map = {}
    for _, t in ipairs({ M.DEFAULT_ROLES, spec.roles or {}, roles or {} }) do

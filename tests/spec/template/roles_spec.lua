@@ -92,6 +92,19 @@ describe("role mapping per template #unit", function()
          { { role = "system", content = "S" } })))
    end)
 
+   it("maps roles in `moonhub template render` too", function()
+      local path = data.need("vectors/chat_templates/google-gemma-2-2b-it.jinja", pending)
+      if not path then return end
+      local H = require "helpers.host"
+      local home = H.tmpdir()
+      H.write(home .. "/m.json", '[{"role": "developer", "content": "S"}, {"role": "user", "content": "Hi"}]')
+      local out, err, code = H.run(home, "template render --jinja " .. H.q(path) .. " " .. H.q(home .. "/m.json")
+         .. " --bos '<bos>'")
+      H.rmdir(home)
+      assert.equal(0, code, err)
+      assert.equal("<bos><start_of_turn>user\nS\n\nHi<end_of_turn>\n<start_of_turn>model\n", out)
+   end)
+
    it("says what is wrong with a bad roles table", function()
       assert.has_error(function()
          render({ { role = "user", content = "x" } }, { template = "chatml", roles = { tool = 3 } })
