@@ -150,7 +150,8 @@ local function render(args)
       messages = doc.messages
       if doc.tools ~= nil then opts.tools = doc.tools end
    end
-   local ok, out = pcall(mh.template.render, spec, messages, opts)
+   -- roles mapped as every chat prompt's are (developer, a recipe's roles, system folding)
+   local ok, out = pcall(function() return mh.template.render(spec, mh.template.map_roles(spec, messages), opts) end)
    if not ok then return fail(cli.user_message(out) or tostring(out)) end
    io.write(out)
    return 0

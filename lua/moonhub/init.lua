@@ -26,6 +26,8 @@ local lazy = {
    eval = "moonhub.eval",
    adapters = "moonhub.adapters",
    kvstate = "moonhub.kvstate",
+   batch = "moonhub.batch",
+   compare = "moonhub.compare",
 }
 
 M.version = require("moonhub.core.sys").version

@@ -141,7 +141,7 @@ function M.claim(reg, opts)
    local max_active, pid = opts.max_active or 1, opts.pid or fs.pid()
    M.reap(reg)
    return reg.db:transaction(function(d)
-      local busy = d:first("SELECT count(*) AS n FROM runs WHERE status = 'running'").n
+      local busy = d:first("SELECT count(*) AS n FROM runs WHERE status = 'running' AND kind = 'train'").n
       if busy >= max_active then return nil end
       local r = d:first("SELECT id FROM runs WHERE status = 'queued' AND kind = 'train' ORDER BY id LIMIT 1")
       if not r then return nil end

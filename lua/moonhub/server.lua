@@ -57,6 +57,7 @@ end
 function App:ready(entry)
    if entry then self:attach(entry.model, entry.sched) end
    self.is_ready = true
+   if self.pool then require("moonhub.batch.runner").serve(self) end    -- queued batches (docs/batch.md)
    self:write_state()
 end
 
@@ -286,7 +287,7 @@ function M.route_table()
    t:add({ "POST", "/detokenize", detokenize, middleware = API, json = true })
    for _, mod in ipairs({ "moonhub.admin", "moonhub.server.eval_routes", "moonhub.server.jobs_routes",
       "moonhub.server.slots_routes", "moonhub.server.chat_history", "moonhub.server.status",
-      "moonhub.server.models_routes" }) do
+      "moonhub.server.models_routes", "moonhub.server.compare_routes" }) do
       for _, r in ipairs(require(mod).ROUTES) do
          t:add({ r[1], r[2], r[3], middleware = ADMIN, json = r.json, max_body = r.max_body })
       end
@@ -294,6 +295,8 @@ function M.route_table()
    -- datasets (an upload's body is the file itself: no JSON type check)
    local upload = { mw.log, mw.host, mw.cors, mw.auth, mw.body }
    for _, r in ipairs(require("moonhub.server.data_routes").routes(ADMIN, upload)) do t:add(r) end
+   local v1_upload = { mw.log, mw.host, mw.cors, mw.auth, mw.rate, mw.body }    -- OpenAI's files and batches
+   for _, r in ipairs(require("moonhub.server.batch_routes").routes(API, v1_upload)) do t:add(r) end
    -- the web UI (GET / for browsers; others keep Ollama's "is running")
    require("moonhub.server.static").add_routes(t, BASE, require("moonhub.server.ollama_models").root)
    require("moonhub.server.ollama_adapter").add_routes(t, mw)     -- Ollama's /api/*

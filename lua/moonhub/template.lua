@@ -287,9 +287,102 @@ function M.special_tokens(model)
    return { bos_token = piece(tok.bos), eos_token = piece(tok.eos) }
 end
 
+-- ===== role mapping (one place: every chat prompt passes here) =====
+--
+-- Before a template sees the messages, their roles are mapped: developer
+-- (OpenAI's newer name) becomes system, a recipe's `roles` table renames
+-- others (roles = {developer = "system", tool = "ipython"}, as mlx-lm's
+-- role mapping), and opts.roles (the caller's) wins over both. A template
+-- without a system role gets the system text folded into the next user
+-- message (blank line between), instead of an exception or a dropped turn.
+
+M.DEFAULT_ROLES = { developer = "system" }
+
+-- A sample system text no real message holds: a template that never
+-- writes it (or raises) has no system role.
+local PROBE = "\u{E000}moonhub-system-probe\u{E001}"
+
+--- Whether a choice's template has a system role: a recipe says so with
+--- `system = false`; other templates (Jinja) are asked once, by rendering a
+--- system message and looking for its text.
+function M.has_system(choice)
+   local spec = choice.spec or choice
+   if spec.system ~= nil then return spec.system ~= false end
+   if spec.system_ok == nil then
+      local ok, out = pcall(M.render, spec, { { role = "system", content = PROBE }, { role = "user", content = "u" } },
+         { add_generation_prompt = true, bos_token = "", eos_token = "" })
+      spec.system_ok = ok and type(out) == "string" and out:find(PROBE, 1, true) ~= nil
+   end
+   return spec.system_ok
+end
+
+local function fold(messages)
+   local out, pending = {}, {}
+   for _, m in ipairs(messages) do
+      if m.role == "system" then
+         pending[#pending + 1] = M.text(m.content)
+      elseif m.role == "user" and #pending > 0 then
+         local copy = {}
+         for k, v in pairs(m) do copy[k] = v end
+         pending[#pending + 1] = M.text(m.content)
+         copy.content = table.concat(pending, "\n\n")
+         pending = {}
+         out[#out + 1] = copy
+      else
+         out[#out + 1] = m
+      end
+   end
+   if #pending > 0 then out[#out + 1] = { role = "user", content = table.concat(pending, "\n\n") } end
+   return out
+end
+
+--- map_roles(choice, messages [, roles]) -> messages with their roles
+--- mapped (DEFAULT_ROLES, then the recipe's `roles`, then roles) and, for
+--- a template without a system role, system text folded into the next
+--- user message. choice: a choice, a recipe table, a template name or
+--- Jinja source. The input is not changed; unchanged messages are shared.
+function M.map_roles(choice, messages, roles)
+   if type(choice) == "string" then
+      if looks_like_jinja(choice) then
+         choice = jinja_spec("jinja", choice)
+      else
+         local s, err = M.get(choice)
+         if not s then error(err, 2) end
+         choice = s
+      end
+   end
+   local spec = choice.spec or choice
+   local map = {}
+   for _, t in ipairs({ M.DEFAULT_ROLES, spec.roles or {}, roles or {} }) do
+      for from, to in pairs(t) do
+         if type(from) ~= "string" or (type(to) ~= "string" and to ~= false) then
+            error(string.format("template: roles maps role names to role names (or false to keep a role), "
+               .. "got %s = %s", tostring(from), tostring(to)), 0)
+         end
+         map[from] = to or nil
+      end
+   end
+   local out, changed, system = {}, false, false
+   for i, m in ipairs(messages) do
+      local to = type(m) == "table" and map[m.role]
+      if to and to ~= m.role then
+         local copy = {}
+         for k, v in pairs(m) do copy[k] = v end
+         copy.role, changed = to, true
+         out[i] = copy
+      else
+         out[i] = m
+      end
+      if type(out[i]) == "table" and out[i].role == "system" then system = true end
+   end
+   if system and not M.has_system(choice) then return fold(out) end
+   return changed and out or messages
+end
+
 --- Renders messages for model. opts: template (name or choice),
 --- add_generation_prompt (default true), tools, template_kwargs (extra
---- variables). Returns text, tokenizer encode options, choice. The text is
+--- variables), roles (role renames over the template's, see map_roles).
+--- Returns text, tokenizer encode options, choice. The text is
 --- tokenized with special = true (see docs/chat.md); a BOS the template
 --- wrote itself is not added a second time.
 function M.render_for_model(model, messages, opts)
@@ -300,7 +393,7 @@ function M.render_for_model(model, messages, opts)
    for k, v in pairs(opts.template_kwargs or {}) do ropts[k] = v end
    ropts.add_generation_prompt = opts.add_generation_prompt ~= false
    ropts.tools = opts.tools
-   local text = M.render(choice.spec, messages, ropts)
+   local text = M.render(choice.spec, M.map_roles(choice, messages, opts.roles), ropts)
    local enc = { special = true }
    local bos = ropts.bos_token
    if bos ~= "" and model.tokenizer.add_bos and text:sub(1, #bos) == bos then enc.bos = false end

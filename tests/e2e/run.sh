@@ -64,7 +64,7 @@ done
 [ -n "$base" ] || { cat "$tmp/err"; fail "moonhub serve did not start"; }
 
 MOONHUB_BASE_URL=$base MOONHUB_API_KEY=$key node --test --test-concurrency=1 --test-reporter=tap $e2e/openai.test.mjs \
-    $e2e/responses.test.mjs $e2e/messages.test.mjs >"$tmp/tap" 2>&1
+    $e2e/responses.test.mjs $e2e/messages.test.mjs $e2e/batch.test.mjs >"$tmp/tap" 2>&1
 rc=$?
 cat "$tmp/tap"
 pass=$(sed -n 's/^# pass \([0-9]*\)$/\1/p' "$tmp/tap" | tail -n 1)
