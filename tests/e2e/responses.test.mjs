@@ -74,7 +74,7 @@ test('responses.create stream: the typed events in order, same text as non-strea
 
 test('function tools: a function_call item, then its output sent back', async () => {
   const r = await client.responses.create({
-    model, input: 'Weather in Paris?', max_output_tokens: 60, tools, tool_choice: 'required',
+    model, input: 'Weather in Paris?', max_output_tokens: 60, tools, tool_choice: 'required', temperature: 0,
   });
   assert.equal(r.status, 'completed');
   const call = r.output.find((o) => o.type === 'function_call');
@@ -92,7 +92,7 @@ test('function tools: a function_call item, then its output sent back', async ()
   // streamed: the call's item events, then response.completed
   const stream = await client.responses.create({
     model, input: 'Weather in Rome?', max_output_tokens: 60, tools,
-    tool_choice: { type: 'function', name: 'get_weather' }, stream: true,
+    tool_choice: { type: 'function', name: 'get_weather' }, stream: true, temperature: 0,
   });
   const types = [];
   let args = '';
