@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "bind.h"
+#include "l_task.h"
 #include "mh/kv_state.h"
 #include "mh/model.h"
 #include "mh/sched.h"
@@ -151,6 +152,46 @@ static int l_slot_restore(lua_State *L)
     return 2;
 }
 
+/* ===== the same on a worker thread (moonhub.work: the server's loop keeps
+ * answering while a save waits for a step and syncs its file). The caller
+ * keeps the scheduler open until the channel closes (the pool holds the
+ * model's entry for the request). ===== */
+
+typedef struct slot_arg { mh_sched *s; int slot; bool save; int64_t n; size_t bytes; char path[]; } slot_arg;
+
+static int slot_work(void *a, mh_err *err)
+{
+    slot_arg *x = a;
+    return x->save ? mh_sched_slot_save(x->s, x->slot, x->path, &x->n, &x->bytes, err)
+                   : mh_sched_slot_restore(x->s, x->slot, x->path, &x->n, &x->bytes, err);
+}
+
+static int slot_push(lua_State *L, void *a)
+{
+    slot_arg *x = a;
+    lua_pushinteger(L, x->n);
+    lua_pushinteger(L, (lua_Integer)x->bytes);
+    return 2;
+}
+
+static int slot_start(lua_State *L, bool save, const char *fname)
+{
+    mh_sched *s = mh_lua_check_sched(L, 1, fname);
+    int slot = check_slot(L, 2, fname);
+    size_t n;
+    const char *path = luaL_checklstring(L, 3, &n);
+    slot_arg *x = malloc(sizeof *x + n + 1);
+    if (!x) return luaL_error(L, "%s: out of memory", fname);
+    *x = (slot_arg){ .s = s, .slot = slot, .save = save };
+    memcpy(x->path, path, n + 1);
+    return mhl_task_start(L, fname, slot_work, slot_push, free, x);
+}
+
+/* slot_save_start(sched, slot, path) -> task, channel (moonhub.work.call) */
+static int l_slot_save_start(lua_State *L) { return slot_start(L, true, "kvstate.slot_save_start"); }
+/* slot_restore_start(sched, slot, path) -> task, channel */
+static int l_slot_restore_start(lua_State *L) { return slot_start(L, false, "kvstate.slot_restore_start"); }
+
 /* slot_erase(sched, slot) -> n_erased | nil, msg */
 static int l_slot_erase(lua_State *L)
 {
@@ -168,6 +209,7 @@ int luaopen_moonhub_core_kvstate(lua_State *L)
     static const luaL_Reg fns[] = {
         { "identity", l_identity }, { "save", l_save }, { "load", l_load }, { "info", l_info },
         { "slot_save", l_slot_save }, { "slot_restore", l_slot_restore }, { "slot_erase", l_slot_erase },
+        { "slot_save_start", l_slot_save_start }, { "slot_restore_start", l_slot_restore_start },
         { NULL, NULL },
     };
     luaL_newlib(L, fns);

@@ -310,7 +310,7 @@ static int index_dir(sched_store *st, mh_dtype type, mh_err *err)
         if (e) list[n++] = (found){ e, mtime };
     }
     closedir(d);
-    qsort(list, n, sizeof *list, by_mtime_desc);
+    if (n) qsort(list, n, sizeof *list, by_mtime_desc);
     for (size_t i = 0; i < n; i++) {           /* in LRU order: the newest at the head */
         sched_entry *e = list[i].e;
         e->prev = st->tail;

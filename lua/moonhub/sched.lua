@@ -146,10 +146,16 @@ function Sched:embed(ids) return self._h:embed(ids) end
 -- slot answers the next prompt that starts with its ids warm. Each waits for
 -- the current step; a busy slot, a missing, corrupt or foreign file give nil, msg.
 
+-- In a server coroutine both run on a worker thread (moonhub.work).
+
 -- save_slot(slot, path) -> n_saved, bytes | nil, msg (slots count from 0)
-function Sched:save_slot(slot, path) return kvstate.slot_save(self._h, slot, path) end
+function Sched:save_slot(slot, path)
+   return require("moonhub.work").call(kvstate, "slot_save", self._h, slot, path)
+end
 -- restore_slot(slot, path) -> n_restored, bytes | nil, msg
-function Sched:restore_slot(slot, path) return kvstate.slot_restore(self._h, slot, path) end
+function Sched:restore_slot(slot, path)
+   return require("moonhub.work").call(kvstate, "slot_restore", self._h, slot, path)
+end
 -- erase_slot(slot) -> n_erased | nil, msg: forgets what the slot holds
 function Sched:erase_slot(slot) return kvstate.slot_erase(self._h, slot) end
 
