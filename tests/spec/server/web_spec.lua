@@ -160,7 +160,10 @@ describe("moonhub serve: the web UI #integration", function()
       local port = srv.base:match(":(%d+)$")
       local r = request(srv.base, "/", { headers = { Host = "evil.example:" .. port, Accept = "text/html" } })
       assert.equal(403, r.status)
-      assert.truthy(r.json.error.message:find("--allowed-hosts", 1, true))
+      assert.truthy(r.json.error:find("--allowed-hosts", 1, true))      -- GET / answers in Ollama's error shape
+      r = request(srv.base, "/app.js", { headers = { Host = "evil.example:" .. port } })
+      assert.equal(403, r.status)
+      assert.equal("host_not_allowed", r.json.error.code)
       for _, h in ipairs({ "localhost:" .. port, "127.0.0.1:" .. port, "[::1]:" .. port }) do
          assert.equal(200, request(srv.base, "/", { headers = { Host = h, Accept = "text/html" } }).status, h)
       end
