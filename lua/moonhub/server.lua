@@ -298,8 +298,10 @@ function M.route_table()
    local v1_upload = { mw.log, mw.host, mw.cors, mw.auth, mw.rate, mw.body }    -- OpenAI's files and batches
    for _, r in ipairs(require("moonhub.server.batch_routes").routes(API, v1_upload)) do t:add(r) end
    -- the web UI (GET / for browsers; others keep Ollama's "is running")
-   require("moonhub.server.static").add_routes(t, BASE, require("moonhub.server.ollama_models").root)
-   require("moonhub.server.ollama_adapter").add_routes(t, mw)     -- Ollama's /api/*
+   local ollama = require "moonhub.server.ollama_adapter"
+   require("moonhub.server.static").add_routes(t, BASE, require("moonhub.server.ollama_models").root,
+      ollama.error_body)
+   ollama.add_routes(t, mw)     -- Ollama's /api/*
    return t
 end
 

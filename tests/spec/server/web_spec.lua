@@ -160,7 +160,10 @@ describe("moonhub serve: the web UI #integration", function()
       local port = srv.base:match(":(%d+)$")
       local r = request(srv.base, "/", { headers = { Host = "evil.example:" .. port, Accept = "text/html" } })
       assert.equal(403, r.status)
-      assert.truthy(r.json.error.message:find("--allowed-hosts", 1, true))
+      assert.truthy(r.json.error:find("--allowed-hosts", 1, true))      -- GET / answers in Ollama's error shape
+      r = request(srv.base, "/app.js", { headers = { Host = "evil.example:" .. port } })
+      assert.equal(403, r.status)
+      assert.equal("host_not_allowed", r.json.error.code)
       for _, h in ipairs({ "localhost:" .. port, "127.0.0.1:" .. port, "[::1]:" .. port }) do
          assert.equal(200, request(srv.base, "/", { headers = { Host = h, Accept = "text/html" } }).status, h)
       end
@@ -217,6 +220,16 @@ describe("moonhub serve: the web UI #integration", function()
          body = json.encode({ messages = {} }) }).status)
       assert.equal(404, request(srv.base, "/api/moonhub/history/..%2f1", { method = "PUT", headers = auth,
          body = json.encode({ messages = {} }) }).status)
+   end)
+
+   it("a model path in the registry routes is refused with the registry's message, no source position", function()
+      for _, p in ipairs({ "/api/moonhub/models/..%2F..%2Fetc%2Fpasswd", "/api/moonhub/models/%2Fetc%2Fpasswd" }) do
+         local r = request(srv.base, p, { method = "DELETE", headers = auth })
+         assert.equal(400, r.status, p)
+         assert.truthy(r.json.error.message:find("model name must be", 1, true), r.body)
+         assert.is_nil(r.json.error.message:find(".lua:", 1, true), r.body)
+         assert.equal(404, request(srv.base, p, { headers = auth }).status, p)
+      end
    end)
 
    it("memory and search check their arguments", function()
