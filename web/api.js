@@ -26,12 +26,21 @@ function authHeaders(extra) {
 }
 
 // Asks for the key (the nav's "API key" button, or after a 401); resolves
-// true when one was entered.
-export async function promptKey(reason) {
-   const key = await keyPrompt(reason, getKey() || memoryKey);
-   if (key === null) return false;
-   setKey(key.trim());
-   return true;
+// true when one was entered. Requests that get a 401 together share one
+// prompt; once the user cancels one, a 401 no longer asks (pollers would
+// ask again every few seconds) until the button is used.
+let pending = null, declined = false;
+export function promptKey(reason, fromRequest = false) {
+   if (fromRequest && declined) return Promise.resolve(false);
+   if (pending) return pending;
+   pending = keyPrompt(reason, getKey() || memoryKey).then((key) => {
+      pending = null;
+      declined = key === null;
+      if (key === null) return false;
+      setKey(key.trim());
+      return true;
+   });
+   return pending;
 }
 
 // The message of an error body in any of the server's shapes: OpenAI's
@@ -63,7 +72,7 @@ async function send(method, path, init = {}, retried = false) {
    }));
    if (res.status === 401 && !retried) {
       const text = await res.text();
-      if (await promptKey(errorMessage(401, text))) return send(method, path, init, true);
+      if (await promptKey(errorMessage(401, text), true)) return send(method, path, init, true);
       throw new HttpError(401, errorMessage(401, text));
    }
    if (!res.ok) {
@@ -161,7 +170,7 @@ export const api = {
          xhr.onerror = () => reject(new Error("upload failed: the server could not be reached"));
          xhr.onload = async () => {
             if (xhr.status === 401 && !retried) {
-               if (await promptKey(errorMessage(401, xhr.responseText))) {
+               if (await promptKey(errorMessage(401, xhr.responseText), true)) {
                   resolve(api.upload(path, file, onProgress, true));
                   return;
                }

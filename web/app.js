@@ -78,7 +78,7 @@ async function route() {
 }
 
 function start() {
-   document.getElementById("key-button").addEventListener("click", () => api.promptKey());
+   document.getElementById("key-button").addEventListener("click", () => api.promptKey("", false));
    window.addEventListener("hashchange", route);
    if (!location.hash) history.replaceState(null, "", "#/" + DEFAULT);
    route();

@@ -285,7 +285,7 @@ function M.route_table()
    t:add({ "POST", "/tokenize", tokenize, middleware = API, json = true })
    t:add({ "POST", "/detokenize", detokenize, middleware = API, json = true })
    for _, mod in ipairs({ "moonhub.admin", "moonhub.server.eval_routes", "moonhub.server.jobs_routes",
-         "moonhub.server.chat_history", "moonhub.server.status" }) do
+         "moonhub.server.chat_history", "moonhub.server.status", "moonhub.server.models_routes" }) do
       for _, r in ipairs(require(mod).ROUTES) do
          t:add({ r[1], r[2], r[3], middleware = ADMIN, json = r.json, max_body = r.max_body })
       end
@@ -294,8 +294,10 @@ function M.route_table()
    local upload = { mw.log, mw.host, mw.cors, mw.auth, mw.body }
    for _, r in ipairs(require("moonhub.server.data_routes").routes(ADMIN, upload)) do t:add(r) end
    -- the web UI (GET / for browsers; others keep Ollama's "is running")
-   require("moonhub.server.static").add_routes(t, BASE, require("moonhub.server.ollama_models").root)
-   require("moonhub.server.ollama_adapter").add_routes(t, mw)     -- Ollama's /api/*
+   local ollama = require "moonhub.server.ollama_adapter"
+   require("moonhub.server.static").add_routes(t, BASE, require("moonhub.server.ollama_models").root,
+      ollama.error_body)
+   ollama.add_routes(t, mw)     -- Ollama's /api/*
    return t
 end
 

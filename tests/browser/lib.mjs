@@ -64,7 +64,7 @@ function stopChild(child) {
 // {"ORG/NAME": {"files": {"f.gguf": "/abs/source"}}}; opts as its config.
 export async function startHub(home, repos, opts = {}) {
    const cfg = join(home, "hub.json");
-   writeFileSync(cfg, JSON.stringify(Object.assign({ repos, lifetime: 280 }, opts)));
+   writeFileSync(cfg, JSON.stringify(Object.assign({ repos, lifetime: 280, log: join(home, "hub-log.jsonl") }, opts)));
    const child = spawn(join(ROOT, "moonhub"), ["run", "tests/helpers/fake_hub.lua", cfg],
       { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
    const m = await waitFor(child, "stdout", /^(\d+)\s*$/m, "fake hub");

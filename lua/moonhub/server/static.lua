@@ -147,11 +147,12 @@ local function vendor(_, req, name)
    return M.serve_file(req, v.file, "public, max-age=86400")
 end
 
--- add_routes(t, base, root_fallback): the UI's routes. Top-level files are
--- routed by name (listed when the table is built), so GET of an API path
--- keeps its 405; pages/ and vendor/ take any safe name.
-function M.add_routes(t, base, root_fallback)
-   t:add({ "GET", "/", M.index(root_fallback), middleware = base })
+-- add_routes(t, base, root_fallback, root_error_body): the UI's routes.
+-- GET / falls back to root_fallback (Ollama's answer, in its error shape).
+-- Top-level files are routed by name (listed when the table is built), so
+-- GET of an API path keeps its 405; pages/ and vendor/ take any safe name.
+function M.add_routes(t, base, root_fallback, root_error_body)
+   t:add({ "GET", "/", M.index(root_fallback), middleware = base, error_body = root_error_body })
    local names = fs.list(M.root()) or {}
    table.sort(names)
    for _, n in ipairs(names) do

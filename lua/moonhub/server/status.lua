@@ -44,6 +44,17 @@ function M.rates(samples)
    return out
 end
 
+-- the samples and the counters of this moment (a last, partial interval
+-- when a second or more has passed since the last sample)
+local function with_now(app)
+   local s, t = app.samples or {}, os.time()
+   if #s == 0 or t - s[#s].t < 1 then return s end
+   local out = table.move(s, 1, #s, 1, {})
+   out[#out + 1] = { t = t, generated = counter(app, "moonhub_generated_tokens_total"),
+      prompt = counter(app, "moonhub_prompt_tokens_total") }
+   return out
+end
+
 -- status(app) -> the object GET /api/moonhub/status answers
 function M.status(app)
    local pool = app.pool
@@ -58,7 +69,8 @@ function M.status(app)
       models[i] = m
    end
    local used = pool and select(2, pool:used()) or 0
-   local prompt, cached = counter(app, "moonhub_prompt_tokens_total"), counter(app, "moonhub_prompt_cached_tokens_total")
+   local prompt = counter(app, "moonhub_prompt_tokens_total")
+   local cached = counter(app, "moonhub_prompt_cached_tokens_total")
    local avail = require("moonhub.fs").mem_available()
    return {
       time = os.time(), started = app.created, ready = app.is_ready == true,
@@ -69,7 +81,7 @@ function M.status(app)
       prefix_cache = { prompt_tokens = prompt, cached_tokens = cached,
          hit_rate = prompt > 0 and cached / prompt or oa.null },
       tokens = { generated_total = counter(app, "moonhub_generated_tokens_total"), prompt_total = prompt },
-      interval_s = M.INTERVAL, series = M.rates(app.samples),
+      interval_s = M.INTERVAL, series = M.rates(with_now(app)),
    }
 end
 
