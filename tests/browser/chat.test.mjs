@@ -120,6 +120,27 @@ test("XSS probe: a model answer with <img onerror> and <script> shows as text", 
    await shot(page, "chat-xss");
 });
 
+test("answers render as Markdown: code blocks, lists, safe links only", { skip: why }, async () => {
+   const { page } = s;
+   const answer = "# Title\n\nSome **bold** and `code`.\n\n```js\nconst a = '<b>x</b>';\n```\n\n"
+      + "- one\n- two\n\n[ok](https://example.org/) [bad](javascript:window.__xss=3) ![img](https://example.org/i.png)";
+   const r = await apiFetch(s, "/api/moonhub/history", { method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ model: "smol", messages: [{ role: "user", content: "md" }, { role: "assistant", content: answer }] }) });
+   const { id } = await r.json();
+   await page.goto(s.url + "/#/models");
+   await page.goto(s.url + "/#/chat/" + id);
+   const body = page.locator(".msg.assistant .body");
+   await body.locator("pre.code").waitFor();
+   assert.equal(await body.locator("pre.code code").textContent(), "const a = '<b>x</b>';");
+   assert.equal(await body.locator("pre.code code").getAttribute("data-lang"), "js");
+   assert.equal(await body.locator("strong").textContent(), "bold");
+   assert.equal(await body.locator("li").count(), 2);
+   const hrefs = await body.locator("a").evaluateAll((as) => as.map((a) => a.getAttribute("href")));
+   assert.deepEqual(hrefs, ["https://example.org/", "https://example.org/i.png"], "no javascript: link, the image a link");
+   assert.equal(await body.locator("img, b").count(), 0);
+   assert.match(await body.textContent(), /\[image: img\]/);
+});
+
 test("first load of the chat page: under 300 KB transferred, only from the server", { skip: why }, async () => {
    const ctx = await s.browser.newContext({ viewport: { width: 1280, height: 800 } });
    await ctx.addInitScript((k) => localStorage.setItem("moonhub.key", k), s.key);

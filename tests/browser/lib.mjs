@@ -74,7 +74,8 @@ export async function startHub(home, repos, opts = {}) {
 // start({models, worker, history, hub, args, key, setKey}) -> {url, key, page,
 // browser, context, home, requests, errors, log(), close()}. models: short
 // names from MODELS (imported under that name) or {file, name}; hub: repos
-// for the fake Hub (pulls go there); setKey false leaves localStorage empty.
+// for the fake Hub (pulls go there), hubOpts: the rest of its config
+// (break_after, throttle...); setKey false leaves localStorage empty.
 export async function start(opts = {}) {
    const home = mkdtempSync(join(tmpdir(), "mh-browser-"));
    const key = opts.key ?? "browser-test-key";
@@ -88,7 +89,7 @@ export async function start(opts = {}) {
    delete env.HF_TOKEN; delete env.HF_HOME;
    let hub = null;
    if (opts.hub) {
-      hub = await startHub(home, opts.hub);
+      hub = await startHub(home, opts.hub, opts.hubOpts);
       env.MOONHUB_HF_ENDPOINT = hub.url;
    }
    const args = ["serve", "--port", "0", "--ctx", "512", "--threads", "1", "--parallel", "2"];

@@ -1,19 +1,23 @@
 // Browser tests of the Models page: the registry table, a model's details
 // with a memory estimate that follows the chosen context, a Hub search
 // (the project's fake Hub) with memory-fit verdicts, a pull whose progress
-// bar reaches 100 % and whose model joins the table, load/unload and
-// delete. Layer: tests (node --test, lib.mjs).
+// bar reaches 100 % and whose model joins the table, a cut pull resumed,
+// load/unload and delete. Layer: tests (node --test, lib.mjs).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { readFileSync } from "node:fs";
 import { start, shot, skipReason, apiFetch, DATA, MODELS } from "./lib.mjs";
 
 const why = skipReason(["smol", "stories"]);
 let s;
 before(async () => {
    if (why) return;
+   const file = join(DATA, MODELS.stories);
    s = await start({ models: ["smol"],
-      hub: { "mh/stories-GGUF": { files: { "stories260K-Q8_0.gguf": join(DATA, MODELS.stories) } } } });
+      hub: { "mh/stories-GGUF": { files: { "stories260K-Q8_0.gguf": file } },
+         "mh/cut-GGUF": { files: { "cut260K-Q8_0.gguf": file } } },
+      hubOpts: { break_after: { "cut260K-Q8_0.gguf": 100000 } } });     // its first transfer is cut
 });
 after(async () => { if (s) await s.close(); });
 
@@ -64,6 +68,22 @@ test("Hub search shows memory-fit verdicts; a pull's bar reaches 100 % and the m
    await pulled.filter({ hasText: "pulled from the Hub" }).waitFor();
    await page.locator("#models-table tr[data-model='smol:Q8_0'] td.lineage", { hasText: "imported" }).waitFor();
    await shot(page, "models");
+});
+
+test("a pull cut mid-way says so, and pulling again resumes from the kept part", { skip: why }, async () => {
+   const { page } = s;
+   await page.fill("#pull-ref", "mh/cut-GGUF:Q8_0");
+   await page.click("#pull-button");
+   const failed = page.locator(".pull.failed[data-ref='mh/cut-GGUF:Q8_0']");
+   await failed.waitFor({ timeout: 60000 });
+   assert.match(await failed.textContent(), /pull again to resume/);
+   await failed.locator("button[data-action=resume]").click();
+   const done = page.locator(".pull.done[data-ref='mh/cut-GGUF:Q8_0']");
+   await done.waitFor({ timeout: 60000 });
+   assert.equal(await done.locator("[role=progressbar]").getAttribute("aria-valuenow"), "100");
+   const log = readFileSync(join(s.home, "hub-log.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
+   const parts = log.filter((r) => r.path.endsWith("cut260K-Q8_0.gguf") && r.method === "GET" && r.status < 300);
+   assert.deepEqual(parts.map((r) => r.from), [0, 100000], "the second transfer starts where the cut left off");
 });
 
 test("load, unload and delete from the table", { skip: why }, async () => {

@@ -184,8 +184,11 @@ export async function mount(root, { api, ui, params }) {
          box.classList.add("done");
          ui.toast(`${ref} pulled`, "ok");
       } catch (err) {
+         // a cut transfer keeps its .part file: pulling again resumes it
          box.classList.add("failed");
-         line.replaceChildren(el("span", { class: "error" }, err.message));
+         line.replaceChildren(el("span", { class: "error" }, err.message), " ",
+            el("button", { class: "small", "data-action": "resume", onclick: () => { box.remove(); pull(ref); } },
+               "pull again (resumes)"));
       }
       if (!gone) refresh();
    }
