@@ -1,7 +1,8 @@
 // Browser tests of the Jobs and Runs pages: a fine-tune of stories260K
 // started from the form trains in the server's worker while the loss chart
 // gains points from the job's events; the job is cancelled from the page;
-// a short job succeeds and its version is served (loaded into the server).
+// a short job that evaluates on a validation split draws its eval loss,
+// succeeds and its version is served (loaded into the server).
 // Layer: tests (node --test, lib.mjs).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -28,6 +29,10 @@ before(async () => {
    const r = await apiFetch(s, "/api/moonhub/datasets?name=toy", { method: "POST",
       headers: { "Content-Type": "application/jsonl" }, body: rows(40) });
    assert.equal(r.status, 201, await r.text());
+   // a validation split for the job that evaluates
+   const sp = await apiFetch(s, "/api/moonhub/datasets/toy/split", { method: "POST",
+      headers: { "Content-Type": "application/json" }, body: JSON.stringify({ train: 0.8, val: 0.2, test: 0 }) });
+   assert.equal(sp.status, 200, await sp.text());
 });
 after(async () => { if (s) await s.close(); });
 
@@ -35,10 +40,10 @@ after(async () => { if (s) await s.close(); });
 const points = () => s.page.evaluate(() => Number(document.querySelector("#loss-chart")?.dataset.points || 0));
 
 // startJob(fields) -> the job id the page opened after submitting the form
-async function startJob(fields) {
+async function startJob(fields, data = "toy") {
    const form = s.page.locator("#job-form form");
    await form.locator("select[name=model]").selectOption({ index: 0 });
-   await form.locator("select[name=data]").selectOption("toy");
+   await form.locator("select[name=data]").selectOption(data);
    for (const [k, v] of Object.entries(fields)) await form.locator(`[name=${k}]`).fill(String(v));
    await form.locator("button[type=submit]").click();
    await s.page.waitForFunction(() => /#\/jobs\/\d+$/.test(location.hash) && document.querySelector("#loss-chart"));
@@ -75,9 +80,11 @@ test("a fine-tune started from the form draws its loss live and is cancelled", {
 test("a finished job's version is served", { skip: why }, async () => {
    await s.page.goto(s.url + "/#/jobs");
    await s.page.locator("#job-form select[name=model] option").first().waitFor({ state: "attached" });
-   const id = await startJob({ steps: 4, lr: "0.01", batch: 2, seq: 64, seed: 1 });
+   const id = await startJob({ steps: 4, lr: "0.01", batch: 2, seq: 64, seed: 1, eval_every: 2 }, "toy:train");
    await s.page.locator("#job-detail .badge.st-succeeded").first().waitFor({ timeout: 60000 });
-   await s.page.waitForFunction(() => Number(document.querySelector("#loss-chart").dataset.points) === 4);
+   // four steps and two evaluations on toy:val, drawn from the events
+   await s.page.waitForFunction(() => Number(document.querySelector("#loss-chart").dataset.points) === 4
+      && document.querySelector("#loss-chart").dataset.evals === "2");
    const serve = s.page.locator("#job-detail button[data-action=serve]");
    await serve.waitFor({ timeout: 20000 });
    await serve.click();

@@ -241,8 +241,9 @@ export async function mount(root, { api, ui, params }) {
       // the chart: loss on the left axis, learning rate on the right
       const loss = { label: "loss", data: [], yAxisID: "y" };
       const lr = { label: "lr", data: [], yAxisID: "lr" };
+      const evalLoss = { label: "eval loss", data: [], yAxisID: "y", showLine: false, pointRadius: 4 };
       try {
-         me.chart = await ui.lineChart(canvas, { datasets: [loss, lr], xLabel: "step", yLabel: "loss",
+         me.chart = await ui.lineChart(canvas, { datasets: [loss, lr, evalLoss], xLabel: "step", yLabel: "loss",
             options: { scales: { x: { type: "linear", title: { display: true, text: "step" } },
                y: { position: "left", title: { display: true, text: "loss" } },
                lr: { position: "right", min: 0, grid: { drawOnChartArea: false },
@@ -258,6 +259,7 @@ export async function mount(root, { api, ui, params }) {
             pending = false;
             if (me.chart) me.chart.update("none");
             canvas.dataset.points = String(loss.data.length);
+            canvas.dataset.evals = String(evalLoss.data.length);
          });
       };
       // the events stream replays every step and transition, then follows
@@ -269,6 +271,12 @@ export async function mount(root, { api, ui, params }) {
             stepEl.textContent = r.total_steps ? `${e.step} / ${r.total_steps}` : String(e.step);
             if (typeof e.loss === "number") lossEl.textContent = `loss ${e.loss.toFixed(4)}`;
             redraw();
+         } else if (e.type === "metric") {
+            // evaluations on the validation split (eval_every), drawn as points
+            if (e.key === "eval_loss" && typeof e.value === "number" && typeof e.step === "number") {
+               evalLoss.data.push({ x: e.step, y: e.value });
+               redraw();
+            }
          } else if (e.type === "status") {
             addEvent(e);
             put(statusEl, statusBadge(ui, e.status));

@@ -115,7 +115,8 @@ local function retry(_, _, id)
 end
 
 -- GET /api/moonhub/jobs/{id}/events: `data: {"type": "step", ...}` per
--- step and `{"type": "status", ...}` per transition, from the registry
+-- step, `{"type": "status", ...}` per transition and `{"type": "metric",
+-- "key", "value", "step", "at"}` per named figure (eval loss), from the registry
 -- every 0.25 s (the coroutine sleeps on the loop between looks); the stream
 -- ends with the job's final status.
 local function events(_, req, id)
@@ -127,7 +128,7 @@ local function events(_, req, id)
    if not reg then oa.fail(500, err) end
    if not reg:run(id) then reg:close(); oa.fail(404, "no job " .. id, nil, "not_found") end
    req:start(200, SSE)
-   local step, nev = 0, 0
+   local step, nev, nmet = 0, 0, 0
    local function poll()
       jobs.reap(reg)
       local evs = reg:run_events(id)
@@ -143,6 +144,15 @@ local function events(_, req, id)
          if not req:write(oa.sse(s)) then return true end
          step = s.step
       end
+      -- after the steps, so a chart has the step an evaluation belongs to
+      local ms = reg:run_metrics(id)
+      for i = nmet + 1, #ms do
+         local m = ms[i]
+         if not req:write(oa.sse({ type = "metric", key = m.key, value = m.value, step = m.step, at = m.at })) then
+            return true
+         end
+      end
+      nmet = #ms
       return jobs.DONE[reg:run(id).status]
    end
    while true do

@@ -46,8 +46,8 @@ describe("serve --worker and the jobs routes #integration", function()
    it("trains in a child worker while /health answers within 100 ms; routes and events", function()
       if not home then return end
       srv = start(home)
-      local code, body = curl(srv, "POST", "/api/moonhub/jobs", json.encode({ model = "stories:base", data = "toy",
-         steps = 400, lr = 1e-2, batch = 4, checkpoint_every = 100 }))
+      local code, body = curl(srv, "POST", "/api/moonhub/jobs", json.encode({ model = "stories:base",
+         data = "toy:train", steps = 400, lr = 1e-2, batch = 4, checkpoint_every = 100, eval_every = 200 }))
       assert.equal(201, code, body)
       local id = math.tointeger(json.decode(body).id)
       -- a second job waits behind the first
@@ -81,13 +81,19 @@ describe("serve --worker and the jobs routes #integration", function()
       -- the first job's events: steps, then its final status; the stream ends
       code, body = curl(srv, "GET", "/api/moonhub/jobs/" .. id .. "/events")
       assert.equal(200, code)
-      local steps, last = 0, nil
+      local steps, last, evals = 0, nil, {}
       for line in body:gmatch("data: ([^\n]+)") do
          local e = json.decode(line)
          if e.type == "step" then steps = steps + 1 end
          if e.type == "status" then last = e.status end
+         -- an evaluation comes after the step it belongs to
+         if e.type == "metric" and e.key == "eval_loss" then
+            assert.is_true(e.step <= steps and e.value > 0, line)
+            evals[#evals + 1] = e.step
+         end
       end
       assert.equal(400, steps)
+      assert.same({ 200, 400 }, evals)
       assert.equal("succeeded", last)
       C.wait(function() return C.job(home, id2).status == "succeeded" end, "the second job")
       code, body = curl(srv, "GET", "/api/moonhub/jobs/" .. id)
@@ -97,7 +103,7 @@ describe("serve --worker and the jobs routes #integration", function()
       assert.equal(400, #show.steps)
       -- lineage: the base version, the dataset version and the adapter it produced
       assert.equal("stories:base", show.lineage.base.ref)
-      assert.equal("toy@1", show.lineage.dataset)
+      assert.equal("toy@1:train", show.lineage.dataset)
       assert.is_string(show.lineage.output.ref)
       assert.is_true(show.lineage.output.adapter)
       code, body = curl(srv, "GET", "/api/moonhub/jobs")
