@@ -214,17 +214,17 @@ local function publish(row)
    return cfg
 end
 
--- finish(reg, row, to, reason) -> true | nil, msg: a running (or, for a
--- cancel, queued or interrupted) batch ends: its lines are published as
--- files, the state moves, the folder is archived.
-function M.finish(reg, row, to, reason)
+-- finish(reg, row, to, reason [, from]) -> true | nil, msg: a running (or,
+-- for a cancel, queued or interrupted: from) batch ends: its lines are
+-- published as files, the state moves, the folder is archived.
+function M.finish(reg, row, to, reason, from)
    row = reg:run(row.id) or row                   -- the config as it is now (a cancel may have changed it)
    local cfg, err = publish(row)
    if not cfg then
       to, reason = "failed", "cannot store the output: " .. tostring(err)
       cfg = config(row)
    end
-   local ok, terr = reg:transition(row.id, set("running", "queued", "interrupted"), to, reason,
+   local ok, terr = reg:transition(row.id, from or set("running"), to, reason,
       { config = json.encode(cfg), error = to == "failed" and reason or nil,
         worker_pid = require("moonhub.db").null })
    if not ok then return nil, terr end
@@ -239,10 +239,13 @@ function M.cancel(reg, id)
    require("moonhub.jobs").reap(reg)
    local row, err = M.get(reg, id)
    if not row then return nil, err, 404 end
-   if row.status == "queued" or row.status == "interrupted" then
-      local ok, ferr = M.finish(reg, row, "cancelled", "cancelled by the user")
-      if not ok then return nil, ferr, 409 end
-   elseif row.status == "running" then
+   -- not running: cancelled now, unless a batch loop took it meanwhile (then as running)
+   if (row.status == "queued" or row.status == "interrupted")
+         and M.finish(reg, row, "cancelled", "cancelled by the user", set("queued", "interrupted")) then
+      return reg:run(row.id)
+   end
+   row = reg:run(row.id)
+   if row.status == "running" then
       local cfg = config(row)
       cfg.cancelling_at = cfg.cancelling_at or os.time()
       reg:update_run(row.id, { cancel_requested = 1, config = json.encode(cfg) })

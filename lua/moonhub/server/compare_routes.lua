@@ -42,6 +42,15 @@ end
 
 local seq = 0
 
+-- running(pid): alive and not a zombie (an orphan's reaper may be slow, or absent in a container)
+local function running(pid)
+   if not fs.pid_alive(pid) then return false end
+   local f = io.open("/proc/" .. pid .. "/stat", "r")
+   local st = f and f:read("l")
+   if f then f:close() end
+   return not (st and st:match("^%d+ %b() (%a)") == "Z")
+end
+
 -- body {"models": ["A", "B"...], "prompt": "TEXT" | ["..."] | "data": "NAME[:SPLIT]", "n": 5,
 -- "lora": ["ADAPTER[:SCALE]"], "max_tokens": 64, "temperature": 0, "seed": N}
 -- -> 200 moonhub.compare's result (docs/compare.md)
@@ -81,9 +90,9 @@ local function compare(_, req)
    local pid = p and math.tointeger(tonumber(p:read("l") or ""))
    if p then p:close() end
    if not pid then oa.fail(500, "cannot start moonhub compare") end
-   req:on_close(function() if fs.pid_alive(pid) then os.execute("kill " .. pid .. " 2>/dev/null") end end)
+   req:on_close(function() if running(pid) then os.execute("kill " .. pid .. " 2>/dev/null") end end)
    local http = require "moonhub.http"
-   while fs.pid_alive(pid) do http.sleep(0.1) end
+   while running(pid) do http.sleep(0.1) end
    local text, err = fs.read(out .. ".json") or "", fs.read(out .. ".err") or ""
    os.remove(out .. ".json")
    os.remove(out .. ".err")

@@ -328,11 +328,14 @@ describe("moonhub serve --cors --allowed-hosts --alias --default-model --quiet #
    setup(function()
       local path = data.path(SMOL)
       if path then
-         -- a template that refuses system messages, as some models' templates do
+         -- a template that refuses system messages (moonhub folds them into the first
+         -- user turn: template.map_roles) and roles that do not alternate
          dir = H.tmpdir()
          H.write(dir .. "/no-system.jinja", "{%- if messages[0]['role'] == 'system' -%}"
             .. "{{ raise_exception('System role not supported') }}{%- endif -%}"
-            .. "{%- for m in messages -%}{{ m['content'] }}{%- endfor -%}")
+            .. "{%- for m in messages -%}{%- if loop.index0 > 0 and m['role'] == messages[loop.index0 - 1]['role'] -%}"
+            .. "{{ raise_exception('Conversation roles must alternate') }}{%- endif -%}"
+            .. "{{ m['content'] }}{%- endfor -%}")
          srv = S.start(path, "--parallel 1 --ctx 128 --threads 1 --quiet --cors http://app.example "
             .. "--allowed-hosts box.lan,.corp.example --alias gpt-4o=mh-smol-llama-17m-Q8_0 "
             .. "--default-model mh-smol-llama-17m-Q8_0 --template " .. H.q(dir .. "/no-system.jinja"))
@@ -346,12 +349,15 @@ describe("moonhub serve --cors --allowed-hosts --alias --default-model --quiet #
    it("a chat template that refuses the messages is a 400 with its message", function()
       if not data.started(srv, SMOL, pending) then return end
       local r = srv:post("/v1/chat/completions", { max_tokens = 1, messages = {
-         { role = "system", content = "Be brief" }, { role = "user", content = "Hi" } } })
+         { role = "user", content = "Be brief" }, { role = "user", content = "Hi" } } })
       assert.equal(400, r.status, r.body)
       assert.equal("messages", r.json.error.param)
-      assert.matches("System role not supported", r.json.error.message)
+      assert.matches("Conversation roles must alternate", r.json.error.message)
       assert.not_matches("%.lua", r.json.error.message)
       assert.equal(200, srv:post("/v1/chat/completions", (S.decode(OK_CHAT))).status)
+      -- the system message the template refuses is folded into the user turn
+      assert.equal(200, srv:post("/v1/chat/completions", { max_tokens = 1, messages = {
+         { role = "system", content = "Be brief" }, { role = "user", content = "Hi" } } }).status)
    end)
 
    it("answers preflights and allowed origins with CORS headers; others stay refused", function()
