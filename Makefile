@@ -20,7 +20,7 @@ say  = @printf '  %-6s %s\n' '$(1)' '$(2)'
 endif
 
 CC       ?= cc
-PKGS     := lua5.4 openblas libedit libcjson libpcre2-8 libutf8proc sqlite3 libcurl libevent libcrypto
+PKGS     := lua5.4 openblas libedit libcjson libpcre2-8 libutf8proc sqlite3 libpq libcurl libevent libcrypto
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CFLAGS   ?= -O2 -g
