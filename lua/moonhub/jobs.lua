@@ -27,9 +27,19 @@ M.MAX_RESUMES = lease.MAX_RESUMES
 
 local function home() return require("moonhub").home() end
 
--- run_dir(id, archived) -> $MOONHUB_HOME/runs/active/ID or runs/archive/ID
+-- runs_root() -> where job folders (checkpoints, logs, adapters) live:
+-- $MOONHUB_RUNS when set (a folder every worker sees at the same path, such
+-- as a shared mount, when workers on several hosts share one database),
+-- else $MOONHUB_HOME/runs. The run row keeps the absolute folder it got.
+function M.runs_root()
+   local shared = os.getenv("MOONHUB_RUNS")
+   if shared and shared ~= "" then return (shared:gsub("/+$", "")) end
+   return home() .. "/runs"
+end
+
+-- run_dir(id, archived) -> RUNS/active/ID or RUNS/archive/ID (runs_root)
 function M.run_dir(id, archived)
-   return string.format("%s/runs/%s/%d", home(), archived and "archive" or "active", id)
+   return string.format("%s/%s/%d", M.runs_root(), archived and "archive" or "active", id)
 end
 
 local function data_mod()
