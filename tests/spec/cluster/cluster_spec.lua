@@ -136,6 +136,26 @@ describe("moonhub cluster up 2 --workers 2 #integration", function()
          end
          assert.is_true(hits >= 90, "most later turns hit their server's prefix cache: " .. hits)
 
+         -- no X-Session-Id: requests sharing their first 256 body bytes (a long
+         -- system prompt) go to one server; short different bodies spread
+         local function body(system, user)
+            local msgs = system and string.format('{"role":"system","content":"%s"},', system) or ""
+            return string.format('{"model":"stories260K","messages":[%s{"role":"user","content":"%s"}],'
+               .. '"max_tokens":2}', msgs, user)
+         end
+         local function servers_for(make, n)
+            local set, k = {}, 0
+            for i = 1, n do
+               local code, hs = http("POST", url .. "/v1/chat/completions", make(i), nil, tmp)
+               assert.equal(200, code)
+               if not set[hs["x-moonhub-upstream"]] then set[hs["x-moonhub-upstream"]], k = true, k + 1 end
+            end
+            return k
+         end
+         local long = string.rep("You tell short, kind stories to small children. ", 6)
+         assert.equal(1, servers_for(function(i) return body(long, "Tale " .. i) end, 8))
+         assert.equal(2, servers_for(function(i) return body(nil, "Tale " .. i) end, 16))
+
          -- 4 jobs through nginx: a short one, the reference, its twin (to be killed), a short one
          local ids = {}
          for i, body in ipairs({ job(20, 10), job(300, 40), job(300, 40), job(20, 10) }) do
