@@ -57,7 +57,6 @@ local function run(servers, threads)
    local t0 = now()
    local codes = sh(string.format("curl -s --parallel --parallel-max %d -K %s", conc, q(home .. "/curl.cfg")))
    local dt = now() - t0
-   if os.getenv("BENCH_DEBUG") then io.stderr:write(codes:sub(1, 300), "\n") end
    local ok = select(2, codes:gsub("200", ""))
    sh(string.format("MOONHUB_HOME=%s %s cluster down", q(home), q(exe)))
    os.execute("rm -rf " .. q(home))
