@@ -158,8 +158,8 @@ describe("moonhub cluster up 2 --workers 2 #integration", function()
 
          -- 4 jobs through nginx: a short one, the reference, its twin (to be killed), a short one
          local ids = {}
-         for i, body in ipairs({ job(20, 10), job(300, 40), job(300, 40), job(20, 10) }) do
-            local code, _, b = http("POST", url .. "/api/moonhub/jobs", body, nil, tmp)
+         for i, jb in ipairs({ job(20, 10), job(300, 40), job(300, 40), job(20, 10) }) do
+            local code, _, b = http("POST", url .. "/api/moonhub/jobs", jb, nil, tmp)
             assert.equal(201, code, b)
             ids[i] = math.tointeger(json.decode(b).id)
          end
