@@ -308,9 +308,10 @@ function M.spawn_worker(opts)
    fs.mkdirs(fs.dirname(log))
    -- nice: on a machine with few cores the scheduler favours the server's
    -- requests over training steps
-   local cmd = string.format("exec nice -n 10 %s worker --quiet --parent %d --max-active %d >>%s 2>&1 & echo $!",
+   local dbf = require("moonhub.registry").db_flag()      -- --db reaches the child too
+   local cmd = string.format("exec nice -n 10 %s worker --quiet --parent %d --max-active %d%s >>%s 2>&1 & echo $!",
       q(exe),
-      opts.parent or fs.pid(), opts.max_active or 1, q(log))
+      opts.parent or fs.pid(), opts.max_active or 1, dbf and (" --db " .. q(dbf)) or "", q(log))
    local p = io.popen(cmd, "r")
    if not p then return nil, "cannot start a worker" end
    local pid = math.tointeger(tonumber(p:read("l") or ""))

@@ -9,6 +9,9 @@
 -- initdb and the server refuse to run as root, so as root they run as the
 -- user `nobody` (setpriv), owning the temp folder. The server binaries are
 -- found under /usr/lib/postgresql/*/bin (newest first), or $MOONHUB_PG_BIN.
+-- As a script it is `make test-pg`:
+--   ./moonhub run tests/helpers/pg.lua SPEC_PATH...   (one cluster, the specs
+-- run with MOONHUB_TEST_DB set: each temp home gets a schema of its own)
 local M = {}
 
 local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
@@ -91,6 +94,8 @@ function M.start(opts)
       c.stop()
       return nil, "pg: " .. what .. ": " .. text:gsub("%s+$", "")
    end
+   -- the socket lives here: others (a worker in a user namespace, say) must reach it
+   sh("chmod 755 " .. q(dir))
    if root then sh("chown 65534:65534 " .. q(dir)) end
    local out
    ok, out = sh(string.format("cd %s && %s%s/initdb -D %s -U moonhub -A trust -E UTF8 --locale=C --no-sync",
@@ -111,4 +116,67 @@ function M.start(opts)
    return c
 end
 
-return M
+--- dialect() -> "postgres" under make test-pg, else "sqlite"
+function M.dialect() return os.getenv("MOONHUB_TEST_DB") and "postgres" or "sqlite" end
+
+--- sqlite_only(pending [, why]) -> true (after marking the test pending)
+-- under make test-pg, for the few specs about SQLite's file itself
+function M.sqlite_only(pending, why)
+   if M.dialect() == "sqlite" then return false end
+   pending(why or "about SQLite's own file")
+   return true
+end
+
+-- ===== one schema per temp home (the specs under MOONHUB_TEST_DB) =====
+
+local admin          -- one connection per process, to create schemas
+local made = 0
+
+-- url_with_schema(url, schema) -> url whose connections use that schema
+function M.url_with_schema(url, schema)
+   return url .. (url:find("?", 1, true) and "&" or "?") .. "options=-csearch_path%3D" .. schema
+end
+
+--- bind_home(dir [, url]): makes dir a home whose database is a fresh
+-- schema in the PostgreSQL at url ($MOONHUB_TEST_DB): writes dir/config.lua
+-- with `db = URL`, so registry.open(dir) and `MOONHUB_HOME=dir moonhub ...`
+-- both use it. The specs that open homes thereby run unchanged on PostgreSQL.
+function M.bind_home(dir, url)
+   url = url or os.getenv("MOONHUB_TEST_DB")
+   if not admin or not admin:is_open() then admin = assert(require("moonhub.db").open(url)) end
+   made = made + 1
+   local schema = string.format("h%d_%d_%d", require("moonhub.fs").pid(), made, math.random(0, 1e9))
+   admin:exec("CREATE SCHEMA " .. schema)          -- a name of digits and letters: safe to splice
+   local f = assert(io.open(dir .. "/config.lua", "w"))
+   f:write(string.format("return { db = %q }\n", M.url_with_schema(url, schema)))
+   f:close()
+   return schema
+end
+
+-- ===== make test-pg =====
+
+local function run_specs(specs)
+   local host = require "moonhub.core.host"
+   local c, why = M.start()
+   if not c then
+      print("pg: skipped: " .. why)
+      local required = os.getenv("MOONHUB_REQUIRE_TEST_DATA") == "1"
+      print(string.format("0 passed, %d failed, %d skipped", required and 1 or 0, required and 0 or 1))
+      return required and 1 or 0
+   end
+   local args = {}
+   for i, s in ipairs(specs) do args[i] = q(s) end
+   local ok, rc = pcall(function()
+      local cmd = string.format("env -u MOONHUB_DB MOONHUB_TEST_DB=%s %s run tests/run_busted.lua "
+         .. "-o tests/summary_handler.lua %s", q(c.url), q(host.exe), table.concat(args, " "))
+      local _, _, code = os.execute(cmd)
+      return code
+   end)
+   c.stop()
+   if not ok then print("pg: " .. tostring(rc)); print("0 passed, 1 failed"); return 1 end
+   return rc
+end
+
+local modname = ...
+if modname == "helpers.pg" then return M end
+os.exit(run_specs({ ... }), true)

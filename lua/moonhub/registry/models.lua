@@ -77,11 +77,14 @@ end
 -- source_url names it), newest first, each with .tag (its first tag, else
 -- "latest" for the model's newest) and .file (the file it came from, nil for a folder)
 function M:pulled_from(repo)
-   local rows = self.db:query("SELECT " .. VERSION_COLS .. [[ FROM versions v
-      JOIN models m ON m.id = v.model_id
-      WHERE instr(v.source_url, '/' || ? || '/resolve/') > 0
-         OR substr(v.source_url, -length(?) - 1) = '/' || ?
-      ORDER BY v.id DESC]], repo, repo, repo)
+   -- matched here, not in SQL: string functions differ between dialects
+   -- (instr, negative substr) and LIKE would read the _ of names as a wildcard
+   local rows = {}
+   for _, r in ipairs(self.db:query("SELECT " .. VERSION_COLS .. [[ FROM versions v
+         JOIN models m ON m.id = v.model_id WHERE v.source_url IS NOT NULL ORDER BY v.id DESC]])) do
+      local u = r.source_url
+      if u:find("/" .. repo .. "/resolve/", 1, true) or u:sub(-#repo - 1) == "/" .. repo then rows[#rows + 1] = r end
+   end
    for _, r in ipairs(rows) do
       local t = self.db:first("SELECT name FROM tags WHERE version_id = ? ORDER BY name LIMIT 1", r.id)
       r.tag = t and t.name or "latest"
