@@ -227,6 +227,13 @@ ALTER TABLE versions ADD COLUMN run_id BIGINT;
 ALTER TABLE versions ADD COLUMN dataset_version_id BIGINT;
 CREATE INDEX versions_run ON versions(run_id);
 ]],
+   -- 7 (s5-cluster): leases for several workers (see moonhub.db.sqlite [7])
+   [7] = [[
+ALTER TABLE runs ADD COLUMN lease_owner TEXT;
+ALTER TABLE runs ADD COLUMN lease_expires_at BIGINT;
+ALTER TABLE runs ADD COLUMN auto_resume BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE runs ADD COLUMN resumes BIGINT NOT NULL DEFAULT 0;
+]],
 }
 D.SCHEMA_VERSION = 0
 for v in pairs(D.migrations) do D.SCHEMA_VERSION = math.max(D.SCHEMA_VERSION, v) end

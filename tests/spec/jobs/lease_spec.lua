@@ -87,6 +87,7 @@ describe("moonhub.jobs leases #unit", function()
    end)
 
    it("migrates a v6 registry: lease columns with defaults; an old running row is judged by its pid", function()
+      if require("helpers.pg").sqlite_only(pending, "a SQLite file of schema 6") then return end
       reg:close()
       reg = nil
       local h2 = H.tmpdir()
