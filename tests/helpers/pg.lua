@@ -137,16 +137,19 @@ function M.url_with_schema(url, schema)
    return url .. (url:find("?", 1, true) and "&" or "?") .. "options=-csearch_path%3D" .. schema
 end
 
---- bind_home(dir [, url]): makes dir a home whose database is a fresh
--- schema in the PostgreSQL at url ($MOONHUB_TEST_DB): writes dir/config.lua
--- with `db = URL`, so registry.open(dir) and `MOONHUB_HOME=dir moonhub ...`
--- both use it. The specs that open homes thereby run unchanged on PostgreSQL.
-function M.bind_home(dir, url)
+--- bind_home(dir [, url [, schema]]) -> schema: makes dir a home whose
+-- database is a fresh schema (or the given one: two homes, one hub) in the
+-- PostgreSQL at url ($MOONHUB_TEST_DB): writes dir/config.lua with
+-- `db = URL`, so registry.open(dir) and `MOONHUB_HOME=dir moonhub ...` both
+-- use it. The specs that open homes thereby run unchanged on PostgreSQL.
+function M.bind_home(dir, url, schema)
    url = url or os.getenv("MOONHUB_TEST_DB")
-   if not admin or not admin:is_open() then admin = assert(require("moonhub.db").open(url)) end
-   made = made + 1
-   local schema = string.format("h%d_%d_%d", require("moonhub.fs").pid(), made, math.random(0, 1e9))
-   admin:exec("CREATE SCHEMA " .. schema)          -- a name of digits and letters: safe to splice
+   if not schema then
+      if not admin or not admin:is_open() then admin = assert(require("moonhub.db").open(url)) end
+      made = made + 1
+      schema = string.format("h%d_%d_%d", require("moonhub.fs").pid(), made, math.random(0, 1e9))
+      admin:exec("CREATE SCHEMA " .. schema)       -- a name of digits and letters: safe to splice
+   end
    local f = assert(io.open(dir .. "/config.lua", "w"))
    f:write(string.format("return { db = %q }\n", M.url_with_schema(url, schema)))
    f:close()

@@ -10,11 +10,14 @@ local sqlite = require "moonhub.core.sqlite"
 
 local M = {}
 
--- One key for pg_advisory_xact_lock: every moonhub write transaction takes
--- it first, as SQLite's BEGIN IMMEDIATE takes the file's write lock, so a
--- read-then-write (the next version number, a job's state check) stays
--- atomic across processes. ("moon" in ASCII.)
-M.LOCK_KEY = 0x6D6F6F6E
+-- The write lock: every moonhub write transaction first takes the
+-- transaction-scoped advisory lock (LOCK_KEY, hash of the schema), as
+-- SQLite's BEGIN IMMEDIATE takes the file's write lock, so a read-then-write
+-- (the next version number, a job's state check) stays atomic across
+-- processes. One hub per schema: hubs in other schemas do not wait.
+M.LOCK_KEY = 0x6D6F6F6E          -- "moon" in ASCII
+local BEGIN = "BEGIN; SELECT pg_advisory_xact_lock(" .. M.LOCK_KEY
+   .. ", hashtext(coalesce(current_schema(), '')))"
 
 local TRANSLATE_MAX = 256      -- translated statements kept per connection
 
@@ -213,7 +216,10 @@ local function finish(self, undo, ok, ...)
 end
 
 local function run_tx(self, begin, commit, undo, fn, ...)
-   self.conn:exec(begin)
+   -- BEGIN and the lock go as one text: when the lock times out, BEGIN has
+   -- already run, and the aborted transaction must not outlive the error
+   local bok, berr = pcall(self.conn.exec, self.conn, begin)
+   if not bok then return finish(self, undo, false, berr) end
    self.depth = self.depth + 1
    local function done(ok, ...)
       self.depth = self.depth - 1
@@ -243,7 +249,7 @@ function DB:transaction(fn, ...)
       return run_tx(self, "SAVEPOINT " .. sp, "RELEASE " .. sp,
          "ROLLBACK TO " .. sp .. "; RELEASE " .. sp, fn, ...)
    end
-   return run_tx(self, "BEGIN; SELECT pg_advisory_xact_lock(" .. M.LOCK_KEY .. ")", "COMMIT", "ROLLBACK", fn, ...)
+   return run_tx(self, BEGIN, "COMMIT", "ROLLBACK", fn, ...)
 end
 
 function DB:close()

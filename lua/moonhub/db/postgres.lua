@@ -227,15 +227,12 @@ ALTER TABLE versions ADD COLUMN run_id BIGINT;
 ALTER TABLE versions ADD COLUMN dataset_version_id BIGINT;
 CREATE INDEX versions_run ON versions(run_id);
 ]],
-   -- 7 (s5-cluster): leases for several workers, the twin of SQLite's [7]
-   -- (docs/jobs.md, "Several workers: leases"): lease_owner (host:pid:random),
-   -- lease_expires_at (unix seconds), auto_resume (lost worker, not the user),
-   -- resumes (automatic resumes so far)
+   -- 7 (s5-cluster): leases for several workers (see moonhub.db.sqlite [7])
    [7] = [[
 ALTER TABLE runs ADD COLUMN lease_owner TEXT;
 ALTER TABLE runs ADD COLUMN lease_expires_at BIGINT;
-ALTER TABLE runs ADD COLUMN auto_resume INTEGER NOT NULL DEFAULT 0;
-ALTER TABLE runs ADD COLUMN resumes INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE runs ADD COLUMN auto_resume BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE runs ADD COLUMN resumes BIGINT NOT NULL DEFAULT 0;
 ]],
 }
 D.SCHEMA_VERSION = 0

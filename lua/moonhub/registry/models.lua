@@ -51,10 +51,34 @@ local function latest_of(self, mid)
    return r and r.id
 end
 
+-- by_digest(hex) -> the version whose file has that sha256 (hex: 12 to 64
+-- digits, a prefix), with .tag its first tag, else "latest" | nil, msg. The
+-- registry records each file's digest, so nodes sharing one database (and
+-- a path every node sees) agree on what "sha256:..." names.
+function M:by_digest(hex)
+   if type(hex) ~= "string" or not hex:match("^%x+$") or #hex < 12 or #hex > 64 then
+      error("registry.by_digest: expected 12 to 64 hex digits of a sha256, got " .. tostring(hex), 2)
+   end
+   hex = hex:lower()
+   local rows = self.db:query([[SELECT id, sha256 FROM versions WHERE substr(sha256, 1, ?) = ?
+      ORDER BY id DESC]], #hex, hex)
+   if #rows == 0 then return nil, "registry: no version with sha256 " .. hex end
+   for _, r in ipairs(rows) do
+      if r.sha256 ~= rows[1].sha256 then
+         return nil, "registry: sha256 " .. hex .. " is ambiguous (give more digits)"
+      end
+   end
+   local t = self.db:first("SELECT name FROM tags WHERE version_id = ? ORDER BY name LIMIT 1", rows[1].id)
+   return version_row(self, rows[1].id, t and t.name or "latest")
+end
+
 -- resolve("name[:tag]") -> version row (with .model and .tag) | nil, msg.
 -- Aliases resolve to their model (and their tag when they carry one).
 -- No tag, or `latest`: the model's newest version (.tag is then "latest").
+-- "sha256:HEX" names a version by its file's digest (by_digest).
 function M:resolve(ref)
+   local digest = type(ref) == "string" and ref:match("^sha256:(%x+)$")
+   if digest and #digest >= 12 and #digest <= 64 then return self:by_digest(digest) end
    local name, tag = parse_ref("resolve", ref)
    local mid = model_id(self, name)
    if not mid then
