@@ -158,7 +158,6 @@ function M.claim(reg, opts)
    local sql = lease.claim_sql(reg)
    M.reap(reg)
    return reg.db:transaction(function(d)
-      if sql.lock then d:first(sql.lock) end
       local busy = d:first("SELECT count(*) AS n FROM runs WHERE status = 'running'").n
       if busy >= max_active then return nil end
       local r = d:first([[SELECT id, status, resumes FROM runs WHERE kind = 'train' AND (status = 'queued'

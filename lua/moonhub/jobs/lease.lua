@@ -78,19 +78,20 @@ function M.holds(d, id, owner)
    return d:first("SELECT 1 AS x FROM runs WHERE id = ? AND lease_owner = ? AND status = 'running'", id, owner) ~= nil
 end
 
--- What a claim adds per dialect. SQLite: BEGIN IMMEDIATE already holds the
--- database's one write lock, so the count and the pick are exact. PostgreSQL
--- at READ COMMITTED: the pick takes its row with FOR UPDATE SKIP LOCKED (two
--- claimers never wait on or take the same row), and a transaction-scoped
--- advisory lock orders claims so the count of running jobs (--max-active,
--- all workers together) cannot be overrun by two claims at once.
+-- What a claim adds per dialect. SQLite: BEGIN IMMEDIATE holds the
+-- database's one write lock, so the count of running jobs (--max-active,
+-- all workers together) and the pick are exact. PostgreSQL: every moonhub
+-- transaction takes the hub's advisory write lock first (moonhub.db.pgconn,
+-- the counterpart of BEGIN IMMEDIATE), which orders claims the same way;
+-- the pick adds FOR UPDATE SKIP LOCKED, so a claim never waits on (or
+-- takes) a row another session holds locked, and the reap re-reads its row
+-- FOR UPDATE.
 local DIALECT = {
-   sqlite = { lock = nil, pick = "", row = "" },
-   postgres = { lock = "SELECT pg_advisory_xact_lock(7210521) AS x", pick = " FOR UPDATE SKIP LOCKED",
-      row = " FOR UPDATE" },
+   sqlite = { pick = "", row = "" },
+   postgres = { pick = " FOR UPDATE SKIP LOCKED", row = " FOR UPDATE" },
 }
 
--- claim_sql(reg) -> {lock = SQL | nil, pick = suffix, row = suffix} for reg's dialect
+-- claim_sql(reg) -> {pick = suffix, row = suffix} for reg's dialect
 function M.claim_sql(reg)
    local name = reg.dialect and reg.dialect.name or reg.db.dialect
    if type(name) == "string" and name:match("^postgres") then return DIALECT.postgres end
