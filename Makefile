@@ -20,7 +20,7 @@ say  = @printf '  %-6s %s\n' '$(1)' '$(2)'
 endif
 
 CC       ?= cc
-PKGS     := lua5.4 openblas libedit libcjson libpcre2-8 libutf8proc sqlite3 libcurl libevent libcrypto
+PKGS     := lua5.4 openblas libedit libcjson libpcre2-8 libutf8proc sqlite3 libpq libcurl libevent libcrypto
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CFLAGS   ?= -O2 -g
@@ -44,7 +44,7 @@ TEST_BIN   := $(TEST_SRC:tests/c/%.c=$(BUILD)/tests/%)
 BENCH_BIN  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 LIBMH      := $(BUILD)/libmh.a
 
-.PHONY: all bins deps test test-c test-lua test-e2e demo asan fuzz fuzz-build lint bench install uninstall clean mutate
+.PHONY: all bins deps test test-c test-lua test-pg test-e2e demo asan fuzz fuzz-build lint bench install uninstall clean mutate
 all: moonhub bins
 # the binaries without the ./moonhub link (make asan builds these, so the
 # link keeps pointing at the normal build)
@@ -100,6 +100,11 @@ test-c: all
 
 test-lua: all
 	@V=$(V) sh tests/run.sh $(BUILD) lua
+
+# the registry, datasets, runs, jobs and history specs on a throwaway
+# PostgreSQL (tests/helpers/pg.lua; part of make test)
+test-pg: all
+	@V=$(V) sh tests/run.sh $(BUILD) pg
 
 test-e2e: all
 	@sh tests/e2e/run.sh

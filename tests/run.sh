@@ -4,7 +4,7 @@
 # counts, then one combined line "N passed, N failed, N skipped" (a skip is a
 # need that was not met; under MOONHUB_REQUIRE_TEST_DATA=1 an unmet need is a
 # failure instead). A failing suite's full output is printed; V=1 prints all.
-# Usage: tests/run.sh BUILD_DIR [c|lua]   (default: both, then tests/e2e). Exit 1 on any failure.
+# Usage: tests/run.sh BUILD_DIR [c|lua|pg]   (default: all, then pg and tests/e2e). Exit 1 on any failure.
 build=${1:-build}
 which=${2:-all}
 verbose=${V:-0}
@@ -45,7 +45,7 @@ say() {  # one suite's line: NAME: N passed, N failed, N skipped [extra]
     printf '%-7s %s passed, %s failed, %s skipped%s\n' "$1:" "$2" "$3" "$4" "${5:-}"
 }
 
-if [ "$which" != lua ]; then
+if [ "$which" = all ] || [ "$which" = c ]; then
     n=0; cp=0; cf=0; ck=0
     for t in "$build"/tests/test_*; do
         [ -x "$t" ] || continue
@@ -56,10 +56,22 @@ if [ "$which" != lua ]; then
     say c "$cp" "$cf" "$ck" " ($n programs)"
 fi
 
-if [ "$which" != c ]; then
+if [ "$which" = all ] || [ "$which" = lua ]; then
     # shellcheck disable=SC2086  # BUSTED_ARGS is a word list on purpose
     run busted ./moonhub run tests/run_busted.lua -o tests/summary_handler.lua ${BUSTED_ARGS:-} tests/spec
     say busted "$sp" "$sf" "$sk"
+fi
+
+# The same specs again on PostgreSQL: tests/helpers/pg.lua starts a throwaway
+# server (initdb/pg_ctl in a temp folder) and gives every temp home a schema.
+PG_SPECS="tests/spec/registry_spec.lua tests/spec/registry tests/spec/data/data_spec.lua
+    tests/spec/data/cli_spec.lua tests/spec/data/routes_spec.lua tests/spec/jobs tests/spec/history
+    tests/spec/db/pg_spec.lua tests/spec/db/postgres_spec.lua"
+if [ "$which" = all ] || [ "$which" = pg ]; then
+    # shellcheck disable=SC2086  # PG_SPECS is a word list on purpose
+    run pg ./moonhub run tests/helpers/pg.lua $PG_SPECS
+    why=$(sed -n 's/^pg: skipped: /: /p' "$out" | head -n 1)
+    say pg "$sp" "$sf" "$sk" "$why"
 fi
 
 if [ "$which" = all ]; then    # OpenAI Node SDK end to end (node/npm come from deps/debian.txt)

@@ -8,6 +8,7 @@ int luaopen_moonhub_core_tokenizer(lua_State *L);
 int luaopen_moonhub_core_tensor(lua_State *L);
 int luaopen_moonhub_core_safetensors(lua_State *L);
 int luaopen_moonhub_core_sqlite(lua_State *L);
+int luaopen_moonhub_core_pg(lua_State *L);
 
 int luaopen_moonhub_core_model(lua_State *L);
 
@@ -32,6 +33,7 @@ const mh_lua_module mh_lua_modules[] = {
     { "moonhub.core.tensor", luaopen_moonhub_core_tensor },
     { "moonhub.core.safetensors", luaopen_moonhub_core_safetensors },
     { "moonhub.core.sqlite", luaopen_moonhub_core_sqlite },
+    { "moonhub.core.pg", luaopen_moonhub_core_pg },
     { "moonhub.core.http", luaopen_moonhub_core_http },
     { "moonhub.core.sched", luaopen_moonhub_core_sched },
     { "moonhub.core.fetch", luaopen_moonhub_core_fetch },

@@ -9,7 +9,7 @@ local M = {}
 
 local function open_registry()
    local home = require("moonhub").home()
-   if not fs.stat(home .. "/moonhub.db") then return nil end
+   if not require("moonhub.registry").exists(home) then return nil end
    return require("moonhub.registry").open(home)
 end
 

@@ -20,7 +20,7 @@ end
 
 local function registry_rows()
    local home = require("moonhub").home()
-   if not fs.stat(home .. "/moonhub.db") then return {} end
+   if not require("moonhub.registry").exists(home) then return {} end
    local reg, err = models.open()
    if not reg then oa.fail(500, err) end
    local rows = reg:list()

@@ -142,6 +142,32 @@ local function exit_code(ret)
    return 0
 end
 
+-- `--db URL|PATH` is every verb's: the database the home's registry,
+-- datasets, runs, jobs and history use (moonhub.registry.location). Taken
+-- out of the arguments (and of the global `arg`) before the recipe parses.
+local function take_db_flag(args)
+   local i = 1
+   while i <= #args and args[i] ~= "--" do
+      local s = args[i]
+      local v = s:match("^%-%-db=(.*)$")
+      if s == "--db" then v = args[i + 1] or "" end
+      if v then
+         if v == "" or v:match("^%-") then
+            error("--db: expected a SQLite path or a postgresql:// URL", 0)
+         end
+         require("moonhub.registry").use_db(v)
+         local n = s == "--db" and 2 or 1
+         for _ = 1, n do
+            table.remove(args, i)
+            if type(arg) == "table" then table.remove(arg, i) end
+         end
+      else
+         i = i + 1
+      end
+   end
+   return args
+end
+
 --- Runs recipe `verb` with args as its `...`; returns the exit code.
 -- The global `arg` is set by the host (arg[0] = verb); errors propagate.
 function M.main(verb, ...)
@@ -149,7 +175,8 @@ function M.main(verb, ...)
    if not path then return unknown(verb) end
    local chunk, err = loadfile(path)
    if not chunk then error(err, 0) end
-   return exit_code(chunk(...))
+   local args = take_db_flag(table.pack(...))
+   return exit_code(chunk(table.unpack(args, 1, #args)))
 end
 
 -- ===== recipe arguments =====

@@ -36,6 +36,9 @@ M.KEYS = {
       doc = "serve: prefix cache budget in MiB (built-in: 1/16 of free memory, at most 512)" },
    keep_alive = { type = "string", env = "MOONHUB_KEEP_ALIVE", check = duration,
       doc = "serve: unload a model idle this long (30s, 5m, 1h; negative = never; built-in: 5m, never for --model)" },
+   db = { type = "string", env = "MOONHUB_DB",
+      doc = "the hub's database: a SQLite path or a postgresql:// URL shared by several nodes "
+         .. "(built-in: $MOONHUB_HOME/moonhub.db; docs/scale-out.md)" },
    api_key_file = { type = "string", env = "MOONHUB_API_KEY_FILE",
       doc = "serve: file whose first line is the API key (when no --api-key)" },
 }

@@ -1,6 +1,7 @@
--- moonhub.db: a small driver-shaped database interface (SQLite today).
--- Layer: lua/moonhub (wraps moonhub.core.sqlite). Recipes use only this
--- surface, so a libpq driver with the same methods can serve PostgreSQL.
+-- moonhub.db: a small driver-shaped database interface: SQLite (a path)
+-- or PostgreSQL (a postgres:// URL, moonhub.db.pgconn). Layer: lua/moonhub
+-- (wraps moonhub.core.sqlite and moonhub.core.pg). Recipes use only this
+-- surface; both drivers have the same methods.
 --
 --   local db = require("moonhub.db").open(path, {busy_timeout_ms = 5000})
 --   db:exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v)")
@@ -27,9 +28,15 @@ local function check_sql(fname, sql)
    end
 end
 
+-- is_postgres(target) -> true when target names a PostgreSQL server
+function M.is_postgres(target)
+   return type(target) == "string" and (target:match("^postgres://") or target:match("^postgresql://")) ~= nil
+end
+
 -- open(path_or_url, {readonly=, create=, busy_timeout_ms=}) -> db | nil, msg.
--- Accepts a path, ":memory:", "sqlite:<path>" or "sqlite://<path>"; other
--- schemes (postgres://...) are refused until their driver exists.
+-- Accepts a path, ":memory:", "sqlite:<path>" or "sqlite://<path>", or a
+-- "postgres://" / "postgresql://" URL (libpq's syntax: user, host, port,
+-- database, ?host=/socket/dir, sslmode...).
 function M.open(target, opts)
    if type(target) ~= "string" or target == "" then
       error("db.open: expected a path or URL string, got " .. (target == "" and "an empty string" or type(target)), 2)
@@ -37,10 +44,11 @@ function M.open(target, opts)
    if opts ~= nil and type(opts) ~= "table" then
       error("db.open: opts must be a table, got a " .. type(opts), 2)
    end
+   if M.is_postgres(target) then return require("moonhub.db.pgconn").open(target, opts) end
    local scheme, rest = target:match("^(%a[%w+.-]*)://(.*)$")
    if not scheme then scheme, rest = target:match("^(sqlite):(.*)$") end
    if scheme and scheme ~= "sqlite" then
-      return nil, "db.open: no driver for '" .. scheme .. "' in this build (only sqlite)"
+      return nil, "db.open: no driver for '" .. scheme .. "' (sqlite paths, postgres:// or postgresql:// URLs)"
    end
    local path = rest or target
    local conn, msg = core.open(path, opts)

@@ -6,6 +6,7 @@
 local fs = require "moonhub.fs"
 local json = require "dkjson"
 local jconfig = require "moonhub.jobs.config"
+local lease = require "moonhub.jobs.lease"
 
 local M = {}
 
@@ -17,15 +18,28 @@ M.FINISHED = { succeeded = true, failed = true, cancelled = true }     -- archiv
 M.DONE = { succeeded = true, failed = true, cancelled = true, interrupted = true }   -- nothing runs
 local RETRYABLE = { failed = true, cancelled = true, interrupted = true }
 
--- A heartbeat older than this marks a running job's worker as gone even
--- when its pid is alive (pid reuse, another machine sharing the database).
-M.LEASE_S = 600
+-- A running job's lease (seconds): its worker renews it at every step; a
+-- holder silent longer is lost even when its pid lives (pid reuse, a hung
+-- process, another machine sharing the database). Also the heartbeat age
+-- that marks a job claimed before leases existed (schema 6) as lost.
+M.LEASE_S = lease.LEASE_S
+M.MAX_RESUMES = lease.MAX_RESUMES
 
 local function home() return require("moonhub").home() end
 
--- run_dir(id, archived) -> $MOONHUB_HOME/runs/active/ID or runs/archive/ID
+-- runs_root() -> where job folders (checkpoints, logs, adapters) live:
+-- $MOONHUB_RUNS when set (a folder every worker sees at the same path, such
+-- as a shared mount, when workers on several hosts share one database),
+-- else $MOONHUB_HOME/runs. The run row keeps the absolute folder it got.
+function M.runs_root()
+   local shared = os.getenv("MOONHUB_RUNS")
+   if shared and shared ~= "" then return (shared:gsub("/+$", "")) end
+   return home() .. "/runs"
+end
+
+-- run_dir(id, archived) -> RUNS/active/ID or RUNS/archive/ID (runs_root)
 function M.run_dir(id, archived)
-   return string.format("%s/runs/%s/%d", home(), archived and "archive" or "active", id)
+   return string.format("%s/%s/%d", M.runs_root(), archived and "archive" or "active", id)
 end
 
 local function data_mod()
@@ -107,49 +121,65 @@ local function set(...)
    return s
 end
 
--- worker_gone(row) -> why the job's worker is gone, or nil while it lives
-local function worker_gone(row)
-   local pid = math.tointeger(row.worker_pid)
-   if not pid or not fs.pid_alive(pid) then
-      return string.format("worker %s is gone", tostring(row.worker_pid))
-   end
-   if row.heartbeat_at and os.time() - row.heartbeat_at > M.LEASE_S then
-      return string.format("no heartbeat from worker %d for %d s", pid, os.time() - row.heartbeat_at)
-   end
-   return nil
-end
-
 -- reap(reg) -> ids marked interrupted: running jobs whose worker was
--- killed (its pid gone or its heartbeat stale). Called wherever jobs are
--- read, so a crash is noticed the next time anyone looks.
+-- lost (its pid gone on this host, or its lease expired). Called wherever
+-- jobs are read, so a crash is noticed the next time anyone looks. Such a
+-- job is marked for another worker to resume (auto_resume); the row is
+-- re-read under its lock, so a job some worker has just taken over stays.
 function M.reap(reg)
    local out = {}
+   local sql = lease.claim_sql(reg)
    for _, r in ipairs(reg.db:query("SELECT * FROM runs WHERE status = 'running'")) do
-      local why = worker_gone(r)
-      if why and reg:transition(r.id, set("running"), "interrupted",
-            string.format("%s (at step %d)", why, r.step or 0), { worker_pid = require("moonhub.db").null }) then
+      local why = lease.lost(r, os.time(), M.LEASE_S)
+      if why and reg.db:transaction(function(d)
+            local cur = d:first("SELECT status, lease_owner FROM runs WHERE id = ?" .. sql.row, r.id)
+            if not cur or cur.status ~= "running" or cur.lease_owner ~= r.lease_owner then return false end
+            local ok = reg:transition(r.id, set("running"), "interrupted", string.format("%s (at step %d)", why,
+               r.step or 0), { worker_pid = require("moonhub.db").null })
+            if ok then d:exec("UPDATE runs SET auto_resume = 1, lease_owner = NULL WHERE id = ?", r.id) end
+            return ok
+         end) then
          out[#out + 1] = r.id
       end
    end
    return out
 end
 
--- claim(reg, {max_active = 1, pid =}) -> the run row it moved to running, or
--- nil (nothing queued, or max_active jobs already running). Oldest first.
+-- claim(reg, {max_active = 1, pid =, owner =, lease_s =}) -> the run row it
+-- moved to running, or nil (nothing to run, or max_active jobs already
+-- running, counting every worker on the database). Oldest first among the
+-- queued jobs and those interrupted by a lost worker (resumed from their
+-- last checkpoint). One transaction: two workers never take the same job.
 function M.claim(reg, opts)
    opts = opts or {}
    local max_active, pid = opts.max_active or 1, opts.pid or fs.pid()
+   local owner = opts.owner or lease.owner_id(pid)
+   local lease_s = opts.lease_s or M.LEASE_S
+   local sql = lease.claim_sql(reg)
    M.reap(reg)
    return reg.db:transaction(function(d)
       local busy = d:first("SELECT count(*) AS n FROM runs WHERE status = 'running' AND kind = 'train'").n
       if busy >= max_active then return nil end
-      local r = d:first("SELECT id FROM runs WHERE status = 'queued' AND kind = 'train' ORDER BY id LIMIT 1")
+      local r = d:first([[SELECT id, status, resumes FROM runs WHERE kind = 'train' AND (status = 'queued'
+         OR (status = 'interrupted' AND auto_resume = 1 AND resumes < ?)) ORDER BY id LIMIT 1]] .. sql.pick,
+         M.MAX_RESUMES)
       if not r then return nil end
-      local ok = reg:transition(r.id, set("queued"), "running", "picked up by worker " .. pid,
-         { worker_pid = pid, heartbeat_at = os.time(), cancel_requested = 0 })
-      return ok and reg:run(r.id) or nil
+      local resumed = r.status == "interrupted"
+      local why = resumed and string.format("resumed by worker %s from the last checkpoint (resume %d of %d)",
+         owner, r.resumes + 1, M.MAX_RESUMES) or ("picked up by worker " .. owner)
+      local now = os.time()
+      local ok = reg:transition(r.id, set("queued", "interrupted"), "running", why,
+         { worker_pid = pid, heartbeat_at = now, cancel_requested = 0 })
+      if not ok then return nil end
+      d:exec([[UPDATE runs SET lease_owner = ?, lease_expires_at = ?, auto_resume = 0, resumes = resumes + ?
+         WHERE id = ?]], owner, now + lease_s, resumed and 1 or 0, r.id)
+      return reg:run(r.id)
    end)
 end
+
+-- renew(reg, id, owner [, lease_s]) -> true while owner still holds the job
+-- (the heartbeat: its lease pushed on); false once it was lost to another
+M.renew = function(reg, id, owner, lease_s) return lease.renew(reg.db, id, owner, lease_s or M.LEASE_S) end
 
 -- cancel(reg, id) -> the new state ("cancelled", or "cancelling" for a
 -- running job, which stops at its next step) | nil, msg
@@ -184,9 +214,13 @@ function M.retry(reg, id)
       local ok, err = os.rename(r.artifacts, active)
       if not ok then return nil, "cannot move " .. r.artifacts .. " back: " .. tostring(err) end
    end
-   return reg:transition(id, RETRYABLE, "queued", "retry (was " .. r.status .. ")",
-      { artifacts = active, log_path = active .. "/log.txt", error = require("moonhub.db").null,
-        cancel_requested = 0 })
+   return reg.db:transaction(function(d)
+      local ok, err = reg:transition(id, RETRYABLE, "queued", "retry (was " .. r.status .. ")",
+         { artifacts = active, log_path = active .. "/log.txt", error = require("moonhub.db").null,
+           cancel_requested = 0 })
+      if ok then d:exec("UPDATE runs SET auto_resume = 0, resumes = 0 WHERE id = ?", id) end
+      return ok, err
+   end)
 end
 
 -- archive(reg, id): a finished job's folder moves to runs/archive/ID
@@ -221,26 +255,30 @@ end
 -- ===== the worker =====
 
 -- work(reg, {max_active =, drain = bool, until_id =, poll_s =, on_step =, log =,
--- sleep = fn(s), stop = fn() -> bool}): claims and runs queued jobs one
--- after the other. drain: return when the queue is empty; until_id:
--- return once that job is done. Returns the ids it ran.
+-- lease_s =, sleep = fn(s), stop = fn() -> bool}): claims and runs queued
+-- jobs one after the other, under one owner id (host:pid:random) for this
+-- call. drain: return when nothing is queued, running or waiting to resume;
+-- until_id: return once that job is done. Returns the ids it ran.
 function M.work(reg, opts)
    opts = opts or {}
    local runner = require "moonhub.jobs.runner"
    local sleep = opts.sleep or function(s) require("moonhub.db").sleep(math.floor(s * 1000)) end
    local ran = {}
+   local owner = lease.owner_id()
+   local ropts = setmetatable({ owner = owner, lease_s = opts.lease_s or M.LEASE_S }, { __index = opts })
    while not (opts.stop and opts.stop()) do
-      local job = M.claim(reg, { max_active = opts.max_active })
+      local job = M.claim(reg, { max_active = opts.max_active, owner = owner, lease_s = ropts.lease_s })
       if job then
          ran[#ran + 1] = job.id
-         runner.run(reg, job, opts)
+         runner.run(reg, job, ropts)
       else
          if opts.until_id then
             local r = reg:run(opts.until_id)
             if not r or M.DONE[r.status] then break end
          end
-         if opts.drain and not reg.db:first(
-               "SELECT 1 FROM runs WHERE status IN ('queued', 'running') AND kind = 'train'") then
+         if opts.drain and not reg.db:first([[SELECT 1 AS x FROM runs WHERE kind = 'train' AND (status IN
+               ('queued', 'running') OR (status = 'interrupted' AND auto_resume = 1 AND resumes < ?))]],
+               M.MAX_RESUMES) then
             break
          end
          sleep(opts.poll_s or 0.5)
@@ -269,9 +307,10 @@ function M.spawn_worker(opts)
    fs.mkdirs(fs.dirname(log))
    -- nice: on a machine with few cores the scheduler favours the server's
    -- requests over training steps
-   local cmd = string.format("exec nice -n 10 %s worker --quiet --parent %d --max-active %d >>%s 2>&1 & echo $!",
+   local dbf = require("moonhub.registry").db_flag()      -- --db reaches the child too
+   local cmd = string.format("exec nice -n 10 %s worker --quiet --parent %d --max-active %d%s >>%s 2>&1 & echo $!",
       q(exe),
-      opts.parent or fs.pid(), opts.max_active or 1, q(log))
+      opts.parent or fs.pid(), opts.max_active or 1, dbf and (" --db " .. q(dbf)) or "", q(log))
    local p = io.popen(cmd, "r")
    if not p then return nil, "cannot start a worker" end
    local pid = math.tointeger(tonumber(p:read("l") or ""))

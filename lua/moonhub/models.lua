@@ -23,7 +23,7 @@ local function exists(path) return fs.stat(path) ~= nil end
 -- file is created: resolving a missing path must not make one).
 local function open_existing()
    local home = require("moonhub").home()
-   if not exists(home .. "/" .. registry.FILE) then return nil, nil end
+   if not registry.exists(home) then return nil, nil end
    return registry.open(home)
 end
 

@@ -96,7 +96,7 @@ function Pool:resolve(ref)
       return nil, "not a model name"
    end
    local home = require("moonhub").home()
-   if not require("moonhub.fs").stat(home .. "/moonhub.db") then return nil, "the registry is empty" end
+   if not require("moonhub.registry").exists(home) then return nil, "the registry is empty" end
    local reg, msg = require("moonhub.registry").open(home)
    if not reg then return nil, msg end
    local row, rerr = reg:resolve(ref)

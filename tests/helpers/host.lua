@@ -13,11 +13,14 @@ function M.q(s)
    return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
 end
 
---- A fresh empty directory (os.tmpname-based).
+--- A fresh empty directory (os.tmpname-based). Under `make test-pg`
+-- ($MOONHUB_TEST_DB set) it is also a home whose database is a fresh
+-- PostgreSQL schema (helpers.pg.bind_home writes its config.lua).
 function M.tmpdir()
    local p = os.tmpname()
    os.remove(p)
    assert(os.execute("mkdir -p " .. M.q(p)))
+   if os.getenv("MOONHUB_TEST_DB") then require("helpers.pg").bind_home(p) end
    return p
 end
 

@@ -203,11 +203,19 @@ describe("moonhub.registry #unit", function()
    it("stores conversations and messages in order", function()
       local c = reg:add_conversation { title = "greeting", model = "m:latest", system = "be brief" }
       assert.equal("integer", math.type(c))
-      reg:add_message(c, "user", "hello\0with nul")
+      -- SQLite's TEXT holds a NUL byte; PostgreSQL's cannot, and says so
+      local text = "hello\0with nul"
+      if require("helpers.pg").dialect() == "postgres" then
+         local ok, err = pcall(reg.add_message, reg, c, "user", text)
+         assert.is_false(ok)
+         assert.matches("a string with a NUL byte, which PostgreSQL text cannot hold", err)
+         text = "hello with no nul"
+      end
+      reg:add_message(c, "user", text)
       reg:add_message(c, "assistant", "hi", { tokens = 2 })
       local msgs = reg:messages(c)
       assert.equal(2, #msgs)
-      assert.same({ 1, "user", "hello\0with nul" }, { msgs[1].seq, msgs[1].role, msgs[1].content })
+      assert.same({ 1, "user", text }, { msgs[1].seq, msgs[1].role, msgs[1].content })
       assert.same({ 2, "assistant", 2 }, { msgs[2].seq, msgs[2].role, msgs[2].tokens })
       local c2 = reg:add_conversation()
       local list = reg:conversations()
@@ -245,7 +253,11 @@ describe("moonhub.registry #unit", function()
       local out, err, code = H.run(other, "-e " .. H.q(
          "local r = assert(require('moonhub').registry.open()); print(r.path); r:close()"))
       assert.equal(0, code, err)
-      assert.equal(other .. "/moonhub.db\n", out)
+      if require("helpers.pg").dialect() == "postgres" then   -- the home's config names its database
+         assert.matches("^postgresql://.*search_path%%3D", out)
+      else
+         assert.equal(other .. "/moonhub.db\n", out)
+      end
       H.rmdir(other)
    end)
 end)

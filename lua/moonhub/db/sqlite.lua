@@ -258,6 +258,17 @@ ALTER TABLE versions ADD COLUMN run_id INTEGER;
 ALTER TABLE versions ADD COLUMN dataset_version_id INTEGER;
 CREATE INDEX versions_run ON versions(run_id);
 ]],
+   -- 7 (s5-cluster): leases for several workers on one database (docs/jobs.md,
+   -- "Crash semantics"). lease_owner is the worker holding a running job
+   -- (host:pid:random), lease_expires_at when it is lost unless renewed (unix
+   -- seconds); auto_resume marks an interruption by a lost worker (another
+   -- worker resumes it, at most resumes < MAX_RESUMES times), not by the user.
+   [7] = [[
+ALTER TABLE runs ADD COLUMN lease_owner TEXT;
+ALTER TABLE runs ADD COLUMN lease_expires_at INTEGER;
+ALTER TABLE runs ADD COLUMN auto_resume INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE runs ADD COLUMN resumes INTEGER NOT NULL DEFAULT 0;
+]],
 }
 -- the highest migration (branches merged apart may leave a number free a while)
 D.SCHEMA_VERSION = 0

@@ -6,6 +6,7 @@
 local fs = require "moonhub.fs"
 local json = require "dkjson"
 local jconfig = require "moonhub.jobs.config"
+local lease = require "moonhub.jobs.lease"
 local sys = require "moonhub.core.sys"
 
 local M = {}
@@ -118,8 +119,24 @@ function Run:log(msg)
    if self.opts.log then self.opts.log(self.job.id, msg) end
 end
 
+-- heartbeat() -> true while this worker still holds the job (its lease
+-- renewed); false once it was lost (this process stalled past its lease
+-- and another worker took the job over): then it stops, touching nothing
+function Run:heartbeat()
+   if not self.owner then return true end
+   return lease.renew(self.reg.db, self.job.id, self.owner, self.lease_s)
+end
+
+-- lost(): the job belongs to another worker now; end without a transition
+function Run:lost()
+   self:log(string.format("lost the lease (worker %s); another worker resumes the job", self.owner))
+   if self.logf then self.logf:close(); self.logf = nil end
+   return "lost"
+end
+
 -- finish(to, reason, fields): the last transition; finished jobs are archived
 function Run:finish(to, reason, fields)
+   if self.owner and not lease.holds(self.reg.db, self.job.id, self.owner) then return self:lost() end
    self:log(to .. ": " .. reason)
    if self.logf then self.logf:close(); self.logf = nil end
    fields = fields or {}
@@ -147,8 +164,10 @@ function Run:setup()
    model, err = mh.load(path, { threads = cfg.threads })
    if not model then return nil, "cannot load " .. path .. ": " .. tostring(err) end
    self.model = model
+   if not self:heartbeat() then return false end          -- loading may take a while: renew between phases
    self.examples, err = encode(self.reg, model, cfg.dataset_ref, cfg.seq)
    if not self.examples then return nil, err end
+   if not self:heartbeat() then return false end
    if cfg.val_ref or cfg.eval_every > 0 then
       local ref = cfg.val_ref
       if not ref then
@@ -243,6 +262,7 @@ function Run:loop()
       local rec = { step = s, loss = r.loss, lr = r.lr, grad_norm = r.grad_norm, tokens = r.tokens,
          tokens_per_s = r.tokens_per_s, step_ms = dt * 1000, peak_rss = fs.peak_rss(), epoch = epoch }
       local cancel = self.reg:add_step(id, rec)
+      if not self:heartbeat() then return self:lost() end
       if self.opts.on_step then self.opts.on_step(id, rec, total) end
       if s % 10 == 0 or s == total then
          self:log(string.format("step %d/%d loss %.4f lr %.3g grad %.3g %.0f tok/s", s, total, r.loss, r.lr,
@@ -267,6 +287,7 @@ end
 
 function Run:succeed()
    local s = self.tr:info().step
+   if self.owner and not lease.holds(self.reg.db, self.job.id, self.owner) then return self:lost() end
    if self.logf then self.logf:close(); self.logf = nil end
    local vid, err, path = self:publish()
    if err then return self:finish("failed", err) end
@@ -278,18 +299,22 @@ function Run:succeed()
    return "succeeded"
 end
 
--- run(reg, job, opts) -> final status. opts: on_step(id, rec, total),
--- on_eval(id, step, ev), log(id, msg). Never raises for a job's own
--- failure: the job ends failed with the reason.
+-- run(reg, job, opts) -> final status ("lost" when another worker took the
+-- job over). opts: on_step(id, rec, total), on_eval(id, step, ev), log(id,
+-- msg), owner and lease_s (the claim's lease, renewed at every step).
+-- Never raises for a job's own failure: the job ends failed with the reason.
 function M.run(reg, job, opts)
    local cfg = json.decode(job.config)
    local dir = job.artifacts or require("moonhub.jobs").run_dir(job.id)
    fs.mkdirs(dir)
-   local self = setmetatable({ reg = reg, job = job, cfg = cfg, dir = dir, opts = opts or {} }, Run)
+   opts = opts or {}
+   local self = setmetatable({ reg = reg, job = job, cfg = cfg, dir = dir, opts = opts,
+      owner = opts.owner or job.lease_owner, lease_s = opts.lease_s or lease.LEASE_S }, Run)
    self.logf = io.open(dir .. "/log.txt", "a")
    fs.write(dir .. "/config.json", json.encode(cfg, { indent = true }) .. "\n")
    local ok, res, err = pcall(function()
       local sok, serr = self:setup()
+      if sok == false then return self:lost() end
       if not sok then return self:finish("failed", serr) end
       return self:loop()
    end)

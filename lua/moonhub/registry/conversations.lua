@@ -76,15 +76,22 @@ function M:sync_messages(cid, list, extra)
 end
 
 -- conversations{limit=} -> newest first
+-- (a negative limit is none, as SQLite reads it; PostgreSQL refuses one)
+local function limit_of(opts)
+   local n = opts and opts.limit
+   if not n or n < 0 then return math.maxinteger end
+   return n
+end
+
 function M:conversations(opts)
-   local limit = opts and opts.limit or -1
+   local limit = limit_of(opts)
    return self.db:query("SELECT * FROM conversations ORDER BY updated_at DESC, id DESC LIMIT ?", limit)
 end
 
 -- conversation_summaries{limit=} -> newest first: {id, title, model,
 -- source, created_at, updated_at, messages (their count)}
 function M:conversation_summaries(opts)
-   local limit = opts and opts.limit or -1
+   local limit = limit_of(opts)
    return self.db:query([[SELECT c.id, c.title, c.model, c.source, c.created_at, c.updated_at,
       (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id) AS messages
       FROM conversations c ORDER BY c.updated_at DESC, c.id DESC LIMIT ?]], limit)

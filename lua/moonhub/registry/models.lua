@@ -51,10 +51,34 @@ local function latest_of(self, mid)
    return r and r.id
 end
 
+-- by_digest(hex) -> the version whose file has that sha256 (hex: 12 to 64
+-- digits, a prefix), with .tag its first tag, else "latest" | nil, msg. The
+-- registry records each file's digest, so nodes sharing one database (and
+-- a path every node sees) agree on what "sha256:..." names.
+function M:by_digest(hex)
+   if type(hex) ~= "string" or not hex:match("^%x+$") or #hex < 12 or #hex > 64 then
+      error("registry.by_digest: expected 12 to 64 hex digits of a sha256, got " .. tostring(hex), 2)
+   end
+   hex = hex:lower()
+   local rows = self.db:query([[SELECT id, sha256 FROM versions WHERE substr(sha256, 1, ?) = ?
+      ORDER BY id DESC]], #hex, hex)
+   if #rows == 0 then return nil, "registry: no version with sha256 " .. hex end
+   for _, r in ipairs(rows) do
+      if r.sha256 ~= rows[1].sha256 then
+         return nil, "registry: sha256 " .. hex .. " is ambiguous (give more digits)"
+      end
+   end
+   local t = self.db:first("SELECT name FROM tags WHERE version_id = ? ORDER BY name LIMIT 1", rows[1].id)
+   return version_row(self, rows[1].id, t and t.name or "latest")
+end
+
 -- resolve("name[:tag]") -> version row (with .model and .tag) | nil, msg.
 -- Aliases resolve to their model (and their tag when they carry one).
 -- No tag, or `latest`: the model's newest version (.tag is then "latest").
+-- "sha256:HEX" names a version by its file's digest (by_digest).
 function M:resolve(ref)
+   local digest = type(ref) == "string" and ref:match("^sha256:(%x+)$")
+   if digest and #digest >= 12 and #digest <= 64 then return self:by_digest(digest) end
    local name, tag = parse_ref("resolve", ref)
    local mid = model_id(self, name)
    if not mid then
@@ -77,11 +101,14 @@ end
 -- source_url names it), newest first, each with .tag (its first tag, else
 -- "latest" for the model's newest) and .file (the file it came from, nil for a folder)
 function M:pulled_from(repo)
-   local rows = self.db:query("SELECT " .. VERSION_COLS .. [[ FROM versions v
-      JOIN models m ON m.id = v.model_id
-      WHERE instr(v.source_url, '/' || ? || '/resolve/') > 0
-         OR substr(v.source_url, -length(?) - 1) = '/' || ?
-      ORDER BY v.id DESC]], repo, repo, repo)
+   -- matched here, not in SQL: string functions differ between dialects
+   -- (instr, negative substr) and LIKE would read the _ of names as a wildcard
+   local rows = {}
+   for _, r in ipairs(self.db:query("SELECT " .. VERSION_COLS .. [[ FROM versions v
+         JOIN models m ON m.id = v.model_id WHERE v.source_url IS NOT NULL ORDER BY v.id DESC]])) do
+      local u = r.source_url
+      if u:find("/" .. repo .. "/resolve/", 1, true) or u:sub(-#repo - 1) == "/" .. repo then rows[#rows + 1] = r end
+   end
    for _, r in ipairs(rows) do
       local t = self.db:first("SELECT name FROM tags WHERE version_id = ? ORDER BY name LIMIT 1", r.id)
       r.tag = t and t.name or "latest"

@@ -3,7 +3,6 @@
 -- methods of a registry handle over its one database handle (self.db);
 -- datasets are moonhub.registry.datasets. Layer: lua/moonhub (portable SQL
 -- over moonhub.db).
-local db_null = require("moonhub.db").null
 
 local M = {}
 
@@ -80,9 +79,15 @@ end
 -- runs([{status=, kind=, limit=}]) -> newest first
 function M:runs(opts)
    opts = opts or {}
-   return self.db:query([[SELECT * FROM runs WHERE (:status IS NULL OR status = :status)
-      AND (:kind IS NULL OR kind = :kind) ORDER BY id DESC LIMIT :limit]],
-      { status = opts.status or db_null, kind = opts.kind or db_null, limit = opts.limit or -1 })
+   -- only the filters asked for: PostgreSQL cannot type a parameter that
+   -- stands alone in `:x IS NULL`; no limit is the largest one (both dialects)
+   local where = { "1 = 1" }
+   if opts.status then where[#where + 1] = "status = :status" end
+   if opts.kind then where[#where + 1] = "kind = :kind" end
+   return self.db:query("SELECT * FROM runs WHERE " .. table.concat(where, " AND ")
+      .. " ORDER BY id DESC LIMIT :limit",
+      { status = opts.status, kind = opts.kind,
+        limit = (opts.limit and opts.limit >= 0) and opts.limit or math.maxinteger })
 end
 
 function M:run_events(id)
@@ -95,9 +100,13 @@ end
 function M:add_step(id, s)
    return self.db:transaction(function(d)
       local now = os.time()
-      d:exec([[INSERT OR REPLACE INTO run_steps (run_id, step, loss, lr, grad_norm, tokens, tokens_per_s,
-         step_ms, peak_rss, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)]], id, s.step, s.loss, s.lr, s.grad_norm,
-         s.tokens, s.tokens_per_s, s.step_ms, s.peak_rss, now)
+      -- a step redone after a resume replaces its row (an upsert both dialects read)
+      d:exec([[INSERT INTO run_steps (run_id, step, loss, lr, grad_norm, tokens, tokens_per_s,
+         step_ms, peak_rss, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (run_id, step) DO UPDATE SET loss = excluded.loss, lr = excluded.lr,
+         grad_norm = excluded.grad_norm, tokens = excluded.tokens, tokens_per_s = excluded.tokens_per_s,
+         step_ms = excluded.step_ms, peak_rss = excluded.peak_rss, at = excluded.at]], id, s.step, s.loss,
+         s.lr, s.grad_norm, s.tokens, s.tokens_per_s, s.step_ms, s.peak_rss, now)
       -- runs.metrics stays for named results such as moonhub.eval's JSON
       d:exec("UPDATE runs SET step = ?, heartbeat_at = ? WHERE id = ?", s.step, now, id)
       local r = d:first("SELECT cancel_requested FROM runs WHERE id = ?", id)

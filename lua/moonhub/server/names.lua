@@ -51,7 +51,7 @@ function M.known(app)
    if app.default_ref then add(app.name) end
    for n in pairs(app.aliases) do add(n) end
    local home = require("moonhub").home()
-   if require("moonhub.fs").stat(home .. "/moonhub.db") then
+   if require("moonhub.registry").exists(home) then
       local reg = require("moonhub.models").open()
       if reg then
          local ok, rows = pcall(reg.list, reg)

@@ -30,7 +30,7 @@ end
 
 -- ===== the registry =====
 
-local function has_registry() return fs.stat(require("moonhub").home() .. "/moonhub.db") ~= nil end
+local function has_registry() return require("moonhub.registry").exists() end
 
 local function with_registry(fn)
    local reg, err = models.open()

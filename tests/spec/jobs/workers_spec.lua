@@ -1,0 +1,67 @@
+-- Specs for several `moonhub worker` processes on one SQLite home with
+-- stories260K: both workers take jobs, one is killed with SIGKILL mid-job,
+-- the other resumes that job from its last checkpoint and ends it with the
+-- losses of an uninterrupted run, step for step. Layer: tests (the CLI).
+local H = require "helpers.host"
+local data = require "helpers.data"
+local C = require "spec.jobs.common"
+
+local ARGS = "--model stories:base --data toy --lr 1e-2 --batch 4 --seed 3 --threads 1 --steps 300 "
+   .. "--checkpoint-every 40"
+
+-- owners(home, id) -> the worker ids named by the job's "running" events
+local function owners(home, id)
+   local out = {}
+   for _, e in ipairs(C.with(home, function(reg) return reg:run_events(id) end)) do
+      if e.status == "running" then out[#out + 1] = e.reason:match("worker (%S+)") end
+   end
+   return out
+end
+
+describe("several workers on one database #integration", function()
+   local home
+   before_each(function() home = C.setup(pending) end)
+   after_each(function() H.rmdir(home) end)
+
+   it("a worker killed with SIGKILL: another resumes its job from the checkpoint, same losses", function()
+      if not home then return end
+      local ref = C.enqueue(home, ARGS)
+      local id = C.enqueue(home, ARGS)
+      local pids = {}
+      for i = 1, 2 do pids[i] = C.bg(home, "worker --quiet --max-active 2 --lease 5") end
+      local victim = C.wait(function()
+         local j = C.job(home, id)
+         return j.status == "running" and j.step >= 90 and math.tointeger(tonumber(j.lease_owner:match(":(%d+):")))
+      end, "job " .. id .. " to pass step 90")
+      assert.is_truthy(victim == pids[1] or victim == pids[2], "held by one of our workers")
+      os.execute("kill -9 " .. victim)
+      C.wait_exit(victim)
+      local killed_at = C.job(home, id).step
+      assert.is_true(killed_at < 300, "killed before the end")
+      C.wait(function() return C.job(home, id).status == "succeeded" end, "the other worker to finish job " .. id,
+         9000)
+      C.wait(function() return C.job(home, ref).status == "succeeded" end, "job " .. ref)
+      local survivor = victim == pids[1] and pids[2] or pids[1]
+      assert.is_true(C.alive(survivor))
+      os.execute("kill " .. survivor)
+      C.wait_exit(survivor)
+      local want, got = C.losses(home, ref), C.losses(home, id)
+      assert.equal(300, #got)
+      for s = 1, 300 do
+         assert.equal(string.format("%.17g", want[s]), string.format("%.17g", got[s]), "step " .. s)
+      end
+      local who = owners(home, id)
+      assert.equal(2, #who, "claimed, then resumed once")
+      assert.matches(":" .. victim .. ":", who[1])
+      assert.matches(":" .. survivor .. ":", who[2])
+      local events = C.with(home, function(reg) return reg:run_events(id) end)
+      local states = {}
+      for i, e in ipairs(events) do states[i] = e.status end
+      assert.equal("queued running interrupted running succeeded", table.concat(states, " "))
+      assert.matches("^worker " .. victim .. " is gone %(at step %d+%)", events[3].reason)
+      assert.matches("resumed from the checkpoint at step %d+", H.read(C.job(home, id).artifacts .. "/log.txt"))
+      assert.equal("ok", C.integrity(home))
+   end)
+end)
+
+assert(data.root())
