@@ -21,16 +21,29 @@ local function owners(home, id)
 end
 
 describe("several workers on one database #integration", function()
-   local home
-   before_each(function() home = C.setup(pending) end)
-   after_each(function() H.rmdir(home) end)
+   local home, started
+   -- bg(args [, env]) -> pid: a worker this spec stops after the test, pass or fail
+   local function bg(args, env)
+      local pid = C.bg(home, args, env)
+      started[#started + 1] = pid
+      return pid
+   end
+   before_each(function()
+      home, started = C.setup(pending), {}
+   end)
+   after_each(function()
+      for _, pid in ipairs(started) do
+         if C.alive(pid) then os.execute("kill -9 " .. pid) end
+      end
+      H.rmdir(home)
+   end)
 
    it("a worker killed with SIGKILL: another resumes its job from the checkpoint, same losses", function()
       if not home then return end
       local ref = C.enqueue(home, ARGS)
       local id = C.enqueue(home, ARGS)
       local pids = {}
-      for i = 1, 2 do pids[i] = C.bg(home, "worker --quiet --max-active 2 --lease 5") end
+      for i = 1, 2 do pids[i] = bg("worker --quiet --max-active 2 --lease 5") end
       local victim = C.wait(function()
          local j = C.job(home, id)
          return j.status == "running" and j.step >= 90 and math.tointeger(tonumber(j.lease_owner:match(":(%d+):")))
@@ -72,10 +85,10 @@ describe("several workers on one database #integration", function()
       C.must(home, "worker --drain --quiet")
       local id = C.enqueue(home, args)
       -- worker a hangs before step 60 (no heartbeats; its pid stays alive) until it has lost the job
-      local a = C.bg(home, "worker --quiet --lease 2", "MOONHUB_JOBS_FAULT=stall:60")
+      local a = bg("worker --quiet --lease 2", "MOONHUB_JOBS_FAULT=stall:60")
       C.wait(function() local j = C.job(home, id); return j.lease_owner and j.lease_owner:find(":" .. a .. ":") end,
          "worker a to take the job")
-      local b = C.bg(home, "worker --quiet --lease 2")
+      local b = bg("worker --quiet --lease 2")
       C.wait(function() return C.job(home, id).status == "succeeded" end, "worker b to finish the job", 9000)
       local j = C.job(home, id)
       local log = H.read(j.artifacts .. "/log.txt")
