@@ -349,6 +349,7 @@ static int conn_run(lua_State *L)
     int bool_int = lua_toboolean(L, 3);
     lua_Integer n = luaL_checkinteger(L, 4);
     luaL_argcheck(L, n >= 0 && n <= MAX_PARAMS, 4, "parameter count out of range");
+    luaL_checkstack(L, (int)n + 8, "conn:run: too many parameters");
     lua_settop(L, 4 + (int)n);             /* missing values are nils */
     params p = { (int)n, NULL, NULL, NULL, NULL };
     if (n > 0) {                           /* in a userdata: freed by the GC if a bind raises */

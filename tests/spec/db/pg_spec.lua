@@ -105,6 +105,11 @@ describe("moonhub.db on PostgreSQL #integration", function()
       err = select(2, pcall(d.query, d, "SELECT ?", "a\0b"))
       assert.matches("parameter 1 is a string with a NUL byte", err)
       assert.equal(1, d:first("SELECT 1 AS one").one)      -- the connection is still good
+      -- many parameters: the binding makes room on the Lua stack for them
+      local ones = {}
+      for i = 1, 5000 do ones[i] = 1 end
+      local sql = "SELECT sum(x) AS n FROM (VALUES " .. string.rep("(?::int), ", 4999) .. "(?::int)) AS v(x)"
+      assert.equal(5000, d:first(sql, table.unpack(ones)).n)
    end)
 
    it("names the SQLSTATE and the statement in SQL errors", function()
