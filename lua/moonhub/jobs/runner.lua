@@ -97,7 +97,8 @@ local function base_path(cfg, dir, log)
 end
 
 -- Fault injection for the crash specs: MOONHUB_JOBS_FAULT=checkpoint:N makes
--- the checkpoint at step N fail as a full disk would.
+-- the checkpoint at step N fail as a full disk would; stall:N makes the
+-- worker hang before step N (no heartbeats) until its lease is lost.
 local function fault(what, step)
    local f = os.getenv("MOONHUB_JOBS_FAULT")
    return f ~= nil and f == what .. ":" .. step
@@ -127,16 +128,29 @@ function Run:heartbeat()
    return lease.renew(self.reg.db, self.job.id, self.owner, self.lease_s)
 end
 
--- lost(): the job belongs to another worker now; end without a transition
-function Run:lost()
-   self:log(string.format("lost the lease (worker %s); another worker resumes the job", self.owner))
+-- stall(s): the stall fault — behave as a hung worker, sending no
+-- heartbeat until the job is no longer ours (its lease expired and someone
+-- looked), at most 2 minutes; the next heartbeat then finds it lost
+function Run:stall(s)
+   self:log(string.format("stalling before step %d (MOONHUB_JOBS_FAULT)", s))
+   for _ = 1, 600 do
+      if self.owner == nil or not lease.holds(self.reg.db, self.job.id, self.owner) then return end
+      require("moonhub.db").sleep(200)
+   end
+end
+
+-- lost(where): the job belongs to another worker now; end without a transition
+function Run:lost(where)
+   self:log(string.format("lost the lease %s (worker %s); another worker resumes the job", where, self.owner))
    if self.logf then self.logf:close(); self.logf = nil end
    return "lost"
 end
 
 -- finish(to, reason, fields): the last transition; finished jobs are archived
 function Run:finish(to, reason, fields)
-   if self.owner and not lease.holds(self.reg.db, self.job.id, self.owner) then return self:lost() end
+   if self.owner and not lease.holds(self.reg.db, self.job.id, self.owner) then
+      return self:lost("before ending " .. to)
+   end
    self:log(to .. ": " .. reason)
    if self.logf then self.logf:close(); self.logf = nil end
    fields = fields or {}
@@ -250,6 +264,7 @@ function Run:loop()
    self:log(string.format("training %s on %s (%s), steps %d..%d", cfg.model, cfg.dataset_ref, cfg.method,
       self.start + 1, total))
    for s = self.start + 1, total do
+      if fault("stall", s) then self:stall(s) end
       local b, epoch = next_batch(s)
       local t0 = sys.now()
       local r = self.tr:step(b)
@@ -261,8 +276,9 @@ function Run:loop()
       end
       local rec = { step = s, loss = r.loss, lr = r.lr, grad_norm = r.grad_norm, tokens = r.tokens,
          tokens_per_s = r.tokens_per_s, step_ms = dt * 1000, peak_rss = fs.peak_rss(), epoch = epoch }
+      -- the lease first: a worker that lost the job records nothing more
+      if not self:heartbeat() then return self:lost("at step " .. s) end
       local cancel = self.reg:add_step(id, rec)
-      if not self:heartbeat() then return self:lost() end
       if self.opts.on_step then self.opts.on_step(id, rec, total) end
       if s % 10 == 0 or s == total then
          self:log(string.format("step %d/%d loss %.4f lr %.3g grad %.3g %.0f tok/s", s, total, r.loss, r.lr,
@@ -287,7 +303,9 @@ end
 
 function Run:succeed()
    local s = self.tr:info().step
-   if self.owner and not lease.holds(self.reg.db, self.job.id, self.owner) then return self:lost() end
+   if self.owner and not lease.holds(self.reg.db, self.job.id, self.owner) then
+      return self:lost("before publishing")
+   end
    if self.logf then self.logf:close(); self.logf = nil end
    local vid, err, path = self:publish()
    if err then return self:finish("failed", err) end
@@ -314,7 +332,7 @@ function M.run(reg, job, opts)
    fs.write(dir .. "/config.json", json.encode(cfg, { indent = true }) .. "\n")
    local ok, res, err = pcall(function()
       local sok, serr = self:setup()
-      if sok == false then return self:lost() end
+      if sok == false then return self:lost("while loading") end
       if not sok then return self:finish("failed", serr) end
       return self:loop()
    end)

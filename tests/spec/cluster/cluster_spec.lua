@@ -64,6 +64,25 @@ local function metric(text, name, label)
    return n
 end
 
+-- start_up(home, args) -> pid of `moonhub cluster ARGS` in the background,
+-- its output in home/up.out
+local function start_up(home, args)
+   local p = io.popen(string.format("MOONHUB_HOME=%s %s cluster %s >%s 2>&1 & echo $!", H.q(home), H.q(H.exe), args,
+      H.q(home .. "/up.out")))
+   local pid = math.tointeger(tonumber(p:read("l")))
+   p:close()
+   return pid
+end
+
+-- ready(home, pid) -> nginx's URL once `up` printed it; raises if up ended
+local function ready(home, pid)
+   return wait(function()
+      local out = H.read(home .. "/up.out") or ""
+      if not cluster.alive(pid) then error("cluster up ended: " .. out, 0) end
+      return out:match("ready at (http://127%.0%.0%.1:%d+)/v1")
+   end, "cluster up")
+end
+
 local JOB = { model = "stories:base", data = "toy", lr = 1e-2, batch = 4, seed = 3, threads = 1 }
 local function job(steps, ckpt)
    local t = { steps = steps, checkpoint_every = ckpt }
@@ -80,17 +99,10 @@ describe("moonhub cluster up 2 --workers 2 #integration", function()
       local home = H.tmpdir()
       local tmp = home .. "/t"
       os.execute("mkdir -p " .. H.q(tmp))
-      local up = io.popen(string.format("MOONHUB_HOME=%s %s cluster up 2 --workers 2 --port 0 --lease 5 --model %s "
-         .. ">%s 2>&1 & echo $!", H.q(home), H.q(H.exe), H.q(model), H.q(home .. "/up.out")))
-      local up_pid = math.tointeger(tonumber(up:read("l")))
-      up:close()
+      local up_pid = start_up(home, "up 2 --workers 2 --port 0 --lease 5 --model " .. H.q(model))
       local st
       local ok, err = pcall(function()
-         local url = wait(function()
-            local out = H.read(home .. "/up.out") or ""
-            if not cluster.alive(up_pid) then error("cluster up ended: " .. out, 0) end
-            return out:match("ready at (http://127%.0%.0%.1:%d+)/v1")
-         end, "cluster up")
+         local url = ready(home, up_pid)
          st = assert(cluster.read_state(home))
          assert.equal(2, #st.servers)
          assert.equal(2, #st.workers)
@@ -226,6 +238,39 @@ describe("moonhub cluster up 2 --workers 2 #integration", function()
       assert.matches("stopped", out)
       assert.is_true(#pids >= 6, "nginx, 2 servers, 2 workers, postgres")
       for _, pid in ipairs(pids) do assert.is_false(cluster.alive(pid), "pid " .. pid .. " still runs") end
+   end)
+
+   it("Ctrl-C in `cluster up` stops everything it started", function()
+      local model = data.need(MODEL, pending)
+      if not model or not data.need_cmd("nginx", pending) then return end
+      local bin, why = cluster.pg_bindir()
+      if not bin then return data.skip(why, pending) end
+      local home = H.tmpdir()
+      local up_pid = start_up(home, "up 1 --workers 1 --port 0 --model " .. H.q(model))
+      local pids = {}
+      local ok, err = pcall(function()
+         ready(home, up_pid)
+         pids = cluster.pids(assert(cluster.read_state(home)))
+         assert.equal(4, #pids, "nginx, a server, a worker, postgres")
+         os.execute("kill -INT " .. up_pid)          -- what Ctrl-C at its terminal sends
+         wait(function() return not cluster.alive(up_pid) end, "cluster up to end", 60)
+      end)
+      local out = H.read(home .. "/up.out") or ""
+      local left = cluster.read_state(home)
+      local still = {}
+      for _, pid in ipairs(pids) do
+         if cluster.alive(pid) then still[#still + 1] = pid end
+      end
+      if left then cluster.down(left) end         -- whatever up left behind, before judging it
+      if cluster.alive(up_pid) then os.execute("kill -KILL " .. up_pid) end
+      for _, pid in ipairs(pids) do
+         if cluster.alive(pid) then os.execute("kill -KILL " .. pid) end
+      end
+      H.rmdir(home)
+      if not ok then error(err, 0) end
+      assert.matches("moonhub cluster: stopping", out)
+      assert.is_nil(left, "the state file is removed")
+      assert.same({}, still, "every process up started has ended")
    end)
 end)
 
