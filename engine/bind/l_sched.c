@@ -15,6 +15,7 @@
 #include "mh/tensor.h"
 
 #define SCHED_MT "moonhub.sched"
+#define LORA_MT "moonhub.lora"            /* l_model.c's adapters: a box holding one mh_lora * */
 
 /* A Lua logits_processor handed down as an mh_logits_hook (synchronous use:
  * it runs inside s:next(), on the thread that called it). */
@@ -327,6 +328,52 @@ static void take_grammar(lua_State *L, int t, mh_sched_request *r)
     lua_pop(L, 2);
 }
 
+/* lora = {adapter | {adapter =, scale =}, ...} (adapters from model:load_lora)
+ * into a userdata of mh_lora_use (GC-owned) on the stack; the adapters stay
+ * alive in t until submit retains them. */
+static void read_loras(lua_State *L, int t, mh_sched_request *r)
+{
+    const char *fn = "sched:submit";
+    int ty = lua_getfield(L, t, "lora");
+    if (ty != LUA_TNIL && ty != LUA_TTABLE) luaL_error(L, "%s: lora must be a list of adapters, got %s", fn, luaL_typename(L, -1));
+    int n = ty == LUA_TTABLE ? (int)luaL_len(L, -1) : 0;
+    if (n > MH_MAX_SEQ_LORAS) luaL_error(L, "%s: at most %d adapters per request, got %d", fn, MH_MAX_SEQ_LORAS, n);
+    mh_lora_use *u = lua_newuserdatauv(L, sizeof *u * (size_t)(n ? n : 1), 0);
+    for (int i = 0; i < n; i++) {
+        lua_geti(L, -2, i + 1);
+        float scale = 1.0f;
+        if (lua_istable(L, -1)) {
+            scale = opt_float(L, lua_gettop(L), fn, "scale", 1.0f);
+            lua_getfield(L, -1, "adapter");
+            lua_remove(L, -2);
+        }
+        mh_lora **box = luaL_testudata(L, -1, LORA_MT);
+        if (!box || !*box) luaL_error(L, "%s: lora[%d] must be an adapter from load_lora (or {adapter =, scale =})", fn, i + 1);
+        u[i] = (mh_lora_use){ *box, scale };
+        lua_pop(L, 1);
+    }
+    lua_remove(L, -2);
+    r->loras = u;
+    r->n_loras = n;
+}
+
+/* processors = true (the threaded scheduler): the request's logits come out
+ * as "logits" events into a new (1, n_vocab) tensor, pushed (nil when not
+ * asked); s:resume(id) sends them back (docs/processors.md). */
+static void read_park(lua_State *L, int t, sched_box *b, mh_sched_request *r)
+{
+    lua_getfield(L, t, "processors");
+    bool want = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    if (!want) { lua_pushnil(L); return; }
+    if (b->sync) luaL_error(L, "sched:submit: processors = true needs the threaded scheduler; a synchronous "
+                            "one runs a logits_processor function");
+    int64_t shape[2] = { 1, b->n_vocab };
+    mh_err err = { 0 };
+    r->park = mh_tensor_new(MH_DTYPE_F32, 2, shape, &err);
+    mh_lua_push_tensor(L, r->park, "sched:submit", &err);   /* the box holds our reference */
+}
+
 /* ===== a Lua logits_processor (synchronous use only) ===== */
 
 static int hook_fn(void *ud, float *logits, int64_t n_vocab, const int32_t *tokens, int64_t n, mh_err *err)
@@ -451,8 +498,9 @@ static void read_spec(lua_State *L, int t, mh_sched_request *r)
 }
 
 /* s:submit{tokens=, max_tokens=, sampler fields..., logit_bias=, logprobs=,
- * eog_ids=, stop=, grammar=, logits_processor= (sync only)} -> id, channel |
- * nil, msg. A synchronous scheduler runs one request at a time and keeps
+ * eog_ids=, stop=, grammar=, lora=, logits_processor= (sync only),
+ * processors = true (threaded only)} -> id, channel, logits tensor | nil,
+ * msg. A synchronous scheduler runs one request at a time and keeps
  * its channel: it returns the id alone, and s:next() gives the events. */
 static int s_submit(lua_State *L)
 {
@@ -475,6 +523,9 @@ static int s_submit(lua_State *L)
     read_logprobs(L, 2, &r);
     read_stops(L, 2, &r);
     read_spec(L, 2, &r);
+    read_loras(L, 2, &r);
+    read_park(L, 2, b, &r);
+    int park_at = lua_gettop(L);
     lua_getfield(L, 2, "logits_processor");   /* checked before the grammar is taken */
     if (!lua_isnil(L, -1) && !b->sync)
         return luaL_error(L, "sched:submit: logits_processor (a Lua function) needs synchronous use "
@@ -496,7 +547,8 @@ static int s_submit(lua_State *L)
     lua_pushinteger(L, id);
     if (!b->sync) {
         mh_lua_push_chan(L, ch);
-        return 2;
+        lua_pushvalue(L, park_at);        /* the logits tensor, or nil */
+        return 3;
     }
     if (b->ch) mh_chan_release(b->ch);
     b->ch = ch;
@@ -505,7 +557,18 @@ static int s_submit(lua_State *L)
     return 1;
 }
 
-/* ===== cancel / stats ===== */
+/* ===== cancel / resume / stats ===== */
+
+/* s:resume(id[, error]) -> true when id was waiting on its logits: the loop
+ * samples from them (changed in place), or ends the request with error. */
+static int s_resume(lua_State *L)
+{
+    sched_box *b = luaL_checkudata(L, 1, SCHED_MT);
+    lua_Integer id = luaL_checkinteger(L, 2);
+    const char *msg = luaL_optstring(L, 3, NULL);
+    lua_pushboolean(L, b->s && mh_sched_resume(b->s, id, msg));
+    return 1;
+}
 
 static int s_cancel(lua_State *L)
 {
@@ -545,6 +608,8 @@ static int s_stats(lua_State *L)
     set_int(L, "spec_accepted", st.spec_accepted);
     set_int(L, "spec_steps", st.spec_steps);
     set_int(L, "spec_tokens", st.spec_tokens);
+    set_int(L, "parks", st.parks);
+    set_int(L, "lora_rows", st.lora_rows);
     return 1;
 }
 
@@ -600,6 +665,7 @@ static void push_settings(lua_State *L, const mh_sched_done_ev *ev)
     set_int(L, "top_logprobs", ev->n_top);
     set_bool(L, "grammar", ev->constrained);
     set_bool(L, "logits_processor", ev->processed);
+    if (ev->n_loras) set_int(L, "lora", ev->n_loras);
     if (ev->spec_mode > MH_SPEC_OFF) {
         lua_pushstring(L, ev->spec_mode == MH_SPEC_DRAFT ? "draft" : "ngram");
         lua_setfield(L, -2, "speculative");
@@ -657,6 +723,12 @@ static int push_event(lua_State *L, const char *data, size_t len, int tag, int w
         if (ev.n_text < 0 || (size_t)ev.n_text != len - sizeof ev) return 0;
         ev.message[sizeof ev.message - 1] = 0;
         push_done(L, &ev, data + sizeof ev);
+    } else if (tag == MH_SCHED_EV_LOGITS && len == sizeof(mh_sched_logits_ev)) {
+        mh_sched_logits_ev ev;
+        memcpy(&ev, data, sizeof ev);
+        lua_createtable(L, 0, 2);
+        set_bool(L, "logits", true);
+        set_int(L, "n_gen", ev.n_gen);
     } else {
         return 0;
     }
@@ -738,7 +810,7 @@ static int l_default_cache_bytes(lua_State *L)
 int luaopen_moonhub_core_sched(lua_State *L)
 {
     static const luaL_Reg methods[] = {
-        { "submit", s_submit }, { "cancel", s_cancel }, { "stats", s_stats }, { "embed", s_embed },
+        { "submit", s_submit }, { "cancel", s_cancel }, { "resume", s_resume }, { "stats", s_stats }, { "embed", s_embed },
         { "next", s_next }, { "tokens", s_tokens }, { "close", s_close }, { NULL, NULL },
     };
     static const luaL_Reg fns[] = {

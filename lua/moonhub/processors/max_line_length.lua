@@ -1,0 +1,41 @@
+-- moonhub.processors.max_line_length: a built-in logits processor that
+-- keeps every line of the output at most args.n characters: a token that
+-- would make the current line longer is not allowed (so the model breaks
+-- the line or ends). Layer: lua/moonhub (a processor: see
+-- moonhub.processors, docs/processors.md; moonhub.tensor for the mask).
+local P = require "moonhub.processors"
+local T = require "moonhub.tensor"
+
+local M = { description = "keep every line at most n characters: args {n = 80}" }
+
+-- first[id] = characters the token adds to the current line (whole text,
+-- or up to its first newline); tokens whose later lines are too long
+-- whatever comes before them get n + 1 (never allowed).
+function M.setup(args, ctx)
+   local n = args.n
+   if math.type(n) ~= "integer" and not (type(n) == "number" and n == math.floor(n)) or n < 1 or n > 1e6 then
+      error("args.n must be an integer in 1..1000000, got " .. tostring(n), 0)
+   end
+   n = math.tointeger(n)
+   local first = {}
+   for id0, p in ipairs(ctx.pieces()) do
+      local nl = p:find("\n", 1, true)
+      if not nl then first[id0] = P.chars(p)
+      else
+         local worst = 0
+         for line in p:sub(nl + 1):gmatch("[^\n]*") do worst = math.max(worst, P.chars(line)) end
+         first[id0] = worst > n and n + 1 or P.chars(p:sub(1, nl - 1))
+      end
+   end
+   return { n = n, first = T.tensor(first):view(1, #first) }
+end
+
+function M.process(state, logits, tokens, ctx)
+   local text = ctx.text(tokens)
+   local line = text:match("[^\n]*$")
+   local room = state.n - P.chars(line)
+   local banned = state.first:gt(T.full({ 1, 1 }, room))
+   logits:copy_(T.where(banned, T.full({ 1, 1 }, -math.huge), logits))
+end
+
+return M
