@@ -185,6 +185,19 @@ function M.for_request(model, list, opts)
    return out
 end
 
+-- version_base(ref) -> base row, adapter row | nil: the base version of a
+-- registered adapter version named by ref (name[:tag]); nil for anything else.
+function M.version_base(ref)
+   if type(ref) ~= "string" or ref == "" or ref:match("^[/.~]") then return nil end
+   local base, v = with_registry(function(reg)
+      local ok, row = pcall(reg.resolve, reg, ref)
+      if not ok or not row or not reg:is_adapter(row) then return nil end
+      return reg:base_of(row), row
+   end)
+   if base and v then return base, v end
+   return nil
+end
+
 -- for_load(ref, path, row) -> base path, {adapter}, adapter version, base
 -- version | path (not an adapter) | nil, msg. Called by moonhub.model.load
 -- with the adapter version's row, or with nil when path failed to load as a

@@ -199,11 +199,11 @@ function M.only(logits, ids)
    for i, id in ipairs(ids) do logits[{ 1, id + 1 }] = keep[i] end
 end
 
--- chars(s) -> characters of s (UTF-8 lead bytes: a character split over
--- two tokens counts once, in the token holding its first byte)
+-- chars(s) -> characters of s: UTF-8 code points, or bytes when s is not
+-- valid UTF-8 (a token holding part of a character counts each byte: a
+-- length limit errs on the short side).
 function M.chars(s)
-   local _, n = s:gsub("[^\128-\191]", "")
-   return n
+   return utf8.len(s) or #s
 end
 
 return M

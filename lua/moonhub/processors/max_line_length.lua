@@ -10,17 +10,20 @@ local M = { description = "keep every line at most n characters: args {n = 80}" 
 
 -- first[id] = characters the token adds to the current line (whole text,
 -- or up to its first newline); tokens whose later lines are too long
--- whatever comes before them get n + 1 (never allowed).
+-- whatever comes before them, and textless control tokens that do not
+-- end the generation, get n + 1 (never allowed).
 function M.setup(args, ctx)
    local n = args.n
    if math.type(n) ~= "integer" and not (type(n) == "number" and n == math.floor(n)) or n < 1 or n > 1e6 then
       error("args.n must be an integer in 1..1000000, got " .. tostring(n), 0)
    end
    n = math.tointeger(n)
-   local first = {}
+   local first, tok = {}, ctx.tokenizer
    for id0, p in ipairs(ctx.pieces()) do
       local nl = p:find("\n", 1, true)
-      if not nl then first[id0] = P.chars(p)
+      -- a control token other than an end (BOS...) is no way out of a full line
+      if p == "" then first[id0] = tok:is_eog(id0 - 1) and 0 or n + 1
+      elseif not nl then first[id0] = P.chars(p)
       else
          local worst = 0
          for line in p:sub(nl + 1):gmatch("[^\n]*") do worst = math.max(worst, P.chars(line)) end
