@@ -610,6 +610,7 @@ static int s_stats(lua_State *L)
     set_int(L, "spec_tokens", st.spec_tokens);
     set_int(L, "parks", st.parks);
     set_int(L, "lora_rows", st.lora_rows);
+    set_int(L, "lora_mixed_steps", st.lora_mixed_steps);
     return 1;
 }
 

@@ -418,10 +418,17 @@ static void step(mh_sched *s)
             run_rows_alone(s, n);
     }
     int64_t used = 0, lora_rows = 0;
+    bool mixed = false;                 /* rows with different adapters shared this forward */
     for (int i = 0; i < s->p.n_parallel; i++) used += mh_kv_cache_n_past(s->slots[i].cache);
-    for (int k = 0; k < n; k++) lora_rows += s->seqs[k].n_loras > 0;
+    for (int k = 0; k < n; k++) {
+        lora_rows += s->seqs[k].n_loras > 0;
+        mixed = mixed || s->seqs[k].n_loras != s->seqs[0].n_loras ||
+                (s->seqs[k].n_loras && memcmp(s->seqs[k].loras, s->seqs[0].loras,
+                                              sizeof(mh_lora_use) * (size_t)s->seqs[k].n_loras));
+    }
     pthread_mutex_lock(&s->mu);
     s->st.lora_rows += lora_rows;
+    s->st.lora_mixed_steps += mixed;
     for (int i = 0; i < s->p.n_parallel; i++) {
         sched_req *r = s->slots[i].r;
         if (!r) continue;

@@ -147,7 +147,7 @@ end
 --   store_hits, store_tokens, store_entries, store_bytes, store_budget,
 --   store_evictions, spec_drafted, spec_accepted, spec_steps, spec_tokens,
 --   parks (logits handed to processors), lora_rows (batch rows with their
---   own adapters)}
+--   own adapters), lora_mixed_steps (forwards whose rows had different ones)}
 function Sched:stats() return self._h:stats() end
 
 -- embed(ids) -> f32 tensor (n_embd): the model's sentence embedding, run

@@ -199,6 +199,7 @@ typedef struct mh_sched_stats {
     int64_t spec_drafted, spec_accepted, spec_steps, spec_tokens;
     int64_t parks;                        /* logits handed out to be processed */
     int64_t lora_rows;                    /* batch rows run with their own adapters */
+    int64_t lora_mixed_steps;             /* forwards whose rows had different adapters */
 } mh_sched_stats;
 
 /* A consistent snapshot. Any thread. */
