@@ -37,26 +37,43 @@ local function normalize(v, where)
    return v
 end
 
-local loaded = {}               -- path -> {mtime, proc}: a user file reloads when it changes
+local loaded = {}               -- path -> {mtime, size, proc}: a user file reloads when it changes
+local registered = {}           -- name -> proc, from register() (this process only)
 
--- find(name) -> processor | nil, msg. $MOONHUB_HOME/processors/NAME.lua
--- first (a user's file may replace a built-in), then the built-ins.
+-- register(name, fn | {setup =, process =}) -> true | nil, msg: a processor
+-- defined in Lua code (a script, the REPL) that requests of this process
+-- may name; it comes before the folder and the built-ins. nil unregisters.
+function M.register(name, v)
+   if not valid_name(name) then
+      return nil, string.format("processor names are letters, digits, '_' and '-', got %q", tostring(name))
+   end
+   if v == nil then registered[name] = nil return true end
+   local proc, err = normalize(v, "processor '" .. name .. "'")
+   if not proc then return nil, err end
+   registered[name] = proc
+   return true
+end
+
+-- find(name) -> processor | nil, msg. One registered in this process,
+-- else $MOONHUB_HOME/processors/NAME.lua (a user's file may replace a
+-- built-in), else a built-in.
 function M.find(name)
    if not valid_name(name) then
       return nil, string.format("processor names are letters, digits, '_' and '-', got %q", tostring(name))
    end
+   if registered[name] then return registered[name] end
    local path = M.dir() .. "/" .. name .. ".lua"
    local st = fs.stat(path)
    if st then
       local hit = loaded[path]
-      if hit and hit.mtime == st.mtime then return hit.proc end
+      if hit and hit.mtime == st.mtime and hit.size == st.size then return hit.proc end
       local chunk, err = loadfile(path, "t")
       if not chunk then return nil, string.format("processor '%s': %s", name, err) end
       local ok, v = pcall(chunk)
       if not ok then return nil, string.format("processor '%s': %s failed to load: %s", name, path, tostring(v)) end
       local proc, nerr = normalize(v, "processor '" .. name .. "': " .. path)
       if not proc then return nil, nerr end
-      loaded[path] = { mtime = st.mtime, proc = proc }
+      loaded[path] = { mtime = st.mtime, size = st.size, proc = proc }
       return proc
    end
    if is_builtin(name) then return normalize(require("moonhub.processors." .. name), name) end
@@ -64,10 +81,11 @@ function M.find(name)
       table.concat(M.BUILTIN, ", "), M.dir(), name)
 end
 
--- list() -> sorted names: the built-ins and the user folder's
+-- list() -> sorted names: the built-ins, the user folder's, the registered
 function M.list()
    local seen, out = {}, {}
    for _, n in ipairs(M.BUILTIN) do seen[n] = true end
+   for n in pairs(registered) do seen[n] = true end
    for _, f in ipairs(fs.list(M.dir()) or {}) do
       local n = f:match("^(.+)%.lua$")
       if n and valid_name(n) then seen[n] = true end
