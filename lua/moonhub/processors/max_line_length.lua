@@ -1,21 +1,21 @@
 -- moonhub.processors.max_line_length: a built-in logits processor that
--- keeps every line of the output at most args.n characters: a token that
+-- keeps every line of the output at most args.length characters: a token that
 -- would make the current line longer is not allowed (so the model breaks
 -- the line or ends). Layer: lua/moonhub (a processor: see
 -- moonhub.processors, docs/processors.md; moonhub.tensor for the mask).
 local P = require "moonhub.processors"
 local T = require "moonhub.tensor"
 
-local M = { description = "keep every line at most n characters: args {n = 80}" }
+local M = { description = "keep every line at most length characters: args {length = 80}" }
 
--- first[id] = characters the token adds to the current line (whole text,
+-- n = args.length; first[id] = characters the token adds to the current line (whole text,
 -- or up to its first newline); tokens whose later lines are too long
 -- whatever comes before them, and textless control tokens that do not
 -- end the generation, get n + 1 (never allowed).
 function M.setup(args, ctx)
-   local n = args.n
-   if math.type(n) ~= "integer" and not (type(n) == "number" and n == math.floor(n)) or n < 1 or n > 1e6 then
-      error("args.n must be an integer in 1..1000000, got " .. tostring(n), 0)
+   local n = args.length
+   if type(n) ~= "number" or n ~= math.floor(n) or n < 1 or n > 1e6 then
+      error("args.length must be an integer in 1..1000000, got " .. tostring(n), 0)
    end
    n = math.tointeger(n)
    local first, tok = {}, ctx.tokenizer

@@ -55,12 +55,12 @@ describe("Lua logits processors #integration", function()
          { { { name = "force_prefix", args = { prefix = "The dragon" } } }, function(t)
             assert.equal("The dragon", t:sub(1, 10))
          end },
-         { { { name = "max_line_length", args = { n = 24 } } }, function(t)
+         { { { name = "max_line_length", args = { length = 24 } } }, function(t)
             assert.is_true(lines_within(t, 24), t)
             assert.is_true(#t > 100, t)             -- it kept writing, in short lines
          end },
          { { "ban_words" and { name = "ban_words", args = { words = { "Lily" } } },
-             { name = "max_line_length", args = { n = 30 } } }, function(t)
+             { name = "max_line_length", args = { length = 30 } } }, function(t)
             assert.is_nil(t:find("Lily", 1, true), t)
             assert.is_true(lines_within(t, 30), t)
          end },
@@ -136,7 +136,7 @@ describe("Lua logits processors #integration", function()
          { { { name = "ban_words" } }, "processor 'ban_words': args.words must be a non%-empty list" },
          { { { name = "ban_words", args = { words = { "" } } } }, "args.words%[1%] must be a non%-empty string" },
          { { { name = "force_prefix", args = { prefix = 3 } } }, "processor 'force_prefix': args.prefix" },
-         { { { name = "max_line_length", args = { n = 0 } } }, "processor 'max_line_length': args.n must be" },
+         { { { name = "max_line_length", args = { length = 0 } } }, "processor 'max_line_length': args.length must be" },
          { { { name = "../etc/x" } }, "processor names are letters" },
       }
       for _, c in ipairs(cases) do
