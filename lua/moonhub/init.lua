@@ -25,6 +25,7 @@ local lazy = {
    train = "moonhub.train",
    eval = "moonhub.eval",
    adapters = "moonhub.adapters",
+   processors = "moonhub.processors",
 }
 
 M.version = require("moonhub.core.sys").version

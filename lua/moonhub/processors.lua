@@ -157,7 +157,9 @@ end
 function M.prepare(specs, model)
    if specs == nil then return nil end
    if type(specs) ~= "table" then return nil, "processors must be a list of {name =, args =}", "args" end
-   if #specs > M.MAX then return nil, string.format("at most %d processors per request, got %d", M.MAX, #specs), "args" end
+   if #specs > M.MAX then
+      return nil, string.format("at most %d processors per request, got %d", M.MAX, #specs), "args"
+   end
    local chain = setmetatable({ list = {}, ctx = context(model) }, Chain)
    for i, spec in ipairs(specs) do
       if type(spec) == "string" then spec = { name = spec } end

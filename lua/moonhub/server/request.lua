@@ -56,10 +56,13 @@ local function named_list(body, field, extra, check)
       if not oa.is_object(x) then oa.wrong(where, string.format("an object {\"name\", \"%s\"}", extra), x, field) end
       for k in pairs(x) do
          if k ~= "name" and k ~= extra then
-            oa.fail(400, string.format("'%s.%s' is not an option; it takes name and %s", where, tostring(k), extra), field)
+            oa.fail(400, string.format("'%s.%s' is not an option; it takes name and %s", where, tostring(k), extra),
+               field)
          end
       end
-      if type(x.name) ~= "string" or x.name == "" then oa.wrong(where .. ".name", "a non-empty string", x.name, field) end
+      if type(x.name) ~= "string" or x.name == "" then
+         oa.wrong(where .. ".name", "a non-empty string", x.name, field)
+      end
       out[i] = { name = x.name, [extra] = check(where .. "." .. extra, x[extra]) }
    end
    return out
@@ -94,7 +97,9 @@ local function resolve_extensions(r, view, params)
    end
    if r.processors then
       local chain, err, why = require("moonhub.processors").prepare(r.processors, view.model)
-      if err then oa.fail(400, err, "processors", why == "unknown" and "unknown_processor" or "invalid_processor_args") end
+      if err then
+         oa.fail(400, err, "processors", why == "unknown" and "unknown_processor" or "invalid_processor_args")
+      end
       params.processors, params.chain = r.processors, chain
    end
 end

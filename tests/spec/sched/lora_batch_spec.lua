@@ -84,7 +84,7 @@ describe("per-request LoRA adapters batched together #integration", function()
    it("stories260K: two adapters and the base in one batch each match their single-request output", function()
       local path = data.need("models/stories260K.gguf", pending)
       if not path then return end
-      local m, ids, want = check(path, dir)
+      local m, _, want = check(path, dir)
       assert.equal(" a purple", m.tokenizer:decode(want[1].tokens):sub(1, 9))
       assert.equal(" a green", m.tokenizer:decode(want[2].tokens):sub(1, 8))
       -- one slot, same prompt: the next request must not reuse rows computed

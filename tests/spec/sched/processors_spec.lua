@@ -101,7 +101,8 @@ describe("Lua logits processors #integration", function()
       finally(function() P.register("boom_after3", nil) P.register("spin", nil) end)
       local alone = m:generate(PROMPT, { max_tokens = 40, temperature = 0 })
       -- on this thread the error ends the call
-      local ok, perr = pcall(m.generate, m, PROMPT, { max_tokens = 40, temperature = 0, processors = { "boom_after3" } })
+      local ok, perr = pcall(m.generate, m, PROMPT, { max_tokens = 40, temperature = 0,
+         processors = { "boom_after3" } })
       assert.is_false(ok)
       assert.matches("^generate: .*processor 'boom_after3' failed: .*boom at token 3", perr)
       local s = assert(mh.sched.new(m, { parallel = 3, ctx = 256 }))
@@ -136,7 +137,8 @@ describe("Lua logits processors #integration", function()
          { { { name = "ban_words" } }, "processor 'ban_words': args.words must be a non%-empty list" },
          { { { name = "ban_words", args = { words = { "" } } } }, "args.words%[1%] must be a non%-empty string" },
          { { { name = "force_prefix", args = { prefix = 3 } } }, "processor 'force_prefix': args.prefix" },
-         { { { name = "max_line_length", args = { length = 0 } } }, "processor 'max_line_length': args.length must be" },
+         { { { name = "max_line_length", args = { length = 0 } } },
+            "processor 'max_line_length': args.length must be" },
          { { { name = "../etc/x" } }, "processor names are letters" },
       }
       for _, c in ipairs(cases) do
@@ -184,13 +186,14 @@ return {
       assert.equal(0, code, err)
       assert.is_nil(out:find("%l"), out)
       assert.truthy(out:find("%u"), out)
-      out, err, code = host.run(home, cmd .. " --processor broken")
+      local _
+      _, err, code = host.run(home, cmd .. " --processor broken")
       assert.are_not.equal(0, code)
       assert.matches("processor 'broken' failed: .*no luck", err)
-      out, err, code = host.run(home, cmd .. " --processor nope")
+      _, err, code = host.run(home, cmd .. " --processor nope")
       assert.equal(1, code)
       assert.matches("unknown processor 'nope'", err)
-      out, err, code = host.run(home, cmd .. " --processor 'ban_words:[1'")
+      _, err, code = host.run(home, cmd .. " --processor 'ban_words:[1'")
       assert.equal(2, code)
       assert.matches("the args must be a JSON object", err)
    end)
