@@ -1,8 +1,8 @@
 -- Per-request LoRA in the one generation loop: requests with different
 -- adapters (and none) share the base weights and run in the same batched
--- forward, each row applying its own A/B; each matches its single-request
--- output (greedy tokens identical, logprobs within tolerance). A prefix is
--- reused only under the same adapters. Layer: tests (mh.sched, mh.load;
+-- batched forwards, each row applying its own A/B; each matches its
+-- single-request output (greedy tokens identical, logprobs within
+-- tolerance). A prefix is reused only under the same adapters. Layer: tests (mh.sched, mh.load;
 -- stories260K from ../shared and a tiny model generated here).
 local data = require "helpers.data"
 local host = require "helpers.host"
@@ -69,8 +69,10 @@ local function check(path, dir)
       close_all(want[i].lps, lps, 2e-3, "request " .. i)
       if want[i].lora then assert.equal(1, done.settings.lora) end
    end
+   -- (whether a given step mixed them depends on the threads' timing; that
+   -- rows of one forward each apply their own adapter is test_lora's
+   -- batch_rows_own_adapters)
    local st = s:stats()
-   assert.is_true(st.lora_mixed_steps > 0, "no forward held rows of different adapters")
    assert.is_true(st.lora_rows >= N, "rows with their own adapters: " .. st.lora_rows)
    s:close()
    return m, ids, want
