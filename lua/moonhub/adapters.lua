@@ -185,16 +185,27 @@ function M.for_request(model, list, opts)
    return out
 end
 
--- version_base(ref) -> base row, adapter row | nil: the base version of a
--- registered adapter version named by ref (name[:tag]); nil for anything else.
+-- version_base(ref) -> base row (.ref: a name for it), adapter row | nil:
+-- the base version of a registered adapter version named by ref
+-- (name[:tag]); nil for anything else.
 function M.version_base(ref)
    if type(ref) ~= "string" or ref == "" or ref:match("^[/.~]") then return nil end
    local base, v = with_registry(function(reg)
       local ok, row = pcall(reg.resolve, reg, ref)
       if not ok or not row or not reg:is_adapter(row) then return nil end
-      return reg:base_of(row), row
+      local b = reg:base_of(row)
+      if not b then return nil end
+      -- b.ref: a name the pool resolves to that version ("name" when it is
+      -- the newest, else "name:TAG" by one of its tags)
+      local newest = reg:resolve(b.model)
+      if newest and newest.id == b.id then b.ref = b.model
+      else
+         local t = reg.db:first("SELECT name FROM tags WHERE version_id = ? ORDER BY name LIMIT 1", b.id)
+         b.ref = t and (b.model .. ":" .. t.name) or nil
+      end
+      return b, row
    end)
-   if base and v then return base, v end
+   if base and v and base.ref then return base, v end
    return nil
 end
 

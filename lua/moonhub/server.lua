@@ -200,7 +200,7 @@ function App:adapter_route(r, ref)
    local shown, d = v.model .. ":" .. v.tag, self.pool.default
    local dpath = d and require("moonhub.models").resolve(d.ref)
    if dpath and require("moonhub.fs").same_file(dpath, base.path) then return d.ref, shown end
-   return base.model .. ":" .. base.tag, shown
+   return base.ref, shown
 end
 
 local STORED_OPTIONS = { "temperature", "top_p", "top_k", "min_p", "seed", "repeat_penalty", "presence_penalty",
