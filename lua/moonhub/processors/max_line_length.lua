@@ -12,12 +12,19 @@ local M = { description = "keep every line at most length characters: args {leng
 -- or up to its first newline); tokens whose later lines are too long
 -- whatever comes before them, and textless control tokens that do not
 -- end the generation, get n + 1 (never allowed).
+local memo = setmetatable({}, { __mode = "k" })   -- tokenizer -> {length -> state}: one scan each
+
 function M.setup(args, ctx)
    local n = args.length
    if type(n) ~= "number" or n ~= math.floor(n) or n < 1 or n > 1e6 then
       error("args.length must be an integer in 1..1000000, got " .. tostring(n), 0)
    end
    n = math.tointeger(n)
+   local per = memo[ctx.tokenizer] or { count = 0 }
+   memo[ctx.tokenizer] = per
+   if per[n] then return per[n] end
+   if per.count >= 16 then per = { count = 0 } memo[ctx.tokenizer] = per end   -- a bound on what clients keep
+   per.count = per.count + 1
    local first, tok = {}, ctx.tokenizer
    for id0, p in ipairs(ctx.pieces()) do
       local nl = p:find("\n", 1, true)
@@ -30,7 +37,8 @@ function M.setup(args, ctx)
          first[id0] = worst > n and n + 1 or P.chars(p:sub(1, nl - 1))
       end
    end
-   return { n = n, first = T.tensor(first):view(1, #first) }
+   per[n] = { n = n, first = T.tensor(first):view(1, #first) }
+   return per[n]
 end
 
 function M.process(state, logits, tokens, ctx)

@@ -86,9 +86,17 @@ describe("per-request LoRA adapters batched together #integration", function()
    it("stories260K: two adapters and the base in one batch each match their single-request output", function()
       local path = data.need("models/stories260K.gguf", pending)
       if not path then return end
-      local m, _, want = check(path, dir)
+      local m, ids, want = check(path, dir)
       assert.equal(" a purple", m.tokenizer:decode(want[1].tokens):sub(1, 9))
       assert.equal(" a green", m.tokenizer:decode(want[2].tokens):sub(1, 8))
+      -- model:generate on one cache, call after call: the rows it keeps are
+      -- reused only under the same adapters
+      local cache = m:new_cache(64)
+      for _, i in ipairs({ 1, 3, 2, 1 }) do
+         local _, st = m:generate(ids, { max_tokens = N, temperature = 0, ignore_eos = true, lora = want[i].lora,
+            cache = cache })
+         assert.same(want[i].tokens, st.tokens)
+      end
       -- one slot, same prompt: the next request must not reuse rows computed
       -- with another adapter, from the slot or the prefix store (which needs
       -- 16 tokens or more to step in)
