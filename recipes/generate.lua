@@ -38,6 +38,9 @@ p:option("--draft-p-min", "a draft model stops drafting at a token it gives less
 p:flag("-v --verbose", "after the stats line, print the settings the sampler ran with (stderr)")
 p:option("--lora", "apply a LoRA adapter: ADAPTER[:SCALE], a GGUF/safetensors file or a registered "
    .. "adapter (repeatable, up to 8; their effects add up)"):count("*")
+p:option("--processor", "a Lua logits processor: NAME[:JSON-ARGS], a built-in (ban_words, force_prefix, "
+   .. "max_line_length) or $MOONHUB_HOME/processors/NAME.lua (repeatable, run in order; docs/processors.md)")
+   :count("*")
 
 local a, code = cli.parse(p, arg)
 if not a then return code end
@@ -83,12 +86,20 @@ elseif a.system then
    return cli.fail("generate", "--system needs --template (NAME or auto)", 2)
 end
 
+local procs
+for _, spec in ipairs(a.processor) do
+   local pr, prerr = require("moonhub.processors").parse_cli(spec)
+   if not pr then return cli.fail("generate", prerr, 2) end
+   procs = procs or {}
+   procs[#procs + 1] = pr
+end
+
 local step, st = cli.try(model.stream, model, prompt, {
    max_tokens = a.max_tokens, temperature = a.temp, seed = a.seed, top_k = a.top_k,
    top_p = a.top_p, min_p = a.min_p, repeat_penalty = a.repeat_penalty,
    presence_penalty = a.presence_penalty, frequency_penalty = a.frequency_penalty,
    stop = a.stop, special = a.special, ignore_eos = a.ignore_eos, template = a.template,
-   json_schema = a.json_schema, json_object = a.json or nil,
+   json_schema = a.json_schema, json_object = a.json or nil, processors = procs,
 })
 for piece in step do
    io.write(piece)

@@ -46,8 +46,9 @@ p:option("--allowed-hosts", "comma-separated Host names to answer besides localh
 p:option("--cors", "comma-separated origins whose pages may call the API (* for any)")
 p:option("--alias", "NAME=MODEL: answer requests for NAME with MODEL (repeatable)"):count("*")
 p:option("--default-model", "model that answers requests naming an unknown model")
-p:option("--lora", "apply a LoRA adapter to --model: ADAPTER[:SCALE], a GGUF/safetensors file "
-   .. "or a registered adapter (repeatable, up to 8; their effects add up)"):count("*")
+p:option("--lora", "LoRA adapter for --model: ADAPTER[:SCALE] (a GGUF/safetensors file or a registered "
+   .. "adapter) applies to every request; NAME=ADAPTER[:SCALE] serves it to requests that ask for it "
+   .. "(\"lora\": [{\"name\": NAME}], docs/lora.md). Repeatable"):count("*")
 -- speculative decoding (docs/speculative.md)
 p:option("--draft", "speculative decoding for --model: a draft model sharing its tokenizer "
    .. "(path or registry name), or 'ngram' for prompt lookup (every model)")
@@ -160,7 +161,18 @@ end
 local function load(_, path, key)
    local m, lerr = mh.load(path, { ctx = a.ctx or config.least_ctx(path), threads = a.threads, kv_type = a.kv_type })
    if not m then return nil, lerr end
-   local lora_ok, lora_err = require("moonhub.adapters").apply(m, key == "default" and a.lora or nil)
+   -- --lora ADAPTER: on every request; --lora NAME=ADAPTER: per request, by name
+   local adapters, whole = require("moonhub.adapters"), {}
+   for _, spec in ipairs(key == "default" and a.lora or {}) do
+      local lname, lspec = adapters.parse_named(spec)
+      if lname then
+         local ok, rerr = m:add_lora(lname, lspec)
+         if not ok then m:close(); return nil, "--lora " .. spec .. ": " .. tostring(rerr) end
+      else
+         whole[#whole + 1] = spec
+      end
+   end
+   local lora_ok, lora_err = adapters.apply(m, whole)
    if not lora_ok then m:close(); return nil, lora_err end
    -- --draft: a draft model for the --model one, ngram lookup for all
    if a.draft and (a.draft == "ngram" or key == "default") then

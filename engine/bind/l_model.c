@@ -262,10 +262,14 @@ static int lora_gc(lua_State *L)
     return 0;
 }
 
-/* m:load_lora(path[, scale]) -> adapter | nil, msg (checked against this model) */
+/* m:load_lora(path[, scale]) -> adapter | nil, msg (checked against this
+ * model). Allowed while a scheduler runs on the model: it only reads the
+ * model's shapes, and per-request adapters are added to a serving model. */
 static int m_load_lora(lua_State *L)
 {
-    mh_model *m = check_model(L, 1);
+    mh_lua_model_box *mb = luaL_checkudata(L, 1, MODEL_MT);
+    if (!mb->m) return luaL_error(L, "model.load_lora: the model is closed");
+    const mh_model *m = mb->m;
     const char *path = luaL_checkstring(L, 2);
     float scale = (float)luaL_optnumber(L, 3, 1.0);
     mh_lora **box = lua_newuserdatauv(L, sizeof *box, 0);

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "bind.h"
+#include "l_sched.h"
 #include "mh/sched.h"
 #include "mh/loop.h"
 #include "mh/tensor.h"
@@ -463,8 +464,9 @@ static void read_spec(lua_State *L, int t, mh_sched_request *r)
 }
 
 /* s:submit{tokens=, max_tokens=, sampler fields..., logit_bias=, logprobs=,
- * eog_ids=, stop=, grammar=, logits_processor= (sync only)} -> id, channel |
- * nil, msg. A synchronous scheduler runs one request at a time and keeps
+ * eog_ids=, stop=, grammar=, lora=, logits_processor= (sync only),
+ * processors = true (threaded only)} -> id, channel, logits tensor | nil,
+ * msg. A synchronous scheduler runs one request at a time and keeps
  * its channel: it returns the id alone, and s:next() gives the events. */
 static int s_submit(lua_State *L)
 {
@@ -487,6 +489,9 @@ static int s_submit(lua_State *L)
     read_logprobs(L, 2, &r);
     read_stops(L, 2, &r);
     read_spec(L, 2, &r);
+    mhl_sched_read_loras(L, 2, &r);
+    mhl_sched_read_park(L, 2, b->sync, b->n_vocab, &r);
+    int park_at = lua_gettop(L);
     lua_getfield(L, 2, "logits_processor");   /* checked before the grammar is taken */
     if (!lua_isnil(L, -1) && !b->sync)
         return luaL_error(L, "sched:submit: logits_processor (a Lua function) needs synchronous use "
@@ -508,7 +513,8 @@ static int s_submit(lua_State *L)
     lua_pushinteger(L, id);
     if (!b->sync) {
         mh_lua_push_chan(L, ch);
-        return 2;
+        lua_pushvalue(L, park_at);        /* the logits tensor, or nil */
+        return 3;
     }
     if (b->ch) mh_chan_release(b->ch);
     b->ch = ch;
@@ -517,7 +523,18 @@ static int s_submit(lua_State *L)
     return 1;
 }
 
-/* ===== cancel / stats ===== */
+/* ===== cancel / resume / stats ===== */
+
+/* s:resume(id[, error]) -> true when id was waiting on its logits: the loop
+ * samples from them (changed in place), or ends the request with error. */
+static int s_resume(lua_State *L)
+{
+    sched_box *b = luaL_checkudata(L, 1, SCHED_MT);
+    lua_Integer id = luaL_checkinteger(L, 2);
+    const char *msg = luaL_optstring(L, 3, NULL);
+    lua_pushboolean(L, b->s && mh_sched_resume(b->s, id, msg));
+    return 1;
+}
 
 static int s_cancel(lua_State *L)
 {
@@ -560,6 +577,9 @@ static int s_stats(lua_State *L)
     set_int(L, "spec_accepted", st.spec_accepted);
     set_int(L, "spec_steps", st.spec_steps);
     set_int(L, "spec_tokens", st.spec_tokens);
+    set_int(L, "parks", st.parks);
+    set_int(L, "lora_rows", st.lora_rows);
+    set_int(L, "lora_mixed_steps", st.lora_mixed_steps);
     return 1;
 }
 
@@ -615,6 +635,7 @@ static void push_settings(lua_State *L, const mh_sched_done_ev *ev)
     set_int(L, "top_logprobs", ev->n_top);
     set_bool(L, "grammar", ev->constrained);
     set_bool(L, "logits_processor", ev->processed);
+    if (ev->n_loras) set_int(L, "lora", ev->n_loras);
     if (ev->spec_mode > MH_SPEC_OFF) {
         lua_pushstring(L, ev->spec_mode == MH_SPEC_DRAFT ? "draft" : "ngram");
         lua_setfield(L, -2, "speculative");
@@ -672,6 +693,12 @@ static int push_event(lua_State *L, const char *data, size_t len, int tag, int w
         if (ev.n_text < 0 || (size_t)ev.n_text != len - sizeof ev) return 0;
         ev.message[sizeof ev.message - 1] = 0;
         push_done(L, &ev, data + sizeof ev);
+    } else if (tag == MH_SCHED_EV_LOGITS && len == sizeof(mh_sched_logits_ev)) {
+        mh_sched_logits_ev ev;
+        memcpy(&ev, data, sizeof ev);
+        lua_createtable(L, 0, 2);
+        set_bool(L, "logits", true);
+        set_int(L, "n_gen", ev.n_gen);
     } else {
         return 0;
     }
@@ -753,7 +780,7 @@ static int l_default_cache_bytes(lua_State *L)
 int luaopen_moonhub_core_sched(lua_State *L)
 {
     static const luaL_Reg methods[] = {
-        { "submit", s_submit }, { "cancel", s_cancel }, { "stats", s_stats }, { "embed", s_embed },
+        { "submit", s_submit }, { "cancel", s_cancel }, { "resume", s_resume }, { "stats", s_stats }, { "embed", s_embed },
         { "next", s_next }, { "tokens", s_tokens }, { "close", s_close }, { NULL, NULL },
     };
     static const luaL_Reg fns[] = {

@@ -400,26 +400,29 @@ static void add_bias(float *x, const float *b, int64_t T, int64_t n)
         for (int64_t i = 0; i < n; i++) x[t * n + i] += b[i];
 }
 
-/* y: (T, rows) = x: (T, cols) through projection k of layer l: the base
- * weight, the LoRA adapters on it, then its bias. */
-static int proj(const mh_model *m, int64_t l, mh_proj k, const float *x, int64_t T, float *y, float *xa,
-                mh_err *err)
-{
-    const mh_layer *L = &m->layers[l];
-    const mh_weight *w = mh_layer_proj(L, k);
-    int st = mh_linear(w, x, T, y, err);
-    if (!st) st = mh_lora_apply(m, l, (int)k, x, T, y, xa, err);
-    if (!st) add_bias(y, mh_layer_bias(L, k), T, w->rows);
-    return st;
-}
-
 /* ===== forward ===== */
 
 typedef struct scratch {
     mh_runstate *rs;
     float *x, *xn, *q, *k, *v, *att, *tmp, *gate, *up;   /* (T, ...) rows */
     float *lora;                                         /* (T, max LoRA rank) */
+    const mh_batch_seq *seqs;                            /* (n_seqs): their own adapters */
+    int n_seqs;
 } scratch;
+
+/* y: (T, rows) = x: (T, cols) through projection k of layer l: the base
+ * weight, the LoRA adapters on it (the model's, each sequence's own), then
+ * its bias. */
+static int proj(const mh_model *m, int64_t l, mh_proj k, const float *x, int64_t T, float *y, const scratch *s,
+                mh_err *err)
+{
+    const mh_layer *L = &m->layers[l];
+    const mh_weight *w = mh_layer_proj(L, k);
+    int st = mh_linear(w, x, T, y, err);
+    if (!st) st = mh_lora_apply(m, l, (int)k, x, T, y, s->lora, s->seqs, s->n_seqs, err);
+    if (!st) add_bias(y, mh_layer_bias(L, k), T, w->rows);
+    return st;
+}
 
 /* Points s at the RunState's activation rows for T tokens (growing them)
  * and its attention slots at a size for every cache in the batch. */
@@ -434,9 +437,12 @@ static int scratch_bind(scratch *s, mh_runstate *rs, const mh_model *m, const mh
         n_ctx = seqs[i].cache->n_ctx > n_ctx ? seqs[i].cache->n_ctx : n_ctx;
     int st = grow(&rs->act, &rs->act_cap, t * (3 * E + 2 * qd + 2 * kvd + 2 * F), "activations", err);
     if (!st) st = grow_slots(rs, (size_t)(n_ctx + 66 * hp->head_dim), err);
-    if (!st) st = grow(&rs->lora, &rs->lora_cap, (size_t)mh_lora_scratch_len(m, T), "LoRA rows", err);
+    if (!st) st = grow(&rs->lora, &rs->lora_cap, (size_t)mh_lora_scratch_len(m, T, seqs, n_seqs),
+                           "LoRA rows", err);
     if (st) return st;
     s->lora = rs->lora;
+    s->seqs = seqs;
+    s->n_seqs = n_seqs;
     s->rs = rs;
     s->x = rs->act;
     s->xn = s->x + t * E;
@@ -486,22 +492,22 @@ static int layer_forward(mh_model *m, const mh_batch_seq *seqs, int n_seqs, int6
     int64_t E = hp->n_embd, F = hp->n_ff;
     int st;
     rmsnorm(s->xn, s->x, L->attn_norm, T, E, hp->rms_eps);
-    if ((st = proj(m, l, MH_PROJ_Q, s->xn, T, s->q, s->lora, err)) ||
-        (st = proj(m, l, MH_PROJ_K, s->xn, T, s->k, s->lora, err)) ||
-        (st = proj(m, l, MH_PROJ_V, s->xn, T, s->v, s->lora, err)))
+    if ((st = proj(m, l, MH_PROJ_Q, s->xn, T, s->q, s, err)) ||
+        (st = proj(m, l, MH_PROJ_K, s->xn, T, s->k, s, err)) ||
+        (st = proj(m, l, MH_PROJ_V, s->xn, T, s->v, s, err)))
         return st;
     for (int i = 0, r0 = 0; i < n_seqs; r0 += (int)seqs[i].n, i++)
         if ((st = seq_attention(m, &seqs[i], l, s, r0, err))) return st;
-    if ((st = proj(m, l, MH_PROJ_O, s->att, T, s->tmp, s->lora, err))) return st;
+    if ((st = proj(m, l, MH_PROJ_O, s->att, T, s->tmp, s, err))) return st;
     for (int64_t i = 0; i < T * E; i++) s->x[i] += s->tmp[i];
     rmsnorm(s->xn, s->x, L->ffn_norm, T, E, hp->rms_eps);
-    if ((st = proj(m, l, MH_PROJ_GATE, s->xn, T, s->gate, s->lora, err)) ||
-        (st = proj(m, l, MH_PROJ_UP, s->xn, T, s->up, s->lora, err)))
+    if ((st = proj(m, l, MH_PROJ_GATE, s->xn, T, s->gate, s, err)) ||
+        (st = proj(m, l, MH_PROJ_UP, s->xn, T, s->up, s, err)))
         return st;
     const mh_kernels *kn = mh_kernels_get();
     for (int64_t t = 0; t < T; t++)   /* row by row: ggml's vector chunks restart per row */
         kn->swiglu_llama(F, s->gate + t * F, s->up + t * F, s->gate + t * F);
-    if ((st = proj(m, l, MH_PROJ_DOWN, s->gate, T, s->tmp, s->lora, err))) return st;
+    if ((st = proj(m, l, MH_PROJ_DOWN, s->gate, T, s->tmp, s, err))) return st;
     for (int64_t i = 0; i < T * E; i++) s->x[i] += s->tmp[i];
     return MH_OK;
 }
@@ -522,6 +528,8 @@ static int check_batch(const mh_model *m, const mh_batch_seq *seqs, int n_seqs, 
         for (int j = 0; j < i; j++)
             if (seqs[j].cache == q->cache)
                 return mh_err_set(err, MH_EINVAL, "forward: cache used twice in one batch");
+        if (q->n_loras < 0 || q->n_loras > MH_MAX_SEQ_LORAS || (q->n_loras && !q->loras))
+            return mh_err_set(err, MH_EINVAL, "forward: sequence %d has a bad adapter list", i);
         for (int64_t t = 0; t < q->n; t++)
             if (q->tokens[t] < 0 || q->tokens[t] >= hp->n_vocab)
                 return mh_err_set(err, MH_EINVAL, "forward: token id %d outside the vocabulary (0..%lld)",
@@ -594,7 +602,7 @@ int mh_model_forward_batch(mh_model *m, mh_batch_seq *seqs, int n_seqs, mh_err *
 int mh_model_forward(mh_model *m, mh_kv_cache *c, const int32_t *tokens, int64_t T,
                      float *logits, bool all_logits, mh_err *err)
 {
-    mh_batch_seq q = { c, tokens, T, logits, all_logits, NULL };
+    mh_batch_seq q = { c, tokens, T, logits, all_logits, NULL, NULL, 0 };
     return mh_model_forward_batch(m, &q, 1, err);
 }
 
@@ -606,7 +614,7 @@ int mh_model_embed(mh_model *m, const int32_t *tokens, int64_t n, float *out, mh
     float *h = malloc(sizeof(float) * (size_t)(n * E));
     int st = !c ? MH_ENOMEM : !h ? mh_err_set(err, MH_ENOMEM, "embed: out of memory") : MH_OK;
     if (!st) {
-        mh_batch_seq q = { c, tokens, n, NULL, false, h };
+        mh_batch_seq q = { c, tokens, n, NULL, false, h, NULL, 0 };
         st = mh_model_forward_batch(m, &q, 1, err);
     }
     if (!st) {

@@ -6,6 +6,7 @@
  * in the forward pass.
  * Layer: engine/model; uses OpenBLAS. Adapters stay f32 and separate from the (possibly quantized)
  * base, so one base can serve several adapters. */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 #include "model_internal.h"
 
 struct mh_lora {
+    atomic_int refs;                   /* the loader's, each request's in flight */
     int64_t n_layer;
     float scale;                       /* lora_alpha / r */
     mh_lora_pair *pairs;               /* (n_layer * MH_LORA_TARGETS); a NULL a = none */
@@ -84,6 +86,8 @@ static int load_pair(const mh_model *m, mh_safetensors *st, int64_t l, int k, in
         p->b = tmp;
     }
     p->rank = r;
+    p->rows = rows;
+    p->cols = cols;
     return MH_OK;
 }
 
@@ -137,6 +141,8 @@ static int gguf_pair(const mh_model *m, const mh_gguf *g, int64_t l, int k, mh_l
     p->b = p->a ? gguf_f32(g, nb, &rb, r, err) : NULL;
     if (!p->a || !p->b) return err->code ? err->code : MH_EFORMAT;
     p->rank = r;
+    p->rows = rows;
+    p->cols = cols;
     return MH_OK;
 }
 
@@ -215,7 +221,10 @@ int mh_lora_load(const mh_model *m, const char *path, float scale_mult, mh_lora 
 {
     *out = NULL;
     mh_lora *lo = calloc(1, sizeof *lo);
-    if (lo) lo->n_layer = m->hp.n_layer;
+    if (lo) {
+        atomic_init(&lo->refs, 1);
+        lo->n_layer = m->hp.n_layer;
+    }
     if (!lo || !(lo->pairs = calloc((size_t)(m->hp.n_layer * MH_LORA_TARGETS), sizeof *lo->pairs))) {
         mh_lora_free(lo);
         return mh_err_set(err, MH_ENOMEM, "lora: out of memory");
@@ -236,9 +245,15 @@ int mh_lora_load(const mh_model *m, const char *path, float scale_mult, mh_lora 
     return MH_OK;
 }
 
+mh_lora *mh_lora_retain(mh_lora *lo)
+{
+    if (lo) atomic_fetch_add(&lo->refs, 1);
+    return lo;
+}
+
 void mh_lora_free(mh_lora *lo)
 {
-    if (!lo) return;
+    if (!lo || atomic_fetch_sub(&lo->refs, 1) > 1) return;
     for (int64_t i = 0; lo->pairs && i < lo->n_layer * MH_LORA_TARGETS; i++) {
         free(lo->pairs[i].a);
         free(lo->pairs[i].b);
@@ -247,12 +262,32 @@ void mh_lora_free(mh_lora *lo)
     free(lo);
 }
 
+int mh_lora_check(const mh_model *m, const mh_lora *lo, mh_err *err)
+{
+    if (!lo || lo->n_layer != m->hp.n_layer)
+        return mh_err_set(err, MH_EINVAL, "lora: the adapter was made for a model of %lld layers, this one has %lld",
+                          lo ? (long long)lo->n_layer : 0LL, (long long)m->hp.n_layer);
+    for (int64_t l = 0; l < lo->n_layer; l++)
+        for (int k = 0; k < MH_LORA_TARGETS; k++) {
+            const mh_lora_pair *p = &lo->pairs[l * MH_LORA_TARGETS + k];
+            int64_t rows, cols;
+            if (!p->a) continue;
+            target_shape(m, l, k, &rows, &cols);
+            if (rows != p->rows || cols != p->cols)
+                return mh_err_set(err, MH_EINVAL, "lora: the adapter's %s of layer %lld is (%lld,%lld), this "
+                                  "model's (%lld,%lld): it was made for another model",
+                                  mh_proj_name((mh_proj)k, MH_LAYOUT_GGUF), (long long)l, (long long)p->rows,
+                                  (long long)p->cols, (long long)rows, (long long)cols);
+        }
+    return MH_OK;
+}
+
 int mh_model_set_loras(mh_model *m, const mh_lora *const *list, int n, mh_err *err)
 {
     if (n < 0 || n > MH_MAX_LORAS)
         return mh_err_set(err, MH_EINVAL, "lora: at most %d adapters at once, got %d", MH_MAX_LORAS, n);
     for (int i = 0; i < n; i++)
-        if (!list[i] || list[i]->n_layer != m->hp.n_layer)
+        if (!list[i] || mh_lora_check(m, list[i], NULL))
             return mh_err_set(err, MH_EINVAL, "lora: adapter %d was made for another model", i + 1);
     for (int i = 0; i < n; i++) m->lora[i] = list[i];
     m->n_lora = n;
@@ -275,25 +310,44 @@ void mh_lora_addmm(const float *a, const float *b, int64_t r, int64_t rows, int6
                 b, (int)r, 1.0f, y, (int)rows);
 }
 
-int64_t mh_lora_scratch_len(const mh_model *m, int64_t T)
+int64_t mh_lora_scratch_len(const mh_model *m, int64_t T, const mh_batch_seq *seqs, int n_seqs)
 {
     int64_t r = 0;
     for (int i = 0; i < m->n_lora; i++) r = m->lora[i]->max_rank > r ? m->lora[i]->max_rank : r;
+    for (int i = 0; i < n_seqs; i++)
+        for (int j = 0; j < seqs[i].n_loras; j++)
+            if (seqs[i].loras[j].lora && seqs[i].loras[j].lora->max_rank > r) r = seqs[i].loras[j].lora->max_rank;
     return r * T;
 }
 
-/* y: (T, rows) += Σ scale · (x (T, cols) Aᵀ) Bᵀ over the model's adapters. */
-int mh_lora_apply(const mh_model *m, int64_t l, int k, const float *x, int64_t T, float *y, float *xa,
-                  mh_err *err)
+/* y: (T, rows) += scale · (x (T, cols) Aᵀ) Bᵀ of lo's pair on (l, k), if any. */
+static int add_one(const mh_model *m, const mh_lora *lo, float mult, int64_t l, int k, const float *x, int64_t T,
+                   float *y, float *xa, mh_err *err)
 {
-    for (int i = 0; i < m->n_lora; i++) {
-        const mh_lora *lo = m->lora[i];
-        const mh_lora_pair *p = &lo->pairs[l * MH_LORA_TARGETS + k];
-        if (!p->a) continue;
-        if (!xa) return mh_err_set(err, MH_EINVAL, "lora: no scratch for the adapter update");
-        int64_t rows, cols;
-        target_shape(m, l, k, &rows, &cols);
-        mh_lora_addmm(p->a, p->b, p->rank, rows, cols, lo->scale, x, T, y, xa);
-    }
+    const mh_lora_pair *p = &lo->pairs[l * MH_LORA_TARGETS + k];
+    if (!p->a || mult == 0.0f) return MH_OK;
+    if (!xa) return mh_err_set(err, MH_EINVAL, "lora: no scratch for the adapter update");
+    int64_t rows, cols;
+    target_shape(m, l, k, &rows, &cols);
+    mh_lora_addmm(p->a, p->b, p->rank, rows, cols, lo->scale * mult, x, T, y, xa);
     return MH_OK;
+}
+
+/* y: (T, rows) += Σ scale · (x (T, cols) Aᵀ) Bᵀ over the model's adapters
+ * (every row), then over each sequence's own on its rows only: a decoding
+ * row is one token, so its update is two thin sgemms of its own (rows
+ * without adapters cost nothing). */
+int mh_lora_apply(const mh_model *m, int64_t l, int k, const float *x, int64_t T, float *y, float *xa,
+                  const mh_batch_seq *seqs, int n_seqs, mh_err *err)
+{
+    int st = MH_OK;
+    for (int i = 0; !st && i < m->n_lora; i++) st = add_one(m, m->lora[i], 1.0f, l, k, x, T, y, xa, err);
+    if (st || !seqs) return st;
+    const mh_weight *w = mh_layer_proj(&m->layers[l], (mh_proj)k);
+    int64_t r0 = 0;
+    for (int i = 0; !st && i < n_seqs; r0 += seqs[i].n, i++)
+        for (int j = 0; !st && j < seqs[i].n_loras; j++)
+            st = add_one(m, seqs[i].loras[j].lora, seqs[i].loras[j].scale, l, k, x + r0 * w->cols, seqs[i].n,
+                         y + r0 * w->rows, xa, err);
+    return st;
 }

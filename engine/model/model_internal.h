@@ -36,13 +36,15 @@ typedef struct mh_lora_pair {
     float *a;                   /* (rank, cols) or NULL: this projection is not adapted */
     float *b;                   /* (rows, rank), rows in the base model's order */
     int64_t rank;
+    int64_t rows, cols;         /* the base projection's, checked before use on a model */
 } mh_lora_pair;
-/* y (T, rows) += scale (x Aᵀ) Bᵀ for each of the model's adapters on (l, k);
- * xa: the caller's scratch of mh_lora_scratch_len(m, T) floats (the
+/* y (T, rows) += scale (x Aᵀ) Bᵀ for each of the model's adapters on (l, k),
+ * then each sequence's own adapters on its rows (seqs in batch order, T
+ * rows in all); xa: the caller's scratch of mh_lora_scratch_len floats (the
  * forward's RunState holds it, so no call allocates and slots never share). */
 int mh_lora_apply(const mh_model *m, int64_t l, int k, const float *x, int64_t T, float *y, float *xa,
-                  mh_err *err);
-int64_t mh_lora_scratch_len(const mh_model *m, int64_t T);
+                  const struct mh_batch_seq *seqs, int n_seqs, mh_err *err);
+int64_t mh_lora_scratch_len(const mh_model *m, int64_t T, const struct mh_batch_seq *seqs, int n_seqs);
 /* The update itself: a (r, cols), b (rows, r), x (T, cols), y (T, rows), xa
  * (T, r) scratch. Two OpenBLAS sgemm calls, as the base's f32 path. */
 void mh_lora_addmm(const float *a, const float *b, int64_t r, int64_t rows, int64_t cols, float scale,

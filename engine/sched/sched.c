@@ -235,6 +235,28 @@ void mh_sched_free(mh_sched *s)
 
 /* ===== submit ===== */
 
+/* The request's own adapters (shapes against the model) and park buffer. */
+static int check_extras(const mh_sched *s, const mh_sched_request *r, mh_err *err)
+{
+    if (r->n_loras < 0 || r->n_loras > MH_MAX_SEQ_LORAS || (r->n_loras > 0 && !r->loras))
+        return mh_err_set(err, MH_EINVAL, "sched: at most %d adapters per request, got %d", MH_MAX_SEQ_LORAS,
+                          r->n_loras);
+    for (int i = 0; i < r->n_loras; i++) {
+        float sc = r->loras[i].scale;
+        if (!r->loras[i].lora || mh_lora_check(s->m, r->loras[i].lora, err))
+            return r->loras[i].lora ? MH_EINVAL : mh_err_set(err, MH_EINVAL, "sched: adapter %d is missing", i + 1);
+        if (!(sc == sc) || sc > 1e6f || sc < -1e6f)
+            return mh_err_set(err, MH_EINVAL, "sched: adapter %d's scale must be a finite number", i + 1);
+    }
+    if (r->park && (r->park->dtype != MH_DTYPE_F32 || !mh_tensor_is_contiguous(r->park) ||
+                    mh_tensor_numel(r->park) < s->n_vocab))
+        return mh_err_set(err, MH_EINVAL, "sched: the logits buffer must be a contiguous f32 tensor of %lld values",
+                          (long long)s->n_vocab);
+    if (r->park && s->sync)
+        return mh_err_set(err, MH_EINVAL, "sched: a synchronous scheduler runs processors through its hook");
+    return MH_OK;
+}
+
 static int check_request(const mh_sched *s, const mh_sched_request *r, mh_err *err)
 {
     if (!r->tokens || r->n_tokens < 1)
@@ -259,11 +281,13 @@ static int check_request(const mh_sched *s, const mh_sched_request *r, mh_err *e
         if (r->eog[i] < 0 || r->eog[i] >= s->n_vocab)
             return mh_err_set(err, MH_EINVAL, "sched: end-of-generation id %d outside the vocabulary",
                               r->eog[i]);
-    return MH_OK;
+    return check_extras(s, r, err);
 }
 
 static void req_free_parts(sched_req *q)
 {
+    for (int i = 0; i < q->n_loras; i++) mh_lora_free(q->loras[i].lora);
+    mh_tensor_release(q->park);
     mh_sched_text_free(q);
     mh_sampler_free(q->sampler);
     mh_sampler_free(q->dsampler);
@@ -297,6 +321,15 @@ static sched_req *req_new(const mh_sched *s, const mh_sched_request *r, mh_err *
     q->logprobs = r->logprobs || r->n_top > 0;
     q->con = r->constraint;
     q->hook = r->hook;
+    for (int i = 0; i < r->n_loras; i++) {
+        q->loras[i] = (mh_lora_use){ mh_lora_retain(r->loras[i].lora), r->loras[i].scale };
+        q->n_loras++;
+    }
+    if (r->park) {
+        mh_tensor_retain(r->park);
+        q->park = r->park;
+        q->spec_mode = MH_SPEC_OFF;      /* drafts would need processed logits per verified row */
+    }
     q->t_submit = mh_sched_now_ms();
     return q;
 }
@@ -342,7 +375,31 @@ int mh_sched_cancel(mh_sched *s, int64_t id)
         q->cancelled = 1;
         break;
     }
-    if (found) pthread_cond_signal(&s->cv);
+    if (found) {
+        s->kick = true;             /* a parked request is ended even when no slot steps */
+        pthread_cond_signal(&s->cv);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return found;
+}
+
+int mh_sched_resume(mh_sched *s, int64_t id, const char *error)
+{
+    if (!s) return 0;
+    int found = 0;
+    pthread_mutex_lock(&s->mu);
+    for (sched_req *q = s->live; q; q = q->next) {
+        if (q->id != id) continue;
+        if (q->park_state == PARK_WAIT) {
+            found = 1;
+            q->park_state = error ? PARK_FAIL : PARK_OK;
+            if (error) snprintf(q->park_msg, sizeof q->park_msg, "%s", error);
+            s->n_parked--;
+            s->kick = true;
+            pthread_cond_signal(&s->cv);
+        }
+        break;
+    }
     pthread_mutex_unlock(&s->mu);
     return found;
 }
@@ -367,7 +424,8 @@ static void fill_settings(const sched_req *r, mh_sched_done_ev *ev)
     ev->n_eog = r->n_eog;
     ev->logprobs = r->logprobs;
     ev->constrained = r->con.mask || r->con.accept;
-    ev->processed = r->hook.fn != NULL;
+    ev->processed = r->hook.fn != NULL || r->park != NULL;
+    ev->n_loras = r->n_loras;
     ev->stop_index = r->stop ? mh_stop_which(r->stop) : -1;
     ev->spec_mode = r->spec_mode;
     ev->spec_n_max = r->spec_n_max;
@@ -404,8 +462,11 @@ void mh_sched_finish(mh_sched *s, sched_slot *slot, sched_req *r, int reason, co
     mh_sched_text_flush(r);               /* what the stop matcher and decoder held */
     /* the slot's sequence goes to the prefix store before the slot is
      * released: nobody else touches it until this thread admits again */
-    if (slot && s->store.budget) mh_sched_store_put(&s->store, slot->hist, slot->n_hist, slot->cache);
+    if (slot && s->store.budget && !r->n_loras)     /* the store keys by ids only: base rows alone */
+        mh_sched_store_put(&s->store, slot->hist, slot->n_hist, slot->cache);
     pthread_mutex_lock(&s->mu);
+    if (r->park_state == PARK_WAIT) s->n_parked--;
+    if (slot) slot->parked = false;
     if (r->prev) r->prev->next = r->next;
     else s->live = r->next;
     if (r->next) r->next->prev = r->prev;

@@ -39,6 +39,14 @@ typedef struct sched_req {
     mh_sampler *dsampler;
     uint64_t rng;
     int64_t drafted, accepted, target_steps;
+    mh_lora_use loras[MH_MAX_SEQ_LORAS];   /* retained, released with the request */
+    int n_loras;
+    /* logits processed off the loop (docs/processors.md): park retained;
+     * park_state (s->mu) PARK_NONE, _WAIT (the logits are out), _OK or
+     * _FAIL (resumed, park_msg the error) */
+    mh_tensor *park;
+    int park_state;
+    char park_msg[200];
     struct sched_req *prev, *next;    /* live list (s->mu) */
     struct sched_req *qnext;          /* waiting queue (s->mu) */
 } sched_req;
@@ -92,6 +100,8 @@ int mh_sched_store_open(sched_store *st, const mh_model *m, mh_dtype type, const
  * that fails its checks is dropped with its entry. */
 int mh_sched_store_load(sched_store *st, sched_entry *e, mh_kv_cache *c, int64_t n);
 
+enum { PARK_NONE = 0, PARK_WAIT, PARK_OK, PARK_FAIL };
+
 typedef struct sched_slot {
     mh_kv_cache *cache;
     int32_t *hist;                /* (n_ctx) ids held in the cache, 0..n_hist-1 */
@@ -116,6 +126,11 @@ typedef struct sched_slot {
     float *dlogits;               /* (n_vocab) */
     float *q;                     /* (MH_SCHED_MAX_DRAFT, n_vocab) or NULL */
     float *p;                     /* (n_vocab) scratch for the model's probabilities */
+    /* per-request LoRA: the adapters the cache's rows were computed with
+     * (a prefix is reused only under the same ones) */
+    mh_lora_use lkey[MH_MAX_SEQ_LORAS];
+    int n_lkey;
+    bool parked;                  /* its logits are out (compute thread only) */
 } sched_slot;
 
 struct mh_sched {
@@ -133,6 +148,8 @@ struct mh_sched {
     pthread_mutex_t model_mu;     /* held by the compute thread for each step; mh_sched_embed */
     pthread_cond_t cv;
     bool stop;
+    bool kick;                    /* a resume or cancel to handle (s->mu) */
+    int n_parked;                 /* requests in PARK_WAIT (s->mu) */
     sched_req *q_head, *q_tail;   /* waiting, FIFO */
     sched_req *live;              /* waiting + running, for cancel */
     int64_t next_id;

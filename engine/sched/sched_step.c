@@ -27,6 +27,16 @@ static int64_t reusable(const sched_req *r, int64_t common)
     return common < r->n_tokens - 1 ? common : r->n_tokens - 1;
 }
 
+/* Whether sl's cached rows were computed with r's own adapters (same
+ * adapters, same scales, same order): only then is its prefix r's. */
+static bool same_loras(const sched_slot *sl, const sched_req *r)
+{
+    if (sl->n_lkey != r->n_loras) return false;
+    for (int i = 0; i < r->n_loras; i++)
+        if (sl->lkey[i].lora != r->loras[i].lora || sl->lkey[i].scale != r->loras[i].scale) return false;
+    return true;
+}
+
 /* The free slot to give r: the longest shared prefix, ties to the slot
  * unused longest (so recent histories stay for their followers). When the
  * prefix store holds a longer prefix (SCHED_STORE_MIN tokens at least),
@@ -38,13 +48,14 @@ static sched_slot *pick_slot(mh_sched *s, const sched_req *r, int64_t *common, s
     for (int i = 0; i < s->p.n_parallel; i++) {
         sched_slot *sl = &s->slots[i];
         if (sl->r) continue;
-        int64_t n = s->p.prefix_cache ? common_prefix(sl->hist, sl->n_hist, r->tokens, r->n_tokens) : 0;
+        int64_t n = s->p.prefix_cache && same_loras(sl, r)
+                        ? common_prefix(sl->hist, sl->n_hist, r->tokens, r->n_tokens) : 0;
         if (n > best_n || (n == best_n && sl->last_used < best->last_used)) { best = sl; best_n = n; }
         if (!oldest || sl->last_used < oldest->last_used) oldest = sl;
     }
     *common = best_n;
     *from = NULL;
-    if (!best || !s->store.budget) return best;
+    if (!best || !s->store.budget || r->n_loras) return best;   /* the store holds base rows only */
     int64_t n_store;
     sched_entry *e = mh_sched_store_match(&s->store, r->tokens, r->n_tokens, &n_store);
     int64_t gain = reusable(r, n_store);
@@ -63,6 +74,8 @@ static void admit_one(mh_sched *s, sched_slot *sl, sched_req *r, int64_t common,
     sl->restore = from;
     sl->restore_n = from ? keep : 0;
     if (from) keep = 0;
+    memcpy(sl->lkey, r->loras, sizeof r->loras);    /* the rows from here on are r's */
+    sl->n_lkey = r->n_loras;
     mh_kv_cache_truncate(sl->cache, keep);
     sl->n_hist = keep;
     sl->r = r;
@@ -130,23 +143,53 @@ static void admit(mh_sched *s, sched_req **doomed)
     }
 }
 
+/* Whether a step has something to do (under s->mu): a slot that is not
+ * parked, a waiting request and a free slot, or a resume or cancel. */
+static bool has_work(const mh_sched *s)
+{
+    return s->kick || s->st.running > s->n_parked || (s->st.waiting > 0 && s->st.running < s->p.n_parallel);
+}
+
+static int32_t sample_next(mh_sched *s, sched_slot *sl, float *lg, int vi);
+
+/* Slots whose processed logits came back (collected under s->mu in
+ * *resumed, their states reset): sampled from park, or ended on an error. */
+static void take_resumed(mh_sched *s, int *resumed, int n)
+{
+    for (int k = 0; k < n; k++) {
+        sched_slot *sl = &s->slots[resumed[k] >= 0 ? resumed[k] : -resumed[k] - 1];
+        sl->parked = false;
+        if (resumed[k] < 0) mh_sched_finish(s, sl, sl->r, MH_SCHED_ERROR, sl->r->park_msg);
+        else sample_next(s, sl, mh_tensor_data(sl->r->park), -1);
+    }
+}
+
 /* Waits for work (synchronous: returns false when there is none); returns
- * false when the scheduler stops. Ends cancelled requests and admits new ones. */
+ * false when the scheduler stops. Ends cancelled requests, samples resumed
+ * ones and admits new ones. */
 static bool next_round(mh_sched *s)
 {
     sched_req *doomed = NULL;
-    int cancel_slot[MH_SCHED_MAX_PARALLEL], n_cancel = 0;
+    int cancel_slot[MH_SCHED_MAX_PARALLEL], n_cancel = 0, resumed[MH_SCHED_MAX_PARALLEL], n_resumed = 0;
     pthread_mutex_lock(&s->mu);
-    while (!s->stop && s->st.running == 0 && s->st.waiting == 0) {
+    while (!s->stop && !has_work(s)) {
         if (s->sync) break;
         pthread_cond_wait(&s->cv, &s->mu);
     }
+    s->kick = false;
     if (s->stop || (s->st.running == 0 && s->st.waiting == 0)) { pthread_mutex_unlock(&s->mu); return false; }
-    for (int i = 0; i < s->p.n_parallel; i++)
-        if (s->slots[i].r && s->slots[i].r->cancelled) cancel_slot[n_cancel++] = i;
+    for (int i = 0; i < s->p.n_parallel; i++) {
+        sched_req *r = s->slots[i].r;
+        if (r && r->cancelled) cancel_slot[n_cancel++] = i;
+        else if (r && (r->park_state == PARK_OK || r->park_state == PARK_FAIL)) {
+            resumed[n_resumed++] = r->park_state == PARK_OK ? i : -i - 1;
+            r->park_state = PARK_NONE;
+        }
+    }
     admit(s, &doomed);
     pthread_mutex_unlock(&s->mu);
     load_restores(s);
+    take_resumed(s, resumed, n_resumed);
     for (int k = 0; k < n_cancel; k++) {
         sched_slot *sl = &s->slots[cancel_slot[k]];
         mh_sched_finish(s, sl, sl->r, MH_SCHED_CANCEL, NULL);
@@ -280,9 +323,10 @@ static int build_batch(mh_sched *s)
     int n = 0;
     for (int i = 0; i < s->p.n_parallel; i++) {
         sched_slot *sl = &s->slots[i];
-        if (!sl->r || !sl->decoding) continue;
+        if (!sl->r || !sl->decoding || sl->parked) continue;
         s->seqs[n] = (mh_batch_seq){ .cache = sl->cache, .tokens = sl->row, .n = 1 + sl->nd,
-                                     .logits = sl->logits, .all_logits = sl->nd > 0 };
+                                     .logits = sl->logits, .all_logits = sl->nd > 0,
+                                     .loras = sl->r->loras, .n_loras = sl->r->n_loras };
         s->seq_slot[n++] = i;
     }
     int64_t budget = s->p.prefill_chunk;
@@ -291,7 +335,7 @@ static int build_batch(mh_sched *s)
         int pick = -1;
         for (int i = 0; i < s->p.n_parallel; i++) {
             sched_slot *sl = &s->slots[i];
-            if (!sl->r || sl->decoding || taken[i]) continue;
+            if (!sl->r || sl->decoding || sl->parked || taken[i]) continue;
             if (pick < 0 || sl->r->id < s->slots[pick].r->id) pick = i;
         }
         if (pick < 0) break;
@@ -299,11 +343,31 @@ static int build_batch(mh_sched *s)
         sched_slot *sl = &s->slots[pick];
         int64_t left = sl->r->n_tokens - sl->fed, take = left < budget ? left : budget;
         s->seqs[n] = (mh_batch_seq){ .cache = sl->cache, .tokens = sl->r->tokens + sl->fed, .n = take,
-                                     .logits = take == left ? sl->logits : NULL };
+                                     .logits = take == left ? sl->logits : NULL,
+                                     .loras = sl->r->loras, .n_loras = sl->r->n_loras };
         s->seq_slot[n++] = pick;
         budget -= take;
     }
     return n;
+}
+
+/* Hands sl's logits out to be processed (docs/processors.md): copies them
+ * into the request's park tensor, pushes an MH_SCHED_EV_LOGITS event and
+ * keeps the slot out of the steps until mh_sched_resume. */
+static void park(mh_sched *s, sched_slot *sl)
+{
+    sched_req *r = sl->r;
+    if (r->n_gen >= r->max_tokens) { mh_sched_finish(s, sl, r, MH_SCHED_LENGTH, NULL); return; }
+    memcpy(mh_tensor_data(r->park), sl->logits, sizeof(float) * (size_t)s->n_vocab);
+    pthread_mutex_lock(&s->mu);
+    r->park_state = PARK_WAIT;
+    s->n_parked++;
+    s->st.parks++;
+    pthread_mutex_unlock(&s->mu);
+    sl->parked = true;
+    mh_sched_logits_ev ev = { .n_gen = r->n_gen };
+    if (mh_chan_push(r->out, MH_SCHED_EV_LOGITS, &ev, sizeof ev, NULL) != MH_OK)
+        mh_sched_finish(s, sl, r, MH_SCHED_CANCEL, NULL);     /* the reader closed its channel */
 }
 
 /* After row k ran: its tokens are in the cache; sample where logits came. */
@@ -325,7 +389,8 @@ static void after_row(mh_sched *s, int k)
         sl->r->t_prefilled = mh_sched_now_ms();
     }
     sl->r->target_steps++;
-    sample_next(s, sl, sl->logits, -1);
+    if (sl->r->park) park(s, sl);
+    else sample_next(s, sl, sl->logits, -1);
 }
 
 /* The batch failed: run each row alone so only the culprit gets the error. */
@@ -352,9 +417,18 @@ static void step(mh_sched *s)
         else
             run_rows_alone(s, n);
     }
-    int64_t used = 0;
+    int64_t used = 0, lora_rows = 0;
+    bool mixed = false;                 /* rows with different adapters shared this forward */
     for (int i = 0; i < s->p.n_parallel; i++) used += mh_kv_cache_n_past(s->slots[i].cache);
+    for (int k = 0; k < n; k++) {
+        lora_rows += s->seqs[k].n_loras > 0;
+        mixed = mixed || s->seqs[k].n_loras != s->seqs[0].n_loras ||
+                (s->seqs[k].n_loras && memcmp(s->seqs[k].loras, s->seqs[0].loras,
+                                              sizeof(mh_lora_use) * (size_t)s->seqs[k].n_loras));
+    }
     pthread_mutex_lock(&s->mu);
+    s->st.lora_rows += lora_rows;
+    s->st.lora_mixed_steps += mixed;
     for (int i = 0; i < s->p.n_parallel; i++) {
         sched_req *r = s->slots[i].r;
         if (!r) continue;

@@ -113,6 +113,102 @@ function M.apply(model, specs)
    return true
 end
 
+-- ===== adapters per request (docs/lora.md) =====
+-- A model keeps the adapters requests may pick by name in model.loras:
+-- NAME -> {adapter = (core handle), scale =, path =}; requests share the
+-- base weights and each row of a batch applies its own.
+
+-- parse_named("NAME=ADAPTER[:SCALE]") -> name, spec | nil (not that form:
+-- a plain ADAPTER[:SCALE], or a file whose name holds '=')
+function M.parse_named(spec)
+   if type(spec) ~= "string" or fs.stat(spec) then return nil end
+   local name, rest = spec:match("^([%w_][%w_.%-]*)=(.+)$")
+   return name, rest
+end
+
+-- register(model, name, spec) -> true | nil, msg: loads ADAPTER[:SCALE] (a
+-- file or a registered adapter, checked against model) under name.
+function M.register(model, name, spec)
+   if type(name) ~= "string" or not name:match("^[%w_][%w_.:%-]*$") then
+      return nil, string.format("adapter names are letters, digits and _ . : -, got %q", tostring(name))
+   end
+   local list, err = M.resolve(model, { spec })
+   if not list then return nil, err end
+   local a = list[1]
+   local h, lerr = model._h:load_lora(a.path, 1.0)
+   if not h then return nil, string.format("adapter '%s': %s", name, tostring(lerr)) end
+   model.loras = model.loras or {}
+   model.loras[name] = { adapter = h, scale = a.scale, path = a.path }
+   return true
+end
+
+-- lookup(model, name, files) -> entry | nil, msg: a name registered on the
+-- model, else a registered adapter version whose base is the model (loaded
+-- on first use and kept), else (files true) an adapter file.
+function M.lookup(model, name, files)
+   local known = model.loras and model.loras[name]
+   if known then return known end
+   local a = M.find(name)
+   if a and (a.base or files) then
+      local ok = M.register(model, name, name)
+      if ok then return model.loras[name] end
+   end
+   local names = {}
+   for k in pairs(model.loras or {}) do names[#names + 1] = k end
+   table.sort(names)
+   return nil, string.format("unknown adapter '%s': %s", name, #names > 0
+      and "this model serves " .. table.concat(names, ", ")
+      or "no adapter is registered for this model (serve --lora NAME=PATH, or a registered adapter of it)")
+end
+
+-- for_request(model, list, {files = bool}) -> {{adapter =, scale =}, ...} |
+-- nil, msg. list: names, or {name =, scale =} tables (Lua may also give
+-- {path =, scale =}); scale defaults to the one the name was registered with.
+function M.for_request(model, list, opts)
+   if list == nil then return nil end
+   if type(list) ~= "table" then return nil, "lora must be a list of {name =, scale =}" end
+   if #list > 8 then return nil, string.format("at most 8 adapters per request, got %d", #list) end
+   local files = opts and opts.files
+   local out = {}
+   for i, x in ipairs(list) do
+      if type(x) == "string" then x = { name = x } end
+      if type(x) ~= "table" then return nil, string.format("lora[%d] must be {name =, scale =}", i) end
+      local name = x.name or (files and x.path)
+      if type(name) ~= "string" or name == "" then return nil, string.format("lora[%d] has no name", i) end
+      if x.scale ~= nil and (type(x.scale) ~= "number" or x.scale ~= x.scale or math.abs(x.scale) > 1e6) then
+         return nil, string.format("lora[%d].scale must be a finite number", i)
+      end
+      local e, err = M.lookup(model, name, files)
+      if not e then return nil, err end
+      out[i] = { adapter = e.adapter, scale = x.scale or e.scale or 1.0 }
+   end
+   return out
+end
+
+-- version_base(ref) -> base row (.ref: a name for it), adapter row | nil:
+-- the base version of a registered adapter version named by ref
+-- (name[:tag]); nil for anything else.
+function M.version_base(ref)
+   if type(ref) ~= "string" or ref == "" or ref:match("^[/.~]") then return nil end
+   local base, v = with_registry(function(reg)
+      local ok, row = pcall(reg.resolve, reg, ref)
+      if not ok or not row or not reg:is_adapter(row) then return nil end
+      local b = reg:base_of(row)
+      if not b then return nil end
+      -- b.ref: a name the pool resolves to that version ("name" when it is
+      -- the newest, else "name:TAG" by one of its tags)
+      local newest = reg:resolve(b.model)
+      if newest and newest.id == b.id then b.ref = b.model
+      else
+         local t = reg.db:first("SELECT name FROM tags WHERE version_id = ? ORDER BY name LIMIT 1", b.id)
+         b.ref = t and (b.model .. ":" .. t.name) or nil
+      end
+      return b, row
+   end)
+   if base and v and base.ref then return base, v end
+   return nil
+end
+
 -- for_load(ref, path, row) -> base path, {adapter}, adapter version, base
 -- version | path (not an adapter) | nil, msg. Called by moonhub.model.load
 -- with the adapter version's row, or with nil when path failed to load as a

@@ -28,6 +28,7 @@ local lazy = {
    kvstate = "moonhub.kvstate",
    batch = "moonhub.batch",
    compare = "moonhub.compare",
+   processors = "moonhub.processors",
 }
 
 M.version = require("moonhub.core.sys").version

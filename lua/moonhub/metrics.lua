@@ -123,6 +123,8 @@ function Metrics:render(sched)
       { "moonhub_spec_accepted_tokens_total", st.spec_accepted },
       { "moonhub_spec_steps_total", st.spec_steps },
       { "moonhub_spec_step_tokens_total", st.spec_tokens },
+      { "moonhub_lora_rows_total", st.lora_rows }, { "moonhub_lora_mixed_steps_total", st.lora_mixed_steps },
+      { "moonhub_processor_parks_total", st.parks },
    }
    for _, g in ipairs(gauges) do
       line("# TYPE " .. g[1] .. " gauge")

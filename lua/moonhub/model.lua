@@ -209,6 +209,13 @@ function Model:set_adapters(list)
    self.adapters = type(list) == "string" and { list } or list
 end
 
+-- add_lora(name, "ADAPTER[:SCALE]") -> true | nil, msg: an adapter that
+-- calls and requests pick by name (opts.lora = {name}) while the model's
+-- own weights stay shared (docs/lora.md); serve --lora NAME=PATH does this.
+function Model:add_lora(name, spec)
+   return require("moonhub.adapters").register(self, name, spec)
+end
+
 function Model:close()
    if self._own_draft then self._own_draft:close() end
    self._own_draft, self.draft = nil, nil
@@ -290,10 +297,30 @@ local function grammar_of(self, opts)
    return g
 end
 
+-- opts.lora (this call's own adapters: names, paths, {name | path =, scale =})
+-- and opts.processors (named logits processors, docs/processors.md), run
+-- through the scheduler's logits hook together with opts.logits_processor.
+local function extras(self, opts)
+   local lora, err = require("moonhub.adapters").for_request(self, opts.lora, { files = true })
+   if err then error("generate: " .. err, 5) end
+   local chain, perr = require("moonhub.processors").prepare(opts.processors, self)
+   if perr then error("generate: " .. perr, 5) end
+   local fn = opts.logits_processor
+   if chain then
+      local user = fn
+      fn = function(logits, tokens)
+         if user then user(logits, tokens) end
+         chain:run(logits, tokens)
+      end
+   end
+   return lora, fn
+end
+
 -- The request table for the scheduler (nil fields take the C defaults).
 local function request(self, ids, opts, max_tokens, stops)
    local logprobs = opts.logprobs
    if logprobs ~= nil then logprobs = logprobs and true or false end
+   local lora, processor = extras(self, opts)
    return {
       tokens = ids, max_tokens = max_tokens, temperature = opts.temperature or opts.temp,
       top_k = opts.top_k, top_p = opts.top_p, min_p = opts.min_p,
@@ -302,19 +329,32 @@ local function request(self, ids, opts, max_tokens, stops)
       seed = opts.seed, logit_bias = opts.logit_bias, stop = stops,
       logprobs = logprobs, top_logprobs = opts.top_logprobs,
       eog_ids = opts.ignore_eos and {} or sched_lua.eog_ids(self.tokenizer),
-      grammar = grammar_of(self, opts), logits_processor = opts.logits_processor,
-      speculative = opts.speculative,
+      grammar = grammar_of(self, opts), logits_processor = processor,
+      speculative = opts.speculative, lora = lora,
    }
 end
 
--- A one-slot scheduler over cache that reuses what the last one left there.
-local function run_on(self, cache)
+-- The identity of a call's adapters: a cache's rows are reused only under
+-- the same ones.
+local function lora_key(list)
+   local parts = {}
+   for i, a in ipairs(list or {}) do parts[i] = tostring(a.adapter) .. "*" .. string.format("%.9g", a.scale) end
+   return table.concat(parts, ",")
+end
+local cache_lora = setmetatable({}, { __mode = "k" })
+
+-- A one-slot scheduler over cache that reuses what the last one left there
+-- (computed with the adapters of key: another key starts afresh), or the
+-- tokens of a KV state loaded into it (computed without adapters).
+local function run_on(self, cache, key)
    local prev, hist = cache_runs[cache], cache_ids[cache] or {}
    cache_ids[cache] = nil
+   if key ~= "" and not prev then hist = {} end
    if prev then
-      hist = prev:tokens()
+      hist = cache_lora[cache] == key and prev:tokens() or {}
       prev:close()            -- an interrupted stream's request ends here
    end
+   cache_lora[cache] = key
    local d = self.draft
    local s = sched.new_sync(self._h, cache, hist, { tok = self.tokenizer._h,
       draft = type(d) == "table" and d._h or nil, draft_max = self.draft_max, draft_p_min = self.draft_p_min,
@@ -341,8 +381,9 @@ local function start(self, prompt, opts)
       local all = table.move(stops, 1, #stops, 1, {})
       stops = table.move(chat_stops, 1, #chat_stops, #all + 1, all)
    end
-   local s = run_on(self, cache)
-   local ok, id, err = pcall(s.submit, s, request(self, ids, opts, max_tokens, stops))
+   local req = request(self, ids, opts, max_tokens, stops)
+   local s = run_on(self, cache, lora_key(req.lora))
+   local ok, id, err = pcall(s.submit, s, req)
    if not ok then error("generate: " .. tostring(id):gsub("^sched:submit: ", ""), 3) end
    if not id then error("generate: " .. tostring(err):gsub("^sched: ", ""), 3) end
    local st = { prompt_tokens = #ids, prompt_processed = 0, generated = 0, tokens = {} }
@@ -443,7 +484,9 @@ end
 -- repeat_penalty, repeat_last_n, presence_penalty, frequency_penalty,
 -- logit_bias {[id] = bias}, seed, stop (string or list), logprobs,
 -- top_logprobs, ignore_eos, cache, logits_processor = function(logits,
--- tokens), grammar (from mh.grammar), json_schema (table or JSON text),
+-- tokens), processors = {{name =, args =}, ...} (docs/processors.md),
+-- lora = {name | path | {name =, scale =}, ...} (this call's own adapters,
+-- docs/lora.md), grammar (from mh.grammar), json_schema (table or JSON text),
 -- json_object = true, speculative = false | "draft" | "ngram" | {n_max =,
 -- ngram =} (docs/speculative.md; stats.acceptance_rate, .tokens_per_step).
 -- Unset options take the shared defaults

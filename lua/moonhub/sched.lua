@@ -112,8 +112,15 @@ end
 --   grammar = (from mh.grammar),
 --   eog = true (stop at the tokenizer's end-of-generation ids) | false,
 --   eog_ids = {...}, speculative = false | "draft" | "ngram" | {n_max =,
---   ngram = true | n, draft = true}} -> request | nil, msg
+--   ngram = true | n, draft = true},
+--   lora = {{adapter = (model:load_lora), scale = 1}, ...} (this request's
+--   own adapters, docs/lora.md),
+--   processors = {{name =, args =}, ...} (docs/processors.md) or a chain
+--   from moonhub.processors.prepare} -> request | nil, msg
 -- Unset fields take the defaults every path shares (moonhub.model.defaults()).
+-- With processors, the request's logits come to r:next() between two steps
+-- of the compute thread; it runs them there and sends them back (its slot
+-- sits out those steps, the others go on).
 function Sched:submit(req)
    if type(req) ~= "table" then
       error("sched:submit: expects a table {tokens = ..., ...}, got " .. type(req), 2)
@@ -125,16 +132,27 @@ function Sched:submit(req)
       plain.tokens = self.tokenizer:encode(plain.prompt)
    end
    if plain.eog_ids == nil and plain.eog ~= false then plain.eog_ids = self.eog_ids end
-   local id, ch = self._h:submit(plain)
+   local chain = plain.processors
+   if chain ~= nil and getmetatable(chain) == nil then
+      if type(self.model) ~= "table" then error("sched:submit: processors need a moonhub model (mh.load)", 2) end
+      local perr
+      chain, perr = require("moonhub.processors").prepare(chain, self.model)
+      if perr then return nil, perr end
+   end
+   plain.processors = chain ~= nil or nil
+   local id, ch, logits = self._h:submit(plain)
    if not id then return nil, ch end
-   return setmetatable({ id = id, _ch = ch, _s = self, done = false,
+   return setmetatable({ id = id, _ch = ch, _s = self, done = false, _chain = chain, _logits = logits,
+      _tokens = chain and {} or nil,
       logprobs = req.logprobs ~= nil and req.logprobs ~= false or (req.top_logprobs or 0) > 0 }, Request)
 end
 
 -- stats() -> {running, waiting, parallel, kv_used, kv_total, prefix_hits,
 --   prefix_tokens, prompt_tokens, generated_tokens, requests_done, steps,
 --   store_hits, store_tokens, store_entries, store_bytes, store_budget,
---   store_evictions, spec_drafted, spec_accepted, spec_steps, spec_tokens}
+--   store_evictions, spec_drafted, spec_accepted, spec_steps, spec_tokens,
+--   parks (logits handed to processors), lora_rows (batch rows with their
+--   own adapters), lora_mixed_steps (forwards whose rows had different ones)}
 function Sched:stats() return self._h:stats() end
 
 -- embed(ids) -> f32 tensor (n_embd): the model's sentence embedding, run
@@ -171,19 +189,29 @@ function Sched:close() self._h:close() end
 --      timings = {...}, settings = {...}} | nil after the final event
 -- Text is valid UTF-8 and never holds a stop string (with a model's
 -- tokenizer; a bare core model handle gives ids only).
+-- A request's processors see its logits here, in the caller's coroutine
+-- (the server's loop), and an error fails this request alone.
 function Request:next()
-   if self.done then return nil end
-   local data, tag = self._ch:recv()
-   if not data then
-      self.done = true
-      return nil
+   while true do
+      if self.done then return nil end
+      local data, tag = self._ch:recv()
+      if not data then
+         self.done = true
+         return nil
+      end
+      local ev = core.decode(data, tag, self.logprobs)
+      if not ev.logits then
+         if ev.done then
+            self.done = true
+            self.result = ev
+         elseif self._tokens then
+            self._tokens[#self._tokens + 1] = ev.token
+         end
+         return ev
+      end
+      local ok, err = pcall(self._chain.run, self._chain, self._logits, self._tokens)
+      self._s._h:resume(self.id, not ok and tostring(err) or nil)
    end
-   local ev = core.decode(data, tag, self.logprobs)
-   if ev.done then
-      self.done = true
-      self.result = ev
-   end
-   return ev
 end
 
 -- Asks the scheduler to end the request; a "cancel" final event follows.

@@ -111,7 +111,7 @@ function App:generate(ids, p, stops, on_text, should_stop, http_req)
       presence_penalty = p.presence_penalty, frequency_penalty = p.frequency_penalty,
       seed = p.seed, logit_bias = p.logit_bias, logprobs = p.top_logprobs or (p.logprobs and 0 or nil),
       eog = true, grammar = p.grammar, stop = stops,   -- text and stops: the scheduler's loop
-      speculative = p.speculative,
+      speculative = p.speculative, lora = p.lora, processors = request.chain(self.model, p),
    })
    if not req then oa.fail(400, tostring(err)) end
    if http_req then http_req:on_close(function() req:cancel() end) end   -- frees the slot at once
@@ -165,7 +165,8 @@ end
 -- r.keep_alive (checked already) applies when the request is done.
 function App:with_model(r, fn)
    if not self.pool then oa.fail(503, "no model is served") end
-   local ref = names.pick(self, r.model)
+   local ref, shown = names.pick(self, r.model), nil
+   if r.model and not self.pool:find(ref) then ref, shown = self:adapter_route(r, ref) end
    local e, err, status, public = self.pool:acquire(ref)
    local fallback = self.opts.default_model
    if not e and status == 404 and fallback and ref ~= fallback then
@@ -181,12 +182,27 @@ function App:with_model(r, fn)
          "model_load_failed")
    end
    self.model, self.sched = e.model, e.sched        -- for /metrics: the latest used
-   local view = setmetatable({ model = e.model, sched = e.sched, ctx = e.ctx, name = e.name, entry = e },
+   local view = setmetatable({ model = e.model, sched = e.sched, ctx = e.ctx, name = shown or e.name, entry = e },
       { __index = self })
    local ok, a, b, c = pcall(fn, view)
    self.pool:release(e, r.keep_alive)
    if not ok then error(a, 0) end
    return a, b, c
+end
+
+-- adapter_route(r, ref) -> ref to load, name to show: a model name that is
+-- a registered adapter version runs on its base's entry (the --model one
+-- when that is the base's file) with the adapter as the request's own, so
+-- it batches with the base's other requests (docs/lora.md).
+function App:adapter_route(r, ref)
+   local base, v = require("moonhub.adapters").version_base(ref)
+   if not base then return ref end
+   r.lora = r.lora or {}
+   table.insert(r.lora, 1, { name = ref })
+   local shown, d = v.model .. ":" .. v.tag, self.pool.default
+   local dpath = d and require("moonhub.models").resolve(d.ref)
+   if dpath and require("moonhub.fs").same_file(dpath, base.path) then return d.ref, shown end
+   return base.ref, shown
 end
 
 local STORED_OPTIONS = { "temperature", "top_p", "top_k", "min_p", "seed", "repeat_penalty", "presence_penalty",

@@ -191,7 +191,7 @@ static void test_forward_batch(void)
     mh_kv_cache *ra = mh_kv_cache_new(m, 64, &err), *rb = mh_kv_cache_new(m, 64, &err);
     float *la = malloc(sizeof(float) * 10 * V), *lb = malloc(sizeof(float) * V);
     float *xa = malloc(sizeof(float) * 10 * V), *xb = malloc(sizeof(float) * V);
-    mh_batch_seq seqs[2] = { { ca, a, 10, la, true, NULL }, { cb, b, 3, lb, false, NULL } };
+    mh_batch_seq seqs[2] = { { ca, a, 10, la, true, NULL, NULL, 0 }, { cb, b, 3, lb, false, NULL, NULL, 0 } };
     CHECK(mh_model_forward_batch(m, seqs, 2, &err) == MH_OK);
     CHECK(mh_model_forward(m, ra, a, 10, xa, true, &err) == MH_OK);
     CHECK(mh_model_forward(m, rb, b, 3, xb, false, &err) == MH_OK);
@@ -202,7 +202,7 @@ static void test_forward_batch(void)
      * attention weights are rounded to f16 (as llama.cpp), which can flip */
     CHECK_CLOSE(md, 0, 2e-3, 0);
     /* a decode step of both: one token each */
-    mh_batch_seq step[2] = { { ca, c1, 1, la, false, NULL }, { cb, c1, 1, lb, false, NULL } };
+    mh_batch_seq step[2] = { { ca, c1, 1, la, false, NULL, NULL, 0 }, { cb, c1, 1, lb, false, NULL, NULL, 0 } };
     CHECK(mh_model_forward_batch(m, step, 2, &err) == MH_OK);
     CHECK(mh_model_forward(m, ra, c1, 1, xa, false, &err) == MH_OK);
     CHECK(mh_model_forward(m, rb, c1, 1, xb, false, &err) == MH_OK);
@@ -212,10 +212,10 @@ static void test_forward_batch(void)
     CHECK(mh_kv_cache_n_past(ca) == 11 && mh_kv_cache_n_past(cb) == 4);
     /* a bad sequence leaves every cache untouched */
     int32_t bad[] = { (int32_t)V };
-    mh_batch_seq badb[2] = { { ca, c1, 1, la, false, NULL }, { cb, bad, 1, lb, false, NULL } };
+    mh_batch_seq badb[2] = { { ca, c1, 1, la, false, NULL, NULL, 0 }, { cb, bad, 1, lb, false, NULL, NULL, 0 } };
     CHECK(mh_model_forward_batch(m, badb, 2, &err) == MH_EINVAL);
     CHECK(mh_kv_cache_n_past(ca) == 11 && mh_kv_cache_n_past(cb) == 4);
-    mh_batch_seq twice[2] = { { ca, c1, 1, la, false, NULL }, { ca, c1, 1, lb, false, NULL } };
+    mh_batch_seq twice[2] = { { ca, c1, 1, la, false, NULL, NULL, 0 }, { ca, c1, 1, lb, false, NULL, NULL, 0 } };
     CHECK(mh_model_forward_batch(m, twice, 2, &err) == MH_EINVAL);
     mh_kv_cache_free(ca); mh_kv_cache_free(cb); mh_kv_cache_free(ra); mh_kv_cache_free(rb);
     free(la); free(lb); free(xa); free(xb);

@@ -124,6 +124,14 @@ int mh_model_forward(mh_model *m, mh_kv_cache *c, const int32_t *tokens, int64_t
  * together, so the weights are read once per step. logits (when non-NULL):
  * (n, n_vocab) when all_logits, else (1, n_vocab). Checks every sequence
  * before touching any cache; on failure no cache advances. */
+/* A LoRA adapter one sequence applies on top of the model's own (per-request
+ * adapters sharing one base: each row of a batch its own A/B, rows without
+ * any skip the update): scale multiplies the adapter's alpha / r. */
+typedef struct mh_lora_use {
+    struct mh_lora *lora;         /* borrowed for the call */
+    float scale;
+} mh_lora_use;
+
 typedef struct mh_batch_seq {
     mh_kv_cache *cache;
     const int32_t *tokens;
@@ -131,6 +139,8 @@ typedef struct mh_batch_seq {
     float *logits;
     bool all_logits;
     float *hidden;            /* (n, n_embd) final normed hidden states, or NULL */
+    const mh_lora_use *loras; /* (n_loras) this sequence's own adapters, or NULL */
+    int n_loras;
 } mh_batch_seq;
 int mh_model_forward_batch(mh_model *m, mh_batch_seq *seqs, int n_seqs, mh_err *err);
 
@@ -149,8 +159,18 @@ int mh_model_embed(mh_model *m, const int32_t *tokens, int64_t n, float *out, mh
  * projection costs ~2·r·(in+out) flops a token through OpenBLAS, with no
  * allocation (its scratch lives with the forward's other buffers). */
 typedef struct mh_lora mh_lora;
+/* *out: a new adapter with one reference. */
 int mh_lora_load(const mh_model *m, const char *path, float scale_mult, mh_lora **out, mh_err *err);
+/* Adapters are refcounted (a request in flight keeps its adapters, whoever
+ * drops them meanwhile): retain adds a reference (returns lo), free drops
+ * one and frees at zero. Any thread. NULL is a no-op. */
+mh_lora *mh_lora_retain(mh_lora *lo);
 void mh_lora_free(mh_lora *lo);
+/* MH_OK when lo's shapes are m's (loaded for m or for a model of the same
+ * shape), else MH_EINVAL naming the first mismatch. */
+int mh_lora_check(const mh_model *m, const mh_lora *lo, mh_err *err);
+/* Per-sequence adapters at most (mh_batch_seq.n_loras, a request's list). */
+#define MH_MAX_SEQ_LORAS 8
 int mh_model_set_loras(mh_model *m, const mh_lora *const *list, int n, mh_err *err);
 
 /* Rounds x (n) in place to the values dtype t can hold (f16, bf16). */

@@ -16,6 +16,7 @@
 #include "mh/sample.h"
 #include "mh/tokenizer.h"
 #include "mh/chan.h"
+#include "mh/tensor.h"
 
 #define MH_SCHED_MAX_TOP 20       /* most top logprobs per token */
 #define MH_SCHED_MAX_PARALLEL 256
@@ -84,6 +85,19 @@ typedef struct mh_sched_request {
     int spec_mode;
     int spec_n_max;               /* 0..MH_SCHED_MAX_DRAFT */
     int spec_ngram;               /* 0..8 */
+    /* per-request LoRA (docs/lora.md): adapters applied to this request's
+     * rows only, on top of the model's own, while other requests share the
+     * base weights in the same batched forward. Each is checked against the
+     * model and retained until the request ends (the list is copied). */
+    const mh_lora_use *loras;     /* (n_loras) or NULL */
+    int n_loras;                  /* 0..MH_MAX_SEQ_LORAS */
+    /* logits processed off the loop's thread (docs/processors.md): when
+     * set, each time the request is to sample, its logits are copied into
+     * park (f32, at least n_vocab elements; retained until the request
+     * ends), an MH_SCHED_EV_LOGITS event goes to its channel and its slot
+     * sits out the steps (the others go on) until mh_sched_resume; then
+     * the loop samples from park's (changed) values. No speculation. */
+    mh_tensor *park;
 } mh_sched_request;
 
 enum { MH_SPEC_DEFAULT = 0, MH_SPEC_OFF, MH_SPEC_DRAFT, MH_SPEC_NGRAM };
@@ -102,7 +116,13 @@ void mh_sched_request_init(mh_sched_request *r);
  * character split across tokens waits for its last byte, and bytes that can
  * never form one (or are cut off by the end) become U+FFFD. A stop string
  * never appears in it. */
-enum { MH_SCHED_EV_TOKEN = 1, MH_SCHED_EV_DONE = 2 };
+enum { MH_SCHED_EV_TOKEN = 1, MH_SCHED_EV_DONE = 2, MH_SCHED_EV_LOGITS = 3 };
+
+/* tag MH_SCHED_EV_LOGITS (requests with park): the request's logits wait in
+ * park; whoever reads the channel changes them and calls mh_sched_resume. */
+typedef struct mh_sched_logits_ev {
+    int64_t n_gen;                /* tokens generated so far */
+} mh_sched_logits_ev;
 enum { MH_SCHED_STOP = 0, MH_SCHED_LENGTH, MH_SCHED_CANCEL, MH_SCHED_ERROR };
 
 typedef struct mh_sched_token_ev {
@@ -127,7 +147,8 @@ typedef struct mh_sched_done_ev {
     mh_sampler_params sampler;
     int64_t max_tokens;
     int32_t n_stops, n_top, n_eog;
-    bool logprobs, constrained, processed;   /* constraint / logits hook set */
+    bool logprobs, constrained, processed;   /* constraint / logits hook or processors set */
+    int32_t n_loras;              /* the request's own adapters */
     int32_t stop_index;           /* the stop string that ended it, or -1 */
     /* speculation: spec_mode as run (MH_SPEC_OFF ... NGRAM), tokens drafted
      * and accepted, and the model's forwards that sampled for the request
@@ -156,6 +177,12 @@ mh_sched *mh_sched_new(mh_model *m, const mh_sched_params *p, mh_err *err);
  * (calls its free); on failure the caller still does. Any thread. */
 int64_t mh_sched_submit(mh_sched *s, const mh_sched_request *r, mh_chan *out, mh_err *err);
 
+/* Lets request id, parked on an MH_SCHED_EV_LOGITS event, go on: with
+ * error NULL the loop samples from its park tensor at the next step; else
+ * the request ends with reason MH_SCHED_ERROR and error as its message.
+ * Returns 1 when the request was parked, 0 otherwise. Any thread. */
+int mh_sched_resume(mh_sched *s, int64_t id, const char *error);
+
 /* Asks request id to end: at the next step its slot is freed and a "cancel"
  * final event pushed. Returns 1 when the request was live, 0 otherwise.
  * Any thread. */
@@ -176,6 +203,9 @@ typedef struct mh_sched_stats {
     /* speculation: tokens drafted and accepted, verifying forwards of
      * drafted slots (rows with drafts) and the tokens they emitted */
     int64_t spec_drafted, spec_accepted, spec_steps, spec_tokens;
+    int64_t parks;                        /* logits handed out to be processed */
+    int64_t lora_rows;                    /* batch rows run with their own adapters */
+    int64_t lora_mixed_steps;             /* forwards whose rows had different adapters */
 } mh_sched_stats;
 
 /* A consistent snapshot. Any thread. */

@@ -212,6 +212,7 @@ function M.request(body)
       max_tokens = oa.opt_int(body, "max_tokens", 1, nil, nil), stop = stop_sequences(body),
       messages = M.messages(body), echo = require("moonhub.server.openai_adapter").echo_settings(body) }
    r.tools, r.tool_choice = M.tools(body)
+   request.extensions(body, r)       -- moonhub's lora / processors (docs/lora.md, docs/processors.md)
    return r
 end
 

@@ -280,9 +280,9 @@ local function base_request(body, kind, extras)
    if opt_bool(body, "logprobs", false) then
       oa.fail(400, "'logprobs' is not supported on /api/*; POST /v1/chat/completions returns them", "logprobs")
    end
-   return { kind = kind, model = model, keep_alive = M.keep_alive(body.keep_alive), sampling = o.sampling,
-      max_tokens = o.max_tokens, stop = o.stop, num_ctx = o.num_ctx, n = 1, stream = stream,
-      format = M.format(body.format), tool_choice = "none" }
+   return request.extensions(body, { kind = kind, model = model, keep_alive = M.keep_alive(body.keep_alive),
+      sampling = o.sampling, max_tokens = o.max_tokens, stop = o.stop, num_ctx = o.num_ctx, n = 1, stream = stream,
+      format = M.format(body.format), tool_choice = "none" })
 end
 
 -- chat_request(body, extras) -> neutral request (r.empty: no messages,

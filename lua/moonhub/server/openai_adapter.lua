@@ -77,13 +77,13 @@ local function generation(body, kind)
    oa.common(body)
    local p = oa.sampling(body)
    local spec, draft_model = speculative(body)
-   return { kind = kind, model = oa.opt_string(body, "model"), keep_alive = keep_alive(body),
+   return request.extensions(body, { kind = kind, model = oa.opt_string(body, "model"), keep_alive = keep_alive(body),
       sampling = { temperature = p.temperature, top_p = p.top_p, top_k = p.top_k, min_p = p.min_p,
          presence_penalty = p.presence_penalty, frequency_penalty = p.frequency_penalty,
          repeat_penalty = p.repeat_penalty, seed = p.seed, logit_bias = p.logit_bias,
          speculative = spec, draft_model = draft_model },
       max_tokens = p.max_tokens, stop = p.stop, n = p.n, stream = p.stream, include_usage = p.include_usage,
-      store = oa.opt_bool(body, "store"), format = oa.response_format(body), echo = echo_settings(body) }
+      store = oa.opt_bool(body, "store"), format = oa.response_format(body), echo = echo_settings(body) })
 end
 
 function M.chat_request(body)

@@ -16,6 +16,8 @@
 --   n, stream, include_usage, logprobs (bool), top_logprobs (int), store
 --   echo        true: each choice carries the settings the sampler ran
 --               with ("moonhub": {"echo_settings": true}, docs/server.md)
+--   lora        {{name, scale?}} the request's own adapters (docs/lora.md)
+--   processors  {{name, args}} Lua logits processors (docs/processors.md)
 local oa = require "moonhub.openai"
 
 local M = {}
@@ -37,6 +39,81 @@ function M.keep_alive(v)
          or string.format("%q", v), M.MAX_KEEP_ALIVE)
    end
    return secs < 0 and -1.0 or secs
+end
+
+-- ===== moonhub's extensions: adapters and processors per request =====
+
+-- A list field of {"name": ..., KEY: ...} objects (or bare names) -> list | nil
+local function named_list(body, field, extra, check)
+   local v = body[field]
+   if oa.is_null(v) then return nil end
+   if not oa.is_array(v) then oa.wrong(field, string.format("an array of {\"name\", \"%s\"} objects", extra), v) end
+   if #v > 8 then oa.fail(400, string.format("'%s' takes at most 8 entries, got %d", field, #v), field) end
+   local out = {}
+   for i, x in ipairs(v) do
+      local where = string.format("%s[%d]", field, i - 1)
+      if type(x) == "string" then x = { name = x } end
+      if not oa.is_object(x) then oa.wrong(where, string.format("an object {\"name\", \"%s\"}", extra), x, field) end
+      for k in pairs(x) do
+         if k ~= "name" and k ~= extra then
+            oa.fail(400, string.format("'%s.%s' is not an option; it takes name and %s", where, tostring(k), extra),
+               field)
+         end
+      end
+      if type(x.name) ~= "string" or x.name == "" then
+         oa.wrong(where .. ".name", "a non-empty string", x.name, field)
+      end
+      out[i] = { name = x.name, [extra] = check(where .. "." .. extra, x[extra]) }
+   end
+   return out
+end
+
+-- extensions(body, r): "lora": [{"name", "scale"?}] and "processors":
+-- [{"name", "args"?}] into r, checked for their shape (every protocol
+-- adapter calls this; names are resolved against the model in prepare).
+function M.extensions(body, r)
+   r.lora = named_list(body, "lora", "scale", function(where, x)
+      if oa.is_null(x) then return nil end
+      if type(x) ~= "number" or x ~= x or math.abs(x) > 1e6 then oa.wrong(where, "a finite number", x, "lora") end
+      return x
+   end)
+   r.processors = named_list(body, "processors", "args", function(where, x)
+      if oa.is_null(x) then return {} end
+      if not oa.is_object(x) and not (type(x) == "table" and next(x) == nil) then
+         oa.wrong(where, "an object", x, "processors")
+      end
+      return x
+   end)
+   return r
+end
+
+-- The adapters and processors of r for view's model into params (400 for
+-- an unknown name or bad processor args).
+local function resolve_extensions(r, view, params)
+   if r.lora then
+      local list, err = require("moonhub.adapters").for_request(view.model, r.lora)
+      if not list then oa.fail(400, err, "lora", "unknown_adapter") end
+      params.lora = list
+   end
+   if r.processors then
+      local chain, err, why = require("moonhub.processors").prepare(r.processors, view.model)
+      if err then
+         oa.fail(400, err, "processors", why == "unknown" and "unknown_processor" or "invalid_processor_args")
+      end
+      params.processors, params.chain = r.processors, chain
+   end
+end
+
+-- chain(model, params) -> the processors of one generation: the chain
+-- prepare checked for the first, a fresh one (own state) for each other.
+function M.chain(model, params)
+   if not params.processors then return nil end
+   local c = params.chain
+   if c and not c.used then
+      c.used = true
+      return c
+   end
+   return (require("moonhub.processors").prepare(params.processors, model))
 end
 
 -- ===== binding to a model =====
@@ -95,6 +172,7 @@ function M.prepare(r, view)
    params.top_logprobs = r.logprobs and (r.top_logprobs or 0) or nil
    local with_tools = r.tools ~= nil and r.tool_choice ~= "none"
    params.grammar = grammar_for(view, r.format, r.tools, r.tool_choice)
+   resolve_extensions(r, view, params)
    local job = { prompts = {}, stops = {}, params = params, with_tools = with_tools }
    for _, x in ipairs(r.stop or {}) do job.stops[#job.stops + 1] = x end
    if r.kind == "chat" then

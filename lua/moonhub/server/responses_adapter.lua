@@ -195,6 +195,7 @@ function M.request(body)
       r.keep_alive = secs
    end
    r.tools, r.tool_choice = M.tools(body)
+   request.extensions(body, r)       -- moonhub's lora / processors (docs/lora.md, docs/processors.md)
    return r
 end
 

@@ -1,0 +1,18 @@
+/* l_sched.h: what l_sched.c (moonhub.core.sched) shares with
+ * l_sched_extra.c: readers of a submit table's per-request extensions.
+ * Layer: engine/bind. */
+#ifndef MH_L_SCHED_H
+#define MH_L_SCHED_H
+
+#include "bind.h"
+#include "mh/sched.h"
+
+/* t.lora = {adapter | {adapter =, scale =}, ...} into r->loras: a userdata
+ * (GC-owned) pushed on the stack; raises on a bad entry. */
+void mhl_sched_read_loras(lua_State *L, int t, mh_sched_request *r);
+
+/* t.processors = true: r->park = a new (1, n_vocab) f32 tensor, pushed
+ * (nil pushed when not asked); raises for a synchronous scheduler. */
+void mhl_sched_read_park(lua_State *L, int t, bool sync, int64_t n_vocab, mh_sched_request *r);
+
+#endif

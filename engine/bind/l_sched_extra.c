@@ -1,0 +1,62 @@
+/* l_sched_extra.c: the scheduler binding's per-request extensions read
+ * from a submit table: the request's own LoRA adapters and the logits
+ * buffer of a request whose processors run on the Lua side
+ * (docs/lora.md, docs/processors.md). Layer: engine/bind (mh/sched.h,
+ * l_model.c's adapter boxes; no math). */
+#include "l_sched.h"
+#include "mh/tensor.h"
+
+#define LORA_MT "moonhub.lora"            /* l_model.c's adapters: a box holding one mh_lora * */
+
+/* lora = {adapter | {adapter =, scale =}, ...} (adapters from model:load_lora)
+ * into a userdata of mh_lora_use (GC-owned) on the stack; the adapters stay
+ * alive in t until submit retains them. */
+void mhl_sched_read_loras(lua_State *L, int t, mh_sched_request *r)
+{
+    const char *fn = "sched:submit";
+    int ty = lua_getfield(L, t, "lora");
+    if (ty != LUA_TNIL && ty != LUA_TTABLE)
+        luaL_error(L, "%s: lora must be a list of adapters, got %s", fn, luaL_typename(L, -1));
+    int n = ty == LUA_TTABLE ? (int)luaL_len(L, -1) : 0;
+    if (n > MH_MAX_SEQ_LORAS) luaL_error(L, "%s: at most %d adapters per request, got %d", fn, MH_MAX_SEQ_LORAS, n);
+    mh_lora_use *u = lua_newuserdatauv(L, sizeof *u * (size_t)(n ? n : 1), 0);
+    for (int i = 0; i < n; i++) {
+        lua_geti(L, -2, i + 1);
+        float scale = 1.0f;
+        if (lua_istable(L, -1)) {
+            int ty2 = lua_getfield(L, -1, "scale");
+            if (ty2 != LUA_TNIL && ty2 != LUA_TNUMBER)
+                luaL_error(L, "%s: lora[%d].scale must be a number, got %s", fn, i + 1, luaL_typename(L, -1));
+            if (ty2 == LUA_TNUMBER) scale = (float)lua_tonumber(L, -1);
+            lua_pop(L, 1);
+            lua_getfield(L, -1, "adapter");
+            lua_remove(L, -2);
+        }
+        mh_lora **box = luaL_testudata(L, -1, LORA_MT);
+        if (!box || !*box)
+            luaL_error(L, "%s: lora[%d] must be an adapter from load_lora (or {adapter =, scale =})", fn, i + 1);
+        u[i] = (mh_lora_use){ *box, scale };
+        lua_pop(L, 1);
+    }
+    lua_remove(L, -2);
+    r->loras = u;
+    r->n_loras = n;
+}
+
+/* processors = true (the threaded scheduler): the request's logits come out
+ * as "logits" events into a new (1, n_vocab) tensor, pushed (nil when not
+ * asked); s:resume(id) sends them back (docs/processors.md). */
+void mhl_sched_read_park(lua_State *L, int t, bool sync, int64_t n_vocab, mh_sched_request *r)
+{
+    lua_getfield(L, t, "processors");
+    bool want = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    if (!want) { lua_pushnil(L); return; }
+    if (sync) luaL_error(L, "sched:submit: processors = true needs the threaded scheduler; a synchronous "
+                            "one runs a logits_processor function");
+    int64_t shape[2] = { 1, n_vocab };
+    mh_err err = { 0 };
+    r->park = mh_tensor_new(MH_DTYPE_F32, 2, shape, &err);
+    mh_lua_push_tensor(L, r->park, "sched:submit", &err);   /* the box holds our reference */
+}
+
