@@ -1,4 +1,5 @@
--- moonhub.create: write a randomly initialized llama/qwen2 model as GGUF
+-- moonhub.create: write a randomly initialized decoder model as GGUF
+-- (llama, mistral, qwen2, qwen3, gemma2, gemma3, phi3)
 -- (real shapes of known models, or a config), for tests and benchmarks.
 -- Layer: lua/moonhub (wraps moonhub.core.gguf_write; dkjson for config files).
 --
@@ -30,7 +31,47 @@ M.presets = {
    ["tinyllama-1.1b"] = { arch = "llama", n_layer = 22, n_embd = 2048, n_ff = 5632, n_head = 32,
             n_head_kv = 4, n_vocab = 32000, n_ctx = 2048, rope_base = 10000, rms_eps = 1e-5,
             tied = false },
+   ["mistral-7b-v0.1"] = { arch = "llama", n_layer = 32, n_embd = 4096, n_ff = 14336, n_head = 32,
+            n_head_kv = 8, n_vocab = 32000, n_ctx = 32768, rope_base = 10000, rms_eps = 1e-5,
+            tied = false, n_swa = 4096 },
+   ["qwen3-0.6b"] = { arch = "qwen3", n_layer = 28, n_embd = 1024, n_ff = 3072, n_head = 16,
+            n_head_kv = 8, head_dim = 128, n_vocab = 151936, n_ctx = 40960, rope_base = 1e6,
+            rms_eps = 1e-6, tied = true },
+   ["gemma-2-2b"] = { arch = "gemma2", n_layer = 26, n_embd = 2304, n_ff = 9216, n_head = 8,
+            n_head_kv = 4, head_dim = 256, n_vocab = 256000, n_ctx = 8192, rope_base = 10000,
+            rms_eps = 1e-6, tied = true, n_swa = 4096, attn_softcap = 50, final_softcap = 30 },
+   ["gemma-3-1b"] = { arch = "gemma3", n_layer = 26, n_embd = 1152, n_ff = 6912, n_head = 4,
+            n_head_kv = 1, head_dim = 256, n_vocab = 262144, n_ctx = 32768, rope_base = 1e6,
+            rope_base_swa = 10000, rms_eps = 1e-6, tied = true, n_swa = 512 },
+   ["phi-3.5-mini"] = { arch = "phi3", n_layer = 32, n_embd = 3072, n_ff = 8192, n_head = 32,
+            n_head_kv = 32, n_vocab = 32064, n_ctx = 131072, rope_base = 10000, rms_eps = 1e-5,
+            tied = false, longrope = true, rope_orig_ctx = 4096, n_swa = 262144 },
 }
+
+-- Tiny shapes of each architecture for tests (tests/fixtures/arch holds
+-- float64 reference logits for them): head_dim 32 so q8_0 KV caches work,
+-- weights wide enough (std) and windows/caps small enough that every
+-- feature changes the logits of a 12-token prompt.
+local tiny = { n_layer = 2, n_embd = 64, n_ff = 128, n_head = 2, n_head_kv = 1, n_vocab = 259,
+   n_ctx = 512, rope_base = 10000, rms_eps = 1e-6, tied = true, std = 0.25, norm_std = 0.1 }
+local function tiny_of(t)
+   local c = {}
+   for k, v in pairs(tiny) do c[k] = v end
+   for k, v in pairs(t) do c[k] = v end
+   return c
+end
+M.presets["tiny-qwen3"] = tiny_of({ arch = "qwen3", n_head = 4, n_head_kv = 2, head_dim = 32,
+   rope_base = 1e6 })
+M.presets["tiny-gemma2"] = tiny_of({ arch = "gemma2", n_swa = 5, attn_softcap = 2,
+   final_softcap = 3 })
+M.presets["tiny-gemma3"] = tiny_of({ arch = "gemma3", n_layer = 6, n_head = 4, n_head_kv = 2,
+   head_dim = 32, n_swa = 4, rope_base = 1e6, rope_base_swa = 10000, rope_scale_linear = 8 })
+M.presets["tiny-phi3"] = tiny_of({ arch = "phi3", n_head_kv = 2, tied = false, longrope = true,
+   rope_orig_ctx = 256, rms_eps = 1e-5 })
+M.presets["tiny-llama3"] = tiny_of({ arch = "llama", rope_base = 5e5, rope_factor = 8,
+   rope_low_freq = 1, rope_high_freq = 4, rope_orig_ctx = 64, rms_eps = 1e-5 })
+M.presets["tiny-llama-linear"] = tiny_of({ arch = "llama", rope_scale_linear = 4, rms_eps = 1e-5 })
+M.presets["tiny-mistral-swa"] = tiny_of({ arch = "llama", n_swa = 5, rms_eps = 1e-5 })
 
 -- Sorted preset names.
 function M.preset_names()
