@@ -62,12 +62,12 @@ local function tiny_of(t)
 end
 M.presets["tiny-qwen3"] = tiny_of({ arch = "qwen3", n_head = 4, n_head_kv = 2, head_dim = 32,
    rope_base = 1e6 })
-M.presets["tiny-gemma2"] = tiny_of({ arch = "gemma2", n_swa = 5, attn_softcap = 2,
-   final_softcap = 3 })
+M.presets["tiny-gemma2"] = tiny_of({ arch = "gemma2", n_layer = 26, n_swa = 5, attn_softcap = 2,
+   final_softcap = 3 })   -- 26 layers: llama.cpp runs gemma2 only at its 2b/9b/27b depths
 M.presets["tiny-gemma3"] = tiny_of({ arch = "gemma3", n_layer = 6, n_head = 4, n_head_kv = 2,
    head_dim = 32, n_swa = 4, rope_base = 1e6, rope_base_swa = 10000, rope_scale_linear = 8 })
 M.presets["tiny-phi3"] = tiny_of({ arch = "phi3", n_head_kv = 2, tied = false, longrope = true,
-   rope_orig_ctx = 256, rms_eps = 1e-5 })
+   rope_orig_ctx = 256, rms_eps = 1e-5, n_swa = 8 })   -- llama.cpp wants a window for phi3
 M.presets["tiny-llama3"] = tiny_of({ arch = "llama", rope_base = 5e5, rope_factor = 8,
    rope_low_freq = 1, rope_high_freq = 4, rope_orig_ctx = 64, rms_eps = 1e-5 })
 M.presets["tiny-llama-linear"] = tiny_of({ arch = "llama", rope_scale_linear = 4, rms_eps = 1e-5 })
