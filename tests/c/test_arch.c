@@ -234,10 +234,131 @@ static void test_references(void)
     CHECK(bad == 0);
 }
 
+/* A tiny model of preset-like config c at path (F32). */
+static int write_tiny(const char *arch, const char *path, mh_create_config *c, mh_err *err)
+{
+    *c = (mh_create_config){ .n_layer = 2, .n_embd = 64, .n_ff = 128, .n_head = 2, .n_head_kv = 1,
+                             .n_vocab = 259, .n_ctx = 512, .rope_base = 10000, .rms_eps = 1e-6,
+                             .tied = true, .std = 0.25 };
+    snprintf(c->arch, sizeof c->arch, "%s", arch);
+    snprintf(c->name, sizeof c->name, "tiny");
+    if (!strcmp(arch, "phi3")) { c->longrope = true; c->rope_orig_ctx = 256; c->n_swa = 8; }
+    if (!strcmp(arch, "gemma3")) { c->n_layer = 6; c->n_swa = 4; c->rope_base_swa = 10000; }
+    if (!strcmp(arch, "gemma2")) c->n_swa = 5;
+    mh_create_opts o = { .ftype = MH_FTYPE_ALL_F32, .seed = 1 };
+    return mh_create_model(c, &o, path, NULL, err);
+}
+
+/* Copies GGUF src to dst with one more string key (NULL: none) and without
+ * tensor `drop` (NULL: all kept). */
+static int rewrite(const char *src, const char *dst, const char *key, const char *val, const char *drop,
+                   mh_err *err)
+{
+    mh_gguf *g = NULL;
+    int st = mh_gguf_open(src, &g, err);
+    mh_gguf_writer *w = st ? NULL : mh_gguf_writer_new();
+    if (!w) { mh_gguf_close(g); return st ? st : MH_ENOMEM; }
+    for (int64_t i = 0; i < mh_gguf_n_kv(g) && !st; i++) st = mh_gguf_writer_copy_kv(w, mh_gguf_kv_at(g, i), err);
+    if (!st && key) st = mh_gguf_writer_set_str(w, key, val, strlen(val), err);
+    for (int64_t i = 0; i < mh_gguf_n_tensors(g) && !st; i++) {
+        const mh_gguf_tensor *t = mh_gguf_tensor_at(g, i);
+        if (!drop || strcmp(t->name, drop))
+            st = mh_gguf_writer_add_tensor(w, t->name, t->n_dims, t->ne, (mh_dtype)t->dtype, err);
+    }
+    if (!st) st = mh_gguf_writer_begin(w, dst, err);
+    for (int64_t i = 0; i < mh_gguf_n_tensors(g) && !st; i++) {
+        const mh_gguf_tensor *t = mh_gguf_tensor_at(g, i);
+        if (!drop || strcmp(t->name, drop)) st = mh_gguf_writer_write_data(w, t->data, (size_t)t->nbytes, err);
+    }
+    if (!st) st = mh_gguf_writer_finish(w, err);
+    mh_gguf_writer_free(w);
+    mh_gguf_close(g);
+    return st;
+}
+
+/* Files the engine cannot run right are refused with a message naming why. */
+static void test_bad_files(void)
+{
+    char a[128], b[128];
+    snprintf(a, sizeof a, "%s/a.gguf", tmpdir);
+    snprintf(b, sizeof b, "%s/b.gguf", tmpdir);
+    mh_create_config c;
+    mh_err err = {0};
+    mh_model *m = NULL;
+    CHECK(write_tiny("llama", a, &c, &err) == MH_OK);
+    CHECK(rewrite(a, b, "llama.rope.scaling.type", "yarn", NULL, &err) == MH_OK);
+    CHECK(mh_model_load(b, &m, &err) == MH_EFORMAT && m == NULL);
+    CHECK(strstr(err.msg, "'yarn' is not supported") != NULL);
+    CHECK(write_tiny("phi3", a, &c, &err) == MH_OK);
+    CHECK(rewrite(a, b, NULL, NULL, "rope_factors_short.weight", &err) == MH_OK);
+    CHECK(mh_model_load(b, &m, &err) == MH_EFORMAT);
+    CHECK(strstr(err.msg, "rope_factors_short") != NULL);
+    CHECK(write_tiny("qwen3", a, &c, &err) == MH_OK);
+    CHECK(rewrite(a, b, NULL, NULL, "blk.1.attn_k_norm.weight", &err) == MH_OK);
+    CHECK(mh_model_load(b, &m, &err) == MH_EFORMAT);
+    CHECK(strstr(err.msg, "blk.1.attn_k_norm.weight") != NULL);
+    CHECK(write_tiny("gemma2", a, &c, &err) == MH_OK);
+    CHECK(rewrite(a, b, NULL, NULL, "blk.0.post_ffw_norm.weight", &err) == MH_OK);
+    CHECK(mh_model_load(b, &m, &err) == MH_EFORMAT);
+    CHECK(strstr(err.msg, "blk.0.post_ffw_norm.weight") != NULL);
+    unlink(a);
+    unlink(b);
+}
+
+/* create refuses configs it cannot write, naming the field. */
+static void test_create_checks(void)
+{
+    char a[128];
+    snprintf(a, sizeof a, "%s/c.gguf", tmpdir);
+    mh_create_config c;
+    mh_err err = {0};
+    CHECK(write_tiny("gemma3", a, &c, &err) == MH_OK);
+    c.head_dim = 31;
+    CHECK(mh_create_check(&c, &err) == MH_EINVAL && strstr(err.msg, "head_dim"));
+    c.head_dim = 0;
+    c.n_swa = -1;
+    CHECK(mh_create_check(&c, &err) == MH_EINVAL && strstr(err.msg, "n_swa"));
+    c.n_swa = 4;
+    snprintf(c.arch, sizeof c.arch, "gemma4");
+    CHECK(mh_create_check(&c, &err) == MH_EINVAL && strstr(err.msg, "'gemma4'"));
+    snprintf(c.arch, sizeof c.arch, "phi3");
+    c.longrope = true;
+    c.rope_orig_ctx = 0;
+    CHECK(mh_create_check(&c, &err) == MH_EINVAL && strstr(err.msg, "longrope"));
+    unlink(a);
+}
+
+/* What the loader reads for gemma2/gemma3: layer kinds, scales, bases. */
+static void test_hparams(void)
+{
+    char a[128];
+    snprintf(a, sizeof a, "%s/h.gguf", tmpdir);
+    mh_create_config c;
+    mh_err err = {0};
+    mh_model *m = NULL;
+    CHECK(write_tiny("gemma3", a, &c, &err) == MH_OK && mh_model_load(a, &m, &err) == MH_OK);
+    const mh_hparams *hp = mh_model_hparams(m);
+    bool ok = hp->qk_norm && hp->post_norms && hp->gelu_ffn && hp->swa_pattern == 6 &&
+              hp->n_swa == 4 && hp->rope_base_swa == 10000.0f && fabsf(hp->embd_scale - 8.0f) < 1e-6f &&
+              mh_hparams_layer_swa(hp, 4) && !mh_hparams_layer_swa(hp, 5) && hp->final_softcap == 0;
+    mh_model_free(m);
+    CHECK(ok);
+    CHECK(write_tiny("gemma2", a, &c, &err) == MH_OK && mh_model_load(a, &m, &err) == MH_OK);
+    hp = mh_model_hparams(m);
+    ok = !hp->qk_norm && hp->post_norms && mh_hparams_layer_swa(hp, 0) && !mh_hparams_layer_swa(hp, 1) &&
+         hp->rope_neox && fabsf(hp->attn_scale - 1.0f / sqrtf(32.0f)) < 1e-7f;
+    mh_model_free(m);
+    CHECK(ok);
+    unlink(a);
+}
+
 int main(void)
 {
     if (!mkdtemp(tmpdir)) { perror("mkdtemp"); return 1; }
     TEST_RUN(test_references);
+    TEST_RUN(test_bad_files);
+    TEST_RUN(test_create_checks);
+    TEST_RUN(test_hparams);
     rmdir(tmpdir);
     return TEST_REPORT();
 }
