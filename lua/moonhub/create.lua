@@ -87,34 +87,72 @@ local function copy(t)
    return c
 end
 
+-- model_type -> arch (gemma3's multimodal config nests the text model)
+local HF_ARCH = { llama = "llama", mistral = "llama", qwen2 = "qwen2", qwen3 = "qwen3",
+   gemma2 = "gemma2", gemma3 = "gemma3", gemma3_text = "gemma3", phi3 = "phi3" }
+
+-- The architecture-specific fields of a Hugging Face config (c: our config).
+local function hf_extras(h, c, mt)
+   local rs = type(h.rope_scaling) == "table" and h.rope_scaling or {}
+   local rt = rs.rope_type or rs.type
+   if rt == "llama3" then
+      c.rope_factor, c.rope_low_freq = rs.factor, rs.low_freq_factor
+      c.rope_high_freq, c.rope_orig_ctx = rs.high_freq_factor, rs.original_max_position_embeddings
+   elseif rt == "linear" then
+      c.rope_scale_linear = rs.factor
+   elseif rt == "longrope" or rt == "su" then
+      c.longrope, c.rope_orig_ctx = true, h.original_max_position_embeddings or 4096
+   elseif rt ~= nil and rt ~= "default" then
+      return nil, "create: rope_scaling type '" .. tostring(rt) .. "' is not supported "
+         .. "(llama3, linear, longrope)"
+   end
+   if h.head_dim and h.head_dim ~= c.n_embd // c.n_head then c.head_dim = h.head_dim end
+   -- Qwen2/3 configs carry a sliding_window they do not use unless asked
+   local swa = h.sliding_window
+   if (mt == "qwen2" or mt == "qwen3") and not h.use_sliding_window then swa = nil end
+   if math.type(swa) == "integer" and swa > 0 then c.n_swa = swa end
+   c.attn_softcap = h.attn_logit_softcapping or nil
+   c.final_softcap = h.final_logit_softcapping or nil
+   if c.arch == "gemma3" then c.rope_base_swa = h.rope_local_base_freq or 10000 end
+   if c.arch == "gemma2" or c.arch == "gemma3" then
+      c.rms_eps = h.rms_norm_eps or 1e-6
+      c.tied = h.tie_word_embeddings ~= false    -- Gemma ties unless told otherwise
+   end
+   return c
+end
+
 -- from_hf(cfg) -> config: a Hugging Face config.json table (LlamaConfig,
--- Qwen2Config) in this module's terms; raw configs of ours pass through.
+-- MistralConfig, Qwen2/3Config, Gemma2/3Config, Phi3Config) in this
+-- module's terms; raw configs of ours pass through.
 function M.from_hf(h)
    if type(h) ~= "table" then error("create.from_hf: config must be a table", 2) end
    if h.n_layer then return copy(h) end
+   if h.model_type == "gemma3" and type(h.text_config) == "table" then
+      local t = copy(h.text_config)
+      t.model_type = "gemma3_text"
+      t.vocab_size = t.vocab_size or h.vocab_size or 262208
+      h = t
+   end
    local mt = h.model_type or "llama"
-   if mt ~= "llama" and mt ~= "qwen2" and mt ~= "mistral" then
-      return nil, "create: model_type '" .. tostring(mt) .. "' is not supported (llama, qwen2, mistral)"
+   local arch = HF_ARCH[mt]
+   if not arch then
+      return nil, "create: model_type '" .. tostring(mt) .. "' is not supported (llama, mistral, "
+         .. "qwen2, qwen3, gemma2, gemma3, phi3)"
    end
    local c = {
-      arch = mt == "qwen2" and "qwen2" or "llama",
+      arch = arch,
       n_layer = h.num_hidden_layers, n_embd = h.hidden_size, n_ff = h.intermediate_size,
       n_head = h.num_attention_heads, n_head_kv = h.num_key_value_heads or h.num_attention_heads,
       n_vocab = h.vocab_size, n_ctx = h.max_position_embeddings or 2048,
       rope_base = h.rope_theta or 10000, rms_eps = h.rms_norm_eps or 1e-5,
       tied = h.tie_word_embeddings == true, qkv_bias = mt == "qwen2",
    }
-   local rs = h.rope_scaling
-   if type(rs) == "table" and rs.rope_type == "llama3" then
-      c.rope_factor, c.rope_low_freq = rs.factor, rs.low_freq_factor
-      c.rope_high_freq, c.rope_orig_ctx = rs.high_freq_factor, rs.original_max_position_embeddings
-   end
    for _, k in ipairs({ "n_layer", "n_embd", "n_ff", "n_head", "n_vocab" }) do
       if math.type(c[k]) ~= "integer" then
          return nil, "create: config is missing an integer for " .. k
       end
    end
-   return c
+   return hf_extras(h, c, mt)
 end
 
 -- load_config(path) -> config | nil, msg (a config.json file)

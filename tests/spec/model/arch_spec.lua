@@ -73,3 +73,63 @@ describe("new architectures in the scheduler #integration", function()
       end
    end
 end)
+
+describe("create.from_hf for the new architectures #unit", function()
+   local base = { num_hidden_layers = 2, hidden_size = 64, intermediate_size = 128,
+      num_attention_heads = 2, num_key_value_heads = 1, vocab_size = 259 }
+   local function cfg(t)
+      local c = {}
+      for k, v in pairs(base) do c[k] = v end
+      for k, v in pairs(t) do c[k] = v end
+      return c
+   end
+
+   it("reads each family's fields", function()
+      local q = assert(mh.create.from_hf(cfg({ model_type = "qwen3", head_dim = 64,
+         sliding_window = 4096, use_sliding_window = false })))
+      assert.same({ "qwen3", 64 }, { q.arch, q.head_dim })
+      assert.is_nil(q.n_swa)
+      local g2 = assert(mh.create.from_hf(cfg({ model_type = "gemma2", head_dim = 32,
+         sliding_window = 4096, attn_logit_softcapping = 50, final_logit_softcapping = 30 })))
+      assert.same({ "gemma2", 4096, 50, 30, true }, { g2.arch, g2.n_swa, g2.attn_softcap,
+         g2.final_softcap, g2.tied })
+      local g3 = assert(mh.create.from_hf({ model_type = "gemma3", text_config = cfg({
+         model_type = "gemma3_text", sliding_window = 1024, rope_local_base_freq = 10000,
+         rope_theta = 1e6, rope_scaling = { rope_type = "linear", factor = 8 } }) }))
+      assert.same({ "gemma3", 1024, 10000, 8 }, { g3.arch, g3.n_swa, g3.rope_base_swa,
+         g3.rope_scale_linear })
+      local p = assert(mh.create.from_hf(cfg({ model_type = "phi3", max_position_embeddings = 131072,
+         original_max_position_embeddings = 4096, sliding_window = 262144,
+         rope_scaling = { type = "longrope", long_factor = {}, short_factor = {} } })))
+      assert.same({ "phi3", true, 4096, 262144 }, { p.arch, p.longrope, p.rope_orig_ctx, p.n_swa })
+      local mi = assert(mh.create.from_hf(cfg({ model_type = "mistral", sliding_window = 4096 })))
+      assert.same({ "llama", 4096 }, { mi.arch, mi.n_swa })
+   end)
+
+   it("refuses what it cannot write", function()
+      local c, err = mh.create.from_hf(cfg({ model_type = "qwen3",
+         rope_scaling = { rope_type = "yarn", factor = 4 } }))
+      assert.is_nil(c)
+      assert.matches("rope_scaling type 'yarn' is not supported", err)
+      c, err = mh.create.from_hf(cfg({ model_type = "gemma4" }))
+      assert.is_nil(c)
+      assert.matches("model_type 'gemma4' is not supported", err)
+   end)
+
+   it("writes files the loader reads back as the same architecture", function()
+      local dir = host.tmpdir()
+      local out = dir .. "/p.gguf"
+      local c = assert(mh.create.from_hf(cfg({ model_type = "phi3", max_position_embeddings = 512,
+         original_max_position_embeddings = 256, sliding_window = 8,
+         rope_scaling = { type = "longrope" } })))
+      assert(mh.create.model({ config = c, type = "F16", out = out }))
+      local f = assert(mh.gguf.open(out))
+      local md = f.metadata
+      f:close()
+      assert.equal(256, md["phi3.rope.scaling.original_context_length"])
+      assert.near(math.sqrt(1 + math.log(2) / math.log(256)), md["phi3.rope.scaling.attn_factor"], 1e-6)
+      local m = assert(mh.load(out))
+      assert.equal("phi3", m.info.arch)
+      host.rmdir(dir)
+   end)
+end)
