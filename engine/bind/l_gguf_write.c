@@ -151,6 +151,7 @@ static void read_config(lua_State *L, int t, mh_create_config *c)
     c->final_softcap = opt_num(L, t, "final_softcap", 0, fn);
     c->rope_base_swa = opt_num(L, t, "rope_base_swa", 0, fn);
     c->rope_scale_linear = opt_num(L, t, "rope_scale_linear", 0, fn);
+    c->rope_scale_yarn = opt_num(L, t, "rope_scale_yarn", 0, fn);
     c->norm_std = opt_num(L, t, "norm_std", 0, fn);
     lua_getfield(L, t, "tied");
     c->tied = lua_toboolean(L, -1);

@@ -51,8 +51,9 @@ static bool key_int(const mh_gguf *g, const char *arch, const char *key, int64_t
 }
 
 /* rope.scaling.*: linear stretches every angle by 1/factor (llama.cpp reads
- * the factor whatever the type); yarn's extrapolation mix is not built, so
- * such a file is refused rather than run with the wrong positions. */
+ * the factor whatever the type); yarn mixes stretched and unstretched angles
+ * (llama.cpp's defaults: ext_factor 1, beta_fast 32, beta_slow 1). Other
+ * types are refused rather than run with the wrong positions. */
 static int read_rope_scaling(const mh_gguf *g, mh_hparams *hp, mh_err *err)
 {
     char k[128];
@@ -60,16 +61,16 @@ static int read_rope_scaling(const mh_gguf *g, mh_hparams *hp, mh_err *err)
     snprintf(k, sizeof k, "%s.rope.scaling.type", hp->arch_name);
     char type[32] = "";
     if (mh_gguf_get_str(g, k, &s)) snprintf(type, sizeof type, "%.*s", (int)s.len, s.ptr);
-    if (!strcmp(type, "yarn"))
-        return mh_err_set(err, MH_EFORMAT, "model: rope scaling 'yarn' is not supported yet "
-                          "(linear, llama3 and longrope are)");
+    if (*type && strcmp(type, "none") && strcmp(type, "linear") && strcmp(type, "yarn"))
+        return mh_err_set(err, MH_EFORMAT, "model: rope scaling '%s' is not supported (linear, "
+                          "yarn, llama3 and longrope are)", type);
     float factor = 0;
     if (!key_float(g, hp->arch_name, "rope.scaling.factor", &factor))
         key_float(g, hp->arch_name, "rope.scale_linear", &factor);
     hp->rope_freq_scale = 1.0f;
     if (factor > 0 && strcmp(type, "none")) {
         hp->rope_freq_scale = 1.0f / factor;
-        hp->rope_scaling = MH_ROPE_SCALING_LINEAR;
+        hp->rope_scaling = strcmp(type, "yarn") ? MH_ROPE_SCALING_LINEAR : MH_ROPE_SCALING_YARN;
     }
     hp->rope_attn_factor = 1.0f;
     key_float(g, hp->arch_name, "rope.scaling.attn_factor", &hp->rope_attn_factor);

@@ -80,11 +80,12 @@ int mh_create_check(const mh_create_config *c, mh_err *err)
         return mh_err_set(err, MH_EINVAL, "create: n_embd %lld must split into %lld heads of an "
                           "even size", (long long)c->n_embd, (long long)c->n_head);
     if (c->n_swa < 0 || c->attn_softcap < 0 || c->final_softcap < 0 || c->rope_base_swa < 0 ||
-        c->rope_scale_linear < 0 || c->norm_std < 0 || c->norm_std > 10)
+        c->rope_scale_linear < 0 || c->rope_scale_yarn < 0 || c->norm_std < 0 || c->norm_std > 10 ||
+        (c->rope_scale_linear > 0 && c->rope_scale_yarn > 0))
         return mh_err_set(err, MH_EINVAL, "create: n_swa, soft caps, rope_base_swa, "
-                          "rope_scale_linear and norm_std must not be negative");
-    if (c->longrope && c->rope_orig_ctx <= 0)
-        return mh_err_set(err, MH_EINVAL, "create: longrope needs rope_orig_ctx > 0");
+                          "rope_scale_linear/_yarn (one of them) and norm_std must not be negative");
+    if ((c->longrope || c->rope_scale_yarn > 0) && c->rope_orig_ctx <= 0)
+        return mh_err_set(err, MH_EINVAL, "create: longrope and yarn need rope_orig_ctx > 0");
     if (c->n_head % c->n_head_kv)
         return mh_err_set(err, MH_EINVAL, "create: n_head %lld is not a multiple of n_head_kv %lld",
                           (long long)c->n_head, (long long)c->n_head_kv);
@@ -331,6 +332,13 @@ static int add_arch_hparams(const mh_create_config *c, mh_gguf_writer *w, mh_err
         snprintf(k, sizeof k, "%s.rope.scaling.type", a);
         rc = mh_gguf_writer_set_str(w, k, "linear", 6, err);
         if (!rc) rc = set_f32(w, a, "rope.scaling.factor", c->rope_scale_linear, err);
+    }
+    if (!rc && c->rope_scale_yarn > 0) {
+        char k[128];
+        snprintf(k, sizeof k, "%s.rope.scaling.type", a);
+        rc = mh_gguf_writer_set_str(w, k, "yarn", 4, err);
+        if (!rc) rc = set_f32(w, a, "rope.scaling.factor", c->rope_scale_yarn, err);
+        if (!rc) rc = set_u32(w, a, "rope.scaling.original_context_length", c->rope_orig_ctx, err);
     }
     if (!rc && c->longrope) {   /* phi3: HF's attention scaling of longrope */
         double s = (double)c->n_ctx / (double)c->rope_orig_ctx;

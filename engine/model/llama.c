@@ -207,19 +207,37 @@ static void rmsnorm(float *y, const float *x, const float *w, int64_t T, int64_t
  * gemma3 use their own base and no linear scaling (llama.cpp and HF alike);
  * phi3's longrope takes the long factors once the cache outgrows the
  * trained context (llama.cpp: n_ctx_per_seq > n_ctx_orig). */
-typedef struct rope_params { float base, scale, mscale; const float *ff; } rope_params;
+typedef struct rope_params {
+    float base, scale, mscale;
+    const float *ff;
+    bool yarn;
+    float corr[2];           /* yarn: pairs below corr[0] keep their angle, above corr[1] scale */
+} rope_params;
+
+/* ggml's yarn correction dimension: the pair index whose wavelength fits
+ * n_rot (here: beta) turns in the original context. */
+static float yarn_corr_dim(int64_t n_dims, int64_t n_ctx_orig, float beta, float base)
+{
+    return (float)n_dims * logf((float)n_ctx_orig / (beta * 2 * 3.14159265358979f)) / (2 * logf(base));
+}
 
 static rope_params rope_for(const mh_model *m, int64_t l, int64_t n_ctx)
 {
     const mh_hparams *hp = &m->hp;
     bool swa = mh_hparams_layer_swa(hp, l);
-    rope_params r = { hp->rope_base, hp->rope_freq_scale > 0 ? hp->rope_freq_scale : 1.0f,
-                      hp->rope_attn_factor > 0 ? hp->rope_attn_factor : 1.0f, m->g.rope_freqs };
+    rope_params r = { .base = hp->rope_base, .scale = hp->rope_freq_scale > 0 ? hp->rope_freq_scale : 1.0f,
+                      .mscale = hp->rope_attn_factor > 0 ? hp->rope_attn_factor : 1.0f, .ff = m->g.rope_freqs };
     if (swa && hp->rope_base_swa > 0) {
         r.base = hp->rope_base_swa;
         r.scale = 1.0f;
     }
     if (m->g.rope_long) r.ff = n_ctx > hp->rope_orig_ctx ? m->g.rope_long : m->g.rope_short;
+    if (hp->rope_scaling == MH_ROPE_SCALING_YARN && r.scale != 1.0f) {
+        r.yarn = true;
+        r.corr[0] = fmaxf(0.0f, floorf(yarn_corr_dim(hp->n_rot, hp->rope_orig_ctx, 32.0f, r.base)));
+        r.corr[1] = fminf((float)(hp->n_rot - 1), ceilf(yarn_corr_dim(hp->n_rot, hp->rope_orig_ctx, 1.0f, r.base)));
+        r.mscale *= 1.0f + 0.1f * logf(1.0f / r.scale);   /* attention temperature */
+    }
     return r;
 }
 
@@ -237,7 +255,13 @@ static void rope(const mh_model *m, const rope_params *rp, float *v, int64_t T, 
         float theta = (float)(pos0 + t);
         for (int64_t i = 0; i < half; i++, theta *= step) {
             float th = rp->ff ? theta / rp->ff[i] : theta;
-            if (rp->scale != 1.0f) th *= rp->scale;
+            if (rp->yarn) {   /* fast pairs keep their angle, slow ones stretch, a ramp between */
+                float y = ((float)i - rp->corr[0]) / fmaxf(0.001f, rp->corr[1] - rp->corr[0]);
+                float mix = 1.0f - fminf(1.0f, fmaxf(0.0f, y));
+                th = th * rp->scale * (1.0f - mix) + th * mix;
+            } else if (rp->scale != 1.0f) {
+                th *= rp->scale;
+            }
             float c = cosf(th), s = sinf(th);
             if (rp->mscale != 1.0f) { c *= rp->mscale; s *= rp->mscale; }
             const int64_t a = hp->rope_neox ? i : 2 * i, b = hp->rope_neox ? i + half : 2 * i + 1;

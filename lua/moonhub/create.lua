@@ -71,6 +71,8 @@ M.presets["tiny-phi3"] = tiny_of({ arch = "phi3", n_head_kv = 2, tied = false, l
 M.presets["tiny-llama3"] = tiny_of({ arch = "llama", rope_base = 5e5, rope_factor = 8,
    rope_low_freq = 1, rope_high_freq = 4, rope_orig_ctx = 64, rms_eps = 1e-5 })
 M.presets["tiny-llama-linear"] = tiny_of({ arch = "llama", rope_scale_linear = 4, rms_eps = 1e-5 })
+M.presets["tiny-llama-yarn"] = tiny_of({ arch = "llama", rope_base = 1e4, rope_scale_yarn = 4,
+   rope_orig_ctx = 64, rms_eps = 1e-5 })
 M.presets["tiny-mistral-swa"] = tiny_of({ arch = "llama", n_swa = 5, rms_eps = 1e-5 })
 
 -- Sorted preset names.
@@ -100,11 +102,14 @@ local function hf_extras(h, c, mt)
       c.rope_high_freq, c.rope_orig_ctx = rs.high_freq_factor, rs.original_max_position_embeddings
    elseif rt == "linear" then
       c.rope_scale_linear = rs.factor
+   elseif rt == "yarn" then
+      c.rope_scale_yarn = rs.factor
+      c.rope_orig_ctx = rs.original_max_position_embeddings or h.max_position_embeddings
    elseif rt == "longrope" or rt == "su" then
       c.longrope, c.rope_orig_ctx = true, h.original_max_position_embeddings or 4096
    elseif rt ~= nil and rt ~= "default" then
       return nil, "create: rope_scaling type '" .. tostring(rt) .. "' is not supported "
-         .. "(llama3, linear, longrope)"
+         .. "(llama3, linear, yarn, longrope)"
    end
    if h.head_dim and h.head_dim ~= c.n_embd // c.n_head then c.head_dim = h.head_dim end
    -- Qwen2/3 configs carry a sliding_window they do not use unless asked

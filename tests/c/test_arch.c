@@ -66,6 +66,7 @@ static void config_from(const cJSON *o, mh_create_config *c)
     c->final_softcap = num(o, "final_softcap", 0);
     c->rope_base_swa = num(o, "rope_base_swa", 0);
     c->rope_scale_linear = num(o, "rope_scale_linear", 0);
+    c->rope_scale_yarn = num(o, "rope_scale_yarn", 0);
     c->norm_std = num(o, "norm_std", 0);
     c->tied = cJSON_IsTrue(cJSON_GetObjectItem(o, "tied"));
     c->qkv_bias = cJSON_IsTrue(cJSON_GetObjectItem(o, "qkv_bias"));
@@ -165,10 +166,13 @@ static int run_fixture(mh_model *m, const cJSON *fx, mh_dtype kv, double tie, st
  *   mean 3e-6, so 1e-3 / 1e-4 (the features move logits by ~0.1 to 1).
  * - f16 weights or cache (activations rounded to f16 as llama.cpp does):
  *   wave-1 0.05 max; measured 2.9e-2 / 2.7e-3.
- * - q8_0 weights or cache (activations quantized to int8): wave-1 max 1.0;
- *   measured max 0.39, mean up to 0.051: these random models' logits
- *   spread wider than real ones (std ~2), so the mean bound is 0.1, not
- *   wave-1's 0.03.
+ * - q8_0 weights (activations quantized to int8): wave-1 max 1.0; measured
+ *   max 0.39, mean up to 0.053: these random models' logits spread wider
+ *   than real ones (std ~2), so the mean bound is 0.1, not wave-1's 0.03.
+ * - a q8_0 cache (which wave-1 did not cover: its references used f16 K/V)
+ *   adds int8 rounding of every K and V row: measured max 1.1 (yarn's
+ *   attention factor enlarges the scores), mean 0.063, so 1.5 / 0.1, and
+ *   argmax compared only where the reference gap exceeds 0.5.
  * Argmax and greedy ids are compared where the reference gap exceeds tie. */
 typedef struct tol { double max, mean, tie; } tol;
 
@@ -176,8 +180,8 @@ static tol tolerance(const char *model, mh_dtype kv)
 {
     bool q8w = strstr(model, "Q8_0") != NULL, f16w = strstr(model, "F16") != NULL;
     f16w |= strstr(model, "llamacpp") != NULL;   /* llama.cpp's own f16 cache and roundings */
-    if (q8w && kv == MH_DTYPE_Q8_0) return (tol){ 1.0, 0.1, 0.5 };   /* both: one flip at gap 0.3 */
-    if (q8w || kv == MH_DTYPE_Q8_0) return (tol){ 1.0, 0.1, 0.25 };
+    if (kv == MH_DTYPE_Q8_0) return (tol){ 1.5, 0.1, 0.5 };   /* flips at gaps 0.3 and 0.35 */
+    if (q8w) return (tol){ 1.0, 0.1, 0.25 };
     if (f16w || kv == MH_DTYPE_F16) return (tol){ 0.05, 0.01, 0.05 };
     return (tol){ 1e-3, 1e-4, 0.01 };
 }
@@ -230,7 +234,7 @@ static void test_references(void)
     while ((e = readdir(d)))
         if (strstr(e->d_name, ".json")) bad |= check_file(e->d_name, &n);
     closedir(d);
-    CHECK(n >= 31);
+    CHECK(n >= 36);
     CHECK(bad == 0);
 }
 
@@ -286,9 +290,9 @@ static void test_bad_files(void)
     mh_err err = {0};
     mh_model *m = NULL;
     CHECK(write_tiny("llama", a, &c, &err) == MH_OK);
-    CHECK(rewrite(a, b, "llama.rope.scaling.type", "yarn", NULL, &err) == MH_OK);
+    CHECK(rewrite(a, b, "llama.rope.scaling.type", "dynamic", NULL, &err) == MH_OK);
     CHECK(mh_model_load(b, &m, &err) == MH_EFORMAT && m == NULL);
-    CHECK(strstr(err.msg, "'yarn' is not supported") != NULL);
+    CHECK(strstr(err.msg, "'dynamic' is not supported") != NULL);
     CHECK(write_tiny("phi3", a, &c, &err) == MH_OK);
     CHECK(rewrite(a, b, NULL, NULL, "rope_factors_short.weight", &err) == MH_OK);
     CHECK(mh_model_load(b, &m, &err) == MH_EFORMAT);

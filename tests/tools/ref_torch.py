@@ -28,6 +28,10 @@
 #    orig/high_freq_factor kept, smooth interpolation between.
 #  - linear scaling: _compute_linear_scaling / LlamaLinearScalingRotaryEmbedding
 #    (positions divided by the factor).
+#  - yarn: _compute_yarn_parameters (Peng et al. 2023, "YaRN"): beta_fast 32,
+#    beta_slow 1, correction range floored/ceiled, inv_freq mixed from
+#    interpolated and extrapolated by a linear ramp, cos/sin times
+#    0.1 ln(factor) + 1.
 #  - longrope (phi3): _compute_longrope_parameters: inv_freq / ext_factors,
 #    long factors when the sequence (here: the cache, as llama.cpp decides)
 #    exceeds original_max_position_embeddings; cos and sin times
@@ -139,6 +143,16 @@ def inv_freq(cfg, d, base, layer_scaled, W, n_ctx):
         f = torch.where(medium, sm, g)
     if cfg.get("rope_scale_linear", 0) > 0:
         f = f / cfg["rope_scale_linear"]
+    if cfg.get("rope_scale_yarn", 0) > 0:         # _compute_yarn_parameters
+        fac, orig = cfg["rope_scale_yarn"], cfg["rope_orig_ctx"]
+
+        def corr_dim(rot):
+            return d * math.log(orig / (rot * 2 * math.pi)) / (2 * math.log(base))
+        lo, hi = max(math.floor(corr_dim(32)), 0), min(math.ceil(corr_dim(1)), d - 1)
+        ramp = ((torch.arange(d // 2) - lo) / ((hi - lo) if hi != lo else 0.001)).clamp(0, 1)
+        extrap = 1 - ramp
+        f = (f / fac) * (1 - extrap) + f * extrap
+        mscale = 0.1 * math.log(fac) + 1.0
     if cfg.get("longrope"):
         orig = cfg["rope_orig_ctx"]
         ext = W["rope_factors_long.weight"] if n_ctx > orig else W["rope_factors_short.weight"]

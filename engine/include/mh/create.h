@@ -30,6 +30,7 @@ typedef struct mh_create_config {
     double attn_softcap, final_softcap;   /* gemma2 soft caps */
     double rope_base_swa;      /* gemma3 rope.freq_base_swa */
     double rope_scale_linear;  /* rope.scaling.type linear with this factor */
+    double rope_scale_yarn;    /* rope.scaling.type yarn with this factor (over rope_orig_ctx) */
     bool longrope;             /* phi3: rope_factors_long/short from rope_orig_ctx */
     double norm_std;           /* norm weights 1 + N(0, norm_std): so a lost norm shows */
 } mh_create_config;

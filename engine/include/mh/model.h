@@ -16,9 +16,10 @@ typedef enum mh_arch {
 
 /* How rope positions are stretched (GGUF <arch>.rope.scaling.type). llama3
  * and longrope divide each frequency by a factor tensor (rope_freqs /
- * rope_factors_long|short); linear divides every angle by the factor. */
+ * rope_factors_long|short); linear divides every angle by the factor; yarn
+ * interpolates the low frequencies only, ramping between (Peng et al. 2023). */
 typedef enum mh_rope_scaling {
-    MH_ROPE_SCALING_NONE = 0, MH_ROPE_SCALING_LINEAR, MH_ROPE_SCALING_LONGROPE
+    MH_ROPE_SCALING_NONE = 0, MH_ROPE_SCALING_LINEAR, MH_ROPE_SCALING_LONGROPE, MH_ROPE_SCALING_YARN
 } mh_rope_scaling;
 
 typedef struct mh_hparams {
@@ -41,7 +42,8 @@ typedef struct mh_hparams {
     mh_rope_scaling rope_scaling;
     float rope_freq_scale;    /* linear: 1 / factor (not on sliding layers) */
     float rope_attn_factor;   /* longrope: cos and sin times this; 0 = 1 */
-    int64_t rope_orig_ctx;    /* longrope: caches longer than this use the long factors */
+    int64_t rope_orig_ctx;    /* longrope: caches longer than this use the long factors;
+                                 yarn: the trained context its ramp is measured in */
     bool qk_norm;             /* per-head rmsnorm of q and k before rope (qwen3, gemma3) */
     bool post_norms;          /* rmsnorm of the attention and FFN outputs (gemma2/3) */
     bool gelu_ffn;            /* gelu(tanh)(gate) * up instead of silu(gate) * up (gemma) */

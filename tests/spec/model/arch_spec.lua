@@ -7,7 +7,7 @@ local host = require "helpers.host"
 local mh = require "moonhub"
 
 local PRESETS = { "tiny-qwen3", "tiny-gemma2", "tiny-gemma3", "tiny-phi3", "tiny-llama3",
-   "tiny-mistral-swa" }
+   "tiny-llama-yarn", "tiny-mistral-swa" }
 -- P1 is longer than the presets' sliding windows (4 to 8), so chunked prefill,
 -- batched decode and cached prefixes all cross a window edge
 local P1 = { 1, 87, 107, 104, 35, 116, 120, 108, 102, 110, 35, 101, 117, 114, 122 }
@@ -108,9 +108,12 @@ describe("create.from_hf for the new architectures #unit", function()
 
    it("refuses what it cannot write", function()
       local c, err = mh.create.from_hf(cfg({ model_type = "qwen3",
-         rope_scaling = { rope_type = "yarn", factor = 4 } }))
+         rope_scaling = { rope_type = "dynamic", factor = 4 } }))
       assert.is_nil(c)
-      assert.matches("rope_scaling type 'yarn' is not supported", err)
+      assert.matches("rope_scaling type 'dynamic' is not supported", err)
+      local y = assert(mh.create.from_hf(cfg({ model_type = "qwen2", rope_scaling = { type = "yarn",
+         factor = 4, original_max_position_embeddings = 32768 } })))
+      assert.same({ 4, 32768 }, { y.rope_scale_yarn, y.rope_orig_ctx })
       c, err = mh.create.from_hf(cfg({ model_type = "gemma4" }))
       assert.is_nil(c)
       assert.matches("model_type 'gemma4' is not supported", err)
