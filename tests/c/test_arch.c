@@ -10,6 +10,7 @@
 #include "mh/gguf.h"
 #include "mh/gguf_write.h"
 #include "mh/model.h"
+#include "mh/train.h"
 
 #define FIXDIR "tests/fixtures/arch/"
 
@@ -356,6 +357,29 @@ static void test_hparams(void)
     unlink(a);
 }
 
+/* The trainer's graph is llama's: it refuses what it would compute wrongly
+ * and still takes llama (llama3 rope factors included). */
+static void test_trainer_refuses(void)
+{
+    static const char *const archs[] = { "qwen3", "gemma2", "phi3", "llama" };
+    char a[128];
+    snprintf(a, sizeof a, "%s/t.gguf", tmpdir);
+    mh_train_config tc;
+    mh_train_config_init(&tc);
+    for (int i = 0; i < 4; i++) {
+        mh_create_config c;
+        mh_err err = {0};
+        mh_model *m = NULL;
+        CHECK(write_tiny(archs[i], a, &c, &err) == MH_OK && mh_model_load(a, &m, &err) == MH_OK);
+        mh_trainer *t = mh_trainer_new(m, &tc, &err);
+        bool ok = i < 3 ? !t && strstr(err.msg, archs[i]) != NULL : t != NULL;
+        mh_trainer_free(t);
+        mh_model_free(m);
+        CHECK_MSG(ok, "%s: %s", archs[i], err.msg);
+    }
+    unlink(a);
+}
+
 int main(void)
 {
     if (!mkdtemp(tmpdir)) { perror("mkdtemp"); return 1; }
@@ -363,6 +387,7 @@ int main(void)
     TEST_RUN(test_bad_files);
     TEST_RUN(test_create_checks);
     TEST_RUN(test_hparams);
+    TEST_RUN(test_trainer_refuses);
     rmdir(tmpdir);
     return TEST_REPORT();
 }
