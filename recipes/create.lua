@@ -11,7 +11,7 @@ local p = cli.parser("create",
    .. "Presets: " .. table.concat(presets, ", ") .. ".")
 p:mutex(
    p:option("--preset", "a known model shape"),
-   p:option("--config", "a Hugging Face config.json (llama, mistral, qwen2)")
+   p:option("--config", "a Hugging Face config.json (llama, mistral, qwen2, qwen3, gemma2, gemma3, phi3)")
 )
 p:option("--out", "the GGUF file to write (required)")
 p:option("--type", "weight type: " .. table.concat(mh.quantize.types, ", "), "Q8_0")

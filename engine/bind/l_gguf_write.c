@@ -145,11 +145,21 @@ static void read_config(lua_State *L, int t, mh_create_config *c)
     c->rope_high_freq = opt_num(L, t, "rope_high_freq", 4, fn);
     c->rope_orig_ctx = opt_int(L, t, "rope_orig_ctx", 8192, fn);
     c->std = opt_num(L, t, "std", 0.02, fn);
+    c->head_dim = opt_int(L, t, "head_dim", 0, fn);
+    c->n_swa = opt_int(L, t, "n_swa", 0, fn);
+    c->attn_softcap = opt_num(L, t, "attn_softcap", 0, fn);
+    c->final_softcap = opt_num(L, t, "final_softcap", 0, fn);
+    c->rope_base_swa = opt_num(L, t, "rope_base_swa", 0, fn);
+    c->rope_scale_linear = opt_num(L, t, "rope_scale_linear", 0, fn);
+    c->rope_scale_yarn = opt_num(L, t, "rope_scale_yarn", 0, fn);
+    c->norm_std = opt_num(L, t, "norm_std", 0, fn);
     lua_getfield(L, t, "tied");
     c->tied = lua_toboolean(L, -1);
     lua_getfield(L, t, "qkv_bias");
     c->qkv_bias = lua_toboolean(L, -1);
-    lua_pop(L, 2);
+    lua_getfield(L, t, "longrope");
+    c->longrope = lua_toboolean(L, -1);
+    lua_pop(L, 3);
 }
 
 /* create(config, {type=, seed=, tokenizer=, progress=fn(done, total)}, out)

@@ -1,4 +1,5 @@
-/* create.c: random-initialized llama/qwen2 GGUF models (moonhub create).
+/* create.c: random-initialized decoder GGUF models (moonhub create): llama,
+ * qwen2, qwen3, gemma2, gemma3, phi3, with llama.cpp's tensor names.
  * Layer: engine/model (pure C11 + cjson for tokenizer.json merges). Each
  * tensor is generated in row chunks from a counter-based RNG, quantized on
  * the thread pool and appended to the writer, so even 1B-parameter shapes
@@ -57,8 +58,12 @@ void mh_create_randn(uint64_t seed, uint64_t stream, uint64_t first, float *dst,
 
 int mh_create_check(const mh_create_config *c, mh_err *err)
 {
-    if (strcmp(c->arch, "llama") && strcmp(c->arch, "qwen2"))
-        return mh_err_set(err, MH_EINVAL, "create: arch must be llama or qwen2, got '%s'", c->arch);
+    static const char *const archs[] = { "llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3", "phi3" };
+    bool known = false;
+    for (size_t i = 0; i < sizeof archs / sizeof archs[0]; i++) known |= !strcmp(c->arch, archs[i]);
+    if (!known)
+        return mh_err_set(err, MH_EINVAL, "create: arch must be one of llama, mistral, qwen2, qwen3, "
+                          "gemma2, gemma3, phi3; got '%s'", c->arch);
     struct { const char *name; int64_t v, max; } f[] = {
         {"n_layer", c->n_layer, 1024}, {"n_embd", c->n_embd, 1 << 16}, {"n_ff", c->n_ff, 1 << 18},
         {"n_head", c->n_head, 1024}, {"n_head_kv", c->n_head_kv, 1024},
@@ -68,9 +73,19 @@ int mh_create_check(const mh_create_config *c, mh_err *err)
         if (f[i].v <= 0 || f[i].v > f[i].max)
             return mh_err_set(err, MH_EINVAL, "create: %s must be in 1..%lld, got %lld", f[i].name,
                               (long long)f[i].max, (long long)f[i].v);
-    if (c->n_embd % c->n_head || (c->n_embd / c->n_head) % 2)
+    if (c->head_dim < 0 || c->head_dim % 2 || c->head_dim > 4096)
+        return mh_err_set(err, MH_EINVAL, "create: head_dim must be even and in 0..4096, got %lld",
+                          (long long)c->head_dim);
+    if (!c->head_dim && (c->n_embd % c->n_head || (c->n_embd / c->n_head) % 2))
         return mh_err_set(err, MH_EINVAL, "create: n_embd %lld must split into %lld heads of an "
                           "even size", (long long)c->n_embd, (long long)c->n_head);
+    if (c->n_swa < 0 || c->attn_softcap < 0 || c->final_softcap < 0 || c->rope_base_swa < 0 ||
+        c->rope_scale_linear < 0 || c->rope_scale_yarn < 0 || c->norm_std < 0 || c->norm_std > 10 ||
+        (c->rope_scale_linear > 0 && c->rope_scale_yarn > 0))
+        return mh_err_set(err, MH_EINVAL, "create: n_swa, soft caps, rope_base_swa, "
+                          "rope_scale_linear/_yarn (one of them) and norm_std must not be negative");
+    if ((c->longrope || c->rope_scale_yarn > 0) && c->rope_orig_ctx <= 0)
+        return mh_err_set(err, MH_EINVAL, "create: longrope and yarn need rope_orig_ctx > 0");
     if (c->n_head % c->n_head_kv)
         return mh_err_set(err, MH_EINVAL, "create: n_head %lld is not a multiple of n_head_kv %lld",
                           (long long)c->n_head, (long long)c->n_head_kv);
@@ -292,6 +307,48 @@ static int set_f32(mh_gguf_writer *w, const char *arch, const char *k, double v,
     return mh_gguf_writer_set_float(w, key, MH_GGUF_FLOAT32, v, err);
 }
 
+static int64_t head_dim(const mh_create_config *c)
+{
+    return c->head_dim > 0 ? c->head_dim : c->n_embd / c->n_head;
+}
+
+static bool is_arch(const mh_create_config *c, const char *a) { return !strcmp(c->arch, a); }
+
+/* The keys llama.cpp's converter writes for the newer architectures. */
+static int add_arch_hparams(const mh_create_config *c, mh_gguf_writer *w, mh_err *err)
+{
+    const char *a = c->arch;
+    int rc = MH_OK;
+    if (c->head_dim > 0) {
+        if (!rc) rc = set_u32(w, a, "attention.key_length", c->head_dim, err);
+        if (!rc) rc = set_u32(w, a, "attention.value_length", c->head_dim, err);
+    }
+    if (!rc && c->n_swa > 0) rc = set_u32(w, a, "attention.sliding_window", c->n_swa, err);
+    if (!rc && c->attn_softcap > 0) rc = set_f32(w, a, "attn_logit_softcapping", c->attn_softcap, err);
+    if (!rc && c->final_softcap > 0) rc = set_f32(w, a, "final_logit_softcapping", c->final_softcap, err);
+    if (!rc && c->rope_base_swa > 0) rc = set_f32(w, a, "rope.freq_base_swa", c->rope_base_swa, err);
+    if (!rc && c->rope_scale_linear > 0) {
+        char k[128];
+        snprintf(k, sizeof k, "%s.rope.scaling.type", a);
+        rc = mh_gguf_writer_set_str(w, k, "linear", 6, err);
+        if (!rc) rc = set_f32(w, a, "rope.scaling.factor", c->rope_scale_linear, err);
+    }
+    if (!rc && c->rope_scale_yarn > 0) {
+        char k[128];
+        snprintf(k, sizeof k, "%s.rope.scaling.type", a);
+        rc = mh_gguf_writer_set_str(w, k, "yarn", 4, err);
+        if (!rc) rc = set_f32(w, a, "rope.scaling.factor", c->rope_scale_yarn, err);
+        if (!rc) rc = set_u32(w, a, "rope.scaling.original_context_length", c->rope_orig_ctx, err);
+    }
+    if (!rc && c->longrope) {   /* phi3: HF's attention scaling of longrope */
+        double s = (double)c->n_ctx / (double)c->rope_orig_ctx;
+        double f = s <= 1 ? 1.0 : sqrt(1 + log(s) / log((double)c->rope_orig_ctx));
+        rc = set_f32(w, a, "rope.scaling.attn_factor", f, err);
+        if (!rc) rc = set_u32(w, a, "rope.scaling.original_context_length", c->rope_orig_ctx, err);
+    }
+    return rc;
+}
+
 static int add_hparams(const mh_create_config *c, const mh_create_opts *o, int64_t n_vocab,
                        mh_gguf_writer *w, mh_err *err)
 {
@@ -311,7 +368,8 @@ static int add_hparams(const mh_create_config *c, const mh_create_opts *o, int64
     if (!rc) rc = set_u32(w, a, "attention.head_count_kv", c->n_head_kv, err);
     if (!rc) rc = set_f32(w, a, "rope.freq_base", c->rope_base, err);
     if (!rc) rc = set_f32(w, a, "attention.layer_norm_rms_epsilon", c->rms_eps, err);
-    if (!rc) rc = set_u32(w, a, "rope.dimension_count", c->n_embd / c->n_head, err);
+    if (!rc) rc = set_u32(w, a, "rope.dimension_count", head_dim(c), err);
+    if (!rc) rc = add_arch_hparams(c, w, err);
     if (!rc) rc = set_u32(w, a, "vocab_size", n_vocab, err);
     if (!rc) rc = mh_gguf_writer_set_int(w, "general.file_type", MH_GGUF_UINT32, o->ftype, err);
     if (!rc) rc = mh_gguf_writer_set_int(w, "general.quantization_version", MH_GGUF_UINT32, 2, err);
@@ -320,7 +378,7 @@ static int add_hparams(const mh_create_config *c, const mh_create_opts *o, int64
 
 /* ===== tensors ===== */
 
-enum { FILL_RANDN, FILL_ONES, FILL_ZEROS, FILL_ROPE };
+enum { FILL_RANDN, FILL_ONES, FILL_ZEROS, FILL_ROPE, FILL_NORM, FILL_ROPE_LONG, FILL_ROPE_SHORT };
 
 typedef struct ctensor {
     char name[64];
@@ -349,30 +407,61 @@ static void plan_add(cplan *p, const char *name, int64_t ne0, int64_t ne1, int f
 /* Tensors in llama.cpp's order: globals, then each layer. */
 static void plan_tensors(const mh_create_config *c, int64_t V, cplan *p)
 {
-    int64_t E = c->n_embd, hd = E / c->n_head, kv = hd * c->n_head_kv;
+    int64_t E = c->n_embd, hd = head_dim(c), qd = hd * c->n_head, kv = hd * c->n_head_kv;
+    const int norm = c->norm_std > 0 ? FILL_NORM : FILL_ONES;
+    const bool fused = is_arch(c, "phi3"), qk = is_arch(c, "qwen3") || is_arch(c, "gemma3");
+    const bool post = is_arch(c, "gemma2") || is_arch(c, "gemma3");
     char n[64];
     plan_add(p, "token_embd.weight", E, V, FILL_RANDN);
-    plan_add(p, "output_norm.weight", E, 0, FILL_ONES);
+    plan_add(p, "output_norm.weight", E, 0, norm);
     if (!c->tied) plan_add(p, "output.weight", E, V, FILL_RANDN);
     if (c->rope_factor > 0) plan_add(p, "rope_freqs.weight", hd / 2, 0, FILL_ROPE);
+    if (c->longrope) {
+        plan_add(p, "rope_factors_long.weight", hd / 2, 0, FILL_ROPE_LONG);
+        plan_add(p, "rope_factors_short.weight", hd / 2, 0, FILL_ROPE_SHORT);
+    }
     for (int64_t i = 0; i < c->n_layer; i++) {
 #define ADD(suffix, ne0, ne1, fill) \
         (snprintf(n, sizeof n, "blk.%lld." suffix, (long long)i), plan_add(p, n, ne0, ne1, fill))
-        ADD("attn_norm.weight", E, 0, FILL_ONES);
-        ADD("attn_q.weight", E, E, FILL_RANDN);
-        ADD("attn_k.weight", E, kv, FILL_RANDN);
-        ADD("attn_v.weight", E, kv, FILL_RANDN);
+        ADD("attn_norm.weight", E, 0, norm);
+        if (fused) ADD("attn_qkv.weight", E, qd + 2 * kv, FILL_RANDN);
+        else {
+            ADD("attn_q.weight", E, qd, FILL_RANDN);
+            ADD("attn_k.weight", E, kv, FILL_RANDN);
+            ADD("attn_v.weight", E, kv, FILL_RANDN);
+        }
         if (c->qkv_bias) {
-            ADD("attn_q.bias", E, 0, FILL_ZEROS);
+            ADD("attn_q.bias", qd, 0, FILL_ZEROS);
             ADD("attn_k.bias", kv, 0, FILL_ZEROS);
             ADD("attn_v.bias", kv, 0, FILL_ZEROS);
         }
-        ADD("attn_output.weight", E, E, FILL_RANDN);
-        ADD("ffn_norm.weight", E, 0, FILL_ONES);
-        ADD("ffn_gate.weight", E, c->n_ff, FILL_RANDN);
-        ADD("ffn_up.weight", E, c->n_ff, FILL_RANDN);
+        if (qk) {
+            ADD("attn_q_norm.weight", hd, 0, norm);
+            ADD("attn_k_norm.weight", hd, 0, norm);
+        }
+        ADD("attn_output.weight", qd, E, FILL_RANDN);
+        if (post) ADD("post_attention_norm.weight", E, 0, norm);
+        ADD("ffn_norm.weight", E, 0, norm);
+        if (fused) ADD("ffn_up.weight", E, 2 * c->n_ff, FILL_RANDN);
+        else {
+            ADD("ffn_gate.weight", E, c->n_ff, FILL_RANDN);
+            ADD("ffn_up.weight", E, c->n_ff, FILL_RANDN);
+        }
         ADD("ffn_down.weight", c->n_ff, E, FILL_RANDN);
+        if (post) ADD("post_ffw_norm.weight", E, 0, norm);
 #undef ADD
+    }
+}
+
+/* phi3 longrope factors: real files carry tuned lists; these keep their
+ * shape (short near 1, long growing with the wavelength up to the
+ * context stretch) so both paths are exercised. */
+static void longrope_factors(const mh_create_config *c, bool lng, float *out, int64_t n)
+{
+    double stretch = (double)c->n_ctx / (double)c->rope_orig_ctx;
+    for (int64_t i = 0; i < n; i++) {
+        double f = (double)i / (double)(n > 1 ? n - 1 : 1);
+        out[i] = (float)(lng ? 1.0 + (stretch > 1 ? stretch - 1 : 0.5) * f : 1.0 + 0.05 * f);
     }
 }
 
@@ -428,6 +517,12 @@ static int write_tensor(const mh_create_config *c, uint64_t seed, int64_t idx, c
             mh_parallel_for(nr, 1 + (1 << 14) / ne0, gen_fn, &j);
         } else if (t->fill == FILL_ROPE) {
             rope_factors(c, b->f32, ne0);
+        } else if (t->fill == FILL_ROPE_LONG || t->fill == FILL_ROPE_SHORT) {
+            longrope_factors(c, t->fill == FILL_ROPE_LONG, b->f32, ne0);
+        } else if (t->fill == FILL_NORM) {   /* 1 + N(0, norm_std): a lost norm changes the output */
+            gen_job j = { seed, (uint64_t)idx, (uint64_t)(r0 * ne0), b->f32, ne0, (float)c->norm_std };
+            gen_fn(&j, 0, nr);
+            for (int64_t k = 0; k < nr * ne0; k++) b->f32[k] += 1.0f;
         } else {
             for (int64_t k = 0; k < nr * ne0; k++) b->f32[k] = t->fill == FILL_ONES ? 1.0f : 0.0f;
         }
@@ -453,7 +548,7 @@ static int declare_tensors(const mh_create_config *c, const mh_create_opts *o, c
         int rc = mh_gguf_writer_add_tensor(w, t->name, t->n_dims, t->ne, t->type, err);
         if (rc) return rc;
         st->n_by_type[t->type]++;
-        if (t->fill != FILL_ROPE) st->n_params += t->ne[0] * t->ne[1];
+        if (t->fill != FILL_ROPE && t->fill != FILL_ROPE_LONG && t->fill != FILL_ROPE_SHORT) st->n_params += t->ne[0] * t->ne[1];
     }
     st->n_tensors = p->n;
     return MH_OK;
@@ -468,8 +563,8 @@ static int build(const mh_create_config *c, const mh_create_opts *o, const char 
     st->n_vocab = V;
     st->vocab_changed = V != c->n_vocab;
     if ((rc = add_hparams(c, o, V, w, err))) return rc;
-    cplan p = { calloc((size_t)(4 + 12 * c->n_layer), sizeof(ctensor)), 0 };
-    size_t fcap = (size_t)CHUNK_ELEMS + (size_t)(c->n_ff > c->n_embd ? c->n_ff : c->n_embd);
+    cplan p = { calloc((size_t)(6 + 16 * c->n_layer), sizeof(ctensor)), 0 };
+    size_t fcap = (size_t)CHUNK_ELEMS + (size_t)(2 * c->n_ff > c->n_embd ? 2 * c->n_ff : c->n_embd);
     cbufs b = { malloc(fcap * sizeof(float)), malloc(fcap * sizeof(float)), 0, 0, o->progress,
                 o->progress_ud };
     if (!p.t || !b.f32 || !b.q) rc = mh_err_set(err, MH_ENOMEM, "create: out of memory");

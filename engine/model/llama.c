@@ -202,20 +202,68 @@ static void rmsnorm(float *y, const float *x, const float *w, int64_t T, int64_t
     }
 }
 
+/* The rope of layer l for a cache of n_ctx positions: theta, the angle
+ * scale, per-frequency divisors and the cos/sin factor. Sliding layers of
+ * gemma3 use their own base and no linear scaling (llama.cpp and HF alike);
+ * phi3's longrope takes the long factors once the cache outgrows the
+ * trained context (llama.cpp: n_ctx_per_seq > n_ctx_orig). */
+typedef struct rope_params {
+    float base, scale, mscale;
+    const float *ff;
+    bool yarn;
+    float corr[2];           /* yarn: pairs below corr[0] keep their angle, above corr[1] scale */
+} rope_params;
+
+/* ggml's yarn correction dimension: the pair index whose wavelength fits
+ * n_rot (here: beta) turns in the original context. */
+static float yarn_corr_dim(int64_t n_dims, int64_t n_ctx_orig, float beta, float base)
+{
+    return (float)n_dims * logf((float)n_ctx_orig / (beta * 2 * 3.14159265358979f)) / (2 * logf(base));
+}
+
+static rope_params rope_for(const mh_model *m, int64_t l, int64_t n_ctx)
+{
+    const mh_hparams *hp = &m->hp;
+    bool swa = mh_hparams_layer_swa(hp, l);
+    rope_params r = { .base = hp->rope_base, .scale = hp->rope_freq_scale > 0 ? hp->rope_freq_scale : 1.0f,
+                      .mscale = hp->rope_attn_factor > 0 ? hp->rope_attn_factor : 1.0f, .ff = m->g.rope_freqs };
+    if (swa && hp->rope_base_swa > 0) {
+        r.base = hp->rope_base_swa;
+        r.scale = 1.0f;
+    }
+    if (m->g.rope_long) r.ff = n_ctx > hp->rope_orig_ctx ? m->g.rope_long : m->g.rope_short;
+    if (hp->rope_scaling == MH_ROPE_SCALING_YARN && r.scale != 1.0f) {
+        r.yarn = true;
+        r.corr[0] = fmaxf(0.0f, floorf(yarn_corr_dim(hp->n_rot, hp->rope_orig_ctx, 32.0f, r.base)));
+        r.corr[1] = fminf((float)(hp->n_rot - 1), ceilf(yarn_corr_dim(hp->n_rot, hp->rope_orig_ctx, 1.0f, r.base)));
+        r.mscale *= 1.0f + 0.1f * logf(1.0f / r.scale);   /* attention temperature */
+    }
+    return r;
+}
+
 /* Rotates each head of v: (T, n_heads * hd) in place at positions pos0..,
  * in llama.cpp's arithmetic: pair i's angle is pos * base^(-2/n_rot)
  * multiplied up one pair at a time in float, over its frequency factor,
- * and the rotation fused as ggml's build compiles it. */
-static void rope(const mh_model *m, float *v, int64_t T, int64_t n_heads, int64_t pos0)
+ * times the linear scale, and the rotation fused as ggml's build compiles it. */
+static void rope(const mh_model *m, const rope_params *rp, float *v, int64_t T, int64_t n_heads,
+                 int64_t pos0)
 {
     const mh_hparams *hp = &m->hp;
     int64_t hd = hp->head_dim, half = hp->n_rot / 2;
-    const float step = powf(hp->rope_base, -2.0f / (float)hp->n_rot);
+    const float step = powf(rp->base, -2.0f / (float)hp->n_rot);
     for (int64_t t = 0; t < T; t++) {
         float theta = (float)(pos0 + t);
         for (int64_t i = 0; i < half; i++, theta *= step) {
-            const float th = m->g.rope_freqs ? theta / m->g.rope_freqs[i] : theta;
-            const float c = cosf(th), s = sinf(th);
+            float th = rp->ff ? theta / rp->ff[i] : theta;
+            if (rp->yarn) {   /* fast pairs keep their angle, slow ones stretch, a ramp between */
+                float y = ((float)i - rp->corr[0]) / fmaxf(0.001f, rp->corr[1] - rp->corr[0]);
+                float mix = 1.0f - fminf(1.0f, fmaxf(0.0f, y));
+                th = th * rp->scale * (1.0f - mix) + th * mix;
+            } else if (rp->scale != 1.0f) {
+                th *= rp->scale;
+            }
+            float c = cosf(th), s = sinf(th);
+            if (rp->mscale != 1.0f) { c *= rp->mscale; s *= rp->mscale; }
             const int64_t a = hp->rope_neox ? i : 2 * i, b = hp->rope_neox ? i + half : 2 * i + 1;
             for (int64_t h = 0; h < n_heads; h++) {
                 float *x = v + t * n_heads * hd + h * hd;
@@ -236,7 +284,18 @@ typedef struct attn_job {
     const uint8_t *k, *v;    /* this layer's cache rows: (n_ctx, row_bytes) */
     float *out;              /* (T, n_head * hd) */
     int64_t pos0;
+    int64_t win;             /* > 0: a query sees only the win newest positions */
+    float scale, cap;        /* score scale; soft cap (0: none) */
 } attn_job;
+
+/* The first position a query at pos (0-based) may see. */
+static inline int64_t win_lo(int64_t win, int64_t pos)
+{
+    return win > 0 && pos + 1 > win ? pos + 1 - win : 0;
+}
+
+/* gemma2's soft cap on a score: cap * tanh(x / cap). */
+static inline float softcap(float x, float cap) { return cap > 0 ? cap * tanhf(x / cap) : x; }
 
 /* Causal attention of f32 and q8_0 caches (f16: attn_llama_items) for work
  * items (t, h) in [i0, i1): scores through the cache type's vec_dot (q converted once to its vec_dot_type), values
@@ -249,7 +308,7 @@ static void attn_items(void *ctx, int64_t i0, int64_t i1)
     const mh_quant_traits *tr = mh_quant_traits_get(j->c->type);
     mh_dtype qt = tr->vec_dot_type;
     size_t head_off = mh_dtype_row_size(j->c->type, hd);
-    float scale = 1.0f / sqrtf((float)hd);
+    float scale = j->scale;
     int64_t n_max = j->pos0 + (i1 - 1) / hp->n_head + 1;
     int slot;
     float *att = slot_take(j->rs, &slot);
@@ -257,7 +316,7 @@ static void attn_items(void *ctx, int64_t i0, int64_t i1)
     uint8_t *qq = (uint8_t *)(vrow + hd);   /* hd values in vec_dot_type: at most qbytes */
     for (int64_t it = i0; it < i1; it++) {
         int64_t t = it / hp->n_head, h = it % hp->n_head, kvh = h / group;
-        int64_t n = j->pos0 + t + 1;
+        int64_t n = j->pos0 + t + 1, lo = win_lo(j->win, n - 1);
         const float *q = j->q + t * hp->n_head * hd + h * hd;
         const void *qx = q;
         if (qt != MH_DTYPE_F32) {
@@ -265,19 +324,19 @@ static void attn_items(void *ctx, int64_t i0, int64_t i1)
             qx = qq;
         }
         float mx = -INFINITY;
-        for (int64_t p = 0; p < n; p++) {
+        for (int64_t p = lo; p < n; p++) {
             tr->vec_dot(hd, j->k + (size_t)p * j->c->row_bytes + (size_t)kvh * head_off, qx, &att[p]);
-            att[p] *= scale;
+            att[p] = softcap(att[p] * scale, j->cap);
             if (att[p] > mx) mx = att[p];
         }
         double sum = 0;                      /* as ggml: double sum, one scale */
-        for (int64_t p = 0; p < n; p++) sum += (att[p] = expf(att[p] - mx));
+        for (int64_t p = lo; p < n; p++) sum += (att[p] = expf(att[p] - mx));
         float inv = (float)(1.0 / sum);
-        for (int64_t p = 0; p < n; p++) att[p] *= inv;
-        if (j->c->type != MH_DTYPE_F32) mh_round_to(MH_DTYPE_F16, att, n);
+        for (int64_t p = lo; p < n; p++) att[p] *= inv;
+        if (j->c->type != MH_DTYPE_F32) mh_round_to(MH_DTYPE_F16, att + lo, n - lo);
         float *o = j->out + t * hp->n_head * hd + h * hd;
         memset(o, 0, sizeof(float) * (size_t)hd);
-        for (int64_t p = 0; p < n; p++) {
+        for (int64_t p = lo; p < n; p++) {
             const uint8_t *vp = j->v + (size_t)p * j->c->row_bytes + (size_t)kvh * head_off;
             const float *vf = (const float *)vp;
             if (j->c->type != MH_DTYPE_F32) { tr->to_float(vp, vrow, hd); vf = vrow; }
@@ -300,7 +359,7 @@ static void attn_llama_items(void *ctx, int64_t i0, int64_t i1)
     const mh_kernels *kn = mh_kernels_get();
     const int64_t hd = hp->head_dim, group = hp->n_head / hp->n_head_kv, ld = j->c->kv_dim;
     const bool step = j->T == 1, lanes = !step && hd % 16 == 0;
-    const float scale = 1.0f / sqrtf((float)hd);
+    const float scale = j->scale;
     const int64_t n_max = j->pos0 + j->T;
     int64_t n_kv = (n_max + 31) / 32 * 32;
     if (n_kv > j->c->n_ctx) n_kv = j->c->n_ctx;
@@ -308,21 +367,26 @@ static void attn_llama_items(void *ctx, int64_t i0, int64_t i1)
     float *att = slot_take(j->rs, &slot);
     float *qf = att + n_max, *acc = qf + hd;   /* hd, then 64 hd lanes */
     for (int64_t it = i0; it < i1; it++) {
-        const int64_t t = it / hp->n_head, h = it % hp->n_head, kvh = h / group, n = j->pos0 + t + 1;
+        const int64_t t = it / hp->n_head, h = it % hp->n_head, kvh = h / group;
+        const int64_t lo = win_lo(j->win, j->pos0 + t), n = j->pos0 + t + 1 - lo;   /* visible */
         memcpy(qf, j->q + t * hp->n_head * hd + h * hd, sizeof(float) * (size_t)hd);
         mh_round_to(MH_DTYPE_F16, qf, hd);
-        const uint16_t *k = (const uint16_t *)j->k + kvh * hd, *v = (const uint16_t *)j->v + kvh * hd;
+        /* a sliding window starts the rows at lo: att[p] is position lo + p */
+        const uint16_t *k = (const uint16_t *)j->k + kvh * hd + lo * ld;
+        const uint16_t *v = (const uint16_t *)j->v + kvh * hd + lo * ld;
         float mx = -INFINITY;
         for (int64_t p = 0; p < n; p++) {
             const uint16_t *kr = k + p * ld;
             att[p] = (lanes ? kn->attn_score_llama(hd, kr, qf) : kn->attn_score_step_llama(hd, kr, qf)) * scale;
+            att[p] = softcap(att[p], j->cap);
             mx = att[p] > mx ? att[p] : mx;
         }
         const float inv = (float)(1.0 / kn->softmax_exp_llama(n, att, mx, att));
         for (int64_t p = 0; p < n; p++) att[p] *= inv;
         mh_round_to(MH_DTYPE_F16, att, n);
         float *o = j->out + t * hp->n_head * hd + h * hd;
-        if (step) kn->attn_mix_step_llama(n, n_kv - n_kv % 64, hd, att, v, ld, acc, o);
+        const int64_t split = n_kv - n_kv % 64 - lo;
+        if (step) kn->attn_mix_step_llama(n, split > 0 ? split : 0, hd, att, v, ld, acc, o);
         else kn->attn_mix_llama(n, hd, att, v, ld, acc, o);
     }
     slot_give(j->rs, slot);
@@ -332,7 +396,7 @@ static void attn_llama_items(void *ctx, int64_t i0, int64_t i1)
  * O = P V (sgemm). For prompts on f32 and q8_0 caches; the cache rows are
  * first widened to f32. */
 
-typedef struct softmax_job { float *S; int64_t n, pos0; float scale; bool round_f16; } softmax_job;
+typedef struct softmax_job { float *S; int64_t n, pos0, win; float scale, cap; bool round_f16; } softmax_job;
 
 static void causal_softmax_rows(void *ctx, int64_t r0, int64_t r1)
 {
@@ -341,9 +405,14 @@ static void causal_softmax_rows(void *ctx, int64_t r0, int64_t r1)
     for (int64_t t = r0; t < r1; t++) {
         float *row = j->S + t * j->n;
         int64_t live = j->pos0 + t + 1;         /* positions this token may see */
-        k->scale(live, row, j->scale, row);
-        k->softmax_row(live, row, row, false);
-        if (j->round_f16) mh_round_to(MH_DTYPE_F16, row, live);
+        int64_t lo = win_lo(j->win, live - 1);  /* ... from here on (sliding window) */
+        float *vis = row + lo;
+        k->scale(live - lo, vis, j->scale, vis);
+        if (j->cap > 0)
+            for (int64_t p = 0; p < live - lo; p++) vis[p] = softcap(vis[p], j->cap);
+        k->softmax_row(live - lo, vis, vis, false);
+        if (j->round_f16) mh_round_to(MH_DTYPE_F16, vis, live - lo);
+        memset(row, 0, sizeof(float) * (size_t)lo);
         memset(row + live, 0, sizeof(float) * (size_t)(j->n - live));
     }
 }
@@ -359,10 +428,12 @@ static void widen_rows(void *ctx, int64_t p0, int64_t p1)
     }
 }
 
-static int attn_gemm(mh_runstate *rs, const mh_hparams *hp, const mh_kv_cache *c,
-                     const float *q /* (T, n_head*hd) */, const uint8_t *k, const uint8_t *v,
+static int attn_gemm(mh_runstate *rs, const attn_job *aj, const float *q /* (T, n_head*hd) */,
                      float *out /* (T, n_head*hd) */, int64_t T, int64_t pos0, mh_err *err)
 {
+    const mh_hparams *hp = aj->hp;
+    const mh_kv_cache *c = aj->c;
+    const uint8_t *k = aj->k, *v = aj->v;
     int64_t hd = hp->head_dim, n = pos0 + T, kvd = c->kv_dim, qd = hp->n_head * hd;
     int64_t group = hp->n_head / hp->n_head_kv;
     bool wide = c->type != MH_DTYPE_F32;
@@ -385,7 +456,7 @@ static int attn_gemm(mh_runstate *rs, const mh_hparams *hp, const mh_kv_cache *c
         int64_t kvh = h / group;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)n, (int)hd, 1.0f,
                     q + h * hd, (int)qd, kf + kvh * hd, (int)kvd, 0.0f, S, (int)n);
-        softmax_job sj = { S, n, pos0, 1.0f / sqrtf((float)hd), wide };
+        softmax_job sj = { S, n, pos0, aj->win, aj->scale, aj->cap, wide };
         mh_parallel_for(T, 8, causal_softmax_rows, &sj);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)T, (int)hd, (int)n, 1.0f,
                     S, (int)n, vf + kvh * hd, (int)kvd, 0.0f, out + h * hd, (int)qd);
@@ -465,8 +536,9 @@ static int seq_attention(const mh_model *m, const mh_batch_seq *q, int64_t l, sc
     mh_kv_cache *c = q->cache;
     int64_t T = q->n, kvd = c->kv_dim, qd = hp->n_head * hp->head_dim, pos0 = c->n_past;
     float *qr = s->q + r0 * qd, *kr = s->k + r0 * kvd, *vr = s->v + r0 * kvd, *out = s->att + r0 * qd;
-    rope(m, qr, T, hp->n_head, pos0);
-    rope(m, kr, T, hp->n_head_kv, pos0);
+    const rope_params rp = rope_for(m, l, c->n_ctx);
+    rope(m, &rp, qr, T, hp->n_head, pos0);
+    rope(m, &rp, kr, T, hp->n_head_kv, pos0);
     size_t layer_bytes = c->row_bytes * (size_t)c->n_ctx;
     uint8_t *kc = c->k + (size_t)l * layer_bytes, *vc = c->v + (size_t)l * layer_bytes;
     /* the cache type's activation quantizer, as ggml's copy into its cache */
@@ -475,9 +547,12 @@ static int seq_attention(const mh_model *m, const mh_batch_seq *q, int64_t l, sc
         store(kr + t * kvd, kc + (size_t)(pos0 + t) * c->row_bytes, kvd);
         store(vr + t * kvd, vc + (size_t)(pos0 + t) * c->row_bytes, kvd);
     }
-    attn_job aj = { s->rs, hp, c, qr, T, kc, vc, out, pos0 };
+    attn_job aj = { s->rs, hp, c, qr, T, kc, vc, out, pos0,
+                    mh_hparams_layer_swa(hp, l) ? hp->n_swa : 0,
+                    hp->attn_scale > 0 ? hp->attn_scale : 1.0f / sqrtf((float)hp->head_dim),
+                    hp->attn_softcap };
     if (c->type == MH_DTYPE_F16) mh_parallel_for(T * hp->n_head, 1, attn_llama_items, &aj);
-    else if (T >= 8) return attn_gemm(s->rs, hp, c, qr, kc, vc, out, T, pos0, err);
+    else if (T >= 8) return attn_gemm(s->rs, &aj, qr, out, T, pos0, err);
     else mh_parallel_for(T * hp->n_head, 1, attn_items, &aj);
     return MH_OK;
 }
@@ -496,18 +571,29 @@ static int layer_forward(mh_model *m, const mh_batch_seq *seqs, int n_seqs, int6
         (st = proj(m, l, MH_PROJ_K, s->xn, T, s->k, s, err)) ||
         (st = proj(m, l, MH_PROJ_V, s->xn, T, s->v, s, err)))
         return st;
+    if (L->q_norm) {   /* qwen3/gemma3: each head's q and k normed before rope */
+        rmsnorm(s->q, s->q, L->q_norm, T * hp->n_head, hp->head_dim, hp->rms_eps);
+        rmsnorm(s->k, s->k, L->k_norm, T * hp->n_head_kv, hp->head_dim, hp->rms_eps);
+    }
     for (int i = 0, r0 = 0; i < n_seqs; r0 += (int)seqs[i].n, i++)
         if ((st = seq_attention(m, &seqs[i], l, s, r0, err))) return st;
     if ((st = proj(m, l, MH_PROJ_O, s->att, T, s->tmp, s, err))) return st;
+    if (L->attn_post_norm) rmsnorm(s->tmp, s->tmp, L->attn_post_norm, T, E, hp->rms_eps);
     for (int64_t i = 0; i < T * E; i++) s->x[i] += s->tmp[i];
     rmsnorm(s->xn, s->x, L->ffn_norm, T, E, hp->rms_eps);
     if ((st = proj(m, l, MH_PROJ_GATE, s->xn, T, s->gate, s, err)) ||
         (st = proj(m, l, MH_PROJ_UP, s->xn, T, s->up, s, err)))
         return st;
     const mh_kernels *kn = mh_kernels_get();
-    for (int64_t t = 0; t < T; t++)   /* row by row: ggml's vector chunks restart per row */
-        kn->swiglu_llama(F, s->gate + t * F, s->up + t * F, s->gate + t * F);
+    if (hp->gelu_ffn) {   /* gemma: gelu (tanh form) of the gate times up */
+        kn->gelu(T * F, s->gate, s->gate);
+        for (int64_t i = 0; i < T * F; i++) s->gate[i] *= s->up[i];
+    } else {
+        for (int64_t t = 0; t < T; t++)   /* row by row: ggml's vector chunks restart per row */
+            kn->swiglu_llama(F, s->gate + t * F, s->up + t * F, s->gate + t * F);
+    }
     if ((st = proj(m, l, MH_PROJ_DOWN, s->gate, T, s->tmp, s, err))) return st;
+    if (L->ffn_post_norm) rmsnorm(s->tmp, s->tmp, L->ffn_post_norm, T, E, hp->rms_eps);
     for (int64_t i = 0; i < T * E; i++) s->x[i] += s->tmp[i];
     return MH_OK;
 }
@@ -558,7 +644,10 @@ static int batch_logits(mh_model *m, mh_batch_seq *seqs, int n_seqs, scratch *s,
     if (st) return st;
     if (!out) out = rs->logits;
     rmsnorm(s->xn, s->tmp, m->g.output_norm, n_out, E, hp->rms_eps);
-    if ((st = mh_linear(&m->g.output, s->xn, n_out, out, err)) || n_seqs == 1) return st;
+    if ((st = mh_linear(&m->g.output, s->xn, n_out, out, err))) return st;
+    if (hp->final_softcap > 0)   /* gemma2: logits = cap * tanh(logits / cap) */
+        for (int64_t i = 0; i < n_out * hp->n_vocab; i++) out[i] = softcap(out[i], hp->final_softcap);
+    if (n_seqs == 1) return st;
     for (int i = 0, o = 0; i < n_seqs; i++) {
         if (!seqs[i].logits) continue;
         int64_t k = seqs[i].all_logits ? seqs[i].n : 1;
@@ -587,6 +676,8 @@ int mh_model_forward_batch(mh_model *m, mh_batch_seq *seqs, int n_seqs, mh_err *
                                         (const uint8_t *)m->g.tok_embd.data + (size_t)seqs[i].tokens[t] * erow,
                                         s.x + r * E, E)))
                 st = mh_err_set(err, st, "forward: cannot read the token embedding");
+    if (!st && hp->embd_scale > 0 && hp->embd_scale != 1.0f)   /* gemma: times sqrt(n_embd) */
+        for (int64_t i = 0; i < T * E; i++) s.x[i] *= hp->embd_scale;
     for (int64_t l = 0; l < hp->n_layer && !st; l++) st = layer_forward(m, seqs, n_seqs, l, &s, T, err);
     for (int i = 0, r = 0; i < n_seqs && !st; r += (int)seqs[i].n, i++)
         if (seqs[i].hidden)

@@ -1,5 +1,5 @@
-/* llama_load.c: builds an mh_model from a GGUF file (llama, qwen2 and their
- * relatives). Layer: engine/model. Weights stay in the mapping; small 1-D
+/* llama_load.c: builds an mh_model from a GGUF file (llama, qwen2, qwen3,
+ * gemma2/3, phi3 and their relatives; arch.c reads what sets them apart). Layer: engine/model. Weights stay in the mapping; small 1-D
  * tensors (norms, biases) are converted to owned f32 when stored otherwise. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,8 +8,6 @@
 #include "mh/safetensors.h"
 #include "mh/quant.h"
 #include "model_internal.h"
-
-static const char *supported_archs = "llama, mistral, qwen2";
 
 static int get_hp(const mh_gguf *g, const char *arch, const char *key, int64_t *out,
                   bool required, mh_err *err)
@@ -65,11 +63,9 @@ static int read_hparams(mh_model *m, mh_err *err)
         return mh_err_set(err, MH_EFORMAT, "model: missing general.architecture");
     snprintf(hp->arch_name, sizeof hp->arch_name, "%.*s", (int)s.len, s.ptr);
     const char *a = hp->arch_name;
-    if (!strcmp(a, "llama") || !strcmp(a, "mistral")) hp->arch = MH_ARCH_LLAMA;
-    else if (!strcmp(a, "qwen2")) hp->arch = MH_ARCH_QWEN2;
-    else
+    if (!mh_arch_from_name(a, &hp->arch))
         return mh_err_set(err, MH_EFORMAT, "model: unsupported architecture '%s' (supported: %s)",
-                          a, supported_archs);
+                          a, mh_arch_supported);
     int st;
     if ((st = get_hp(m->gguf, a, "block_count", &hp->n_layer, true, err)) ||
         (st = get_hp(m->gguf, a, "embedding_length", &hp->n_embd, true, err)) ||
@@ -95,7 +91,7 @@ static int read_hparams(mh_model *m, mh_err *err)
                           (long long)hp->head_dim, (long long)hp->n_rot);
     hp->rope_base = get_hpf(m->gguf, a, "rope.freq_base", 10000.0f);
     hp->rms_eps = get_hpf(m->gguf, a, "attention.layer_norm_rms_epsilon", 1e-5f);
-    hp->rope_neox = hp->arch == MH_ARCH_QWEN2;
+    if ((st = mh_arch_read_hparams(m->gguf, hp, err))) return st;
     const mh_gguf_tensor *emb = mh_gguf_find_tensor(m->gguf, "token_embd.weight");
     if (!emb) return mh_err_set(err, MH_EFORMAT, "model: tensor 'token_embd.weight' is missing");
     hp->n_vocab = emb->ne[1];
@@ -125,6 +121,14 @@ int mh_model_load(const char *path, mh_model **out, mh_err *err)
     }
     if (!st) st = mh_model_get_vec(m, get_weight, NAME(MH_G_ROPE_FREQS), m->hp.n_rot / 2, false,
                                    &m->g.rope_freqs, err);
+    if (!st) st = mh_model_get_vec(m, get_weight, NAME(MH_G_ROPE_LONG), m->hp.n_rot / 2, false,
+                                   &m->g.rope_long, err);
+    if (!st) st = mh_model_get_vec(m, get_weight, NAME(MH_G_ROPE_SHORT), m->hp.n_rot / 2, false,
+                                   &m->g.rope_short, err);
+    if (!st && (!m->g.rope_long) != (!m->g.rope_short))
+        st = mh_err_set(err, MH_EFORMAT, "model: longrope needs both rope_factors_long and "
+                        "rope_factors_short");
+    if (!st && m->g.rope_long) m->hp.rope_scaling = MH_ROPE_SCALING_LONGROPE;
 #undef NAME
     if (!st) st = mh_model_bind_layers(m, MH_LAYOUT_GGUF, get_weight, err);
     if (st) {

@@ -24,6 +24,8 @@ static const char *const global_names[MH_G_COUNT][2] = {
     { "output_norm.weight", "model.norm.weight" },
     { "output.weight", "lm_head.weight" },
     { "rope_freqs.weight", NULL },          /* HF derives them from rope_scaling */
+    { "rope_factors_long.weight", NULL },   /* phi3 longrope (HF: rope_scaling lists) */
+    { "rope_factors_short.weight", NULL },
 };
 static const char *const layer_prefix[2] = { "blk.%lld.%s.%s", "model.layers.%lld.%s.%s" };
 
@@ -115,6 +117,73 @@ static void proj_shape(const mh_hparams *hp, mh_proj k, int64_t *rows, int64_t *
     *cols = shape[k][1];
 }
 
+/* Row slice [r0, r0 + rows) of w: a view into the same bytes, or an owned
+ * copy where the slice would start at an address floats cannot be read from. */
+static int slice_rows(mh_model *m, const mh_weight *w, int64_t r0, int64_t rows, mh_weight *out,
+                      mh_err *err)
+{
+    size_t rb = mh_dtype_row_size(w->dtype, w->cols);
+    *out = *w;
+    out->rows = rows;
+    out->data = (const uint8_t *)w->data + (size_t)r0 * rb;
+    if ((uintptr_t)out->data % sizeof(float) == 0) return MH_OK;
+    void *copy = malloc(rb * (size_t)rows);
+    if (!copy) return mh_err_set(err, MH_ENOMEM, "model: out of memory");
+    memcpy(copy, out->data, rb * (size_t)rows);
+    out->data = copy;
+    return mh_model_own(m, copy, err);
+}
+
+/* phi3 fuses q|k|v into attn_qkv and gate|up into ffn_up (2 n_ff rows, the
+ * gate first: llama.cpp's swiglu split and HF's chunk(2) agree). Both are
+ * split into the usual projections, so the forward and LoRA see no change.
+ * GGUF layout only (HF phi3 folders are not read). */
+static int bind_fused(mh_model *m, mh_layout lay, mh_tensor_getter get, int64_t l, mh_err *err)
+{
+    const mh_hparams *hp = &m->hp;
+    mh_layer *L = &m->layers[l];
+    int64_t E = hp->n_embd, qd = hp->n_head * hp->head_dim, kvd = hp->n_head_kv * hp->head_dim;
+    char n[160];
+    mh_weight w;
+    int st;
+    if (lay != MH_LAYOUT_GGUF || hp->arch != MH_ARCH_PHI3) return MH_OK;
+    snprintf(n, sizeof n, layer_prefix[0], (long long)l, "attn_qkv", "weight");
+    if ((st = mh_model_get_weight(m, get, n, qd + 2 * kvd, E, true, &w, err)) ||
+        (st = slice_rows(m, &w, 0, qd, &L->wq, err)) ||
+        (st = slice_rows(m, &w, qd, kvd, &L->wk, err)) ||
+        (st = slice_rows(m, &w, qd + kvd, kvd, &L->wv, err)))
+        return st;
+    snprintf(n, sizeof n, layer_prefix[0], (long long)l, "ffn_up", "weight");
+    if ((st = mh_model_get_weight(m, get, n, 2 * hp->n_ff, E, true, &w, err)) ||
+        (st = slice_rows(m, &w, 0, hp->n_ff, &L->w_gate, err)) ||
+        (st = slice_rows(m, &w, hp->n_ff, hp->n_ff, &L->w_up, err)))
+        return st;
+    return MH_OK;
+}
+
+/* Per-head q/k norms (qwen3, gemma3) and the gemma post-norms. */
+static int bind_norms(mh_model *m, mh_layout lay, mh_tensor_getter get, int64_t l, mh_err *err)
+{
+    const mh_hparams *hp = &m->hp;
+    mh_layer *L = &m->layers[l];
+    const int hf = lay == MH_LAYOUT_HF;
+    static const char *const names[4][2] = {
+        { "attn_q_norm", "self_attn.q_norm" }, { "attn_k_norm", "self_attn.k_norm" },
+        { "post_attention_norm", "post_attention_layernorm" },
+        { "post_ffw_norm", "post_feedforward_layernorm" },
+    };
+    const float **slot[4] = { &L->q_norm, &L->k_norm, &L->attn_post_norm, &L->ffn_post_norm };
+    char n[160];
+    for (int i = 0; i < 4; i++) {
+        bool want = i < 2 ? hp->qk_norm : hp->post_norms;
+        if (!want) continue;
+        snprintf(n, sizeof n, layer_prefix[hf], (long long)l, names[i][hf], "weight");
+        int st = mh_model_get_vec(m, get, n, i < 2 ? hp->head_dim : hp->n_embd, true, slot[i], err);
+        if (st) return st;
+    }
+    return MH_OK;
+}
+
 /* One layer, in the order the loaders always checked it: attention norm,
  * q k v o, the q/k/v biases (qwen2 only), FFN norm, gate up down. */
 static int bind_layer(mh_model *m, mh_layout lay, mh_tensor_getter get, int64_t l, mh_err *err)
@@ -129,6 +198,7 @@ static int bind_layer(mh_model *m, mh_layout lay, mh_tensor_getter get, int64_t 
     int st;
     snprintf(n, sizeof n, layer_prefix[hf], (long long)l, norm_names[0][hf], "weight");
     if ((st = mh_model_get_vec(m, get, n, hp->n_embd, true, &L->attn_norm, err))) return st;
+    if ((st = bind_fused(m, lay, get, l, err)) || (st = bind_norms(m, lay, get, l, err))) return st;
     for (int k = 0; k < MH_PROJ_COUNT; k++) {
         if (k == MH_PROJ_GATE) {
             for (int b = 0; b < 3; b++) {
@@ -139,6 +209,7 @@ static int bind_layer(mh_model *m, mh_layout lay, mh_tensor_getter get, int64_t 
             snprintf(n, sizeof n, layer_prefix[hf], (long long)l, norm_names[1][hf], "weight");
             if ((st = mh_model_get_vec(m, get, n, hp->n_embd, true, &L->ffn_norm, err))) return st;
         }
+        if (proj_slot(L, (mh_proj)k)->data) continue;     /* a slice of a fused tensor */
         proj_shape(hp, (mh_proj)k, &rows, &cols);
         snprintf(n, sizeof n, layer_prefix[hf], (long long)l, proj_names[k][hf], "weight");
         if ((st = mh_model_get_weight(m, get, n, rows, cols, true, proj_slot(L, (mh_proj)k), err)))

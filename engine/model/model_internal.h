@@ -66,7 +66,8 @@ void mh_runstate_free(struct mh_runstate *rs);
  * tensor leaves w zeroed. */
 typedef int (*mh_tensor_getter)(mh_model *m, const char *name, int ndim, int64_t rows,
                                 int64_t cols, bool required, mh_weight *w, mh_err *err);
-enum { MH_G_EMBD, MH_G_OUTPUT_NORM, MH_G_OUTPUT, MH_G_ROPE_FREQS, MH_G_COUNT };
+enum { MH_G_EMBD, MH_G_OUTPUT_NORM, MH_G_OUTPUT, MH_G_ROPE_FREQS, MH_G_ROPE_LONG, MH_G_ROPE_SHORT,
+       MH_G_COUNT };
 /* The name of a global tensor in a layout; NULL where the layout has none. */
 const char *mh_global_name(int which, mh_layout layout);
 /* Takes ownership of p (freed with the model); frees p on failure. */
@@ -80,6 +81,13 @@ int mh_model_get_vec(mh_model *m, mh_tensor_getter get, const char *name, int64_
                      bool required, const float **out, mh_err *err);
 /* Points every layer's norms, projections and biases at their tensors. */
 int mh_model_bind_layers(mh_model *m, mh_layout layout, mh_tensor_getter get, mh_err *err);
+
+/* arch.c: the architecture table and the keys the newer architectures add. */
+extern const char *mh_arch_supported;
+bool mh_arch_from_name(const char *name, mh_arch *out);
+/* After the common keys (head_dim, n_embd... set): attention scale, soft
+ * caps, sliding window, rope scaling, per-arch switches. */
+int mh_arch_read_hparams(const struct mh_gguf *g, mh_hparams *hp, mh_err *err);
 
 /* llama_hf.c: Hugging Face checkpoint directories (config.json + safetensors). */
 bool mh_model_is_hf_path(const char *path);     /* a directory or a config.json */

@@ -172,6 +172,16 @@ mh_trainer *mh_trainer_new(mh_model *m, const mh_train_config *cfg, mh_err *err)
     if (!m || !cfg) { mh_err_set(err, MH_EINVAL, "trainer: no model or config"); return NULL; }
     if (check_config(cfg, err)) return NULL;
     const mh_hparams *hp = mh_model_hparams(m);
+    if (hp->arch != MH_ARCH_LLAMA && hp->arch != MH_ARCH_QWEN2) {   /* the graph is llama's */
+        mh_err_set(err, MH_EINVAL, "trainer: %s models cannot be trained yet (llama, mistral, qwen2)",
+                   hp->arch_name);
+        return NULL;
+    }
+    if (hp->n_swa > 0 || hp->rope_scaling == MH_ROPE_SCALING_LINEAR || hp->rope_scaling == MH_ROPE_SCALING_YARN) {
+        mh_err_set(err, MH_EINVAL, "trainer: sliding-window attention and linear/yarn rope "
+                   "scaling cannot be trained yet");
+        return NULL;
+    }
     mh_trainer *t = calloc(1, sizeof *t);
     if (!t) goto oom;
     t->m = m;

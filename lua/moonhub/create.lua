@@ -1,4 +1,5 @@
--- moonhub.create: write a randomly initialized llama/qwen2 model as GGUF
+-- moonhub.create: write a randomly initialized decoder model as GGUF
+-- (llama, mistral, qwen2, qwen3, gemma2, gemma3, phi3)
 -- (real shapes of known models, or a config), for tests and benchmarks.
 -- Layer: lua/moonhub (wraps moonhub.core.gguf_write; dkjson for config files).
 --
@@ -30,7 +31,49 @@ M.presets = {
    ["tinyllama-1.1b"] = { arch = "llama", n_layer = 22, n_embd = 2048, n_ff = 5632, n_head = 32,
             n_head_kv = 4, n_vocab = 32000, n_ctx = 2048, rope_base = 10000, rms_eps = 1e-5,
             tied = false },
+   ["mistral-7b-v0.1"] = { arch = "llama", n_layer = 32, n_embd = 4096, n_ff = 14336, n_head = 32,
+            n_head_kv = 8, n_vocab = 32000, n_ctx = 32768, rope_base = 10000, rms_eps = 1e-5,
+            tied = false, n_swa = 4096 },
+   ["qwen3-0.6b"] = { arch = "qwen3", n_layer = 28, n_embd = 1024, n_ff = 3072, n_head = 16,
+            n_head_kv = 8, head_dim = 128, n_vocab = 151936, n_ctx = 40960, rope_base = 1e6,
+            rms_eps = 1e-6, tied = true },
+   ["gemma-2-2b"] = { arch = "gemma2", n_layer = 26, n_embd = 2304, n_ff = 9216, n_head = 8,
+            n_head_kv = 4, head_dim = 256, n_vocab = 256000, n_ctx = 8192, rope_base = 10000,
+            rms_eps = 1e-6, tied = true, n_swa = 4096, attn_softcap = 50, final_softcap = 30 },
+   ["gemma-3-1b"] = { arch = "gemma3", n_layer = 26, n_embd = 1152, n_ff = 6912, n_head = 4,
+            n_head_kv = 1, head_dim = 256, n_vocab = 262144, n_ctx = 32768, rope_base = 1e6,
+            rope_base_swa = 10000, rms_eps = 1e-6, tied = true, n_swa = 512 },
+   ["phi-3.5-mini"] = { arch = "phi3", n_layer = 32, n_embd = 3072, n_ff = 8192, n_head = 32,
+            n_head_kv = 32, n_vocab = 32064, n_ctx = 131072, rope_base = 10000, rms_eps = 1e-5,
+            tied = false, longrope = true, rope_orig_ctx = 4096, n_swa = 262144 },
 }
+
+-- Tiny shapes of each architecture for tests (tests/fixtures/arch holds
+-- float64 reference logits for them): head_dim 32 so q8_0 KV caches work,
+-- weights wide enough (std) and windows/caps small enough that every
+-- feature changes the logits of a 12-token prompt.
+local tiny = { n_layer = 2, n_embd = 64, n_ff = 128, n_head = 2, n_head_kv = 1, n_vocab = 259,
+   n_ctx = 512, rope_base = 10000, rms_eps = 1e-6, tied = true, std = 0.25, norm_std = 0.1 }
+local function tiny_of(t)
+   local c = {}
+   for k, v in pairs(tiny) do c[k] = v end
+   for k, v in pairs(t) do c[k] = v end
+   return c
+end
+M.presets["tiny-qwen3"] = tiny_of({ arch = "qwen3", n_head = 4, n_head_kv = 2, head_dim = 32,
+   rope_base = 1e6 })
+M.presets["tiny-gemma2"] = tiny_of({ arch = "gemma2", n_layer = 26, n_swa = 5, attn_softcap = 2,
+   final_softcap = 3 })   -- 26 layers: llama.cpp runs gemma2 only at its 2b/9b/27b depths
+M.presets["tiny-gemma3"] = tiny_of({ arch = "gemma3", n_layer = 6, n_head = 4, n_head_kv = 2,
+   head_dim = 32, n_swa = 4, rope_base = 1e6, rope_base_swa = 10000, rope_scale_linear = 8 })
+M.presets["tiny-phi3"] = tiny_of({ arch = "phi3", n_head_kv = 2, tied = false, longrope = true,
+   rope_orig_ctx = 256, rms_eps = 1e-5, n_swa = 8 })   -- llama.cpp wants a window for phi3
+M.presets["tiny-llama3"] = tiny_of({ arch = "llama", rope_base = 5e5, rope_factor = 8,
+   rope_low_freq = 1, rope_high_freq = 4, rope_orig_ctx = 64, rms_eps = 1e-5 })
+M.presets["tiny-llama-linear"] = tiny_of({ arch = "llama", rope_scale_linear = 4, rms_eps = 1e-5 })
+M.presets["tiny-llama-yarn"] = tiny_of({ arch = "llama", rope_base = 1e4, rope_scale_yarn = 4,
+   rope_orig_ctx = 64, rms_eps = 1e-5 })
+M.presets["tiny-mistral-swa"] = tiny_of({ arch = "llama", n_swa = 5, rms_eps = 1e-5 })
 
 -- Sorted preset names.
 function M.preset_names()
@@ -46,34 +89,75 @@ local function copy(t)
    return c
 end
 
+-- model_type -> arch (gemma3's multimodal config nests the text model)
+local HF_ARCH = { llama = "llama", mistral = "llama", qwen2 = "qwen2", qwen3 = "qwen3",
+   gemma2 = "gemma2", gemma3 = "gemma3", gemma3_text = "gemma3", phi3 = "phi3" }
+
+-- The architecture-specific fields of a Hugging Face config (c: our config).
+local function hf_extras(h, c, mt)
+   local rs = type(h.rope_scaling) == "table" and h.rope_scaling or {}
+   local rt = rs.rope_type or rs.type
+   if rt == "llama3" then
+      c.rope_factor, c.rope_low_freq = rs.factor, rs.low_freq_factor
+      c.rope_high_freq, c.rope_orig_ctx = rs.high_freq_factor, rs.original_max_position_embeddings
+   elseif rt == "linear" then
+      c.rope_scale_linear = rs.factor
+   elseif rt == "yarn" then
+      c.rope_scale_yarn = rs.factor
+      c.rope_orig_ctx = rs.original_max_position_embeddings or h.max_position_embeddings
+   elseif rt == "longrope" or rt == "su" then
+      c.longrope, c.rope_orig_ctx = true, h.original_max_position_embeddings or 4096
+   elseif rt ~= nil and rt ~= "default" then
+      return nil, "create: rope_scaling type '" .. tostring(rt) .. "' is not supported "
+         .. "(llama3, linear, yarn, longrope)"
+   end
+   if h.head_dim and h.head_dim ~= c.n_embd // c.n_head then c.head_dim = h.head_dim end
+   -- Qwen2/3 configs carry a sliding_window they do not use unless asked
+   local swa = h.sliding_window
+   if (mt == "qwen2" or mt == "qwen3") and not h.use_sliding_window then swa = nil end
+   if math.type(swa) == "integer" and swa > 0 then c.n_swa = swa end
+   c.attn_softcap = h.attn_logit_softcapping or nil
+   c.final_softcap = h.final_logit_softcapping or nil
+   if c.arch == "gemma3" then c.rope_base_swa = h.rope_local_base_freq or 10000 end
+   if c.arch == "gemma2" or c.arch == "gemma3" then
+      c.rms_eps = h.rms_norm_eps or 1e-6
+      c.tied = h.tie_word_embeddings ~= false    -- Gemma ties unless told otherwise
+   end
+   return c
+end
+
 -- from_hf(cfg) -> config: a Hugging Face config.json table (LlamaConfig,
--- Qwen2Config) in this module's terms; raw configs of ours pass through.
+-- MistralConfig, Qwen2/3Config, Gemma2/3Config, Phi3Config) in this
+-- module's terms; raw configs of ours pass through.
 function M.from_hf(h)
    if type(h) ~= "table" then error("create.from_hf: config must be a table", 2) end
    if h.n_layer then return copy(h) end
+   if h.model_type == "gemma3" and type(h.text_config) == "table" then
+      local t = copy(h.text_config)
+      t.model_type = "gemma3_text"
+      t.vocab_size = t.vocab_size or h.vocab_size or 262208
+      h = t
+   end
    local mt = h.model_type or "llama"
-   if mt ~= "llama" and mt ~= "qwen2" and mt ~= "mistral" then
-      return nil, "create: model_type '" .. tostring(mt) .. "' is not supported (llama, qwen2, mistral)"
+   local arch = HF_ARCH[mt]
+   if not arch then
+      return nil, "create: model_type '" .. tostring(mt) .. "' is not supported (llama, mistral, "
+         .. "qwen2, qwen3, gemma2, gemma3, phi3)"
    end
    local c = {
-      arch = mt == "qwen2" and "qwen2" or "llama",
+      arch = arch,
       n_layer = h.num_hidden_layers, n_embd = h.hidden_size, n_ff = h.intermediate_size,
       n_head = h.num_attention_heads, n_head_kv = h.num_key_value_heads or h.num_attention_heads,
       n_vocab = h.vocab_size, n_ctx = h.max_position_embeddings or 2048,
       rope_base = h.rope_theta or 10000, rms_eps = h.rms_norm_eps or 1e-5,
       tied = h.tie_word_embeddings == true, qkv_bias = mt == "qwen2",
    }
-   local rs = h.rope_scaling
-   if type(rs) == "table" and rs.rope_type == "llama3" then
-      c.rope_factor, c.rope_low_freq = rs.factor, rs.low_freq_factor
-      c.rope_high_freq, c.rope_orig_ctx = rs.high_freq_factor, rs.original_max_position_embeddings
-   end
    for _, k in ipairs({ "n_layer", "n_embd", "n_ff", "n_head", "n_vocab" }) do
       if math.type(c[k]) ~= "integer" then
          return nil, "create: config is missing an integer for " .. k
       end
    end
-   return c
+   return hf_extras(h, c, mt)
 end
 
 -- load_config(path) -> config | nil, msg (a config.json file)

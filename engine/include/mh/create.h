@@ -1,4 +1,4 @@
-/* create.h: writes a randomly initialized llama/qwen2 model as GGUF, with
+/* create.h: writes a randomly initialized decoder model as GGUF, with
  * the tokenizer metadata of a chosen vocabulary, for tests and benchmarks.
  * Layer: engine/model (pure C11). Weights come from a counter-based RNG
  * (same seed, same bytes) and stream to disk tensor by tensor. */
@@ -12,7 +12,7 @@
 #include "mh/quantize.h"
 
 typedef struct mh_create_config {
-    char arch[16];             /* "llama" or "qwen2" */
+    char arch[16];             /* llama, qwen2, qwen3, gemma2, gemma3, phi3 */
     char name[64];             /* general.name */
     int64_t n_layer, n_embd, n_ff, n_head, n_head_kv;
     int64_t n_vocab;           /* wanted; the tokenizer's own size wins (see stats) */
@@ -24,6 +24,15 @@ typedef struct mh_create_config {
     double rope_low_freq, rope_high_freq;
     int64_t rope_orig_ctx;
     double std;                /* matrices ~ N(0, std); 0 means 0.02 */
+    /* ---- qwen3, gemma2/3, phi3, sliding windows (zero: off) ---- */
+    int64_t head_dim;          /* attention.key_length; 0: n_embd / n_head */
+    int64_t n_swa;             /* attention.sliding_window */
+    double attn_softcap, final_softcap;   /* gemma2 soft caps */
+    double rope_base_swa;      /* gemma3 rope.freq_base_swa */
+    double rope_scale_linear;  /* rope.scaling.type linear with this factor */
+    double rope_scale_yarn;    /* rope.scaling.type yarn with this factor (over rope_orig_ctx) */
+    bool longrope;             /* phi3: rope_factors_long/short from rope_orig_ctx */
+    double norm_std;           /* norm weights 1 + N(0, norm_std): so a lost norm shows */
 } mh_create_config;
 
 typedef struct mh_create_opts {

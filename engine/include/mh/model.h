@@ -1,5 +1,5 @@
 /* model.h: llama-family decoder models (llama, mistral, smollm, tinyllama,
- * qwen2) loaded from GGUF, their KV cache and the forward pass.
+ * qwen2, qwen3, gemma2, gemma3, phi3) loaded from GGUF, their KV cache and the forward pass.
  * Layer: engine/model (pure C11). Weights are zero-copy views into the
  * mmapped file; activations and KV memory belong to the cache/context. */
 #ifndef MH_MODEL_H
@@ -10,7 +10,17 @@
 #include "mh/err.h"
 #include "mh/dtype.h"
 
-typedef enum mh_arch { MH_ARCH_LLAMA = 0, MH_ARCH_QWEN2 } mh_arch;
+typedef enum mh_arch {
+    MH_ARCH_LLAMA = 0, MH_ARCH_QWEN2, MH_ARCH_QWEN3, MH_ARCH_GEMMA2, MH_ARCH_GEMMA3, MH_ARCH_PHI3
+} mh_arch;
+
+/* How rope positions are stretched (GGUF <arch>.rope.scaling.type). llama3
+ * and longrope divide each frequency by a factor tensor (rope_freqs /
+ * rope_factors_long|short); linear divides every angle by the factor; yarn
+ * interpolates the low frequencies only, ramping between (Peng et al. 2023). */
+typedef enum mh_rope_scaling {
+    MH_ROPE_SCALING_NONE = 0, MH_ROPE_SCALING_LINEAR, MH_ROPE_SCALING_LONGROPE, MH_ROPE_SCALING_YARN
+} mh_rope_scaling;
 
 typedef struct mh_hparams {
     mh_arch arch;
@@ -21,7 +31,26 @@ typedef struct mh_hparams {
     float rms_eps;
     bool rope_neox;           /* pairs (i, i + n_rot/2) instead of (2i, 2i+1) */
     bool tied_embeddings;     /* output projection = token embedding */
+    /* ---- what the newer architectures add (zero/false: llama behaviour) ---- */
+    float attn_scale;         /* scores = q.k * attn_scale (1/sqrt(head_dim) unless told) */
+    float attn_softcap;       /* > 0: scores = cap * tanh(scores / cap) (gemma2) */
+    float final_softcap;      /* > 0: the same on the logits (gemma2) */
+    float embd_scale;         /* token embeddings times this (gemma: sqrt(n_embd)); 0 = 1 */
+    int64_t n_swa;            /* > 0: sliding window: a token sees the n_swa newest positions */
+    int64_t swa_pattern;      /* layer l slides when l % p < p - 1 (gemma2 2, gemma3 6); 0: all */
+    float rope_base_swa;      /* > 0: theta of the sliding layers (gemma3 10000) */
+    mh_rope_scaling rope_scaling;
+    float rope_freq_scale;    /* linear: 1 / factor (not on sliding layers) */
+    float rope_attn_factor;   /* longrope: cos and sin times this; 0 = 1 */
+    int64_t rope_orig_ctx;    /* longrope: caches longer than this use the long factors;
+                                 yarn: the trained context its ramp is measured in */
+    bool qk_norm;             /* per-head rmsnorm of q and k before rope (qwen3, gemma3) */
+    bool post_norms;          /* rmsnorm of the attention and FFN outputs (gemma2/3) */
+    bool gelu_ffn;            /* gelu(tanh)(gate) * up instead of silu(gate) * up (gemma) */
 } mh_hparams;
+
+/* Whether layer l attends through the sliding window. */
+bool mh_hparams_layer_swa(const mh_hparams *hp, int64_t l);
 
 /* A 2-D weight (rows, cols), row-major, rows = output features. */
 typedef struct mh_weight {
@@ -36,6 +65,8 @@ typedef struct mh_layer {
     const float *bq, *bk, *bv;              /* qwen2 biases or NULL */
     const float *ffn_norm;                  /* (n_embd) */
     mh_weight w_gate, w_up, w_down;         /* (n_ff, n_embd) (n_ff, n_embd) (n_embd, n_ff) */
+    const float *q_norm, *k_norm;           /* (head_dim) per-head norms (qwen3, gemma3) or NULL */
+    const float *attn_post_norm, *ffn_post_norm;   /* (n_embd) gemma2/3 or NULL */
 } mh_layer;
 
 /* The seven projections of a layer, named once for every user (forward,
@@ -60,6 +91,7 @@ typedef struct mh_model_globals {
     const float *output_norm;   /* (n_embd) */
     mh_weight output;           /* (n_vocab, n_embd); = tok_embd when tied */
     const float *rope_freqs;    /* (n_rot/2) llama3 frequency factors or NULL */
+    const float *rope_long, *rope_short;   /* (n_rot/2) phi3 longrope factors or NULL */
 } mh_model_globals;
 
 typedef struct mh_model mh_model;
