@@ -258,8 +258,12 @@ describe("LoRA adapters from the registry #integration", function()
       local base = data.need(MODEL, pending)
       if not base then return end
       local gguf = train_adapter(base, dir)
-      local s = server.start(base, "--template raw")
-      finally(function() s:stop() end)
+      local s, s2 = server.start(base, "--template raw"), nil
+      -- one finally per test: busted keeps only the last one given
+      finally(function()
+         s:stop()
+         if s2 then s2:stop() end
+      end)
       register(s.dir .. "/home", base, gguf)
       local function ask(model)
          local r = s:post("/v1/chat/completions", { model = model, max_tokens = 8, temperature = 0,
@@ -278,8 +282,7 @@ describe("LoRA adapters from the registry #integration", function()
       -- the adapter version runs on the base's entry (shared weights, its own
       -- rows in the batch: docs/lora.md): no entry of its own is loaded
       -- serve --lora FILE: the default model answers with the adapter applied
-      local s2 = server.start(base, "--template raw --lora " .. host.q(gguf))
-      finally(function() s2:stop() end)
+      s2 = server.start(base, "--template raw --lora " .. host.q(gguf))
       local r2 = s2:post("/v1/chat/completions", { model = s2.name, max_tokens = 8, temperature = 0,
          messages = { { role = "user", content = PROMPT } } })
       assert.equal(200, r2.status, r2.body)
