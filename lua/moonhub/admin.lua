@@ -128,8 +128,10 @@ function M.remove_model(app, ref)
    end
    local out, err = models.remove(ref)
    if not out then
-      local status = tostring(err):find("no model named", 1, true) and 404 or 400
-      oa.fail(status, tostring(err), "model", status == 404 and "model_not_found" or nil)
+      -- a refused name raises from the registry: its message, not our source position
+      local msg = tostring(err):gsub("^[^\n]-%.lua:%d+: ", "")
+      local status = msg:find("no model named", 1, true) and 404 or 400
+      oa.fail(status, msg, "model", status == 404 and "model_not_found" or nil)
    end
    local versions = oa.array()
    for i, v in ipairs(out.versions) do versions[i] = { id = v.id, path = v.path } end

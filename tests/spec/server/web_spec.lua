@@ -222,6 +222,16 @@ describe("moonhub serve: the web UI #integration", function()
          body = json.encode({ messages = {} }) }).status)
    end)
 
+   it("a model path in the registry routes is refused with the registry's message, no source position", function()
+      for _, p in ipairs({ "/api/moonhub/models/..%2F..%2Fetc%2Fpasswd", "/api/moonhub/models/%2Fetc%2Fpasswd" }) do
+         local r = request(srv.base, p, { method = "DELETE", headers = auth })
+         assert.equal(400, r.status, p)
+         assert.truthy(r.json.error.message:find("model name must be", 1, true), r.body)
+         assert.is_nil(r.json.error.message:find(".lua:", 1, true), r.body)
+         assert.equal(404, request(srv.base, p, { headers = auth }).status, p)
+      end
+   end)
+
    it("memory and search check their arguments", function()
       local r = request(srv.base, "/api/moonhub/memory?model=..%2F..%2Fetc%2Fpasswd", { headers = auth })
       assert.equal(400, r.status)
