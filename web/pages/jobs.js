@@ -155,8 +155,15 @@ export async function mount(root, { api, ui, params }) {
    }
 
    // ===== one job =====
+   // closeDetail(): ends the shown job's stream and chart. chart = null
+   // matters: a redraw already queued (requestAnimationFrame) must not
+   // update a destroyed chart (Chart.js rebinds its events on a null canvas)
    function closeDetail() {
-      if (detail) { detail.close(); if (detail.chart) detail.chart.destroy(); }
+      if (detail) {
+         detail.close();
+         if (detail.chart) detail.chart.destroy();
+         detail.chart = null;
+      }
       detail = null;
    }
 
@@ -257,7 +264,8 @@ export async function mount(root, { api, ui, params }) {
          pending = true;
          requestAnimationFrame(() => {
             pending = false;
-            if (me.chart) me.chart.update("none");
+            if (detail !== me || !me.chart) return;
+            me.chart.update("none");
             canvas.dataset.points = String(loss.data.length);
             canvas.dataset.evals = String(evalLoss.data.length);
          });

@@ -51,6 +51,7 @@ export async function mount(root, { api, ui, params }) {
    const oneBox = el("section", { class: "card", id: "run-detail", hidden: true });
    root.append(el("h1", {}, "Runs"), listBox, cmpBox, oneBox);
    const chosen = new Set();
+   let showing = 0;        // the latest showCompare/showOne call; an older one that resolves late gives way
 
    const setAddress = (ids) => history.replaceState(null, "", "#/runs/" + ids.join(","));
 
@@ -92,10 +93,11 @@ export async function mount(root, { api, ui, params }) {
       oneBox.hidden = true;
       cmpBox.hidden = false;
       put(cmpBox, el("p", { class: "muted" }, "loading…"));
+      const mine = ++showing;
       let list;
       try { list = await summaries(ids); }
-      catch (err) { put(cmpBox, el("p", { class: "error" }, err.message)); return; }
-      if (closed) return;
+      catch (err) { if (mine === showing) put(cmpBox, el("p", { class: "error" }, err.message)); return; }
+      if (closed || mine !== showing) return;
       const c = compare(list);
       const canvas = el("canvas", { id: "runs-chart", "aria-label": "loss by step, one line per run" });
       const head = ["", ...list.map((s) => "#" + s.id)];
@@ -114,8 +116,10 @@ export async function mount(root, { api, ui, params }) {
       const datasets = list.map((s) => ({ label: `#${s.id} ${s.model || ""}`,
          data: (s.steps || []).filter((x) => typeof x.loss === "number").map((x) => ({ x: x.step, y: x.loss })) }));
       try {
-         chart = await ui.lineChart(canvas, { datasets, xLabel: "step", yLabel: "loss",
+         const c = await ui.lineChart(canvas, { datasets, xLabel: "step", yLabel: "loss",
             options: { plugins: { legend: { display: true } } } });
+         if (mine !== showing || closed) { c.destroy(); return; }
+         chart = c;
          canvas.dataset.lines = String(datasets.length);
       } catch (err) { canvas.replaceWith(el("p", { class: "error" }, "chart: " + err.message)); }
    }
@@ -124,10 +128,11 @@ export async function mount(root, { api, ui, params }) {
       cmpBox.hidden = true;
       oneBox.hidden = false;
       put(oneBox, el("p", { class: "muted" }, "loading…"));
+      const mine = ++showing;
       let s;
       try { s = await api.get(`${P}/${id}`); }
-      catch (err) { put(oneBox, el("p", { class: "error" }, err.message)); return; }
-      if (closed) return;
+      catch (err) { if (mine === showing) put(oneBox, el("p", { class: "error" }, err.message)); return; }
+      if (closed || mine !== showing) return;
       const lin = s.lineage || {};
       const paramRows = (s.param_keys || Object.keys(s.params || {}).sort())
          .map((k) => ({ key: k, value: s.params[k] }));
@@ -158,8 +163,10 @@ export async function mount(root, { api, ui, params }) {
          el("details", {}, el("summary", {}, "reproducibility"), ui.table(["key", "value"], repro)));
       if (chart) { chart.destroy(); chart = null; }
       try {
-         chart = await ui.lineChart(canvas, { xLabel: "step", yLabel: "loss", datasets: [{ label: "loss",
+         const c = await ui.lineChart(canvas, { xLabel: "step", yLabel: "loss", datasets: [{ label: "loss",
             data: (s.steps || []).filter((x) => typeof x.loss === "number").map((x) => ({ x: x.step, y: x.loss })) }] });
+         if (mine !== showing || closed) { c.destroy(); return; }
+         chart = c;
       } catch (err) { canvas.replaceWith(el("p", { class: "error" }, "chart: " + err.message)); }
    }
 
