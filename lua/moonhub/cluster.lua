@@ -197,10 +197,14 @@ local function save(st)
    fs.write(M.state_path(st.home), json.encode(st, { indent = true }) .. "\n")
 end
 
--- stop(pid [, secs]): SIGTERM, then SIGKILL after secs (default 10)
-local function stop(pid, secs)
+-- stop(pid, what [, secs]): SIGTERM, then SIGKILL after secs (default 10),
+-- only while pid still runs `what` (its command line names it): a pid
+-- that ended and was reused by another program is left alone
+local function stop(pid, what, secs)
    pid = math.tointeger(pid)
    if not pid or not M.alive(pid) then return end
+   local cmd = fs.read("/proc/" .. pid .. "/cmdline") or ""
+   if not cmd:find(what, 1, true) then return end
    os.execute("kill -TERM " .. pid .. " 2>/dev/null")
    if not wait_for(function() return not M.alive(pid) end, secs or 10) then
       os.execute("kill -KILL " .. pid .. " 2>/dev/null")
@@ -217,9 +221,9 @@ function M.down(st)
       st.stopping = true
       save(st)
    end
-   if st.nginx then stop(st.nginx.pid) end
-   for _, s in ipairs(st.servers or {}) do stop(s.pid) end
-   for _, w in ipairs(st.workers or {}) do stop(w.pid) end
+   if st.nginx then stop(st.nginx.pid, "nginx") end
+   for _, s in ipairs(st.servers or {}) do stop(s.pid, "moonhub") end
+   for _, w in ipairs(st.workers or {}) do stop(w.pid, "moonhub") end
    if st.pg_data then pg_stop(st) end
    if st.nginx and st.nginx.prefix and st.nginx.prefix:match("^/tmp/moonhub%-nginx%.") then
       sh("rm -rf " .. q(st.nginx.prefix))
