@@ -202,7 +202,12 @@ function M.serve(app, opts)
       while true do
          local row
          if not reg and fs.stat(home .. "/moonhub.db") then reg = require("moonhub.registry").open(home) end
-         if reg then row = M.claim(reg, fs.pid(), "server") end
+         -- a plain read first: no write transaction (nor reaping) while no batch waits,
+         -- so an idle loop never contends with a training worker's per-step writes
+         if reg and reg.db:first([[SELECT 1 AS x FROM runs WHERE kind = 'batch'
+               AND status IN ('queued', 'interrupted', 'running') LIMIT 1]]) then
+            row = M.claim(reg, fs.pid(), "server")
+         end
          if row then
             local ok, res, err = pcall(M.run, reg, row, exec)
             if not ok or (res == nil and err) then

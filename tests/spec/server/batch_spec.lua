@@ -223,6 +223,23 @@ describe("moonhub batch (the CLI) #integration", function()
       assert.truthy(err_text:find("line 2 repeats custom_id", 1, true), err_text)
       code = select(3, H.run(home, "batch " .. q(home .. "/in.jsonl") .. " -q"))
       assert.equal(2, code)
+      -- killed after line 4 (SIGKILL), --resume finishes it: every line once
+      H.write(home .. "/r.jsonl", input(9))
+      os.execute(string.format("MOONHUB_HOME=%s MOONHUB_BATCH_FAULT=kill:4 %s batch %s --model %s -q >/dev/null 2>&1",
+         q(home), q(H.exe), q(home .. "/r.jsonl"), q(model)))
+      assert.is_nil(H.read(home .. "/r.output.jsonl"))
+      local id = assert(require("moonhub.registry").open(home)):runs({ kind = "batch" })[1].id
+      local text
+      text, err_text, code = H.run(home, "batch --resume batch_" .. id .. " --model " .. q(model) .. " -q --out "
+         .. q(home .. "/r.out.jsonl"))
+      assert.equal(0, code, err_text)
+      assert.truthy(text:find("9 requests, 9 completed, 0 failed", 1, true), text)
+      local ids = {}
+      for i, l in ipairs(lines(home .. "/r.out.jsonl")) do ids[i] = l.custom_id end
+      assert.same({ "req-1", "req-2", "req-3", "req-4", "req-5", "req-6", "req-7", "req-8", "req-9" }, ids)
+      err_text, code = select(2, H.run(home, "batch --resume batch_" .. id .. " --model " .. q(model) .. " -q"))
+      assert.equal(1, code)                             -- done already: nothing to resume
+      assert.truthy(err_text:find("cannot resume", 1, true), err_text)
       H.rmdir(home)
    end)
 end)
