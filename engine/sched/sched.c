@@ -4,6 +4,7 @@
  * and free. The step loop is in sched_step.c, a request's text in
  * sched_text.c. Layer: engine/sched (pure C11 + pthreads; mh/model.h,
  * mh/sample.h, mh/tokenizer.h, mh/chan.h). */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -245,7 +246,7 @@ static int check_extras(const mh_sched *s, const mh_sched_request *r, mh_err *er
         float sc = r->loras[i].scale;
         if (!r->loras[i].lora || mh_lora_check(s->m, r->loras[i].lora, err))
             return r->loras[i].lora ? MH_EINVAL : mh_err_set(err, MH_EINVAL, "sched: adapter %d is missing", i + 1);
-        if (!(sc == sc) || sc > 1e6f || sc < -1e6f)
+        if (isnan(sc) || sc > 1e6f || sc < -1e6f)
             return mh_err_set(err, MH_EINVAL, "sched: adapter %d's scale must be a finite number", i + 1);
     }
     if (r->park && (r->park->dtype != MH_DTYPE_F32 || !mh_tensor_is_contiguous(r->park) ||
