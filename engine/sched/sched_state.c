@@ -46,6 +46,10 @@ int mh_sched_slot_save(mh_sched *s, int slot, const char *path, int64_t *n_saved
     int64_t n = sl ? sl->n_hist : 0;
     if (sl && n > mh_kv_cache_n_past(sl->cache)) n = mh_kv_cache_n_past(sl->cache);
     if (!rc && n < 1) rc = mh_err_set(err, MH_EINVAL, "slot %d holds no tokens to save", slot);
+    /* a state file holds base-model rows: its identity names no adapter */
+    if (!rc && sl->n_lkey > 0)
+        rc = mh_err_set(err, MH_EINVAL, "slot %d's cache was computed with LoRA adapters; only a slot that "
+                        "served the base model can be saved", slot);
     if (!rc) {
         mh_kv_state_describe(s->m, id, sl->cache, n, &info);
         ids = malloc(sizeof(int32_t) * (size_t)n);
@@ -87,6 +91,7 @@ int mh_sched_slot_restore(mh_sched *s, int slot, const char *path, int64_t *n_re
         if (!rc) {
             memcpy(sl->hist, ids, sizeof(int32_t) * (size_t)info.n_tokens);
             sl->n_hist = info.n_tokens;
+            sl->n_lkey = 0;                         /* base-model rows */
             sl->last_used = mh_sched_now_ms();   /* the newest: kept for its follower */
         }
         unlock_slot(s);

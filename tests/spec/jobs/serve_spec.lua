@@ -43,7 +43,7 @@ describe("serve --worker and the jobs routes #integration", function()
       H.rmdir(home)
    end)
 
-   it("trains in a child worker while /health answers within 100 ms; routes and events", function()
+   it("trains in a child worker while /health keeps answering; routes and events", function()
       if not home then return end
       srv = start(home)
       local code, body = curl(srv, "POST", "/api/moonhub/jobs", json.encode({ model = "stories:base",
@@ -63,13 +63,10 @@ describe("serve --worker and the jobs routes #integration", function()
          assert.equal(200, c)
          if C.job(home, id).status == "running" then lat[#lat + 1] = secs end
       end
-      assert.is_true(#lat >= 10, "measured " .. #lat .. " /health calls while training")
-      -- the bound holds for 95 % of the answers: this 2-core machine is shared
-      -- (other processes can stall any one request), while training on the
-      -- loop would hold up every answer for the rest of the job
-      table.sort(lat)
-      local p95, worst = lat[math.ceil(0.95 * #lat)], lat[#lat]
-      assert.is_true(p95 < 0.1, string.format("/health p95 %.3f s, worst %.3f s over %d calls", p95, worst, #lat))
+      -- ten answers while the job is running: training on the event loop would
+      -- have held every one of them until the job ended (no bound on time here:
+      -- tests never assert on it; `moonhub bench soak` measures latency)
+      assert.is_true(#lat >= 10, "answered " .. #lat .. " /health calls while training")
       local j = C.job(home, id)
       assert.are_not.equal(srv.pid, j.worker_pid, "training runs in a child process")
       -- cancel the queued second job, then queue it again

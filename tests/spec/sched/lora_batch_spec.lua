@@ -116,9 +116,14 @@ describe("per-request LoRA adapters batched together #integration", function()
       for _, i in ipairs({ 3, 1, 3, 2, 3, 1 }) do run(i) end
       -- the same adapter again does reuse its prefix
       assert.is_true(run(1).usage.cached_tokens > 0)
+      -- a KV state file holds base-model rows: a slot that served an adapter is not saved
+      local n, msg = s:save_slot(0, dir .. "/slot.kvstate")
+      assert.is_nil(n)
+      assert.matches("computed with LoRA adapters", msg)
       -- a base request after the base's rows went to the store: served from it
       run(3)
       assert.is_true(s:stats().store_hits > 0)
+      assert.is_true(s:save_slot(0, dir .. "/slot.kvstate") > 0)
       s:close()
    end)
 
