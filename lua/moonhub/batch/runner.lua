@@ -198,12 +198,14 @@ function M.serve(app, opts)
    app.batch_loop = true
    local exec = M.executor(app)
    http.timer(0, function()
-      local home, reg = require("moonhub").home(), nil
+      local registry = require "moonhub.registry"
+      local home = require("moonhub").home()
       while true do
-         local row
-         if not reg and fs.stat(home .. "/moonhub.db") then reg = require("moonhub.registry").open(home) end
-         -- a plain read first: no write transaction (nor reaping) while no batch waits,
-         -- so an idle loop never contends with a training worker's per-step writes
+         local row, reg
+         -- a handle per look, closed while idle: a connection held open across the
+         -- loop's sleeps stalled a training job's event stream (serve_spec under
+         -- load); a plain read first, so an idle loop never takes the write lock
+         if registry.exists(home) then reg = registry.open(home) end
          if reg and reg.db:first([[SELECT 1 AS x FROM runs WHERE kind = 'batch'
                AND status IN ('queued', 'interrupted', 'running') LIMIT 1]]) then
             row = M.claim(reg, fs.pid(), "server")
@@ -215,7 +217,9 @@ function M.serve(app, opts)
                   tostring(ok and err or res)))
                if not ok then batch.finish(reg, row, "failed", "internal error: " .. tostring(res)) end
             end
+            reg:close()
          else
+            if reg then reg:close() end
             http.sleep(opts.poll_s or 0.5)
          end
       end
