@@ -9,6 +9,7 @@ local jobs = require "moonhub.jobs"
 local lease = require "moonhub.jobs.lease"
 local registry = require "moonhub.registry"
 local mdb = require "moonhub.db"
+local sqlite_it = require("helpers.pg").sqlite_it(it)   -- SQLite-file specs: not under test-pg
 
 local function statuses(reg, id)
    local out = {}
@@ -86,8 +87,7 @@ describe("moonhub.jobs leases #unit", function()
       assert.is_nil(jobs.claim(reg, {}), "nobody resumes what the user stopped")
    end)
 
-   it("migrates a v6 registry: lease columns with defaults; an old running row is judged by its pid", function()
-      if require("helpers.pg").sqlite_only(pending, "a SQLite file of schema 6") then return end
+   sqlite_it("migrates a v6 registry: lease columns with defaults; an old running row is judged by its pid", function()
       reg:close()
       reg = nil
       local h2 = H.tmpdir()

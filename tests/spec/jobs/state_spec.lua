@@ -6,6 +6,7 @@ local H = require "helpers.host"
 local jobs = require "moonhub.jobs"
 local registry = require "moonhub.registry"
 local mdb = require "moonhub.db"
+local sqlite_it = require("helpers.pg").sqlite_it(it)   -- SQLite-file specs: not under test-pg
 
 local DEAD = 2^22 + 12345          -- above the default pid_max: never a live process
 
@@ -110,9 +111,7 @@ describe("moonhub.jobs state machine #unit", function()
 end)
 
 describe("migration 5 #unit", function()
-   it("rebuilds runs: a v3 registry's 'done' run becomes 'succeeded', rows and ids kept", function()
-      local why = "a SQLite file of schema 3 (db/postgres_spec migrates PostgreSQL's)"
-      if require("helpers.pg").sqlite_only(pending, why) then return end
+   sqlite_it("rebuilds runs: a v3 registry's 'done' run becomes 'succeeded', rows and ids kept", function()
       local home = H.tmpdir()
       local path = home .. "/moonhub.db"
       local conn = assert(mdb.open(path))

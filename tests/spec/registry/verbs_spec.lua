@@ -5,6 +5,7 @@
 -- Layer: tests (runs ./moonhub as a child with a temporary MOONHUB_HOME).
 local H = require "helpers.host"
 local data = require "helpers.data"
+local sqlite_it = require("helpers.pg").sqlite_it(it)   -- SQLite-file specs: not under test-pg
 
 describe("registry verbs", function()
    local home, st, st8
@@ -79,9 +80,7 @@ describe("registry verbs", function()
 
    -- a registry written before the rule (schema 2) stored `latest` as a
    -- second tag row; opening it migrates: one row per version, latest kept
-   it("migrates a schema-2 registry with its two rows to one row and a latest mark", function()
-      local why = "a SQLite file of schema 2 (db/postgres_spec migrates PostgreSQL's)"
-      if require("helpers.pg").sqlite_only(pending, why) then return end
+   sqlite_it("migrates a schema-2 registry with its two rows to one row and a latest mark", function()
       local sqlite = require "moonhub.core.sqlite"
       local dialect = require "moonhub.db.sqlite"
       local c = assert(sqlite.open(home .. "/moonhub.db"))
@@ -160,8 +159,7 @@ describe("registry verbs", function()
       assert.matches("no model named 'nothing'", err)
    end)
 
-   it("passes on the registry's own error for a corrupt database", function()
-      if require("helpers.pg").sqlite_only(pending) then return end
+   sqlite_it("passes on the registry's own error for a corrupt database", function()
       H.write(home .. "/moonhub.db", "this is not sqlite at all, just text")
       local _, err, code = H.run(home, "generate somemodel hi")
       assert.equal(1, code)
