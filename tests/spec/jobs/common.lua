@@ -102,6 +102,13 @@ function M.wait_exit(pid)
 end
 
 -- job(home, id) -> the run row
+-- statuses(reg, id) -> "queued running ..." (a run's transitions in order)
+function M.statuses(reg, id)
+   local out = {}
+   for i, e in ipairs(reg:run_events(id)) do out[i] = e.status end
+   return table.concat(out, " ")
+end
+
 function M.job(home, id)
    return M.with(home, function(reg) return reg:run(id) end)
 end

@@ -11,11 +11,7 @@ local registry = require "moonhub.registry"
 local mdb = require "moonhub.db"
 local sqlite_it = require("helpers.pg").sqlite_it(it)   -- SQLite-file specs: not under test-pg
 
-local function statuses(reg, id)
-   local out = {}
-   for i, e in ipairs(reg:run_events(id)) do out[i] = e.status end
-   return table.concat(out, " ")
-end
+local statuses = require("spec.jobs.common").statuses
 
 describe("moonhub.jobs leases #unit", function()
    local home, reg

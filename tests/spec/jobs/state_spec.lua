@@ -10,11 +10,7 @@ local sqlite_it = require("helpers.pg").sqlite_it(it)   -- SQLite-file specs: no
 
 local DEAD = 2^22 + 12345          -- above the default pid_max: never a live process
 
-local function statuses(reg, id)
-   local out = {}
-   for i, e in ipairs(reg:run_events(id)) do out[i] = e.status end
-   return table.concat(out, " ")
-end
+local statuses = require("spec.jobs.common").statuses
 
 describe("moonhub.jobs state machine #unit", function()
    local home, reg
