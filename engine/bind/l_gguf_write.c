@@ -153,6 +153,7 @@ static void read_config(lua_State *L, int t, mh_create_config *c)
     c->rope_scale_linear = opt_num(L, t, "rope_scale_linear", 0, fn);
     c->rope_scale_yarn = opt_num(L, t, "rope_scale_yarn", 0, fn);
     c->norm_std = opt_num(L, t, "norm_std", 0, fn);
+    c->pooling = opt_int(L, t, "pooling", 0, fn);      /* encoders: 1 mean, 2 cls */
     lua_getfield(L, t, "tied");
     c->tied = lua_toboolean(L, -1);
     lua_getfield(L, t, "qkv_bias");

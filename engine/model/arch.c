@@ -13,9 +13,10 @@ static const struct { const char *name; mh_arch id; } arch_table[] = {
     { "llama", MH_ARCH_LLAMA }, { "mistral", MH_ARCH_LLAMA }, { "qwen2", MH_ARCH_QWEN2 },
     { "qwen3", MH_ARCH_QWEN3 }, { "gemma2", MH_ARCH_GEMMA2 }, { "gemma3", MH_ARCH_GEMMA3 },
     { "phi3", MH_ARCH_PHI3 },
+    { "bert", MH_ARCH_BERT }, { "nomic-bert", MH_ARCH_NOMIC_BERT },
 };
 
-const char *mh_arch_supported = "llama, mistral, qwen2, qwen3, gemma2, gemma3, phi3";
+const char *mh_arch_supported = "llama, mistral, qwen2, qwen3, gemma2, gemma3, phi3, bert, nomic-bert";
 
 bool mh_arch_from_name(const char *name, mh_arch *out)
 {
@@ -79,9 +80,45 @@ static int read_rope_scaling(const mh_gguf *g, mh_hparams *hp, mh_err *err)
     return MH_OK;
 }
 
+/* bert / nomic-bert: LayerNorm epsilon, pooling and the causal flag
+ * (llama.cpp reads layer_norm_epsilon and causal as required keys, pooling
+ * as optional for bert and required for nomic-bert; we default the
+ * missing ones: 1e-12 (BERT's), mean pooling, not causal). */
+static int read_encoder_hparams(const mh_gguf *g, mh_hparams *hp, mh_err *err)
+{
+    const char *a = hp->arch_name;
+    char k[128];
+    bool causal = false;
+    int64_t pool = MH_POOL_MEAN;
+    hp->encoder = true;
+    hp->rope_neox = true;                   /* nomic-bert's rope (bert has none) */
+    hp->norm_eps = 1e-12f;
+    key_float(g, a, "attention.layer_norm_epsilon", &hp->norm_eps);
+    key_int(g, a, "pooling_type", &pool);
+    snprintf(k, sizeof k, "%s.attention.causal", a);
+    mh_gguf_get_bool(g, k, &causal);
+    if (causal)
+        return mh_err_set(err, MH_EFORMAT, "model: %s with causal attention is not supported "
+                          "(encoders attend both ways)", a);
+    if (pool < MH_POOL_NONE || pool > MH_POOL_LAST)
+        return mh_err_set(err, MH_EFORMAT, "model: %s.pooling_type %lld is not supported (0 none, "
+                          "1 mean, 2 cls, 3 last; rank models are not)", a, (long long)pool);
+    hp->pooling = pool == MH_POOL_NONE ? MH_POOL_MEAN : (mh_pooling)pool;
+    if (!(hp->norm_eps > 0) || hp->n_head_kv != hp->n_head || hp->head_dim * hp->n_head != hp->n_embd)
+        return mh_err_set(err, MH_EFORMAT, "model: %s needs layer_norm_epsilon > 0 and heads that "
+                          "split n_embd (got eps %g, %lld heads of %lld)", a, (double)hp->norm_eps,
+                          (long long)hp->n_head, (long long)hp->head_dim);
+    return MH_OK;
+}
+
 int mh_arch_read_hparams(const mh_gguf *g, mh_hparams *hp, mh_err *err)
 {
     const char *a = hp->arch_name;
+    if (hp->arch == MH_ARCH_BERT || hp->arch == MH_ARCH_NOMIC_BERT) {
+        hp->attn_scale = 1.0f / sqrtf((float)hp->head_dim);
+        hp->embd_scale = hp->rope_freq_scale = 1.0f;
+        return read_encoder_hparams(g, hp, err);
+    }
     hp->attn_scale = 1.0f / sqrtf((float)hp->head_dim);
     hp->embd_scale = 1.0f;
     hp->rope_neox = hp->arch != MH_ARCH_LLAMA;     /* llama rows are permuted for pairs */

@@ -58,12 +58,17 @@ void mh_create_randn(uint64_t seed, uint64_t stream, uint64_t first, float *dst,
 
 int mh_create_check(const mh_create_config *c, mh_err *err)
 {
-    static const char *const archs[] = { "llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3", "phi3" };
+    static const char *const archs[] = { "llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3", "phi3",
+                                         "bert", "nomic-bert" };
     bool known = false;
     for (size_t i = 0; i < sizeof archs / sizeof archs[0]; i++) known |= !strcmp(c->arch, archs[i]);
     if (!known)
         return mh_err_set(err, MH_EINVAL, "create: arch must be one of llama, mistral, qwen2, qwen3, "
-                          "gemma2, gemma3, phi3; got '%s'", c->arch);
+                          "gemma2, gemma3, phi3, bert, nomic-bert; got '%s'", c->arch);
+    if (mh_create_is_encoder(c->arch) && (c->n_head_kv != c->n_head || c->head_dim || c->pooling < 0 ||
+                                          c->pooling > 3))
+        return mh_err_set(err, MH_EINVAL, "create: %s needs n_head_kv = n_head, no head_dim and "
+                          "pooling 0..3", c->arch);
     struct { const char *name; int64_t v, max; } f[] = {
         {"n_layer", c->n_layer, 1024}, {"n_embd", c->n_embd, 1 << 16}, {"n_ff", c->n_ff, 1 << 18},
         {"n_head", c->n_head, 1024}, {"n_head_kv", c->n_head_kv, 1024},
@@ -283,8 +288,9 @@ static int vocab_from_hf(const char *path, mh_gguf_writer *w, int64_t *n_vocab, 
     return rc;
 }
 
-static int add_vocab(const char *path, mh_gguf_writer *w, int64_t *n_vocab, mh_err *err)
+static int add_vocab(const char *path, bool encoder, mh_gguf_writer *w, int64_t *n_vocab, mh_err *err)
 {
+    if ((!path || !*path) && encoder) return mh_create_wordpiece_vocab(w, n_vocab, err);
     if (!path || !*path) return vocab_builtin(w, n_vocab, err);
     size_t n = strlen(path);
     if (n >= 5 && !strcmp(path + n - 5, ".json")) return vocab_from_hf(path, w, n_vocab, err);
@@ -360,6 +366,12 @@ static int add_hparams(const mh_create_config *c, const mh_create_opts *o, int64
     if (!rc) rc = mh_gguf_writer_set_str(w, "general.type", "model", 5, err);
     if (!rc) rc = mh_gguf_writer_set_str(w, "general.name", c->name, strlen(c->name), err);
     if (!rc) rc = mh_gguf_writer_set_str(w, "general.description", desc, strlen(desc), err);
+    if (!rc && mh_create_is_encoder(a)) {
+        rc = mh_create_encoder_hparams(c, w, err);
+        if (!rc) rc = mh_gguf_writer_set_int(w, "general.file_type", MH_GGUF_UINT32, o->ftype, err);
+        if (!rc) rc = mh_gguf_writer_set_int(w, "general.quantization_version", MH_GGUF_UINT32, 2, err);
+        return rc;
+    }
     if (!rc) rc = set_u32(w, a, "block_count", c->n_layer, err);
     if (!rc) rc = set_u32(w, a, "context_length", c->n_ctx, err);
     if (!rc) rc = set_u32(w, a, "embedding_length", c->n_embd, err);
@@ -404,9 +416,53 @@ static void plan_add(cplan *p, const char *name, int64_t ne0, int64_t ne1, int f
     t->fill = fill;
 }
 
+/* ===== encoders (bert, nomic-bert) =====
+ * llama.cpp's tensors for them (llama-model.cpp c392e5094): embeddings,
+ * two token types, learned positions (bert), the embedding LayerNorm, then
+ * per layer q/k/v (bert, with biases) or a fused qkv (nomic-bert), the
+ * output, two post-norms with biases and a GELU (bert, biased) or SwiGLU
+ * (nomic-bert) FFN. Biases are random too, so a lost one shows. */
+static void plan_encoder(const mh_create_config *c, int64_t V, cplan *p)
+{
+    const int64_t E = c->n_embd, F = c->n_ff;
+    const bool bert = is_arch(c, "bert");
+    const int norm = c->norm_std > 0 ? FILL_NORM : FILL_ONES;
+    char n[64];
+    plan_add(p, "token_embd.weight", E, V, FILL_RANDN);
+    plan_add(p, "token_types.weight", E, 2, FILL_RANDN);
+    if (bert) plan_add(p, "position_embd.weight", E, c->n_ctx, FILL_RANDN);
+    plan_add(p, "token_embd_norm.weight", E, 0, norm);
+    plan_add(p, "token_embd_norm.bias", E, 0, FILL_RANDN);
+    for (int64_t i = 0; i < c->n_layer; i++) {
+#define ADD(suffix, ne0, ne1, fill) \
+        (snprintf(n, sizeof n, "blk.%lld." suffix, (long long)i), plan_add(p, n, ne0, ne1, fill))
+        if (bert) {
+            ADD("attn_q.weight", E, E, FILL_RANDN); ADD("attn_q.bias", E, 0, FILL_RANDN);
+            ADD("attn_k.weight", E, E, FILL_RANDN); ADD("attn_k.bias", E, 0, FILL_RANDN);
+            ADD("attn_v.weight", E, E, FILL_RANDN); ADD("attn_v.bias", E, 0, FILL_RANDN);
+        } else {
+            ADD("attn_qkv.weight", E, 3 * E, FILL_RANDN);
+        }
+        ADD("attn_output.weight", E, E, FILL_RANDN);
+        if (bert) ADD("attn_output.bias", E, 0, FILL_RANDN);
+        ADD("attn_output_norm.weight", E, 0, norm); ADD("attn_output_norm.bias", E, 0, FILL_RANDN);
+        ADD("ffn_up.weight", E, F, FILL_RANDN);
+        if (bert) ADD("ffn_up.bias", F, 0, FILL_RANDN);
+        else ADD("ffn_gate.weight", E, F, FILL_RANDN);
+        ADD("ffn_down.weight", F, E, FILL_RANDN);
+        if (bert) ADD("ffn_down.bias", E, 0, FILL_RANDN);
+        ADD("layer_output_norm.weight", E, 0, norm); ADD("layer_output_norm.bias", E, 0, FILL_RANDN);
+#undef ADD
+    }
+}
+
 /* Tensors in llama.cpp's order: globals, then each layer. */
 static void plan_tensors(const mh_create_config *c, int64_t V, cplan *p)
 {
+    if (mh_create_is_encoder(c->arch)) {
+        plan_encoder(c, V, p);
+        return;
+    }
     int64_t E = c->n_embd, hd = head_dim(c), qd = hd * c->n_head, kv = hd * c->n_head_kv;
     const int norm = c->norm_std > 0 ? FILL_NORM : FILL_ONES;
     const bool fused = is_arch(c, "phi3"), qk = is_arch(c, "qwen3") || is_arch(c, "gemma3");
@@ -558,7 +614,7 @@ static int build(const mh_create_config *c, const mh_create_opts *o, const char 
                  mh_gguf_writer *w, mh_create_stats *st, mh_err *err)
 {
     int64_t V = 0;
-    int rc = add_vocab(o->tokenizer, w, &V, err);
+    int rc = add_vocab(o->tokenizer, mh_create_is_encoder(c->arch), w, &V, err);
     if (rc) return rc;
     st->n_vocab = V;
     st->vocab_changed = V != c->n_vocab;

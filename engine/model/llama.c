@@ -661,6 +661,9 @@ int mh_model_forward_batch(mh_model *m, mh_batch_seq *seqs, int n_seqs, mh_err *
 {
     const mh_hparams *hp = &m->hp;
     int64_t T, E = hp->n_embd;
+    if (hp->encoder)                        /* bert.c: no cache, no logits */
+        return mh_err_set(err, MH_EINVAL, "model: %s is an embedding model: use moonhub embed or "
+                          "/v1/embeddings", hp->arch_name);
     int st = check_batch(m, seqs, n_seqs, &T, err);
     if (!st) st = mh_model_check(m, err);   /* a truncated file: fail before reading it */
     if (st) return st;
@@ -700,6 +703,7 @@ int mh_model_forward(mh_model *m, mh_kv_cache *c, const int32_t *tokens, int64_t
 int mh_model_embed(mh_model *m, const int32_t *tokens, int64_t n, float *out, mh_err *err)
 {
     int64_t E = m->hp.n_embd;
+    if (m->hp.encoder) return mh_model_embed_batch(m, &tokens, &n, 1, out, err);   /* bert.c */
     if (n <= 0) return mh_err_set(err, MH_EINVAL, "embed: no tokens");
     mh_kv_cache *c = mh_kv_cache_new_type(m, n, MH_DTYPE_F32, err);
     float *h = malloc(sizeof(float) * (size_t)(n * E));

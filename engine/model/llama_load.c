@@ -110,6 +110,14 @@ int mh_model_load(const char *path, mh_model **out, mh_err *err)
         m->layers = calloc((size_t)m->hp.n_layer, sizeof *m->layers);
         if (!m->layers) st = mh_err_set(err, MH_ENOMEM, "model: out of memory");
     }
+    if (!st && m->hp.encoder) {             /* bert, nomic-bert: their own tensors */
+        if ((st = mh_bert_bind(m, get_weight, err))) {
+            mh_model_free(m);
+            return st;
+        }
+        *out = m;
+        return MH_OK;
+    }
     const int64_t V = m->hp.n_vocab, E = m->hp.n_embd;
 #define NAME(g) mh_global_name(g, MH_LAYOUT_GGUF)
     if (!st) st = mh_model_get_weight(m, get_weight, NAME(MH_G_EMBD), V, E, true, &m->g.tok_embd, err);
@@ -148,6 +156,7 @@ void mh_model_free(mh_model *m)
     mh_runstate_free(m->rs);
     mh_gguf_close(m->gguf);
     mh_model_hf_release(m);
+    mh_bert_free(m->bert);
     free(m);
 }
 

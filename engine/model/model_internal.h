@@ -28,6 +28,7 @@ struct mh_model {
     int n_lora;
     int64_t n_params;
     size_t weight_bytes;
+    struct mh_bert *bert;       /* encoder weights (bert_load.c) or NULL */
 };
 
 /* LoRA (lora.c): targets in mh_proj order */
@@ -88,6 +89,12 @@ bool mh_arch_from_name(const char *name, mh_arch *out);
 /* After the common keys (head_dim, n_embd... set): attention scale, soft
  * caps, sliding window, rope scaling, per-arch switches. */
 int mh_arch_read_hparams(const struct mh_gguf *g, mh_hparams *hp, mh_err *err);
+
+/* bert_load.c: an encoder's tensors (bert, nomic-bert), bound after its
+ * hyperparameters; mh_model.layers stays zeroed for them. */
+struct mh_bert;
+int mh_bert_bind(mh_model *m, mh_tensor_getter get, mh_err *err);
+void mh_bert_free(struct mh_bert *b);     /* NULL is a no-op */
 
 /* llama_hf.c: Hugging Face checkpoint directories (config.json + safetensors). */
 bool mh_model_is_hf_path(const char *path);     /* a directory or a config.json */

@@ -1,5 +1,5 @@
--- moonhub.create: write a randomly initialized decoder model as GGUF
--- (llama, mistral, qwen2, qwen3, gemma2, gemma3, phi3)
+-- moonhub.create: write a randomly initialized model as GGUF
+-- (llama, mistral, qwen2, qwen3, gemma2, gemma3, phi3; encoders bert, nomic-bert)
 -- (real shapes of known models, or a config), for tests and benchmarks.
 -- Layer: lua/moonhub (wraps moonhub.core.gguf_write; dkjson for config files).
 --
@@ -74,6 +74,21 @@ M.presets["tiny-llama-linear"] = tiny_of({ arch = "llama", rope_scale_linear = 4
 M.presets["tiny-llama-yarn"] = tiny_of({ arch = "llama", rope_base = 1e4, rope_scale_yarn = 4,
    rope_orig_ctx = 64, rms_eps = 1e-5 })
 M.presets["tiny-mistral-swa"] = tiny_of({ arch = "llama", n_swa = 5, rms_eps = 1e-5 })
+
+-- ===== encoder embedding models (bert, nomic-bert) =====
+-- rms_eps is their LayerNorm epsilon, pooling the file's pooling_type
+-- (1 mean, 2 CLS). Without --tokenizer they get a built-in ~200-token
+-- WordPiece vocabulary (create_bert.c); pass a BERT vocab GGUF such as
+-- ../shared/vectors/tokenizer/ggml-vocab-bert-bge.gguf for the real 30522.
+M.presets["bge-small"] = { arch = "bert", n_layer = 12, n_embd = 384, n_ff = 1536, n_head = 12,
+   n_head_kv = 12, n_vocab = 30522, n_ctx = 512, rms_eps = 1e-12, pooling = 2 }
+M.presets["nomic-embed-text"] = { arch = "nomic-bert", n_layer = 12, n_embd = 768, n_ff = 3072,
+   n_head = 12, n_head_kv = 12, n_vocab = 30522, n_ctx = 2048, rope_base = 1000, rms_eps = 1e-12,
+   pooling = 1 }
+M.presets["tiny-bert"] = tiny_of({ arch = "bert", n_vocab = 203, n_head = 4, n_head_kv = 4, n_ctx = 64,
+   rms_eps = 1e-12, pooling = 2 })
+M.presets["tiny-nomic-bert"] = tiny_of({ arch = "nomic-bert", n_vocab = 203, n_head = 4, n_head_kv = 4, n_ctx = 64,
+   rope_base = 1000, rms_eps = 1e-12, pooling = 1 })
 
 -- Sorted preset names.
 function M.preset_names()

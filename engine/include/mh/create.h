@@ -33,6 +33,9 @@ typedef struct mh_create_config {
     double rope_scale_yarn;    /* rope.scaling.type yarn with this factor (over rope_orig_ctx) */
     bool longrope;             /* phi3: rope_factors_long/short from rope_orig_ctx */
     double norm_std;           /* norm weights 1 + N(0, norm_std): so a lost norm shows */
+    /* ---- encoders (bert, nomic-bert; create_bert.c): rms_eps is their
+     * LayerNorm epsilon, rope_base nomic-bert's theta ---- */
+    int64_t pooling;           /* <arch>.pooling_type: 1 mean, 2 cls, 3 last (0: mean) */
 } mh_create_config;
 
 typedef struct mh_create_opts {
@@ -59,6 +62,15 @@ int mh_create_check(const mh_create_config *cfg, mh_err *err);
 /* Writes the model to out_path (atomically). stats may be NULL. */
 int mh_create_model(const mh_create_config *cfg, const mh_create_opts *opts,
                     const char *out_path, mh_create_stats *stats, mh_err *err);
+
+/* create_bert.c: encoders. Whether arch is one (bert, nomic-bert); the
+ * keys llama.cpp's converter writes for one; a built-in WordPiece
+ * vocabulary (specials, ASCII characters as word starts and
+ * continuations, a few English words) used when no tokenizer is given. */
+struct mh_gguf_writer;
+bool mh_create_is_encoder(const char *arch);
+int mh_create_encoder_hparams(const mh_create_config *c, struct mh_gguf_writer *w, mh_err *err);
+int mh_create_wordpiece_vocab(struct mh_gguf_writer *w, int64_t *n_vocab, mh_err *err);
 
 /* The counter-based normal generator: element i of stream `stream` for seed,
  * N(0, 1). dst[k] = value of element first + k. */

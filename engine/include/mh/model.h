@@ -11,8 +11,16 @@
 #include "mh/dtype.h"
 
 typedef enum mh_arch {
-    MH_ARCH_LLAMA = 0, MH_ARCH_QWEN2, MH_ARCH_QWEN3, MH_ARCH_GEMMA2, MH_ARCH_GEMMA3, MH_ARCH_PHI3
+    MH_ARCH_LLAMA = 0, MH_ARCH_QWEN2, MH_ARCH_QWEN3, MH_ARCH_GEMMA2, MH_ARCH_GEMMA3, MH_ARCH_PHI3,
+    MH_ARCH_BERT = 64, MH_ARCH_NOMIC_BERT       /* encoders (bert.c): embeddings only */
 } mh_arch;
+
+/* How an encoder's token states become one vector (GGUF <arch>.pooling_type,
+ * llama.cpp's numbering). NONE (per-token output in llama.cpp) is pooled
+ * by mean here, since every surface returns one vector per text. */
+typedef enum mh_pooling {
+    MH_POOL_NONE = 0, MH_POOL_MEAN = 1, MH_POOL_CLS = 2, MH_POOL_LAST = 3
+} mh_pooling;
 
 /* How rope positions are stretched (GGUF <arch>.rope.scaling.type). llama3
  * and longrope divide each frequency by a factor tensor (rope_freqs /
@@ -47,6 +55,11 @@ typedef struct mh_hparams {
     bool qk_norm;             /* per-head rmsnorm of q and k before rope (qwen3, gemma3) */
     bool post_norms;          /* rmsnorm of the attention and FFN outputs (gemma2/3) */
     bool gelu_ffn;            /* gelu(tanh)(gate) * up instead of silu(gate) * up (gemma) */
+    /* ---- encoders (bert, nomic-bert; bert.c) ---- */
+    bool encoder;             /* bidirectional, no KV cache: embeddings only */
+    mh_pooling pooling;       /* <arch>.pooling_type */
+    float norm_eps;           /* <arch>.attention.layer_norm_epsilon (LayerNorm with bias) */
+    int64_t n_token_types;    /* rows of token_types.weight (row 0 is added) */
 } mh_hparams;
 
 /* Whether layer l attends through the sliding window. */
@@ -180,6 +193,21 @@ int mh_model_forward_batch(mh_model *m, mh_batch_seq *seqs, int n_seqs, mh_err *
  * hidden states, mean-pooled over positions and L2-normalized into out
  * (n_embd). Runs on a private cache; MH_EINVAL for bad ids or n <= 0. */
 int mh_model_embed(mh_model *m, const int32_t *tokens, int64_t n, float *out, mh_err *err);
+
+/* ===== encoders (bert.c) =====
+ * Whether m is an encoder (bert, nomic-bert): it has no KV cache and no
+ * logits; mh_model_forward* refuse it and mh_model_embed runs bert.c. */
+bool mh_model_is_encoder(const mh_model *m);
+/* Sentence embeddings of n_seqs texts in one forward: text i is
+ * tokens[i][0..n[i]-1] (each attends to itself only), pooled as the file
+ * says (CLS, mean, last) and L2-normalized into out (n_seqs, n_embd).
+ * Decoder models run mh_model_embed per text. MH_EINVAL for bad ids, empty
+ * texts or a text longer than the model's context (n_ctx_train). */
+int mh_model_embed_batch(mh_model *m, const int32_t *const *tokens, const int64_t *n, int n_seqs,
+                         float *out, mh_err *err);
+/* The encoder's final token states (before pooling) of one text: hidden
+ * (n, n_embd). For tests and llama.cpp comparisons; encoders only. */
+int mh_model_encode(mh_model *m, const int32_t *tokens, int64_t n, float *hidden, mh_err *err);
 
 /* ===== LoRA adapters at inference =====
  * A PEFT-style safetensors adapter (as mh_trainer_save_adapter writes) or a
