@@ -44,6 +44,14 @@ typedef struct mh_lua_model_box mh_lua_model_box;
 /* The model at idx (borrowed); raises "fname: ..." when idx is not a model,
  * or it was closed, or a scheduler owns it. */
 struct mh_model *mh_lua_check_model(lua_State *L, int idx, const char *fname);
+/* l_model.c: the batch form of embed shared by m:embed_batch and
+ * s:embed_batch. Reads the list of id lists at idx (ids in 0..n_vocab-1),
+ * runs fn once over all of them and returns a list of f32 tensors
+ * (n_embd each); raises naming fname on bad input or fn's error. */
+typedef int (*mh_lua_embed_fn)(void *ctx, const int32_t *const *tokens, const int64_t *n, int n_seqs,
+                               float *out, mh_err *err);
+int mh_lua_embed_list(lua_State *L, int idx, int64_t n_vocab, int64_t n_embd, mh_lua_embed_fn fn,
+                      void *ctx, const char *fname);
 /* The model at idx, or NULL when idx is not an open model (never raises). */
 struct mh_model *mh_lua_to_model(lua_State *L, int idx);
 /* Lends the model at idx to a scheduler's compute thread: until

@@ -1,4 +1,5 @@
-/* l_model.c: moonhub.core.model — llama-family models and their KV caches.
+/* l_model.c: moonhub.core.model — llama-family models and their KV caches,
+ * and encoder embedding models (bert, nomic-bert).
  * Layer: engine/bind (calls mh/model.h). A cache keeps its model alive via
  * its user value; forward returns logits as an f32 tensor. */
 #include <string.h>
@@ -136,6 +137,11 @@ static int m_hparams(lua_State *L)
     set_int(L, "head_dim", hp->head_dim);
     set_int(L, "n_ff", hp->n_ff);
     set_int(L, "n_ctx_train", hp->n_ctx_train);
+    if (hp->encoder) {                     /* bert, nomic-bert: embeddings only */
+        static const char *const pool[] = { "none", "mean", "cls", "last" };
+        lua_pushboolean(L, 1); lua_setfield(L, -2, "encoder");
+        lua_pushstring(L, pool[hp->pooling]); lua_setfield(L, -2, "pooling");
+    }
     set_int(L, "n_rot", hp->n_rot);
     lua_pushnumber(L, hp->rope_base); lua_setfield(L, -2, "rope_base");
     lua_pushnumber(L, hp->rms_eps); lua_setfield(L, -2, "rms_eps");
@@ -250,6 +256,75 @@ static int m_embed(lua_State *L)
     return 1;
 }
 
+/* ===== batch embeddings (encoders run all texts in one forward) ===== */
+
+int mh_lua_embed_list(lua_State *L, int idx, int64_t n_vocab, int64_t n_embd, mh_lua_embed_fn fn,
+                      void *ctx, const char *fname)
+{
+    luaL_checktype(L, idx, LUA_TTABLE);
+    lua_Integer n_seqs = luaL_len(L, idx), total = 0;
+    if (n_seqs < 1 || n_seqs > 65536) return luaL_error(L, "%s: expected a list of 1..65536 id lists", fname);
+    for (lua_Integer s = 1; s <= n_seqs; s++) {
+        if (lua_geti(L, idx, s) != LUA_TTABLE) return luaL_error(L, "%s: text %d must be a list of token ids", fname, (int)s);
+        lua_Integer n = luaL_len(L, -1);
+        if (n < 1) return luaL_error(L, "%s: text %d has no token ids", fname, (int)s);
+        total += n;
+        lua_pop(L, 1);
+    }
+    /* one block, freed by the GC: ids, then pointers and lengths, then output */
+    size_t bytes = sizeof(int32_t) * (size_t)total + (sizeof(int32_t *) + sizeof(int64_t)) * (size_t)n_seqs +
+                   sizeof(float) * (size_t)(n_seqs * n_embd) + 16;
+    char *blk = lua_newuserdatauv(L, bytes, 0);
+    const int32_t **ptr = (const int32_t **)blk;
+    int64_t *len = (int64_t *)(blk + sizeof(int32_t *) * (size_t)n_seqs);
+    float *out = (float *)(len + n_seqs);
+    int32_t *ids = (int32_t *)(out + n_seqs * n_embd);
+    for (lua_Integer s = 1; s <= n_seqs; s++) {
+        lua_geti(L, idx, s);
+        lua_Integer n = luaL_len(L, -1);
+        ptr[s - 1] = ids;
+        len[s - 1] = n;
+        for (lua_Integer i = 1; i <= n; i++, ids++) {
+            int isnum;
+            lua_geti(L, -1, i);
+            lua_Integer v = lua_tointegerx(L, -1, &isnum);
+            if (!isnum || v < 0 || v >= n_vocab)
+                return luaL_error(L, "%s: token %d of text %d is not an id in 0..%d", fname, (int)i, (int)s,
+                                  (int)(n_vocab - 1));
+            *ids = (int32_t)v;
+            lua_pop(L, 1);
+        }
+        lua_pop(L, 1);
+    }
+    mh_err err = {0};
+    if (fn(ctx, ptr, len, (int)n_seqs, out, &err)) return mh_lua_raise(L, fname, &err);
+    lua_createtable(L, (int)n_seqs, 0);
+    for (lua_Integer s = 0; s < n_seqs; s++) {
+        int64_t shape[1] = { n_embd };
+        mh_tensor *t = mh_tensor_new(MH_DTYPE_F32, 1, shape, &err);
+        if (!t) return mh_lua_raise(L, fname, &err);
+        memcpy(mh_tensor_data(t), out + s * n_embd, sizeof(float) * (size_t)n_embd);
+        mh_lua_push_tensor(L, t, fname, &err);
+        lua_rawseti(L, -2, s + 1);
+    }
+    return 1;
+}
+
+static int model_embed_fn(void *ctx, const int32_t *const *tokens, const int64_t *n, int n_seqs, float *out,
+                          mh_err *err)
+{
+    return mh_model_embed_batch(ctx, tokens, n, n_seqs, out, err);
+}
+
+/* m:embed_batch({ids, ...}) -> {f32 tensor (n_embd), ...}: one forward for
+ * encoders (pooled as the file says), one text at a time for decoders */
+static int m_embed_batch(lua_State *L)
+{
+    mh_model *m = check_model(L, 1);
+    const mh_hparams *hp = mh_model_hparams(m);
+    return mh_lua_embed_list(L, 2, hp->n_vocab, hp->n_embd, model_embed_fn, m, "model.embed_batch");
+}
+
 /* ===== LoRA adapters ===== */
 
 #define LORA_MT "moonhub.lora"
@@ -327,7 +402,7 @@ int luaopen_moonhub_core_model(lua_State *L)
 {
     static const luaL_Reg model_methods[] = {
         { "hparams", m_hparams }, { "kv_bytes", m_kv_bytes }, { "new_cache", m_new_cache },
-        { "forward", m_forward }, { "embed", m_embed }, { "close", m_close },
+        { "forward", m_forward }, { "embed", m_embed }, { "embed_batch", m_embed_batch }, { "close", m_close },
         { "load_lora", m_load_lora }, { "set_loras", m_set_loras }, { NULL, NULL },
     };
     static const luaL_Reg cache_methods[] = {

@@ -494,6 +494,15 @@ void mh_sched_finish(mh_sched *s, sched_slot *slot, sched_req *r, int reason, co
     req_free_parts(r);
 }
 
+int mh_sched_embed_batch(mh_sched *s, const int32_t *const *tokens, const int64_t *n, int n_seqs, float *out,
+                         mh_err *err)
+{
+    pthread_mutex_lock(&s->model_mu);       /* between two steps of the compute thread */
+    int st = mh_model_embed_batch(s->m, tokens, n, n_seqs, out, err);
+    pthread_mutex_unlock(&s->model_mu);
+    return st;
+}
+
 int mh_sched_embed(mh_sched *s, const int32_t *tokens, int64_t n, float *out, mh_err *err)
 {
     pthread_mutex_lock(&s->model_mu);       /* between two steps of the compute thread */

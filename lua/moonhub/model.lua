@@ -253,12 +253,55 @@ function Model:prompt_ids(prompt, opts)
       .. type(prompt), 3)
 end
 
--- embed(text_or_ids) -> f32 tensor (n_embd): mean-pooled final hidden
--- states, L2-normalized (sentence embeddings from a decoder model)
-function Model:embed(input)
-   local ids = type(input) == "table" and input or self.tokenizer:encode(input)
-   if #ids == 0 then error("embed: the input has no tokens", 2) end
-   return self._h:embed(ids)
+-- The longest text an encoder embeds: its trained context (learned
+-- positions end there); decoders have no such limit here.
+function Model:embed_limit()
+   return self.info.encoder and self.info.n_ctx_train or nil
+end
+
+-- embed(input, {truncate = false}) -> f32 tensor (n_embd), or a list of them
+-- input: a text or a list of token ids (one vector), or a list of texts or
+-- id lists (one vector each, in order). Encoder files (bert, nomic-bert)
+-- give their pooled vectors (CLS or mean, as the file says; all texts in one
+-- forward), decoders their mean-pooled final hidden states; both
+-- L2-normalized. A text longer than an encoder's context is an error, or is
+-- cut to it with truncate = true.
+function Model:embed(input, opts)
+   local one = type(input) == "string" or (type(input) == "table" and math.type(input[1]) == "integer")
+   if type(input) ~= "table" and type(input) ~= "string" then
+      error("embed: input must be a text, a list of token ids or a list of texts, got " .. type(input), 2)
+   end
+   if opts ~= nil and type(opts) ~= "table" then error("embed: opts must be a table", 2) end
+   local list, limit = one and { input } or input, self:embed_limit()
+   if #list == 0 then error("embed: no texts to embed", 2) end
+   local lists = {}
+   for i, x in ipairs(list) do
+      local ids = x
+      if type(x) == "string" then ids = self.tokenizer:encode(x)
+      elseif type(x) ~= "table" then
+         error(string.format("embed: input %d must be a text or a list of token ids, got %s", i, type(x)), 2)
+      end
+      if #ids == 0 then error(string.format("embed: input %d has no tokens", i), 2) end
+      if limit and #ids > limit then
+         if not (opts and opts.truncate) then
+            error(string.format("embed: input %d has %d tokens but %s takes at most %d (pass truncate = "
+               .. "true to cut it)", i, #ids, self.path, limit), 2)
+         end
+         ids = table.move(ids, 1, limit, 1, {})
+      end
+      lists[i] = ids
+   end
+   if one and not self.info.encoder then return self._h:embed(lists[1]) end
+   local out = self._h:embed_batch(lists)
+   return one and out[1] or out
+end
+
+-- The error generate/stream/chat give on an encoder file.
+local function refuse_encoder(self)
+   if self.info.encoder then
+      error(string.format("generate: %s is an embedding model: use moonhub embed or /v1/embeddings",
+         self.path), 4)
+   end
 end
 
 -- ===== generating: the scheduler's loop, stepped on this thread =====
@@ -365,6 +408,7 @@ end
 
 -- A generation in progress: call step() until it returns nil.
 local function start(self, prompt, opts)
+   refuse_encoder(self)
    local max_tokens
    opts, max_tokens = check_opts(opts)
    local t0 = sys.now()

@@ -214,6 +214,9 @@ void mh_sched_stats_get(mh_sched *s, mh_sched_stats *st);
 /* Sentence embedding (mh_model_embed) of tokens on the caller's thread,
  * between two steps of the compute thread (which owns the model). */
 int mh_sched_embed(mh_sched *s, const int32_t *tokens, int64_t n, float *out, mh_err *err);
+/* The same for n_seqs texts at once (mh_model_embed_batch): out (n_seqs, n_embd). */
+int mh_sched_embed_batch(mh_sched *s, const int32_t *const *tokens, const int64_t *n, int n_seqs, float *out,
+                         mh_err *err);
 
 /* ===== slot state on disk (sched_state.c, mh/kv_state.h) =====
  * A free slot's cached ids and KV rows to a state file, or back (llama-server's

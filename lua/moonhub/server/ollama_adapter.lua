@@ -514,24 +514,6 @@ local function normalize(v, dims)
    return oa.array(out)
 end
 
--- Token ids of each input, cut to the context when truncate (Ollama's
--- default) or refused when not.
-local function embed_ids(view, inputs, truncate)
-   local tok, out = view.model.tokenizer, {}
-   for i, s in ipairs(inputs) do
-      local ids = tok:encode(s)
-      if #ids > view.ctx then
-         if not truncate then
-            oa.fail(400, string.format("input %d has %d tokens but the context holds %d (or send truncate: true)",
-               i - 1, #ids, view.ctx), "input")
-         end
-         ids = table.move(ids, 1, view.ctx, 1, {})
-      end
-      out[i] = ids
-   end
-   return out
-end
-
 -- POST /api/embed {"model", "input": string | [strings], "truncate",
 -- "dimensions", "keep_alive", "options"} -> L2-normalized vectors
 function M.embed(app, req)
@@ -557,7 +539,7 @@ function M.embed(app, req)
    local r, t0 = { model = model, keep_alive = M.keep_alive(body.keep_alive) }, now()
    return app:with_model(r, function(view)
       local t_loaded = now()
-      local vecs, n = request.embed(view, embed_ids(view, inputs, truncate))
+      local vecs, n = request.embed(view, inputs, truncate, " (or send truncate: true)")
       if dims and dims > #vecs[1] then
          oa.fail(400, string.format("'dimensions' %d is more than this model's %d", dims, #vecs[1]), "dimensions")
       end
@@ -581,7 +563,7 @@ function M.embeddings(app, req)
    local r = { model = model, keep_alive = M.keep_alive(body.keep_alive) }
    return app:with_model(r, function(view)
       if prompt == "" then return 200, JSON, json.encode({ embedding = oa.array() }) end
-      local vecs, n = request.embed(view, embed_ids(view, { prompt }, true))
+      local vecs, n = request.embed(view, { prompt }, true)
       req.tokens = { prompt_tokens = n, completion_tokens = 0 }
       return 200, JSON, json.encode({ embedding = oa.array(vecs[1]) })
    end)

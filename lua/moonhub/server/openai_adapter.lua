@@ -267,7 +267,9 @@ end
 
 -- ===== embeddings =====
 
--- POST /v1/embeddings
+-- POST /v1/embeddings {"model", "input": string | [strings] | ids | [ids],
+-- "encoding_format": float | base64, "dimensions", "truncate" (ours)}.
+-- Encoder files (bert, nomic-bert) embed the inputs in batched forwards.
 function M.embeddings(app, req)
    local body = oa.decode(req.body)
    oa.common(body)
@@ -278,9 +280,11 @@ function M.embeddings(app, req)
       oa.fail(400, "'encoding_format' must be float or base64", "encoding_format")
    end
    local dims = oa.opt_int(body, "dimensions", 1, nil, nil)
+   -- extension: cut inputs longer than the model takes instead of refusing them
+   local truncate = oa.opt_bool(body, "truncate", false)
    local r = { model = oa.opt_string(body, "model"), keep_alive = keep_alive(body) }
    return app:with_model(r, function(view)
-      local vecs, n_tokens = request.embed(view, inputs)
+      local vecs, n_tokens = request.embed(view, inputs, truncate, " (or send truncate: true)")
       if dims and dims ~= #vecs[1] then
          oa.fail(400, string.format("'dimensions' must be this model's embedding size, %d", #vecs[1]), "dimensions")
       end

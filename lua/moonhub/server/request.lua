@@ -157,6 +157,10 @@ end
 -- prepare(r, view) -> job {prompts = {ids}, stops, params, with_tools}:
 -- the checks that need the model (vocabulary, context), then prompt ids.
 function M.prepare(r, view)
+   if view.model.info.encoder then
+      oa.fail(400, string.format("%s is an embedding model: use moonhub embed or /v1/embeddings", view.name),
+         "model", "invalid_request_error")
+   end
    local tok, n_vocab = view.model.tokenizer, view.model.info.n_vocab
    local s = r.sampling
    for id in pairs(s.logit_bias or {}) do
@@ -254,21 +258,52 @@ function M.run(view, r, job, sink, req)
    return total, timings
 end
 
--- embed(view, inputs) -> vectors (tables of floats), token count. inputs:
--- strings or id lists, checked against the model's vocabulary.
-function M.embed(view, inputs)
-   local tok, n_vocab = view.model.tokenizer, view.model.info.n_vocab
-   local out, n = {}, 0
+-- The most tokens one input may have: an encoder's trained context (its
+-- positions end there), else the server's context.
+function M.embed_limit(view)
+   return view.model:embed_limit() or view.ctx
+end
+
+-- Tokens per encoder forward: bounds the activations of a large request
+-- (~n_ff floats a token) while short texts still share one forward.
+local EMBED_BATCH_TOKENS = 8192
+
+-- embed(view, inputs, truncate, hint) -> vectors (tables of floats), token
+-- count. inputs: strings or id lists, checked against the model's
+-- vocabulary; one longer than the limit is cut when truncate, refused
+-- otherwise (hint: what the protocol offers instead). Encoders embed
+-- several inputs per forward (sched:embed_batch).
+function M.embed(view, inputs, truncate, hint)
+   local tok, n_vocab, limit = view.model.tokenizer, view.model.info.n_vocab, M.embed_limit(view)
+   local lists, n = {}, 0
    for i, x in ipairs(inputs) do
       local ids = type(x) == "string" and tok:encode(x)
          or oa.token_ids(x, string.format("input[%d]", i - 1), "input", n_vocab)
       if #ids == 0 then oa.fail(400, string.format("input %d has no tokens", i - 1), "input") end
-      if #ids > view.ctx then
-         oa.fail(400, string.format("input %d has %d tokens but the context holds %d", i - 1, #ids, view.ctx),
-            "input", "exceed_context_size_error")
+      if #ids > limit then
+         if not truncate then
+            oa.fail(400, string.format("input %d has %d tokens but the model takes at most %d%s", i - 1, #ids,
+               limit, hint or ""), "input", "exceed_context_size_error")
+         end
+         ids = table.move(ids, 1, limit, 1, {})
       end
-      out[i] = view.sched:embed(ids):totable()
+      lists[i] = ids
       n = n + #ids
+   end
+   local out = {}
+   if not view.model.info.encoder then
+      for i, ids in ipairs(lists) do out[i] = view.sched:embed(ids):totable() end
+      return out, n
+   end
+   local i = 1
+   while i <= #lists do                    -- batches of up to EMBED_BATCH_TOKENS tokens
+      local batch, tokens = {}, 0
+      repeat
+         batch[#batch + 1] = lists[i]
+         tokens = tokens + #lists[i]
+         i = i + 1
+      until i > #lists or tokens + #lists[i] > EMBED_BATCH_TOKENS
+      for _, v in ipairs(view.sched:embed_batch(batch)) do out[#out + 1] = v:totable() end
    end
    return out, n
 end
