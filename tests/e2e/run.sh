@@ -36,16 +36,34 @@ fi
 
 tmp=$(mktemp -d)
 pid=""
+pid2=""
+stop_server() {
+    [ -n "$1" ] || return 0
+    kill -TERM "$1" 2>/dev/null
+    i=0
+    while kill -0 "$1" 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+    kill -9 "$1" 2>/dev/null
+}
 cleanup() {
-    if [ -n "$pid" ]; then
-        kill -TERM "$pid" 2>/dev/null
-        i=0
-        while kill -0 "$pid" 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
-        kill -9 "$pid" 2>/dev/null
-    fi
+    stop_server "$pid"
+    stop_server "$pid2"
     rm -rf "$tmp"
 }
 trap cleanup EXIT INT TERM
+
+# wait_ready OUTFILE PID -> the server's base URL on stdout (up to 20 s for
+# its "ready at" line), empty when it did not start
+wait_ready() {
+    b=""
+    i=0
+    while [ -z "$b" ] && [ $i -lt 200 ]; do
+        kill -0 "$2" 2>/dev/null || break
+        b=$(sed -n 's/^moonhub serve: .* ready at \(http:[^ ]*\) .*/\1/p' "$1")
+        [ -n "$b" ] || sleep 0.1
+        i=$((i + 1))
+    done
+    echo "$b"
+}
 
 # The files exist before the server starts: the background job opens its
 # redirections itself, so the polling sed below could otherwise run first.
@@ -53,18 +71,24 @@ trap cleanup EXIT INT TERM
 MOONHUB_HOME=$tmp ./moonhub serve --model "$model" --port 0 --parallel 2 --ctx 1024 --threads 1 \
     --api-key $key >"$tmp/out" 2>"$tmp/err" &
 pid=$!
-base=""
-i=0
-while [ -z "$base" ] && [ $i -lt 200 ]; do        # up to 20 s for the "ready at" line
-    kill -0 "$pid" 2>/dev/null || break
-    base=$(sed -n 's/^moonhub serve: .* ready at \(http:[^ ]*\) .*/\1/p' "$tmp/out")
-    [ -n "$base" ] || sleep 0.1
-    i=$((i + 1))
-done
+base=$(wait_ready "$tmp/out" $pid)
 [ -n "$base" ] || { cat "$tmp/err"; fail "moonhub serve did not start"; }
 
-MOONHUB_BASE_URL=$base MOONHUB_API_KEY=$key node --test --test-concurrency=1 --test-reporter=tap $e2e/openai.test.mjs \
-    $e2e/responses.test.mjs $e2e/messages.test.mjs $e2e/batch.test.mjs >"$tmp/tap" 2>&1
+# encoder embeddings (bert, issue 19) through the SDK: a tiny bert file
+# moonhub create writes, on a second server of its own
+mkdir -p "$tmp/bert"
+./moonhub create --preset tiny-bert --type Q8_0 --seed 1 -q --out "$tmp/bert/tiny-bert.gguf" >/dev/null 2>&1 ||
+    fail "moonhub create --preset tiny-bert failed"
+: >"$tmp/out2"; : >"$tmp/err2"
+MOONHUB_HOME=$tmp/bert ./moonhub serve --model "$tmp/bert/tiny-bert.gguf" --port 0 --threads 1 \
+    --api-key $key >"$tmp/out2" 2>"$tmp/err2" &
+pid2=$!
+bert_base=$(wait_ready "$tmp/out2" $pid2)
+[ -n "$bert_base" ] || { cat "$tmp/err2"; fail "moonhub serve (tiny-bert) did not start"; }
+
+MOONHUB_BASE_URL=$base MOONHUB_BERT_URL=$bert_base MOONHUB_API_KEY=$key node --test --test-concurrency=1 \
+    --test-reporter=tap $e2e/openai.test.mjs $e2e/responses.test.mjs $e2e/messages.test.mjs \
+    $e2e/batch.test.mjs $e2e/embed.test.mjs >"$tmp/tap" 2>&1
 rc=$?
 cat "$tmp/tap"
 pass=$(sed -n 's/^# pass \([0-9]*\)$/\1/p' "$tmp/tap" | tail -n 1)
