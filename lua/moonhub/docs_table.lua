@@ -192,7 +192,11 @@ return {
      .. "the next generation reuses it" },
    { "Model:prompt_ids(prompt[, opts]) -> ids[, stops, choice]",
      "the token ids generate would run: a string tokenized, messages through the chat template" },
-   { "Model:embed(text_or_ids) -> tensor", "a mean-pooled, L2-normalized sentence embedding (n_embd)" },
+   { "Model:embed(input[, opts]) -> tensor | {tensor}",
+     "L2-normalized sentence embeddings (n_embd): a text or ids -> one; a list of texts -> one each. "
+     .. "Encoders (bert, nomic-bert) pool as the file says (CLS, mean), all texts in one forward; "
+     .. "decoders mean-pool. opts.truncate cuts texts past an encoder's context (docs/models.md)" },
+   { "Model:embed_limit() -> n | nil", "the most tokens an encoder embeds (its trained context); nil for decoders" },
    { "Model:perplexity(text[, opts]) -> ppl, info", "llama-perplexity style over chunks of opts.ctx tokens" },
    { "Model:kv_bytes([n_ctx]) -> bytes", "the KV cache size at n_ctx (default the model's context)" },
    { "Model:memory_needed([n_ctx]) -> bytes", "weights + KV cache + scratch at n_ctx" },
@@ -344,6 +348,8 @@ return {
    { "mh.sched.new(model[, opts]) -> sched | nil, msg", "continuous batching: opts.parallel, ctx, cache_bytes, ..." },
    { "mh.sched.default_cache_bytes() -> bytes", "serve's prefix store budget (1/16 of free memory, 16-512 MiB)" },
    { "mh.sched.eog_ids(tok) -> {ids}", "the ids that end generation (computed once per tokenizer)" },
+   { "Sched:embed_batch({ids, ...}) -> {tensor}",
+     "embeddings of several texts between two steps (one forward for encoder models)" },
    { "mh.kvstate.info(path) -> info | nil, msg",
      "a KV state file's header (type, shape, n_tokens, model_id), all checked" },
    { "mh.kvstate.identity(model) -> hex", "the model identity a KV state carries and a restore checks" },
