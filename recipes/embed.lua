@@ -22,8 +22,12 @@ p:option("--threads", "compute threads"):convert(math.tointeger)
 local BATCH = 64        -- texts per call: bounds the activations of a long file
 
 local function read_lines(path)
-   local f, err = path == "-" and io.stdin or io.open(path, "r")
-   if not f then return nil, err end
+   local f = io.stdin
+   if path ~= "-" then
+      local err
+      f, err = io.open(path, "r")
+      if not f then return nil, err end
+   end
    local out = {}
    for line in f:lines() do out[#out + 1] = line end
    if f ~= io.stdin then f:close() end

@@ -401,26 +401,12 @@ static lua_hook *read_hook(lua_State *L, int t, sched_box *b, mh_sched_request *
     return h;
 }
 
-static int sched_embed_fn(void *ctx, const int32_t *const *tokens, const int64_t *n, int n_seqs, float *out,
-                          mh_err *err)
-{
-    return mh_sched_embed_batch(ctx, tokens, n, n_seqs, out, err);
-}
-
-/* s:embed_batch({ids, ...}) -> {f32 tensor, ...}: one forward for encoders */
-static int s_embed_batch(lua_State *L)
-{
-    sched_box *b = check_sched(L, "sched:embed_batch");
-    return mh_lua_embed_list(L, 2, b->n_vocab, mh_model_hparams(b->m)->n_embd, sched_embed_fn, b->s,
-                             "sched:embed_batch");
-}
-
-/* s:embed(ids) -> f32 tensor (n_embd), computed between two scheduler steps */
+/* s:embed(ids) -> f32 tensor (n_embd); s:embed({ids, ...}) -> {tensor, ...} (l_sched_extra.c) */
 static int s_embed(lua_State *L)
 {
     sched_box *b = check_sched(L, "sched:embed");
+    if (mhl_sched_embed_list(L, b->s, b->n_vocab, b->m)) return 1;   /* a list of id lists */
     int64_t n;
-    luaL_checktype(L, 2, LUA_TTABLE);
     lua_createtable(L, 0, 1);              /* read_ids reads a field: {tokens = ids} */
     lua_pushvalue(L, 2);
     lua_setfield(L, -2, "tokens");
@@ -794,7 +780,7 @@ static int l_default_cache_bytes(lua_State *L)
 int luaopen_moonhub_core_sched(lua_State *L)
 {
     static const luaL_Reg methods[] = {
-        { "submit", s_submit }, { "cancel", s_cancel }, { "resume", s_resume }, { "stats", s_stats }, { "embed", s_embed }, { "embed_batch", s_embed_batch },
+        { "submit", s_submit }, { "cancel", s_cancel }, { "resume", s_resume }, { "stats", s_stats }, { "embed", s_embed },
         { "next", s_next }, { "tokens", s_tokens }, { "close", s_close }, { NULL, NULL },
     };
     static const luaL_Reg fns[] = {

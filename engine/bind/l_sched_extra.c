@@ -1,7 +1,7 @@
 /* l_sched_extra.c: the scheduler binding's per-request extensions read
  * from a submit table: the request's own LoRA adapters and the logits
  * buffer of a request whose processors run on the Lua side
- * (docs/lora.md, docs/processors.md). Layer: engine/bind (mh/sched.h,
+ * (docs/lora.md, docs/processors.md); s:embed's batch form. Layer: engine/bind (mh/sched.h,
  * l_model.c's adapter boxes; no math). */
 #include "l_sched.h"
 #include "mh/tensor.h"
@@ -60,3 +60,17 @@ void mhl_sched_read_park(lua_State *L, int t, bool sync, int64_t n_vocab, mh_sch
     mh_lua_push_tensor(L, r->park, "sched:submit", &err);   /* the box holds our reference */
 }
 
+static int embed_fn(void *ctx, const int32_t *const *tokens, const int64_t *n, int n_seqs, float *out,
+                    mh_err *err)
+{
+    return mh_sched_embed_batch(ctx, tokens, n, n_seqs, out, err);
+}
+
+int mhl_sched_embed_list(lua_State *L, mh_sched *s, int64_t n_vocab, const mh_model *m)
+{
+    luaL_checktype(L, 2, LUA_TTABLE);
+    int list = lua_geti(L, 2, 1) == LUA_TTABLE;
+    lua_pop(L, 1);
+    if (!list) return 0;
+    return mh_lua_embed_list(L, 2, n_vocab, mh_model_hparams(m)->n_embd, embed_fn, s, "sched:embed");
+}

@@ -160,7 +160,7 @@ function Sched:stats() return self._h:stats() end
 function Sched:embed(ids) return self._h:embed(ids) end
 -- embed_batch({ids, ...}) -> {tensor, ...}: several texts, one forward for
 -- encoder models (bert, nomic-bert), between two steps as embed
-function Sched:embed_batch(lists) return self._h:embed_batch(lists) end
+function Sched:embed_batch(lists) return self._h:embed(lists) end
 
 -- ===== slot state on disk (docs/kv-state.md) =====
 -- A free slot's cached ids and KV rows to a state file and back; a restored
