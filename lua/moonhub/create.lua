@@ -85,10 +85,10 @@ M.presets["bge-small"] = { arch = "bert", n_layer = 12, n_embd = 384, n_ff = 153
 M.presets["nomic-embed-text"] = { arch = "nomic-bert", n_layer = 12, n_embd = 768, n_ff = 3072,
    n_head = 12, n_head_kv = 12, n_vocab = 30522, n_ctx = 2048, rope_base = 1000, rms_eps = 1e-12,
    pooling = 1 }
-M.presets["tiny-bert"] = tiny_of({ arch = "bert", n_vocab = 203, n_head = 4, n_head_kv = 4, n_ctx = 64,
-   rms_eps = 1e-12, pooling = 2 })
-M.presets["tiny-nomic-bert"] = tiny_of({ arch = "nomic-bert", n_vocab = 203, n_head = 4, n_head_kv = 4, n_ctx = 64,
-   rope_base = 1000, rms_eps = 1e-12, pooling = 1 })
+M.presets["tiny-bert"] = tiny_of({ arch = "bert", n_vocab = 203, tied = false, n_head = 4, n_head_kv = 4,
+   n_ctx = 64, rms_eps = 1e-12, pooling = 2 })
+M.presets["tiny-nomic-bert"] = tiny_of({ arch = "nomic-bert", n_vocab = 203, tied = false, n_head = 4,
+   n_head_kv = 4, n_ctx = 64, rope_base = 1000, rms_eps = 1e-12, pooling = 1 })
 
 -- Sorted preset names.
 function M.preset_names()
