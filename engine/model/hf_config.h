@@ -45,6 +45,13 @@ bool mh_hf_tensor_name(const mh_hf_config *c, const char *gguf, char *out, size_
  * GGUF (and this engine) hold 1 + w. True for tensors that need it. */
 bool mh_hf_norm_plus_one(const mh_hf_config *c, const char *gguf);
 
+/* convert_vocab.c: the tokenizer.* keys of dir (tokenizer.json and
+ * tokenizer_config.json) as llama.cpp's converter writes them, padded to
+ * cfg's vocab_size. */
+struct mh_gguf_writer;
+int mh_hf_write_vocab(const char *dir, const mh_hf_config *cfg, struct mh_gguf_writer *w,
+                      mh_err *err);
+
 /* Reads a whole file (at most max bytes) as JSON; NULL with err set. */
 struct cJSON *mh_hf_read_json(const char *path, size_t max, mh_err *err);
 
