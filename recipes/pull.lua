@@ -1,4 +1,4 @@
--- download a model from the Hugging Face Hub (GGUF quant or safetensors folder, which it offers to convert) and register it
+-- download a model from the Hugging Face Hub (GGUF, or safetensors it can convert) and register it
 -- Layer: recipes (uses the public moonhub API only).
 -- Usage: moonhub pull [hf.co/]ORG/NAME[:QUANT] | [hf.co/]ORG/NAME/FILE.gguf [--name N] [--tag T] [--revision R]
 --        [--convert [--type T]]

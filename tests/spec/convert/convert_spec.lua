@@ -199,15 +199,19 @@ describe("moonhub convert: bad folders #integration", function()
       assert.matches("has no readable config.json", convert_broken(function(d) os.remove(d .. "/config.json") end))
       assert.matches("unsupported architecture 'GPT2LMHeadModel'.*supported: LlamaForCausalLM.*Phi3ForCausalLM",
          convert_broken(function(d) sub_file(d .. "/config.json", "LlamaForCausalLM", "GPT2LMHeadModel") end))
-      assert.matches("'model.layers.0.self_attn.k_proj.weight' has shape %(32,64%), config.json implies %(64,64%)",
-         convert_broken(function(d) sub_file(d .. "/config.json", '"num_key_value_heads":2', '"num_key_value_heads":4') end))
+      assert.matches("'model.layers.0.self_attn.k_proj.weight' has shape %(32,64%), config.json implies "
+         .. "%(64,64%)", convert_broken(function(d)
+            sub_file(d .. "/config.json", '"num_key_value_heads":2', '"num_key_value_heads":4')
+         end))
       assert.matches("model%-00002%-of%-00002%.safetensors",
          convert_broken(function(d) os.remove(d .. "/model-00002-of-00002.safetensors") end))
       assert.matches("has no tokenizer.json", convert_broken(function(d) os.remove(d .. "/tokenizer.json") end))
-      assert.matches("'lm_head.weight' is missing",
-         convert_broken(function(d) sub_file(d .. "/config.json", '"tie_word_embeddings":true', '"tie_word_embeddings":false') end))
-      assert.matches("rope_scaling type 'dynamic' is not supported",
-         convert_broken(function(d) sub_file(d .. "/config.json", '"rope_theta"', '"rope_scaling": {"type": "dynamic", "factor": 2}, "rope_theta"') end))
+      assert.matches("'lm_head.weight' is missing", convert_broken(function(d)
+         sub_file(d .. "/config.json", '"tie_word_embeddings":true', '"tie_word_embeddings":false')
+      end))
+      assert.matches("rope_scaling type 'dynamic' is not supported", convert_broken(function(d)
+         sub_file(d .. "/config.json", '"rope_theta"', '"rope_scaling": {"type": "dynamic", "factor": 2}, "rope_theta"')
+      end))
    end)
 
    it("leaves no partial file when the disk fills (CLI)", function()
