@@ -15,7 +15,7 @@ net       loop http fetch work
 core      tensor
 formats   gguf gguf_write safetensors
 tokenizer tokenizer
-model     model quantize create kv_state
+model     model quantize create convert kv_state
 sample    sample grammar
 sched     sched
 train     train

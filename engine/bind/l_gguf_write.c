@@ -1,9 +1,11 @@
 /* l_gguf_write.c: moonhub.core.gguf_write — the GGUF-writing jobs of the
- * core (quantize a model file, create a random model) for Lua.
+ * core (quantize a model file, convert a Hugging Face folder, create a
+ * random model) for Lua.
  * Layer: engine/bind. Argument checks and result tables only; file errors
  * come back as nil, msg; wrong argument types raise. */
 #include <string.h>
 #include "bind.h"
+#include "mh/convert.h"
 #include "mh/create.h"
 #include "mh/gguf_write.h"
 #include "mh/quantize.h"
@@ -75,6 +77,34 @@ static int l_quantize(lua_State *L)
     lua_pushinteger(L, st.n_fallback); lua_setfield(L, -2, "fallbacks");
     lua_pushinteger(L, (lua_Integer)st.bytes_in); lua_setfield(L, -2, "bytes_in");
     lua_pushinteger(L, (lua_Integer)st.bytes_out); lua_setfield(L, -2, "bytes_out");
+    lua_pushinteger(L, (lua_Integer)st.file_bytes); lua_setfield(L, -2, "file_bytes");
+    lua_pushnumber(L, st.seconds); lua_setfield(L, -2, "seconds");
+    lua_pushstring(L, mh_ftype_name(ft)); lua_setfield(L, -2, "type");
+    push_types(L, st.n_by_type); lua_setfield(L, -2, "types");
+    return 1;
+}
+
+/* convert(dir, out, type, progress?, name?) -> stats | nil, msg;
+ * progress(done, total) in tensors */
+static int l_convert(lua_State *L)
+{
+    const char *dir = luaL_checkstring(L, 1), *out = luaL_checkstring(L, 2);
+    int ft = check_ftype(L, 3, "gguf_write.convert");
+    const char *name = luaL_optstring(L, 5, NULL);
+    lprog pr;
+    lprog_init(L, 4, &pr);
+    lua_settop(L, 5);
+    mh_convert_opts o = { .ftype = (mh_ftype)ft, .name = name,
+                          .progress = pr.fn ? lprog_hook : NULL, .progress_ud = &pr };
+    mh_convert_stats st;
+    mh_err err = {0};
+    int rc = mh_convert_hf(dir, out, &o, &st, &err);
+    if (pr.failed) return lua_error(L);
+    if (rc) return mh_lua_fail(L, &err);
+    lua_createtable(L, 0, 8);
+    lua_pushstring(L, st.arch); lua_setfield(L, -2, "arch");
+    lua_pushinteger(L, st.n_tensors); lua_setfield(L, -2, "tensors");
+    lua_pushinteger(L, st.n_vocab); lua_setfield(L, -2, "vocab");
     lua_pushinteger(L, (lua_Integer)st.file_bytes); lua_setfield(L, -2, "file_bytes");
     lua_pushnumber(L, st.seconds); lua_setfield(L, -2, "seconds");
     lua_pushstring(L, mh_ftype_name(ft)); lua_setfield(L, -2, "type");
@@ -236,7 +266,7 @@ static int l_randn(lua_State *L)
 }
 
 static const luaL_Reg funcs[] = {
-    {"quantize", l_quantize}, {"create", l_create}, {"ftypes", l_ftypes}, {"randn", l_randn},
+    {"quantize", l_quantize}, {"convert", l_convert}, {"create", l_create}, {"ftypes", l_ftypes}, {"randn", l_randn},
     {NULL, NULL},
 };
 

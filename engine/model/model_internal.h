@@ -23,6 +23,7 @@ struct mh_model {
     struct mh_runstate *rs;     /* forward scratch, made on first use (llama.c) */
     struct mh_safetensors *st;  /* HF checkpoint: owns the mappings (NULL for GGUF) */
     struct mh_tensor **held;    /* views taken from st, one reference each */
+    const struct mh_hf_config *hf;   /* config.json, during an HF load only (hf_config.h) */
     int n_held;
     const struct mh_lora *lora[MH_MAX_LORAS];   /* borrowed adapters, summed */
     int n_lora;

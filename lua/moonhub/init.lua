@@ -22,6 +22,7 @@ local lazy = {
    sched = "moonhub.sched",
    quantize = "moonhub.quantize",
    create = "moonhub.create",
+   convert = "moonhub.convert",
    train = "moonhub.train",
    eval = "moonhub.eval",
    adapters = "moonhub.adapters",

@@ -576,11 +576,11 @@ static void test_bad_configs(void)
     CHECK(expect_cfg_error("{\"hidden_size\": \"64\"}", z, MH_EFORMAT, "'hidden_size' must be"));
     CHECK(expect_cfg_error("{\"num_key_value_heads\": 3}", z, MH_EFORMAT, "heads 2/3"));
     CHECK(expect_cfg_error("{\"rope_theta\": -1}", z, MH_EFORMAT, "'rope_theta' must be"));
-    CHECK(expect_cfg_error("{\"rope_scaling\": {\"rope_type\": \"yarn\", \"factor\": 4}}", z,
-                       MH_EFORMAT, "rope_scaling type 'yarn' is not supported"));
+    CHECK(expect_cfg_error("{\"rope_scaling\": {\"rope_type\": \"dynamic\", \"factor\": 4}}", z,
+                       MH_EFORMAT, "rope_scaling type 'dynamic' is not supported"));
     CHECK(expect_cfg_error("{\"rope_scaling\": {\"rope_type\": \"llama3\", \"factor\": 8}}", z,
                        MH_EFORMAT, "'low_freq_factor'"));
-    CHECK(expect_cfg_error("{\"hidden_act\": \"gelu\"}", z, MH_EFORMAT, "hidden_act 'gelu'"));
+    CHECK(expect_cfg_error("{\"hidden_act\": \"gelu\"}", z, MH_EFORMAT, "activation 'gelu'"));
     CHECK(expect_cfg_error("{\"attention_bias\": true}", z, MH_EFORMAT, "attention_bias"));
     CHECK(expect_error("{\"architectures\": [\"LlamaForCausalLM\"], ", z, MH_EFORMAT,
                        "config.json is not a JSON object"));
