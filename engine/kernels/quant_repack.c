@@ -38,12 +38,13 @@ static void pack_groups(void *ctx, int64_t g0, int64_t g1)
 {
     const pack_job *j = ctx;
     for (int64_t g = g0; g < g1; g++) {
-        uint8_t *q = j->dst + (size_t)g * j->g_bytes, *d = q + (size_t)j->nb * MH_RP_QS;
+        uint8_t *q = j->dst + (size_t)g * j->g_bytes;
         for (int r = 0; r < GROUP; r++) {
             const mh_block_q4_0 *row = (const void *)(j->src + (size_t)(g * GROUP + r) * j->w_row);
             for (int64_t b = 0; b < j->nb; b++) {
-                memcpy(d + b * MH_RP_D + 2 * r, &row[b].d, 2);
-                for (int k = 0; k < 4; k++) memcpy(q + b * MH_RP_QS + 64 * k + 4 * r, row[b].qs + 4 * k, 4);
+                uint8_t *blk = q + b * MH_RP_BLOCK;
+                memcpy(blk + MH_RP_QS + 2 * r, &row[b].d, 2);
+                for (int k = 0; k < 4; k++) memcpy(blk + 64 * k + 4 * r, row[b].qs + 4 * k, 4);
             }
         }
     }
@@ -53,7 +54,7 @@ int mh_repack_pack(mh_dtype t, const void *src, int64_t rows, int64_t n, void *d
 {
     if (!mh_repack_bytes(t, rows, n) || !src || !dst) return MH_EINVAL;
     int64_t nb = n / MH_QK;
-    pack_job j = { src, mh_dtype_row_size(t, n), (size_t)nb * (MH_RP_QS + MH_RP_D), nb, dst };
+    pack_job j = { src, mh_dtype_row_size(t, n), (size_t)nb * MH_RP_BLOCK, nb, dst };
     mh_parallel_for(rows / GROUP, 1, pack_groups, &j);
     return MH_OK;
 }
@@ -63,18 +64,18 @@ int mh_repack_pack(mh_dtype t, const void *src, int64_t rows, int64_t n, void *d
  * mh_k_vec_dot_q4_0_ref: the whole int32 dot of a block, then one fmaf
  * per block (the canonical q4_0 order, quant_kernels.h). It does not use
  * xs, so it also checks the SIMD kernels' block summaries. */
-static float ref_row(int64_t nb, const uint8_t *q, const uint8_t *d, int r, const mh_block_q8_0 *x)
+static float ref_row(int64_t nb, const uint8_t *q, int r, const mh_block_q8_0 *x)
 {
     float acc = 0.0f;
     for (int64_t b = 0; b < nb; b++) {
         int s = 0;
         for (int k = 0; k < 4; k++)
             for (int i = 0; i < 4; i++) {
-                const int e = 4 * k + i, v = q[b * MH_RP_QS + 64 * k + 4 * r + i];
+                const int e = 4 * k + i, v = q[b * MH_RP_BLOCK + 64 * k + 4 * r + i];
                 s += ((v & 15) - 8) * x[b].qs[e] + ((v >> 4) - 8) * x[b].qs[e + 16];
             }
         uint16_t h;
-        memcpy(&h, d + b * MH_RP_D + 2 * r, 2);
+        memcpy(&h, q + b * MH_RP_BLOCK + MH_RP_QS + 2 * r, 2);
         acc = fmaf((float)s, mh_f16_to_f32(h) * mh_f16_to_f32(x[b].d), acc);
     }
     return acc;
@@ -86,10 +87,10 @@ void mh_k_rgemm_q4_0x16_ref(int64_t n, const uint8_t *wp, int64_t G, const uint8
     (void)xs;
     const int64_t nb = n / MH_QK;
     for (int64_t g = 0; g < G; g++) {
-        const uint8_t *q = wp + (size_t)g * nb * (MH_RP_QS + MH_RP_D), *d = q + (size_t)nb * MH_RP_QS;
+        const uint8_t *q = wp + (size_t)g * nb * MH_RP_BLOCK;
         for (int64_t c = 0; c < C; c++)
             for (int r = 0; r < GROUP; r++)
-                y[c * ldy + g * GROUP + r] = ref_row(nb, q, d, r, (const void *)(x + (size_t)c * x_row));
+                y[c * ldy + g * GROUP + r] = ref_row(nb, q, r, (const void *)(x + (size_t)c * x_row));
     }
 }
 
@@ -198,7 +199,7 @@ int mh_repack_linear(const mh_repack_kernels *k, const void *packed, const void 
     if (T == 0) return MH_OK;
     const int64_t nb = n / MH_QK, G = rows / GROUP;
     const mh_quant_traits *plain = plain_traits(k, MH_DTYPE_Q4_0);
-    rp_job j = { k, plain, packed, data, rows, n, G, T, (size_t)nb * (MH_RP_QS + MH_RP_D),
+    rp_job j = { k, plain, packed, data, rows, n, G, T, (size_t)nb * MH_RP_BLOCK,
                  mh_dtype_row_size(MH_DTYPE_Q4_0, n), mh_dtype_row_size(MH_DTYPE_Q8_0, n), NULL, NULL, y,
                  plain_traits(k, MH_DTYPE_Q8_0)->from_float, x };
     uint8_t xq_stack[RP_STACK_N / MH_QK * sizeof(mh_block_q8_0)];

@@ -25,12 +25,11 @@ INLINE __m256i bcast32(const int8_t *p)
 INLINE void tile(int TC, int h, int64_t nb, const uint8_t *wg, const uint8_t *x, size_t x_row,
                  const mh_repack_xsum *xs, float *y, int64_t ldy)
 {
-    const uint8_t *wd = wg + (size_t)nb * MH_RP_QS + 16 * h;
     const __m256i m = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
     __m256 acc[CN];
     UNROLL for (int c = 0; c < TC; c++) acc[c] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
-        const uint8_t *q = wg + (size_t)b * MH_RP_QS + 32 * h;
+        const uint8_t *q = wg + (size_t)b * MH_RP_BLOCK + 32 * h;
         __m256i s[CN];
         UNROLL for (int c = 0; c < TC; c++) s[c] = _mm256_setzero_si256();
         UNROLL for (int k = 0; k < 4; k++) {
@@ -42,7 +41,7 @@ INLINE void tile(int TC, int h, int64_t nb, const uint8_t *wg, const uint8_t *x,
                                                                _mm256_maddubs_epi16(hi, bcast32(xq + 16 + 4 * k))));
             }
         }
-        const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(wd + (size_t)b * MH_RP_D)));
+        const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(q - 32 * h + MH_RP_QS + 16 * h)));
         UNROLL for (int c = 0; c < TC; c++) {
             const mh_repack_xsum t = xs[c * nb + b];
             const __m256i p = _mm256_add_epi32(_mm256_set1_epi32(t.corr), _mm256_madd_epi16(s[c], ones));
@@ -58,7 +57,7 @@ void mh_k_rgemm_q4_0x16_avx2(int64_t n, const uint8_t *wp, int64_t G, const uint
                              const mh_repack_xsum *xs, int64_t C, float *y, int64_t ldy)
 {
     const int64_t nb = n / 32;
-    const size_t g_bytes = (size_t)nb * (MH_RP_QS + MH_RP_D);
+    const size_t g_bytes = (size_t)nb * MH_RP_BLOCK;
     for (int64_t g = 0; g < G; g++) {
         const uint8_t *wg = wp + (size_t)g * g_bytes;
         for (int64_t c = 0; c < C; c += CN) {

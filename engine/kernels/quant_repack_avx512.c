@@ -51,13 +51,13 @@ INLINE __m512i block_dot(const __m512i u[8], const int8_t *xq, int32_t corr, boo
 INLINE void tile(bool vnni, int TC, int64_t nb, const uint8_t *wg, const uint8_t *x, size_t x_row,
                  const mh_repack_xsum *xs, float *y, int64_t ldy)
 {
-    const uint8_t *wd = wg + (size_t)nb * MH_RP_QS;
     __m512 acc[CN];
     UNROLL for (int c = 0; c < TC; c++) acc[c] = _mm512_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
         __m512i u[8];
-        unpack(wg + (size_t)b * MH_RP_QS, u);
-        const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(wd + (size_t)b * MH_RP_D)));
+        const uint8_t *blk = wg + (size_t)b * MH_RP_BLOCK;
+        unpack(blk, u);
+        const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(blk + MH_RP_QS)));
         UNROLL for (int c = 0; c < TC; c++) {
             const mh_repack_xsum s = xs[c * nb + b];
             const mh_block_q8_0 *xb = (const mh_block_q8_0 *)(x + (size_t)c * x_row) + b;
@@ -74,7 +74,7 @@ INLINE void rgemm(bool vnni, int64_t n, const uint8_t *wp, int64_t G, const uint
                   const mh_repack_xsum *xs, int64_t C, float *y, int64_t ldy)
 {
     const int64_t nb = n / 32;
-    const size_t g_bytes = (size_t)nb * (MH_RP_QS + MH_RP_D);
+    const size_t g_bytes = (size_t)nb * MH_RP_BLOCK;
     for (int64_t g = 0; g < G; g++) {
         const uint8_t *wg = wp + (size_t)g * g_bytes;
         for (int64_t c = 0; c < C; c += CN) {

@@ -7,9 +7,10 @@
 
 #include "mh/quant_repack.h"
 
-/* bytes of one block of a group: 16 rows x 16 nibble bytes, 16 fp16 scales */
+/* one block of a group: 16 rows x 16 nibble bytes, then 16 fp16 scales */
 #define MH_RP_QS 256
 #define MH_RP_D 32
+#define MH_RP_BLOCK (MH_RP_QS + MH_RP_D)
 
 #define MH_K_RGEMM(name) void name(int64_t n, const uint8_t *wp, int64_t G, const uint8_t *x, \
                                    size_t x_row, const mh_repack_xsum *xs, int64_t C, float *y, \
