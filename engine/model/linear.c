@@ -3,12 +3,14 @@
  * Several tokens: f32 weights go to OpenBLAS sgemm; other types quantize
  * the activations once (in parallel) and run the type's tiled gemm over
  * groups of rows in parallel, token block by token block; types without a
- * gemm walk weight rows, each reused for every token while in cache. */
+ * gemm walk weight rows, each reused for every token while in cache;
+ * q4_0 weights repacked at load take their own kernels. */
 #include <stdlib.h>
 #include <string.h>
 #include <cblas.h>
 #include "mh/model.h"
 #include "mh/quant.h"
+#include "mh/quant_repack.h"
 #include "mh/threadpool.h"
 
 static int linear_rows_any(const mh_weight *w, const float *x, int64_t T, float *y, mh_err *err);
@@ -81,6 +83,12 @@ int mh_linear(const mh_weight *w, const float *x, int64_t T, float *y, mh_err *e
 {
     int64_t n = w->cols;
     if (T <= 0) return MH_OK;
+    if (w->packed) {   /* q4_0 repacked at load: one path for any T (mh/quant_repack.h) */
+        int st = mh_repack_linear(mh_repack_kernels_get(), w->packed, w->data, w->rows, n, x, T, y);
+        return st ? mh_err_set(err, st, "linear: packed %s matmul of (%lld,%lld) failed",
+                               mh_dtype_info(w->dtype)->name, (long long)w->rows, (long long)n)
+                  : MH_OK;
+    }
     if (w->dtype == MH_DTYPE_F16 || w->dtype == MH_DTYPE_BF16) {
         /* f16/bf16 weights see activations on their own grid, as llama.cpp's
          * vec_dot_type does: results then match it bit for bit upstream of

@@ -139,6 +139,7 @@ int mh_model_load(const char *path, mh_model **out, mh_err *err)
     if (!st && m->g.rope_long) m->hp.rope_scaling = MH_ROPE_SCALING_LONGROPE;
 #undef NAME
     if (!st) st = mh_model_bind_layers(m, MH_LAYOUT_GGUF, get_weight, err);
+    if (!st) st = mh_model_repack(m, err);
     if (st) {
         mh_model_free(m);
         return st;

@@ -59,6 +59,10 @@ struct mh_kv_cache {
     uint8_t *k, *v;             /* (n_layer, n_ctx, kv_dim) each, in type */
 };
 
+/* weight_repack.c: packs the q4_0 projections for the level in force
+ * (mh/quant_repack.h) and drops the mapped pages they were read from. */
+int mh_model_repack(mh_model *m, mh_err *err);
+
 /* llama.c: the forward pass's RunState, freed with the model. */
 void mh_runstate_free(struct mh_runstate *rs);
 

@@ -158,12 +158,12 @@ static int setup_ends(mh_trainer *t)
     if (t->cfg.method != MH_TRAIN_FULL) return MH_OK;
     if (!(t->embd_p = copy_weight(t, "token_embd.weight", &m->tok_embd))) return MH_ENOMEM;
     t->embd_p->decay = false;       /* as most recipes: no decay on embeddings */
-    t->embd_w = (mh_weight){ MH_DTYPE_F32, t->embd_p->data, m->tok_embd.rows, m->tok_embd.cols };
+    t->embd_w = (mh_weight){ MH_DTYPE_F32, t->embd_p->data, m->tok_embd.rows, m->tok_embd.cols, NULL };
     if (!(t->out_norm_p = copy_vec(t, "output_norm.weight", m->output_norm, t->hp->n_embd))) return MH_ENOMEM;
     t->out_norm = t->out_norm_p->data;
     if (t->hp->tied_embeddings) t->out_p = t->embd_p;
     else if (!(t->out_p = copy_weight(t, "output.weight", &m->output))) return MH_ENOMEM;
-    t->out_w = (mh_weight){ MH_DTYPE_F32, t->out_p->data, t->out_p->rows, t->out_p->cols };
+    t->out_w = (mh_weight){ MH_DTYPE_F32, t->out_p->data, t->out_p->rows, t->out_p->cols, NULL };
     return MH_OK;
 }
 

@@ -206,7 +206,7 @@ static void linear_tokens(int T)
     for (int ti = 0; ti < COUNT(types) && ok; ti++) {
         random_rows(types[ti], wd, ROWS, N);
         for (int i = 0; i < T * N; i++) x[i] = rnd_normal();
-        mh_weight w = {types[ti], wd, ROWS, N};
+        mh_weight w = {types[ti], wd, ROWS, N, NULL};
         mh_err err = {0};
         ok = mh_linear(&w, x, T, y, &err) == MH_OK;
         for (int t = 0; t < T && ok; t++) {

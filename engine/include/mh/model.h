@@ -70,6 +70,10 @@ typedef struct mh_weight {
     mh_dtype dtype;
     const void *data;         /* in the mapping, or owned by the model */
     int64_t rows, cols;
+    /* NULL, or rows 0..16*(rows/16)-1 again in the interleaved layout of
+     * mh/quant_repack.h (owned by the model; data stays the file layout,
+     * which every other reader uses) */
+    const void *packed;
 } mh_weight;
 
 typedef struct mh_layer {
