@@ -369,8 +369,85 @@ INLINE void tile_q4_K(bool vnni, int TR, int TC, int64_t n, const uint8_t *w, si
             if (r < rm) y[c * ldy + r] = hsum8(acc[r][c]) + hsum4(mins[r][c]);
 }
 
-GEMM_TILED(mh_k_gemm_q4_K_avx512, tile_q4_K, RMK, CNK, GEMM_FEW_MAX, false)
-GEMM_TILED(mh_k_gemm_q4_K_avx512vnni, tile_q4_K, RMK, CNK, GEMM_FEW_MAX, true)
+/* q4_K for prompts (RMK-row tiles): the same integer sums with cheaper
+ * unpacking (the 32 bytes broadcast, the high nibbles shifted in place;
+ * the group scales by one word permute), and the float tail two tokens per
+ * register (main lanes) and four per register (min lanes): per pair the
+ * lane values, products and fma order of tile_q4_K, so the same bits */
+INLINE void tile_q4_Kp(bool vnni, int TR, int TC, int64_t n, const uint8_t *w, size_t w_row,
+                       const uint8_t *x, size_t x_row, float *y, int64_t ldy, int rm)
+{
+    const __m512i m4 = _mm512_set1_epi8(0x0F), zero = _mm512_setzero_si512();
+    const __m512i sh4 = join256(_mm256_setzero_si256(), _mm256_set1_epi16(4));
+    const mh_block_q4_K *a[RMK];
+    const mh_block_q8_K *b[CNK];
+    __m512 acc[RMK][CNK / 2];   /* tokens 2p (low 8 lanes) and 2p + 1 (high 8) */
+    __m512 mins[RMK];           /* token c's 4 min lanes in 128-bit lane c */
+    UNROLL for (int c = 0; c < TC; c++) b[c] = (const mh_block_q8_K *)(x + (size_t)c * x_row);
+    UNROLL for (int r = 0; r < TR; r++) {
+        a[r] = (const mh_block_q4_K *)(w + (size_t)(r < rm ? r : rm - 1) * w_row);
+        mins[r] = _mm512_setzero_ps();
+        UNROLL for (int p = 0; p < CNK / 2; p++) acc[r][p] = _mm512_setzero_ps();
+    }
+    for (int64_t i = 0; i < n / MH_QK_K; i++) {
+        uint8_t sc[RMK][16];   /* scales, then mins */
+        __m512i sumi[RMK][CNK], sc16[RMK];
+        UNROLL for (int r = 0; r < TR; r++) {
+            mh_k_scales_mins_k4(a[r][i].scales, sc[r]);
+            sc16[r] = _mm512_castsi256_si512(_mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)sc[r])));
+            UNROLL for (int c = 0; c < TC; c++) sumi[r][c] = zero;
+        }
+        for (int j = 0; j < 4; j++) {   /* low nibbles: group 2j, high: 2j+1 */
+            const __m512i idx = join256(_mm256_set1_epi16((short)(2 * j)), _mm256_set1_epi16((short)(2 * j + 1)));
+            __m512i q[RMK], s16[RMK];
+            UNROLL for (int r = 0; r < TR; r++) {
+                const __m512i q4 = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(a[r][i].qs + 32 * j)));
+                q[r] = _mm512_and_si512(_mm512_srlv_epi16(q4, sh4), m4);
+                s16[r] = _mm512_permutexvar_epi16(idx, sc16[r]);
+            }
+            UNROLL for (int c = 0; c < TC; c++) {
+                const __m512i xv = _mm512_loadu_si512((const void *)(b[c][i].qs + 64 * j));
+                UNROLL for (int r = 0; r < TR; r++) sumi[r][c] = acc_scaled(sumi[r][c], q[r], xv, s16[r], vnni);
+            }
+        }
+        __m512i xs = zero;   /* min lanes' x side, token c in 128-bit lane c */
+        __m512 bd = _mm512_setzero_ps(), bdp[CNK / 2];
+        UNROLL for (int c = 0; c < TC; c++) {
+            xs = _mm512_inserti32x4(xs, q4_K_xsums(b[c][i].bsums), c);
+            bd = _mm512_mask_mov_ps(bd, (__mmask16)(0xF << 4 * c), _mm512_set1_ps(b[c][i].d));
+        }
+        UNROLL for (int p = 0; p < (TC + 1) / 2; p++)
+            bdp[p] = _mm512_permutexvar_ps(join256(_mm256_set1_epi32(8 * p), _mm256_set1_epi32(8 * p + 4)), bd);
+        UNROLL for (int r = 0; r < TR; r++) {
+            const __m512 d = _mm512_set1_ps(h2f(a[r][i].d)), dmin = _mm512_set1_ps(h2f(a[r][i].dmin));
+            const __m512i m8 = _mm512_broadcast_i32x4(_mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)(sc[r] + 8))));
+            mins[r] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(_mm512_madd_epi16(m8, xs)), _mm512_mul_ps(bd, dmin), mins[r]);
+            UNROLL for (int p = 0; p < (TC + 1) / 2; p++) {
+                const __m512i s0 = sumi[r][2 * p], s1 = 2 * p + 1 < TC ? sumi[r][2 * p + 1] : zero;
+                const __m512i f = _mm512_add_epi32(_mm512_shuffle_i64x2(s0, s1, 0x44), _mm512_shuffle_i64x2(s0, s1, 0xEE));
+                acc[r][p] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(f), _mm512_mul_ps(d, bdp[p]), acc[r][p]);
+            }
+        }
+    }
+    UNROLL for (int c = 0; c < TC; c++)
+        UNROLL for (int r = 0; r < TR; r++) {
+            if (r >= rm) continue;
+            const __m512 v = acc[r][c / 2];
+            const __m256 h = c % 2 ? _mm512_extractf32x8_ps(v, 1) : _mm512_castps512_ps256(v);
+            y[c * ldy + r] = hsum8(h) + hsum4(_mm512_extractf32x4_ps(mins[r], c));
+        }
+}
+
+/* 1-row tiles (GEMM_FEW: a few tokens) as before, RMK-row tiles the above */
+INLINE void tile_q4_Kx(bool vnni, int TR, int TC, int64_t n, const uint8_t *w, size_t w_row,
+                       const uint8_t *x, size_t x_row, float *y, int64_t ldy, int rm)
+{
+    if (TR == 1) tile_q4_K(vnni, TR, TC, n, w, w_row, x, x_row, y, ldy, rm);
+    else tile_q4_Kp(vnni, TR, TC, n, w, w_row, x, x_row, y, ldy, rm);
+}
+
+GEMM_TILED(mh_k_gemm_q4_K_avx512, tile_q4_Kx, RMK, CNK, GEMM_FEW_MAX, false)
+GEMM_TILED(mh_k_gemm_q4_K_avx512vnni, tile_q4_Kx, RMK, CNK, GEMM_FEW_MAX, true)
 
 INLINE void tile_q6_K(bool vnni, int TR, int TC, int64_t n, const uint8_t *w, size_t w_row,
                       const uint8_t *x, size_t x_row, float *y, int64_t ldy, int rm)
