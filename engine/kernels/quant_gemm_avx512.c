@@ -313,6 +313,12 @@ INLINE __m512i acc_scaled(__m512i acc, __m512i q, __m512i xv, __m512i sc16, bool
     return _mm512_add_epi32(acc, _mm512_madd_epi16(p, sc16));
 }
 
+/* fold_lanes of two tokens at once: a's 8 lanes low, b's high (exact) */
+INLINE __m512i fold_pair(__m512i a, __m512i b)
+{
+    return _mm512_add_epi32(_mm512_shuffle_i64x2(a, b, 0x44), _mm512_shuffle_i64x2(a, b, 0xEE));
+}
+
 /* bsums pair sums (bsums 2k + 2k+1), the x side of q4_K's min lanes */
 INLINE __m128i q4_K_xsums(const int16_t *bsums)
 {
@@ -423,8 +429,7 @@ INLINE void tile_q4_Kp(bool vnni, int TR, int TC, int64_t n, const uint8_t *w, s
             const __m512i m8 = _mm512_broadcast_i32x4(_mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)(sc[r] + 8))));
             mins[r] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(_mm512_madd_epi16(m8, xs)), _mm512_mul_ps(bd, dmin), mins[r]);
             UNROLL for (int p = 0; p < (TC + 1) / 2; p++) {
-                const __m512i s0 = sumi[r][2 * p], s1 = 2 * p + 1 < TC ? sumi[r][2 * p + 1] : zero;
-                const __m512i f = _mm512_add_epi32(_mm512_shuffle_i64x2(s0, s1, 0x44), _mm512_shuffle_i64x2(s0, s1, 0xEE));
+                const __m512i f = fold_pair(sumi[r][2 * p], 2 * p + 1 < TC ? sumi[r][2 * p + 1] : zero);
                 acc[r][p] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(f), _mm512_mul_ps(d, bdp[p]), acc[r][p]);
             }
         }
