@@ -139,7 +139,7 @@ lint:
 	@echo "lint: ok"
 
 bench: all $(BENCH_BIN)
-	@sh bench/run.sh $(BUILD)
+	@LLAMA_CPP="$(LLAMA_CPP)" sh bench/run.sh $(BUILD)
 
 # ===== fuzzing: libFuzzer targets in fuzz/ (clang, ASan + UBSan). The whole
 # tree is rebuilt in build-fuzz with coverage instrumentation; each target

@@ -3,8 +3,13 @@
 # by the host) against C references (build/bench/blas_ref: OpenBLAS sgemm
 # called directly, plain C loops). Runs them interleaved (A B A B), keeps the
 # best of each, prints a table with the ratio ours / reference. Prints, never
-# asserts: benchmarks are not tests. Usage: bench/run.sh BUILD_DIR
-# Env: BENCH_ROUNDS (default 3), BENCH_THREADS (default "1 2").
+# asserts: benchmarks are not tests. Then the inference table
+# (bench/models.lua): `moonhub bench` on issue 18's preset files, against
+# llama-bench when LLAMA_CPP names its bin folder (or the binary).
+# Usage: bench/run.sh BUILD_DIR; `make bench LLAMA_CPP=/path/to/llama.cpp/build/bin`
+# Env: BENCH_ROUNDS (default 3), BENCH_THREADS (default "1 2"), BENCH_TABLES
+# ("tensor models" by default), BENCH_MODEL_ROUNDS (2), LLAMA_CPP;
+# bench/models.lua reads more (BENCH_MODELS, BENCH_PP, BENCH_TG, BENCH_REPS).
 build=${1:-build}
 rounds=${BENCH_ROUNDS:-3}
 threads=${BENCH_THREADS:-"1 2"}
@@ -22,6 +27,9 @@ if grep -qw avx512f /proc/cpuinfo 2>/dev/null; then coretype=SkylakeX; fi
 echo "moonhub bench — $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), $(nproc) cores;" \
      "reference OPENBLAS_CORETYPE=${coretype:-(default)}; best of $rounds interleaved rounds"
+
+tables=${BENCH_TABLES:-"tensor models"}
+case " $tables " in *" tensor "*) ;; *) threads="" ;; esac
 
 for t in $threads; do
     r=1
@@ -60,3 +68,7 @@ END {
             ours[order[i]], ref[rkey], ratio, tgt, (ratio < tgt ? "  below target" : "")
     }
 }' "$out"
+
+case " $tables " in
+    *" models "*) BENCH_ROUNDS=${BENCH_MODEL_ROUNDS:-2} ./moonhub run bench/models.lua "${LLAMA_CPP:-}" ;;
+esac

@@ -56,9 +56,16 @@ INLINE __m256i w_levels(int kind, const uint8_t *row, int64_t i, float *d)
     return _mm256_or_si256(lo, _mm256_and_si256(set, _mm256_set1_epi8(16)));
 }
 
-/* two accumulators per pair (even / odd blocks) fill the 16 registers at
- * 2 x 2; a 4 x 2 tile would spill them */
-#define RM32 2
+/* q8_0's signed levels again (an L1 load: cheaper than a register each) */
+INLINE __m256i q8_raw(const uint8_t *row, int64_t i)
+{
+    return _mm256_loadu_si256((const __m256i *)((const mh_block_q8_0 *)row + i)->qs);
+}
+
+/* register tiles: q8_0 and q5_0 4 x 2 (8 accumulators, 4 weight blocks,
+ * the x block and its scale in 16 registers; measured faster than 2 x 2,
+ * 3 x 3 and 2 x 4), q4_0 2 x 2; the arrays are sized for the largest */
+#define RM32 4
 #define CN32 2
 
 /* block i of TR rows x TC tokens, each block into the one accumulator */
@@ -68,22 +75,28 @@ INLINE void step32(int kind, int TR, int TC, const uint8_t *const *wr, const uin
     const __m256i bias = _mm256_set1_epi8(kind == K_Q4_0 ? 8 : 16);
     __m256i u[RM32];
     float dw[RM32];
-    UNROLL for (int r = 0; r < TR; r++) u[r] = w_levels(kind, wr[r], i, &dw[r]);
+    __m256 dwv[RM32];   /* dw * dx as a vector product: the scalar product's bits */
+    UNROLL for (int r = 0; r < TR; r++) {
+        u[r] = w_levels(kind, wr[r], i, &dw[r]);
+        dwv[r] = _mm256_set1_ps(dw[r]);
+        if (kind == K_Q8_0) u[r] = _mm256_sign_epi8(u[r], u[r]);   /* |w|; x takes w's sign */
+    }
     UNROLL for (int c = 0; c < TC; c++) {
         const mh_block_q8_0 *xb = (const mh_block_q8_0 *)(x + (size_t)c * x_row) + i;
         const __m256i xv = _mm256_loadu_si256((const __m256i *)xb->qs);
         const float dx = h2f(xb->d);
+        const __m256 dxv = _mm256_set1_ps(dx);
         __m256i corr = _mm256_setzero_si256();
         if (kind != K_Q8_0) corr = _mm256_sub_epi32(corr, dot_us(corr, bias, xv));
         UNROLL for (int r = 0; r < TR; r++) {
             const __m256i p = kind == K_Q8_0
-                ? dot_us(_mm256_setzero_si256(), _mm256_sign_epi8(u[r], u[r]), _mm256_sign_epi8(xv, u[r]))
+                ? dot_us(_mm256_setzero_si256(), u[r], _mm256_sign_epi8(xv, q8_raw(wr[r], i)))
                 : dot_us(corr, u[r], xv);
             if (kind == K_Q4_0)   /* whole-block dot, one fma: its float lives in lane 0 */
                 acc[r][c] = _mm256_castps128_ps256(_mm_fmadd_ss(_mm_cvtsi32_ss(_mm_setzero_ps(), hsum_epi32(p)),
                                                                 _mm_set_ss(dw[r] * dx), _mm256_castps256_ps128(acc[r][c])));
             else
-                acc[r][c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw[r] * dx), acc[r][c]);
+                acc[r][c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(dwv[r], dxv), acc[r][c]);
         }
     }
 }
@@ -105,9 +118,9 @@ INLINE void tile32(int kind, int TR, int TC, int64_t n, const uint8_t *w, size_t
             if (r < rm) y[c * ldy + r] = kind == K_Q4_0 ? _mm256_cvtss_f32(acc[r][c]) : hsum8(acc[r][c]);
 }
 
-GEMM_TILED(mh_k_gemm_q8_0_avx2, tile32, RM32, CN32, GEMM_FEW_MAX, K_Q8_0)
-GEMM_TILED(mh_k_gemm_q4_0_avx2, tile32, RM32, CN32, 0, K_Q4_0)
-GEMM_TILED(mh_k_gemm_q5_0_avx2, tile32, RM32, CN32, GEMM_FEW_MAX, K_Q5_0)
+GEMM_TILED(mh_k_gemm_q8_0_avx2, tile32, 4, 2, GEMM_FEW_MAX, K_Q8_0)
+GEMM_TILED(mh_k_gemm_q4_0_avx2, tile32, 2, 2, 0, K_Q4_0)
+GEMM_TILED(mh_k_gemm_q5_0_avx2, tile32, 4, 2, GEMM_FEW_MAX, K_Q5_0)
 
 /* q5_0 has no other SIMD vec_dot: the 1 x 1 tile is one (token generation) */
 void mh_k_vec_dot_q5_0_avx2(int64_t n, const void *w, const void *x, float *out)

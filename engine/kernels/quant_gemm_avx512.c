@@ -177,12 +177,125 @@ INLINE void tile32(int kind, bool vnni, int TR, int TC, int64_t n, const uint8_t
             if (r < rm) y[c * ldy + r] = kind == K_Q4_0 ? lane_of(acc[0][c], r) : hsum8(acc[r][c]);
 }
 
-GEMM_TILED(mh_k_gemm_q8_0_avx512, tile32, RM32, CN32, GEMM_FEW_MAX, K_Q8_0, false)
-GEMM_TILED(mh_k_gemm_q8_0_avx512vnni, tile32, RM32, CN32, GEMM_FEW_MAX, K_Q8_0, true)
 GEMM_TILED(mh_k_gemm_q4_0_avx512, tile32, RM32, CN32, 0, K_Q4_0, false)
 GEMM_TILED(mh_k_gemm_q4_0_avx512vnni, tile32, RM32, CN32, 0, K_Q4_0, true)
-GEMM_TILED(mh_k_gemm_q5_0_avx512, tile32, RM32, CN32, GEMM_FEW_MAX, K_Q5_0, false)
-GEMM_TILED(mh_k_gemm_q5_0_avx512vnni, tile32, RM32, CN32, GEMM_FEW_MAX, K_Q5_0, true)
+
+/* ===== prompts of q8_0 and q5_0: two tokens per register =====
+ * Past GEMM_FEW_MAX tokens one block of two tokens shares a register (token
+ * c in the low 8 lanes, c + 1 in the high 8) against the row's block
+ * broadcast to both halves: per (row, token pair, block) one dot, one scale
+ * product, one conversion and one 16-lane fma, where two blocks of one
+ * token per register (tile32) need two 8-lane fmas and the extracts feeding
+ * them. Each pair's lanes and float order are tile32's (block by block, the
+ * scale product dw * dx, one fma), so the bits are the same. */
+#define RMP 4   /* register tile bounds: rows, tokens (4 x 8 measured best for both) */
+#define CNP 8
+
+/* block i of a weight row as unsigned levels (q8_0: signed raw) in both
+ * halves; q5_0 unpacks the broadcast bytes, 128-bit lanes 1 and 3 taking
+ * the high nibbles, so no shuffle follows */
+INLINE __m512i w_bcast(int kind, const uint8_t *row, int64_t i)
+{
+    if (kind == K_Q8_0)
+        return _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)((const mh_block_q8_0 *)row + i)->qs));
+    if (kind != K_Q5_0) return _mm512_broadcast_i64x4(w_levels(kind, row, i));
+    const mh_block_q5_0 *b = (const mh_block_q5_0 *)row + i;
+    const __m512i q = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)b->qs));
+    const __m512i lo = _mm512_and_si512(_mm512_srlv_epi16(q, _mm512_setr_epi64(0, 0, 0x0004000400040004ll,
+        0x0004000400040004ll, 0, 0, 0x0004000400040004ll, 0x0004000400040004ll)), _mm512_set1_epi8(0x0F));
+    uint32_t qh;
+    memcpy(&qh, b->qh, 4);
+    return _mm512_or_si512(lo, _mm512_maskz_mov_epi8((uint64_t)qh | (uint64_t)qh << 32, _mm512_set1_epi8(16)));
+}
+
+/* block i of tokens c (low half) and c + 1 (high half; zeros when !two) */
+INLINE __m512i x_tokens(const uint8_t *xc, size_t x_row, int64_t i, bool two, __m512 *d)
+{
+    const mh_block_q8_0 *b0 = (const mh_block_q8_0 *)xc + i;
+    const __m256i lo = _mm256_loadu_si256((const __m256i *)b0->qs);
+    if (!two) {
+        *d = scales2_h(b0->d);
+        return _mm512_zextsi256_si512(lo);
+    }
+    const mh_block_q8_0 *b1 = (const mh_block_q8_0 *)(xc + x_row) + i;
+    *d = scales2_h((uint32_t)b0->d | (uint32_t)b1->d << 16);
+    return join256(lo, _mm256_loadu_si256((const __m256i *)b1->qs));
+}
+
+/* y[c * ldy + r] for r < rm, c < TC; TR x TC <= RMP x CNP; rows past rm as
+ * in tile32 */
+INLINE void tile32p(int kind, bool vnni, int TR, int TC, int64_t n, const uint8_t *w, size_t w_row,
+                    const uint8_t *x, size_t x_row, float *y, int64_t ldy, int rm)
+{
+    enum { NP = CNP / 2 };
+    const int TP = (TC + 1) / 2;
+    const bool signs = kind == K_Q8_0 && !vnni;   /* the |w|, sign(x, w) path */
+    const __m512i bias = _mm512_set1_epi8((char)kind_bias(kind)), zero = _mm512_setzero_si512();
+    const uint8_t *wr[RMP];
+    __m512 acc[RMP][NP];
+    UNROLL for (int r = 0; r < TR; r++) {
+        wr[r] = w + (size_t)(r < rm ? r : rm - 1) * w_row;
+        UNROLL for (int p = 0; p < TP; p++) acc[r][p] = _mm512_setzero_ps();
+    }
+    for (int64_t i = 0; i < n / MH_QK; i++) {
+        __m512i xv[NP], corr[NP];
+        __m512 dx[NP];
+        UNROLL for (int p = 0; p < TP; p++) {
+            xv[p] = x_tokens(x + (size_t)(2 * p) * x_row, x_row, i, 2 * p + 1 < TC, &dx[p]);
+            corr[p] = signs ? zero : _mm512_sub_epi32(zero, dot_us(zero, bias, xv[p], vnni));
+        }
+        UNROLL for (int r = 0; r < TR; r++) {
+            __m512i u = w_bcast(kind, wr[r], i);
+            const __m512 dw = _mm512_set1_ps(h2f((uint16_t)d_bits(kind, wr[r], i)));
+            const __mmask64 neg = signs ? _mm512_movepi8_mask(u) : 0;
+            if (signs) u = _mm512_abs_epi8(u);
+            else if (kind == K_Q8_0) u = _mm512_xor_si512(u, bias);
+            UNROLL for (int p = 0; p < TP; p++) {
+                const __m512i s = signs ? dot_us(zero, u, _mm512_mask_sub_epi8(xv[p], neg, zero, xv[p]), false)
+                                        : dot_us(corr[p], u, xv[p], vnni);
+                acc[r][p] = _mm512_fmadd_ps(_mm512_mul_ps(dw, dx[p]), _mm512_cvtepi32_ps(s), acc[r][p]);
+            }
+        }
+    }
+    UNROLL for (int p = 0; p < TP; p++)
+        UNROLL for (int r = 0; r < TR; r++) {
+            if (r >= rm) continue;
+            y[2 * p * ldy + r] = hsum8(_mm512_castps512_ps256(acc[r][p]));
+            if (2 * p + 1 < TC) y[(2 * p + 1) * ldy + r] = hsum8(_mm512_extractf32x8_ps(acc[r][p], 1));
+        }
+}
+
+/* up to GEMM_FEW_MAX tokens row by row (tile32), else RM x CN tiles, then
+ * the last C % CN tokens two by two and one */
+#define GEMM_PAIRS(name, kind, vnni, RM, CN)                                                  \
+    void name(int64_t n, const void *w, size_t w_row, int64_t R, const void *x, size_t x_row, \
+              int64_t C, float *y, int64_t ldy)                                               \
+    {                                                                                         \
+        const uint8_t *wb = w, *xb = x;                                                       \
+        if (C <= GEMM_FEW_MAX) {                                                              \
+            GEMM_FEW(tile32, CN32, kind, vnni);                                               \
+            return;                                                                           \
+        }                                                                                     \
+        for (int64_t r = 0; r < R; r += RM) {                                                 \
+            const int rm = R - r < RM ? (int)(R - r) : RM;                                    \
+            const uint8_t *wt = wb + (size_t)r * w_row;                                       \
+            int64_t c = 0;                                                                    \
+            for (; c + CN <= C; c += CN)                                                      \
+                tile32p(kind, vnni, RM, CN, n, wt, w_row, xb + (size_t)c * x_row, x_row,      \
+                        y + c * ldy + r, ldy, rm);                                            \
+            for (; c + 2 <= C; c += 2)                                                        \
+                tile32p(kind, vnni, RM, 2, n, wt, w_row, xb + (size_t)c * x_row, x_row,       \
+                        y + c * ldy + r, ldy, rm);                                            \
+            if (c < C)                                                                        \
+                tile32p(kind, vnni, RM, 1, n, wt, w_row, xb + (size_t)c * x_row, x_row,       \
+                        y + c * ldy + r, ldy, rm);                                            \
+        }                                                                                     \
+    }
+
+GEMM_PAIRS(mh_k_gemm_q8_0_avx512, K_Q8_0, false, 4, 8)
+GEMM_PAIRS(mh_k_gemm_q8_0_avx512vnni, K_Q8_0, true, 4, 8)
+GEMM_PAIRS(mh_k_gemm_q5_0_avx512, K_Q5_0, false, 4, 8)
+GEMM_PAIRS(mh_k_gemm_q5_0_avx512vnni, K_Q5_0, true, 4, 8)
 
 /* ===== k-quants against q8_K x =====
  * Per pair and super-block an int32 sum of scaled group dots, as in the
@@ -198,6 +311,12 @@ INLINE __m512i acc_scaled(__m512i acc, __m512i q, __m512i xv, __m512i sc16, bool
     const __m512i p = _mm512_maddubs_epi16(q, xv);
     if (vnni) return _mm512_dpwssd_epi32(acc, p, sc16);
     return _mm512_add_epi32(acc, _mm512_madd_epi16(p, sc16));
+}
+
+/* fold_lanes of two tokens at once: a's 8 lanes low, b's high (exact) */
+INLINE __m512i fold_pair(__m512i a, __m512i b)
+{
+    return _mm512_add_epi32(_mm512_shuffle_i64x2(a, b, 0x44), _mm512_shuffle_i64x2(a, b, 0xEE));
 }
 
 /* bsums pair sums (bsums 2k + 2k+1), the x side of q4_K's min lanes */
@@ -256,8 +375,84 @@ INLINE void tile_q4_K(bool vnni, int TR, int TC, int64_t n, const uint8_t *w, si
             if (r < rm) y[c * ldy + r] = hsum8(acc[r][c]) + hsum4(mins[r][c]);
 }
 
-GEMM_TILED(mh_k_gemm_q4_K_avx512, tile_q4_K, RMK, CNK, GEMM_FEW_MAX, false)
-GEMM_TILED(mh_k_gemm_q4_K_avx512vnni, tile_q4_K, RMK, CNK, GEMM_FEW_MAX, true)
+/* q4_K for prompts (RMK-row tiles): the same integer sums with cheaper
+ * unpacking (the 32 bytes broadcast, the high nibbles shifted in place;
+ * the group scales by one word permute), and the float tail two tokens per
+ * register (main lanes) and four per register (min lanes): per pair the
+ * lane values, products and fma order of tile_q4_K, so the same bits */
+INLINE void tile_q4_Kp(bool vnni, int TR, int TC, int64_t n, const uint8_t *w, size_t w_row,
+                       const uint8_t *x, size_t x_row, float *y, int64_t ldy, int rm)
+{
+    const __m512i m4 = _mm512_set1_epi8(0x0F), zero = _mm512_setzero_si512();
+    const __m512i sh4 = join256(_mm256_setzero_si256(), _mm256_set1_epi16(4));
+    const mh_block_q4_K *a[RMK];
+    const mh_block_q8_K *b[CNK];
+    __m512 acc[RMK][CNK / 2];   /* tokens 2p (low 8 lanes) and 2p + 1 (high 8) */
+    __m512 mins[RMK];           /* token c's 4 min lanes in 128-bit lane c */
+    UNROLL for (int c = 0; c < TC; c++) b[c] = (const mh_block_q8_K *)(x + (size_t)c * x_row);
+    UNROLL for (int r = 0; r < TR; r++) {
+        a[r] = (const mh_block_q4_K *)(w + (size_t)(r < rm ? r : rm - 1) * w_row);
+        mins[r] = _mm512_setzero_ps();
+        UNROLL for (int p = 0; p < CNK / 2; p++) acc[r][p] = _mm512_setzero_ps();
+    }
+    for (int64_t i = 0; i < n / MH_QK_K; i++) {
+        uint8_t sc[RMK][16];   /* scales, then mins */
+        __m512i sumi[RMK][CNK], sc16[RMK];
+        UNROLL for (int r = 0; r < TR; r++) {
+            mh_k_scales_mins_k4(a[r][i].scales, sc[r]);
+            sc16[r] = _mm512_castsi256_si512(_mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)sc[r])));
+            UNROLL for (int c = 0; c < TC; c++) sumi[r][c] = zero;
+        }
+        for (int j = 0; j < 4; j++) {   /* low nibbles: group 2j, high: 2j+1 */
+            const __m512i idx = join256(_mm256_set1_epi16((short)(2 * j)), _mm256_set1_epi16((short)(2 * j + 1)));
+            __m512i q[RMK], s16[RMK];
+            UNROLL for (int r = 0; r < TR; r++) {
+                const __m512i q4 = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(a[r][i].qs + 32 * j)));
+                q[r] = _mm512_and_si512(_mm512_srlv_epi16(q4, sh4), m4);
+                s16[r] = _mm512_permutexvar_epi16(idx, sc16[r]);
+            }
+            UNROLL for (int c = 0; c < TC; c++) {
+                const __m512i xv = _mm512_loadu_si512((const void *)(b[c][i].qs + 64 * j));
+                UNROLL for (int r = 0; r < TR; r++) sumi[r][c] = acc_scaled(sumi[r][c], q[r], xv, s16[r], vnni);
+            }
+        }
+        __m512i xs = zero;   /* min lanes' x side, token c in 128-bit lane c */
+        __m512 bd = _mm512_setzero_ps(), bdp[CNK / 2];
+        UNROLL for (int c = 0; c < TC; c++) {
+            xs = _mm512_inserti32x4(xs, q4_K_xsums(b[c][i].bsums), c);
+            bd = _mm512_mask_mov_ps(bd, (__mmask16)(0xF << 4 * c), _mm512_set1_ps(b[c][i].d));
+        }
+        UNROLL for (int p = 0; p < (TC + 1) / 2; p++)
+            bdp[p] = _mm512_permutexvar_ps(join256(_mm256_set1_epi32(8 * p), _mm256_set1_epi32(8 * p + 4)), bd);
+        UNROLL for (int r = 0; r < TR; r++) {
+            const __m512 d = _mm512_set1_ps(h2f(a[r][i].d)), dmin = _mm512_set1_ps(h2f(a[r][i].dmin));
+            const __m512i m8 = _mm512_broadcast_i32x4(_mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)(sc[r] + 8))));
+            mins[r] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(_mm512_madd_epi16(m8, xs)), _mm512_mul_ps(bd, dmin), mins[r]);
+            UNROLL for (int p = 0; p < (TC + 1) / 2; p++) {
+                const __m512i f = fold_pair(sumi[r][2 * p], 2 * p + 1 < TC ? sumi[r][2 * p + 1] : zero);
+                acc[r][p] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(f), _mm512_mul_ps(d, bdp[p]), acc[r][p]);
+            }
+        }
+    }
+    UNROLL for (int c = 0; c < TC; c++)
+        UNROLL for (int r = 0; r < TR; r++) {
+            if (r >= rm) continue;
+            const __m512 v = acc[r][c / 2];
+            const __m256 h = c % 2 ? _mm512_extractf32x8_ps(v, 1) : _mm512_castps512_ps256(v);
+            y[c * ldy + r] = hsum8(h) + hsum4(_mm512_extractf32x4_ps(mins[r], c));
+        }
+}
+
+/* 1-row tiles (GEMM_FEW: a few tokens) as before, RMK-row tiles the above */
+INLINE void tile_q4_Kx(bool vnni, int TR, int TC, int64_t n, const uint8_t *w, size_t w_row,
+                       const uint8_t *x, size_t x_row, float *y, int64_t ldy, int rm)
+{
+    if (TR == 1) tile_q4_K(vnni, TR, TC, n, w, w_row, x, x_row, y, ldy, rm);
+    else tile_q4_Kp(vnni, TR, TC, n, w, w_row, x, x_row, y, ldy, rm);
+}
+
+GEMM_TILED(mh_k_gemm_q4_K_avx512, tile_q4_Kx, RMK, CNK, GEMM_FEW_MAX, false)
+GEMM_TILED(mh_k_gemm_q4_K_avx512vnni, tile_q4_Kx, RMK, CNK, GEMM_FEW_MAX, true)
 
 INLINE void tile_q6_K(bool vnni, int TR, int TC, int64_t n, const uint8_t *w, size_t w_row,
                       const uint8_t *x, size_t x_row, float *y, int64_t ldy, int rm)

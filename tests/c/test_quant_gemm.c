@@ -114,8 +114,11 @@ static void test_gemm_vs_vec_dot(void)
 {
     static const int64_t rows[] = {1, 3, 4, 5, 8, 13};
     /* every token count of the row-by-row path (GEMM_FEW_MAX = 16: decode
-     * steps of several slots, speculative verification), then the tiles */
-    static const int64_t toks[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 20};
+     * steps of several slots, speculative verification), then the prompt
+     * tiles (q8_0 / q5_0 AVX-512: 8 tokens, then pairs, then one): every
+     * tail length 0..7 of them */
+    static const int64_t toks[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
+                                   17, 18, 19, 20, 21, 22, 23, 24, 64, 65};
     static const int64_t n32[] = {32, 96, 576}, nK[] = {256, 768};
     level lv[4];
     int nlv = levels(lv);
@@ -144,7 +147,10 @@ static void test_gemm_large(void)
     for (int ti = 0; ti < COUNT(k_gemm_types); ti++) {
         mh_dtype t = k_gemm_types[ti];
         int64_t n = mh_dtype_info(t)->block_size == MH_QK_K ? 1536 : 1536 + 32;
-        for (int l = 0; l < nlv; l++) CHECK(!check_case(t, &lv[l], 37, 29, n));
+        for (int l = 0; l < nlv; l++) {
+            CHECK(!check_case(t, &lv[l], 37, 29, n));
+            CHECK(!check_case(t, &lv[l], 7, 512, n));   /* a whole pp512 token block, odd rows */
+        }
     }
 }
 

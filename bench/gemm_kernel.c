@@ -1,0 +1,78 @@
+/* gemm_kernel.c: benchmark (prints figures, never a test) of the tiled
+ * quantized gemm kernels alone: one thread, random blocks, the shapes of a
+ * SmolLM2-135M layer, GOPS = 2 R n T / thread CPU second (CPU time, so a
+ * shared machine's load moves it less than wall time). Layer: bench; uses
+ * the engine's public quant API. Usage: build/bench/gemm_kernel [T [reps]] */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "mh/quant.h"
+
+static double cpu_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static uint64_t g_rng = 88172645463325252ull;
+static uint32_t rnd(void)
+{
+    g_rng ^= g_rng << 13; g_rng ^= g_rng >> 7; g_rng ^= g_rng << 17;
+    return (uint32_t)(g_rng >> 16);
+}
+
+/* weights: quantize random floats (valid scales by construction) */
+static void *weights(mh_dtype t, int64_t R, int64_t n)
+{
+    size_t row = mh_dtype_row_size(t, n);
+    uint8_t *w = malloc(row * (size_t)R);
+    float *f = malloc(sizeof(float) * (size_t)n);
+    for (int64_t r = 0; r < R; r++) {
+        for (int64_t i = 0; i < n; i++) f[i] = ((int)(rnd() % 2001) - 1000) / 1000.0f;
+        mh_quantize_row(t, f, w + (size_t)r * row, n);
+    }
+    free(f);
+    return w;
+}
+
+static double bench_case(const mh_quant_traits *tr, mh_dtype t, int64_t R, int64_t n, int64_t T, int reps)
+{
+    mh_dtype vt = tr->vec_dot_type;
+    void *w = weights(t, R, n), *x = weights(vt, T, n);
+    float *y = malloc(sizeof(float) * (size_t)(R * T));
+    size_t w_row = mh_dtype_row_size(t, n), x_row = mh_dtype_row_size(vt, n);
+    double best = 1e30;
+    tr->gemm(n, w, w_row, R, x, x_row, T, y, R);   /* warm-up */
+    for (int i = 0; i < reps; i++) {
+        double t0 = cpu_s();
+        tr->gemm(n, w, w_row, R, x, x_row, T, y, R);
+        double dt = cpu_s() - t0;
+        if (dt < best) best = dt;
+    }
+    free(w); free(x); free(y);
+    return 2.0 * (double)R * (double)n * (double)T / best / 1e9;
+}
+
+int main(int argc, char **argv)
+{
+    int64_t T = argc > 1 ? atoll(argv[1]) : 64;
+    int reps = argc > 2 ? atoi(argv[2]) : 20;
+    static const mh_dtype types[] = {MH_DTYPE_Q8_0, MH_DTYPE_Q5_0, MH_DTYPE_Q4_K, MH_DTYPE_Q6_K};
+    /* (rows, cols): attention q / o, ffn gate / up, ffn down */
+    static const int64_t shapes[][2] = {{576, 576}, {1536, 576}, {576, 1536}};
+    printf("%-6s %-6s %11s %4s %8s\n", "type", "level", "R x n", "T", "GOPS");
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++)
+        for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+            mh_dtype t = types[ti];
+            int64_t R = shapes[si][0], n = shapes[si][1];
+            if (n % mh_dtype_info(t)->block_size) continue;
+            const mh_quant_traits *tr = mh_quant_traits_get(t);
+            if (!tr->gemm) continue;
+            printf("%-6s %-6s %5lld x %-4lld %4lld %8.1f\n", mh_dtype_info(t)->name,
+                   mh_cpu_level_name(mh_cpu_level_get()), (long long)R, (long long)n, (long long)T,
+                   bench_case(tr, t, R, n, T, reps));
+        }
+    return 0;
+}
