@@ -1,20 +1,33 @@
 /* threadpool.c: the kernels' pthread pool (mh/threadpool.h). Layer:
  * engine/base; uses pthreads and OpenBLAS's thread setting only.
- * One job at a time: the caller runs chunks alongside n-1 workers, chunks
- * are taken from an atomic counter. A call made while a job runs (from a
- * worker, or from another thread) runs inline, so nesting cannot deadlock.
- * Token generation issues hundreds of small jobs per token, so workers and
- * the caller spin briefly (~100 us) on atomics before sleeping on the
- * condition variable: a futex wake-up per job cost more than the job. */
+ * One job at a time: the caller runs chunks alongside n-1 workers. A call
+ * made while a job runs (from a worker, or from another thread) runs
+ * inline, so nesting cannot deadlock. Token generation issues hundreds of
+ * small jobs per token, so waiting threads spin briefly before sleeping (a
+ * futex wake-up per job cost more than the job), and yield the core in
+ * between: on a loaded machine a spinning thread would take the time slice
+ * of the very thread it waits for. The caller waits for the job's chunks,
+ * never for workers: a worker the kernel has not scheduled yet simply
+ * takes no chunk, and a late one cannot take a chunk of the next job
+ * (chunks are claimed with one CAS on a word holding the job's number). */
 #include <stdlib.h>
 #include <stdbool.h>
 #include <stdatomic.h>
 #include <pthread.h>
+#include <sched.h>
+#include <time.h>
 #include <unistd.h>
 #include <cblas.h>
 #include "mh/threadpool.h"
 
-#define SPIN_ITERS 20000       /* pause loops before sleeping (~100 us) */
+#define SPIN_NS  20000         /* busy-wait on the job word first (20 us) */
+#define YIELD_NS 200000        /* then yield the core until 200 us, then sleep */
+
+/* The claim word: job number (24 bits) | chunk count (20) | next chunk (20). */
+#define IDX_BITS 20
+#define IDX_MASK ((1ull << IDX_BITS) - 1)
+#define MAX_CHUNKS ((int64_t)IDX_MASK)
+#define JOB_OF(w) ((w) >> (2 * IDX_BITS))
 
 typedef struct pool {
     pthread_mutex_t mu;
@@ -22,14 +35,14 @@ typedef struct pool {
     pthread_t tids[256];
     int nworkers;              /* threads - 1 */
     _Atomic bool stop;
-    _Atomic uint64_t gen;      /* bumped per job */
-    _Atomic int active;        /* workers not yet checked out of the job */
+    _Atomic uint64_t claim;    /* published job and its next chunk */
+    _Atomic int64_t finished;  /* chunks of the current job run to the end */
     _Atomic int sleepers;      /* workers waiting on `work` */
     _Atomic bool caller_sleeps;
+    uint64_t job;              /* the caller's job counter (24 bits used) */
     mh_range_fn fn;
     void *ctx;
     int64_t n, chunk, nchunks;
-    _Atomic int64_t next;
 } pool;
 
 static pool g = {.mu = PTHREAD_MUTEX_INITIALIZER, .work = PTHREAD_COND_INITIALIZER,
@@ -49,16 +62,6 @@ static int default_threads(void)
     return n > 256 ? 256 : (int)n;
 }
 
-static void run_chunks(void)
-{
-    for (;;) {
-        int64_t c = atomic_fetch_add_explicit(&g.next, 1, memory_order_relaxed);
-        if (c >= g.nchunks) return;
-        int64_t b = c * g.chunk, e = b + g.chunk < g.n ? b + g.chunk : g.n;
-        g.fn(g.ctx, b, e);
-    }
-}
-
 static inline void cpu_relax(void)
 {
 #if defined(__x86_64__) || defined(__i386__)
@@ -66,16 +69,63 @@ static inline void cpu_relax(void)
 #endif
 }
 
-/* Waits until gen moves past seen (or stop): spins, then sleeps. */
-static void wait_for_job(uint64_t seen)
+static int64_t now_ns(void)
 {
-    for (int i = 0; i < SPIN_ITERS; i++) {
-        if (atomic_load(&g.gen) != seen || atomic_load(&g.stop)) return;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Spins, then yields, until ready(arg) or the back-off runs out (false). */
+static bool backoff(bool (*ready)(const void *), const void *arg)
+{
+    int64_t t0 = 0;
+    for (unsigned i = 0;; i++) {
+        if (ready(arg)) return true;
+        if ((i & 63) == 63) {          /* the clock read costs ~20 ns: not every turn */
+            int64_t t = now_ns();
+            if (!t0) t0 = t;
+            else if (t - t0 > YIELD_NS) return false;
+            else if (t - t0 > SPIN_NS) { sched_yield(); continue; }
+        }
         cpu_relax();
     }
+}
+
+/* Claims and runs chunks of job `job` until none is left. */
+static void run_chunks(uint64_t job)
+{
+    for (;;) {
+        uint64_t w = atomic_load_explicit(&g.claim, memory_order_acquire);
+        do {
+            if (JOB_OF(w) != job || (w & IDX_MASK) >= ((w >> IDX_BITS) & IDX_MASK)) return;
+        } while (!atomic_compare_exchange_weak_explicit(&g.claim, &w, w + 1, memory_order_acq_rel,
+                                                        memory_order_acquire));
+        /* the job cannot end before this chunk does: its fields are stable */
+        int64_t c = (int64_t)(w & IDX_MASK), b = c * g.chunk, e = b + g.chunk < g.n ? b + g.chunk : g.n;
+        int64_t total = g.nchunks;         /* read before the last chunk may end the job */
+        g.fn(g.ctx, b, e);
+        if (atomic_fetch_add(&g.finished, 1) + 1 == total && atomic_load(&g.caller_sleeps)) {
+            pthread_mutex_lock(&g.mu);
+            pthread_cond_signal(&g.done);
+            pthread_mutex_unlock(&g.mu);
+        }
+    }
+}
+
+static bool job_posted(const void *seen)
+{
+    return JOB_OF(atomic_load_explicit(&g.claim, memory_order_acquire)) != *(const uint64_t *)seen ||
+           atomic_load_explicit(&g.stop, memory_order_relaxed);
+}
+
+/* Waits until a job other than `seen` is posted (or stop). */
+static void wait_for_job(uint64_t seen)
+{
+    if (backoff(job_posted, &seen)) return;
     pthread_mutex_lock(&g.mu);
-    atomic_fetch_add(&g.sleepers, 1);      /* seq_cst: the caller's gen bump is seen or it sees us */
-    while (atomic_load(&g.gen) == seen && !atomic_load(&g.stop)) pthread_cond_wait(&g.work, &g.mu);
+    atomic_fetch_add(&g.sleepers, 1);      /* seq_cst: the caller's post is seen or it sees us */
+    while (!job_posted(&seen)) pthread_cond_wait(&g.work, &g.mu);
     atomic_fetch_sub(&g.sleepers, 1);
     pthread_mutex_unlock(&g.mu);
 }
@@ -84,17 +134,12 @@ static void *worker(void *arg)
 {
     (void)arg;
     tl_worker = true;
-    uint64_t seen = 0;
+    uint64_t seen = JOB_OF(atomic_load(&g.claim));
     for (;;) {
         wait_for_job(seen);
         if (atomic_load(&g.stop)) break;
-        seen = atomic_load(&g.gen);
-        run_chunks();
-        if (atomic_fetch_sub(&g.active, 1) == 1 && atomic_load(&g.caller_sleeps)) {
-            pthread_mutex_lock(&g.mu);
-            pthread_cond_signal(&g.done);
-            pthread_mutex_unlock(&g.mu);
-        }
+        seen = JOB_OF(atomic_load(&g.claim));
+        run_chunks(seen);
     }
     return NULL;
 }
@@ -122,7 +167,6 @@ static void pool_stop(void)
     pthread_mutex_unlock(&g.mu);
     for (int i = 0; i < g.nworkers; i++) pthread_join(g.tids[i], NULL);
     g.nworkers = 0;
-    atomic_store(&g.gen, 0);
     g_started = false;
 }
 
@@ -135,6 +179,34 @@ static void init_threads(void)
 }
 
 static void ensure_threads(void) { pthread_once(&g_once, init_threads); }
+
+static bool job_finished(const void *unused)
+{
+    (void)unused;
+    return atomic_load_explicit(&g.finished, memory_order_acquire) == g.nchunks;
+}
+
+/* Posts the job set up in g and runs it with the workers; g_run held. */
+static void run_job(void)
+{
+    g.job = (g.job + 1) & ((1ull << (64 - 2 * IDX_BITS)) - 1);
+    atomic_store(&g.finished, 0);
+    atomic_store(&g.claim, g.job << (2 * IDX_BITS) | (uint64_t)g.nchunks << IDX_BITS);   /* seq_cst */
+    if (atomic_load(&g.sleepers) > 0) {
+        pthread_mutex_lock(&g.mu);
+        pthread_cond_broadcast(&g.work);
+        pthread_mutex_unlock(&g.mu);
+    }
+    tl_worker = true;                      /* nested calls from fn run inline */
+    run_chunks(g.job);
+    tl_worker = false;
+    if (backoff(job_finished, NULL)) return;
+    pthread_mutex_lock(&g.mu);
+    atomic_store(&g.caller_sleeps, true);  /* seq_cst: the last chunk's end sees it or we see that */
+    while (!job_finished(NULL)) pthread_cond_wait(&g.done, &g.mu);
+    atomic_store(&g.caller_sleeps, false);
+    pthread_mutex_unlock(&g.mu);
+}
 
 void mh_parallel_for(int64_t n, int64_t min_chunk, mh_range_fn fn, void *ctx)
 {
@@ -153,30 +225,13 @@ void mh_parallel_for(int64_t n, int64_t min_chunk, mh_range_fn fn, void *ctx)
     if (!g_started) pool_start();
     int64_t maxc = (int64_t)(g.nworkers + 1) * 4, nch = (n + min_chunk - 1) / min_chunk;
     if (nch > maxc) nch = maxc;
+    if (nch > MAX_CHUNKS) nch = MAX_CHUNKS;
     g.fn = fn;
     g.ctx = ctx;
     g.n = n;
     g.chunk = (n + nch - 1) / nch;
     g.nchunks = (n + g.chunk - 1) / g.chunk;
-    atomic_store(&g.next, 0);
-    atomic_store(&g.active, g.nworkers);
-    atomic_fetch_add(&g.gen, 1);           /* publishes the job (seq_cst) */
-    if (atomic_load(&g.sleepers) > 0) {
-        pthread_mutex_lock(&g.mu);
-        pthread_cond_broadcast(&g.work);
-        pthread_mutex_unlock(&g.mu);
-    }
-    tl_worker = true;                      /* nested calls from fn run inline */
-    run_chunks();
-    tl_worker = false;
-    for (int i = 0; i < SPIN_ITERS && atomic_load(&g.active) > 0; i++) cpu_relax();
-    if (atomic_load(&g.active) > 0) {
-        pthread_mutex_lock(&g.mu);
-        atomic_store(&g.caller_sleeps, true);
-        while (atomic_load(&g.active) > 0) pthread_cond_wait(&g.done, &g.mu);
-        atomic_store(&g.caller_sleeps, false);
-        pthread_mutex_unlock(&g.mu);
-    }
+    run_job();
     pthread_mutex_unlock(&g_run);
 }
 

@@ -37,22 +37,36 @@ static bool same_loras(const sched_slot *sl, const sched_req *r)
     return true;
 }
 
-/* The free slot to give r: the longest shared prefix, ties to the slot
- * unused longest (so recent histories stay for their followers). When the
- * prefix store holds a longer prefix (SCHED_STORE_MIN tokens at least),
- * *from is that entry and the slot the one unused longest. */
+/* Whether a over b as the slot whose history r may overwrite: the fewer
+ * cached tokens lost to the truncation first, then the slot unused longest. */
+static bool cheaper(const sched_slot *a, int64_t lost_a, const sched_slot *b, int64_t lost_b)
+{
+    return !b || lost_a < lost_b || (lost_a == lost_b && a->last_used < b->last_used);
+}
+
+/* The free slot to give r. A slot's shared prefix is taken when it saves at
+ * least as many prompt tokens as the truncation throws away of its history
+ * (the longest such prefix; ties to the slot unused longest). Otherwise
+ * (say only BOS is shared) r goes to the free slot that loses the least,
+ * so a history that may still serve a follower is not wiped for one token.
+ * When the prefix store holds a longer prefix (SCHED_STORE_MIN tokens at
+ * least), *from is that entry and the slot the one losing the least. */
 static sched_slot *pick_slot(mh_sched *s, const sched_req *r, int64_t *common, sched_entry **from)
 {
-    sched_slot *best = NULL, *oldest = NULL;
-    int64_t best_n = -1;
+    sched_slot *best = NULL, *spare = NULL, *empty = NULL;
+    int64_t best_n = 0, spare_lost = 0, spare_n = 0, empty_lost = 0;
     for (int i = 0; i < s->p.n_parallel; i++) {
         sched_slot *sl = &s->slots[i];
         if (sl->r) continue;
         int64_t n = s->p.prefix_cache && same_loras(sl, r)
                         ? common_prefix(sl->hist, sl->n_hist, r->tokens, r->n_tokens) : 0;
-        if (n > best_n || (n == best_n && sl->last_used < best->last_used)) { best = sl; best_n = n; }
-        if (!oldest || sl->last_used < oldest->last_used) oldest = sl;
+        int64_t lost = sl->n_hist - n;
+        if (n > 0 && reusable(r, n) >= lost &&
+            (!best || n > best_n || (n == best_n && sl->last_used < best->last_used))) { best = sl; best_n = n; }
+        if (cheaper(sl, lost, spare, spare_lost)) { spare = sl; spare_lost = lost; spare_n = n; }
+        if (cheaper(sl, sl->n_hist, empty, empty_lost)) { empty = sl; empty_lost = sl->n_hist; }
     }
+    if (!best) { best = spare; best_n = spare_n; }
     *common = best_n;
     *from = NULL;
     if (!best || !s->store.budget || r->n_loras) return best;   /* the store holds base rows only */
@@ -62,7 +76,7 @@ static sched_slot *pick_slot(mh_sched *s, const sched_req *r, int64_t *common, s
     if (!e || gain < SCHED_STORE_MIN || gain <= reusable(r, best_n)) return best;
     *common = n_store;
     *from = e;
-    return oldest;
+    return empty;
 }
 
 /* Gives sl to r. From the store, the slot starts empty and its rows are

@@ -60,6 +60,43 @@ describe("moonhub.sched prefix store", function()
       assert.truthy(text:find("moonhub_prefix_store_budget_bytes 1048576\n", 1, true))
    end)
 
+   -- A slot whose history shares only BOS with a prompt must not be taken
+   -- while a slot that loses less is free: that history is a later
+   -- prompt's longer prefix (in the slot, or in the store for a copy).
+   local function with_bos(n, seed)
+      local t = prompt(n, seed)
+      t[1] = 1
+      return t
+   end
+
+   it("does not wipe a long history for a BOS-only match", function()
+      if not path then return end
+      local a, d, c = with_bos(40, 11), with_bos(8, 12), with_bos(36, 13)
+      for i = 1, 31 do c[i] = a[i] end
+      for _, budget in ipairs({ 0, 2 ^ 20 }) do
+         s = assert(mh.sched.new(model, { parallel = 2, ctx = 128, cache_bytes = budget }))
+         run(a, 4)
+         run(d, 4)                       -- shares BOS with a: goes to the empty slot
+         local _, fin = run(c, 4)
+         assert.equal(31, fin.usage.cached_tokens)
+         assert.equal(0, s:stats().store_hits)   -- from a's own slot, not a copy
+         s:close()
+         s = nil
+      end
+   end)
+
+   it("overwrites the free slot that loses the least", function()
+      if not path then return end
+      local a, e, d, c = with_bos(40, 21), with_bos(6, 22), with_bos(8, 23), with_bos(36, 24)
+      for i = 1, 31 do c[i] = a[i] end
+      s = assert(mh.sched.new(model, { parallel = 2, ctx = 128 }))
+      run(a, 4)
+      run(e, 2)                         -- the empty slot: a's is kept
+      run(d, 4)                         -- both share BOS only: e's short history goes
+      local _, fin = run(c, 4)
+      assert.equal(31, fin.usage.cached_tokens)
+   end)
+
    it("keeps nothing without a budget", function()
       if not path then return end
       s = assert(mh.sched.new(model, { parallel = 1, ctx = 128 }))
