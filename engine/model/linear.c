@@ -1,17 +1,16 @@
 /* linear.c: y = x @ W^T for any weight dtype — the matmul of inference.
- * Layer: engine/model. One token: a matvec through the quant trait table.
- * Several tokens: f32 weights go to OpenBLAS sgemm; other types quantize
- * the activations once (in parallel) and run the type's tiled gemm over
- * groups of rows in parallel, token block by token block; types without a
- * gemm walk weight rows, each reused for every token while in cache;
- * q4_0 weights repacked at load take their own kernels. */
+ * Layer: engine/model. Float weights: one tiled kernel for every T
+ * (mh/float_gemm.h). Others: one token is a matvec through the trait table;
+ * several quantize the activations once and run the type's tiled gemm (or
+ * its vec_dot row by row) over groups of rows in parallel; q4_0 weights
+ * repacked at load take their own kernels (mh/quant_repack.h). */
 #include <stdlib.h>
 #include <string.h>
-#include <cblas.h>
 #include "mh/model.h"
 #include "mh/quant.h"
 #include "mh/quant_repack.h"
 #include "mh/threadpool.h"
+#include "mh/float_gemm.h"
 
 static int linear_rows_any(const mh_weight *w, const float *x, int64_t T, float *y, mh_err *err);
 
@@ -79,40 +78,72 @@ void mh_round_to(mh_dtype t, float *x, int64_t n)
     }
 }
 
-int mh_linear(const mh_weight *w, const float *x, int64_t T, float *y, mh_err *err)
+/* ===== float weights (f32, f16, bf16): mh/float_gemm.h ===== */
+
+typedef struct float_job {
+    mh_fgemm_fn gemm;
+    const mh_weight *w;
+    size_t w_row;
+    const float *x;          /* (T, n) */
+    int64_t T;
+    float *y;                /* (T, rows) */
+} float_job;
+
+/* [g0, g1) are groups of GEMM_ROWS rows; each token block's activations
+ * stay in L2 while the group's weight rows (<= 16 x 8 KB) stay in L1/L2 */
+static void float_tiles(void *ctx, int64_t g0, int64_t g1)
 {
-    int64_t n = w->cols;
-    if (T <= 0) return MH_OK;
-    if (w->packed) {   /* q4_0 repacked at load: one path for any T (mh/quant_repack.h) */
-        int st = mh_repack_linear(mh_repack_kernels_get(), w->packed, w->data, w->rows, n, x, T, y);
-        return st ? mh_err_set(err, st, "linear: packed %s matmul of (%lld,%lld) failed",
-                               mh_dtype_info(w->dtype)->name, (long long)w->rows, (long long)n)
-                  : MH_OK;
+    const float_job *j = ctx;
+    int64_t rows = j->w->rows, n = j->w->cols;
+    int64_t r0 = g0 * GEMM_ROWS, r1 = g1 * GEMM_ROWS < rows ? g1 * GEMM_ROWS : rows;
+    const uint8_t *w = (const uint8_t *)j->w->data + (size_t)r0 * j->w_row;
+    for (int64_t t = 0; t < j->T; t += GEMM_TOKENS) {
+        int64_t tn = j->T - t < GEMM_TOKENS ? j->T - t : GEMM_TOKENS;
+        j->gemm(n, w, j->w_row, r1 - r0, j->x + t * n, n, tn, j->y + t * rows + r0, rows);
     }
-    if (w->dtype == MH_DTYPE_F16 || w->dtype == MH_DTYPE_BF16) {
-        /* f16/bf16 weights see activations on their own grid, as llama.cpp's
-         * vec_dot_type does: results then match it bit for bit upstream of
-         * any int8 activation quantization, which amplifies tiny differences */
-        float *xr = malloc(sizeof(float) * (size_t)(T * n));
+}
+
+/* One kernel and one summation order for every T, so a batched forward
+ * gives each row the very bits of a one-token forward (greedy identity of
+ * speculative and continuous batching). f16/bf16 weights see activations
+ * on their own grid, as llama.cpp's vec_dot_type does: results then match
+ * it upstream of any int8 activation quantization, which amplifies tiny
+ * differences. */
+static int linear_float(const mh_weight *w, const float *x, int64_t T, float *y, mh_err *err)
+{
+    int64_t n = w->cols, rows = w->rows;
+    float *xr = NULL;
+    if (w->dtype != MH_DTYPE_F32) {
+        xr = malloc(sizeof(float) * (size_t)(T * n));
         if (!xr) return mh_err_set(err, MH_ENOMEM, "linear: out of memory");
         memcpy(xr, x, sizeof(float) * (size_t)(T * n));
         mh_round_to(w->dtype, xr, T * n);
-        mh_weight f = *w;
-        int st = linear_rows_any(&f, xr, T, y, err);
-        free(xr);
-        return st;
+        x = xr;
     }
+    float_job j = { mh_fgemm_get(w->dtype), w, mh_dtype_row_size(w->dtype, n), x, T, y };
+    /* work items of at least ~64K multiply-adds keep the pool overhead small */
+    int64_t groups = (rows + GEMM_ROWS - 1) / GEMM_ROWS, per = GEMM_ROWS * n * T;
+    mh_parallel_for(groups, per >= 65536 ? 1 : 65536 / per, float_tiles, &j);
+    free(xr);
+    return MH_OK;
+}
+
+int mh_linear(const mh_weight *w, const float *x, int64_t T, float *y, mh_err *err)
+{
+    if (T <= 0) return MH_OK;
+    if (w->packed) {   /* q4_0 repacked at load: one path for any T */
+        int st = mh_repack_linear(mh_repack_kernels_get(), w->packed, w->data, w->rows, w->cols, x, T, y);
+        return st ? mh_err_set(err, st, "linear: packed %s matmul of (%lld,%lld) failed",
+                               mh_dtype_info(w->dtype)->name, (long long)w->rows, (long long)w->cols)
+                  : MH_OK;
+    }
+    if (mh_fgemm_get(w->dtype)) return linear_float(w, x, T, y, err);
     return linear_rows_any(w, x, T, y, err);
 }
 
 static int linear_rows_any(const mh_weight *w, const float *x, int64_t T, float *y, mh_err *err)
 {
     int64_t n = w->cols, rows = w->rows;
-    if (w->dtype == MH_DTYPE_F32 && T > 1) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)rows, (int)n,
-                    1.0f, x, (int)n, w->data, (int)n, 0.0f, y, (int)rows);
-        return MH_OK;
-    }
     const mh_quant_traits *tr = mh_quant_traits_get(w->dtype);
     if (!tr->vec_dot)
         return mh_err_set(err, MH_ETYPE, "linear: no kernel for weight type %s",
