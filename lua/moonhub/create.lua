@@ -1,5 +1,5 @@
 -- moonhub.create: write a randomly initialized decoder model as GGUF
--- (llama, mistral, qwen2, qwen3, gemma2, gemma3, phi3)
+-- (llama, mistral, qwen2, qwen3, gemma2, gemma3, phi3, qwen2moe, experts)
 -- (real shapes of known models, or a config), for tests and benchmarks.
 -- Layer: lua/moonhub (wraps moonhub.core.gguf_write; dkjson for config files).
 --
@@ -74,6 +74,22 @@ M.presets["tiny-llama-linear"] = tiny_of({ arch = "llama", rope_scale_linear = 4
 M.presets["tiny-llama-yarn"] = tiny_of({ arch = "llama", rope_base = 1e4, rope_scale_yarn = 4,
    rope_orig_ctx = 64, rms_eps = 1e-5 })
 M.presets["tiny-mistral-swa"] = tiny_of({ arch = "llama", n_swa = 5, rms_eps = 1e-5 })
+
+-- Mixture-of-experts shapes (engine/model/moe.c). The tiny ones route a
+-- 12-token prompt over 4 experts, top 2: Mixtral is llama with experts of
+-- n_ff rows and renormalised weights; qwen2moe has narrower experts
+-- (n_ff_exp) plus a sigmoid-gated shared expert (n_ff_shexp).
+M.presets["tiny-mixtral"] = tiny_of({ arch = "llama", n_ff = 64, n_expert = 4, n_expert_used = 2,
+   rms_eps = 1e-5 })
+M.presets["tiny-qwen2moe"] = tiny_of({ arch = "qwen2moe", n_expert = 4, n_expert_used = 2,
+   n_ff_exp = 32, n_ff_shexp = 64, qkv_bias = true, rope_base = 1e6,
+   tied = false })   -- llama.cpp's qwen2moe needs output.weight
+-- Qwen1.5-MoE-A2.7B's proportions scaled down for benchmarks: 16 experts
+-- (top 4) a quarter as wide as the shared expert, 8 layers of width 512.
+M.presets["qwen2moe-small"] = { arch = "qwen2moe", n_layer = 8, n_embd = 512, n_ff = 1536,
+   n_head = 8, n_head_kv = 8, n_vocab = 151936, n_ctx = 8192, rope_base = 1e6, rms_eps = 1e-6,
+   tied = false, qkv_bias = true, n_expert = 16, n_expert_used = 4, n_ff_exp = 384,
+   n_ff_shexp = 1536 }
 
 -- Sorted preset names.
 function M.preset_names()

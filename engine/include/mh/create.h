@@ -12,7 +12,7 @@
 #include "mh/quantize.h"
 
 typedef struct mh_create_config {
-    char arch[16];             /* llama, qwen2, qwen3, gemma2, gemma3, phi3 */
+    char arch[16];             /* llama, qwen2, qwen3, gemma2, gemma3, phi3, qwen2moe */
     char name[64];             /* general.name */
     int64_t n_layer, n_embd, n_ff, n_head, n_head_kv;
     int64_t n_vocab;           /* wanted; the tokenizer's own size wins (see stats) */
@@ -33,6 +33,10 @@ typedef struct mh_create_config {
     double rope_scale_yarn;    /* rope.scaling.type yarn with this factor (over rope_orig_ctx) */
     bool longrope;             /* phi3: rope_factors_long/short from rope_orig_ctx */
     double norm_std;           /* norm weights 1 + N(0, norm_std): so a lost norm shows */
+    /* ---- mixture of experts (n_expert 0: a dense FFN) ---- */
+    int64_t n_expert, n_expert_used;   /* expert_count, expert_used_count (top-k) */
+    int64_t n_ff_exp;          /* qwen2moe: one expert's width (0: n_ff / n_expert_used); llama: n_ff */
+    int64_t n_ff_shexp;        /* qwen2moe: the shared expert's width (0: n_ff) */
 } mh_create_config;
 
 typedef struct mh_create_opts {

@@ -47,6 +47,11 @@ typedef struct mh_hparams {
     bool qk_norm;             /* per-head rmsnorm of q and k before rope (qwen3, gemma3) */
     bool post_norms;          /* rmsnorm of the attention and FFN outputs (gemma2/3) */
     bool gelu_ffn;            /* gelu(tanh)(gate) * up instead of silu(gate) * up (gemma) */
+    /* ---- mixture of experts (moe.c; n_expert 0: a dense FFN) ---- */
+    int64_t n_expert, n_expert_used;   /* <arch>.expert_count, expert_used_count (top-k) */
+    int64_t n_ff_exp;         /* rows of one expert's gate/up (qwen2moe: its own key) */
+    int64_t n_ff_shexp;       /* > 0: qwen2moe's shared expert, gated by a sigmoid */
+    bool expert_norm;         /* top-k weights renormalised to sum 1 (Mixtral, not qwen2moe) */
 } mh_hparams;
 
 /* Whether layer l attends through the sliding window. */
