@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "mh/kernels.h"
+#include "mh/threadpool.h"
 #include "model_internal.h"
 
 /* ===== binding ===== */
@@ -83,6 +84,7 @@ typedef struct moe_buf {
     float *d;           /* (T, n_embd) an expert's output rows */
     float *slots;       /* (T, k, n_embd) weighted outputs, summed in slot order */
     float *sh;          /* (T, n_embd) the shared expert's output */
+    float *eg;          /* one token: (k + 1, 2 max F) each expert's own gate/up rows */
 } moe_buf;
 
 size_t mh_moe_scratch_len(const mh_model *m, int64_t T)
@@ -90,7 +92,7 @@ size_t mh_moe_scratch_len(const mh_model *m, int64_t T)
     const mh_hparams *hp = &m->hp;
     size_t X = (size_t)hp->n_expert, k = (size_t)hp->n_expert_used, E = (size_t)hp->n_embd;
     size_t F = (size_t)(hp->n_ff_exp > hp->n_ff_shexp ? hp->n_ff_exp : hp->n_ff_shexp), t = (size_t)T;
-    return t * (X + 3 * k + 4 * E + 2 * F + k * E) + X + 1;
+    return t * (X + 3 * k + 4 * E + 2 * F + k * E) + X + 1 + 2 * (k + 1) * F;
 }
 
 static moe_buf carve(const mh_hparams *hp, int64_t T, float *s)
@@ -109,6 +111,7 @@ static moe_buf carve(const mh_hparams *hp, int64_t T, float *s)
     b.d = b.u + t * F;
     b.sh = b.d + t * E;
     b.slots = b.sh + t * E;
+    b.eg = b.slots + t * k * E;
     return b;
 }
 
@@ -154,31 +157,72 @@ static int swiglu_ffn(const mh_weight *gate, const mh_weight *up, const mh_weigh
     return mh_linear(down, g, c, y, err);
 }
 
-/* qwen2moe's shared expert on every row into b->sh, times its gate:
- * llama.cpp takes the sigmoid as silu(z) / z (ggml has no sigmoid op there). */
+/* qwen2moe's shared expert's gate for row x: llama.cpp takes the sigmoid
+ * as silu(z) / z (ggml has no sigmoid op there); z = 0 would give it NaN. */
+static float shared_gate(const mh_moe_layer *M, const float *x, int64_t E)
+{
+    float z = 0;
+    for (int64_t i = 0; i < E; i++) z += M->shexp_gate[i] * x[i];
+    return z != 0 ? (z / (1.0f + expf(-z))) / z : 0.5f;
+}
+
+/* qwen2moe's shared expert on every row into b->sh, times its gate. */
 static int shared_expert(const mh_moe_layer *M, const float *x, int64_t T, int64_t E, moe_buf *b,
                          mh_err *err)
 {
     int st = swiglu_ffn(&M->sh_gate, &M->sh_up, &M->sh_down, x, T, b->g, b->u, b->sh, err);
     for (int64_t t = 0; t < T && !st; t++) {
-        float z = 0;
-        for (int64_t i = 0; i < E; i++) z += M->shexp_gate[i] * x[t * E + i];
-        float s = z != 0 ? (z / (1.0f + expf(-z))) / z : 0.5f;
+        float s = shared_gate(M, x + t * E, E);
         for (int64_t i = 0; i < E; i++) b->sh[t * E + i] *= s;
     }
     return st;
 }
 
-/* One token: its k experts in turn, straight from x into y. */
+/* One token's experts (items 0..k-1) and shared expert (item k) as one
+ * parallel loop: a decode step then waits on the pool once per layer, not
+ * once per matrix (the matvecs nested inside run inline, the same sums). */
+typedef struct direct_job {
+    const mh_moe_layer *M;
+    const mh_hparams *hp;
+    const float *x;
+    moe_buf *b;
+    int st[257];
+} direct_job;
+
+static void direct_items(void *ctx, int64_t i0, int64_t i1)
+{
+    direct_job *j = ctx;
+    const int64_t E = j->hp->n_embd, k = j->hp->n_expert_used;
+    const int64_t F = j->hp->n_ff_exp > j->hp->n_ff_shexp ? j->hp->n_ff_exp : j->hp->n_ff_shexp;
+    for (int64_t i = i0; i < i1; i++) {
+        float *g = j->b->eg + i * 2 * F, *u = g + F;
+        if (i == k) {
+            j->st[i] = swiglu_ffn(&j->M->sh_gate, &j->M->sh_up, &j->M->sh_down, j->x, 1, g, u, j->b->sh, NULL);
+            continue;
+        }
+        int32_t e = j->b->ids[i];
+        j->st[i] = swiglu_ffn(&j->M->gate[e], &j->M->up[e], &j->M->down[e], j->x, 1, g, u,
+                              j->b->slots + i * E, NULL);
+    }
+}
+
+/* One token: its k experts (and the shared one) straight from x, summed
+ * into y in the top-k order. */
 static int direct(const mh_moe_layer *M, const mh_hparams *hp, const float *x, float *y, moe_buf *b,
                   mh_err *err)
 {
-    const int64_t E = hp->n_embd;
-    for (int64_t i = 0; i < hp->n_expert_used; i++) {
-        int32_t e = b->ids[i];
-        int st = swiglu_ffn(&M->gate[e], &M->up[e], &M->down[e], x, 1, b->g, b->u, b->d, err);
-        if (st) return st;
-        for (int64_t j = 0; j < E; j++) y[j] = i ? y[j] + b->d[j] * b->w[i] : b->d[j] * b->w[i];
+    const int64_t E = hp->n_embd, k = hp->n_expert_used, n = k + (M->shexp_gate != NULL);
+    direct_job j = { .M = M, .hp = hp, .x = x, .b = b };
+    mh_parallel_for(n, 1, direct_items, &j);
+    for (int64_t i = 0; i < n; i++)
+        if (j.st[i]) return mh_err_set(err, j.st[i], "moe: expert FFN %d of this token failed (out of memory?)", (int)i);
+    for (int64_t i = 0; i < k; i++) {
+        const float *d = b->slots + i * E;
+        for (int64_t c = 0; c < E; c++) y[c] = i ? y[c] + d[c] * b->w[i] : d[c] * b->w[i];
+    }
+    if (M->shexp_gate) {
+        float s = shared_gate(M, x, E);
+        for (int64_t c = 0; c < E; c++) b->sh[c] *= s;
     }
     return MH_OK;
 }
@@ -235,7 +279,7 @@ int mh_moe_ffn(const mh_model *m, int64_t l, const float *x, int64_t T, float *y
     for (int64_t t = 0; t < T && !st; t++) st = mh_linear(&M->router, x + t * E, 1, b.prob + t * X, err);
     if (st) return st;
     for (int64_t t = 0; t < T; t++) route(hp, b.prob + t * X, b.ids + t * k, b.w + t * k);
-    if (M->shexp_gate && (st = shared_expert(M, x, T, E, &b, err))) return st;
+    if (T > 1 && M->shexp_gate && (st = shared_expert(M, x, T, E, &b, err))) return st;
     st = T == 1 ? direct(M, hp, x, y, &b, err) : batched(M, hp, x, T, y, &b, err);
     if (!st && M->shexp_gate)
         for (int64_t i = 0; i < T * E; i++) y[i] += b.sh[i];
