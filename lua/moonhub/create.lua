@@ -109,6 +109,22 @@ end
 local HF_ARCH = { llama = "llama", mistral = "llama", qwen2 = "qwen2", qwen3 = "qwen3",
    gemma2 = "gemma2", gemma3 = "gemma3", gemma3_text = "gemma3", phi3 = "phi3" }
 
+-- Mixture-of-experts configs: MixtralConfig (llama with experts of
+-- intermediate_size rows) and Qwen2MoeConfig (experts of
+-- moe_intermediate_size rows plus a shared expert; its norm_topk_prob has no
+-- GGUF key: llama.cpp never renormalises qwen2moe).
+HF_ARCH.mixtral, HF_ARCH.qwen2_moe = "llama", "qwen2moe"
+local function hf_moe(h, c, mt)
+   if mt == "mixtral" then
+      c.n_expert, c.n_expert_used = h.num_local_experts or 8, h.num_experts_per_tok or 2
+   elseif mt == "qwen2_moe" then
+      c.n_expert, c.n_expert_used = h.num_experts, h.num_experts_per_tok
+      c.n_ff_exp, c.n_ff_shexp = h.moe_intermediate_size, h.shared_expert_intermediate_size
+      c.qkv_bias = true
+   end
+   return c
+end
+
 -- The architecture-specific fields of a Hugging Face config (c: our config).
 local function hf_extras(h, c, mt)
    local rs = type(h.rope_scaling) == "table" and h.rope_scaling or {}
@@ -130,7 +146,7 @@ local function hf_extras(h, c, mt)
    if h.head_dim and h.head_dim ~= c.n_embd // c.n_head then c.head_dim = h.head_dim end
    -- Qwen2/3 configs carry a sliding_window they do not use unless asked
    local swa = h.sliding_window
-   if (mt == "qwen2" or mt == "qwen3") and not h.use_sliding_window then swa = nil end
+   if (mt == "qwen2" or mt == "qwen3" or mt == "qwen2_moe") and not h.use_sliding_window then swa = nil end
    if math.type(swa) == "integer" and swa > 0 then c.n_swa = swa end
    c.attn_softcap = h.attn_logit_softcapping or nil
    c.final_softcap = h.final_logit_softcapping or nil
@@ -143,7 +159,8 @@ local function hf_extras(h, c, mt)
 end
 
 -- from_hf(cfg) -> config: a Hugging Face config.json table (LlamaConfig,
--- MistralConfig, Qwen2/3Config, Gemma2/3Config, Phi3Config) in this
+-- MistralConfig, Qwen2/3Config, Gemma2/3Config, Phi3Config, MixtralConfig,
+-- Qwen2MoeConfig) in this
 -- module's terms; raw configs of ours pass through.
 function M.from_hf(h)
    if type(h) ~= "table" then error("create.from_hf: config must be a table", 2) end
@@ -158,7 +175,7 @@ function M.from_hf(h)
    local arch = HF_ARCH[mt]
    if not arch then
       return nil, "create: model_type '" .. tostring(mt) .. "' is not supported (llama, mistral, "
-         .. "qwen2, qwen3, gemma2, gemma3, phi3)"
+         .. "qwen2, qwen3, gemma2, gemma3, phi3, mixtral, qwen2_moe)"
    end
    local c = {
       arch = arch,
@@ -173,7 +190,7 @@ function M.from_hf(h)
          return nil, "create: config is missing an integer for " .. k
       end
    end
-   return hf_extras(h, c, mt)
+   return hf_extras(h, hf_moe(h, c, mt), mt)
 end
 
 -- load_config(path) -> config | nil, msg (a config.json file)

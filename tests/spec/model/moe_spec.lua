@@ -81,6 +81,34 @@ describe("mixture-of-experts models #integration", function()
       end)
    end
 
+   it("create --config reads Mixtral and Qwen2-MoE configs", function()
+      local base = { num_hidden_layers = 2, hidden_size = 64, num_attention_heads = 2,
+         num_key_value_heads = 1, vocab_size = 259 }
+      local function cfg(t)
+         local c = {}
+         for k, v in pairs(base) do c[k] = v end
+         for k, v in pairs(t) do c[k] = v end
+         return c
+      end
+      local mx = assert(mh.create.from_hf(cfg({ model_type = "mixtral", intermediate_size = 64,
+         num_local_experts = 4, num_experts_per_tok = 2 })))
+      assert.same({ "llama", 4, 2, 64 }, { mx.arch, mx.n_expert, mx.n_expert_used, mx.n_ff })
+      local q = assert(mh.create.from_hf(cfg({ model_type = "qwen2_moe", intermediate_size = 128,
+         num_experts = 4, num_experts_per_tok = 2, moe_intermediate_size = 32,
+         shared_expert_intermediate_size = 64, sliding_window = 4096, use_sliding_window = false })))
+      assert.same({ "qwen2moe", 4, 2, 32, 64, true }, { q.arch, q.n_expert, q.n_expert_used,
+         q.n_ff_exp, q.n_ff_shexp, q.qkv_bias })
+      assert.is_nil(q.n_swa)
+      local path = dir .. "/hf.gguf"
+      assert(mh.create.model({ config = q, type = "F16", out = path }))
+      local f = assert(mh.gguf.open(path))
+      local md = f.metadata
+      f:close()
+      assert.same({ 32, 64 }, { md["qwen2moe.expert_feed_forward_length"],
+         md["qwen2moe.expert_shared_feed_forward_length"] })
+      assert.equal("qwen2moe", assert(mh.load(path)).info.arch)
+   end)
+
    it("create refuses more experts used than there are", function()
       local path = dir .. "/bad.gguf"
       local cfg = {}
