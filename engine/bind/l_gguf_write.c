@@ -184,6 +184,10 @@ static void read_config(lua_State *L, int t, mh_create_config *c)
     c->rope_scale_yarn = opt_num(L, t, "rope_scale_yarn", 0, fn);
     c->norm_std = opt_num(L, t, "norm_std", 0, fn);
     c->pooling = opt_int(L, t, "pooling", 0, fn);      /* encoders: 1 mean, 2 cls */
+    c->n_expert = opt_int(L, t, "n_expert", 0, fn);
+    c->n_expert_used = opt_int(L, t, "n_expert_used", 0, fn);
+    c->n_ff_exp = opt_int(L, t, "n_ff_exp", 0, fn);
+    c->n_ff_shexp = opt_int(L, t, "n_ff_shexp", 0, fn);
     lua_getfield(L, t, "tied");
     c->tied = lua_toboolean(L, -1);
     lua_getfield(L, t, "qkv_bias");

@@ -1,5 +1,5 @@
 /* arch.c: what sets the newer decoder architectures apart (qwen3, gemma2,
- * gemma3, phi3; rope scaling and sliding windows for llama/mistral), read
+ * gemma3, phi3, experts; rope scaling and sliding windows for llama/mistral), read
  * from GGUF metadata into mh_hparams. Layer: engine/model (pure C11; mh/gguf.h).
  * Keys and defaults follow llama.cpp's loader (llama-model.cpp at c392e5094)
  * so that files its converter writes mean the same here. */
@@ -14,9 +14,10 @@ static const struct { const char *name; mh_arch id; } arch_table[] = {
     { "qwen3", MH_ARCH_QWEN3 }, { "gemma2", MH_ARCH_GEMMA2 }, { "gemma3", MH_ARCH_GEMMA3 },
     { "phi3", MH_ARCH_PHI3 },
     { "bert", MH_ARCH_BERT }, { "nomic-bert", MH_ARCH_NOMIC_BERT },
+    { "qwen2moe", MH_ARCH_QWEN2 },   /* qwen2's attention, experts (read_moe) */
 };
 
-const char *mh_arch_supported = "llama, mistral, qwen2, qwen3, gemma2, gemma3, phi3, bert, nomic-bert";
+const char *mh_arch_supported = "llama, mistral, qwen2, qwen3, gemma2, gemma3, phi3, qwen2moe, bert, nomic-bert";
 
 bool mh_arch_from_name(const char *name, mh_arch *out)
 {
@@ -111,6 +112,39 @@ static int read_encoder_hparams(const mh_gguf *g, mh_hparams *hp, mh_err *err)
     return MH_OK;
 }
 
+/* Mixture-of-experts keys, as llama.cpp's loader reads them: expert_count
+ * and expert_used_count for any architecture (llama with experts is
+ * Mixtral: experts of n_ff rows, top-k weights renormalised); qwen2moe has
+ * its own expert width (default n_ff / n_expert_used), a shared expert
+ * (default width n_ff) and no renormalisation (norm_topk_prob false). */
+static int read_moe(const mh_gguf *g, mh_hparams *hp, mh_err *err)
+{
+    const char *a = hp->arch_name;
+    bool qmoe = !strcmp(a, "qwen2moe");
+    key_int(g, a, "expert_count", &hp->n_expert);
+    key_int(g, a, "expert_used_count", &hp->n_expert_used);
+    if (hp->n_expert < 0 || hp->n_expert > 256 || hp->n_expert_used < 0 ||
+        hp->n_expert_used > hp->n_expert || (hp->n_expert > 0) != (hp->n_expert_used > 0) ||
+        (qmoe && hp->n_expert == 0))
+        return mh_err_set(err, MH_EFORMAT, "model: bad experts: %s.expert_used_count %lld of "
+                          "expert_count %lld (need 1 <= used <= count <= 256%s)", a,
+                          (long long)hp->n_expert_used, (long long)hp->n_expert,
+                          qmoe ? "" : ", or both 0 for a dense model");
+    if (hp->n_expert == 0) return MH_OK;
+    hp->n_ff_exp = hp->n_ff;
+    hp->expert_norm = !qmoe;
+    if (qmoe) {
+        hp->n_ff_exp = hp->n_ff / hp->n_expert_used;
+        hp->n_ff_shexp = hp->n_ff;
+        key_int(g, a, "expert_feed_forward_length", &hp->n_ff_exp);
+        key_int(g, a, "expert_shared_feed_forward_length", &hp->n_ff_shexp);
+    }
+    if (hp->n_ff_exp <= 0 || hp->n_ff_exp > (1 << 20) || hp->n_ff_shexp < 0 || hp->n_ff_shexp > (1 << 20))
+        return mh_err_set(err, MH_EFORMAT, "model: bad expert feed-forward length %lld / shared %lld",
+                          (long long)hp->n_ff_exp, (long long)hp->n_ff_shexp);
+    return MH_OK;
+}
+
 int mh_arch_read_hparams(const mh_gguf *g, mh_hparams *hp, mh_err *err)
 {
     const char *a = hp->arch_name;
@@ -124,6 +158,7 @@ int mh_arch_read_hparams(const mh_gguf *g, mh_hparams *hp, mh_err *err)
     hp->rope_neox = hp->arch != MH_ARCH_LLAMA;     /* llama rows are permuted for pairs */
     key_int(g, a, "attention.sliding_window", &hp->n_swa);
     int st = read_rope_scaling(g, hp, err);
+    if (!st) st = read_moe(g, hp, err);
     if (st) return st;
     bool gemma = hp->arch == MH_ARCH_GEMMA2 || hp->arch == MH_ARCH_GEMMA3;
     hp->qk_norm = hp->arch == MH_ARCH_QWEN3 || hp->arch == MH_ARCH_GEMMA3;

@@ -1,5 +1,6 @@
 /* create.c: random-initialized decoder GGUF models (moonhub create): llama,
- * qwen2, qwen3, gemma2, gemma3, phi3, with llama.cpp's tensor names.
+ * qwen2, qwen3, gemma2, gemma3, phi3, experts (Mixtral-style llama, qwen2moe),
+ * with llama.cpp's tensor names.
  * Layer: engine/model (pure C11 + cjson for tokenizer.json merges). Each
  * tensor is generated in row chunks from a counter-based RNG, quantized on
  * the thread pool and appended to the writer, so even 1B-parameter shapes
@@ -59,12 +60,12 @@ void mh_create_randn(uint64_t seed, uint64_t stream, uint64_t first, float *dst,
 int mh_create_check(const mh_create_config *c, mh_err *err)
 {
     static const char *const archs[] = { "llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3", "phi3",
-                                         "bert", "nomic-bert" };
+                                         "qwen2moe", "bert", "nomic-bert" };
     bool known = false;
     for (size_t i = 0; i < sizeof archs / sizeof archs[0]; i++) known |= !strcmp(c->arch, archs[i]);
     if (!known)
         return mh_err_set(err, MH_EINVAL, "create: arch must be one of llama, mistral, qwen2, qwen3, "
-                          "gemma2, gemma3, phi3, bert, nomic-bert; got '%s'", c->arch);
+                          "gemma2, gemma3, phi3, qwen2moe, bert, nomic-bert; got '%s'", c->arch);
     if (mh_create_is_encoder(c->arch) && (c->n_head_kv != c->n_head || c->head_dim || c->pooling < 0 ||
                                           c->pooling > 3))
         return mh_err_set(err, MH_EINVAL, "create: %s needs n_head_kv = n_head, no head_dim and "
@@ -91,6 +92,12 @@ int mh_create_check(const mh_create_config *c, mh_err *err)
                           "rope_scale_linear/_yarn (one of them) and norm_std must not be negative");
     if ((c->longrope || c->rope_scale_yarn > 0) && c->rope_orig_ctx <= 0)
         return mh_err_set(err, MH_EINVAL, "create: longrope and yarn need rope_orig_ctx > 0");
+    if (c->n_expert < 0 || c->n_expert > 256 || c->n_ff_exp < 0 || c->n_ff_shexp < 0 ||
+        (c->n_expert > 0 && (c->n_expert_used < 1 || c->n_expert_used > c->n_expert)) ||
+        (c->n_expert == 0 && c->n_expert_used != 0) || (!strcmp(c->arch, "qwen2moe") && c->n_expert == 0))
+        return mh_err_set(err, MH_EINVAL, "create: n_expert must be in 0..256 (qwen2moe: 1..256) and "
+                          "n_expert_used in 1..n_expert, got %lld of %lld",
+                          (long long)c->n_expert_used, (long long)c->n_expert);
     if (c->n_head % c->n_head_kv)
         return mh_err_set(err, MH_EINVAL, "create: n_head %lld is not a multiple of n_head_kv %lld",
                           (long long)c->n_head, (long long)c->n_head_kv);
@@ -346,6 +353,12 @@ static int add_arch_hparams(const mh_create_config *c, mh_gguf_writer *w, mh_err
         if (!rc) rc = set_f32(w, a, "rope.scaling.factor", c->rope_scale_yarn, err);
         if (!rc) rc = set_u32(w, a, "rope.scaling.original_context_length", c->rope_orig_ctx, err);
     }
+    if (!rc && c->n_expert > 0) rc = set_u32(w, a, "expert_count", c->n_expert, err);
+    if (!rc && c->n_expert > 0) rc = set_u32(w, a, "expert_used_count", c->n_expert_used, err);
+    if (!rc && c->n_ff_exp > 0 && is_arch(c, "qwen2moe"))
+        rc = set_u32(w, a, "expert_feed_forward_length", c->n_ff_exp, err);
+    if (!rc && c->n_ff_shexp > 0 && is_arch(c, "qwen2moe"))
+        rc = set_u32(w, a, "expert_shared_feed_forward_length", c->n_ff_shexp, err);
     if (!rc && c->longrope) {   /* phi3: HF's attention scaling of longrope */
         double s = (double)c->n_ctx / (double)c->rope_orig_ctx;
         double f = s <= 1 ? 1.0 : sqrt(1 + log(s) / log((double)c->rope_orig_ctx));
@@ -456,6 +469,37 @@ static void plan_encoder(const mh_create_config *c, int64_t V, cplan *p)
     }
 }
 
+/* A stack of n_expert matrices (ne0, ne1): GGUF ne = [ne0, ne1, n_expert]. */
+static void plan_add3(cplan *p, const char *name, int64_t ne0, int64_t ne1, int64_t ne2)
+{
+    plan_add(p, name, ne0, ne1, FILL_RANDN);
+    ctensor *t = &p->t[p->n - 1];
+    t->n_dims = 3;
+    t->ne[2] = ne2;
+}
+
+/* The expert FFN of layer i (llama.cpp's names): router, stacked experts,
+ * and qwen2moe's shared expert with its gate vector. */
+static void plan_moe(const mh_create_config *c, int64_t i, cplan *p)
+{
+    int64_t E = c->n_embd, X = c->n_expert, F = c->n_ff, S = c->n_ff_shexp > 0 ? c->n_ff_shexp : c->n_ff;
+    bool qmoe = is_arch(c, "qwen2moe");
+    if (qmoe) F = c->n_ff_exp > 0 ? c->n_ff_exp : c->n_ff / c->n_expert_used;
+    char n[64];
+#define NAME(suffix) (snprintf(n, sizeof n, "blk.%lld." suffix, (long long)i), n)
+    plan_add(p, NAME("ffn_gate_inp.weight"), E, X, FILL_RANDN);
+    plan_add3(p, NAME("ffn_gate_exps.weight"), E, F, X);
+    plan_add3(p, NAME("ffn_up_exps.weight"), E, F, X);
+    plan_add3(p, NAME("ffn_down_exps.weight"), F, E, X);
+    if (qmoe) {
+        plan_add(p, NAME("ffn_gate_inp_shexp.weight"), E, 0, FILL_RANDN);
+        plan_add(p, NAME("ffn_gate_shexp.weight"), E, S, FILL_RANDN);
+        plan_add(p, NAME("ffn_up_shexp.weight"), E, S, FILL_RANDN);
+        plan_add(p, NAME("ffn_down_shexp.weight"), S, E, FILL_RANDN);
+    }
+#undef NAME
+}
+
 /* Tensors in llama.cpp's order: globals, then each layer. */
 static void plan_tensors(const mh_create_config *c, int64_t V, cplan *p)
 {
@@ -498,12 +542,13 @@ static void plan_tensors(const mh_create_config *c, int64_t V, cplan *p)
         ADD("attn_output.weight", qd, E, FILL_RANDN);
         if (post) ADD("post_attention_norm.weight", E, 0, norm);
         ADD("ffn_norm.weight", E, 0, norm);
-        if (fused) ADD("ffn_up.weight", E, 2 * c->n_ff, FILL_RANDN);
+        if (c->n_expert > 0) plan_moe(c, i, p);
+        else if (fused) ADD("ffn_up.weight", E, 2 * c->n_ff, FILL_RANDN);
         else {
             ADD("ffn_gate.weight", E, c->n_ff, FILL_RANDN);
             ADD("ffn_up.weight", E, c->n_ff, FILL_RANDN);
         }
-        ADD("ffn_down.weight", c->n_ff, E, FILL_RANDN);
+        if (c->n_expert == 0) ADD("ffn_down.weight", c->n_ff, E, FILL_RANDN);
         if (post) ADD("post_ffw_norm.weight", E, 0, norm);
 #undef ADD
     }
@@ -562,7 +607,7 @@ typedef struct {
 static int write_tensor(const mh_create_config *c, uint64_t seed, int64_t idx, const ctensor *t,
                         cbufs *b, mh_gguf_writer *w, mh_err *err)
 {
-    int64_t ne0 = t->ne[0], rows = t->ne[1];
+    int64_t ne0 = t->ne[0], rows = t->ne[1] * t->ne[2];
     int64_t chunk = CHUNK_ELEMS / ne0 > 0 ? CHUNK_ELEMS / ne0 : 1;
     size_t row_bytes = mh_dtype_row_size(t->type, ne0);
     float std = (float)(c->std > 0 ? c->std : 0.02);
@@ -604,7 +649,7 @@ static int declare_tensors(const mh_create_config *c, const mh_create_opts *o, c
         int rc = mh_gguf_writer_add_tensor(w, t->name, t->n_dims, t->ne, t->type, err);
         if (rc) return rc;
         st->n_by_type[t->type]++;
-        if (t->fill != FILL_ROPE && t->fill != FILL_ROPE_LONG && t->fill != FILL_ROPE_SHORT) st->n_params += t->ne[0] * t->ne[1];
+        if (t->fill != FILL_ROPE && t->fill != FILL_ROPE_LONG && t->fill != FILL_ROPE_SHORT) st->n_params += t->ne[0] * t->ne[1] * t->ne[2];
     }
     st->n_tensors = p->n;
     return MH_OK;
@@ -619,7 +664,7 @@ static int build(const mh_create_config *c, const mh_create_opts *o, const char 
     st->n_vocab = V;
     st->vocab_changed = V != c->n_vocab;
     if ((rc = add_hparams(c, o, V, w, err))) return rc;
-    cplan p = { calloc((size_t)(6 + 16 * c->n_layer), sizeof(ctensor)), 0 };
+    cplan p = { calloc((size_t)(6 + 20 * c->n_layer), sizeof(ctensor)), 0 };
     size_t fcap = (size_t)CHUNK_ELEMS + (size_t)(2 * c->n_ff > c->n_embd ? 2 * c->n_ff : c->n_embd);
     cbufs b = { malloc(fcap * sizeof(float)), malloc(fcap * sizeof(float)), 0, 0, o->progress,
                 o->progress_ud };
@@ -628,7 +673,7 @@ static int build(const mh_create_config *c, const mh_create_opts *o, const char 
     if (!rc) rc = declare_tensors(c, o, &p, w, st, err);
     if (!rc) rc = mh_gguf_writer_begin(w, out, err);
     for (int64_t i = 0; i < p.n && !rc; i++)   /* progress counts tensor bytes written */
-        b.total += mh_dtype_row_size(p.t[i].type, p.t[i].ne[0]) * (uint64_t)p.t[i].ne[1];
+        b.total += mh_dtype_row_size(p.t[i].type, p.t[i].ne[0]) * (uint64_t)(p.t[i].ne[1] * p.t[i].ne[2]);
     for (int64_t i = 0; i < p.n && !rc; i++) rc = write_tensor(c, o->seed, i, &p.t[i], &b, w, err);
     if (!rc) rc = mh_gguf_writer_finish(w, err);
     st->file_bytes = mh_gguf_writer_bytes(w);

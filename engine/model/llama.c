@@ -95,6 +95,8 @@ typedef struct mh_runstate {
     int n_slots;
     float *lora;             /* x Aᵀ rows of the LoRA updates (lora.c) */
     size_t lora_cap;
+    float *moe;              /* expert routing and rows (moe.c) */
+    size_t moe_cap;
 } mh_runstate;
 
 static pthread_mutex_t rs_new_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -115,6 +117,7 @@ void mh_runstate_free(mh_runstate *rs)
     free(rs->slots);
     free(rs->slot_busy);
     free(rs->lora);
+    free(rs->moe);
     pthread_mutex_destroy(&rs->mu);
     free(rs);
 }
@@ -477,6 +480,7 @@ typedef struct scratch {
     mh_runstate *rs;
     float *x, *xn, *q, *k, *v, *att, *tmp, *gate, *up;   /* (T, ...) rows */
     float *lora;                                         /* (T, max LoRA rank) */
+    float *moe;                                          /* mh_moe_scratch_len floats */
     const mh_batch_seq *seqs;                            /* (n_seqs): their own adapters */
     int n_seqs;
 } scratch;
@@ -510,7 +514,9 @@ static int scratch_bind(scratch *s, mh_runstate *rs, const mh_model *m, const mh
     if (!st) st = grow_slots(rs, (size_t)(n_ctx + 66 * hp->head_dim), err);
     if (!st) st = grow(&rs->lora, &rs->lora_cap, (size_t)mh_lora_scratch_len(m, T, seqs, n_seqs),
                            "LoRA rows", err);
+    if (!st && m->moe) st = grow(&rs->moe, &rs->moe_cap, mh_moe_scratch_len(m, T), "expert rows", err);
     if (st) return st;
+    s->moe = rs->moe;
     s->lora = rs->lora;
     s->seqs = seqs;
     s->n_seqs = n_seqs;
@@ -557,6 +563,26 @@ static int seq_attention(const mh_model *m, const mh_batch_seq *q, int64_t l, sc
     return MH_OK;
 }
 
+/* The dense FFN of layer l on the normed rows s->xn into s->tmp. */
+static int ffn_dense(mh_model *m, int64_t l, scratch *s, int64_t T, mh_err *err)
+{
+    const mh_hparams *hp = &m->hp;
+    int64_t F = hp->n_ff;
+    int st;
+    if ((st = proj(m, l, MH_PROJ_GATE, s->xn, T, s->gate, s, err)) ||
+        (st = proj(m, l, MH_PROJ_UP, s->xn, T, s->up, s, err)))
+        return st;
+    const mh_kernels *kn = mh_kernels_get();
+    if (hp->gelu_ffn) {   /* gemma: gelu (tanh form) of the gate times up */
+        kn->gelu(T * F, s->gate, s->gate);
+        for (int64_t i = 0; i < T * F; i++) s->gate[i] *= s->up[i];
+    } else {
+        for (int64_t t = 0; t < T; t++)   /* row by row: ggml's vector chunks restart per row */
+            kn->swiglu_llama(F, s->gate + t * F, s->up + t * F, s->gate + t * F);
+    }
+    return proj(m, l, MH_PROJ_DOWN, s->gate, T, s->tmp, s, err);
+}
+
 /* One layer over all T rows of the batch: the matmuls see every sequence's
  * rows at once (weights read once); attention runs per sequence. */
 static int layer_forward(mh_model *m, const mh_batch_seq *seqs, int n_seqs, int64_t l, scratch *s,
@@ -564,7 +590,7 @@ static int layer_forward(mh_model *m, const mh_batch_seq *seqs, int n_seqs, int6
 {
     const mh_hparams *hp = &m->hp;
     const mh_layer *L = &m->layers[l];
-    int64_t E = hp->n_embd, F = hp->n_ff;
+    int64_t E = hp->n_embd;
     int st;
     rmsnorm(s->xn, s->x, L->attn_norm, T, E, hp->rms_eps);
     if ((st = proj(m, l, MH_PROJ_Q, s->xn, T, s->q, s, err)) ||
@@ -581,18 +607,9 @@ static int layer_forward(mh_model *m, const mh_batch_seq *seqs, int n_seqs, int6
     if (L->attn_post_norm) rmsnorm(s->tmp, s->tmp, L->attn_post_norm, T, E, hp->rms_eps);
     for (int64_t i = 0; i < T * E; i++) s->x[i] += s->tmp[i];
     rmsnorm(s->xn, s->x, L->ffn_norm, T, E, hp->rms_eps);
-    if ((st = proj(m, l, MH_PROJ_GATE, s->xn, T, s->gate, s, err)) ||
-        (st = proj(m, l, MH_PROJ_UP, s->xn, T, s->up, s, err)))
-        return st;
-    const mh_kernels *kn = mh_kernels_get();
-    if (hp->gelu_ffn) {   /* gemma: gelu (tanh form) of the gate times up */
-        kn->gelu(T * F, s->gate, s->gate);
-        for (int64_t i = 0; i < T * F; i++) s->gate[i] *= s->up[i];
-    } else {
-        for (int64_t t = 0; t < T; t++)   /* row by row: ggml's vector chunks restart per row */
-            kn->swiglu_llama(F, s->gate + t * F, s->up + t * F, s->gate + t * F);
-    }
-    if ((st = proj(m, l, MH_PROJ_DOWN, s->gate, T, s->tmp, s, err))) return st;
+    if (m->moe) st = mh_moe_ffn(m, l, s->xn, T, s->tmp, s->moe, err);   /* experts (moe.c) */
+    else st = ffn_dense(m, l, s, T, err);
+    if (st) return st;
     if (L->ffn_post_norm) rmsnorm(s->tmp, s->tmp, L->ffn_post_norm, T, E, hp->rms_eps);
     for (int64_t i = 0; i < T * E; i++) s->x[i] += s->tmp[i];
     return MH_OK;

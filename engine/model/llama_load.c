@@ -1,5 +1,5 @@
 /* llama_load.c: builds an mh_model from a GGUF file (llama, qwen2, qwen3,
- * gemma2/3, phi3 and their relatives; arch.c reads what sets them apart). Layer: engine/model. Weights stay in the mapping; small 1-D
+ * gemma2/3, phi3, qwen2moe and their relatives; arch.c reads what sets them apart). Layer: engine/model. Weights stay in the mapping; small 1-D
  * tensors (norms, biases) are converted to owned f32 when stored otherwise. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,12 +28,17 @@ static float get_hpf(const mh_gguf *g, const char *arch, const char *key, float 
 }
 
 /* The GGUF getter (mh_tensor_getter): finds a tensor and checks its 2-D
- * shape (ne0 = cols, ne1 = rows; a vector is one row). */
+ * shape (ne0 = cols, ne1 = rows; a vector is one row). ndim 3: stacked
+ * experts, ne = [cols, rows / n_expert, n_expert], seen as (rows, cols). */
 static int get_weight(mh_model *m, const char *name, int ndim, int64_t rows, int64_t cols,
                       bool required, mh_weight *w, mh_err *err)
 {
-    (void)ndim;
     const mh_gguf_tensor *t = mh_gguf_find_tensor(m->gguf, name);
+    int64_t ne1 = rows, ne2 = 1;
+    if (ndim == 3) {
+        ne2 = m->hp.n_expert;
+        ne1 = rows / ne2;
+    }
     memset(w, 0, sizeof *w);
     if (!t) {
         if (!required) return MH_OK;
@@ -42,7 +47,12 @@ static int get_weight(mh_model *m, const char *name, int ndim, int64_t rows, int
     if (t->dtype < 0)
         return mh_err_set(err, MH_EFORMAT, "model: tensor '%s' has unsupported type %s", name,
                           mh_gguf_ggml_type_name(t->ggml_type) ? mh_gguf_ggml_type_name(t->ggml_type) : "?");
-    if (t->ne[0] != cols || t->ne[1] != rows || t->ne[2] != 1 || t->ne[3] != 1)
+    if (ndim == 3 && (t->ne[0] != cols || t->ne[1] != ne1 || t->ne[2] != ne2 || t->ne[3] != 1))
+        return mh_err_set(err, MH_EFORMAT, "model: tensor '%s' has shape [%lld,%lld,%lld], expected "
+                          "[%lld,%lld,%lld] (n_embd / expert feed-forward length, n_expert)", name,
+                          (long long)t->ne[0], (long long)t->ne[1], (long long)t->ne[2],
+                          (long long)cols, (long long)ne1, (long long)ne2);
+    if (t->ne[0] != cols || t->ne[1] != ne1 || t->ne[2] != ne2 || t->ne[3] != 1)
         return mh_err_set(err, MH_EFORMAT,
                           "model: tensor '%s' has shape [%lld,%lld], expected [%lld,%lld]", name,
                           (long long)t->ne[0], (long long)t->ne[1], (long long)cols, (long long)rows);

@@ -134,6 +134,12 @@ static int slice_rows(mh_model *m, const mh_weight *w, int64_t r0, int64_t rows,
     return mh_model_own(m, copy, err);
 }
 
+int mh_model_slice_rows(mh_model *m, const mh_weight *w, int64_t r0, int64_t rows, mh_weight *out,
+                        mh_err *err)
+{
+    return slice_rows(m, w, r0, rows, out, err);
+}
+
 /* phi3 fuses q|k|v into attn_qkv and gate|up into ffn_up (2 n_ff rows, the
  * gate first: llama.cpp's swiglu split and HF's chunk(2) agree). Both are
  * split into the usual projections, so the forward and LoRA see no change.
@@ -210,12 +216,13 @@ static int bind_layer(mh_model *m, mh_layout lay, mh_tensor_getter get, int64_t 
             if ((st = mh_model_get_vec(m, get, n, hp->n_embd, true, &L->ffn_norm, err))) return st;
         }
         if (proj_slot(L, (mh_proj)k)->data) continue;     /* a slice of a fused tensor */
+        if (k >= MH_PROJ_GATE && hp->n_expert > 0) break;  /* experts instead (moe.c) */
         proj_shape(hp, (mh_proj)k, &rows, &cols);
         snprintf(n, sizeof n, layer_prefix[hf], (long long)l, proj_names[k][hf], "weight");
         if ((st = mh_model_get_weight(m, get, n, rows, cols, true, proj_slot(L, (mh_proj)k), err)))
             return st;
     }
-    return MH_OK;
+    return hp->n_expert > 0 ? mh_moe_bind_layer(m, lay, get, l, err) : MH_OK;
 }
 
 int mh_model_bind_layers(mh_model *m, mh_layout layout, mh_tensor_getter get, mh_err *err)

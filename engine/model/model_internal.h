@@ -25,6 +25,7 @@ struct mh_model {
     struct mh_tensor **held;    /* views taken from st, one reference each */
     const struct mh_hf_config *hf;   /* config.json, during an HF load only (hf_config.h) */
     int n_held;
+    struct mh_moe_layer *moe;   /* (n_layer) expert weights, NULL for a dense FFN (moe.c) */
     const struct mh_lora *lora[MH_MAX_LORAS];   /* borrowed adapters, summed */
     int n_lora;
     int64_t n_params;
@@ -87,6 +88,29 @@ int mh_model_get_vec(mh_model *m, mh_tensor_getter get, const char *name, int64_
                      bool required, const float **out, mh_err *err);
 /* Points every layer's norms, projections and biases at their tensors. */
 int mh_model_bind_layers(mh_model *m, mh_layout layout, mh_tensor_getter get, mh_err *err);
+
+/* moe.c: a mixture-of-experts FFN layer. The stacked 3-D expert tensors
+ * (GGUF ne = [cols, rows, n_expert]) are seen as n_expert row ranges of a
+ * 2-D weight, one mh_weight view each, so linear.c runs every quant type. */
+typedef struct mh_moe_layer {
+    mh_weight router;              /* ffn_gate_inp (n_expert, n_embd) */
+    mh_weight *gate, *up, *down;   /* (n_expert) views: (n_ff_exp, n_embd) x2, (n_embd, n_ff_exp) */
+    const float *shexp_gate;       /* ffn_gate_inp_shexp (n_embd), or NULL */
+    mh_weight sh_gate, sh_up, sh_down;   /* the shared expert (qwen2moe), data NULL when none */
+} mh_moe_layer;
+/* Binds layer l's router, experts and shared expert (GGUF layout only). */
+int mh_moe_bind_layer(mh_model *m, mh_layout layout, mh_tensor_getter get, int64_t l, mh_err *err);
+/* Floats of scratch mh_moe_ffn needs for T rows. */
+size_t mh_moe_scratch_len(const mh_model *m, int64_t T);
+/* y (T, n_embd) = the MoE FFN of layer l on normed rows x (T, n_embd):
+ * T == 1 runs the chosen experts directly; larger batches group rows by
+ * expert and run one multi-row linear per (expert, matrix). */
+int mh_moe_ffn(const mh_model *m, int64_t l, const float *x, int64_t T, float *y, float *scratch,
+               mh_err *err);
+/* llama_names.c: rows [r0, r0 + rows) of w as a view (an owned aligned copy
+ * where the view would start at an address floats cannot be read from). */
+int mh_model_slice_rows(mh_model *m, const mh_weight *w, int64_t r0, int64_t rows, mh_weight *out,
+                        mh_err *err);
 
 /* arch.c: the architecture table and the keys the newer architectures add. */
 extern const char *mh_arch_supported;

@@ -177,6 +177,11 @@ mh_trainer *mh_trainer_new(mh_model *m, const mh_train_config *cfg, mh_err *err)
                    hp->arch_name);
         return NULL;
     }
+    if (hp->n_expert > 0) {   /* the graph's FFN is dense */
+        mh_err_set(err, MH_EINVAL, "trainer: mixture-of-experts models (%s) cannot be trained yet",
+                   hp->arch_name);
+        return NULL;
+    }
     if (hp->n_swa > 0 || hp->rope_scaling == MH_ROPE_SCALING_LINEAR || hp->rope_scaling == MH_ROPE_SCALING_YARN) {
         mh_err_set(err, MH_EINVAL, "trainer: sliding-window attention and linear/yarn rope "
                    "scaling cannot be trained yet");

@@ -1,5 +1,6 @@
 -- moonhub.create: write a randomly initialized model as GGUF
--- (llama, mistral, qwen2, qwen3, gemma2, gemma3, phi3; encoders bert, nomic-bert)
+-- (llama, mistral, qwen2, qwen3, gemma2, gemma3, phi3, qwen2moe, experts;
+-- encoders bert, nomic-bert)
 -- (real shapes of known models, or a config), for tests and benchmarks.
 -- Layer: lua/moonhub (wraps moonhub.core.gguf_write; dkjson for config files).
 --
@@ -90,6 +91,22 @@ M.presets["tiny-bert"] = tiny_of({ arch = "bert", n_vocab = 203, tied = false, n
 M.presets["tiny-nomic-bert"] = tiny_of({ arch = "nomic-bert", n_vocab = 203, tied = false, n_head = 4,
    n_head_kv = 4, n_ctx = 64, rope_base = 1000, rms_eps = 1e-12, pooling = 1 })
 
+-- Mixture-of-experts shapes (engine/model/moe.c). The tiny ones route a
+-- 12-token prompt over 4 experts, top 2: Mixtral is llama with experts of
+-- n_ff rows and renormalised weights; qwen2moe has narrower experts
+-- (n_ff_exp) plus a sigmoid-gated shared expert (n_ff_shexp).
+M.presets["tiny-mixtral"] = tiny_of({ arch = "llama", n_ff = 64, n_expert = 4, n_expert_used = 2,
+   rms_eps = 1e-5 })
+M.presets["tiny-qwen2moe"] = tiny_of({ arch = "qwen2moe", n_expert = 4, n_expert_used = 2,
+   n_ff_exp = 32, n_ff_shexp = 64, qkv_bias = true, rope_base = 1e6,
+   tied = false })   -- llama.cpp's qwen2moe needs output.weight
+-- Qwen1.5-MoE-A2.7B's proportions scaled down for benchmarks: 16 experts
+-- (top 4) a quarter as wide as the shared expert, 8 layers of width 512.
+M.presets["qwen2moe-small"] = { arch = "qwen2moe", n_layer = 8, n_embd = 512, n_ff = 1536,
+   n_head = 8, n_head_kv = 8, n_vocab = 151936, n_ctx = 8192, rope_base = 1e6, rms_eps = 1e-6,
+   tied = false, qkv_bias = true, n_expert = 16, n_expert_used = 4, n_ff_exp = 384,
+   n_ff_shexp = 1536 }
+
 -- Sorted preset names.
 function M.preset_names()
    local names = {}
@@ -107,6 +124,22 @@ end
 -- model_type -> arch (gemma3's multimodal config nests the text model)
 local HF_ARCH = { llama = "llama", mistral = "llama", qwen2 = "qwen2", qwen3 = "qwen3",
    gemma2 = "gemma2", gemma3 = "gemma3", gemma3_text = "gemma3", phi3 = "phi3" }
+
+-- Mixture-of-experts configs: MixtralConfig (llama with experts of
+-- intermediate_size rows) and Qwen2MoeConfig (experts of
+-- moe_intermediate_size rows plus a shared expert; its norm_topk_prob has no
+-- GGUF key: llama.cpp never renormalises qwen2moe).
+HF_ARCH.mixtral, HF_ARCH.qwen2_moe = "llama", "qwen2moe"
+local function hf_moe(h, c, mt)
+   if mt == "mixtral" then
+      c.n_expert, c.n_expert_used = h.num_local_experts or 8, h.num_experts_per_tok or 2
+   elseif mt == "qwen2_moe" then
+      c.n_expert, c.n_expert_used = h.num_experts, h.num_experts_per_tok
+      c.n_ff_exp, c.n_ff_shexp = h.moe_intermediate_size, h.shared_expert_intermediate_size
+      c.qkv_bias = true
+   end
+   return c
+end
 
 -- The architecture-specific fields of a Hugging Face config (c: our config).
 local function hf_extras(h, c, mt)
@@ -129,7 +162,7 @@ local function hf_extras(h, c, mt)
    if h.head_dim and h.head_dim ~= c.n_embd // c.n_head then c.head_dim = h.head_dim end
    -- Qwen2/3 configs carry a sliding_window they do not use unless asked
    local swa = h.sliding_window
-   if (mt == "qwen2" or mt == "qwen3") and not h.use_sliding_window then swa = nil end
+   if (mt == "qwen2" or mt == "qwen3" or mt == "qwen2_moe") and not h.use_sliding_window then swa = nil end
    if math.type(swa) == "integer" and swa > 0 then c.n_swa = swa end
    c.attn_softcap = h.attn_logit_softcapping or nil
    c.final_softcap = h.final_logit_softcapping or nil
@@ -142,7 +175,8 @@ local function hf_extras(h, c, mt)
 end
 
 -- from_hf(cfg) -> config: a Hugging Face config.json table (LlamaConfig,
--- MistralConfig, Qwen2/3Config, Gemma2/3Config, Phi3Config) in this
+-- MistralConfig, Qwen2/3Config, Gemma2/3Config, Phi3Config, MixtralConfig,
+-- Qwen2MoeConfig) in this
 -- module's terms; raw configs of ours pass through.
 function M.from_hf(h)
    if type(h) ~= "table" then error("create.from_hf: config must be a table", 2) end
@@ -157,7 +191,7 @@ function M.from_hf(h)
    local arch = HF_ARCH[mt]
    if not arch then
       return nil, "create: model_type '" .. tostring(mt) .. "' is not supported (llama, mistral, "
-         .. "qwen2, qwen3, gemma2, gemma3, phi3)"
+         .. "qwen2, qwen3, gemma2, gemma3, phi3, mixtral, qwen2_moe)"
    end
    local c = {
       arch = arch,
@@ -172,7 +206,7 @@ function M.from_hf(h)
          return nil, "create: config is missing an integer for " .. k
       end
    end
-   return hf_extras(h, c, mt)
+   return hf_extras(h, hf_moe(h, c, mt), mt)
 end
 
 -- load_config(path) -> config | nil, msg (a config.json file)

@@ -51,4 +51,8 @@ if [ -n "${LLAMACPP_REF:-}" ]; then
         for t in F16 Q8_0; do llamacpp "$p" "$t" 512 ""; done
     done
     llamacpp tiny-phi3 F16 128 -short
+    # mixture of experts: Mixtral (llama with experts) and qwen2moe
+    for p in tiny-mixtral tiny-qwen2moe; do
+        for t in F16 Q8_0; do llamacpp "$p" "$t" 512 ""; done
+    done
 fi

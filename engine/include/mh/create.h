@@ -12,7 +12,7 @@
 #include "mh/quantize.h"
 
 typedef struct mh_create_config {
-    char arch[16];             /* llama, qwen2, qwen3, gemma2, gemma3, phi3 */
+    char arch[16];             /* llama, qwen2, qwen3, gemma2, gemma3, phi3, qwen2moe */
     char name[64];             /* general.name */
     int64_t n_layer, n_embd, n_ff, n_head, n_head_kv;
     int64_t n_vocab;           /* wanted; the tokenizer's own size wins (see stats) */
@@ -36,6 +36,10 @@ typedef struct mh_create_config {
     /* ---- encoders (bert, nomic-bert; create_bert.c): rms_eps is their
      * LayerNorm epsilon, rope_base nomic-bert's theta ---- */
     int64_t pooling;           /* <arch>.pooling_type: 1 mean, 2 cls, 3 last (0: mean) */
+    /* ---- mixture of experts (n_expert 0: a dense FFN) ---- */
+    int64_t n_expert, n_expert_used;   /* expert_count, expert_used_count (top-k) */
+    int64_t n_ff_exp;          /* qwen2moe: one expert's width (0: n_ff / n_expert_used); llama: n_ff */
+    int64_t n_ff_shexp;        /* qwen2moe: the shared expert's width (0: n_ff) */
 } mh_create_config;
 
 typedef struct mh_create_opts {

@@ -60,6 +60,11 @@ typedef struct mh_hparams {
     mh_pooling pooling;       /* <arch>.pooling_type */
     float norm_eps;           /* <arch>.attention.layer_norm_epsilon (LayerNorm with bias) */
     int64_t n_token_types;    /* rows of token_types.weight (row 0 is added) */
+    /* ---- mixture of experts (moe.c; n_expert 0: a dense FFN) ---- */
+    int64_t n_expert, n_expert_used;   /* <arch>.expert_count, expert_used_count (top-k) */
+    int64_t n_ff_exp;         /* rows of one expert's gate/up (qwen2moe: its own key) */
+    int64_t n_ff_shexp;       /* > 0: qwen2moe's shared expert, gated by a sigmoid */
+    bool expert_norm;         /* top-k weights renormalised to sum 1 (Mixtral, not qwen2moe) */
 } mh_hparams;
 
 /* Whether layer l attends through the sliding window. */
