@@ -15,6 +15,7 @@ typedef struct vocab_ctx {
     const mh_hf_config *cfg;
     const mh_tokenizer *t;
     cJSON *tok_json, *tok_cfg;   /* tok_cfg may be NULL (no tokenizer_config.json) */
+    cJSON *gen_cfg;              /* generation_config.json or NULL */
     mh_gguf_writer *w;
     int64_t n;                   /* vocab size written: config.json's vocab_size */
 } vocab_ctx;
@@ -134,8 +135,15 @@ static const char *tc_content(const cJSON *cfg, const char *k)
     return cJSON_GetStringValue(e);
 }
 
+static int64_t gen_id(const cJSON *g, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(g, k);
+    if (cJSON_IsArray(v)) v = cJSON_GetArrayItem(v, 0);
+    return cJSON_IsNumber(v) && v->valuedouble >= 0 ? (int64_t)v->valuedouble : -1;
+}
+
 /* tokenizer_config's <typ>_token names it; config.json's <typ>_token_id
- * is the fallback (SpecialVocab's order). */
+ * is the fallback (SpecialVocab's order), then generation_config.json's. */
 static int add_specials(vocab_ctx *v, mh_err *err)
 {
     static const char *const typ[] = { "bos", "eos", "unk", "sep", "pad", "cls", "mask" };
@@ -148,6 +156,8 @@ static int add_specials(vocab_ctx *v, mh_err *err)
         const char *s = tc_content(v->tok_cfg, k);
         int64_t id = s ? mh_tokenizer_id(v->t, s, strlen(s)) : -1;
         if (id < 0) id = from_cfg[i];
+        snprintf(k, sizeof k, "%s_token_id", typ[i]);
+        if (id < 0) id = gen_id(v->gen_cfg, k);
         if (id < 0 || id >= v->n) continue;
         snprintf(k, sizeof k, "tokenizer.ggml.%s_token_id", gk[i]);
         rc = mh_gguf_writer_set_int(v->w, k, MH_GGUF_UINT32, id, err);
@@ -235,8 +245,14 @@ int mh_hf_write_vocab(const char *dir, const mh_hf_config *cfg, mh_gguf_writer *
         fclose(f);
         if (!(v.tok_cfg = mh_hf_read_json(p, 64u << 20, err))) rc = err ? err->code : MH_EFORMAT;
     }
+    snprintf(p, sizeof p, "%s/generation_config.json", dir);
+    if (!rc && (f = fopen(p, "rb"))) {
+        fclose(f);
+        if (!(v.gen_cfg = mh_hf_read_json(p, 1u << 20, err))) rc = err ? err->code : MH_EFORMAT;
+    }
     v.t = t;
     if (!rc) rc = add_all(&v, err);
+    cJSON_Delete(v.gen_cfg);
     cJSON_Delete(v.tok_json);
     cJSON_Delete(v.tok_cfg);
     mh_tokenizer_free(t);

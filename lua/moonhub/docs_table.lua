@@ -302,8 +302,9 @@ return {
    "mh.gguf, mh.quantize, mh.convert, mh.create",
    { "mh.gguf.open(path) -> file | nil, msg", "a GGUF file's metadata and tensor table" },
    { "mh.quantize.file(input, output, type[, progress]) -> stats | nil, msg", "writes input converted to type" },
-   { "mh.convert(folder, out[, opts]) -> stats | nil, msg",
-     "a Hugging Face safetensors folder to GGUF with llama.cpp's keys: opts.type, name, progress" },
+   { "mh.convert.folder(folder, out[, opts]) -> stats | nil, msg",
+     "a Hugging Face safetensors folder to GGUF with llama.cpp's keys (also mh.convert(...)): "
+        .. "opts.type, name, progress" },
    { "mh.create.model(opts) -> stats | nil, msg",
      "writes a random model: opts.preset or config, out, type, seed, tokenizer, progress" },
    { "mh.create.preset_names() -> {names}", "the architecture presets (smollm2-135m, ...)" },

@@ -214,6 +214,24 @@ describe("moonhub convert: bad folders #integration", function()
       end))
    end)
 
+   it("takes special ids from generation_config.json when nothing else names them", function()
+      local d = host.tmpdir()
+      os.execute("cp " .. q(folder) .. "/* " .. q(d))
+      sub_file(d .. "/config.json", '"eos_token_id"', '"x_eos_token_id"')
+      sub_file(d .. "/tokenizer_config.json", '"eos_token"', '"x_eos_token"')
+      local function eos()
+         assert(mh.convert(d, d .. "/o.gguf", { type = "F32" }))
+         local _, md = H.gguf_tensors(d .. "/o.gguf")
+         return md["tokenizer.ggml.eos_token_id"]
+      end
+      assert.is_nil(eos())
+      local f = assert(io.open(d .. "/generation_config.json", "wb"))
+      f:write('{"bos_token_id": 1, "eos_token_id": [2, 0]}')
+      f:close()
+      assert.equal(2, eos())
+      host.rmdir(d)
+   end)
+
    it("leaves no partial file when the disk fills (CLI)", function()
       local out = dir .. "/full/tiny.gguf"
       os.execute("mkdir -p " .. q(dir .. "/full"))
