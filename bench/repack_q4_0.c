@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/resource.h>
 #include "mh/model.h"
 #include "mh/quant.h"
 #include "mh/quant_repack.h"
@@ -44,17 +45,29 @@ static void print_status(const char *what)
         if (!strncmp(line, "VmRSS", 5) || !strncmp(line, "VmHWM", 5) || !strncmp(line, "RssAnon", 7) ||
             !strncmp(line, "RssFile", 7))
             printf("  %.*s", (int)strcspn(line, "\n"), line);
+    if (f) fclose(f);
+    f = fopen("/proc/self/smaps_rollup", "r");
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "AnonHugePages", 13)) printf("  %.*s", (int)strcspn(line, "\n"), line);
     printf("\n");
     if (f) fclose(f);
+}
+
+/* user + system CPU seconds of the process so far */
+static double proc_cpu_s(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
 static int rss(const char *path)
 {
     mh_model *m = NULL;
     mh_err err = {0};
-    double t0 = now_s();
+    double t0 = now_s(), c0 = proc_cpu_s();
     if (mh_model_load(path, &m, &err)) return fprintf(stderr, "%s\n", err.msg), 1;
-    printf("load %.3f s, cpu path %s, layer 0 attn_q %s\n", now_s() - t0,
+    printf("load %.3f s (%.3f CPU s), cpu path %s, layer 0 attn_q %s\n", now_s() - t0, proc_cpu_s() - c0,
            mh_cpu_level_name(mh_cpu_level_get()), mh_model_layer(m, 0)->wq.packed ? "packed" : "file layout");
     print_status("after load");
     mh_kv_cache *c = mh_kv_cache_new(m, 64, &err);
