@@ -21,14 +21,17 @@ INLINE __m512i bcast32(const int8_t *p)
     return _mm512_set1_epi32(v);
 }
 
-/* the 8 unsigned level vectors of a block: u[k] pairs with x dword k */
-INLINE void unpack(const uint8_t *q, __m512i u[8])
+/* the 8 unsigned level vectors of a block: u[k] pairs with x dword k.
+ * VNNI keeps the high nibbles in place (16 times their level, < 256): its
+ * int32 sums take them exactly and one shift per block divides the 16 out,
+ * where the plain path's int16 pair sums need the levels themselves. */
+INLINE void unpack(const uint8_t *q, __m512i u[8], bool vnni)
 {
-    const __m512i m = _mm512_set1_epi8(0x0F);
+    const __m512i m = _mm512_set1_epi8(0x0F), mh = _mm512_set1_epi8((char)0xF0);
     UNROLL for (int k = 0; k < 4; k++) {
         const __m512i v = _mm512_loadu_si512((const void *)(q + 64 * k));
         u[k] = _mm512_and_si512(v, m);
-        u[k + 4] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m);
+        u[k + 4] = vnni ? _mm512_and_si512(v, mh) : _mm512_and_si512(_mm512_srli_epi16(v, 4), m);
     }
 }
 
@@ -38,9 +41,13 @@ INLINE void unpack(const uint8_t *q, __m512i u[8])
 INLINE __m512i block_dot(const __m512i u[8], const int8_t *xq, int32_t corr, bool vnni)
 {
     __m512i a = _mm512_set1_epi32(corr);
-    if (vnni) {
-        UNROLL for (int k = 0; k < 8; k++) a = _mm512_dpbusd_epi32(a, u[k], bcast32(xq + 4 * k));
-        return a;
+    if (vnni) {   /* two chains of 4 (half the latency a one-token step waits on) */
+        __m512i a1 = _mm512_setzero_si512();
+        UNROLL for (int k = 0; k < 4; k++) {
+            a = _mm512_dpbusd_epi32(a, u[k], bcast32(xq + 4 * k));
+            a1 = _mm512_dpbusd_epi32(a1, u[k + 4], bcast32(xq + 16 + 4 * k));   /* 16 x hi . x */
+        }
+        return _mm512_add_epi32(a, _mm512_srai_epi32(a1, 4));
     }
     __m512i s = _mm512_maddubs_epi16(u[0], bcast32(xq));
     UNROLL for (int k = 1; k < 8; k++) s = _mm512_add_epi16(s, _mm512_maddubs_epi16(u[k], bcast32(xq + 4 * k)));
@@ -56,7 +63,7 @@ INLINE void tile(bool vnni, int TC, int64_t nb, const uint8_t *wg, const uint8_t
     for (int64_t b = 0; b < nb; b++) {
         __m512i u[8];
         const uint8_t *blk = wg + (size_t)b * MH_RP_BLOCK;
-        unpack(blk, u);
+        unpack(blk, u, vnni);
         const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(blk + MH_RP_QS)));
         UNROLL for (int c = 0; c < TC; c++) {
             const mh_repack_xsum s = xs[c * nb + b];

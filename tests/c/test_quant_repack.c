@@ -3,13 +3,15 @@
  * plain q4_0 _ref vec_dot, tail rows and odd shapes included; mh_linear
  * on a packed weight equal for T tokens and one at a time; and a real
  * Q4_0 model packed at load: the file bytes still readable after their
- * pages were dropped, logits equal to an unpacked load bit for bit. */
+ * pages were dropped (its readers: kv-state identity, training, export),
+ * logits equal to an unpacked load bit for bit. */
 #include <fcntl.h>
 #include <stdint.h>
 #include <string.h>
 #include "harness.h"
 #include "mh/err.h"
 #include "mh/gguf.h"
+#include "mh/kv_state.h"
 #include "mh/model.h"
 #include "mh/quant.h"
 #include "mh/quant_repack.h"
@@ -203,6 +205,10 @@ static void model_case(const char *file, int n_tok)
     /* a reader of the file layout (LoRA export, training, identity) after
      * the packed rows' pages were dropped */
     CHECK(same_as_file(path, pm, "blk.0.ffn_up.weight", &pl->w_up));
+    /* the kv-state identity hashes those bytes: a saved state still fits */
+    uint8_t ida[MH_KV_STATE_ID_BYTES], idb[MH_KV_STATE_ID_BYTES];
+    CHECK(mh_model_identity(pm, ida, NULL) == MH_OK && mh_model_identity(um, idb, NULL) == MH_OK);
+    CHECK(!memcmp(ida, idb, sizeof ida));
     const mh_hparams *hp = mh_model_hparams(pm);
     int32_t tok[16];
     for (int i = 0; i < n_tok; i++) tok[i] = (int32_t)(1 + (i * 7919) % (hp->n_vocab - 1));
