@@ -462,7 +462,7 @@ INLINE void tile_q4_Kp(bool vnni, int TR, int TC, int64_t n, const uint8_t *w, s
         __m512i xs = zero;   /* min lanes' x side, token c in 128-bit lane c */
         __m512 bd = _mm512_setzero_ps(), bdp[CNK / 2];
         UNROLL for (int c = 0; c < TC; c++) {
-            xs = _mm512_inserti32x4(xs, q4_K_xsums(b[c][i].bsums), c);
+            xs = _mm512_mask_broadcast_i32x4(xs, (__mmask16)(0xF << 4 * c), q4_K_xsums(b[c][i].bsums));
             bd = _mm512_mask_mov_ps(bd, (__mmask16)(0xF << 4 * c), _mm512_set1_ps(b[c][i].d));
         }
         UNROLL for (int p = 0; p < (TC + 1) / 2; p++)
@@ -477,13 +477,16 @@ INLINE void tile_q4_Kp(bool vnni, int TR, int TC, int64_t n, const uint8_t *w, s
             }
         }
     }
-    UNROLL for (int c = 0; c < TC; c++)
-        UNROLL for (int r = 0; r < TR; r++) {
-            if (r >= rm) continue;
+    UNROLL for (int r = 0; r < TR; r++) {
+        if (r >= rm) continue;
+        float m[16];   /* lane c of a runtime c: through memory (no immediate at -O1) */
+        _mm512_storeu_ps(m, mins[r]);
+        UNROLL for (int c = 0; c < TC; c++) {
             const __m512 v = acc[r][c / 2];
             const __m256 h = c % 2 ? _mm512_extractf32x8_ps(v, 1) : _mm512_castps512_ps256(v);
-            y[c * ldy + r] = hsum8(h) + hsum4(_mm512_extractf32x4_ps(mins[r], c));
+            y[c * ldy + r] = hsum8(h) + hsum4(_mm_loadu_ps(m + 4 * c));
         }
+    }
 }
 
 /* 1-row tiles (GEMM_FEW: a few tokens) as before, RMK-row tiles the above */
