@@ -2,7 +2,8 @@
  * quantized gemm kernels alone: one thread, random blocks, the shapes of a
  * SmolLM2-135M layer, GOPS = 2 R n T / thread CPU second (CPU time, so a
  * shared machine's load moves it less than wall time). Layer: bench; uses
- * the engine's public quant API. Usage: build/bench/gemm_kernel [T [reps]] */
+ * the engine's public quant API. Usage: build/bench/gemm_kernel [T [reps [rows]]]
+ * (rows: rows per gemm call, as mh_linear's work items; default all) */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +38,16 @@ static void *weights(mh_dtype t, int64_t R, int64_t n)
     return w;
 }
 
+static int64_t g_chunk;   /* rows per gemm call, 0: all */
+
+static void gemm_rows(const mh_quant_traits *tr, int64_t n, const uint8_t *w, size_t w_row, int64_t R,
+                      const void *x, size_t x_row, int64_t T, float *y)
+{
+    int64_t step = g_chunk > 0 ? g_chunk : R;
+    for (int64_t r = 0; r < R; r += step)
+        tr->gemm(n, w + (size_t)r * w_row, w_row, R - r < step ? R - r : step, x, x_row, T, y + r, R);
+}
+
 static double bench_case(const mh_quant_traits *tr, mh_dtype t, int64_t R, int64_t n, int64_t T, int reps)
 {
     mh_dtype vt = tr->vec_dot_type;
@@ -44,10 +55,10 @@ static double bench_case(const mh_quant_traits *tr, mh_dtype t, int64_t R, int64
     float *y = malloc(sizeof(float) * (size_t)(R * T));
     size_t w_row = mh_dtype_row_size(t, n), x_row = mh_dtype_row_size(vt, n);
     double best = 1e30;
-    tr->gemm(n, w, w_row, R, x, x_row, T, y, R);   /* warm-up */
+    gemm_rows(tr, n, w, w_row, R, x, x_row, T, y);   /* warm-up */
     for (int i = 0; i < reps; i++) {
         double t0 = cpu_s();
-        tr->gemm(n, w, w_row, R, x, x_row, T, y, R);
+        gemm_rows(tr, n, w, w_row, R, x, x_row, T, y);
         double dt = cpu_s() - t0;
         if (dt < best) best = dt;
     }
@@ -59,6 +70,7 @@ int main(int argc, char **argv)
 {
     int64_t T = argc > 1 ? atoll(argv[1]) : 64;
     int reps = argc > 2 ? atoi(argv[2]) : 20;
+    g_chunk = argc > 3 ? atoll(argv[3]) : 0;
     static const mh_dtype types[] = {MH_DTYPE_Q8_0, MH_DTYPE_Q5_0, MH_DTYPE_Q4_K, MH_DTYPE_Q6_K};
     /* (rows, cols): attention q / o, ffn gate / up, ffn down */
     static const int64_t shapes[][2] = {{576, 576}, {1536, 576}, {576, 1536}};

@@ -222,10 +222,25 @@ INLINE __m512i x_tokens(const uint8_t *xc, size_t x_row, int64_t i, bool two, __
     return join256(lo, _mm256_loadu_si256((const __m256i *)b1->qs));
 }
 
+/* one token pair's block, made ready for every row: levels, scales and
+ * the bias correction (see tile32p) */
+typedef struct xprep { __m512i xv, corr; __m512 dx; } xprep;
+
+INLINE xprep prep_pair(int kind, bool vnni, const uint8_t *xc, size_t x_row, int64_t i, bool two)
+{
+    const bool signs = kind == K_Q8_0 && !vnni;
+    const __m512i bias = _mm512_set1_epi8((char)kind_bias(kind)), zero = _mm512_setzero_si512();
+    xprep e;
+    e.xv = x_tokens(xc, x_row, i, two, &e.dx);
+    e.corr = signs ? zero : _mm512_sub_epi32(zero, dot_us(zero, bias, e.xv, vnni));
+    return e;
+}
+
 /* y[c * ldy + r] for r < rm, c < TC; TR x TC <= RMP x CNP; rows past rm as
- * in tile32 */
+ * in tile32. xp: the tokens' blocks made ready (prep_x), or NULL to make
+ * them here */
 INLINE void tile32p(int kind, bool vnni, int TR, int TC, int64_t n, const uint8_t *w, size_t w_row,
-                    const uint8_t *x, size_t x_row, float *y, int64_t ldy, int rm)
+                    const uint8_t *x, size_t x_row, float *y, int64_t ldy, int rm, const xprep *xp)
 {
     enum { NP = CNP / 2 };
     const int TP = (TC + 1) / 2;
@@ -238,11 +253,10 @@ INLINE void tile32p(int kind, bool vnni, int TR, int TC, int64_t n, const uint8_
         UNROLL for (int p = 0; p < TP; p++) acc[r][p] = _mm512_setzero_ps();
     }
     for (int64_t i = 0; i < n / MH_QK; i++) {
-        __m512i xv[NP], corr[NP];
-        __m512 dx[NP];
+        xprep e[NP];
         UNROLL for (int p = 0; p < TP; p++) {
-            xv[p] = x_tokens(x + (size_t)(2 * p) * x_row, x_row, i, 2 * p + 1 < TC, &dx[p]);
-            corr[p] = signs ? zero : _mm512_sub_epi32(zero, dot_us(zero, bias, xv[p], vnni));
+            if (xp) e[p] = xp[i * NP + p];
+            else e[p] = prep_pair(kind, vnni, x + (size_t)(2 * p) * x_row, x_row, i, 2 * p + 1 < TC);
         }
         UNROLL for (int r = 0; r < TR; r++) {
             __m512i u = w_bcast(kind, wr[r], i);
@@ -251,9 +265,9 @@ INLINE void tile32p(int kind, bool vnni, int TR, int TC, int64_t n, const uint8_
             if (signs) u = _mm512_abs_epi8(u);
             else if (kind == K_Q8_0) u = _mm512_xor_si512(u, bias);
             UNROLL for (int p = 0; p < TP; p++) {
-                const __m512i s = signs ? dot_us(zero, u, _mm512_mask_sub_epi8(xv[p], neg, zero, xv[p]), false)
-                                        : dot_us(corr[p], u, xv[p], vnni);
-                acc[r][p] = _mm512_fmadd_ps(_mm512_mul_ps(dw, dx[p]), _mm512_cvtepi32_ps(s), acc[r][p]);
+                const __m512i s = signs ? dot_us(zero, u, _mm512_mask_sub_epi8(e[p].xv, neg, zero, e[p].xv), false)
+                                        : dot_us(e[p].corr, u, e[p].xv, vnni);
+                acc[r][p] = _mm512_fmadd_ps(_mm512_mul_ps(dw, e[p].dx), _mm512_cvtepi32_ps(s), acc[r][p]);
             }
         }
     }
@@ -265,37 +279,66 @@ INLINE void tile32p(int kind, bool vnni, int TR, int TC, int64_t n, const uint8_
         }
 }
 
-/* up to GEMM_FEW_MAX tokens row by row (tile32), else RM x CN tiles, then
- * the last C % CN tokens two by two and one */
-#define GEMM_PAIRS(name, kind, vnni, RM, CN)                                                  \
+/* CNP tokens' blocks made ready once and read by every row band: 4 pairs
+ * x n / 32 blocks, 12 KB at n = 576; longer rows make them per band */
+#define XPREP_MAX 256
+static _Thread_local xprep g_xprep[XPREP_MAX];
+
+/* rows [0, R) x tokens [c, C) by RMP x 2 and RMP x 1 tiles */
+INLINE void pairs_tail(int kind, bool vnni, int64_t n, const uint8_t *wb, size_t w_row, int64_t R,
+                       const uint8_t *xb, size_t x_row, int64_t c, int64_t C, float *y, int64_t ldy)
+{
+    for (int64_t r = 0; r < R; r += RMP) {
+        const int rm = R - r < RMP ? (int)(R - r) : RMP;
+        const uint8_t *wt = wb + (size_t)r * w_row;
+        int64_t k = c;
+        for (; k + 2 <= C; k += 2)
+            tile32p(kind, vnni, RMP, 2, n, wt, w_row, xb + (size_t)k * x_row, x_row, y + k * ldy + r, ldy, rm, NULL);
+        if (k < C)
+            tile32p(kind, vnni, RMP, 1, n, wt, w_row, xb + (size_t)k * x_row, x_row, y + k * ldy + r, ldy, rm, NULL);
+    }
+}
+
+/* up to GEMM_FEW_MAX tokens row by row (tile32), else RMP x CNP tiles,
+ * token tiles outermost so each tile's x blocks are made ready once, then
+ * the last C % CNP tokens two by two and one */
+INLINE void gemm_pairs(int kind, bool vnni, int64_t n, const void *w, size_t w_row, int64_t R,
+                       const void *x, size_t x_row, int64_t C, float *y, int64_t ldy)
+{
+    const uint8_t *wb = w, *xb = x;
+    const int64_t nb = n / MH_QK;
+    if (C <= GEMM_FEW_MAX) {
+        GEMM_FEW(tile32, CN32, kind, vnni);
+        return;
+    }
+    int64_t c = 0;
+    for (; c + CNP <= C; c += CNP) {
+        const uint8_t *xt = xb + (size_t)c * x_row;
+        const bool ready = nb * (CNP / 2) <= XPREP_MAX;
+        if (ready)
+            for (int64_t i = 0; i < nb; i++)
+                for (int p = 0; p < CNP / 2; p++)
+                    g_xprep[i * (CNP / 2) + p] = prep_pair(kind, vnni, xt + (size_t)(2 * p) * x_row, x_row, i, true);
+        for (int64_t r = 0; r < R; r += RMP) {
+            const int rm = R - r < RMP ? (int)(R - r) : RMP;
+            tile32p(kind, vnni, RMP, CNP, n, wb + (size_t)r * w_row, w_row, xt, x_row, y + c * ldy + r, ldy, rm,
+                    ready ? g_xprep : NULL);
+        }
+    }
+    if (c < C) pairs_tail(kind, vnni, n, wb, w_row, R, xb, x_row, c, C, y, ldy);
+}
+
+#define GEMM_PAIRS(name, kind, vnni)                                                          \
     void name(int64_t n, const void *w, size_t w_row, int64_t R, const void *x, size_t x_row, \
               int64_t C, float *y, int64_t ldy)                                               \
     {                                                                                         \
-        const uint8_t *wb = w, *xb = x;                                                       \
-        if (C <= GEMM_FEW_MAX) {                                                              \
-            GEMM_FEW(tile32, CN32, kind, vnni);                                               \
-            return;                                                                           \
-        }                                                                                     \
-        for (int64_t r = 0; r < R; r += RM) {                                                 \
-            const int rm = R - r < RM ? (int)(R - r) : RM;                                    \
-            const uint8_t *wt = wb + (size_t)r * w_row;                                       \
-            int64_t c = 0;                                                                    \
-            for (; c + CN <= C; c += CN)                                                      \
-                tile32p(kind, vnni, RM, CN, n, wt, w_row, xb + (size_t)c * x_row, x_row,      \
-                        y + c * ldy + r, ldy, rm);                                            \
-            for (; c + 2 <= C; c += 2)                                                        \
-                tile32p(kind, vnni, RM, 2, n, wt, w_row, xb + (size_t)c * x_row, x_row,       \
-                        y + c * ldy + r, ldy, rm);                                            \
-            if (c < C)                                                                        \
-                tile32p(kind, vnni, RM, 1, n, wt, w_row, xb + (size_t)c * x_row, x_row,       \
-                        y + c * ldy + r, ldy, rm);                                            \
-        }                                                                                     \
+        gemm_pairs(kind, vnni, n, w, w_row, R, x, x_row, C, y, ldy);                          \
     }
 
-GEMM_PAIRS(mh_k_gemm_q8_0_avx512, K_Q8_0, false, 4, 8)
-GEMM_PAIRS(mh_k_gemm_q8_0_avx512vnni, K_Q8_0, true, 4, 8)
-GEMM_PAIRS(mh_k_gemm_q5_0_avx512, K_Q5_0, false, 4, 8)
-GEMM_PAIRS(mh_k_gemm_q5_0_avx512vnni, K_Q5_0, true, 4, 8)
+GEMM_PAIRS(mh_k_gemm_q8_0_avx512, K_Q8_0, false)
+GEMM_PAIRS(mh_k_gemm_q8_0_avx512vnni, K_Q8_0, true)
+GEMM_PAIRS(mh_k_gemm_q5_0_avx512, K_Q5_0, false)
+GEMM_PAIRS(mh_k_gemm_q5_0_avx512vnni, K_Q5_0, true)
 
 /* ===== k-quants against q8_K x =====
  * Per pair and super-block an int32 sum of scaled group dots, as in the
@@ -419,7 +462,7 @@ INLINE void tile_q4_Kp(bool vnni, int TR, int TC, int64_t n, const uint8_t *w, s
         __m512i xs = zero;   /* min lanes' x side, token c in 128-bit lane c */
         __m512 bd = _mm512_setzero_ps(), bdp[CNK / 2];
         UNROLL for (int c = 0; c < TC; c++) {
-            xs = _mm512_inserti32x4(xs, q4_K_xsums(b[c][i].bsums), c);
+            xs = _mm512_mask_broadcast_i32x4(xs, (__mmask16)(0xF << 4 * c), q4_K_xsums(b[c][i].bsums));
             bd = _mm512_mask_mov_ps(bd, (__mmask16)(0xF << 4 * c), _mm512_set1_ps(b[c][i].d));
         }
         UNROLL for (int p = 0; p < (TC + 1) / 2; p++)
@@ -434,13 +477,16 @@ INLINE void tile_q4_Kp(bool vnni, int TR, int TC, int64_t n, const uint8_t *w, s
             }
         }
     }
-    UNROLL for (int c = 0; c < TC; c++)
-        UNROLL for (int r = 0; r < TR; r++) {
-            if (r >= rm) continue;
+    UNROLL for (int r = 0; r < TR; r++) {
+        if (r >= rm) continue;
+        float m[16];   /* lane c of a runtime c: through memory (no immediate at -O1) */
+        _mm512_storeu_ps(m, mins[r]);
+        UNROLL for (int c = 0; c < TC; c++) {
             const __m512 v = acc[r][c / 2];
             const __m256 h = c % 2 ? _mm512_extractf32x8_ps(v, 1) : _mm512_castps512_ps256(v);
-            y[c * ldy + r] = hsum8(h) + hsum4(_mm512_extractf32x4_ps(mins[r], c));
+            y[c * ldy + r] = hsum8(h) + hsum4(_mm_loadu_ps(m + 4 * c));
         }
+    }
 }
 
 /* 1-row tiles (GEMM_FEW: a few tokens) as before, RMK-row tiles the above */

@@ -230,7 +230,7 @@ static void linear_tokens(int T)
 
 static void test_linear_tokens(void)
 {
-    static const int toks[] = {2, 5, 16, 19};
+    static const int toks[] = {2, 5, 16, 19, 64, 65};   /* 65: a 64-token block, then one token */
     for (int i = 0; i < COUNT(toks); i++) linear_tokens(toks[i]);
 }
 
