@@ -21,7 +21,7 @@
 #include "mh/threadpool.h"
 #include "attn.h"
 
-#define TILE 256     /* positions widened at a time: 2 x 64 KiB of f32 at head_dim 64 */
+#define TILE 64      /* positions widened at a time: 2 x 16 KiB of f32 at head_dim 64, in L1 */
 #define ROWS 48      /* query rows per task (tokens x heads of one group) */
 
 bool mh_attn_tiled_off;
@@ -58,27 +58,17 @@ static const uint8_t *cache_row(const tile_ctx *x, const uint8_t *base, int64_t 
     return base + (size_t)p * x->j->c->row_bytes + (size_t)(x->kvh * x->head_off);
 }
 
-/* The keys of positions [p0, p0 + np) as transposed f32 blocks of 16
- * (positions past np are zeros), or the values as f32 rows. */
-static void widen_keys(const tile_ctx *x, int64_t p0, int64_t np)
+/* Positions [p0, p0 + np) of the keys or values as f32 blocks of 16
+ * positions, each transposed to (hd, 16) (positions past np are zeros). */
+static void widen(const tile_ctx *x, const uint8_t *base, int64_t p0, int64_t np, float *dst)
 {
     for (int64_t b = 0; b * 16 < np; b++) {
         for (int64_t jj = 0; jj < 16; jj++) {
             int64_t p = b * 16 + jj;
-            if (p < np) mh_dequantize_row(x->j->c->type, cache_row(x, x->j->k, p0 + p), x->tmp + jj * x->hd, x->hd);
+            if (p < np) mh_dequantize_row(x->j->c->type, cache_row(x, base, p0 + p), x->tmp + jj * x->hd, x->hd);
             else memset(x->tmp + jj * x->hd, 0, sizeof(float) * (size_t)x->hd);
         }
-        mh_attn_transpose16_avx512(x->tmp, x->hd, x->kt + b * 16 * x->hd);
-    }
-}
-
-/* Values go chunk-major, (hd / 16, TILE, 16), so a mix walks one contiguous run. */
-static void widen_values(const tile_ctx *x, int64_t p0, int64_t np)
-{
-    for (int64_t p = 0; p < np; p++) {
-        mh_dequantize_row(x->j->c->type, cache_row(x, x->j->v, p0 + p), x->tmp, x->hd);
-        for (int64_t c = 0; c < x->hd; c += 16)
-            memcpy(x->vf + (c * TILE + p * 16), x->tmp + c, sizeof(float) * 16);
+        mh_attn_transpose16_avx512(x->tmp, x->hd, dst + b * 16 * x->hd);
     }
 }
 
@@ -94,7 +84,7 @@ static void pass_scores(const tile_ctx *x)
 {
     for (int64_t p0 = x->Plo; p0 < x->Phi; p0 += TILE) {
         int64_t np = x->Phi - p0 < TILE ? x->Phi - p0 : TILE, lo, hi;
-        widen_keys(x, p0, np);
+        widen(x, x->j->k, p0, np, x->kt);
         for (int64_t r = 0; r < x->R; r++) {
             row_range(x, r, &lo, &hi);
             int64_t a = lo > p0 ? lo : p0, e = hi < p0 + np ? hi : p0 + np;
@@ -118,6 +108,9 @@ static void row_softmax(const tile_ctx *x, const mh_kernels *kn)
         const float mx = mh_attn_row_max_avx512(s, n);
         mh_attn_row_scale_avx512(s, n, (float)(1.0 / kn->softmax_exp_llama(n, s, mx, s)));
         mh_round_to(MH_DTYPE_F16, s, n);
+        /* weight 0 for the positions of its blocks it does not see (pass_mix) */
+        memset(x->S + r * x->NS, 0, sizeof(float) * (size_t)(lo - x->Plo));
+        memset(s + n, 0, sizeof(float) * (size_t)((x->Phi - x->Plo + 15) / 16 * 16 - (hi - x->Plo)));
     }
 }
 
@@ -127,19 +120,19 @@ static void pass_mix(const tile_ctx *x)
     memset(x->acc, 0, sizeof(float) * (size_t)(x->R * 16 * hd));
     for (int64_t p0 = x->Plo; p0 < x->Phi; p0 += TILE) {
         int64_t np = x->Phi - p0 < TILE ? x->Phi - p0 : TILE, lo, hi;
-        widen_values(x, p0, np);
+        widen(x, x->j->v, p0, np, x->vf);
         for (int64_t r = 0; r < x->R; r++) {
             row_range(x, r, &lo, &hi);
             int64_t a = lo > p0 ? lo : p0, e = hi < p0 + np ? hi : p0 + np;
-            const float *w = x->S + r * x->NS + (a - x->Plo);
-            for (int64_t c = 0; a < e && c < hd; c += 16)
-                mh_attn_mix_avx512(x->acc + (r * hd + c) * 16, x->vf + c * TILE + (a - p0) * 16, w, a - lo, e - a);
+            if (a >= e) continue;
+            int64_t b0 = (a - p0) / 16, b1 = (e - p0 + 15) / 16;
+            mh_attn_mix_avx512(x->acc + r * hd * 16, x->vf + b0 * 16 * hd, b1 - b0, hd,
+                               x->S + r * x->NS + (p0 - x->Plo) + b0 * 16);
         }
     }
     for (int64_t r = 0; r < x->R; r++) {
         int64_t t = x->t0 + r / x->group, h = x->kvh * x->group + r % x->group;
-        for (int64_t c = 0; c < hd; c += 16)
-            mh_attn_mix_out_avx512(x->acc + (r * hd + c) * 16, x->j->out + t * qd + h * hd + c);
+        mh_attn_mix_out_avx512(x->acc + r * hd * 16, hd, x->j->out + t * qd + h * hd);
     }
 }
 

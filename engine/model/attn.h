@@ -50,10 +50,9 @@ size_t mh_attn_tiled_scratch(const mh_hparams *hp, int64_t n_ctx);
  * arithmetic each reproduces). kt: blocks of 16 positions, (hd, 16) each. */
 void mh_attn_transpose16_avx512(const float *rows /* (16, hd) */, int64_t hd, float *kt /* (hd, 16) */);
 void mh_attn_scores_avx512(const float *kt, int64_t nblk, int64_t hd, const float *q, float scale, float *s);
-void mh_attn_mix_avx512(float *acc /* (16, 16) */, const float *v /* (n, 16) */, const float *w, int64_t j0,
-                        int64_t n);
+void mh_attn_mix_avx512(float *acc /* (hd, 16) */, const float *vt, int64_t nblk, int64_t hd, const float *w);
 float mh_attn_row_max_avx512(const float *s, int64_t n);
 void mh_attn_row_scale_avx512(float *s, int64_t n, float k);
-void mh_attn_mix_out_avx512(const float *acc /* (16, 16) */, float *out /* 16 */);
+void mh_attn_mix_out_avx512(const float *acc /* (hd, 16) */, int64_t hd, float *out /* hd */);
 
 #endif

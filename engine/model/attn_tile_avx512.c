@@ -62,33 +62,37 @@ void mh_attn_scores_avx512(const float *kt, int64_t nblk, int64_t hd, const floa
     }
 }
 
-/* acc row (j0 + p) % 16 += w[p] * v[p] (16 values of position p, rows of 16) for p < n. */
-void mh_attn_mix_avx512(float *acc, const float *v, const float *w, int64_t j0, int64_t n)
+/* acc (hd, 16) += the values of nblk blocks of 16 positions (vt: (hd, 16)
+ * each, positions in lanes) weighted by w: lane l of dimension d sums the
+ * products of its positions in order, as the per-query path's lane l does
+ * (its lanes count from the row's first visible position, these from the
+ * tile's; the lane tree gives the same sum under any rotation of the lanes).
+ * Positions a row does not see have weight 0 and add exact zeros. */
+void mh_attn_mix_avx512(float *acc, const float *vt, int64_t nblk, int64_t hd, const float *w)
 {
-    int64_t p = 0;
-    for (; p < n && ((j0 + p) & 15); p++) {
-        float *a = acc + ((j0 + p) & 15) * 16;
-        _mm512_storeu_ps(a, _mm512_fmadd_ps(_mm512_loadu_ps(v + p * 16), _mm512_set1_ps(w[p]), _mm512_loadu_ps(a)));
-    }
-    if (n - p >= 16) {
-        __m512 l[16];
-        _Pragma("GCC unroll 16") for (int i = 0; i < 16; i++) l[i] = _mm512_loadu_ps(acc + i * 16);
-        for (; p + 16 <= n; p += 16)
+    for (int64_t c = 0; c < hd; c += 16) {
+        __m512 a[16];
+        _Pragma("GCC unroll 16") for (int i = 0; i < 16; i++) a[i] = _mm512_loadu_ps(acc + (c + i) * 16);
+        for (int64_t b = 0; b < nblk; b++) {
+            const __m512 wb = _mm512_loadu_ps(w + b * 16);
+            const float *v = vt + b * 16 * hd + c * 16;
             _Pragma("GCC unroll 16") for (int i = 0; i < 16; i++)
-                l[i] = _mm512_fmadd_ps(_mm512_loadu_ps(v + (p + i) * 16), _mm512_set1_ps(w[p + i]), l[i]);
-        _Pragma("GCC unroll 16") for (int i = 0; i < 16; i++) _mm512_storeu_ps(acc + i * 16, l[i]);
-    }
-    for (; p < n; p++) {
-        float *a = acc + ((j0 + p) & 15) * 16;
-        _mm512_storeu_ps(a, _mm512_fmadd_ps(_mm512_loadu_ps(v + p * 16), _mm512_set1_ps(w[p]), _mm512_loadu_ps(a)));
+                a[i] = _mm512_fmadd_ps(_mm512_loadu_ps(v + i * 16), wb, a[i]);
+        }
+        _Pragma("GCC unroll 16") for (int i = 0; i < 16; i++) _mm512_storeu_ps(acc + (c + i) * 16, a[i]);
     }
 }
 
-void mh_attn_mix_out_avx512(const float *acc, float *out)
+/* out[d] = the lane tree of acc (hd, 16) row d. */
+void mh_attn_mix_out_avx512(const float *acc, int64_t hd, float *out)
 {
-    __m512 a[16];
-    _Pragma("GCC unroll 16") for (int l = 0; l < 16; l++) a[l] = _mm512_loadu_ps(acc + l * 16);
-    _mm512_storeu_ps(out, tree16(a));
+    for (int64_t c = 0; c < hd; c += 16) {
+        float t[256];
+        mh_attn_transpose16_avx512(acc + c * 16, 16, t);   /* (lanes, 16 dims) */
+        __m512 a[16];
+        _Pragma("GCC unroll 16") for (int l = 0; l < 16; l++) a[l] = _mm512_loadu_ps(t + l * 16);
+        _mm512_storeu_ps(out + c, tree16(a));
+    }
 }
 
 /* The largest of s[0..n) (a NaN is passed over, as the scalar `s > mx ? s : mx`). */
