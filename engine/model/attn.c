@@ -1,25 +1,26 @@
-/* attn.c: tiled prompt attention over an f16 or q8_0 KV cache. Layer:
+/* attn.c: tiled prompt attention over an f16 or q8_0 KV cache, bit-identical
+ * to the per-query path for f16 (llama.c attn_llama_items). Layer:
  * engine/model; uses the kernel table (softmax), the quant row converters
- * and the AVX-512 kernels of attn_tile_avx512.c. A task takes one kv head
- * and a block of query tokens (every head of its group: up to ~48 query
- * rows), then walks the cache in tiles of TILE positions, each widened to
- * f32 once for all those rows: pass 1 scores a tile (keys transposed, one
- * position per SIMD lane), an exact softmax per row over the scores kept
- * (rows x visible positions: memory grows with the rows of a block times the
- * context, never T x T), pass 2 mixes the values a tile at a time into
- * register accumulators. Per (query, position) the arithmetic is the
- * per-query path's (llama.c attn_llama_items: llama.cpp's f16 matmuls, its
- * exp and double sum, probabilities on the f16 grid), so f16 results are
- * bit-identical to it; q8_0 rows take the same route after dequantizing.
- * A row's probabilities need its whole score row first (they are rounded to
- * f16 after the division by the sum, as llama.cpp does), which is why this
- * is two passes rather than an online softmax. */
+ * and the AVX-512 kernels of attn_tile_avx512.c. */
 #include <string.h>
 #include "mh/cpu.h"
 #include "mh/kernels.h"
 #include "mh/quant.h"
 #include "mh/threadpool.h"
 #include "attn.h"
+
+/* A task takes one kv head and a block of query tokens (every head of its
+ * group: up to ~48 query rows), then walks the cache in tiles of TILE
+ * positions, each widened to f32 once for all those rows: pass 1 scores a
+ * tile (keys transposed, one position per SIMD lane), an exact softmax per
+ * row over the scores kept (rows x visible positions: memory grows with the
+ * rows of a block times the context, never T x T), pass 2 mixes the values a
+ * tile at a time (positions in lanes again). Per (query, position) the
+ * arithmetic is the per-query path's (llama.cpp's f16 matmuls, its exp and
+ * double sum, probabilities on the f16 grid); q8_0 rows take the same route
+ * after dequantizing. A row's probabilities need its whole score row first
+ * (they are rounded to f16 after the division by the sum, as llama.cpp
+ * does), which is why this is two passes rather than an online softmax. */
 
 #define TILE 64      /* positions widened at a time: 2 x 16 KiB of f32 at head_dim 64, in L1 */
 #define ROWS 48      /* query rows per task (tokens x heads of one group) */

@@ -1,9 +1,8 @@
 /* test_attn.c: the tiled prompt attention (engine/model/attn.c) against the
- * per-query path it replaces, through the whole forward pass of small random
- * models: f16 caches must give the same bits, q8_0 caches the same logits
- * within rounding; causal masks, sliding windows (mistral: every layer,
- * gemma2: every other one, with soft caps), prompts longer than a tile, a
- * block tail and a second chunk after a first. */
+ * per-query path, through the forward pass of small random models: f16
+ * caches give the same bits, q8_0 caches the same logits within rounding;
+ * causal masks, sliding windows (mistral: every layer; gemma2: every other,
+ * soft caps), several tiles, a part block, a second chunk after a first. */
 #include <stdint.h>
 #include "harness.h"
 #include "mh/cpu.h"
