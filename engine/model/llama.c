@@ -12,6 +12,7 @@
 #include "mh/kernels.h"
 #include "mh/quant.h"
 #include "mh/threadpool.h"
+#include "attn.h"
 #include "model_internal.h"
 
 /* ===== KV cache ===== */
@@ -190,6 +191,9 @@ static float *slot_take(mh_runstate *rs, int *idx)
 
 static void slot_give(mh_runstate *rs, int idx) { atomic_store(&rs->slot_busy[idx], 0); }
 
+float *mh_runstate_slot_take(mh_runstate *rs, int *idx) { return slot_take(rs, idx); }
+void mh_runstate_slot_give(mh_runstate *rs, int idx) { slot_give(rs, idx); }
+
 /* ===== small kernels ===== */
 
 /* y = x / rms(x) * w, row by row: x, y (T, n) */
@@ -277,28 +281,6 @@ static void rope(const mh_model *m, const rope_params *rp, float *v, int64_t T, 
         }
     }
 }
-
-typedef struct attn_job {
-    mh_runstate *rs;         /* scratch slots: (n_max + 66 hd) floats each */
-    const mh_hparams *hp;
-    const mh_kv_cache *c;
-    const float *q;          /* (T, n_head * hd) */
-    int64_t T;
-    const uint8_t *k, *v;    /* this layer's cache rows: (n_ctx, row_bytes) */
-    float *out;              /* (T, n_head * hd) */
-    int64_t pos0;
-    int64_t win;             /* > 0: a query sees only the win newest positions */
-    float scale, cap;        /* score scale; soft cap (0: none) */
-} attn_job;
-
-/* The first position a query at pos (0-based) may see. */
-static inline int64_t win_lo(int64_t win, int64_t pos)
-{
-    return win > 0 && pos + 1 > win ? pos + 1 - win : 0;
-}
-
-/* gemma2's soft cap on a score: cap * tanh(x / cap). */
-static inline float softcap(float x, float cap) { return cap > 0 ? cap * tanhf(x / cap) : x; }
 
 /* Causal attention of f32 and q8_0 caches (f16: attn_llama_items) for work
  * items (t, h) in [i0, i1): scores through the cache type's vec_dot (q converted once to its vec_dot_type), values
@@ -511,7 +493,8 @@ static int scratch_bind(scratch *s, mh_runstate *rs, const mh_model *m, const mh
     for (int i = 0; i < n_seqs; i++)
         n_ctx = seqs[i].cache->n_ctx > n_ctx ? seqs[i].cache->n_ctx : n_ctx;
     int st = grow(&rs->act, &rs->act_cap, t * (3 * E + 2 * qd + 2 * kvd + 2 * F), "activations", err);
-    if (!st) st = grow_slots(rs, (size_t)(n_ctx + 66 * hp->head_dim), err);
+    size_t slot = (size_t)(n_ctx + 66 * hp->head_dim), tiled = mh_attn_tiled_scratch(hp, n_ctx);
+    if (!st) st = grow_slots(rs, slot > tiled ? slot : tiled, err);
     if (!st) st = grow(&rs->lora, &rs->lora_cap, (size_t)mh_lora_scratch_len(m, T, seqs, n_seqs),
                            "LoRA rows", err);
     if (!st && m->moe) st = grow(&rs->moe, &rs->moe_cap, mh_moe_scratch_len(m, T), "expert rows", err);
@@ -557,7 +540,8 @@ static int seq_attention(const mh_model *m, const mh_batch_seq *q, int64_t l, sc
                     mh_hparams_layer_swa(hp, l) ? hp->n_swa : 0,
                     hp->attn_scale > 0 ? hp->attn_scale : 1.0f / sqrtf((float)hp->head_dim),
                     hp->attn_softcap };
-    if (c->type == MH_DTYPE_F16) mh_parallel_for(T * hp->n_head, 1, attn_llama_items, &aj);
+    if (mh_attn_tiled_ok(&aj)) mh_attn_tiled(&aj);
+    else if (c->type == MH_DTYPE_F16) mh_parallel_for(T * hp->n_head, 1, attn_llama_items, &aj);
     else if (T >= 8) return attn_gemm(s->rs, &aj, qr, out, T, pos0, err);
     else mh_parallel_for(T * hp->n_head, 1, attn_items, &aj);
     return MH_OK;

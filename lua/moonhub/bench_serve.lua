@@ -12,12 +12,14 @@ local M = {}
 
 M.usage = [==[usage: moonhub bench serve MODEL [--threads 2] [--parallel 4] [--ctx 2048]
          [--streams 1,4,8] [--tokens 64] [--prefix 1000] [--reps 3] [--cache-mb 512]
-         [--llama-server PATH] [--url URL] [-q]
+         [--llama-server PATH] [--url URL] [--long 1000,4000] [-q]
   Starts `moonhub serve` on MODEL (and PATH -m MODEL -t THREADS -np PARALLEL
   -c PARALLEL*CTX when --llama-server is given; --url adds a running server),
   runs each measurement on every server in turn, REPS times, and prints the
-  best (tok/s) or median (latency) figures. Progress (which measurement, which
-  rep, which server) goes to stderr; -q/--quiet silences it.]==]
+  best (tok/s) or median (latency) figures. --long N,... measures only the
+  time to first token of fresh (cold) prompts of about N tokens each (give
+  --ctx above the longest). Progress (which measurement, which rep, which
+  server) goes to stderr; -q/--quiet silences it.]==]
 
 local function fail(msg) error({ usage = msg }, 0) end
 
@@ -41,6 +43,15 @@ local function parse(args)
          end
          if #o.streams == 0 then fail("--streams needs counts like 1,4,8") end
          i = i + 2
+      elseif a == "--long" then
+         o.long = {}
+         for f in (v or ""):gmatch("[^,]+") do
+            local n = math.tointeger(tonumber(f))
+            if not n or n < 1 then fail("--long needs prompt lengths like 1000,4000") end
+            o.long[#o.long + 1] = n
+         end
+         if #o.long == 0 then fail("--long needs prompt lengths like 1000,4000") end
+         i = i + 2
       elseif a == "--llama-server" or a == "--url" then
          o[a:sub(3):gsub("-", "_")] = v or fail(a .. " needs a value")
          i = i + 2
@@ -51,6 +62,9 @@ local function parse(args)
       else fail("unexpected argument " .. a) end
    end
    if not o.model and not o.help then fail("missing MODEL") end
+   for _, n in ipairs(o.long or {}) do
+      if n + 1 > o.ctx then fail(string.format("--long %d needs --ctx above it (now %d)", n, o.ctx)) end
+   end
    return o
 end
 
@@ -215,6 +229,32 @@ local function ttft(srv, o, text, rep)
    return cold, cached, store, reply.usage
 end
 
+-- --long: cold time to first token of a fresh text of each length, per
+-- server in turn, reps times (median).
+local function measure_long(servers, o, tok, progress)
+   local res, total, done = {}, #servers * (1 + o.reps * #o.long), 0
+   for _, s in ipairs(servers) do
+      progress(done, total, false, "warm-up " .. s.name)
+      done = done + 1
+      res[s.name] = { long = {} }
+      must(completion(s, "Warm up: once upon a time", 8)())
+   end
+   for rep = 1, o.reps do
+      for _, n in ipairs(o.long) do
+         local text = long_text(tok, n, rep * 7919 + n)
+         for _, s in ipairs(servers) do
+            progress(done, total, false, string.format("TTFT %d tokens rep %d/%d %s", n, rep, o.reps, s.name))
+            done = done + 1
+            local l = res[s.name].long
+            l[n] = l[n] or {}
+            l[n][#l[n] + 1] = must(completion(s, text, 1)())
+         end
+      end
+   end
+   progress(total, total, true, "done")
+   return res
+end
+
 -- measure(servers, o, tok, progress) -> figures per server. progress counts
 -- steps: a warm-up per server, then per rep one per stream count and server
 -- and two per server (TTFT, latency); its note names the step in flight.
@@ -277,6 +317,13 @@ local function print_table(servers, o, res)
       end
       print(line)
    end
+   if o.long then
+      for _, n in ipairs(o.long) do
+         row(string.format("TTFT cold, ~%d-token prompt, ms (median)", n),
+            function(r) return median(r.long[n]) * 1e3 end, "%.1f")
+      end
+      return
+   end
    for _, S in ipairs(o.streams) do
       row(string.format("generated tok/s, %d stream%s (best)", S, S > 1 and "s" or ""),
          function(r) return r.tps[S] end, "%.1f")
@@ -303,7 +350,11 @@ local function print_table(servers, o, res)
 end
 
 function M.main(args)
-   local o = parse(args)
+   local pok, o = pcall(parse, args)
+   if not pok then   -- a bad option: say which, and how the command goes
+      io.stderr:write("bench serve: ", type(o) == "table" and tostring(o.usage) or tostring(o), "\n", M.usage, "\n")
+      return 2
+   end
    if o.help then print(M.usage) return 0 end
    local tok, terr = require("moonhub.tokenizer").load(o.model)
    if not tok then
@@ -314,7 +365,7 @@ function M.main(args)
    local progress = require("moonhub.progress").new("bench serve", { unit = "steps", quiet = o.quiet })
    local ok, err = pcall(function()
       start_servers(o, servers)
-      local res = measure(servers, o, tok, progress)     -- printed after: the progress line is done
+      local res = (o.long and measure_long or measure)(servers, o, tok, progress)   -- printed after the progress
       print(string.format("model %s, %d threads, %d parallel, ctx %d per slot, %d tokens per stream, best/median of %d",
          o.model, o.threads, o.parallel, o.ctx, o.tokens, o.reps))
       for _, s in ipairs(servers) do print(s.name .. ": " .. (s.cmd or s.base)) end
