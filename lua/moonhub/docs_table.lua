@@ -352,8 +352,6 @@ return {
    { "mh.sched.new(model[, opts]) -> sched | nil, msg", "continuous batching: opts.parallel, ctx, cache_bytes, ..." },
    { "mh.sched.default_cache_bytes() -> bytes", "serve's prefix store budget (1/16 of free memory, 16-512 MiB)" },
    { "mh.sched.eog_ids(tok) -> {ids}", "the ids that end generation (computed once per tokenizer)" },
-   { "Sched:embed_batch({ids, ...}) -> {tensor}",
-     "embeddings of several texts between two steps (one forward for encoder models)" },
    { "mh.kvstate.info(path) -> info | nil, msg",
      "a KV state file's header (type, shape, n_tokens, model_id), all checked" },
    { "mh.kvstate.identity(model) -> hex", "the model identity a KV state carries and a restore checks" },
