@@ -46,7 +46,78 @@ static const char *pre_name(const cJSON *tok_json)
     return "gpt-2";
 }
 
+/* Whether j (a pre_tokenizer/normalizer/decoder tree) holds an object of
+ * the given type, or (prepend) a Prepend of U+2581 / a Metaspace that adds one. */
+static bool has_type(const cJSON *j, const char *type, bool prepend)
+{
+    for (const cJSON *e = j ? j->child : NULL; e; e = e->next) {
+        const char *t = e->string && !strcmp(e->string, "type") ? cJSON_GetStringValue(e) : NULL;
+        if (t && !strcmp(t, type)) {
+            if (!prepend) return true;
+            const char *scheme = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "prepend_scheme"));
+            const cJSON *aps = cJSON_GetObjectItemCaseSensitive(j, "add_prefix_space");
+            if (!strcmp(type, "Prepend") || (scheme ? strcmp(scheme, "never") != 0 : !cJSON_IsFalse(aps)))
+                return true;
+        }
+        if ((cJSON_IsObject(e) || cJSON_IsArray(e)) && has_type(e, type, prepend)) return true;
+    }
+    return false;
+}
+
+/* Byte-level BPE maps bytes to printable characters (GGUF "gpt2"); BPE
+ * without it, over U+2581-spaced text with <0xNN> byte fallback, is what
+ * llama.cpp runs as SentencePiece ("llama"): Llama 2, Mistral, Gemma. */
+static bool is_spm_style(const cJSON *tok_json)
+{
+    const cJSON *pre = cJSON_GetObjectItemCaseSensitive(tok_json, "pre_tokenizer");
+    const cJSON *dec = cJSON_GetObjectItemCaseSensitive(tok_json, "decoder");
+    return !has_type(pre, "ByteLevel", false) && !has_type(dec, "ByteLevel", false);
+}
+
 /* ===== tokens ===== */
+
+/* SentencePiece scores from the BPE merges: the piece merge r makes scores
+ * -r, so llama.cpp's highest-score-first merging follows the merge ranks;
+ * pieces no merge makes (characters, bytes, added tokens) keep -1e9 unless
+ * single characters, which are never merge candidates. */
+static void spm_scores(vocab_ctx *v, float *scores, int64_t n)
+{
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(v->tok_json, "model"), "merges");
+    for (int64_t i = 0; i < n; i++) scores[i] = -1e9f;
+    int r = 0;
+    char buf[1024];
+    for (const cJSON *e = cJSON_IsArray(m) ? m->child : NULL; e; e = e->next, r++) {
+        const char *a = cJSON_GetStringValue(e), *b = NULL;
+        size_t la = 0;
+        if (cJSON_IsArray(e)) {
+            a = cJSON_GetStringValue(cJSON_GetArrayItem(e, 0));
+            b = cJSON_GetStringValue(cJSON_GetArrayItem(e, 1));
+            la = a ? strlen(a) : 0;
+        } else if (a && strchr(a, ' ')) {   /* "a b" */
+            la = (size_t)(strchr(a, ' ') - a);
+            b = a + la + 1;
+        }
+        if (!a || !b) continue;
+        size_t lb = strlen(b);
+        if (la + lb >= sizeof buf) continue;
+        memcpy(buf, a, la);
+        memcpy(buf + la, b, lb);
+        int32_t id = mh_tokenizer_id(v->t, buf, la + lb);
+        if (id >= 0 && id < n && scores[id] == -1e9f) scores[id] = (float)-r;
+    }
+}
+
+static int32_t spm_type(const vocab_ctx *v, int32_t id, const char *s, size_t len)
+{
+    int type = mh_tokenizer_attr(v->t, id);
+    unsigned x;
+    char tail;
+    if (type == MH_TOKEN_NORMAL && len == 6 && sscanf(s, "<0x%2X%c", &x, &tail) == 2 && tail == '>')
+        return MH_TOKEN_BYTE;
+    if (id == mh_tokenizer_special(v->t)->unk) return MH_TOKEN_UNKNOWN;
+    return type;
+}
+
 
 static int set_str(mh_gguf_writer *w, const char *k, const char *v, mh_err *err)
 {
@@ -66,13 +137,23 @@ static int add_tokens(vocab_ctx *v, bool spm, mh_err *err)
     int rc = !strs || !lens || !types || !scores || !pads ? mh_err_set(err, MH_ENOMEM, "out of memory") : MH_OK;
     for (int64_t i = 0, k = 0; i < n && !rc; i++) {
         strs[i] = i < have ? mh_tokenizer_text(v->t, (int32_t)i, &lens[i]) : NULL;
-        types[i] = strs[i] ? mh_tokenizer_attr(v->t, (int32_t)i) : MH_TOKEN_UNUSED;
-        scores[i] = strs[i] ? mh_tokenizer_score(v->t, (int32_t)i) : -1000.0f;
+        types[i] = !strs[i] ? MH_TOKEN_UNUSED
+                 : spm ? spm_type(v, (int32_t)i, strs[i], lens[i]) : mh_tokenizer_attr(v->t, (int32_t)i);
         if (!strs[i]) {    /* an id gap or the padding past the tokenizer */
             snprintf(pads[k], sizeof pads[k], "[PAD%lld]", (long long)i);
             strs[i] = pads[k];
             lens[i] = strlen(pads[k++]);
         }
+    }
+    if (!rc && spm) spm_scores(v, scores, have < n ? have : n);
+    for (int64_t i = 0; i < n && !rc && spm; i++) {
+        size_t cl = 0;      /* one UTF-8 character: never a merge candidate */
+        if (lens[i] && (cl = (size_t)((unsigned char)strs[i][0] < 0x80 ? 1 : (unsigned char)strs[i][0] < 0xE0 ? 2
+                                     : (unsigned char)strs[i][0] < 0xF0 ? 3 : 4)) == lens[i] && scores[i] == -1e9f)
+            scores[i] = 0.0f;
+        if (types[i] == MH_TOKEN_BYTE || types[i] == MH_TOKEN_UNKNOWN) scores[i] = 0.0f;   /* as SentencePiece */
+        if (types[i] == MH_TOKEN_UNUSED || types[i] == MH_TOKEN_CONTROL || types[i] == MH_TOKEN_USER_DEFINED)
+            scores[i] = -1000.0f;    /* llama.cpp's value for pads and added tokens */
     }
     mh_gguf_writer *w = v->w;
     if (!rc) rc = mh_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", strs, lens, (uint64_t)n, err);
@@ -208,7 +289,7 @@ static int add_all(vocab_ctx *v, mh_err *err)
     if (mh_tokenizer_n_vocab(v->t) > v->n)
         return mh_err_set(err, MH_EFORMAT, "tokenizer.json has %d tokens but config.json's "
                           "vocab_size is %lld", mh_tokenizer_n_vocab(v->t), (long long)v->n);
-    bool spm = kind == MH_TOK_SPM;
+    bool spm = kind == MH_TOK_SPM || is_spm_style(v->tok_json);
     const mh_arch a = v->cfg->hp.arch;
     int rc = set_str(v->w, "tokenizer.ggml.model", spm ? "llama" : "gpt2", err);
     if (!rc) rc = set_str(v->w, "tokenizer.ggml.pre", spm ? "default" : pre_name(v->tok_json), err);
@@ -223,6 +304,12 @@ static int add_all(vocab_ctx *v, mh_err *err)
     else if (!rc && a == MH_ARCH_LLAMA && cJSON_IsBool(sp))
         rc = mh_gguf_writer_set_int(v->w, "tokenizer.ggml.add_space_prefix", MH_GGUF_BOOL,
                                     cJSON_IsTrue(sp), err);
+    else if (!rc && spm) {   /* llama.cpp's default (a dummy prefix) only where the folder adds one */
+        const cJSON *norm = cJSON_GetObjectItemCaseSensitive(v->tok_json, "normalizer");
+        const cJSON *pre = cJSON_GetObjectItemCaseSensitive(v->tok_json, "pre_tokenizer");
+        bool prefix = has_type(norm, "Prepend", true) || has_type(pre, "Metaspace", true);
+        rc = mh_gguf_writer_set_int(v->w, "tokenizer.ggml.add_space_prefix", MH_GGUF_BOOL, prefix, err);
+    }
     return rc;
 }
 

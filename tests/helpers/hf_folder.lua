@@ -74,6 +74,41 @@ function M.write_tokenizer(path)
    return n
 end
 
+-- Writes path: a SentencePiece-style BPE tokenizer.json (Llama 2's kind:
+-- U+2581 for spaces with a prepended one, <0xNN> byte fallback): <unk> <s>
+-- </s>, the 256 byte pieces, then n_extra pieces (at most 8) of which
+-- four come from merges ("xthe" needs "he" (rank 1) before "th" (rank 3),
+-- so merge order shows). Returns the vocabulary size.
+function M.write_spm_tokenizer(path, n_extra)
+   local sp = "\u{2581}"
+   local vocab = { ["<unk>"] = 0, ["<s>"] = 1, ["</s>"] = 2 }
+   for b = 0, 255 do vocab[string.format("<0x%02X>", b)] = 3 + b end
+   local extra = { sp, "t", "h", "e", sp .. "t", "he", sp .. "the", "th" }
+   for i = 1, math.min(n_extra or 8, 8) do vocab[extra[i]] = 258 + i end
+   local added = {}
+   for i, s in ipairs({ "<unk>", "<s>", "</s>" }) do
+      added[i] = { id = i - 1, content = s, single_word = false, lstrip = false, rstrip = false,
+         normalized = false, special = true }
+   end
+   local tj = {
+      version = "1.0", truncation = dkjson.null, padding = dkjson.null, added_tokens = added,
+      normalizer = { type = "Sequence", normalizers = {
+         { type = "Prepend", prepend = sp },
+         { type = "Replace", pattern = { String = " " }, content = sp } } },
+      pre_tokenizer = dkjson.null, post_processor = dkjson.null,
+      decoder = { type = "Sequence", decoders = {
+         { type = "Replace", pattern = { String = sp }, content = " " }, { type = "ByteFallback" },
+         { type = "Fuse" }, { type = "Strip", content = " ", start = 1, stop = 0 } } },
+      model = { type = "BPE", dropout = dkjson.null, unk_token = "<unk>", continuing_subword_prefix = dkjson.null,
+         end_of_word_suffix = dkjson.null, fuse_unk = true, byte_fallback = true, vocab = vocab,
+         merges = { sp .. " t", "h e", sp .. "t he", "t h" } },
+   }
+   local f = assert(io.open(path, "wb"))
+   f:write(dkjson.encode(tj))
+   f:close()
+   return 259 + math.min(n_extra or 8, 8)
+end
+
 -- ===== GGUF tensor bytes =====
 
 -- {name = {info = tensor entry, bytes = string}}, metadata, the open file.

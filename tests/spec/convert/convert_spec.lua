@@ -147,6 +147,34 @@ describe("HF folders of each dense architecture #integration", function()
       end)
    end
 
+   it("writes a SentencePiece-style tokenizer.json as a llama vocabulary that tokenizes alike", function()
+      local g, folder = make("tiny")
+      local n = H.write_spm_tokenizer(folder .. "/tokenizer.json")
+      assert.is_true(n <= 267)
+      local f = assert(io.open(folder .. "/tokenizer_config.json", "wb"))
+      f:write('{"add_bos_token": true, "add_eos_token": false, "bos_token": "<s>", "eos_token": "</s>", '
+         .. '"unk_token": "<unk>", "tokenizer_class": "LlamaTokenizer"}')
+      f:close()
+      local out = dir .. "/spm.gguf"
+      assert(mh.convert(folder, out, { type = "F32" }))
+      local _, md = H.gguf_tensors(out)
+      assert.same({ "llama", "default", 1, 2, 0, true, true }, { md["tokenizer.ggml.model"],
+         md["tokenizer.ggml.pre"], md["tokenizer.ggml.bos_token_id"], md["tokenizer.ggml.eos_token_id"],
+         md["tokenizer.ggml.unknown_token_id"], md["tokenizer.ggml.add_bos_token"],
+         md["tokenizer.ggml.add_space_prefix"] })
+      local a, b = assert(mh.load(folder)), assert(mh.load(out))
+      for _, text in ipairs({ "the whale then went", "  the\nthe  x", "héllo thethe", "xthe", "" }) do
+         assert.same(a.tokenizer:encode(text), b.tokenizer:encode(text), text)
+      end
+      -- byte pieces decode to their bytes (the folder's own tokenizer.json
+      -- decoder prints them as <0xNN>: its ByteFallback step is not read)
+      assert.equal("<s> the whale then went", b.tokenizer:decode(b.tokenizer:encode("the whale then went")))
+      assert.same({ 1, 265 }, { table.unpack(a.tokenizer:encode("the"), 1, 2) })   -- <s> ▁the
+      assert.same({ 1, 259, 123, 260, 264 }, a.tokenizer:encode("xthe"))         -- <s> ▁ x t he
+      a:close(); b:close()
+      assert.is_string(g)
+   end)
+
    it("writes F16 and Q8_0 as `moonhub quantize` writes them from the F32 conversion", function()
       for _, preset in ipairs({ "tiny", "tiny-phi3", "tiny-gemma3" }) do
          local _, folder = make(preset)
