@@ -542,7 +542,12 @@ static int seq_attention(const mh_model *m, const mh_batch_seq *q, int64_t l, sc
                     hp->attn_softcap };
     if (mh_attn_tiled_ok(&aj)) mh_attn_tiled(&aj);
     else if (c->type == MH_DTYPE_F16) mh_parallel_for(T * hp->n_head, 1, attn_llama_items, &aj);
-    else if (T >= 8) return attn_gemm(s->rs, &aj, qr, out, T, pos0, err);
+    else if (T >= 8) {   /* 256 query rows at a time: scores (256, n), never (T, n) */
+        for (int64_t r = 0; r < T; r += 256) {
+            int st = attn_gemm(s->rs, &aj, qr + r * qd, out + r * qd, T - r < 256 ? T - r : 256, pos0 + r, err);
+            if (st) return st;
+        }
+    }
     else mh_parallel_for(T * hp->n_head, 1, attn_items, &aj);
     return MH_OK;
 }

@@ -16,9 +16,9 @@ M.usage = [==[usage: moonhub bench serve MODEL [--threads 2] [--parallel 4] [--c
   Starts `moonhub serve` on MODEL (and PATH -m MODEL -t THREADS -np PARALLEL
   -c PARALLEL*CTX when --llama-server is given; --url adds a running server),
   runs each measurement on every server in turn, REPS times, and prints the
-  best (tok/s) or median (latency) figures. --long N,... measures only the
-  time to first token of fresh (cold) prompts of about N tokens each (give
-  --ctx above the longest). Progress (which measurement, which rep, which
+  best (tok/s) or median (latency) figures, and each server's peak RSS.
+  --long N,... measures only the time to first token of fresh (cold) prompts
+  of about N tokens each (give --ctx above the longest). Progress (which measurement, which rep, which
   server) goes to stderr; -q/--quiet silences it.]==]
 
 local function fail(msg) error({ usage = msg }, 0) end
@@ -299,6 +299,13 @@ end
 
 -- ===== report =====
 
+-- MiB of a process's peak resident memory (VmHWM), or nil (no pid, no /proc).
+local function peak_rss_mib(pid)
+   local text = pid and fs.read("/proc/" .. pid .. "/status")
+   local kb = text and text:match("VmHWM:%s*(%d+) kB")
+   return kb and tonumber(kb) / 1024
+end
+
 local function print_table(servers, o, res)
    local names = {}
    for i, s in ipairs(servers) do names[i] = s.name end
@@ -317,12 +324,13 @@ local function print_table(servers, o, res)
       end
       print(line)
    end
+   local function rss() row("peak RSS (VmHWM) so far, MiB", function(r) return r.rss end, "%.1f") end
    if o.long then
       for _, n in ipairs(o.long) do
          row(string.format("TTFT cold, ~%d-token prompt, ms (median)", n),
             function(r) return median(r.long[n]) * 1e3 end, "%.1f")
       end
-      return
+      return rss()
    end
    for _, S in ipairs(o.streams) do
       row(string.format("generated tok/s, %d stream%s (best)", S, S > 1 and "s" or ""),
@@ -342,6 +350,7 @@ local function print_table(servers, o, res)
       function(r) return median(r.store) * 1e3 end, "%.1f")
    row("  after others / cold", function(r) return median(r.store) / median(r.cold) end, "%.3f")
    row("p50 latency, 8-token completion, ms", function(r) return median(r.lat) * 1e3 end, "%.1f")
+   rss()
    for _, n in ipairs(names) do
       local r = res[n]
       print(string.format("%s: long prompt %s tokens, cached %s after other requests", n,
@@ -366,6 +375,7 @@ function M.main(args)
    local ok, err = pcall(function()
       start_servers(o, servers)
       local res = (o.long and measure_long or measure)(servers, o, tok, progress)   -- printed after the progress
+      for _, s in ipairs(servers) do res[s.name].rss = peak_rss_mib(s.pid) end
       print(string.format("model %s, %d threads, %d parallel, ctx %d per slot, %d tokens per stream, best/median of %d",
          o.model, o.threads, o.parallel, o.ctx, o.tokens, o.reps))
       for _, s in ipairs(servers) do print(s.name .. ": " .. (s.cmd or s.base)) end

@@ -1,6 +1,7 @@
 -- `moonhub bench serve --long`: cold time to first token of fresh prompts of
--- the given lengths, and its option checks (a length the context cannot
--- hold is refused before any server starts). Layer: tests (helpers.host, .data).
+-- the given lengths and the server's peak RSS; its option checks (a length
+-- the context cannot hold is refused before any server starts).
+-- Layer: tests (helpers.host, .data).
 local H = require "helpers.host"
 local data = require "helpers.data"
 local q = H.q
@@ -32,6 +33,8 @@ describe("moonhub bench serve --long", function()
          assert.is_number(tonumber(v), n .. " in:\n" .. out)
       end
       assert.is_nil(out:match("generated tok/s"), out)   -- only the long-prompt figures
+      local rss = tonumber(out:match("\npeak RSS %(VmHWM%) so far, MiB +([%d.]+)\n"))
+      assert.is_true(rss ~= nil and rss > 1, out)          -- the server's own, read from /proc
       local notes = {}
       for l in err:gmatch("[^\n]+") do
          local note = l:match("^bench serve +[%d.]+%% .-ETA %S+  (.*)$")
