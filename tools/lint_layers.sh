@@ -10,7 +10,7 @@ cd "$root" || exit 2
 # header must be added here: the check fails on a header it cannot place.
 headers='
 base      err dtype cpu threadpool membw storage chan mapguard fs
-kernels   kernels quant quant_repack
+kernels   kernels quant quant_repack float_gemm
 net       loop http fetch work
 core      tensor
 formats   gguf gguf_write safetensors
