@@ -1,10 +1,9 @@
 /* create.c: random-initialized decoder GGUF models (moonhub create): llama,
- * qwen2, qwen3, gemma2, gemma3, phi3, experts (Mixtral-style llama, qwen2moe),
- * with llama.cpp's tensor names.
- * Layer: engine/model (pure C11 + cjson for tokenizer.json merges). Each
- * tensor is generated in row chunks from a counter-based RNG, quantized on
- * the thread pool and appended to the writer, so even 1B-parameter shapes
- * never hold more than a chunk of f32 values. */
+ * qwen2, qwen3, gemma2, gemma3, phi3, qwen2moe, llama with experts, with
+ * llama.cpp's tensor names. Layer: engine/model (pure C11 + cjson for
+ * tokenizer.json merges). Each tensor is generated in row chunks from a
+ * counter-based RNG, quantized on the thread pool and appended to the
+ * writer, so even 1B-parameter shapes never hold more than a chunk of f32. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
