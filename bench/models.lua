@@ -96,6 +96,7 @@ local function keep(m, t, test, who, ts, load)
    best[m][t][test] = b
    if not b[who] or ts > b[who] then b[who] = ts end
    if load > b.load then b.load = load end
+   note(string.format("bench:   %s %s t=%d %s %.1f tokens/s (load %.1f)", who, m, t, test, ts, load))
 end
 
 local function ours(p, t)
