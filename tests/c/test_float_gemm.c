@@ -116,7 +116,7 @@ static int linear_tokens(mh_dtype t, int T, int64_t rows, int64_t n)
     if (ok) {
         random_w(t, wd, wf, rows * n);
         for (int64_t i = 0; i < T * n; i++) x[i] = rnd_normal();
-        mh_weight w = {t, wd, rows, n};
+        mh_weight w = { .dtype = t, .data = wd, .rows = rows, .cols = n };
         mh_err err = {0};
         ok = mh_linear(&w, x, T, y, &err) == MH_OK;
         for (int tk = 0; tk < T && ok; tk++) {
