@@ -58,6 +58,13 @@ describe("serve --worker and the jobs routes #integration", function()
       -- /health while the job trains (samples only while it is running)
       local lat = {}
       C.wait(function() return C.job(home, id).status == "running" end, "the job to start")
+      -- cancel the second job while it still waits behind the first, then queue it
+      -- again (after the /health loop the first may be done and the second run)
+      code, body = curl(srv, "POST", "/api/moonhub/jobs/" .. id2 .. "/cancel")
+      assert.equal(200, code, body)
+      assert.equal("cancelled", json.decode(body).status)
+      code, body = curl(srv, "POST", "/api/moonhub/jobs/" .. id2 .. "/retry")
+      assert.equal(200, code, body)
       while C.job(home, id).status == "running" and #lat < 200 do
          local c, _, secs = curl(srv, "GET", "/health")
          assert.equal(200, c)
@@ -69,12 +76,6 @@ describe("serve --worker and the jobs routes #integration", function()
       assert.is_true(#lat >= 10, "answered " .. #lat .. " /health calls while training")
       local j = C.job(home, id)
       assert.are_not.equal(srv.pid, j.worker_pid, "training runs in a child process")
-      -- cancel the queued second job, then queue it again
-      code, body = curl(srv, "POST", "/api/moonhub/jobs/" .. id2 .. "/cancel")
-      assert.equal(200, code, body)
-      assert.equal("cancelled", json.decode(body).status)
-      code, body = curl(srv, "POST", "/api/moonhub/jobs/" .. id2 .. "/retry")
-      assert.equal(200, code, body)
       -- the first job's events: steps, then its final status; the stream ends
       code, body = curl(srv, "GET", "/api/moonhub/jobs/" .. id .. "/events")
       assert.equal(200, code)
