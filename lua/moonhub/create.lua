@@ -69,6 +69,11 @@ M.presets["tiny-gemma3"] = tiny_of({ arch = "gemma3", n_layer = 6, n_head = 4, n
    head_dim = 32, n_swa = 4, rope_base = 1e6, rope_base_swa = 10000, rope_scale_linear = 8 })
 M.presets["tiny-phi3"] = tiny_of({ arch = "phi3", n_head_kv = 2, tied = false, longrope = true,
    rope_orig_ctx = 256, rms_eps = 1e-5, n_swa = 8 })   -- llama.cpp wants a window for phi3
+-- tiny-phi3 at k-quant width (256-multiple rows, std scaled so n_embd*std^2
+-- matches the 64-wide presets): the Q4_K_M reference fixture
+M.presets["tiny-phi3-k"] = tiny_of({ arch = "phi3", n_embd = 256, n_ff = 512, n_head = 8,
+   n_head_kv = 2, std = 0.125, tied = false, longrope = true, rope_orig_ctx = 256, rms_eps = 1e-5,
+   n_swa = 8 })
 M.presets["tiny-llama3"] = tiny_of({ arch = "llama", rope_base = 5e5, rope_factor = 8,
    rope_low_freq = 1, rope_high_freq = 4, rope_orig_ctx = 64, rms_eps = 1e-5 })
 M.presets["tiny-llama-linear"] = tiny_of({ arch = "llama", rope_scale_linear = 4, rms_eps = 1e-5 })

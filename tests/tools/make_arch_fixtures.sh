@@ -51,6 +51,8 @@ if [ -n "${LLAMACPP_REF:-}" ]; then
         for t in F16 Q8_0; do llamacpp "$p" "$t" 512 ""; done
     done
     llamacpp tiny-phi3 F16 128 -short
+    # one k-quant file (rows must be 256-multiples, so the wider tiny-phi3-k)
+    llamacpp tiny-phi3-k Q4_K_M 512 ""
     # mixture of experts: Mixtral (llama with experts) and qwen2moe
     for p in tiny-mixtral tiny-qwen2moe; do
         for t in F16 Q8_0; do llamacpp "$p" "$t" 512 ""; done
