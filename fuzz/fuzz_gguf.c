@@ -12,11 +12,12 @@ static void walk(const mh_gguf *g)
     for (int64_t i = 0; i < mh_gguf_n_kv(g); i++) {
         const mh_gguf_kv *kv = mh_gguf_kv_at(g, i);
         if (!kv) continue;
-        sink += (size_t)mh_gguf_kv_int(kv) + (size_t)mh_gguf_kv_float(kv);
+        /* a float is only compared: casting an out-of-range one is UB */
+        sink += (size_t)mh_gguf_kv_int(kv) + (mh_gguf_kv_float(kv) != 0);
         sink += mh_gguf_kv_str(kv).len;
         for (uint64_t j = 0; j < 4; j++) {
             sink += mh_gguf_arr_str(kv, j).len + (size_t)mh_gguf_arr_int(kv, j);
-            sink += (size_t)mh_gguf_arr_float(kv, j);
+            sink += mh_gguf_arr_float(kv, j) != 0;
         }
     }
     for (int64_t i = 0; i < mh_gguf_n_tensors(g); i++)
