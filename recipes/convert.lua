@@ -41,14 +41,7 @@ if not st then
    return cli.fail("convert", err)
 end
 
-local names = {}
-for t in pairs(st.types) do names[#names + 1] = t end
-table.sort(names, function(x, y)
-   if st.types[x] ~= st.types[y] then return st.types[x] > st.types[y] end
-   return x < y
-end)
-local parts = {}
-for _, t in ipairs(names) do parts[#parts + 1] = string.format("%s x%d", t, st.types[t]) end
+local parts = cli.type_counts(st.types)
 io.write(string.format("converted %s -> %s (%s, %s)\n", a.folder, a.output, st.arch, st.type))
 io.write(string.format("  tensors   %d: %s\n", st.tensors, table.concat(parts, ", ")))
 io.write(string.format("  vocab     %d\n", st.vocab))

@@ -33,14 +33,7 @@ if not st then
    return cli.fail("quantize", err)
 end
 
-local names = {}
-for t in pairs(st.types) do names[#names + 1] = t end
-table.sort(names, function(x, y)
-   if st.types[x] ~= st.types[y] then return st.types[x] > st.types[y] end
-   return x < y
-end)
-local parts = {}
-for _, t in ipairs(names) do parts[#parts + 1] = string.format("%s x%d", t, st.types[t]) end
+local parts = cli.type_counts(st.types)
 local mib = 1024 * 1024
 io.write(string.format("quantized %s -> %s (%s)\n", a.input, a.output, st.type))
 io.write(string.format("  tensors   %d: %s%s\n", st.tensors, table.concat(parts, ", "),

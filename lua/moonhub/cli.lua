@@ -301,6 +301,20 @@ end
 -- whether the recipe prints it here or raises it with error(msg, 0).
 -- Exit codes: 2 for usage (the parser's and the recipe's own argument
 -- checks), 1 for everything else.
+-- type_counts({q8_0 = 15, f32 = 7}) -> {"q8_0 x15", "f32 x7"}: most used
+-- first, then by name (the tensor-type line of quantize and convert)
+function M.type_counts(types)
+   local order = {}
+   for t in pairs(types) do order[#order + 1] = t end
+   table.sort(order, function(x, y)
+      if types[x] ~= types[y] then return types[x] > types[y] end
+      return x < y
+   end)
+   local parts = {}
+   for _, t in ipairs(order) do parts[#parts + 1] = string.format("%s x%d", t, types[t]) end
+   return parts
+end
+
 function M.fail(verb, msg, code)
    local head = verb:match("^%S+")                -- "bench tokenize" answers as bench
    io.stderr:write("moonhub ", verb, ": ", host.verb_message(head, tostring(msg)), "\n")
