@@ -80,7 +80,7 @@ $(BUILD)/%.o: %.c
 	$(call say,CC,$<)
 	$(Q)$(CC) $(CFLAGS) $(MH_CFLAGS) -MMD -MP -c -o $@ $<
 
-$(BUILD)/tests/%: tests/c/%.c tests/c/harness.h $(LIBMH)
+$(BUILD)/tests/%: tests/c/%.c tests/c/harness.h tests/c/fixture_json.h $(LIBMH)
 	@mkdir -p $(dir $@)
 	$(call say,CC,$<)
 	$(Q)$(CC) $(CFLAGS) $(MH_CFLAGS) -Itests/c -o $@ $< $(LIBMH) $(LDFLAGS) $(LDLIBS)

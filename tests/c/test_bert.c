@@ -5,6 +5,7 @@
  * the preset the fixture recorded, so no model file is committed. */
 #include <cJSON.h>
 #include <dirent.h>
+#include "fixture_json.h"
 #include "harness.h"
 #include "mh/create.h"
 #include "mh/gguf.h"
@@ -14,54 +15,6 @@
 #define FIXDIR "tests/fixtures/bert/"
 
 static char tmpdir[64] = "/tmp/mh_test_bert_XXXXXX";
-
-static cJSON *read_json(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    cJSON *j = NULL;
-    if (buf && fread(buf, 1, (size_t)n, f) == (size_t)n) {
-        buf[n] = 0;
-        j = cJSON_Parse(buf);
-    }
-    free(buf);
-    fclose(f);
-    return j;
-}
-
-static double num(const cJSON *o, const char *k, double def)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    return cJSON_IsNumber(v) ? v->valuedouble : def;
-}
-
-/* A preset (as preset_json.lua prints it) as the C config, with the Lua
- * binding's defaults. */
-static void config_from(const cJSON *o, mh_create_config *c)
-{
-    memset(c, 0, sizeof *c);
-    snprintf(c->arch, sizeof c->arch, "%s", cJSON_GetStringValue(cJSON_GetObjectItem(o, "arch")));
-    snprintf(c->name, sizeof c->name, "moonhub-tiny");
-    c->n_layer = (int64_t)num(o, "n_layer", 0);
-    c->n_embd = (int64_t)num(o, "n_embd", 0);
-    c->n_ff = (int64_t)num(o, "n_ff", 0);
-    c->n_head = (int64_t)num(o, "n_head", 0);
-    c->n_head_kv = (int64_t)num(o, "n_head_kv", (double)c->n_head);
-    c->n_vocab = (int64_t)num(o, "n_vocab", 0);
-    c->n_ctx = (int64_t)num(o, "n_ctx", 2048);
-    c->rope_base = num(o, "rope_base", 10000);
-    c->rms_eps = num(o, "rms_eps", 1e-5);
-    c->std = num(o, "std", 0.02);
-    c->norm_std = num(o, "norm_std", 0);
-    c->pooling = (int64_t)num(o, "pooling", 0);
-    c->rope_low_freq = 1;
-    c->rope_high_freq = 4;
-    c->rope_orig_ctx = 8192;
-}
 
 /* Writes fixture fx's model into tmpdir (path: 4096 bytes) and loads it. */
 static int load_fixture_model(const cJSON *fx, char *path, mh_model **m, mh_err *err)
