@@ -174,7 +174,8 @@ static int read_shape(const cJSON *c, mh_hf_config *o, mh_err *err)
     if ((st = cfg_int(c, "head_dim", false, &hp->head_dim, err))) return st;
     o->has_head_dim = hp->head_dim != 0;
     if (!o->has_head_dim) hp->head_dim = hp->n_embd / hp->n_head;   /* Qwen2, older llama */
-    if (hp->head_dim % 2 || hp->head_dim == 0 || (!o->has_head_dim && hp->n_embd % hp->n_head))
+    if (hp->head_dim % 2 || hp->head_dim == 0 || hp->head_dim > 65536 ||   /* rope tables are per dim */
+        (!o->has_head_dim && hp->n_embd % hp->n_head))
         return mh_err_set(err, MH_EFORMAT, "config.json: bad head_dim %lld (hidden_size %lld, "
                           "%lld heads)", (long long)hp->head_dim, (long long)hp->n_embd,
                           (long long)hp->n_head);

@@ -234,6 +234,8 @@ static void test_refusals(void)
     CHECK(refused(gguf, tok, ", \"norm_topk_prob\": true", NULL, "norm_topk_prob true is not supported"));
     CHECK(refused(gguf, tok, ", \"decoder_sparse_step\": 2", NULL, "decoder_sparse_step must be 1"));
     CHECK(refused(gguf, tok, ", \"mlp_only_layers\": [0]", NULL, "mlp_only_layers must be empty"));
+    /* a head_dim no model has would size rope tables of gigabytes */
+    CHECK(refused(gguf, tok, ", \"head_dim\": 131072", NULL, "bad head_dim 131072"));
     CHECK(refused(gguf, tok, NULL, "model.layers.1.mlp.experts.3.up_proj.weight",
                   "'model.layers.1.mlp.experts.3.up_proj.weight' is missing"));
     CHECK(refused(gguf, tok, NULL, "model.layers.0.mlp.shared_expert_gate.weight",
