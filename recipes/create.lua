@@ -11,7 +11,8 @@ local p = cli.parser("create",
    .. "Presets: " .. table.concat(presets, ", ") .. ".")
 p:mutex(
    p:option("--preset", "a known model shape"),
-   p:option("--config", "a Hugging Face config.json (llama, mistral, qwen2, qwen3, gemma2, gemma3, phi3)")
+   p:option("--config", "a Hugging Face config.json (model_type llama, mistral, qwen2, qwen3, "
+      .. "gemma2, gemma3, gemma3_text, phi3, mixtral, qwen2_moe)")
 )
 p:option("--out", "the GGUF file to write (required)")
 p:option("--type", "weight type: " .. table.concat(mh.quantize.types, ", "), "Q8_0")

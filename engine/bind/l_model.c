@@ -150,10 +150,11 @@ static int m_hparams(lua_State *L)
     set_int(L, "n_params", mh_model_n_params(m));
     set_int(L, "weight_bytes", (int64_t)mh_model_weight_bytes(m));
     /* weights one generated token reads: all but an untied embedding table,
-     * of which it reads one row (bench's bandwidth percentage) */
+     * of which it reads one row, and the experts it is not routed to
+     * (bench's bandwidth percentage) */
     const mh_weight *e = &mh_model_globals_get(m)->tok_embd;
     size_t embd = hp->tied_embeddings ? 0 : mh_dtype_row_size(e->dtype, e->cols) * (size_t)(e->rows - 1);
-    set_int(L, "bytes_per_token", (int64_t)(mh_model_weight_bytes(m) - embd));
+    set_int(L, "bytes_per_token", (int64_t)(mh_model_weight_bytes(m) - embd - mh_model_moe_idle_bytes(m)));
     return 1;
 }
 

@@ -1,5 +1,5 @@
 /* convert.c: Hugging Face folder -> GGUF (llama.cpp convert_hf_to_gguf.py's
- * job for the dense decoders this engine runs). Hyperparameters come from
+ * job for the decoders this engine runs, dense and mixture-of-experts). Hyperparameters come from
  * hf_config.c (the folder loader's reading), names from its GGUF<->HF map,
  * tensor types from quantize.c's rules, so `convert --type Q8_0` writes the
  * bytes `quantize` would write from the F32 conversion.
@@ -29,6 +29,8 @@ typedef struct ctensor {
     int xform;
     int64_t heads;              /* XF_PERMUTE: heads in the rows */
     mh_dtype type;              /* written as */
+    int64_t n_exp;              /* > 0: n_exp stacked experts of (rows, cols), sources xs[xs0..] */
+    int xs0;
 } ctensor;
 
 typedef struct conv {
@@ -38,6 +40,7 @@ typedef struct conv {
     ctensor *t;
     int n, cap;
     bool *used;                 /* (tensor count of st) consumed by the plan */
+    int *xs, n_xs;              /* safetensors indices of stacked experts, in order */
     float *f32;
     uint8_t *qbuf;
 } conv;
@@ -94,6 +97,22 @@ static int arch_keys(const mh_hf_config *c, mh_gguf_writer *w, mh_err *err)
     return rc;
 }
 
+/* Expert keys (llama.cpp: Model's and Qwen2MoeModel's set_gguf_parameters).
+ * Qwen2-MoE's widths are written even where config.json relies on
+ * transformers' defaults, which llama.cpp's loader does not share. */
+static int moe_keys(const mh_hparams *hp, mh_gguf_writer *w, mh_err *err)
+{
+    const char *a = hp->arch_name;
+    if (hp->n_expert <= 0) return MH_OK;
+    int rc = kv_u32(w, a, "expert_count", hp->n_expert, err);
+    if (!rc) rc = kv_u32(w, a, "expert_used_count", hp->n_expert_used, err);
+    if (!rc && !strcmp(a, "qwen2moe")) {
+        rc = kv_u32(w, a, "expert_feed_forward_length", hp->n_ff_exp, err);
+        if (!rc) rc = kv_u32(w, a, "expert_shared_feed_forward_length", hp->n_ff_shexp, err);
+    }
+    return rc;
+}
+
 static int hparam_keys(const conv *cv, const mh_convert_opts *o, mh_gguf_writer *w, mh_err *err)
 {
     const mh_hparams *hp = &cv->cfg.hp;
@@ -123,6 +142,7 @@ static int hparam_keys(const conv *cv, const mh_convert_opts *o, mh_gguf_writer 
     }
     if (!rc) rc = mh_gguf_writer_set_int(w, "general.file_type", MH_GGUF_UINT32, o->ftype, err);
     if (!rc) rc = arch_keys(&cv->cfg, w, err);
+    if (!rc) rc = moe_keys(hp, w, err);
     if (!rc) rc = mh_gguf_writer_set_int(w, "general.quantization_version", MH_GGUF_UINT32, 2, err);
     return rc;
 }
@@ -215,6 +235,93 @@ static void mark_permute(conv *cv, const char *part, int64_t heads)
     }
 }
 
+/* ===== mixture of experts: router, stacked experts, shared expert ===== */
+
+/* The checkpoint tensor behind GGUF name gguf (the router, an expert's
+ * slice "blk.N.ffn_up_exps.E.weight", the shared expert), checked to be
+ * (rows, cols), or for a vector (rows 0) (cols) or HF's (1, cols). */
+static int find_moe(conv *cv, const char *gguf, int64_t rows, int64_t cols, int *idx, mh_err *err)
+{
+    char hf[192];
+    if (!mh_hf_tensor_name(&cv->cfg, gguf, hf, sizeof hf))
+        return mh_err_set(err, MH_EINVAL, "no Hugging Face name for '%s'", gguf);
+    int i = mh_safetensors_find(cv->st, hf);
+    if (i < 0)
+        return mh_err_set(err, MH_EFORMAT, "tensor '%s' is missing from %s (%s with %lld experts "
+                          "needs it)", hf, cv->dir, cv->cfg.cls, (long long)cv->cfg.hp.n_expert);
+    const mh_st_info *in = mh_safetensors_info(cv->st, i);
+    if (in->dtype != MH_DTYPE_F32 && in->dtype != MH_DTYPE_F16 && in->dtype != MH_DTYPE_BF16)
+        return mh_err_set(err, MH_EFORMAT, "tensor '%s' has dtype %s (convert reads F32, F16 "
+                          "and BF16)", hf, in->file_dtype);
+    bool mat = in->ndim == 2 && in->shape[1] == cols;
+    bool ok = rows ? mat && in->shape[0] == rows
+                   : (in->ndim == 1 && in->shape[0] == cols) || (mat && in->shape[0] == 1);
+    if (!ok) {
+        char got[96];
+        mh_shape_str(in->ndim, in->shape, got, sizeof got);
+        return mh_err_set(err, MH_EFORMAT, "tensor '%s' has shape %s, config.json implies "
+                          "(%lld,%lld)", hf, got, (long long)(rows ? rows : 1), (long long)cols);
+    }
+    *idx = i;
+    cv->used[i] = true;
+    return MH_OK;
+}
+
+static int plan_one(conv *cv, const char *gguf, int64_t rows, int64_t cols, mh_err *err)
+{
+    int idx = -1;
+    int rc = find_moe(cv, gguf, rows, cols, &idx, err);
+    ctensor *t = rc ? NULL : plan_add(cv, gguf, rows, cols, err);
+    if (!rc && !t) rc = MH_ENOMEM;
+    if (t) t->src = idx;
+    return rc;
+}
+
+/* GGUF's 3-D blk.l.<what>.weight from the n_expert checkpoint tensors of
+ * (rows, cols) each; written expert by expert (write_experts). */
+static int plan_stack(conv *cv, int64_t l, const char *what, int64_t rows, int64_t cols, mh_err *err)
+{
+    const int64_t X = cv->cfg.hp.n_expert;
+    char n[96];
+    int *xs = realloc(cv->xs, sizeof *xs * (size_t)(cv->n_xs + X));
+    if (!xs) return mh_err_set(err, MH_ENOMEM, "out of memory");
+    cv->xs = xs;
+    int rc = MH_OK;
+    for (int64_t e = 0; e < X && !rc; e++) {
+        snprintf(n, sizeof n, "blk.%lld.%s.%lld.weight", (long long)l, what, (long long)e);
+        rc = find_moe(cv, n, rows, cols, &xs[cv->n_xs + e], err);
+    }
+    snprintf(n, sizeof n, "blk.%lld.%s.weight", (long long)l, what);
+    ctensor *t = rc ? NULL : plan_add(cv, n, rows, cols, err);
+    if (!rc && !t) rc = MH_ENOMEM;
+    if (rc) return rc;
+    t->n_exp = X;
+    t->xs0 = cv->n_xs;
+    cv->n_xs += (int)X;
+    return MH_OK;
+}
+
+/* Layer l's expert FFN in llama.cpp's names (Mixtral: router and experts;
+ * Qwen2-MoE adds the shared expert and its gate, written as a vector). */
+static int plan_moe(conv *cv, int64_t l, mh_err *err)
+{
+    const mh_hparams *hp = &cv->cfg.hp;
+    const int64_t E = hp->n_embd, F = hp->n_ff_exp, S = hp->n_ff_shexp;
+    char n[96];
+#define ONE(part, rows, cols) \
+    (snprintf(n, sizeof n, "blk.%lld.%s", (long long)l, part), plan_one(cv, n, rows, cols, err))
+    int rc = ONE("ffn_gate_inp.weight", hp->n_expert, E);
+    if (!rc) rc = plan_stack(cv, l, "ffn_gate_exps", F, E, err);
+    if (!rc) rc = plan_stack(cv, l, "ffn_up_exps", F, E, err);
+    if (!rc) rc = plan_stack(cv, l, "ffn_down_exps", E, F, err);
+    if (!rc && S > 0) rc = ONE("ffn_gate_inp_shexp.weight", 0, E);
+    if (!rc && S > 0) rc = ONE("ffn_gate_shexp.weight", S, E);
+    if (!rc && S > 0) rc = ONE("ffn_up_shexp.weight", S, E);
+    if (!rc && S > 0) rc = ONE("ffn_down_shexp.weight", E, S);
+#undef ONE
+    return rc;
+}
+
 static int plan_layer(conv *cv, int64_t l, mh_err *err)
 {
     const mh_hparams *hp = &cv->cfg.hp;
@@ -236,9 +343,11 @@ static int plan_layer(conv *cv, int64_t l, mh_err *err)
     if (!rc) rc = SRC("attn_output.weight", E, qd);
     if (!rc && hp->post_norms) rc = SRC("post_attention_norm.weight", 0, E);
     if (!rc) rc = SRC("ffn_norm.weight", 0, E);
+    const bool moe = hp->n_expert > 0;
+    if (!rc && moe) rc = plan_moe(cv, l, err);
     if (!rc && fused) rc = SRC("ffn_up.weight", 2 * F, E);
-    if (!rc && !fused && !(rc = SRC("ffn_gate.weight", F, E))) rc = SRC("ffn_up.weight", F, E);
-    if (!rc) rc = SRC("ffn_down.weight", E, F);
+    if (!rc && !fused && !moe && !(rc = SRC("ffn_gate.weight", F, E))) rc = SRC("ffn_up.weight", F, E);
+    if (!rc && !moe) rc = SRC("ffn_down.weight", E, F);
     if (!rc && hp->post_norms) rc = SRC("post_ffw_norm.weight", 0, E);
 #undef SRC
     return rc;
@@ -297,10 +406,10 @@ static int declare(conv *cv, mh_ftype ftype, mh_gguf_writer *w, mh_convert_stats
     }
     for (int i = 0; i < cv->n; i++) {
         ctensor *t = &cv->t[i];
-        int nd = t->rows ? 2 : 1;
+        int nd = t->n_exp ? 3 : t->rows ? 2 : 1;
         t->type = MH_DTYPE_F32;
         if (mh_quantize_wants(t->name, nd)) t->type = mh_quantize_pick_type(ftype, t->name, t->cols, &mi, NULL);
-        int64_t ne[4] = { t->cols, t->rows ? t->rows : 1, 1, 1 };
+        int64_t ne[4] = { t->cols, t->rows ? t->rows : 1, t->n_exp ? t->n_exp : 1, 1 };
         int rc = mh_gguf_writer_add_tensor(w, t->name, nd, ne, t->type, err);
         if (rc) return rc;
         st->n_by_type[t->type]++;
@@ -356,6 +465,21 @@ static int write_tensor(conv *cv, const ctensor *t, mh_gguf_writer *w, mh_err *e
     return rc;
 }
 
+/* A stacked expert tensor: each expert's rows in turn, so only one
+ * expert's chunk is in memory; row-wise quantization makes the bytes those
+ * of the whole stack. */
+static int write_experts(conv *cv, const ctensor *t, mh_gguf_writer *w, mh_err *err)
+{
+    ctensor one = *t;
+    one.n_exp = 0;
+    int rc = MH_OK;
+    for (int64_t e = 0; e < t->n_exp && !rc; e++) {
+        one.src = cv->xs[t->xs0 + e];
+        rc = write_tensor(cv, &one, w, err);
+    }
+    return rc;
+}
+
 /* ===== entry ===== */
 
 static int run(conv *cv, const char *out, const mh_convert_opts *o, mh_convert_stats *st, mh_err *err)
@@ -370,7 +494,7 @@ static int run(conv *cv, const char *out, const mh_convert_opts *o, mh_convert_s
     if (!rc) rc = declare(cv, o->ftype, w, st, err);
     if (!rc) rc = mh_gguf_writer_begin(w, out, err);
     for (int i = 0; i < cv->n && !rc; i++) {
-        rc = write_tensor(cv, &cv->t[i], w, err);
+        rc = cv->t[i].n_exp ? write_experts(cv, &cv->t[i], w, err) : write_tensor(cv, &cv->t[i], w, err);
         if (!rc && o->progress) o->progress(o->progress_ud, (uint64_t)i + 1, (uint64_t)cv->n);
     }
     if (!rc) rc = mh_safetensors_check(cv->st, err);   /* a shard shrank under us */
@@ -403,6 +527,7 @@ int mh_convert_hf(const char *dir, const char *out_path, const mh_convert_opts *
     mh_hf_config_free(&cv.cfg);
     free(cv.t);
     free(cv.used);
+    free(cv.xs);
     free(cv.f32);
     free(cv.qbuf);
     clock_gettime(CLOCK_MONOTONIC, &t1);

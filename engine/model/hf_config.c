@@ -1,6 +1,7 @@
 /* hf_config.c: Hugging Face config.json -> mh_hparams (+ what a GGUF writer
- * needs besides), and GGUF <-> HF tensor names, for the dense decoder
- * classes this engine runs. One reading for the folder loader and convert.
+ * needs besides), and GGUF <-> HF tensor names, for the decoder classes
+ * this engine runs (dense, and Mixtral / Qwen2-MoE experts). One reading
+ * for the folder loader and convert.
  * Layer: engine/model (pure C11 + cJSON). Semantics follow transformers'
  * modeling files; GGUF keys follow llama.cpp's convert_hf_to_gguf.py. */
 #include <math.h>
@@ -12,7 +13,7 @@
 
 const char *mh_hf_supported = "LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, "
                               "Qwen3ForCausalLM, Gemma2ForCausalLM, Gemma3ForCausalLM, "
-                              "Phi3ForCausalLM";
+                              "Phi3ForCausalLM, MixtralForCausalLM, Qwen2MoeForCausalLM";
 
 static const struct {
     const char *cls, *type, *gguf;
@@ -25,6 +26,8 @@ static const struct {
     { "Gemma2ForCausalLM", "gemma2", "gemma2", MH_ARCH_GEMMA2 },
     { "Gemma3ForCausalLM", "gemma3_text", "gemma3", MH_ARCH_GEMMA3 },
     { "Phi3ForCausalLM", "phi3", "phi3", MH_ARCH_PHI3 },
+    { "MixtralForCausalLM", "mixtral", "llama", MH_ARCH_LLAMA },   /* llama with experts */
+    { "Qwen2MoeForCausalLM", "qwen2_moe", "qwen2moe", MH_ARCH_QWEN2 },
 };
 
 /* ===== reading ===== */
@@ -171,7 +174,8 @@ static int read_shape(const cJSON *c, mh_hf_config *o, mh_err *err)
     if ((st = cfg_int(c, "head_dim", false, &hp->head_dim, err))) return st;
     o->has_head_dim = hp->head_dim != 0;
     if (!o->has_head_dim) hp->head_dim = hp->n_embd / hp->n_head;   /* Qwen2, older llama */
-    if (hp->head_dim % 2 || hp->head_dim == 0 || (!o->has_head_dim && hp->n_embd % hp->n_head))
+    if (hp->head_dim % 2 || hp->head_dim == 0 || hp->head_dim > 65536 ||   /* rope tables are per dim */
+        (!o->has_head_dim && hp->n_embd % hp->n_head))
         return mh_err_set(err, MH_EFORMAT, "config.json: bad head_dim %lld (hidden_size %lld, "
                           "%lld heads)", (long long)hp->head_dim, (long long)hp->n_embd,
                           (long long)hp->n_head);
@@ -348,6 +352,69 @@ static int read_arch(const cJSON *c, mh_hf_config *o, mh_err *err)
     return MH_OK;
 }
 
+/* ===== mixture of experts (Mixtral, Qwen2-MoE) ===== */
+
+static bool is_mixtral(const mh_hf_config *o)
+{
+    return !strcmp(o->cls, "MixtralForCausalLM") || !strcmp(o->cls, "mixtral");
+}
+
+static bool is_qwen2moe(const mh_hf_config *o) { return !strcmp(o->hp.arch_name, "qwen2moe"); }
+
+/* Qwen2-MoE switches llama.cpp c392e5094 (and this engine) do not follow:
+ * refused by name rather than run as something else. */
+static int qwen2moe_unsupported(const cJSON *c, mh_err *err)
+{
+    const cJSON *v = key(c, "decoder_sparse_step"), *only = key(c, "mlp_only_layers");
+    if (v && !cJSON_IsNull(v) && !(cJSON_IsNumber(v) && v->valuedouble == 1.0))
+        return mh_err_set(err, MH_EFORMAT, "config.json decoder_sparse_step must be 1 (every layer "
+                          "with experts); dense layers between are not supported");
+    if (only && !cJSON_IsNull(only) && !(cJSON_IsArray(only) && cJSON_GetArraySize(only) == 0))
+        return mh_err_set(err, MH_EFORMAT, "config.json mlp_only_layers must be empty (dense layers "
+                          "among expert layers are not supported)");
+    if (cJSON_IsTrue(key(c, "norm_topk_prob")))
+        return mh_err_set(err, MH_EFORMAT, "config.json norm_topk_prob true is not supported for "
+                          "Qwen2MoeForCausalLM (GGUF has no key for it; llama.cpp never renormalises "
+                          "the top-k weights of qwen2moe)");
+    if (cJSON_IsTrue(key(c, "use_sliding_window")))
+        return mh_err_set(err, MH_EFORMAT, "config.json use_sliding_window true is not supported "
+                          "for Qwen2MoeForCausalLM");
+    return MH_OK;
+}
+
+/* Expert counts and widths, with transformers' defaults (MixtralConfig,
+ * Qwen2MoeConfig) where a key is absent. Mixtral: experts of
+ * intermediate_size rows, top-k weights renormalised, Mistral's window;
+ * Qwen2-MoE: moe_intermediate_size experts plus a sigmoid-gated shared one. */
+static int read_moe(const cJSON *c, mh_hf_config *o, mh_err *err)
+{
+    mh_hparams *hp = &o->hp;
+    bool mixtral = is_mixtral(o);
+    if (!mixtral && !is_qwen2moe(o)) return MH_OK;
+    const char *count = mixtral ? "num_local_experts" : "num_experts";
+    hp->n_expert = mixtral ? 8 : 60;
+    hp->n_expert_used = mixtral ? 2 : 4;
+    int st;
+    if ((st = cfg_int(c, count, false, &hp->n_expert, err)) ||
+        (st = cfg_int(c, "num_experts_per_tok", false, &hp->n_expert_used, err)))
+        return st;
+    if (hp->n_expert > 256 || hp->n_expert_used > hp->n_expert)
+        return mh_err_set(err, MH_EFORMAT, "config.json: num_experts_per_tok %lld of %s %lld (need "
+                          "used <= count <= 256)", (long long)hp->n_expert_used, count,
+                          (long long)hp->n_expert);
+    if (mixtral) {
+        hp->n_ff_exp = hp->n_ff;
+        hp->expert_norm = true;
+        return cfg_int(c, "sliding_window", false, &hp->n_swa, err);
+    }
+    hp->n_ff_exp = 1408;
+    hp->n_ff_shexp = 5632;
+    if ((st = cfg_int(c, "moe_intermediate_size", false, &hp->n_ff_exp, err)) ||
+        (st = cfg_int(c, "shared_expert_intermediate_size", false, &hp->n_ff_shexp, err)))
+        return st;
+    return qwen2moe_unsupported(c, err);
+}
+
 int mh_hf_config_parse(const cJSON *c, mh_hf_config *o, mh_err *err)
 {
     memset(o, 0, sizeof *o);
@@ -355,7 +422,7 @@ int mh_hf_config_parse(const cJSON *c, mh_hf_config *o, mh_err *err)
     int st;
     if ((st = cfg_arch(c, o, err)) || (st = cfg_unsupported(c, o, err)) ||
         (st = read_shape(c, o, err)) || (st = read_rope_scaling(c, o, err)) ||
-        (st = read_arch(c, o, err)))
+        (st = read_arch(c, o, err)) || (st = read_moe(c, o, err)))
         return st;
     const cJSON *tie = key(c, "tie_word_embeddings");
     o->tie_explicit = cJSON_IsBool(tie);
@@ -411,8 +478,56 @@ static const char *layer_part(const mh_hf_config *c, const char *part)
     return NULL;
 }
 
+/* Router, per-expert and shared-expert names (Mixtral's block_sparse_moe,
+ * Qwen2-MoE's mlp); false when gguf is none of them. The stacked GGUF
+ * tensors have no HF name: "blk.N.ffn_gate_exps.E.weight" stands for
+ * expert E's slice (w1/gate_proj; w2/down_proj; w3/up_proj). */
+static bool moe_name(const mh_hf_config *c, const char *gguf, char *out, size_t n, bool *ok)
+{
+    static const char *const stack[3][3] = {   /* GGUF, Mixtral, Qwen2-MoE */
+        { "ffn_gate_exps", "w1", "gate_proj" }, { "ffn_down_exps", "w2", "down_proj" },
+        { "ffn_up_exps", "w3", "up_proj" },
+    };
+    static const char *const shared[4][2] = {
+        { "ffn_gate_inp_shexp", "shared_expert_gate" }, { "ffn_gate_shexp", "shared_expert.gate_proj" },
+        { "ffn_up_shexp", "shared_expert.up_proj" }, { "ffn_down_shexp", "shared_expert.down_proj" },
+    };
+    bool mixtral = is_mixtral(c);
+    const char *blk = mixtral ? "block_sparse_moe" : "mlp";
+    long long l, e;
+    char part[48];
+    int end = 0;
+    if ((!mixtral && !is_qwen2moe(c)) || sscanf(gguf, "blk.%lld.%47[^.].%n", &l, part, &end) != 2 || l < 0)
+        return false;
+    const char *rest = gguf + end;
+    int len = -1;
+    if (!strcmp(part, "ffn_gate_inp") && !strcmp(rest, "weight"))
+        len = snprintf(out, n, "model.layers.%lld.%s.gate.weight", l, blk);
+    for (int i = 0; i < 4 && !mixtral && len < 0; i++)
+        if (!strcmp(part, shared[i][0]) && !strcmp(rest, "weight"))
+            len = snprintf(out, n, "model.layers.%lld.mlp.%s.weight", l, shared[i][1]);
+    for (int i = 0; i < 3 && len < 0; i++) {
+        if (strcmp(part, stack[i][0])) continue;
+        int k = 0;
+        *ok = false;     /* the stack itself has no name; its slices do */
+        if (sscanf(rest, "%lld.weight%n", &e, &k) != 1 || k == 0 || rest[k] || e < 0) return true;
+        len = snprintf(out, n, "model.layers.%lld.%s.experts.%lld.%s.weight", l, blk, e,
+                       stack[i][mixtral ? 1 : 2]);
+    }
+    *ok = len >= 0 && len < (int)n;
+    return len >= 0;
+}
+
+bool mh_hf_is_row_matrix(const char *gguf)
+{
+    size_t n = strlen(gguf), k = strlen(".ffn_gate_inp_shexp.weight");
+    return n > k && !strcmp(gguf + n - k, ".ffn_gate_inp_shexp.weight");
+}
+
 bool mh_hf_tensor_name(const mh_hf_config *c, const char *gguf, char *out, size_t n)
 {
+    bool moe_ok;
+    if (moe_name(c, gguf, out, n, &moe_ok)) return moe_ok;
     static const char *const globals[][2] = {
         { "token_embd.weight", "model.embed_tokens.weight" },
         { "output_norm.weight", "model.norm.weight" },

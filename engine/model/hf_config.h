@@ -41,6 +41,12 @@ void mh_hf_config_free(mh_hf_config *c);
 /* The Hugging Face name of GGUF tensor `gguf` ("blk.3.ffn_norm.weight")
  * for c's architecture, into out; false when there is none. */
 bool mh_hf_tensor_name(const mh_hf_config *c, const char *gguf, char *out, size_t n);
+/* Mixtral and Qwen2-MoE keep one tensor per expert where GGUF stacks them:
+ * "blk.N.ffn_gate_exps.E.weight" (also ffn_up_exps, ffn_down_exps) names
+ * expert E's slice, and has an HF name; the stack itself has none. */
+/* Qwen2-MoE's shared_expert_gate is an nn.Linear(n_embd, 1): HF stores a
+ * (1, n_embd) matrix where GGUF (and this engine) hold a vector. */
+bool mh_hf_is_row_matrix(const char *gguf);
 /* Gemma stores RMSNorm weights as w with the norm scaling by (1 + w);
  * GGUF (and this engine) hold 1 + w. True for tensors that need it. */
 bool mh_hf_norm_plus_one(const mh_hf_config *c, const char *gguf);

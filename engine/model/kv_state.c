@@ -59,6 +59,30 @@ static void hash_hparams(EVP_MD_CTX *md, const mh_hparams *hp)
     EVP_DigestUpdate(md, &hp->rms_eps, sizeof hp->rms_eps);
 }
 
+/* Experts (moe.c): their routing and every expert's weights. Nothing for a
+ * dense model, whose identity (and its saved states) stays as it was. */
+static void hash_moe(EVP_MD_CTX *md, const mh_model *m)
+{
+    const mh_hparams *hp = &m->hp;
+    if (!m->moe || hp->n_expert <= 0) return;
+    int64_t v[] = { hp->n_expert, hp->n_expert_used, hp->n_ff_exp, hp->n_ff_shexp, hp->expert_norm };
+    EVP_DigestUpdate(md, "experts", 7);
+    EVP_DigestUpdate(md, v, sizeof v);
+    for (int64_t l = 0; l < hp->n_layer; l++) {
+        const mh_moe_layer *M = &m->moe[l];
+        hash_weight(md, &M->router);
+        for (int64_t e = 0; e < hp->n_expert; e++) {
+            hash_weight(md, &M->gate[e]);
+            hash_weight(md, &M->up[e]);
+            hash_weight(md, &M->down[e]);
+        }
+        hash_vec(md, M->shexp_gate, hp->n_embd);
+        hash_weight(md, &M->sh_gate);
+        hash_weight(md, &M->sh_up);
+        hash_weight(md, &M->sh_down);
+    }
+}
+
 int mh_model_identity(const mh_model *m, uint8_t id[MH_KV_STATE_ID_BYTES], mh_err *err)
 {
     if (!m || !id) return mh_err_set(err, MH_EINVAL, "model identity: a model is required");
@@ -82,6 +106,7 @@ int mh_model_identity(const mh_model *m, uint8_t id[MH_KV_STATE_ID_BYTES], mh_er
         hash_vec(md, L->attn_norm, hp->n_embd);
         hash_vec(md, L->ffn_norm, hp->n_embd);
     }
+    hash_moe(md, m);
     hash_i64(md, m->n_lora);            /* adapters change every K/V row */
     unsigned len = 0;
     int ok = EVP_DigestFinal_ex(md, id, &len) == 1 && len == MH_KV_STATE_ID_BYTES;

@@ -1,6 +1,7 @@
 /* llama_hf.c: builds an mh_model from a Hugging Face checkpoint directory
  * (config.json + model.safetensors, or shards with model.safetensors.index.json)
- * for the classes hf_config.c reads (Llama, Mistral, Qwen2/3, Gemma2/3, Phi3).
+ * for the classes hf_config.c reads (Llama, Mistral, Qwen2/3, Gemma2/3, Phi3,
+ * Mixtral, Qwen2-MoE: their per-expert tensors bind one by one in moe.c).
  * Layer: engine/model (cJSON, mh/safetensors.h). Layers bind by GGUF name
  * through hf_config's name map, so both loaders share llama_names.c's binder.
  * F32/F16/BF16 matrices stay zero-copy in the mapping; norms and biases
@@ -77,6 +78,8 @@ static int get_weight(mh_model *m, const char *gguf, int ndim, int64_t rows, int
         return mh_err_set(err, MH_EFORMAT, "model: tensor '%s' has dtype %s, expected F32, F16 or BF16",
                           name, in->file_dtype);
     bool ok = in->ndim == ndim && in->shape[ndim - 1] == cols && (ndim == 1 || in->shape[0] == rows);
+    if (ndim == 1 && mh_hf_is_row_matrix(gguf))   /* Qwen2-MoE's (1, n_embd) shared_expert_gate */
+        ok = ok || (in->ndim == 2 && in->shape[0] == 1 && in->shape[1] == cols);
     if (!ok) {
         char got[96];
         mh_shape_str(in->ndim, in->shape, got, sizeof got);
@@ -159,7 +162,8 @@ static int load_all(mh_model *m, const char *dir, mh_err *err)
         m->hf = &hc;
         size_t L = (size_t)m->hp.n_layer;
         m->layers = calloc(L, sizeof *m->layers);
-        m->held = calloc(L * 16 + 4, sizeof *m->held);
+        size_t X = (size_t)m->hp.n_expert;     /* experts: one tensor each (moe.c) */
+        m->held = calloc(L * (16 + 3 * X + 5) + 4, sizeof *m->held);
         if (!m->layers || !m->held) st = mh_err_set(err, MH_ENOMEM, "model: out of memory");
     }
     if (!st) st = take_rope(m, &hc, err);

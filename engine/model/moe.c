@@ -20,8 +20,16 @@ static int bind_stack(mh_model *m, mh_tensor_getter get, int64_t l, const char *
     const int64_t X = m->hp.n_expert;
     char n[160];
     mh_weight w;
+    int st = MH_OK;
+    if (m->hf) {   /* a Hugging Face folder: a tensor per expert (hf_config.h names them) */
+        for (int64_t e = 0; e < X && !st; e++) {
+            snprintf(n, sizeof n, "blk.%lld.%s.%lld.weight", (long long)l, what, (long long)e);
+            st = mh_model_get_weight(m, get, n, rows, cols, true, &views[e], err);
+        }
+        return st;
+    }
     snprintf(n, sizeof n, "blk.%lld.%s.weight", (long long)l, what);
-    int st = get(m, n, 3, X * rows, cols, true, &w, err);
+    st = get(m, n, 3, X * rows, cols, true, &w, err);
     for (int64_t e = 0; e < X && !st; e++) st = mh_model_slice_rows(m, &w, e * rows, rows, &views[e], err);
     return st;
 }
@@ -68,6 +76,19 @@ int mh_moe_bind_layer(mh_model *m, mh_layout layout, mh_tensor_getter get, int64
         (st = bind_stack(m, get, l, "ffn_down_exps", E, F, M->down, err)))
         return st;
     return hp->n_ff_shexp > 0 ? bind_shared(m, get, l, M, err) : MH_OK;
+}
+
+size_t mh_model_moe_idle_bytes(const mh_model *m)
+{
+    const mh_hparams *hp = &m->hp;
+    size_t all = 0;   /* every routed expert (a folder's may differ in type) */
+    if (!m->moe || hp->n_expert <= 0) return 0;
+    for (int64_t l = 0; l < hp->n_layer; l++)
+        for (int64_t e = 0; e < hp->n_expert; e++) {
+            const mh_weight *w[3] = { &m->moe[l].gate[e], &m->moe[l].up[e], &m->moe[l].down[e] };
+            for (int k = 0; k < 3; k++) all += mh_dtype_row_size(w[k]->dtype, w[k]->cols) * (size_t)w[k]->rows;
+        }
+    return all / (size_t)hp->n_expert * (size_t)(hp->n_expert - hp->n_expert_used);
 }
 
 /* ===== forward ===== */

@@ -1,9 +1,11 @@
 -- tests/helpers/hf_folder.lua: the inverse of moonhub convert, for specs.
 -- Writes a Hugging Face folder (config.json, tokenizer.json,
--- tokenizer_config.json, safetensors shards + index) from an F32 GGUF made
--- by `moonhub create`, undoing what llama.cpp's converter does (llama q/k
--- row permutation, Gemma's 1 + w norms, rope factor tensors back into
--- rope_scaling). Written apart from convert.c on purpose: the round trip
+-- tokenizer_config.json, safetensors shards + index) from a GGUF made by
+-- `moonhub create` (F32, F16 and BF16 tensors as they are, Q8_0 dequantized
+-- to F32), undoing what llama.cpp's converter does (llama q/k row
+-- permutation, Gemma's 1 + w norms, rope factor tensors back into
+-- rope_scaling, experts stacked into 3-D tensors back into one tensor per
+-- expert for Mixtral and Qwen2-MoE). Written apart from convert.c on purpose: the round trip
 -- folder -> convert -> GGUF checks one against the other.
 -- Also: a tiny byte-level BPE tokenizer.json, and GGUF tensor bytes by name.
 -- Pure module: does nothing on require.
@@ -138,9 +140,34 @@ local function pack_floats(v)
    return table.concat(parts)
 end
 
+-- IEEE half bits -> number.
+local function half(h)
+   local sign, e, m = (h >> 15) == 1 and -1 or 1, (h >> 10) & 31, h & 1023
+   if e == 0 then return sign * m * 2.0 ^ -24 end
+   if e == 31 then return m == 0 and sign * math.huge or 0 / 0 end
+   return sign * (1 + m / 1024) * 2.0 ^ (e - 15)
+end
+
+-- Q8_0 blocks (f16 scale, 32 int8) -> packed f32 bytes, as the engine
+-- dequantizes them (d * q in float).
+local function dequant_q8_0(bytes)
+   local out = {}
+   for b = 0, #bytes // 34 - 1 do
+      local d = string.unpack("<f", string.pack("<f", half(string.unpack("<I2", bytes, 34 * b + 1))))
+      for i = 0, 31 do
+         out[#out + 1] = string.pack("<f", d * string.unpack("<i1", bytes, 34 * b + 3 + i))
+      end
+   end
+   return table.concat(out)
+end
+
+-- GGUF type -> {safetensors dtype, element bytes, converter to those bytes}.
+local DTYPES = { f32 = { "F32", 4 }, f16 = { "F16", 2 }, bf16 = { "BF16", 2 },
+   q8_0 = { "F32", 4, dequant_q8_0 } }
+
 -- GGUF llama rows pair (2i, 2i+1) per head; HF rows pair (i, i + d/2).
-local function unpermute(bytes, rows, cols, heads)
-   local rb, hd = cols * 4, rows // heads
+local function unpermute(bytes, rows, cols, heads, esize)
+   local rb, hd = cols * esize, rows // heads
    local out = {}
    for r = 0, rows - 1 do          -- HF row r <- GGUF row
       local h, within = r // hd, r % hd
@@ -159,15 +186,30 @@ local LAYER = {
    post_ffw_norm = "post_feedforward_layernorm",
 }
 local CLASS = { llama = "LlamaForCausalLM", qwen2 = "Qwen2ForCausalLM", qwen3 = "Qwen3ForCausalLM",
-   gemma2 = "Gemma2ForCausalLM", gemma3 = "Gemma3ForCausalLM", phi3 = "Phi3ForCausalLM" }
-local MODEL_TYPE = { gemma3 = "gemma3_text" }
+   gemma2 = "Gemma2ForCausalLM", gemma3 = "Gemma3ForCausalLM", phi3 = "Phi3ForCausalLM",
+   mixtral = "MixtralForCausalLM", qwen2moe = "Qwen2MoeForCausalLM" }
+local MODEL_TYPE = { gemma3 = "gemma3_text", mixtral = "mixtral", qwen2moe = "qwen2_moe" }
 
-local function hf_name(arch, gguf)
+-- Expert FFNs (transformers' MixtralSparseMoeBlock, Qwen2MoeSparseMoeBlock):
+-- the router, expert E's three matrices, Qwen2-MoE's shared expert.
+local MIXTRAL = { ffn_gate_inp = "block_sparse_moe.gate", ffn_gate_exps = "block_sparse_moe.experts.%d.w1",
+   ffn_down_exps = "block_sparse_moe.experts.%d.w2", ffn_up_exps = "block_sparse_moe.experts.%d.w3" }
+local QWEN2MOE = { ffn_gate_inp = "mlp.gate", ffn_gate_exps = "mlp.experts.%d.gate_proj",
+   ffn_up_exps = "mlp.experts.%d.up_proj", ffn_down_exps = "mlp.experts.%d.down_proj",
+   ffn_gate_inp_shexp = "mlp.shared_expert_gate", ffn_gate_shexp = "mlp.shared_expert.gate_proj",
+   ffn_up_shexp = "mlp.shared_expert.up_proj", ffn_down_shexp = "mlp.shared_expert.down_proj" }
+
+-- family: the GGUF architecture, or mixtral for llama with experts. An
+-- expert tensor's name has a %d for the expert.
+local function hf_name(family, gguf)
    local globals = { ["token_embd.weight"] = "model.embed_tokens.weight",
       ["output_norm.weight"] = "model.norm.weight", ["output.weight"] = "lm_head.weight" }
    if globals[gguf] then return globals[gguf] end
    local l, part, suffix = gguf:match("^blk%.(%d+)%.([%w_]+)%.(%a+)$")
    if not l then return nil end
+   local moe = (family == "mixtral" and MIXTRAL or family == "qwen2moe" and QWEN2MOE or {})[part]
+   if moe then return string.format("model.layers.%s.%s.%s", l, moe, suffix) end
+   local arch = family
    local gemma = arch == "gemma2" or arch == "gemma3"
    local hf = LAYER[part]
    if part == "ffn_norm" then hf = gemma and "pre_feedforward_layernorm" or "post_attention_layernorm" end
@@ -175,13 +217,28 @@ local function hf_name(arch, gguf)
    return hf and string.format("model.layers.%s.%s.%s", l, hf, suffix)
 end
 
+-- The expert keys of MixtralConfig / Qwen2MoeConfig.
+local function moe_config(c, family, k)
+   if family == "mixtral" then
+      c.num_local_experts, c.num_experts_per_tok = k("expert_count"), k("expert_used_count")
+   elseif family == "qwen2moe" then
+      c.num_experts, c.num_experts_per_tok = k("expert_count"), k("expert_used_count")
+      c.moe_intermediate_size = k("expert_feed_forward_length")
+         or c.intermediate_size // c.num_experts_per_tok
+      c.shared_expert_intermediate_size = k("expert_shared_feed_forward_length") or c.intermediate_size
+      c.norm_topk_prob, c.decoder_sparse_step = false, 1
+      c.mlp_only_layers = setmetatable({}, { __jsontype = "array" })
+      c.use_sliding_window = false
+   end
+end
+
 -- config.json from the GGUF's keys; extra: keys to add or replace (what a
 -- GGUF cannot say, such as llama3's rope_scaling parameters).
-local function config(md, arch, tensors, extra)
+local function config(md, arch, tensors, extra, family)
    local function k(s) return md[arch .. "." .. s] end
    local gemma = arch == "gemma2" or arch == "gemma3"
    local c = {
-      architectures = { CLASS[arch] }, model_type = MODEL_TYPE[arch] or arch,
+      architectures = { CLASS[family] }, model_type = MODEL_TYPE[family] or family,
       hidden_size = k("embedding_length"), intermediate_size = k("feed_forward_length"),
       num_hidden_layers = k("block_count"), num_attention_heads = k("attention.head_count"),
       num_key_value_heads = k("attention.head_count_kv"),
@@ -213,18 +270,26 @@ local function config(md, arch, tensors, extra)
          short_factor = floats(tensors["rope_factors_short.weight"].bytes) }
    end
    if arch == "qwen2" then c.attention_bias = true end
+   moe_config(c, family, k)
    for key, v in pairs(extra or {}) do c[key] = v end
-   if c.sliding_window and arch == "llama" then c.architectures = { "MistralForCausalLM" } end
+   if c.sliding_window and family == "llama" then c.architectures = { "MistralForCausalLM" } end
    return c
 end
 
--- Writes a safetensors file of {name, bytes, shape} entries (F32), data in
--- name order, as the format's reference writer lays it out.
+local ESIZE = { F32 = 4, F16 = 2, BF16 = 2 }
+
+-- Writes a safetensors file of {name, bytes, shape, dtype} entries, data
+-- by element size (largest first) then name, as the format's reference
+-- writer lays it out (every tensor aligned for its type).
 local function write_safetensors(path, list)
-   table.sort(list, function(a, b) return a.name < b.name end)
+   table.sort(list, function(a, b)
+      local ea, eb = ESIZE[a.dtype], ESIZE[b.dtype]
+      if ea ~= eb then return ea > eb end
+      return a.name < b.name
+   end)
    local header, off, data = { __metadata__ = { format = "pt" } }, 0, {}
    for i, t in ipairs(list) do
-      header[t.name] = { dtype = "F32", shape = t.shape, data_offsets = { off, off + #t.bytes } }
+      header[t.name] = { dtype = t.dtype, shape = t.shape, data_offsets = { off, off + #t.bytes } }
       off = off + #t.bytes
       data[i] = t.bytes
    end
@@ -235,36 +300,54 @@ local function write_safetensors(path, list)
    f:close()
 end
 
+-- A stacked expert tensor (GGUF ne [cols, rows, n_expert]) as n_expert
+-- entries of (rows, cols), expert e under hf:format(e).
+local function unstack(list, hf, t, dtype, bytes)
+   local cols, rows, n = t.info.shape[1], t.info.shape[2], t.info.shape[3]
+   local each = #bytes // n
+   for e = 0, n - 1 do
+      list[#list + 1] = { name = hf:format(e), bytes = bytes:sub(e * each + 1, (e + 1) * each),
+         shape = { rows, cols }, dtype = dtype }
+   end
+end
+
 -- export(gguf, dir, opts) -> dir. opts: tokenizer = path of the
 -- tokenizer.json the GGUF was made with (copied); config = extra
 -- config.json keys; shards = number of safetensors files (default 2, with
--- model.safetensors.index.json; 1: model.safetensors).
+-- model.safetensors.index.json; 1: model.safetensors); tensors =
+-- function(list) that may change the {name, bytes, shape, dtype} entries
+-- before they are written (bad folders for specs).
 function M.export(gguf, dir, opts)
    opts = opts or {}
    local tensors, md = M.gguf_tensors(gguf)
    local arch = md["general.architecture"]
+   local family = (arch == "llama" and md["llama.expert_count"]) and "mixtral" or arch
    assert(os.execute("mkdir -p '" .. dir .. "'"))
    local list = {}
    for name, t in pairs(tensors) do
-      assert(t.info.dtype == "f32", "hf_folder.export needs an F32 GGUF, " .. name .. " is " .. t.info.dtype)
-      local hf = hf_name(arch, name)
+      local ty = assert(DTYPES[t.info.dtype], "hf_folder.export: " .. name .. " is " .. t.info.dtype
+         .. " (F32, F16, BF16 or Q8_0 expected)")
+      local hf = hf_name(family, name)
       if hf then
-         local shape, bytes = {}, t.bytes
+         local shape, bytes = {}, ty[3] and ty[3](t.bytes) or t.bytes
          for i = #t.info.shape, 1, -1 do
             if t.info.shape[i] ~= 1 or i == 1 then shape[#shape + 1] = t.info.shape[i] end
          end
          local heads = name:match("attn_q%.weight$") and md[arch .. ".attention.head_count"]
             or name:match("attn_k%.weight$") and md[arch .. ".attention.head_count_kv"]
-         if heads and arch == "llama" then bytes = unpermute(bytes, shape[1], shape[2], heads) end
+         if heads and arch == "llama" then bytes = unpermute(bytes, shape[1], shape[2], heads, ty[2]) end
          if (arch == "gemma2" or arch == "gemma3") and name:match("_norm%.weight$") then
             local v = floats(bytes)
             for i = 1, #v do v[i] = v[i] - 1 end
             bytes = pack_floats(v)
          end
-         list[#list + 1] = { name = hf, bytes = bytes, shape = shape }
+         if name:match("ffn_gate_inp_shexp") then shape = { 1, shape[1] } end   -- nn.Linear(n_embd, 1)
+         if name:match("_exps%.weight$") then unstack(list, hf, t, ty[1], bytes)
+         else list[#list + 1] = { name = hf, bytes = bytes, shape = shape, dtype = ty[1] } end
       end
    end
-   local cfg = config(md, arch, tensors, opts.config)
+   if opts.tensors then opts.tensors(list) end
+   local cfg = config(md, arch, tensors, opts.config, family)
    local function write(name, text)
       local f = assert(io.open(dir .. "/" .. name, "wb"))
       f:write(text)

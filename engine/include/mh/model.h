@@ -133,6 +133,10 @@ const mh_model_globals *mh_model_globals_get(const mh_model *m);   /* borrowed *
 struct mh_gguf *mh_model_gguf(const mh_model *m);   /* borrowed */
 int64_t mh_model_n_params(const mh_model *m);
 size_t mh_model_weight_bytes(const mh_model *m);
+/* Expert weight bytes one generated token leaves unread: n_expert -
+ * n_expert_used of every layer's n_expert routed experts (the router and a
+ * shared expert are always read); 0 for a dense model. moe.c. */
+size_t mh_model_moe_idle_bytes(const mh_model *m);
 /* Bytes a cache of n_ctx positions takes (K and V in f16). */
 size_t mh_model_kv_bytes(const mh_model *m, int64_t n_ctx);
 /* The same for a cache of the given type (f32, f16 or q8_0). */
