@@ -9,7 +9,8 @@ local p = cli.parser("convert",
    "Write a GGUF model from a Hugging Face folder (config.json, tokenizer.json, "
    .. "tokenizer_config.json, *.safetensors), with the metadata keys and tensor names "
    .. "llama.cpp's convert_hf_to_gguf.py writes. Architectures: llama, mistral, qwen2, "
-   .. "qwen3, gemma2, gemma3 (text), phi3. Quantized types use the same rules as "
+   .. "qwen3, gemma2, gemma3 (text), phi3; embedding models: bert (BertModel) and nomic-bert "
+   .. "(NomicBertModel), with sentence-transformers' pooling. Quantized types use the same rules as "
    .. "`moonhub quantize`, byte for byte.")
 p:argument("folder", "the Hugging Face model folder (or a registered NAME[:TAG] that is one)")
 p:argument("output", "the GGUF file to write (written to a temporary name, then renamed)")

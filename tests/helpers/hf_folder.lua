@@ -234,6 +234,7 @@ local function write_safetensors(path, list)
    f:write(string.pack("<I8", #h), h, table.concat(data))
    f:close()
 end
+M.write_safetensors = write_safetensors   -- also hf_folder_bert's writer
 
 -- export(gguf, dir, opts) -> dir. opts: tokenizer = path of the
 -- tokenizer.json the GGUF was made with (copied); config = extra
