@@ -171,7 +171,8 @@ end
 -- opts.pooler: also write BERT's pooler.dense tensors (real checkpoints
 -- carry them; converters drop them). opts.masked_lm: bert only, the
 -- BertForMaskedLM layout of older checkpoints ("bert." before every name,
--- LayerNorm gamma / beta) with an MLM head bias.
+-- LayerNorm gamma / beta) with an MLM head bias. opts.extra: more
+-- {name =, bytes =, shape =} tensors for the checkpoint.
 function M.export(gguf, dir, opts)
    opts = opts or {}
    local tensors = H.gguf_tensors(gguf)
@@ -203,6 +204,7 @@ function M.export(gguf, dir, opts)
       list[#list + 1] = { name = "cls.predictions.bias", shape = { cfg.vocab_size },
          bytes = string.rep(string.pack("<f", 0), cfg.vocab_size) }
    end
+   for _, t in ipairs(opts.extra or {}) do list[#list + 1] = t end
    assert(os.execute("mkdir -p '" .. dir .. "'"))
    H.write_safetensors(dir .. "/model.safetensors", list)
    write(dir .. "/config.json", dkjson.encode(cfg))

@@ -125,6 +125,28 @@ describe("HF encoder folders: convert and load #integration", function()
       m:close(); f:close()
    end)
 
+   it("reads a vocab.txt when there is no tokenizer.json", function()
+      local _, folder = make("tiny-bert")
+      local a = dir .. "/vt-a.gguf"
+      assert(mh.convert(folder, a, { type = "F32" }))
+      local vocab = require("dkjson").decode(read(folder .. "/tokenizer.json")).model.vocab
+      local lines = {}
+      for t, id in pairs(vocab) do lines[id + 1] = t end
+      local f = assert(io.open(folder .. "/vocab.txt", "wb"))
+      f:write(table.concat(lines, "\n"), "\n")
+      f:close()
+      os.remove(folder .. "/tokenizer.json")
+      local b = dir .. "/vt-b.gguf"
+      assert(mh.convert(folder, b, { type = "F32" }))
+      -- the same tokens, types and special ids (this vocabulary is not one
+      -- llama.cpp names, so its pre is "default" both ways)
+      assert.same({}, (key_diff(a, b)))
+      sub_file(folder .. "/tokenizer_config.json", '"do_lower_case":true', '"do_lower_case":false')
+      local st, err = mh.convert(folder, b, { type = "F32" })
+      assert.is_nil(st)
+      assert.matches("tokenizer_config.json do_lower_case is false", err)
+   end)
+
    it("writes Q8_0 tensors as `moonhub quantize` writes them from the GGUF (CLI)", function()
       local g, folder = make("tiny-bert")
       local a, b = dir .. "/cli-q8.gguf", dir .. "/q8.gguf"
@@ -206,6 +228,9 @@ describe("HF encoder folders: refused #integration", function()
          B.export(g, dir .. "/" .. p)
       end
       bert, nomic = dir .. "/tiny-bert", dir .. "/tiny-nomic-bert"
+      -- relative position embeddings, which the engine does not run
+      B.export(dir .. "/tiny-bert.gguf", dir .. "/extra", { extra = { { name = "embeddings.distance_embedding.weight",
+         shape = { 4, 64 }, bytes = string.rep(string.pack("<f", 1), 256) } } })
    end)
    teardown(function() host.rmdir(dir) end)
 
@@ -222,6 +247,12 @@ describe("HF encoder folders: refused #integration", function()
       host.rmdir(bad)
       return err, lerr
    end
+
+   it("refuses a checkpoint tensor it would drop", function()
+      local st, err = mh.convert(dir .. "/extra", dir .. "/extra.gguf", { type = "F16" })
+      assert.is_nil(st)
+      assert.matches("tensor 'embeddings.distance_embedding.weight' in .* has no GGUF counterpart for BertModel", err)
+   end)
 
    it("names the key or file that is wrong, converting and loading", function()
       local e, le = broken(bert, function(d) sub_file(d .. "/config.json", '"absolute"', '"relative_key"') end)
