@@ -10,7 +10,8 @@ local p = cli.parser("convert",
    .. "tokenizer_config.json, *.safetensors), with the metadata keys and tensor names "
    .. "llama.cpp's convert_hf_to_gguf.py writes. Architectures: llama, mistral, qwen2, "
    .. "qwen3, gemma2, gemma3 (text), phi3, mixtral, qwen2_moe (experts stacked as llama.cpp "
-   .. "stacks them). Quantized types use the same rules as "
+   .. "stacks them); embedding models: bert (BertModel) and nomic-bert (NomicBertModel), with "
+   .. "sentence-transformers' pooling. Quantized types use the same rules as "
    .. "`moonhub quantize`, byte for byte.")
 p:argument("folder", "the Hugging Face model folder (or a registered NAME[:TAG] that is one)")
 p:argument("output", "the GGUF file to write (written to a temporary name, then renamed)")

@@ -12,7 +12,7 @@ local p = cli.parser("embed", "Embed texts: one L2-normalized vector per text, o
    .. "(space-separated floats), or JSON with --json.",
    "Encoder models (bert, nomic-bert) pool as their file says (CLS or mean); decoder models mean-pool "
    .. "their final hidden states. Served as /v1/embeddings and /api/embed by moonhub serve.")
-p:argument("model", "a GGUF file or a registry name")
+p:argument("model", "a GGUF file, a Hugging Face folder (BertModel, NomicBertModel) or a registry name")
 p:argument("text", "the text to embed"):args("?")
 p:option("--file", "embed each line of this file instead ('-': standard input)")
 p:flag("--json", 'print {"model", "dims", "pooling", "tokens", "embeddings": [[...], ...]}')

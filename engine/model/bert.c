@@ -93,8 +93,10 @@ int mh_bert_bind(mh_model *m, mh_tensor_getter get, mh_err *err)
     if (!m->bert || !(m->bert->L = calloc((size_t)hp->n_layer, sizeof(bert_layer))))
         return mh_err_set(err, MH_ENOMEM, "model: out of memory");
     struct mh_bert *b = m->bert;
-    const mh_gguf_tensor *tt = mh_gguf_find_tensor(m->gguf, "token_types.weight");
-    hp->n_token_types = tt ? tt->ne[1] : 0;
+    if (m->gguf) {                          /* an HF folder's config.json gave it */
+        const mh_gguf_tensor *tt = mh_gguf_find_tensor(m->gguf, "token_types.weight");
+        hp->n_token_types = tt ? tt->ne[1] : 0;
+    }
     if (hp->n_token_types < 1 || hp->n_token_types > 1024)
         return mh_err_set(err, MH_EFORMAT, "model: %s needs tensor 'token_types.weight' (n_embd, "
                           "token types)", hp->arch_name);

@@ -126,6 +126,7 @@ static int hparam_keys(const conv *cv, const mh_convert_opts *o, mh_gguf_writer 
     int rc = mh_gguf_writer_set_str(w, "general.architecture", a, strlen(a), err);
     if (!rc) rc = mh_gguf_writer_set_str(w, "general.type", "model", 5, err);
     if (!rc) rc = mh_gguf_writer_set_str(w, "general.name", name, strlen(name), err);
+    if (hp->encoder) return rc ? rc : mh_convert_bert_keys(&cv->cfg, o->ftype, w, err);
     if (!rc) rc = kv_u32(w, a, "block_count", hp->n_layer, err);
     if (!rc) rc = kv_u32(w, a, "context_length", hp->n_ctx_train, err);
     if (!rc) rc = kv_u32(w, a, "embedding_length", hp->n_embd, err);
@@ -370,12 +371,18 @@ static int check_leftovers(conv *cv, bool tied, mh_err *err)
         const char *nm = mh_safetensors_info(cv->st, i)->name;
         size_t k = strlen(nm);
         if (cv->used[i] || (k > 21 && !strcmp(nm + k - 21, ".rotary_emb.inv_freq")) ||
-            (tied && !strcmp(nm, "lm_head.weight")))
+            (tied && !strcmp(nm, "lm_head.weight")) ||
+            (cv->cfg.hp.encoder && mh_convert_bert_ignored(&cv->cfg, nm)))
             continue;
         return mh_err_set(err, MH_EFORMAT, "tensor '%s' in %s has no GGUF counterpart for %s "
                           "(an unsupported variant?)", nm, cv->dir, cv->cfg.cls);
     }
     return MH_OK;
+}
+
+static int plan_required(void *cv, const char *gguf, int64_t rows, int64_t cols, mh_err *err)
+{
+    return plan_src(cv, gguf, rows, cols, true, err);
 }
 
 static int plan(conv *cv, mh_err *err)
@@ -385,6 +392,11 @@ static int plan(conv *cv, mh_err *err)
     bool tied = cv->cfg.tied || (!cv->cfg.tie_explicit && mh_safetensors_find(cv->st, "lm_head.weight") < 0);
     cv->used = calloc((size_t)mh_safetensors_count(cv->st) + 1, 1);
     if (!cv->used) return mh_err_set(err, MH_ENOMEM, "out of memory");
+    if (hp->encoder) {              /* bert, nomic-bert: convert_bert.c */
+        mh_hf_bert_resolve(&cv->cfg, cv->st);
+        int rc = mh_convert_bert_plan(&cv->cfg, plan_required, cv, err);
+        return rc ? rc : check_leftovers(cv, false, err);
+    }
     int rc = plan_src(cv, "token_embd.weight", V, E, true, err);
     if (!rc) rc = plan_src(cv, "output_norm.weight", 0, E, true, err);
     if (!rc && !tied) rc = plan_src(cv, "output.weight", V, E, true, err);

@@ -13,7 +13,8 @@
 
 const char *mh_hf_supported = "LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, "
                               "Qwen3ForCausalLM, Gemma2ForCausalLM, Gemma3ForCausalLM, "
-                              "Phi3ForCausalLM, MixtralForCausalLM, Qwen2MoeForCausalLM";
+                              "Phi3ForCausalLM, MixtralForCausalLM, Qwen2MoeForCausalLM"
+                              ", BertModel, BertForMaskedLM, NomicBertModel";
 
 static const struct {
     const char *cls, *type, *gguf;
@@ -28,6 +29,9 @@ static const struct {
     { "Phi3ForCausalLM", "phi3", "phi3", MH_ARCH_PHI3 },
     { "MixtralForCausalLM", "mixtral", "llama", MH_ARCH_LLAMA },   /* llama with experts */
     { "Qwen2MoeForCausalLM", "qwen2_moe", "qwen2moe", MH_ARCH_QWEN2 },
+    { "BertModel", "bert", "bert", MH_ARCH_BERT },            /* encoders: read_encoder */
+    { "BertForMaskedLM", "bert", "bert", MH_ARCH_BERT },      /* its MLM head is dropped */
+    { "NomicBertModel", "nomic_bert", "nomic-bert", MH_ARCH_NOMIC_BERT },
 };
 
 /* ===== reading ===== */
@@ -413,6 +417,118 @@ static int read_moe(const cJSON *c, mh_hf_config *o, mh_err *err)
         (st = cfg_int(c, "shared_expert_intermediate_size", false, &hp->n_ff_shexp, err)))
         return st;
     return qwen2moe_unsupported(c, err);
+/* ===== encoders: BertModel, NomicBertModel =====
+ * BERT's keys are transformers' BertConfig; nomic-bert's its own GPT-2
+ * style ones (n_embd, n_inner...). What llama.cpp's converter asserts, and
+ * what bert.c runs, decides what is refused: a key naming anything else
+ * fails here rather than giving other embeddings than the folder's model. */
+
+/* The first of two spellings that is given (llama.cpp's find_hparam). */
+static int enc_int(const cJSON *c, const char *k1, const char *k2, int64_t def, int64_t *out, mh_err *err)
+{
+    *out = def;
+    const char *k = key(c, k1) && !cJSON_IsNull(key(c, k1)) ? k1 : k2;
+    return cfg_int(c, k, def == 0, out, err);
+}
+
+/* A nomic-bert key llama.cpp asserts: it must be given with this value. */
+static int nomic_flag(const cJSON *c, const char *k, bool want, mh_err *err)
+{
+    const cJSON *v = key(c, k);
+    if (cJSON_IsBool(v) && cJSON_IsTrue(v) == want) return MH_OK;
+    return mh_err_set(err, MH_EFORMAT, "config.json '%s' must be %s for NomicBertModel (this engine "
+                      "and llama.cpp run no other)", k, want ? "true" : "false");
+}
+
+static int read_nomic(const cJSON *c, mh_hf_config *o, mh_err *err)
+{
+    const char *act = cJSON_GetStringValue(key(c, "activation_function"));
+    const cJSON *frac = key(c, "rotary_emb_fraction"), *sb = key(c, "rotary_emb_scale_base");
+    const cJSON *moe = key(c, "moe_every_n_layers");
+    double base = 0;
+    int st;
+    if (!act || strcmp(act, "swiglu"))
+        return mh_err_set(err, MH_EFORMAT, "config.json 'activation_function' %s%s%s is not supported "
+                          "for NomicBertModel (swiglu is)", act ? "'" : "", act ? act : "(absent)", act ? "'" : "");
+    if ((st = nomic_flag(c, "causal", false, err)) || (st = nomic_flag(c, "qkv_proj_bias", false, err)) ||
+        (st = nomic_flag(c, "mlp_fc1_bias", false, err)) || (st = nomic_flag(c, "mlp_fc2_bias", false, err)) ||
+        (st = nomic_flag(c, "prenorm", false, err)) || (st = nomic_flag(c, "rotary_emb_interleaved", false, err)))
+        return st;
+    if (!cJSON_IsNumber(frac) || frac->valuedouble != 1.0)
+        return mh_err_set(err, MH_EFORMAT, "config.json 'rotary_emb_fraction' must be 1.0 (partial "
+                          "rotary embeddings are not supported)");
+    if (sb && !cJSON_IsNull(sb))
+        return mh_err_set(err, MH_EFORMAT, "config.json 'rotary_emb_scale_base' must be null (xPos "
+                          "scaling is not supported)");
+    if (cJSON_IsTrue(key(c, "use_rms_norm")) || cJSON_IsTrue(key(c, "parallel_block")) ||
+        (cJSON_IsNumber(moe) && moe->valuedouble > 0))
+        return mh_err_set(err, MH_EFORMAT, "config.json %s is not supported for NomicBertModel",
+                          cJSON_IsTrue(key(c, "use_rms_norm")) ? "'use_rms_norm'"
+                          : cJSON_IsTrue(key(c, "parallel_block")) ? "'parallel_block'"
+                          : "'moe_every_n_layers' (nomic-bert-moe)");
+    if ((st = cfg_num(c, "rotary_emb_base", &base, NULL, err))) return st;
+    if (base <= 0) return mh_err_set(err, MH_EFORMAT, "config.json lacks 'rotary_emb_base'");
+    o->hp.rope_base = (float)base;
+    return MH_OK;
+}
+
+static int read_bert(const cJSON *c, mh_hf_config *o, mh_err *err)
+{
+    const char *act = cJSON_GetStringValue(key(c, "hidden_act"));
+    const char *pos = cJSON_GetStringValue(key(c, "position_embedding_type"));
+    /* bert.c's GELU is the tanh form, as llama.cpp's ggml_gelu runs "gelu" */
+    if (act && strcmp(act, "gelu") && strcmp(act, "gelu_new") && strcmp(act, "gelu_pytorch_tanh"))
+        return mh_err_set(err, MH_EFORMAT, "config.json 'hidden_act' '%s' is not supported for %s "
+                          "(gelu is)", act, o->cls);
+    if (pos && strcmp(pos, "absolute"))
+        return mh_err_set(err, MH_EFORMAT, "config.json 'position_embedding_type' '%s' is not "
+                          "supported (absolute is)", pos);
+    if (cJSON_IsTrue(key(c, "is_decoder")) || cJSON_IsTrue(key(c, "add_cross_attention")))
+        return mh_err_set(err, MH_EFORMAT, "config.json '%s' is not supported (encoders attend both "
+                          "ways)", cJSON_IsTrue(key(c, "is_decoder")) ? "is_decoder" : "add_cross_attention");
+    o->hp.rope_base = 10000.0f;      /* unused: bert has learned positions */
+    return MH_OK;
+}
+
+static int read_encoder(const cJSON *c, mh_hf_config *o, mh_err *err)
+{
+    mh_hparams *hp = &o->hp;
+    const bool nomic = hp->arch == MH_ARCH_NOMIC_BERT;
+    double eps = 1e-12;      /* BertConfig's default */
+    int st;
+    /* nomic-bert: llama.cpp fixes 2048 ("the HF config claims n_ctx=8192,
+     * but it uses RoPE scaling") unless max_position_embeddings is given */
+    if ((st = enc_int(c, "hidden_size", "n_embd", 0, &hp->n_embd, err)) ||
+        (st = enc_int(c, "intermediate_size", "n_inner", 0, &hp->n_ff, err)) ||
+        (st = enc_int(c, "num_hidden_layers", "n_layer", 0, &hp->n_layer, err)) ||
+        (st = enc_int(c, "num_attention_heads", "n_head", 0, &hp->n_head, err)) ||
+        (st = cfg_int(c, "vocab_size", true, &hp->n_vocab, err)) ||
+        (st = cfg_int(c, "max_position_embeddings", false, &hp->n_ctx_train, err)) ||
+        (st = enc_int(c, "type_vocab_size", "type_vocab_size", 2, &o->n_token_types, err)))
+        return st;
+    if (!hp->n_ctx_train) hp->n_ctx_train = nomic ? 2048 : 512;
+    const char *ek = key(c, "layer_norm_eps") ? "layer_norm_eps" : "layer_norm_epsilon";
+    if ((st = cfg_num(c, ek, &eps, NULL, err))) return st;
+    if (hp->n_layer > 1024 || hp->n_embd % hp->n_head || (hp->n_embd / hp->n_head) % 2 ||
+        o->n_token_types > 1024)
+        return mh_err_set(err, MH_EFORMAT, "config.json: inconsistent hyperparameters (%lld layers, "
+                          "hidden size %lld in %lld heads, %lld token types)", (long long)hp->n_layer,
+                          (long long)hp->n_embd, (long long)hp->n_head, (long long)o->n_token_types);
+    if ((st = nomic ? read_nomic(c, o, err) : read_bert(c, o, err))) return st;
+    hp->encoder = hp->rope_neox = true;
+    hp->n_head_kv = hp->n_head;
+    hp->head_dim = hp->n_rot = hp->n_embd / hp->n_head;
+    hp->norm_eps = hp->rms_eps = (float)eps;
+    hp->n_token_types = o->n_token_types;
+    hp->pooling = MH_POOL_MEAN;      /* no sentence-transformers files: the GGUF reader's default */
+    hp->attn_scale = 1.0f / sqrtf((float)hp->head_dim);
+    hp->embd_scale = hp->rope_freq_scale = hp->rope_attn_factor = 1.0f;
+    hp->rope_orig_ctx = hp->n_ctx_train;
+    o->pad = cfg_id(c, "pad_token_id");
+    o->unk = cfg_id(c, "unk_token_id");
+    o->bos = cfg_id(c, "bos_token_id");
+    o->eos = cfg_id(c, "eos_token_id");
+    return MH_OK;
 }
 
 int mh_hf_config_parse(const cJSON *c, mh_hf_config *o, mh_err *err)
@@ -420,7 +536,9 @@ int mh_hf_config_parse(const cJSON *c, mh_hf_config *o, mh_err *err)
     memset(o, 0, sizeof *o);
     o->bos = o->eos = o->pad = o->unk = -1;
     int st;
-    if ((st = cfg_arch(c, o, err)) || (st = cfg_unsupported(c, o, err)) ||
+    if ((st = cfg_arch(c, o, err))) return st;
+    if (o->hp.arch == MH_ARCH_BERT || o->hp.arch == MH_ARCH_NOMIC_BERT) return read_encoder(c, o, err);
+    if ((st = cfg_unsupported(c, o, err)) ||
         (st = read_shape(c, o, err)) || (st = read_rope_scaling(c, o, err)) ||
         (st = read_arch(c, o, err)) || (st = read_moe(c, o, err)))
         return st;
@@ -444,6 +562,7 @@ int mh_hf_config_read(const char *dir, mh_hf_config *o, mh_err *err)
     if (!c) return err ? err->code : MH_EIO;
     int st = mh_hf_config_parse(c, o, err);
     cJSON_Delete(c);
+    if (!st && o->hp.encoder) st = mh_hf_bert_pooling(dir, o, err);
     return st;
 }
 
@@ -526,6 +645,7 @@ bool mh_hf_is_row_matrix(const char *gguf)
 
 bool mh_hf_tensor_name(const mh_hf_config *c, const char *gguf, char *out, size_t n)
 {
+    if (c->hp.encoder) return mh_hf_bert_tensor_name(c, gguf, out, n);
     bool moe_ok;
     if (moe_name(c, gguf, out, n, &moe_ok)) return moe_ok;
     static const char *const globals[][2] = {

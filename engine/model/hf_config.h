@@ -26,6 +26,11 @@ typedef struct mh_hf_config {
     float *rope_freqs;          /* (n_rot/2) llama3 frequency factors, or NULL; owned */
     float *rope_long, *rope_short;   /* (n_rot/2) phi3 longrope factors, or NULL; owned */
     int64_t bos, eos, pad, unk; /* config.json *_token_id, -1 when absent */
+    /* ---- encoders (BertModel, NomicBertModel: read_encoder, convert_bert.c) ---- */
+    bool pooling_given;         /* sentence-transformers' 1_Pooling named a mode (else no key) */
+    int64_t n_token_types;      /* type_vocab_size (token_types.weight rows) */
+    char st_prefix[8];          /* "" or "bert." before every checkpoint name (mh_hf_bert_resolve) */
+    bool st_gamma;              /* LayerNorm weights stored as gamma / beta (old BERT checkpoints) */
 } mh_hf_config;
 
 /* The supported classes, for messages. */
@@ -50,6 +55,27 @@ bool mh_hf_is_row_matrix(const char *gguf);
 /* Gemma stores RMSNorm weights as w with the norm scaling by (1 + w);
  * GGUF (and this engine) hold 1 + w. True for tensors that need it. */
 bool mh_hf_norm_plus_one(const mh_hf_config *c, const char *gguf);
+
+/* ===== convert_bert.c: encoders (bert, nomic-bert), for convert and the
+ * folder loader alike ===== */
+/* sentence-transformers' modules.json + <Pooling>/config.json -> c->hp.pooling
+ * (mean or CLS) and c->pooling_given; no modules.json leaves the default. */
+int mh_hf_bert_pooling(const char *dir, mh_hf_config *c, mh_err *err);
+/* The checkpoint name of a bert / nomic-bert GGUF tensor (false: none). */
+bool mh_hf_bert_tensor_name(const mh_hf_config *c, const char *gguf, char *out, size_t n);
+/* After the checkpoint is open: how it spells names ("bert." prefix,
+ * LayerNorm gamma/beta), so mh_hf_tensor_name gives names it holds. */
+struct mh_safetensors;
+void mh_hf_bert_resolve(mh_hf_config *c, const struct mh_safetensors *st);
+/* add(ud, gguf, rows, cols) plans one checkpoint tensor (rows 0: a vector). */
+struct mh_gguf_writer;
+typedef int (*mh_hf_plan_fn)(void *ud, const char *gguf, int64_t rows, int64_t cols, mh_err *err);
+int mh_convert_bert_plan(const mh_hf_config *c, mh_hf_plan_fn add, void *ud, mh_err *err);
+/* The architecture's keys after general.name, as llama.cpp's BertModel /
+ * NomicBertModel classes write them (general.file_type included). */
+int mh_convert_bert_keys(const mh_hf_config *c, int ftype, struct mh_gguf_writer *w, mh_err *err);
+/* Checkpoint tensors llama.cpp drops for encoders (pooler, MLM heads, position_ids). */
+bool mh_convert_bert_ignored(const mh_hf_config *c, const char *hf_name);
 
 /* convert_vocab.c: the tokenizer.* keys of dir (tokenizer.json and
  * tokenizer_config.json) as llama.cpp's converter writes them, padded to

@@ -1,7 +1,8 @@
 /* llama_hf.c: builds an mh_model from a Hugging Face checkpoint directory
  * (config.json + model.safetensors, or shards with model.safetensors.index.json)
  * for the classes hf_config.c reads (Llama, Mistral, Qwen2/3, Gemma2/3, Phi3,
- * Mixtral, Qwen2-MoE: their per-expert tensors bind one by one in moe.c).
+ * Mixtral, Qwen2-MoE: their per-expert tensors bind one by one in moe.c;
+ * BertModel and NomicBertModel through bert.c, names from convert_bert.c).
  * Layer: engine/model (cJSON, mh/safetensors.h). Layers bind by GGUF name
  * through hf_config's name map, so both loaders share llama_names.c's binder.
  * F32/F16/BF16 matrices stay zero-copy in the mapping; norms and biases
@@ -163,11 +164,18 @@ static int load_all(mh_model *m, const char *dir, mh_err *err)
         size_t L = (size_t)m->hp.n_layer;
         m->layers = calloc(L, sizeof *m->layers);
         size_t X = (size_t)m->hp.n_expert;     /* experts: one tensor each (moe.c) */
-        m->held = calloc(L * (16 + 3 * X + 5) + 4, sizeof *m->held);
+        m->held = calloc(L * (16 + 3 * X + 5) + 8, sizeof *m->held);   /* bert: 16 a layer + 5 */
         if (!m->layers || !m->held) st = mh_err_set(err, MH_ENOMEM, "model: out of memory");
     }
     if (!st) st = take_rope(m, &hc, err);
     if (!st && !(m->st = mh_safetensors_open(dir, err))) st = err ? err->code : MH_EIO;
+    if (!st && m->hp.encoder) {       /* bert, nomic-bert: bert.c binds by GGUF name */
+        mh_hf_bert_resolve(&hc, m->st);
+        st = mh_bert_bind(m, get_weight, err);
+        m->hf = NULL;
+        mh_hf_config_free(&hc);
+        return st;
+    }
     if (!st) st = mh_model_get_weight(m, get_weight, "token_embd.weight", m->hp.n_vocab,
                                       m->hp.n_embd, true, &m->g.tok_embd, err);
     if (!st) st = mh_model_get_vec(m, get_weight, "output_norm.weight", m->hp.n_embd, true,

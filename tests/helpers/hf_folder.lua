@@ -299,6 +299,7 @@ local function write_safetensors(path, list)
    f:write(string.pack("<I8", #h), h, table.concat(data))
    f:close()
 end
+M.write_safetensors = write_safetensors   -- also hf_folder_bert's writer
 
 -- A stacked expert tensor (GGUF ne [cols, rows, n_expert]) as n_expert
 -- entries of (rows, cols), expert e under hf:format(e).
