@@ -417,6 +417,8 @@ static int read_moe(const cJSON *c, mh_hf_config *o, mh_err *err)
         (st = cfg_int(c, "shared_expert_intermediate_size", false, &hp->n_ff_shexp, err)))
         return st;
     return qwen2moe_unsupported(c, err);
+}
+
 /* ===== encoders: BertModel, NomicBertModel =====
  * BERT's keys are transformers' BertConfig; nomic-bert's its own GPT-2
  * style ones (n_embd, n_inner...). What llama.cpp's converter asserts, and
