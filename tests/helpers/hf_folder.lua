@@ -282,6 +282,7 @@ local ESIZE = { F32 = 4, F16 = 2, BF16 = 2 }
 -- by element size (largest first) then name, as the format's reference
 -- writer lays it out (every tensor aligned for its type).
 local function write_safetensors(path, list)
+   for _, t in ipairs(list) do t.dtype = t.dtype or "F32" end   -- callers may leave F32 implied
    table.sort(list, function(a, b)
       local ea, eb = ESIZE[a.dtype], ESIZE[b.dtype]
       if ea ~= eb then return ea > eb end
