@@ -1,10 +1,11 @@
-/* repack_q4_0.c: benchmark (prints figures, never a test) of q4_0 matmuls
- * on weights repacked into 16-row groups (mh/quant_repack.h) against the
- * file layout, through mh_linear, at SmolLM2-135M's shapes; with a MODEL,
- * the resident set after loading it instead. Layer: bench; engine's public
- * API. Usage: build/bench/repack_q4_0 [T...]   (default T = 1 512)
+/* repack_q4_0.c: benchmark (prints figures, never a test) of q4_0 (or
+ * q8_0) matmuls on weights repacked into 16-row groups (mh/quant_repack.h)
+ * against the file layout, through mh_linear, at SmolLM2-135M's shapes;
+ * with a MODEL, the resident set after loading it instead. Layer: bench;
+ * engine's public API. Usage: build/bench/repack_q4_0 [--q8_0] [T...]
+ *                 (default T = 1 512)
  *             build/bench/repack_q4_0 --rss MODEL   (MOONHUB_CPU=ref: unpacked)
- *             build/bench/repack_q4_0 --stream   (one-token matvecs from memory)
+ *             build/bench/repack_q4_0 --stream [T]   (T-token matmuls from memory)
  *             build/bench/repack_q4_0 --ab MODEL [P [D]]   (packed vs file layout,
  *                 prompt of P tokens and D decode steps, alternating)
  * Threads: MOONHUB_THREADS. */
@@ -152,20 +153,20 @@ static double time_linear(const mh_weight *w, const float *x, int64_t T, float *
     return best;
 }
 
-static void shape(int64_t rows, int64_t n, int64_t T)
+static void shape(mh_dtype t, int64_t rows, int64_t n, int64_t T)
 {
-    size_t bytes = mh_dtype_row_size(MH_DTYPE_Q4_0, n) * (size_t)rows;
+    size_t bytes = mh_dtype_row_size(t, n) * (size_t)rows, bs = mh_dtype_info(t)->type_size;
     uint8_t *wd = malloc(bytes);
-    void *pk = malloc(mh_repack_bytes(MH_DTYPE_Q4_0, rows, n));
+    void *pk = malloc(mh_repack_bytes(t, rows, n));
     float *x = malloc(sizeof(float) * (size_t)(T * n)), *y = malloc(sizeof(float) * (size_t)(T * rows));
-    mh_block_q4_0 *b = (mh_block_q4_0 *)wd;
-    for (size_t i = 0; i < bytes / sizeof *b; i++) {
-        b[i].d = mh_f32_to_f16(0.01f + (float)(i % 7) * 0.001f);
-        for (int j = 0; j < 16; j++) b[i].qs[j] = (uint8_t)(i * 31 + j * 7);
+    for (size_t i = 0; i < bytes / bs; i++) {   /* both types: fp16 d, then level bytes */
+        const uint16_t d = mh_f32_to_f16(0.01f + (float)(i % 7) * 0.001f);
+        memcpy(wd + i * bs, &d, 2);
+        for (size_t j = 2; j < bs; j++) wd[i * bs + j] = (uint8_t)(i * 31 + j * 7);
     }
     for (int64_t i = 0; i < T * n; i++) x[i] = (float)((i * 13) % 17) - 8.0f;
-    mh_repack_pack(MH_DTYPE_Q4_0, wd, rows, n, pk);
-    mh_weight plain = {MH_DTYPE_Q4_0, wd, rows, n, NULL}, packed = {MH_DTYPE_Q4_0, wd, rows, n, pk};
+    mh_repack_pack(t, wd, rows, n, pk);
+    mh_weight plain = {t, wd, rows, n, NULL}, packed = {t, wd, rows, n, pk};
     double tp = time_linear(&plain, x, T, y), tk = time_linear(&packed, x, T, y);
     tp = fmin(tp, time_linear(&plain, x, T, y));   /* interleaved: A B A B */
     tk = fmin(tk, time_linear(&packed, x, T, y));
@@ -177,13 +178,13 @@ static void shape(int64_t rows, int64_t n, int64_t T)
 
 /* one-token matvecs over NW weights of (rows, n), ~100 MB in all: weights
  * from memory, as in decoding; GB/s of weight bytes */
-static void stream(mh_dtype t, bool pack, int64_t rows, int64_t n)
+static void stream(mh_dtype t, bool pack, int64_t rows, int64_t n, int64_t T)
 {
     enum { NW = 64 };
     size_t bytes = mh_dtype_row_size(t, n) * (size_t)rows;
     mh_weight w[NW];
-    float *x = malloc(sizeof(float) * (size_t)n), *y = malloc(sizeof(float) * (size_t)rows);
-    for (int64_t i = 0; i < n; i++) x[i] = (float)((i * 13) % 17) - 8.0f;
+    float *x = malloc(sizeof(float) * (size_t)(n * T)), *y = malloc(sizeof(float) * (size_t)(rows * T));
+    for (int64_t i = 0; i < n * T; i++) x[i] = (float)((i * 13) % 17) - 8.0f;
     for (int k = 0; k < NW; k++) {
         uint8_t *d = malloc(bytes);
         for (size_t i = 0; i < bytes; i++) d[i] = (uint8_t)(i * 7 + k);
@@ -202,12 +203,12 @@ static void stream(mh_dtype t, bool pack, int64_t rows, int64_t n)
     double best = 1e30;
     for (int rep = 0; rep < 5; rep++) {
         double t0 = cpu_s();
-        for (int k = 0; k < NW; k++) mh_linear(&w[k], x, 1, y, &err);
+        for (int k = 0; k < NW; k++) mh_linear(&w[k], x, T, y, &err);
         double dt = cpu_s() - t0;
         if (dt < best) best = dt;
     }
-    printf("stream %s%s (%lld x %lld) x %d: %.1f GB per CPU second\n", mh_dtype_info(t)->name, pack ? " packed" : "",
-           (long long)rows, (long long)n, NW, (double)bytes * NW / best / 1e9);
+    printf("stream %s%s (%lld x %lld) x %d, T=%lld: %.1f GB per CPU second\n", mh_dtype_info(t)->name,
+           pack ? " packed" : "", (long long)rows, (long long)n, NW, (long long)T, (double)bytes * NW / best / 1e9);
     for (int k = 0; k < NW; k++) { free((void *)w[k].data); free((void *)w[k].packed); }
     free(x); free(y);
 }
@@ -217,24 +218,29 @@ int main(int argc, char **argv)
     if (argc == 3 && !strcmp(argv[1], "--rss")) return rss(argv[2]);
     if (argc >= 3 && !strcmp(argv[1], "--ab"))
         return ab(argv[2], argc > 3 ? atoi(argv[3]) : 512, argc > 4 ? atoi(argv[4]) : 64);
-    if (argc == 2 && !strcmp(argv[1], "--stream")) {
-        stream(MH_DTYPE_Q8_0, false, 1536, 576);
-        stream(MH_DTYPE_Q4_0, false, 1536, 576);
-        stream(MH_DTYPE_Q4_0, true, 1536, 576);
-        stream(MH_DTYPE_Q4_0, true, 576, 1536);
+    if (argc >= 2 && !strcmp(argv[1], "--stream")) {   /* [T]: tokens per matmul, 1 by default */
+        const int64_t T = argc > 2 ? atoll(argv[2]) : 1;
+        stream(MH_DTYPE_Q8_0, false, 1536, 576, T);
+        stream(MH_DTYPE_Q8_0, true, 1536, 576, T);
+        stream(MH_DTYPE_Q4_0, false, 1536, 576, T);
+        stream(MH_DTYPE_Q4_0, true, 1536, 576, T);
+        stream(MH_DTYPE_Q4_0, true, 576, 1536, T);
         return 0;
     }
+    mh_dtype t = MH_DTYPE_Q4_0;
+    int a = 1;
+    if (argc > 1 && !strcmp(argv[1], "--q8_0")) t = MH_DTYPE_Q8_0, a = 2;
     int64_t toks[8] = {1, 512}, nt = 2;
-    if (argc > 1) {
+    if (argc > a) {
         nt = 0;
-        for (int i = 1; i < argc && nt < 8; i++) toks[nt++] = atoll(argv[i]);
+        for (int i = a; i < argc && nt < 8; i++) toks[nt++] = atoll(argv[i]);
     }
-    printf("q4_0 mh_linear, kernels %s, best of ~0.3 s each\n", mh_repack_kernels_get()->name);
+    printf("%s mh_linear, kernels %s, best of ~0.3 s each\n", mh_dtype_info(t)->name, mh_repack_kernels_get()->name);
     for (int64_t i = 0; i < nt; i++) {
-        shape(576, 576, toks[i]);
-        shape(192, 576, toks[i]);
-        shape(1536, 576, toks[i]);
-        shape(576, 1536, toks[i]);
+        shape(t, 576, 576, toks[i]);
+        shape(t, 192, 576, toks[i]);
+        shape(t, 1536, 576, toks[i]);
+        shape(t, 576, 1536, toks[i]);
     }
     return 0;
 }

@@ -2,8 +2,8 @@
  * Layer: engine/model. Float weights: one tiled kernel for every T
  * (mh/float_gemm.h). Others: one token is a matvec through the trait table;
  * several quantize the activations once and run the type's tiled gemm (or
- * its vec_dot row by row) over groups of rows in parallel; q4_0 weights
- * repacked at load take their own kernels (mh/quant_repack.h). */
+ * its vec_dot row by row) over groups of rows in parallel; q4_0 and q8_0
+ * weights repacked at load take their own kernels (mh/quant_repack.h). */
 #include <stdlib.h>
 #include <string.h>
 #include "mh/model.h"
@@ -131,8 +131,9 @@ static int linear_float(const mh_weight *w, const float *x, int64_t T, float *y,
 int mh_linear(const mh_weight *w, const float *x, int64_t T, float *y, mh_err *err)
 {
     if (T <= 0) return MH_OK;
-    if (w->packed) {   /* q4_0 repacked at load: one path for any T */
-        int st = mh_repack_linear(mh_repack_kernels_get(), w->packed, w->data, w->rows, w->cols, x, T, y);
+    if (w->packed) {   /* q4_0 / q8_0 repacked at load: one path for any T */
+        int st = mh_repack_linear(mh_repack_kernels_get(), w->dtype, w->packed, w->data, w->rows, w->cols, x,
+                                  T, y);
         return st ? mh_err_set(err, st, "linear: packed %s matmul of (%lld,%lld) failed",
                                mh_dtype_info(w->dtype)->name, (long long)w->rows, (long long)w->cols)
                   : MH_OK;

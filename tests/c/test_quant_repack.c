@@ -1,8 +1,8 @@
-/* test_quant_repack.c: q4_0 weights repacked into 16-row groups
+/* test_quant_repack.c: q4_0 and q8_0 weights repacked into 16-row groups
  * (mh/quant_repack.h): every level's packed matmul bit-identical to the
- * plain q4_0 _ref vec_dot, tail rows and odd shapes included; mh_linear
+ * plain _ref vec_dot, tail rows and odd shapes included; mh_linear
  * on a packed weight equal for T tokens and one at a time; and a real
- * Q4_0 model packed at load: the file bytes still readable after their
+ * Q4_0 / Q8_0 model packed at load: the file bytes still readable after their
  * pages were dropped (its readers: kv-state identity, training, export),
  * logits equal to an unpacked load bit for bit. */
 #include <fcntl.h>
@@ -30,13 +30,18 @@ static float rnd_normal(void)
     return sqrtf(-2.0f * logf(rnd_uniform())) * cosf(6.2831853f * rnd_uniform());
 }
 
-/* rows of random q4_0 blocks: random nibbles, sane fp16 scales */
-static void random_q4_0(uint8_t *dst, int64_t rows, int64_t n)
+static const mh_dtype k_types[] = {MH_DTYPE_Q4_0, MH_DTYPE_Q8_0};
+
+/* rows of random q4_0 / q8_0 blocks: random level bytes (q8_0's -128
+ * included), sane fp16 scales */
+static void random_rows(mh_dtype t, uint8_t *dst, int64_t rows, int64_t n)
 {
-    mh_block_q4_0 *b = (mh_block_q4_0 *)dst;
+    const size_t bs = mh_dtype_info(t)->type_size;
     for (int64_t i = 0; i < rows * (n / MH_QK); i++) {
-        b[i].d = mh_f32_to_f16(0.005f + 0.03f * rnd_uniform());
-        for (int j = 0; j < MH_QK / 2; j++) b[i].qs[j] = (uint8_t)rnd_u32();
+        uint8_t *b = dst + (size_t)i * bs;
+        const uint16_t d = mh_f32_to_f16(0.005f + 0.03f * rnd_uniform());
+        memcpy(b, &d, 2);   /* both start with d */
+        for (size_t j = 2; j < bs; j++) b[j] = (uint8_t)rnd_u32();
     }
 }
 
@@ -56,28 +61,28 @@ static int levels(const mh_repack_kernels **out)
 
 /* one (level, R, T, n) case against the plain _ref vec_dot on the ref
  * activation quantizer; returns 1 on a mismatch */
-static int check_case(const mh_repack_kernels *k, int64_t R, int64_t T, int64_t n)
+static int check_case(const mh_repack_kernels *k, mh_dtype t, int64_t R, int64_t T, int64_t n)
 {
-    const mh_quant_traits *q4 = mh_quant_traits_for(MH_DTYPE_Q4_0, MH_CPU_REF);
+    const mh_quant_traits *wt = mh_quant_traits_for(t, MH_CPU_REF);
     const mh_quant_traits *q8 = mh_quant_traits_for(MH_DTYPE_Q8_0, MH_CPU_REF);
-    size_t w_row = mh_dtype_row_size(MH_DTYPE_Q4_0, n), x_row = mh_dtype_row_size(MH_DTYPE_Q8_0, n);
-    uint8_t *w = malloc(w_row * (size_t)R), *p = malloc(mh_repack_bytes(MH_DTYPE_Q4_0, R, n) + 1);
+    size_t w_row = mh_dtype_row_size(t, n), x_row = mh_dtype_row_size(MH_DTYPE_Q8_0, n);
+    uint8_t *w = malloc(w_row * (size_t)R), *p = malloc(mh_repack_bytes(t, R, n) + 1);
     uint8_t *xq = malloc(x_row);
     float *x = malloc(sizeof(float) * (size_t)(T * n)), *y = malloc(sizeof(float) * (size_t)(T * R));
     int bad = !(w && p && xq && x && y);
     if (!bad) {
-        random_q4_0(w, R, n);
+        random_rows(t, w, R, n);
         for (int64_t i = 0; i < T * n; i++) x[i] = rnd_normal();
-        bad = mh_repack_pack(MH_DTYPE_Q4_0, w, R, n, p) != MH_OK ||
-              mh_repack_linear(k, p, w, R, n, x, T, y) != MH_OK;
+        bad = mh_repack_pack(t, w, R, n, p) != MH_OK || mh_repack_linear(k, t, p, w, R, n, x, T, y) != MH_OK;
     }
     for (int64_t c = 0; c < T && !bad; c++) {
         q8->from_float(x + c * n, xq, n);
         for (int64_t r = 0; r < R && !bad; r++) {
             float want;
-            q4->vec_dot(n, w + (size_t)r * w_row, xq, &want);
+            wt->vec_dot(n, w + (size_t)r * w_row, xq, &want);
             if (memcmp(&want, &y[c * R + r], sizeof want)) {
-                fprintf(stderr, "  %s R=%lld T=%lld n=%lld (r %lld, c %lld): packed %.9g, ref %.9g\n", k->name,
+                fprintf(stderr, "  %s %s R=%lld T=%lld n=%lld (r %lld, c %lld): packed %.9g, ref %.9g\n",
+                        mh_dtype_info(t)->name, k->name,
                         (long long)R, (long long)T, (long long)n, (long long)r, (long long)c, y[c * R + r], want);
                 bad = 1;
             }
@@ -98,10 +103,12 @@ static void test_levels_vs_ref(void)
     printf("  levels:");
     for (int l = 0; l < nlv; l++) printf(" %s", lv[l]->name);
     printf("\n");
-    for (int l = 0; l < nlv; l++)
-        for (int ni = 0; ni < COUNT(ns); ni++)
-            for (int ri = 0; ri < COUNT(rows); ri++)
-                for (int ci = 0; ci < COUNT(toks); ci++) CHECK(!check_case(lv[l], rows[ri], toks[ci], ns[ni]));
+    for (int ti = 0; ti < COUNT(k_types); ti++)
+        for (int l = 0; l < nlv; l++)
+            for (int ni = 0; ni < COUNT(ns); ni++)
+                for (int ri = 0; ri < COUNT(rows); ri++)
+                    for (int ci = 0; ci < COUNT(toks); ci++)
+                        CHECK(!check_case(lv[l], k_types[ti], rows[ri], toks[ci], ns[ni]));
 }
 
 /* random shapes: several groups plus a tail, many token tiles (RP_TOKENS
@@ -112,43 +119,49 @@ static void test_fuzz_shapes(void)
     int nlv = levels(lv);
     for (int it = 0; it < 24; it++) {
         int64_t R = 16 + rnd_u32() % 90, T = 1 + rnd_u32() % 140, n = 32 * (1 + rnd_u32() % 40);
-        for (int l = 0; l < nlv; l++) CHECK_MSG(!check_case(lv[l], R, T, n), "R %lld T %lld n %lld",
-                                                (long long)R, (long long)T, (long long)n);
+        for (int ti = 0; ti < COUNT(k_types); ti++)
+            for (int l = 0; l < nlv; l++)
+                CHECK_MSG(!check_case(lv[l], k_types[ti], R, T, n), "R %lld T %lld n %lld", (long long)R,
+                          (long long)T, (long long)n);
     }
 }
 
 /* what cannot be packed says so; an empty product writes nothing */
 static void test_bad_shapes(void)
 {
-    static uint8_t w[64 * 18 * 2], p[64 * 18 * 2];
+    static uint8_t w[64 * 34 * 2], p[64 * 34 * 2];
     float x[64] = {0}, y[32];
     const mh_repack_kernels *k = mh_repack_kernels_get();
     CHECK(mh_repack_bytes(MH_DTYPE_Q4_0, 15, 64) == 0);         /* fewer rows than a group */
     CHECK(mh_repack_bytes(MH_DTYPE_Q4_0, 16, 48) == 0);         /* not whole blocks */
-    CHECK(mh_repack_bytes(MH_DTYPE_Q8_0, 64, 64) == 0);         /* no packed layout */
+    CHECK(mh_repack_bytes(MH_DTYPE_Q4_K, 64, 256) == 0);        /* no packed layout */
+    CHECK(mh_repack_bytes(MH_DTYPE_Q8_0, 16, 48) == 0);
     CHECK(mh_repack_bytes(MH_DTYPE_Q4_0, 35, 64) == 32 * 2 * 18);   /* the tail stays out */
+    CHECK(mh_repack_bytes(MH_DTYPE_Q8_0, 35, 64) == 32 * 2 * 34);
     CHECK(!mh_repack_wanted(MH_DTYPE_Q4_0, 8, 64));
     CHECK(mh_repack_pack(MH_DTYPE_Q4_0, w, 15, 64, p) == MH_EINVAL);
-    CHECK(mh_repack_linear(k, p, w, 15, 64, x, 1, y) == MH_EINVAL);
-    CHECK(mh_repack_linear(NULL, p, w, 16, 64, x, 1, y) == MH_EINVAL);
+    CHECK(mh_repack_pack(MH_DTYPE_Q4_K, w, 16, 256, p) == MH_EINVAL);
+    CHECK(mh_repack_linear(k, MH_DTYPE_Q4_0, p, w, 15, 64, x, 1, y) == MH_EINVAL);
+    CHECK(mh_repack_linear(k, MH_DTYPE_Q5_0, p, w, 16, 64, x, 1, y) == MH_EINVAL);
+    CHECK(mh_repack_linear(NULL, MH_DTYPE_Q8_0, p, w, 16, 64, x, 1, y) == MH_EINVAL);
     y[0] = 5.0f;
-    CHECK(mh_repack_linear(k, p, w, 16, 64, x, 0, y) == MH_OK && y[0] == 5.0f);
+    CHECK(mh_repack_linear(k, MH_DTYPE_Q8_0, p, w, 16, 64, x, 0, y) == MH_OK && y[0] == 5.0f);
 }
 
 /* mh_linear on a packed weight: T tokens at once equal T single tokens
  * (batched decoding stays greedy-identical) and equal the unpacked weight */
-static void test_linear_packed(void)
+static void linear_packed(mh_dtype t)
 {
     enum { ROWS = 83, N = 512, TMAX = 70 };
-    static const int toks[] = {2, 5, 16, 19, 70};
-    uint8_t *wd = malloc(mh_dtype_row_size(MH_DTYPE_Q4_0, N) * ROWS);
-    void *pk = malloc(mh_repack_bytes(MH_DTYPE_Q4_0, ROWS, N));
+    static const int toks[] = {2, 4, 5, 16, 19, 70};
+    uint8_t *wd = malloc(mh_dtype_row_size(t, N) * ROWS);
+    void *pk = malloc(mh_repack_bytes(t, ROWS, N));
     float *x = malloc(sizeof(float) * TMAX * N), *y = malloc(sizeof(float) * TMAX * ROWS);
     float *yu = malloc(sizeof(float) * TMAX * ROWS), *y1 = malloc(sizeof(float) * ROWS);
     CHECK(wd && pk && x && y && yu && y1);
-    random_q4_0(wd, ROWS, N);
-    CHECK(mh_repack_pack(MH_DTYPE_Q4_0, wd, ROWS, N, pk) == MH_OK);
-    mh_weight w = {MH_DTYPE_Q4_0, wd, ROWS, N, pk}, u = {MH_DTYPE_Q4_0, wd, ROWS, N, NULL};
+    random_rows(t, wd, ROWS, N);
+    CHECK(mh_repack_pack(t, wd, ROWS, N, pk) == MH_OK);
+    mh_weight w = {t, wd, ROWS, N, pk}, u = {t, wd, ROWS, N, NULL};
     mh_err err = {0};
     int ok = 1;
     for (int i = 0; i < COUNT(toks) && ok; i++) {
@@ -158,10 +171,15 @@ static void test_linear_packed(void)
              !memcmp(y, yu, sizeof(float) * (size_t)(T * ROWS));
         for (int t = 0; t < T && ok; t++)
             ok = mh_linear(&w, x + t * N, 1, y1, &err) == MH_OK && !memcmp(y1, y + t * ROWS, sizeof(float) * ROWS);
-        if (!ok) fprintf(stderr, "  T = %d\n", T);
+        if (!ok) fprintf(stderr, "  %s T = %d\n", mh_dtype_info(t)->name, T);
     }
     free(wd); free(pk); free(x); free(y); free(yu); free(y1);
     CHECK(ok);
+}
+
+static void test_linear_packed(void)
+{
+    for (int ti = 0; ti < COUNT(k_types); ti++) linear_packed(k_types[ti]);
 }
 
 /* ===== a real model ===== */
@@ -233,6 +251,8 @@ static void model_case(const char *file, int n_tok)
 static void test_model_smol(void) { model_case("models/mh-smol-llama-17m-Q4_0.gguf", 12); }
 /* ffn_gate/up of 172 rows: 10 packed groups and a 12-row tail */
 static void test_model_stories(void) { model_case("models/stories260K-Q4_0.gguf", 9); }
+static void test_model_smol_q8(void) { model_case("models/mh-smol-llama-17m-Q8_0.gguf", 12); }
+static void test_model_stories_q8(void) { model_case("models/stories260K-Q8_0.gguf", 9); }
 
 int main(void)
 {
@@ -242,5 +262,7 @@ int main(void)
     TEST_RUN(test_linear_packed);
     TEST_RUN(test_model_smol);
     TEST_RUN(test_model_stories);
+    TEST_RUN(test_model_smol_q8);
+    TEST_RUN(test_model_stories_q8);
     return TEST_REPORT();
 }
