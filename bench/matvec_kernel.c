@@ -82,13 +82,15 @@ int main(int argc, char **argv)
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
         mh_dtype t = types[ti];
         const mh_quant_traits *tr = mh_quant_traits_get(t);
-        /* (R, n, copies): L2-resident slab; 16 copies of a 5632 x 2048 ffn matrix */
-        static const int64_t cases[][3] = {{256, 2048, 1}, {5632, 2048, 16}};
-        for (int k = 0; k < 2; k++) {
+        /* (R, n, copies): L2-resident slab; 16 copies of the ffn up and
+         * down matrices of a 1B-class model (short and long rows) */
+        static const int64_t cases[][3] = {{256, 2048, 1}, {5632, 2048, 16}, {2048, 5632, 16}};
+        static const char *names[] = {"L2 256x2048", "DRAM 5632x2048", "DRAM 2048x5632"};
+        for (int k = 0; k < 3; k++) {
             const int64_t R = cases[k][0], n = cases[k][1];
             double a = bench_case(tr, false, t, R, n, (int)cases[k][2], reps);
             double b = tr->vec_dot_rows ? bench_case(tr, true, t, R, n, (int)cases[k][2], reps) : 0.0;
-            printf("%-6s %-14s %10.2f %10.2f\n", mh_dtype_info(t)->name, k ? "DRAM 16x5632" : "L2 256x2048", a, b);
+            printf("%-6s %-14s %10.2f %10.2f\n", mh_dtype_info(t)->name, names[k], a, b);
         }
     }
     return 0;

@@ -10,7 +10,7 @@
 #include "quant_simd_avx2.h"
 
 #define UNROLL _Pragma("GCC unroll 8")
-#define RB 4   /* rows per pass */
+#define RB 4   /* rows per pass at most */
 
 /* one forward prefetch stream PF_AHEAD past the pass, at its pace (see
  * quant_dot_rows_avx512.c) */
@@ -18,7 +18,7 @@
 INLINE void pf_step(const uint8_t *w, size_t pass_bytes, int64_t i, int64_t nb)
 {
     const size_t per = (pass_bytes + (size_t)nb - 1) / (size_t)nb;
-    const uint8_t *p = w + PF_AHEAD + (size_t)i * per;
+    const uint8_t *p = w + (pass_bytes > PF_AHEAD ? pass_bytes : PF_AHEAD) + (size_t)i * per;
     for (size_t k = 0; k < per; k += 64) _mm_prefetch((const char *)p + k, _MM_HINT_T0);
 }
 
@@ -160,20 +160,19 @@ INLINE void q50_rows(int TR, int64_t n, const uint8_t *w, size_t w_row, const mh
     UNROLL for (int r = 0; r < TR; r++) y[r] = hsum8(acc[r]);
 }
 
-/* ===== the entry points: RB rows at a time, then the last 1..RB-1 ===== */
+/* ===== the entry points: passes of 4 rows, of 2 when rows are long
+ * (see quant_dot_rows_avx512.c), then the last one ===== */
+#define LONG_ROW 2048
 
-#define ROWS_FN(name, kern)                                                                   \
-    void name(int64_t n, const void *w, size_t w_row, int64_t R, const void *x, float *y)     \
-    {                                                                                         \
-        const uint8_t *wb = w;                                                                \
-        int64_t r = 0;                                                                        \
-        for (; r + RB <= R; r += RB) kern(RB, n, wb + (size_t)r * w_row, w_row, x, y + r);    \
-        switch (R - r) {                                                                      \
-        case 3: kern(3, n, wb + (size_t)r * w_row, w_row, x, y + r); break;                   \
-        case 2: kern(2, n, wb + (size_t)r * w_row, w_row, x, y + r); break;                   \
-        case 1: kern(1, n, wb + (size_t)r * w_row, w_row, x, y + r); break;                   \
-        default: break;                                                                       \
-        }                                                                                     \
+#define ROWS_FN(name, kern)                                                                  \
+    void name(int64_t n, const void *w, size_t w_row, int64_t R, const void *x, float *y)    \
+    {                                                                                        \
+        const uint8_t *wb = w;                                                               \
+        int64_t r = 0;                                                                       \
+        if (w_row <= LONG_ROW)                                                               \
+            for (; r + 4 <= R; r += 4) kern(4, n, wb + (size_t)r * w_row, w_row, x, y + r);  \
+        for (; r + 2 <= R; r += 2) kern(2, n, wb + (size_t)r * w_row, w_row, x, y + r);      \
+        if (r < R) kern(1, n, wb + (size_t)r * w_row, w_row, x, y + r);                      \
     }
 
 ROWS_FN(mh_k_vec_dot_rows_q4_K_avx2, q4k_rows)

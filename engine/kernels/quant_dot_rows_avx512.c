@@ -12,25 +12,24 @@
 #include "quant_simd_avx512.h"
 
 #define UNROLL _Pragma("GCC unroll 8")
-#define RB 4   /* rows per pass: their activation loads are shared */
+#define RB 4   /* rows per pass at most: their activation loads are shared */
 
 /* Decode streams every weight once from DRAM: the rows' bytes are
  * prefetched this far ahead (the hardware prefetcher alone left a core
  * ~10-20 % stalled, docs/performance.md "Decode, session 6"). A hint past
  * the weight's end never faults. */
-#ifndef PF_AHEAD
 #define PF_AHEAD 8192
-#endif
 /* A pass reads its TR rows in lockstep: TR short streams that the hardware
  * prefetcher barely trains on (rows kernels measured at half the speed of
  * row-by-row dots from DRAM without help). So each step prefetches, in
- * address order, the next slice of the bytes PF_AHEAD past the pass's
- * start, at the pass's own pace: over the pass it covers as many bytes as
- * it reads, and the passes' prefetches join into one forward stream. */
+ * address order, the next slice of the bytes PF_AHEAD (or one pass, when
+ * longer) past the pass's start, at the pass's own pace: over the pass it
+ * covers as many bytes as it reads, and the passes' prefetches join into
+ * one forward stream that is never inside the pass being read. */
 INLINE void pf_step(const uint8_t *w, size_t pass_bytes, int64_t i, int64_t nb)
 {
     const size_t per = (pass_bytes + (size_t)nb - 1) / (size_t)nb;
-    const uint8_t *p = w + PF_AHEAD + (size_t)i * per;
+    const uint8_t *p = w + (pass_bytes > PF_AHEAD ? pass_bytes : PF_AHEAD) + (size_t)i * per;
     for (size_t k = 0; k < per; k += 64) _mm_prefetch((const char *)p + k, _MM_HINT_T0);
 }
 
@@ -250,20 +249,22 @@ INLINE void q50_rows(bool vnni, int TR, int64_t n, const uint8_t *w, size_t w_ro
     UNROLL for (int r = 0; r < TR; r++) y[r] = hsum8(acc[r]);
 }
 
-/* ===== the entry points: RB rows at a time, then the last 1..RB-1 ===== */
+/* ===== the entry points =====
+ * Passes of 4 rows, or of 2 when rows are longer than LONG_ROW bytes: the
+ * lockstep rows are as many DRAM streams, and 4 long ones measured slower
+ * from memory than 2 (up to 1.5x on 5632-column rows, q4_K and q6_K),
+ * where 4 short ones share more activation loads (~8 % from L2). */
+#define LONG_ROW 2048
 
-#define ROWS_FN(name, kern, vnni)                                                        \
-    void name(int64_t n, const void *w, size_t w_row, int64_t R, const void *x, float *y)       \
-    {                                                                                           \
-        const uint8_t *wb = w;                                                                  \
-        int64_t r = 0;                                                                          \
-        for (; r + RB <= R; r += RB) kern(vnni, RB, n, wb + (size_t)r * w_row, w_row, x, y + r); \
-        switch (R - r) {                                                                        \
-        case 3: kern(vnni, 3, n, wb + (size_t)r * w_row, w_row, x, y + r); break;              \
-        case 2: kern(vnni, 2, n, wb + (size_t)r * w_row, w_row, x, y + r); break;              \
-        case 1: kern(vnni, 1, n, wb + (size_t)r * w_row, w_row, x, y + r); break;              \
-        default: break;                                                                         \
-        }                                                                                       \
+#define ROWS_FN(name, kern, vnni)                                                                  \
+    void name(int64_t n, const void *w, size_t w_row, int64_t R, const void *x, float *y)          \
+    {                                                                                              \
+        const uint8_t *wb = w;                                                                     \
+        int64_t r = 0;                                                                             \
+        if (w_row <= LONG_ROW)                                                                     \
+            for (; r + 4 <= R; r += 4) kern(vnni, 4, n, wb + (size_t)r * w_row, w_row, x, y + r);  \
+        for (; r + 2 <= R; r += 2) kern(vnni, 2, n, wb + (size_t)r * w_row, w_row, x, y + r);      \
+        if (r < R) kern(vnni, 1, n, wb + (size_t)r * w_row, w_row, x, y + r);                      \
     }
 
 ROWS_FN(mh_k_vec_dot_rows_q4_K_avx512, q4k_rows, false)
