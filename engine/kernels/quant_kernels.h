@@ -160,6 +160,19 @@ MH_K_DOT(mh_k_vec_dot_q5_0_avx2);
 MH_K_DOT(mh_k_vec_dot_q5_0_avx512);
 MH_K_DOT(mh_k_vec_dot_q5_0_avx512vnni);
 
+/* ===== one activation, several rows (quant_dot_rows_*.c): y[r] = w row r . x =====
+ * Bit-identical per row to the level's vec_dot (mh_vec_dot_rows_fn). */
+#define MH_K_DOT_ROWS(name) void name(int64_t n, const void *w, size_t w_row, int64_t R, const void *x, float *y)
+MH_K_DOT_ROWS(mh_k_vec_dot_rows_q4_K_avx2);
+MH_K_DOT_ROWS(mh_k_vec_dot_rows_q6_K_avx2);
+MH_K_DOT_ROWS(mh_k_vec_dot_rows_q5_0_avx2);
+MH_K_DOT_ROWS(mh_k_vec_dot_rows_q4_K_avx512);
+MH_K_DOT_ROWS(mh_k_vec_dot_rows_q4_K_avx512vnni);
+MH_K_DOT_ROWS(mh_k_vec_dot_rows_q6_K_avx512);
+MH_K_DOT_ROWS(mh_k_vec_dot_rows_q6_K_avx512vnni);
+MH_K_DOT_ROWS(mh_k_vec_dot_rows_q5_0_avx512);
+MH_K_DOT_ROWS(mh_k_vec_dot_rows_q5_0_avx512vnni);
+
 /* ===== tiled gemm (quant_gemm*.c): y (C, ldy) = x (C, n) . w (R, n)^T =====
  * The _ref ones loop the _ref vec_dot; SIMD ones match their level's
  * vec_dot bit for bit (see mh_gemm_fn in mh/quant.h). */

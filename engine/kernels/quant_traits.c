@@ -18,29 +18,29 @@
 /* Entries shared by every level: conversions are scalar (they run once per
  * row or at load time), except f16/bf16, which the f16 KV cache converts in
  * the attention loop: those use the SIMD row kernels of mh/kernels.h. */
-#define ROW_F32(dot)  [MH_DTYPE_F32]  = {mh_k_dequant_f32_ref,  mh_k_quant_f32_ref,  dot, DOT_F, NULL}
-#define ROW_F16(dot)  [MH_DTYPE_F16]  = {mh_k_dequant_f16_ref,  mh_k_quant_f16_ref,  dot, DOT_F, NULL}
-#define ROW_F16_SIMD(dot) [MH_DTYPE_F16] = {f16_to_f32_simd, f32_to_f16_simd, dot, DOT_F, NULL}
-#define ROW_BF16(dot) [MH_DTYPE_BF16] = {mh_k_dequant_bf16_ref, mh_k_quant_bf16_ref, dot, DOT_F, NULL}
+#define ROW_F32(dot)  [MH_DTYPE_F32]  = {mh_k_dequant_f32_ref,  mh_k_quant_f32_ref,  dot, DOT_F, NULL, NULL}
+#define ROW_F16(dot)  [MH_DTYPE_F16]  = {mh_k_dequant_f16_ref,  mh_k_quant_f16_ref,  dot, DOT_F, NULL, NULL}
+#define ROW_F16_SIMD(dot) [MH_DTYPE_F16] = {f16_to_f32_simd, f32_to_f16_simd, dot, DOT_F, NULL, NULL}
+#define ROW_BF16(dot) [MH_DTYPE_BF16] = {mh_k_dequant_bf16_ref, mh_k_quant_bf16_ref, dot, DOT_F, NULL, NULL}
 /* the types with a tiled gemm (quant_gemm*.c) for prompt processing */
 /* q8_0's from_float quantizes activations (ggml's x86 rounding); weights go
  * through mh_quantize_row, which keeps the format's reference quantizer */
-#define ROW_Q8_0(dot, gemm) [MH_DTYPE_Q8_0] = {mh_k_dequant_q8_0_ref, mh_k_quant_q8_0_act_ref, dot, DOT_Q8, gemm}
+#define ROW_Q8_0(dot, gemm) [MH_DTYPE_Q8_0] = {mh_k_dequant_q8_0_ref, mh_k_quant_q8_0_act_ref, dot, DOT_Q8, gemm, NULL}
 /* AVX-512: the activation types get SIMD quantizers, bit-identical to ref */
-#define ROW_Q8_0_512(dot, gemm) [MH_DTYPE_Q8_0] = {mh_k_dequant_q8_0_ref, mh_k_quant_q8_0_act_avx512, dot, DOT_Q8, gemm}
-#define ROW_Q8_K_512 [MH_DTYPE_Q8_K] = {mh_k_dequant_q8_K_ref, mh_k_quant_q8_K_avx512, NULL, DOT_QK, NULL}
-#define ROW_Q4_0(dot, gemm) [MH_DTYPE_Q4_0] = {mh_k_dequant_q4_0_ref, mh_k_quant_q4_0_ref, dot, DOT_Q8, gemm}
-#define ROW_Q5_0(dot, gemm) [MH_DTYPE_Q5_0] = {mh_k_dequant_q5_0_ref, mh_k_quant_q5_0_ref, dot, DOT_Q8, gemm}
-#define ROW_Q4_K(dot, gemm) [MH_DTYPE_Q4_K] = {mh_k_dequant_q4_K_ref, mh_k_quant_q4_K_ref, dot, DOT_QK, gemm}
-#define ROW_Q5_K(dot) [MH_DTYPE_Q5_K] = {mh_k_dequant_q5_K_ref, mh_k_quant_q5_K_ref, dot, DOT_QK, NULL}
-#define ROW_Q6_K(dot, gemm) [MH_DTYPE_Q6_K] = {mh_k_dequant_q6_K_ref, mh_k_quant_q6_K_ref, dot, DOT_QK, gemm}
+#define ROW_Q8_0_512(dot, gemm) [MH_DTYPE_Q8_0] = {mh_k_dequant_q8_0_ref, mh_k_quant_q8_0_act_avx512, dot, DOT_Q8, gemm, NULL}
+#define ROW_Q8_K_512 [MH_DTYPE_Q8_K] = {mh_k_dequant_q8_K_ref, mh_k_quant_q8_K_avx512, NULL, DOT_QK, NULL, NULL}
+#define ROW_Q4_0(dot, gemm) [MH_DTYPE_Q4_0] = {mh_k_dequant_q4_0_ref, mh_k_quant_q4_0_ref, dot, DOT_Q8, gemm, NULL}
+#define ROW_Q5_0(dot, gemm, rows) [MH_DTYPE_Q5_0] = {mh_k_dequant_q5_0_ref, mh_k_quant_q5_0_ref, dot, DOT_Q8, gemm, rows}
+#define ROW_Q4_K(dot, gemm, rows) [MH_DTYPE_Q4_K] = {mh_k_dequant_q4_K_ref, mh_k_quant_q4_K_ref, dot, DOT_QK, gemm, rows}
+#define ROW_Q5_K(dot) [MH_DTYPE_Q5_K] = {mh_k_dequant_q5_K_ref, mh_k_quant_q5_K_ref, dot, DOT_QK, NULL, NULL}
+#define ROW_Q6_K(dot, gemm, rows) [MH_DTYPE_Q6_K] = {mh_k_dequant_q6_K_ref, mh_k_quant_q6_K_ref, dot, DOT_QK, gemm, rows}
 /* the types with scalar kernels only, identical at every level */
 #define ROWS_SCALAR \
-    [MH_DTYPE_Q4_1] = {mh_k_dequant_q4_1_ref, mh_k_quant_q4_1_ref, mh_k_vec_dot_q4_1_ref, DOT_Q8, NULL}, \
-    [MH_DTYPE_Q5_1] = {mh_k_dequant_q5_1_ref, mh_k_quant_q5_1_ref, mh_k_vec_dot_q5_1_ref, DOT_Q8, NULL}, \
-    [MH_DTYPE_Q2_K] = {mh_k_dequant_q2_K_ref, NULL, mh_k_vec_dot_q2_K_ref, DOT_QK, NULL}, \
-    [MH_DTYPE_Q3_K] = {mh_k_dequant_q3_K_ref, NULL, mh_k_vec_dot_q3_K_ref, DOT_QK, NULL}
-#define ROW_Q8_K [MH_DTYPE_Q8_K] = {mh_k_dequant_q8_K_ref, mh_k_quant_q8_K_ref, NULL, DOT_QK, NULL}
+    [MH_DTYPE_Q4_1] = {mh_k_dequant_q4_1_ref, mh_k_quant_q4_1_ref, mh_k_vec_dot_q4_1_ref, DOT_Q8, NULL, NULL}, \
+    [MH_DTYPE_Q5_1] = {mh_k_dequant_q5_1_ref, mh_k_quant_q5_1_ref, mh_k_vec_dot_q5_1_ref, DOT_Q8, NULL, NULL}, \
+    [MH_DTYPE_Q2_K] = {mh_k_dequant_q2_K_ref, NULL, mh_k_vec_dot_q2_K_ref, DOT_QK, NULL, NULL}, \
+    [MH_DTYPE_Q3_K] = {mh_k_dequant_q3_K_ref, NULL, mh_k_vec_dot_q3_K_ref, DOT_QK, NULL, NULL}
+#define ROW_Q8_K [MH_DTYPE_Q8_K] = {mh_k_dequant_q8_K_ref, mh_k_quant_q8_K_ref, NULL, DOT_QK, NULL, NULL}
 
 /* Exact either way (F16C rounds to nearest even, as the scalar code does);
  * the kernels table in force is at least AVX2 wherever these are used. */
@@ -57,18 +57,19 @@ static void f32_to_f16_simd(const float *src, void *dst, int64_t n)
 static const mh_quant_traits g_ref[MH_DTYPE_COUNT] = {
     ROW_F32(mh_k_vec_dot_f32_ref), ROW_F16(mh_k_vec_dot_f16_ref), ROW_BF16(mh_k_vec_dot_bf16_ref),
     ROW_Q8_0(mh_k_vec_dot_q8_0_ref, mh_k_gemm_q8_0_ref), ROW_Q4_0(mh_k_vec_dot_q4_0_ref, mh_k_gemm_q4_0_ref),
-    ROW_Q5_0(mh_k_vec_dot_q5_0_ref, mh_k_gemm_q5_0_ref),
-    ROW_Q4_K(mh_k_vec_dot_q4_K_ref, mh_k_gemm_q4_K_ref), ROW_Q5_K(mh_k_vec_dot_q5_K_ref),
-    ROW_Q6_K(mh_k_vec_dot_q6_K_ref, mh_k_gemm_q6_K_ref),
+    ROW_Q5_0(mh_k_vec_dot_q5_0_ref, mh_k_gemm_q5_0_ref, NULL),
+    ROW_Q4_K(mh_k_vec_dot_q4_K_ref, mh_k_gemm_q4_K_ref, NULL), ROW_Q5_K(mh_k_vec_dot_q5_K_ref),
+    ROW_Q6_K(mh_k_vec_dot_q6_K_ref, mh_k_gemm_q6_K_ref, NULL),
     ROWS_SCALAR, ROW_Q8_K,
 };
 
 static const mh_quant_traits g_avx2[MH_DTYPE_COUNT] = {
     ROW_F32(mh_k_vec_dot_f32_avx2), ROW_F16_SIMD(mh_k_vec_dot_f16_avx2), ROW_BF16(mh_k_vec_dot_bf16_avx2),
     ROW_Q8_0(mh_k_vec_dot_q8_0_avx2, mh_k_gemm_q8_0_avx2), ROW_Q4_0(mh_k_vec_dot_q4_0_avx2, mh_k_gemm_q4_0_avx2),
-    ROW_Q5_0(mh_k_vec_dot_q5_0_avx2, mh_k_gemm_q5_0_avx2),
-    ROW_Q4_K(mh_k_vec_dot_q4_K_avx2, mh_k_gemm_q4_K_avx2), ROW_Q5_K(mh_k_vec_dot_q5_K_avx2),
-    ROW_Q6_K(mh_k_vec_dot_q6_K_avx2, mh_k_gemm_q6_K_avx2),
+    ROW_Q5_0(mh_k_vec_dot_q5_0_avx2, mh_k_gemm_q5_0_avx2, mh_k_vec_dot_rows_q5_0_avx2),
+    ROW_Q4_K(mh_k_vec_dot_q4_K_avx2, mh_k_gemm_q4_K_avx2, mh_k_vec_dot_rows_q4_K_avx2),
+    ROW_Q5_K(mh_k_vec_dot_q5_K_avx2),
+    ROW_Q6_K(mh_k_vec_dot_q6_K_avx2, mh_k_gemm_q6_K_avx2, mh_k_vec_dot_rows_q6_K_avx2),
     ROWS_SCALAR, ROW_Q8_K,
 };
 
@@ -77,9 +78,10 @@ static const mh_quant_traits g_avx512[MH_DTYPE_COUNT] = {
     ROW_BF16(mh_k_vec_dot_bf16_avx512),
     ROW_Q8_0_512(mh_k_vec_dot_q8_0_avx512, mh_k_gemm_q8_0_avx512),
     ROW_Q4_0(mh_k_vec_dot_q4_0_avx512, mh_k_gemm_q4_0_avx512),
-    ROW_Q5_0(mh_k_vec_dot_q5_0_avx512, mh_k_gemm_q5_0_avx512),
-    ROW_Q4_K(mh_k_vec_dot_q4_K_avx512, mh_k_gemm_q4_K_avx512), ROW_Q5_K(mh_k_vec_dot_q5_K_avx2),
-    ROW_Q6_K(mh_k_vec_dot_q6_K_avx512, mh_k_gemm_q6_K_avx512),
+    ROW_Q5_0(mh_k_vec_dot_q5_0_avx512, mh_k_gemm_q5_0_avx512, mh_k_vec_dot_rows_q5_0_avx512),
+    ROW_Q4_K(mh_k_vec_dot_q4_K_avx512, mh_k_gemm_q4_K_avx512, mh_k_vec_dot_rows_q4_K_avx512),
+    ROW_Q5_K(mh_k_vec_dot_q5_K_avx2),
+    ROW_Q6_K(mh_k_vec_dot_q6_K_avx512, mh_k_gemm_q6_K_avx512, mh_k_vec_dot_rows_q6_K_avx512),
     ROWS_SCALAR, ROW_Q8_K_512,
 };
 
@@ -88,13 +90,14 @@ static const mh_quant_traits g_avx512vnni[MH_DTYPE_COUNT] = {
     ROW_BF16(mh_k_vec_dot_bf16_avx512),
     ROW_Q8_0_512(mh_k_vec_dot_q8_0_avx512vnni, mh_k_gemm_q8_0_avx512vnni),
     ROW_Q4_0(mh_k_vec_dot_q4_0_avx512vnni, mh_k_gemm_q4_0_avx512vnni),
-    ROW_Q5_0(mh_k_vec_dot_q5_0_avx512vnni, mh_k_gemm_q5_0_avx512vnni),
-    ROW_Q4_K(mh_k_vec_dot_q4_K_avx512vnni, mh_k_gemm_q4_K_avx512vnni), ROW_Q5_K(mh_k_vec_dot_q5_K_avx2),
-    ROW_Q6_K(mh_k_vec_dot_q6_K_avx512vnni, mh_k_gemm_q6_K_avx512vnni),
+    ROW_Q5_0(mh_k_vec_dot_q5_0_avx512vnni, mh_k_gemm_q5_0_avx512vnni, mh_k_vec_dot_rows_q5_0_avx512vnni),
+    ROW_Q4_K(mh_k_vec_dot_q4_K_avx512vnni, mh_k_gemm_q4_K_avx512vnni, mh_k_vec_dot_rows_q4_K_avx512vnni),
+    ROW_Q5_K(mh_k_vec_dot_q5_K_avx2),
+    ROW_Q6_K(mh_k_vec_dot_q6_K_avx512vnni, mh_k_gemm_q6_K_avx512vnni, mh_k_vec_dot_rows_q6_K_avx512vnni),
     ROWS_SCALAR, ROW_Q8_K_512,
 };
 
-static const mh_quant_traits g_none = {NULL, NULL, NULL, MH_DTYPE_F32, NULL};
+static const mh_quant_traits g_none = {NULL, NULL, NULL, MH_DTYPE_F32, NULL, NULL};
 
 const mh_quant_traits *mh_quant_traits_for(mh_dtype t, mh_cpu_level level)
 {
@@ -158,6 +161,7 @@ int mh_quantize_row(mh_dtype t, const float *src, void *dst, int64_t n)
 
 typedef struct matvec_job {
     mh_vec_dot_fn dot;
+    mh_vec_dot_rows_fn rows;   /* NULL: one vec_dot per row */
     const uint8_t *w;   /* (rows, row_bytes) */
     size_t row_bytes;
     int64_t n;
@@ -168,6 +172,10 @@ typedef struct matvec_job {
 static void matvec_range(void *ctx, int64_t begin, int64_t end)
 {
     const matvec_job *job = ctx;
+    if (job->rows) {
+        job->rows(job->n, job->w + (size_t)begin * job->row_bytes, job->row_bytes, end - begin, job->xq, job->y + begin);
+        return;
+    }
     for (int64_t r = begin; r < end; r++)
         job->dot(job->n, job->w + (size_t)r * job->row_bytes, job->xq, &job->y[r]);
 }
@@ -189,7 +197,7 @@ int mh_quant_matvec(mh_dtype t, const void *w, int64_t rows, int64_t n,
         if (!xq) return MH_ENOMEM;
         mh_quant_traits_get(vt)->from_float(x, xq, n);
     }
-    matvec_job job = {tr->vec_dot, w, mh_dtype_row_size(t, n), n, xq ? xq : (const void *)x, y};
+    matvec_job job = {tr->vec_dot, tr->vec_dot_rows, w, mh_dtype_row_size(t, n), n, xq ? xq : (const void *)x, y};
     /* chunks of at least ~64K multiply-adds keep the pool overhead small */
     int64_t min_chunk = n > 0 ? 65536 / n : rows;
     mh_parallel_for(rows, min_chunk > 0 ? min_chunk : 1, matvec_range, &job);

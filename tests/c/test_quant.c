@@ -347,6 +347,63 @@ static void test_vec_dot_simd_vs_ref(void)
     if (best < MH_CPU_AVX2) printf("  (no SIMD level on this CPU: only ref checked)\n");
 }
 
+/* The rows kernels (the matvec of token generation: several rows share
+ * each activation load) against the ref vec_dot, row by row and bit for
+ * bit, for run lengths around their row blocking; *kernels counts the
+ * types that have one at this level. Returns failures. */
+static int compare_rows(const char *label, const mh_quant_traits *(*get)(mh_dtype, mh_cpu_level), mh_cpu_level lv,
+                        int *kernels)
+{
+    enum { NMAX = 4096, RMAX = 11 };
+    float *x = malloc(NMAX * 4), y[RMAX];
+    uint8_t *w = malloc((size_t)RMAX * NMAX * 2), *xq = malloc(NMAX * 4);
+    int bad = !(x && w && xq);
+    for (int ti = 0; ti < COUNT(k_weight_types) && !bad; ti++) {
+        mh_dtype t = k_weight_types[ti];
+        const mh_quant_traits *ref = mh_quant_traits_for(t, MH_CPU_REF), *fast = get(t, lv);
+        if (!fast->vec_dot_rows) continue;
+        ++*kernels;
+        const int64_t *lens;
+        int nl = lengths_for(t, &lens);
+        for (int li = 0; li < nl && !bad; li++) {
+            int64_t n = lens[li];
+            size_t rb = mh_dtype_row_size(t, n);
+            for (int r = 0; r < RMAX; r++) random_blocks(t, w + r * rb, n);
+            fill_normal(x, n);
+            mh_quantize_row(ref->vec_dot_type, x, xq, n);
+            for (int R = 1; R <= RMAX && !bad; R++) {
+                fast->vec_dot_rows(n, w, rb, R, xq, y);
+                for (int r = 0; r < R && !bad; r++) {
+                    float a;
+                    ref->vec_dot(n, w + r * rb, xq, &a);
+                    if (memcmp(&a, &y[r], sizeof a) != 0) {
+                        fprintf(stderr, "  %s %s rows n=%lld R=%d row %d: ref %.7g rows %.7g\n", label,
+                                mh_dtype_info(t)->name, (long long)n, R, r, a, y[r]);
+                        bad = 1;
+                    }
+                }
+            }
+        }
+    }
+    free(x); free(w); free(xq);
+    return bad;
+}
+
+static void test_vec_dot_rows_vs_ref(void)
+{
+    mh_cpu_level best = mh_cpu_detect();
+    int kernels = 0;
+    for (int lv = MH_CPU_AVX2; lv <= (int)best; lv++)
+        CHECK(!compare_rows(mh_cpu_level_name((mh_cpu_level)lv), mh_quant_traits_for, (mh_cpu_level)lv, &kernels));
+    if (best >= MH_CPU_AVX512) {
+        int plain = 0;
+        CHECK(!compare_rows("avx512-novnni", novnni, MH_CPU_AVX512, &plain));
+        CHECK(plain >= 3);   /* q4_K, q6_K, q5_0 */
+        kernels += plain;
+    }
+    printf("  rows kernels checked: %d\n", kernels);
+}
+
 /* ===== k-quant dots against llama.cpp's bits =====
  * Rows of random k-quant bytes and random q8_K activations from a fixed LCG
  * stream; want[][] are the floats llama.cpp's CPU backend (c392e50, x86
@@ -406,8 +463,18 @@ static int k_quant_bits(const char *label, const mh_quant_traits *(*get)(mh_dtyp
             kg_acts(x, N, &s);
             float got;
             uint32_t u;
-            get(types[t], lv)->vec_dot(N, w, x, &got);
+            const mh_quant_traits *tr = get(types[t], lv);
+            tr->vec_dot(N, w, x, &got);
             memcpy(&u, &got, 4);
+            float one = got;   /* the matvec's rows kernel too (x = -128 included) */
+            uint32_t v;
+            if (tr->vec_dot_rows) tr->vec_dot_rows(N, w, 0, 1, x, &one);
+            memcpy(&v, &one, 4);
+            if (v != u) {
+                fprintf(stderr, "  %s %s row %d: rows kernel %08x, vec_dot %08x\n", label,
+                        mh_dtype_info(types[t])->name, r, v, u);
+                bad++;
+            }
             if (u != want[t][r]) {
                 fprintf(stderr, "  %s %s row %d: got %08x, llama.cpp %08x\n", label, mh_dtype_info(types[t])->name,
                         r, u, want[t][r]);
@@ -429,7 +496,7 @@ static void test_k_quant_llama_bits(void)
 static void test_matvec(void)
 {
     enum { ROWS = 37, N = 512 };
-    const mh_dtype types[] = {MH_DTYPE_Q8_0, MH_DTYPE_Q4_K, MH_DTYPE_Q6_K, MH_DTYPE_F16, MH_DTYPE_F32};
+    const mh_dtype types[] = {MH_DTYPE_Q8_0, MH_DTYPE_Q5_0, MH_DTYPE_Q4_K, MH_DTYPE_Q6_K, MH_DTYPE_F16, MH_DTYPE_F32};
     float x[N], y[ROWS];
     uint8_t *w = malloc((size_t)ROWS * N * 4), *xq = malloc(N * 4);
     CHECK(w && xq);
@@ -441,11 +508,15 @@ static void test_matvec(void)
         for (int r = 0; r < ROWS; r++) random_blocks(t, w + r * rb, N);
         if (mh_quant_matvec(t, w, ROWS, N, x, y) != MH_OK) { bad = 1; break; }
         const mh_quant_traits *ref = mh_quant_traits_for(t, MH_CPU_REF);
-        mh_quantize_row(ref->vec_dot_type, x, xq, N);
+        if (ref->vec_dot_type == MH_DTYPE_F32) memcpy(xq, x, sizeof x);   /* the matvec's own x */
+        else mh_quant_traits_get(ref->vec_dot_type)->from_float(x, xq, N);
         for (int r = 0; r < ROWS; r++) {
             float want;
             ref->vec_dot(N, w + r * rb, xq, &want);
-            if (fabs(want - y[r]) > 1e-5 * dot_scale(t, w + r * rb, ref->vec_dot_type, xq, N)) bad = 1;
+            /* integer types: the ref bits, whichever kernel the level runs */
+            if (mh_dtype_info(t)->block_size > 1 ? memcmp(&want, &y[r], sizeof want) != 0
+                                                 : fabs(want - y[r]) > 1e-5 * dot_scale(t, w + r * rb, ref->vec_dot_type, xq, N))
+                bad = 1;
         }
     }
     free(w); free(xq);
@@ -675,6 +746,7 @@ int main(void)
     TEST_RUN(test_round_trip);
     TEST_RUN(test_vec_dot_ref_vs_dequant);
     TEST_RUN(test_vec_dot_simd_vs_ref);
+    TEST_RUN(test_vec_dot_rows_vs_ref);
     TEST_RUN(test_k_quant_llama_bits);
     TEST_RUN(test_matvec);
     TEST_RUN(test_real_gguf);

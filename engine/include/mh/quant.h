@@ -97,6 +97,12 @@ typedef void (*mh_vec_dot_fn)(int64_t n, const void *w, const void *x, float *ou
  * apart; y: (C, ldy) f32, ldy >= R. Any R, C >= 0 (edge tiles inside). */
 typedef void (*mh_gemm_fn)(int64_t n, const void *w, size_t w_row, int64_t R,
                            const void *x, size_t x_row, int64_t C, float *y, int64_t ldy);
+/* One activation against R weight rows (the matvec of token generation):
+ * y[r] = dot(w row r, x) for r < R, bit for bit the level's vec_dot per row.
+ * w: (R, n) rows w_row bytes apart; x: (n) in vec_dot_type; y: (R). Rows go
+ * several at a time, sharing the activation loads. */
+typedef void (*mh_vec_dot_rows_fn)(int64_t n, const void *w, size_t w_row, int64_t R,
+                                   const void *x, float *y);
 
 typedef struct mh_quant_traits {
     mh_to_float_fn to_float;      /* NULL: not a float-convertible type */
@@ -104,6 +110,7 @@ typedef struct mh_quant_traits {
     mh_vec_dot_fn vec_dot;        /* NULL: not usable as a matvec weight */
     mh_dtype vec_dot_type;        /* what x must be converted to for vec_dot */
     mh_gemm_fn gemm;              /* NULL: multi-token callers loop vec_dot */
+    mh_vec_dot_rows_fn vec_dot_rows;   /* NULL: the matvec loops vec_dot */
 } mh_quant_traits;
 
 /* Kernels for t at the level in force (mh_cpu_level_get()); never NULL
