@@ -295,9 +295,11 @@ static void test_llama_kernels(void)
                 r->attn_mix_llama(n, hd, w, kh, hd + 3, acc_a, oa);
                 k->attn_mix_llama(n, hd, w, kh, hd + 3, acc_b, ob);
                 CHECK(memcmp(oa, ob, sizeof(float) * (size_t)hd) == 0);
-                r->attn_mix_step_llama(n, 64, hd, w, kh, hd + 3, acc_a, oa);
-                k->attn_mix_step_llama(n, 64, hd, w, kh, hd + 3, acc_b, ob);
-                CHECK(memcmp(oa, ob, sizeof(float) * (size_t)hd) == 0);
+                for (int64_t np = 0; np <= 128; np += 64) {   /* 0: a short context, all tail */
+                    r->attn_mix_step_llama(n, np, hd, w, kh, hd + 3, acc_a, oa);
+                    k->attn_mix_step_llama(n, np, hd, w, kh, hd + 3, acc_b, ob);
+                    CHECK(memcmp(oa, ob, sizeof(float) * (size_t)hd) == 0);
+                }
             }
         }
     }
