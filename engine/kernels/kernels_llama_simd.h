@@ -179,3 +179,40 @@ void KNAME_L(attn_mix_step)(int64_t n, int64_t np, int64_t hd, const float *w, c
     }
     for (int64_t d = 0; d < hd; d++) out[d] = (float)s[d];
 }
+
+/* Heads under 64 elements are all double tail: each position's sum is one
+ * chain of dependent adds. SP positions at a time keep SP chains in flight
+ * (the same adds per position, in the same order); their float products
+ * come a vector or half vector at a time. */
+#define SP 8
+void KNAME_L(attn_scores_step)(int64_t npos, int64_t hd, const uint16_t *k, int64_t ldk, const float *q,
+                               float *out)
+{
+    if (hd >= 64) {
+        for (int64_t p = 0; p < npos; p++) out[p] = KNAME_L(attn_score_step)(hd, k + p * ldk, q);
+        return;
+    }
+    float pr[SP][64];
+    for (int64_t p0 = 0; p0 < npos; p0 += SP) {
+        const int m = npos - p0 < SP ? (int)(npos - p0) : SP;
+        for (int j = 0; j < m; j++) {
+            const uint16_t *kr = k + (p0 + j) * ldk;
+            int64_t i = 0;
+            for (; i + VW <= hd; i += VW) V_STORE(pr[j] + i, V_MUL(V_LOAD_F16(kr + i), V_LOAD(q + i)));
+#ifdef VH_W
+            for (; i + VH_W <= hd; i += VH_W) VH_STORE(pr[j] + i, VH_MUL(VH_LOAD_F16(kr + i), VH_LOAD(q + i)));
+#endif
+            for (; i < hd; i++) pr[j][i] = _cvtsh_ss(kr[i]) * q[i];
+        }
+        double s[SP] = {0};
+        if (m == SP) {
+            for (int64_t i = 0; i < hd; i++)
+                for (int j = 0; j < SP; j++) s[j] += (double)pr[j][i];
+        } else {
+            for (int64_t i = 0; i < hd; i++)
+                for (int j = 0; j < m; j++) s[j] += (double)pr[j][i];
+        }
+        for (int j = 0; j < m; j++) out[p0 + j] = (float)s[j];
+    }
+}
+#undef SP
