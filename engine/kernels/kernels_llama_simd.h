@@ -205,9 +205,9 @@ void KNAME_L(attn_scores_step)(int64_t npos, int64_t hd, const uint16_t *k, int6
             for (; i < hd; i++) pr[j][i] = _cvtsh_ss(kr[i]) * q[i];
         }
         double s[SP] = {0};
-        if (m == SP) {
+        if (m == SP) {   /* unrolled: the SP sums live in registers */
             for (int64_t i = 0; i < hd; i++)
-                for (int j = 0; j < SP; j++) s[j] += (double)pr[j][i];
+                _Pragma("GCC unroll 8") for (int j = 0; j < SP; j++) s[j] += (double)pr[j][i];
         } else {
             for (int64_t i = 0; i < hd; i++)
                 for (int j = 0; j < m; j++) s[j] += (double)pr[j][i];
