@@ -40,6 +40,14 @@ static inline VF V_LDEXP(VF p, VF n)
 #include "simd_impl.h"
 
 #define V_LOAD_F16(p) _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p)))
+/* 8 lanes for heads of 8 (stories260K) that a 16-lane vector would leave scalar */
+#define VH_W 8
+#define VH_LOAD_F16(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p)))
+#define VH_LOAD(p) _mm256_loadu_ps(p)
+#define VH_STORE(p, v) _mm256_storeu_ps(p, v)
+#define VH_SET1(x) _mm256_set1_ps(x)
+#define VH_MUL _mm256_mul_ps
+#define VH_FMA(a, b, c) _mm256_fmadd_ps(a, b, c)
 #define KNAME_L(op) mh_k_##op##_llama_avx512
 #include "kernels_llama_simd.h"
 

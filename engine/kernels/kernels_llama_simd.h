@@ -1,11 +1,14 @@
 /* kernels_llama_simd.h: the SIMD twins of kernels_llama_ref.c, written once
  * over the vector vocabulary of kernels_avx2.c / kernels_avx512.c (VF, VW,
- * V_FMA, V_LDEXP, V_LOAD_F16 ...), which include this after simd_impl.h.
+ * V_FMA, V_LDEXP, V_LOAD_F16 ...; VH_* a half-width vector for short heads
+ * where VW is 16), which include this after simd_impl.h.
  * Layer: engine/kernels (private). Bit-identical to the reference: every
  * element sees the same fused operations, the lanes the same trees
  * (quant_kernels.h). */
 
 #include "quant_kernels.h"
+
+#define MIX_TAIL_MAX 512   /* head_dim up to which attn_mix_step sums the tail row-wise */
 
 /* ggml's AVX-512 exp; see kernels_llama_ref.c for the scalar statement */
 static inline VF v_exp_llama(VF x)
@@ -78,7 +81,10 @@ static inline void mix_rows(int64_t n, int lanes, int64_t hd, const float *w, co
         const VF wp = V_SET1(w[p]);
         int64_t d = 0;
         for (; d < dv; d += VW) V_STORE(a + d, V_FMA(V_LOAD_F16(vr + d), wp, V_LOAD(a + d)));
-        for (; d < hd; d++) a[d] = fmaf(mh_f16_to_f32(vr[d]), w[p], a[d]);
+#ifdef VH_W
+        for (; d + VH_W <= hd; d += VH_W) VH_STORE(a + d, VH_FMA(VH_LOAD_F16(vr + d), VH_SET1(w[p]), VH_LOAD(a + d)));
+#endif
+        for (; d < hd; d++) a[d] = fmaf(_cvtsh_ss(vr[d]), w[p], a[d]);
     }
 }
 
@@ -112,7 +118,21 @@ float KNAME_L(attn_score_step)(int64_t n, const uint16_t *k, const float *q)
     float a[64];
     for (int v = 0; v < 64 / VW; v++) V_STORE(a + v * VW, acc[v]);
     double s = np ? mh_k_lanes_sum64(a) : 0.0;
-    for (int64_t i = np; i < n; i++) s += (double)(mh_f16_to_f32(k[i]) * q[i]);
+    /* the tail's float products a vector at a time (F16C is exact), then
+     * ggml's sequential double sum */
+    float pr[VW];
+    int64_t i = np;
+    for (; i + VW <= n; i += VW) {
+        V_STORE(pr, V_MUL(V_LOAD_F16(k + i), V_LOAD(q + i)));
+        for (int l = 0; l < VW; l++) s += (double)pr[l];
+    }
+#ifdef VH_W
+    for (; i + VH_W <= n; i += VH_W) {
+        VH_STORE(pr, VH_MUL(VH_LOAD_F16(k + i), VH_LOAD(q + i)));
+        for (int l = 0; l < VH_W; l++) s += (double)pr[l];
+    }
+#endif
+    for (; i < n; i++) s += (double)(_cvtsh_ss(k[i]) * q[i]);
     return (float)s;
 }
 
@@ -120,11 +140,79 @@ void KNAME_L(attn_mix_step)(int64_t n, int64_t np, int64_t hd, const float *w, c
                             int64_t ldv, float *acc, float *out)
 {
     mix_rows(n < np ? n : np, 64, hd, w, v, ldv, acc);
+    if (hd > MIX_TAIL_MAX) {   /* no stack room for the column sums: column by column */
+        for (int64_t d = 0; d < hd; d++) {
+            float c[64];
+            for (int l = 0; l < 64; l++) c[l] = acc[l * hd + d];
+            double s = np ? mh_k_lanes_sum64(c) : 0.0;
+            for (int64_t p = np; p < n; p++) s += (double)(_cvtsh_ss(v[p * ldv + d]) * w[p]);
+            out[d] = (float)s;
+        }
+        return;
+    }
+    /* Every column's double sum in position order as above, but a row of
+     * values at a time: the f16 row widened and weighted a vector at a
+     * time (float products, as the scalar form), then added per column. */
+    double s[MIX_TAIL_MAX];
     for (int64_t d = 0; d < hd; d++) {
         float c[64];
         for (int l = 0; l < 64; l++) c[l] = acc[l * hd + d];
-        double s = np ? mh_k_lanes_sum64(c) : 0.0;
-        for (int64_t p = np; p < n; p++) s += (double)(mh_f16_to_f32(v[p * ldv + d]) * w[p]);
-        out[d] = (float)s;
+        s[d] = np ? mh_k_lanes_sum64(c) : 0.0;
+    }
+    const int64_t dv = hd - hd % VW;
+    float pr[VW];
+    for (int64_t p = np; p < n; p++) {
+        const uint16_t *vr = v + p * ldv;
+        const VF wp = V_SET1(w[p]);
+        int64_t d = 0;
+        for (; d < dv; d += VW) {
+            V_STORE(pr, V_MUL(V_LOAD_F16(vr + d), wp));
+            for (int l = 0; l < VW; l++) s[d + l] += (double)pr[l];
+        }
+#ifdef VH_W
+        for (; d + VH_W <= hd; d += VH_W) {
+            VH_STORE(pr, VH_MUL(VH_LOAD_F16(vr + d), VH_SET1(w[p])));
+            for (int l = 0; l < VH_W; l++) s[d + l] += (double)pr[l];
+        }
+#endif
+        for (; d < hd; d++) s[d] += (double)(_cvtsh_ss(vr[d]) * w[p]);
+    }
+    for (int64_t d = 0; d < hd; d++) out[d] = (float)s[d];
+}
+
+/* Heads under 64 elements are all double tail: each position's sum is one
+ * chain of dependent adds. SP positions at a time keep SP chains in flight
+ * (the same adds per position, in the same order); their float products
+ * come a vector or half vector at a time. */
+#define SP 8
+void KNAME_L(attn_scores_step)(int64_t npos, int64_t hd, const uint16_t *k, int64_t ldk, const float *q,
+                               float *out)
+{
+    if (hd >= 64) {
+        for (int64_t p = 0; p < npos; p++) out[p] = KNAME_L(attn_score_step)(hd, k + p * ldk, q);
+        return;
+    }
+    float pr[SP][64];
+    for (int64_t p0 = 0; p0 < npos; p0 += SP) {
+        const int m = npos - p0 < SP ? (int)(npos - p0) : SP;
+        for (int j = 0; j < m; j++) {
+            const uint16_t *kr = k + (p0 + j) * ldk;
+            int64_t i = 0;
+            for (; i + VW <= hd; i += VW) V_STORE(pr[j] + i, V_MUL(V_LOAD_F16(kr + i), V_LOAD(q + i)));
+#ifdef VH_W
+            for (; i + VH_W <= hd; i += VH_W) VH_STORE(pr[j] + i, VH_MUL(VH_LOAD_F16(kr + i), VH_LOAD(q + i)));
+#endif
+            for (; i < hd; i++) pr[j][i] = _cvtsh_ss(kr[i]) * q[i];
+        }
+        double s[SP] = {0};
+        if (m == SP) {   /* unrolled: the SP sums live in registers */
+            for (int64_t i = 0; i < hd; i++)
+                _Pragma("GCC unroll 8") for (int j = 0; j < SP; j++) s[j] += (double)pr[j][i];
+        } else {
+            for (int64_t i = 0; i < hd; i++)
+                for (int j = 0; j < m; j++) s[j] += (double)pr[j][i];
+        }
+        for (int j = 0; j < m; j++) out[p0 + j] = (float)s[j];
     }
 }
+#undef SP
