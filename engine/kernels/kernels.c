@@ -12,7 +12,8 @@
     mh_k_softmax_f32_##sfx, mh_k_rms_norm_f32_##sfx, \
     mh_k_f16_to_f32_##sfx, mh_k_f32_to_f16_##sfx, mh_k_bf16_to_f32_##sfx, mh_k_f32_to_bf16_##sfx, \
     mh_k_softmax_exp_llama_##sfx, mh_k_swiglu_llama_##sfx, mh_k_attn_score_llama_##sfx, \
-    mh_k_attn_mix_llama_##sfx, mh_k_attn_score_step_llama_##sfx, mh_k_attn_mix_step_llama_##sfx }
+    mh_k_attn_mix_llama_##sfx, mh_k_attn_score_step_llama_##sfx, mh_k_attn_mix_step_llama_##sfx, \
+    mh_k_attn_scores_step_llama_##sfx }
 
 static const mh_kernels g_tables[3] = {
     MH_K_TABLE(MH_CPU_REF, ref),

@@ -54,6 +54,12 @@ static inline float V_HMAX(VF v)
 #include "simd_impl.h"
 
 #define V_LOAD_F16(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p)))
+/* doubles: VW / 2 a register (the llama-order sums that ggml keeps in double) */
+typedef __m256d VD;
+#define VD_ADD _mm256_add_pd
+#define V_WIDEN_LO(x) _mm256_cvtps_pd(_mm256_castps256_ps128(x))
+#define V_WIDEN_HI(x) _mm256_cvtps_pd(_mm256_extractf128_ps(x, 1))
+#define V_NARROW(lo, hi) _mm256_set_m128(_mm256_cvtpd_ps(hi), _mm256_cvtpd_ps(lo))
 #define KNAME_L(op) mh_k_##op##_llama_avx2
 #include "kernels_llama_simd.h"
 
@@ -100,4 +106,11 @@ void mh_k_f32_to_bf16_avx2(int64_t n, const float *x, uint16_t *y)
         _mm_storeu_si128((__m128i *)(y + i), p);
     }
     for (; i < n; i++) y[i] = mh_f32_to_bf16(x[i]);
+}
+
+/* one position at a time (the transposing reduction is AVX-512's) */
+void mh_k_attn_scores_step_llama_avx2(int64_t n, int64_t hd, const uint16_t *k, int64_t ldk, const float *q,
+                                      float *s)
+{
+    for (int64_t p = 0; p < n; p++) s[p] = mh_k_attn_score_step_llama_avx2(hd, k + p * ldk, q);
 }

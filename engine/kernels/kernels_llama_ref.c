@@ -94,3 +94,9 @@ void mh_k_attn_mix_step_llama_ref(int64_t n, int64_t np, int64_t hd, const float
         out[d] = (float)s;
     }
 }
+
+void mh_k_attn_scores_step_llama_ref(int64_t n, int64_t hd, const uint16_t *k, int64_t ldk, const float *q,
+                                     float *s)
+{
+    for (int64_t p = 0; p < n; p++) s[p] = mh_k_attn_score_step_llama_ref(hd, k + p * ldk, q);
+}

@@ -116,14 +116,46 @@ float KNAME_L(attn_score_step)(int64_t n, const uint16_t *k, const float *q)
     return (float)s;
 }
 
+/* The 64-lane tree of one VW-column of acc (64, hd) at d: lanes l, l + 16,
+ * l + 32, l + 48 first (mh_k_lanes_sum64), then the halving 16-lane tree,
+ * every add the scalar tree's own, one column per vector lane */
+static inline VF lanes64_col(const float *acc, int64_t hd, int64_t d)
+{
+    VF c[16];
+    for (int l = 0; l < 16; l++)
+        c[l] = V_ADD(V_ADD(V_LOAD(acc + l * hd + d), V_LOAD(acc + (32 + l) * hd + d)),
+                     V_ADD(V_LOAD(acc + (16 + l) * hd + d), V_LOAD(acc + (48 + l) * hd + d)));
+    for (int l = 0; l < 8; l++) c[l] = V_ADD(c[l], c[l + 8]);
+    for (int l = 0; l < 4; l++) c[l] = V_ADD(c[l], c[l + 4]);
+    return V_ADD(V_ADD(c[0], c[2]), V_ADD(c[1], c[3]));
+}
+
+/* Positions from np on are summed in double per dimension, in position
+ * order (ggml's scalar tail): here VW dimensions at a time, each lane's
+ * float product widened and added exactly as the scalar loop adds it. */
 void KNAME_L(attn_mix_step)(int64_t n, int64_t np, int64_t hd, const float *w, const uint16_t *v,
                             int64_t ldv, float *acc, float *out)
 {
-    mix_rows(n < np ? n : np, 64, hd, w, v, ldv, acc);
-    for (int64_t d = 0; d < hd; d++) {
-        float c[64];
-        for (int l = 0; l < 64; l++) c[l] = acc[l * hd + d];
-        double s = np ? mh_k_lanes_sum64(c) : 0.0;
+    const int64_t dv = hd - hd % VW;
+    if (np) mix_rows(n < np ? n : np, 64, hd, w, v, ldv, acc);
+    int64_t d = 0;
+    for (; d < dv; d += VW) {
+        const VF l64 = np ? lanes64_col(acc, hd, d) : V_SET1(0.0f);
+        VD lo = V_WIDEN_LO(l64), hi = V_WIDEN_HI(l64);
+        for (int64_t p = np; p < n; p++) {
+            const VF pr = V_MUL(V_LOAD_F16(v + p * ldv + d), V_SET1(w[p]));
+            lo = VD_ADD(lo, V_WIDEN_LO(pr));
+            hi = VD_ADD(hi, V_WIDEN_HI(pr));
+        }
+        V_STORE(out + d, V_NARROW(lo, hi));
+    }
+    for (; d < hd; d++) {
+        double s = 0.0;
+        if (np) {
+            float c[64];
+            for (int l = 0; l < 64; l++) c[l] = acc[l * hd + d];
+            s = mh_k_lanes_sum64(c);
+        }
         for (int64_t p = np; p < n; p++) s += (double)(mh_f16_to_f32(v[p * ldv + d]) * w[p]);
         out[d] = (float)s;
     }

@@ -49,6 +49,10 @@ typedef struct mh_kernels {
     float (*attn_score_step_llama)(int64_t n, const uint16_t *k, const float *q);
     void (*attn_mix_step_llama)(int64_t n, int64_t np, int64_t hd, const float *w, const uint16_t *v,
                                 int64_t ldv, float *acc, float *out);
+    /* s[p] = attn_score_step_llama(hd, k + p * ldk, q) for p < n: a step's
+     * scores over the cache, several positions per pass where the level can */
+    void (*attn_scores_step_llama)(int64_t n, int64_t hd, const uint16_t *k, int64_t ldk, const float *q,
+                                   float *s);
 } mh_kernels;
 
 /* Table for the level in force (mh_cpu_level_get()). */
@@ -84,7 +88,9 @@ const mh_kernels *mh_kernels_for(mh_cpu_level l);
                                    float *acc, float *out); \
     float mh_k_attn_score_step_llama_##sfx(int64_t n, const uint16_t *k, const float *q); \
     void mh_k_attn_mix_step_llama_##sfx(int64_t n, int64_t np, int64_t hd, const float *w, const uint16_t *v, \
-                                        int64_t ldv, float *acc, float *out);
+                                        int64_t ldv, float *acc, float *out); \
+    void mh_k_attn_scores_step_llama_##sfx(int64_t n, int64_t hd, const uint16_t *k, int64_t ldk, \
+                                           const float *q, float *s);
 
 MH_K_DECLARE(ref)
 MH_K_DECLARE(avx2)
