@@ -34,12 +34,33 @@ static float dot_ref(mh_dtype t, int64_t n, const void *w, const float *x)
     return hsum16(acc);
 }
 
+/* bf16: AVX512_BF16's vdpbf16ps order. Lane l of each 32-element block
+ * takes the pair (2l, 2l + 1): odd element first, then even, each a fused
+ * multiply-add with subnormal inputs read as 0 and a subnormal result
+ * written as 0 (the instruction's DAZ/FTZ, whatever MXCSR says). */
+static float ftz(float v) { return fpclassify(v) == FP_SUBNORMAL ? copysignf(0.0f, v) : v; }
+
+static float dot_ref_bf16(int64_t n, const uint16_t *w, const float *x)
+{
+    float acc[MH_FGEMM_LANES] = {0};
+    for (int64_t i = 0; i < n; i += 2 * MH_FGEMM_LANES)
+        for (int l = 0; l < MH_FGEMM_LANES; l++)
+            for (int64_t k = i + 2 * l + 1; k >= i + 2 * l; k--) {
+                float a = k < n ? ftz(mh_bf16_to_f32(w[k])) : 0.0f, b = k < n ? ftz(x[k]) : 0.0f;
+                acc[l] = ftz(fmaf(a, b, acc[l]));
+            }
+    return hsum16(acc);
+}
+
 static void gemm_ref(mh_dtype t, int64_t n, const void *w, size_t w_row, int64_t rows,
                      const float *x, int64_t ldx, int64_t T, float *y, int64_t ldy)
 {
     for (int64_t tk = 0; tk < T; tk++)
         for (int64_t r = 0; r < rows; r++)
-            y[tk * ldy + r] = dot_ref(t, n, (const uint8_t *)w + (size_t)r * w_row, x + tk * ldx);
+        {
+            const void *wr = (const uint8_t *)w + (size_t)r * w_row;
+            y[tk * ldy + r] = t == MH_DTYPE_BF16 ? dot_ref_bf16(n, wr, x + tk * ldx) : dot_ref(t, n, wr, x + tk * ldx);
+        }
 }
 
 void mh_k_fgemm_f32_ref(int64_t n, const void *w, size_t w_row, int64_t rows,
@@ -66,6 +87,7 @@ mh_fgemm_fn mh_fgemm_for(mh_dtype t, mh_cpu_level level)
     mh_cpu_level best = mh_cpu_detect();
     if ((int)level > (int)best) level = best;
     if ((int)level < 0) level = MH_CPU_REF;
+    if (level == MH_CPU_AVX512 && k == 2 && mh_cpu_has_avx512_bf16()) return mh_k_fgemm_bf16_avx512bf16;
     return table[level][k];
 }
 

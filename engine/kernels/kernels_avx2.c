@@ -107,10 +107,3 @@ void mh_k_f32_to_bf16_avx2(int64_t n, const float *x, uint16_t *y)
     }
     for (; i < n; i++) y[i] = mh_f32_to_bf16(x[i]);
 }
-
-/* one position at a time (the transposing reduction is AVX-512's) */
-void mh_k_attn_scores_step_llama_avx2(int64_t n, int64_t hd, const uint16_t *k, int64_t ldk, const float *q,
-                                      float *s)
-{
-    for (int64_t p = 0; p < n; p++) s[p] = mh_k_attn_score_step_llama_avx2(hd, k + p * ldk, q);
-}

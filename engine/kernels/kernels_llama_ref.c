@@ -95,8 +95,8 @@ void mh_k_attn_mix_step_llama_ref(int64_t n, int64_t np, int64_t hd, const float
     }
 }
 
-void mh_k_attn_scores_step_llama_ref(int64_t n, int64_t hd, const uint16_t *k, int64_t ldk, const float *q,
-                                     float *s)
+void mh_k_attn_scores_step_llama_ref(int64_t npos, int64_t hd, const uint16_t *k, int64_t ldk, const float *q,
+                                     float *out)
 {
-    for (int64_t p = 0; p < n; p++) s[p] = mh_k_attn_score_step_llama_ref(hd, k + p * ldk, q);
+    for (int64_t p = 0; p < npos; p++) out[p] = mh_k_attn_score_step_llama_ref(hd, k + p * ldk, q);
 }

@@ -1,6 +1,7 @@
 /* kernels_llama_simd.h: the SIMD twins of kernels_llama_ref.c, written once
  * over the vector vocabulary of kernels_avx2.c / kernels_avx512.c (VF, VW,
- * V_FMA, V_LDEXP, V_LOAD_F16 ...), which include this after simd_impl.h.
+ * V_FMA, V_LDEXP, V_LOAD_F16 ...; VH_* a half-width vector for short heads
+ * where VW is 16), which include this after simd_impl.h.
  * Layer: engine/kernels (private). Bit-identical to the reference: every
  * element sees the same fused operations, the lanes the same trees
  * (quant_kernels.h). */
@@ -78,7 +79,10 @@ static inline void mix_rows(int64_t n, int lanes, int64_t hd, const float *w, co
         const VF wp = V_SET1(w[p]);
         int64_t d = 0;
         for (; d < dv; d += VW) V_STORE(a + d, V_FMA(V_LOAD_F16(vr + d), wp, V_LOAD(a + d)));
-        for (; d < hd; d++) a[d] = fmaf(mh_f16_to_f32(vr[d]), w[p], a[d]);
+#ifdef VH_W
+        for (; d + VH_W <= hd; d += VH_W) VH_STORE(a + d, VH_FMA(VH_LOAD_F16(vr + d), VH_SET1(w[p]), VH_LOAD(a + d)));
+#endif
+        for (; d < hd; d++) a[d] = fmaf(_cvtsh_ss(vr[d]), w[p], a[d]);
     }
 }
 
@@ -112,7 +116,21 @@ float KNAME_L(attn_score_step)(int64_t n, const uint16_t *k, const float *q)
     float a[64];
     for (int v = 0; v < 64 / VW; v++) V_STORE(a + v * VW, acc[v]);
     double s = np ? mh_k_lanes_sum64(a) : 0.0;
-    for (int64_t i = np; i < n; i++) s += (double)(mh_f16_to_f32(k[i]) * q[i]);
+    /* the tail's float products a vector at a time (F16C is exact), then
+     * ggml's sequential double sum */
+    float pr[VW];
+    int64_t i = np;
+    for (; i + VW <= n; i += VW) {
+        V_STORE(pr, V_MUL(V_LOAD_F16(k + i), V_LOAD(q + i)));
+        for (int l = 0; l < VW; l++) s += (double)pr[l];
+    }
+#ifdef VH_W
+    for (; i + VH_W <= n; i += VH_W) {
+        VH_STORE(pr, VH_MUL(VH_LOAD_F16(k + i), VH_LOAD(q + i)));
+        for (int l = 0; l < VH_W; l++) s += (double)pr[l];
+    }
+#endif
+    for (; i < n; i++) s += (double)(_cvtsh_ss(k[i]) * q[i]);
     return (float)s;
 }
 
@@ -130,9 +148,18 @@ static inline VF lanes64_col(const float *acc, int64_t hd, int64_t d)
     return V_ADD(V_ADD(c[0], c[2]), V_ADD(c[1], c[3]));
 }
 
+/* The 64-lane tree of one column of acc (64, hd), as the reference. */
+static inline float lanes64_at(const float *acc, int64_t hd, int64_t d)
+{
+    float c[64];
+    for (int l = 0; l < 64; l++) c[l] = acc[l * hd + d];
+    return mh_k_lanes_sum64(c);
+}
+
 /* Positions from np on are summed in double per dimension, in position
- * order (ggml's scalar tail): here VW dimensions at a time, each lane's
- * float product widened and added exactly as the scalar loop adds it. */
+ * order (ggml's scalar tail): here VW dimensions at a time (then a half
+ * vector where the level has one), each lane's float product widened and
+ * added exactly as the scalar loop adds it. */
 void KNAME_L(attn_mix_step)(int64_t n, int64_t np, int64_t hd, const float *w, const uint16_t *v,
                             int64_t ldv, float *acc, float *out)
 {
@@ -149,14 +176,60 @@ void KNAME_L(attn_mix_step)(int64_t n, int64_t np, int64_t hd, const float *w, c
         }
         V_STORE(out + d, V_NARROW(lo, hi));
     }
+#ifdef VH_W
+    for (; d + VH_W <= hd; d += VH_W) {   /* VH_W floats widen into one VD */
+        float l64[VH_W];
+        for (int e = 0; e < VH_W; e++) l64[e] = np ? lanes64_at(acc, hd, d + e) : 0.0f;
+        VD s = VH_WIDEN(VH_LOAD(l64));
+        for (int64_t p = np; p < n; p++) s = VD_ADD(s, VH_WIDEN(VH_MUL(VH_LOAD_F16(v + p * ldv + d), VH_SET1(w[p]))));
+        VH_STORE(out + d, VH_NARROW(s));
+    }
+#endif
     for (; d < hd; d++) {
-        double s = 0.0;
-        if (np) {
-            float c[64];
-            for (int l = 0; l < 64; l++) c[l] = acc[l * hd + d];
-            s = mh_k_lanes_sum64(c);
-        }
-        for (int64_t p = np; p < n; p++) s += (double)(mh_f16_to_f32(v[p * ldv + d]) * w[p]);
+        double s = np ? lanes64_at(acc, hd, d) : 0.0;
+        for (int64_t p = np; p < n; p++) s += (double)(_cvtsh_ss(v[p * ldv + d]) * w[p]);
         out[d] = (float)s;
     }
 }
+
+/* Heads under 64 elements are all double tail: each position's sum is one
+ * chain of dependent adds. SP positions at a time keep SP chains in flight
+ * (the same adds per position, in the same order); their float products
+ * come a vector or half vector at a time. */
+#define SP 8
+void KNAME_L(attn_scores_step)(int64_t npos, int64_t hd, const uint16_t *k, int64_t ldk, const float *q,
+                               float *out)
+{
+    if (hd >= 64) {
+        int64_t p = 0;
+#ifdef V_SCORES16   /* the level's 16-position pass for heads without a double tail */
+        if (hd % 64 == 0)
+            for (; p + 16 <= npos; p += 16) V_SCORES16(hd, k + p * ldk, ldk, q, out + p);
+#endif
+        for (; p < npos; p++) out[p] = KNAME_L(attn_score_step)(hd, k + p * ldk, q);
+        return;
+    }
+    float pr[SP][64];
+    for (int64_t p0 = 0; p0 < npos; p0 += SP) {
+        const int m = npos - p0 < SP ? (int)(npos - p0) : SP;
+        for (int j = 0; j < m; j++) {
+            const uint16_t *kr = k + (p0 + j) * ldk;
+            int64_t i = 0;
+            for (; i + VW <= hd; i += VW) V_STORE(pr[j] + i, V_MUL(V_LOAD_F16(kr + i), V_LOAD(q + i)));
+#ifdef VH_W
+            for (; i + VH_W <= hd; i += VH_W) VH_STORE(pr[j] + i, VH_MUL(VH_LOAD_F16(kr + i), VH_LOAD(q + i)));
+#endif
+            for (; i < hd; i++) pr[j][i] = _cvtsh_ss(kr[i]) * q[i];
+        }
+        double s[SP] = {0};
+        if (m == SP) {   /* unrolled: the SP sums live in registers */
+            for (int64_t i = 0; i < hd; i++)
+                _Pragma("GCC unroll 8") for (int j = 0; j < SP; j++) s[j] += (double)pr[j][i];
+        } else {
+            for (int64_t i = 0; i < hd; i++)
+                for (int j = 0; j < m; j++) s[j] += (double)pr[j][i];
+        }
+        for (int j = 0; j < m; j++) out[p0 + j] = (float)s[j];
+    }
+}
+#undef SP

@@ -6,6 +6,7 @@
  * repacked at load take their own kernels (mh/quant_repack.h). */
 #include <stdlib.h>
 #include <string.h>
+#include "mh/kernels.h"
 #include "mh/model.h"
 #include "mh/quant.h"
 #include "mh/quant_repack.h"
@@ -68,17 +69,32 @@ static void quant_rows(void *ctx, int64_t t0, int64_t t1)
     for (int64_t t = t0; t < t1; t++) j->q(j->x + t * j->n, j->xq + (size_t)t * j->xq_row, j->n);
 }
 
+/* f16 and bf16 through the level's row converters (exact, as the scalar
+ * ones: round to nearest even, NaNs kept quiet): they run on every matmul
+ * input of f16/bf16 weights and on attention rows, where the generic row
+ * quantizer's scalar bf16 path and per-call checks showed in profiles */
 void mh_round_to(mh_dtype t, float *x, int64_t n)
 {
     uint16_t buf[256];
+    const mh_kernels *kn = t == MH_DTYPE_F16 || t == MH_DTYPE_BF16 ? mh_kernels_get() : NULL;
     for (int64_t i = 0; i < n; i += 256) {
         int64_t k = n - i < 256 ? n - i : 256;
-        mh_quantize_row(t, x + i, buf, k);
-        mh_dequantize_row(t, buf, x + i, k);
+        if (t == MH_DTYPE_F16) {
+            kn->f32_to_f16(k, x + i, buf);
+            kn->f16_to_f32(k, buf, x + i);
+        } else if (t == MH_DTYPE_BF16) {
+            kn->f32_to_bf16(k, x + i, buf);
+            kn->bf16_to_f32(k, buf, x + i);
+        } else {
+            mh_quantize_row(t, x + i, buf, k);
+            mh_dequantize_row(t, buf, x + i, k);
+        }
     }
 }
 
 /* ===== float weights (f32, f16, bf16): mh/float_gemm.h ===== */
+
+#define FLOAT_STACK 2048     /* floats of rounded activations kept on the stack (8 KiB) */
 
 typedef struct float_job {
     mh_fgemm_fn gemm;
@@ -112,9 +128,9 @@ static void float_tiles(void *ctx, int64_t g0, int64_t g1)
 static int linear_float(const mh_weight *w, const float *x, int64_t T, float *y, mh_err *err)
 {
     int64_t n = w->cols, rows = w->rows;
-    float *xr = NULL;
+    float small[FLOAT_STACK], *xr = NULL;   /* a decode step's row needs no malloc */
     if (w->dtype != MH_DTYPE_F32) {
-        xr = malloc(sizeof(float) * (size_t)(T * n));
+        xr = T * n <= FLOAT_STACK ? small : malloc(sizeof(float) * (size_t)(T * n));
         if (!xr) return mh_err_set(err, MH_ENOMEM, "linear: out of memory");
         memcpy(xr, x, sizeof(float) * (size_t)(T * n));
         mh_round_to(w->dtype, xr, T * n);
@@ -124,7 +140,7 @@ static int linear_float(const mh_weight *w, const float *x, int64_t T, float *y,
     /* work items of at least ~64K multiply-adds keep the pool overhead small */
     int64_t groups = (rows + GEMM_ROWS - 1) / GEMM_ROWS, per = GEMM_ROWS * n * T;
     mh_parallel_for(groups, per >= 65536 ? 1 : 65536 / per, float_tiles, &j);
-    free(xr);
+    if (xr != small) free(xr);
     return MH_OK;
 }
 

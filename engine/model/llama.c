@@ -293,7 +293,7 @@ static void attn_llama_items(void *ctx, int64_t i0, int64_t i1)
         const uint16_t *k = (const uint16_t *)j->k + kvh * hd + lo * ld;
         const uint16_t *v = (const uint16_t *)j->v + kvh * hd + lo * ld;
         float mx = -INFINITY;
-        if (!lanes) kn->attn_scores_step_llama(n, hd, k, ld, qf, att);
+        if (!lanes) kn->attn_scores_step_llama(n, hd, k, ld, qf, att);   /* every position in one call */
         for (int64_t p = 0; p < n; p++) {
             att[p] = (lanes ? kn->attn_score_llama(hd, k + p * ld, qf) : att[p]) * scale;
             att[p] = softcap(att[p], j->cap);

@@ -37,6 +37,28 @@ static void random_w(mh_dtype t, void *w, float *f, int64_t count)
     }
 }
 
+/* an activation: bf16 weights take x on the bf16 grid (mh_linear rounds it) */
+static float rnd_x(mh_dtype t)
+{
+    float v = rnd_normal();
+    return t == MH_DTYPE_BF16 ? mh_bf16_to_f32(mh_f32_to_bf16(v)) : v;
+}
+
+/* the kernels to check: each level's, and AVX-512 without AVX512_BF16 */
+static int kernels(mh_dtype t, mh_fgemm_fn *out, const char **names)
+{
+    int k = 0;
+    for (int l = MH_CPU_AVX2; l <= (int)mh_cpu_detect(); l++) {
+        names[k] = mh_cpu_level_name((mh_cpu_level)l);
+        out[k++] = mh_fgemm_for(t, (mh_cpu_level)l);
+    }
+    if (t == MH_DTYPE_BF16 && mh_cpu_detect() >= MH_CPU_AVX512 && mh_cpu_has_avx512_bf16()) {
+        names[k] = "avx512 (emulated bf16 pairs)";
+        out[k++] = mh_k_fgemm_bf16_avx512;
+    }
+    return k;
+}
+
 /* every level's kernel against _ref for one shape; y rows padded to ldy
  * with a sentinel that must survive (no writes outside the product) */
 static int check_shape(mh_dtype t, int64_t rows, int64_t T, int64_t n)
@@ -49,7 +71,7 @@ static int check_shape(mh_dtype t, int64_t rows, int64_t T, int64_t n)
     int bad = !(w && wf && x && want && got);
     if (!bad) {
         random_w(t, w, wf, rows * n);
-        for (int64_t i = 0; i < T * ldx; i++) x[i] = rnd_normal();
+        for (int64_t i = 0; i < T * ldx; i++) x[i] = rnd_x(t);
         for (int64_t i = 0; i < T * ldy; i++) want[i] = -7.0f;
         mh_fgemm_for(t, MH_CPU_REF)(n, w, wrow, rows, x, ldx, T, want, ldy);
         for (int64_t tk = 0; tk < T && !bad; tk++)   /* the ref is a dot product */
@@ -62,12 +84,15 @@ static int check_shape(mh_dtype t, int64_t rows, int64_t T, int64_t n)
                                  (long long)n, want[tk * ldy + r], d);
             }
     }
-    for (int l = MH_CPU_AVX2; l <= (int)mh_cpu_detect() && !bad; l++) {
+    mh_fgemm_fn fn[4];
+    const char *names[4];
+    int nk = kernels(t, fn, names);
+    for (int l = 0; l < nk && !bad; l++) {
         for (int64_t i = 0; i < T * ldy; i++) got[i] = -7.0f;
-        mh_fgemm_for(t, (mh_cpu_level)l)(n, w, wrow, rows, x, ldx, T, got, ldy);
+        fn[l](n, w, wrow, rows, x, ldx, T, got, ldy);
         bad = memcmp(got, want, sizeof(float) * (size_t)(T * ldy)) != 0;
         if (bad) fprintf(stderr, "  %s %s rows %lld T %lld n %lld differs from ref\n",
-                         mh_cpu_level_name((mh_cpu_level)l), mh_dtype_info(t)->name,
+                         names[l], mh_dtype_info(t)->name,
                          (long long)rows, (long long)T, (long long)n);
     }
     free(w); free(wf); free(x); free(want); free(got);
@@ -76,7 +101,7 @@ static int check_shape(mh_dtype t, int64_t rows, int64_t T, int64_t n)
 
 static void test_levels_vs_ref(void)
 {
-    static const int64_t ns[] = {1, 15, 16, 17, 33, 172};
+    static const int64_t ns[] = {1, 15, 16, 17, 31, 33, 48, 172};
     for (int ti = 0; ti < COUNT(k_types); ti++)
         for (int ni = 0; ni < COUNT(ns); ni++)
             for (int64_t T = 1; T <= 17; T++)
@@ -91,6 +116,31 @@ static void test_large_shapes(void)
             CHECK(!check_shape(k_types[ti], 7, toks[i], 576));
             CHECK(!check_shape(k_types[ti], 37, toks[i], 65));
         }
+}
+
+/* bf16 subnormals: the instruction reads them as 0 and flushes subnormal
+ * sums; the emulations and the _ref must do the same. Values ~1e-19 make
+ * products land around FLT_MIN, some inputs are subnormal themselves. */
+static void test_bf16_subnormal(void)
+{
+    enum { ROWS = 9, T = 7, N = 67 };
+    uint16_t w[ROWS * N];
+    float x[T * N], want[T * ROWS], got[T * ROWS];
+    for (int i = 0; i < ROWS * N; i++)
+        w[i] = i % 5 == 0 ? (uint16_t)((rnd_u32() & 0x807f) | 1) : mh_f32_to_bf16(rnd_normal() * 1e-19f);
+    for (int i = 0; i < T * N; i++)
+        x[i] = mh_bf16_to_f32(i % 7 == 0 ? (uint16_t)((rnd_u32() & 0x807f) | 1) : mh_f32_to_bf16(rnd_normal() * 1e-19f));
+    mh_k_fgemm_bf16_ref(N, w, N * 2, ROWS, x, N, T, want, ROWS);
+    int zeros = 0;
+    for (int i = 0; i < T * ROWS; i++) zeros += want[i] == 0.0f;
+    CHECK(zeros < T * ROWS);   /* not all flushed: the case means something */
+    mh_fgemm_fn fn[4];
+    const char *names[4];
+    int nk = kernels(MH_DTYPE_BF16, fn, names);
+    for (int l = 0; l < nk; l++) {
+        fn[l](N, w, N * 2, ROWS, x, N, T, got, ROWS);
+        CHECK_MSG(!memcmp(got, want, sizeof got), "%s", names[l]);
+    }
 }
 
 static void test_table(void)
@@ -147,6 +197,7 @@ int main(void)
     TEST_RUN(test_table);
     TEST_RUN(test_levels_vs_ref);
     TEST_RUN(test_large_shapes);
+    TEST_RUN(test_bf16_subnormal);
     TEST_RUN(test_linear_tokens);
     return TEST_REPORT();
 }

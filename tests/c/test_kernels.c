@@ -288,6 +288,15 @@ static void test_llama_kernels(void)
             fill(xa, n, -1, 1);
             CHECK(r->attn_score_llama(n, kh, xa) == k->attn_score_llama(n, kh, xa));
         }
+        for (int64_t hd = 1; hd <= 90; hd += hd < 16 ? 7 : 24) {   /* 1 8 15 39 63 (all double), 87 */
+            float sa[23], sb[23];   /* 23 positions: two groups of 8 and a partial one */
+            fill(xa, hd, -1, 1);
+            k->attn_scores_step_llama(23, hd, kh, hd + 5, xa, sb);
+            for (int p = 0; p < 23; p++) sa[p] = r->attn_score_step_llama(hd, kh + p * (hd + 5), xa);
+            CHECK(memcmp(sa, sb, sizeof sa) == 0);
+            r->attn_scores_step_llama(23, hd, kh, hd + 5, xa, sb);
+            CHECK(memcmp(sa, sb, sizeof sa) == 0);
+        }
         for (int64_t n = 1; n <= 200; n += 37) {
             CHECK(r->attn_score_step_llama(n, kh, xa) == k->attn_score_step_llama(n, kh, xa));
             for (int64_t hd = 8; hd <= 80; hd += 24) {   /* n positions, rows of hd + 3 */

@@ -64,6 +64,7 @@ static int argmax(const float *x, int64_t n)
 /* ===== smol-llama: HF BF16 directory vs F16 GGUF and llama.cpp ===== */
 
 typedef struct cmp_stats {
+    double flip_gap;         /* in: a changed argmax counts where the reference's top-2 gap exceeds this */
     double max_vs_gguf, max_vs_ref, sum_vs_ref;
     long n_ref;
     int flips, prompts, greedy_same;
@@ -109,7 +110,7 @@ static int compare_prompt(mh_model *hf, mh_model *gg, const cJSON *p, cmp_stats 
         const float *lg = a + (size_t)i * (size_t)V;
         double gap = cJSON_GetArrayItem(cJSON_GetArrayItem(row, 0), 1)->valuedouble -
                      cJSON_GetArrayItem(cJSON_GetArrayItem(row, 1), 1)->valuedouble;
-        if (argmax(lg, V) != cJSON_GetArrayItem(cJSON_GetArrayItem(row, 0), 0)->valueint && gap > 0.05)
+        if (argmax(lg, V) != cJSON_GetArrayItem(cJSON_GetArrayItem(row, 0), 0)->valueint && gap > s->flip_gap)
             s->flips++;
         cJSON_ArrayForEach(e, row) {
             double d = fabs(lg[cJSON_GetArrayItem(e, 0)->valueint] - cJSON_GetArrayItem(e, 1)->valuedouble);
@@ -128,10 +129,11 @@ static int compare_prompt(mh_model *hf, mh_model *gg, const cJSON *p, cmp_stats 
 
 /* Runs the reference prompts through the HF checkpoint at dir and the F16
  * GGUF; 0 ok, 1 failure (message printed), -1 data missing. */
-static int compare_smol(const char *dir, cmp_stats *s)
+static int compare_smol(const char *dir, double flip_gap, cmp_stats *s)
 {
     char gp[4096], rp[4096];
     memset(s, 0, sizeof *s);
+    s->flip_gap = flip_gap;
     if (!test_data_path("models/mh-smol-llama-17m-F16.gguf", gp) ||
         !test_data_path("vectors/reference/mh-smol-llama-17m-F16.json", rp))
         return -1;
@@ -165,7 +167,10 @@ static int compare_smol(const char *dir, cmp_stats *s)
 
 /* The shipped BF16 directory. BF16 weights run with activations rounded to
  * bf16 (llama.cpp's vec_dot_type), so it is held to the BF16 tolerances of
- * test_llama.c (0.2 against llama.cpp); a wrong rope layout gives several units. */
+ * test_llama.c (0.2 against llama.cpp); a wrong rope layout gives several units.
+ * The reference is llama.cpp on the F16 file, so a top-2 pair closer than
+ * that 0.2 may swap on bf16 rounding alone: flips count above it (measured:
+ * one swap at a 0.07 gap with vdpbf16ps's pair order, max |d| 0.18 either order). */
 static void test_smol_bf16_dir(void)
 {
     char dp[4096];
@@ -173,7 +178,7 @@ static void test_smol_bf16_dir(void)
     if (!test_data_path("models/hf/mh-smol-llama-17m/model.safetensors", dp))
         TEST_SKIP("models/hf/mh-smol-llama-17m missing");
     *strrchr(dp, '/') = 0;
-    int r = compare_smol(dp, &s);
+    int r = compare_smol(dp, 0.2, &s);
     if (r < 0) TEST_SKIP("models/mh-smol-llama-17m-F16.gguf or its reference is missing");
     CHECK(r == 0);
     CHECK(s.max_vs_gguf <= 0.4);
@@ -223,7 +228,7 @@ static void test_smol_f16_copy(void)
         TEST_SKIP("models/hf/mh-smol-llama-17m missing");
     *strrchr(src, '/') = 0;
     CHECK(mkdtemp(dir) != NULL);
-    int w = write_f16_copy(src, dir), r = w ? 1 : compare_smol(dir, &s);
+    int w = write_f16_copy(src, dir), r = w ? 1 : compare_smol(dir, 0.05, &s);
     rm_dir(dir);
     if (r < 0) TEST_SKIP("models/mh-smol-llama-17m-F16.gguf or its reference is missing");
     CHECK(w == 0 && r == 0);

@@ -16,6 +16,10 @@
  * (a last partial block counts its missing elements as 0 * 0); then the
  * lanes are summed as a tree: l + (l + 8), then + 4, + 2, + 1. */
 #define MH_FGEMM_LANES 16
+/* bf16 weights take AVX512_BF16's own order instead (float_gemm.c,
+ * dot_ref_bf16): lane l of each 32-element block sums the pair (2l, 2l + 1),
+ * odd element first, subnormals flushed; then the same lane tree. x must be
+ * on the bf16 grid (mh_linear rounds it), as that instruction reads bf16. */
 
 /* y[t * ldy + r] = dot(row r of w, x[t * ldx ...]) over n elements, for
  * r < rows and t < T. w: rows of n elements of the dtype, w_row bytes apart. */
@@ -36,5 +40,6 @@ void mh_k_fgemm_bf16_avx2(int64_t, const void *, size_t, int64_t, const float *,
 void mh_k_fgemm_f32_avx512(int64_t, const void *, size_t, int64_t, const float *, int64_t, int64_t, float *, int64_t);
 void mh_k_fgemm_f16_avx512(int64_t, const void *, size_t, int64_t, const float *, int64_t, int64_t, float *, int64_t);
 void mh_k_fgemm_bf16_avx512(int64_t, const void *, size_t, int64_t, const float *, int64_t, int64_t, float *, int64_t);
+void mh_k_fgemm_bf16_avx512bf16(int64_t, const void *, size_t, int64_t, const float *, int64_t, int64_t, float *, int64_t);
 
 #endif

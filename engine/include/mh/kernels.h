@@ -49,10 +49,11 @@ typedef struct mh_kernels {
     float (*attn_score_step_llama)(int64_t n, const uint16_t *k, const float *q);
     void (*attn_mix_step_llama)(int64_t n, int64_t np, int64_t hd, const float *w, const uint16_t *v,
                                 int64_t ldv, float *acc, float *out);
-    /* s[p] = attn_score_step_llama(hd, k + p * ldk, q) for p < n: a step's
-     * scores over the cache, several positions per pass where the level can */
-    void (*attn_scores_step_llama)(int64_t n, int64_t hd, const uint16_t *k, int64_t ldk, const float *q,
-                                   float *s);
+    /* out[p] = attn_score_step_llama(hd, k + p * ldk, q) for p < npos, the
+     * same bits; heads under 64 (all in double) run several positions'
+     * sums side by side instead of one dependent chain at a time */
+    void (*attn_scores_step_llama)(int64_t npos, int64_t hd, const uint16_t *k, int64_t ldk, const float *q,
+                                   float *out);
 } mh_kernels;
 
 /* Table for the level in force (mh_cpu_level_get()). */
@@ -89,8 +90,8 @@ const mh_kernels *mh_kernels_for(mh_cpu_level l);
     float mh_k_attn_score_step_llama_##sfx(int64_t n, const uint16_t *k, const float *q); \
     void mh_k_attn_mix_step_llama_##sfx(int64_t n, int64_t np, int64_t hd, const float *w, const uint16_t *v, \
                                         int64_t ldv, float *acc, float *out); \
-    void mh_k_attn_scores_step_llama_##sfx(int64_t n, int64_t hd, const uint16_t *k, int64_t ldk, \
-                                           const float *q, float *s);
+    void mh_k_attn_scores_step_llama_##sfx(int64_t npos, int64_t hd, const uint16_t *k, int64_t ldk, \
+                                           const float *q, float *out);
 
 MH_K_DECLARE(ref)
 MH_K_DECLARE(avx2)
