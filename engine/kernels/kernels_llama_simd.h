@@ -72,17 +72,19 @@ static inline void mix_rows(int64_t n, int lanes, int64_t hd, const float *w, co
                             float *acc)
 {
     const int64_t dv = hd - hd % VW;
-    memset(acc, 0, sizeof(float) * (size_t)(lanes * hd));
+    if (n < lanes) memset(acc + n * hd, 0, sizeof(float) * (size_t)((lanes - n) * hd));   /* rows never reached */
     for (int64_t p = 0; p < n; p++) {
         float *a = acc + (p % lanes) * hd;
         const uint16_t *vr = v + p * ldv;
         const VF wp = V_SET1(w[p]);
+        const bool first = p < lanes;   /* a row's first fma adds to +0, as to the zeroed row it was */
         int64_t d = 0;
-        for (; d < dv; d += VW) V_STORE(a + d, V_FMA(V_LOAD_F16(vr + d), wp, V_LOAD(a + d)));
+        for (; d < dv; d += VW) V_STORE(a + d, V_FMA(V_LOAD_F16(vr + d), wp, first ? V_SET1(0.0f) : V_LOAD(a + d)));
 #ifdef VH_W
-        for (; d + VH_W <= hd; d += VH_W) VH_STORE(a + d, VH_FMA(VH_LOAD_F16(vr + d), VH_SET1(w[p]), VH_LOAD(a + d)));
+        for (; d + VH_W <= hd; d += VH_W)
+            VH_STORE(a + d, VH_FMA(VH_LOAD_F16(vr + d), VH_SET1(w[p]), first ? VH_SET1(0.0f) : VH_LOAD(a + d)));
 #endif
-        for (; d < hd; d++) a[d] = fmaf(_cvtsh_ss(vr[d]), w[p], a[d]);
+        for (; d < hd; d++) a[d] = fmaf(_cvtsh_ss(vr[d]), w[p], first ? 0.0f : a[d]);
     }
 }
 
