@@ -54,6 +54,12 @@ static inline float V_HMAX(VF v)
 #include "simd_impl.h"
 
 #define V_LOAD_F16(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p)))
+/* doubles: VW / 2 a register (the llama-order sums that ggml keeps in double) */
+typedef __m256d VD;
+#define VD_ADD _mm256_add_pd
+#define V_WIDEN_LO(x) _mm256_cvtps_pd(_mm256_castps256_ps128(x))
+#define V_WIDEN_HI(x) _mm256_cvtps_pd(_mm256_extractf128_ps(x, 1))
+#define V_NARROW(lo, hi) _mm256_set_m128(_mm256_cvtpd_ps(hi), _mm256_cvtpd_ps(lo))
 #define KNAME_L(op) mh_k_##op##_llama_avx2
 #include "kernels_llama_simd.h"
 

@@ -40,6 +40,12 @@ static inline VF V_LDEXP(VF p, VF n)
 #include "simd_impl.h"
 
 #define V_LOAD_F16(p) _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p)))
+/* doubles: VW / 2 a register (the llama-order sums that ggml keeps in double) */
+typedef __m512d VD;
+#define VD_ADD _mm512_add_pd
+#define V_WIDEN_LO(x) _mm512_cvtps_pd(_mm512_castps512_ps256(x))
+#define V_WIDEN_HI(x) _mm512_cvtps_pd(_mm512_extractf32x8_ps(x, 1))
+#define V_NARROW(lo, hi) _mm512_insertf32x8(_mm512_castps256_ps512(_mm512_cvtpd_ps(lo)), _mm512_cvtpd_ps(hi), 1)
 /* 8 lanes for heads of 8 (stories260K) that a 16-lane vector would leave scalar */
 #define VH_W 8
 #define VH_LOAD_F16(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p)))
@@ -48,6 +54,54 @@ static inline VF V_LDEXP(VF p, VF n)
 #define VH_SET1(x) _mm256_set1_ps(x)
 #define VH_MUL _mm256_mul_ps
 #define VH_FMA(a, b, c) _mm256_fmadd_ps(a, b, c)
+#define VH_WIDEN(x) _mm512_cvtps_pd(x)
+#define VH_NARROW(d) _mm512_cvtpd_ps(d)
+/* ===== a step's attention scores, 16 positions a pass =====
+ * Each position's 64 fused lanes are those of attn_score_step (one register
+ * per 16); (0 + 2) + (1 + 3) leaves its 16-lane vector c, whose halving
+ * tree (lanes l + 8, l + 4, l + 2, l + 1) the four stages below run for 16
+ * positions at once: each stage adds the very pairs of the scalar tree,
+ * shuffled so that one add serves two, four, eight, then sixteen rows. */
+
+/* lanes l and l + 8 of x (low half of the result) and of y (high half) */
+static inline __m512 tree_a(__m512 x, __m512 y)
+{
+    return _mm512_add_ps(_mm512_shuffle_f32x4(x, y, _MM_SHUFFLE(1, 0, 1, 0)),
+                         _mm512_shuffle_f32x4(x, y, _MM_SHUFFLE(3, 2, 3, 2)));
+}
+
+/* x, y: two rows' 8-lane halves each; l and l + 4 of the four rows, one 128-bit lane a row */
+static inline __m512 tree_b(__m512 x, __m512 y)
+{
+    return _mm512_add_ps(_mm512_shuffle_f32x4(x, y, _MM_SHUFFLE(2, 0, 2, 0)),
+                         _mm512_shuffle_f32x4(x, y, _MM_SHUFFLE(3, 1, 3, 1)));
+}
+
+/* 16 positions from k (rows ldk apart), hd a multiple of 64, into s */
+static inline void scores16(int64_t hd, const uint16_t *k, int64_t ldk, const float *q, float *s)
+{
+    __m512 c[16];
+    for (int j = 0; j < 16; j++) {
+        const uint16_t *kr = k + j * ldk;
+        __m512 a[4] = { _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps() };
+        for (int64_t i = 0; i < hd; i += 64)
+            for (int v = 0; v < 4; v++)
+                a[v] = _mm512_fmadd_ps(V_LOAD_F16(kr + i + 16 * v), _mm512_loadu_ps(q + i + 16 * v), a[v]);
+        c[j] = _mm512_add_ps(_mm512_add_ps(a[0], a[2]), _mm512_add_ps(a[1], a[3]));
+    }
+    __m512 t[8], u[4], w[2];
+    for (int j = 0; j < 8; j++) t[j] = tree_a(c[2 * j], c[2 * j + 1]);
+    for (int j = 0; j < 4; j++) u[j] = tree_b(t[2 * j], t[2 * j + 1]);   /* rows 4j .. 4j+3 */
+    for (int j = 0; j < 2; j++)   /* lanes l and l + 2 within each row's 128 bits */
+        w[j] = _mm512_add_ps(_mm512_shuffle_ps(u[2 * j], u[2 * j + 1], _MM_SHUFFLE(1, 0, 1, 0)),
+                             _mm512_shuffle_ps(u[2 * j], u[2 * j + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+    /* lanes l and l + 1: 128-bit lane b ends holding rows b, 4 + b, 8 + b, 12 + b */
+    const __m512 r = _mm512_add_ps(_mm512_shuffle_ps(w[0], w[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                                   _mm512_shuffle_ps(w[0], w[1], _MM_SHUFFLE(3, 1, 3, 1)));
+    const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    _mm512_storeu_ps(s, _mm512_permutexvar_ps(order, r));
+}
+#define V_SCORES16 scores16
 #define KNAME_L(op) mh_k_##op##_llama_avx512
 #include "kernels_llama_simd.h"
 

@@ -8,8 +8,6 @@
 
 #include "quant_kernels.h"
 
-#define MIX_TAIL_MAX 512   /* head_dim up to which attn_mix_step sums the tail row-wise */
-
 /* ggml's AVX-512 exp; see kernels_llama_ref.c for the scalar statement */
 static inline VF v_exp_llama(VF x)
 {
@@ -74,17 +72,19 @@ static inline void mix_rows(int64_t n, int lanes, int64_t hd, const float *w, co
                             float *acc)
 {
     const int64_t dv = hd - hd % VW;
-    memset(acc, 0, sizeof(float) * (size_t)(lanes * hd));
+    if (n < lanes) memset(acc + n * hd, 0, sizeof(float) * (size_t)((lanes - n) * hd));   /* rows never reached */
     for (int64_t p = 0; p < n; p++) {
         float *a = acc + (p % lanes) * hd;
         const uint16_t *vr = v + p * ldv;
         const VF wp = V_SET1(w[p]);
+        const bool first = p < lanes;   /* a row's first fma adds to +0, as to the zeroed row it was */
         int64_t d = 0;
-        for (; d < dv; d += VW) V_STORE(a + d, V_FMA(V_LOAD_F16(vr + d), wp, V_LOAD(a + d)));
+        for (; d < dv; d += VW) V_STORE(a + d, V_FMA(V_LOAD_F16(vr + d), wp, first ? V_SET1(0.0f) : V_LOAD(a + d)));
 #ifdef VH_W
-        for (; d + VH_W <= hd; d += VH_W) VH_STORE(a + d, VH_FMA(VH_LOAD_F16(vr + d), VH_SET1(w[p]), VH_LOAD(a + d)));
+        for (; d + VH_W <= hd; d += VH_W)
+            VH_STORE(a + d, VH_FMA(VH_LOAD_F16(vr + d), VH_SET1(w[p]), first ? VH_SET1(0.0f) : VH_LOAD(a + d)));
 #endif
-        for (; d < hd; d++) a[d] = fmaf(_cvtsh_ss(vr[d]), w[p], a[d]);
+        for (; d < hd; d++) a[d] = fmaf(_cvtsh_ss(vr[d]), w[p], first ? 0.0f : a[d]);
     }
 }
 
@@ -136,48 +136,62 @@ float KNAME_L(attn_score_step)(int64_t n, const uint16_t *k, const float *q)
     return (float)s;
 }
 
+/* The 64-lane tree of one VW-column of acc (64, hd) at d: lanes l, l + 16,
+ * l + 32, l + 48 first (mh_k_lanes_sum64), then the halving 16-lane tree,
+ * every add the scalar tree's own, one column per vector lane */
+static inline VF lanes64_col(const float *acc, int64_t hd, int64_t d)
+{
+    VF c[16];
+    for (int l = 0; l < 16; l++)
+        c[l] = V_ADD(V_ADD(V_LOAD(acc + l * hd + d), V_LOAD(acc + (32 + l) * hd + d)),
+                     V_ADD(V_LOAD(acc + (16 + l) * hd + d), V_LOAD(acc + (48 + l) * hd + d)));
+    for (int l = 0; l < 8; l++) c[l] = V_ADD(c[l], c[l + 8]);
+    for (int l = 0; l < 4; l++) c[l] = V_ADD(c[l], c[l + 4]);
+    return V_ADD(V_ADD(c[0], c[2]), V_ADD(c[1], c[3]));
+}
+
+/* The 64-lane tree of one column of acc (64, hd), as the reference. */
+static inline float lanes64_at(const float *acc, int64_t hd, int64_t d)
+{
+    float c[64];
+    for (int l = 0; l < 64; l++) c[l] = acc[l * hd + d];
+    return mh_k_lanes_sum64(c);
+}
+
+/* Positions from np on are summed in double per dimension, in position
+ * order (ggml's scalar tail): here VW dimensions at a time (then a half
+ * vector where the level has one), each lane's float product widened and
+ * added exactly as the scalar loop adds it. */
 void KNAME_L(attn_mix_step)(int64_t n, int64_t np, int64_t hd, const float *w, const uint16_t *v,
                             int64_t ldv, float *acc, float *out)
 {
-    mix_rows(n < np ? n : np, 64, hd, w, v, ldv, acc);
-    if (hd > MIX_TAIL_MAX) {   /* no stack room for the column sums: column by column */
-        for (int64_t d = 0; d < hd; d++) {
-            float c[64];
-            for (int l = 0; l < 64; l++) c[l] = acc[l * hd + d];
-            double s = np ? mh_k_lanes_sum64(c) : 0.0;
-            for (int64_t p = np; p < n; p++) s += (double)(_cvtsh_ss(v[p * ldv + d]) * w[p]);
-            out[d] = (float)s;
-        }
-        return;
-    }
-    /* Every column's double sum in position order as above, but a row of
-     * values at a time: the f16 row widened and weighted a vector at a
-     * time (float products, as the scalar form), then added per column. */
-    double s[MIX_TAIL_MAX];
-    for (int64_t d = 0; d < hd; d++) {
-        float c[64];
-        for (int l = 0; l < 64; l++) c[l] = acc[l * hd + d];
-        s[d] = np ? mh_k_lanes_sum64(c) : 0.0;
-    }
     const int64_t dv = hd - hd % VW;
-    float pr[VW];
-    for (int64_t p = np; p < n; p++) {
-        const uint16_t *vr = v + p * ldv;
-        const VF wp = V_SET1(w[p]);
-        int64_t d = 0;
-        for (; d < dv; d += VW) {
-            V_STORE(pr, V_MUL(V_LOAD_F16(vr + d), wp));
-            for (int l = 0; l < VW; l++) s[d + l] += (double)pr[l];
+    if (np) mix_rows(n < np ? n : np, 64, hd, w, v, ldv, acc);
+    int64_t d = 0;
+    for (; d < dv; d += VW) {
+        const VF l64 = np ? lanes64_col(acc, hd, d) : V_SET1(0.0f);
+        VD lo = V_WIDEN_LO(l64), hi = V_WIDEN_HI(l64);
+        for (int64_t p = np; p < n; p++) {
+            const VF pr = V_MUL(V_LOAD_F16(v + p * ldv + d), V_SET1(w[p]));
+            lo = VD_ADD(lo, V_WIDEN_LO(pr));
+            hi = VD_ADD(hi, V_WIDEN_HI(pr));
         }
-#ifdef VH_W
-        for (; d + VH_W <= hd; d += VH_W) {
-            VH_STORE(pr, VH_MUL(VH_LOAD_F16(vr + d), VH_SET1(w[p])));
-            for (int l = 0; l < VH_W; l++) s[d + l] += (double)pr[l];
-        }
-#endif
-        for (; d < hd; d++) s[d] += (double)(_cvtsh_ss(vr[d]) * w[p]);
+        V_STORE(out + d, V_NARROW(lo, hi));
     }
-    for (int64_t d = 0; d < hd; d++) out[d] = (float)s[d];
+#ifdef VH_W
+    for (; d + VH_W <= hd; d += VH_W) {   /* VH_W floats widen into one VD */
+        float l64[VH_W];
+        for (int e = 0; e < VH_W; e++) l64[e] = np ? lanes64_at(acc, hd, d + e) : 0.0f;
+        VD s = VH_WIDEN(VH_LOAD(l64));
+        for (int64_t p = np; p < n; p++) s = VD_ADD(s, VH_WIDEN(VH_MUL(VH_LOAD_F16(v + p * ldv + d), VH_SET1(w[p]))));
+        VH_STORE(out + d, VH_NARROW(s));
+    }
+#endif
+    for (; d < hd; d++) {
+        double s = np ? lanes64_at(acc, hd, d) : 0.0;
+        for (int64_t p = np; p < n; p++) s += (double)(_cvtsh_ss(v[p * ldv + d]) * w[p]);
+        out[d] = (float)s;
+    }
 }
 
 /* Heads under 64 elements are all double tail: each position's sum is one
@@ -189,7 +203,12 @@ void KNAME_L(attn_scores_step)(int64_t npos, int64_t hd, const uint16_t *k, int6
                                float *out)
 {
     if (hd >= 64) {
-        for (int64_t p = 0; p < npos; p++) out[p] = KNAME_L(attn_score_step)(hd, k + p * ldk, q);
+        int64_t p = 0;
+#ifdef V_SCORES16   /* the level's 16-position pass for heads without a double tail */
+        if (hd % 64 == 0)
+            for (; p + 16 <= npos; p += 16) V_SCORES16(hd, k + p * ldk, ldk, q, out + p);
+#endif
+        for (; p < npos; p++) out[p] = KNAME_L(attn_score_step)(hd, k + p * ldk, q);
         return;
     }
     float pr[SP][64];

@@ -13,6 +13,7 @@
 #include "mh/quant.h"
 #include "mh/threadpool.h"
 #include "attn.h"
+#include "rope.h"
 #include "model_internal.h"
 
 /* ===== KV cache ===== */
@@ -98,6 +99,10 @@ typedef struct mh_runstate {
     size_t lora_cap;
     float *moe;              /* expert routing and rows (moe.c) */
     size_t moe_cap;
+    float *rope;             /* (T, n_rot / 2, 2) cos/sin of the last table made (rope.h) */
+    size_t rope_cap;
+    mh_rope_params rope_rp;  /* ... for these params, positions rope_pos0.. and rope_T rows */
+    int64_t rope_pos0, rope_T;   /* rope_T 0: no table */
 } mh_runstate;
 
 static pthread_mutex_t rs_new_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -119,6 +124,7 @@ void mh_runstate_free(mh_runstate *rs)
     free(rs->slot_busy);
     free(rs->lora);
     free(rs->moe);
+    free(rs->rope);
     pthread_mutex_destroy(&rs->mu);
     free(rs);
 }
@@ -206,79 +212,6 @@ static void rmsnorm(float *y, const float *x, const float *w, int64_t T, int64_t
         for (int64_t i = 0; i < n; i++) ss += (double)(xr[i] * xr[i]);   /* float squares, as ggml */
         float s = 1.0f / sqrtf((float)(ss / (double)n) + eps);
         for (int64_t i = 0; i < n; i++) yr[i] = xr[i] * s * w[i];
-    }
-}
-
-/* The rope of layer l for a cache of n_ctx positions: theta, the angle
- * scale, per-frequency divisors and the cos/sin factor. Sliding layers of
- * gemma3 use their own base and no linear scaling (llama.cpp and HF alike);
- * phi3's longrope takes the long factors once the cache outgrows the
- * trained context (llama.cpp: n_ctx_per_seq > n_ctx_orig). */
-typedef struct rope_params {
-    float base, scale, mscale;
-    const float *ff;
-    bool yarn;
-    float corr[2];           /* yarn: pairs below corr[0] keep their angle, above corr[1] scale */
-} rope_params;
-
-/* ggml's yarn correction dimension: the pair index whose wavelength fits
- * n_rot (here: beta) turns in the original context. */
-static float yarn_corr_dim(int64_t n_dims, int64_t n_ctx_orig, float beta, float base)
-{
-    return (float)n_dims * logf((float)n_ctx_orig / (beta * 2 * 3.14159265358979f)) / (2 * logf(base));
-}
-
-static rope_params rope_for(const mh_model *m, int64_t l, int64_t n_ctx)
-{
-    const mh_hparams *hp = &m->hp;
-    bool swa = mh_hparams_layer_swa(hp, l);
-    rope_params r = { .base = hp->rope_base, .scale = hp->rope_freq_scale > 0 ? hp->rope_freq_scale : 1.0f,
-                      .mscale = hp->rope_attn_factor > 0 ? hp->rope_attn_factor : 1.0f, .ff = m->g.rope_freqs };
-    if (swa && hp->rope_base_swa > 0) {
-        r.base = hp->rope_base_swa;
-        r.scale = 1.0f;
-    }
-    if (m->g.rope_long) r.ff = n_ctx > hp->rope_orig_ctx ? m->g.rope_long : m->g.rope_short;
-    if (hp->rope_scaling == MH_ROPE_SCALING_YARN && r.scale != 1.0f) {
-        r.yarn = true;
-        r.corr[0] = fmaxf(0.0f, floorf(yarn_corr_dim(hp->n_rot, hp->rope_orig_ctx, 32.0f, r.base)));
-        r.corr[1] = fminf((float)(hp->n_rot - 1), ceilf(yarn_corr_dim(hp->n_rot, hp->rope_orig_ctx, 1.0f, r.base)));
-        r.mscale *= 1.0f + 0.1f * logf(1.0f / r.scale);   /* attention temperature */
-    }
-    return r;
-}
-
-/* Rotates each head of v: (T, n_heads * hd) in place at positions pos0..,
- * in llama.cpp's arithmetic: pair i's angle is pos * base^(-2/n_rot)
- * multiplied up one pair at a time in float, over its frequency factor,
- * times the linear scale, and the rotation fused as ggml's build compiles it. */
-static void rope(const mh_model *m, const rope_params *rp, float *v, int64_t T, int64_t n_heads,
-                 int64_t pos0)
-{
-    const mh_hparams *hp = &m->hp;
-    int64_t hd = hp->head_dim, half = hp->n_rot / 2;
-    const float step = powf(rp->base, -2.0f / (float)hp->n_rot);
-    for (int64_t t = 0; t < T; t++) {
-        float theta = (float)(pos0 + t);
-        for (int64_t i = 0; i < half; i++, theta *= step) {
-            float th = rp->ff ? theta / rp->ff[i] : theta;
-            if (rp->yarn) {   /* fast pairs keep their angle, slow ones stretch, a ramp between */
-                float y = ((float)i - rp->corr[0]) / fmaxf(0.001f, rp->corr[1] - rp->corr[0]);
-                float mix = 1.0f - fminf(1.0f, fmaxf(0.0f, y));
-                th = th * rp->scale * (1.0f - mix) + th * mix;
-            } else if (rp->scale != 1.0f) {
-                th *= rp->scale;
-            }
-            float c = cosf(th), s = sinf(th);
-            if (rp->mscale != 1.0f) { c *= rp->mscale; s *= rp->mscale; }
-            const int64_t a = hp->rope_neox ? i : 2 * i, b = hp->rope_neox ? i + half : 2 * i + 1;
-            for (int64_t h = 0; h < n_heads; h++) {
-                float *x = v + t * n_heads * hd + h * hd;
-                const float x0 = x[a], x1 = x[b];
-                x[a] = fmaf(x0, c, -(x1 * s));
-                x[b] = fmaf(x0, s, x1 * c);
-            }
-        }
     }
 }
 
@@ -498,7 +431,13 @@ static int scratch_bind(scratch *s, mh_runstate *rs, const mh_model *m, const mh
     if (!st) st = grow(&rs->lora, &rs->lora_cap, (size_t)mh_lora_scratch_len(m, T, seqs, n_seqs),
                            "LoRA rows", err);
     if (!st && m->moe) st = grow(&rs->moe, &rs->moe_cap, mh_moe_scratch_len(m, T), "expert rows", err);
+    size_t rope_len = t * (size_t)(hp->n_rot / 2) * 2;
+    if (!st && rope_len > rs->rope_cap) {
+        rs->rope_T = 0;   /* the table moves: none is kept */
+        st = grow(&rs->rope, &rs->rope_cap, rope_len, "rope table", err);
+    }
     if (st) return st;
+    rs->rope_T = 0;       /* weights or caches may differ from the last forward's */
     s->moe = rs->moe;
     s->lora = rs->lora;
     s->seqs = seqs;
@@ -516,6 +455,22 @@ static int scratch_bind(scratch *s, mh_runstate *rs, const mh_model *m, const mh
     return MH_OK;
 }
 
+/* The cos/sin table of layer l's rope for T rows at pos0: the one the
+ * last layer made when its rope and rows were the same (every layer of
+ * most models, so one table a step), else made anew. scratch_bind sized it. */
+static const float *rope_cached(mh_runstate *rs, const mh_model *m, int64_t l, int64_t n_ctx, int64_t T,
+                                int64_t pos0)
+{
+    const mh_rope_params rp = mh_rope_for(m, l, n_ctx);
+    if (rs->rope_T != T || rs->rope_pos0 != pos0 || !mh_rope_same(&rs->rope_rp, &rp)) {
+        mh_rope_table(m, &rp, T, pos0, rs->rope);
+        rs->rope_rp = rp;
+        rs->rope_pos0 = pos0;
+        rs->rope_T = T;
+    }
+    return rs->rope;
+}
+
 /* Attention of one sequence's rows [r0, r0+T) in layer l: stores its K/V
  * rows in its cache, then attends over everything the cache holds. */
 static int seq_attention(const mh_model *m, const mh_batch_seq *q, int64_t l, scratch *s,
@@ -525,9 +480,9 @@ static int seq_attention(const mh_model *m, const mh_batch_seq *q, int64_t l, sc
     mh_kv_cache *c = q->cache;
     int64_t T = q->n, kvd = c->kv_dim, qd = hp->n_head * hp->head_dim, pos0 = c->n_past;
     float *qr = s->q + r0 * qd, *kr = s->k + r0 * kvd, *vr = s->v + r0 * kvd, *out = s->att + r0 * qd;
-    const rope_params rp = rope_for(m, l, c->n_ctx);
-    rope(m, &rp, qr, T, hp->n_head, pos0);
-    rope(m, &rp, kr, T, hp->n_head_kv, pos0);
+    const float *cs = rope_cached(s->rs, m, l, c->n_ctx, T, pos0);
+    mh_rope_apply(m, cs, qr, T, hp->n_head);
+    mh_rope_apply(m, cs, kr, T, hp->n_head_kv);
     size_t layer_bytes = c->row_bytes * (size_t)c->n_ctx;
     uint8_t *kc = c->k + (size_t)l * layer_bytes, *vc = c->v + (size_t)l * layer_bytes;
     /* the cache type's activation quantizer, as ggml's copy into its cache */

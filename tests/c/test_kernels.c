@@ -304,11 +304,21 @@ static void test_llama_kernels(void)
                 r->attn_mix_llama(n, hd, w, kh, hd + 3, acc_a, oa);
                 k->attn_mix_llama(n, hd, w, kh, hd + 3, acc_b, ob);
                 CHECK(memcmp(oa, ob, sizeof(float) * (size_t)hd) == 0);
-                for (int64_t np = 0; np <= 128; np += 64) {   /* 0: a short context, all tail */
+                for (int64_t np = 0; np <= 128; np += 64) {   /* all, some, none in the double tail */
                     r->attn_mix_step_llama(n, np, hd, w, kh, hd + 3, acc_a, oa);
                     k->attn_mix_step_llama(n, np, hd, w, kh, hd + 3, acc_b, ob);
                     CHECK(memcmp(oa, ob, sizeof(float) * (size_t)hd) == 0);
                 }
+            }
+        }
+        /* a step's scores over many positions: 16 a pass and the rest one by one */
+        for (int64_t hd = 64; hd <= 192; hd += 16) {
+            fill(xb, hd, -1, 1);
+            for (int64_t n = 1; n <= 70; n += 23) {   /* rows hd + 5 apart, as in a kv_dim */
+                r->attn_scores_step_llama(n, hd, kh, hd + 5, xb, ya);
+                k->attn_scores_step_llama(n, hd, kh, hd + 5, xb, yb);
+                CHECK(memcmp(ya, yb, sizeof(float) * (size_t)n) == 0);
+                CHECK(ya[n - 1] == r->attn_score_step_llama(hd, kh + (n - 1) * (hd + 5), xb));
             }
         }
     }
