@@ -24,8 +24,8 @@ for k, v in (sample or ""):gmatch("([%w_]+)=([^,]+)") do opts[k] = tonumber(v) e
 local seeds = sample and tonumber(os.getenv("BENCH_SPEC_SEEDS") or "1") or 1
 print(sample and ("sampling " .. sample .. ", seeds 1.." .. seeds) or "greedy")
 
--- one round of a case: summed tokens, seconds, drafted and accepted tokens, steps
-local function round(c)
+-- one round of the current draft setting: summed tokens, seconds, drafted and accepted tokens, steps
+local function round()
    local r = { tokens = 0, s = 0, drafted = 0, accepted = 0, steps = 0 }
    for seed = 1, seeds do
       opts.seed = seed
@@ -44,7 +44,7 @@ m:generate(prompt, { max_tokens = 8, temperature = 0 })          -- pages the we
 for _ = 1, reps do
    for _, c in ipairs(cases) do
       assert(m:set_draft(c.draft, c.k))
-      local r = round(c)
+      local r = round()
       if not c.best or r.tps > c.best.tps then c.best = r end
    end
 end
