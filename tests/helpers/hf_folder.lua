@@ -383,4 +383,26 @@ function M.export(gguf, dir, opts)
    return dir
 end
 
+-- Tensor names whose bytes, type or shape differ between two GGUFs (or
+-- that exist in one only), sorted: {} when the files carry the same tensors.
+function M.tensor_diff(a, b)
+   local ta, tb = M.gguf_tensors(a), M.gguf_tensors(b)
+   local bad = {}
+   for k, v in pairs(ta) do
+      local w = tb[k]
+      if not w or w.bytes ~= v.bytes or w.info.dtype ~= v.info.dtype
+         or table.concat(w.info.shape, ",") ~= table.concat(v.info.shape, ",") then
+         bad[#bad + 1] = k
+      end
+   end
+   for k in pairs(tb) do if not ta[k] then bad[#bad + 1] = k end end
+   table.sort(bad)
+   return bad
+end
+
+-- The largest |difference| between two loaded models' logits over ids.
+function M.logits_diff(a, b, ids)
+   return (a:forward(ids, nil, { all = true }) - b:forward(ids, nil, { all = true })):abs():max()
+end
+
 return M

@@ -29,18 +29,6 @@ local function sub_file(path, from, to)
    f:close()
 end
 
--- Tensor names whose bytes or types differ between two GGUFs (or exist in one only).
-local function tensor_diff(a, b)
-   local ta, tb = H.gguf_tensors(a), H.gguf_tensors(b)
-   local bad = {}
-   for k, v in pairs(ta) do
-      if not tb[k] or tb[k].bytes ~= v.bytes or tb[k].info.dtype ~= v.info.dtype then bad[#bad + 1] = k end
-   end
-   for k in pairs(tb) do if not ta[k] then bad[#bad + 1] = k end end
-   table.sort(bad)
-   return bad
-end
-
 -- Keys whose values differ (or exist in one only), but those in skip.
 local function key_diff(a, b, skip)
    local ka, kb = B.kvs(a), B.kvs(b)
@@ -88,7 +76,7 @@ describe("HF encoder folders: convert and load #integration", function()
          local out = dir .. "/" .. preset .. "-back.gguf"
          local st = assert(mh.convert(folder, out, { type = "F32", name = preset .. "-random" }))
          assert.equal(preset == "tiny-bert" and "bert" or "nomic-bert", st.arch)
-         assert.same({}, tensor_diff(g, out))
+         assert.same({}, H.tensor_diff(g, out))
          -- every key alike but create's description and the one token
          -- type HF cannot say: create marks [UNK] UNKNOWN (2), llama.cpp's
          -- converter writes a special added token as CONTROL (3)
@@ -119,7 +107,7 @@ describe("HF encoder folders: convert and load #integration", function()
       assert.matches('"bert.embeddings.LayerNorm.gamma"', read(folder .. "/model.safetensors"), 1, true)
       local out = dir .. "/mlm.gguf"
       assert.equal("bert", assert(mh.convert(folder, out, { type = "F32" })).arch)
-      assert.same({}, tensor_diff(g, out))
+      assert.same({}, H.tensor_diff(g, out))
       local m, f = assert(mh.load(g)), assert(mh.load(folder))
       assert.is_true(max_diff(embed_all(m), embed_all(f)) < 1e-6)
       m:close(); f:close()
@@ -154,7 +142,7 @@ describe("HF encoder folders: convert and load #integration", function()
       assert.equal(0, code, err)
       assert.matches("bert, Q8_0", o, 1, true)
       assert(mh.quantize.file(g, b, "Q8_0"))
-      assert.same({}, tensor_diff(a, b))
+      assert.same({}, H.tensor_diff(a, b))
    end)
 
    it("embeds a folder from the CLI as the GGUF (moonhub embed DIR TEXT)", function()

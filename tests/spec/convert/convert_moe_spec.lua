@@ -19,27 +19,6 @@ local function exists(path)
    return f ~= nil
 end
 
--- Tensor names whose bytes, type or shape differ between two GGUFs (or
--- that exist in one only).
-local function tensor_diff(a, b)
-   local ta, tb = H.gguf_tensors(a), H.gguf_tensors(b)
-   local bad = {}
-   for k, v in pairs(ta) do
-      local w = tb[k]
-      if not w or w.bytes ~= v.bytes or w.info.dtype ~= v.info.dtype
-         or table.concat(w.info.shape, ",") ~= table.concat(v.info.shape, ",") then
-         bad[#bad + 1] = k
-      end
-   end
-   for k in pairs(tb) do if not ta[k] then bad[#bad + 1] = k end end
-   table.sort(bad)
-   return bad
-end
-
-local function max_diff(a, b, ids)
-   return (a:forward(ids, nil, { all = true }) - b:forward(ids, nil, { all = true })):abs():max()
-end
-
 local MOE_KEYS = { "expert_count", "expert_used_count", "expert_feed_forward_length",
    "expert_shared_feed_forward_length", "feed_forward_length", "block_count" }
 
@@ -74,7 +53,7 @@ describe("HF folders of mixture-of-experts models #integration", function()
             assert.is_true(exists(folder .. "/model-00002-of-00002.safetensors"))
             local out = dir .. "/" .. preset .. "-" .. ty .. "-back.gguf"
             local st = assert(mh.convert(folder, out, { type = ty }))
-            assert.same({}, tensor_diff(g, out))
+            assert.same({}, H.tensor_diff(g, out))
             local _, ma = H.gguf_tensors(g)
             local _, mb = H.gguf_tensors(out)
             local arch = ma["general.architecture"]
@@ -83,7 +62,7 @@ describe("HF folders of mixture-of-experts models #integration", function()
             for _, k in ipairs(MOE_KEYS) do assert.equal(ma[arch .. "." .. k], mb[arch .. "." .. k], k) end
             local m, c = assert(mh.load(g)), assert(mh.load(out))
             local ids = m.tokenizer:encode(PROMPT, { special = true })
-            assert.equal(0, max_diff(m, c, ids))
+            assert.equal(0, H.logits_diff(m, c, ids))
             m:close(); c:close()
          end)
       end
@@ -99,7 +78,7 @@ describe("HF folders of mixture-of-experts models #integration", function()
          end
          -- q/k rows of llama (Mixtral) run unpermuted with NEOX rope in the
          -- folder: the same products summed in another order
-         local d = max_diff(m, f, ids)
+         local d = H.logits_diff(m, f, ids)
          assert.is_true(d < 1e-4)
          m:close(); f:close()
          -- the CLI takes the folder as it takes the file

@@ -29,22 +29,6 @@ local function files_in(dir)
    return out
 end
 
--- Tensor names whose bytes differ between two GGUFs (or exist in one only).
-local function tensor_diff(a, b)
-   local ta, tb = H.gguf_tensors(a), H.gguf_tensors(b)
-   local bad = {}
-   for k, v in pairs(ta) do
-      if not tb[k] or tb[k].bytes ~= v.bytes or tb[k].info.dtype ~= v.info.dtype then bad[#bad + 1] = k end
-   end
-   for k in pairs(tb) do if not ta[k] then bad[#bad + 1] = k end end
-   table.sort(bad)
-   return bad
-end
-
-local function max_diff(a, b, ids)
-   return (a:forward(ids, nil, { all = true }) - b:forward(ids, nil, { all = true })):abs():max()
-end
-
 local PROMPT = "the whale then went to the water in the wind <|im_end|>"
 
 describe("moonhub convert: the shared HF twin #integration", function()
@@ -59,7 +43,7 @@ describe("moonhub convert: the shared HF twin #integration", function()
       local out = dir .. "/smol-F16.gguf"
       local st = assert(mh.convert(folder, out, { type = "F16" }))
       assert.same({ "llama", 38, 49152 }, { st.arch, st.tensors, st.vocab })
-      assert.same({}, tensor_diff(out, twin))
+      assert.same({}, H.tensor_diff(out, twin))
       local _, ma = H.gguf_tensors(out)
       local _, mb = H.gguf_tensors(twin)
       -- every key of the twin (made with gguf-py from the same recipe) with
@@ -80,7 +64,7 @@ describe("moonhub convert: the shared HF twin #integration", function()
          assert.same(p.tokens, a.tokenizer:encode(p.text, { special = true }), p.kind)
          assert.same(b.tokenizer:encode(p.text, { special = true }), a.tokenizer:encode(p.text, { special = true }))
       end
-      assert.equal(0, max_diff(a, b, ref.prompts[1].tokens))
+      assert.equal(0, H.logits_diff(a, b, ref.prompts[1].tokens))
       a:close(); b:close()
    end)
 
@@ -139,13 +123,13 @@ describe("HF folders of each dense architecture #integration", function()
          -- llama3 alone is not bit-equal between folder and GGUF (1.8e-5 with
          -- sgemm f32 matmuls, 1.4e-4 with the tiled float kernels): its rope
          -- factors reach the model by two routes; the cause is not yet found
-         assert.is_true(max_diff(m, f, ids) < (preset == "tiny-llama3" and 1e-3 or 1e-4))
+         assert.is_true(H.logits_diff(m, f, ids) < (preset == "tiny-llama3" and 1e-3 or 1e-4))
          local out = dir .. "/" .. preset .. "-back.gguf"
          local st = assert(mh.convert(folder, out, { type = "F32" }))
          assert.equal(m.info.arch, st.arch)
-         assert.same({}, tensor_diff(g, out))
+         assert.same({}, H.tensor_diff(g, out))
          local c = assert(mh.load(out))
-         assert.equal(0, max_diff(m, c, ids))
+         assert.equal(0, H.logits_diff(m, c, ids))
          m:close(); f:close(); c:close()
       end)
    end
