@@ -105,7 +105,8 @@ static int64_t cfg_id(const cJSON *c, const char *k)
 {
     const cJSON *v = key(c, k);
     if (cJSON_IsArray(v)) v = cJSON_GetArrayItem(v, 0);   /* eos lists: the first */
-    return cJSON_IsNumber(v) && v->valuedouble >= 0 ? (int64_t)v->valuedouble : -1;
+    return cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble < 2147483648.0
+           ? (int64_t)v->valuedouble : -1;
 }
 
 /* architectures[0] (or model_type when there is no list) -> arch. */
@@ -203,8 +204,10 @@ static int scaling_num(const cJSON *rs, const char *k, double def, double *out, 
     const cJSON *v = key(rs, k);
     *out = def;
     if (!v && def > 0) return MH_OK;
-    if (!cJSON_IsNumber(v) || !(v->valuedouble > 0))
-        return mh_err_set(err, MH_EFORMAT, "config.json rope_scaling needs a positive '%s'", k);
+    /* bounded: original_max_position_embeddings becomes an integer */
+    if (!cJSON_IsNumber(v) || !(v->valuedouble > 0) || !(v->valuedouble <= 1e9))
+        return mh_err_set(err, MH_EFORMAT, "config.json rope_scaling needs a positive '%s' "
+                          "(at most 1e9)", k);
     *out = v->valuedouble;
     return MH_OK;
 }

@@ -227,6 +227,11 @@ describe("moonhub convert: bad folders #integration", function()
       assert.matches("rope_scaling type 'dynamic' is not supported", convert_broken(function(d)
          sub_file(d .. "/config.json", '"rope_theta"', '"rope_scaling": {"type": "dynamic", "factor": 2}, "rope_theta"')
       end))
+      -- found by fuzz_hf_config: the context length was cast to an integer unchecked
+      assert.matches("needs a positive 'original_max_position_embeddings' %(at most 1e9%)", convert_broken(function(d)
+         sub_file(d .. "/config.json", '"rope_theta"', '"rope_scaling": {"rope_type": "llama3", "factor": 8, '
+            .. '"low_freq_factor": 1, "high_freq_factor": 4, "original_max_position_embeddings": 6.7e51}, "rope_theta"')
+      end))
    end)
 
    it("takes special ids from generation_config.json when nothing else names them", function()
