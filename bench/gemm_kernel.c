@@ -8,35 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "kernel_util.h"
 #include "mh/quant.h"
-
-static double cpu_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static uint64_t g_rng = 88172645463325252ull;
-static uint32_t rnd(void)
-{
-    g_rng ^= g_rng << 13; g_rng ^= g_rng >> 7; g_rng ^= g_rng << 17;
-    return (uint32_t)(g_rng >> 16);
-}
-
-/* weights: quantize random floats (valid scales by construction) */
-static void *weights(mh_dtype t, int64_t R, int64_t n)
-{
-    size_t row = mh_dtype_row_size(t, n);
-    uint8_t *w = malloc(row * (size_t)R);
-    float *f = malloc(sizeof(float) * (size_t)n);
-    for (int64_t r = 0; r < R; r++) {
-        for (int64_t i = 0; i < n; i++) f[i] = ((int)(rnd() % 2001) - 1000) / 1000.0f;
-        mh_quantize_row(t, f, w + (size_t)r * row, n);
-    }
-    free(f);
-    return w;
-}
 
 static int64_t g_chunk;   /* rows per gemm call, 0: all */
 
