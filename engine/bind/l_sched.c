@@ -536,6 +536,14 @@ static int s_resume(lua_State *L)
     return 1;
 }
 
+/* s:hold(on): see mh_sched_hold */
+static int s_hold(lua_State *L)
+{
+    sched_box *b = check_sched(L, "sched:hold");
+    mh_sched_hold(b->s, lua_toboolean(L, 2));
+    return 0;
+}
+
 static int s_cancel(lua_State *L)
 {
     sched_box *b = luaL_checkudata(L, 1, SCHED_MT);
@@ -780,7 +788,7 @@ static int l_default_cache_bytes(lua_State *L)
 int luaopen_moonhub_core_sched(lua_State *L)
 {
     static const luaL_Reg methods[] = {
-        { "submit", s_submit }, { "cancel", s_cancel }, { "resume", s_resume }, { "stats", s_stats }, { "embed", s_embed },
+        { "submit", s_submit }, { "cancel", s_cancel }, { "resume", s_resume }, { "hold", s_hold }, { "stats", s_stats }, { "embed", s_embed },
         { "next", s_next }, { "tokens", s_tokens }, { "close", s_close }, { NULL, NULL },
     };
     static const luaL_Reg fns[] = {

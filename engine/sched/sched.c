@@ -384,6 +384,15 @@ int mh_sched_cancel(mh_sched *s, int64_t id)
     return found;
 }
 
+void mh_sched_hold(mh_sched *s, int on)
+{
+    if (!s || s->sync) return;
+    pthread_mutex_lock(&s->mu);
+    s->held = on != 0;
+    if (!s->held) pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
 int mh_sched_resume(mh_sched *s, int64_t id, const char *error)
 {
     if (!s) return 0;

@@ -149,6 +149,7 @@ struct mh_sched {
     pthread_cond_t cv;
     bool stop;
     bool kick;                    /* a resume or cancel to handle (s->mu) */
+    bool held;                    /* mh_sched_hold: no step until released (s->mu) */
     int n_parked;                 /* requests in PARK_WAIT (s->mu) */
     sched_req *q_head, *q_tail;   /* waiting, FIFO */
     sched_req *live;              /* waiting + running, for cancel */

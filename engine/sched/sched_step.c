@@ -158,9 +158,11 @@ static void admit(mh_sched *s, sched_req **doomed)
 }
 
 /* Whether a step has something to do (under s->mu): a slot that is not
- * parked, a waiting request and a free slot, or a resume or cancel. */
+ * parked, a waiting request and a free slot, or a resume or cancel; none
+ * while the scheduler is held. */
 static bool has_work(const mh_sched *s)
 {
+    if (s->held) return false;
     return s->kick || s->st.running > s->n_parked || (s->st.waiting > 0 && s->st.running < s->p.n_parallel);
 }
 

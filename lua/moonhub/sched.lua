@@ -147,6 +147,34 @@ function Sched:submit(req)
       logprobs = req.logprobs ~= nil and req.logprobs ~= false or (req.top_logprobs or 0) > 0 }, Request)
 end
 
+-- submit_all{req, ...} -> {request, ...} | nil, error: submits every request
+-- with the compute thread held, so they are admitted together and share
+-- their steps (up to `parallel` of them), as vLLM's generate(list) does. When
+-- one is refused, those already submitted are cancelled and the error is
+-- returned (a Lua error from a bad request is raised after the release).
+function Sched:submit_all(reqs)
+   if type(reqs) ~= "table" then
+      error("sched:submit_all: expects a list of requests, got " .. type(reqs), 2)
+   end
+   self._h:hold(true)
+   local out, ok, r, err = {}, true, nil, nil
+   for i = 1, #reqs do
+      ok, r, err = pcall(self.submit, self, reqs[i])
+      if not ok or not r then
+         err = not ok and r or ("request " .. i .. ": " .. tostring(err))
+         break
+      end
+      out[i] = r
+   end
+   if not (ok and r) and #reqs > 0 then
+      for _, q in ipairs(out) do q:cancel() end
+   end
+   self._h:hold(false)
+   if not ok then error(err, 2) end
+   if #reqs > 0 and not r then return nil, err end
+   return out
+end
+
 -- stats() -> {running, waiting, parallel, kv_used, kv_total, prefix_hits,
 --   prefix_tokens, prompt_tokens, generated_tokens, requests_done, steps,
 --   store_hits, store_tokens, store_entries, store_bytes, store_budget,

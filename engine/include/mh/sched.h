@@ -188,6 +188,13 @@ int mh_sched_resume(mh_sched *s, int64_t id, const char *error);
  * Any thread. */
 int mh_sched_cancel(mh_sched *s, int64_t id);
 
+/* Holds the compute thread between two steps (on) or lets it go on (off):
+ * requests submitted meanwhile are admitted together in the step after the
+ * release, so they share it (a batch submitted at once, as vLLM's
+ * generate(list) does). Cancels wait for the release. Any thread; no effect
+ * on a synchronous scheduler. */
+void mh_sched_hold(mh_sched *s, int on);
+
 typedef struct mh_sched_stats {
     int running, waiting, n_parallel;
     int64_t kv_used, kv_total;            /* cells (positions) over all slots */

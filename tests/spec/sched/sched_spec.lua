@@ -33,10 +33,9 @@ describe("moonhub.sched in a script", function()
       local want = {}
       for i, p in ipairs(prompts) do want[i] = greedy_ids(model, p, 12 + i) end
       s = assert(mh.sched.new(model, { parallel = 4, ctx = 128, prefill_chunk = 4 }))
-      local rs = {}
-      for i, p in ipairs(prompts) do
-         rs[i] = assert(s:submit{ tokens = p, max_tokens = 12 + i, temperature = 0 })
-      end
+      local reqs = {}
+      for i, p in ipairs(prompts) do reqs[i] = { tokens = p, max_tokens = 12 + i, temperature = 0 } end
+      local rs = assert(s:submit_all(reqs))   -- admitted together: the steps are shared
       for i, r in ipairs(rs) do
          local ids, fin = r:wait()
          assert.same(want[i], ids)
@@ -50,7 +49,38 @@ describe("moonhub.sched in a script", function()
       assert.equal(4, st.requests_done)
       assert.equal(0, st.running)
       assert.equal(4 * 128, st.kv_total)
-      assert.is_true(st.steps < 12 + 13 + 14 + 15)
+      -- shared steps (21 today with 4 prompt rows a step): one at a time
+      -- would take at least 12 + 13 + 14 + 15
+      assert.is_true(st.steps < 30, "steps " .. st.steps)
+   end)
+
+   it("takes no step while held", function()
+      if not path then return end
+      s = assert(mh.sched.new(model, { parallel = 2, ctx = 64 }))
+      s._h:hold(true)
+      local r = assert(s:submit{ tokens = P2, max_tokens = 3, temperature = 0 })
+      os.execute("sleep 0.1")
+      local st = s:stats()
+      assert.equal(0, st.steps)
+      assert.equal(1, st.waiting)
+      s._h:hold(false)
+      local ids = r:wait()
+      assert.equal(3, #ids)
+   end)
+
+   it("submit_all refuses a bad request and cancels the ones before it", function()
+      if not path then return end
+      s = assert(mh.sched.new(model, { parallel = 2, ctx = 64 }))
+      local ok, err = pcall(s.submit_all, s, { { tokens = P2, max_tokens = 50, eog = false }, { tokens = {} } })
+      assert.is_false(ok)
+      assert.matches("tokens is empty", err)
+      local rs = assert(s:submit_all{ { tokens = P2, max_tokens = 3, temperature = 0 } })
+      local ids, fin = rs[1]:wait()
+      assert.equal(3, #ids)
+      assert.equal("length", fin.reason)
+      local st = s:stats()
+      assert.equal(0, st.running)
+      assert.equal(0, st.waiting)
    end)
 
    it("queues requests beyond the slots and finishes them all", function()
