@@ -4,7 +4,8 @@
  * on a packed weight equal for T tokens and one at a time; and a real
  * Q4_0 / Q8_0 model packed at load: the file bytes still readable after their
  * pages were dropped (its readers: kv-state identity, training, export),
- * logits equal to an unpacked load bit for bit. */
+ * logits equal to an unpacked load bit for bit, the packed copies one
+ * arena in the order a forward pass reads them. */
 #include <fcntl.h>
 #include <stdint.h>
 #include <string.h>
@@ -210,6 +211,25 @@ static int same_as_file(const char *path, mh_model *m, const char *name, const m
     return ok;
 }
 
+/* the packed weights lie back to back (64-byte slots) in forward order:
+ * each layer's q, k, v, o, gate, up, down, then the output head, so a
+ * decode step streams one arena forward; 1 when they do */
+static int forward_order(const mh_model *m)
+{
+    const uint8_t *next = NULL;
+    int ok = 1;
+    for (int64_t l = 0; l <= mh_model_hparams(m)->n_layer && ok; l++) {
+        const mh_layer *L = l < mh_model_hparams(m)->n_layer ? mh_model_layer(m, l) : NULL;
+        for (int k = 0; k < (L ? MH_PROJ_COUNT : 1) && ok; k++) {
+            const mh_weight *w = L ? mh_layer_proj(L, (mh_proj)k) : &mh_model_globals_get(m)->output;
+            if (!w->packed) continue;
+            ok = !next || w->packed == next;
+            next = (const uint8_t *)w->packed + ((mh_repack_bytes(w->dtype, w->rows, w->cols) + 63) & ~(size_t)63);
+        }
+    }
+    return ok && next;
+}
+
 static void model_case(const char *file, int n_tok)
 {
     char buf[4096];
@@ -220,6 +240,7 @@ static void model_case(const char *file, int n_tok)
     CHECK(pm && um);
     const mh_layer *pl = mh_model_layer(pm, 0), *ul = mh_model_layer(um, 0);
     CHECK(pl->wq.packed && pl->w_up.packed && !ul->wq.packed && !ul->w_up.packed);
+    CHECK_MSG(forward_order(pm), "%s: packed weights out of forward order", file);
     /* a reader of the file layout (LoRA export, training, identity) after
      * the packed rows' pages were dropped */
     CHECK(same_as_file(path, pm, "blk.0.ffn_up.weight", &pl->w_up));
