@@ -3,6 +3,7 @@
  * from it) and lets the mapped file pages they were read from go.
  * Layer: engine/model; uses mh/quant_repack.h, mh/gguf.h and POSIX madvise. */
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 #include <sys/mman.h>
 #include "mh/gguf.h"
@@ -38,12 +39,29 @@ static void drop_pages(const void *p, size_t n)
  * them (each layer's q, k, v, o, gate, up, down, then the output head),
  * on 2 MiB pages where the kernel grants them: a decode step streams the
  * whole arena, and with 4 KiB pages every page costs a TLB walk and
- * restarts the hardware prefetcher's stream. The 135M Q4_0 model's
- * one-token matvec sequence measured 4.1 -> 3.1 ms at one thread
- * (docs/performance.md, "Q4_0 decode, session 8"). Small arenas keep
- * 4 KiB pages (a huge page would be mostly padding). */
+ * restarts the hardware prefetcher's stream (135M Q4_0: the one-token
+ * matvec sequence 4.1 -> 3.1 ms at one thread; docs/performance.md, "Q4_0
+ * decode, session 8"). Faulting fresh 2 MiB pages in can cost 3-7 ms per
+ * MiB on a VM whose host reclaims free guest memory (Firecracker: 1.5-3.8 s
+ * for 512 MiB against 0.5 s in 4 KiB pages), so by default only arenas up
+ * to HUGE_AUTO_MAX get them, where that is a fraction of a second;
+ * MOONHUB_HUGEPAGES=1 asks for them at any size (a long-running server),
+ * =0 never. Small arenas keep 4 KiB pages (a huge page would be padding). */
 #define HUGE_PAGE ((size_t)2 << 20)
+#define HUGE_AUTO_MAX ((size_t)256 << 20)
 #define SLOT(b) (((b) + 63) & ~(size_t)63)
+
+static int want_huge(size_t total, bool *huge, mh_err *err)
+{
+    const char *e = getenv("MOONHUB_HUGEPAGES");
+    *huge = total >= 4 * HUGE_PAGE && total <= HUGE_AUTO_MAX;
+    if (!e || !*e) return MH_OK;
+    if (strcmp(e, "0") && strcmp(e, "1"))
+        return mh_err_set(err, MH_EINVAL, "MOONHUB_HUGEPAGES=%s: use 1 (2 MiB pages for the repacked "
+                          "weights), 0 (never) or leave it unset (up to 256 MiB)", e);
+    *huge = total >= 4 * HUGE_PAGE && *e == '1';
+    return MH_OK;
+}
 
 static size_t slot_bytes(const mh_weight *w)
 {
@@ -86,11 +104,11 @@ int mh_model_repack(mh_model *m, mh_err *err)
     if (!w) return mh_err_set(err, MH_ENOMEM, "model: out of memory");
     size_t total = 0;
     for (int64_t i = 0; i < n; i++) total += slot_bytes(w[i]);
-    const bool huge = total >= 4 * HUGE_PAGE;
+    bool huge;
+    int st = want_huge(total, &huge, err);
     size_t cap = huge ? (total + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE : total;
     void *arena = NULL;
-    int st = MH_OK;
-    if (total && posix_memalign(&arena, huge ? HUGE_PAGE : 64, cap))
+    if (!st && total && posix_memalign(&arena, huge ? HUGE_PAGE : 64, cap))
         st = mh_err_set(err, MH_ENOMEM, "model: out of memory repacking %zu bytes of weights", total);
     if (arena) {
         if (huge) madvise(arena, cap, MADV_HUGEPAGE);   /* advice: refused, the pages stay 4 KiB */

@@ -7,6 +7,7 @@
  * logits equal to an unpacked load bit for bit, the packed copies one
  * arena in the order a forward pass reads them. */
 #include <fcntl.h>
+#include <stdlib.h>
 #include <stdint.h>
 #include <string.h>
 #include "harness.h"
@@ -269,6 +270,28 @@ static void model_case(const char *file, int n_tok)
     CHECK_MSG(same, "%s: packed and unpacked logits differ", file);
 }
 
+/* MOONHUB_HUGEPAGES is checked where the loader reads it: a bad value is
+ * an error naming it, 0 and 1 load (the pages are the kernel's choice) */
+static void test_hugepages_env(void)
+{
+    char buf[4096];
+    const char *path = test_data_path("models/mh-smol-llama-17m-Q4_0.gguf", buf);
+    if (!path) TEST_SKIP("models/mh-smol-llama-17m-Q4_0.gguf");
+    if (mh_cpu_detect() < MH_CPU_AVX2) TEST_SKIP("no SIMD level: nothing is packed");
+    mh_model *m = NULL;
+    mh_err err = {0};
+    setenv("MOONHUB_HUGEPAGES", "yes", 1);
+    CHECK(mh_model_load(path, &m, &err) == MH_EINVAL && !m && strstr(err.msg, "MOONHUB_HUGEPAGES=yes"));
+    static const char *ok[] = {"0", "1"};
+    for (int i = 0; i < COUNT(ok); i++) {
+        setenv("MOONHUB_HUGEPAGES", ok[i], 1);
+        CHECK(mh_model_load(path, &m, &err) == MH_OK && m && forward_order(m));
+        mh_model_free(m);
+        m = NULL;
+    }
+    unsetenv("MOONHUB_HUGEPAGES");
+}
+
 static void test_model_smol(void) { model_case("models/mh-smol-llama-17m-Q4_0.gguf", 12); }
 /* ffn_gate/up of 172 rows: 10 packed groups and a 12-row tail */
 static void test_model_stories(void) { model_case("models/stories260K-Q4_0.gguf", 9); }
@@ -285,5 +308,6 @@ int main(void)
     TEST_RUN(test_model_stories);
     TEST_RUN(test_model_smol_q8);
     TEST_RUN(test_model_stories_q8);
+    TEST_RUN(test_hugepages_env);
     return TEST_REPORT();
 }
