@@ -1,6 +1,7 @@
 /* weight_repack.c: at load, packs a model's q4_0 and q8_0 projections into the
  * interleaved layout of mh/quant_repack.h (when the level in force gains
- * from it) and lets the mapped file pages they were read from go.
+ * from it), all in one arena in forward order on 2 MiB pages where that
+ * pays, and lets the mapped file pages they were read from go.
  * Layer: engine/model; uses mh/quant_repack.h, mh/gguf.h and POSIX madvise. */
 #include <stdlib.h>
 #include <string.h>
