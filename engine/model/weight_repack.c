@@ -45,22 +45,26 @@ static void drop_pages(const void *p, size_t n)
  * decode, session 8"). Faulting fresh 2 MiB pages in can cost 3-7 ms per
  * MiB on a VM whose host reclaims free guest memory (Firecracker: 1.5-3.8 s
  * for 512 MiB against 0.5 s in 4 KiB pages), so by default only arenas up
- * to HUGE_AUTO_MAX get them, where that is a fraction of a second;
- * MOONHUB_HUGEPAGES=1 asks for them at any size (a long-running server),
- * =0 never. Small arenas keep 4 KiB pages (a huge page would be padding). */
+ * to HUGE_AUTO_MAX are faulted in as huge pages, where that is a fraction
+ * of a second; a larger one is packed in 4 KiB pages and advised after,
+ * so khugepaged collapses it in the background (~16 MiB every 10 s by
+ * default) without delaying the first token. MOONHUB_HUGEPAGES=1 faults
+ * huge pages in at any size (a long-running server), =0 never asks for
+ * them. Small arenas keep 4 KiB pages (a huge page would be padding). */
 #define HUGE_PAGE ((size_t)2 << 20)
 #define HUGE_AUTO_MAX ((size_t)256 << 20)
 #define SLOT(b) (((b) + 63) & ~(size_t)63)
 
-static int want_huge(size_t total, bool *huge, mh_err *err)
+/* *huge: 0 no advice, 1 advise before packing (faulted in as huge pages),
+ * 2 advise after (khugepaged collapses them later) */
+static int want_huge(size_t total, int *huge, mh_err *err)
 {
     const char *e = getenv("MOONHUB_HUGEPAGES");
-    *huge = total >= 4 * HUGE_PAGE && total <= HUGE_AUTO_MAX;
-    if (!e || !*e) return MH_OK;
-    if (strcmp(e, "0") && strcmp(e, "1"))
+    if (e && *e && strcmp(e, "0") && strcmp(e, "1"))
         return mh_err_set(err, MH_EINVAL, "MOONHUB_HUGEPAGES=%s: use 1 (2 MiB pages for the repacked "
-                          "weights), 0 (never) or leave it unset (up to 256 MiB)", e);
-    *huge = total >= 4 * HUGE_PAGE && *e == '1';
+                          "weights at any size), 0 (never) or leave it unset", e);
+    if (total < 4 * HUGE_PAGE || (e && *e == '0')) *huge = 0;
+    else *huge = (e && *e == '1') || total <= HUGE_AUTO_MAX ? 1 : 2;
     return MH_OK;
 }
 
@@ -105,18 +109,19 @@ int mh_model_repack(mh_model *m, mh_err *err)
     if (!w) return mh_err_set(err, MH_ENOMEM, "model: out of memory");
     size_t total = 0;
     for (int64_t i = 0; i < n; i++) total += slot_bytes(w[i]);
-    bool huge;
+    int huge = 0;
     int st = want_huge(total, &huge, err);
     size_t cap = huge ? (total + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE : total;
     void *arena = NULL;
     if (!st && total && posix_memalign(&arena, huge ? HUGE_PAGE : 64, cap))
         st = mh_err_set(err, MH_ENOMEM, "model: out of memory repacking %zu bytes of weights", total);
     if (arena) {
-        if (huge) madvise(arena, cap, MADV_HUGEPAGE);   /* advice: refused, the pages stay 4 KiB */
+        if (huge == 1) madvise(arena, cap, MADV_HUGEPAGE);   /* advice: refused, the pages stay 4 KiB */
         st = mh_model_own(m, arena, err);
     }
     uint8_t *at = arena;
     for (int64_t i = 0; !st && arena && i < n; i++) st = repack_one(m, w[i], &at, err);
+    if (!st && huge == 2) madvise(arena, cap, MADV_HUGEPAGE);
     free(w);
     return st;
 }
