@@ -4,8 +4,10 @@
  * on a packed weight equal for T tokens and one at a time; and a real
  * Q4_0 / Q8_0 model packed at load: the file bytes still readable after their
  * pages were dropped (its readers: kv-state identity, training, export),
- * logits equal to an unpacked load bit for bit. */
+ * logits equal to an unpacked load bit for bit, the packed copies one
+ * arena in the order a forward pass reads them. */
 #include <fcntl.h>
+#include <stdlib.h>
 #include <stdint.h>
 #include <string.h>
 #include "harness.h"
@@ -210,6 +212,25 @@ static int same_as_file(const char *path, mh_model *m, const char *name, const m
     return ok;
 }
 
+/* the packed weights lie back to back (64-byte slots) in forward order:
+ * each layer's q, k, v, o, gate, up, down, then the output head, so a
+ * decode step streams one arena forward; 1 when they do */
+static int forward_order(const mh_model *m)
+{
+    const uint8_t *next = NULL;
+    int ok = 1;
+    for (int64_t l = 0; l <= mh_model_hparams(m)->n_layer && ok; l++) {
+        const mh_layer *L = l < mh_model_hparams(m)->n_layer ? mh_model_layer(m, l) : NULL;
+        for (int k = 0; k < (L ? MH_PROJ_COUNT : 1) && ok; k++) {
+            const mh_weight *w = L ? mh_layer_proj(L, (mh_proj)k) : &mh_model_globals_get(m)->output;
+            if (!w->packed) continue;
+            ok = !next || w->packed == next;
+            next = (const uint8_t *)w->packed + ((mh_repack_bytes(w->dtype, w->rows, w->cols) + 63) & ~(size_t)63);
+        }
+    }
+    return ok && next;
+}
+
 static void model_case(const char *file, int n_tok)
 {
     char buf[4096];
@@ -220,6 +241,7 @@ static void model_case(const char *file, int n_tok)
     CHECK(pm && um);
     const mh_layer *pl = mh_model_layer(pm, 0), *ul = mh_model_layer(um, 0);
     CHECK(pl->wq.packed && pl->w_up.packed && !ul->wq.packed && !ul->w_up.packed);
+    CHECK_MSG(forward_order(pm), "%s: packed weights out of forward order", file);
     /* a reader of the file layout (LoRA export, training, identity) after
      * the packed rows' pages were dropped */
     CHECK(same_as_file(path, pm, "blk.0.ffn_up.weight", &pl->w_up));
@@ -248,6 +270,28 @@ static void model_case(const char *file, int n_tok)
     CHECK_MSG(same, "%s: packed and unpacked logits differ", file);
 }
 
+/* MOONHUB_HUGEPAGES is checked where the loader reads it: a bad value is
+ * an error naming it, 0 and 1 load (the pages are the kernel's choice) */
+static void test_hugepages_env(void)
+{
+    char buf[4096];
+    const char *path = test_data_path("models/mh-smol-llama-17m-Q4_0.gguf", buf);
+    if (!path) TEST_SKIP("models/mh-smol-llama-17m-Q4_0.gguf");
+    if (mh_cpu_detect() < MH_CPU_AVX2) TEST_SKIP("no SIMD level: nothing is packed");
+    mh_model *m = NULL;
+    mh_err err = {0};
+    setenv("MOONHUB_HUGEPAGES", "yes", 1);
+    CHECK(mh_model_load(path, &m, &err) == MH_EINVAL && !m && strstr(err.msg, "MOONHUB_HUGEPAGES=yes"));
+    static const char *ok[] = {"0", "1"};
+    for (int i = 0; i < COUNT(ok); i++) {
+        setenv("MOONHUB_HUGEPAGES", ok[i], 1);
+        CHECK(mh_model_load(path, &m, &err) == MH_OK && m && forward_order(m));
+        mh_model_free(m);
+        m = NULL;
+    }
+    unsetenv("MOONHUB_HUGEPAGES");
+}
+
 static void test_model_smol(void) { model_case("models/mh-smol-llama-17m-Q4_0.gguf", 12); }
 /* ffn_gate/up of 172 rows: 10 packed groups and a 12-row tail */
 static void test_model_stories(void) { model_case("models/stories260K-Q4_0.gguf", 9); }
@@ -264,5 +308,6 @@ int main(void)
     TEST_RUN(test_model_stories);
     TEST_RUN(test_model_smol_q8);
     TEST_RUN(test_model_stories_q8);
+    TEST_RUN(test_hugepages_env);
     return TEST_REPORT();
 }
