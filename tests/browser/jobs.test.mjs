@@ -86,9 +86,9 @@ test("a finished job's version is served", { skip: why }, async () => {
    await s.page.waitForFunction(() => Number(document.querySelector("#loss-chart").dataset.points) === 4
       && document.querySelector("#loss-chart").dataset.evals === "2");
    const serve = s.page.locator("#job-detail button[data-action=serve]");
-   await serve.waitFor({ timeout: 20000 });
+   await serve.waitFor({ timeout: 60000 });
    await serve.click();
-   await s.page.locator("#job-detail .output a[href='#/chat']").waitFor({ timeout: 30000 });
+   await s.page.locator("#job-detail .output a[href='#/chat']").waitFor({ timeout: 60000 });
    const out = (await (await apiFetch(s, `/api/moonhub/jobs/${id}`)).json()).lineage.output.ref;
    // an adapter version runs on its base's loaded entry (docs/lora.md): the base is
    // loaded, and a chat naming the version answers as it

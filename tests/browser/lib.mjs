@@ -115,6 +115,9 @@ export async function start(opts = {}) {
       await context.addInitScript((k) => { localStorage.setItem("moonhub.key", k); }, key);
    }
    const page = await context.newPage();
+   // waits end on their event; 60 s (not Playwright's 30) only bounds a hang
+   // on a loaded CI host
+   page.setDefaultTimeout(60000);
    const requests = [], errors = [];
    page.on("request", (r) => requests.push(r.url()));
    page.on("pageerror", (e) => errors.push(String(e)));

@@ -85,7 +85,7 @@ static void test_pid_alive(void)
     if (child == 0) _exit(0);
     CHECK(child > 0);
     /* dead but not reaped: a zombie, whose temp files are stale already */
-    for (int i = 0; i < 5000 && mh_fs_pid_alive((long)child); i++) usleep(1000);
+    for (int i = 0; i < 30000 && mh_fs_pid_alive((long)child); i++) usleep(1000);
     CHECK(!mh_fs_pid_alive((long)child));
     waitpid(child, NULL, 0);                       /* reaped: the pid is free now */
     CHECK(!mh_fs_pid_alive((long)child));

@@ -44,7 +44,7 @@ static void *client_main(void *arg)
 {
     client *c = arg;
     int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct timeval tv = { 3, 0 };
+    struct timeval tv = { 30, 0 };
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)c->port) };
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -137,7 +137,7 @@ static void run_case(app *a, mode m, client *c)
     pthread_t th;
     pthread_create(&th, NULL, client_main, c);
     timed_out = 0;
-    mh_timer *w = mh_timer_new(a->loop, 5.0, 0, on_watchdog, a->loop, NULL);
+    mh_timer *w = mh_timer_new(a->loop, 30.0, 0, on_watchdog, a->loop, NULL);
     mh_loop_run(a->loop, 0, NULL);
     mh_timer_free(w);
     pthread_join(th, NULL);

@@ -3,6 +3,8 @@
  * max_tokens, eog, cancel, queueing, prefix cache, constraint hook,
  * logprobs, rejection at submit, stats and shutdown with live requests. */
 #include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
 #include "harness.h"
 #include "mh/loop.h"
 #include "mh/sched.h"
@@ -120,10 +122,15 @@ static void test_batched_equals_forward(void)
     mh_sched *s = new_sched(4, 128, 8, true);
     CHECK(s);
     mh_chan *ch[4];
+    /* held while submitting, so the four are admitted together: a loaded
+     * host may run the compute thread between two submits, and then the
+     * first runs alone (the step count below assumes they share steps) */
+    mh_sched_hold(s, 1);
     for (int i = 0; i < 4; i++) {
         mh_sched_request r = greedy_req(ps[i], ns[i], maxs[i]);
         CHECK(submit(s, &r, &ch[i]) == i + 1);
     }
+    mh_sched_hold(s, 0);
     int64_t total = 0;
     for (int i = 0; i < 4; i++) {
         result res;
@@ -180,6 +187,21 @@ static void test_eog_stops(void)
     mh_sched_free(s);
 }
 
+/* A hook that, once a token was generated, holds the compute thread until
+ * the test has asked for the cancel (at most 30 s): "mid-stream" is then an
+ * order of events, where a loaded host could otherwise generate all 200
+ * tokens before the main thread's cancel. */
+typedef struct gate { _Atomic int open; } gate;
+static int gate_fn(void *ud, float *lg, int64_t nv, const int32_t *toks, int64_t n, mh_err *err)
+{
+    gate *g = ud;
+    (void)lg; (void)nv; (void)toks; (void)err;
+    struct timespec ts = { 0, 1000000L };
+    for (int i = 0; n >= 1 && !atomic_load(&g->open) && i < 30000; i++) nanosleep(&ts, NULL);
+    return MH_OK;
+}
+static void gate_free(void *ud) { (void)ud; }
+
 /* Cancel mid-stream and while queued; unknown ids are refused. */
 static void test_cancel(void)
 {
@@ -187,8 +209,12 @@ static void test_cancel(void)
     mh_sched *s = new_sched(1, 256, 256, true);
     CHECK(s);
     mh_sched_request r = greedy_req(P1, 10, 200);
+    gate g = { 0 };
+    r.hook = (mh_logits_hook){ &g, gate_fn, gate_free };
     mh_chan *a, *b;
-    int64_t ia = submit(s, &r, &a), ib = submit(s, &r, &b);
+    int64_t ia = submit(s, &r, &a);
+    r.hook = (mh_logits_hook){ 0 };
+    int64_t ib = submit(s, &r, &b);
     CHECK(ia > 0 && ib > ia);
     CHECK(mh_sched_cancel(s, ib) == 1);          /* still waiting behind a */
     CHECK(mh_sched_cancel(s, ib) == 0);          /* already asked */
@@ -198,6 +224,7 @@ static void test_cancel(void)
     CHECK(m.tag == MH_SCHED_EV_TOKEN);
     free(m.data);
     CHECK(mh_sched_cancel(s, ia) == 1);
+    atomic_store(&g.open, 1);
     result res;
     CHECK(collect(a, &res) == 0);
     CHECK(res.done.reason == MH_SCHED_CANCEL);

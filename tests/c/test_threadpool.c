@@ -64,7 +64,9 @@ static void test_uses_threads(void)
 {
     mh_threads_set(2);
     who w = {pthread_self(), 0};
-    for (int rep = 0; rep < 20 && !w.other; rep++) mh_parallel_for(16, 1, who_fn, &w);
+    /* until a worker took one (a loaded host may leave the workers asleep
+     * for a while: more tries, not a time bound) */
+    for (int rep = 0; rep < 20000 && !w.other; rep++) mh_parallel_for(16, 1, who_fn, &w);
     CHECK(w.other > 0);                    /* a worker took a chunk */
     mh_threads_set(1);
     w.other = 0;

@@ -1,7 +1,8 @@
 /* test_work.c: worker-thread jobs (mh/work.h, the file jobs of mh/fetch.h)
  * and the loop-lag probe (mh/loop.h). Layer: tests (pure C). The lag checks
  * are lower bounds (a callback that sleeps 120 ms must show as >= 100 ms of
- * lag), never upper bounds on a shared machine. */
+ * lag), never upper bounds on a shared machine; every wait is a generous
+ * bound on a hang (30 s), so a loaded host only makes the test slower. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <time.h>
@@ -16,7 +17,6 @@ static void sleep_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
-static void on_stop(mh_timer *t, void *ud) { mh_timer_free(t); mh_loop_stop(ud); }
 
 static void on_timeout(mh_timer *t, void *ud) { (void)t; *(int *)ud = 1; }
 
@@ -58,7 +58,7 @@ static void test_work_runs_off_thread_and_reports(void)
         mh_work *w = mh_work_start(work_fn, a, free_arg, ch, &err);
         CHECK(w != NULL);
         CHECK(mh_work_status(w, NULL) == MH_EINVAL || mh_work_done(w));   /* still running, most likely */
-        CHECK(run_until_done(loop, ch, 5));
+        CHECK(run_until_done(loop, ch, 30));
         CHECK(mh_work_done(w));
         CHECK(((arg *)mh_work_arg(w))->other_thread);
         int st = mh_work_status(w, &err);
@@ -66,7 +66,7 @@ static void test_work_runs_off_thread_and_reports(void)
         mh_work_release(w);
         mh_chan_release(ch);
     }
-    for (int i = 0; i < 200 && atomic_load(&freed) < 2; i++) sleep_ms(5);   /* the thread lets go just after the close */
+    for (int i = 0; i < 6000 && atomic_load(&freed) < 2; i++) sleep_ms(5);   /* the thread lets go just after the close */
     CHECK(atomic_load(&freed) == 2);
     /* released while running: the thread finishes and frees the argument */
     mh_chan *ch = mh_chan_new(loop, NULL);
@@ -75,7 +75,7 @@ static void test_work_runs_off_thread_and_reports(void)
     mh_work *w = mh_work_start(work_fn, a, free_arg, ch, NULL);
     mh_work_release(w);
     mh_chan_release(ch);
-    for (int i = 0; i < 200 && atomic_load(&freed) < 3; i++) sleep_ms(5);
+    for (int i = 0; i < 6000 && atomic_load(&freed) < 3; i++) sleep_ms(5);
     CHECK(atomic_load(&freed) == 3);
     mh_loop_release(loop);
 }
@@ -92,7 +92,7 @@ static void test_file_jobs(void)
     mh_err err = { 0 };
     mh_fetch_job *j = mh_fetch_hash_start(path, ch, &err);
     CHECK(j != NULL);
-    CHECK(run_until_done(loop, ch, 5));
+    CHECK(run_until_done(loop, ch, 30));
     const mh_fetch_res *res = NULL;
     CHECK(mh_fetch_job_result(j, &res, &err) == MH_OK);
     CHECK(!strcmp(res->sha256, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"));
@@ -100,7 +100,7 @@ static void test_file_jobs(void)
     mh_chan_release(ch);
     ch = mh_chan_new(loop, NULL);
     j = mh_fetch_unlink_start(path, ch, &err);
-    CHECK(run_until_done(loop, ch, 5));
+    CHECK(run_until_done(loop, ch, 30));
     CHECK_MSG(mh_fetch_job_result(j, NULL, &err) == MH_OK, "%s", err.msg);
     CHECK(access(path, F_OK) != 0);
     mh_fetch_job_release(j);
@@ -108,7 +108,39 @@ static void test_file_jobs(void)
     mh_loop_release(loop);
 }
 
-static void on_block(mh_timer *t, void *ud) { (void)ud; mh_timer_free(t); sleep_ms(120); }
+/* Stops the loop once the probe took a sample after the block (the late
+ * one) and has >= 5 in all (a stop at a fixed 0.4 s could come before that
+ * on a loaded host), or after 30 s. */
+typedef struct probe_wait { mh_loop *loop; int blocked; int64_t n_at_block; double t0; } probe_wait;
+
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void on_block(mh_timer *t, void *ud)
+{
+    probe_wait *w = ud;
+    mh_timer_free(t);
+    sleep_ms(120);
+    mh_loop_lag g;
+    w->n_at_block = mh_loop_lag_read(w->loop, &g) == 1 ? (int64_t)g.n : 0;
+    w->blocked = 1;
+}
+
+static void on_probe_check(mh_timer *t, void *ud)
+{
+    probe_wait *w = ud;
+    mh_loop_lag g;
+    int got = mh_loop_lag_read(w->loop, &g) == 1;
+    int enough = w->blocked && got && (int64_t)g.n > w->n_at_block && g.n >= 5;
+    if (enough || mono_s() - w->t0 > 30) {
+        mh_timer_free(t);
+        mh_loop_stop(w->loop);
+    }
+}
 
 static void test_lag_probe_sees_a_blocked_loop(void)
 {
@@ -119,8 +151,9 @@ static void test_lag_probe_sees_a_blocked_loop(void)
     CHECK(mh_loop_lag_enable(loop, 0, &err) == MH_EINVAL);
     CHECK(mh_loop_lag_enable(loop, 0.01, &err) == MH_OK);
     CHECK(mh_loop_lag_enable(loop, 0.01, &err) == MH_OK);     /* idempotent */
-    mh_timer_new(loop, 0.1, 0, on_block, NULL, NULL);
-    mh_timer_new(loop, 0.4, 0, on_stop, loop, NULL);
+    probe_wait w = { loop, 0, 0, mono_s() };
+    mh_timer_new(loop, 0.1, 0, on_block, &w, NULL);
+    mh_timer_new(loop, 0.05, 1, on_probe_check, &w, NULL);
     mh_loop_run(loop, 0, NULL);
     CHECK(mh_loop_lag_read(loop, &g) == 1);
     CHECK(g.n >= 5);

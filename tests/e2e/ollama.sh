@@ -58,7 +58,7 @@ JSON
 hubpid=$!
 hubport=""
 i=0
-while [ -z "$hubport" ] && [ $i -lt 100 ]; do
+while [ -z "$hubport" ] && [ $i -lt 600 ]; do
     hubport=$(sed -n '1s/^\([0-9][0-9]*\)$/\1/p' "$tmp/hub.port")
     [ -n "$hubport" ] || sleep 0.1
     i=$((i + 1))
@@ -72,7 +72,7 @@ env -u HF_TOKEN -u HF_HOME MOONHUB_HOME="$tmp" MOONHUB_HF_ENDPOINT="http://127.0
 pid=$!
 base=""
 i=0
-while [ -z "$base" ] && [ $i -lt 200 ]; do        # up to 20 s for the "ready at" line
+while [ -z "$base" ] && [ $i -lt 600 ]; do        # up to 60 s for the "ready at" line
     kill -0 "$pid" 2>/dev/null || break
     base=$(sed -n 's/^moonhub serve: .*ready at \(http:[^ ]*\)\/v1 .*/\1/p' "$tmp/out")
     [ -n "$base" ] || sleep 0.1

@@ -51,12 +51,12 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-# wait_ready OUTFILE PID -> the server's base URL on stdout (up to 20 s for
+# wait_ready OUTFILE PID -> the server's base URL on stdout (up to 60 s for
 # its "ready at" line), empty when it did not start
 wait_ready() {
     b=""
     i=0
-    while [ -z "$b" ] && [ $i -lt 200 ]; do
+    while [ -z "$b" ] && [ $i -lt 600 ]; do
         kill -0 "$2" 2>/dev/null || break
         b=$(sed -n 's/^moonhub serve: .* ready at \(http:[^ ]*\) .*/\1/p' "$1")
         [ -n "$b" ] || sleep 0.1

@@ -175,13 +175,19 @@ end
 
 -- cfg.throttle (bytes/s): the body goes out in 256 KiB writes paced to that
 -- rate, so a large pull lasts long enough to watch the server meanwhile.
+-- cfg.gate (a path): the transfer also stops halfway until that file
+-- exists, so a spec decides when the pull may end (on a slow host a pull
+-- paced only by the clock may end before the spec has looked).
 local function send_throttled(state, req, status, headers, blob, first, last)
    local rate, chunk = state.cfg.throttle, 256 * 1024
    log(state, req, { status = status, from = first, sent = last - first + 1, throttled = rate })
    req:start(status, headers)
    local http = require("moonhub").http
-   local pos = first
+   local pos, half = first, first + (last - first) // 2
    while pos <= last do
+      if state.cfg.gate and pos >= half then
+         while not read_all(state.cfg.gate) do http.sleep(0.05) end
+      end
       local stop = math.min(pos + chunk - 1, last)
       if not req:write(blob.bytes:sub(pos + 1, stop + 1)) then return end   -- the client went away
       pos = stop + 1
@@ -298,7 +304,7 @@ local function launcher()
 
    -- start(dir, {repos = {["org/name"] = {files = {name = src}, downloads =,
    -- gated =, wrong_sha = {name}}}, break_after = {name = bytes}, token =,
-   -- tree_page =, lifetime =, throttle = bytes/s}) -> server {port, url, pid, log_path,
+   -- tree_page =, lifetime =, throttle = bytes/s, gate = path}) -> server {port, url, pid, log_path,
    -- requests(), clear(), stop()}; raises when it does not come up in 10 s.
    function M.start(dir, cfg)
       cfg.log = dir .. "/hub-log.jsonl"
@@ -312,7 +318,7 @@ local function launcher()
       local pid = tonumber(p:read("l"))
       p:close()
       local port
-      for _ = 1, 200 do
+      for _ = 1, 1200 do
          port = tonumber((H.read(portfile) or ""):match("^(%d+)\n"))
          if port then break end
          http.sleep(0.05)

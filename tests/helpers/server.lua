@@ -2,6 +2,8 @@
 -- and talk to it with curl, for the server specs. Layer: tests (pure
 -- module: does nothing on require). Every wait is bounded and every curl
 -- has a time limit; stop() ends the child with SIGTERM (SIGKILL if stuck).
+-- The bounds are generous (a loaded CI host is many times slower): they
+-- end a hang, they never time anything that the specs assert on.
 local H = require "helpers.host"
 local http = require("moonhub").http
 local now = require("moonhub.core.sys").now
@@ -19,7 +21,7 @@ local function alive(pid)
 end
 
 --- Starts `moonhub serve --model MODEL --port 0 ARGS` (args: a shell
--- string) and waits (at most 20 s) for its "ready at URL" line. Returns a
+-- string) and waits (at most 60 s) for its "ready at URL" line. Returns a
 -- server {pid, base, url, dir, name}; raises with its stderr if it fails.
 function M.start(model, args)
    local dir = H.tmpdir()
@@ -36,7 +38,7 @@ function M.start(model, args)
       name, base = out:match("moonhub serve: (%S+) ready at (http://[%d.]+:%d+)/v1 ")
       if base or H.read(dir .. "/rc") then break end
       http.sleep(0.02)
-   until now() - t0 > 20
+   until now() - t0 > 60
    local pid = tonumber(H.read(dir .. "/pid") or "")
    local self = setmetatable({ pid = pid, base = base, url = base and base .. "/v1", dir = dir,
                                name = name, n = 0 }, Server)
@@ -69,7 +71,7 @@ M.alive = alive
 --- start_in(home, args[, env[, secs]]) -> {pid, port, base, home}: `moonhub
 -- serve --port 0 ARGS` on the registry in home (env: "NAME=V ..." or "-u
 -- NAME" for env(1)), its output in home/serve.out and home/serve.err; waits
--- (at most secs, default 20) for its state file home/run/server-PORT.json.
+-- (at most secs, default 60) for its state file home/run/server-PORT.json.
 -- Old state files are removed first, so the port read is this server's.
 -- For specs that keep their own home (the registry, pulled files).
 function M.start_in(home, args, env, secs)
@@ -80,7 +82,7 @@ function M.start_in(home, args, env, secs)
    local pid = tonumber(p:read("l"))
    p:close()
    local t0, port = now(), nil
-   while not port and now() - t0 < (secs or 20) do
+   while not port and now() - t0 < math.max(secs or 60, 60) do
       local ls = io.popen("ls " .. q(run) .. " 2>/dev/null")
       port = tonumber((ls:read("a") or ""):match("server%-(%d+)%.json"))
       ls:close()
@@ -104,11 +106,11 @@ end
 
 -- The curl command for one request; its files are named after tag.
 -- opts: method, body (string or table -> JSON), headers {k = v},
--- timeout (s, default 20), stream (no buffering), args (extra curl flags).
+-- timeout (s, default 60), stream (no buffering), args (extra curl flags).
 function Server:command(path, opts, tag)
    opts = opts or {}
    local d = self.dir .. "/" .. tag
-   local parts = { "curl -s -N", "-m", tostring(opts.timeout or 20), "-o", q(d .. ".body"),
+   local parts = { "curl -s -N", "-m", tostring(opts.timeout or 60), "-o", q(d .. ".body"),
                    "-D", q(d .. ".hdr"), "-w '%{http_code}'" }
    if opts.method then parts[#parts + 1] = "-X " .. opts.method end
    for k, v in pairs(opts.headers or {}) do parts[#parts + 1] = "-H " .. q(k .. ": " .. v) end
@@ -194,15 +196,43 @@ function M.metric(text, name, labels)
    return nil
 end
 
---- Polls fn() every 20 ms until it returns a true value, at most secs.
+--- Polls fn() every 20 ms until it returns a true value, at most secs
+-- (default 30: a bound on a hang, not a timing assertion).
 function M.eventually(fn, secs)
    local t0 = now()
    repeat
       local v = fn()
       if v then return v end
       http.sleep(0.02)
-   until now() - t0 > (secs or 3)
+   until now() - t0 > (secs or 30)
    return fn()
+end
+
+--- Starts one request in the background (a curl of its own) and returns
+-- {pid, tag}; hang_up(bg) ends that curl (the client goes away) and
+-- finish(bg) waits for it to end by itself. Either returns its result
+-- (status, body so far, headers, json) as request() does.
+function Server:background(path, opts)
+   self.n = self.n + 1
+   local tag = "r" .. self.n
+   local p = io.popen("(exec " .. self:command(path, opts, tag) .. ") >/dev/null 2>&1 & echo $!")
+   local pid = tonumber(p:read("l"))
+   p:close()
+   return { pid = pid, tag = tag, srv = self }
+end
+
+--- The body a background request has received so far.
+function Server:body_so_far(bg) return H.read(self.dir .. "/" .. bg.tag .. ".body") or "" end
+
+function Server:hang_up(bg)
+   os.execute("kill " .. bg.pid .. " 2>/dev/null")
+   M.eventually(function() return not alive(bg.pid) end, 30)
+   return self:result(bg.tag)
+end
+
+function Server:finish(bg, secs)
+   M.eventually(function() return not alive(bg.pid) end, secs or 120)
+   return self:result(bg.tag)
 end
 
 local B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"

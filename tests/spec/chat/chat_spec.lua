@@ -133,18 +133,18 @@ MOONHUB_HOME="$d" %s chat %s --ignore-eos --max-tokens 100000 --ctx 2048 --seed 
 pid=$!
 exec 3>"$d/in"
 echo 'Tell me a long story' >&3
-i=0; while [ $(cat "$d/out" 2>/dev/null | wc -c) -lt 200 ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done
+i=0; while [ $(cat "$d/out" 2>/dev/null | wc -c) -lt 200 ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done
 kill -INT $pid
 echo '/set max_tokens 5' >&3
 echo 'Short one' >&3
-i=0; while [ $(grep -c processed "$d/out" 2>/dev/null) -lt 2 ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done
+i=0; while [ $(grep -c processed "$d/out" 2>/dev/null) -lt 2 ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done
 sleep 0.1
 kill -INT $pid
 sleep 0.1
 echo 'Third' >&3
 echo '/bye' >&3
 exec 3>&-
-i=0; while kill -0 $pid 2>/dev/null && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done
+i=0; while kill -0 $pid 2>/dev/null && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done
 kill -KILL $pid 2>/dev/null
 wait $pid
 echo "rc=$?"

@@ -89,7 +89,7 @@ describe("moonhub chat on a pseudo-terminal #integration", function()
       assert.is_false(st[4][4])
 
       term.type("/bye")
-      s = term.wait("the chat to exit", function(o) return o:find("\n%[exit %d+%]") end, 10)
+      s = term.wait("the chat to exit", function(o) return o:find("\n%[exit %d+%]") end, 60)
       assert.matches("\n>>> /bye\n%[exit 0%]\n", s)
    end)
 end)

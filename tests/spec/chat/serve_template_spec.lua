@@ -28,13 +28,13 @@ return { name = "mine", description = "test: a fixed story opening before the us
       os.execute(string.format("MOONHUB_HOME=%s %s serve --model %s --port 0 --parallel 1 --ctx 256 "
          .. "--template mine >%s 2>&1 & echo $! >%s", host.q(home), host.q(host.exe), host.q(model),
          host.q(log), host.q(pidf)))
-      local port = wait_ready(log, os.time() + 20)
+      local port = wait_ready(log, os.time() + 60)
       local pid = (host.read(pidf) or ""):match("%d+")
       local ok, err = pcall(function()
          assert.is_truthy(port, "server did not start: " .. tostring(host.read(log)))
          local body = json.encode({ messages = { { role = "user", content = "there was" } },
             max_tokens = 12, temperature = 0 })
-         local p = io.popen(string.format("curl -s -m 20 -H 'Content-Type: application/json' "
+         local p = io.popen(string.format("curl -s -m 60 -H 'Content-Type: application/json' "
             .. "http://127.0.0.1:%s/v1/chat/completions -d %s",
             port, host.q(body)))
          local resp = json.decode(p:read("a"))

@@ -82,7 +82,7 @@ describe("llama.cpp flags #integration", function()
          assert.truthy(out:find("(2 parallel, ctx 128)", 1, true), out)
          assert.truthy(err:find("moonhub serve: " .. NOTE), err)
          local function status(auth)
-            local p = io.popen("curl -s -m 10 -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' "
+            local p = io.popen("curl -s -m 60 -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' "
                .. (auth or "") .. " -d '{\"prompt\":\"hi\",\"max_tokens\":1}' " .. srv.base .. "/v1/completions")
             local c = p:read("a")
             p:close()

@@ -77,7 +77,7 @@ describe("moonhub run on a pseudo-terminal #integration", function()
       fake_pid = tonumber(p:read("l"))
       p:close()
       local port
-      for _ = 1, 200 do
+      for _ = 1, 1200 do
          port = tonumber((H.read(dir .. "/fake.port") or ""):match("^(%d+)\n"))
          if port then break end
          http.sleep(0.05)

@@ -205,7 +205,7 @@ describe("precedence where the value arrives", function()
          local n
          serve(env, "--port 0 " .. (flags or "") .. " " .. q(model), function(out)
             local url = assert(out:match("ready at (http://[%d.:]+)/v1"), out) .. "/metrics"
-            local p = io.popen("curl -s -m 10 " .. q(url))
+            local p = io.popen("curl -s -m 60 " .. q(url))
             n = (p:read("a") or ""):match("\nmoonhub_compute_threads (%d+)\n")
             p:close()
          end)

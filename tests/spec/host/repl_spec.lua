@@ -78,12 +78,12 @@ MOONHUB_HOME="$d" %s <"$d/in" >"$d/out" 2>"$d/err" &
 pid=$!
 exec 3>"$d/in"
 echo "io.open('%s', 'w'):close(); n = 0; while true do n = n + 1 end" >&3
-i=0; while [ ! -e %s ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done
+i=0; while [ ! -e %s ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done
 sleep 0.1
 kill -INT $pid
 echo 'print("after", n > 0)' >&3
 exec 3>&-
-i=0; while kill -0 $pid 2>/dev/null && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done
+i=0; while kill -0 $pid 2>/dev/null && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done
 kill -KILL $pid 2>/dev/null
 wait $pid
 echo "rc=$?"
@@ -107,13 +107,13 @@ MOONHUB_HOME="$d" %s <"$d/in" >"$d/out" 2>"$d/err" &
 pid=$!
 exec 3>"$d/in"
 echo '40 + 1' >&3
-i=0; while [ ! -s "$d/out" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done
+i=0; while [ ! -s "$d/out" ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done
 sleep 0.1
 kill -INT $pid
 sleep 0.1
 echo '40 + 2' >&3
 exec 3>&-
-i=0; while kill -0 $pid 2>/dev/null && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done
+i=0; while kill -0 $pid 2>/dev/null && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done
 kill -KILL $pid 2>/dev/null
 wait $pid
 echo "rc=$?"

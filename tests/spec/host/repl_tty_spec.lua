@@ -89,13 +89,13 @@ describe("moonhub REPL on a pseudo-terminal #integration", function()
 
       term.keys("mh.ten")
       term.key("Tab")
-      term.wait("the completion", function(o) return o:find("\n> mh%.tensor\n?%s*$") end, 10)
+      term.wait("the completion", function(o) return o:find("\n> mh%.tensor\n?%s*$") end, 60)
       term.type(".zeros(2, 3):shape()")
       s = term.wait("the completed line's result", function(o) return prompts(o) >= n + 1 end)
       assert.truthy(s:find("\n> mh.tensor.zeros(2, 3):shape()\n{2, 3}\n", 1, true), s)
 
       term.key("C-d")
-      s = term.wait("the REPL to exit", function(o) return o:find("\n%[exit %d+%]") end, 10)
+      s = term.wait("the REPL to exit", function(o) return o:find("\n%[exit %d+%]") end, 60)
       assert.truthy(s:find("[exit 0]", 1, true), s)
       if not model then return data.skip(missing .. " (the tour's model lines did not run)", pending) end
    end)

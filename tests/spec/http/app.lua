@@ -38,9 +38,35 @@ end
 
 routes["/noresponse"] = function() end
 
+local now = require("moonhub.core.sys").now
+
+-- sleeps in short naps until s seconds have passed or /wake was called (a
+-- spec that asserts "still sleeping" wakes it itself: no race with a clock)
 routes["/slow"] = function(req)
    state.sleeping = (state.sleeping or 0) + 1
-   http.sleep(tonumber(req.args.s) or 1)
+   local t0, s, woken = now(), tonumber(req.args.s) or 1, state.woken or 0
+   repeat
+      http.sleep(0.02)
+   until (state.woken or 0) > woken or now() - t0 >= s
+   state.sleeping = state.sleeping - 1
+   req:respond(200, nil, "slow done")
+end
+
+routes["/wake"] = function(req)
+   state.woken = (state.woken or 0) + 1
+   req:respond(200, nil, "woken")
+end
+
+-- waits (napping on the loop) until the file ?f exists: lets a spec finish a
+-- request in flight from outside, after the server stopped accepting
+routes["/until_file"] = function(req)
+   state.sleeping = (state.sleeping or 0) + 1
+   local f = io.open(req.args.f or "")
+   while not f do
+      http.sleep(0.02)
+      f = io.open(req.args.f or "")
+   end
+   f:close()
    state.sleeping = state.sleeping - 1
    req:respond(200, nil, "slow done")
 end
@@ -86,11 +112,11 @@ routes["/go"] = function(req)
    req:respond(200, nil, state.go and "went" or "nothing")
 end
 
--- streams until the client goes away
+-- streams until the client goes away (100 s at most)
 routes["/endless"] = function(req)
    req:on_close(function() state.closecb = state.closecb + 1 end)
    req:start(200, { ["Content-Type"] = "text/event-stream" })
-   for i = 1, 400 do
+   for i = 1, 4000 do
       if not req:write("data: " .. i .. "\n\n") then
          state.gone = state.gone + 1
          return

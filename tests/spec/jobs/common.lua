@@ -86,13 +86,19 @@ function M.alive(pid)
 end
 
 -- wait(fn [, tries = 3000]) -> fn()'s first truthy value, polling every 10 ms;
--- raises when it never comes (a bound on a hang, not a timing assertion)
+-- raises when it never comes (a bound on a hang, not a timing assertion).
+-- The bound is 5 times the tries' nominal 10 ms each (150 s by default): on
+-- a loaded host a training step took 400 ms instead of a few.
 function M.wait(fn, what, tries)
-   for _ = 1, tries or 3000 do
+   local now = require("moonhub.core.sys").now
+   local limit, t0 = (tries or 3000) * 0.05, now()
+   repeat
       local v = fn()
       if v then return v end
       require("moonhub.db").sleep(10)
-   end
+   until now() - t0 > limit
+   local v = fn()
+   if v then return v end
    error("gave up waiting for " .. (what or "a condition"), 2)
 end
 

@@ -20,12 +20,13 @@ local function start(home)
    return { pid = pid, base = "http://127.0.0.1:" .. port, home = home }
 end
 
--- curl(s, method, path, body) -> status, body, seconds
-local function curl(s, method, path, body)
+-- curl(s, method, path, body[, limit = 60 s]) -> status, body, seconds
+local function curl(s, method, path, body, limit)
    local f = s.home .. "/req"
    if body then H.write(f .. ".json", body) end
-   os.execute(string.format("curl -s -N -m 60 -X %s %s -o %s -w '%%{http_code} %%{time_total}' %s >%s 2>/dev/null",
-      method, body and ("--data-binary @" .. q(f .. ".json") .. " -H 'Content-Type: application/json'") or "",
+   os.execute(string.format("curl -s -N -m %d -X %s %s -o %s -w '%%{http_code} %%{time_total}' %s >%s 2>/dev/null",
+      limit or 60, method,
+      body and ("--data-binary @" .. q(f .. ".json") .. " -H 'Content-Type: application/json'") or "",
       q(f .. ".body"), q(s.base .. path), q(f .. ".code")))
    local code, secs = (H.read(f .. ".code") or ""):match("^(%d+) ([%d.]+)")
    return tonumber(code), H.read(f .. ".body") or "", tonumber(secs)
@@ -77,7 +78,9 @@ describe("serve --worker and the jobs routes #integration", function()
       local j = C.job(home, id)
       assert.are_not.equal(srv.pid, j.worker_pid, "training runs in a child process")
       -- the first job's events: steps, then its final status; the stream ends
-      code, body = curl(srv, "GET", "/api/moonhub/jobs/" .. id .. "/events")
+      -- (when the job does: under load its 400 steps took minutes, so the
+      -- bound is 10 minutes; a 60 s one cut the stream at step 318 in CI-like runs)
+      code, body = curl(srv, "GET", "/api/moonhub/jobs/" .. id .. "/events", nil, 600)
       assert.equal(200, code)
       local steps, last, evals = 0, nil, {}
       for line in body:gmatch("data: ([^\n]+)") do

@@ -38,8 +38,9 @@ local function call(s, path, body)
    return code, json.decode(text) or text
 end
 
-local function complete(s, model)
-   return call(s, "/v1/completions", { model = model, prompt = PROMPT, max_tokens = 8, temperature = 0 })
+local function complete(s, model, keep_alive)
+   return call(s, "/v1/completions", { model = model, prompt = PROMPT, max_tokens = 8, temperature = 0,
+      keep_alive = keep_alive })
 end
 
 local function ps(s)
@@ -130,17 +131,22 @@ describe("serve --kv-type / --mem-budget-mb / --cache-mb / --keep-alive #integra
          assert.equal(503, code)
          assert.matches(string.format("needs %.1f MiB at ctx %d x 1, over the memory budget of %.1f MiB",
             need16 / 2^20, CTX, budget_mb), res.error.message, 1, true)
-         -- stories fits: its prefix store has --cache-mb's budget
+         -- stories fits; --keep-alive 1s: it goes once idle (the default,
+         -- 5m, would keep it)
          code = complete(s, "stories")
          assert.equal(200, code)
+         assert.is_true(eventually(function() return ps(s)["stories:latest"] == nil end, 60))
+         -- its prefix store has --cache-mb's budget. This request keeps it 10
+         -- minutes, so it is still loaded when ps and /metrics are read
+         -- however slow the host (after the 1 s default they could come too
+         -- late: a flake under load)
+         assert.equal(200, (complete(s, "stories", "10m")))
          local m = ps(s)["stories:latest"]
          assert.is_table(m)
          assert.equal(3 * 2^20, m.cache_budget)
+         assert.is_number(m.expires_at)
          local _, metrics = call(s, "/metrics")
          assert.matches("\nmoonhub_prefix_store_budget_bytes 3145728\n", metrics, 1, true)
-         -- --keep-alive 1s: it goes once idle (the default, 5m, would keep it)
-         assert.is_number(m.expires_at)
-         assert.is_true(eventually(function() return ps(s)["stories:latest"] == nil end, 20))
       end)
       stop(s)
       assert(ok, err)

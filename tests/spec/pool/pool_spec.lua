@@ -116,7 +116,7 @@ describe("pool #unit", function()
       assert.is_true(by["b:latest"].forever)
       assert.is_number(by["c:latest"].expires_at)
       local t0 = require("moonhub.core.sys").now()
-      while #p:list() > 1 and require("moonhub.core.sys").now() - t0 < 3 do http.sleep(0.02) end
+      while #p:list() > 1 and require("moonhub.core.sys").now() - t0 < 30 do http.sleep(0.02) end
       assert.equal("b:latest", names(p))
       assert.same({ "close a", "close c" }, log)
       p:close()
@@ -142,20 +142,30 @@ describe("pool #unit", function()
    end)
 
    -- Loads yield (in a server they wait on a worker thread): run requests as
-   -- loop coroutines and a slow stand-in load that sleeps.
-   local function run_requests(plan, secs)
+   -- loop coroutines and a stand-in load that waits on a gate channel the
+   -- plan opens. The timers give the order of the steps (they fire in order
+   -- even when all are late); the loop stops when done() says so (a 60 s
+   -- bound ends a hang), never after a fixed time a loaded host may need.
+   local function run_requests(plan, done)
       for _, step in ipairs(plan) do http.timer(step[1], step[2], { once = true }) end
-      http.timer(secs, function() http.stop(0) end, { once = true })
+      local t0 = require("moonhub.core.sys").now()
+      local check
+      check = http.timer(0.01, function()
+         if done() or require("moonhub.core.sys").now() - t0 > 60 then
+            check:cancel()
+            http.stop(0)
+         end
+      end)
       http.run()
    end
 
    it("loads once for concurrent requests, which wait (state loading); other models go on", function()
       local p = fake_pool()
       local loads, order, got, mid = {}, {}, {}, nil
-      local plain = p.opts.load
+      local plain, gate = p.opts.load, http.channel()
       p.opts.load = function(pool, path)
          loads[#loads + 1] = path
-         if path == "/m/s" then http.sleep(0.3) end
+         if path == "/m/s" then gate:recv() end        -- s loads until "a" is served
          return plain(pool, path)
       end
       run_requests({
@@ -164,8 +174,9 @@ describe("pool #unit", function()
          { 0.1, function()
             mid = p:state()
             got[3] = p:acquire("a"); order[#order + 1] = "a"
+            gate:push("go")
          end },
-      }, 0.6)
+      }, function() return #order == 3 end)
       assert.same({ "/m/s", "/m/a" }, loads)
       assert.same({ "a", "s1", "s2" }, order)          -- "a" did not wait for "s"
       assert.equal(got[1], got[2])
@@ -179,15 +190,19 @@ describe("pool #unit", function()
 
    it("gives the waiters of a failed load its error", function()
       local p = fake_pool()
+      local gate, loads = http.channel(), 0
       p.opts.load = function()
-         http.sleep(0.1)
+         loads = loads + 1
+         gate:recv()                                    -- fails once both wait on it
          return nil, "bad file"
       end
       local out = {}
       run_requests({
          { 0, function() out[1] = { p:acquire("s") } end },
          { 0.02, function() out[2] = { p:acquire("s") } end },
-      }, 0.3)
+         { 0.04, function() gate:push("go") end },
+      }, function() return out[1] and out[2] end)
+      assert.equal(1, loads)
       assert.same({ nil, "bad file", 500 }, out[1])
       assert.same({ nil, "bad file", 500 }, out[2])
       assert.equal("", names(p))
@@ -207,7 +222,7 @@ describe("pool #unit", function()
             order[#order + 1] = "released"
             p:release(e)
          end },
-      }, 0.4)
+      }, function() return #order == 2 end)
       assert.same({ "released", "unloaded" }, order)
       assert.same({ nil, "model 'a:latest' is being unloaded; retry shortly", 503 }, refused)
       assert.same({ "close a" }, log)

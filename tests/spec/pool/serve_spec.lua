@@ -20,7 +20,7 @@ local stop = S.stop_in
 local function curl(s, method, path, body, headers)
    local f = s.home .. "/req.json"
    H.write(f, body or "")
-   local cmd = string.format("curl -s -N -m 30 -X %s %s -o %s -w '%%{http_code}' %s %s", method,
+   local cmd = string.format("curl -s -N -m 60 -X %s %s -o %s -w '%%{http_code}' %s %s", method,
       body and ("--data-binary @" .. q(f) .. " -H 'Content-Type: application/json'") or "",
       q(s.home .. "/resp"), headers or "", q(s.base .. path))
    local p = io.popen(cmd)
@@ -125,11 +125,14 @@ describe("serve with many models #integration", function()
       if not ready() then return end
       assert.equal(200, (chat(srv, "stories", { keep_alive = 0 })))
       assert.equal("", (loaded(srv)))
-      assert.equal(200, (chat(srv, "stories", { keep_alive = "1s" })))
+      -- 10m first, so ps surely sees it loaded however slow the host; then
+      -- a request with 1s replaces that, and the model goes once idle
+      assert.equal(200, (chat(srv, "stories", { keep_alive = "10m" })))
       local names, st = loaded(srv)
       assert.equal("stories:latest", names)
       assert.is_number(st.models[1].expires_at)
-      assert.is_true(eventually(function() return loaded(srv) == "" end, 5))
+      assert.equal(200, (chat(srv, "stories", { keep_alive = "1s" })))
+      assert.is_true(eventually(function() return loaded(srv) == "" end, 60))
       assert.equal(200, (chat(srv, "stories", { keep_alive = -1 })))
       st = select(2, loaded(srv))
       assert.is_true(st.models[1].forever)
@@ -198,7 +201,7 @@ describe("serve --model --api-key --history #integration", function()
          env = "-u HF_TOKEN -u HF_HOME MOONHUB_HF_ENDPOINT=" .. q(hub.url) .. " HF_HUB_CACHE=" .. q(home .. "/hf-cache")
       end
       srv = start(home, "--model " .. q(stories) .. " --api-key sekrit --history --alias gpt-4o=stories260K", env)
-      assert.is_true(eventually(function() return curl(srv, "GET", "/health") == 200 end, 10))
+      assert.is_true(eventually(function() return curl(srv, "GET", "/health") == 200 end, 60))
    end)
    teardown(function()
       stop(srv)
@@ -303,7 +306,7 @@ describe("serve --max-loaded 1: a load that cannot succeed evicts nothing #integ
       assert.equal(0, select(3, H.run(home, "import " .. q(stories) .. " --name stories")))
       -- q8_0 KV blocks are 32 wide: smol (head_dim 64) fits, stories (head_dim 8) cannot
       srv = start(home, "--model " .. q(smol) .. " --max-loaded 1 --kv-type q8_0")
-      assert.is_true(eventually(function() return curl(srv, "GET", "/health") == 200 end, 10))
+      assert.is_true(eventually(function() return curl(srv, "GET", "/health") == 200 end, 60))
    end)
    teardown(function()
       stop(srv)

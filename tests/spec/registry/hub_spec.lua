@@ -203,14 +203,26 @@ describe("fetch", function()
          local _, none, msg = wait(fetch.unlink_start(w))
          assert.is_nil(none)
          assert.matches("unlink: .*No such file", msg)
-         -- hub.request waits on the channel; false from progress cancels the job
-         local stopped, smsg, code = hub.request{ url = url, path = w, progress = function() return false end }
-         assert.is_nil(stopped)
-         assert.equal("EINTR", code)
-         assert.matches("transfer stopped", smsg)
-         assert.has_error(function()
-            hub.request{ url = url, path = w, progress = function() error("stop here", 0) end }
-         end, "stop here")
+         -- hub.request waits on the channel; false from progress cancels the
+         -- job. From a hub that holds the transfer halfway (its gate never
+         -- opens): a 379 KB local transfer can be over before the first
+         -- progress message is read on a loaded host, and then nothing is left
+         -- to cancel.
+         assert(fs.mkdirs(dir .. "/held"))
+         local held = fake.start(dir .. "/held", { throttle = 2^40, gate = dir .. "/held/never",
+            repos = { ["mh/s"] = { files = { ["s-Q8_0.gguf"] = file } } } })
+         local hurl = held.url .. "/mh/s/resolve/main/s-Q8_0.gguf"
+         local ok, e = pcall(function()
+            local stopped, smsg, code = hub.request{ url = hurl, path = w, progress = function() return false end }
+            assert.is_nil(stopped)
+            assert.equal("EINTR", code)
+            assert.matches("transfer stopped", smsg)
+            assert.has_error(function()
+               hub.request{ url = hurl, path = w, progress = function() error("stop here", 0) end }
+            end, "stop here")
+         end)
+         held.stop()
+         assert(ok, e)
          assert.has_error(function() fetch.start{ url = url, progress = print } end,
             "fetch.start: progress arrives on the channel; drop the 'progress' option")
          assert.has_error(function() fetch.start{ url = url, sha256 = true } end,

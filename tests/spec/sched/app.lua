@@ -2,7 +2,8 @@
 -- (`moonhub run tests/spec/sched/app.lua MODEL PORTFILE`). Layer: tests.
 -- GET /gen?n=N&p=a,b,c streams one "data: <id>" line per token from a
 -- handler coroutine awaiting r:next(), then "data: done <reason> <n>";
--- slow=1 sleeps 20 ms per token (a client that leaves cancels it).
+-- slow=1 sleeps 20 ms per token, the request paced by its reader (a client
+-- that leaves cancels it).
 local mh = require "moonhub"
 local http = mh.http
 
@@ -15,8 +16,11 @@ local reasons = {}
 local function gen(req)
    local ids = {}
    for id in (req.args.p or "1"):gmatch("%d+") do ids[#ids + 1] = tonumber(id) end
+   -- slow: a processor parks the request before each token until this
+   -- handler reads on, so it cannot run to its end ahead of a slow reader
    local r, err = s:submit{ tokens = ids, max_tokens = tonumber(req.args.n) or 8,
-      temperature = 0, eog = false }
+      temperature = 0, eog = false,
+      processors = req.args.slow and { { name = "ban_words", args = { words = { "\1\2\3" } } } } or nil }
    if not r then return 400, nil, err end
    req:start(200, { ["Content-Type"] = "text/event-stream" })
    local gone = false

@@ -18,13 +18,19 @@ local function lines(path_or_text, is_text)
    return out
 end
 
--- n chat requests; line `bad` asks for max_tokens "x" (a 400)
-local function input(n, bad)
-   local out = {}
+-- n chat requests; line `bad` asks for max_tokens "x" (a 400); long (the
+-- model's path): 200 tokens each with end-of-generation banned, so a batch
+-- surely still runs while a spec looks at it, however slow the host
+local function input(n, bad, long)
+   local out, bias = {}, nil
+   if long then
+      bias = {}
+      for _, id in ipairs(require("moonhub").tokenizer.load(long):eog_ids()) do bias[tostring(id)] = -100 end
+   end
    for i = 1, n do
       out[i] = json.encode({ custom_id = "req-" .. i, method = "POST", url = "/v1/chat/completions",
-         body = { model = "stories260K", max_tokens = i == bad and "x" or 3, temperature = 0,
-            messages = { { role = "user", content = "Once upon a time " .. i } } } })
+         body = { model = "stories260K", max_tokens = i == bad and "x" or long and 200 or 3, temperature = 0,
+            logit_bias = bias, messages = { { role = "user", content = "Once upon a time " .. i } } } })
    end
    return table.concat(out, "\n") .. "\n"
 end
@@ -163,7 +169,9 @@ describe("the Batch API on a shared model #integration", function()
       assert.is_true(del.json.deleted)
       assert.equal(404, call(srv, "GET", "/v1/files/" .. other.json.id).status)
       -- cancel: a batch behind a long one waits queued and is cancelled at once
-      H.write(home .. "/in.jsonl", input(100))
+      -- (100 lines of 200 tokens: 100 lines of 3 could all be done before the
+      -- second batch's cancel on a loaded host, which then found it running)
+      H.write(home .. "/in.jsonl", input(100, nil, model))
       local good = upload(srv, home .. "/in.jsonl")
       local b1 = call(srv, "POST", "/v1/batches", { input_file_id = good.json.id, endpoint = "/v1/chat/completions" })
       local b2 = call(srv, "POST", "/v1/batches", { input_file_id = good.json.id, endpoint = "/v1/chat/completions" })

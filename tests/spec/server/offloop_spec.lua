@@ -16,7 +16,7 @@ local json = require "dkjson"
 local q = H.q
 
 local BIG_MB = 200            -- the acceptance asks for >= 200 MB
-local THROTTLE = 40 * 2^20    -- bytes/s: the pull lasts ~5 s
+local THROTTLE = 40 * 2^20    -- bytes/s: the pull lasts ~5 s (held halfway by a gate)
 
 -- start(home, args, env) -> {pid, port, base, home}; stop(s): helpers.server
 local function start(home, args, env) return S.start_in(home, "--ctx 128 --parallel 1 " .. args, env) end
@@ -126,10 +126,10 @@ describe("serve: pulls and loads off the event loop #integration #slow", functio
       local out, err, rc = H.run(home .. "/home", "import " .. q(home .. "/slow") .. " --name slow")
       assert.equal(0, rc, tostring(out) .. tostring(err))
       hub = fake.start(home, { repos = { ["mh/big-GGUF"] = { files = { ["big-Q8_0.gguf"] = big } } },
-         throttle = THROTTLE })
+         throttle = THROTTLE, gate = home .. "/hub.gate" })
       srv = start(home .. "/home", "--model " .. q(stories), "-u HF_TOKEN -u HF_HOME MOONHUB_HF_ENDPOINT="
          .. q(hub.url) .. " HF_HUB_CACHE=" .. q(home .. "/hf-cache"))
-      assert.is_true(eventually(function() return curl(srv, "GET", "/health") == 200 end, 15) ~= nil)
+      assert.is_true(eventually(function() return curl(srv, "GET", "/health") == 200 end, 60) ~= nil)
    end)
    teardown(function()
       stop(srv)
@@ -155,8 +155,10 @@ describe("serve: pulls and loads off the event loop #integration #slow", functio
          assert.equal(200, code, text)
       end
       -- the event that matters: all 25 answers came while the pull still ran
+      -- (the fake hub holds it halfway until the gate file exists)
       assert.is_false(finished(srv, "pull"),
-         "the requests were answered only after the pull ended: the loop was blocked (or the pull is too fast)")
+         "the requests were answered only after the pull ended: the loop was blocked")
+      H.write(home .. "/hub.gate", "")
       assert.truthy(eventually(function() return finished(srv, "pull") end, 120), "the pull did not end")
       local events = S.sse(H.read(pull_out) or "")
       local last = events[#events]

@@ -62,7 +62,7 @@ end)
 local function request(base, path, o)
    o = o or {}
    local dir = H.tmpdir()
-   local parts = { "curl -s -m 20 -o", H.q(dir .. "/body"), "-D", H.q(dir .. "/hdr"), "-w '%{http_code}'" }
+   local parts = { "curl -s -m 60 -o", H.q(dir .. "/body"), "-D", H.q(dir .. "/hdr"), "-w '%{http_code}'" }
    if o.method == "HEAD" then parts[#parts + 1] = "-I" elseif o.method then parts[#parts + 1] = "-X " .. o.method end
    for k, v in pairs(o.headers or {}) do parts[#parts + 1] = "-H " .. H.q(k .. ": " .. v) end
    if o.body then
