@@ -36,6 +36,8 @@ typedef struct sched_req {
      * accept/resample uniforms */
     int spec_mode, spec_n_max, spec_ngram;
     int spec_k;                   /* drafts to try next step (adapts, <= spec_n_max) */
+    double spec_c;                /* a draft token's cost / the model's (weight bytes); 0: lookup */
+    double spec_hits, spec_tries; /* decayed counts of verified drafts: accepted / verified */
     mh_sampler *dsampler;
     uint64_t rng;
     int64_t drafted, accepted, target_steps;
@@ -176,6 +178,9 @@ void mh_spec_draft(mh_sched *s);
  * is checked) for a sampled request, given the sampler's pick (its candidates
  * give p): accepted draft or the residual draw. */
 int32_t mh_spec_choose(mh_sched *s, sched_slot *sl, int i, int32_t picked);
+/* After a step that verified nd drafts of r and kept acc of them: the
+ * draft length of r's next step (r->spec_k). */
+void mh_spec_next_k(sched_req *r, int nd, int acc);
 /* Frees a slot's draft state. */
 void mh_spec_slot_free(sched_slot *sl);
 /* Uniform in [0, 1) from a request's stream. */

@@ -315,13 +315,7 @@ static void verify(mh_sched *s, sched_slot *sl)
         sl->n_hist++;                         /* draft i is kept: hist holds it already */
     }
     mh_kv_cache_truncate(sl->cache, sl->n_hist);
-    /* the next draft length follows the acceptance: one more after a fully
-     * accepted draft, one past the accepted part after a miss (rows a draft
-     * keeps losing cost a verified row each for nothing) */
-    if (sl->r) {
-        int acc = i < nd ? i : nd, k = acc == nd ? sl->r->spec_k + 1 : acc + 1;
-        sl->r->spec_k = k < sl->r->spec_n_max ? k : sl->r->spec_n_max;
-    }
+    if (sl->r) mh_spec_next_k(sl->r, nd, i < nd ? i : nd);     /* the next draft length */
     pthread_mutex_lock(&s->mu);
     s->st.spec_drafted += nd;
     s->st.spec_accepted += i < nd ? i : nd;

@@ -4,10 +4,12 @@
  * the output of plain greedy decoding (stories260K F16 with its Q4_0 as the
  * draft), a drafted and a plain slot batched together, sampled speculation
  * keeps the joint distribution of the first tokens, draft_p_min cuts
- * unsure drafts, and bad settings are refused. */
+ * unsure drafts, the draft length follows the cost model and the
+ * acceptance (mh_spec_best_k, mh_spec_next_k), and bad settings are refused. */
 #include "harness.h"
 #include "mh/loop.h"
 #include "mh/sched.h"
+#include "../../engine/sched/sched_internal.h"   /* mh_spec_next_k: a request's draft length */
 
 static mh_model *g_model, *g_draft;
 static mh_loop *g_loop;
@@ -318,6 +320,51 @@ static void test_p_min(void)
               (long long)drafted[0], (long long)drafted[1]);
 }
 
+/* The draft length rule (mh_spec_best_k): the k with the most tokens per
+ * unit of cost, 1 + a + ... + a^k over 1 + c k. Worked by hand: at a = 0.8,
+ * c = 0.19 the rates of k = 3, 4, 5 are 1.880, 1.910, 1.892. */
+static void test_best_k(void)
+{
+    CHECK(mh_spec_best_k(0.8, 0.19, 8) == 4);
+    CHECK(mh_spec_best_k(0.8, 0.19, 3) == 3);       /* capped by n_max */
+    CHECK(mh_spec_best_k(0.8, 0.14, 8) == 5);       /* a cheaper draft drafts further */
+    CHECK(mh_spec_best_k(0.3, 0.14, 8) == 1);       /* a poor one: one token */
+    CHECK(mh_spec_best_k(0.0, 0.5, 8) == 1);
+    CHECK(mh_spec_best_k(1.0, 0.01, 32) == 32);     /* always right and nearly free */
+    CHECK(mh_spec_best_k(0.95, 0.3, 8) == 8);
+}
+
+/* A request's next draft length (mh_spec_next_k) after a run of steps:
+ * a draft model that was right at every try keeps drafting far after one
+ * miss at its first token (a single independent miss says little), one that
+ * keeps missing at the first token drafts one; lookup follows its runs
+ * (one past the accepted part). */
+static void test_next_k(void)
+{
+    sched_req r;
+    memset(&r, 0, sizeof r);
+    r.spec_mode = MH_SPEC_DRAFT;
+    r.spec_n_max = r.spec_k = 8;
+    r.spec_c = 0.14;                         /* a Q4_0 draft of an F32 model */
+    for (int i = 0; i < 10; i++) mh_spec_next_k(&r, r.spec_k, r.spec_k);
+    CHECK(r.spec_k == 8);
+    mh_spec_next_k(&r, 8, 0);
+    CHECK_MSG(r.spec_k >= 6, "after one miss: %d", r.spec_k);
+    for (int i = 0; i < 20; i++) mh_spec_next_k(&r, r.spec_k, 0);
+    CHECK_MSG(r.spec_k == 1, "after many misses: %d", r.spec_k);
+    mh_spec_next_k(&r, 1, 1);                /* a hit grows it by one */
+    CHECK(r.spec_k == 2);
+    memset(&r, 0, sizeof r);
+    r.spec_mode = MH_SPEC_NGRAM;
+    r.spec_n_max = r.spec_k = 8;
+    for (int i = 0; i < 10; i++) mh_spec_next_k(&r, 8, 8);
+    mh_spec_next_k(&r, 8, 0);
+    CHECK(r.spec_k == 1);
+    mh_spec_next_k(&r, 1, 1);
+    mh_spec_next_k(&r, 2, 1);
+    CHECK(r.spec_k == 2);
+}
+
 /* Refused: a draft request without a draft model, n_max past the cap, a
  * draft_max past the cap. */
 static void test_rejects(void)
@@ -359,6 +406,8 @@ int main(void)
     TEST_RUN(test_greedy_identity_batched);
     TEST_RUN(test_sampled_keeps_distribution);
     TEST_RUN(test_p_min);
+    TEST_RUN(test_best_k);
+    TEST_RUN(test_next_k);
     TEST_RUN(test_rejects);
     mh_model_free(g_draft);
     mh_model_free(g_model);

@@ -270,5 +270,11 @@ int64_t mh_sched_slot_tokens(const mh_sched *s, int slot, const int32_t **ids);
  * distributed as p, whatever q is. *accepted tells which happened. */
 int32_t mh_spec_accept(const float *p, const float *q, int64_t n, int32_t d, double u1, double u2,
                        bool *accepted);
+/* The draft length (1..n_max) a draft model should try next: the k that
+ * maximises the expected tokens of a step, 1 + alpha + ... + alpha^k
+ * (each draft accepted with probability alpha, up to the first miss), over
+ * its cost in target-token units, 1 + c k (c: one draft token's cost; the
+ * (k+1)-row check taken as one row). docs/speculative.md, "Draft length". */
+int mh_spec_best_k(double alpha, double c, int n_max);
 
 #endif
