@@ -33,6 +33,16 @@ INLINE void pf_step(const uint8_t *w, size_t pass_bytes, int64_t i, int64_t nb)
     for (size_t k = 0; k < per; k += 64) _mm_prefetch((const char *)p + k, _MM_HINT_T0);
 }
 
+/* The bytes the passes' pf_step never covers: the first PF_AHEAD of a
+ * call's rows, asked for at once (the thread pool hands each thread
+ * several separate row ranges per matrix, and each would otherwise start
+ * on demand misses while the prefetcher trains) */
+INLINE void pf_start(const uint8_t *w, size_t bytes)
+{
+    if (bytes > PF_AHEAD) bytes = PF_AHEAD;
+    for (size_t k = 0; k < bytes; k += 64) _mm_prefetch((const char *)w + k, _MM_HINT_T0);
+}
+
 /* b (16-bit lanes) into the high words of a's 32-bit lanes, a's low words
  * kept: two exact int16 partials that one vpdpwssd scales and adds */
 INLINE __m512i pair_words(__m512i a, __m512i b)
@@ -315,6 +325,7 @@ INLINE void q50_rows(bool vnni, int TR, int64_t n, const uint8_t *w, size_t w_ro
     {                                                                                              \
         const uint8_t *wb = w;                                                                     \
         int64_t r = 0;                                                                             \
+        pf_start(wb, (size_t)R * w_row);                                                           \
         if (w_row <= LONG_ROW)                                                                     \
             for (; r + 4 <= R; r += 4) kern(vnni, 4, n, wb + (size_t)r * w_row, w_row, x, y + r);  \
         for (; r + 2 <= R; r += 2) kern(vnni, 2, n, wb + (size_t)r * w_row, w_row, x, y + r);      \

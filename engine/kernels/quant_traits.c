@@ -180,6 +180,40 @@ static void matvec_range(void *ctx, int64_t begin, int64_t end)
         job->dot(job->n, job->w + (size_t)r * job->row_bytes, job->xq, &job->y[r]);
 }
 
+/* A matvec's rows in a few pieces for the pool, largest first: one large
+ * contiguous stream per thread, then smaller pieces that even out the end
+ * (threads claim pieces in order, whichever is free first). Bounds are
+ * multiples of 4 rows, the rows kernels' pass. */
+#define MV_PIECES_MAX 64
+typedef struct mv_pieces {
+    const matvec_job *job;
+    int64_t bound[MV_PIECES_MAX + 1];
+} mv_pieces;
+
+static void pieces_range(void *ctx, int64_t b, int64_t e)
+{
+    const mv_pieces *p = ctx;
+    matvec_range((void *)p->job, p->bound[b], p->bound[e]);
+}
+
+/* 80 % of the rows in nt equal pieces, 16 % in nt more, then 4 % */
+static int split_rows(int64_t rows, int nt, int64_t *bound)
+{
+    static const int share[] = {80, 16, 4};
+    int np = 0;
+    int64_t done = 0;   /* in rows x 100 */
+    bound[0] = 0;
+    for (int s = 0; s < 3; s++)
+        for (int t = 0; t < nt; t++) {
+            done += (int64_t)share[s] * rows / nt;
+            int64_t b = s == 2 && t == nt - 1 ? rows : ((done / 100) + 3) & ~(int64_t)3;
+            if (b > rows) b = rows;
+            if (b > bound[np]) bound[++np] = b;
+        }
+    if (bound[np] < rows) bound[++np] = rows;
+    return np;
+}
+
 int mh_quant_matvec(mh_dtype t, const void *w, int64_t rows, int64_t n,
                     const float *x, float *y)
 {
@@ -191,16 +225,23 @@ int mh_quant_matvec(mh_dtype t, const void *w, int64_t rows, int64_t n,
     if (!w || !x || !y) return MH_EINVAL;
     mh_dtype vt = tr->vec_dot_type;
     if (n % mh_dtype_info(vt)->block_size) return MH_EINVAL;
+    _Alignas(64) uint8_t small[16384];   /* x of a decode step: no malloc */
     void *xq = NULL;
     if (vt != MH_DTYPE_F32) {   /* quantize x once for all rows */
-        xq = malloc(mh_dtype_row_size(vt, n) + 1);
+        size_t need = mh_dtype_row_size(vt, n) + 1;
+        xq = need <= sizeof small ? small : malloc(need);
         if (!xq) return MH_ENOMEM;
         mh_quant_traits_get(vt)->from_float(x, xq, n);
     }
     matvec_job job = {tr->vec_dot, tr->vec_dot_rows, w, mh_dtype_row_size(t, n), n, xq ? xq : (const void *)x, y};
     /* chunks of at least ~64K multiply-adds keep the pool overhead small */
     int64_t min_chunk = n > 0 ? 65536 / n : rows;
-    mh_parallel_for(rows, min_chunk > 0 ? min_chunk : 1, matvec_range, &job);
-    free(xq);
+    int nt = mh_threads_get();
+    if (nt > 1 && nt <= MV_PIECES_MAX / 3 && rows >= 2 * (min_chunk > 4 ? min_chunk : 4)) {
+        mv_pieces p = {.job = &job};
+        mh_parallel_for(split_rows(rows, nt, p.bound), 1, pieces_range, &p);
+    } else
+        mh_parallel_for(rows, min_chunk > 0 ? min_chunk : 1, matvec_range, &job);
+    if (xq != small) free(xq);
     return MH_OK;
 }
