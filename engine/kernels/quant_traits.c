@@ -182,48 +182,88 @@ static void matvec_range(void *ctx, int64_t begin, int64_t end)
 
 /* A matvec's rows in a few pieces for the pool, largest first: one large
  * contiguous stream per thread, then smaller pieces that even out the end
- * (threads claim pieces in order, whichever is free first). Bounds are
- * multiples of 4 rows, the rows kernels' pass. */
+ * (threads claim pieces in order, whichever is free first). The parts of a
+ * multi-matvec (a layer's q, k and v) are one row space, cut by bytes (a
+ * q6_K row weighs 1.46 q4_K rows); cuts fall on multiples of 4 rows of a
+ * part, the rows kernels' pass. */
 #define MV_PIECES_MAX 64
-typedef struct mv_pieces {
-    const matvec_job *job;
-    int64_t bound[MV_PIECES_MAX + 1];
-} mv_pieces;
+typedef struct mv_job {
+    matvec_job part[MH_MATVEC_PARTS_MAX];
+    int64_t first[MH_MATVEC_PARTS_MAX + 1];   /* global index of each part's row 0 */
+    int n_parts;
+    int64_t bound[MV_PIECES_MAX + 1];         /* piece i: global rows [bound[i], bound[i+1]) */
+} mv_job;
+
+/* global rows [b, e): each part's share of them */
+static void mv_rows(const mv_job *j, int64_t b, int64_t e)
+{
+    for (int i = 0; i < j->n_parts && b < e; i++) {
+        int64_t lo = j->first[i], hi = j->first[i + 1];
+        if (b >= hi) continue;
+        int64_t end = e < hi ? e : hi;
+        matvec_range((void *)&j->part[i], b - lo, end - lo);
+        b = end;
+    }
+}
 
 static void pieces_range(void *ctx, int64_t b, int64_t e)
 {
-    const mv_pieces *p = ctx;
-    matvec_range((void *)p->job, p->bound[b], p->bound[e]);
+    const mv_job *j = ctx;
+    mv_rows(j, j->bound[b], j->bound[e]);
 }
 
-/* 80 % of the rows in nt equal pieces, 16 % in nt more, then 4 % */
-static int split_rows(int64_t rows, int nt, int64_t *bound)
+/* the global row where byte `at` of the parts falls, rounded up to a pass */
+static int64_t row_at_byte(const mv_job *j, double at)
+{
+    for (int i = 0; i < j->n_parts; i++) {
+        double bytes = (double)(j->first[i + 1] - j->first[i]) * (double)j->part[i].row_bytes;
+        if (at < bytes) {
+            int64_t r = ((int64_t)(at / (double)j->part[i].row_bytes) + 3) & ~(int64_t)3;
+            return j->first[i] + (r < j->first[i + 1] - j->first[i] ? r : j->first[i + 1] - j->first[i]);
+        }
+        at -= bytes;
+    }
+    return j->first[j->n_parts];
+}
+
+/* 80 % of the bytes in nt equal pieces, 16 % in nt more, then 4 %; the
+ * number of pieces */
+static int split_pieces(mv_job *j, int nt)
 {
     static const int share[] = {80, 16, 4};
+    double total = 0, done = 0;
+    for (int i = 0; i < j->n_parts; i++) total += (double)(j->first[i + 1] - j->first[i]) * (double)j->part[i].row_bytes;
     int np = 0;
-    int64_t done = 0;   /* in rows x 100 */
-    bound[0] = 0;
+    j->bound[0] = 0;
     for (int s = 0; s < 3; s++)
         for (int t = 0; t < nt; t++) {
-            done += (int64_t)share[s] * rows / nt;
-            int64_t b = s == 2 && t == nt - 1 ? rows : ((done / 100) + 3) & ~(int64_t)3;
-            if (b > rows) b = rows;
-            if (b > bound[np]) bound[++np] = b;
+            done += total * share[s] / (100.0 * nt);
+            int64_t b = s == 2 && t == nt - 1 ? j->first[j->n_parts] : row_at_byte(j, done);
+            if (b > j->bound[np]) j->bound[++np] = b;
         }
-    if (bound[np] < rows) bound[++np] = rows;
     return np;
 }
 
-int mh_quant_matvec(mh_dtype t, const void *w, int64_t rows, int64_t n,
-                    const float *x, float *y)
+int mh_quant_matvec_multi(const mh_matvec_part *parts, int n_parts, int64_t n, const float *x)
 {
-    int rc = check_row(t, n);
-    if (rc || rows < 0) return MH_EINVAL;
-    const mh_quant_traits *tr = mh_quant_traits_get(t);
-    if (!tr->vec_dot) return MH_ETYPE;
+    if (n_parts < 1 || n_parts > MH_MATVEC_PARTS_MAX || !parts) return MH_EINVAL;
+    const mh_quant_traits *tr0 = mh_quant_traits_get(parts[0].type);
+    mv_job j = {.n_parts = n_parts};
+    for (int i = 0; i < n_parts; i++) {
+        const mh_matvec_part *p = &parts[i];
+        int rc = check_row(p->type, n);
+        if (rc || p->rows < 0) return MH_EINVAL;
+        const mh_quant_traits *tr = mh_quant_traits_get(p->type);
+        if (!tr->vec_dot) return MH_ETYPE;
+        if (tr->vec_dot_type != tr0->vec_dot_type) return MH_EINVAL;   /* x is quantized once */
+        if (p->rows && (!p->w || !p->y)) return MH_EINVAL;
+        j.part[i] = (matvec_job){tr->vec_dot, tr->vec_dot_rows, p->w, mh_dtype_row_size(p->type, n), n, NULL, p->y};
+        j.first[i + 1] = j.first[i] + p->rows;
+    }
+    int64_t rows = j.first[n_parts];
     if (rows == 0) return MH_OK;
-    if (!w || !x || !y) return MH_EINVAL;
-    mh_dtype vt = tr->vec_dot_type;
+    if (!x) return MH_EINVAL;
+    mh_dtype vt = tr0->vec_dot_type;
     if (n % mh_dtype_info(vt)->block_size) return MH_EINVAL;
     _Alignas(64) uint8_t small[16384];   /* x of a decode step: no malloc */
     void *xq = NULL;
@@ -233,15 +273,21 @@ int mh_quant_matvec(mh_dtype t, const void *w, int64_t rows, int64_t n,
         if (!xq) return MH_ENOMEM;
         mh_quant_traits_get(vt)->from_float(x, xq, n);
     }
-    matvec_job job = {tr->vec_dot, tr->vec_dot_rows, w, mh_dtype_row_size(t, n), n, xq ? xq : (const void *)x, y};
-    /* chunks of at least ~64K multiply-adds keep the pool overhead small */
-    int64_t min_chunk = n > 0 ? 65536 / n : rows;
+    for (int i = 0; i < n_parts; i++) j.part[i].xq = xq ? xq : (const void *)x;
+    /* pieces of at least ~64K multiply-adds keep the pool overhead small */
+    int64_t min_rows = n > 0 ? 65536 / n : rows;
     int nt = mh_threads_get();
-    if (nt > 1 && nt <= MV_PIECES_MAX / 3 && rows >= 2 * (min_chunk > 4 ? min_chunk : 4)) {
-        mv_pieces p = {.job = &job};
-        mh_parallel_for(split_rows(rows, nt, p.bound), 1, pieces_range, &p);
-    } else
-        mh_parallel_for(rows, min_chunk > 0 ? min_chunk : 1, matvec_range, &job);
+    if (nt > 1 && nt <= MV_PIECES_MAX / 3 && rows >= 2 * (min_rows > 4 ? min_rows : 4))
+        mh_parallel_for(split_pieces(&j, nt), 1, pieces_range, &j);
+    else
+        mv_rows(&j, 0, rows);
     if (xq != small) free(xq);
     return MH_OK;
+}
+
+int mh_quant_matvec(mh_dtype t, const void *w, int64_t rows, int64_t n,
+                    const float *x, float *y)
+{
+    const mh_matvec_part p = {t, w, rows, y};
+    return mh_quant_matvec_multi(&p, 1, n, x);
 }
