@@ -541,51 +541,6 @@ static void test_matvec(void)
     free(w); free(xq); free(y);
 }
 
-/* mh_quant_matvec_multi: parts of mixed k-quant types and odd row counts
- * in one job (cut by bytes across part ends) give each part the bits of
- * its own mh_quant_matvec, on 1..3 threads; parts that need two x
- * quantizations are refused */
-static void test_matvec_multi(void)
-{
-    enum { N = 512, NP = 3 };
-    const mh_dtype types[NP] = {MH_DTYPE_Q4_K, MH_DTYPE_Q6_K, MH_DTYPE_Q4_K};
-    const int64_t rows[NP] = {301, 37, 130};
-    float x[N], *want[NP], *got[NP];
-    uint8_t *w[NP];
-    mh_matvec_part parts[NP];
-    fill_normal(x, N);
-    for (int i = 0; i < NP; i++) {
-        w[i] = malloc(mh_dtype_row_size(types[i], N) * (size_t)rows[i]);
-        want[i] = malloc(sizeof(float) * (size_t)rows[i]);
-        got[i] = malloc(sizeof(float) * (size_t)rows[i]);
-        CHECK(w[i] && want[i] && got[i]);
-        for (int64_t r = 0; r < rows[i]; r++) random_blocks(types[i], w[i] + r * mh_dtype_row_size(types[i], N), N);
-        CHECK(mh_quant_matvec(types[i], w[i], rows[i], N, x, want[i]) == MH_OK);
-        parts[i] = (mh_matvec_part){types[i], w[i], rows[i], got[i]};
-    }
-    for (int th = 1; th <= 3; th++) {
-        mh_threads_set(th);
-        for (int np = 1; np <= NP; np++) {
-            for (int i = 0; i < np; i++) for (int64_t r = 0; r < rows[i]; r++) got[i][r] = NAN;
-            CHECK(mh_quant_matvec_multi(parts, np, N, x) == MH_OK);
-            for (int i = 0; i < np; i++)
-                for (int64_t r = 0; r < rows[i]; r++)
-                    if (memcmp(&want[i][r], &got[i][r], sizeof(float))) {
-                        fprintf(stderr, "  multi: %d parts, %d threads, part %d row %lld: %.7g vs %.7g\n", np, th, i,
-                                (long long)r, want[i][r], got[i][r]);
-                        CHECK(0);
-                        r = rows[i];
-                    }
-        }
-    }
-    mh_threads_set(0);
-    mh_matvec_part mixed[2] = {parts[0], {MH_DTYPE_Q8_0, w[1], 1, got[1]}};
-    CHECK(mh_quant_matvec_multi(mixed, 2, N, x) == MH_EINVAL);   /* q8_K and q8_0 activations */
-    CHECK(mh_quant_matvec_multi(parts, 0, N, x) == MH_EINVAL);
-    CHECK(mh_quant_matvec_multi(parts, MH_MATVEC_PARTS_MAX + 1, N, x) == MH_EINVAL);
-    for (int i = 0; i < NP; i++) { free(w[i]); free(want[i]); free(got[i]); }
-}
-
 /* ===== real GGUF tensors (a minimal reader, this test only) ===== */
 
 typedef struct gg_tensor {
@@ -812,7 +767,6 @@ int main(void)
     TEST_RUN(test_vec_dot_rows_vs_ref);
     TEST_RUN(test_k_quant_llama_bits);
     TEST_RUN(test_matvec);
-    TEST_RUN(test_matvec_multi);
     TEST_RUN(test_real_gguf);
     return TEST_REPORT();
 }
