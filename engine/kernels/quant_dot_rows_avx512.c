@@ -137,18 +137,14 @@ INLINE __m512i q4k_block(bool vnni, int r, const mh_block_q4_K *a, const q4k_x *
  * their min lanes go through one register (row r in lanes 4r..4r+3); each
  * lane's arithmetic is mh_k_vec_dot_q4_K_ref's, in its order. */
 /* The rows' scales and mins of super-block i into sc / mn (row r at 8r),
- * their d | dmin << 16 as the dwords of *dh */
-INLINE void q4k_pass_scales(int TR, const uint8_t *w, size_t w_row, int64_t i, uint8_t *sc, uint8_t *mn, __m128i *dh)
+ * their d | dmin << 16 into dd[r] */
+INLINE void q4k_pass_scales(int TR, const uint8_t *w, size_t w_row, int64_t i, uint8_t *sc, uint8_t *mn, uint32_t *dd)
 {
-    __m128i v = _mm_setzero_si128();
     UNROLL for (int r = 0; r < TR; r++) {
         const mh_block_q4_K *a = (const mh_block_q4_K *)(w + (size_t)r * w_row) + i;
         q4k_unpack(a->scales, sc + 8 * r, mn + 8 * r);
-        uint32_t dd;
-        memcpy(&dd, &a->d, 4);
-        v = _mm_insert_epi32(v, (int)dd, r);
+        memcpy(&dd[r], &a->d, 4);
     }
-    *dh = v;
 }
 
 INLINE void q4k_rows(bool vnni, int TR, int64_t n, const uint8_t *w, size_t w_row, const mh_block_q8_K *x, float *y)
@@ -158,19 +154,19 @@ INLINE void q4k_rows(bool vnni, int TR, int64_t n, const uint8_t *w, size_t w_ro
     /* unpacked one super-block ahead, so the vector loads of a block's
      * scales never wait on the scalar stores that made them */
     _Alignas(64) uint8_t sc[2][8 * RB] = {{0}}, mn[2][8 * RB] = {{0}};
-    __m128i dh[2];
+    _Alignas(16) uint32_t dd[2][RB] = {{0}};
     UNROLL for (int r = 0; r < TR; r++) acc[r] = _mm256_setzero_ps();
     const int64_t nb = n / MH_QK_K;
     const __m512i mins_idx = _mm512_setr_epi32(1, 1, 1, 1, 3, 3, 3, 3, 5, 5, 5, 5, 7, 7, 7, 7);
-    if (nb > 0) q4k_pass_scales(TR, w, w_row, 0, sc[0], mn[0], &dh[0]);
+    if (nb > 0) q4k_pass_scales(TR, w, w_row, 0, sc[0], mn[0], dd[0]);
     for (int64_t i = 0; i < nb; i++) {
         const int cur = (int)(i & 1);
-        if (i + 1 < nb) q4k_pass_scales(TR, w, w_row, i + 1, sc[cur ^ 1], mn[cur ^ 1], &dh[cur ^ 1]);
+        if (i + 1 < nb) q4k_pass_scales(TR, w, w_row, i + 1, sc[cur ^ 1], mn[cur ^ 1], dd[cur ^ 1]);
         q4k_x e;
         q4k_x_load(&x[i], &e);
         pf_step(w, (size_t)TR * w_row, i, nb);
         /* (d_x d_r, d_x dmin_r) for each row r */
-        const __m256 ds = _mm256_mul_ps(_mm256_cvtph_ps(dh[cur]), _mm256_set1_ps(e.d));
+        const __m256 ds = _mm256_mul_ps(_mm256_cvtph_ps(_mm_load_si128((const __m128i *)dd[cur])), _mm256_set1_ps(e.d));
         const __m512i scw = _mm512_cvtepu8_epi16(_mm256_load_si256((const __m256i *)sc[cur]));
         UNROLL for (int r = 0; r < TR; r++) {
             const mh_block_q4_K *a = (const mh_block_q4_K *)(w + (size_t)r * w_row) + i;
@@ -182,7 +178,9 @@ INLINE void q4k_rows(bool vnni, int TR, int64_t n, const uint8_t *w, size_t w_ro
                                                _mm512_broadcast_i32x4(e.xs));
         mins = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(summ), _mm512_permutexvar_ps(mins_idx, _mm512_castps256_ps512(ds)), mins);
     }
-    UNROLL for (int r = 0; r < TR; r++) y[r] = hsum8(acc[r]) + hsum4(_mm512_extractf32x4_ps(mins, r));
+    _Alignas(64) float m[16];
+    _mm512_store_ps(m, mins);
+    UNROLL for (int r = 0; r < TR; r++) y[r] = hsum8(acc[r]) + hsum4(_mm_load_ps(m + 4 * r));
 }
 
 /* ===== q6_K =====
