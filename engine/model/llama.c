@@ -421,7 +421,7 @@ static int proj_multi(const mh_model *m, int64_t l, const mh_proj *k, int n, con
                       float *const *y, const scratch *s, mh_err *err)
 {
     const mh_layer *L = &m->layers[l];
-    const mh_weight *w[MH_MATVEC_PARTS_MAX];
+    const mh_weight *w[MH_MATVEC_PARTS_MAX] = {0};
     for (int i = 0; i < n; i++) w[i] = mh_layer_proj(L, k[i]);
     int st = mh_linear_multi(w, n, x, T, y, err);
     for (int i = 0; i < n && !st; i++) {
