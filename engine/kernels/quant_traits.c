@@ -308,7 +308,8 @@ int mh_quant_matvec_multi(const mh_matvec_part *parts, int n_parts, int64_t n, c
     int64_t min_rows = n > 0 ? 65536 / n : rows;
     int nt = mh_threads_get();
     j.rows = rows;
-    if (nt > 1 && nt <= MV_REGIONS_MAX && rows >= 2 * (min_rows > 4 ? min_rows : 4)) {
+    if (nt > MV_REGIONS_MAX) nt = MV_REGIONS_MAX;   /* regions, not threads: any thread runs any */
+    if (nt > 1 && rows >= 2 * (min_rows > 4 ? min_rows : 4)) {
         mv_split(&j, nt);
         mh_parallel_for(nt, 1, mv_region_run, &j);
     } else
