@@ -22,6 +22,13 @@ INLINE void pf_step(const uint8_t *w, size_t pass_bytes, int64_t i, int64_t nb)
     for (size_t k = 0; k < per; k += 64) _mm_prefetch((const char *)p + k, _MM_HINT_T0);
 }
 
+/* the first PF_AHEAD bytes of a call's rows, which pf_step never covers */
+INLINE void pf_start(const uint8_t *w, size_t bytes)
+{
+    if (bytes > PF_AHEAD) bytes = PF_AHEAD;
+    for (size_t k = 0; k < bytes; k += 64) _mm_prefetch((const char *)w + k, _MM_HINT_T0);
+}
+
 /* byte indices putting word k of each 128-bit lane in every word (vpshufb):
  * the group scales without a scalar broadcast */
 INLINE __m256i word_sel(int lo, int hi)
@@ -169,6 +176,7 @@ INLINE void q50_rows(int TR, int64_t n, const uint8_t *w, size_t w_row, const mh
     {                                                                                        \
         const uint8_t *wb = w;                                                               \
         int64_t r = 0;                                                                       \
+        pf_start(wb, (size_t)R * w_row);                                                     \
         if (w_row <= LONG_ROW)                                                               \
             for (; r + 4 <= R; r += 4) kern(4, n, wb + (size_t)r * w_row, w_row, x, y + r);  \
         for (; r + 2 <= R; r += 2) kern(2, n, wb + (size_t)r * w_row, w_row, x, y + r);      \

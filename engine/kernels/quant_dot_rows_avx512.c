@@ -33,6 +33,16 @@ INLINE void pf_step(const uint8_t *w, size_t pass_bytes, int64_t i, int64_t nb)
     for (size_t k = 0; k < per; k += 64) _mm_prefetch((const char *)p + k, _MM_HINT_T0);
 }
 
+/* The bytes the passes' pf_step never covers: the first PF_AHEAD of a
+ * call's rows, asked for at once (the thread pool hands each thread
+ * several separate row ranges per matrix, and each would otherwise start
+ * on demand misses while the prefetcher trains) */
+INLINE void pf_start(const uint8_t *w, size_t bytes)
+{
+    if (bytes > PF_AHEAD) bytes = PF_AHEAD;
+    for (size_t k = 0; k < bytes; k += 64) _mm_prefetch((const char *)w + k, _MM_HINT_T0);
+}
+
 /* b (16-bit lanes) into the high words of a's 32-bit lanes, a's low words
  * kept: two exact int16 partials that one vpdpwssd scales and adds */
 INLINE __m512i pair_words(__m512i a, __m512i b)
@@ -47,10 +57,13 @@ INLINE __m512i and_or(__m512i a, __m512i b, __m512i c) { return _mm512_ternarylo
  * A 64-byte load of a super-block's nibbles holds groups 4h (low nibbles,
  * bytes 0-31), 4h+2 (low, 32-63), 4h+1 and 4h+3 (high): the activations are
  * loaded to meet them in that order (once for all RB rows), so the weights
- * need one mask (low) or a shift and a mask (high) and no shuffle. VNNI:
- * vpdpbusd gives the exact 4-element partials D (|D| <= 4 x 15 x 128, an
- * int16), the partials of groups 2k and 2k+1 pair up as the two words of
- * one lane and one vpdpwssd applies both 6-bit scales. */
+ * need one mask (VNNI, both halves) or a shift and a mask (plain, high) and
+ * no shuffle. VNNI: vpdpbusd gives the exact 4-element partials D (|D| <=
+ * 4 x 15 x 128, an int16), the partials of groups 2k and 2k+1 pair up as
+ * the two words of one lane and one vpdpwssd applies both 6-bit scales.
+ * Per pass, the rows' scales, mins, d and dmin are handled together
+ * (q4k_rows): that, more than the multiplies, was the kernel's cost
+ * (23 -> 28 GB/s from L2, docs/performance.md, session 8). */
 
 typedef struct q4k_x {
     __m512i lo[2], hi[2];   /* x of groups (4h, 4h+2) and (4h+1, 4h+3) */
@@ -74,51 +87,100 @@ INLINE void q4k_x_load(const mh_block_q8_K *b, q4k_x *e)
     e->d = b->d;
 }
 
-/* one row's super-block: its 8 exact int32 lanes into acc, its 4 min lanes
- * into mins (the order of mh_k_vec_dot_q4_K_ref) */
-INLINE void q4k_block(bool vnni, const mh_block_q4_K *a, const q4k_x *e, __m256 *acc, __m128 *mins)
+/* The 12 packed bytes of a q4_K super-block -> its 8 scales (sc) and its 8
+ * mins (mn), 6 bits each (mh_k_scales_mins_k4, the two halves apart so the
+ * rows of a pass keep their scales and their mins in two arrays) */
+INLINE void q4k_unpack(const uint8_t q[12], uint8_t sc[8], uint8_t mn[8])
 {
-    const __m512i m4 = _mm512_set1_epi8(0x0F);
-    uint8_t sc[16];   /* scales, then mins */
-    mh_k_scales_mins_k4(a->scales, sc);
-    /* words sc0..sc7: as 32-bit lanes the scale pairs (sc 2k, sc 2k+1) */
-    const __m512i scw = _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)sc)));
+    const uint32_t km1 = 0x3f3f3f3f, km2 = 0x0f0f0f0f, km3 = 0x03030303;
+    uint32_t u[3], s[2], m[2];
+    memcpy(u, q, 12);
+    s[0] = u[0] & km1;
+    s[1] = (u[2] & km2) | (((u[0] >> 6) & km3) << 4);
+    m[0] = u[1] & km1;
+    m[1] = ((u[2] >> 4) & km2) | (((u[1] >> 6) & km3) << 4);
+    memcpy(sc, s, 8);
+    memcpy(mn, m, 8);
+}
+
+/* one row's super-block: its 16 exact int32 lanes (folded to the 8
+ * canonical ones by the caller). scw: the pass's scales as words, row r's 8
+ * in 128-bit lane r. VNNI: the high nibbles are masked in place (16 q) and
+ * their partial, 16 D, goes to the high word by a shift of 12. */
+INLINE __m512i q4k_block(bool vnni, int r, const mh_block_q4_K *a, const q4k_x *e, __m512i scw)
+{
+    const __m512i m4 = _mm512_set1_epi8(0x0F), m4h = _mm512_set1_epi8((char)0xF0);
     __m512i sumi = _mm512_setzero_si512();
     UNROLL for (int h = 0; h < 2; h++) {
         const __m512i v = _mm512_loadu_si512((const void *)(a->qs + 64 * h));
-        const __m512i lo = _mm512_and_si512(v, m4), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
         if (vnni) {   /* lanes 0-7: groups (4h, 4h+1), 8-15: (4h+2, 4h+3) */
             const __m512i zero = _mm512_setzero_si512();
-            const __m512i w = pair_words(_mm512_dpbusd_epi32(zero, lo, e->lo[h]), _mm512_dpbusd_epi32(zero, hi, e->hi[h]));
-            const __m512i idx = join256(_mm256_set1_epi32(2 * h), _mm256_set1_epi32(2 * h + 1));
+            const __m512i dl = _mm512_dpbusd_epi32(zero, _mm512_and_si512(v, m4), e->lo[h]);
+            const __m512i dh = _mm512_dpbusd_epi32(zero, _mm512_and_si512(v, m4h), e->hi[h]);
+            const __m512i w = _mm512_mask_mov_epi16(dl, 0xAAAAAAAAu, _mm512_slli_epi32(dh, 12));
+            const __m512i idx = join256(_mm256_set1_epi32(4 * r + 2 * h), _mm256_set1_epi32(4 * r + 2 * h + 1));
             sumi = _mm512_dpwssd_epi32(sumi, w, _mm512_permutexvar_epi32(idx, scw));
         } else {      /* word scales: group 4h | 4h+2 for lo, 4h+1 | 4h+3 for hi */
-            const __m512i il = join256(_mm256_set1_epi16((short)(4 * h)), _mm256_set1_epi16((short)(4 * h + 2)));
-            const __m512i ih = join256(_mm256_set1_epi16((short)(4 * h + 1)), _mm256_set1_epi16((short)(4 * h + 3)));
+            const __m512i lo = _mm512_and_si512(v, m4), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+            const __m512i il = join256(_mm256_set1_epi16((short)(8 * r + 4 * h)), _mm256_set1_epi16((short)(8 * r + 4 * h + 2)));
+            const __m512i ih = join256(_mm256_set1_epi16((short)(8 * r + 4 * h + 1)), _mm256_set1_epi16((short)(8 * r + 4 * h + 3)));
             const __m512i pl = _mm512_madd_epi16(_mm512_maddubs_epi16(lo, e->lo[h]), _mm512_permutexvar_epi16(il, scw));
             const __m512i ph = _mm512_madd_epi16(_mm512_maddubs_epi16(hi, e->hi[h]), _mm512_permutexvar_epi16(ih, scw));
             sumi = _mm512_add_epi32(sumi, _mm512_add_epi32(pl, ph));
         }
     }
-    *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(fold_lanes(sumi)), _mm256_set1_ps(e->d * h2f(a->d)), *acc);
-    const __m128i summ = _mm_madd_epi16(_mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)(sc + 8))), e->xs);
-    *mins = _mm_fnmadd_ps(_mm_cvtepi32_ps(summ), _mm_set1_ps(e->d * h2f(a->dmin)), *mins);
+    return sumi;
+}
+
+/* A pass of TR rows: per super-block, the rows' d and dmin (f16) become
+ * floats in one conversion (times x's d: the scales of their lanes), and
+ * their min lanes go through one register (row r in lanes 4r..4r+3); each
+ * lane's arithmetic is mh_k_vec_dot_q4_K_ref's, in its order. */
+/* The rows' scales and mins of super-block i into sc / mn (row r at 8r),
+ * their d | dmin << 16 into dd[r] */
+INLINE void q4k_pass_scales(int TR, const uint8_t *w, size_t w_row, int64_t i, uint8_t *sc, uint8_t *mn, uint32_t *dd)
+{
+    UNROLL for (int r = 0; r < TR; r++) {
+        const mh_block_q4_K *a = (const mh_block_q4_K *)(w + (size_t)r * w_row) + i;
+        q4k_unpack(a->scales, sc + 8 * r, mn + 8 * r);
+        memcpy(&dd[r], &a->d, 4);
+    }
 }
 
 INLINE void q4k_rows(bool vnni, int TR, int64_t n, const uint8_t *w, size_t w_row, const mh_block_q8_K *x, float *y)
 {
     __m256 acc[RB];
-    __m128 mins[RB];
-    UNROLL for (int r = 0; r < TR; r++) acc[r] = _mm256_setzero_ps(), mins[r] = _mm_setzero_ps();
+    __m512 mins = _mm512_setzero_ps();
+    /* unpacked one super-block ahead, so the vector loads of a block's
+     * scales never wait on the scalar stores that made them */
+    _Alignas(64) uint8_t sc[2][8 * RB] = {{0}}, mn[2][8 * RB] = {{0}};
+    _Alignas(16) uint32_t dd[2][RB] = {{0}};
+    UNROLL for (int r = 0; r < TR; r++) acc[r] = _mm256_setzero_ps();
     const int64_t nb = n / MH_QK_K;
+    const __m512i mins_idx = _mm512_setr_epi32(1, 1, 1, 1, 3, 3, 3, 3, 5, 5, 5, 5, 7, 7, 7, 7);
+    if (nb > 0) q4k_pass_scales(TR, w, w_row, 0, sc[0], mn[0], dd[0]);
     for (int64_t i = 0; i < nb; i++) {
+        const int cur = (int)(i & 1);
+        if (i + 1 < nb) q4k_pass_scales(TR, w, w_row, i + 1, sc[cur ^ 1], mn[cur ^ 1], dd[cur ^ 1]);
         q4k_x e;
         q4k_x_load(&x[i], &e);
         pf_step(w, (size_t)TR * w_row, i, nb);
-        UNROLL for (int r = 0; r < TR; r++)
-            q4k_block(vnni, (const mh_block_q4_K *)(w + (size_t)r * w_row) + i, &e, &acc[r], &mins[r]);
+        /* (d_x d_r, d_x dmin_r) for each row r */
+        const __m256 ds = _mm256_mul_ps(_mm256_cvtph_ps(_mm_load_si128((const __m128i *)dd[cur])), _mm256_set1_ps(e.d));
+        const __m512i scw = _mm512_cvtepu8_epi16(_mm256_load_si256((const __m256i *)sc[cur]));
+        UNROLL for (int r = 0; r < TR; r++) {
+            const mh_block_q4_K *a = (const mh_block_q4_K *)(w + (size_t)r * w_row) + i;
+            const __m512i sumi = q4k_block(vnni, r, a, &e, scw);
+            const __m256 dr = _mm256_permutexvar_ps(_mm256_set1_epi32(2 * r), ds);
+            acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(fold_lanes(sumi)), dr, acc[r]);
+        }
+        const __m512i summ = _mm512_madd_epi16(_mm512_cvtepu8_epi16(_mm256_load_si256((const __m256i *)mn[cur])),
+                                               _mm512_broadcast_i32x4(e.xs));
+        mins = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(summ), _mm512_permutexvar_ps(mins_idx, _mm512_castps256_ps512(ds)), mins);
     }
-    UNROLL for (int r = 0; r < TR; r++) y[r] = hsum8(acc[r]) + hsum4(mins[r]);
+    _Alignas(64) float m[16];
+    _mm512_store_ps(m, mins);
+    UNROLL for (int r = 0; r < TR; r++) y[r] = hsum8(acc[r]) + hsum4(_mm_load_ps(m + 4 * r));
 }
 
 /* ===== q6_K =====
@@ -261,6 +323,7 @@ INLINE void q50_rows(bool vnni, int TR, int64_t n, const uint8_t *w, size_t w_ro
     {                                                                                              \
         const uint8_t *wb = w;                                                                     \
         int64_t r = 0;                                                                             \
+        pf_start(wb, (size_t)R * w_row);                                                           \
         if (w_row <= LONG_ROW)                                                                     \
             for (; r + 4 <= R; r += 4) kern(vnni, 4, n, wb + (size_t)r * w_row, w_row, x, y + r);  \
         for (; r + 2 <= R; r += 2) kern(vnni, 2, n, wb + (size_t)r * w_row, w_row, x, y + r);      \

@@ -196,3 +196,30 @@ static int linear_rows_any(const mh_weight *w, const float *x, int64_t T, float 
     free(xq);
     return MH_OK;
 }
+
+/* A decode step's matvecs that share x (a layer's q, k and v; its gate and
+ * up) as one pool job with x quantized once, when every weight is a plain
+ * quantized one with the same vec_dot_type; otherwise one mh_linear each.
+ * The bits are mh_linear's either way. */
+int mh_linear_multi(const mh_weight *const *w, int nw, const float *x, int64_t T, float *const *y, mh_err *err)
+{
+    bool fuse = T == 1 && nw > 1 && nw <= MH_MATVEC_PARTS_MAX;
+    mh_matvec_part parts[MH_MATVEC_PARTS_MAX];
+    for (int i = 0; fuse && i < nw; i++) {
+        const mh_quant_traits *tr = mh_quant_traits_get(w[i]->dtype);
+        fuse = !w[i]->packed && !mh_fgemm_get(w[i]->dtype) && tr->vec_dot && w[i]->cols == w[0]->cols &&
+               tr->vec_dot_type == mh_quant_traits_get(w[0]->dtype)->vec_dot_type;
+        parts[i] = (mh_matvec_part){w[i]->dtype, w[i]->data, w[i]->rows, y[i]};
+    }
+    if (!fuse) {
+        for (int i = 0; i < nw; i++) {
+            int st = mh_linear(w[i], x, T, y[i], err);
+            if (st) return st;
+        }
+        return MH_OK;
+    }
+    int st = mh_quant_matvec_multi(parts, nw, w[0]->cols, x);
+    return st ? mh_err_set(err, st, "linear: fused matvec of %d weights (%lld columns) failed", nw,
+                           (long long)w[0]->cols)
+              : MH_OK;
+}

@@ -414,6 +414,23 @@ static int proj(const mh_model *m, int64_t l, mh_proj k, const float *x, int64_t
     return st;
 }
 
+/* Projections k[0..n-1] of layer l from the same x (q, k, v; gate, up):
+ * the base weights together (mh_linear_multi: one matvec job when
+ * decoding), then each one's adapters and bias as proj does. */
+static int proj_multi(const mh_model *m, int64_t l, const mh_proj *k, int n, const float *x, int64_t T,
+                      float *const *y, const scratch *s, mh_err *err)
+{
+    const mh_layer *L = &m->layers[l];
+    const mh_weight *w[MH_MATVEC_PARTS_MAX] = {0};
+    for (int i = 0; i < n; i++) w[i] = mh_layer_proj(L, k[i]);
+    int st = mh_linear_multi(w, n, x, T, y, err);
+    for (int i = 0; i < n && !st; i++) {
+        st = mh_lora_apply(m, l, (int)k[i], x, T, y[i], s->lora, s->seqs, s->n_seqs, err);
+        if (!st) add_bias(y[i], mh_layer_bias(L, k[i]), T, w[i]->rows);
+    }
+    return st;
+}
+
 /* Points s at the RunState's activation rows for T tokens (growing them)
  * and its attention slots at a size for every cache in the batch. */
 static int scratch_bind(scratch *s, mh_runstate *rs, const mh_model *m, const mh_batch_seq *seqs,
@@ -513,9 +530,8 @@ static int ffn_dense(mh_model *m, int64_t l, scratch *s, int64_t T, mh_err *err)
     const mh_hparams *hp = &m->hp;
     int64_t F = hp->n_ff;
     int st;
-    if ((st = proj(m, l, MH_PROJ_GATE, s->xn, T, s->gate, s, err)) ||
-        (st = proj(m, l, MH_PROJ_UP, s->xn, T, s->up, s, err)))
-        return st;
+    static const mh_proj gu[] = {MH_PROJ_GATE, MH_PROJ_UP};
+    if ((st = proj_multi(m, l, gu, 2, s->xn, T, (float *const[]){s->gate, s->up}, s, err))) return st;
     const mh_kernels *kn = mh_kernels_get();
     if (hp->gelu_ffn) {   /* gemma: gelu (tanh form) of the gate times up */
         kn->gelu(T * F, s->gate, s->gate);
@@ -537,10 +553,8 @@ static int layer_forward(mh_model *m, const mh_batch_seq *seqs, int n_seqs, int6
     int64_t E = hp->n_embd;
     int st;
     rmsnorm(s->xn, s->x, L->attn_norm, T, E, hp->rms_eps);
-    if ((st = proj(m, l, MH_PROJ_Q, s->xn, T, s->q, s, err)) ||
-        (st = proj(m, l, MH_PROJ_K, s->xn, T, s->k, s, err)) ||
-        (st = proj(m, l, MH_PROJ_V, s->xn, T, s->v, s, err)))
-        return st;
+    static const mh_proj qkv[] = {MH_PROJ_Q, MH_PROJ_K, MH_PROJ_V};
+    if ((st = proj_multi(m, l, qkv, 3, s->xn, T, (float *const[]){s->q, s->k, s->v}, s, err))) return st;
     if (L->q_norm) {   /* qwen3/gemma3: each head's q and k normed before rope */
         rmsnorm(s->q, s->q, L->q_norm, T * hp->n_head, hp->head_dim, hp->rms_eps);
         rmsnorm(s->k, s->k, L->k_norm, T * hp->n_head_kv, hp->head_dim, hp->rms_eps);

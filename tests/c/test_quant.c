@@ -9,6 +9,7 @@
 #include "harness.h"
 #include "mh/err.h"
 #include "mh/quant.h"
+#include "mh/threadpool.h"
 #include "../../engine/kernels/quant_kernels.h"
 
 #define H(f) mh_f32_to_f16(f)
@@ -493,34 +494,51 @@ static void test_k_quant_llama_bits(void)
     if (best >= MH_CPU_AVX512) CHECK(!k_quant_bits("avx512-novnni", novnni, MH_CPU_AVX512));
 }
 
-static void test_matvec(void)
+/* mh_quant_matvec against the ref vec_dot row by row, on 1..3 threads and
+ * row counts that split into uneven pieces (the decode matvec hands each
+ * thread a large piece, then smaller ones: every row exactly once) */
+static int matvec_case(int64_t rows, const float *x, uint8_t *w, uint8_t *xq, float *y)
 {
-    enum { ROWS = 37, N = 512 };
+    enum { N = 512 };
     const mh_dtype types[] = {MH_DTYPE_Q8_0, MH_DTYPE_Q5_0, MH_DTYPE_Q4_K, MH_DTYPE_Q6_K, MH_DTYPE_F16, MH_DTYPE_F32};
-    float x[N], y[ROWS];
-    uint8_t *w = malloc((size_t)ROWS * N * 4), *xq = malloc(N * 4);
-    CHECK(w && xq);
-    int bad = 0;
-    fill_normal(x, N);
     for (int ti = 0; ti < COUNT(types); ti++) {
         mh_dtype t = types[ti];
         size_t rb = mh_dtype_row_size(t, N);
-        for (int r = 0; r < ROWS; r++) random_blocks(t, w + r * rb, N);
-        if (mh_quant_matvec(t, w, ROWS, N, x, y) != MH_OK) { bad = 1; break; }
+        for (int64_t r = 0; r < rows; r++) random_blocks(t, w + r * rb, N);
+        for (int64_t r = 0; r < rows; r++) y[r] = NAN;
+        if (mh_quant_matvec(t, w, rows, N, x, y) != MH_OK) return 1;
         const mh_quant_traits *ref = mh_quant_traits_for(t, MH_CPU_REF);
-        if (ref->vec_dot_type == MH_DTYPE_F32) memcpy(xq, x, sizeof x);   /* the matvec's own x */
+        if (ref->vec_dot_type == MH_DTYPE_F32) memcpy(xq, x, sizeof(float) * N);   /* the matvec's own x */
         else mh_quant_traits_get(ref->vec_dot_type)->from_float(x, xq, N);
-        for (int r = 0; r < ROWS; r++) {
+        for (int64_t r = 0; r < rows; r++) {
             float want;
             ref->vec_dot(N, w + r * rb, xq, &want);
             /* integer types: the ref bits, whichever kernel the level runs */
             if (mh_dtype_info(t)->block_size > 1 ? memcmp(&want, &y[r], sizeof want) != 0
-                                                 : fabs(want - y[r]) > 1e-5 * dot_scale(t, w + r * rb, ref->vec_dot_type, xq, N))
-                bad = 1;
+                                                 : !(fabs(want - y[r]) <= 1e-5 * dot_scale(t, w + r * rb, ref->vec_dot_type, xq, N))) {
+                fprintf(stderr, "  matvec %s rows %lld row %lld: ref %.7g got %.7g (%d threads)\n",
+                        mh_dtype_info(t)->name, (long long)rows, (long long)r, want, y[r], mh_threads_get());
+                return 1;
+            }
         }
     }
-    free(w); free(xq);
-    CHECK(!bad);
+    return 0;
+}
+
+static void test_matvec(void)
+{
+    enum { N = 512, MAXR = 1030 };
+    static const int64_t rows[] = {37, 301, 1030};
+    float x[N], *y = malloc(sizeof(float) * MAXR);
+    uint8_t *w = malloc((size_t)MAXR * N * 4), *xq = malloc(N * 4);
+    CHECK(w && xq && y);
+    fill_normal(x, N);
+    for (int th = 1; th <= 3; th++) {
+        mh_threads_set(th);
+        for (int ri = 0; ri < COUNT(rows); ri++) CHECK(!matvec_case(rows[ri], x, w, xq, y));
+    }
+    mh_threads_set(0);
+    free(w); free(xq); free(y);
 }
 
 /* ===== real GGUF tensors (a minimal reader, this test only) ===== */

@@ -2,13 +2,15 @@
  * against per-pair vec_dot on random blocks: bit-identical to the same
  * level's vec_dot and to the _ref one (one canonical float order), for edge
  * sizes of rows, tokens and row length, at every CPU level this machine
- * has; then mh_linear's multi-token path against its one-token path. */
+ * has; then mh_linear's multi-token path against its one-token path, and
+ * the decode matvec of several weights at once against one at a time. */
 #include <stdint.h>
 #include <string.h>
 #include "harness.h"
 #include "mh/err.h"
 #include "mh/model.h"
 #include "mh/quant.h"
+#include "mh/threadpool.h"
 
 #define COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
@@ -234,6 +236,51 @@ static void test_linear_tokens(void)
     for (int i = 0; i < COUNT(toks); i++) linear_tokens(toks[i]);
 }
 
+/* mh_quant_matvec_multi: parts of mixed k-quant types and odd row counts
+ * in one job (cut by bytes across part ends) give each part the bits of
+ * its own mh_quant_matvec, on 1..3 threads; parts that need two x
+ * quantizations are refused */
+static void test_matvec_multi(void)
+{
+    enum { N = 512, NP = 3 };
+    const mh_dtype types[NP] = {MH_DTYPE_Q4_K, MH_DTYPE_Q6_K, MH_DTYPE_Q4_K};
+    const int64_t rows[NP] = {301, 37, 130};
+    float x[N], *want[NP], *got[NP];
+    uint8_t *w[NP];
+    mh_matvec_part parts[NP];
+    for (int i = 0; i < N; i++) x[i] = rnd_normal();
+    for (int i = 0; i < NP; i++) {
+        w[i] = malloc(mh_dtype_row_size(types[i], N) * (size_t)rows[i]);
+        want[i] = malloc(sizeof(float) * (size_t)rows[i]);
+        got[i] = malloc(sizeof(float) * (size_t)rows[i]);
+        CHECK(w[i] && want[i] && got[i]);
+        random_rows(types[i], w[i], rows[i], N);
+        CHECK(mh_quant_matvec(types[i], w[i], rows[i], N, x, want[i]) == MH_OK);
+        parts[i] = (mh_matvec_part){types[i], w[i], rows[i], got[i]};
+    }
+    for (int th = 1; th <= 3; th++) {
+        mh_threads_set(th);
+        for (int np = 1; np <= NP; np++) {
+            for (int i = 0; i < np; i++) for (int64_t r = 0; r < rows[i]; r++) got[i][r] = NAN;
+            CHECK(mh_quant_matvec_multi(parts, np, N, x) == MH_OK);
+            for (int i = 0; i < np; i++)
+                for (int64_t r = 0; r < rows[i]; r++)
+                    if (memcmp(&want[i][r], &got[i][r], sizeof(float))) {
+                        fprintf(stderr, "  multi: %d parts, %d threads, part %d row %lld: %.7g vs %.7g\n", np, th, i,
+                                (long long)r, want[i][r], got[i][r]);
+                        CHECK(0);
+                        r = rows[i];
+                    }
+        }
+    }
+    mh_threads_set(0);
+    mh_matvec_part mixed[2] = {parts[0], {MH_DTYPE_Q8_0, w[1], 1, got[1]}};
+    CHECK(mh_quant_matvec_multi(mixed, 2, N, x) == MH_EINVAL);   /* q8_K and q8_0 activations */
+    CHECK(mh_quant_matvec_multi(parts, 0, N, x) == MH_EINVAL);
+    CHECK(mh_quant_matvec_multi(parts, MH_MATVEC_PARTS_MAX + 1, N, x) == MH_EINVAL);
+    for (int i = 0; i < NP; i++) { free(w[i]); free(want[i]); free(got[i]); }
+}
+
 int main(void)
 {
     TEST_RUN(test_gemm_table);
@@ -241,5 +288,6 @@ int main(void)
     TEST_RUN(test_gemm_large);
     TEST_RUN(test_quantize_x);
     TEST_RUN(test_linear_tokens);
+    TEST_RUN(test_matvec_multi);
     return TEST_REPORT();
 }

@@ -251,5 +251,9 @@ void mh_round_to(mh_dtype t, float *x, int64_t n);
 
 /* y: (T, w->rows) = x: (T, w->cols) @ w^T, any weight dtype with kernels. */
 int mh_linear(const mh_weight *w, const float *x, int64_t T, float *y, mh_err *err);
+/* y[i]: (T, w[i]->rows) = x @ w[i]^T for nw weights of the same cols: at
+ * T = 1, quantized weights sharing a vec_dot_type go as one matvec job (x
+ * quantized once); the same bits as nw mh_linear calls. */
+int mh_linear_multi(const mh_weight *const *w, int nw, const float *x, int64_t T, float *const *y, mh_err *err);
 
 #endif

@@ -141,4 +141,18 @@ int mh_quantize_row(mh_dtype t, const float *src, void *dst, int64_t n);
 int mh_quant_matvec(mh_dtype t, const void *w, int64_t rows, int64_t n,
                     const float *x, float *y);
 
+/* One x against several weights of n columns (a layer's q, k and v; its
+ * gate and up): y of part i (rows) = its w (rows, n) @ x (n), x quantized
+ * once and every part's rows in one pool job, bit for bit what
+ * mh_quant_matvec gives each part. The parts' types must share a
+ * vec_dot_type (MH_EINVAL otherwise); same statuses as above. */
+#define MH_MATVEC_PARTS_MAX 4
+typedef struct mh_matvec_part {
+    mh_dtype type;
+    const void *w;      /* (rows, n), borrowed */
+    int64_t rows;
+    float *y;           /* (rows), written */
+} mh_matvec_part;
+int mh_quant_matvec_multi(const mh_matvec_part *parts, int n_parts, int64_t n, const float *x);
+
 #endif
