@@ -116,7 +116,7 @@ INLINE __m512i odd_idx(void)
 /* the part of the next tile (nxt: R rows, contiguous) that matches this
  * step of this one, into L2: the tile ahead streams in as this one runs */
 #define PREFETCH_NEXT(WSZ, BS) do {                                                       \
-        if (nxt) {                                                                        \
+        if (R * C > 1 && nxt) {   /* constant 0 for one token on one row: no test a step */ \
             const char *p_ = (const char *)nxt + i * (int64_t)R * (WSZ);                  \
             U8 for (int p = 0; p < (R * (BS) * (WSZ) + 63) / 64; p++)                     \
                 _mm_prefetch(p_ + 64 * p, _MM_HINT_T1);                                   \
