@@ -560,34 +560,7 @@ static int s_stats(lua_State *L)
     sched_box *b = check_sched(L, "sched:stats");
     mh_sched_stats st;
     mh_sched_stats_get(b->s, &st);
-    lua_createtable(L, 0, 18);
-    set_int(L, "running", st.running);
-    set_int(L, "waiting", st.waiting);
-    set_int(L, "parallel", st.n_parallel);
-    set_int(L, "kv_used", st.kv_used);
-    set_int(L, "kv_total", st.kv_total);
-    set_int(L, "prefix_hits", st.prefix_hits);
-    set_int(L, "prefix_tokens", st.prefix_tokens);
-    set_int(L, "prompt_tokens", st.prompt_tokens);
-    set_int(L, "generated_tokens", st.generated_tokens);
-    set_int(L, "requests_done", st.requests_done);
-    set_int(L, "steps", st.steps);
-    set_int(L, "store_hits", st.store_hits);
-    set_int(L, "store_tokens", st.store_tokens);
-    set_int(L, "store_entries", st.store_entries);
-    set_int(L, "store_bytes", st.store_bytes);
-    set_int(L, "store_budget", st.store_budget);
-    set_int(L, "store_evictions", st.store_evictions);
-    set_int(L, "store_disk_entries", st.store_disk_entries);
-    set_int(L, "store_disk_bytes", st.store_disk_bytes);
-    set_int(L, "store_disk_hits", st.store_disk_hits);
-    set_int(L, "spec_drafted", st.spec_drafted);
-    set_int(L, "spec_accepted", st.spec_accepted);
-    set_int(L, "spec_steps", st.spec_steps);
-    set_int(L, "spec_tokens", st.spec_tokens);
-    set_int(L, "parks", st.parks);
-    set_int(L, "lora_rows", st.lora_rows);
-    set_int(L, "lora_mixed_steps", st.lora_mixed_steps);
+    mhl_sched_push_stats(L, &st);
     return 1;
 }
 

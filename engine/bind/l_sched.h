@@ -21,4 +21,7 @@ void mhl_sched_read_park(lua_State *L, int t, bool sync, int64_t n_vocab, mh_sch
  * (nothing pushed) when argument 2 is a plain id list; raises unless a table. */
 int mhl_sched_embed_list(lua_State *L, mh_sched *s, int64_t n_vocab, const mh_model *m);
 
+/* s:stats(): st as a table (its fields by name), pushed. */
+void mhl_sched_push_stats(lua_State *L, const mh_sched_stats *st);
+
 #endif

@@ -1,7 +1,7 @@
 /* l_sched_extra.c: the scheduler binding's per-request extensions read
  * from a submit table: the request's own LoRA adapters and the logits
  * buffer of a request whose processors run on the Lua side
- * (docs/lora.md, docs/processors.md); s:embed's batch form. Layer: engine/bind (mh/sched.h,
+ * (docs/lora.md, docs/processors.md); s:embed's batch form; the stats table. Layer: engine/bind (mh/sched.h,
  * l_model.c's adapter boxes; no math). */
 #include "l_sched.h"
 #include "mh/tensor.h"
@@ -73,4 +73,43 @@ int mhl_sched_embed_list(lua_State *L, mh_sched *s, int64_t n_vocab, const mh_mo
     lua_pop(L, 1);
     if (!list) return 0;
     return mh_lua_embed_list(L, 2, n_vocab, mh_model_hparams(m)->n_embd, embed_fn, s, "sched:embed");
+}
+
+void mhl_sched_push_stats(lua_State *L, const mh_sched_stats *st)
+{
+    const struct { const char *k; int64_t v; } f[] = {
+        { "running", st->running },
+        { "waiting", st->waiting },
+        { "parallel", st->n_parallel },
+        { "kv_used", st->kv_used },
+        { "kv_total", st->kv_total },
+        { "prefix_hits", st->prefix_hits },
+        { "prefix_tokens", st->prefix_tokens },
+        { "prompt_tokens", st->prompt_tokens },
+        { "generated_tokens", st->generated_tokens },
+        { "requests_done", st->requests_done },
+        { "steps", st->steps },
+        { "store_hits", st->store_hits },
+        { "store_tokens", st->store_tokens },
+        { "store_entries", st->store_entries },
+        { "store_bytes", st->store_bytes },
+        { "store_budget", st->store_budget },
+        { "store_evictions", st->store_evictions },
+        { "store_disk_entries", st->store_disk_entries },
+        { "store_disk_bytes", st->store_disk_bytes },
+        { "store_disk_hits", st->store_disk_hits },
+        { "spec_drafted", st->spec_drafted },
+        { "spec_accepted", st->spec_accepted },
+        { "spec_steps", st->spec_steps },
+        { "spec_tokens", st->spec_tokens },
+        { "parks", st->parks },
+        { "lora_rows", st->lora_rows },
+        { "lora_mixed_steps", st->lora_mixed_steps },
+    };
+    int n = (int)(sizeof f / sizeof f[0]);
+    lua_createtable(L, 0, n);
+    for (int i = 0; i < n; i++) {
+        lua_pushinteger(L, f[i].v);
+        lua_setfield(L, -2, f[i].k);
+    }
 }

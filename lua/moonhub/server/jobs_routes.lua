@@ -131,6 +131,9 @@ local function events(_, req, id)
    local step, nev, nmet = 0, 0, 0
    local function poll()
       jobs.reap(reg)
+      -- the status before the events: a job that ends between the two reads
+      -- is streamed once more rather than ended without its last transition
+      local done = jobs.DONE[reg:run(id).status]
       local evs = reg:run_events(id)
       for i = nev + 1, #evs do
          local e = evs[i]
@@ -153,7 +156,7 @@ local function events(_, req, id)
          end
       end
       nmet = #ms
-      return jobs.DONE[reg:run(id).status]
+      return done
    end
    while true do
       local ok, finished = pcall(poll)
