@@ -176,6 +176,11 @@ static void cols_##NAME(int64_t n, const uint8_t *w, size_t w_row, int64_t rows,
         const int c = (int)(T - t < tc ? T - t : tc);                                     \
         const int R = T <= TFEW ? rows_for(c, n, rt) : c == 1 ? 1 : rt;                   \
         const uint8_t *xt = (const uint8_t *)x + (size_t)(t * ldx) * xs;                  \
+        if (c == 1) {   /* one token: the row loop itself, no call or switch a row */     \
+            for (int64_t r = 0; r < rows; r++)                                            \
+                tile_##NAME(1, 1, n, w + (size_t)r * w_row, w_row, xt, ldx, y + t * ldy + r, ldy, NULL); \
+            continue;                                                                     \
+        }                                                                                 \
         for (int64_t r = 0, rr; r < rows; r += rr) {                                      \
             rr = rows - r < R ? rows - r : R;                                             \
             const uint8_t *nxt = c > 1 && r + 2 * rr <= rows ? w + (size_t)(r + rr) * w_row : NULL; \
