@@ -71,7 +71,8 @@ static int check_shape(mh_dtype t, int64_t rows, int64_t T, int64_t n)
     int bad = !(w && wf && x && want && got);
     if (!bad) {
         random_w(t, w, wf, rows * n);
-        for (int64_t i = 0; i < T * ldx; i++) x[i] = rnd_x(t);
+        for (int64_t i = 0; i < T * ldx; i++)   /* NaN between rows: no kernel may read past n */
+            x[i] = i % ldx < n ? rnd_x(t) : NAN;
         for (int64_t i = 0; i < T * ldy; i++) want[i] = -7.0f;
         mh_fgemm_for(t, MH_CPU_REF)(n, w, wrow, rows, x, ldx, T, want, ldy);
         for (int64_t tk = 0; tk < T && !bad; tk++)   /* the ref is a dot product */
@@ -116,6 +117,21 @@ static void test_large_shapes(void)
             CHECK(!check_shape(k_types[ti], 7, toks[i], 576));
             CHECK(!check_shape(k_types[ti], 37, toks[i], 65));
         }
+}
+
+/* few tokens (a speculative check, batched decode) take every token in one
+ * tile, 3 or 4 rows a tile by T and row length, the rest of the rows in a
+ * smaller tile, and bf16 activations packed once per call: rows 1..13 and
+ * lengths past 1024 reach every tile size, lengths off 16 and 32 the tails */
+static void test_few_tokens(void)
+{
+    static const int64_t ns[] = {1041, 1089, 600};
+    static const int64_t rows[] = {1, 2, 3, 4, 5, 7, 13};
+    for (int ti = 0; ti < COUNT(k_types); ti++)
+        for (int ni = 0; ni < COUNT(ns); ni++)
+            for (int64_t T = 1; T <= 9; T++)
+                for (int ri = 0; ri < COUNT(rows); ri++)
+                    CHECK(!check_shape(k_types[ti], rows[ri], T, ns[ni]));
 }
 
 /* bf16 subnormals: the instruction reads them as 0 and flushes subnormal
@@ -197,6 +213,7 @@ int main(void)
     TEST_RUN(test_table);
     TEST_RUN(test_levels_vs_ref);
     TEST_RUN(test_large_shapes);
+    TEST_RUN(test_few_tokens);
     TEST_RUN(test_bf16_subnormal);
     TEST_RUN(test_linear_tokens);
     return TEST_REPORT();
