@@ -157,21 +157,20 @@ function Sched:submit_all(reqs)
       error("sched:submit_all: expects a list of requests, got " .. type(reqs), 2)
    end
    self._h:hold(true)
-   local out, ok, r, err = {}, true, nil, nil
+   local out, failure, raised = {}, nil, false
    for i = 1, #reqs do
-      ok, r, err = pcall(self.submit, self, reqs[i])
-      if not ok or not r then
-         err = not ok and r or ("request " .. i .. ": " .. tostring(err))
-         break
-      end
+      local ok, r, err = pcall(self.submit, self, reqs[i])
+      if not ok then failure, raised = r, true
+      elseif not r then failure = "request " .. i .. ": " .. tostring(err) end
+      if failure then break end
       out[i] = r
    end
-   if not (ok and r) and #reqs > 0 then
+   if failure then
       for _, q in ipairs(out) do q:cancel() end
    end
    self._h:hold(false)
-   if not ok then error(err, 2) end
-   if #reqs > 0 and not r then return nil, err end
+   if raised then error(failure, 2) end
+   if failure then return nil, failure end
    return out
 end
 
