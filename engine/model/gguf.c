@@ -415,6 +415,16 @@ const mh_gguf_tensor *mh_gguf_find_tensor(const mh_gguf *g, const char *name)
     return NULL;
 }
 
+/* A float read as an integer saturates and NaN reads as 0: a file's float
+ * can be anything, and converting an out-of-range one is undefined in C. */
+static int64_t float_to_int(double v)
+{
+    if (v != v) return 0;
+    if (v >= 9223372036854775807.0) return INT64_MAX;
+    if (v <= -9223372036854775808.0) return INT64_MIN;
+    return (int64_t)v;
+}
+
 /* Reads one number of type t at p as int64 / double (unaligned-safe). */
 static int64_t load_int(int t, const uint8_t *p)
 {
@@ -427,8 +437,8 @@ static int64_t load_int(int t, const uint8_t *p)
     case MH_GGUF_INT32: { int32_t v; memcpy(&v, p, 4); return v; }
     case MH_GGUF_UINT64: { uint64_t v; memcpy(&v, p, 8); return (int64_t)v; }
     case MH_GGUF_INT64: { int64_t v; memcpy(&v, p, 8); return v; }
-    case MH_GGUF_FLOAT32: { float v; memcpy(&v, p, 4); return (int64_t)v; }
-    case MH_GGUF_FLOAT64: { double v; memcpy(&v, p, 8); return (int64_t)v; }
+    case MH_GGUF_FLOAT32: { float v; memcpy(&v, p, 4); return float_to_int(v); }
+    case MH_GGUF_FLOAT64: { double v; memcpy(&v, p, 8); return float_to_int(v); }
     default: return 0;
     }
 }

@@ -4,6 +4,8 @@
 #include "harness.h"
 #include "mh/gguf.h"
 #include "mh/dtype.h"
+#include <math.h>
+#include <stdint.h>
 
 static char *slurp(const char *path, size_t *n)
 {
@@ -79,10 +81,12 @@ static void test_quantized_model(void)
     mh_gguf_close(g);
 }
 
-/* A GGUF v3 file with no tensors and uint32 keys k[0..n) = v[i]. */
-static size_t tiny_gguf(char *b, const char *const *k, const uint32_t *v, int n)
+/* A GGUF v3 file with no tensors and 4-byte keys k[0..n) = v[i] of type t
+ * (4 = uint32, 6 = float32 bit patterns). */
+static size_t tiny_gguf_typed(char *b, const char *const *k, const uint32_t *v, int n,
+                              uint32_t t_val)
 {
-    uint32_t ver = 3, t_u32 = 4;
+    uint32_t ver = 3;
     uint64_t n_t = 0, n_kv = (uint64_t)n;
     size_t o = 0;
     memcpy(b, "GGUF", 4); o += 4;
@@ -93,10 +97,43 @@ static size_t tiny_gguf(char *b, const char *const *k, const uint32_t *v, int n)
         uint64_t l = strlen(k[i]);
         memcpy(b + o, &l, 8); o += 8;
         memcpy(b + o, k[i], l); o += l;
-        memcpy(b + o, &t_u32, 4); o += 4;
+        memcpy(b + o, &t_val, 4); o += 4;
         memcpy(b + o, &v[i], 4); o += 4;
     }
     return o;
+}
+
+static size_t tiny_gguf(char *b, const char *const *k, const uint32_t *v, int n)
+{
+    return tiny_gguf_typed(b, k, v, n, 4);
+}
+
+static uint32_t f32_bits(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return u;
+}
+
+/* A float key read as an integer saturates (NaN reads 0): converting an
+ * out-of-range float is undefined in C, and the fuzzer found a file that
+ * did it (1e30 and -inf here; under UBSan the old cast aborts). */
+static void test_float_key_as_int(void)
+{
+    char b[512];
+    const char *keys[] = {"t.big", "t.ninf", "t.nan", "t.small"};
+    const uint32_t vals[] = {f32_bits(1e30f), f32_bits(-INFINITY), f32_bits(NAN), f32_bits(-3.7f)};
+    mh_gguf *g = NULL;
+    mh_err e = {0};
+    const char *tmp = write_tmp(b, tiny_gguf_typed(b, keys, vals, 4, 6));
+    CHECK(tmp && mh_gguf_open(tmp, &g, &e) == MH_OK);
+    unlink(tmp);
+    if (!g) return;
+    CHECK(mh_gguf_kv_int(mh_gguf_find(g, "t.big")) == INT64_MAX);
+    CHECK(mh_gguf_kv_int(mh_gguf_find(g, "t.ninf")) == INT64_MIN);
+    CHECK(mh_gguf_kv_int(mh_gguf_find(g, "t.nan")) == 0);
+    CHECK(mh_gguf_kv_int(mh_gguf_find(g, "t.small")) == -3);
+    mh_gguf_close(g);
 }
 
 /* Repeated keys are refused with a clear error, as llama.cpp's gguf does
@@ -224,6 +261,7 @@ int main(void)
     TEST_RUN(test_quantized_model);
     TEST_RUN(test_duplicate_key_refused);
     TEST_RUN(test_duplicate_key_real_file);
+    TEST_RUN(test_float_key_as_int);
     TEST_RUN(test_missing_and_garbage);
     TEST_RUN(test_truncations);
     TEST_RUN(test_corruptions);
