@@ -6,8 +6,11 @@
 -- BENCH_SPEC_SAMPLE="temperature=1,top_k=0,top_p=1,min_p=0" samples instead,
 -- over seeds 1..BENCH_SPEC_SEEDS (default 1): a case's figure is its tokens
 -- over its time summed across the seeds, so one lucky seed cannot carry it.
--- Runs interleave (plain, each draft, plain, ...) and each keeps its best
--- round, so a load spike hits all alike. tokens/step and drafts/step count
+-- Runs interleave one generation at a time (plain, each draft, at each
+-- seed of each rep), so a slow spell of the machine (memory bandwidth here
+-- swings by 1.4x over tens of seconds) hits every case alike; a case's
+-- figure is its tokens over its time in all reps, with the range of the
+-- per-rep ratios beside it. tokens/step and drafts/step count
 -- the decoding steps (the prompt's step, which yields the first token, is
 -- left out); with acceptance they do not depend on the machine's load.
 local mh = require "moonhub"
@@ -26,35 +29,43 @@ for k, v in (sample or ""):gmatch("([%w_]+)=([^,]+)") do opts[k] = tonumber(v) e
 local seeds = sample and tonumber(os.getenv("BENCH_SPEC_SEEDS") or "1") or 1
 print(sample and ("sampling " .. sample .. ", seeds 1.." .. seeds) or "greedy")
 
--- one round of the current draft setting: summed tokens, seconds, drafted and accepted tokens, steps
-local function round()
-   local r = { tokens = 0, s = 0, drafted = 0, accepted = 0, steps = 0, firsts = 0 }
-   for seed = 1, seeds do
-      opts.seed = seed
-      local _, st = m:generate(prompt, opts)
-      r.tokens, r.s = r.tokens + st.generated, r.s + st.gen_s
-      if st.draft_tokens then
-         r.drafted, r.accepted = r.drafted + st.draft_tokens, r.accepted + st.accepted_tokens
-         r.steps = r.steps + st.generated / st.tokens_per_step - 1
-         r.firsts = r.firsts + 1
-      end
+-- one generation of case c at seed, added to its totals and this rep's
+local function run(c, seed, rep)
+   assert(m:set_draft(c.draft, c.k))
+   opts.seed = seed
+   local _, st = m:generate(prompt, opts)
+   local t = c.tot
+   t.tokens, t.s = t.tokens + st.generated, t.s + st.gen_s
+   c.rep_tokens[rep] = (c.rep_tokens[rep] or 0) + st.generated
+   c.rep_s[rep] = (c.rep_s[rep] or 0) + st.gen_s
+   if st.draft_tokens then
+      t.drafted, t.accepted = t.drafted + st.draft_tokens, t.accepted + st.accepted_tokens
+      t.steps = t.steps + st.generated / st.tokens_per_step - 1
+      t.firsts = t.firsts + 1
    end
-   r.tps = r.tokens / r.s
-   return r
 end
 
 m:generate(prompt, { max_tokens = 8, temperature = 0 })          -- pages the weights in
-for _ = 1, reps do
-   for _, c in ipairs(cases) do
-      assert(m:set_draft(c.draft, c.k))
-      local r = round()
-      if not c.best or r.tps > c.best.tps then c.best = r end
+for _, c in ipairs(cases) do
+   c.tot = { tokens = 0, s = 0, drafted = 0, accepted = 0, steps = 0, firsts = 0 }
+   c.rep_tokens, c.rep_s = {}, {}
+end
+for rep = 1, reps do
+   for seed = 1, seeds do
+      for _, c in ipairs(cases) do run(c, seed, rep) end
    end
 end
-local base = cases[1].best.tps
+local function tps(c, rep) return c.rep_tokens[rep] / c.rep_s[rep] end
+local base = cases[1].tot.tokens / cases[1].tot.s
 for _, c in ipairs(cases) do
-   local r = c.best
-   print(string.format("%-30s %7.2f tok/s  x%.2f%s", c.name, r.tps, r.tps / base,
+   local r = c.tot
+   local lo, hi = math.huge, 0
+   for rep = 1, reps do
+      local x = tps(c, rep) / tps(cases[1], rep)
+      lo, hi = math.min(lo, x), math.max(hi, x)
+   end
+   print(string.format("%-30s %7.2f tok/s  x%.2f (reps x%.2f-%.2f)%s", c.name, r.tokens / r.s,
+      r.tokens / r.s / base, lo, hi,
       r.drafted > 0 and string.format("  accepted %3.0f%%  %.2f tokens/step  %.2f drafts/step",
          100 * r.accepted / r.drafted, (r.tokens - r.firsts) / r.steps, r.drafted / r.steps) or ""))
 end

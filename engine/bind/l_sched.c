@@ -103,6 +103,7 @@ static void read_params(lua_State *L, int t, mh_sched_params *p)
     p->draft_max = (int)opt_int(L, t, fn, "draft_max", 0, 0, MH_SCHED_MAX_DRAFT);
     p->ngram = (int)opt_int(L, t, fn, "ngram", 0, 0, 8);
     p->draft_p_min = opt_float(L, t, fn, "draft_p_min", 0);
+    mhl_sched_read_costs(L, t, fn, &p->spec_costs);
     lua_getfield(L, t, "prefix_cache");
     if (!lua_isnil(L, -1)) p->prefix_cache = lua_toboolean(L, -1);
     lua_pop(L, 1);
@@ -192,6 +193,7 @@ static int l_new_sync(lua_State *L)
         p.draft_max = (int)opt_int(L, 4, "sched.new_sync", "draft_max", 0, 0, MH_SCHED_MAX_DRAFT);
         p.ngram = (int)opt_int(L, 4, "sched.new_sync", "ngram", 0, 0, 8);
         p.draft_p_min = opt_float(L, 4, "sched.new_sync", "draft_p_min", 0);
+        mhl_sched_read_costs(L, 4, "sched.new_sync", &p.spec_costs);
     }
     read_tok(L, 4, &p);
     read_draft(L, 4, &p, "sched.new_sync");

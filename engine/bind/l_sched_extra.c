@@ -1,8 +1,11 @@
 /* l_sched_extra.c: the scheduler binding's per-request extensions read
  * from a submit table: the request's own LoRA adapters and the logits
  * buffer of a request whose processors run on the Lua side
- * (docs/lora.md, docs/processors.md); s:embed's batch form; the stats table. Layer: engine/bind (mh/sched.h,
+ * (docs/lora.md, docs/processors.md); s:embed's batch form; the stats
+ * table and the speculative costs it carries (read back by new/new_sync).
+ * Layer: engine/bind (mh/sched.h,
  * l_model.c's adapter boxes; no math). */
+#include <string.h>
 #include "l_sched.h"
 #include "mh/tensor.h"
 
@@ -75,6 +78,50 @@ int mhl_sched_embed_list(lua_State *L, mh_sched *s, int64_t n_vocab, const mh_mo
     return mh_lua_embed_list(L, 2, n_vocab, mh_model_hparams(m)->n_embd, embed_fn, s, "sched:embed");
 }
 
+static double cost_ms(lua_State *L, const char *fn, const char *what)
+{
+    if (!lua_isnumber(L, -1) || !(lua_tonumber(L, -1) >= 0 && lua_tonumber(L, -1) < 1e9))
+        luaL_error(L, "%s: spec_costs.%s must be milliseconds >= 0, got %s", fn, what, luaL_tolstring(L, -1, NULL));
+    return lua_tonumber(L, -1) * 1e-3;
+}
+
+void mhl_sched_read_costs(lua_State *L, int t, const char *fn, mh_spec_costs *c)
+{
+    memset(c, 0, sizeof *c);
+    if (lua_isnoneornil(L, t)) return;
+    int ty = lua_getfield(L, t, "spec_costs");
+    if (ty == LUA_TNIL) { lua_pop(L, 1); return; }
+    if (ty != LUA_TTABLE) luaL_error(L, "%s: spec_costs must be a table (as stats gives it), got %s", fn,
+                                     luaL_typename(L, -1));
+    if (lua_getfield(L, -1, "draft_ms") != LUA_TNIL) c->draft_s = cost_ms(L, fn, "draft_ms");
+    lua_pop(L, 1);
+    if ((ty = lua_getfield(L, -1, "check_ms")) != LUA_TNIL && ty != LUA_TTABLE)
+        luaL_error(L, "%s: spec_costs.check_ms must be a table {[rows] = ms}, got %s", fn, luaL_typename(L, -1));
+    for (lua_pushnil(L); ty == LUA_TTABLE && lua_next(L, -2); lua_pop(L, 1)) {
+        lua_Integer n = lua_isinteger(L, -2) ? lua_tointeger(L, -2) : -1;
+        if (n < 2 || n >= MH_SCHED_COST_ROWS)
+            luaL_error(L, "%s: spec_costs.check_ms is keyed by rows 2..%d, got %s", fn, MH_SCHED_COST_ROWS - 1,
+                       luaL_tolstring(L, -2, NULL));
+        c->check_s[n] = cost_ms(L, fn, "check_ms[rows]");
+    }
+    lua_pop(L, 2);
+}
+
+/* stats.spec_costs: what the draft lengths were chosen by, nil before any */
+static void push_costs(lua_State *L, const mh_spec_costs *c)
+{
+    lua_createtable(L, 0, 2);
+    lua_pushnumber(L, c->draft_s * 1e3);
+    lua_setfield(L, -2, "draft_ms");
+    lua_newtable(L);
+    for (int n = 2; n < MH_SCHED_COST_ROWS; n++) {
+        if (c->check_s[n] <= 0) continue;
+        lua_pushnumber(L, c->check_s[n] * 1e3);
+        lua_seti(L, -2, n);
+    }
+    lua_setfield(L, -2, "check_ms");
+}
+
 void mhl_sched_push_stats(lua_State *L, const mh_sched_stats *st)
 {
     const struct { const char *k; int64_t v; } f[] = {
@@ -111,5 +158,9 @@ void mhl_sched_push_stats(lua_State *L, const mh_sched_stats *st)
     for (int i = 0; i < n; i++) {
         lua_pushinteger(L, f[i].v);
         lua_setfield(L, -2, f[i].k);
+    }
+    if (st->spec_costs.draft_s > 0) {
+        push_costs(L, &st->spec_costs);
+        lua_setfield(L, -2, "spec_costs");
     }
 }

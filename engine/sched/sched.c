@@ -81,6 +81,11 @@ static int check_draft(const mh_model *m, const mh_sched_params *p, mh_err *err)
         return mh_err_set(err, MH_EINVAL, "sched: draft_p_min must be in [0, 1), got %g", (double)p->draft_p_min);
     if (p->ngram < 0 || p->ngram > 8)
         return mh_err_set(err, MH_EINVAL, "sched: ngram must be in 1..8, got %d", p->ngram);
+    for (int n = 0; n < MH_SCHED_COST_ROWS; n++) {
+        double v = n ? p->spec_costs.check_s[n] : p->spec_costs.draft_s;
+        if (!(v >= 0 && v < 1e6))
+            return mh_err_set(err, MH_EINVAL, "sched: speculative costs must be seconds >= 0, got %g", v);
+    }
     if (p->draft && mh_model_hparams(p->draft)->n_vocab != mh_model_hparams(m)->n_vocab)
         return mh_err_set(err, MH_EINVAL, "sched: the draft model's vocabulary has %lld tokens, the model's "
                           "%lld: a draft must share the model's tokenizer", (long long)mh_model_hparams(p->draft)->n_vocab,
@@ -140,6 +145,7 @@ static mh_sched *sched_alloc(mh_model *m, const mh_sched_params *p, mh_err *err)
     if (!s->p.draft_max) s->p.draft_max = MH_SCHED_DRAFT_MAX;
     s->n_vocab = mh_model_hparams(m)->n_vocab;
     s->next_id = 1;
+    s->costs = s->st.spec_costs = p->spec_costs;
     s->st.n_parallel = p->n_parallel;
     s->st.kv_total = p->n_parallel * p->n_ctx;
     s->store.budget = p->prefix_cache ? p->cache_bytes : 0;

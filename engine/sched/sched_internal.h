@@ -158,6 +158,8 @@ struct mh_sched {
     int64_t next_id;
     mh_sched_stats st;
     sched_store store;            /* compute thread only; figures mirrored in st */
+    mh_spec_costs costs;          /* spec_cost.c: running averages (compute
+                                   * thread; mirrored in st each step) */
 };
 
 double mh_sched_now_ms(void);
@@ -179,8 +181,16 @@ void mh_spec_draft(mh_sched *s);
  * give p): accepted draft or the residual draw. */
 int32_t mh_spec_choose(mh_sched *s, sched_slot *sl, int i, int32_t picked);
 /* After a step that verified nd drafts of r and kept acc of them: the
- * draft length of r's next step (r->spec_k). */
-void mh_spec_next_k(sched_req *r, int nd, int acc);
+ * draft length of r's next step (r->spec_k), at the costs in sc (NULL or
+ * unmeasured: from the weight bytes). spec_cost.c. */
+void mh_spec_next_k(const mh_spec_costs *sc, sched_req *r, int nd, int acc);
+/* The draft length of r's first step: what the costs give at the prior
+ * acceptance for a draft model, n_max for lookup. */
+void mh_spec_first_k(const mh_spec_costs *sc, sched_req *r);
+/* Timings for the draft length: a one-sequence check of rows rows, and
+ * the draft rounds of a one-slot drafting step. */
+void mh_spec_note_check(mh_spec_costs *sc, int rows, double secs);
+void mh_spec_note_draft(mh_spec_costs *sc, int rounds, double secs);
 /* Frees a slot's draft state. */
 void mh_spec_slot_free(sched_slot *sl);
 /* Uniform in [0, 1) from a request's stream. */

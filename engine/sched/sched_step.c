@@ -96,6 +96,7 @@ static void admit_one(mh_sched *s, sched_slot *sl, sched_req *r, int64_t common,
     sl->fed = keep;
     sl->decoding = false;
     r->cached = keep;
+    mh_spec_first_k(&s->costs, r);      /* the costs are the compute thread's */
     r->t_admit = mh_sched_now_ms();
     s->st.waiting--;
     s->st.running++;
@@ -315,7 +316,7 @@ static void verify(mh_sched *s, sched_slot *sl)
         sl->n_hist++;                         /* draft i is kept: hist holds it already */
     }
     mh_kv_cache_truncate(sl->cache, sl->n_hist);
-    if (sl->r) mh_spec_next_k(sl->r, nd, i < nd ? i : nd);     /* the next draft length */
+    if (sl->r) mh_spec_next_k(&s->costs, sl->r, nd, i < nd ? i : nd);   /* the next draft length */
     pthread_mutex_lock(&s->mu);
     s->st.spec_drafted += nd;
     s->st.spec_accepted += i < nd ? i : nd;
@@ -422,10 +423,15 @@ static void step(mh_sched *s)
     int n = build_batch(s);
     if (n > 0) {
         mh_err err = { 0 };
-        if (mh_model_forward_batch(s->m, s->seqs, n, &err) == MH_OK)
+        /* a lone drafted sequence's check is timed for the draft length */
+        bool timed = n == 1 && s->slots[s->seq_slot[0]].decoding && s->seqs[0].n > 1;
+        double t0 = timed ? mh_sched_now_ms() : 0;
+        if (mh_model_forward_batch(s->m, s->seqs, n, &err) == MH_OK) {
+            if (timed) mh_spec_note_check(&s->costs, (int)s->seqs[0].n, (mh_sched_now_ms() - t0) * 1e-3);
             for (int k = 0; k < n; k++) after_row(s, k);
-        else
+        } else {
             run_rows_alone(s, n);
+        }
     }
     int64_t used = 0, lora_rows = 0;
     bool mixed = false;                 /* rows with different adapters shared this forward */
@@ -446,6 +452,7 @@ static void step(mh_sched *s)
         r->n_counted = r->n_gen;
     }
     s->st.kv_used = used;
+    s->st.spec_costs = s->costs;
     s->st.steps += n > 0;
     pthread_mutex_unlock(&s->mu);
 }

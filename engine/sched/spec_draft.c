@@ -26,7 +26,7 @@ int mh_spec_request_init(const mh_sched *s, sched_req *q, const mh_sched_request
     q->spec_mode = mode;
     q->spec_n_max = mode == MH_SPEC_OFF ? 0 : r->spec_n_max ? r->spec_n_max : s->p.draft_max;
     q->spec_ngram = r->spec_ngram ? r->spec_ngram : s->p.ngram ? s->p.ngram : MH_SCHED_NGRAM;
-    q->spec_k = q->spec_n_max;
+    q->spec_k = q->spec_n_max;           /* admission sets the first (mh_spec_first_k) */
     if (mode == MH_SPEC_DRAFT) {
         double tb = (double)mh_model_weight_bytes(s->m), db = (double)mh_model_weight_bytes(s->p.draft);
         q->spec_c = tb > 0 ? db / tb : 1.0;
@@ -146,11 +146,15 @@ static void catch_up_row(mh_sched *s, sched_slot *sl, int k, int *cap)
 }
 
 /* Runs the draft model over the n slots in list (caps: their room), one
- * batched forward per drafted position. On failure the slots draft nothing. */
+ * batched forward per drafted position. On failure the slots draft nothing.
+ * A lone slot's one-row rounds (after the catch-up) are timed for the
+ * draft length (spec_cost.c). */
 static void draft_model(mh_sched *s, const int *list, int *cap, int n)
 {
     int rows[MH_SCHED_MAX_PARALLEL], nr = 0;
+    double t1 = 0;
     for (int round = 0;; round++) {
+        if (round == 1 && n == 1) t1 = mh_sched_now_ms();
         nr = 0;
         for (int j = 0; j < n; j++) {
             sched_slot *sl = &s->slots[list[j]];
@@ -160,7 +164,10 @@ static void draft_model(mh_sched *s, const int *list, int *cap, int n)
             else continue;
             rows[nr++] = j;
         }
-        if (nr == 0) return;
+        if (nr == 0) {
+            if (t1 > 0) mh_spec_note_draft(&s->costs, round - 1, (mh_sched_now_ms() - t1) * 1e-3);
+            return;
+        }
         if (mh_model_forward_batch(s->p.draft, s->seqs, nr, NULL) != MH_OK) {
             for (int j = 0; j < n; j++) {
                 sched_slot *sl = &s->slots[list[j]];
@@ -202,45 +209,6 @@ void mh_spec_draft(mh_sched *s)
         cap[n++] = k;
     }
     if (n > 0) draft_model(s, list, cap, n);
-}
-
-int mh_spec_best_k(double alpha, double c, int n_max)
-{
-    int best = 1;
-    double e = 1, ak = 1, best_rate = 0;
-    for (int k = 1; k <= n_max; k++) {
-        ak *= alpha;
-        e += ak;
-        double rate = e / (1 + c * k);
-        if (rate > best_rate) { best_rate = rate; best = k; }
-    }
-    return best;
-}
-
-/* Decay of the acceptance counts per step: the estimate follows the last
- * ~10 steps, so a passage the draft gets right (or wrong) moves it soon;
- * the prior (one try, half accepted) keeps the first steps from 0 or 1. */
-#define SPEC_DECAY 0.9
-#define SPEC_PRIOR_ALPHA 0.5
-
-void mh_spec_next_k(sched_req *r, int nd, int acc)
-{
-    /* runs: one more after a fully accepted draft, one past the accepted
-     * part after a miss (acceptance comes in runs on a copied passage or
-     * an easy stretch; a row that keeps missing costs a verified row) */
-    int k = acc == nd ? r->spec_k + 1 : acc + 1;
-    if (r->spec_mode == MH_SPEC_DRAFT) {
-        /* a draft model costs a forward per drafted token, so the length
-         * is also at least what the cost model rates best at the estimated
-         * acceptance: each verified draft is a Bernoulli try (the one that
-         * missed ends the step's tries). Independent misses (a sampled
-         * draft) then do not cut a good draft back to one or two tokens. */
-        r->spec_hits = SPEC_DECAY * r->spec_hits + acc;
-        r->spec_tries = SPEC_DECAY * r->spec_tries + acc + (acc < nd);
-        int best = mh_spec_best_k((r->spec_hits + SPEC_PRIOR_ALPHA) / (r->spec_tries + 1), r->spec_c, r->spec_n_max);
-        if (best > k) k = best;
-    }
-    r->spec_k = k < r->spec_n_max ? k : r->spec_n_max;
 }
 
 void mh_spec_slot_free(sched_slot *sl)

@@ -178,6 +178,7 @@ function Model:set_draft(draft, draft_max, p_min)
    end
    if self._own_draft then self._own_draft:close() end
    self._own_draft, self.draft, self.draft_max, self.draft_p_min = nil, nil, draft_max, p_min
+   self._spec_costs = nil
    if draft == nil or draft == false then return true end
    if draft == "ngram" then
       self.draft = "ngram"
@@ -399,9 +400,11 @@ local function run_on(self, cache, key)
    end
    cache_lora[cache] = key
    local d = self.draft
+   -- a draft model's step costs carry over from the last generation, so
+   -- draft lengths are chosen by measured costs from the first step on
    local s = sched.new_sync(self._h, cache, hist, { tok = self.tokenizer._h,
       draft = type(d) == "table" and d._h or nil, draft_max = self.draft_max, draft_p_min = self.draft_p_min,
-      ngram = d == "ngram" and 3 or nil })
+      ngram = d == "ngram" and 3 or nil, spec_costs = type(d) == "table" and self._spec_costs or nil })
    cache_runs[cache] = s
    return s
 end
@@ -446,6 +449,7 @@ local function start(self, prompt, opts)
       if ev.usage.draft_tokens then     -- speculation: how well the drafts did
          st.draft_tokens, st.accepted_tokens = ev.usage.draft_tokens, ev.usage.accepted_tokens
          st.acceptance_rate, st.tokens_per_step = ev.usage.acceptance_rate, ev.usage.tokens_per_step
+         if type(self.draft) == "table" then self._spec_costs = s:stats().spec_costs or self._spec_costs end
       end
       if ev.reason == "error" then
          local msg = tostring(ev.error)

@@ -320,25 +320,39 @@ static void test_p_min(void)
               (long long)drafted[0], (long long)drafted[1]);
 }
 
+/* cost[1..n] of k drafts in target-token units: 1 + c k (the check taken as
+ * one row), the rule's prior before anything is measured. */
+static const double *bytes_cost(double c, int n)
+{
+    static double cost[MH_SCHED_MAX_DRAFT + 1];
+    for (int k = 1; k <= n; k++) cost[k] = 1 + c * k;
+    return cost;
+}
+
 /* The draft length rule (mh_spec_best_k): the k with the most tokens per
- * unit of cost, 1 + a + ... + a^k over 1 + c k. Worked by hand: at a = 0.8,
+ * unit of cost, 1 + a + ... + a^k over cost[k]. Worked by hand: at a = 0.8,
  * c = 0.19 the rates of k = 3, 4, 5 are 1.880, 1.910, 1.892. */
 static void test_best_k(void)
 {
-    CHECK(mh_spec_best_k(0.8, 0.19, 8) == 4);
-    CHECK(mh_spec_best_k(0.8, 0.19, 3) == 3);       /* capped by n_max */
-    CHECK(mh_spec_best_k(0.8, 0.14, 8) == 5);       /* a cheaper draft drafts further */
-    CHECK(mh_spec_best_k(0.3, 0.14, 8) == 1);       /* a poor one: one token */
-    CHECK(mh_spec_best_k(0.0, 0.5, 8) == 1);
-    CHECK(mh_spec_best_k(1.0, 0.01, 32) == 32);     /* always right and nearly free */
-    CHECK(mh_spec_best_k(0.95, 0.3, 8) == 8);
+    CHECK(mh_spec_best_k(0.8, bytes_cost(0.19, 8), 8) == 4);
+    CHECK(mh_spec_best_k(0.8, bytes_cost(0.19, 3), 3) == 3);       /* capped by n_max */
+    CHECK(mh_spec_best_k(0.8, bytes_cost(0.14, 8), 8) == 5);       /* a cheaper draft drafts further */
+    CHECK(mh_spec_best_k(0.3, bytes_cost(0.14, 8), 8) == 1);       /* a poor one: one token */
+    CHECK(mh_spec_best_k(0.0, bytes_cost(0.5, 8), 8) == 1);
+    CHECK(mh_spec_best_k(1.0, bytes_cost(0.01, 32), 32) == 32);    /* always right and nearly free */
+    CHECK(mh_spec_best_k(0.95, bytes_cost(0.3, 8), 8) == 8);
+    /* a check of more than 4 rows at 1.6x one row (0.2 a draft): at a =
+     * 0.8 k = 3 rates 2.952 / 1.6 = 1.845 against k = 8's 4.33 / 3.2 */
+    double cost[9];
+    for (int k = 1; k <= 8; k++) cost[k] = 0.2 * k + (k + 1 <= 4 ? 1.0 : 1.6);
+    CHECK_MSG(mh_spec_best_k(0.8, cost, 8) == 3, "%d", mh_spec_best_k(0.8, cost, 8));
 }
 
 /* A request's next draft length (mh_spec_next_k) after a run of steps:
  * a draft model that was right at every try keeps drafting far after one
  * miss at its first token (a single independent miss says little), one that
- * keeps missing at the first token drafts one; lookup follows its runs
- * (one past the accepted part). */
+ * keeps missing at the first token drafts one, one past the best after a
+ * draft accepted whole; lookup follows its runs (one past the accepted part). */
 static void test_next_k(void)
 {
     sched_req r;
@@ -346,23 +360,116 @@ static void test_next_k(void)
     r.spec_mode = MH_SPEC_DRAFT;
     r.spec_n_max = r.spec_k = 8;
     r.spec_c = 0.14;                         /* a Q4_0 draft of an F32 model */
-    for (int i = 0; i < 10; i++) mh_spec_next_k(&r, r.spec_k, r.spec_k);
+    for (int i = 0; i < 10; i++) mh_spec_next_k(NULL, &r, r.spec_k, r.spec_k);
     CHECK(r.spec_k == 8);
-    mh_spec_next_k(&r, 8, 0);
+    mh_spec_next_k(NULL, &r, 8, 0);
     CHECK_MSG(r.spec_k >= 6, "after one miss: %d", r.spec_k);
-    for (int i = 0; i < 20; i++) mh_spec_next_k(&r, r.spec_k, 0);
+    for (int i = 0; i < 20; i++) mh_spec_next_k(NULL, &r, r.spec_k, 0);
     CHECK_MSG(r.spec_k == 1, "after many misses: %d", r.spec_k);
-    mh_spec_next_k(&r, 1, 1);                /* a hit grows it by one */
-    CHECK(r.spec_k == 2);
+    r.spec_hits = 0, r.spec_tries = 10;      /* a = 1.5 / 11 after the hit: best 1 */
+    mh_spec_next_k(NULL, &r, 1, 1);          /* accepted whole: one past the best */
+    CHECK_MSG(r.spec_k == 2, "%d", r.spec_k);
     memset(&r, 0, sizeof r);
     r.spec_mode = MH_SPEC_NGRAM;
     r.spec_n_max = r.spec_k = 8;
-    for (int i = 0; i < 10; i++) mh_spec_next_k(&r, 8, 8);
-    mh_spec_next_k(&r, 8, 0);
+    for (int i = 0; i < 10; i++) mh_spec_next_k(NULL, &r, 8, 8);
+    mh_spec_next_k(NULL, &r, 8, 0);
     CHECK(r.spec_k == 1);
-    mh_spec_next_k(&r, 1, 1);
-    mh_spec_next_k(&r, 2, 1);
+    mh_spec_next_k(NULL, &r, 1, 1);
+    mh_spec_next_k(NULL, &r, 2, 1);
     CHECK(r.spec_k == 2);
+}
+
+/* The measured costs move the length. Each call sees a = 10.75 / 14 =
+ * 0.768 (hits 8 of 10 decayed, then 3 of 4). From the weight bytes (c =
+ * 0.14, the check as one row) k = 4 rates 2.01, k = 3 1.97; measured (18
+ * ms a draft round, 100 ms to check 4 rows, 170 ms for 9, 5..8 read on the
+ * line between: 114 ms for 5) k = 3 rates 18.1 tokens/s, k = 4 16.9 (18.2
+ * if 5 rows were read as 4's 100 ms). The timings go into the average of
+ * their row count; row counts out of range are ignored. */
+static void test_measured_costs(void)
+{
+    mh_spec_costs sc;
+    memset(&sc, 0, sizeof sc);
+    sched_req r;
+    memset(&r, 0, sizeof r);
+    r.spec_mode = MH_SPEC_DRAFT;
+    r.spec_n_max = r.spec_k = 8;
+    r.spec_c = 0.14;
+    r.spec_hits = 8, r.spec_tries = 10;
+    mh_spec_next_k(&sc, &r, 4, 3);
+    CHECK_MSG(r.spec_k == 4, "bytes prior: %d", r.spec_k);
+    mh_spec_note_draft(&sc, 4, 4 * 0.018);    /* 18 ms a draft round */
+    mh_spec_note_check(&sc, 4, 0.100);
+    mh_spec_note_check(&sc, 9, 0.170);
+    mh_spec_note_check(&sc, 1, 5.0);           /* out of range: ignored */
+    mh_spec_note_check(&sc, MH_SCHED_COST_ROWS, 5.0);
+    CHECK(sc.draft_s == 0.018 && sc.check_s[4] == 0.100 && sc.check_s[9] == 0.170);
+    r.spec_hits = 8, r.spec_tries = 10;
+    mh_spec_next_k(&sc, &r, 4, 3);
+    CHECK_MSG(r.spec_k == 3, "measured: %d", r.spec_k);
+    mh_spec_note_check(&sc, 4, 0.200);         /* a running average, not the last */
+    CHECK(sc.check_s[4] > 0.100 && sc.check_s[4] < 0.200);
+}
+
+/* The first step's length (mh_spec_first_k): a draft model's is the best
+ * at the prior acceptance (0.5) at the costs: 2 from the weight bytes (c =
+ * 0.14), 5 when a draft round is nearly free against a check of any rows
+ * (1 ms, 100 ms: k = 4, 5, 6 rate 18.63, 18.75, 18.72 a second); lookup
+ * starts at n_max. */
+static void test_first_k(void)
+{
+    mh_spec_costs sc;
+    memset(&sc, 0, sizeof sc);
+    sched_req r;
+    memset(&r, 0, sizeof r);
+    r.spec_mode = MH_SPEC_DRAFT;
+    r.spec_n_max = 8;
+    r.spec_c = 0.14;
+    mh_spec_first_k(&sc, &r);
+    CHECK_MSG(r.spec_k == 2, "%d", r.spec_k);
+    sc.draft_s = 0.001;
+    for (int n = 2; n <= 9; n++) sc.check_s[n] = 0.1;
+    mh_spec_first_k(&sc, &r);
+    CHECK_MSG(r.spec_k == 5, "%d", r.spec_k);
+    r.spec_mode = MH_SPEC_NGRAM;
+    mh_spec_first_k(&sc, &r);
+    CHECK(r.spec_k == 8);
+}
+
+/* A lone drafted request feeds the scheduler's timings: draft rounds, and
+ * checks of 2..6 rows (draft_max 5), none past. A scheduler starts from
+ * the costs it is given (a previous one's) and its stats carry them. */
+static void test_costs_noted(void)
+{
+    NEED_MODELS();
+    mh_sched_params p;
+    mh_sched_params_init(&p);
+    p.spec_costs.check_s[3] = 7.0;
+    p.spec_costs.draft_s = -1;
+    mh_err err = { 0 };
+    CHECK(!mh_sched_new(g_model, &p, &err) && strstr(err.msg, "costs"));
+    p.spec_costs.draft_s = 0;
+    p.draft = g_draft;
+    mh_sched *s = mh_sched_new(g_model, &p, &err);
+    CHECK(s && s->costs.check_s[3] == 7.0);
+    mh_sched_stats st;
+    mh_sched_stats_get(s, &st);
+    CHECK(st.spec_costs.check_s[3] == 7.0);
+    mh_sched_free(s);
+    s = new_sched(1, g_draft, 5);
+    CHECK(s);
+    mh_sched_request r = greedy(MH_SPEC_DRAFT, 40);
+    mh_chan *ch = submit(s, &r);
+    result res;
+    CHECK(ch && collect(ch, &res) == 0 && res.done.draft_tokens > 0);
+    int seen = 0;
+    for (int n = 0; n < MH_SCHED_COST_ROWS; n++) {
+        CHECK_MSG(n <= 6 || s->costs.check_s[n] == 0, "%d rows", n);
+        seen += s->costs.check_s[n] > 0;
+    }
+    CHECK_MSG(s->costs.draft_s > 0 && seen > 0, "draft %g, %d row counts", s->costs.draft_s, seen);
+    mh_sched_free(s);
 }
 
 /* Refused: a draft request without a draft model, n_max past the cap, a
@@ -408,6 +515,9 @@ int main(void)
     TEST_RUN(test_p_min);
     TEST_RUN(test_best_k);
     TEST_RUN(test_next_k);
+    TEST_RUN(test_measured_costs);
+    TEST_RUN(test_first_k);
+    TEST_RUN(test_costs_noted);
     TEST_RUN(test_rejects);
     mh_model_free(g_draft);
     mh_model_free(g_model);

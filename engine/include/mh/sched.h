@@ -28,6 +28,18 @@
 
 typedef struct mh_sched mh_sched;
 
+/* What speculative steps cost on this machine, in seconds (0: not
+ * measured): one draft round, and the model's forward over one sequence
+ * of n rows (2 <= n < MH_SCHED_COST_ROWS), the check of n - 1 drafts. A
+ * scheduler measures them as it runs and picks a draft model's draft length
+ * by them (docs/speculative.md, "Draft length"); one started with a
+ * previous one's (its stats) starts warm. */
+#define MH_SCHED_COST_ROWS (MH_SCHED_MAX_DRAFT + 2)
+typedef struct mh_spec_costs {
+    double draft_s;
+    double check_s[MH_SCHED_COST_ROWS];
+} mh_spec_costs;
+
 typedef struct mh_sched_params {
     int n_parallel;               /* slots: sequences decoded together (1..256) */
     int64_t n_ctx;                /* positions per slot (prompt + generated) */
@@ -54,6 +66,8 @@ typedef struct mh_sched_params {
     int ngram;                    /* 0: draft model (if any); 1..8: prompt lookup */
     float draft_p_min;            /* [0, 1): a draft model stops drafting at a
                                    * token it gives less than this probability */
+    mh_spec_costs spec_costs;     /* start from these (a previous scheduler's
+                                   * stats); zero: learn them */
 } mh_sched_params;
 
 /* n_parallel 1, n_ctx 2048, f16, chunk 256, prefix cache on, no limit, no
@@ -213,6 +227,7 @@ typedef struct mh_sched_stats {
     int64_t parks;                        /* logits handed out to be processed */
     int64_t lora_rows;                    /* batch rows run with their own adapters */
     int64_t lora_mixed_steps;             /* forwards whose rows had different adapters */
+    mh_spec_costs spec_costs;             /* as measured so far */
 } mh_sched_stats;
 
 /* A consistent snapshot. Any thread. */
@@ -273,8 +288,8 @@ int32_t mh_spec_accept(const float *p, const float *q, int64_t n, int32_t d, dou
 /* The draft length (1..n_max) a draft model should try next: the k that
  * maximises the expected tokens of a step, 1 + alpha + ... + alpha^k
  * (each draft accepted with probability alpha, up to the first miss), over
- * its cost in target-token units, 1 + c k (c: one draft token's cost; the
- * (k+1)-row check taken as one row). docs/speculative.md, "Draft length". */
-int mh_spec_best_k(double alpha, double c, int n_max);
+ * its cost cost[k] (k drafts and the (k+1)-row check, any unit; cost[0] is
+ * not read). docs/speculative.md, "Draft length". */
+int mh_spec_best_k(double alpha, const double *cost, int n_max);
 
 #endif

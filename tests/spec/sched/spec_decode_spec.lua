@@ -135,6 +135,61 @@ describe("speculative decoding #integration", function()
       m:close()
    end)
 
+   it("measures its step costs and starts the next generation on a model from them", function()
+      local t, d = need_pair(PAIRS[3], pending)
+      if not t then return end
+      local core = require "moonhub.core.sched"
+      local m = assert(mh.load(t, { ctx = 128, draft = d, draft_max = 4 }))
+      local given, new_sync = {}, core.new_sync
+      core.new_sync = function(h, cache, hist, o)
+         given[#given + 1] = o.spec_costs or false
+         return new_sync(h, cache, hist, o)
+      end
+      local ok, e = pcall(function()
+         local opts = { max_tokens = 24, temperature = 0, ignore_eos = true }
+         m:generate("Once upon a time", opts)
+         m:generate("Once upon a time", opts)
+         assert.is_true(m:set_draft(d, 4))          -- another draft: learnt afresh
+         m:generate("Once upon a time", opts)
+      end)
+      core.new_sync = new_sync
+      m:close()
+      assert(ok, e)
+      assert.equal(false, given[1])
+      assert.is_true(given[2].draft_ms > 0, "no draft round timed")
+      local rows = 0
+      for n, ms in pairs(given[2].check_ms) do
+         assert.is_true(n >= 2 and n <= 5 and ms > 0, n .. " rows")
+         rows = rows + 1
+      end
+      assert.is_true(rows > 0, "no check timed")
+      assert.equal(false, given[3])
+   end)
+
+   it("carries the costs in the stats, and refuses bad ones", function()
+      local t, d = need_pair(PAIRS[3], pending)
+      if not t then return end
+      local core = require "moonhub.core.sched"
+      local m = assert(mh.load(t, { ctx = 64 }))
+      local dm = assert(mh.load(d, { ctx = 64 }))
+      local function new(costs) return core.new(m._h, { draft = dm._h, spec_costs = costs }) end
+      local s = new({ draft_ms = 12, check_ms = { [3] = 50, [9] = 80 } })
+      local c = s:stats().spec_costs
+      s:close()
+      assert.near(12, c.draft_ms, 1e-9)
+      assert.same({ [3] = 50, [9] = 80 }, c.check_ms)
+      assert.has_error(function() new({ draft_ms = -1 }) end,
+         "sched.new: spec_costs.draft_ms must be milliseconds >= 0, got -1")
+      assert.has_error(function() new({ draft_ms = 1, check_ms = { [1] = 5 } }) end,
+         "sched.new: spec_costs.check_ms is keyed by rows 2..33, got 1")
+      assert.has_error(function() new({ check_ms = 5 }) end,
+         "sched.new: spec_costs.check_ms must be a table {[rows] = ms}, got number")
+      assert.has_error(function() new("fast") end,
+         "sched.new: spec_costs must be a table (as stats gives it), got string")
+      dm:close()
+      m:close()
+   end)
+
    it("works from the CLI: same text, a speculative stats line", function()
       local t, d = need_pair(PAIRS[1], pending)
       if not t then return end
