@@ -60,7 +60,8 @@ static void matmuls(mh_model *m)
 {
     const mh_hparams *hp = mh_model_hparams(m);
     int64_t wide = hp->n_ff > hp->n_embd ? hp->n_ff : hp->n_embd;
-    float *x = malloc(sizeof(float) * (size_t)(wide * 8)), *y = malloc(sizeof(float) * (size_t)(hp->n_vocab * 8));
+    int64_t out = wide > hp->n_vocab ? wide : hp->n_vocab;   /* a projection's rows can pass a small vocab's */
+    float *x = malloc(sizeof(float) * (size_t)(wide * 8)), *y = malloc(sizeof(float) * (size_t)(out * 8));
     mh_err err = {0};
     for (int64_t i = 0; i < wide * 8; i++) x[i] = (float)((i * 7919) % 2001 - 1000) / 1000.0f;
     for (int T = 1; T <= 8; T = T < 4 ? T + 1 : T * 2) {

@@ -55,6 +55,21 @@ for rep = 1, reps do
       for _, c in ipairs(cases) do run(c, seed, rep) end
    end
 end
+-- what the draft lengths were chosen by (measured in the runs)
+for _, c in ipairs(cases) do
+   if type(c.draft) == "table" then
+      assert(m:set_draft(c.draft, c.k))
+      m:generate(prompt, { max_tokens = 16, temperature = 0 })
+      local sc = m:speculative_costs()
+      if sc then
+         local rows = {}
+         for r = 2, 40 do
+            if sc.check_ms[r] then rows[#rows + 1] = string.format("%d:%.0f", r, sc.check_ms[r]) end
+         end
+         c.costs = string.format("  [draft %.1f ms, check ms by rows %s]", sc.draft_ms, table.concat(rows, " "))
+      end
+   end
+end
 local function tps(c, rep) return c.rep_tokens[rep] / c.rep_s[rep] end
 local base = cases[1].tot.tokens / cases[1].tot.s
 for _, c in ipairs(cases) do
@@ -64,8 +79,9 @@ for _, c in ipairs(cases) do
       local x = tps(c, rep) / tps(cases[1], rep)
       lo, hi = math.min(lo, x), math.max(hi, x)
    end
-   print(string.format("%-30s %7.2f tok/s  x%.2f (reps x%.2f-%.2f)%s", c.name, r.tokens / r.s,
+   print(string.format("%-30s %7.2f tok/s  x%.2f (reps x%.2f-%.2f)%s%s", c.name, r.tokens / r.s,
       r.tokens / r.s / base, lo, hi,
       r.drafted > 0 and string.format("  accepted %3.0f%%  %.2f tokens/step  %.2f drafts/step",
-         100 * r.accepted / r.drafted, (r.tokens - r.firsts) / r.steps, r.drafted / r.steps) or ""))
+         100 * r.accepted / r.drafted, (r.tokens - r.firsts) / r.steps, r.drafted / r.steps) or "",
+      c.costs or ""))
 end

@@ -178,7 +178,6 @@ function Model:set_draft(draft, draft_max, p_min)
    end
    if self._own_draft then self._own_draft:close() end
    self._own_draft, self.draft, self.draft_max, self.draft_p_min = nil, nil, draft_max, p_min
-   self._spec_costs = nil
    if draft == nil or draft == false then return true end
    if draft == "ngram" then
       self.draft = "ngram"
@@ -201,6 +200,14 @@ function Model:set_draft(draft, draft_max, p_min)
    end
    self.draft = d
    return true
+end
+
+-- speculative_costs() -> {draft_ms =, check_ms = {[rows] = ms}} | nil: the
+-- step costs the draft lengths are chosen by, as measured in the last
+-- generations with the current draft model (docs/speculative.md, "Draft
+-- length"); the next generation starts from them.
+function Model:speculative_costs()
+   return type(self.draft) == "table" and self._spec_costs and self._spec_costs[self.draft] or nil
 end
 
 -- set_adapters(list): replaces the model's LoRA adapters ({} removes them)
@@ -404,7 +411,7 @@ local function run_on(self, cache, key)
    -- draft lengths are chosen by measured costs from the first step on
    local s = sched.new_sync(self._h, cache, hist, { tok = self.tokenizer._h,
       draft = type(d) == "table" and d._h or nil, draft_max = self.draft_max, draft_p_min = self.draft_p_min,
-      ngram = d == "ngram" and 3 or nil, spec_costs = type(d) == "table" and self._spec_costs or nil })
+      ngram = d == "ngram" and 3 or nil, spec_costs = self:speculative_costs() })
    cache_runs[cache] = s
    return s
 end
@@ -449,7 +456,10 @@ local function start(self, prompt, opts)
       if ev.usage.draft_tokens then     -- speculation: how well the drafts did
          st.draft_tokens, st.accepted_tokens = ev.usage.draft_tokens, ev.usage.accepted_tokens
          st.acceptance_rate, st.tokens_per_step = ev.usage.acceptance_rate, ev.usage.tokens_per_step
-         if type(self.draft) == "table" then self._spec_costs = s:stats().spec_costs or self._spec_costs end
+         if type(self.draft) == "table" then       -- kept per draft model (weak keys)
+            self._spec_costs = self._spec_costs or setmetatable({}, { __mode = "k" })
+            self._spec_costs[self.draft] = s:stats().spec_costs or self._spec_costs[self.draft]
+         end
       end
       if ev.reason == "error" then
          local msg = tostring(ev.error)

@@ -139,7 +139,9 @@ describe("speculative decoding #integration", function()
       local t, d = need_pair(PAIRS[3], pending)
       if not t then return end
       local core = require "moonhub.core.sched"
-      local m = assert(mh.load(t, { ctx = 128, draft = d, draft_max = 4 }))
+      local m = assert(mh.load(t, { ctx = 128 }))
+      local d1, d2 = assert(mh.load(d, { ctx = 128 })), assert(mh.load(d, { ctx = 128 }))
+      assert.is_true(m:set_draft(d1, 4))
       local given, new_sync = {}, core.new_sync
       core.new_sync = function(h, cache, hist, o)
          given[#given + 1] = o.spec_costs or false
@@ -149,11 +151,16 @@ describe("speculative decoding #integration", function()
          local opts = { max_tokens = 24, temperature = 0, ignore_eos = true }
          m:generate("Once upon a time", opts)
          m:generate("Once upon a time", opts)
-         assert.is_true(m:set_draft(d, 4))          -- another draft: learnt afresh
+         assert.is_true(m:set_draft(d2, 4))         -- another draft model: learnt afresh
          m:generate("Once upon a time", opts)
+         assert.is_true(m:set_draft(d1, 2))         -- the first again: its costs
+         m:generate("Once upon a time", opts)
+         assert.is_true(m:speculative_costs().draft_ms > 0)
       end)
       core.new_sync = new_sync
       m:close()
+      d1:close()
+      d2:close()
       assert(ok, e)
       assert.equal(false, given[1])
       assert.is_true(given[2].draft_ms > 0, "no draft round timed")
@@ -164,6 +171,8 @@ describe("speculative decoding #integration", function()
       end
       assert.is_true(rows > 0, "no check timed")
       assert.equal(false, given[3])
+      assert.is_table(given[4])
+      assert.is_true(given[4].draft_ms > 0)
    end)
 
    it("carries the costs in the stats, and refuses bad ones", function()
