@@ -39,7 +39,7 @@ static int run(mh_model *m, int P, int steps, double *best, double *best_cpu)
         for (int i = 0; i < P; i++) {
             if (!(c[i] = mh_kv_cache_new(m, steps + 8, &err))) return fprintf(stderr, "%s\n", err.msg), 1;
             tok[i] = 100 + i;
-            q[i] = (mh_batch_seq){ c[i], &tok[i], 1, logits + (size_t)i * V, false, NULL };
+            q[i] = (mh_batch_seq){ .cache = c[i], .tokens = &tok[i], .n = 1, .logits = logits + (size_t)i * V };
         }
         if (mh_model_forward_batch(m, q, P, &err)) return fprintf(stderr, "%s\n", err.msg), 1;   /* warm */
         double t0 = now_ms(), c0 = cpu_ms();
