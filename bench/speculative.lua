@@ -64,9 +64,10 @@ for _, c in ipairs(cases) do
       if sc then
          local rows = {}
          for r = 2, 40 do
-            if sc.check_ms[r] then rows[#rows + 1] = string.format("%d:%.0f", r, sc.check_ms[r]) end
+            if sc.check_rounds[r] then rows[#rows + 1] = string.format("%d:%.1f", r, sc.check_rounds[r]) end
          end
-         c.costs = string.format("  [draft %.1f ms, check ms by rows %s]", sc.draft_ms, table.concat(rows, " "))
+         c.costs = string.format("  [draft %.1f ms; check of n rows in draft rounds %s]", sc.draft_ms,
+            table.concat(rows, " "))
       end
    end
 end

@@ -21,7 +21,7 @@ void mhl_sched_read_park(lua_State *L, int t, bool sync, int64_t n_vocab, mh_sch
  * (nothing pushed) when argument 2 is a plain id list; raises unless a table. */
 int mhl_sched_embed_list(lua_State *L, mh_sched *s, int64_t n_vocab, const mh_model *m);
 
-/* t.spec_costs = {draft_ms =, check_ms = {[rows] = ms, ...}} (as s:stats()
+/* t.spec_costs = {draft_ms =, check_rounds = {[rows] = x, ...}} (as s:stats()
  * gives them) into c; raises on a bad entry. */
 void mhl_sched_read_costs(lua_State *L, int t, const char *fn, mh_spec_costs *c);
 

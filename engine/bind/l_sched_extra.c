@@ -78,11 +78,11 @@ int mhl_sched_embed_list(lua_State *L, mh_sched *s, int64_t n_vocab, const mh_mo
     return mh_lua_embed_list(L, 2, n_vocab, mh_model_hparams(m)->n_embd, embed_fn, s, "sched:embed");
 }
 
-static double cost_ms(lua_State *L, const char *fn, const char *what)
+static double cost_num(lua_State *L, const char *fn, const char *what)
 {
-    if (!lua_isnumber(L, -1) || !(lua_tonumber(L, -1) >= 0 && lua_tonumber(L, -1) < 1e9))
-        luaL_error(L, "%s: spec_costs.%s must be milliseconds >= 0, got %s", fn, what, luaL_tolstring(L, -1, NULL));
-    return lua_tonumber(L, -1) * 1e-3;
+    if (!lua_isnumber(L, -1) || !(lua_tonumber(L, -1) >= 0 && lua_tonumber(L, -1) < 1e6))
+        luaL_error(L, "%s: spec_costs.%s must be a number >= 0, got %s", fn, what, luaL_tolstring(L, -1, NULL));
+    return lua_tonumber(L, -1);
 }
 
 void mhl_sched_read_costs(lua_State *L, int t, const char *fn, mh_spec_costs *c)
@@ -93,16 +93,17 @@ void mhl_sched_read_costs(lua_State *L, int t, const char *fn, mh_spec_costs *c)
     if (ty == LUA_TNIL) { lua_pop(L, 1); return; }
     if (ty != LUA_TTABLE) luaL_error(L, "%s: spec_costs must be a table (as stats gives it), got %s", fn,
                                      luaL_typename(L, -1));
-    if (lua_getfield(L, -1, "draft_ms") != LUA_TNIL) c->draft_s = cost_ms(L, fn, "draft_ms");
+    if (lua_getfield(L, -1, "draft_ms") != LUA_TNIL) c->draft_s = cost_num(L, fn, "draft_ms") * 1e-3;
     lua_pop(L, 1);
-    if ((ty = lua_getfield(L, -1, "check_ms")) != LUA_TNIL && ty != LUA_TTABLE)
-        luaL_error(L, "%s: spec_costs.check_ms must be a table {[rows] = ms}, got %s", fn, luaL_typename(L, -1));
+    if ((ty = lua_getfield(L, -1, "check_rounds")) != LUA_TNIL && ty != LUA_TTABLE)
+        luaL_error(L, "%s: spec_costs.check_rounds must be a table {[rows] = rounds}, got %s", fn,
+                   luaL_typename(L, -1));
     for (lua_pushnil(L); ty == LUA_TTABLE && lua_next(L, -2); lua_pop(L, 1)) {
         lua_Integer n = lua_isinteger(L, -2) ? lua_tointeger(L, -2) : -1;
         if (n < 2 || n >= MH_SCHED_COST_ROWS)
-            luaL_error(L, "%s: spec_costs.check_ms is keyed by rows 2..%d, got %s", fn, MH_SCHED_COST_ROWS - 1,
-                       luaL_tolstring(L, -2, NULL));
-        c->check_s[n] = cost_ms(L, fn, "check_ms[rows]");
+            luaL_error(L, "%s: spec_costs.check_rounds is keyed by rows 2..%d, got %s", fn,
+                       MH_SCHED_COST_ROWS - 1, luaL_tolstring(L, -2, NULL));
+        c->check_rounds[n] = cost_num(L, fn, "check_rounds[rows]");
     }
     lua_pop(L, 2);
 }
@@ -115,11 +116,11 @@ static void push_costs(lua_State *L, const mh_spec_costs *c)
     lua_setfield(L, -2, "draft_ms");
     lua_newtable(L);
     for (int n = 2; n < MH_SCHED_COST_ROWS; n++) {
-        if (c->check_s[n] <= 0) continue;
-        lua_pushnumber(L, c->check_s[n] * 1e3);
+        if (c->check_rounds[n] <= 0) continue;
+        lua_pushnumber(L, c->check_rounds[n]);
         lua_seti(L, -2, n);
     }
-    lua_setfield(L, -2, "check_ms");
+    lua_setfield(L, -2, "check_rounds");
 }
 
 void mhl_sched_push_stats(lua_State *L, const mh_sched_stats *st)

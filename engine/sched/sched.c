@@ -82,9 +82,9 @@ static int check_draft(const mh_model *m, const mh_sched_params *p, mh_err *err)
     if (p->ngram < 0 || p->ngram > 8)
         return mh_err_set(err, MH_EINVAL, "sched: ngram must be in 1..8, got %d", p->ngram);
     for (int n = 0; n < MH_SCHED_COST_ROWS; n++) {
-        double v = n ? p->spec_costs.check_s[n] : p->spec_costs.draft_s;
+        double v = n ? p->spec_costs.check_rounds[n] : p->spec_costs.draft_s;
         if (!(v >= 0 && v < 1e6))
-            return mh_err_set(err, MH_EINVAL, "sched: speculative costs must be seconds >= 0, got %g", v);
+            return mh_err_set(err, MH_EINVAL, "sched: speculative costs must be >= 0, got %g", v);
     }
     if (p->draft && mh_model_hparams(p->draft)->n_vocab != mh_model_hparams(m)->n_vocab)
         return mh_err_set(err, MH_EINVAL, "sched: the draft model's vocabulary has %lld tokens, the model's "

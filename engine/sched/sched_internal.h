@@ -160,6 +160,7 @@ struct mh_sched {
     sched_store store;            /* compute thread only; figures mirrored in st */
     mh_spec_costs costs;          /* spec_cost.c: running averages (compute
                                    * thread; mirrored in st each step) */
+    double step_round_s;          /* this step's draft round (0: none timed) */
 };
 
 double mh_sched_now_ms(void);
@@ -187,9 +188,9 @@ void mh_spec_next_k(const mh_spec_costs *sc, sched_req *r, int nd, int acc);
 /* The draft length of r's first step: what the costs give at the prior
  * acceptance for a draft model, n_max for lookup. */
 void mh_spec_first_k(const mh_spec_costs *sc, sched_req *r);
-/* Timings for the draft length: a one-sequence check of rows rows, and
- * the draft rounds of a one-slot drafting step. */
-void mh_spec_note_check(mh_spec_costs *sc, int rows, double secs);
+/* Timings for the draft length: a one-sequence check of rows rows in this
+ * step's draft rounds, and the draft rounds of a one-slot drafting step. */
+void mh_spec_note_check(mh_spec_costs *sc, int rows, double rounds);
 void mh_spec_note_draft(mh_spec_costs *sc, int rounds, double secs);
 /* Frees a slot's draft state. */
 void mh_spec_slot_free(sched_slot *sl);

@@ -423,11 +423,13 @@ static void step(mh_sched *s)
     int n = build_batch(s);
     if (n > 0) {
         mh_err err = { 0 };
-        /* a lone drafted sequence's check is timed for the draft length */
-        bool timed = n == 1 && s->slots[s->seq_slot[0]].decoding && s->seqs[0].n > 1;
+        /* a lone drafted sequence's check is timed for the draft length,
+         * against this step's draft round */
+        bool timed = n == 1 && s->slots[s->seq_slot[0]].decoding && s->seqs[0].n > 1 && s->step_round_s > 0;
         double t0 = timed ? mh_sched_now_ms() : 0;
         if (mh_model_forward_batch(s->m, s->seqs, n, &err) == MH_OK) {
-            if (timed) mh_spec_note_check(&s->costs, (int)s->seqs[0].n, (mh_sched_now_ms() - t0) * 1e-3);
+            if (timed) mh_spec_note_check(&s->costs, (int)s->seqs[0].n,
+                                          (mh_sched_now_ms() - t0) * 1e-3 / s->step_round_s);
             for (int k = 0; k < n; k++) after_row(s, k);
         } else {
             run_rows_alone(s, n);

@@ -1,8 +1,10 @@
 /* spec_cost.c: how far a request drafts next step. Lookup follows its
- * runs; a draft model drafts the length with the most tokens per second at
- * the estimated acceptance and the step costs this scheduler measured (a
- * draft round; the target's check of n rows, which is not one row's cost
- * once n passes what a weight read serves). docs/speculative.md.
+ * runs; a draft model drafts the length with the most tokens per unit of
+ * time at the estimated acceptance and the step costs this scheduler
+ * measured: the target's check of n rows in draft rounds of the same step
+ * (not one row's cost once n passes what a weight read serves; a ratio of
+ * two timings a few ms apart, so the machine's slow and fast spells, which
+ * move both, cancel). docs/speculative.md.
  * Layer: engine/sched (pure C11). */
 #include <string.h>
 #include "sched_internal.h"
@@ -29,9 +31,9 @@ static void note(double *avg, double secs)
     *avg = *avg > 0 ? (1 - SPEC_COST_NEW) * *avg + SPEC_COST_NEW * secs : secs;
 }
 
-void mh_spec_note_check(mh_spec_costs *sc, int rows, double secs)
+void mh_spec_note_check(mh_spec_costs *sc, int rows, double rounds)
 {
-    if (rows >= 2 && rows < MH_SCHED_COST_ROWS && secs > 0) note(&sc->check_s[rows], secs);
+    if (rows >= 2 && rows < MH_SCHED_COST_ROWS && rounds > 0) note(&sc->check_rounds[rows], rounds);
 }
 
 void mh_spec_note_draft(mh_spec_costs *sc, int rounds, double secs)
@@ -39,29 +41,30 @@ void mh_spec_note_draft(mh_spec_costs *sc, int rounds, double secs)
     if (rounds > 0 && secs > 0) note(&sc->draft_s, secs / rounds);
 }
 
-/* The check of n rows: measured, else between the nearest measured row
- * counts (straight line), else the nearest one's; 0 when none is. Taking
- * the largest measured for more rows is the hopeful guess: the length the
- * model then picks gets tried and measured. */
-static double check_secs(const mh_spec_costs *sc, int n)
+/* The check of n rows in draft rounds: measured, else between the
+ * nearest measured row counts (straight line), else the nearest one's; 0
+ * when none is. Taking the largest measured for more rows is the hopeful
+ * guess: the length the model then picks gets tried and measured. */
+static double check_rounds(const mh_spec_costs *sc, int n)
 {
     int lo = n, hi = n;
-    while (lo >= 2 && sc->check_s[lo] <= 0) lo--;
-    while (hi < MH_SCHED_COST_ROWS && sc->check_s[hi] <= 0) hi++;
-    if (lo >= 2 && hi < MH_SCHED_COST_ROWS && lo < hi)
-        return sc->check_s[lo] + (sc->check_s[hi] - sc->check_s[lo]) * (n - lo) / (hi - lo);
-    if (lo >= 2) return sc->check_s[lo];
-    return hi < MH_SCHED_COST_ROWS ? sc->check_s[hi] : 0;
+    const double *c = sc->check_rounds;
+    while (lo >= 2 && c[lo] <= 0) lo--;
+    while (hi < MH_SCHED_COST_ROWS && c[hi] <= 0) hi++;
+    if (lo >= 2 && hi < MH_SCHED_COST_ROWS && lo < hi) return c[lo] + (c[hi] - c[lo]) * (n - lo) / (hi - lo);
+    if (lo >= 2) return c[lo];
+    return hi < MH_SCHED_COST_ROWS ? c[hi] : 0;
 }
 
-/* cost[k], k = 1..n_max: seconds of a step with k drafts (k draft rounds
- * and a check of k + 1 rows) once both are measured, else in target-token
- * units from the weight bytes (c a draft token, the check as one row). */
+/* cost[k], k = 1..n_max: a step with k drafts (k draft rounds and a check
+ * of k + 1 rows) in draft rounds once checks are measured, else in
+ * target-token units from the weight bytes (c a draft token, the check as
+ * one row). */
 static void step_costs(const mh_spec_costs *sc, const sched_req *r, double *cost)
 {
-    bool measured = sc && sc->draft_s > 0 && check_secs(sc, 2) > 0;
+    bool measured = sc && check_rounds(sc, 2) > 0;
     for (int k = 1; k <= r->spec_n_max; k++)
-        cost[k] = measured ? k * sc->draft_s + check_secs(sc, k + 1) : 1 + r->spec_c * k;
+        cost[k] = measured ? k + check_rounds(sc, k + 1) : 1 + r->spec_c * k;
 }
 
 /* Decay of the acceptance counts per step: the estimate follows the last

@@ -165,7 +165,10 @@ static void draft_model(mh_sched *s, const int *list, int *cap, int n)
             rows[nr++] = j;
         }
         if (nr == 0) {
-            if (t1 > 0) mh_spec_note_draft(&s->costs, round - 1, (mh_sched_now_ms() - t1) * 1e-3);
+            if (t1 > 0 && round > 1) {
+                s->step_round_s = (mh_sched_now_ms() - t1) * 1e-3 / (round - 1);
+                mh_spec_note_draft(&s->costs, 1, s->step_round_s);
+            }
             return;
         }
         if (mh_model_forward_batch(s->p.draft, s->seqs, nr, NULL) != MH_OK) {
@@ -192,6 +195,7 @@ static void draft_model(mh_sched *s, const int *list, int *cap, int n)
 void mh_spec_draft(mh_sched *s)
 {
     int list[MH_SCHED_MAX_PARALLEL], cap[MH_SCHED_MAX_PARALLEL], n = 0;
+    s->step_round_s = 0;
     for (int i = 0; i < s->p.n_parallel; i++) {
         sched_slot *sl = &s->slots[i];
         if (!sl->r || !sl->decoding) continue;

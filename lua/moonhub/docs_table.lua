@@ -179,8 +179,8 @@ return {
    { "mh.model.Model", "the class of loaded models: m:generate, m:stream, m:forward, ..." },
    { "Model:set_draft(draft[, draft_max[, p_min]]) -> true | nil, msg",
       "speculative decoding from now on: a draft model (path, name or model), \"ngram\", or nil to stop" },
-   { "Model:speculative_costs() -> {draft_ms, check_ms = {[rows] = ms}} | nil",
-      "what a draft round and the check of n rows took in the last generations (draft lengths follow them)" },
+   { "Model:speculative_costs() -> {draft_ms, check_rounds = {[rows] = x}} | nil",
+      "what a draft round took (ms) and the check of n rows (in draft rounds) lately; draft lengths follow them" },
    { "Model:generate(prompt[, opts]) -> text, stats",
      "generates from a string, ids or chat messages; opts: max_tokens, temperature, seed, stop, grammar, "
      .. "lora (this call's adapters), processors ({{name =, args =}}), ..." },

@@ -202,7 +202,7 @@ function Model:set_draft(draft, draft_max, p_min)
    return true
 end
 
--- speculative_costs() -> {draft_ms =, check_ms = {[rows] = ms}} | nil: the
+-- speculative_costs() -> {draft_ms =, check_rounds = {[rows] = x}} | nil: the
 -- step costs the draft lengths are chosen by, as measured in the last
 -- generations with the current draft model (docs/speculative.md, "Draft
 -- length"); the next generation starts from them.

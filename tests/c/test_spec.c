@@ -382,11 +382,12 @@ static void test_next_k(void)
 
 /* The measured costs move the length. Each call sees a = 10.75 / 14 =
  * 0.768 (hits 8 of 10 decayed, then 3 of 4). From the weight bytes (c =
- * 0.14, the check as one row) k = 4 rates 2.01, k = 3 1.97; measured (18
- * ms a draft round, 100 ms to check 4 rows, 170 ms for 9, 5..8 read on the
- * line between: 114 ms for 5) k = 3 rates 18.1 tokens/s, k = 4 16.9 (18.2
- * if 5 rows were read as 4's 100 ms). The timings go into the average of
- * their row count; row counts out of range are ignored. */
+ * 0.14, the check as one row) k = 4 rates 2.01, k = 3 1.97; measured in
+ * draft rounds (checks of 4 rows 5.5 rounds, of 9 rows 9.5, 5..8 read on
+ * the line between: 6.3 for 5) k = 3 rates 2.794 / 8.5 = 0.329 a round, k
+ * = 4 3.135 / 10.3 = 0.304 (0.328 if 5 rows were read as 4's 5.5). The
+ * timings go into the average of their row count; row counts out of range
+ * are ignored. */
 static void test_measured_costs(void)
 {
     mh_spec_costs sc;
@@ -400,23 +401,22 @@ static void test_measured_costs(void)
     mh_spec_next_k(&sc, &r, 4, 3);
     CHECK_MSG(r.spec_k == 4, "bytes prior: %d", r.spec_k);
     mh_spec_note_draft(&sc, 4, 4 * 0.018);    /* 18 ms a draft round */
-    mh_spec_note_check(&sc, 4, 0.100);
-    mh_spec_note_check(&sc, 9, 0.170);
-    mh_spec_note_check(&sc, 1, 5.0);           /* out of range: ignored */
-    mh_spec_note_check(&sc, MH_SCHED_COST_ROWS, 5.0);
-    CHECK(sc.draft_s == 0.018 && sc.check_s[4] == 0.100 && sc.check_s[9] == 0.170);
+    mh_spec_note_check(&sc, 4, 5.5);
+    mh_spec_note_check(&sc, 9, 9.5);
+    mh_spec_note_check(&sc, 1, 50);            /* out of range: ignored */
+    mh_spec_note_check(&sc, MH_SCHED_COST_ROWS, 50);
+    CHECK(sc.draft_s == 0.018 && sc.check_rounds[4] == 5.5 && sc.check_rounds[9] == 9.5);
     r.spec_hits = 8, r.spec_tries = 10;
     mh_spec_next_k(&sc, &r, 4, 3);
     CHECK_MSG(r.spec_k == 3, "measured: %d", r.spec_k);
-    mh_spec_note_check(&sc, 4, 0.200);         /* a running average, not the last */
-    CHECK(sc.check_s[4] > 0.100 && sc.check_s[4] < 0.200);
+    mh_spec_note_check(&sc, 4, 11);            /* a running average, not the last */
+    CHECK(sc.check_rounds[4] > 5.5 && sc.check_rounds[4] < 11);
 }
 
 /* The first step's length (mh_spec_first_k): a draft model's is the best
  * at the prior acceptance (0.5) at the costs: 2 from the weight bytes (c =
- * 0.14), 5 when a draft round is nearly free against a check of any rows
- * (1 ms, 100 ms: k = 4, 5, 6 rate 18.63, 18.75, 18.72 a second); lookup
- * starts at n_max. */
+ * 0.14), 5 when a check of any rows takes 100 draft rounds (k = 4, 5, 6
+ * rate 1.9375 / 104, 1.969 / 105, 1.984 / 106); lookup starts at n_max. */
 static void test_first_k(void)
 {
     mh_spec_costs sc;
@@ -428,8 +428,7 @@ static void test_first_k(void)
     r.spec_c = 0.14;
     mh_spec_first_k(&sc, &r);
     CHECK_MSG(r.spec_k == 2, "%d", r.spec_k);
-    sc.draft_s = 0.001;
-    for (int n = 2; n <= 9; n++) sc.check_s[n] = 0.1;
+    for (int n = 2; n <= 9; n++) sc.check_rounds[n] = 100;
     mh_spec_first_k(&sc, &r);
     CHECK_MSG(r.spec_k == 5, "%d", r.spec_k);
     r.spec_mode = MH_SPEC_NGRAM;
@@ -438,24 +437,24 @@ static void test_first_k(void)
 }
 
 /* A lone drafted request feeds the scheduler's timings: draft rounds, and
- * checks of 2..6 rows (draft_max 5), none past. A scheduler starts from
+ * checks of 2..6 rows (draft_max 5) in draft rounds, none past. A scheduler starts from
  * the costs it is given (a previous one's) and its stats carry them. */
 static void test_costs_noted(void)
 {
     NEED_MODELS();
     mh_sched_params p;
     mh_sched_params_init(&p);
-    p.spec_costs.check_s[3] = 7.0;
+    p.spec_costs.check_rounds[3] = 7.0;
     p.spec_costs.draft_s = -1;
     mh_err err = { 0 };
     CHECK(!mh_sched_new(g_model, &p, &err) && strstr(err.msg, "costs"));
     p.spec_costs.draft_s = 0;
     p.draft = g_draft;
     mh_sched *s = mh_sched_new(g_model, &p, &err);
-    CHECK(s && s->costs.check_s[3] == 7.0);
+    CHECK(s && s->costs.check_rounds[3] == 7.0);
     mh_sched_stats st;
     mh_sched_stats_get(s, &st);
-    CHECK(st.spec_costs.check_s[3] == 7.0);
+    CHECK(st.spec_costs.check_rounds[3] == 7.0);
     mh_sched_free(s);
     s = new_sched(1, g_draft, 5);
     CHECK(s);
@@ -465,8 +464,8 @@ static void test_costs_noted(void)
     CHECK(ch && collect(ch, &res) == 0 && res.done.draft_tokens > 0);
     int seen = 0;
     for (int n = 0; n < MH_SCHED_COST_ROWS; n++) {
-        CHECK_MSG(n <= 6 || s->costs.check_s[n] == 0, "%d rows", n);
-        seen += s->costs.check_s[n] > 0;
+        CHECK_MSG(n <= 6 || s->costs.check_rounds[n] == 0, "%d rows", n);
+        seen += s->costs.check_rounds[n] > 0;
     }
     CHECK_MSG(s->costs.draft_s > 0 && seen > 0, "draft %g, %d row counts", s->costs.draft_s, seen);
     mh_sched_free(s);

@@ -28,16 +28,16 @@
 
 typedef struct mh_sched mh_sched;
 
-/* What speculative steps cost on this machine, in seconds (0: not
- * measured): one draft round, and the model's forward over one sequence
- * of n rows (2 <= n < MH_SCHED_COST_ROWS), the check of n - 1 drafts. A
- * scheduler measures them as it runs and picks a draft model's draft length
- * by them (docs/speculative.md, "Draft length"); one started with a
- * previous one's (its stats) starts warm. */
+/* What speculative steps cost on this machine (0: not measured): one
+ * draft round in seconds, and the model's forward over one sequence of n
+ * rows (2 <= n < MH_SCHED_COST_ROWS, the check of n - 1 drafts) in draft
+ * rounds of the same step. A scheduler measures them as it runs and picks
+ * a draft model's draft length by the checks (docs/speculative.md, "Draft
+ * length"); one started with a previous one's (its stats) starts warm. */
 #define MH_SCHED_COST_ROWS (MH_SCHED_MAX_DRAFT + 2)
 typedef struct mh_spec_costs {
     double draft_s;
-    double check_s[MH_SCHED_COST_ROWS];
+    double check_rounds[MH_SCHED_COST_ROWS];
 } mh_spec_costs;
 
 typedef struct mh_sched_params {

@@ -165,8 +165,8 @@ describe("speculative decoding #integration", function()
       assert.equal(false, given[1])
       assert.is_true(given[2].draft_ms > 0, "no draft round timed")
       local rows = 0
-      for n, ms in pairs(given[2].check_ms) do
-         assert.is_true(n >= 2 and n <= 5 and ms > 0, n .. " rows")
+      for n, x in pairs(given[2].check_rounds) do
+         assert.is_true(n >= 2 and n <= 5 and x > 0, n .. " rows")
          rows = rows + 1
       end
       assert.is_true(rows > 0, "no check timed")
@@ -182,17 +182,19 @@ describe("speculative decoding #integration", function()
       local m = assert(mh.load(t, { ctx = 64 }))
       local dm = assert(mh.load(d, { ctx = 64 }))
       local function new(costs) return core.new(m._h, { draft = dm._h, spec_costs = costs }) end
-      local s = new({ draft_ms = 12, check_ms = { [3] = 50, [9] = 80 } })
+      local s = new({ draft_ms = 12, check_rounds = { [3] = 5, [9] = 8.5 } })
       local c = s:stats().spec_costs
       s:close()
       assert.near(12, c.draft_ms, 1e-9)
-      assert.same({ [3] = 50, [9] = 80 }, c.check_ms)
+      assert.same({ [3] = 5, [9] = 8.5 }, c.check_rounds)
       assert.has_error(function() new({ draft_ms = -1 }) end,
-         "sched.new: spec_costs.draft_ms must be milliseconds >= 0, got -1")
-      assert.has_error(function() new({ draft_ms = 1, check_ms = { [1] = 5 } }) end,
-         "sched.new: spec_costs.check_ms is keyed by rows 2..33, got 1")
-      assert.has_error(function() new({ check_ms = 5 }) end,
-         "sched.new: spec_costs.check_ms must be a table {[rows] = ms}, got number")
+         "sched.new: spec_costs.draft_ms must be a number >= 0, got -1")
+      assert.has_error(function() new({ draft_ms = 1, check_rounds = { [1] = 5 } }) end,
+         "sched.new: spec_costs.check_rounds is keyed by rows 2..33, got 1")
+      assert.has_error(function() new({ check_rounds = 5 }) end,
+         "sched.new: spec_costs.check_rounds must be a table {[rows] = rounds}, got number")
+      assert.has_error(function() new({ check_rounds = { [4] = "x" } }) end,
+         "sched.new: spec_costs.check_rounds[rows] must be a number >= 0, got x")
       assert.has_error(function() new("fast") end,
          "sched.new: spec_costs must be a table (as stats gives it), got string")
       dm:close()
