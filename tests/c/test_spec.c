@@ -329,6 +329,18 @@ static const double *bytes_cost(double c, int n)
     return cost;
 }
 
+/* A request drafting with a model, up to n_max, whose draft reads 0.14 of
+ * the model's weight bytes (a Q4_0 draft of an F32 model). */
+static sched_req draft_req(int n_max)
+{
+    sched_req r;
+    memset(&r, 0, sizeof r);
+    r.spec_mode = MH_SPEC_DRAFT;
+    r.spec_n_max = r.spec_k = n_max;
+    r.spec_c = 0.14;
+    return r;
+}
+
 /* The draft length rule (mh_spec_best_k): the k with the most tokens per
  * unit of cost, 1 + a + ... + a^k over cost[k]. Worked by hand: at a = 0.8,
  * c = 0.19 the rates of k = 3, 4, 5 are 1.880, 1.910, 1.892. */
@@ -355,11 +367,7 @@ static void test_best_k(void)
  * draft accepted whole; lookup follows its runs (one past the accepted part). */
 static void test_next_k(void)
 {
-    sched_req r;
-    memset(&r, 0, sizeof r);
-    r.spec_mode = MH_SPEC_DRAFT;
-    r.spec_n_max = r.spec_k = 8;
-    r.spec_c = 0.14;                         /* a Q4_0 draft of an F32 model */
+    sched_req r = draft_req(8);
     for (int i = 0; i < 10; i++) mh_spec_next_k(NULL, &r, r.spec_k, r.spec_k);
     CHECK(r.spec_k == 8);
     mh_spec_next_k(NULL, &r, 8, 0);
@@ -392,11 +400,7 @@ static void test_measured_costs(void)
 {
     mh_spec_costs sc;
     memset(&sc, 0, sizeof sc);
-    sched_req r;
-    memset(&r, 0, sizeof r);
-    r.spec_mode = MH_SPEC_DRAFT;
-    r.spec_n_max = r.spec_k = 8;
-    r.spec_c = 0.14;
+    sched_req r = draft_req(8);
     r.spec_hits = 8, r.spec_tries = 10;
     mh_spec_next_k(&sc, &r, 4, 3);
     CHECK_MSG(r.spec_k == 4, "bytes prior: %d", r.spec_k);
@@ -421,11 +425,7 @@ static void test_first_k(void)
 {
     mh_spec_costs sc;
     memset(&sc, 0, sizeof sc);
-    sched_req r;
-    memset(&r, 0, sizeof r);
-    r.spec_mode = MH_SPEC_DRAFT;
-    r.spec_n_max = 8;
-    r.spec_c = 0.14;
+    sched_req r = draft_req(8);
     mh_spec_first_k(&sc, &r);
     CHECK_MSG(r.spec_k == 2, "%d", r.spec_k);
     for (int n = 2; n <= 9; n++) sc.check_rounds[n] = 100;
