@@ -85,7 +85,7 @@ $(BUILD)/tests/%: tests/c/%.c tests/c/harness.h tests/c/fixture_json.h $(LIBMH)
 	$(call say,CC,$<)
 	$(Q)$(CC) $(CFLAGS) $(MH_CFLAGS) -Itests/c -o $@ $< $(LIBMH) $(LDFLAGS) $(LDLIBS)
 
-$(BUILD)/bench/%: bench/%.c bench/kernel_util.h $(LIBMH)
+$(BUILD)/bench/%: bench/%.c bench/kernel_util.h bench/clock.h $(LIBMH)
 	@mkdir -p $(dir $@)
 	$(call say,CC,$<)
 	$(Q)$(CC) $(CFLAGS) $(MH_CFLAGS) -o $@ $< $(LIBMH) $(LDFLAGS) $(LDLIBS)

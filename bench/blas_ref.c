@@ -11,15 +11,10 @@
 #include <string.h>
 #include <time.h>
 #include <cblas.h>
+#include "clock.h"
 
 #define MAX_THREADS 64
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static float *rand_buf(size_t n, uint32_t seed)
 {
@@ -38,9 +33,9 @@ static void bench_matmul(int m, int k, int n, int reps)
     float *a = rand_buf((size_t)m * k, 1), *b = rand_buf((size_t)k * n, 2), *c = rand_buf((size_t)m * n, 3);
     double best = 1e30;
     for (int r = 0; r < reps + 1; r++) {   /* the first run warms up */
-        double t0 = now();
+        double t0 = wall_s();
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1.0f, a, k, b, n, 0.0f, c, n);
-        double dt = now() - t0;
+        double dt = wall_s() - t0;
         if (r > 0 && dt < best) best = dt;
     }
     printf("matmul_%dx%dx%d GFLOP/s %.2f\n", m, k, n, 2.0 * m * k * n / best * 1e-9);
@@ -91,7 +86,7 @@ static double run_parallel(void *(*fn)(void *), job base, size_t n, int threads)
 {
     pthread_t th[MAX_THREADS];
     job jobs[MAX_THREADS];
-    double t0 = now();
+    double t0 = wall_s();
     for (int i = 0; i < threads; i++) {
         jobs[i] = base;
         jobs[i].begin = n * (size_t)i / (size_t)threads;
@@ -100,7 +95,7 @@ static double run_parallel(void *(*fn)(void *), job base, size_t n, int threads)
     }
     fn(&jobs[0]);
     for (int i = 1; i < threads; i++) pthread_join(th[i], NULL);
-    return now() - t0;
+    return wall_s() - t0;
 }
 
 static void bench_add(size_t n, int threads, int reps)

@@ -9,24 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "clock.h"
 #include "mh/model.h"
 #include "mh/threadpool.h"
 
 enum { MAXL = 64, NM = 7, MAXT = 16, MAXTOK = 512 };   /* layers of copies: 256 MB, past any LLC */
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static double cpu_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static mh_dtype parse_type(const char *s)
 {
@@ -70,7 +57,7 @@ int main(int argc, char **argv)
     float *x = malloc(sizeof(float) * (size_t)(tmax * f)), *y = malloc(sizeof(float) * (size_t)(tmax * f));
     if (!x || !y) return 1;
     for (int64_t i = 0; i < tmax * f; i++) x[i] = (float)((i * 13) % 17 - 8) / 8.0f;
-    double (*clk)(void) = mh_threads_get() == 1 ? cpu_s : now_s;
+    double (*clk)(void) = mh_threads_get() == 1 ? process_cpu_s : wall_s;
     double best[MAXT];
     for (int i = 0; i < nt; i++) best[i] = 1e30;
     mh_err err = {0};

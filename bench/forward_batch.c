@@ -6,23 +6,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
+#include "clock.h"
 #include "mh/model.h"
 
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
+static double now_ms(void) { return wall_s() * 1e3; }
 
 /* the process's CPU ms: with MOONHUB_THREADS=1 the figure a loaded
  * machine disturbs least (time-sliced out, a wall-clock step only grows) */
-static double cpu_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
+static double cpu_ms(void) { return process_cpu_s() * 1e3; }
 
 /* best-of-3 ms per step (wall, CPU) of P one-token sequences, each on its
  * own cache */

@@ -30,9 +30,9 @@ static double bench_case(const mh_quant_traits *tr, mh_dtype t, int64_t R, int64
     double best = 1e30;
     gemm_rows(tr, n, w, w_row, R, x, x_row, T, y);   /* warm-up */
     for (int i = 0; i < reps; i++) {
-        double t0 = cpu_s();
+        double t0 = thread_cpu_s();
         gemm_rows(tr, n, w, w_row, R, x, x_row, T, y);
-        double dt = cpu_s() - t0;
+        double dt = thread_cpu_s() - t0;
         if (dt < best) best = dt;
     }
     free(w); free(x); free(y);

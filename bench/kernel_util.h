@@ -1,20 +1,13 @@
 /* kernel_util.h: what the kernel benchmarks (gemm_kernel, matvec_kernel)
- * share: thread CPU time, a fixed-seed generator and random quantized
+ * share: thread CPU time (clock.h), a fixed-seed generator and random quantized
  * weights. Header-only (static): each benchmark is one program. Layer:
  * bench; uses the engine's public quant API. */
 #ifndef MH_BENCH_KERNEL_UTIL_H
 #define MH_BENCH_KERNEL_UTIL_H
 #include <stdint.h>
 #include <stdlib.h>
-#include <time.h>
+#include "clock.h"
 #include "mh/quant.h"
-
-static double cpu_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static uint64_t g_rng = 88172645463325252ull;
 static uint32_t rnd(void)

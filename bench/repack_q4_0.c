@@ -16,26 +16,11 @@
 #include <string.h>
 #include <time.h>
 #include <sys/resource.h>
+#include "clock.h"
 #include "mh/model.h"
 #include "mh/quant.h"
 #include "mh/quant_repack.h"
 #include "mh/threadpool.h"
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-/* this thread's CPU seconds: steadier than the wall clock on a shared
- * machine (one-thread runs only) */
-static double cpu_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static void print_status(const char *what)
 {
@@ -66,9 +51,9 @@ static int rss(const char *path)
 {
     mh_model *m = NULL;
     mh_err err = {0};
-    double t0 = now_s(), c0 = proc_cpu_s();
+    double t0 = wall_s(), c0 = proc_cpu_s();
     if (mh_model_load(path, &m, &err)) return fprintf(stderr, "%s\n", err.msg), 1;
-    printf("load %.3f s (%.3f CPU s), cpu path %s, layer 0 attn_q %s\n", now_s() - t0, proc_cpu_s() - c0,
+    printf("load %.3f s (%.3f CPU s), cpu path %s, layer 0 attn_q %s\n", wall_s() - t0, proc_cpu_s() - c0,
            mh_cpu_level_name(mh_cpu_level_get()), mh_model_layer(m, 0)->wq.packed ? "packed" : "file layout");
     print_status("after load");
     mh_kv_cache *c = mh_kv_cache_new(m, 64, &err);
@@ -103,12 +88,12 @@ static int run_ab(mh_model *m, int P, int D, double *tp, double *td)
     int32_t *tok = malloc(sizeof(int32_t) * (size_t)P);
     float *logits = malloc(sizeof(float) * (size_t)V);
     for (int i = 0; i < P; i++) tok[i] = (int32_t)(1 + (i * 7919) % (V - 1));
-    double t0 = now_s();
+    double t0 = wall_s();
     int st = !c || !tok || !logits || mh_model_forward(m, c, tok, P, logits, false, &err);
-    double t1 = now_s();
+    double t1 = wall_s();
     for (int i = 0; i < D && !st; i++) st = mh_model_forward(m, c, &tok[i % P], 1, logits, false, &err);
     *tp = t1 - t0;
-    *td = now_s() - t1;
+    *td = wall_s() - t1;
     if (st) fprintf(stderr, "%s\n", err.msg);
     mh_kv_cache_free(c);
     free(tok);
@@ -141,15 +126,15 @@ static int ab(const char *path, int P, int D)
  * thread, wall-clock ones otherwise) */
 static double time_linear(const mh_weight *w, const float *x, int64_t T, float *y)
 {
-    double (*clk)(void) = mh_threads_get() == 1 ? cpu_s : now_s;
-    double best = 1e30, end = now_s() + 0.3;
+    double (*clk)(void) = mh_threads_get() == 1 ? thread_cpu_s : wall_s;
+    double best = 1e30, end = wall_s() + 0.3;
     mh_err err = {0};
     do {
         double t0 = clk();
         mh_linear(w, x, T, y, &err);
         double dt = clk() - t0;
         if (dt > 0 && dt < best) best = dt;   /* 0: below the CPU clock's tick */
-    } while (now_s() < end);
+    } while (wall_s() < end);
     return best;
 }
 
@@ -202,9 +187,9 @@ static void stream(mh_dtype t, bool pack, int64_t rows, int64_t n, int64_t T)
     mh_err err = {0};
     double best = 1e30;
     for (int rep = 0; rep < 5; rep++) {
-        double t0 = cpu_s();
+        double t0 = thread_cpu_s();
         for (int k = 0; k < NW; k++) mh_linear(&w[k], x, T, y, &err);
-        double dt = cpu_s() - t0;
+        double dt = thread_cpu_s() - t0;
         if (dt < best) best = dt;
     }
     printf("stream %s%s (%lld x %lld) x %d, T=%lld: %.1f GB per CPU second\n", mh_dtype_info(t)->name,
