@@ -189,9 +189,10 @@ void mh_spec_next_k(const mh_spec_costs *sc, sched_req *r, int nd, int acc);
  * acceptance for a draft model, n_max for lookup. */
 void mh_spec_first_k(const mh_spec_costs *sc, sched_req *r);
 /* Timings for the draft length: a one-sequence check of rows rows in this
- * step's draft rounds, and the draft rounds of a one-slot drafting step. */
+ * step's draft rounds, and the seconds of one draft round of a one-slot
+ * drafting step. */
 void mh_spec_note_check(mh_spec_costs *sc, int rows, double rounds);
-void mh_spec_note_draft(mh_spec_costs *sc, int rounds, double secs);
+void mh_spec_note_draft(mh_spec_costs *sc, double secs);
 /* Frees a slot's draft state. */
 void mh_spec_slot_free(sched_slot *sl);
 /* Uniform in [0, 1) from a request's stream. */

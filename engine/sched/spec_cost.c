@@ -6,7 +6,6 @@
  * two timings a few ms apart, so the machine's slow and fast spells, which
  * move both, cancel). docs/speculative.md.
  * Layer: engine/sched (pure C11). */
-#include <string.h>
 #include "sched_internal.h"
 
 int mh_spec_best_k(double alpha, const double *cost, int n_max)
@@ -36,9 +35,9 @@ void mh_spec_note_check(mh_spec_costs *sc, int rows, double rounds)
     if (rows >= 2 && rows < MH_SCHED_COST_ROWS && rounds > 0) note(&sc->check_rounds[rows], rounds);
 }
 
-void mh_spec_note_draft(mh_spec_costs *sc, int rounds, double secs)
+void mh_spec_note_draft(mh_spec_costs *sc, double secs)
 {
-    if (rounds > 0 && secs > 0) note(&sc->draft_s, secs / rounds);
+    if (secs > 0) note(&sc->draft_s, secs);
 }
 
 /* The check of n rows in draft rounds: measured, else between the

@@ -167,7 +167,7 @@ static void draft_model(mh_sched *s, const int *list, int *cap, int n)
         if (nr == 0) {
             if (t1 > 0 && round > 1) {
                 s->step_round_s = (mh_sched_now_ms() - t1) * 1e-3 / (round - 1);
-                mh_spec_note_draft(&s->costs, 1, s->step_round_s);
+                mh_spec_note_draft(&s->costs, s->step_round_s);
             }
             return;
         }

@@ -404,7 +404,7 @@ static void test_measured_costs(void)
     r.spec_hits = 8, r.spec_tries = 10;
     mh_spec_next_k(&sc, &r, 4, 3);
     CHECK_MSG(r.spec_k == 4, "bytes prior: %d", r.spec_k);
-    mh_spec_note_draft(&sc, 4, 4 * 0.018);    /* 18 ms a draft round */
+    mh_spec_note_draft(&sc, 0.018);           /* 18 ms a draft round */
     mh_spec_note_check(&sc, 4, 5.5);
     mh_spec_note_check(&sc, 9, 9.5);
     mh_spec_note_check(&sc, 1, 50);            /* out of range: ignored */
